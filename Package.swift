@@ -1,0 +1,46 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "sealbak",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sealbak", targets: ["SealbakCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"]), .brew(["libsodium"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // Pure Swift: byte layouts of Spec/FORMAT.md, no C, no Foundation, no I/O (fuzzable alone).
+        .target(name: "SealbakFormat", swiftSettings: strict),
+        // libsodium: AEADs, Argon2id, KDF, MAC, SHA-256, wiped key memory.
+        .target(name: "SealbakCrypto", dependencies: ["CSodium"], swiftSettings: strict),
+        // zstd and zlib, one frame at a time, bounded output.
+        .target(name: "SealbakCompression", dependencies: ["CZstd", "CZlib"], swiftSettings: strict),
+        // The codec: streaming writer/reader, parallel frames, verification, safe extraction.
+        .target(
+            name: "SealbakArchive",
+            dependencies: ["SealbakFormat", "SealbakCrypto", "SealbakCompression"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "SealbakCLI",
+            dependencies: ["SealbakArchive", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        // Regenerates Spec/vectors deterministically (scripts/gen-vectors).
+        .executableTarget(name: "SealbakVectorGen", dependencies: ["SealbakArchive"], swiftSettings: strict),
+
+        .testTarget(name: "SealbakFormatTests", dependencies: ["SealbakFormat"], swiftSettings: strict),
+        .testTarget(name: "SealbakArchiveTests", dependencies: ["SealbakArchive"], swiftSettings: strict),
+        .testTarget(name: "SealbakCLITests", dependencies: ["SealbakArchive"], swiftSettings: strict),
+    ]
+)

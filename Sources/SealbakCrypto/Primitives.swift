@@ -1,0 +1,181 @@
+internal import CSodium
+
+/// Argon2id password hashing (RFC 9106, version 0x13). Wraps `crypto_pwhash` with `ALG_ARGON2ID13`.
+package enum Argon2id {
+    package static let keyByteCount = 32
+
+    /// Derives a 32-byte key-encryption key from `password`.
+    /// - Parameters:
+    ///   - opsLimit: passes (t); memLimitBytes: memory (m × 1024).
+    /// - Throws: `CryptoError.outOfMemory` when the memory cannot be had, `.invalidParameters` outside libsodium's bounds.
+    package static func deriveKey(password: SecureBytes, passwordLength: Int, salt: [UInt8], opsLimit: UInt64, memLimitBytes: UInt64) throws(CryptoError) -> SecureBytes {
+        Sodium.ensureInitialised()
+        guard salt.count == Int(crypto_pwhash_SALTBYTES) else { throw CryptoError(.invalidParameters, "salt must be 16 bytes") }
+        guard opsLimit >= UInt64(crypto_pwhash_argon2id_OPSLIMIT_MIN), memLimitBytes >= UInt64(crypto_pwhash_argon2id_MEMLIMIT_MIN),
+              memLimitBytes <= UInt64(Int.max)
+        else { throw CryptoError(.invalidParameters, "Argon2id parameters outside libsodium's bounds") }
+        var status: Int32 = 0
+        let key = SecureBytes(count: keyByteCount) { out in
+            password.withUnsafeBytes { pw in
+                status = crypto_pwhash(
+                    out.baseAddress!, UInt64(keyByteCount),
+                    pw.baseAddress!.assumingMemoryBound(to: CChar.self), UInt64(passwordLength),
+                    salt, opsLimit, Int(memLimitBytes), crypto_pwhash_ALG_ARGON2ID13)
+            }
+        }
+        if status != 0 {
+            throw CryptoError(.outOfMemory, "Argon2id could not allocate \(memLimitBytes >> 20) MiB; lower the KDF memory or free memory")
+        }
+        return key
+    }
+}
+
+/// Subkey derivation from the master key. Wraps `crypto_kdf_derive_from_key` (BLAKE2b with salt/personal).
+package enum SubkeyDerivation {
+    /// Contexts of Spec §5 (exactly 8 bytes each).
+    package static let headerMACContext = "SBKhmac1"
+    package static let streamContext = "SBKstrm1"
+
+    package static func derive(master: SecureBytes, id: UInt64, context: String) -> SecureBytes {
+        precondition(context.utf8.count == 8 && master.count == 32)
+        let ctx = Array(context.utf8).map { CChar(bitPattern: $0) }
+        return SecureBytes(count: 32) { out in
+            master.withUnsafeBytes { mk in
+                _ = crypto_kdf_derive_from_key(out.baseAddress!, 32, id, ctx, mk.baseAddress!)
+            }
+        }
+    }
+}
+
+/// Keyed BLAKE2b-256 (the header MAC of Spec §3.3). Wraps `crypto_generichash`.
+package enum Blake2bMAC {
+    package static func mac(key: SecureBytes, message: [UInt8]) -> [UInt8] {
+        Sodium.ensureInitialised()
+        var out = [UInt8](repeating: 0, count: 32)
+        key.withUnsafeBytes { k in
+            _ = crypto_generichash(&out, 32, message, UInt64(message.count), k.baseAddress!, k.count)
+        }
+        return out
+    }
+}
+
+/// Streaming SHA-256 (FIPS 180-4). Wraps `crypto_hash_sha256_*`.
+package struct SHA256Hasher: ~Copyable {
+    private let state: UnsafeMutablePointer<crypto_hash_sha256_state>
+
+    package init() {
+        Sodium.ensureInitialised()
+        state = .allocate(capacity: 1)
+        crypto_hash_sha256_init(state)
+    }
+
+    deinit { state.deallocate() }
+
+    package mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        if bytes.count > 0 {
+            crypto_hash_sha256_update(state, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count))
+        }
+    }
+
+    package mutating func update(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { update($0) }
+    }
+
+    package consuming func finalize() -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        crypto_hash_sha256_final(state, &out)
+        return out
+    }
+
+    package static func hash(_ bytes: [UInt8]) -> [UInt8] {
+        var h = SHA256Hasher()
+        h.update(bytes)
+        return h.finalize()
+    }
+}
+
+/// The AEAD of a cipher suite (Spec §3.1, §6.3), with a 32-byte key and a 16-byte tag appended.
+package struct AEAD: Sendable {
+    package enum Algorithm: Sendable {
+        /// Wraps `crypto_aead_xchacha20poly1305_ietf_*` (24-byte nonce).
+        case xchacha20poly1305
+        /// Wraps `crypto_aead_aes256gcm_*` (12-byte nonce); needs `Sodium.aes256gcmAvailable`.
+        case aes256gcm
+    }
+
+    package let algorithm: Algorithm
+    package static let tagByteCount = 16
+
+    package init(_ algorithm: Algorithm) throws(CryptoError) {
+        Sodium.ensureInitialised()
+        if algorithm == .aes256gcm && !Sodium.aes256gcmAvailable {
+            throw CryptoError(.unavailable, "AES-256-GCM needs a CPU with AES-NI and PCLMUL, which this machine lacks; use XChaCha20-Poly1305")
+        }
+        self.algorithm = algorithm
+    }
+
+    package var nonceByteCount: Int { algorithm == .aes256gcm ? 12 : 24 }
+
+    /// Encrypts `plaintext` into `output` (which must hold plaintext.count + 16 bytes).
+    package func seal(
+        key: SecureBytes, nonce: [UInt8], associatedData: [UInt8],
+        plaintext: UnsafeRawBufferPointer, output: UnsafeMutableRawBufferPointer
+    ) {
+        precondition(nonce.count == nonceByteCount && output.count >= plaintext.count + AEAD.tagByteCount)
+        var outLength: UInt64 = 0
+        let m = plaintext.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        let c = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        key.withUnsafeBytes { k in
+            let kp = k.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            switch algorithm {
+            case .xchacha20poly1305:
+                _ = crypto_aead_xchacha20poly1305_ietf_encrypt(c, &outLength, m, UInt64(plaintext.count), associatedData, UInt64(associatedData.count), nil, nonce, kp)
+            case .aes256gcm:
+                _ = crypto_aead_aes256gcm_encrypt(c, &outLength, m, UInt64(plaintext.count), associatedData, UInt64(associatedData.count), nil, nonce, kp)
+            }
+        }
+    }
+
+    /// Verifies and decrypts `ciphertext` (tag included) into `output` (ciphertext.count - 16 bytes).
+    /// Nothing is released when the tag does not verify: libsodium writes no plaintext then.
+    package func open(
+        key: SecureBytes, nonce: [UInt8], associatedData: [UInt8],
+        ciphertext: UnsafeRawBufferPointer, output: UnsafeMutableRawBufferPointer
+    ) throws(CryptoError) {
+        precondition(nonce.count == nonceByteCount && ciphertext.count >= AEAD.tagByteCount)
+        precondition(output.count >= ciphertext.count - AEAD.tagByteCount)
+        var outLength: UInt64 = 0
+        let c = ciphertext.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        let m = output.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        let status: Int32 = key.withUnsafeBytes { k in
+            let kp = k.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            switch algorithm {
+            case .xchacha20poly1305:
+                return crypto_aead_xchacha20poly1305_ietf_decrypt(m, &outLength, nil, c, UInt64(ciphertext.count), associatedData, UInt64(associatedData.count), nonce, kp)
+            case .aes256gcm:
+                return crypto_aead_aes256gcm_decrypt(m, &outLength, nil, c, UInt64(ciphertext.count), associatedData, UInt64(associatedData.count), nonce, kp)
+            }
+        }
+        if status != 0 { throw CryptoError.authenticationFailed }
+    }
+
+    /// Convenience over arrays.
+    package func seal(key: SecureBytes, nonce: [UInt8], associatedData: [UInt8], plaintext: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: plaintext.count + AEAD.tagByteCount)
+        plaintext.withUnsafeBytes { p in out.withUnsafeMutableBytes { o in seal(key: key, nonce: nonce, associatedData: associatedData, plaintext: p, output: o) } }
+        return out
+    }
+
+    /// Convenience over arrays; the plaintext lands in guarded memory.
+    package func openSecret(key: SecureBytes, nonce: [UInt8], associatedData: [UInt8], ciphertext: [UInt8]) throws(CryptoError) -> SecureBytes {
+        guard ciphertext.count > AEAD.tagByteCount else { throw CryptoError.authenticationFailed }
+        var failure: CryptoError?
+        let secret = SecureBytes(count: ciphertext.count - AEAD.tagByteCount) { out in
+            ciphertext.withUnsafeBytes { c in
+                do throws(CryptoError) { try open(key: key, nonce: nonce, associatedData: associatedData, ciphertext: c, output: out) } catch { failure = error }
+            }
+        }
+        if let failure { throw failure }
+        return secret
+    }
+}

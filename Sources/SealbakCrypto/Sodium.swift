@@ -1,0 +1,155 @@
+internal import CSodium
+import Synchronization
+
+/// Errors of the crypto layer. Authentication failures are deliberately uninformative.
+package struct CryptoError: Error, Hashable, Sendable, CustomStringConvertible {
+    package enum Code: Hashable, Sendable {
+        case authenticationFailed
+        case unavailable
+        case outOfMemory
+        case invalidParameters
+    }
+
+    package var code: Code
+    package var message: String
+
+    package init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    package var description: String { message }
+
+    package static let authenticationFailed = CryptoError(.authenticationFailed, "authentication failed")
+}
+
+/// libsodium's one-time initialisation.
+package enum Sodium {
+    private static let initialised: Bool = sodium_init() >= 0
+
+    /// Ensures `sodium_init()` ran; traps if libsodium cannot initialise (no entropy source).
+    package static func ensureInitialised() {
+        precondition(initialised, "libsodium failed to initialise")
+    }
+
+    /// Whether AES-256-GCM can run here (needs AES-NI and PCLMUL). Wraps `crypto_aead_aes256gcm_is_available`.
+    package static var aes256gcmAvailable: Bool {
+        ensureInitialised()
+        return crypto_aead_aes256gcm_is_available() == 1
+    }
+
+    /// Constant-time equality. Wraps `sodium_memcmp`.
+    package static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        return sodium_memcmp(a, b, a.count) == 0
+    }
+}
+
+/// Secret bytes in guarded memory (`sodium_malloc`): wiped and freed when the last reference goes.
+///
+/// Immutable after construction and therefore safe to share between worker threads. The memory is locked
+/// against swapping by `sodium_malloc` where the system allows it, and excluded from core dumps.
+package final class SecureBytes: @unchecked Sendable {
+    private let pointer: UnsafeMutableRawPointer
+    package let count: Int
+
+    /// Test hook: called with the memory right after it is wiped and right before it is freed.
+    package static let wipeObserver = Mutex<(@Sendable (UnsafeRawBufferPointer) -> Void)?>(nil)
+
+    /// Allocates `count` bytes and lets `initialize` fill them.
+    package init(count: Int, initialize: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows {
+        Sodium.ensureInitialised()
+        precondition(count > 0)
+        guard let p = sodium_malloc(count) else { fatalError("sodium_malloc(\(count)) failed: out of memory") }
+        self.pointer = p
+        self.count = count
+        do {
+            try initialize(UnsafeMutableRawBufferPointer(start: p, count: count))
+        } catch {
+            sodium_memzero(p, count)
+            sodium_free(p)
+            throw error
+        }
+    }
+
+    /// Copies `bytes` into guarded memory. The caller should wipe its own copy.
+    package convenience init(copying bytes: [UInt8]) {
+        self.init(count: max(bytes.count, 1)) { buf in
+            buf.initializeMemory(as: UInt8.self, repeating: 0)
+            if !bytes.isEmpty { buf.copyMemory(from: UnsafeRawBufferPointer(start: bytes.withUnsafeBytes { $0.baseAddress }, count: bytes.count)) }
+        }
+    }
+
+    /// Random secret bytes.
+    package convenience init(random count: Int, source: any RandomSource = SystemRandom()) {
+        self.init(count: count) { source.fill($0) }
+    }
+
+    deinit {
+        sodium_memzero(pointer, count)
+        if let observer = SecureBytes.wipeObserver.withLock({ $0 }) {
+            observer(UnsafeRawBufferPointer(start: pointer, count: count))
+        }
+        sodium_free(pointer)
+    }
+
+    package func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: pointer, count: count))
+    }
+
+    package var address: UnsafeRawPointer { UnsafeRawPointer(pointer) }
+
+    /// Constant-time comparison with another secret.
+    package func isEqual(to other: SecureBytes) -> Bool {
+        count == other.count && sodium_memcmp(pointer, other.pointer, count) == 0
+    }
+}
+
+/// Wipes a byte array in place (for transient copies that could not live in guarded memory).
+package func wipe(_ bytes: inout [UInt8]) {
+    let n = bytes.count
+    bytes.withUnsafeMutableBytes { sodium_memzero($0.baseAddress, n) }
+    bytes.removeAll()
+}
+
+/// Where random bytes come from. The system source is the default; a seeded source exists for test vectors.
+package protocol RandomSource: Sendable {
+    func fill(_ buffer: UnsafeMutableRawBufferPointer)
+}
+
+extension RandomSource {
+    package func bytes(_ count: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        out.withUnsafeMutableBytes { fill($0) }
+        return out
+    }
+}
+
+/// The operating system's CSPRNG. Wraps `randombytes_buf`.
+package struct SystemRandom: RandomSource {
+    package init() { Sodium.ensureInitialised() }
+    package func fill(_ buffer: UnsafeMutableRawBufferPointer) {
+        if buffer.count > 0 { randombytes_buf(buffer.baseAddress!, buffer.count) }
+    }
+}
+
+/// A deterministic source for reproducible test vectors only: block i = ChaCha20(seed, nonce i).
+/// Wraps `randombytes_buf_deterministic`. Never used by the command line.
+package final class SeededRandom: RandomSource, @unchecked Sendable {
+    private let seed: [UInt8]
+    private let counter = Mutex<UInt64>(0)
+
+    package init(seed: [UInt8]) {
+        Sodium.ensureInitialised()
+        precondition(seed.count == 32)
+        self.seed = seed
+    }
+
+    package func fill(_ buffer: UnsafeMutableRawBufferPointer) {
+        let n = counter.withLock { c -> UInt64 in c += 1; return c }
+        var blockSeed = [UInt8](repeating: 0, count: 32)
+        var input = seed + (0..<8).map { UInt8(truncatingIfNeeded: n >> (8 * UInt64($0))) }
+        crypto_generichash(&blockSeed, 32, &input, UInt64(input.count), nil, 0)
+        if buffer.count > 0 { randombytes_buf_deterministic(buffer.baseAddress!, buffer.count, blockSeed) }
+    }
+}

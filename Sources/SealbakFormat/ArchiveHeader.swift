@@ -1,0 +1,270 @@
+/// Key-slot types (Spec §4).
+package enum KeySlotType: UInt8, Sendable {
+    /// A password stretched with Argon2id wraps the master key (Spec §4.2).
+    case password = 1
+}
+
+/// Argon2id parameters stored in a password slot (Spec §4.2).
+package struct KDFParameters: Hashable, Sendable {
+    package var opsLimit: UInt32
+    package var memLimitKiB: UInt32
+    package var parallelism: UInt8
+
+    package init(opsLimit: UInt32, memLimitKiB: UInt32, parallelism: UInt8 = 1) {
+        self.opsLimit = opsLimit
+        self.memLimitKiB = memLimitKiB
+        self.parallelism = parallelism
+    }
+
+    package var memLimitBytes: UInt64 { UInt64(memLimitKiB) * 1024 }
+}
+
+/// One key slot: a way to recover the archive's master key (Spec §4.1).
+package struct KeySlot: Hashable, Sendable {
+    package enum Body: Hashable, Sendable {
+        /// Spec §4.2.
+        case password(kdf: KDFParameters, salt: [UInt8], nonce: [UInt8], wrappedKey: [UInt8])
+        /// A slot type this reader does not implement; kept verbatim so the header MAC and re-encoding still hold.
+        case unknown(type: UInt8, body: [UInt8])
+    }
+
+    package var id: UInt16
+    package var createdUnix: UInt64
+    package var label: String
+    package var body: Body
+
+    package init(id: UInt16, createdUnix: UInt64, label: String, body: Body) {
+        self.id = id
+        self.createdUnix = createdUnix
+        self.label = label
+        self.body = body
+    }
+
+    package var typeCode: UInt8 {
+        switch body {
+        case .password: KeySlotType.password.rawValue
+        case .unknown(let t, _): t
+        }
+    }
+
+    package static let passwordBodyByteCount = 4 + 4 + 1 + 16 + 24 + 48
+    package static let saltByteCount = 16
+    package static let wrapNonceByteCount = 24
+    package static let wrappedKeyByteCount = 48
+
+    /// The associated data that binds a wrapped master key to its archive and slot (Spec §4.2).
+    package func wrapAssociatedData(archiveID: [UInt8]) -> [UInt8] {
+        var w = ByteWriter()
+        w.write(bytes: Array("SBK1slot".utf8))
+        w.write(bytes: archiveID)
+        w.write(id)
+        w.write(typeCode)
+        if case .password(let kdf, let salt, _, _) = body {
+            w.write(kdf.opsLimit)
+            w.write(kdf.memLimitKiB)
+            w.write(kdf.parallelism)
+            w.write(bytes: salt)
+        }
+        return w.bytes
+    }
+}
+
+/// The cleartext header (Spec §3): everything a reader learns before it has a key.
+package struct ArchiveHeader: Hashable, Sendable {
+    package var cipherSuite: CipherSuite
+    package var frameSizeLog2: UInt8
+    package var archiveID: [UInt8]
+    package var createdUnix: UInt64
+    package var slots: [KeySlot]
+    /// The 32-byte MAC that closes the header (Spec §3.3). Zero-filled until sealed.
+    package var mac: [UInt8]
+
+    package init(
+        cipherSuite: CipherSuite,
+        frameSizeLog2: UInt8,
+        archiveID: [UInt8],
+        createdUnix: UInt64,
+        slots: [KeySlot],
+        mac: [UInt8] = [UInt8](repeating: 0, count: FormatV1.headerMACByteCount)
+    ) {
+        self.cipherSuite = cipherSuite
+        self.frameSizeLog2 = frameSizeLog2
+        self.archiveID = archiveID
+        self.createdUnix = createdUnix
+        self.slots = slots
+        self.mac = mac
+    }
+
+    package var frameSize: Int { 1 << Int(frameSizeLog2) }
+
+    /// Encoded length of the whole header, MAC included.
+    package var byteCount: Int { encodedWithoutMAC().count + FormatV1.headerMACByteCount }
+
+    /// The bytes the header MAC covers: offset 0 up to the MAC (Spec §3.3).
+    package func encodedWithoutMAC() -> [UInt8] {
+        var slotBytes = ByteWriter()
+        for slot in slots {
+            slotBytes.write(slot.typeCode)
+            slotBytes.write(UInt8(0))
+            slotBytes.write(slot.id)
+            slotBytes.write(slot.createdUnix)
+            let label = Array(slot.label.utf8)
+            slotBytes.write(UInt8(truncatingIfNeeded: label.count))
+            slotBytes.write(bytes: label)
+            let body: [UInt8]
+            switch slot.body {
+            case .password(let kdf, let salt, let nonce, let wrapped):
+                var b = ByteWriter(capacity: KeySlot.passwordBodyByteCount)
+                b.write(kdf.opsLimit)
+                b.write(kdf.memLimitKiB)
+                b.write(kdf.parallelism)
+                b.write(bytes: salt)
+                b.write(bytes: nonce)
+                b.write(bytes: wrapped)
+                body = b.bytes
+            case .unknown(_, let raw):
+                body = raw
+            }
+            slotBytes.write(UInt16(truncatingIfNeeded: body.count))
+            slotBytes.write(bytes: body)
+        }
+        let total = FormatV1.fixedHeaderByteCount + slotBytes.bytes.count + FormatV1.headerMACByteCount
+        var w = ByteWriter(capacity: total)
+        w.write(bytes: FormatV1.magic)
+        w.write(FormatV1.version)
+        w.write(UInt16(truncatingIfNeeded: total))
+        w.write(UInt16(0))
+        w.write(cipherSuite.rawValue)
+        w.write(frameSizeLog2)
+        w.write(bytes: archiveID)
+        w.write(createdUnix)
+        w.write(UInt8(truncatingIfNeeded: slots.count))
+        w.write(bytes: slotBytes.bytes)
+        return w.bytes
+    }
+
+    /// The complete header bytes, MAC included.
+    package func encoded() -> [UInt8] { encodedWithoutMAC() + mac }
+
+    /// Checks the writer-side limits that `parse` enforces, so a writer never emits what a reader rejects.
+    package func validate() throws(FormatError) {
+        let bytes = encoded()
+        let parsed = try ArchiveHeader.parse(bytes)
+        if parsed != self { throw FormatError(.header, "header does not round-trip") }
+    }
+
+    /// Reads the header length from the first 12 bytes, or nil when fewer are available.
+    ///
+    /// - Throws: a `.header` error for a wrong magic, a `.version` error for a newer version.
+    package static func declaredLength(prefix: [UInt8]) throws(FormatError) -> Int? {
+        if prefix.count < 12 {
+            if !prefix.isEmpty && !FormatV1.magic.starts(with: prefix.prefix(8)) {
+                throw FormatError(.header, "not a sealbak archive (bad magic)", offset: 0)
+            }
+            return nil
+        }
+        var r = ByteReader(prefix, range: 0..<12, errorClass: .truncated)
+        let magic = try r.readBytes(8, "magic")
+        if magic != FormatV1.magic {
+            throw FormatError(.header, "not a sealbak archive (bad magic)", offset: 0)
+        }
+        let version = try r.readUInt16("version")
+        if version == 0 {
+            throw FormatError(.header, "invalid format version 0", offset: 8)
+        }
+        if version > FormatV1.version {
+            throw FormatError(
+                .version,
+                "archive format version \(version) was made by a newer sealbak; this sealbak reads version \(FormatV1.version). Upgrade sealbak to read it",
+                offset: 8
+            )
+        }
+        let length = Int(try r.readUInt16("header length"))
+        let minimum = FormatV1.fixedHeaderByteCount + FormatV1.headerMACByteCount
+        if length < minimum {
+            throw FormatError(.header, "header length \(length) is below the minimum \(minimum)", offset: 10)
+        }
+        return length
+    }
+
+    /// Parses exactly one header; `bytes` must hold the header and nothing else (Spec §3).
+    package static func parse(_ bytes: [UInt8]) throws(FormatError) -> ArchiveHeader {
+        guard let length = try declaredLength(prefix: Array(bytes.prefix(12))) else {
+            throw FormatError(.truncated, "archive ends inside the header", offset: UInt64(bytes.count))
+        }
+        if bytes.count < length {
+            throw FormatError(.truncated, "archive ends inside the header (\(bytes.count) of \(length) bytes)", offset: UInt64(bytes.count))
+        }
+        if bytes.count > length {
+            throw FormatError(.header, "header is followed by unexpected bytes", offset: UInt64(length))
+        }
+        var r = ByteReader(bytes, range: 12..<(length - FormatV1.headerMACByteCount), errorClass: .header)
+        let flags = try r.readUInt16("header flags")
+        if flags != 0 { throw FormatError(.header, "reserved header flags are set (\(flags))", offset: 12) }
+        let suiteOffset = UInt64(r.offset)
+        let suiteRaw = try r.readUInt8("cipher suite")
+        guard let suite = CipherSuite(rawValue: suiteRaw) else {
+            throw FormatError(.header, "unknown cipher suite \(suiteRaw)", offset: suiteOffset)
+        }
+        let fsOffset = UInt64(r.offset)
+        let fsLog2 = try r.readUInt8("frame size")
+        guard (FormatV1.minFrameSizeLog2...FormatV1.maxFrameSizeLog2).contains(fsLog2) else {
+            throw FormatError(.header, "frame size 2^\(fsLog2) is outside 2^12...2^24", offset: fsOffset)
+        }
+        let archiveID = try r.readBytes(FormatV1.archiveIDByteCount, "archive id")
+        let created = try r.readUInt64("creation time")
+        let countOffset = UInt64(r.offset)
+        let slotCount = Int(try r.readUInt8("slot count"))
+        guard (FormatV1.minSlotCount...FormatV1.maxSlotCount).contains(slotCount) else {
+            throw FormatError(.header, "slot count \(slotCount) is outside 1...32", offset: countOffset)
+        }
+        var slots: [KeySlot] = []
+        var lastID: UInt16 = 0
+        for _ in 0..<slotCount {
+            let slotOffset = UInt64(r.offset)
+            let type = try r.readUInt8("slot type")
+            let slotFlags = try r.readUInt8("slot flags")
+            if slotFlags != 0 { throw FormatError(.header, "reserved slot flags are set", offset: slotOffset + 1) }
+            let id = try r.readUInt16("slot id")
+            if id <= lastID {
+                throw FormatError(.header, "slot ids must be non-zero and strictly increasing (found \(id) after \(lastID))", offset: slotOffset + 2)
+            }
+            lastID = id
+            let created = try r.readUInt64("slot creation time")
+            let labelLength = Int(try r.readUInt8("slot label length"))
+            if labelLength > FormatV1.maxLabelByteCount {
+                throw FormatError(.header, "slot label of \(labelLength) bytes exceeds \(FormatV1.maxLabelByteCount)", offset: slotOffset + 12)
+            }
+            let label = try r.readUTF8(labelLength, "slot label", errorClass: .header)
+            let bodyOffset = UInt64(r.offset)
+            let bodyLength = Int(try r.readUInt16("slot body length"))
+            let body: KeySlot.Body
+            switch KeySlotType(rawValue: type) {
+            case .password:
+                if bodyLength != KeySlot.passwordBodyByteCount {
+                    throw FormatError(.header, "password slot body is \(bodyLength) bytes, expected \(KeySlot.passwordBodyByteCount)", offset: bodyOffset)
+                }
+                let ops = try r.readUInt32("opslimit")
+                let mem = try r.readUInt32("memlimit")
+                let par = try r.readUInt8("parallelism")
+                if ops < FormatV1.minOpsLimit || mem < FormatV1.minMemLimitKiB {
+                    throw FormatError(.header, "Argon2id parameters below the minimum (opslimit \(ops), memlimit \(mem) KiB)", offset: bodyOffset + 2)
+                }
+                if par != 1 {
+                    throw FormatError(.header, "Argon2id parallelism \(par) is not supported (must be 1)", offset: bodyOffset + 10)
+                }
+                let salt = try r.readBytes(KeySlot.saltByteCount, "salt")
+                let nonce = try r.readBytes(KeySlot.wrapNonceByteCount, "wrap nonce")
+                let wrapped = try r.readBytes(KeySlot.wrappedKeyByteCount, "wrapped key")
+                body = .password(kdf: KDFParameters(opsLimit: ops, memLimitKiB: mem, parallelism: par), salt: salt, nonce: nonce, wrappedKey: wrapped)
+            case nil:
+                if type == 0 { throw FormatError(.header, "slot type 0 is invalid", offset: slotOffset) }
+                body = .unknown(type: type, body: try r.readBytes(bodyLength, "slot body"))
+            }
+            slots.append(KeySlot(id: id, createdUnix: created, label: label, body: body))
+        }
+        try r.expectEnd("the last key slot", errorClass: .header)
+        let mac = Array(bytes[(length - FormatV1.headerMACByteCount)..<length])
+        return ArchiveHeader(cipherSuite: suite, frameSizeLog2: fsLog2, archiveID: archiveID, createdUnix: created, slots: slots, mac: mac)
+    }
+}

@@ -1,0 +1,76 @@
+/// Constants and hard limits of format version 1 (Spec §2, §10).
+package enum FormatV1 {
+    /// `89 53 42 4B 0D 0A 1A 0A`: "\x89SBK\r\n\x1a\n" (detects text-mode and 7-bit transfers like PNG's).
+    package static let magic: [UInt8] = [0x89, 0x53, 0x42, 0x4B, 0x0D, 0x0A, 0x1A, 0x0A]
+    package static let version: UInt16 = 1
+    /// Bytes of the fixed part of the header, before the key slots.
+    package static let fixedHeaderByteCount = 41
+    package static let headerMACByteCount = 32
+    package static let maxHeaderByteCount = 65_535
+    package static let archiveIDByteCount = 16
+    package static let minSlotCount = 1
+    package static let maxSlotCount = 32
+    package static let maxLabelByteCount = 64
+    package static let minFrameSizeLog2: UInt8 = 12
+    package static let maxFrameSizeLog2: UInt8 = 24
+    package static let defaultFrameSizeLog2: UInt8 = 20
+
+    /// Frame header: one little-endian UInt32 (Spec §6.1).
+    package static let frameHeaderByteCount = 4
+    /// Codec byte + raw length (Spec §6.2).
+    package static let framePrefixByteCount = 5
+    package static let tagByteCount = 16
+    /// Frame indices are below 2^32 (Spec §6.3).
+    package static let maxFramesPerStream: UInt64 = 1 << 32
+
+    package static let maxEntryCount: UInt32 = 1 << 24
+    package static let maxNameByteCount = 4096
+    package static let maxLinkByteCount = 4096
+    package static let maxMetadataPairs = 1024
+    package static let maxMetadataKeyByteCount = 128
+    package static let maxMetadataValueByteCount = 1 << 20
+    /// Decoded manifest plaintext cap (Spec §7).
+    package static let maxManifestByteCount: UInt64 = 256 << 20
+    /// Decoded trailer plaintext cap: fixed part + 56 bytes per entry.
+    package static var maxTrailerByteCount: UInt64 { UInt64(trailerFixedByteCount) + UInt64(maxEntryCount) * 56 }
+    package static let trailerFixedByteCount = 4 + 16 + 8 + 8 + 8 + 8
+    package static let footerByteCount = 24
+    package static let footerMagic: [UInt8] = Array("SBKFOOT1".utf8)
+    package static let trailerEndMagic: [UInt8] = Array("SBKEND01".utf8)
+
+    /// Stream identifiers of Spec §5.
+    package static let manifestStreamID: UInt32 = 0xFFFF_FFFE
+    package static let trailerStreamID: UInt32 = 0xFFFF_FFFF
+
+    /// Argon2id bounds a writer may use (libsodium's minimum; Spec §4.2).
+    package static let minOpsLimit: UInt32 = 1
+    package static let minMemLimitKiB: UInt32 = 8
+}
+
+/// Cipher suites (Spec §3.1).
+package enum CipherSuite: UInt8, Sendable, CaseIterable {
+    case xchacha20poly1305 = 1
+    case aes256gcm = 2
+
+    package var name: String {
+        switch self {
+        case .xchacha20poly1305: "XChaCha20-Poly1305"
+        case .aes256gcm: "AES-256-GCM"
+        }
+    }
+}
+
+/// Per-frame compression codecs (Spec §6.2).
+package enum CompressionCodec: UInt8, Sendable, CaseIterable {
+    case stored = 0
+    case zstd = 1
+    case zlib = 2
+
+    package var name: String {
+        switch self {
+        case .stored: "stored"
+        case .zstd: "zstd"
+        case .zlib: "zlib"
+        }
+    }
+}
