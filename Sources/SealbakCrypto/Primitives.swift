@@ -60,7 +60,7 @@ package enum Blake2bMAC {
 }
 
 /// Streaming SHA-256 (FIPS 180-4). Wraps `crypto_hash_sha256_*`.
-package struct SHA256Hasher: ~Copyable {
+package final class SHA256Hasher {
     private let state: UnsafeMutablePointer<crypto_hash_sha256_state>
 
     package init() {
@@ -71,24 +71,25 @@ package struct SHA256Hasher: ~Copyable {
 
     deinit { state.deallocate() }
 
-    package mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    package func update(_ bytes: UnsafeRawBufferPointer) {
         if bytes.count > 0 {
             crypto_hash_sha256_update(state, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count))
         }
     }
 
-    package mutating func update(_ bytes: [UInt8]) {
+    package func update(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { update($0) }
     }
 
-    package consuming func finalize() -> [UInt8] {
+    /// Call once; the hasher is spent afterwards.
+    package func finalize() -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         crypto_hash_sha256_final(state, &out)
         return out
     }
 
     package static func hash(_ bytes: [UInt8]) -> [UInt8] {
-        var h = SHA256Hasher()
+        let h = SHA256Hasher()
         h.update(bytes)
         return h.finalize()
     }

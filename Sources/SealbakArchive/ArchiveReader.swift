@@ -1,0 +1,376 @@
+import Foundation
+import SealbakCompression
+import SealbakCrypto
+import SealbakFormat
+
+/// Receives verified entry data in archive order. Calls are serialized.
+package protocol EntrySink: AnyObject {
+    /// Whether the data of entry `index` is wanted (unwanted streams are skipped without decrypting).
+    func wants(_ index: Int) -> Bool
+    func begin(_ index: Int) throws
+    /// Plaintext of one verified frame.
+    func write(_ index: Int, _ bytes: [UInt8]) throws
+    /// The entry's last frame verified; `sha256` is of its whole plaintext. When the trailer is already known
+    /// (seekable input) the reader has already compared size and checksum with it.
+    func end(_ index: Int, size: UInt64, sha256: [UInt8]) throws
+}
+
+/// Options for reading.
+package struct ReadOptions: Sendable {
+    package var limits = KDFLimits.default
+    package var threads = ProcessInfo.processInfo.activeProcessorCount
+    package init() {}
+
+    var maxInFlight: Int { max(2, 4 * max(1, threads)) }
+}
+
+/// Reads an archive either front to back (pipes, `verify`, full `unpack`) or through the footer's index
+/// (`list`, `unpack --only` on a file). Every byte released to a sink has been authenticated.
+package final class ArchiveReader: @unchecked Sendable {
+    package let input: InputFile
+    package let header: ArchiveHeader
+    package private(set) var manifest = Manifest()
+    package let unlockedSlot: KeySlot
+    private let master: MasterKey
+    private let codec: FrameCodec
+    private let options: ReadOptions
+    private let decompressors = Pool { FrameDecompressor() }
+    private let name: String
+    /// Known once `loadIndex()` ran or a sequential pass reached the trailer.
+    package private(set) var trailer: Trailer?
+    private var manifestLength: UInt64 = 0
+
+    /// Reads and authenticates the header with `passphrase`, then reads and decodes the manifest.
+    package init(input: InputFile, passphrase: Passphrase, options: ReadOptions = ReadOptions()) throws {
+        self.input = input
+        self.options = options
+        name = input.path
+        header = try ArchiveReader.readHeader(input)
+        (master, unlockedSlot) = try KeySlots.unlock(header: header, passphrase: passphrase, limits: options.limits, archive: name)
+        codec = try FrameCodec(suite: header.cipherSuite, archiveID: header.archiveID, frameSize: header.frameSize)
+        let start = input.position
+        var bytes: [UInt8] = []
+        let manifestName = name
+        try readStreamSequential(streamID: FormatV1.manifestStreamID, context: "the manifest") { raw, _ in
+            if UInt64(bytes.count + raw.count) > FormatV1.maxManifestByteCount {
+                throw SealbakError.format(FormatError(.payload, "manifest exceeds \(FormatV1.maxManifestByteCount) bytes"), archive: manifestName)
+            }
+            bytes.append(contentsOf: raw)
+        }
+        manifestLength = input.position - start
+        do throws(FormatError) { manifest = try Manifest.parse(bytes) } catch {
+            throw SealbakError.format(error, archive: name, context: "the manifest")
+        }
+        bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+    }
+
+    /// Reads and parses only the cleartext header (no password; `sealbak inspect`).
+    package static func readHeader(_ input: InputFile) throws -> ArchiveHeader {
+        let name = input.path
+        let prefix = try input.read(upTo: 12)
+        let declared: Int?
+        do throws(FormatError) { declared = try ArchiveHeader.declaredLength(prefix: prefix) } catch {
+            throw SealbakError.format(error, archive: name)
+        }
+        guard let length = declared else {
+            if prefix.isEmpty { throw SealbakError.format(FormatError(.truncated, "the file is empty", offset: 0), archive: name) }
+            throw SealbakError.format(FormatError(.truncated, "archive ends inside the header", offset: UInt64(prefix.count)), archive: name)
+        }
+        let rest = try input.read(upTo: length - 12)
+        do throws(FormatError) { return try ArchiveHeader.parse(prefix + rest) } catch {
+            throw SealbakError.format(error, archive: name)
+        }
+    }
+
+    // MARK: Sequential reading
+
+    /// Reads every remaining stream in order, hands wanted entries to `sink`, then checks the trailer and
+    /// footer against what was read and that nothing follows. Returns the verified trailer.
+    @discardableResult
+    package func readAll(into sink: any EntrySink) throws -> Trailer {
+        struct Observed { var offset: UInt64; var length: UInt64; var size: UInt64?; var sha256: [UInt8]? }
+        var observed: [Observed] = []
+        let state = DeliveryState()
+        let pipeline = OrderedPipeline<(Int, [UInt8], Bool)>(maxInFlight: options.maxInFlight) { [unowned self] (index, raw, isLast) in
+            if state.hasher == nil {
+                try sink.begin(index)
+                state.hasher = SHA256Hasher()
+                state.size = 0
+            }
+            state.hasher!.update(raw)
+            state.size += UInt64(raw.count)
+            if !raw.isEmpty { try sink.write(index, raw) }
+            if isLast {
+                let sha = state.hasher!.finalize()
+                state.hasher = nil
+                state.results[index] = (state.size, sha)
+                try self.checkAgainstTrailer(index, size: state.size, sha256: sha)
+                try sink.end(index, size: state.size, sha256: sha)
+            }
+        }
+        do {
+            for index in manifest.entries.indices {
+                let start = input.position
+                if sink.wants(index) {
+                    let key = master.streamKey(UInt32(index))
+                    let codec = self.codec, decompressors = self.decompressors
+                    try forEachFrame(streamID: UInt32(index), context: entryContext(index)) { frameIndex, isLast, ciphertext in
+                        let context = self.entryContext(index), name = self.name
+                        try pipeline.submit {
+                            do throws(FormatError) {
+                                let raw = try decompressors.with { d throws(FormatError) in
+                                    try codec.open(key: key, streamID: UInt32(index), frameIndex: frameIndex, isLast: isLast, ciphertext: ciphertext, decompressor: d)
+                                }
+                                return (index, raw, isLast)
+                            } catch {
+                                throw SealbakError.format(error.shifted(by: 0), archive: name, context: context)
+                            }
+                        }
+                    }
+                } else {
+                    try forEachFrame(streamID: UInt32(index), context: entryContext(index), decrypt: false) { _, _, _ in }
+                }
+                observed.append(Observed(offset: start, length: input.position - start))
+            }
+            try pipeline.finish()
+        } catch {
+            pipeline.drain()
+            throw error
+        }
+        for (i, r) in state.results { observed[i].size = r.0; observed[i].sha256 = r.1 }
+
+        let trailerOffset = input.position
+        let trailer = try readTrailerSequential()
+        let trailerLength = input.position - trailerOffset
+        let footerBytes = try input.read(upTo: FormatV1.footerByteCount)
+        let footer: Footer
+        do throws(FormatError) { footer = try Footer.parse(footerBytes) } catch {
+            throw SealbakError.format(FormatError(error.errorClass, error.message, offset: input.position - UInt64(footerBytes.count)), archive: name, context: "the footer")
+        }
+        try checkLayout(trailer, trailerOffset: trailerOffset)
+        if footer.trailerOffset != trailerOffset || footer.trailerLength != trailerLength {
+            throw SealbakError.format(FormatError(.trailer, "footer points to \(footer.trailerOffset)+\(footer.trailerLength), the trailer is at \(trailerOffset)+\(trailerLength)", offset: trailerOffset + trailerLength), archive: name)
+        }
+        if try !input.atEnd() {
+            throw SealbakError.format(FormatError(.trailer, "unexpected bytes after the footer", offset: input.position), archive: name)
+        }
+        for (i, o) in observed.enumerated() {
+            let t = trailer.entries[i]
+            if t.offset != o.offset || t.length != o.length {
+                throw SealbakError.format(FormatError(.trailer, "trailer places entry \(i) at \(t.offset)+\(t.length), it was read at \(o.offset)+\(o.length)"), archive: name)
+            }
+            if let size = o.size, let sha = o.sha256, size != t.size || !Sodium.constantTimeEqual(sha, t.sha256) {
+                throw SealbakError.format(FormatError(.trailer, "size or SHA-256 of \(manifest.entries[i].name) differs from the trailer's record"), archive: name)
+            }
+        }
+        self.trailer = trailer
+        return trailer
+    }
+
+    private final class DeliveryState: @unchecked Sendable {
+        var hasher: SHA256Hasher?
+        var size: UInt64 = 0
+        var results: [Int: (UInt64, [UInt8])] = [:]
+    }
+
+    private func checkAgainstTrailer(_ index: Int, size: UInt64, sha256: [UInt8]) throws {
+        guard let t = trailer?.entries[index] else { return }
+        if t.size != size || !Sodium.constantTimeEqual(t.sha256, sha256) {
+            throw SealbakError.format(FormatError(.trailer, "size or SHA-256 of \(manifest.entries[index].name) differs from the trailer's record"), archive: name)
+        }
+    }
+
+    private func entryContext(_ index: Int) -> String { "entry \(index) (\(manifest.entries[index].name))" }
+
+    /// Reads the frames of one stream from the sequential input, calling `body` with each frame's ciphertext.
+    private func forEachFrame(streamID: UInt32, context: String, decrypt: Bool = true, _ body: (UInt64, Bool, [UInt8]) throws -> Void) throws {
+        var frameIndex: UInt64 = 0
+        while true {
+            let at = input.position
+            let headerBytes = try input.read(upTo: FormatV1.frameHeaderByteCount)
+            if headerBytes.count < FormatV1.frameHeaderByteCount {
+                throw SealbakError.format(FormatError(.truncated, "archive ends where frame \(frameIndex) should start", offset: at), archive: name, context: context)
+            }
+            let fh: FrameHeader
+            do throws(FormatError) { fh = try FrameHeader.parse(headerBytes, frameSize: codec.frameSize) } catch {
+                throw SealbakError.format(FormatError(error.errorClass, error.message, offset: at), archive: name, context: context)
+            }
+            if decrypt {
+                let ct = try input.read(upTo: fh.ciphertextLength)
+                if ct.count < fh.ciphertextLength {
+                    throw SealbakError.format(FormatError(.truncated, "archive ends inside frame \(frameIndex)", offset: input.position), archive: name, context: context)
+                }
+                try body(frameIndex, fh.isLast, ct)
+            } else if try input.skip(UInt64(fh.ciphertextLength)) < UInt64(fh.ciphertextLength) {
+                throw SealbakError.format(FormatError(.truncated, "archive ends inside frame \(frameIndex)", offset: input.position), archive: name, context: context)
+            }
+            if fh.isLast { return }
+            frameIndex += 1
+            if frameIndex >= FormatV1.maxFramesPerStream {
+                throw SealbakError.format(FormatError(.payload, "stream has more than 2^32 frames", offset: at), archive: name, context: context)
+            }
+        }
+    }
+
+    /// Decrypts a small stream (manifest, trailer) on the calling thread.
+    private func readStreamSequential(streamID: UInt32, context: String, _ deliver: ([UInt8], Bool) throws -> Void) throws {
+        let key = master.streamKey(streamID)
+        try decompressors.with { d in
+            try forEachFrame(streamID: streamID, context: context) { frameIndex, isLast, ct in
+                let raw: [UInt8]
+                do throws(FormatError) {
+                    raw = try codec.open(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, ciphertext: ct, decompressor: d)
+                } catch {
+                    throw SealbakError.format(FormatError(error.errorClass, error.message, offset: input.position), archive: name, context: context)
+                }
+                try deliver(raw, isLast)
+            }
+        }
+    }
+
+    private func readTrailerSequential() throws -> Trailer {
+        var bytes: [UInt8] = []
+        let cap = FormatV1.maxTrailerByteCount, name = self.name
+        try readStreamSequential(streamID: FormatV1.trailerStreamID, context: "the trailer") { raw, _ in
+            if UInt64(bytes.count + raw.count) > cap {
+                throw SealbakError.format(FormatError(.trailer, "trailer exceeds its size limit"), archive: name)
+            }
+            bytes.append(contentsOf: raw)
+        }
+        return try parseTrailer(bytes)
+    }
+
+    private func parseTrailer(_ bytes: [UInt8]) throws -> Trailer {
+        do throws(FormatError) { return try Trailer.parse(bytes, frameSize: codec.frameSize) } catch {
+            throw SealbakError.format(error, archive: name, context: "the trailer")
+        }
+    }
+
+    /// Checks the parsed trailer against the header and manifest (Spec §8.2).
+    private func checkLayout(_ t: Trailer, trailerOffset: UInt64) throws {
+        func fail(_ m: String) -> SealbakError { SealbakError.format(FormatError(.trailer, m), archive: name, context: "the trailer") }
+        if t.archiveID != header.archiveID { throw fail("trailer belongs to another archive") }
+        if t.manifestOffset != UInt64(header.byteCount) || t.manifestLength != manifestLength {
+            throw fail("trailer places the manifest at \(t.manifestOffset)+\(t.manifestLength), it is at \(header.byteCount)+\(manifestLength)")
+        }
+        if t.entries.count != manifest.entries.count {
+            throw fail("trailer lists \(t.entries.count) entries, the manifest \(manifest.entries.count)")
+        }
+        if t.trailerOffset != trailerOffset { throw fail("end-of-archive record names trailer offset \(t.trailerOffset), it is at \(trailerOffset)") }
+        for (i, e) in manifest.entries.enumerated() where (e.kind == .directory || e.kind == .symlink) && t.entries[i].size != 0 {
+            throw fail("\(e.kind.name) \(e.name) has \(t.entries[i].size) data bytes; it must have none")
+        }
+    }
+
+    // MARK: Random access
+
+    /// Reads the footer and the trailer of a seekable archive (Spec §8.3) without touching entry data.
+    @discardableResult
+    package func loadIndex() throws -> Trailer {
+        if let trailer { return trailer }
+        guard input.isSeekable, let size = input.size else {
+            throw SealbakError(.usage, "\(name) is not seekable; random access needs a regular file")
+        }
+        let minimum = UInt64(header.byteCount) + manifestLength + UInt64(FormatV1.footerByteCount)
+        if size < minimum {
+            throw SealbakError.format(FormatError(.truncated, "the file is \(size) bytes, too short to hold a footer", offset: size), archive: name)
+        }
+        let footerBytes = try input.read(at: size - UInt64(FormatV1.footerByteCount), count: FormatV1.footerByteCount)
+        let footer: Footer
+        do throws(FormatError) { footer = try Footer.parse(footerBytes) } catch {
+            throw SealbakError.format(FormatError(error.errorClass, error.message, offset: size - UInt64(FormatV1.footerByteCount)), archive: name, context: "the footer")
+        }
+        let (end, overflow) = footer.trailerOffset.addingReportingOverflow(footer.trailerLength)
+        if overflow || end != size - UInt64(FormatV1.footerByteCount) || footer.trailerOffset < UInt64(header.byteCount) + manifestLength {
+            throw SealbakError.format(FormatError(.trailer, "footer points to \(footer.trailerOffset)+\(footer.trailerLength), which does not end at the footer", offset: size - 24), archive: name)
+        }
+        let maxFrames = FormatV1.frameCount(size: FormatV1.maxTrailerByteCount, frameSize: codec.frameSize)
+        if footer.trailerLength > maxFrames * UInt64(4 + FrameHeader.maxCiphertextLength(frameSize: codec.frameSize)) {
+            throw SealbakError.format(FormatError(.trailer, "trailer length \(footer.trailerLength) exceeds its limit"), archive: name)
+        }
+        var bytes: [UInt8] = []
+        let key = master.streamKey(FormatV1.trailerStreamID)
+        try decompressors.with { d in
+            try forEachFrameAt(offset: footer.trailerOffset, length: footer.trailerLength, context: "the trailer") { i, last, ct in
+                do throws(FormatError) {
+                    bytes += try codec.open(key: key, streamID: FormatV1.trailerStreamID, frameIndex: i, isLast: last, ciphertext: ct, decompressor: d)
+                } catch {
+                    throw SealbakError.format(error, archive: name, context: "the trailer")
+                }
+            }
+        }
+        let t = try parseTrailer(bytes)
+        try checkLayout(t, trailerOffset: footer.trailerOffset)
+        trailer = t
+        return t
+    }
+
+    /// Reads the frames in [offset, offset+length) of a seekable input; the last frame must end exactly there.
+    private func forEachFrameAt(offset: UInt64, length: UInt64, context: String, _ body: (UInt64, Bool, [UInt8]) throws -> Void) throws {
+        var at = offset
+        let end = offset + length
+        var frameIndex: UInt64 = 0
+        while true {
+            if end - at < UInt64(FormatV1.frameHeaderByteCount) {
+                throw SealbakError.format(FormatError(.trailer, "stream ends before its last frame", offset: at), archive: name, context: context)
+            }
+            let hb = try input.read(at: at, count: FormatV1.frameHeaderByteCount)
+            if hb.count < 4 { throw SealbakError.format(FormatError(.truncated, "archive ends inside a frame header", offset: at), archive: name, context: context) }
+            let fh: FrameHeader
+            do throws(FormatError) { fh = try FrameHeader.parse(hb, frameSize: codec.frameSize) } catch {
+                throw SealbakError.format(FormatError(error.errorClass, error.message, offset: at), archive: name, context: context)
+            }
+            at += 4
+            if end - at < UInt64(fh.ciphertextLength) {
+                throw SealbakError.format(FormatError(.trailer, "frame \(frameIndex) runs past the end of its stream", offset: at), archive: name, context: context)
+            }
+            let ct = try input.read(at: at, count: fh.ciphertextLength)
+            if ct.count < fh.ciphertextLength { throw SealbakError.format(FormatError(.truncated, "archive ends inside frame \(frameIndex)", offset: at), archive: name, context: context) }
+            at += UInt64(fh.ciphertextLength)
+            try body(frameIndex, fh.isLast, ct)
+            if fh.isLast {
+                if at != end { throw SealbakError.format(FormatError(.trailer, "stream has bytes after its last frame", offset: at), archive: name, context: context) }
+                return
+            }
+            frameIndex += 1
+        }
+    }
+
+    /// Extracts one entry through the index (seekable input), verifying size and SHA-256 against the trailer.
+    package func readEntry(_ index: Int, into sink: any EntrySink) throws {
+        let t = try loadIndex()
+        let e = t.entries[index]
+        let context = entryContext(index)
+        let key = master.streamKey(UInt32(index))
+        let state = DeliveryState()
+        state.hasher = SHA256Hasher()
+        try sink.begin(index)
+        let codec = self.codec, decompressors = self.decompressors, name = self.name
+        let pipeline = OrderedPipeline<([UInt8], Bool)>(maxInFlight: options.maxInFlight) { (raw, isLast) in
+            state.hasher!.update(raw)
+            state.size += UInt64(raw.count)
+            if !raw.isEmpty { try sink.write(index, raw) }
+        }
+        do {
+            try forEachFrameAt(offset: e.offset, length: e.length, context: context) { frameIndex, isLast, ct in
+                try pipeline.submit {
+                    do throws(FormatError) {
+                        let raw = try decompressors.with { d throws(FormatError) in
+                            try codec.open(key: key, streamID: UInt32(index), frameIndex: frameIndex, isLast: isLast, ciphertext: ct, decompressor: d)
+                        }
+                        return (raw, isLast)
+                    } catch {
+                        throw SealbakError.format(error, archive: name, context: context)
+                    }
+                }
+            }
+            try pipeline.finish()
+        } catch {
+            pipeline.drain()
+            throw error
+        }
+        let sha = state.hasher!.finalize()
+        try checkAgainstTrailer(index, size: state.size, sha256: sha)
+        try sink.end(index, size: state.size, sha256: sha)
+    }
+}

@@ -1,0 +1,231 @@
+import Foundation
+import SealbakCompression
+import SealbakCrypto
+import SealbakFormat
+
+/// How an archive is written. The defaults are what `sealbak pack` uses.
+package struct WriteOptions: Sendable {
+    package var suite: CipherSuite = .xchacha20poly1305
+    package var frameSizeLog2: UInt8 = FormatV1.defaultFrameSizeLog2
+    package var compression: CompressionAlgorithm = .zstd(level: 3)
+    package var kdf: KDFParameters = KeySlots.defaultKDF
+    /// Worker threads for compression and encryption.
+    package var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    package var random: any RandomSource = SystemRandom()
+    package var createdUnix: UInt64 = UInt64(Date().timeIntervalSince1970)
+
+    package init() {}
+
+    /// Frames in flight: enough to keep every worker busy, and at most ~64 MiB of plaintext.
+    var maxInFlight: Int {
+        let frameSize = 1 << Int(frameSizeLog2)
+        return max(2, min(4 * max(1, threads), (64 << 20) / frameSize))
+    }
+}
+
+/// A password and the label of the slot it gets.
+package struct PasswordSlotSpec: Sendable {
+    package var passphrase: Passphrase
+    package var label: String
+    package var kdf: KDFParameters?
+
+    package init(passphrase: Passphrase, label: String = "", kdf: KDFParameters? = nil) {
+        self.passphrase = passphrase
+        self.label = label
+        self.kdf = kdf
+    }
+}
+
+/// What was written, for the summary line and tests.
+package struct WriteSummary: Sendable {
+    package var archiveBytes: UInt64
+    package var plaintextBytes: UInt64
+    package var entries: Int
+    package var archiveID: [UInt8]
+}
+
+/// Writes an archive front to back without ever seeking (Spec §1): header, manifest stream, one stream per
+/// manifest entry in order, trailer stream, footer. Frames are compressed and encrypted on all cores and
+/// written in order; memory stays bounded by `WriteOptions.maxInFlight` frames.
+package final class ArchiveWriter: @unchecked Sendable {
+    private let sink: (UnsafeRawBufferPointer) throws -> Void
+    private let options: WriteOptions
+    private let codec: FrameCodec
+    private let master: MasterKey
+    private let header: ArchiveHeader
+    private let manifest: Manifest
+    private let compressors = Pool { FrameCompressor() }
+    private let pipeline: OrderedPipeline<(Int, [UInt8])>
+    private let lengthsLock = NSLock()
+    /// Bytes written per stream slot: 0 = manifest, 1...n = entries.
+    private var streamLengths: [UInt64]
+    private var written: UInt64 = 0
+    private var results: [(size: UInt64, sha256: [UInt8])] = []
+    private var finished = false
+
+    /// Writes the header and the manifest.
+    ///
+    /// - Parameter sink: receives the archive bytes in order (a file, a pipe, an upload).
+    package init(
+        manifest: Manifest, passwords: [PasswordSlotSpec], options: WriteOptions,
+        sink: @escaping (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        guard !passwords.isEmpty else { throw SealbakError(.usage, "an archive needs at least one password") }
+        guard passwords.count <= FormatV1.maxSlotCount else { throw SealbakError(.usage, "at most \(FormatV1.maxSlotCount) key slots") }
+        guard (FormatV1.minFrameSizeLog2...FormatV1.maxFrameSizeLog2).contains(options.frameSizeLog2) else {
+            throw SealbakError(.usage, "frame size must be 2^12 (4 KiB) ... 2^24 (16 MiB)")
+        }
+        do throws(FormatError) { try manifest.validate() } catch {
+            throw SealbakError(.usage, "cannot write this manifest: \(error.message)")
+        }
+        self.sink = sink
+        self.options = options
+        self.manifest = manifest
+        let archiveID = options.random.bytes(FormatV1.archiveIDByteCount)
+        master = MasterKey.generate(random: options.random)
+        codec = try FrameCodec(suite: options.suite, archiveID: archiveID, frameSize: 1 << Int(options.frameSizeLog2))
+        var slots: [KeySlot] = []
+        for (i, spec) in passwords.enumerated() {
+            slots.append(try KeySlots.passwordSlot(
+                id: UInt16(i + 1), label: spec.label, createdUnix: options.createdUnix, passphrase: spec.passphrase,
+                kdf: spec.kdf ?? options.kdf, archiveID: archiveID, master: master, random: options.random))
+        }
+        var header = ArchiveHeader(cipherSuite: options.suite, frameSizeLog2: options.frameSizeLog2, archiveID: archiveID,
+                                   createdUnix: options.createdUnix, slots: slots)
+        header.mac = master.mac(for: header)
+        do throws(FormatError) { try header.validate() } catch {
+            throw SealbakError(.usage, "cannot write this header: \(error.message)")
+        }
+        self.header = header
+        streamLengths = [UInt64](repeating: 0, count: manifest.entries.count + 1)
+        pipeline = OrderedPipeline(maxInFlight: options.maxInFlight) { _ in }
+        let bytes = header.encoded()
+        try bytes.withUnsafeBytes { try sink($0) }
+        written = UInt64(bytes.count)
+        pipeline.setDelivery { [unowned self] (slot, frame) in
+            try frame.withUnsafeBytes { try self.sink($0) }
+            self.lengthsLock.withLock {
+                self.streamLengths[slot] += UInt64(frame.count)
+                self.written += UInt64(frame.count)
+            }
+        }
+        var manifestBytes = manifest.encoded()
+        defer { manifestBytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
+        var offset = 0
+        _ = try writeStream(slot: 0, streamID: FormatV1.manifestStreamID) { buf in
+            let n = min(buf.count, manifestBytes.count - offset)
+            manifestBytes.withUnsafeBytes { buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n])) }
+            offset += n
+            return n
+        }
+    }
+
+    package var archiveHeader: ArchiveHeader { header }
+    package var nextEntryIndex: Int { results.count }
+
+    /// Writes the data of the next entry (manifest order). `read` fills the buffer and returns the byte
+    /// count, 0 at the end of the data. Directories and symlinks must yield no bytes.
+    package func writeEntry(read: (UnsafeMutableRawBufferPointer) throws -> Int) throws {
+        let index = results.count
+        guard index < manifest.entries.count else { throw SealbakError(.internalError, "more entries written than the manifest lists") }
+        let entry = manifest.entries[index]
+        let r = try writeStream(slot: index + 1, streamID: UInt32(index), read: read)
+        if (entry.kind == .directory || entry.kind == .symlink) && r.size != 0 {
+            throw SealbakError(.internalError, "\(entry.kind.name) \(entry.name) cannot carry data")
+        }
+        results.append(r)
+    }
+
+    /// Writes the trailer and the footer. The caller then commits its output.
+    @discardableResult
+    package func finish() throws -> WriteSummary {
+        guard results.count == manifest.entries.count else {
+            throw SealbakError(.internalError, "only \(results.count) of \(manifest.entries.count) entries were written")
+        }
+        try pipeline.finish()
+        finished = true
+        let manifestOffset = UInt64(header.byteCount)
+        var cursor = manifestOffset + streamLengths[0]
+        var entries: [TrailerEntry] = []
+        for (i, r) in results.enumerated() {
+            entries.append(TrailerEntry(size: r.size, offset: cursor, length: streamLengths[i + 1], sha256: r.sha256))
+            cursor += streamLengths[i + 1]
+        }
+        precondition(cursor == written)
+        let trailer = Trailer(archiveID: header.archiveID, manifestOffset: manifestOffset, manifestLength: streamLengths[0],
+                              entries: entries, trailerOffset: cursor)
+        let trailerBytes = trailer.encoded()
+        let key = master.streamKey(FormatV1.trailerStreamID)
+        var trailerLength: UInt64 = 0
+        let frameSize = codec.frameSize
+        let frameCount = Int(FormatV1.frameCount(size: UInt64(trailerBytes.count), frameSize: frameSize))
+        try compressors.with { compressor in
+            for i in 0..<frameCount {
+                let lo = i * frameSize
+                let hi = min(trailerBytes.count, lo + frameSize)
+                let frame = trailerBytes.withUnsafeBytes { t in
+                    codec.seal(key: key, streamID: FormatV1.trailerStreamID, frameIndex: UInt64(i), isLast: i == frameCount - 1,
+                               raw: UnsafeRawBufferPointer(rebasing: t[lo..<hi]), compression: options.compression, compressor: compressor)
+                }
+                try frame.withUnsafeBytes { try sink($0) }
+                trailerLength += UInt64(frame.count)
+            }
+        }
+        let footer = Footer(trailerOffset: cursor, trailerLength: trailerLength).encoded()
+        try footer.withUnsafeBytes { try sink($0) }
+        return WriteSummary(archiveBytes: cursor + trailerLength + UInt64(footer.count),
+                            plaintextBytes: results.reduce(0) { $0 + $1.size }, entries: results.count, archiveID: header.archiveID)
+    }
+
+    /// Waits for in-flight frames after an error so no worker outlives the writer.
+    package func abandon() {
+        if !finished { pipeline.drain() }
+    }
+
+    private func writeStream(slot: Int, streamID: UInt32, read: (UnsafeMutableRawBufferPointer) throws -> Int) throws -> (size: UInt64, sha256: [UInt8]) {
+        let frameSize = codec.frameSize
+        let key = master.streamKey(streamID)
+        let hasher = SHA256Hasher()
+        var size: UInt64 = 0
+        func readFrame() throws -> [UInt8] {
+            var buf = [UInt8](repeating: 0, count: frameSize)
+            var filled = 0
+            try buf.withUnsafeMutableBytes { b in
+                while filled < frameSize {
+                    let n = try read(UnsafeMutableRawBufferPointer(rebasing: b[filled...]))
+                    if n == 0 { break }
+                    filled += n
+                }
+            }
+            buf.removeLast(frameSize - filled)
+            return buf
+        }
+        var current = try readFrame()
+        var index: UInt64 = 0
+        while true {
+            hasher.update(current)
+            size += UInt64(current.count)
+            var next: [UInt8] = []
+            if current.count == frameSize {
+                next = try readFrame()
+            }
+            let isLast = next.isEmpty
+            if index >= FormatV1.maxFramesPerStream {
+                throw SealbakError(.usage, "entry is too large for frame size \(frameSize) (more than 2^32 frames); use a larger --frame-size")
+            }
+            let data = current, frameIndex = index, codec = self.codec, compression = options.compression, compressors = self.compressors
+            try pipeline.submit {
+                let frame = data.withUnsafeBytes { raw in
+                    compressors.with { c in
+                        codec.seal(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, raw: raw, compression: compression, compressor: c)
+                    }
+                }
+                return (slot, frame)
+            }
+            if isLast { break }
+            current = next
+            index += 1
+        }
+        return (size, hasher.finalize())
+    }
+}

@@ -1,0 +1,233 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A buffered, sequential reader over a file descriptor that can also read at absolute offsets when seekable.
+package final class InputFile {
+    package let fd: Int32
+    package let path: String
+    private let ownsDescriptor: Bool
+    private var buffer: [UInt8]
+    private var bufferStart = 0
+    private var bufferEnd = 0
+    /// Bytes consumed so far by sequential reads (the archive offset of the next byte).
+    package private(set) var position: UInt64 = 0
+    package let isSeekable: Bool
+    package let size: UInt64?
+
+    /// Opens `path` for reading (`-` means standard input).
+    package init(path: String) throws(SealbakError) {
+        if path == "-" {
+            fd = 0
+            ownsDescriptor = false
+            self.path = "standard input"
+        } else {
+            let d = open(path, O_RDONLY | O_CLOEXEC)
+            if d < 0 { throw SealbakError.io("cannot open", path: path, errno: errno) }
+            var st = stat()
+            if fstat(d, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+                close(d)
+                throw SealbakError(.usage, "\(path) is a directory, not an archive")
+            }
+            fd = d
+            ownsDescriptor = true
+            self.path = path
+        }
+        var st = stat()
+        if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG {
+            isSeekable = lseek(fd, 0, SEEK_CUR) >= 0
+            size = UInt64(st.st_size)
+        } else {
+            isSeekable = false
+            size = nil
+        }
+        buffer = [UInt8](repeating: 0, count: 1 << 20)
+    }
+
+    deinit { if ownsDescriptor { close(fd) } }
+
+    /// Reads up to `count` bytes sequentially; fewer only at end of input.
+    package func read(upTo count: Int) throws(SealbakError) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(count)
+        while out.count < count {
+            if bufferStart == bufferEnd {
+                if try !refill() { break }
+            }
+            let n = min(count - out.count, bufferEnd - bufferStart)
+            out.append(contentsOf: buffer[bufferStart..<bufferStart + n])
+            bufferStart += n
+        }
+        position += UInt64(out.count)
+        return out
+    }
+
+    /// Skips `count` bytes sequentially; returns how many were skipped (fewer only at end of input).
+    package func skip(_ count: UInt64) throws(SealbakError) -> UInt64 {
+        var left = count
+        while left > 0 {
+            if bufferStart == bufferEnd {
+                if try !refill() { break }
+            }
+            let n = Int(min(left, UInt64(bufferEnd - bufferStart)))
+            bufferStart += n
+            left -= UInt64(n)
+        }
+        position += count - left
+        return count - left
+    }
+
+    /// True when no byte is left.
+    package func atEnd() throws(SealbakError) -> Bool {
+        if bufferStart < bufferEnd { return false }
+        return try !refill()
+    }
+
+    private func refill() throws(SealbakError) -> Bool {
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SealbakError.io("cannot read", path: path, errno: errno)
+            }
+            bufferStart = 0
+            bufferEnd = n
+            return n > 0
+        }
+    }
+
+    /// Reads exactly `count` bytes at `offset` (seekable inputs only); fewer only at end of file.
+    package func read(at offset: UInt64, count: Int) throws(SealbakError) -> [UInt8] {
+        precondition(isSeekable)
+        var out = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SealbakError.io("cannot read", path: path, errno: errno)
+            }
+            if n == 0 { break }
+            done += n
+        }
+        out.removeLast(count - done)
+        return out
+    }
+}
+
+/// Writes everything to a file descriptor, retrying short writes and EINTR.
+package func writeAll(fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SealbakError) {
+    var done = 0
+    while done < bytes.count {
+        let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw SealbakError.io("cannot write", path: path, errno: errno)
+        }
+        done += n
+    }
+}
+
+/// An output that becomes visible under its final name only when committed (Spec-independent; docs/safety.md).
+///
+/// The data goes to a temp file `.NAME.sealbak-tmp-XXXXXX` beside the target, is fsynced, then renamed over
+/// (or, without `overwrite`, linked to) the final name and the directory fsynced. Abandoning it unlinks the
+/// temp file. Standard output is written directly (there is nothing to rename).
+package final class AtomicOutput {
+    package let fd: Int32
+    package let path: String
+    private let tempPath: String?
+    private let overwrite: Bool
+    private var finished = false
+    package private(set) var bytesWritten: UInt64 = 0
+
+    package init(path: String, overwrite: Bool, mode: mode_t = 0o600) throws(SealbakError) {
+        self.path = path
+        self.overwrite = overwrite
+        if path == "-" {
+            fd = 1
+            tempPath = nil
+            return
+        }
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            if (st.st_mode & S_IFMT) == S_IFDIR { throw SealbakError(.targetExists, "\(path) is a directory; give a file name for the archive") }
+            if !overwrite { throw SealbakError(.targetExists, "\(path) already exists; use --force to replace it") }
+        }
+        let (dir, base) = splitPath(path)
+        var template = Array("\(dir)/.\(base).sealbak-tmp-XXXXXX".utf8CString)
+        let d = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        if d < 0 { throw SealbakError.io("cannot create a temporary file in", path: dir, errno: errno) }
+        fchmod(d, mode)
+        fd = d
+        tempPath = String(cString: template)
+    }
+
+    deinit { abandon() }
+
+    package func write(_ bytes: UnsafeRawBufferPointer) throws(SealbakError) {
+        try writeAll(fd: fd, bytes, path: path == "-" ? "standard output" : path)
+        bytesWritten += UInt64(bytes.count)
+    }
+
+    package func write(_ bytes: [UInt8]) throws(SealbakError) {
+        var failure: SealbakError?
+        bytes.withUnsafeBytes { b in
+            do throws(SealbakError) { try write(b) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// fsync, rename into place, fsync the directory.
+    package func commit() throws(SealbakError) {
+        guard let tempPath, !finished else { finished = true; return }
+        if fsync(fd) != 0 { throw SealbakError.io("cannot flush", path: path, errno: errno) }
+        close(fd)
+        finished = true
+        if overwrite {
+            if rename(tempPath, path) != 0 {
+                let e = errno
+                unlink(tempPath)
+                throw SealbakError.io("cannot rename the finished archive to", path: path, errno: e)
+            }
+        } else {
+            // link(2) fails with EEXIST if the name appeared meanwhile: never replace what we did not check.
+            if link(tempPath, path) != 0 {
+                let e = errno
+                unlink(tempPath)
+                if e == EEXIST { throw SealbakError(.targetExists, "\(path) already exists; use --force to replace it") }
+                throw SealbakError.io("cannot create", path: path, errno: e)
+            }
+            unlink(tempPath)
+        }
+        fsyncDirectory(splitPath(path).dir)
+    }
+
+    /// Removes the temp file; nothing appears under the final name.
+    package func abandon() {
+        guard !finished else { return }
+        finished = true
+        if let tempPath {
+            close(fd)
+            unlink(tempPath)
+        }
+    }
+}
+
+func splitPath(_ path: String) -> (dir: String, base: String) {
+    if let slash = path.lastIndex(of: "/") {
+        let dir = String(path[..<slash])
+        return (dir.isEmpty ? "/" : dir, String(path[path.index(after: slash)...]))
+    }
+    return (".", path)
+}
+
+func fsyncDirectory(_ dir: String) {
+    let d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    if d >= 0 {
+        fsync(d)
+        close(d)
+    }
+}

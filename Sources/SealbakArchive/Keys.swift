@@ -1,0 +1,131 @@
+import SealbakCrypto
+import SealbakFormat
+
+/// The archive's random 256-bit master key and the subkeys derived from it (Spec §5).
+package final class MasterKey: Sendable {
+    package let key: SecureBytes
+
+    package init(_ key: SecureBytes) {
+        precondition(key.count == 32)
+        self.key = key
+    }
+
+    package static func generate(random: any RandomSource) -> MasterKey {
+        MasterKey(SecureBytes(random: 32, source: random))
+    }
+
+    package var headerMACKey: SecureBytes {
+        SubkeyDerivation.derive(master: key, id: 0, context: SubkeyDerivation.headerMACContext)
+    }
+
+    /// The key of stream `id`: an entry index, or the manifest / trailer stream id.
+    package func streamKey(_ id: UInt32) -> SecureBytes {
+        SubkeyDerivation.derive(master: key, id: UInt64(id), context: SubkeyDerivation.streamContext)
+    }
+
+    /// Computes the header MAC over everything before it (Spec §3.3).
+    package func mac(for header: ArchiveHeader) -> [UInt8] {
+        Blake2bMAC.mac(key: headerMACKey, message: header.encodedWithoutMAC())
+    }
+}
+
+/// The most Argon2id work a reader agrees to do for one slot (Spec §4.3). Raise it with `--max-kdf-*`.
+package struct KDFLimits: Sendable {
+    package var maxOpsLimit: UInt32
+    package var maxMemLimitKiB: UInt64
+
+    package init(maxOpsLimit: UInt32 = 10, maxMemLimitKiB: UInt64 = 4 << 20) {
+        self.maxOpsLimit = maxOpsLimit
+        self.maxMemLimitKiB = maxMemLimitKiB
+    }
+
+    package static let `default` = KDFLimits()
+
+    func allows(_ p: KDFParameters) -> Bool { p.opsLimit <= maxOpsLimit && UInt64(p.memLimitKiB) <= maxMemLimitKiB }
+}
+
+/// A secret typed by the user, in guarded memory. `bytes.count` is the exact length in bytes (UTF-8).
+package struct Passphrase: Sendable {
+    package let bytes: SecureBytes
+    package init(_ bytes: SecureBytes) { self.bytes = bytes }
+
+    /// Copies a string's UTF-8 into guarded memory (tests and vector generation; the CLI reads straight into
+    /// guarded memory instead).
+    package init(string: String) {
+        var raw = Array(string.utf8)
+        bytes = SecureBytes(copying: raw)
+        wipe(&raw)
+    }
+}
+
+package enum KeySlots {
+    /// Argon2id defaults for passwords: close to libsodium's MODERATE (3 passes, 256 MiB).
+    package static let defaultKDF = KDFParameters(opsLimit: 3, memLimitKiB: 256 * 1024)
+
+    /// Makes a password slot that wraps `master` (Spec §4.2).
+    package static func passwordSlot(
+        id: UInt16, label: String, createdUnix: UInt64, passphrase: Passphrase, kdf: KDFParameters,
+        archiveID: [UInt8], master: MasterKey, random: any RandomSource
+    ) throws(SealbakError) -> KeySlot {
+        let salt = random.bytes(KeySlot.saltByteCount)
+        let nonce = random.bytes(KeySlot.wrapNonceByteCount)
+        var slot = KeySlot(id: id, createdUnix: createdUnix, label: label,
+                           body: .password(kdf: kdf, salt: salt, nonce: nonce, wrappedKey: []))
+        let kek = try deriveKEK(passphrase: passphrase, kdf: kdf, salt: salt)
+        let aead = try! AEAD(.xchacha20poly1305)
+        let wrapped = master.key.withUnsafeBytes { mk in
+            var out = [UInt8](repeating: 0, count: 48)
+            out.withUnsafeMutableBytes { o in
+                aead.seal(key: kek, nonce: nonce, associatedData: slot.wrapAssociatedData(archiveID: archiveID), plaintext: mk, output: o)
+            }
+            return out
+        }
+        slot.body = .password(kdf: kdf, salt: salt, nonce: nonce, wrappedKey: wrapped)
+        return slot
+    }
+
+    static func deriveKEK(passphrase: Passphrase, kdf: KDFParameters, salt: [UInt8]) throws(SealbakError) -> SecureBytes {
+        do {
+            return try Argon2id.deriveKey(password: passphrase.bytes, passwordLength: passphrase.bytes.count, salt: salt,
+                                          opsLimit: UInt64(kdf.opsLimit), memLimitBytes: kdf.memLimitBytes)
+        } catch {
+            throw SealbakError(.io, "key derivation failed: \(error.message)")
+        }
+    }
+
+    /// Finds the slot the passphrase opens, unwraps the master key and verifies the header MAC (Spec §4.4).
+    ///
+    /// - Throws: `.wrongPassword` when no slot opens; `.unsupported` when the only candidate slots exceed
+    ///   `limits`; `.corrupt` (class `mac`) when a slot opens but the header MAC fails.
+    package static func unlock(header: ArchiveHeader, passphrase: Passphrase, limits: KDFLimits, archive: String) throws(SealbakError) -> (MasterKey, KeySlot) {
+        let aead = try! AEAD(.xchacha20poly1305)
+        var overCap: [(KeySlot, KDFParameters)] = []
+        var sawPasswordSlot = false
+        for slot in header.slots {
+            guard case .password(let kdf, let salt, let nonce, let wrapped) = slot.body else { continue }
+            sawPasswordSlot = true
+            if !limits.allows(kdf) {
+                overCap.append((slot, kdf))
+                continue
+            }
+            let kek = try deriveKEK(passphrase: passphrase, kdf: kdf, salt: salt)
+            guard let mk = try? aead.openSecret(key: kek, nonce: nonce, associatedData: slot.wrapAssociatedData(archiveID: header.archiveID), ciphertext: wrapped)
+            else { continue }
+            let master = MasterKey(mk)
+            if !Sodium.constantTimeEqual(master.mac(for: header), header.mac) {
+                throw SealbakError.format(FormatError(.mac, "header MAC mismatch"), archive: archive)
+            }
+            return (master, slot)
+        }
+        if let (slot, kdf) = overCap.first {
+            throw SealbakError(
+                .unsupported,
+                "\(archive): key slot \(slot.id) asks for Argon2id with \(kdf.memLimitKiB / 1024) MiB and \(kdf.opsLimit) passes, above this reader's cap of \(limits.maxMemLimitKiB / 1024) MiB and \(limits.maxOpsLimit) passes. If you trust this archive, raise the cap with --max-kdf-memory MIB / --max-kdf-passes N",
+                formatClass: .key)
+        }
+        if !sawPasswordSlot {
+            throw SealbakError(.unsupported, "\(archive): no key slot of a type this sealbak implements; upgrade sealbak", formatClass: .key)
+        }
+        throw SealbakError(.wrongPassword, "\(archive): wrong password (no key slot opens with it)", formatClass: .key)
+    }
+}
