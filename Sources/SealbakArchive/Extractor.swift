@@ -1,0 +1,214 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SealbakFormat
+
+/// Writes verified entries under a target directory, all-or-nothing (docs/usage.md "Unpack safety").
+///
+/// Data goes to a private staging directory inside the target. Only after the whole archive (or every selected
+/// entry) verified does `commit()` move each file into place with `renameat`, create directories and
+/// symlinks, and apply modes and mtimes. `abort()` removes the staging directory. Paths are resolved one
+/// component at a time with `O_NOFOLLOW`, so no entry can be written through a symlink or outside the target.
+package final class Extractor: EntrySink {
+    private let manifest: Manifest
+    private let selected: Set<Int>
+    private let force: Bool
+    private let root: String
+    private let rootFD: Int32
+    private let stagingName: String
+    private let stagingFD: Int32
+    private var currentFD: Int32 = -1
+    private var staged: Set<Int> = []
+    private var finished = false
+    package private(set) var skippedSymlinks: [String] = []
+    package private(set) var bytesWritten: UInt64 = 0
+
+    /// Creates the target directory if needed, refuses existing names unless `force`, and makes the staging dir.
+    package init(root: String, manifest: Manifest, selected: Set<Int>, force: Bool) throws(SealbakError) {
+        self.manifest = manifest
+        self.selected = selected
+        self.force = force
+        self.root = root
+        if mkdir(root, 0o755) != 0 && errno != EEXIST { throw SealbakError.io("cannot create the target directory", path: root, errno: errno) }
+        rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if rootFD < 0 { throw SealbakError.io("cannot open the target directory", path: root, errno: errno) }
+        for i in selected.sorted() {
+            let e = manifest.entries[i]
+            var st = stat()
+            if fstatat(rootFD, e.name, &st, AT_SYMLINK_NOFOLLOW) == 0 {
+                let isDir = (st.st_mode & S_IFMT) == S_IFDIR
+                if e.kind == .directory && isDir { continue }
+                if !force || (isDir && e.kind != .directory) {
+                    close(rootFD)
+                    let what = isDir ? "a directory" : "a file"
+                    throw SealbakError(.targetExists, "\(root)/\(e.name) already exists (\(what)); " + (force ? "sealbak will not replace a directory with a file" : "use --force to replace it, or unpack into an empty directory"))
+                }
+            }
+        }
+        var template = Array("\(root)/.sealbak-unpack-XXXXXX".utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            let e = errno
+            close(rootFD)
+            throw SealbakError.io("cannot create a staging directory in", path: root, errno: e)
+        }
+        let staging = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        stagingName = splitPath(staging).base
+        stagingFD = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if stagingFD < 0 { close(rootFD); throw SealbakError.io("cannot open", path: staging, errno: errno) }
+    }
+
+    deinit {
+        abort()
+        close(stagingFD)
+        close(rootFD)
+    }
+
+    package func wants(_ index: Int) -> Bool { selected.contains(index) }
+
+    package func begin(_ index: Int) throws {
+        let e = manifest.entries[index]
+        guard e.kind == .file || e.kind == .stream else { return }
+        currentFD = openat(stagingFD, "\(index)", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if currentFD < 0 { throw SealbakError.io("cannot create a staging file in", path: root, errno: errno) }
+    }
+
+    package func write(_ index: Int, _ bytes: [UInt8]) throws {
+        let path = "\(root)/\(manifest.entries[index].name)"
+        try bytes.withUnsafeBytes { b in try writeAll(fd: currentFD, b, path: path) }
+        bytesWritten += UInt64(bytes.count)
+    }
+
+    package func end(_ index: Int, size: UInt64, sha256: [UInt8]) throws {
+        if currentFD >= 0 {
+            let e = manifest.entries[index]
+            fchmod(currentFD, mode_t(e.mode & 0o1777))
+            var times = [timespec(tv_sec: Int(e.mtimeSeconds), tv_nsec: Int(e.mtimeNanoseconds)),
+                         timespec(tv_sec: Int(e.mtimeSeconds), tv_nsec: Int(e.mtimeNanoseconds))]
+            futimens(currentFD, &times)
+            if fsync(currentFD) != 0 || close(currentFD) != 0 {
+                currentFD = -1
+                throw SealbakError.io("cannot write", path: "\(root)/\(e.name)", errno: errno)
+            }
+            currentFD = -1
+        }
+        staged.insert(index)
+    }
+
+    /// Moves everything into place. Call only after the reader verified the whole archive.
+    package func commit() throws {
+        var directories: [(Int32, String, ManifestEntry)] = []
+        defer { for d in directories { close(d.0) } }
+        for i in selected.sorted() {
+            guard staged.contains(i) else { throw SealbakError(.internalError, "entry \(i) was not verified before commit") }
+            let e = manifest.entries[i]
+            let (parent, base) = try openParent(e.name)
+            var keepParent = false
+            defer { if !keepParent { close(parent) } }
+            switch e.kind {
+            case .file, .stream:
+                if renameat(stagingFD, "\(i)", parent, base) != 0 { throw SealbakError.io("cannot move into place", path: "\(root)/\(e.name)", errno: errno) }
+            case .directory:
+                if mkdirat(parent, base, 0o700) != 0 && errno != EEXIST { throw SealbakError.io("cannot create", path: "\(root)/\(e.name)", errno: errno) }
+                keepParent = true
+                directories.append((parent, base, e))
+            case .symlink:
+                guard Extractor.symlinkStaysInside(name: e.name, target: e.linkTarget) else {
+                    skippedSymlinks.append(e.name)
+                    continue
+                }
+                let tmp = "\(i).link"
+                if symlinkat(e.linkTarget, stagingFD, tmp) != 0 { throw SealbakError.io("cannot create the symlink", path: "\(root)/\(e.name)", errno: errno) }
+                var times = [timespec(tv_sec: Int(e.mtimeSeconds), tv_nsec: Int(e.mtimeNanoseconds)),
+                             timespec(tv_sec: Int(e.mtimeSeconds), tv_nsec: Int(e.mtimeNanoseconds))]
+                utimensat(stagingFD, tmp, &times, AT_SYMLINK_NOFOLLOW)
+                if renameat(stagingFD, tmp, parent, base) != 0 { throw SealbakError.io("cannot move into place", path: "\(root)/\(e.name)", errno: errno) }
+            }
+        }
+        // Directory modes and times last, deepest first, so creating children does not disturb them.
+        for (parent, base, e) in directories.reversed() {
+            fchmodat(parent, base, mode_t(e.mode & 0o1777), 0)
+            var times = [timespec(tv_sec: Int(e.mtimeSeconds), tv_nsec: Int(e.mtimeNanoseconds)),
+                         timespec(tv_sec: Int(e.mtimeSeconds), tv_nsec: Int(e.mtimeNanoseconds))]
+            utimensat(parent, base, &times, AT_SYMLINK_NOFOLLOW)
+        }
+        fsync(rootFD)
+        finished = true
+        unlinkat(rootFD, stagingName, AT_REMOVEDIR)
+    }
+
+    /// Removes the staging directory and everything in it. Nothing was placed in the target yet.
+    package func abort() {
+        if currentFD >= 0 { close(currentFD); currentFD = -1 }
+        guard !finished else { return }
+        finished = true
+        if let dir = fdopendir(dup(stagingFD)) {
+            var names: [String] = []
+            while let ent = readdir(dir) {
+                let n = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+                if n != "." && n != ".." { names.append(n) }
+            }
+            closedir(dir)
+            for n in names { unlinkat(stagingFD, n, 0) }
+        }
+        unlinkat(rootFD, stagingName, AT_REMOVEDIR)
+    }
+
+    /// Opens the parent directory of `name` under the root, creating missing directories, never following a
+    /// symlink. Returns the parent descriptor and the last component.
+    private func openParent(_ name: String) throws(SealbakError) -> (Int32, String) {
+        var components = name.split(separator: "/").map(String.init)
+        let base = components.removeLast()
+        var fd = dup(rootFD)
+        var walked = root
+        for c in components {
+            walked += "/" + c
+            var next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if next < 0 && errno == ENOENT {
+                if mkdirat(fd, c, 0o755) != 0 && errno != EEXIST { let e = errno; close(fd); throw SealbakError.io("cannot create", path: walked, errno: e) }
+                next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            }
+            if next < 0 {
+                let e = errno
+                close(fd)
+                if e == ELOOP || e == ENOTDIR {
+                    throw SealbakError(.corrupt, "\(walked) is a symlink or not a directory; sealbak will not extract through it (the archive may be hostile)")
+                }
+                throw SealbakError.io("cannot open", path: walked, errno: e)
+            }
+            close(fd)
+            fd = next
+        }
+        return (fd, base)
+    }
+
+    /// A symlink is restored only when its target is relative, its ".." components all come first, and they
+    /// climb no higher than the link's own directory depth: then no chain of restored links can leave the root.
+    package static func symlinkStaysInside(name: String, target: String) -> Bool {
+        if target.hasPrefix("/") || target.isEmpty { return false }
+        let depth = name.split(separator: "/").count - 1
+        var climbs = 0
+        var descended = false
+        for c in target.split(separator: "/", omittingEmptySubsequences: true) {
+            if c == "." { continue }
+            if c == ".." {
+                if descended { return false }
+                climbs += 1
+            } else {
+                descended = true
+            }
+        }
+        return climbs <= depth
+    }
+}
+
+/// A sink that verifies and discards (`sealbak verify`).
+package final class DiscardSink: EntrySink {
+    package private(set) var bytes: UInt64 = 0
+    package private(set) var entries = 0
+    private let selected: Set<Int>?
+    package init(selected: Set<Int>? = nil) { self.selected = selected }
+    package func wants(_ index: Int) -> Bool { selected?.contains(index) ?? true }
+    package func begin(_ index: Int) throws {}
+    package func write(_ index: Int, _ b: [UInt8]) throws { bytes += UInt64(b.count) }
+    package func end(_ index: Int, size: UInt64, sha256: [UInt8]) throws { entries += 1 }
+}

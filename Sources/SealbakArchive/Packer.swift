@@ -1,0 +1,141 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SealbakFormat
+
+/// Where the data of one manifest entry comes from when packing.
+package enum EntrySource: Sendable {
+    case file(path: String)
+    case standardInput
+    case none
+}
+
+/// Turns command-line paths into manifest entries (Spec-independent policy, docs/usage.md).
+///
+/// Each argument is stored under its last path component; a directory brings its whole tree in sorted order.
+/// Regular files, directories and symlinks are packed; device files, FIFOs and sockets are refused.
+package struct PackPlan: Sendable {
+    package var entries: [ManifestEntry] = []
+    package var sources: [EntrySource] = []
+
+    package init() {}
+
+    package mutating func add(path: String) throws(SealbakError) {
+        var trimmed = path
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        let base = splitPath(trimmed).base
+        guard !base.isEmpty, base != ".", base != "..", base != "/" else {
+            throw SealbakError(.usage, "cannot name an entry after \(path); pass the directory by name (e.g. ../data, not ..)")
+        }
+        try addTree(fsPath: trimmed, name: base)
+    }
+
+    package mutating func addStandardInput(name: String) throws(SealbakError) {
+        if let problem = EntryName.problem(name) { throw SealbakError(.usage, "--stdin-name \(name): \(problem)") }
+        try append(ManifestEntry(kind: .stream, name: name, mode: 0o600, mtimeSeconds: currentTime()), .standardInput)
+    }
+
+    private mutating func append(_ e: ManifestEntry, _ s: EntrySource) throws(SealbakError) {
+        if entries.count >= Int(FormatV1.maxEntryCount) {
+            throw SealbakError(.usage, "more than \(FormatV1.maxEntryCount) entries; split the backup into several archives")
+        }
+        entries.append(e)
+        sources.append(s)
+    }
+
+    private mutating func addTree(fsPath: String, name: String) throws(SealbakError) {
+        if let problem = EntryName.problem(name) { throw SealbakError(.usage, "\(fsPath): cannot be stored (\(problem))") }
+        var st = stat()
+        if lstat(fsPath, &st) != 0 { throw SealbakError.io("cannot read", path: fsPath, errno: errno) }
+        let mode = UInt32(st.st_mode) & 0o7777
+        let sec = Int64(st.st_mtim.tv_sec), nsec = UInt32(st.st_mtim.tv_nsec)
+        switch st.st_mode & S_IFMT {
+        case S_IFREG:
+            try append(ManifestEntry(kind: .file, name: name, mode: mode, mtimeSeconds: sec, mtimeNanoseconds: nsec), .file(path: fsPath))
+        case S_IFLNK:
+            var buf = [CChar](repeating: 0, count: 4097)
+            let n = readlink(fsPath, &buf, 4096)
+            if n < 0 { throw SealbakError.io("cannot read the link", path: fsPath, errno: errno) }
+            let raw = buf[0..<n].map { UInt8(bitPattern: $0) }
+            guard let target = String(validating: raw, as: UTF8.self) else {
+                throw SealbakError(.usage, "\(fsPath): the link target is not valid UTF-8, which sealbak cannot store")
+            }
+            try append(ManifestEntry(kind: .symlink, name: name, mode: 0o777, mtimeSeconds: sec, mtimeNanoseconds: nsec, linkTarget: target), .none)
+        case S_IFDIR:
+            try append(ManifestEntry(kind: .directory, name: name, mode: mode, mtimeSeconds: sec, mtimeNanoseconds: nsec), .none)
+            guard let dir = opendir(fsPath) else { throw SealbakError.io("cannot list", path: fsPath, errno: errno) }
+            var children: [String] = []
+            while let ent = readdir(dir) {
+                let child = withUnsafeBytes(of: ent.pointee.d_name) { raw -> [UInt8] in
+                    Array(raw.prefix(while: { $0 != 0 }))
+                }
+                if child == [0x2E] || child == [0x2E, 0x2E] { continue }
+                guard let s = String(validating: child, as: UTF8.self) else {
+                    closedir(dir)
+                    throw SealbakError(.usage, "\(fsPath) holds a file whose name is not valid UTF-8, which sealbak cannot store; rename it")
+                }
+                children.append(s)
+            }
+            closedir(dir)
+            children.sort { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+            for child in children {
+                try addTree(fsPath: fsPath + "/" + child, name: name + "/" + child)
+            }
+        default:
+            let what: String
+            switch st.st_mode & S_IFMT {
+            case S_IFCHR: what = "a character device"
+            case S_IFBLK: what = "a block device"
+            case S_IFIFO: what = "a FIFO"
+            case S_IFSOCK: what = "a socket"
+            default: what = "an unsupported file type"
+            }
+            throw SealbakError(.usage, "\(fsPath) is \(what); sealbak packs regular files, directories and symlinks only. Exclude it or copy its content to a file")
+        }
+    }
+
+    /// The names must be unique across arguments.
+    package func checkUnique() throws(SealbakError) {
+        var seen = Set<String>()
+        for e in entries where !seen.insert(e.name).inserted {
+            throw SealbakError(.usage, "two inputs would both be stored as \(e.name); rename one or pack its parent directory instead")
+        }
+    }
+}
+
+func currentTime() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec)
+}
+
+/// Reads an entry's source in chunks for `ArchiveWriter.writeEntry`.
+package final class SourceReader {
+    private let fd: Int32
+    private let owns: Bool
+    private let path: String
+
+    package init(_ source: EntrySource) throws(SealbakError) {
+        switch source {
+        case .none:
+            fd = -1; owns = false; path = ""
+        case .standardInput:
+            fd = 0; owns = false; path = "standard input"
+        case .file(let p):
+            let d = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+            if d < 0 { throw SealbakError.io("cannot open", path: p, errno: errno) }
+            fd = d; owns = true; path = p
+        }
+    }
+
+    deinit { if owns { close(fd) } }
+
+    package func read(into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int {
+        if fd < 0 { return 0 }
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n >= 0 { return n }
+            if errno != EINTR { throw SealbakError.io("cannot read", path: path, errno: errno) }
+        }
+    }
+}

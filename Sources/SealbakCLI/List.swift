@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import SealbakArchive
+import SealbakFormat
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the entries of an archive (needs the password: names are encrypted).")
+
+    @Argument(help: ArgumentHelp("The archive (- for standard input).", valueName: "ARCHIVE"))
+    var archive: String
+
+    @Flag(name: .long, help: "Machine-readable JSON output.")
+    var json = false
+
+    @OptionGroup var password: PasswordOptions
+    @OptionGroup var reading: ReadingOptions
+
+    func run() throws {
+        try reportingErrors {
+            let reader = try openArchive(archive, password: password, reading: reading)
+            let trailer = reader.input.isSeekable ? try reader.loadIndex() : try reader.readAll(into: DiscardSink(selected: []))
+            let h = reader.header
+            if json {
+                var entries: [[String: Any]] = []
+                for (i, e) in reader.manifest.entries.enumerated() {
+                    var d: [String: Any] = [
+                        "name": e.name, "kind": e.kind.name, "size": trailer.entries[i].size,
+                        "mode": String(e.mode, radix: 8), "mtime": e.mtimeSeconds, "sha256": hex(trailer.entries[i].sha256),
+                    ]
+                    if e.kind == .symlink { d["link"] = e.linkTarget }
+                    if !e.metadata.isEmpty { d["metadata"] = Dictionary(uniqueKeysWithValues: e.metadata.map { ($0.key, $0.value) }) }
+                    entries.append(d)
+                }
+                let doc: [String: Any] = [
+                    "archive": [
+                        "id": hex(h.archiveID), "created": h.createdUnix, "cipher": h.cipherSuite.name,
+                        "frame_size": h.frameSize, "format_version": Int(FormatV1.version),
+                        "metadata": Dictionary(uniqueKeysWithValues: reader.manifest.metadata.map { ($0.key, $0.value) }),
+                    ],
+                    "entries": entries,
+                ]
+                let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+                return
+            }
+            print("\(reader.manifest.entries.count) entries, created \(formatTime(Int64(h.createdUnix))), \(h.cipherSuite.name)")
+            for (i, e) in reader.manifest.entries.enumerated() {
+                let kind = e.kind == .directory ? "d" : e.kind == .symlink ? "l" : e.kind == .stream ? "s" : "-"
+                let mode = String(e.mode, radix: 8)
+                let size = String(trailer.entries[i].size)
+                let pad = String(repeating: " ", count: max(0, 14 - size.count))
+                var line = "\(kind) \(String(repeating: "0", count: max(0, 4 - mode.count)))\(mode) \(pad)\(size)  \(formatTime(e.mtimeSeconds))  \(e.name)"
+                if e.kind == .symlink { line += " -> \(e.linkTarget)" }
+                print(line)
+            }
+        }
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the cleartext header (no password needed; unauthenticated).")
+
+    @Argument(help: ArgumentHelp("The archive (- for standard input).", valueName: "ARCHIVE"))
+    var archive: String
+
+    func run() throws {
+        try reportingErrors {
+            let input = try InputFile(path: archive)
+            let h = try ArchiveReader.readHeader(input)
+            print("sealbak archive, format version \(FormatV1.version)")
+            print("archive id:  \(hex(h.archiveID))")
+            print("created:     \(formatTime(Int64(h.createdUnix)))")
+            print("cipher:      \(h.cipherSuite.name)")
+            print("frame size:  \(formatBytes(UInt64(h.frameSize)))")
+            print("header:      \(h.byteCount) bytes (authenticated only once a password opens a slot)")
+            print("key slots:   \(h.slots.count)")
+            for s in h.slots {
+                switch s.body {
+                case .password(let kdf, _, _, _):
+                    print("  slot \(s.id): password, Argon2id \(kdf.opsLimit) passes, \(kdf.memLimitKiB >= 1024 ? "\(kdf.memLimitKiB / 1024) MiB" : "\(kdf.memLimitKiB) KiB"), parallelism \(kdf.parallelism), label \"\(s.label)\", created \(formatTime(Int64(s.createdUnix)))")
+                case .unknown(let t, _):
+                    print("  slot \(s.id): type \(t) (not supported by this sealbak), label \"\(s.label)\"")
+                }
+            }
+        }
+    }
+}

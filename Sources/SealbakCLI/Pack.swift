@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import SealbakArchive
+import SealbakCompression
+import SealbakFormat
+
+struct Pack: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Pack files and directory trees into a new encrypted archive.",
+        discussion: "OUT may be - to write the archive to standard output. Each PATH is stored under its last path component."
+    )
+
+    @Argument(help: ArgumentHelp("The archive to create (- for standard output).", valueName: "OUT"))
+    var output: String
+
+    @Argument(help: ArgumentHelp("Files and directories to pack.", valueName: "PATH"))
+    var paths: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Also pack standard input as an entry called NAME.", valueName: "NAME"))
+    var stdinName: String?
+
+    @Option(name: .long, help: "Cipher suite.")
+    var cipher: CipherChoice = .xchacha20poly1305
+
+    @Option(name: .long, help: "Frame compression.")
+    var compression: CompressionChoice = .zstd
+
+    @Option(name: .long, help: "Compression level (zstd 1-19, default 3; zlib 1-9, default 6).")
+    var level: Int32?
+
+    @Option(name: .long, help: ArgumentHelp("Frame size, a power of two from 4K to 16M (default 1M).", valueName: "SIZE"))
+    var frameSize: String = "1M"
+
+    @Option(name: .long, help: ArgumentHelp("Argon2id memory for the password slot (default 256).", valueName: "MIB"))
+    var kdfMemory: UInt32 = 256
+
+    @Option(name: .long, help: ArgumentHelp("Argon2id passes for the password slot (default 3).", valueName: "N"))
+    var kdfPasses: UInt32 = 3
+
+    @Flag(name: .long, help: "TEST ONLY: the cheapest Argon2id setting (1 pass, 8 KiB). Anyone can brute-force such an archive.")
+    var insecureTestKdf = false
+
+    @Option(name: .long, help: "A label for the password slot (shown by inspect).")
+    var label: String = "password"
+
+    @Flag(name: .long, help: "Replace OUT if it exists.")
+    var force = false
+
+    @Flag(name: [.short, .long], help: "No progress or summary on stderr.")
+    var quiet = false
+
+    @Option(name: .long, help: "Worker threads (default: all cores).")
+    var threads: Int?
+
+    @OptionGroup var password: PasswordOptions
+
+    func validate() throws {
+        if paths.isEmpty && stdinName == nil { throw ValidationError("nothing to pack: give at least one PATH or --stdin-name NAME") }
+        if stdinName != nil && output == "-" && paths.isEmpty == false {}
+        if let level {
+            switch compression {
+            case .zstd: if !CompressionAlgorithm.zstdLevels.contains(level) { throw ValidationError("zstd level must be 1...19") }
+            case .zlib: if !CompressionAlgorithm.zlibLevels.contains(level) { throw ValidationError("zlib level must be 1...9") }
+            case .none: throw ValidationError("--level makes no sense with --compression none")
+            }
+        }
+        guard let fs = parseSize(frameSize), fs > 0, fs & (fs - 1) == 0, fs >= 4096, fs <= 16 << 20 else {
+            throw ValidationError("--frame-size must be a power of two from 4K to 16M, e.g. 64K or 1M")
+        }
+        if !insecureTestKdf && (kdfMemory < 8 || kdfPasses < 1) { throw ValidationError("--kdf-memory must be at least 8 MiB and --kdf-passes at least 1") }
+        if label.utf8.count > FormatV1.maxLabelByteCount { throw ValidationError("--label is limited to 64 bytes") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            var plan = PackPlan()
+            for p in paths { try plan.add(path: p) }
+            if let stdinName {
+                if password.passwordFd == 0 { throw SealbakError(.usage, "--stdin-name reads standard input, so the password cannot come from descriptor 0") }
+                try plan.addStandardInput(name: stdinName)
+            }
+            try plan.checkUnique()
+
+            var options = WriteOptions()
+            options.suite = cipher == .aes256gcm ? .aes256gcm : .xchacha20poly1305
+            switch compression {
+            case .zstd: options.compression = .zstd(level: level ?? 3)
+            case .zlib: options.compression = .zlib(level: level ?? 6)
+            case .none: options.compression = .stored
+            }
+            let fs = parseSize(frameSize)!
+            options.frameSizeLog2 = UInt8(fs.trailingZeroBitCount)
+            options.kdf = insecureTestKdf ? KDFParameters(opsLimit: 1, memLimitKiB: 8) : KDFParameters(opsLimit: kdfPasses, memLimitKiB: kdfMemory * 1024)
+            if let threads { options.threads = max(1, threads) }
+            if options.suite == .aes256gcm {
+                _ = try FrameCodec(suite: .aes256gcm, archiveID: [UInt8](repeating: 0, count: 16), frameSize: fs)
+            }
+
+            // Refuse an existing target before asking for a password.
+            let out = try AtomicOutput(path: output, overwrite: force, mode: 0o600)
+            let pass = try PasswordReader.read(try password.source(confirm: true))
+            let total = plan.sources.reduce(UInt64(0)) { acc, s in
+                if case .file(let p) = s, let a = try? FileManager.default.attributesOfItem(atPath: p), let n = a[.size] as? UInt64 { return acc + n }
+                return acc
+            }
+            let progress = Progress(label: "packing", total: total, quiet: quiet)
+            let manifest = Manifest(metadata: Metadata(["created-by": "sealbak \(sealbakVersion)"]), entries: plan.entries)
+            let writer: ArchiveWriter
+            do {
+                writer = try ArchiveWriter(manifest: manifest, passwords: [PasswordSlotSpec(passphrase: pass, label: label)], options: options) { bytes in
+                    try out.write(bytes)
+                }
+            } catch {
+                out.abandon()
+                throw error
+            }
+            let summary: WriteSummary
+            do {
+                for source in plan.sources {
+                    let reader = try SourceReader(source)
+                    try writer.writeEntry { buf in
+                        let n = try reader.read(into: buf)
+                        progress.add(n)
+                        return n
+                    }
+                }
+                summary = try writer.finish()
+                try out.commit()
+            } catch {
+                writer.abandon()
+                out.abandon()
+                progress.finish()
+                throw error
+            }
+            progress.finish()
+            if !quiet {
+                let ratio = summary.plaintextBytes > 0 ? String(format: " (%.1f%% of the input)", Double(summary.archiveBytes) * 100 / Double(summary.plaintextBytes)) : ""
+                printError("sealbak: packed \(summary.entries) entries, \(formatBytes(summary.plaintextBytes)) into \(output == "-" ? "standard output" : output): \(formatBytes(summary.archiveBytes))\(ratio)")
+            }
+        }
+    }
+}

@@ -1,0 +1,19 @@
+import ArgumentParser
+import SealbakArchive
+
+@main
+struct Sealbak: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sealbak",
+        abstract: "One encrypted, self-verifying file that holds your AI application's state and restores it.",
+        discussion: """
+            Exit codes: 0 ok, 1 internal error, 2 usage, 3 wrong password, 4 corrupted or tampered archive,
+            5 truncated archive, 6 unsupported (newer format, cipher or KDF cost), 7 target exists, 8 I/O error,
+            9 not found. See docs/exit-codes.md.
+            """,
+        version: sealbakVersion,
+        subcommands: [Pack.self, Unpack.self, List.self, Verify.self, Inspect.self]
+    )
+}
+
+let sealbakVersion = "0.1.0"

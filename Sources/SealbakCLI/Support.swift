@@ -1,0 +1,159 @@
+import ArgumentParser
+import Foundation
+import SealbakArchive
+import SealbakCompression
+import SealbakFormat
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes a line to standard error (never a secret).
+func printError(_ line: String) {
+    let s = line + "\n"
+    _ = s.withCString { write(2, $0, strlen($0)) }
+}
+
+/// Runs `body`, printing any error as `sealbak: message` and exiting with its documented status.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as SealbakError {
+        printError("sealbak: \(e.message)")
+        throw ExitCode(e.code.exitStatus)
+    } catch let e as ExitCode {
+        throw e
+    } catch {
+        printError("sealbak: internal error: \(error)")
+        throw ExitCode(1)
+    }
+}
+
+struct PasswordOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Read the password from the first line of FILE.", valueName: "FILE"))
+    var passwordFile: String?
+
+    @Option(name: .long, help: ArgumentHelp("Read the password from the first line of file descriptor N.", valueName: "N"))
+    var passwordFd: Int32?
+
+    func source(confirm: Bool) throws -> PasswordSource {
+        if passwordFile != nil && passwordFd != nil { throw ValidationError("give only one of --password-file and --password-fd") }
+        if let passwordFile { return .file(passwordFile) }
+        if let passwordFd { return .fd(passwordFd) }
+        if getenv("SEALBAK_PASSWORD") != nil { return .environment("SEALBAK_PASSWORD") }
+        return .prompt(confirm: confirm)
+    }
+}
+
+struct ReadingOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Refuse key slots whose Argon2id memory exceeds MIB (default 4096).", valueName: "MIB"))
+    var maxKdfMemory: UInt64 = 4096
+
+    @Option(name: .long, help: ArgumentHelp("Refuse key slots whose Argon2id passes exceed N (default 10).", valueName: "N"))
+    var maxKdfPasses: UInt32 = 10
+
+    @Option(name: .long, help: "Worker threads (default: all cores).")
+    var threads: Int?
+
+    var readOptions: ReadOptions {
+        var o = ReadOptions()
+        o.limits = KDFLimits(maxOpsLimit: maxKdfPasses, maxMemLimitKiB: maxKdfMemory * 1024)
+        if let threads { o.threads = max(1, threads) }
+        return o
+    }
+}
+
+/// Opens an archive with a password from the user's chosen source.
+func openArchive(_ path: String, password: PasswordOptions, reading: ReadingOptions) throws -> ArchiveReader {
+    let input = try InputFile(path: path)
+    let source = try password.source(confirm: false)
+    if case .prompt = source, path == "-" {
+        // stdin carries the archive; the prompt reads /dev/tty, which is fine.
+    }
+    let pass = try PasswordReader.read(source)
+    return try ArchiveReader(input: input, passphrase: pass, options: reading.readOptions)
+}
+
+/// A single-line progress display on stderr, only when stderr is a terminal.
+final class Progress: @unchecked Sendable {
+    private let enabled: Bool
+    private let label: String
+    private let total: UInt64?
+    private var done: UInt64 = 0
+    private var lastDraw: Double = 0
+    private let start = Date()
+    private let lock = NSLock()
+
+    init(label: String, total: UInt64?, quiet: Bool) {
+        enabled = !quiet && isatty(2) == 1
+        self.label = label
+        self.total = total
+    }
+
+    func add(_ n: Int) {
+        guard enabled else { return }
+        lock.withLock {
+            done += UInt64(n)
+            let now = Date().timeIntervalSince(start)
+            if now - lastDraw < 0.1 { return }
+            lastDraw = now
+            draw(now)
+        }
+    }
+
+    private func draw(_ elapsed: Double) {
+        let rate = elapsed > 0 ? Double(done) / elapsed : 0
+        var line = "\r\(label) \(formatBytes(done))"
+        if let total, total > 0 {
+            let pct = min(100, Int(Double(done) * 100 / Double(total)))
+            let width = 24
+            let filled = width * pct / 100
+            line += " / \(formatBytes(total)) [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] \(pct)%"
+        }
+        line += "  \(formatBytes(UInt64(rate)))/s   "
+        _ = line.withCString { write(2, $0, strlen($0)) }
+    }
+
+    func finish() {
+        guard enabled else { return }
+        _ = "\r\u{1B}[K".withCString { write(2, $0, strlen($0)) }
+    }
+}
+
+func formatBytes(_ n: UInt64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var v = Double(n)
+    var u = 0
+    while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+    return u == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[u])
+}
+
+func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+func formatTime(_ unix: Int64) -> String {
+    let f = DateFormatter()
+    f.locale = Locale(identifier: "en_US_POSIX")
+    f.timeZone = TimeZone(identifier: "UTC")
+    f.dateFormat = "yyyy-MM-dd HH:mm:ss'Z'"
+    return f.string(from: Date(timeIntervalSince1970: TimeInterval(unix)))
+}
+
+enum CipherChoice: String, ExpressibleByArgument, CaseIterable {
+    case xchacha20poly1305 = "xchacha20-poly1305"
+    case aes256gcm = "aes-256-gcm"
+}
+
+enum CompressionChoice: String, ExpressibleByArgument, CaseIterable {
+    case zstd, zlib, none
+}
+
+/// Parses sizes like 4096, 64K, 1M, 16M.
+func parseSize(_ s: String) -> Int? {
+    let upper = s.uppercased()
+    var digits = upper
+    var mult = 1
+    if upper.hasSuffix("K") || upper.hasSuffix("KIB") { mult = 1 << 10; digits = String(upper.prefix(while: { $0.isNumber })) }
+    else if upper.hasSuffix("M") || upper.hasSuffix("MIB") { mult = 1 << 20; digits = String(upper.prefix(while: { $0.isNumber })) }
+    guard let n = Int(digits) else { return nil }
+    return n * mult
+}
