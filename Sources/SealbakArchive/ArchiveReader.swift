@@ -114,7 +114,7 @@ package final class ArchiveReader: @unchecked Sendable {
                 if sink.wants(index) {
                     let key = master.streamKey(UInt32(index))
                     let codec = self.codec, decompressors = self.decompressors
-                    try forEachFrame(streamID: UInt32(index), context: entryContext(index)) { frameIndex, isLast, ciphertext in
+                    try forEachFrame(streamID: UInt32(index), context: entryContext(index)) { frameIndex, isLast, ciphertext, frameOffset in
                         let context = self.entryContext(index), name = self.name
                         try pipeline.submit {
                             do throws(FormatError) {
@@ -123,12 +123,12 @@ package final class ArchiveReader: @unchecked Sendable {
                                 }
                                 return (index, raw, isLast)
                             } catch {
-                                throw SealbakError.format(error.shifted(by: 0), archive: name, context: context)
+                                throw SealbakError.format(FormatError(error.errorClass, error.message, offset: frameOffset), archive: name, context: context)
                             }
                         }
                     }
                 } else {
-                    try forEachFrame(streamID: UInt32(index), context: entryContext(index), decrypt: false) { _, _, _ in }
+                    try forEachFrame(streamID: UInt32(index), context: entryContext(index), decrypt: false) { _, _, _, _ in }
                 }
                 observed.append(Observed(offset: start, length: input.position - start))
             }
@@ -183,7 +183,7 @@ package final class ArchiveReader: @unchecked Sendable {
     private func entryContext(_ index: Int) -> String { "entry \(index) (\(manifest.entries[index].name))" }
 
     /// Reads the frames of one stream from the sequential input, calling `body` with each frame's ciphertext.
-    private func forEachFrame(streamID: UInt32, context: String, decrypt: Bool = true, _ body: (UInt64, Bool, [UInt8]) throws -> Void) throws {
+    private func forEachFrame(streamID: UInt32, context: String, decrypt: Bool = true, _ body: (UInt64, Bool, [UInt8], UInt64) throws -> Void) throws {
         var frameIndex: UInt64 = 0
         while true {
             let at = input.position
@@ -200,7 +200,7 @@ package final class ArchiveReader: @unchecked Sendable {
                 if ct.count < fh.ciphertextLength {
                     throw SealbakError.format(FormatError(.truncated, "archive ends inside frame \(frameIndex)", offset: input.position), archive: name, context: context)
                 }
-                try body(frameIndex, fh.isLast, ct)
+                try body(frameIndex, fh.isLast, ct, at)
             } else if try input.skip(UInt64(fh.ciphertextLength)) < UInt64(fh.ciphertextLength) {
                 throw SealbakError.format(FormatError(.truncated, "archive ends inside frame \(frameIndex)", offset: input.position), archive: name, context: context)
             }
@@ -216,12 +216,14 @@ package final class ArchiveReader: @unchecked Sendable {
     private func readStreamSequential(streamID: UInt32, context: String, _ deliver: ([UInt8], Bool) throws -> Void) throws {
         let key = master.streamKey(streamID)
         try decompressors.with { d in
-            try forEachFrame(streamID: streamID, context: context) { frameIndex, isLast, ct in
+            try forEachFrame(streamID: streamID, context: context) { frameIndex, isLast, ct, frameOffset in
                 let raw: [UInt8]
                 do throws(FormatError) {
                     raw = try codec.open(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, ciphertext: ct, decompressor: d)
                 } catch {
-                    throw SealbakError.format(FormatError(error.errorClass, error.message, offset: input.position), archive: name, context: context)
+                    // A failing trailer frame is a trailer failure (Spec §9), whatever stage rejected it.
+                    let cls: FormatError.Class = streamID == FormatV1.trailerStreamID ? .trailer : error.errorClass
+                    throw SealbakError.format(FormatError(cls, error.message, offset: frameOffset), archive: name, context: context)
                 }
                 try deliver(raw, isLast)
             }
@@ -291,11 +293,11 @@ package final class ArchiveReader: @unchecked Sendable {
         var bytes: [UInt8] = []
         let key = master.streamKey(FormatV1.trailerStreamID)
         try decompressors.with { d in
-            try forEachFrameAt(offset: footer.trailerOffset, length: footer.trailerLength, context: "the trailer") { i, last, ct in
+            try forEachFrameAt(offset: footer.trailerOffset, length: footer.trailerLength, context: "the trailer") { i, last, ct, frameOffset in
                 do throws(FormatError) {
                     bytes += try codec.open(key: key, streamID: FormatV1.trailerStreamID, frameIndex: i, isLast: last, ciphertext: ct, decompressor: d)
                 } catch {
-                    throw SealbakError.format(error, archive: name, context: "the trailer")
+                    throw SealbakError.format(FormatError(.trailer, error.message, offset: frameOffset), archive: name, context: "the trailer")
                 }
             }
         }
@@ -306,7 +308,7 @@ package final class ArchiveReader: @unchecked Sendable {
     }
 
     /// Reads the frames in [offset, offset+length) of a seekable input; the last frame must end exactly there.
-    private func forEachFrameAt(offset: UInt64, length: UInt64, context: String, _ body: (UInt64, Bool, [UInt8]) throws -> Void) throws {
+    private func forEachFrameAt(offset: UInt64, length: UInt64, context: String, _ body: (UInt64, Bool, [UInt8], UInt64) throws -> Void) throws {
         var at = offset
         let end = offset + length
         var frameIndex: UInt64 = 0
@@ -327,7 +329,7 @@ package final class ArchiveReader: @unchecked Sendable {
             let ct = try input.read(at: at, count: fh.ciphertextLength)
             if ct.count < fh.ciphertextLength { throw SealbakError.format(FormatError(.truncated, "archive ends inside frame \(frameIndex)", offset: at), archive: name, context: context) }
             at += UInt64(fh.ciphertextLength)
-            try body(frameIndex, fh.isLast, ct)
+            try body(frameIndex, fh.isLast, ct, at - UInt64(fh.ciphertextLength) - 4)
             if fh.isLast {
                 if at != end { throw SealbakError.format(FormatError(.trailer, "stream has bytes after its last frame", offset: at), archive: name, context: context) }
                 return
@@ -352,7 +354,7 @@ package final class ArchiveReader: @unchecked Sendable {
             if !raw.isEmpty { try sink.write(index, raw) }
         }
         do {
-            try forEachFrameAt(offset: e.offset, length: e.length, context: context) { frameIndex, isLast, ct in
+            try forEachFrameAt(offset: e.offset, length: e.length, context: context) { frameIndex, isLast, ct, frameOffset in
                 try pipeline.submit {
                     do throws(FormatError) {
                         let raw = try decompressors.with { d throws(FormatError) in
@@ -360,7 +362,7 @@ package final class ArchiveReader: @unchecked Sendable {
                         }
                         return (raw, isLast)
                     } catch {
-                        throw SealbakError.format(error, archive: name, context: context)
+                        throw SealbakError.format(FormatError(error.errorClass, error.message, offset: frameOffset), archive: name, context: context)
                     }
                 }
             }

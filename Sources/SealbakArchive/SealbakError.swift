@@ -15,7 +15,7 @@ package struct SealbakError: Error, Sendable, CustomStringConvertible {
         private let wrapped: Wrapped
         private init(_ w: Wrapped) { wrapped = w }
 
-        /// Bad arguments or options (exit 2).
+        /// Bad arguments or options (exit 64, as swift-argument-parser uses for usage errors).
         package static let usage = Code(.usage)
         /// No key slot opens with the secret given (exit 3).
         package static let wrongPassword = Code(.wrongPassword)
@@ -39,7 +39,7 @@ package struct SealbakError: Error, Sendable, CustomStringConvertible {
         package var exitStatus: Int32 {
             switch wrapped {
             case .internalError: 1
-            case .usage: 2
+            case .usage: 64
             case .wrongPassword: 3
             case .corrupt: 4
             case .truncated: 5

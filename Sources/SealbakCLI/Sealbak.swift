@@ -7,7 +7,7 @@ struct Sealbak: ParsableCommand {
         commandName: "sealbak",
         abstract: "One encrypted, self-verifying file that holds your AI application's state and restores it.",
         discussion: """
-            Exit codes: 0 ok, 1 internal error, 2 usage, 3 wrong password, 4 corrupted or tampered archive,
+            Exit codes: 0 ok, 1 internal error, 64 usage, 3 wrong password, 4 corrupted or tampered archive,
             5 truncated archive, 6 unsupported (newer format, cipher or KDF cost), 7 target exists, 8 I/O error,
             9 not found. See docs/exit-codes.md.
             """,
