@@ -36,11 +36,13 @@ let package = Package(
             dependencies: ["SealbakArchive", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
+        // Test vectors, archive builders and corruption helpers shared by tests, the vector generator and fuzzers.
+        .target(name: "SealbakTestSupport", dependencies: ["SealbakArchive"], swiftSettings: strict),
         // Regenerates Spec/vectors deterministically (scripts/gen-vectors).
-        .executableTarget(name: "SealbakVectorGen", dependencies: ["SealbakArchive"], swiftSettings: strict),
+        .executableTarget(name: "SealbakVectorGen", dependencies: ["SealbakTestSupport"], swiftSettings: strict),
 
         .testTarget(name: "SealbakFormatTests", dependencies: ["SealbakFormat"], swiftSettings: strict),
-        .testTarget(name: "SealbakArchiveTests", dependencies: ["SealbakArchive"], swiftSettings: strict),
-        .testTarget(name: "SealbakCLITests", dependencies: ["SealbakArchive"], swiftSettings: strict),
+        .testTarget(name: "SealbakArchiveTests", dependencies: ["SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SealbakCLITests", dependencies: ["SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
     ]
 )

@@ -1,1 +1,48 @@
-print("x")
+// Regenerates Spec/vectors: `swift run SealbakVectorGen [DIR]` (scripts/gen-vectors). Deterministic.
+import Foundation
+import SealbakFormat
+import SealbakCrypto
+import SealbakTestSupport
+
+let dir = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "Spec/vectors"
+let fm = FileManager.default
+for sub in ["valid", "invalid"] {
+    let d = "\(dir)/\(sub)"
+    try? fm.removeItem(atPath: d)
+    try fm.createDirectory(atPath: d, withIntermediateDirectories: true)
+}
+
+func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
+
+func writeJSON(_ object: [String: Any], to path: String) throws {
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    try (String(decoding: data, as: UTF8.self) + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+}
+
+for v in Vectors.valid() {
+    let bytes = try v.build()
+    try Data(bytes).write(to: URL(fileURLWithPath: "\(dir)/valid/\(v.name).sbk"))
+    let entries: [[String: Any]] = v.entries.map { e in
+        var d: [String: Any] = ["name": e.name, "kind": e.kind.name, "size": e.data.count, "sha256": hex(SHA256Hasher.hash(e.data)),
+                                "mode": String(e.mode, radix: 8), "mtime": Int(TestArchive.fixedTime)]
+        if e.kind == .symlink { d["link"] = e.link }
+        if !e.metadata.isEmpty { d["metadata"] = Dictionary(uniqueKeysWithValues: e.metadata.map { ($0.key, $0.value) }) }
+        return d
+    }
+    try writeJSON([
+        "name": v.name, "description": v.description, "file": "\(v.name).sbk", "passwords": v.passwords,
+        "cipher_suite": v.options.suite.name, "compression": v.compressionName, "frame_size": 1 << Int(v.options.frameSizeLog2),
+        "kdf": ["algorithm": "argon2id13", "opslimit": 1, "memlimit_kib": 8, "parallelism": 1],
+        "archive_sha256": hex(SHA256Hasher.hash(bytes)), "archive_size": bytes.count,
+        "metadata": Dictionary(uniqueKeysWithValues: v.metadata.map { ($0.key, $0.value) }),
+        "entries": entries,
+    ], to: "\(dir)/valid/\(v.name).json")
+}
+for v in try Vectors.invalid() {
+    try Data(v.bytes).write(to: URL(fileURLWithPath: "\(dir)/invalid/\(v.name).sbk"))
+    try writeJSON([
+        "name": v.name, "description": v.description, "file": "\(v.name).sbk", "base": v.base, "password": v.password,
+        "expected_error": v.expected.rawValue,
+    ], to: "\(dir)/invalid/\(v.name).json")
+}
+print("wrote \(Vectors.valid().count) valid and \(try Vectors.invalid().count) invalid vectors to \(dir)")

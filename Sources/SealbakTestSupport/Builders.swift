@@ -1,0 +1,196 @@
+import Foundation
+import SealbakArchive
+import SealbakCompression
+import SealbakCrypto
+import SealbakFormat
+
+/// One entry to put in a test archive.
+package struct TestEntry: Sendable {
+    package var kind: EntryKind
+    package var name: String
+    package var data: [UInt8]
+    package var link: String
+    package var mode: UInt32
+    package var metadata: Metadata
+
+    package init(_ kind: EntryKind = .file, _ name: String, _ data: [UInt8] = [], link: String = "", mode: UInt32? = nil, metadata: Metadata = Metadata()) {
+        self.kind = kind
+        self.name = name
+        self.data = data
+        self.link = link
+        self.mode = mode ?? (kind == .directory ? 0o755 : kind == .symlink ? 0o777 : 0o644)
+        self.metadata = metadata
+    }
+}
+
+/// Builds archives in memory, deterministically when given a seed.
+package enum TestArchive {
+    package static let cheapKDF = KDFParameters(opsLimit: 1, memLimitKiB: 8)
+    package static let fixedTime: UInt64 = 1_700_000_000
+
+    package static func options(
+        suite: CipherSuite = .xchacha20poly1305, compression: CompressionAlgorithm = .zstd(level: 3),
+        frameSizeLog2: UInt8 = 12, seed: String? = nil, threads: Int = 2
+    ) -> WriteOptions {
+        var o = WriteOptions()
+        o.suite = suite
+        o.compression = compression
+        o.frameSizeLog2 = frameSizeLog2
+        o.kdf = cheapKDF
+        o.threads = threads
+        o.createdUnix = fixedTime
+        if let seed { o.random = SeededRandom(seed: SHA256Hasher.hash(Array(seed.utf8))) }
+        return o
+    }
+
+    package static func manifest(_ entries: [TestEntry], metadata: Metadata = Metadata(["created-by": "sealbak test"])) -> Manifest {
+        Manifest(metadata: metadata, entries: entries.map {
+            ManifestEntry(kind: $0.kind, name: $0.name, mode: $0.mode, mtimeSeconds: Int64(fixedTime), mtimeNanoseconds: 0,
+                          linkTarget: $0.link, metadata: $0.metadata)
+        })
+    }
+
+    /// Writes an archive to memory.
+    package static func build(
+        _ entries: [TestEntry], passwords: [String] = ["password"], options: WriteOptions = TestArchive.options(),
+        metadata: Metadata = Metadata(["created-by": "sealbak test"])
+    ) throws -> [UInt8] {
+        let out = ByteCollector()
+        let writer = try ArchiveWriter(
+            manifest: manifest(entries, metadata: metadata),
+            passwords: passwords.enumerated().map { PasswordSlotSpec(passphrase: Passphrase(string: $1), label: "slot \($0 + 1)") },
+            options: options
+        ) { out.append($0) }
+        for e in entries {
+            var offset = 0
+            try writer.writeEntry { buf in
+                let n = min(buf.count, e.data.count - offset)
+                e.data.withUnsafeBytes { buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n])) }
+                offset += n
+                return n
+            }
+        }
+        try writer.finish()
+        return out.bytes
+    }
+
+    /// Deterministic pseudo-random bytes (not for secrets).
+    package static func noise(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
+        var x = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        return (0..<count).map { _ in
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17
+            return UInt8(truncatingIfNeeded: x)
+        }
+    }
+
+    /// Compressible text.
+    package static func text(_ count: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = 0
+        while out.count < count {
+            out += Array("INSERT INTO chunks VALUES (\(i), 'chunk text number \(i)');\n".utf8)
+            i += 1
+        }
+        return Array(out.prefix(count))
+    }
+}
+
+/// Collects archive bytes from a writer sink.
+package final class ByteCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: [UInt8] = []
+    package init() {}
+    package func append(_ b: UnsafeRawBufferPointer) { lock.withLock { storage.append(contentsOf: b) } }
+    package var bytes: [UInt8] { lock.withLock { storage } }
+}
+
+/// Result of reading an archive fully into memory.
+package struct ReadBack: Sendable {
+    package var manifest: Manifest
+    package var data: [[UInt8]]
+    package var trailer: Trailer
+}
+
+/// A sink that keeps every entry in memory and records whether any entry was finished.
+package final class MemorySink: EntrySink {
+    package var data: [Int: [UInt8]] = [:]
+    package var finished: [Int] = []
+    package init() {}
+    package func wants(_ index: Int) -> Bool { true }
+    package func begin(_ index: Int) throws { data[index] = [] }
+    package func write(_ index: Int, _ bytes: [UInt8]) throws { data[index, default: []] += bytes }
+    package func end(_ index: Int, size: UInt64, sha256: [UInt8]) throws { finished.append(index) }
+}
+
+package enum TestReader {
+    /// Writes `bytes` to a temp file and opens it as a reader input.
+    package static func file(_ bytes: [UInt8]) throws -> (InputFile, String) {
+        let path = NSTemporaryDirectory() + "sealbak-test-\(UUID().uuidString).sbk"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return (try InputFile(path: path), path)
+    }
+
+    /// Reads the whole archive sequentially with `password`.
+    package static func readAll(_ bytes: [UInt8], password: String = "password", limits: KDFLimits = .default) throws -> ReadBack {
+        let (input, path) = try file(bytes)
+        defer { unlink(path) }
+        var o = ReadOptions()
+        o.limits = limits
+        o.threads = 2
+        let reader = try ArchiveReader(input: input, passphrase: Passphrase(string: password), options: o)
+        let sink = MemorySink()
+        let trailer = try reader.readAll(into: sink)
+        return ReadBack(manifest: reader.manifest, data: reader.manifest.entries.indices.map { sink.data[$0] ?? [] }, trailer: trailer)
+    }
+
+    /// The failure class a sequential read reports, or nil when the archive reads fine.
+    package static func failureClass(_ bytes: [UInt8], password: String = "password") -> FormatError.Class? {
+        do {
+            _ = try readAll(bytes, password: password)
+            return nil
+        } catch let e as SealbakError {
+            return e.formatClass ?? .payload
+        } catch {
+            return .payload
+        }
+    }
+}
+
+/// The byte layout of an archive, recovered from its cleartext frame headers (for surgery in tests).
+package struct ArchiveLayout: Sendable {
+    package struct FrameSpan: Sendable {
+        package var offset: Int
+        package var length: Int
+        package var isLast: Bool
+    }
+
+    package var headerLength: Int
+    package var manifest: [FrameSpan]
+    package var entries: [[FrameSpan]]
+    package var trailer: [FrameSpan]
+    package var footerOffset: Int
+
+    package init(_ bytes: [UInt8], entryCount: Int) throws {
+        headerLength = Int(bytes[10]) | Int(bytes[11]) << 8
+        var at = headerLength
+        func stream() -> [FrameSpan] {
+            var frames: [FrameSpan] = []
+            while true {
+                let word = UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
+                let len = Int(word & 0x7FFF_FFFF) + 4
+                let last = word & 0x8000_0000 != 0
+                frames.append(FrameSpan(offset: at, length: len, isLast: last))
+                at += len
+                if last { return frames }
+            }
+        }
+        manifest = stream()
+        entries = (0..<entryCount).map { _ in stream() }
+        trailer = stream()
+        footerOffset = at
+    }
+
+    package func streamRange(_ frames: [FrameSpan]) -> Range<Int> {
+        frames.first!.offset..<(frames.last!.offset + frames.last!.length)
+    }
+}
