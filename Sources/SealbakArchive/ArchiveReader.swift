@@ -99,7 +99,13 @@ package final class ArchiveReader: @unchecked Sendable {
             }
             state.hasher!.update(raw)
             state.size += UInt64(raw.count)
-            if !raw.isEmpty { try sink.write(index, raw) }
+            if !raw.isEmpty {
+                let kind = self.manifest.entries[index].kind
+                if kind == .directory || kind == .symlink {
+                    throw SealbakError.format(FormatError(.payload, "\(kind.name) carries data"), archive: self.name, context: self.entryContext(index))
+                }
+                try sink.write(index, raw)
+            }
             if isLast {
                 let sha = state.hasher!.finalize()
                 state.hasher = nil
@@ -134,8 +140,9 @@ package final class ArchiveReader: @unchecked Sendable {
             }
             try pipeline.finish()
         } catch {
-            pipeline.drain()
-            throw error
+            // A frame submitted earlier may have failed while the read-ahead hit a later problem (e.g. truncation):
+            // report the earliest failure (Spec §9.2).
+            throw pipeline.earliestError(orElse: error)
         }
         for (i, r) in state.results { observed[i].size = r.0; observed[i].sha256 = r.1 }
 
@@ -193,7 +200,8 @@ package final class ArchiveReader: @unchecked Sendable {
             }
             let fh: FrameHeader
             do throws(FormatError) { fh = try FrameHeader.parse(headerBytes, frameSize: codec.frameSize) } catch {
-                throw SealbakError.format(FormatError(error.errorClass, error.message, offset: at), archive: name, context: context)
+                let cls: FormatError.Class = streamID == FormatV1.trailerStreamID ? .trailer : error.errorClass
+                throw SealbakError.format(FormatError(cls, error.message, offset: at), archive: name, context: context)
             }
             if decrypt {
                 let ct = try input.read(upTo: fh.ciphertextLength)
@@ -293,7 +301,7 @@ package final class ArchiveReader: @unchecked Sendable {
         var bytes: [UInt8] = []
         let key = master.streamKey(FormatV1.trailerStreamID)
         try decompressors.with { d in
-            try forEachFrameAt(offset: footer.trailerOffset, length: footer.trailerLength, context: "the trailer") { i, last, ct, frameOffset in
+            try forEachFrameAt(offset: footer.trailerOffset, length: footer.trailerLength, context: "the trailer", isTrailer: true) { i, last, ct, frameOffset in
                 do throws(FormatError) {
                     bytes += try codec.open(key: key, streamID: FormatV1.trailerStreamID, frameIndex: i, isLast: last, ciphertext: ct, decompressor: d)
                 } catch {
@@ -308,7 +316,7 @@ package final class ArchiveReader: @unchecked Sendable {
     }
 
     /// Reads the frames in [offset, offset+length) of a seekable input; the last frame must end exactly there.
-    private func forEachFrameAt(offset: UInt64, length: UInt64, context: String, _ body: (UInt64, Bool, [UInt8], UInt64) throws -> Void) throws {
+    private func forEachFrameAt(offset: UInt64, length: UInt64, context: String, isTrailer: Bool = false, _ body: (UInt64, Bool, [UInt8], UInt64) throws -> Void) throws {
         var at = offset
         let end = offset + length
         var frameIndex: UInt64 = 0
@@ -320,7 +328,8 @@ package final class ArchiveReader: @unchecked Sendable {
             if hb.count < 4 { throw SealbakError.format(FormatError(.truncated, "archive ends inside a frame header", offset: at), archive: name, context: context) }
             let fh: FrameHeader
             do throws(FormatError) { fh = try FrameHeader.parse(hb, frameSize: codec.frameSize) } catch {
-                throw SealbakError.format(FormatError(error.errorClass, error.message, offset: at), archive: name, context: context)
+                let cls: FormatError.Class = isTrailer ? .trailer : error.errorClass
+                throw SealbakError.format(FormatError(cls, error.message, offset: at), archive: name, context: context)
             }
             at += 4
             if end - at < UInt64(fh.ciphertextLength) {
@@ -335,6 +344,9 @@ package final class ArchiveReader: @unchecked Sendable {
                 return
             }
             frameIndex += 1
+            if frameIndex >= FormatV1.maxFramesPerStream {
+                throw SealbakError.format(FormatError(.payload, "stream has more than 2^32 frames", offset: at), archive: name, context: context)
+            }
         }
     }
 
@@ -368,8 +380,7 @@ package final class ArchiveReader: @unchecked Sendable {
             }
             try pipeline.finish()
         } catch {
-            pipeline.drain()
-            throw error
+            throw pipeline.earliestError(orElse: error)
         }
         let sha = state.hasher!.finalize()
         try checkAgainstTrailer(index, size: state.size, sha256: sha)

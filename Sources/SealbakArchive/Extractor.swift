@@ -73,6 +73,9 @@ package final class Extractor: EntrySink {
     }
 
     package func write(_ index: Int, _ bytes: [UInt8]) throws {
+        guard currentFD >= 0 else {
+            throw SealbakError(.corrupt, "\(manifest.entries[index].kind.name) \(manifest.entries[index].name) carries data; the archive is invalid")
+        }
         let path = "\(root)/\(manifest.entries[index].name)"
         try bytes.withUnsafeBytes { b in try writeAll(fd: currentFD, b, path: path) }
         bytesWritten += UInt64(bytes.count)
@@ -156,7 +159,8 @@ package final class Extractor: EntrySink {
     /// Opens the parent directory of `name` under the root, creating missing directories, never following a
     /// symlink. Returns the parent descriptor and the last component.
     private func openParent(_ name: String) throws(SealbakError) -> (Int32, String) {
-        var components = name.split(separator: "/").map(String.init)
+        // Split on the byte '/', never on grapheme clusters ("/" followed by a combining mark is one Character).
+        var components = name.utf8.split(separator: UInt8(ascii: "/")).map { String(decoding: $0, as: UTF8.self) }
         let base = components.removeLast()
         var fd = dup(rootFD)
         var walked = root
@@ -184,13 +188,16 @@ package final class Extractor: EntrySink {
     /// A symlink is restored only when its target is relative, its ".." components all come first, and they
     /// climb no higher than the link's own directory depth: then no chain of restored links can leave the root.
     package static func symlinkStaysInside(name: String, target: String) -> Bool {
-        if target.hasPrefix("/") || target.isEmpty { return false }
-        let depth = name.split(separator: "/").count - 1
+        // Bytes, not Characters: a combining mark after "/" must not hide the separator.
+        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        let t = Array(target.utf8)
+        if t.first == slash || t.isEmpty || t.contains(0) { return false }
+        let depth = name.utf8.split(separator: slash).count - 1
         var climbs = 0
         var descended = false
-        for c in target.split(separator: "/", omittingEmptySubsequences: true) {
-            if c == "." { continue }
-            if c == ".." {
+        for c in t.split(separator: slash, omittingEmptySubsequences: true) {
+            if c.elementsEqual([dot]) { continue }
+            if c.elementsEqual([dot, dot]) {
                 if descended { return false }
                 climbs += 1
             } else {

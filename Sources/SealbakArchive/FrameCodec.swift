@@ -174,6 +174,13 @@ package final class OrderedPipeline<Output: Sendable>: @unchecked Sendable {
 
     /// Waits for outstanding work without throwing (cleanup after an error elsewhere).
     package func drain() { group.wait() }
+
+    /// Drains, then returns the pipeline's own first error if it has one (it came from an earlier item than
+    /// anything the submitter saw later), else `other`.
+    package func earliestError(orElse other: any Error) -> any Error {
+        group.wait()
+        return stateLock.withLock { firstError } ?? other
+    }
 }
 
 /// A small pool so each worker reuses a zstd/zlib context instead of allocating one per frame.

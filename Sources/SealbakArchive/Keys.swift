@@ -52,6 +52,7 @@ package struct Passphrase: Sendable {
     /// Copies a string's UTF-8 into guarded memory (tests and vector generation; the CLI reads straight into
     /// guarded memory instead).
     package init(string: String) {
+        precondition(!string.isEmpty, "empty passwords are not allowed")
         var raw = Array(string.utf8)
         bytes = SecureBytes(copying: raw)
         wipe(&raw)
@@ -101,6 +102,7 @@ package enum KeySlots {
         let aead = try! AEAD(.xchacha20poly1305)
         var overCap: [(KeySlot, KDFParameters)] = []
         var sawPasswordSlot = false
+        var kdfFailure: SealbakError?
         for slot in header.slots {
             guard case .password(let kdf, let salt, let nonce, let wrapped) = slot.body else { continue }
             sawPasswordSlot = true
@@ -108,7 +110,11 @@ package enum KeySlots {
                 overCap.append((slot, kdf))
                 continue
             }
-            let kek = try deriveKEK(passphrase: passphrase, kdf: kdf, salt: salt)
+            let kek: SecureBytes
+            do { kek = try deriveKEK(passphrase: passphrase, kdf: kdf, salt: salt) } catch {
+                kdfFailure = error  // e.g. not enough memory for this slot: another slot may still open
+                continue
+            }
             guard let mk = try? aead.openSecret(key: kek, nonce: nonce, associatedData: slot.wrapAssociatedData(archiveID: header.archiveID), ciphertext: wrapped)
             else { continue }
             let master = MasterKey(mk)
@@ -123,6 +129,7 @@ package enum KeySlots {
                 "\(archive): key slot \(slot.id) asks for Argon2id with \(kdf.memLimitKiB / 1024) MiB and \(kdf.opsLimit) passes, above this reader's cap of \(limits.maxMemLimitKiB / 1024) MiB and \(limits.maxOpsLimit) passes. If you trust this archive, raise the cap with --max-kdf-memory MIB / --max-kdf-passes N",
                 formatClass: .key)
         }
+        if let kdfFailure { throw kdfFailure }
         if !sawPasswordSlot {
             throw SealbakError(.unsupported, "\(archive): no key slot of a type this sealbak implements; upgrade sealbak", formatClass: .key)
         }

@@ -28,14 +28,14 @@ struct List: ParsableCommand {
                         "mode": String(e.mode, radix: 8), "mtime": e.mtimeSeconds, "sha256": hex(trailer.entries[i].sha256),
                     ]
                     if e.kind == .symlink { d["link"] = e.linkTarget }
-                    if !e.metadata.isEmpty { d["metadata"] = Dictionary(uniqueKeysWithValues: e.metadata.map { ($0.key, $0.value) }) }
+                    if !e.metadata.isEmpty { d["metadata"] = Dictionary(e.metadata.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }) }
                     entries.append(d)
                 }
                 let doc: [String: Any] = [
                     "archive": [
                         "id": hex(h.archiveID), "created": h.createdUnix, "cipher": h.cipherSuite.name,
                         "frame_size": h.frameSize, "format_version": Int(FormatV1.version),
-                        "metadata": Dictionary(uniqueKeysWithValues: reader.manifest.metadata.map { ($0.key, $0.value) }),
+                        "metadata": Dictionary(reader.manifest.metadata.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }),
                     ],
                     "entries": entries,
                 ]

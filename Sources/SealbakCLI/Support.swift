@@ -47,7 +47,7 @@ struct PasswordOptions: ParsableArguments {
 
 struct ReadingOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Refuse key slots whose Argon2id memory exceeds MIB (default 4096).", valueName: "MIB"))
-    var maxKdfMemory: UInt64 = 4096
+    var maxKdfMemory: UInt32 = 4096
 
     @Option(name: .long, help: ArgumentHelp("Refuse key slots whose Argon2id passes exceed N (default 10).", valueName: "N"))
     var maxKdfPasses: UInt32 = 10
@@ -57,7 +57,7 @@ struct ReadingOptions: ParsableArguments {
 
     var readOptions: ReadOptions {
         var o = ReadOptions()
-        o.limits = KDFLimits(maxOpsLimit: maxKdfPasses, maxMemLimitKiB: maxKdfMemory * 1024)
+        o.limits = KDFLimits(maxOpsLimit: maxKdfPasses, maxMemLimitKiB: UInt64(maxKdfMemory) * 1024)
         if let threads { o.threads = max(1, threads) }
         return o
     }

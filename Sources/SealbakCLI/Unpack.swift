@@ -37,16 +37,22 @@ struct Unpack: ParsableCommand {
             if !only.isEmpty {
                 selected = []
                 for name in only {
-                    let trimmed = name.hasSuffix("/") ? String(name.dropLast()) : name
-                    let matches = entries.indices.filter { entries[$0].name == trimmed || entries[$0].name.hasPrefix(trimmed + "/") }
+                    var wanted = Array(name.utf8)
+                    while wanted.count > 1 && wanted.last == UInt8(ascii: "/") { wanted.removeLast() }
+                    // Byte comparison: "a/" + combining mark must not match a directory "a".
+                    let prefix = wanted + [UInt8(ascii: "/")]
+                    let matches = entries.indices.filter { i in
+                        let n = Array(entries[i].name.utf8)
+                        return n == wanted || n.starts(with: prefix)
+                    }
                     if matches.isEmpty { throw SealbakError(.notFound, "\(archive): no entry named \(name); see sealbak list") }
                     selected.formUnion(matches)
                 }
                 // Parent directories of selected entries come along so modes and times are restored too.
                 for i in Array(selected) {
-                    var parts = entries[i].name.split(separator: "/").dropLast()
+                    var parts = entries[i].name.utf8.split(separator: UInt8(ascii: "/")).map { Array($0) }.dropLast()
                     while !parts.isEmpty {
-                        let parent = parts.joined(separator: "/")
+                        let parent = String(decoding: Array(parts.joined(separator: [UInt8(ascii: "/")])), as: UTF8.self)
                         if let j = entries.firstIndex(where: { $0.name == parent && $0.kind == .directory }) { selected.insert(j) }
                         parts = parts.dropLast()
                     }

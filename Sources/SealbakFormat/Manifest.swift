@@ -175,13 +175,14 @@ package struct Manifest: Hashable, Sendable {
         if count > FormatV1.maxEntryCount {
             throw FormatError(.payload, "manifest lists \(count) entries, the limit is \(FormatV1.maxEntryCount)", offset: countOffset)
         }
-        // Each entry takes at least 23 bytes; refuse counts the remaining bytes cannot hold before allocating.
-        if Int(count) > r.remaining / 23 {
+        // Each entry takes at least 25 bytes; refuse counts the remaining bytes cannot hold before allocating.
+        if Int(count) > r.remaining / 25 {
             throw FormatError(.payload, "manifest lists \(count) entries but holds only \(r.remaining) more bytes", offset: countOffset)
         }
         var entries: [ManifestEntry] = []
         entries.reserveCapacity(Int(count))
-        var seen = Set<String>()
+        // Names are unique as byte strings (NFC and NFD spellings are different files on Linux).
+        var seen = Set<[UInt8]>()
         for _ in 0..<count {
             let entryOffset = UInt64(r.offset)
             let kindRaw = try r.readUInt8("entry kind")
@@ -196,7 +197,7 @@ package struct Manifest: Hashable, Sendable {
             if let problem = EntryName.problem(name) {
                 throw FormatError(.payload, "entry name \"\(name.debugDescription.dropFirst().dropLast())\" is not canonical: \(problem)", offset: entryOffset + 4)
             }
-            if !seen.insert(name).inserted {
+            if !seen.insert(Array(name.utf8)).inserted {
                 throw FormatError(.payload, "entry name \"\(name)\" appears twice", offset: entryOffset + 4)
             }
             let modeOffset = UInt64(r.offset)

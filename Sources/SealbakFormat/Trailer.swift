@@ -74,7 +74,7 @@ package struct Trailer: Hashable, Sendable {
         let minFrame = UInt64(FormatV1.frameHeaderByteCount + FrameHeader.minCiphertextLength)
         let maxFrame = UInt64(FormatV1.frameHeaderByteCount + FrameHeader.maxCiphertextLength(frameSize: frameSize))
         if manifestLength < minFrame {
-            throw FormatError(.trailer, "manifest length \(manifestLength) is below one frame", offset: 24)
+            throw FormatError(.trailer, "manifest length \(manifestLength) is below one frame", offset: 28)
         }
         var cursor = manifestOffset &+ manifestLength
         if cursor < manifestOffset { throw FormatError(.trailer, "manifest range overflows", offset: 20) }
