@@ -45,8 +45,9 @@ package struct FrameCodec: Sendable {
         }
         plain.withUnsafeMutableBytes { p in p.copyBytes(from: FramePlaintext.prefix(codec: codec, rawLength: raw.count)) }
         let ctLength = plain.count + AEAD.tagByteCount
-        var out = FrameHeader(ciphertextLength: ctLength, isLast: isLast).encoded()
-        out.append(contentsOf: repeatElement(0, count: ctLength))
+        var out = [UInt8](repeating: 0, count: FormatV1.frameHeaderByteCount + ctLength)
+        let frameHeader = FrameHeader(ciphertextLength: ctLength, isLast: isLast).encoded()
+        out.withUnsafeMutableBytes { $0.copyBytes(from: frameHeader) }
         let nonce = FrameBinding.nonce(suite: suite, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
         let ad = FrameBinding.associatedData(archiveID: archiveID, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
         plain.withUnsafeBytes { p in

@@ -1,1 +1,225 @@
+import Foundation
+import SealbakTestSupport
 import Testing
+
+/// End-to-end tests through the built `sealbak` binary: exit codes, messages, atomic output, streaming.
+@Suite struct CLITests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let binary = ProcessInfo.processInfo.environment["SEALBAK_BIN"] ?? root.appendingPathComponent(".build/debug/sealbak").path
+    static let password = "pässwörd-\(UUID().uuidString)"
+
+    struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+    /// Runs `sealbak ARGS` with the password in SEALBAK_PASSWORD (unless `env` overrides it).
+    @discardableResult
+    static func run(_ args: [String], env: [String: String] = [:], stdin: String? = nil, cwd: String? = nil) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = args
+        var e = ProcessInfo.processInfo.environment
+        e["SEALBAK_PASSWORD"] = password
+        for (k, v) in env { if v.isEmpty { e.removeValue(forKey: k) } else { e[k] = v } }
+        p.environment = e
+        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = stdin.map { URL(fileURLWithPath: $0) }.flatMap { try? FileHandle(forReadingFrom: $0) } ?? FileHandle.nullDevice
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let r = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let result = Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: r, as: UTF8.self))
+        #expect(!result.stdout.contains(password) && !result.stderr.contains(password), "the password leaked into output")
+        return result
+    }
+
+    static func tempDir() throws -> String {
+        let d = NSTemporaryDirectory() + "sealbak-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    /// A small tree with a nested directory, an empty file, a symlink and a mode.
+    static func sampleTree(in dir: String) throws -> String {
+        let src = dir + "/app"
+        try FileManager.default.createDirectory(atPath: src + "/config", withIntermediateDirectories: true)
+        try Data(TestArchive.text(300_000)).write(to: URL(fileURLWithPath: src + "/dump.sql"))
+        try Data(TestArchive.noise(70_000, seed: 4)).write(to: URL(fileURLWithPath: src + "/vectors.f32"))
+        try Data("KEY=secret\n".utf8).write(to: URL(fileURLWithPath: src + "/config/.env"))
+        try Data().write(to: URL(fileURLWithPath: src + "/config/empty"))
+        chmod(src + "/config/.env", 0o600)
+        try FileManager.default.createSymbolicLink(atPath: src + "/latest.sql", withDestinationPath: "dump.sql")
+        return src
+    }
+
+    static func pack(_ out: String, _ paths: [String], extra: [String] = []) throws -> Result {
+        try run(["pack", out] + paths + ["--insecure-test-kdf", "--quiet"] + extra)
+    }
+
+    static func tree(_ path: String) throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        let fm = FileManager.default
+        for rel in fm.subpaths(atPath: path) ?? [] {
+            let full = path + "/" + rel
+            let attrs = try fm.attributesOfItem(atPath: full)
+            if attrs[.type] as? FileAttributeType == .typeSymbolicLink {
+                out[rel] = Data(("link:" + (try fm.destinationOfSymbolicLink(atPath: full))).utf8)
+            } else if attrs[.type] as? FileAttributeType == .typeRegular {
+                out[rel] = try Data(contentsOf: URL(fileURLWithPath: full))
+            } else {
+                out[rel] = Data("dir".utf8)
+            }
+        }
+        return out
+    }
+
+    @Test func packUnpackListVerifyInspectRoundTrip() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = try Self.sampleTree(in: dir)
+        #expect(try Self.pack(dir + "/a.sbk", [src]).status == 0)
+        let verify = try Self.run(["verify", dir + "/a.sbk"])
+        #expect(verify.status == 0 && verify.stdout.contains("OK"))
+        let list = try Self.run(["list", dir + "/a.sbk", "--json"])
+        #expect(list.status == 0)
+        let doc = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as! [String: Any]
+        let names = (doc["entries"] as! [[String: Any]]).map { $0["name"] as! String }
+        #expect(names.contains("app/config/.env") && names.contains("app/latest.sql"))
+        let inspect = try Self.run(["inspect", dir + "/a.sbk"], env: ["SEALBAK_PASSWORD": ""])
+        #expect(inspect.status == 0 && inspect.stdout.contains("Argon2id") && !inspect.stdout.contains("dump.sql"))
+        #expect(try Self.run(["unpack", dir + "/a.sbk", "--to", dir + "/out"]).status == 0)
+        #expect(try Self.tree(dir + "/out/app") == Self.tree(src))
+        var st = stat()
+        stat(dir + "/out/app/config/.env", &st)
+        #expect(st.st_mode & 0o777 == 0o600)
+    }
+
+    @Test func onlyExtractsTheSelectedSubtree() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = try Self.sampleTree(in: dir)
+        _ = try Self.pack(dir + "/a.sbk", [src])
+        #expect(try Self.run(["unpack", dir + "/a.sbk", "--to", dir + "/out", "--only", "app/config"]).status == 0)
+        #expect(Set(FileManager.default.subpaths(atPath: dir + "/out") ?? []) == ["app", "app/config", "app/config/.env", "app/config/empty"])
+        let missing = try Self.run(["unpack", dir + "/a.sbk", "--to", dir + "/out2", "--only", "nope"])
+        #expect(missing.status == 9 && missing.stderr.contains("no entry named nope"))
+    }
+
+    @Test func streamingThroughPipesBothWays() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = try Self.sampleTree(in: dir)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = ["-c", "set -o pipefail; \"$0\" pack - \"$1\" --insecure-test-kdf --quiet | \"$0\" unpack - --to \"$2\" --quiet", Self.binary, src, dir + "/out"]
+        var e = ProcessInfo.processInfo.environment
+        e["SEALBAK_PASSWORD"] = Self.password
+        p.environment = e
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        #expect(try Self.tree(dir + "/out/app") == Self.tree(src))
+    }
+
+    @Test func stdinEntry() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let input = dir + "/in.dump"
+        try Data(TestArchive.noise(3_000_000, seed: 8)).write(to: URL(fileURLWithPath: input))
+        #expect(try Self.run(["pack", dir + "/a.sbk", "--stdin-name", "db/app.dump", "--insecure-test-kdf", "--quiet"], stdin: input).status == 0)
+        #expect(try Self.run(["unpack", dir + "/a.sbk", "--to", dir + "/out"]).status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/out/db/app.dump")) == Data(contentsOf: URL(fileURLWithPath: input)))
+    }
+
+    @Test func exitCodesAreDistinctAndMessagesSayWhatToDo() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = try Self.sampleTree(in: dir)
+        let archive = dir + "/a.sbk"
+        _ = try Self.pack(archive, [src])
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: archive)))
+
+        let wrong = try Self.run(["verify", archive], env: ["SEALBAK_PASSWORD": "wrong"])
+        #expect(wrong.status == 3 && wrong.stderr.contains("wrong password"))
+
+        var tampered = bytes
+        tampered[bytes.count / 2] ^= 1
+        try Data(tampered).write(to: URL(fileURLWithPath: dir + "/t.sbk"))
+        let corrupt = try Self.run(["verify", dir + "/t.sbk"])
+        #expect(corrupt.status == 4 && corrupt.stderr.contains("at byte"))
+
+        try Data(bytes.prefix(bytes.count - 100)).write(to: URL(fileURLWithPath: dir + "/cut.sbk"))
+        let truncated = try Self.run(["verify", dir + "/cut.sbk"])
+        #expect(truncated.status == 5 && truncated.stderr.contains("truncated"))
+
+        var newer = bytes
+        newer[8] = 9
+        try Data(newer).write(to: URL(fileURLWithPath: dir + "/new.sbk"))
+        let version = try Self.run(["verify", dir + "/new.sbk"])
+        #expect(version.status == 6 && version.stderr.contains("newer sealbak"))
+
+        let exists = try Self.pack(archive, [src])
+        #expect(exists.status == 7 && exists.stderr.contains("--force"))
+        #expect(try Self.pack(archive, [src], extra: ["--force"]).status == 0)
+
+        #expect(try Self.run(["unpack", archive, "--to", dir + "/out"]).status == 0)
+        let over = try Self.run(["unpack", archive, "--to", dir + "/out"])
+        #expect(over.status == 7 && over.stderr.contains("--force"))
+
+        let missing = try Self.run(["verify", dir + "/nope.sbk"])
+        #expect(missing.status == 9 && missing.stderr.contains("nope.sbk"))
+
+        #expect(try Self.run(["pack", dir + "/x.sbk"]).status == 64)
+        let noPassword = try Self.run(["verify", archive], env: ["SEALBAK_PASSWORD": ""])
+        #expect(noPassword.status == 64 && noPassword.stderr.contains("--password-file"))
+    }
+
+    @Test func passwordFileAndDescriptor() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = try Self.sampleTree(in: dir)
+        try Data("file password\n".utf8).write(to: URL(fileURLWithPath: dir + "/pw"))
+        #expect(try Self.run(["pack", dir + "/a.sbk", src, "--insecure-test-kdf", "--quiet", "--password-file", dir + "/pw"], env: ["SEALBAK_PASSWORD": ""]).status == 0)
+        #expect(try Self.run(["verify", dir + "/a.sbk", "--password-fd", "0"], env: ["SEALBAK_PASSWORD": ""], stdin: dir + "/pw").status == 0)
+        #expect(try Self.run(["verify", dir + "/a.sbk"]).status == 3)
+    }
+
+    @Test func aFailedPackLeavesNoArchiveAndNoTempFile() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/out", withIntermediateDirectories: true)
+        // A FIFO is refused before anything is written; an unreadable file fails mid-way.
+        let src = try Self.sampleTree(in: dir)
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: src + "/zz-unreadable"))
+        chmod(src + "/zz-unreadable", 0)
+        let r = try Self.pack(dir + "/out/a.sbk", [src])
+        if getuid() == 0 {
+            // root reads anything: use a directory that vanishes instead.
+            #expect(r.status == 0)
+            try FileManager.default.removeItem(atPath: dir + "/out/a.sbk")
+            mkfifo(src + "/fifo", 0o600)
+            let f = try Self.pack(dir + "/out/a.sbk", [src])
+            #expect(f.status == 64 && f.stderr.contains("FIFO"))
+        } else {
+            #expect(r.status == 8)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/out").isEmpty)
+    }
+
+    @Test func oneGiBThroughAPipeInBoundedMemory() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = ["-c", "set -o pipefail; head -c 1073741824 /dev/urandom | \"$0\" pack - --stdin-name big --insecure-test-kdf --quiet | \"$0\" verify - --quiet", Self.binary]
+        var e = ProcessInfo.processInfo.environment
+        e["SEALBAK_PASSWORD"] = Self.password
+        p.environment = e
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        var usage = rusage()
+        getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+        // ru_maxrss (KiB) is the peak of the largest waited-for descendant.
+        #expect(usage.ru_maxrss < 200 * 1024, "peak RSS \(usage.ru_maxrss / 1024) MiB")
+    }
+}
