@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import SealbakFormat
 
 /// Writes verified entries under a target directory, all-or-nothing (docs/usage.md "Unpack safety").
@@ -20,6 +21,7 @@ package final class Extractor: EntrySink {
     private var currentFD: Int32 = -1
     private var staged: Set<Int> = []
     private var finished = false
+    private var interruptToken: Int?
     package private(set) var skippedSymlinks: [String] = []
     package private(set) var bytesWritten: UInt64 = 0
 
@@ -55,6 +57,7 @@ package final class Extractor: EntrySink {
         stagingName = splitPath(staging).base
         stagingFD = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if stagingFD < 0 { close(rootFD); throw SealbakError.io("cannot open", path: staging, errno: errno) }
+        interruptToken = Interrupts.register { try? FileManager.default.removeItem(atPath: staging) }
     }
 
     deinit {
@@ -136,6 +139,7 @@ package final class Extractor: EntrySink {
         }
         fsync(rootFD)
         finished = true
+        interruptToken.map(Interrupts.unregister)
         unlinkat(rootFD, stagingName, AT_REMOVEDIR)
     }
 
@@ -144,6 +148,7 @@ package final class Extractor: EntrySink {
         if currentFD >= 0 { close(currentFD); currentFD = -1 }
         guard !finished else { return }
         finished = true
+        interruptToken.map(Interrupts.unregister)
         if let dir = fdopendir(dup(stagingFD)) {
             var names: [String] = []
             while let ent = readdir(dir) {

@@ -141,6 +141,7 @@ package final class AtomicOutput {
     private let tempPath: String?
     private let overwrite: Bool
     private var finished = false
+    private var interruptToken: Int?
     package private(set) var bytesWritten: UInt64 = 0
 
     package init(path: String, overwrite: Bool, mode: mode_t = 0o600) throws(SealbakError) {
@@ -162,7 +163,9 @@ package final class AtomicOutput {
         if d < 0 { throw SealbakError.io("cannot create a temporary file in", path: dir, errno: errno) }
         fchmod(d, mode)
         fd = d
-        tempPath = String(cString: template)
+        let temp = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        tempPath = temp
+        interruptToken = Interrupts.register { unlink(temp) }
     }
 
     deinit { abandon() }
@@ -183,6 +186,7 @@ package final class AtomicOutput {
     /// fsync, rename into place, fsync the directory.
     package func commit() throws(SealbakError) {
         guard let tempPath, !finished else { finished = true; return }
+        defer { interruptToken.map(Interrupts.unregister) }
         if fsync(fd) != 0 { throw SealbakError.io("cannot flush", path: path, errno: errno) }
         close(fd)
         finished = true
@@ -209,6 +213,7 @@ package final class AtomicOutput {
     package func abandon() {
         guard !finished else { return }
         finished = true
+        interruptToken.map(Interrupts.unregister)
         if let tempPath {
             close(fd)
             unlink(tempPath)

@@ -14,6 +14,16 @@ struct Sealbak: ParsableCommand {
         version: sealbakVersion,
         subcommands: [Pack.self, Unpack.self, List.self, Verify.self, Inspect.self]
     )
+
+    static func main() {
+        Interrupts.install()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 let sealbakVersion = "0.1.0"

@@ -207,6 +207,31 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/out").isEmpty)
     }
 
+    @Test func anInterruptedPackLeavesNothingBehind() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.arguments = ["pack", dir + "/a.sbk", "--stdin-name", "x", "--insecure-test-kdf", "--quiet"]
+        var e = ProcessInfo.processInfo.environment
+        e["SEALBAK_PASSWORD"] = Self.password
+        p.environment = e
+        let input = Pipe()
+        p.standardInput = input
+        try p.run()
+        input.fileHandleForWriting.write(Data(TestArchive.noise(3 << 20, seed: 1)))  // then keep the pipe open
+        var sawTemp = false
+        for _ in 0..<100 where !sawTemp {
+            usleep(50_000)
+            sawTemp = (try FileManager.default.contentsOfDirectory(atPath: dir)).contains { $0.contains("sealbak-tmp") }
+        }
+        #expect(sawTemp)
+        p.interrupt()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 130)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
+    }
+
     @Test func oneGiBThroughAPipeInBoundedMemory() throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/bash")

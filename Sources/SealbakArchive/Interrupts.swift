@@ -1,0 +1,48 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Cleans up temporary outputs when the process is interrupted (SIGINT, SIGTERM, SIGHUP), so an interrupted
+/// `pack` or `unpack` leaves neither a half-written archive nor a staging directory behind.
+///
+/// Signals are received through dispatch sources, so the cleanup runs on a normal thread (not in a signal
+/// handler) and may use any API. The process then exits with 128 + signal number.
+package enum Interrupts {
+    private static let state = Mutex<(next: Int, cleanups: [Int: @Sendable () -> Void])>((0, [:]))
+    private static let sources = Mutex<[any DispatchSourceSignal]>([])
+
+    /// Installs the handlers once; later calls do nothing.
+    package static func install() {
+        sources.withLock { sources in
+            guard sources.isEmpty else { return }
+            for sig in [SIGINT, SIGTERM, SIGHUP] {
+                signal(sig, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+                source.setEventHandler {
+                    let cleanups = state.withLock { s in Array(s.cleanups.values) }
+                    for c in cleanups { c() }
+                    _exit(128 + sig)
+                }
+                source.resume()
+                sources.append(source)
+            }
+        }
+    }
+
+    /// Registers a cleanup; returns a token for `unregister`.
+    package static func register(_ cleanup: @escaping @Sendable () -> Void) -> Int {
+        state.withLock { s in
+            s.next += 1
+            s.cleanups[s.next] = cleanup
+            return s.next
+        }
+    }
+
+    package static func unregister(_ token: Int) {
+        _ = state.withLock { s in s.cleanups.removeValue(forKey: token) }
+    }
+}
