@@ -39,6 +39,8 @@ package final class ArchiveReader: @unchecked Sendable {
     /// Known once `loadIndex()` ran or a sequential pass reached the trailer.
     package private(set) var trailer: Trailer?
     private var manifestLength: UInt64 = 0
+    /// Absolute offset of the body (first byte after the header); trailer and footer offsets count from here.
+    private var bodyStart: UInt64 { UInt64(header.byteCount) }
 
     /// Reads and authenticates the header with `passphrase`, then reads and decodes the manifest.
     package init(input: InputFile, passphrase: Passphrase, options: ReadOptions = ReadOptions()) throws {
@@ -116,7 +118,7 @@ package final class ArchiveReader: @unchecked Sendable {
         }
         do {
             for index in manifest.entries.indices {
-                let start = input.position
+                let start = input.position - bodyStart
                 if sink.wants(index) {
                     let key = master.streamKey(UInt32(index))
                     let codec = self.codec, decompressors = self.decompressors
@@ -136,7 +138,7 @@ package final class ArchiveReader: @unchecked Sendable {
                 } else {
                     try forEachFrame(streamID: UInt32(index), context: entryContext(index), decrypt: false) { _, _, _, _ in }
                 }
-                observed.append(Observed(offset: start, length: input.position - start))
+                observed.append(Observed(offset: start, length: input.position - bodyStart - start))
             }
             try pipeline.finish()
         } catch {
@@ -146,9 +148,9 @@ package final class ArchiveReader: @unchecked Sendable {
         }
         for (i, r) in state.results { observed[i].size = r.0; observed[i].sha256 = r.1 }
 
-        let trailerOffset = input.position
+        let trailerOffset = input.position - bodyStart
         let trailer = try readTrailerSequential()
-        let trailerLength = input.position - trailerOffset
+        let trailerLength = input.position - bodyStart - trailerOffset
         let footerBytes = try input.read(upTo: FormatV1.footerByteCount)
         let footer: Footer
         do throws(FormatError) { footer = try Footer.parse(footerBytes) } catch {
@@ -156,7 +158,7 @@ package final class ArchiveReader: @unchecked Sendable {
         }
         try checkLayout(trailer, trailerOffset: trailerOffset)
         if footer.trailerOffset != trailerOffset || footer.trailerLength != trailerLength {
-            throw SealbakError.format(FormatError(.trailer, "footer points to \(footer.trailerOffset)+\(footer.trailerLength), the trailer is at \(trailerOffset)+\(trailerLength)", offset: trailerOffset + trailerLength), archive: name)
+            throw SealbakError.format(FormatError(.trailer, "footer points to body offset \(footer.trailerOffset)+\(footer.trailerLength), the trailer is at \(trailerOffset)+\(trailerLength)", offset: bodyStart + trailerOffset + trailerLength), archive: name)
         }
         if try !input.atEnd() {
             throw SealbakError.format(FormatError(.trailer, "unexpected bytes after the footer", offset: input.position), archive: name)
@@ -260,8 +262,8 @@ package final class ArchiveReader: @unchecked Sendable {
     private func checkLayout(_ t: Trailer, trailerOffset: UInt64) throws {
         func fail(_ m: String) -> SealbakError { SealbakError.format(FormatError(.trailer, m), archive: name, context: "the trailer") }
         if t.archiveID != header.archiveID { throw fail("trailer belongs to another archive") }
-        if t.manifestOffset != UInt64(header.byteCount) || t.manifestLength != manifestLength {
-            throw fail("trailer places the manifest at \(t.manifestOffset)+\(t.manifestLength), it is at \(header.byteCount)+\(manifestLength)")
+        if t.manifestLength != manifestLength {
+            throw fail("trailer gives the manifest \(t.manifestLength) bytes, it has \(manifestLength)")
         }
         if t.entries.count != manifest.entries.count {
             throw fail("trailer lists \(t.entries.count) entries, the manifest \(manifest.entries.count)")
@@ -291,7 +293,7 @@ package final class ArchiveReader: @unchecked Sendable {
             throw SealbakError.format(FormatError(error.errorClass, error.message, offset: size - UInt64(FormatV1.footerByteCount)), archive: name, context: "the footer")
         }
         let (end, overflow) = footer.trailerOffset.addingReportingOverflow(footer.trailerLength)
-        if overflow || end != size - UInt64(FormatV1.footerByteCount) || footer.trailerOffset < UInt64(header.byteCount) + manifestLength {
+        if overflow || end > UInt64.max - bodyStart || bodyStart + end != size - UInt64(FormatV1.footerByteCount) || footer.trailerOffset < manifestLength {
             throw SealbakError.format(FormatError(.trailer, "footer points to \(footer.trailerOffset)+\(footer.trailerLength), which does not end at the footer", offset: size - 24), archive: name)
         }
         let maxFrames = FormatV1.frameCount(size: FormatV1.maxTrailerByteCount, frameSize: codec.frameSize)
@@ -301,7 +303,7 @@ package final class ArchiveReader: @unchecked Sendable {
         var bytes: [UInt8] = []
         let key = master.streamKey(FormatV1.trailerStreamID)
         try decompressors.with { d in
-            try forEachFrameAt(offset: footer.trailerOffset, length: footer.trailerLength, context: "the trailer", isTrailer: true) { i, last, ct, frameOffset in
+            try forEachFrameAt(offset: bodyStart + footer.trailerOffset, length: footer.trailerLength, context: "the trailer", isTrailer: true) { i, last, ct, frameOffset in
                 do throws(FormatError) {
                     bytes += try codec.open(key: key, streamID: FormatV1.trailerStreamID, frameIndex: i, isLast: last, ciphertext: ct, decompressor: d)
                 } catch {
@@ -366,7 +368,7 @@ package final class ArchiveReader: @unchecked Sendable {
             if !raw.isEmpty { try sink.write(index, raw) }
         }
         do {
-            try forEachFrameAt(offset: e.offset, length: e.length, context: context) { frameIndex, isLast, ct, frameOffset in
+            try forEachFrameAt(offset: bodyStart + e.offset, length: e.length, context: context) { frameIndex, isLast, ct, frameOffset in
                 try pipeline.submit {
                     do throws(FormatError) {
                         let raw = try decompressors.with { d throws(FormatError) in

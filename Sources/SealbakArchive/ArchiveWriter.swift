@@ -144,15 +144,15 @@ package final class ArchiveWriter: @unchecked Sendable {
         }
         try pipeline.finish()
         finished = true
-        let manifestOffset = UInt64(header.byteCount)
-        var cursor = manifestOffset + streamLengths[0]
+        // Offsets are body offsets (Spec §8.1): the manifest starts at 0, right after the header.
+        var cursor = streamLengths[0]
         var entries: [TrailerEntry] = []
         for (i, r) in results.enumerated() {
             entries.append(TrailerEntry(size: r.size, offset: cursor, length: streamLengths[i + 1], sha256: r.sha256))
             cursor += streamLengths[i + 1]
         }
-        precondition(cursor == written)
-        let trailer = Trailer(archiveID: header.archiveID, manifestOffset: manifestOffset, manifestLength: streamLengths[0],
+        precondition(cursor + UInt64(header.byteCount) == written)
+        let trailer = Trailer(archiveID: header.archiveID, manifestLength: streamLengths[0],
                               entries: entries, trailerOffset: cursor)
         let trailerBytes = trailer.encoded()
         let key = master.streamKey(FormatV1.trailerStreamID)
@@ -173,7 +173,7 @@ package final class ArchiveWriter: @unchecked Sendable {
         }
         let footer = Footer(trailerOffset: cursor, trailerLength: trailerLength).encoded()
         try footer.withUnsafeBytes { try sink($0) }
-        return WriteSummary(archiveBytes: cursor + trailerLength + UInt64(footer.count),
+        return WriteSummary(archiveBytes: UInt64(header.byteCount) + cursor + trailerLength + UInt64(footer.count),
                             plaintextBytes: results.reduce(0) { $0 + $1.size }, entries: results.count, archiveID: header.archiveID)
     }
 

@@ -33,7 +33,7 @@ package enum FormatV1 {
     package static let maxManifestByteCount: UInt64 = 256 << 20
     /// Decoded trailer plaintext cap: fixed part + 56 bytes per entry.
     package static var maxTrailerByteCount: UInt64 { UInt64(trailerFixedByteCount) + UInt64(maxEntryCount) * 56 }
-    package static let trailerFixedByteCount = 4 + 16 + 8 + 8 + 8 + 8
+    package static let trailerFixedByteCount = 4 + 16 + 8 + 8 + 8
     package static let footerByteCount = 24
     package static let footerMagic: [UInt8] = Array("SBKFOOT1".utf8)
     package static let trailerEndMagic: [UInt8] = Array("SBKEND01".utf8)

@@ -1,8 +1,9 @@
-/// Where one entry's stream lies and what it holds (Spec §8.1).
+/// Where one entry's stream lies and what it holds (Spec §8.1). Offsets are body offsets: counted from the
+/// first byte after the header, so that rewriting the header (key changes) leaves every later byte unchanged.
 package struct TrailerEntry: Hashable, Sendable {
     /// Plaintext bytes of the entry.
     package var size: UInt64
-    /// Absolute archive offset of the stream's first frame header.
+    /// Body offset (from the end of the header) of the stream's first frame header.
     package var offset: UInt64
     /// Bytes of the stream on disk: all its frame headers and ciphertexts.
     package var length: UInt64
@@ -22,15 +23,14 @@ package struct TrailerEntry: Hashable, Sendable {
 /// The decrypted trailer (Spec §8.1): the index for random access and the end-of-archive record.
 package struct Trailer: Hashable, Sendable {
     package var archiveID: [UInt8]
-    package var manifestOffset: UInt64
+    /// Bytes of the manifest stream, which starts at body offset 0.
     package var manifestLength: UInt64
     package var entries: [TrailerEntry]
-    /// Absolute offset of the trailer stream (repeated in the footer).
+    /// Body offset of the trailer stream (repeated in the footer).
     package var trailerOffset: UInt64
 
-    package init(archiveID: [UInt8], manifestOffset: UInt64, manifestLength: UInt64, entries: [TrailerEntry], trailerOffset: UInt64) {
+    package init(archiveID: [UInt8], manifestLength: UInt64, entries: [TrailerEntry], trailerOffset: UInt64) {
         self.archiveID = archiveID
-        self.manifestOffset = manifestOffset
         self.manifestLength = manifestLength
         self.entries = entries
         self.trailerOffset = trailerOffset
@@ -40,7 +40,6 @@ package struct Trailer: Hashable, Sendable {
         var w = ByteWriter(capacity: FormatV1.trailerFixedByteCount + entries.count * TrailerEntry.byteCount)
         w.write(UInt32(truncatingIfNeeded: entries.count))
         w.write(bytes: archiveID)
-        w.write(manifestOffset)
         w.write(manifestLength)
         for e in entries {
             w.write(e.size)
@@ -69,15 +68,13 @@ package struct Trailer: Hashable, Sendable {
             throw FormatError(.trailer, "trailer is \(bytes.count) bytes, \(count) entries need exactly \(expected)")
         }
         let archiveID = try r.readBytes(FormatV1.archiveIDByteCount, "archive id")
-        let manifestOffset = try r.readUInt64("manifest offset")
         let manifestLength = try r.readUInt64("manifest length")
         let minFrame = UInt64(FormatV1.frameHeaderByteCount + FrameHeader.minCiphertextLength)
         let maxFrame = UInt64(FormatV1.frameHeaderByteCount + FrameHeader.maxCiphertextLength(frameSize: frameSize))
         if manifestLength < minFrame {
-            throw FormatError(.trailer, "manifest length \(manifestLength) is below one frame", offset: 28)
+            throw FormatError(.trailer, "manifest length \(manifestLength) is below one frame", offset: 20)
         }
-        var cursor = manifestOffset &+ manifestLength
-        if cursor < manifestOffset { throw FormatError(.trailer, "manifest range overflows", offset: 20) }
+        var cursor = manifestLength
         var entries: [TrailerEntry] = []
         entries.reserveCapacity(Int(count))
         for i in 0..<Int(count) {
@@ -112,11 +109,11 @@ package struct Trailer: Hashable, Sendable {
             throw FormatError(.trailer, "trailer offset \(trailerOffset) does not follow the last stream (\(cursor))", offset: UInt64(r.offset - 8))
         }
         try r.expectEnd("the end-of-archive record", errorClass: .trailer)
-        return Trailer(archiveID: archiveID, manifestOffset: manifestOffset, manifestLength: manifestLength, entries: entries, trailerOffset: trailerOffset)
+        return Trailer(archiveID: archiveID, manifestLength: manifestLength, entries: entries, trailerOffset: trailerOffset)
     }
 }
 
-/// The fixed 24-byte footer (Spec §8.3): LE64 trailer offset ‖ LE64 trailer length ‖ "SBKFOOT1".
+/// The fixed 24-byte footer (Spec §8.3): LE64 trailer body offset ‖ LE64 trailer length ‖ "SBKFOOT1".
 package struct Footer: Hashable, Sendable {
     package var trailerOffset: UInt64
     package var trailerLength: UInt64

@@ -171,3 +171,32 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: root) == ["d"])
     }
 }
+
+@Suite struct HeaderRewriteTests {
+    /// Offsets after the header are body-relative (Spec §8.1): a header with another slot (longer header) in
+    /// front of the unchanged body is a valid archive that both passwords open.
+    @Test func addingASlotRewritesOnlyTheHeader() throws {
+        let data = TestArchive.text(20_000)
+        let bytes = try TestArchive.build([TestEntry(.file, "f", data)], passwords: ["old"])
+        let (input, path) = try TestReader.file(bytes)
+        defer { unlink(path) }
+        var header = try ArchiveReader.readHeader(input)
+        let body = Array(bytes[header.byteCount...])
+        let (master, _) = try KeySlots.unlock(header: header, passphrase: Passphrase(string: "old"), limits: .default, archive: "x")
+        header.slots.append(try KeySlots.passwordSlot(
+            id: 2, label: "a much longer label than before", createdUnix: 1, passphrase: Passphrase(string: "new"),
+            kdf: TestArchive.cheapKDF, archiveID: header.archiveID, master: master, random: SystemRandom()))
+        header.mac = master.mac(for: header)
+        let rewritten = header.encoded() + body
+        #expect(rewritten.count > bytes.count)
+        #expect(try TestReader.readAll(rewritten, password: "old").data[0] == data)
+        #expect(try TestReader.readAll(rewritten, password: "new").data[0] == data)
+        // Random access through the footer works on the rewritten file as well.
+        let (input2, path2) = try TestReader.file(rewritten)
+        defer { unlink(path2) }
+        let reader = try ArchiveReader(input: input2, passphrase: Passphrase(string: "new"))
+        let sink = MemorySink()
+        try reader.readEntry(0, into: sink)
+        #expect(sink.data[0] == data)
+    }
+}

@@ -148,10 +148,10 @@ import Testing
     static let fs = 4096
     static func sample() -> Trailer {
         let frame = UInt64(4 + 5 + 16)
-        return Trailer(archiveID: [UInt8](repeating: 1, count: 16), manifestOffset: 200, manifestLength: 100,
-                       entries: [TrailerEntry(size: 0, offset: 300, length: frame, sha256: [UInt8](repeating: 0, count: 32)),
-                                 TrailerEntry(size: 5000, offset: 300 + frame, length: 4000, sha256: [UInt8](repeating: 5, count: 32))],
-                       trailerOffset: 300 + frame + 4000)
+        return Trailer(archiveID: [UInt8](repeating: 1, count: 16), manifestLength: 100,
+                       entries: [TrailerEntry(size: 0, offset: 100, length: frame, sha256: [UInt8](repeating: 0, count: 32)),
+                                 TrailerEntry(size: 5000, offset: 100 + frame, length: 4000, sha256: [UInt8](repeating: 5, count: 32))],
+                       trailerOffset: 100 + frame + 4000)
     }
 
     @Test func trailerRoundTrips() throws {
