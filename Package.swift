@@ -18,17 +18,21 @@ let package = Package(
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"]), .brew(["libsodium"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // OpenSSL's libcrypto, for SHA-256 only (SHA-NI accelerated).
+        .systemLibrary(name: "COpenSSLCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"]), .brew(["openssl"])]),
+        // Tiny C shims for libc functions Swift cannot import (syncfs).
+        .target(name: "CSealbakShims"),
 
         // Pure Swift: byte layouts of Spec/FORMAT.md, no C, no Foundation, no I/O (fuzzable alone).
         .target(name: "SealbakFormat", swiftSettings: strict),
         // libsodium: AEADs, Argon2id, KDF, MAC, SHA-256, wiped key memory.
-        .target(name: "SealbakCrypto", dependencies: ["CSodium"], swiftSettings: strict),
+        .target(name: "SealbakCrypto", dependencies: ["CSodium", "COpenSSLCrypto"], swiftSettings: strict),
         // zstd and zlib, one frame at a time, bounded output.
         .target(name: "SealbakCompression", dependencies: ["CZstd", "CZlib"], swiftSettings: strict),
         // The codec: streaming writer/reader, parallel frames, verification, safe extraction.
         .target(
             name: "SealbakArchive",
-            dependencies: ["SealbakFormat", "SealbakCrypto", "SealbakCompression"],
+            dependencies: ["SealbakFormat", "SealbakCrypto", "SealbakCompression", "CSealbakShims"],
             swiftSettings: strict
         ),
         .executableTarget(

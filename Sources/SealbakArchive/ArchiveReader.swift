@@ -63,7 +63,7 @@ package final class ArchiveReader: @unchecked Sendable {
         do throws(FormatError) { manifest = try Manifest.parse(bytes) } catch {
             throw SealbakError.format(error, archive: name, context: "the manifest")
         }
-        bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        _ = bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
     }
 
     /// Reads and parses only the cleartext header (no password; `sealbak inspect`).

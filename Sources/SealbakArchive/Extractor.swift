@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import CSealbakShims
 import SealbakFormat
 
 /// Writes verified entries under a target directory, all-or-nothing (docs/usage.md "Unpack safety").
@@ -91,7 +92,7 @@ package final class Extractor: EntrySink {
             var times = [timespec(tv_sec: Int(e.mtimeSeconds), tv_nsec: Int(e.mtimeNanoseconds)),
                          timespec(tv_sec: Int(e.mtimeSeconds), tv_nsec: Int(e.mtimeNanoseconds))]
             futimens(currentFD, &times)
-            if fsync(currentFD) != 0 || close(currentFD) != 0 {
+            if close(currentFD) != 0 {
                 currentFD = -1
                 throw SealbakError.io("cannot write", path: "\(root)/\(e.name)", errno: errno)
             }
@@ -101,22 +102,22 @@ package final class Extractor: EntrySink {
     }
 
     /// Moves everything into place. Call only after the reader verified the whole archive.
+    ///
+    /// One `syncfs` makes all staged data durable before the first rename (instead of an fsync per file).
     package func commit() throws {
-        var directories: [(Int32, String, ManifestEntry)] = []
-        defer { for d in directories { close(d.0) } }
+        if sealbak_syncfs(stagingFD) != 0 { throw SealbakError.io("cannot flush", path: root, errno: errno) }
+        defer { closeDirectoryCache() }
+        var directories: [Int] = []
         for i in selected.sorted() {
             guard staged.contains(i) else { throw SealbakError(.internalError, "entry \(i) was not verified before commit") }
             let e = manifest.entries[i]
             let (parent, base) = try openParent(e.name)
-            var keepParent = false
-            defer { if !keepParent { close(parent) } }
             switch e.kind {
             case .file, .stream:
                 if renameat(stagingFD, "\(i)", parent, base) != 0 { throw SealbakError.io("cannot move into place", path: "\(root)/\(e.name)", errno: errno) }
             case .directory:
                 if mkdirat(parent, base, 0o700) != 0 && errno != EEXIST { throw SealbakError.io("cannot create", path: "\(root)/\(e.name)", errno: errno) }
-                keepParent = true
-                directories.append((parent, base, e))
+                directories.append(i)
             case .symlink:
                 guard Extractor.symlinkStaysInside(name: e.name, target: e.linkTarget) else {
                     skippedSymlinks.append(e.name)
@@ -124,23 +125,29 @@ package final class Extractor: EntrySink {
                 }
                 let tmp = "\(i).link"
                 if symlinkat(e.linkTarget, stagingFD, tmp) != 0 { throw SealbakError.io("cannot create the symlink", path: "\(root)/\(e.name)", errno: errno) }
-                var times = [timespec(tv_sec: Int(e.mtimeSeconds), tv_nsec: Int(e.mtimeNanoseconds)),
-                             timespec(tv_sec: Int(e.mtimeSeconds), tv_nsec: Int(e.mtimeNanoseconds))]
+                var times = Extractor.times(e)
                 utimensat(stagingFD, tmp, &times, AT_SYMLINK_NOFOLLOW)
                 if renameat(stagingFD, tmp, parent, base) != 0 { throw SealbakError.io("cannot move into place", path: "\(root)/\(e.name)", errno: errno) }
             }
         }
         // Directory modes and times last, deepest first, so creating children does not disturb them.
-        for (parent, base, e) in directories.reversed() {
+        for i in directories.reversed() {
+            let e = manifest.entries[i]
+            let (parent, base) = try openParent(e.name)
             fchmodat(parent, base, mode_t(e.mode & 0o1777), 0)
-            var times = [timespec(tv_sec: Int(e.mtimeSeconds), tv_nsec: Int(e.mtimeNanoseconds)),
-                         timespec(tv_sec: Int(e.mtimeSeconds), tv_nsec: Int(e.mtimeNanoseconds))]
+            var times = Extractor.times(e)
             utimensat(parent, base, &times, AT_SYMLINK_NOFOLLOW)
         }
+        for fd in directoryCache.values { fsync(fd) }
         fsync(rootFD)
         finished = true
         interruptToken.map(Interrupts.unregister)
         unlinkat(rootFD, stagingName, AT_REMOVEDIR)
+    }
+
+    static func times(_ e: ManifestEntry) -> [timespec] {
+        let t = timespec(tv_sec: Int(e.mtimeSeconds), tv_nsec: Int(e.mtimeNanoseconds))
+        return [t, t]
     }
 
     /// Removes the staging directory and everything in it. Nothing was placed in the target yet.
@@ -161,33 +168,50 @@ package final class Extractor: EntrySink {
         unlinkat(rootFD, stagingName, AT_REMOVEDIR)
     }
 
-    /// Opens the parent directory of `name` under the root, creating missing directories, never following a
-    /// symlink. Returns the parent descriptor and the last component.
+    /// Directories opened under the root during commit, by relative path (bounded; see `directory(_:)`).
+    private var directoryCache: [String: Int32] = [:]
+
+    private func closeDirectoryCache() {
+        for fd in directoryCache.values { close(fd) }
+        directoryCache.removeAll()
+    }
+
+    /// Returns the parent directory descriptor of `name` under the root (owned by the cache) and the last
+    /// component, creating missing directories and never following a symlink.
     private func openParent(_ name: String) throws(SealbakError) -> (Int32, String) {
         // Split on the byte '/', never on grapheme clusters ("/" followed by a combining mark is one Character).
         var components = name.utf8.split(separator: UInt8(ascii: "/")).map { String(decoding: $0, as: UTF8.self) }
         let base = components.removeLast()
-        var fd = dup(rootFD)
-        var walked = root
-        for c in components {
-            walked += "/" + c
-            var next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            if next < 0 && errno == ENOENT {
-                if mkdirat(fd, c, 0o755) != 0 && errno != EEXIST { let e = errno; close(fd); throw SealbakError.io("cannot create", path: walked, errno: e) }
-                next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            }
-            if next < 0 {
-                let e = errno
-                close(fd)
-                if e == ELOOP || e == ENOTDIR {
-                    throw SealbakError(.corrupt, "\(walked) is a symlink or not a directory; sealbak will not extract through it (the archive may be hostile)")
-                }
-                throw SealbakError.io("cannot open", path: walked, errno: e)
-            }
-            close(fd)
-            fd = next
+        return (try directory(components), base)
+    }
+
+    /// Opens (creating if needed) the directory at `components` below the root, one component at a time
+    /// with O_NOFOLLOW, reusing descriptors of directories opened before.
+    private func directory(_ components: [String]) throws(SealbakError) -> Int32 {
+        if components.isEmpty { return rootFD }
+        let key = components.joined(separator: "/")
+        if let fd = directoryCache[key] { return fd }
+        let parent = try directory(Array(components.dropLast()))
+        let c = components.last!
+        let walked = root + "/" + key
+        var next = openat(parent, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if next < 0 && errno == ENOENT {
+            if mkdirat(parent, c, 0o755) != 0 && errno != EEXIST { throw SealbakError.io("cannot create", path: walked, errno: errno) }
+            next = openat(parent, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         }
-        return (fd, base)
+        if next < 0 {
+            let e = errno
+            if e == ELOOP || e == ENOTDIR {
+                throw SealbakError(.corrupt, "\(walked) is a symlink or not a directory; sealbak will not extract through it (the archive may be hostile)")
+            }
+            throw SealbakError.io("cannot open", path: walked, errno: e)
+        }
+        if directoryCache.count >= 512 {
+            // Keep the number of open descriptors bounded; ancestors are reopened (safely) on demand.
+            closeDirectoryCache()
+        }
+        directoryCache[key] = next
+        return next
     }
 
     /// A symlink is restored only when its target is relative, its ".." components all come first, and they

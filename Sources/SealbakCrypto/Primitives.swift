@@ -1,3 +1,4 @@
+internal import COpenSSLCrypto
 internal import CSodium
 
 /// Argon2id password hashing (RFC 9106, version 0x13). Wraps `crypto_pwhash` with `ALG_ARGON2ID13`.
@@ -59,22 +60,22 @@ package enum Blake2bMAC {
     }
 }
 
-/// Streaming SHA-256 (FIPS 180-4). Wraps `crypto_hash_sha256_*`.
+/// Streaming SHA-256 (FIPS 180-4). Wraps OpenSSL's `EVP_Digest*` with `EVP_sha256()`, which uses the CPU's
+/// SHA extensions where present (libsodium's portable SHA-256 was the single-threaded bottleneck of pack).
 package final class SHA256Hasher {
-    private let state: UnsafeMutablePointer<crypto_hash_sha256_state>
+    private let context: OpaquePointer
 
     package init() {
-        Sodium.ensureInitialised()
-        state = .allocate(capacity: 1)
-        crypto_hash_sha256_init(state)
+        guard let c = EVP_MD_CTX_new(), EVP_DigestInit_ex(c, EVP_sha256(), nil) == 1 else {
+            fatalError("OpenSSL could not initialise SHA-256")
+        }
+        context = c
     }
 
-    deinit { state.deallocate() }
+    deinit { EVP_MD_CTX_free(context) }
 
     package func update(_ bytes: UnsafeRawBufferPointer) {
-        if bytes.count > 0 {
-            crypto_hash_sha256_update(state, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count))
-        }
+        if bytes.count > 0 { EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) }
     }
 
     package func update(_ bytes: [UInt8]) {
@@ -84,7 +85,8 @@ package final class SHA256Hasher {
     /// Call once; the hasher is spent afterwards.
     package func finalize() -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
-        crypto_hash_sha256_final(state, &out)
+        var length: UInt32 = 0
+        EVP_DigestFinal_ex(context, &out, &length)
         return out
     }
 
