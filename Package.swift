@@ -45,6 +45,14 @@ let package = Package(
         // Regenerates Spec/vectors deterministically (scripts/gen-vectors).
         .executableTarget(name: "SealbakVectorGen", dependencies: ["SealbakTestSupport"], swiftSettings: strict),
 
+        // libFuzzer targets (fuzz/run builds them with the fuzzer and AddressSanitizer; a plain build makes inert executables).
+        .executableTarget(name: "FuzzHeader", dependencies: ["SealbakTestSupport"], path: "fuzz/Sources/FuzzHeader"),
+        .executableTarget(name: "FuzzManifest", dependencies: ["SealbakTestSupport"], path: "fuzz/Sources/FuzzManifest"),
+        .executableTarget(name: "FuzzTrailer", dependencies: ["SealbakTestSupport"], path: "fuzz/Sources/FuzzTrailer"),
+        .executableTarget(name: "FuzzFrame", dependencies: ["SealbakTestSupport"], path: "fuzz/Sources/FuzzFrame"),
+        .executableTarget(name: "FuzzReader", dependencies: ["SealbakTestSupport"], path: "fuzz/Sources/FuzzReader"),
+        .executableTarget(name: "FuzzRoundTrip", dependencies: ["SealbakTestSupport"], path: "fuzz/Sources/FuzzRoundTrip"),
+
         .testTarget(name: "SealbakFormatTests", dependencies: ["SealbakFormat"], swiftSettings: strict),
         .testTarget(name: "SealbakArchiveTests", dependencies: ["SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
         .testTarget(name: "SealbakCLITests", dependencies: ["SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),

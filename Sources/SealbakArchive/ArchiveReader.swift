@@ -61,7 +61,7 @@ package final class ArchiveReader: @unchecked Sendable {
         }
         manifestLength = input.position - start
         do throws(FormatError) { manifest = try Manifest.parse(bytes) } catch {
-            throw SealbakError.format(error, archive: name, context: "the manifest")
+            throw SealbakError.format(error.inPlaintext("manifest"), archive: name, context: "the manifest")
         }
         _ = bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
     }
@@ -254,7 +254,7 @@ package final class ArchiveReader: @unchecked Sendable {
 
     private func parseTrailer(_ bytes: [UInt8]) throws -> Trailer {
         do throws(FormatError) { return try Trailer.parse(bytes, frameSize: codec.frameSize) } catch {
-            throw SealbakError.format(error, archive: name, context: "the trailer")
+            throw SealbakError.format(error.inPlaintext("trailer"), archive: name, context: "the trailer")
         }
     }
 
@@ -294,7 +294,7 @@ package final class ArchiveReader: @unchecked Sendable {
         }
         let (end, overflow) = footer.trailerOffset.addingReportingOverflow(footer.trailerLength)
         if overflow || end > UInt64.max - bodyStart || bodyStart + end != size - UInt64(FormatV1.footerByteCount) || footer.trailerOffset < manifestLength {
-            throw SealbakError.format(FormatError(.trailer, "footer points to \(footer.trailerOffset)+\(footer.trailerLength), which does not end at the footer", offset: size - 24), archive: name)
+            throw SealbakError.format(FormatError(.trailer, "footer points to body offset \(footer.trailerOffset)+\(footer.trailerLength), which does not end at the footer", offset: size - 24), archive: name)
         }
         let maxFrames = FormatV1.frameCount(size: FormatV1.maxTrailerByteCount, frameSize: codec.frameSize)
         if footer.trailerLength > maxFrames * UInt64(4 + FrameHeader.maxCiphertextLength(frameSize: codec.frameSize)) {

@@ -16,6 +16,20 @@ package final class InputFile {
     package private(set) var position: UInt64 = 0
     package let isSeekable: Bool
     package let size: UInt64?
+    /// In-memory input (fuzzing, tests): read instead of the descriptor.
+    private let memory: [UInt8]?
+    private var memoryPosition = 0
+
+    /// Reads from memory, as a seekable file or as a pipe (for the fuzzer and tests; no I/O at all).
+    package init(bytes: [UInt8], name: String, seekable: Bool) {
+        fd = -1
+        ownsDescriptor = false
+        path = name
+        memory = bytes
+        isSeekable = seekable
+        size = seekable ? UInt64(bytes.count) : nil
+        buffer = [UInt8](repeating: 0, count: 1 << 16)
+    }
 
     /// Opens `path` for reading (`-` means standard input).
     package init(path: String) throws(SealbakError) {
@@ -35,6 +49,7 @@ package final class InputFile {
             ownsDescriptor = true
             self.path = path
         }
+        memory = nil
         var st = stat()
         if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG {
             isSeekable = lseek(fd, 0, SEEK_CUR) >= 0
@@ -86,6 +101,16 @@ package final class InputFile {
     }
 
     private func refill() throws(SealbakError) -> Bool {
+        if let memory {
+            let n = min(buffer.count, memory.count - memoryPosition)
+            if n > 0 {
+                buffer.withUnsafeMutableBytes { b in memory.withUnsafeBytes { m in b.copyMemory(from: UnsafeRawBufferPointer(rebasing: m[memoryPosition..<memoryPosition + n])) } }
+                memoryPosition += n
+            }
+            bufferStart = 0
+            bufferEnd = n
+            return n > 0
+        }
         while true {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
@@ -101,6 +126,11 @@ package final class InputFile {
     /// Reads exactly `count` bytes at `offset` (seekable inputs only); fewer only at end of file.
     package func read(at offset: UInt64, count: Int) throws(SealbakError) -> [UInt8] {
         precondition(isSeekable)
+        if let memory {
+            guard offset < UInt64(memory.count) else { return [] }
+            let lo = Int(offset)
+            return Array(memory[lo..<min(memory.count, lo + count)])
+        }
         var out = [UInt8](repeating: 0, count: count)
         var done = 0
         while done < count {

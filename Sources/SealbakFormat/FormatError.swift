@@ -37,6 +37,13 @@ package struct FormatError: Error, Hashable, Sendable, CustomStringConvertible {
         return message
     }
 
+    /// The same error with its offset moved into the message as a position inside decrypted `what`
+    /// (so that it is not mistaken for an archive offset).
+    package func inPlaintext(_ what: String) -> FormatError {
+        guard let offset else { return self }
+        return FormatError(errorClass, "\(message) (byte \(offset) of the decrypted \(what))")
+    }
+
     /// The same error with `base` added to its offset (turns a structure-relative offset into an archive offset).
     package func shifted(by base: UInt64) -> FormatError {
         var copy = self

@@ -4,8 +4,24 @@ import SealbakFormat
 import SealbakCrypto
 import SealbakTestSupport
 
-let dir = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "Spec/vectors"
 let fm = FileManager.default
+if CommandLine.arguments.count > 2 && CommandLine.arguments[1] == "--fuzz-seeds" {
+    // Seed corpora for fuzz/run, one folder per target.
+    let root = CommandLine.arguments[2]
+    var count = 0
+    for (target, inputs) in try FuzzTargets.seeds() {
+        let d = "\(root)/\(target)"
+        try? fm.removeItem(atPath: d)
+        try fm.createDirectory(atPath: d, withIntermediateDirectories: true)
+        for (i, input) in inputs.enumerated() {
+            try Data(input).write(to: URL(fileURLWithPath: "\(d)/seed-\(i)"))
+            count += 1
+        }
+    }
+    print("wrote \(count) fuzz seeds to \(root)")
+    exit(0)
+}
+let dir = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "Spec/vectors"
 for sub in ["valid", "invalid"] {
     let d = "\(dir)/\(sub)"
     try? fm.removeItem(atPath: d)

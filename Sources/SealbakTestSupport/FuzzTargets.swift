@@ -1,0 +1,143 @@
+import SealbakArchive
+import SealbakCompression
+import SealbakFormat
+
+/// The bodies of the libFuzzer targets in `fuzz/` (docs: fuzz/README.md). They live here so that unit tests
+/// replay every saved crash input (`fuzz/regressions/TARGET/*`) through exactly the same code.
+///
+/// Expected parse errors are swallowed; broken invariants trap (which is what the fuzzer reports).
+package enum FuzzTargets {
+    package static let all = ["header", "manifest", "trailer", "frame", "reader", "roundtrip"]
+
+    /// The password of the fuzz seed archives (the test-vector password).
+    package static let password = Vectors.password
+
+    package static func run(_ target: String, _ data: [UInt8]) {
+        switch target {
+        case "header": header(data)
+        case "manifest": manifest(data)
+        case "trailer": trailer(data)
+        case "frame": frame(data)
+        case "reader": reader(data)
+        case "roundtrip": roundTrip(data)
+        default: preconditionFailure("unknown fuzz target \(target)")
+        }
+    }
+
+    /// Header and key-slot parser (Spec §3–§4).
+    package static func header(_ data: [UInt8]) {
+        _ = try? ArchiveHeader.declaredLength(prefix: Array(data.prefix(12)))
+        if let h = try? ArchiveHeader.parse(data) {
+            precondition(h.encoded() == data, "header parse/encode is not canonical")
+            precondition(h.byteCount == data.count)
+        }
+    }
+
+    /// Manifest decoder (Spec §7).
+    package static func manifest(_ data: [UInt8]) {
+        if let m = try? Manifest.parse(data) {
+            precondition(m.encoded() == data, "manifest parse/encode is not canonical")
+            for e in m.entries { precondition(EntryName.problem(e.name) == nil) }
+        }
+    }
+
+    /// Trailer and footer decoders (Spec §8). The first byte picks the frame size.
+    package static func trailer(_ data: [UInt8]) {
+        guard let first = data.first else { return }
+        let frameSize = 1 << (12 + Int(first % 13))
+        let body = Array(data.dropFirst())
+        if let t = try? Trailer.parse(body, frameSize: frameSize) {
+            precondition(t.encoded() == body, "trailer parse/encode is not canonical")
+        }
+        if body.count >= FormatV1.footerByteCount, let f = try? Footer.parse(Array(body.suffix(FormatV1.footerByteCount))) {
+            precondition(f.encoded() == Array(body.suffix(FormatV1.footerByteCount)))
+        }
+    }
+
+    /// Frame header, frame plaintext envelope and bounded decompression (Spec §6).
+    /// Byte 0: frame size selector and last flag; byte 1: frame index selector; then a frame header and plaintext.
+    package static func frame(_ data: [UInt8]) {
+        guard data.count >= 6 else { return }
+        let frameSize = 1 << (12 + Int(data[0] % 13))
+        let isLast = data[0] & 0x80 != 0
+        let index = UInt64(data[1] % 3)
+        if let h = try? FrameHeader.parse(Array(data[2..<6]), frameSize: frameSize) {
+            precondition(h.encoded() == Array(data[2..<6]))
+        }
+        let plain = Array(data[6...])
+        plain.withUnsafeBytes { p in
+            guard let env = try? FramePlaintext.parse(p, frameSize: frameSize, frameIndex: index, isLast: isLast) else { return }
+            precondition(env.rawLength <= frameSize)
+            let payload = UnsafeRawBufferPointer(rebasing: p[env.payload])
+            var raw = [UInt8](repeating: 0, count: env.rawLength)
+            let d = FrameDecompressor()
+            raw.withUnsafeMutableBytes { r in
+                switch env.codec {
+                case .zstd: try? d.zstd(payload, into: r)
+                case .zlib: try? d.zlib(payload, into: r)
+                case .stored: break
+                }
+            }
+        }
+    }
+
+    /// The whole reader: open with the fixed password and the cheapest KDF cap, read everything sequentially
+    /// into a discarding sink, then (seekable) read the index and every entry. Never touches the disk.
+    package static func reader(_ data: [UInt8]) {
+        var options = ReadOptions()
+        options.limits = KDFLimits(maxOpsLimit: 1, maxMemLimitKiB: 8)
+        options.threads = 1
+        for seekable in [false, true] {
+            let input = InputFile(bytes: data, name: "fuzz", seekable: seekable)
+            guard let r = try? ArchiveReader(input: input, passphrase: Passphrase(string: password), options: options) else { continue }
+            if seekable {
+                if let t = try? r.loadIndex() {
+                    precondition(t.entries.count == r.manifest.entries.count)
+                    for i in r.manifest.entries.indices { try? r.readEntry(i, into: DiscardSink()) }
+                }
+            } else {
+                _ = try? r.readAll(into: DiscardSink())
+            }
+        }
+    }
+
+    /// Canonical round trip over every structure: whatever parses re-encodes to exactly the input bytes.
+    package static func roundTrip(_ data: [UInt8]) {
+        guard let selector = data.first else { return }
+        let rest = Array(data.dropFirst())
+        switch selector % 5 {
+        case 0: header(rest)
+        case 1: manifest(rest)
+        case 2: trailer(rest)
+        case 3:
+            if let f = try? Footer.parse(rest) { precondition(f.encoded() == rest) }
+        default:
+            if rest.count >= 4, let h = try? FrameHeader.parse(Array(rest.prefix(4)), frameSize: 1 << 24) {
+                precondition(h.encoded() == Array(rest.prefix(4)))
+            }
+        }
+    }
+
+    /// Seed inputs per target, derived from the valid test vectors.
+    package static func seeds() throws -> [String: [[UInt8]]] {
+        var out: [String: [[UInt8]]] = [:]
+        for v in Vectors.valid() {
+            let bytes = try v.build()
+            let back = try TestReader.readAll(bytes, password: v.passwords[0])
+            let hl = Int(bytes[10]) | Int(bytes[11]) << 8
+            let header = Array(bytes.prefix(hl))
+            let manifest = back.manifest.encoded()
+            let trailer = back.trailer.encoded()
+            out["header", default: []].append(header)
+            out["manifest", default: []].append(manifest)
+            out["trailer", default: []].append([0] + trailer)
+            out["trailer", default: []].append([0] + Array(bytes.suffix(FormatV1.footerByteCount)))
+            let layout = try ArchiveLayout(bytes, entryCount: v.entries.count)
+            let f = layout.manifest[0]
+            out["frame", default: []].append([0x80, 0] + Array(bytes[f.offset..<f.offset + 4]) + [0] + .le(UInt64(manifest.count), count: 4) + manifest)
+            if v.passwords[0] == password && bytes.count < 64 << 10 { out["reader", default: []].append(bytes) }
+            out["roundtrip", default: []] += [[0] + header, [1] + manifest, [2, 0] + trailer, [3] + Array(bytes.suffix(24))]
+        }
+        return out
+    }
+}
