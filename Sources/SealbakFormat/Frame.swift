@@ -113,6 +113,7 @@ package struct FramePlaintext: Sendable {
 extension FormatV1 {
     /// Number of frames of a stream holding `size` plaintext bytes: max(1, ceil(size / frameSize)).
     package static func frameCount(size: UInt64, frameSize: Int) -> UInt64 {
-        size == 0 ? 1 : (size + UInt64(frameSize) - 1) / UInt64(frameSize)
+        // (size - 1) / frameSize + 1 cannot overflow, unlike (size + frameSize - 1) / frameSize (found by fuzzing).
+        size == 0 ? 1 : (size - 1) / UInt64(frameSize) + 1
     }
 }

@@ -206,6 +206,14 @@ import Testing
         #expect(FrameBinding.nonce12(streamID: 1, frameIndex: 2, isLast: true) == [1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0x80])
     }
 
+    @Test func frameCountNeverOverflows() {
+        // Found by the trailer fuzzer: (size + frameSize - 1) overflowed for sizes near 2^64.
+        #expect(FormatV1.frameCount(size: .max, frameSize: 4096) == UInt64.max / 4096 + 1)
+        #expect(FormatV1.frameCount(size: 0, frameSize: 4096) == 1)
+        #expect(FormatV1.frameCount(size: 4096, frameSize: 4096) == 1)
+        #expect(FormatV1.frameCount(size: 4097, frameSize: 4096) == 2)
+    }
+
     @Test func plaintextEnvelopeRules() throws {
         func parse(_ b: [UInt8], index: UInt64 = 0, last: Bool = true) throws -> FramePlaintext {
             try b.withUnsafeBytes { p throws(FormatError) in try FramePlaintext.parse(p, frameSize: 4096, frameIndex: index, isLast: last) }
