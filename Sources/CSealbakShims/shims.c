@@ -1,4 +1,7 @@
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 #include "CSealbakShims.h"
 
@@ -9,5 +12,41 @@ int sealbak_syncfs(int fd) {
     (void)fd;
     sync();
     return 0;
+#endif
+}
+
+int sealbak_open_tmpfile(const char *dir, unsigned int mode) {
+#ifdef O_TMPFILE
+    return open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+#else
+    (void)dir; (void)mode;
+    errno = EOPNOTSUPP;
+    return -1;
+#endif
+}
+
+int sealbak_link_tmpfile(int fd, const char *path) {
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
+
+int sealbak_copy_range(int in_fd, int64_t in_off, int out_fd, int64_t count) {
+#ifdef __linux__
+    off_t off = (off_t)in_off;
+    while (count > 0) {
+        ssize_t n = copy_file_range(in_fd, &off, out_fd, NULL, (size_t)(count > (1 << 30) ? (1 << 30) : count), 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (n == 0) { errno = EIO; return -1; }  /* source shorter than expected */
+        count -= n;
+    }
+    return 0;
+#else
+    (void)in_fd; (void)in_off; (void)out_fd; (void)count;
+    errno = ENOSYS;
+    return -1;
 #endif
 }

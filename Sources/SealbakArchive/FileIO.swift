@@ -1,3 +1,6 @@
+import CSealbakShims
+import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -160,16 +163,20 @@ package func writeAll(fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) 
     }
 }
 
-/// An output that becomes visible under its final name only when committed (Spec-independent; docs/safety.md).
+/// An output that becomes visible under its final name only when committed (docs/usage.md).
 ///
-/// The data goes to a temp file `.NAME.sealbak-tmp-XXXXXX` beside the target, is fsynced, then renamed over
-/// (or, without `overwrite`, linked to) the final name and the directory fsynced. Abandoning it unlinks the
-/// temp file. Standard output is written directly (there is nothing to rename).
+/// Where the file system supports it the data goes to an unnamed `O_TMPFILE` file beside the target, so a crash
+/// or `kill -9` leaves nothing behind at all; elsewhere to a temp file `.NAME.sealbak-tmp-XXXXXX`, removed on
+/// failure or interrupt. On commit the file is fsynced, then linked under the final name (without `overwrite`:
+/// `linkat` fails if the name exists, so nothing is ever clobbered) or renamed over it, and the directory is
+/// fsynced. Standard output is written directly (there is nothing to rename).
 package final class AtomicOutput {
     package let fd: Int32
     package let path: String
-    private let tempPath: String?
+    private var tempPath: String?
+    private let anonymous: Bool
     private let overwrite: Bool
+    private let mode: mode_t
     private var finished = false
     private var interruptToken: Int?
     package private(set) var bytesWritten: UInt64 = 0
@@ -177,9 +184,10 @@ package final class AtomicOutput {
     package init(path: String, overwrite: Bool, mode: mode_t = 0o600) throws(SealbakError) {
         self.path = path
         self.overwrite = overwrite
+        self.mode = mode
         if path == "-" {
             fd = 1
-            tempPath = nil
+            anonymous = false
             return
         }
         var st = stat()
@@ -188,11 +196,17 @@ package final class AtomicOutput {
             if !overwrite { throw SealbakError(.targetExists, "\(path) already exists; use --force to replace it") }
         }
         let (dir, base) = splitPath(path)
+        let t = sealbak_open_tmpfile(dir, 0o600)
+        if t >= 0 {
+            fd = t
+            anonymous = true
+            return
+        }
         var template = Array("\(dir)/.\(base).sealbak-tmp-XXXXXX".utf8CString)
         let d = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         if d < 0 { throw SealbakError.io("cannot create a temporary file in", path: dir, errno: errno) }
-        fchmod(d, mode)
         fd = d
+        anonymous = false
         let temp = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
         tempPath = temp
         interruptToken = Interrupts.register { unlink(temp) }
@@ -213,13 +227,37 @@ package final class AtomicOutput {
         if let failure { throw failure }
     }
 
-    /// fsync, rename into place, fsync the directory.
+    /// fsync, give the data its final name, fsync the directory.
     package func commit() throws(SealbakError) {
-        guard let tempPath, !finished else { finished = true; return }
-        defer { interruptToken.map(Interrupts.unregister) }
+        guard path != "-", !finished else { finished = true; return }
+        defer { interruptToken.map(Interrupts.unregister); interruptToken = nil }
+        fchmod(fd, mode)
+        Faults.point("output: before fsync")
         if fsync(fd) != 0 { throw SealbakError.io("cannot flush", path: path, errno: errno) }
+        Faults.point("output: after fsync")
+        if anonymous {
+            if overwrite {
+                // Name it beside the target, then rename over the target (atomic replacement).
+                let temp = "\(splitPath(path).dir)/.\(splitPath(path).base).sealbak-tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+                if sealbak_link_tmpfile(fd, temp) != 0 { throw SealbakError.io("cannot create", path: temp, errno: errno) }
+                tempPath = temp
+                interruptToken = Interrupts.register { unlink(temp) }
+                Faults.point("output: linked temp name")
+            } else {
+                if sealbak_link_tmpfile(fd, path) != 0 {
+                    let e = errno
+                    if e == EEXIST { throw SealbakError(.targetExists, "\(path) already exists; use --force to replace it") }
+                    throw SealbakError.io("cannot create", path: path, errno: e)
+                }
+                finished = true
+                close(fd)
+                fsyncDirectory(splitPath(path).dir)
+                return
+            }
+        }
         close(fd)
         finished = true
+        guard let tempPath else { return }
         if overwrite {
             if rename(tempPath, path) != 0 {
                 let e = errno
@@ -236,18 +274,41 @@ package final class AtomicOutput {
             }
             unlink(tempPath)
         }
+        Faults.point("output: renamed")
         fsyncDirectory(splitPath(path).dir)
     }
 
-    /// Removes the temp file; nothing appears under the final name.
+    /// Discards the output; nothing appears under the final name.
     package func abandon() {
         guard !finished else { return }
         finished = true
         interruptToken.map(Interrupts.unregister)
-        if let tempPath {
-            close(fd)
-            unlink(tempPath)
+        if path == "-" { return }
+        close(fd)
+        if let tempPath { unlink(tempPath) }
+    }
+}
+
+/// Crash injection for tests (debug builds only): `SEALBAK_TEST_CRASH_AT=N` makes the N-th fault point of
+/// the process end it at once with `_exit(86)`, as a power cut or `kill -9` would. Release builds ignore it.
+package enum Faults {
+    #if DEBUG
+    private static let target: Int? = ProcessInfo.processInfo.environment["SEALBAK_TEST_CRASH_AT"].flatMap(Int.init)
+    private static let counter = Mutex(0)
+    #endif
+
+    package static func point(_ name: String) {
+        #if DEBUG
+        guard let target else { return }
+        let n = counter.withLock { c -> Int in c += 1; return c }
+        if n == target {
+            if ProcessInfo.processInfo.environment["SEALBAK_TEST_CRASH_VERBOSE"] != nil {
+                let line = "sealbak: test crash at fault point \(n) (\(name))\n"
+                _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
+            }
+            _exit(86)
         }
+        #endif
     }
 }
 

@@ -1,5 +1,21 @@
 #ifndef CSEALBAKSHIMS_H
 #define CSEALBAKSHIMS_H
-/* syncfs(2) is a GNU extension that Swift's Glibc module does not export. */
+#include <stddef.h>
+#include <stdint.h>
+/* Linux functions and macros Swift's Glibc module does not export (they need _GNU_SOURCE). */
+
+/* syncfs(2). */
 int sealbak_syncfs(int fd);
+
+/* open(dir, O_TMPFILE | O_RDWR, mode): an unnamed file in dir that vanishes if never linked. -1 + errno on failure
+   (EOPNOTSUPP/EISDIR/EINVAL when the file system has no O_TMPFILE: callers fall back to a named temp file). */
+int sealbak_open_tmpfile(const char *dir, unsigned int mode);
+
+/* Gives the unnamed file fd the name path (linkat through /proc/self/fd). Fails with EEXIST if path exists. */
+int sealbak_link_tmpfile(int fd, const char *path);
+
+/* copy_file_range(2) of count bytes from in_fd at in_off to out_fd at its current position; loops until done.
+   Returns 0, or -1 + errno (ENOSYS/EXDEV/EINVAL: callers fall back to read/write). Clones extents where the
+   file system can (btrfs, XFS), so a header rewrite does not copy the data at all there. */
+int sealbak_copy_range(int in_fd, int64_t in_off, int out_fd, int64_t count);
 #endif

@@ -1,0 +1,131 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSealbakShims
+import Foundation
+import SealbakCrypto
+import SealbakFormat
+
+/// Key-slot changes that rewrite only the header (Spec §11.3, docs/keys.md).
+///
+/// Crash safety: the new archive is the new header followed by a copy of the old body, written to an unnamed
+/// temp file (`O_TMPFILE`) in the same directory, fsynced, and renamed over the original. Until the rename the
+/// original is untouched; after it the new file is complete. A crash at any point therefore leaves a file that
+/// opens with the old password or with the new one, never neither, and no stray archive-like temp file. The
+/// body is copied with `copy_file_range`, which clones extents on btrfs/XFS and copies in the kernel elsewhere.
+package enum KeyEditing {
+    /// An archive opened for a key change: its header and master key, and the slot the secret opened.
+    package struct Unlocked {
+        package var header: ArchiveHeader
+        package var master: MasterKey
+        package var openedSlot: KeySlot
+        package var path: String
+    }
+
+    package static func unlock(path: String, passphrase: Passphrase, limits: KDFLimits) throws -> Unlocked {
+        let input = try InputFile(path: path)
+        guard input.isSeekable else { throw SealbakError(.usage, "key changes need a regular archive file, not \(input.path)") }
+        let header = try ArchiveReader.readHeader(input)
+        let (master, slot) = try KeySlots.unlock(header: header, passphrase: passphrase, limits: limits, archive: path)
+        return Unlocked(header: header, master: master, openedSlot: slot, path: path)
+    }
+
+    /// Adds a password slot; returns its id.
+    package static func addPassword(_ u: Unlocked, passphrase: Passphrase, label: String, kdf: KDFParameters, random: any RandomSource = SystemRandom()) throws -> UInt16 {
+        var header = u.header
+        guard header.slots.count < FormatV1.maxSlotCount else {
+            throw SealbakError(.usage, "\(u.path) already has \(FormatV1.maxSlotCount) key slots, the maximum; remove one first")
+        }
+        let id = (header.slots.map(\.id).max() ?? 0) &+ 1
+        guard id != 0 else { throw SealbakError(.usage, "slot ids are exhausted in \(u.path)") }
+        header.slots.append(try KeySlots.passwordSlot(
+            id: id, label: label, createdUnix: now(), passphrase: passphrase, kdf: kdf,
+            archiveID: header.archiveID, master: u.master, random: random))
+        try replaceHeader(u, with: header)
+        return id
+    }
+
+    /// Gives slot `id` a new password (new salt and nonce; same id and label).
+    package static func changePassword(_ u: Unlocked, slot id: UInt16, passphrase: Passphrase, kdf: KDFParameters?, random: any RandomSource = SystemRandom()) throws {
+        var header = u.header
+        guard let i = header.slots.firstIndex(where: { $0.id == id }) else {
+            throw SealbakError(.notFound, "\(u.path) has no key slot \(id); see sealbak key list")
+        }
+        guard case .password(let oldKDF, _, _, _) = header.slots[i].body else {
+            throw SealbakError(.usage, "key slot \(id) of \(u.path) is not a password slot")
+        }
+        header.slots[i] = try KeySlots.passwordSlot(
+            id: id, label: header.slots[i].label, createdUnix: now(), passphrase: passphrase, kdf: kdf ?? oldKDF,
+            archiveID: header.archiveID, master: u.master, random: random)
+        try replaceHeader(u, with: header)
+    }
+
+    /// Removes slot `id`; refuses to remove the last slot this sealbak can open the archive with.
+    package static func removeSlot(_ u: Unlocked, slot id: UInt16) throws {
+        var header = u.header
+        guard let i = header.slots.firstIndex(where: { $0.id == id }) else {
+            throw SealbakError(.notFound, "\(u.path) has no key slot \(id); see sealbak key list")
+        }
+        header.slots.remove(at: i)
+        let usable = header.slots.filter { if case .unknown = $0.body { return false } else { return true } }
+        if usable.isEmpty {
+            throw SealbakError(.usage, "refusing to remove key slot \(id): it is the last slot that can open \(u.path); add another key first")
+        }
+        try replaceHeader(u, with: header)
+    }
+
+    /// Seals `header` with the master key and writes it in front of the unchanged body (see the type's docs).
+    package static func replaceHeader(_ u: Unlocked, with newHeader: ArchiveHeader) throws {
+        var header = newHeader
+        header.mac = u.master.mac(for: header)
+        do throws(FormatError) { try header.validate() } catch {
+            throw SealbakError(.internalError, "the new header would be invalid: \(error.message)")
+        }
+        let bytes = header.encoded()
+        let src = open(u.path, O_RDONLY | O_CLOEXEC)
+        if src < 0 { throw SealbakError.io("cannot open", path: u.path, errno: errno) }
+        defer { close(src) }
+        var st = stat()
+        fstat(src, &st)
+        let oldLength = UInt64(u.header.byteCount)
+        // The file must still hold the header we authenticated (someone may have changed it meanwhile).
+        var current = [UInt8](repeating: 0, count: Int(oldLength))
+        if pread(src, &current, current.count, 0) != current.count || current != u.header.encoded() {
+            throw SealbakError(.io, "\(u.path) changed while sealbak was working on it; run the command again")
+        }
+        let bodyLength = UInt64(st.st_size) - oldLength
+        let out = try AtomicOutput(path: u.path, overwrite: true, mode: mode_t(st.st_mode & 0o7777))
+        do {
+            try out.write(bytes)
+            Faults.point("rewrite: header written")
+            try copyBody(from: src, offset: oldLength, count: bodyLength, to: out)
+            Faults.point("rewrite: body copied")
+            try out.commit()
+        } catch {
+            out.abandon()
+            throw error
+        }
+    }
+
+    private static func copyBody(from src: Int32, offset: UInt64, count: UInt64, to out: AtomicOutput) throws {
+        let start = lseek(out.fd, 0, SEEK_CUR)
+        if sealbak_copy_range(src, Int64(offset), out.fd, Int64(count)) == 0 { return }
+        let e = errno
+        guard e == ENOSYS || e == EXDEV || e == EINVAL || e == EOPNOTSUPP else {
+            throw SealbakError.io("cannot copy the archive body to", path: out.path, errno: e)
+        }
+        // Fallback where copy_file_range is unavailable: continue with reads and writes from where it stopped.
+        var done = UInt64(max(0, lseek(out.fd, 0, SEEK_CUR) - start))
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while done < count {
+            let want = Int(min(UInt64(buffer.count), count - done))
+            let n = buffer.withUnsafeMutableBytes { pread(src, $0.baseAddress, want, off_t(offset + done)) }
+            if n < 0 { if errno == EINTR { continue }; throw SealbakError.io("cannot read", path: out.path, errno: errno) }
+            if n == 0 { throw SealbakError(.io, "\(out.path) became shorter while sealbak was copying it") }
+            try buffer.withUnsafeBytes { try out.write(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            done += UInt64(n)
+        }
+    }
+
+    static func now() -> UInt64 { UInt64(Date().timeIntervalSince1970) }
+}

@@ -1,0 +1,192 @@
+import ArgumentParser
+import Foundation
+import SealbakArchive
+import SealbakFormat
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Key: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage the key slots of an archive (only the header is rewritten; see docs/keys.md).",
+        discussion: """
+            A password change does not revoke anything: a copy of the old file (or of its old header) still opens \
+            with the old password. To really revoke a password or key, use sealbak rekey.
+            """,
+        subcommands: [KeyList.self, KeyAdd.self, KeyPasswd.self, KeyRemove.self]
+    )
+}
+
+struct NewPasswordOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Read the new password from the first line of FILE.", valueName: "FILE"))
+    var newPasswordFile: String?
+
+    @Option(name: .long, help: ArgumentHelp("Read the new password from the first line of file descriptor N.", valueName: "N"))
+    var newPasswordFd: Int32?
+
+    func read() throws -> Passphrase {
+        if newPasswordFile != nil && newPasswordFd != nil { throw ValidationError("give only one of --new-password-file and --new-password-fd") }
+        let source: PasswordSource
+        if let newPasswordFile { source = .file(newPasswordFile) }
+        else if let newPasswordFd { source = .fd(newPasswordFd) }
+        else if getenv("SEALBAK_NEW_PASSWORD") != nil { source = .environment("SEALBAK_NEW_PASSWORD") }
+        else { source = .prompt(confirm: true) }
+        return try PasswordReader.read(source, what: "new password")
+    }
+}
+
+struct KDFOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Argon2id memory for the new slot (default 256).", valueName: "MIB"))
+    var kdfMemory: UInt32?
+
+    @Option(name: .long, help: ArgumentHelp("Argon2id passes for the new slot (default 3).", valueName: "N"))
+    var kdfPasses: UInt32?
+
+    @Flag(name: .long, help: "TEST ONLY: the cheapest Argon2id setting (1 pass, 8 KiB). Anyone can brute-force such a slot.")
+    var insecureTestKdf = false
+
+    func validate() throws {
+        if let kdfMemory, kdfMemory < 8 || kdfMemory > 4 << 20 { throw ValidationError("--kdf-memory must be 8 ... 4194304 MiB") }
+        if let kdfPasses, kdfPasses < 1 { throw ValidationError("--kdf-passes must be at least 1") }
+    }
+
+    /// The parameters asked for, or nil when none was given (keep the existing ones where that applies).
+    var explicit: KDFParameters? {
+        if insecureTestKdf { return KDFParameters(opsLimit: 1, memLimitKiB: 8) }
+        if kdfMemory == nil && kdfPasses == nil { return nil }
+        return KDFParameters(opsLimit: kdfPasses ?? KeySlots.defaultKDF.opsLimit, memLimitKiB: (kdfMemory.map { $0 * 1024 }) ?? KeySlots.defaultKDF.memLimitKiB)
+    }
+
+    var parameters: KDFParameters { explicit ?? KeySlots.defaultKDF }
+}
+
+func unlockForEdit(_ archive: String, password: PasswordOptions, reading: ReadingOptions) throws -> KeyEditing.Unlocked {
+    let pass = try PasswordReader.read(try password.source(confirm: false), what: "current password")
+    return try KeyEditing.unlock(path: archive, passphrase: pass, limits: reading.readOptions.limits)
+}
+
+struct KeyList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List key slots (no password needed; nothing secret is shown).")
+
+    @Argument(help: ArgumentHelp("The archive.", valueName: "ARCHIVE"))
+    var archive: String
+
+    @Flag(name: .long, help: "Machine-readable JSON output.")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let h = try ArchiveReader.readHeader(try InputFile(path: archive))
+            if json {
+                let slots: [[String: Any]] = h.slots.map { s in
+                    var d: [String: Any] = ["id": Int(s.id), "label": s.label, "created": s.createdUnix, "type": slotTypeName(s)]
+                    if case .password(let kdf, _, _, _) = s.body {
+                        d["kdf"] = ["algorithm": "argon2id", "passes": kdf.opsLimit, "memory_kib": kdf.memLimitKiB, "parallelism": Int(kdf.parallelism)]
+                    }
+                    return d
+                }
+                let data = try JSONSerialization.data(withJSONObject: ["archive_id": hex(h.archiveID), "slots": slots], options: [.prettyPrinted, .sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+                return
+            }
+            print("\(h.slots.count) key slot(s) in \(archive) (header not authenticated without a password):")
+            for s in h.slots { print("  " + describeSlot(s)) }
+        }
+    }
+}
+
+func slotTypeName(_ s: KeySlot) -> String {
+    switch s.body {
+    case .password: "password"
+    case .unknown(let t, _): "type-\(t)"
+    }
+}
+
+func describeSlot(_ s: KeySlot) -> String {
+    switch s.body {
+    case .password(let kdf, _, _, _):
+        let mem = kdf.memLimitKiB >= 1024 ? "\(kdf.memLimitKiB / 1024) MiB" : "\(kdf.memLimitKiB) KiB"
+        return "slot \(s.id): password, Argon2id \(kdf.opsLimit) passes, \(mem), parallelism \(kdf.parallelism), label \"\(s.label)\", created \(formatTime(Int64(s.createdUnix)))"
+    case .unknown(let t, _):
+        return "slot \(s.id): type \(t) (not supported by this sealbak), label \"\(s.label)\", created \(formatTime(Int64(s.createdUnix)))"
+    }
+}
+
+struct KeyAdd: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "add", abstract: "Add a password slot (asks for an existing password first).")
+
+    @Argument(help: ArgumentHelp("The archive.", valueName: "ARCHIVE"))
+    var archive: String
+
+    @Option(name: .long, help: "A label for the new slot (shown by key list; not secret).")
+    var label: String = ""
+
+    @OptionGroup var password: PasswordOptions
+    @OptionGroup var newPassword: NewPasswordOptions
+    @OptionGroup var kdf: KDFOptions
+    @OptionGroup var reading: ReadingOptions
+
+    func validate() throws {
+        if label.utf8.count > FormatV1.maxLabelByteCount { throw ValidationError("--label is limited to 64 bytes") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let u = try unlockForEdit(archive, password: password, reading: reading)
+            let new = try newPassword.read()
+            let id = try KeyEditing.addPassword(u, passphrase: new, label: label, kdf: kdf.parameters)
+            printError("sealbak: added key slot \(id) to \(archive) (only the header was rewritten)")
+        }
+    }
+}
+
+struct KeyPasswd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "passwd",
+        abstract: "Change the password of one slot (default: the slot the current password opens).",
+        discussion: "Old copies of the archive still open with the old password; use sealbak rekey to revoke it."
+    )
+
+    @Argument(help: ArgumentHelp("The archive.", valueName: "ARCHIVE"))
+    var archive: String
+
+    @Option(name: .long, help: ArgumentHelp("The slot to change.", valueName: "ID"))
+    var slot: UInt16?
+
+    @OptionGroup var password: PasswordOptions
+    @OptionGroup var newPassword: NewPasswordOptions
+    @OptionGroup var kdf: KDFOptions
+    @OptionGroup var reading: ReadingOptions
+
+    func run() throws {
+        try reportingErrors {
+            let u = try unlockForEdit(archive, password: password, reading: reading)
+            let id = slot ?? u.openedSlot.id
+            let new = try newPassword.read()
+            try KeyEditing.changePassword(u, slot: id, passphrase: new, kdf: kdf.explicit)
+            printError("sealbak: changed the password of key slot \(id) of \(archive). Copies of the old file still open with the old password; sealbak rekey revokes it")
+        }
+    }
+}
+
+struct KeyRemove: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "remove", abstract: "Remove a key slot (never the last one that opens the archive).")
+
+    @Argument(help: ArgumentHelp("The archive.", valueName: "ARCHIVE"))
+    var archive: String
+
+    @Option(name: .long, help: ArgumentHelp("The slot to remove.", valueName: "ID"))
+    var slot: UInt16
+
+    @OptionGroup var password: PasswordOptions
+    @OptionGroup var reading: ReadingOptions
+
+    func run() throws {
+        try reportingErrors {
+            let u = try unlockForEdit(archive, password: password, reading: reading)
+            try KeyEditing.removeSlot(u, slot: slot)
+            printError("sealbak: removed key slot \(slot) from \(archive). Copies of the old file still open with that key; sealbak rekey revokes it")
+        }
+    }
+}
