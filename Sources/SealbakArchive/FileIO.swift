@@ -196,13 +196,14 @@ package final class AtomicOutput {
             if !overwrite { throw SealbakError(.targetExists, "\(path) already exists; use --force to replace it") }
         }
         let (dir, base) = splitPath(path)
+        AtomicOutput.removeStaleTemps(for: path)
         let t = sealbak_open_tmpfile(dir, 0o600)
         if t >= 0 {
             fd = t
             anonymous = true
             return
         }
-        var template = Array("\(dir)/.\(base).sealbak-tmp-XXXXXX".utf8CString)
+        var template = Array("\(dir)/.\(base).sealbak-tmp-\(getpid())-XXXXXX".utf8CString)
         let d = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         if d < 0 { throw SealbakError.io("cannot create a temporary file in", path: dir, errno: errno) }
         fd = d
@@ -276,6 +277,22 @@ package final class AtomicOutput {
         }
         Faults.point("output: renamed")
         fsyncDirectory(splitPath(path).dir)
+    }
+
+    /// Removes `.NAME.sealbak-tmp-PID-…` files beside `path` whose process is gone. Such a file can only be
+    /// left by a crash in the instant between naming a finished replacement and renaming it over NAME
+    /// (Spec §11.3); it is then a complete archive, so it must not linger.
+    package static func removeStaleTemps(for path: String) {
+        let (dir, base) = splitPath(path)
+        let prefix = ".\(base).sealbak-tmp-"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            let rest = name.dropFirst(prefix.count)
+            guard let pidText = rest.split(separator: "-").first, let pid = Int32(pidText), pid > 0 else { continue }
+            if pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH {
+                unlink("\(dir)/\(name)")
+            }
+        }
     }
 
     /// Discards the output; nothing appears under the final name.

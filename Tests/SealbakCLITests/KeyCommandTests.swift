@@ -1,0 +1,138 @@
+import Foundation
+import SealbakTestSupport
+import Testing
+
+/// `sealbak key …`: header-only rewrites, failure paths, and crash safety (fault injection and kill -9).
+@Suite struct KeyCommandTests {
+    typealias CLI = CLITests
+
+    static func archive(in dir: String, size: Int = 2_000_000, password: String = CLI.password) throws -> String {
+        try Data(TestArchive.noise(size, seed: 11)).write(to: URL(fileURLWithPath: dir + "/data"))
+        let path = dir + "/a.sbk"
+        let r = try CLI.run(["pack", path, dir + "/data", "--insecure-test-kdf", "--quiet"], env: ["SEALBAK_PASSWORD": password])
+        #expect(r.status == 0)
+        try FileManager.default.removeItem(atPath: dir + "/data")
+        return path
+    }
+
+    static func body(_ path: String) throws -> [UInt8] {
+        let b = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        return Array(b[(Int(b[10]) | Int(b[11]) << 8)...])
+    }
+
+    static func opens(_ path: String, _ password: String) throws -> Bool {
+        try CLI.run(["verify", path, "--quiet"], env: ["SEALBAK_PASSWORD": password]).status == 0
+    }
+
+    @Test func addPasswdRemoveRewriteOnlyTheHeader() throws {
+        let dir = try CLI.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = try Self.archive(in: dir)
+        let body = try Self.body(path)
+        #expect(try CLI.run(["key", "add", path, "--label", "laptop", "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "second"]).status == 0)
+        #expect(try Self.body(path) == body)
+        #expect(try Self.opens(path, CLI.password) && Self.opens(path, "second"))
+        let list = try CLI.run(["key", "list", path, "--json"], env: ["SEALBAK_PASSWORD": ""])
+        let doc = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as! [String: Any]
+        #expect((doc["slots"] as! [[String: Any]]).map { $0["label"] as! String } == ["password", "laptop"])
+        #expect(!list.stdout.contains("salt") && !list.stdout.contains("wrapped"))
+
+        #expect(try CLI.run(["key", "passwd", path, "--slot", "2", "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "third"]).status == 0)
+        #expect(try Self.body(path) == body)
+        #expect(try !Self.opens(path, "second") && Self.opens(path, "third"))
+
+        #expect(try CLI.run(["key", "remove", path, "--slot", "1"], env: ["SEALBAK_PASSWORD": "third"]).status == 0)
+        #expect(try Self.body(path) == body)
+        #expect(try !Self.opens(path, CLI.password) && Self.opens(path, "third"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["a.sbk"])
+    }
+
+    @Test func failurePathsHaveDistinctCodesAndChangeNothing() throws {
+        let dir = try CLI.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = try Self.archive(in: dir)
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        let wrong = try CLI.run(["key", "add", path, "--insecure-test-kdf"], env: ["SEALBAK_PASSWORD": "nope", "SEALBAK_NEW_PASSWORD": "x"])
+        #expect(wrong.status == 3 && wrong.stderr.contains("wrong password"))
+        let last = try CLI.run(["key", "remove", path, "--slot", "1"])
+        #expect(last.status == 64 && last.stderr.contains("last slot"))
+        let missing = try CLI.run(["key", "passwd", path, "--slot", "7", "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "x"])
+        #expect(missing.status == 9 && missing.stderr.contains("no key slot 7"))
+        let noNew = try CLI.run(["key", "add", path, "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": ""])
+        #expect(noNew.status == 64 && noNew.stderr.contains("new password"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+    }
+
+    @Test func newPasswordFromFileAndDescriptor() throws {
+        let dir = try CLI.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = try Self.archive(in: dir)
+        try Data("from a file\n".utf8).write(to: URL(fileURLWithPath: dir + "/new"))
+        #expect(try CLI.run(["key", "add", path, "--insecure-test-kdf", "--new-password-file", dir + "/new"]).status == 0)
+        #expect(try Self.opens(path, "from a file"))
+        try Data("from fd\n".utf8).write(to: URL(fileURLWithPath: dir + "/fd"))
+        #expect(try CLI.run(["key", "add", path, "--insecure-test-kdf", "--new-password-fd", "0"], stdin: dir + "/fd").status == 0)
+        #expect(try Self.opens(path, "from fd"))
+    }
+
+    /// A crash injected at every fault point of `key passwd` leaves an archive that opens with the old
+    /// password or the new one, and no other file in the directory.
+    @Test func aCrashAtAnyStepLeavesOldOrNewNeverNeither() throws {
+        let dir = try CLI.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = try Self.archive(in: dir)
+        var step = 1
+        var sawOld = false, sawNew = false
+        while step < 50 {
+            let r = try CLI.run(["key", "passwd", path, "--insecure-test-kdf"],
+                                env: ["SEALBAK_NEW_PASSWORD": "new-\(step)", "SEALBAK_TEST_CRASH_AT": "\(step)"])
+            let old = try Self.opens(path, CLI.password), new = try Self.opens(path, "new-\(step)")
+            #expect(old != new, "step \(step): old opens \(old), new opens \(new)")
+            // Only a crash in the instant between naming the finished copy and the rename may leave a file,
+            // named .a.sbk.sealbak-tmp-PID-N; the next command on the archive removes it (dead PID).
+            let extra = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0 != "a.sbk" }
+            #expect(extra.allSatisfy { $0.hasPrefix(".a.sbk.sealbak-tmp-") } && extra.count <= 1, "step \(step) left \(extra)")
+            if !extra.isEmpty {
+                #expect(try CLI.run(["key", "add", path, "--insecure-test-kdf"], env: ["SEALBAK_PASSWORD": old ? CLI.password : "new-\(step)", "SEALBAK_NEW_PASSWORD": "tmp", "SEALBAK_TEST_CRASH_AT": "1"]).status == 86)
+                #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["a.sbk"], "the leftover of step \(step) was not cleaned")
+            }
+            if r.status == 0 { sawNew = true; break }
+            #expect(r.status == 86, "step \(step): \(r.stderr)")
+            if old { sawOld = true }
+            if new {
+                // The crash came after the rename: put the old password back for the next step.
+                sawNew = true
+                #expect(try CLI.run(["key", "passwd", path, "--insecure-test-kdf"], env: ["SEALBAK_PASSWORD": "new-\(step)", "SEALBAK_NEW_PASSWORD": CLI.password]).status == 0)
+            }
+            step += 1
+        }
+        #expect(sawOld && sawNew && step > 3)
+    }
+
+    /// kill -9 at random moments during password changes of a larger archive.
+    @Test func killNineInALoop() throws {
+        let dir = try CLI.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = try Self.archive(in: dir, size: 64 << 20)
+        var current = CLI.password
+        for i in 0..<25 {
+            let next = "pw-\(i)"
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: CLI.binary)
+            p.arguments = ["key", "passwd", path, "--insecure-test-kdf"]
+            var e = ProcessInfo.processInfo.environment
+            e["SEALBAK_PASSWORD"] = current
+            e["SEALBAK_NEW_PASSWORD"] = next
+            p.environment = e
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            usleep(useconds_t.random(in: 0...60_000))
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            let old = try Self.opens(path, current), new = try Self.opens(path, next)
+            #expect(old != new, "iteration \(i): old \(old), new \(new)")
+            if new { current = next }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["a.sbk"], "iteration \(i) left a file")
+        }
+    }
+}
