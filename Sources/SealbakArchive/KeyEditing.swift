@@ -45,13 +45,29 @@ package enum KeyEditing {
         return id
     }
 
+    /// Adds a recovery-code slot; returns its id and the code to show the user once.
+    package static func addRecoveryCode(_ u: Unlocked, label: String, kdf: KDFParameters, random: any RandomSource = SystemRandom()) throws -> (UInt16, String) {
+        var header = u.header
+        guard header.slots.count < FormatV1.maxSlotCount else {
+            throw SealbakError(.usage, "\(u.path) already has \(FormatV1.maxSlotCount) key slots, the maximum; remove one first")
+        }
+        let id = (header.slots.map(\.id).max() ?? 0) &+ 1
+        guard id != 0 else { throw SealbakError(.usage, "slot ids are exhausted in \(u.path)") }
+        let code = RecoveryCode.generate(random: random)
+        header.slots.append(try KeySlots.passwordSlot(
+            id: id, label: label, createdUnix: now(), passphrase: code.secret, kdf: kdf,
+            archiveID: header.archiveID, master: u.master, random: random, isRecovery: true))
+        try replaceHeader(u, with: header)
+        return (id, code.display)
+    }
+
     /// Gives slot `id` a new password (new salt and nonce; same id and label).
     package static func changePassword(_ u: Unlocked, slot id: UInt16, passphrase: Passphrase, kdf: KDFParameters?, random: any RandomSource = SystemRandom()) throws {
         var header = u.header
         guard let i = header.slots.firstIndex(where: { $0.id == id }) else {
             throw SealbakError(.notFound, "\(u.path) has no key slot \(id); see sealbak key list")
         }
-        guard case .password(let oldKDF, _, _, _) = header.slots[i].body else {
+        guard case .password(let oldKDF, _, _, _) = header.slots[i].body, !header.slots[i].isRecovery else {
             throw SealbakError(.usage, "key slot \(id) of \(u.path) is not a password slot")
         }
         header.slots[i] = try KeySlots.passwordSlot(

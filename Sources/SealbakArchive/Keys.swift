@@ -62,16 +62,18 @@ package struct Passphrase: Sendable {
 package enum KeySlots {
     /// Argon2id defaults for passwords: close to libsodium's MODERATE (3 passes, 256 MiB).
     package static let defaultKDF = KDFParameters(opsLimit: 3, memLimitKiB: 256 * 1024)
+    /// Recovery codes carry 130 random bits, so stretching adds little: one pass over 64 MiB.
+    package static let recoveryKDF = KDFParameters(opsLimit: 1, memLimitKiB: 64 * 1024)
 
     /// Makes a password slot that wraps `master` (Spec §4.2).
     package static func passwordSlot(
         id: UInt16, label: String, createdUnix: UInt64, passphrase: Passphrase, kdf: KDFParameters,
-        archiveID: [UInt8], master: MasterKey, random: any RandomSource
+        archiveID: [UInt8], master: MasterKey, random: any RandomSource, isRecovery: Bool = false
     ) throws(SealbakError) -> KeySlot {
         let salt = random.bytes(KeySlot.saltByteCount)
         let nonce = random.bytes(KeySlot.wrapNonceByteCount)
         var slot = KeySlot(id: id, createdUnix: createdUnix, label: label,
-                           body: .password(kdf: kdf, salt: salt, nonce: nonce, wrappedKey: []))
+                           body: .password(kdf: kdf, salt: salt, nonce: nonce, wrappedKey: []), isRecovery: isRecovery)
         let kek = try deriveKEK(passphrase: passphrase, kdf: kdf, salt: salt)
         let aead = try! AEAD(.xchacha20poly1305)
         let wrapped = master.key.withUnsafeBytes { mk in
@@ -100,18 +102,33 @@ package enum KeySlots {
     ///   `limits`; `.corrupt` (class `mac`) when a slot opens but the header MAC fails.
     package static func unlock(header: ArchiveHeader, passphrase: Passphrase, limits: KDFLimits, archive: String) throws(SealbakError) -> (MasterKey, KeySlot) {
         let aead = try! AEAD(.xchacha20poly1305)
+        // A well-formed recovery code opens recovery slots in its canonical form; anything else is a password.
+        let recovery: Passphrase?
+        switch RecoveryCode.parse(passphrase) {
+        case .notACode: recovery = nil
+        case .code(let canonical): recovery = canonical
+        case .typo:
+            throw SealbakError(.usage, "\(archive): this looks like a recovery code but its checksum does not match: a character is mistyped. Check each group of four")
+        }
         var overCap: [(KeySlot, KDFParameters)] = []
         var sawPasswordSlot = false
         var kdfFailure: SealbakError?
         for slot in header.slots {
             guard case .password(let kdf, let salt, let nonce, let wrapped) = slot.body else { continue }
             sawPasswordSlot = true
+            let secret: Passphrase
+            if slot.isRecovery {
+                guard let recovery else { continue }
+                secret = recovery
+            } else {
+                secret = passphrase
+            }
             if !limits.allows(kdf) {
                 overCap.append((slot, kdf))
                 continue
             }
             let kek: SecureBytes
-            do { kek = try deriveKEK(passphrase: passphrase, kdf: kdf, salt: salt) } catch {
+            do { kek = try deriveKEK(passphrase: secret, kdf: kdf, salt: salt) } catch {
                 kdfFailure = error  // e.g. not enough memory for this slot: another slot may still open
                 continue
             }

@@ -98,7 +98,7 @@ struct KeyList: ParsableCommand {
 
 func slotTypeName(_ s: KeySlot) -> String {
     switch s.body {
-    case .password: "password"
+    case .password: s.isRecovery ? "recovery" : "password"
     case .unknown(let t, _): "type-\(t)"
     }
 }
@@ -107,7 +107,7 @@ func describeSlot(_ s: KeySlot) -> String {
     switch s.body {
     case .password(let kdf, _, _, _):
         let mem = kdf.memLimitKiB >= 1024 ? "\(kdf.memLimitKiB / 1024) MiB" : "\(kdf.memLimitKiB) KiB"
-        return "slot \(s.id): password, Argon2id \(kdf.opsLimit) passes, \(mem), parallelism \(kdf.parallelism), label \"\(s.label)\", created \(formatTime(Int64(s.createdUnix)))"
+        return "slot \(s.id): \(s.isRecovery ? "recovery code" : "password"), Argon2id \(kdf.opsLimit) passes, \(mem), parallelism \(kdf.parallelism), label \"\(s.label)\", created \(formatTime(Int64(s.createdUnix)))"
     case .unknown(let t, _):
         return "slot \(s.id): type \(t) (not supported by this sealbak), label \"\(s.label)\", created \(formatTime(Int64(s.createdUnix)))"
     }
@@ -120,7 +120,10 @@ struct KeyAdd: ParsableCommand {
     var archive: String
 
     @Option(name: .long, help: "A label for the new slot (shown by key list; not secret).")
-    var label: String = ""
+    var label: String?
+
+    @Flag(name: .long, help: "Create a recovery code instead of a password: printed once, usable wherever a password is.")
+    var recovery = false
 
     @OptionGroup var password: PasswordOptions
     @OptionGroup var newPassword: NewPasswordOptions
@@ -128,14 +131,23 @@ struct KeyAdd: ParsableCommand {
     @OptionGroup var reading: ReadingOptions
 
     func validate() throws {
-        if label.utf8.count > FormatV1.maxLabelByteCount { throw ValidationError("--label is limited to 64 bytes") }
+        if (label ?? "").utf8.count > FormatV1.maxLabelByteCount { throw ValidationError("--label is limited to 64 bytes") }
     }
 
     func run() throws {
         try reportingErrors {
             let u = try unlockForEdit(archive, password: password, reading: reading)
+            if recovery {
+                let (id, code) = try KeyEditing.addRecoveryCode(u, label: label ?? "recovery code", kdf: kdf.explicit ?? KeySlots.recoveryKDF)
+                print("Recovery code for \(archive) (key slot \(id)). Write it down and keep it somewhere safe; it is shown only this once:")
+                print("")
+                print("    \(code)")
+                print("")
+                print("Use it wherever a password is asked for. A mistyped character is reported as a typo.")
+                return
+            }
             let new = try newPassword.read()
-            let id = try KeyEditing.addPassword(u, passphrase: new, label: label, kdf: kdf.parameters)
+            let id = try KeyEditing.addPassword(u, passphrase: new, label: label ?? "", kdf: kdf.parameters)
             printError("sealbak: added key slot \(id) to \(archive) (only the header was rewritten)")
         }
     }

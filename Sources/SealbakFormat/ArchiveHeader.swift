@@ -2,6 +2,8 @@
 package enum KeySlotType: UInt8, Sendable {
     /// A password stretched with Argon2id wraps the master key (Spec §4.2).
     case password = 1
+    /// A recovery code: the body of a password slot, opened only by a well-formed recovery code (Spec §4.5).
+    case recovery = 3
 }
 
 /// Argon2id parameters stored in a password slot (Spec §4.2).
@@ -32,17 +34,20 @@ package struct KeySlot: Hashable, Sendable {
     package var createdUnix: UInt64
     package var label: String
     package var body: Body
+    /// A `.password` body under slot type 3 (recovery code) instead of 1.
+    package var isRecovery: Bool
 
-    package init(id: UInt16, createdUnix: UInt64, label: String, body: Body) {
+    package init(id: UInt16, createdUnix: UInt64, label: String, body: Body, isRecovery: Bool = false) {
         self.id = id
         self.createdUnix = createdUnix
         self.label = label
         self.body = body
+        self.isRecovery = isRecovery
     }
 
     package var typeCode: UInt8 {
         switch body {
-        case .password: KeySlotType.password.rawValue
+        case .password: isRecovery ? KeySlotType.recovery.rawValue : KeySlotType.password.rawValue
         case .unknown(let t, _): t
         }
     }
@@ -240,7 +245,7 @@ package struct ArchiveHeader: Hashable, Sendable {
             let bodyLength = Int(try r.readUInt16("slot body length"))
             let body: KeySlot.Body
             switch KeySlotType(rawValue: type) {
-            case .password:
+            case .password, .recovery:
                 if bodyLength != KeySlot.passwordBodyByteCount {
                     throw FormatError(.header, "password slot body is \(bodyLength) bytes, expected \(KeySlot.passwordBodyByteCount)", offset: bodyOffset)
                 }
@@ -261,7 +266,7 @@ package struct ArchiveHeader: Hashable, Sendable {
                 if type == 0 { throw FormatError(.header, "slot type 0 is invalid", offset: slotOffset) }
                 body = .unknown(type: type, body: try r.readBytes(bodyLength, "slot body"))
             }
-            slots.append(KeySlot(id: id, createdUnix: created, label: label, body: body))
+            slots.append(KeySlot(id: id, createdUnix: created, label: label, body: body, isRecovery: type == KeySlotType.recovery.rawValue))
         }
         try r.expectEnd("the last key slot", errorClass: .header)
         let mac = Array(bytes[(length - FormatV1.headerMACByteCount)..<length])

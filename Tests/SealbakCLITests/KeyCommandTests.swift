@@ -63,6 +63,26 @@ import Testing
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
     }
 
+    @Test func recoveryCodeOpensTheArchiveAndTyposAreTypos() throws {
+        let dir = try CLI.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = try Self.archive(in: dir)
+        let r = try CLI.run(["key", "add", path, "--recovery", "--insecure-test-kdf"])
+        #expect(r.status == 0)
+        let code = r.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { $0.count == 34 && $0.filter { $0 == "-" }.count == 6 }
+        guard let code else { Issue.record("no code printed: \(r.stdout)"); return }
+        #expect(try Self.opens(path, code))
+        #expect(try Self.opens(path, code.lowercased().replacingOccurrences(of: "-", with: "")))
+        var typo = Array(code)
+        typo[0] = typo[0] == "A" ? "B" : "A"
+        let bad = try CLI.run(["verify", path], env: ["SEALBAK_PASSWORD": String(typo)])
+        #expect(bad.status == 64 && bad.stderr.contains("mistyped"))
+        let list = try CLI.run(["key", "list", path])
+        #expect(list.stdout.contains("recovery code") && !list.stdout.contains(code))
+        // A recovery code cannot be "changed" like a password: remove it and add a new one.
+        #expect(try CLI.run(["key", "passwd", path, "--slot", "2", "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "x"]).status == 64)
+    }
+
     @Test func newPasswordFromFileAndDescriptor() throws {
         let dir = try CLI.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
