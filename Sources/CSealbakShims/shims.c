@@ -50,3 +50,9 @@ int sealbak_copy_range(int in_fd, int64_t in_off, int out_fd, int64_t count) {
     return -1;
 #endif
 }
+
+int sealbak_reopen_read(int fd) {
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    return open(proc, O_RDONLY | O_CLOEXEC);
+}

@@ -23,6 +23,21 @@ package final class InputFile {
     private let memory: [UInt8]?
     private var memoryPosition = 0
 
+    /// Reads what was written so far to `output` (from its start), e.g. to verify an archive before committing it.
+    package init(readingBack output: AtomicOutput) throws(SealbakError) {
+        let d = output.path == "-" ? -1 : sealbak_reopen_read(output.fd)
+        if d < 0 { throw SealbakError(.internalError, "cannot read back \(output.path)") }
+        fd = d
+        ownsDescriptor = true
+        path = output.path
+        memory = nil
+        var st = stat()
+        fstat(d, &st)
+        isSeekable = true
+        size = UInt64(st.st_size)
+        buffer = [UInt8](repeating: 0, count: 1 << 20)
+    }
+
     /// Reads from memory, as a seekable file or as a pipe (for the fuzzer and tests; no I/O at all).
     package init(bytes: [UInt8], name: String, seekable: Bool) {
         fd = -1

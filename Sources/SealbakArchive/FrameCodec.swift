@@ -58,6 +58,46 @@ package struct FrameCodec: Sendable {
         return out
     }
 
+    /// Encrypts an already-built frame plaintext (codec ‖ raw length ‖ payload) as frame `frameIndex` of a
+    /// stream: used by rekey, which moves compressed payloads to a new key without recompressing them.
+    package func sealEnvelope(key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool, plaintext: [UInt8]) -> [UInt8] {
+        let ctLength = plaintext.count + AEAD.tagByteCount
+        var out = [UInt8](repeating: 0, count: FormatV1.frameHeaderByteCount + ctLength)
+        let frameHeader = FrameHeader(ciphertextLength: ctLength, isLast: isLast).encoded()
+        out.withUnsafeMutableBytes { $0.copyBytes(from: frameHeader) }
+        let nonce = FrameBinding.nonce(suite: suite, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
+        let ad = FrameBinding.associatedData(archiveID: archiveID, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
+        plaintext.withUnsafeBytes { p in
+            out.withUnsafeMutableBytes { o in
+                aead.seal(key: key, nonce: nonce, associatedData: ad, plaintext: p, output: UnsafeMutableRawBufferPointer(rebasing: o[4...]))
+            }
+        }
+        return out
+    }
+
+    /// Authenticates and decrypts one frame and checks its plaintext envelope (Spec §6.2) without
+    /// decompressing it. Returns the envelope (codec ‖ raw length ‖ payload).
+    package func openEnvelope(key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool, ciphertext: [UInt8]) throws(FormatError) -> [UInt8] {
+        let nonce = FrameBinding.nonce(suite: suite, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
+        let ad = FrameBinding.associatedData(archiveID: archiveID, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
+        var plain = [UInt8](repeating: 0, count: ciphertext.count - AEAD.tagByteCount)
+        var authFailed = false
+        ciphertext.withUnsafeBytes { c in
+            plain.withUnsafeMutableBytes { p in
+                do { try aead.open(key: key, nonce: nonce, associatedData: ad, ciphertext: c, output: p) } catch { authFailed = true }
+            }
+        }
+        if authFailed {
+            throw FormatError(.payload, "frame \(frameIndex) failed authentication (wrong position, altered, or from another archive)")
+        }
+        var failure: FormatError?
+        plain.withUnsafeBytes { p in
+            do throws(FormatError) { _ = try FramePlaintext.parse(p, frameSize: frameSize, frameIndex: frameIndex, isLast: isLast) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        return plain
+    }
+
     /// Authenticates, decrypts and decompresses one frame's ciphertext. Releases nothing unless the tag verifies.
     package func open(
         key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool,

@@ -83,6 +83,59 @@ import Testing
         #expect(try CLI.run(["key", "passwd", path, "--slot", "2", "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "x"]).status == 64)
     }
 
+    @Test func rekeyRevokesEveryOldKeyAndKeepsTheData() throws {
+        let dir = try CLI.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = try Self.archive(in: dir)
+        #expect(try CLI.run(["key", "add", path, "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "second"]).status == 0)
+        let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        let r = try CLI.run(["rekey", path, "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "fresh"])
+        #expect(r.status == 0 && r.stderr.contains("dropped key slot 2"))
+        let rotated = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(Array(rotated[16..<32]) != Array(original[16..<32]), "archive id must change")
+        #expect(try Self.opens(path, "fresh"))
+        #expect(try !Self.opens(path, CLI.password) && !Self.opens(path, "second"))
+        // An old header in front of the new body opens nothing: the data keys changed.
+        let oldHeaderLength = Int(original[10]) | Int(original[11]) << 8
+        try Data(Array(original.prefix(oldHeaderLength)) + (try Self.body(path))).write(to: URL(fileURLWithPath: dir + "/spliced.sbk"))
+        #expect(try CLI.run(["verify", dir + "/spliced.sbk"], env: ["SEALBAK_PASSWORD": "second"]).status != 0)
+        try FileManager.default.removeItem(atPath: dir + "/spliced.sbk")
+        // Same content.
+        #expect(try CLI.run(["unpack", path, "--to", dir + "/out"], env: ["SEALBAK_PASSWORD": "fresh"]).status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/out/data")) == Data(TestArchive.noise(2_000_000, seed: 11)))
+        // Frames keep their lengths: only the header and the trailer may change size.
+        #expect(abs(rotated.count - original.count) < 200)
+    }
+
+    @Test func rekeyFailuresLeaveTheArchiveUntouched() throws {
+        let dir = try CLI.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = try Self.archive(in: dir)
+        let original = try Data(contentsOf: URL(fileURLWithPath: path))
+        let wrong = try CLI.run(["rekey", path, "--insecure-test-kdf"], env: ["SEALBAK_PASSWORD": "nope", "SEALBAK_NEW_PASSWORD": "x"])
+        #expect(wrong.status == 3)
+        var damaged = [UInt8](original)
+        damaged[damaged.count / 2] ^= 1
+        try Data(damaged).write(to: URL(fileURLWithPath: path))
+        let corrupt = try CLI.run(["rekey", path, "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "x"])
+        #expect(corrupt.status == 4)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(damaged))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["a.sbk"])
+        try original.write(to: URL(fileURLWithPath: path))
+        // A crash at any step of an in-place rekey leaves the old archive or the complete new one.
+        var step = 1
+        while step < 40 {
+            let r = try CLI.run(["rekey", path, "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "new-\(step)", "SEALBAK_TEST_CRASH_AT": "\(step)"])
+            let old = try Self.opens(path, CLI.password), new = try Self.opens(path, "new-\(step)")
+            #expect(old != new, "step \(step)")
+            if r.status == 0 { break }
+            #expect(r.status == 86)
+            if new { break }
+            step += 1
+        }
+        #expect(step > 2)
+    }
+
     @Test func newPasswordFromFileAndDescriptor() throws {
         let dir = try CLI.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -19,3 +19,9 @@ int sealbak_link_tmpfile(int fd, const char *path);
    file system can (btrfs, XFS), so a header rewrite does not copy the data at all there. */
 int sealbak_copy_range(int in_fd, int64_t in_off, int out_fd, int64_t count);
 #endif
+
+#ifndef CSEALBAKSHIMS_REOPEN
+#define CSEALBAKSHIMS_REOPEN
+/* A new read-only descriptor, with its own file offset at 0, for the file open as fd (via /proc/self/fd). */
+int sealbak_reopen_read(int fd);
+#endif

@@ -1,0 +1,121 @@
+import Foundation
+import SealbakCompression
+import SealbakCrypto
+import SealbakFormat
+
+/// Real key rotation (Spec §11.3, docs/keys.md): a new master key and archive id, every frame re-encrypted.
+///
+/// Frames are authenticated with the old keys and their compressed payloads re-encrypted under the new ones,
+/// without decompressing or recompressing. Ciphertext lengths do not change, so every offset stays valid; only
+/// the trailer (which names the archive id) is rebuilt. The result is written to an atomic output and fully
+/// verified with the new key (every tag, every entry's SHA-256, trailer, footer) before it replaces anything.
+package enum Rekey {
+    package struct Summary: Sendable {
+        package var bytes: UInt64
+        package var frames: Int
+        package var droppedSlots: [KeySlot]
+        package var newArchiveID: [UInt8]
+    }
+
+    /// - Parameters:
+    ///   - path: the archive (a regular file).
+    ///   - current: a secret that opens it.
+    ///   - newPassword: the password of the single slot of the new archive (its KDF: `kdf`, else the old slot's).
+    ///   - output: where the new archive goes (may be `path` itself; nothing is replaced before verification).
+    package static func run(
+        path: String, current: Passphrase, newPassword: Passphrase, kdf: KDFParameters?, output: AtomicOutput,
+        options: ReadOptions = ReadOptions(), random: any RandomSource = SystemRandom()
+    ) throws -> Summary {
+        // Pass 1 (through the reader): unlock, authenticate the header, decode the manifest.
+        let reader = try ArchiveReader(input: try InputFile(path: path), passphrase: current, options: options)
+        let old = reader.header
+        let oldMaster = try KeySlots.unlock(header: old, passphrase: current, limits: options.limits, archive: path).0
+        let entryCount = reader.manifest.entries.count
+        guard case .password(let oldKDF, _, _, _) = reader.unlockedSlot.body else {
+            throw SealbakError(.internalError, "the opening slot is not a password slot")
+        }
+        let newMaster = MasterKey.generate(random: random)
+        let newID = random.bytes(FormatV1.archiveIDByteCount)
+        let slot = try KeySlots.passwordSlot(
+            id: 1, label: reader.unlockedSlot.isRecovery ? "password" : reader.unlockedSlot.label, createdUnix: KeyEditing.now(),
+            passphrase: newPassword, kdf: kdf ?? (reader.unlockedSlot.isRecovery ? KeySlots.defaultKDF : oldKDF),
+            archiveID: newID, master: newMaster, random: random)
+        var header = ArchiveHeader(cipherSuite: old.cipherSuite, frameSizeLog2: old.frameSizeLog2, archiveID: newID,
+                                   createdUnix: old.createdUnix, slots: [slot])
+        header.mac = newMaster.mac(for: header)
+        try output.write(header.encoded())
+
+        // Pass 2: every stream, frame by frame.
+        let input = try InputFile(path: path)
+        _ = try input.skip(UInt64(old.byteCount))
+        let oldCodec = try FrameCodec(suite: old.cipherSuite, archiveID: old.archiveID, frameSize: old.frameSize)
+        let newCodec = try FrameCodec(suite: old.cipherSuite, archiveID: newID, frameSize: old.frameSize)
+        var frames = 0
+        let decompressor = FrameDecompressor()
+        func fail(_ e: FormatError, _ context: String) -> SealbakError { SealbakError.format(e, archive: path, context: context) }
+
+        /// Calls `body` with each frame's index, last flag and old envelope (or, with `decompress`, its plaintext).
+        func eachFrame(_ streamID: UInt32, _ context: String, decompress: Bool = false, _ body: (UInt64, Bool, [UInt8]) throws -> Void) throws {
+            let oldKey = oldMaster.streamKey(streamID)
+            var index: UInt64 = 0
+            while true {
+                let at = input.position
+                let hb = try input.read(upTo: 4)
+                guard hb.count == 4 else { throw fail(FormatError(.truncated, "archive ends where a frame should start", offset: at), context) }
+                let fh: FrameHeader
+                do throws(FormatError) { fh = try FrameHeader.parse(hb, frameSize: old.frameSize) } catch { throw fail(FormatError(error.errorClass, error.message, offset: at), context) }
+                let ct = try input.read(upTo: fh.ciphertextLength)
+                guard ct.count == fh.ciphertextLength else { throw fail(FormatError(.truncated, "archive ends inside a frame", offset: input.position), context) }
+                let envelope: [UInt8]
+                do throws(FormatError) {
+                    envelope = decompress
+                        ? try oldCodec.open(key: oldKey, streamID: streamID, frameIndex: index, isLast: fh.isLast, ciphertext: ct, decompressor: decompressor)
+                        : try oldCodec.openEnvelope(key: oldKey, streamID: streamID, frameIndex: index, isLast: fh.isLast, ciphertext: ct)
+                } catch { throw fail(FormatError(error.errorClass, error.message, offset: at), context) }
+                try body(index, fh.isLast, envelope)
+                frames += 1
+                if fh.isLast { return }
+                index += 1
+            }
+        }
+
+        for (streamID, context) in [(FormatV1.manifestStreamID, "the manifest")] + (0..<entryCount).map({ (UInt32($0), "entry \($0)") }) {
+            let newKey = newMaster.streamKey(streamID)
+            try eachFrame(streamID, context) { index, last, envelope in
+                try output.write(newCodec.sealEnvelope(key: newKey, streamID: streamID, frameIndex: index, isLast: last, plaintext: envelope))
+            }
+        }
+        // The trailer: decode, swap in the new archive id, re-encrypt (stored frames).
+        let trailerBody = output.bytesWritten - UInt64(header.byteCount)
+        var trailerPlain: [UInt8] = []
+        try eachFrame(FormatV1.trailerStreamID, "the trailer", decompress: true) { _, _, plain in
+            guard UInt64(trailerPlain.count + plain.count) <= FormatV1.maxTrailerByteCount else {
+                throw fail(FormatError(.trailer, "trailer exceeds its size limit"), "the trailer")
+            }
+            trailerPlain += plain
+        }
+        var trailer: Trailer
+        do throws(FormatError) { trailer = try Trailer.parse(trailerPlain, frameSize: old.frameSize) } catch { throw fail(error.inPlaintext("trailer"), "the trailer") }
+        guard trailer.archiveID == old.archiveID, trailer.trailerOffset == trailerBody else {
+            throw fail(FormatError(.trailer, "the trailer does not describe this archive"), "the trailer")
+        }
+        trailer.archiveID = newID
+        let bytes = trailer.encoded()
+        let newKey = newMaster.streamKey(FormatV1.trailerStreamID)
+        let count = Int(FormatV1.frameCount(size: UInt64(bytes.count), frameSize: old.frameSize))
+        var trailerLength: UInt64 = 0
+        for i in 0..<count {
+            let chunk = Array(bytes[(i * old.frameSize)..<min(bytes.count, (i + 1) * old.frameSize)])
+            let frame = newCodec.sealEnvelope(key: newKey, streamID: FormatV1.trailerStreamID, frameIndex: UInt64(i), isLast: i == count - 1,
+                                              plaintext: FramePlaintext.prefix(codec: .stored, rawLength: chunk.count) + chunk)
+            try output.write(frame)
+            trailerLength += UInt64(frame.count)
+        }
+        try output.write(Footer(trailerOffset: trailerBody, trailerLength: trailerLength).encoded())
+        let footer = try input.read(upTo: FormatV1.footerByteCount + 1)
+        guard footer.count == FormatV1.footerByteCount, (try? Footer.parse(footer)) != nil else {
+            throw fail(FormatError(.trailer, "the footer is missing, damaged or followed by extra bytes"), "the footer")
+        }
+        return Summary(bytes: output.bytesWritten, frames: frames, droppedSlots: old.slots.filter { $0.id != reader.unlockedSlot.id }, newArchiveID: newID)
+    }
+}

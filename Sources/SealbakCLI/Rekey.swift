@@ -1,0 +1,59 @@
+import ArgumentParser
+import SealbakArchive
+import SealbakFormat
+
+struct RekeyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rekey",
+        abstract: "Rotate all keys: new master key, new archive id, every frame re-encrypted. Revokes every other key.",
+        discussion: """
+            Use it when a password or key may have leaked. The new archive has a single password slot (the new \
+            password); every other slot is dropped, so old passwords, recovery codes and copies of old headers no \
+            longer open it. Payloads are moved to the new keys without recompression. The new archive is verified \
+            completely before it replaces ARCHIVE (or is written to OUT); until then ARCHIVE is untouched.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The archive.", valueName: "ARCHIVE"))
+    var archive: String
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Write the rotated archive to OUT instead of replacing ARCHIVE.", valueName: "OUT"))
+    var output: String?
+
+    @Flag(name: .long, help: "Keep the current password for the new archive (when a different key leaked).")
+    var keepPassword = false
+
+    @Flag(name: .long, help: "Replace OUT if it exists.")
+    var force = false
+
+    @OptionGroup var password: PasswordOptions
+    @OptionGroup var newPassword: NewPasswordOptions
+    @OptionGroup var kdf: KDFOptions
+    @OptionGroup var reading: ReadingOptions
+
+    func run() throws {
+        try reportingErrors {
+            let target = output ?? archive
+            let out = try AtomicOutput(path: target, overwrite: output == nil || force, mode: 0o600)
+            let current = try PasswordReader.read(try password.source(confirm: false), what: "current password")
+            let new = keepPassword ? current : try newPassword.read()
+            do {
+                let summary = try Rekey.run(path: archive, current: current, newPassword: new, kdf: kdf.explicit, output: out, options: reading.readOptions)
+                // Verify everything with the new key before anything is replaced.
+                let check = try ArchiveReader(input: try InputFile(readingBack: out), passphrase: new, options: reading.readOptions)
+                try check.readAll(into: DiscardSink())
+                try out.commit()
+                printError("sealbak: rekeyed \(archive) -> \(target): new archive id \(hex(summary.newArchiveID)), \(summary.frames) frames re-encrypted and verified")
+                for s in summary.droppedSlots {
+                    printError("sealbak: dropped key slot \(s.id) (\(slotTypeName(s)), label \"\(s.label)\"): it no longer opens the new archive")
+                }
+                if output != nil {
+                    printError("sealbak: \(archive) itself is unchanged and still opens with the old keys; delete it if they leaked")
+                }
+            } catch {
+                out.abandon()
+                throw error
+            }
+        }
+    }
+}
