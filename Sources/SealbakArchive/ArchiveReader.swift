@@ -15,6 +15,19 @@ package protocol EntrySink: AnyObject {
     func end(_ index: Int, size: UInt64, sha256: [UInt8]) throws
 }
 
+/// What opens an archive: a password (or recovery code), or an X25519 identity.
+package enum ArchiveSecret: Sendable {
+    case password(Passphrase)
+    case identity(Identity)
+
+    package func unlock(header: ArchiveHeader, limits: KDFLimits, archive: String) throws -> (MasterKey, KeySlot) {
+        switch self {
+        case .password(let p): try KeySlots.unlock(header: header, passphrase: p, limits: limits, archive: archive)
+        case .identity(let i): try Recipients.unlock(header: header, identity: i, archive: archive)
+        }
+    }
+}
+
 /// Options for reading.
 package struct ReadOptions: Sendable {
     package var limits = KDFLimits.default
@@ -43,12 +56,17 @@ package final class ArchiveReader: @unchecked Sendable {
     private var bodyStart: UInt64 { UInt64(header.byteCount) }
 
     /// Reads and authenticates the header with `passphrase`, then reads and decodes the manifest.
-    package init(input: InputFile, passphrase: Passphrase, options: ReadOptions = ReadOptions()) throws {
+    package convenience init(input: InputFile, passphrase: Passphrase, options: ReadOptions = ReadOptions()) throws {
+        try self.init(input: input, secret: .password(passphrase), options: options)
+    }
+
+    /// Reads and authenticates the header with a password or an identity, then reads and decodes the manifest.
+    package init(input: InputFile, secret: ArchiveSecret, options: ReadOptions = ReadOptions()) throws {
         self.input = input
         self.options = options
         name = input.path
         header = try ArchiveReader.readHeader(input)
-        (master, unlockedSlot) = try KeySlots.unlock(header: header, passphrase: passphrase, limits: options.limits, archive: name)
+        (master, unlockedSlot) = try secret.unlock(header: header, limits: options.limits, archive: name)
         codec = try FrameCodec(suite: header.cipherSuite, archiveID: header.archiveID, frameSize: header.frameSize)
         let start = input.position
         var bytes: [UInt8] = []

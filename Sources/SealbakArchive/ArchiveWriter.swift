@@ -67,11 +67,11 @@ package final class ArchiveWriter: @unchecked Sendable {
     ///
     /// - Parameter sink: receives the archive bytes in order (a file, a pipe, an upload).
     package init(
-        manifest: Manifest, passwords: [PasswordSlotSpec], options: WriteOptions,
+        manifest: Manifest, passwords: [PasswordSlotSpec], recipients: [[UInt8]] = [], options: WriteOptions,
         sink: @escaping (UnsafeRawBufferPointer) throws -> Void
     ) throws {
-        guard !passwords.isEmpty else { throw SealbakError(.usage, "an archive needs at least one password") }
-        guard passwords.count <= FormatV1.maxSlotCount else { throw SealbakError(.usage, "at most \(FormatV1.maxSlotCount) key slots") }
+        guard !passwords.isEmpty || !recipients.isEmpty else { throw SealbakError(.usage, "an archive needs at least one password or recipient") }
+        guard passwords.count + recipients.count <= FormatV1.maxSlotCount else { throw SealbakError(.usage, "at most \(FormatV1.maxSlotCount) key slots") }
         guard (FormatV1.minFrameSizeLog2...FormatV1.maxFrameSizeLog2).contains(options.frameSizeLog2) else {
             throw SealbakError(.usage, "frame size must be 2^12 (4 KiB) ... 2^24 (16 MiB)")
         }
@@ -89,6 +89,11 @@ package final class ArchiveWriter: @unchecked Sendable {
             slots.append(try KeySlots.passwordSlot(
                 id: UInt16(i + 1), label: spec.label, createdUnix: options.createdUnix, passphrase: spec.passphrase,
                 kdf: spec.kdf ?? options.kdf, archiveID: archiveID, master: master, random: options.random))
+        }
+        for (i, recipient) in recipients.enumerated() {
+            slots.append(try Recipients.slot(
+                id: UInt16(passwords.count + i + 1), label: String(Recipients.encode(publicKey: recipient).prefix(20)),
+                createdUnix: options.createdUnix, recipient: recipient, archiveID: archiveID, master: master, random: options.random))
         }
         var header = ArchiveHeader(cipherSuite: options.suite, frameSizeLog2: options.frameSizeLog2, archiveID: archiveID,
                                    createdUnix: options.createdUnix, slots: slots)

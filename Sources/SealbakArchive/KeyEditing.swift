@@ -22,11 +22,11 @@ package enum KeyEditing {
         package var path: String
     }
 
-    package static func unlock(path: String, passphrase: Passphrase, limits: KDFLimits) throws -> Unlocked {
+    package static func unlock(path: String, secret: ArchiveSecret, limits: KDFLimits) throws -> Unlocked {
         let input = try InputFile(path: path)
         guard input.isSeekable else { throw SealbakError(.usage, "key changes need a regular archive file, not \(input.path)") }
         let header = try ArchiveReader.readHeader(input)
-        let (master, slot) = try KeySlots.unlock(header: header, passphrase: passphrase, limits: limits, archive: path)
+        let (master, slot) = try secret.unlock(header: header, limits: limits, archive: path)
         return Unlocked(header: header, master: master, openedSlot: slot, path: path)
     }
 

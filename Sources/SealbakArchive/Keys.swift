@@ -147,6 +147,9 @@ package enum KeySlots {
                 formatClass: .key)
         }
         if let kdfFailure { throw kdfFailure }
+        if !sawPasswordSlot && header.slots.contains(where: { if case .x25519 = $0.body { return true } else { return false } }) {
+            throw SealbakError(.wrongPassword, "\(archive): this archive has no password slot, only public-key recipients; open it with --identity FILE", formatClass: .key)
+        }
         if !sawPasswordSlot {
             throw SealbakError(.unsupported, "\(archive): no key slot of a type this sealbak implements; upgrade sealbak", formatClass: .key)
         }

@@ -20,28 +20,42 @@ package enum Rekey {
     /// - Parameters:
     ///   - path: the archive (a regular file).
     ///   - current: a secret that opens it.
-    ///   - newPassword: the password of the single slot of the new archive (its KDF: `kdf`, else the old slot's).
+    ///   - newPassword: the password of the new archive's password slot (its KDF: `kdf`, else the old slot's);
+    ///     nil for none. Recipient (public-key) slots are carried over, re-wrapped to the same public keys.
     ///   - output: where the new archive goes (may be `path` itself; nothing is replaced before verification).
     package static func run(
-        path: String, current: Passphrase, newPassword: Passphrase, kdf: KDFParameters?, output: AtomicOutput,
+        path: String, current: ArchiveSecret, newPassword: Passphrase?, kdf: KDFParameters?, output: AtomicOutput,
         options: ReadOptions = ReadOptions(), random: any RandomSource = SystemRandom()
     ) throws -> Summary {
         // Pass 1 (through the reader): unlock, authenticate the header, decode the manifest.
-        let reader = try ArchiveReader(input: try InputFile(path: path), passphrase: current, options: options)
+        let reader = try ArchiveReader(input: try InputFile(path: path), secret: current, options: options)
         let old = reader.header
-        let oldMaster = try KeySlots.unlock(header: old, passphrase: current, limits: options.limits, archive: path).0
+        let oldMaster = try current.unlock(header: old, limits: options.limits, archive: path).0
         let entryCount = reader.manifest.entries.count
-        guard case .password(let oldKDF, _, _, _) = reader.unlockedSlot.body else {
-            throw SealbakError(.internalError, "the opening slot is not a password slot")
-        }
         let newMaster = MasterKey.generate(random: random)
         let newID = random.bytes(FormatV1.archiveIDByteCount)
-        let slot = try KeySlots.passwordSlot(
-            id: 1, label: reader.unlockedSlot.isRecovery ? "password" : reader.unlockedSlot.label, createdUnix: KeyEditing.now(),
-            passphrase: newPassword, kdf: kdf ?? (reader.unlockedSlot.isRecovery ? KeySlots.defaultKDF : oldKDF),
-            archiveID: newID, master: newMaster, random: random)
+        var slots: [KeySlot] = []
+        var kept: Set<UInt16> = []
+        if let newPassword {
+            var slotKDF = KeySlots.defaultKDF
+            var label = "password"
+            if case .password(let oldKDF, _, _, _) = reader.unlockedSlot.body, !reader.unlockedSlot.isRecovery {
+                slotKDF = oldKDF
+                label = reader.unlockedSlot.label
+            }
+            slots.append(try KeySlots.passwordSlot(
+                id: 1, label: label, createdUnix: KeyEditing.now(), passphrase: newPassword, kdf: kdf ?? slotKDF,
+                archiveID: newID, master: newMaster, random: random))
+        }
+        for s in old.slots {
+            guard case .x25519(let recipient, _, _, _) = s.body else { continue }
+            slots.append(try Recipients.slot(id: UInt16(slots.count + 1), label: s.label, createdUnix: s.createdUnix, recipient: recipient,
+                                             archiveID: newID, master: newMaster, random: random))
+            kept.insert(s.id)
+        }
+        guard !slots.isEmpty else { throw SealbakError(.usage, "the rotated archive would have no key: give a new password") }
         var header = ArchiveHeader(cipherSuite: old.cipherSuite, frameSizeLog2: old.frameSizeLog2, archiveID: newID,
-                                   createdUnix: old.createdUnix, slots: [slot])
+                                   createdUnix: old.createdUnix, slots: slots)
         header.mac = newMaster.mac(for: header)
         try output.write(header.encoded())
 
@@ -116,6 +130,8 @@ package enum Rekey {
         guard footer.count == FormatV1.footerByteCount, (try? Footer.parse(footer)) != nil else {
             throw fail(FormatError(.trailer, "the footer is missing, damaged or followed by extra bytes"), "the footer")
         }
-        return Summary(bytes: output.bytesWritten, frames: frames, droppedSlots: old.slots.filter { $0.id != reader.unlockedSlot.id }, newArchiveID: newID)
+        let replaced = newPassword == nil ? nil : reader.unlockedSlot.id
+        return Summary(bytes: output.bytesWritten, frames: frames,
+                       droppedSlots: old.slots.filter { !kept.contains($0.id) && $0.id != replaced }, newArchiveID: newID)
     }
 }

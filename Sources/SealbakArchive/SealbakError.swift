@@ -9,7 +9,7 @@ import SealbakFormat
 package struct SealbakError: Error, Sendable, CustomStringConvertible {
     package struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Wrapped: Hashable, Sendable {
-            case usage, wrongPassword, corrupt, truncated, unsupported, targetExists, io, notFound, internalError, interrupted
+            case usage, wrongPassword, wrongIdentity, corrupt, truncated, unsupported, targetExists, io, notFound, internalError, interrupted
         }
 
         private let wrapped: Wrapped
@@ -19,6 +19,8 @@ package struct SealbakError: Error, Sendable, CustomStringConvertible {
         package static let usage = Code(.usage)
         /// No key slot opens with the secret given (exit 3).
         package static let wrongPassword = Code(.wrongPassword)
+        /// No recipient slot is for the identity given (exit 10).
+        package static let wrongIdentity = Code(.wrongIdentity)
         /// The archive was altered or damaged: an authentication tag, MAC or checksum failed (exit 4).
         package static let corrupt = Code(.corrupt)
         /// The archive ends early (exit 5).
@@ -47,6 +49,7 @@ package struct SealbakError: Error, Sendable, CustomStringConvertible {
             case .targetExists: 7
             case .io: 8
             case .notFound: 9
+            case .wrongIdentity: 10
             case .interrupted: 130
             }
         }

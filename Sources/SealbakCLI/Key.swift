@@ -25,6 +25,9 @@ struct NewPasswordOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Read the new password from the first line of file descriptor N.", valueName: "N"))
     var newPasswordFd: Int32?
 
+    /// Whether a new password was given without a prompt.
+    var given: Bool { newPasswordFile != nil || newPasswordFd != nil || getenv("SEALBAK_NEW_PASSWORD") != nil }
+
     func read() throws -> Passphrase {
         if newPasswordFile != nil && newPasswordFd != nil { throw ValidationError("give only one of --new-password-file and --new-password-fd") }
         let source: PasswordSource
@@ -62,8 +65,8 @@ struct KDFOptions: ParsableArguments {
 }
 
 func unlockForEdit(_ archive: String, password: PasswordOptions, reading: ReadingOptions) throws -> KeyEditing.Unlocked {
-    let pass = try PasswordReader.read(try password.source(confirm: false), what: "current password")
-    return try KeyEditing.unlock(path: archive, passphrase: pass, limits: reading.readOptions.limits)
+    let secret = try password.secret(what: "current password", limits: reading.readOptions.limits)
+    return try KeyEditing.unlock(path: archive, secret: secret, limits: reading.readOptions.limits)
 }
 
 struct KeyList: ParsableCommand {
@@ -84,6 +87,7 @@ struct KeyList: ParsableCommand {
                     if case .password(let kdf, _, _, _) = s.body {
                         d["kdf"] = ["algorithm": "argon2id", "passes": kdf.opsLimit, "memory_kib": kdf.memLimitKiB, "parallelism": Int(kdf.parallelism)]
                     }
+                    if case .x25519(let recipient, _, _, _) = s.body { d["public_key"] = Recipients.encode(publicKey: recipient) }
                     return d
                 }
                 let data = try JSONSerialization.data(withJSONObject: ["archive_id": hex(h.archiveID), "slots": slots], options: [.prettyPrinted, .sortedKeys])
@@ -99,6 +103,7 @@ struct KeyList: ParsableCommand {
 func slotTypeName(_ s: KeySlot) -> String {
     switch s.body {
     case .password: s.isRecovery ? "recovery" : "password"
+    case .x25519: "x25519"
     case .unknown(let t, _): "type-\(t)"
     }
 }
@@ -108,6 +113,8 @@ func describeSlot(_ s: KeySlot) -> String {
     case .password(let kdf, _, _, _):
         let mem = kdf.memLimitKiB >= 1024 ? "\(kdf.memLimitKiB / 1024) MiB" : "\(kdf.memLimitKiB) KiB"
         return "slot \(s.id): \(s.isRecovery ? "recovery code" : "password"), Argon2id \(kdf.opsLimit) passes, \(mem), parallelism \(kdf.parallelism), label \"\(s.label)\", created \(formatTime(Int64(s.createdUnix)))"
+    case .x25519(let recipient, _, _, _):
+        return "slot \(s.id): public key \(Recipients.encode(publicKey: recipient)), label \"\(s.label)\", created \(formatTime(Int64(s.createdUnix)))"
     case .unknown(let t, _):
         return "slot \(s.id): type \(t) (not supported by this sealbak), label \"\(s.label)\", created \(formatTime(Int64(s.createdUnix)))"
     }

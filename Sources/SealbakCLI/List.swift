@@ -74,14 +74,7 @@ struct Inspect: ParsableCommand {
             print("frame size:  \(formatBytes(UInt64(h.frameSize)))")
             print("header:      \(h.byteCount) bytes (authenticated only once a password opens a slot)")
             print("key slots:   \(h.slots.count)")
-            for s in h.slots {
-                switch s.body {
-                case .password(let kdf, _, _, _):
-                    print("  slot \(s.id): password, Argon2id \(kdf.opsLimit) passes, \(kdf.memLimitKiB >= 1024 ? "\(kdf.memLimitKiB / 1024) MiB" : "\(kdf.memLimitKiB) KiB"), parallelism \(kdf.parallelism), label \"\(s.label)\", created \(formatTime(Int64(s.createdUnix)))")
-                case .unknown(let t, _):
-                    print("  slot \(s.id): type \(t) (not supported by this sealbak), label \"\(s.label)\"")
-                }
-            }
+            for s in h.slots { print("  " + describeSlot(s)) }
         }
     }
 }

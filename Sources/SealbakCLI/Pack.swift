@@ -40,6 +40,9 @@ struct Pack: ParsableCommand {
     @Flag(name: .long, help: "TEST ONLY: the cheapest Argon2id setting (1 pass, 8 KiB). Anyone can brute-force such an archive.")
     var insecureTestKdf = false
 
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Also let the holder of this public key (sealbak keygen) open the archive; repeatable. With recipients, no password is asked unless one is given explicitly.", valueName: "PUBKEY"))
+    var recipient: [String] = []
+
     @Option(name: .long, help: "A label for the password slot (shown by inspect).")
     var label: String = "password"
 
@@ -97,9 +100,13 @@ struct Pack: ParsableCommand {
                 _ = try FrameCodec(suite: .aes256gcm, archiveID: [UInt8](repeating: 0, count: 16), frameSize: fs)
             }
 
+            let recipients = try recipient.map { try Recipients.decode(publicKey: $0) }
             // Refuse an existing target before asking for a password.
             let out = try AtomicOutput(path: output, overwrite: force, mode: 0o600)
-            let pass = try PasswordReader.read(try password.source(confirm: true))
+            var passwords: [PasswordSlotSpec] = []
+            if recipients.isEmpty || password.explicitPassword {
+                passwords.append(PasswordSlotSpec(passphrase: try PasswordReader.read(try password.source(confirm: true)), label: label))
+            }
             let total = plan.sources.reduce(UInt64(0)) { acc, s in
                 if case .file(let p) = s, let a = try? FileManager.default.attributesOfItem(atPath: p), let n = a[.size] as? UInt64 { return acc + n }
                 return acc
@@ -108,7 +115,7 @@ struct Pack: ParsableCommand {
             let manifest = Manifest(metadata: Metadata(["created-by": "sealbak \(sealbakVersion)"]), entries: plan.entries)
             let writer: ArchiveWriter
             do {
-                writer = try ArchiveWriter(manifest: manifest, passwords: [PasswordSlotSpec(passphrase: pass, label: label)], options: options) { bytes in
+                writer = try ArchiveWriter(manifest: manifest, passwords: passwords, recipients: recipients, options: options) { bytes in
                     try out.write(bytes)
                 }
             } catch {

@@ -35,12 +35,20 @@ struct RekeyCommand: ParsableCommand {
         try reportingErrors {
             let target = output ?? archive
             let out = try AtomicOutput(path: target, overwrite: output == nil || force, mode: 0o600)
-            let current = try PasswordReader.read(try password.source(confirm: false), what: "current password")
-            let new = keepPassword ? current : try newPassword.read()
+            let current = try password.secret(what: "current password", limits: reading.readOptions.limits)
+            let new: Passphrase?
+            if keepPassword {
+                guard case .password(let p) = current else { throw SealbakError(.usage, "--keep-password needs the archive opened with a password") }
+                new = p
+            } else if case .identity = current, !newPassword.given {
+                new = nil  // recipients only
+            } else {
+                new = try newPassword.read()
+            }
             do {
                 let summary = try Rekey.run(path: archive, current: current, newPassword: new, kdf: kdf.explicit, output: out, options: reading.readOptions)
                 // Verify everything with the new key before anything is replaced.
-                let check = try ArchiveReader(input: try InputFile(readingBack: out), passphrase: new, options: reading.readOptions)
+                let check = try ArchiveReader(input: try InputFile(readingBack: out), secret: new.map { .password($0) } ?? current, options: reading.readOptions)
                 try check.readAll(into: DiscardSink())
                 try out.commit()
                 printError("sealbak: rekeyed \(archive) -> \(target): new archive id \(hex(summary.newArchiveID)), \(summary.frames) frames re-encrypted and verified")

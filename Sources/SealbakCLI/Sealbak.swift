@@ -12,7 +12,7 @@ struct Sealbak: ParsableCommand {
             9 not found. See docs/exit-codes.md.
             """,
         version: sealbakVersion,
-        subcommands: [Pack.self, Unpack.self, List.self, Verify.self, Inspect.self, Key.self, RekeyCommand.self]
+        subcommands: [Pack.self, Unpack.self, List.self, Verify.self, Inspect.self, Key.self, RekeyCommand.self, Keygen.self]
     )
 
     static func main() {

@@ -36,6 +36,25 @@ struct PasswordOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Read the password from the first line of file descriptor N.", valueName: "N"))
     var passwordFd: Int32?
 
+    @Option(name: .long, help: ArgumentHelp("Open with this X25519 identity file (sealbak keygen) instead of a password. Its own password, if any, comes from --password-file, --password-fd, SEALBAK_IDENTITY_PASSWORD or a prompt.", valueName: "FILE"))
+    var identity: String?
+
+    /// Whether the user named a password source explicitly (not the prompt).
+    var explicitPassword: Bool { passwordFile != nil || passwordFd != nil || getenv("SEALBAK_PASSWORD") != nil }
+
+    /// What opens the archive: the identity when given, else a password.
+    func secret(what: String = "password", limits: KDFLimits) throws -> ArchiveSecret {
+        if let identity {
+            let id = try Identity.load(path: identity, limits: limits) {
+                if passwordFile != nil || passwordFd != nil { return try PasswordReader.read(try source(confirm: false), what: "identity password") }
+                if getenv("SEALBAK_IDENTITY_PASSWORD") != nil { return try PasswordReader.read(.environment("SEALBAK_IDENTITY_PASSWORD")) }
+                return try PasswordReader.read(.prompt(confirm: false), what: "identity password")
+            }
+            return .identity(id)
+        }
+        return .password(try PasswordReader.read(try source(confirm: false), what: what))
+    }
+
     func source(confirm: Bool) throws -> PasswordSource {
         if passwordFile != nil && passwordFd != nil { throw ValidationError("give only one of --password-file and --password-fd") }
         if let passwordFile { return .file(passwordFile) }
@@ -66,12 +85,8 @@ struct ReadingOptions: ParsableArguments {
 /// Opens an archive with a password from the user's chosen source.
 func openArchive(_ path: String, password: PasswordOptions, reading: ReadingOptions) throws -> ArchiveReader {
     let input = try InputFile(path: path)
-    let source = try password.source(confirm: false)
-    if case .prompt = source, path == "-" {
-        // stdin carries the archive; the prompt reads /dev/tty, which is fine.
-    }
-    let pass = try PasswordReader.read(source)
-    return try ArchiveReader(input: input, passphrase: pass, options: reading.readOptions)
+    let secret = try password.secret(limits: reading.readOptions.limits)
+    return try ArchiveReader(input: input, secret: secret, options: reading.readOptions)
 }
 
 /// A single-line progress display on stderr, only when stderr is a terminal.

@@ -182,3 +182,41 @@ package struct AEAD: Sendable {
         return secret
     }
 }
+
+/// X25519 (RFC 7748). Wraps `crypto_scalarmult_base` and `crypto_scalarmult`.
+package enum X25519 {
+    /// A new secret scalar (guarded memory) and its public key.
+    package static func generate(random: any RandomSource = SystemRandom()) -> (secret: SecureBytes, publicKey: [UInt8]) {
+        let secret = SecureBytes(random: 32, source: random)
+        return (secret, publicKey(secret))
+    }
+
+    package static func publicKey(_ secret: SecureBytes) -> [UInt8] {
+        var pk = [UInt8](repeating: 0, count: 32)
+        secret.withUnsafeBytes { s in _ = crypto_scalarmult_base(&pk, s.baseAddress!.assumingMemoryBound(to: UInt8.self)) }
+        return pk
+    }
+
+    /// The shared secret, or nil for a low-order public key (all-zero result), which must be rejected.
+    package static func sharedSecret(_ secret: SecureBytes, _ publicKey: [UInt8]) -> SecureBytes? {
+        precondition(publicKey.count == 32)
+        var ok = true
+        let shared = SecureBytes(count: 32) { out in
+            secret.withUnsafeBytes { s in
+                ok = crypto_scalarmult(out.baseAddress!.assumingMemoryBound(to: UInt8.self), s.baseAddress!.assumingMemoryBound(to: UInt8.self), publicKey) == 0
+            }
+        }
+        return ok ? shared : nil
+    }
+}
+
+/// Keyed BLAKE2b-256 with a secret key over a public message (KEK derivation for recipient slots).
+extension Blake2bMAC {
+    package static func derive(key: SecureBytes, message: [UInt8]) -> SecureBytes {
+        SecureBytes(count: 32) { out in
+            key.withUnsafeBytes { k in
+                _ = crypto_generichash(out.baseAddress!.assumingMemoryBound(to: UInt8.self), 32, message, UInt64(message.count), k.baseAddress!.assumingMemoryBound(to: UInt8.self), k.count)
+            }
+        }
+    }
+}

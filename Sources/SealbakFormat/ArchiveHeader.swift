@@ -2,6 +2,8 @@
 package enum KeySlotType: UInt8, Sendable {
     /// A password stretched with Argon2id wraps the master key (Spec §4.2).
     case password = 1
+    /// An X25519 public-key recipient (Spec §4.6).
+    case x25519 = 2
     /// A recovery code: the body of a password slot, opened only by a well-formed recovery code (Spec §4.5).
     case recovery = 3
 }
@@ -26,6 +28,8 @@ package struct KeySlot: Hashable, Sendable {
     package enum Body: Hashable, Sendable {
         /// Spec §4.2.
         case password(kdf: KDFParameters, salt: [UInt8], nonce: [UInt8], wrappedKey: [UInt8])
+        /// Spec §4.6.
+        case x25519(recipient: [UInt8], ephemeral: [UInt8], nonce: [UInt8], wrappedKey: [UInt8])
         /// A slot type this reader does not implement; kept verbatim so the header MAC and re-encoding still hold.
         case unknown(type: UInt8, body: [UInt8])
     }
@@ -48,9 +52,12 @@ package struct KeySlot: Hashable, Sendable {
     package var typeCode: UInt8 {
         switch body {
         case .password: isRecovery ? KeySlotType.recovery.rawValue : KeySlotType.password.rawValue
+        case .x25519: KeySlotType.x25519.rawValue
         case .unknown(let t, _): t
         }
     }
+
+    package static let x25519BodyByteCount = 32 + 32 + 24 + 48
 
     package static let passwordBodyByteCount = 4 + 4 + 1 + 16 + 24 + 48
     package static let saltByteCount = 16
@@ -64,11 +71,17 @@ package struct KeySlot: Hashable, Sendable {
         w.write(bytes: archiveID)
         w.write(id)
         w.write(typeCode)
-        if case .password(let kdf, let salt, _, _) = body {
+        switch body {
+        case .password(let kdf, let salt, _, _):
             w.write(kdf.opsLimit)
             w.write(kdf.memLimitKiB)
             w.write(kdf.parallelism)
             w.write(bytes: salt)
+        case .x25519(let recipient, let ephemeral, _, _):
+            w.write(bytes: recipient)
+            w.write(bytes: ephemeral)
+        case .unknown:
+            break
         }
         return w.bytes
     }
@@ -127,6 +140,8 @@ package struct ArchiveHeader: Hashable, Sendable {
                 b.write(bytes: nonce)
                 b.write(bytes: wrapped)
                 body = b.bytes
+            case .x25519(let recipient, let ephemeral, let nonce, let wrapped):
+                body = recipient + ephemeral + nonce + wrapped
             case .unknown(_, let raw):
                 body = raw
             }
@@ -262,6 +277,15 @@ package struct ArchiveHeader: Hashable, Sendable {
                 let nonce = try r.readBytes(KeySlot.wrapNonceByteCount, "wrap nonce")
                 let wrapped = try r.readBytes(KeySlot.wrappedKeyByteCount, "wrapped key")
                 body = .password(kdf: KDFParameters(opsLimit: ops, memLimitKiB: mem, parallelism: par), salt: salt, nonce: nonce, wrappedKey: wrapped)
+            case .x25519:
+                if bodyLength != KeySlot.x25519BodyByteCount {
+                    throw FormatError(.header, "X25519 slot body is \(bodyLength) bytes, expected \(KeySlot.x25519BodyByteCount)", offset: bodyOffset)
+                }
+                let recipient = try r.readBytes(32, "recipient public key")
+                let ephemeral = try r.readBytes(32, "ephemeral public key")
+                let nonce = try r.readBytes(KeySlot.wrapNonceByteCount, "wrap nonce")
+                let wrapped = try r.readBytes(KeySlot.wrappedKeyByteCount, "wrapped key")
+                body = .x25519(recipient: recipient, ephemeral: ephemeral, nonce: nonce, wrappedKey: wrapped)
             case nil:
                 if type == 0 { throw FormatError(.header, "slot type 0 is invalid", offset: slotOffset) }
                 body = .unknown(type: type, body: try r.readBytes(bodyLength, "slot body"))

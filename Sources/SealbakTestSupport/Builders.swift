@@ -52,13 +52,14 @@ package enum TestArchive {
 
     /// Writes an archive to memory.
     package static func build(
-        _ entries: [TestEntry], passwords: [String] = ["password"], options: WriteOptions = TestArchive.options(),
+        _ entries: [TestEntry], passwords: [String] = ["password"], recipients: [[UInt8]] = [], options: WriteOptions = TestArchive.options(),
         metadata: Metadata = Metadata(["created-by": "sealbak test"])
     ) throws -> [UInt8] {
         let out = ByteCollector()
         let writer = try ArchiveWriter(
             manifest: manifest(entries, metadata: metadata),
             passwords: passwords.enumerated().map { PasswordSlotSpec(passphrase: Passphrase(string: $1), label: "slot \($0 + 1)") },
+            recipients: recipients,
             options: options
         ) { out.append($0) }
         for e in entries {
@@ -132,12 +133,16 @@ package enum TestReader {
 
     /// Reads the whole archive sequentially with `password`.
     package static func readAll(_ bytes: [UInt8], password: String = "password", limits: KDFLimits = .default) throws -> ReadBack {
+        try readAll(bytes, secret: .password(Passphrase(string: password)), limits: limits)
+    }
+
+    package static func readAll(_ bytes: [UInt8], secret: ArchiveSecret, limits: KDFLimits = .default) throws -> ReadBack {
         let (input, path) = try file(bytes)
         defer { unlink(path) }
         var o = ReadOptions()
         o.limits = limits
         o.threads = 2
-        let reader = try ArchiveReader(input: input, passphrase: Passphrase(string: password), options: o)
+        let reader = try ArchiveReader(input: input, secret: secret, options: o)
         let sink = MemorySink()
         let trailer = try reader.readAll(into: sink)
         return ReadBack(manifest: reader.manifest, data: reader.manifest.entries.indices.map { sink.data[$0] ?? [] }, trailer: trailer)

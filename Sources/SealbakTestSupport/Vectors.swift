@@ -12,9 +12,15 @@ package struct ValidVector: Sendable {
     package var entries: [TestEntry]
     package var options: WriteOptions
     package var metadata: Metadata = Metadata(["created-by": "sealbak vector generator"])
+    /// X25519 secret keys (hex) whose public keys are recipients of the archive.
+    package var identities: [String] = []
+
+    package var recipientKeys: [[UInt8]] {
+        identities.map { X25519.publicKey(SecureBytes(copying: Vectors.unhex($0))) }
+    }
 
     package func build() throws -> [UInt8] {
-        try TestArchive.build(entries, passwords: passwords, options: options, metadata: metadata)
+        try TestArchive.build(entries, passwords: passwords, recipients: recipientKeys, options: options, metadata: metadata)
     }
 
     package var compressionName: String {
@@ -38,6 +44,15 @@ package struct InvalidVector: Sendable {
 
 package enum Vectors {
     package static let password = "correct horse battery staple"
+    /// The X25519 secret key of the recipient vectors (test only).
+    package static let identity = "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"
+
+    package static func unhex(_ s: String) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = s.startIndex
+        while i < s.endIndex { let j = s.index(i, offsetBy: 2); out.append(UInt8(s[i..<j], radix: 16)!); i = j }
+        return out
+    }
 
     static func opts(_ name: String, suite: CipherSuite = .xchacha20poly1305, compression: CompressionAlgorithm = .zstd(level: 3)) -> WriteOptions {
         TestArchive.options(suite: suite, compression: compression, frameSizeLog2: 12, seed: "sealbak vector " + name)
@@ -70,6 +85,14 @@ package enum Vectors {
             [TestEntry(.file, "embeddings.f32", TestArchive.noise(2 * fs + 512, seed: 5))])
         add("two-key-slots", "two password slots open the same archive (passwords[0] and passwords[1])",
             [TestEntry(.file, "secret.env", Array("API_KEY=not-a-real-key\n".utf8))], passwords: [password, "second password"])
+        var recipient = ValidVector(name: "x25519-recipient", description: "one password slot and one X25519 recipient slot (secret key in identities[0])",
+                                    passwords: [password], entries: [TestEntry(.file, "db.dump", TestArchive.noise(5000, seed: 12))], options: opts("x25519-recipient"))
+        recipient.identities = [identity]
+        v.append(recipient)
+        var recipientOnly = ValidVector(name: "x25519-only", description: "only an X25519 recipient slot: no password opens it (secret key in identities[0])",
+                                        passwords: [], entries: [TestEntry(.file, "notes.txt", TestArchive.text(3000))], options: opts("x25519-only"))
+        recipientOnly.identities = [identity]
+        v.append(recipientOnly)
         var many: [TestEntry] = [TestEntry(.directory, "app"), TestEntry(.directory, "app/config"), TestEntry(.directory, "app/docs")]
         for i in 0..<30 { many.append(TestEntry(.file, "app/docs/page-\(i).md", TestArchive.text(37 * i))) }
         many.append(TestEntry(.symlink, "app/docs/latest.md", link: "page-29.md"))

@@ -1,5 +1,6 @@
 // Regenerates Spec/vectors: `swift run SealbakVectorGen [DIR]` (scripts/gen-vectors). Deterministic.
 import Foundation
+import SealbakArchive
 import SealbakFormat
 import SealbakCrypto
 import SealbakTestSupport
@@ -50,6 +51,7 @@ for v in Vectors.valid() {
         "cipher_suite": v.options.suite.name, "compression": v.compressionName, "frame_size": 1 << Int(v.options.frameSizeLog2),
         "kdf": ["algorithm": "argon2id13", "opslimit": 1, "memlimit_kib": 8, "parallelism": 1],
         "archive_sha256": hex(SHA256Hasher.hash(bytes)), "archive_size": bytes.count,
+        "identities": v.identities.map { ["x25519_secret_key": $0, "public_key": Recipients.encode(publicKey: X25519.publicKey(SecureBytes(copying: Vectors.unhex($0))))] },
         "metadata": Dictionary(uniqueKeysWithValues: v.metadata.map { ($0.key, $0.value) }),
         "entries": entries,
     ], to: "\(dir)/valid/\(v.name).json")

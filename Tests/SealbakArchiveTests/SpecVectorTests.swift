@@ -30,8 +30,15 @@ import Testing
         let meta = try Self.json(Self.dir.appendingPathComponent("valid/\(name).json"))
         let bytes = try [UInt8](Data(contentsOf: Self.dir.appendingPathComponent("valid/\(name).sbk")))
         let expected = meta["entries"] as! [[String: Any]]
-        for password in meta["passwords"] as! [String] {
-            let back = try TestReader.readAll(bytes, password: password)
+        var secrets: [ArchiveSecret] = (meta["passwords"] as! [String]).map { .password(Passphrase(string: $0)) }
+        for id in meta["identities"] as? [[String: String]] ?? [] {
+            let secret = SecureBytes(copying: Vectors.unhex(id["x25519_secret_key"]!))
+            #expect(Recipients.encode(publicKey: X25519.publicKey(secret)) == id["public_key"])
+            secrets.append(.identity(Identity(secret: secret, publicKey: X25519.publicKey(secret))))
+        }
+        #expect(!secrets.isEmpty)
+        for secret in secrets {
+            let back = try TestReader.readAll(bytes, secret: secret)
             #expect(back.manifest.entries.count == expected.count)
             for (i, e) in expected.enumerated() {
                 #expect(back.manifest.entries[i].name == e["name"] as! String)

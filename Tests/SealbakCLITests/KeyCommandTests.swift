@@ -136,6 +136,45 @@ import Testing
         #expect(step > 2)
     }
 
+    @Test func recipientsLetAServerWriteWhatOnlyTheIdentityReads() throws {
+        let dir = try CLI.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let gen = try CLI.run(["keygen", "-o", dir + "/id", "--insecure-test-kdf"], env: ["SEALBAK_PASSWORD": "identity pw"])
+        #expect(gen.status == 0)
+        let pk = gen.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(pk.hasPrefix("sbkpk1"))
+        let idText = try String(contentsOfFile: dir + "/id", encoding: .utf8)
+        #expect(idText.contains(pk))
+        var st = stat()
+        stat(dir + "/id", &st)
+        #expect(st.st_mode & 0o777 == 0o600)
+        let other = try CLI.run(["keygen", "-o", dir + "/other", "--no-password"])
+        #expect(other.status == 0)
+
+        try Data(TestArchive.text(50_000)).write(to: URL(fileURLWithPath: dir + "/dump.sql"))
+        // The "server" has no password and no identity, only the public key.
+        let packed = try CLI.run(["pack", dir + "/a.sbk", dir + "/dump.sql", "--recipient", pk, "--quiet"], env: ["SEALBAK_PASSWORD": ""])
+        #expect(packed.status == 0)
+        let withPassword = try CLI.run(["verify", dir + "/a.sbk"], env: ["SEALBAK_PASSWORD": "anything"])
+        #expect(withPassword.status == 3 && withPassword.stderr.contains("--identity"))
+        let ok = try CLI.run(["unpack", dir + "/a.sbk", "--to", dir + "/out", "--identity", dir + "/id"], env: ["SEALBAK_PASSWORD": "", "SEALBAK_IDENTITY_PASSWORD": "identity pw"])
+        #expect(ok.status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/out/dump.sql")) == Data(TestArchive.text(50_000)))
+        let wrongIdentity = try CLI.run(["verify", dir + "/a.sbk", "--identity", dir + "/other"])
+        #expect(wrongIdentity.status == 10 && wrongIdentity.stderr.contains("wrong identity"))
+        let wrongIdentityPassword = try CLI.run(["verify", dir + "/a.sbk", "--identity", dir + "/id"], env: ["SEALBAK_IDENTITY_PASSWORD": "nope"])
+        #expect(wrongIdentityPassword.status == 3 && wrongIdentityPassword.stderr.contains("identity file"))
+        let badKey = try CLI.run(["pack", dir + "/b.sbk", dir + "/dump.sql", "--recipient", String(pk.dropLast()) + "a", "--quiet"])
+        #expect(badKey.status == 64 && badKey.stderr.contains("mistyped"))
+        // The identity can add a password and rotate; recipients survive rotation.
+        #expect(try CLI.run(["key", "add", dir + "/a.sbk", "--identity", dir + "/id", "--insecure-test-kdf"],
+                            env: ["SEALBAK_IDENTITY_PASSWORD": "identity pw", "SEALBAK_NEW_PASSWORD": "added"]).status == 0)
+        #expect(try Self.opens(dir + "/a.sbk", "added"))
+        #expect(try CLI.run(["rekey", dir + "/a.sbk", "--identity", dir + "/id"], env: ["SEALBAK_IDENTITY_PASSWORD": "identity pw"]).status == 0)
+        #expect(try !Self.opens(dir + "/a.sbk", "added"))
+        #expect(try CLI.run(["verify", dir + "/a.sbk", "--identity", dir + "/id"], env: ["SEALBAK_IDENTITY_PASSWORD": "identity pw"]).status == 0)
+    }
+
     @Test func newPasswordFromFileAndDescriptor() throws {
         let dir = try CLI.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

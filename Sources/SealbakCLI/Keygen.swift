@@ -1,0 +1,42 @@
+import ArgumentParser
+import SealbakArchive
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create an X25519 identity file and print its public key.",
+        discussion: """
+            Give the public key to machines that write backups: sealbak pack OUT PATH --recipient PUBKEY. They can \
+            write archives they cannot read; only the identity opens them (--identity FILE on unpack, verify, list). \
+            The identity file is protected by a password (Argon2id) unless --no-password is given.
+            """
+    )
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("The identity file to create (mode 0600).", valueName: "IDENTITY"))
+    var output: String
+
+    @Flag(name: .long, help: "Store the secret key without a password (for unattended restores; protect the file otherwise).")
+    var noPassword = false
+
+    @Flag(name: .long, help: "Replace IDENTITY if it exists.")
+    var force = false
+
+    @OptionGroup var password: PasswordOptions
+    @OptionGroup var kdf: KDFOptions
+
+    func run() throws {
+        try reportingErrors {
+            let out = try AtomicOutput(path: output, overwrite: force, mode: 0o600)
+            let pass = noPassword ? nil : try PasswordReader.read(try password.source(confirm: true), what: "password for the identity file")
+            let identity = Identity.generate()
+            do {
+                try out.write(Array(try identity.fileText(passphrase: pass, kdf: kdf.parameters).utf8))
+                try out.commit()
+            } catch {
+                out.abandon()
+                throw error
+            }
+            print(Recipients.encode(publicKey: identity.publicKey))
+            printError("sealbak: wrote the identity to \(output)\(noPassword ? " (not password-protected)" : ""); the line above is its public key")
+        }
+    }
+}
