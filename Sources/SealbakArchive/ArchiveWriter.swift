@@ -62,6 +62,8 @@ package final class ArchiveWriter: @unchecked Sendable {
     private var written: UInt64 = 0
     private var results: [(size: UInt64, sha256: [UInt8])] = []
     private var finished = false
+    /// Reusable read buffer of one frame (feeder thread only).
+    private var scratch: [UInt8] = []
 
     /// Writes the header and the manifest.
     ///
@@ -189,21 +191,27 @@ package final class ArchiveWriter: @unchecked Sendable {
 
     private func writeStream(slot: Int, streamID: UInt32, read: (UnsafeMutableRawBufferPointer) throws -> Int) throws -> (size: UInt64, sha256: [UInt8]) {
         let frameSize = codec.frameSize
+        if scratch.count != frameSize { scratch = [UInt8](repeating: 0, count: frameSize) }
         let key = master.streamKey(streamID)
         let hasher = SHA256Hasher()
         var size: UInt64 = 0
+        // Read into one reusable scratch buffer, then copy exactly what was read: a small file costs its size,
+        // not a zeroed frame-sized allocation.
         func readFrame() throws -> [UInt8] {
-            var buf = [UInt8](repeating: 0, count: frameSize)
             var filled = 0
-            try buf.withUnsafeMutableBytes { b in
+            try scratch.withUnsafeMutableBytes { b in
                 while filled < frameSize {
-                    let n = try read(UnsafeMutableRawBufferPointer(rebasing: b[filled...]))
+                    let n = try read(UnsafeMutableRawBufferPointer(rebasing: b[filled..<frameSize]))
                     if n == 0 { break }
                     filled += n
                 }
             }
-            buf.removeLast(frameSize - filled)
-            return buf
+            return scratch.withUnsafeBytes { b in
+                [UInt8](unsafeUninitializedCapacity: filled) { out, count in
+                    if filled > 0 { UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: b[0..<filled])) }
+                    count = filled
+                }
+            }
         }
         var current = try readFrame()
         var index: UInt64 = 0

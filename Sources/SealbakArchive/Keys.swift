@@ -20,7 +20,7 @@ package final class MasterKey: Sendable {
 
     /// The key of stream `id`: an entry index, or the manifest / trailer stream id.
     package func streamKey(_ id: UInt32) -> SecureBytes {
-        SubkeyDerivation.derive(master: key, id: UInt64(id), context: SubkeyDerivation.streamContext)
+        SubkeyDerivation.derive(master: key, id: UInt64(id), context: SubkeyDerivation.streamContext, guarded: false)
     }
 
     /// Computes the header MAC over everything before it (Spec §3.3).

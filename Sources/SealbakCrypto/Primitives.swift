@@ -37,10 +37,11 @@ package enum SubkeyDerivation {
     package static let headerMACContext = "SBKhmac1"
     package static let streamContext = "SBKstrm1"
 
-    package static func derive(master: SecureBytes, id: UInt64, context: String) -> SecureBytes {
+    /// - Parameter guarded: see `SecureBytes.init(count:guarded:initialize:)`; per-stream subkeys use `false`.
+    package static func derive(master: SecureBytes, id: UInt64, context: String, guarded: Bool = true) -> SecureBytes {
         precondition(context.utf8.count == 8 && master.count == 32)
         let ctx = Array(context.utf8).map { CChar(bitPattern: $0) }
-        return SecureBytes(count: 32) { out in
+        return SecureBytes(count: 32, guarded: guarded) { out in
             master.withUnsafeBytes { mk in
                 _ = crypto_kdf_derive_from_key(out.baseAddress!, 32, id, ctx, mk.baseAddress!)
             }

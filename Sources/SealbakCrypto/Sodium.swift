@@ -52,22 +52,36 @@ package enum Sodium {
 package final class SecureBytes: @unchecked Sendable {
     private let pointer: UnsafeMutableRawPointer
     package let count: Int
+    /// Guarded (`sodium_malloc`: guard pages, mlock) or plain heap memory. Both are wiped before release.
+    private let guarded: Bool
 
     /// Test hook: called with the memory right after it is wiped and right before it is freed.
     package static let wipeObserver = Mutex<(@Sendable (UnsafeRawBufferPointer) -> Void)?>(nil)
 
     /// Allocates `count` bytes and lets `initialize` fill them.
-    package init(count: Int, initialize: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows {
+    ///
+    /// - Parameter guarded: `true` (default) uses `sodium_malloc` (guard pages, locked against swap, excluded
+    ///   from core dumps). `false` uses the ordinary heap and is meant for short-lived per-stream subkeys, created
+    ///   by the thousand when packing small files: each `sodium_malloc`/`sodium_free` costs an `mmap`,
+    ///   `mprotect` and `munmap` with TLB shootdowns across all cores. Both kinds are wiped before release.
+    package init(count: Int, guarded: Bool = true, initialize: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows {
         Sodium.ensureInitialised()
         precondition(count > 0)
-        guard let p = sodium_malloc(count) else { fatalError("sodium_malloc(\(count)) failed: out of memory") }
+        let p: UnsafeMutableRawPointer
+        if guarded {
+            guard let g = sodium_malloc(count) else { fatalError("sodium_malloc(\(count)) failed: out of memory") }
+            p = g
+        } else {
+            p = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 16)
+        }
         self.pointer = p
         self.count = count
+        self.guarded = guarded
         do {
             try initialize(UnsafeMutableRawBufferPointer(start: p, count: count))
         } catch {
             sodium_memzero(p, count)
-            sodium_free(p)
+            if guarded { sodium_free(p) } else { p.deallocate() }
             throw error
         }
     }
@@ -90,7 +104,7 @@ package final class SecureBytes: @unchecked Sendable {
         if let observer = SecureBytes.wipeObserver.withLock({ $0 }) {
             observer(UnsafeRawBufferPointer(start: pointer, count: count))
         }
-        sodium_free(pointer)
+        if guarded { sodium_free(pointer) } else { pointer.deallocate() }
     }
 
     package func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
