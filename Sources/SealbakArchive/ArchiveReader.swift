@@ -45,6 +45,8 @@ package final class ArchiveReader: @unchecked Sendable {
     package private(set) var manifest = Manifest()
     package let unlockedSlot: KeySlot
     private let master: MasterKey
+    /// The unlocked master key (for key rotation, which re-encrypts under a new one).
+    package var masterKey: MasterKey { master }
     private let codec: FrameCodec
     private let options: ReadOptions
     private let decompressors = Pool { FrameDecompressor() }

@@ -102,14 +102,12 @@ package enum KeySlots {
     ///   `limits`; `.corrupt` (class `mac`) when a slot opens but the header MAC fails.
     package static func unlock(header: ArchiveHeader, passphrase: Passphrase, limits: KDFLimits, archive: String) throws(SealbakError) -> (MasterKey, KeySlot) {
         let aead = try! AEAD(.xchacha20poly1305)
-        // A well-formed recovery code opens recovery slots in its canonical form; anything else is a password.
-        let recovery: Passphrase?
-        switch RecoveryCode.parse(passphrase) {
-        case .notACode: recovery = nil
-        case .code(let canonical): recovery = canonical
-        case .typo:
-            throw SealbakError(.usage, "\(archive): this looks like a recovery code but its checksum does not match: a character is mistyped. Check each group of four")
-        }
+        // A well-formed recovery code opens recovery slots in its canonical form. Whatever was typed is also tried
+        // as a password first, so a password that happens to look like a code still works; a typo is reported
+        // only when nothing opens.
+        let parsed = RecoveryCode.parse(passphrase)
+        var recovery: Passphrase? = nil
+        if case .code(let canonical) = parsed { recovery = canonical }
         var overCap: [(KeySlot, KDFParameters)] = []
         var sawPasswordSlot = false
         var kdfFailure: SealbakError?
@@ -152,6 +150,9 @@ package enum KeySlots {
         }
         if !sawPasswordSlot {
             throw SealbakError(.unsupported, "\(archive): no key slot of a type this sealbak implements; upgrade sealbak", formatClass: .key)
+        }
+        if case .typo = parsed, header.slots.contains(where: \.isRecovery) {
+            throw SealbakError(.usage, "\(archive): this looks like a recovery code but its checksum does not match: a character is mistyped. Check each group of four", formatClass: .key)
         }
         throw SealbakError(.wrongPassword, "\(archive): wrong password (no key slot opens with it)", formatClass: .key)
     }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import SealbakCrypto
 import SealbakFormat
 
@@ -134,21 +137,23 @@ package struct Identity: Sendable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// Reads an identity file; `passphrase` is asked for only when the file is protected.
+    /// Reads an identity file; `passphrase` is asked for only when the file is protected. The file's bytes and
+    /// every decoded copy of the secret are wiped after use.
     package static func load(path: String, limits: KDFLimits, passphrase: () throws -> Passphrase) throws -> Identity {
-        guard let data = FileManager.default.contents(atPath: path) else { throw SealbakError(.notFound, "cannot read the identity file \(path)") }
-        var text = String(decoding: data, as: UTF8.self)
-        defer { text = "" }
-        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(header + " ") }) else {
+        var raw = try readSecretFile(path)
+        defer { wipe(&raw) }
+        let lines = raw.split(separator: UInt8(ascii: "\n"))
+        let marker = Array((header + " ").utf8)
+        guard let line = lines.first(where: { $0.starts(with: marker) }) else {
             throw SealbakError(.usage, "\(path) is not a sealbak identity file (made by sealbak keygen)")
         }
-        let parts = line.split(separator: " ")
-        guard parts.count == 3, var blob = Data(base64Encoded: String(parts[2])).map({ [UInt8]($0) }) else {
+        let parts = line.split(separator: UInt8(ascii: " "))
+        guard parts.count == 3, var blob = base64Decode(Array(parts[2])) else {
             throw SealbakError(.usage, "\(path): the identity line is damaged")
         }
         defer { wipe(&blob) }
         let secret: SecureBytes
-        switch parts[1] {
+        switch String(decoding: parts[1], as: UTF8.self) {
         case "plain":
             guard blob.count == 32 else { throw SealbakError(.usage, "\(path): the identity line is damaged") }
             secret = SecureBytes(copying: blob)
@@ -159,20 +164,72 @@ package struct Identity: Sendable {
             let kdf = KDFParameters(opsLimit: ops, memLimitKiB: mem)
             guard ops >= 1, mem >= 8, limits.allows(kdf) else { throw SealbakError(.unsupported, "\(path): the identity's KDF cost is outside the allowed range") }
             let salt = Array(blob[8..<24]), nonce = Array(blob[24..<48]), sealed = Array(blob[48...])
-            let kek = try KeySlots.deriveKEK(passphrase: try passphrase(), kdf: kdf, salt: salt)
             // The public key is bound as associated data: recover it from the comment line.
-            guard let pkLine = text.split(separator: "\n").first(where: { $0.hasPrefix("# public key: ") }) else {
+            let pkMarker = Array("# public key: ".utf8)
+            guard let pkLine = lines.first(where: { $0.starts(with: pkMarker) }) else {
                 throw SealbakError(.usage, "\(path): the public key line is missing")
             }
-            let pk = try Recipients.decode(publicKey: String(pkLine.dropFirst("# public key: ".count)))
+            let pk = try Recipients.decode(publicKey: String(decoding: pkLine.dropFirst(pkMarker.count), as: UTF8.self))
+            let kek = try KeySlots.deriveKEK(passphrase: try passphrase(), kdf: kdf, salt: salt)
             do {
                 secret = try AEAD(.xchacha20poly1305).openSecret(key: kek, nonce: nonce, associatedData: Array("SBK1identity".utf8) + pk, ciphertext: sealed)
             } catch {
                 throw SealbakError(.wrongPassword, "\(path): wrong password for this identity file")
             }
         default:
-            throw SealbakError(.usage, "\(path): unknown identity protection \(parts[1])")
+            throw SealbakError(.usage, "\(path): unknown identity protection \(String(decoding: parts[1], as: UTF8.self))")
         }
         return Identity(secret: secret, publicKey: X25519.publicKey(secret))
+    }
+
+    private static func readSecretFile(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw SealbakError.io("cannot read the identity file", path: path, errno: errno) }
+        defer { close(fd) }
+        var out = [UInt8](repeating: 0, count: 4096)
+        var n = 0
+        while n < out.count {
+            let r = out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + n, $0.count - n) }
+            if r < 0 { if errno == EINTR { continue }; throw SealbakError.io("cannot read the identity file", path: path, errno: errno) }
+            if r == 0 { break }
+            n += r
+        }
+        out.removeLast(out.count - n)
+        return out
+    }
+
+    /// Standard base64 (RFC 4648 §4) with padding; nil on any other character.
+    static func base64Decode(_ text: [UInt8]) -> [UInt8]? {
+        func value(_ c: UInt8) -> UInt32? {
+            switch c {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): UInt32(c - UInt8(ascii: "A"))
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): UInt32(c - UInt8(ascii: "a") + 26)
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt32(c - UInt8(ascii: "0") + 52)
+            case UInt8(ascii: "+"): 62
+            case UInt8(ascii: "/"): 63
+            default: nil
+            }
+        }
+        var t = text
+        while t.last == UInt8(ascii: "\r") || t.last == UInt8(ascii: " ") { t.removeLast() }
+        guard t.count % 4 == 0 else { return nil }
+        var out: [UInt8] = []
+        var i = 0
+        while i < t.count {
+            let chunk = t[i..<i + 4]
+            let pads = chunk.filter { $0 == UInt8(ascii: "=") }.count
+            if pads > 0 && i + 4 != t.count { return nil }
+            var acc: UInt32 = 0
+            for (k, c) in chunk.enumerated() {
+                if c == UInt8(ascii: "=") { guard k >= 4 - pads else { return nil }; acc <<= 6; continue }
+                guard let v = value(c) else { return nil }
+                acc = acc << 6 | v
+            }
+            out.append(UInt8(acc >> 16 & 0xFF))
+            if pads < 2 { out.append(UInt8(acc >> 8 & 0xFF)) }
+            if pads < 1 { out.append(UInt8(acc & 0xFF)) }
+            i += 4
+        }
+        return out
     }
 }

@@ -60,7 +60,8 @@ package enum RecoveryCode {
     }
 
     /// Two base32 characters: Σ vᵢ and Σ (i+1)·vᵢ modulo 32 over the data characters' values vᵢ. This detects
-    /// every single mistyped character and every swap of two neighbouring characters.
+    /// every single mistyped character and every swap of two different neighbouring data characters (a swap of
+    /// the last data character with the first check character can go unnoticed when their values differ by 16).
     static func checksum(_ data: [UInt8]) -> [UInt8] {
         var s1 = 0, s2 = 0
         for (i, c) in data.enumerated() {

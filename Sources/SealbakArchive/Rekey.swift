@@ -30,7 +30,7 @@ package enum Rekey {
         // Pass 1 (through the reader): unlock, authenticate the header, decode the manifest.
         let reader = try ArchiveReader(input: try InputFile(path: path), secret: current, options: options)
         let old = reader.header
-        let oldMaster = try current.unlock(header: old, limits: options.limits, archive: path).0
+        let oldMaster = reader.masterKey
         let entryCount = reader.manifest.entries.count
         let newMaster = MasterKey.generate(random: random)
         let newID = random.bytes(FormatV1.archiveIDByteCount)
@@ -130,7 +130,8 @@ package enum Rekey {
         guard footer.count == FormatV1.footerByteCount, (try? Footer.parse(footer)) != nil else {
             throw fail(FormatError(.trailer, "the footer is missing, damaged or followed by extra bytes"), "the footer")
         }
-        let replaced = newPassword == nil ? nil : reader.unlockedSlot.id
+        // The slot that was opened is "replaced" only when it was a password slot and a new password was given.
+        let replaced = (newPassword != nil && !reader.unlockedSlot.isRecovery && { if case .password = reader.unlockedSlot.body { return true } else { return false } }()) ? reader.unlockedSlot.id : nil
         return Summary(bytes: output.bytesWritten, frames: frames,
                        droppedSlots: old.slots.filter { !kept.contains($0.id) && $0.id != replaced }, newArchiveID: newID)
     }

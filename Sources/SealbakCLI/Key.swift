@@ -50,7 +50,7 @@ struct KDFOptions: ParsableArguments {
     var insecureTestKdf = false
 
     func validate() throws {
-        if let kdfMemory, kdfMemory < 8 || kdfMemory > 4 << 20 { throw ValidationError("--kdf-memory must be 8 ... 4194304 MiB") }
+        if let kdfMemory, kdfMemory < 8 || kdfMemory > 1 << 20 { throw ValidationError("--kdf-memory must be 8 ... 1048576 MiB") }
         if let kdfPasses, kdfPasses < 1 { throw ValidationError("--kdf-passes must be at least 1") }
     }
 

@@ -71,7 +71,7 @@ struct Pack: ParsableCommand {
             throw ValidationError("--frame-size must be a power of two from 4K to 16M, e.g. 64K or 1M")
         }
         if !insecureTestKdf && (kdfMemory < 8 || kdfPasses < 1) { throw ValidationError("--kdf-memory must be at least 8 MiB and --kdf-passes at least 1") }
-        if kdfMemory > 4 << 20 { throw ValidationError("--kdf-memory is limited to 4194304 MiB (4 TiB), and readers refuse more than 4096 MiB by default") }
+        if kdfMemory > 1 << 20 { throw ValidationError("--kdf-memory is limited to 1048576 MiB (1 TiB); readers refuse more than 4096 MiB by default") }
         if label.utf8.count > FormatV1.maxLabelByteCount { throw ValidationError("--label is limited to 64 bytes") }
     }
 

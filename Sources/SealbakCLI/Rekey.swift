@@ -7,9 +7,10 @@ struct RekeyCommand: ParsableCommand {
         commandName: "rekey",
         abstract: "Rotate all keys: new master key, new archive id, every frame re-encrypted. Revokes every other key.",
         discussion: """
-            Use it when a password or key may have leaked. The new archive has a single password slot (the new \
-            password); every other slot is dropped, so old passwords, recovery codes and copies of old headers no \
-            longer open it. Payloads are moved to the new keys without recompression. The new archive is verified \
+            Use it when a password or key may have leaked. The new archive has one password slot (the new password) \
+            and the same public-key recipients, re-wrapped; every other slot is dropped, so old passwords, recovery \
+            codes and copies of old headers no longer open it (remove a recipient with key remove before rekey to \
+            revoke it). Payloads are moved to the new keys without recompression. The new archive is verified \
             completely before it replaces ARCHIVE (or is written to OUT); until then ARCHIVE is untouched.
             """
     )
@@ -26,6 +27,9 @@ struct RekeyCommand: ParsableCommand {
     @Flag(name: .long, help: "Replace OUT if it exists.")
     var force = false
 
+    @Flag(name: [.short, .long], help: "Less output.")
+    var quiet = false
+
     @OptionGroup var password: PasswordOptions
     @OptionGroup var newPassword: NewPasswordOptions
     @OptionGroup var kdf: KDFOptions
@@ -38,7 +42,9 @@ struct RekeyCommand: ParsableCommand {
             let current = try password.secret(what: "current password", limits: reading.readOptions.limits)
             let new: Passphrase?
             if keepPassword {
-                guard case .password(let p) = current else { throw SealbakError(.usage, "--keep-password needs the archive opened with a password") }
+                guard case .password(let p) = current, case .notACode = RecoveryCode.parse(p) else {
+                    throw SealbakError(.usage, "--keep-password needs the archive opened with a password (not a recovery code or identity); give a new password instead")
+                }
                 new = p
             } else if case .identity = current, !newPassword.given {
                 new = nil  // recipients only

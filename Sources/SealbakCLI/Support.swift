@@ -68,6 +68,10 @@ struct ReadingOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Refuse key slots whose Argon2id memory exceeds MIB (default 4096).", valueName: "MIB"))
     var maxKdfMemory: UInt32 = 4096
 
+    func validate() throws {
+        if maxKdfMemory > 1 << 22 { throw ValidationError("--max-kdf-memory is limited to 4194304 MiB") }
+    }
+
     @Option(name: .long, help: ArgumentHelp("Refuse key slots whose Argon2id passes exceed N (default 10).", valueName: "N"))
     var maxKdfPasses: UInt32 = 10
 

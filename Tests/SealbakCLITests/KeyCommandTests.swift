@@ -139,7 +139,7 @@ import Testing
     @Test func recipientsLetAServerWriteWhatOnlyTheIdentityReads() throws {
         let dir = try CLI.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let gen = try CLI.run(["keygen", "-o", dir + "/id", "--insecure-test-kdf"], env: ["SEALBAK_PASSWORD": "identity pw"])
+        let gen = try CLI.run(["keygen", "-o", dir + "/id", "--insecure-test-kdf"], env: ["SEALBAK_IDENTITY_PASSWORD": "identity pw"])
         #expect(gen.status == 0)
         let pk = gen.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(pk.hasPrefix("sbkpk1"))
@@ -173,6 +173,17 @@ import Testing
         #expect(try CLI.run(["rekey", dir + "/a.sbk", "--identity", dir + "/id"], env: ["SEALBAK_IDENTITY_PASSWORD": "identity pw"]).status == 0)
         #expect(try !Self.opens(dir + "/a.sbk", "added"))
         #expect(try CLI.run(["verify", dir + "/a.sbk", "--identity", dir + "/id"], env: ["SEALBAK_IDENTITY_PASSWORD": "identity pw"]).status == 0)
+    }
+
+    @Test func aPasswordShapedLikeARecoveryCodeStillWorks() throws {
+        // 28 characters from the code alphabet, grouped like a code, but not a valid code: it is a password.
+        let lookalike = "ABCD-EFGH-JKMN-PQRS-TVWX-YZ01-2345"
+        let dir = try CLI.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = try Self.archive(in: dir, password: lookalike)
+        #expect(try Self.opens(path, lookalike))
+        #expect(try CLI.run(["key", "add", path, "--recovery", "--insecure-test-kdf"], env: ["SEALBAK_PASSWORD": lookalike]).status == 0)
+        #expect(try Self.opens(path, lookalike))
     }
 
     @Test func newPasswordFromFileAndDescriptor() throws {
