@@ -1,6 +1,10 @@
 import ArgumentParser
 import SealbakArchive
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @main
 struct Sealbak: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,6 +20,9 @@ struct Sealbak: ParsableCommand {
     )
 
     static func main() {
+        // Passwords and keys live in wiped, mlocked memory; a core dump could still catch one in transit.
+        var noCore = rlimit(rlim_cur: 0, rlim_max: 0)
+        _ = setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &noCore)
         Interrupts.install()
         do {
             var command = try parseAsRoot()

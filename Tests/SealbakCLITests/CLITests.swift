@@ -228,7 +228,9 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
     }
 
-    @Test func oneGiBThroughAPipeInBoundedMemory() throws {
+    /// Memory is a property of the plain build: sanitizer runs (SEALBAK_SANITIZER set) skip this one.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["SEALBAK_SANITIZER"] == nil))
+    func oneGiBThroughAPipeInBoundedMemory() throws {
         let dir = try Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let p = Process()
