@@ -25,6 +25,8 @@ package final class Extractor: EntrySink {
     private var interruptToken: Int?
     package private(set) var skippedSymlinks: [String] = []
     package private(set) var bytesWritten: UInt64 = 0
+    /// Called with the byte count of every verified chunk written (progress display).
+    package var progress: ((Int) -> Void)?
 
     /// Creates the target directory if needed, refuses existing names unless `force`, and makes the staging dir.
     package init(root: String, manifest: Manifest, selected: Set<Int>, force: Bool) throws(SealbakError) {
@@ -83,6 +85,7 @@ package final class Extractor: EntrySink {
         let path = "\(root)/\(manifest.entries[index].name)"
         try bytes.withUnsafeBytes { b in try writeAll(fd: currentFD, b, path: path) }
         bytesWritten += UInt64(bytes.count)
+        progress?(bytes.count)
     }
 
     package func end(_ index: Int, size: UInt64, sha256: [UInt8]) throws {
@@ -242,9 +245,14 @@ package final class DiscardSink: EntrySink {
     package private(set) var bytes: UInt64 = 0
     package private(set) var entries = 0
     private let selected: Set<Int>?
+    /// Called with the byte count of every verified chunk (progress display).
+    package var progress: ((Int) -> Void)?
     package init(selected: Set<Int>? = nil) { self.selected = selected }
     package func wants(_ index: Int) -> Bool { selected?.contains(index) ?? true }
     package func begin(_ index: Int) throws {}
-    package func write(_ index: Int, _ b: [UInt8]) throws { bytes += UInt64(b.count) }
+    package func write(_ index: Int, _ b: [UInt8]) throws {
+        bytes += UInt64(b.count)
+        progress?(b.count)
+    }
     package func end(_ index: Int, size: UInt64, sha256: [UInt8]) throws { entries += 1 }
 }

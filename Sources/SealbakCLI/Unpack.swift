@@ -59,6 +59,10 @@ struct Unpack: ParsableCommand {
                 }
             }
             let extractor = try Extractor(root: to, manifest: reader.manifest, selected: selected, force: force)
+            let total = reader.input.isSeekable ? (try? reader.loadIndex()).map { t in selected.reduce(UInt64(0)) { $0 + t.entries[$1].size } } : nil
+            let progress = Progress(label: "unpacking", total: total, quiet: quiet)
+            extractor.progress = { progress.add($0) }
+            defer { progress.finish() }
             do {
                 if !only.isEmpty && reader.input.isSeekable {
                     for i in selected.sorted() { try reader.readEntry(i, into: extractor) }
@@ -98,6 +102,10 @@ struct Verify: ParsableCommand {
         try reportingErrors {
             let reader = try openArchive(archive, password: password, reading: reading)
             let sink = DiscardSink()
+            let total = reader.input.isSeekable ? (try? reader.loadIndex()).map { $0.entries.reduce(UInt64(0)) { $0 + $1.size } } : nil
+            let progress = Progress(label: "verifying", total: total, quiet: quiet)
+            sink.progress = { progress.add($0) }
+            defer { progress.finish() }
             try reader.readAll(into: sink)
             if !quiet {
                 print("OK: \(archive == "-" ? "standard input" : archive): \(sink.entries) entries, \(formatBytes(sink.bytes)) verified (header MAC, every frame tag, SHA-256 of every entry, trailer and footer)")

@@ -91,3 +91,37 @@ import Testing
         #expect(throws: SealbakError.self) { try reader.readEntry(1, into: MemorySink()) }
     }
 }
+
+@Suite struct DecompressionBoundTests {
+    /// A frame whose payload would expand beyond its declared raw length (a decompression bomb) fails cleanly;
+    /// the output buffer is exactly the declared size, so nothing is ever allocated beyond the frame size.
+    @Test func payloadsThatExpandBeyondTheirDeclaredLengthAreRejected() throws {
+        let zeros = [UInt8](repeating: 0, count: 1 << 16)
+        let c = FrameCompressor()
+        for algorithm in [CompressionAlgorithm.zstd(level: 3), .zlib(level: 6)] {
+            var out = [UInt8](repeating: 0, count: zeros.count)
+            let n = try #require(zeros.withUnsafeBytes { z in out.withUnsafeMutableBytes { c.compress(z, into: $0, algorithm: algorithm) } })
+            let payload = Array(out.prefix(n))
+            #expect(n < 1024)
+            let d = FrameDecompressor()
+            for declared in [100, zeros.count - 1] {
+                var raw = [UInt8](repeating: 0, count: declared)
+                #expect(throws: CompressionError.self) {
+                    try payload.withUnsafeBytes { p in
+                        try raw.withUnsafeMutableBytes { r in
+                            if case .zstd = algorithm { try d.zstd(p, into: r) } else { try d.zlib(p, into: r) }
+                        }
+                    }
+                }
+            }
+            // And exactly the declared length works.
+            var raw = [UInt8](repeating: 1, count: zeros.count)
+            try payload.withUnsafeBytes { p in
+                try raw.withUnsafeMutableBytes { r in
+                    if case .zstd = algorithm { try d.zstd(p, into: r) } else { try d.zlib(p, into: r) }
+                }
+            }
+            #expect(raw == zeros)
+        }
+    }
+}
