@@ -44,18 +44,7 @@ package struct FrameCodec: Sendable {
             plain.withUnsafeMutableBytes { p in UnsafeMutableRawBufferPointer(rebasing: p[prefix...]).copyMemory(from: raw) }
         }
         plain.withUnsafeMutableBytes { p in p.copyBytes(from: FramePlaintext.prefix(codec: codec, rawLength: raw.count)) }
-        let ctLength = plain.count + AEAD.tagByteCount
-        var out = [UInt8](repeating: 0, count: FormatV1.frameHeaderByteCount + ctLength)
-        let frameHeader = FrameHeader(ciphertextLength: ctLength, isLast: isLast).encoded()
-        out.withUnsafeMutableBytes { $0.copyBytes(from: frameHeader) }
-        let nonce = FrameBinding.nonce(suite: suite, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
-        let ad = FrameBinding.associatedData(archiveID: archiveID, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
-        plain.withUnsafeBytes { p in
-            out.withUnsafeMutableBytes { o in
-                aead.seal(key: key, nonce: nonce, associatedData: ad, plaintext: p, output: UnsafeMutableRawBufferPointer(rebasing: o[4...]))
-            }
-        }
-        return out
+        return sealEnvelope(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, plaintext: plain)
     }
 
     /// Encrypts an already-built frame plaintext (codec ‖ raw length ‖ payload) as frame `frameIndex` of a
@@ -103,18 +92,7 @@ package struct FrameCodec: Sendable {
         key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool,
         ciphertext: [UInt8], decompressor: FrameDecompressor
     ) throws(FormatError) -> [UInt8] {
-        let nonce = FrameBinding.nonce(suite: suite, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
-        let ad = FrameBinding.associatedData(archiveID: archiveID, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
-        var plain = [UInt8](repeating: 0, count: ciphertext.count - AEAD.tagByteCount)
-        var authFailed = false
-        ciphertext.withUnsafeBytes { c in
-            plain.withUnsafeMutableBytes { p in
-                do { try aead.open(key: key, nonce: nonce, associatedData: ad, ciphertext: c, output: p) } catch { authFailed = true }
-            }
-        }
-        if authFailed {
-            throw FormatError(.payload, "frame \(frameIndex) failed authentication (wrong position, altered, or from another archive)")
-        }
+        let plain = try openEnvelope(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, ciphertext: ciphertext)
         var result: Result<[UInt8], FormatError> = .success([])
         plain.withUnsafeBytes { p in
             do throws(FormatError) {
