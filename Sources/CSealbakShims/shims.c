@@ -56,3 +56,18 @@ int sealbak_reopen_read(int fd) {
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
     return open(proc, O_RDONLY | O_CLOEXEC);
 }
+
+#ifdef __linux__
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#endif
+
+int sealbak_clone_file(int src_fd, int dst_fd) {
+#if defined(__linux__) && defined(FICLONE)
+    return ioctl(dst_fd, FICLONE, src_fd);
+#else
+    (void)src_fd; (void)dst_fd;
+    errno = EOPNOTSUPP;
+    return -1;
+#endif
+}

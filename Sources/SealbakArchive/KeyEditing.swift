@@ -112,6 +112,16 @@ package enum KeyEditing {
         let bodyLength = UInt64(st.st_size) - oldLength
         let out = try AtomicOutput(path: u.path, overwrite: true, mode: mode_t(st.st_mode & 0o7777))
         do {
+            // Same header length (e.g. a password change): clone the whole file where the file system can
+            // (btrfs, XFS: copy-on-write, no data copied) and patch the header in the clone.
+            if bytes.count == u.header.byteCount, sealbak_clone_file(src, out.fd) == 0 {
+                Faults.point("rewrite: cloned")
+                let n = bytes.withUnsafeBytes { pwrite(out.fd, $0.baseAddress, $0.count, 0) }
+                if n != bytes.count { throw SealbakError.io("cannot write the new header of", path: u.path, errno: errno) }
+                Faults.point("rewrite: header patched")
+                try out.commit()
+                return
+            }
             try out.write(bytes)
             Faults.point("rewrite: header written")
             try copyBody(from: src, offset: oldLength, count: bodyLength, to: out)

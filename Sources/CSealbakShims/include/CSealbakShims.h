@@ -25,3 +25,9 @@ int sealbak_copy_range(int in_fd, int64_t in_off, int out_fd, int64_t count);
 /* A new read-only descriptor, with its own file offset at 0, for the file open as fd (via /proc/self/fd). */
 int sealbak_reopen_read(int fd);
 #endif
+
+#ifndef CSEALBAKSHIMS_CLONE
+#define CSEALBAKSHIMS_CLONE
+/* ioctl(dst, FICLONE, src): dst becomes a copy-on-write clone of src (btrfs, XFS). -1 + errno elsewhere. */
+int sealbak_clone_file(int src_fd, int dst_fd);
+#endif
