@@ -43,14 +43,19 @@ package final class Extractor: EntrySink {
             if fstatat(rootFD, e.name, &st, AT_SYMLINK_NOFOLLOW) == 0 {
                 let isDir = (st.st_mode & S_IFMT) == S_IFDIR
                 if e.kind == .directory && isDir { continue }
-                if !force || (isDir && e.kind != .directory) {
+                let kindClash = isDir != (e.kind == .directory)
+                if !force || kindClash {
                     close(rootFD)
                     let what = isDir ? "a directory" : "a file"
-                    throw SealbakError(.targetExists, "\(root)/\(e.name) already exists (\(what)); " + (force ? "sealbak will not replace a directory with a file" : "use --force to replace it, or unpack into an empty directory"))
+                    let hint = kindClash
+                        ? "sealbak will not replace \(what) with \(e.kind == .directory ? "a directory" : "a file"), even with --force; move it away first"
+                        : "use --force to replace it, or unpack into an empty directory"
+                    throw SealbakError(.targetExists, "\(root)/\(e.name) already exists (\(what)); " + hint)
                 }
             }
         }
-        var template = Array("\(root)/.sealbak-unpack-XXXXXX".utf8CString)
+        Extractor.removeStaleStaging(in: root)
+        var template = Array("\(root)/.sealbak-unpack-\(getpid())-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             let e = errno
             close(rootFD)
@@ -215,6 +220,18 @@ package final class Extractor: EntrySink {
         }
         directoryCache[key] = next
         return next
+    }
+
+    /// Removes `.sealbak-unpack-PID-…` staging directories whose process is gone: only a `kill -9` or a power
+    /// cut during an unpack leaves one, and it holds nothing that was ever placed in the target.
+    static func removeStaleStaging(in root: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: root) else { return }
+        for name in names where name.hasPrefix(".sealbak-unpack-") {
+            guard let pid = Int32(name.dropFirst(".sealbak-unpack-".count).split(separator: "-").first ?? ""), pid > 0 else { continue }
+            if pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: root + "/" + name)
+            }
+        }
     }
 
     /// A symlink is restored only when its target is relative, its ".." components all come first, and they

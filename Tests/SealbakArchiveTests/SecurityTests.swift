@@ -156,6 +156,26 @@ import Testing
         #expect(try Data(contentsOf: URL(fileURLWithPath: root + "/f")) == Data([1, 2]))
     }
 
+    @Test func aFileIsNeverReplacedByADirectoryOrTheReverse() throws {
+        let root = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Data([9]).write(to: URL(fileURLWithPath: root + "/a"))
+        #expect { _ = try unpack([TestEntry(.directory, "a"), TestEntry(.file, "a/b", [1])], to: root, force: true) } throws: {
+            ($0 as? SealbakError)?.code == .targetExists
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root) == ["a"])
+    }
+
+    @Test func staleStagingFromAKilledUnpackIsRemoved() throws {
+        let root = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // A staging directory of a process that no longer exists (pid 2^22 + 1 is above Linux's pid_max default).
+        try FileManager.default.createDirectory(atPath: root + "/.sealbak-unpack-4194305-abcdef", withIntermediateDirectories: true)
+        try Data([1]).write(to: URL(fileURLWithPath: root + "/.sealbak-unpack-4194305-abcdef/0"))
+        _ = try unpack([TestEntry(.file, "f", [1])], to: root)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root) == ["f"])
+    }
+
     @Test func modesAndTimesAreRestoredAndSetuidDropped() throws {
         let root = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
