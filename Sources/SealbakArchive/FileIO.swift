@@ -212,7 +212,8 @@ package final class AtomicOutput {
         }
         let (dir, base) = splitPath(path)
         AtomicOutput.removeStaleTemps(for: path)
-        let t = sealbak_open_tmpfile(dir, 0o600)
+        // O_TMPFILE needs /proc to be given a name later; without it, use a named temp file.
+        let t = access("/proc/self/fd", F_OK) == 0 ? sealbak_open_tmpfile(dir, 0o600) : -1
         if t >= 0 {
             fd = t
             anonymous = true

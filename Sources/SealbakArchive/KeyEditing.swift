@@ -101,6 +101,11 @@ package enum KeyEditing {
         let src = open(u.path, O_RDONLY | O_CLOEXEC)
         if src < 0 { throw SealbakError.io("cannot open", path: u.path, errno: errno) }
         defer { close(src) }
+        // One key change at a time: a second sealbak on the same file fails instead of losing one change.
+        // (A change that replaced the file meanwhile is caught by the header comparison below.)
+        if flock(src, LOCK_EX | LOCK_NB) != 0 {
+            throw SealbakError(.io, "another sealbak is changing the keys of \(u.path); try again when it has finished")
+        }
         var st = stat()
         fstat(src, &st)
         let oldLength = UInt64(u.header.byteCount)

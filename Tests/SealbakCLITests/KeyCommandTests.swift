@@ -186,6 +186,19 @@ import Testing
         #expect(try Self.opens(path, lookalike))
     }
 
+    @Test func concurrentKeyChangesAreRefused() throws {
+        let dir = try CLI.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = try Self.archive(in: dir)
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        #expect(flock(fd, LOCK_EX) == 0)  // as a running key change would hold it
+        let r = try CLI.run(["key", "add", path, "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "x"])
+        #expect(r.status == 8 && r.stderr.contains("another sealbak"))
+        flock(fd, LOCK_UN)
+        #expect(try CLI.run(["key", "add", path, "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "x"]).status == 0)
+    }
+
     @Test func newPasswordFromFileAndDescriptor() throws {
         let dir = try CLI.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
