@@ -16,10 +16,11 @@ package struct WriteOptions: Sendable {
 
     package init() {}
 
-    /// Frames in flight: enough to keep every worker busy, and at most ~64 MiB of plaintext.
+    /// Frames in flight: enough to keep every worker busy while one slow frame holds up ordered delivery,
+    /// and at most ~64 MiB of plaintext (8 per thread measured ~10% faster than 4 on 2 cores).
     var maxInFlight: Int {
         let frameSize = 1 << Int(frameSizeLog2)
-        return max(2, min(4 * max(1, threads), (64 << 20) / frameSize))
+        return max(2, min(8 * max(1, threads), (64 << 20) / frameSize))
     }
 }
 
