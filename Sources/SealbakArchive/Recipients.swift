@@ -30,14 +30,17 @@ package enum Recipients {
         guard s.hasPrefix(publicKeyPrefix) else {
             throw SealbakError(.usage, "\(text) is not a sealbak public key (they start with \(publicKeyPrefix); see sealbak keygen)")
         }
+        // 36 bytes = 288 bits = exactly 58 base32 characters, the last carrying 3 bits and 2 zero bits.
+        let body = Array(s.utf8.dropFirst(publicKeyPrefix.count))
+        guard body.count == 58 else { throw SealbakError(.usage, "the public key \(text) has the wrong length (mistyped or truncated)") }
         var acc: UInt32 = 0, bits = 0
         var out: [UInt8] = []
-        for c in s.utf8.dropFirst(publicKeyPrefix.count) {
+        for c in body {
             guard let v = base32.firstIndex(of: c) else { throw SealbakError(.usage, "the public key \(text) contains an invalid character") }
             acc = acc << 5 | UInt32(v); bits += 5
             if bits >= 8 { bits -= 8; out.append(UInt8(acc >> UInt32(bits) & 0xFF)) }
         }
-        guard out.count == 36, checksum(Array(out.prefix(32))) == Array(out.suffix(4)) else {
+        guard out.count == 36, acc & ((1 << UInt32(bits)) - 1) == 0, checksum(Array(out.prefix(32))) == Array(out.suffix(4)) else {
             throw SealbakError(.usage, "the public key \(text) is mistyped or truncated (checksum mismatch)")
         }
         return Array(out.prefix(32))
