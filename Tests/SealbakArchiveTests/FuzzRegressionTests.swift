@@ -25,7 +25,7 @@ import Testing
     }
 
     @Test func seedCorpusPassesEveryTarget() {
-        let seeds = Self.inputs("corpus")
+        let seeds = Self.inputs("corpus") + Self.inputs("corpus-found")
         #expect(!seeds.isEmpty, "fuzz/corpus is empty: run swift run SealbakVectorGen --fuzz-seeds fuzz/corpus")
         for (_, bytes) in seeds { for t in FuzzTargets.all { FuzzTargets.run(t, bytes) } }
     }
