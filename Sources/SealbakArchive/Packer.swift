@@ -17,6 +17,8 @@ package enum EntrySource: Sendable {
 package struct PackPlan: Sendable {
     package var entries: [ManifestEntry] = []
     package var sources: [EntrySource] = []
+    /// Sum of the regular files' sizes when they were listed (for the progress display).
+    package private(set) var fileBytes: UInt64 = 0
 
     package init() {}
 
@@ -51,6 +53,7 @@ package struct PackPlan: Sendable {
         let sec = Int64(st.st_mtim.tv_sec), nsec = UInt32(st.st_mtim.tv_nsec)
         switch st.st_mode & S_IFMT {
         case S_IFREG:
+            fileBytes += UInt64(st.st_size)
             try append(ManifestEntry(kind: .file, name: name, mode: mode, mtimeSeconds: sec, mtimeNanoseconds: nsec), .file(path: fsPath))
         case S_IFLNK:
             var buf = [CChar](repeating: 0, count: 4097)

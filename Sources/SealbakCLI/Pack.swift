@@ -107,11 +107,7 @@ struct Pack: ParsableCommand {
             if recipients.isEmpty || password.explicitPassword {
                 passwords.append(PasswordSlotSpec(passphrase: try PasswordReader.read(try password.source(confirm: true)), label: label))
             }
-            let total = plan.sources.reduce(UInt64(0)) { acc, s in
-                if case .file(let p) = s, let a = try? FileManager.default.attributesOfItem(atPath: p), let n = a[.size] as? UInt64 { return acc + n }
-                return acc
-            }
-            let progress = Progress(label: "packing", total: total, quiet: quiet)
+            let progress = Progress(label: "packing", total: plan.fileBytes, quiet: quiet)
             let manifest = Manifest(metadata: Metadata(["created-by": "sealbak \(sealbakVersion)"]), entries: plan.entries)
             let writer: ArchiveWriter
             do {
