@@ -67,6 +67,11 @@ package struct FrameCodec: Sendable {
     /// Authenticates and decrypts one frame and checks its plaintext envelope (Spec §6.2) without
     /// decompressing it. Returns the envelope (codec ‖ raw length ‖ payload).
     package func openEnvelope(key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool, ciphertext: [UInt8]) throws(FormatError) -> [UInt8] {
+        try openAndParse(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, ciphertext: ciphertext).plain
+    }
+
+    /// Authenticates, decrypts and parses the envelope once; both `openEnvelope` and `open` build on it.
+    private func openAndParse(key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool, ciphertext: [UInt8]) throws(FormatError) -> (plain: [UInt8], envelope: FramePlaintext) {
         let nonce = FrameBinding.nonce(suite: suite, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
         let ad = FrameBinding.associatedData(archiveID: archiveID, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
         var plain = [UInt8](repeating: 0, count: ciphertext.count - AEAD.tagByteCount)
@@ -79,12 +84,11 @@ package struct FrameCodec: Sendable {
         if authFailed {
             throw FormatError(.payload, "frame \(frameIndex) failed authentication (wrong position, altered, or from another archive)")
         }
-        var failure: FormatError?
+        var parsed: Result<FramePlaintext, FormatError>!
         plain.withUnsafeBytes { p in
-            do throws(FormatError) { _ = try FramePlaintext.parse(p, frameSize: frameSize, frameIndex: frameIndex, isLast: isLast) } catch { failure = error }
+            do throws(FormatError) { parsed = .success(try FramePlaintext.parse(p, frameSize: frameSize, frameIndex: frameIndex, isLast: isLast)) } catch { parsed = .failure(error) }
         }
-        if let failure { throw failure }
-        return plain
+        return (plain, try parsed.get())
     }
 
     /// Authenticates, decrypts and decompresses one frame's ciphertext. Releases nothing unless the tag verifies.
@@ -92,11 +96,10 @@ package struct FrameCodec: Sendable {
         key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool,
         ciphertext: [UInt8], decompressor: FrameDecompressor
     ) throws(FormatError) -> [UInt8] {
-        let plain = try openEnvelope(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, ciphertext: ciphertext)
+        let (plain, env) = try openAndParse(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, ciphertext: ciphertext)
         var result: Result<[UInt8], FormatError> = .success([])
         plain.withUnsafeBytes { p in
             do throws(FormatError) {
-                let env = try FramePlaintext.parse(p, frameSize: frameSize, frameIndex: frameIndex, isLast: isLast)
                 let payload = UnsafeRawBufferPointer(rebasing: p[env.payload])
                 switch env.codec {
                 case .stored:

@@ -59,7 +59,6 @@ struct Pack: ParsableCommand {
 
     func validate() throws {
         if paths.isEmpty && stdinName == nil { throw ValidationError("nothing to pack: give at least one PATH or --stdin-name NAME") }
-        if stdinName != nil && output == "-" && paths.isEmpty == false {}
         if let level {
             switch compression {
             case .zstd: if !CompressionAlgorithm.zstdLevels.contains(level) { throw ValidationError("zstd level must be 1...19") }

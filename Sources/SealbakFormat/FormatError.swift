@@ -43,11 +43,4 @@ package struct FormatError: Error, Hashable, Sendable, CustomStringConvertible {
         guard let offset else { return self }
         return FormatError(errorClass, "\(message) (byte \(offset) of the decrypted \(what))")
     }
-
-    /// The same error with `base` added to its offset (turns a structure-relative offset into an archive offset).
-    package func shifted(by base: UInt64) -> FormatError {
-        var copy = self
-        copy.offset = (offset ?? 0) &+ base
-        return copy
-    }
 }

@@ -83,13 +83,6 @@ import Testing
         other.createdUnix += 1
         #expect(master.mac(for: other) != header.mac)
     }
-
-    @Test func aesGcmIsRefusedClearlyWhenUnavailable() throws {
-        if Sodium.aes256gcmAvailable { return }
-        #expect { try TestArchive.build([], options: TestArchive.options(suite: .aes256gcm)) } throws: {
-            ($0 as? SealbakError)?.code == .unsupported
-        }
-    }
 }
 
 @Suite struct ExtractionSafetyTests {
