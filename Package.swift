@@ -20,6 +20,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // OpenSSL's libcrypto, for SHA-256 only (SHA-NI accelerated).
         .systemLibrary(name: "COpenSSLCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"]), .brew(["openssl"])]),
+        // libpq, PostgreSQL's client library (connections, queries, snapshots; pg_dump/pg_restore do the data).
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"]), .brew(["libpq"])]),
         // Tiny C shims for libc functions Swift cannot import (syncfs).
         .target(name: "CSealbakShims"),
 
@@ -35,9 +37,11 @@ let package = Package(
             dependencies: ["SealbakFormat", "SealbakCrypto", "SealbakCompression", "CSealbakShims"],
             swiftSettings: strict
         ),
+        // PostgreSQL component: consistent pg_dump into an entry, verified restore into a live server.
+        .target(name: "SealbakPostgres", dependencies: ["SealbakArchive", "SealbakCrypto", "SealbakFormat", "CLibPQ", "CSealbakShims"], swiftSettings: strict),
         .executableTarget(
             name: "SealbakCLI",
-            dependencies: ["SealbakArchive", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["SealbakArchive", "SealbakPostgres", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         // Test vectors, archive builders and corruption helpers shared by tests, the vector generator and fuzzers.
@@ -56,5 +60,7 @@ let package = Package(
         .testTarget(name: "SealbakFormatTests", dependencies: ["SealbakFormat"], swiftSettings: strict),
         .testTarget(name: "SealbakArchiveTests", dependencies: ["SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
         .testTarget(name: "SealbakCLITests", dependencies: ["SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
+        // Real PostgreSQL servers (started by scripts/pg-servers): pack, restore, failure paths.
+        .testTarget(name: "SealbakPostgresTests", dependencies: ["SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
     ]
 )

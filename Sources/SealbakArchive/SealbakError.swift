@@ -10,6 +10,7 @@ package struct SealbakError: Error, Sendable, CustomStringConvertible {
     package struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Wrapped: Hashable, Sendable {
             case usage, wrongPassword, wrongIdentity, corrupt, truncated, unsupported, targetExists, io, notFound, internalError, interrupted
+            case unavailable, toolFailed, restoreMismatch
         }
 
         private let wrapped: Wrapped
@@ -33,6 +34,14 @@ package struct SealbakError: Error, Sendable, CustomStringConvertible {
         package static let io = Code(.io)
         /// An input file or archive does not exist (exit 9).
         package static let notFound = Code(.notFound)
+        /// A component's server or tool cannot be used: server unreachable, authentication failed, missing
+        /// rights, no suitable pg_dump/pg_restore, an extension missing on the target (exit 11).
+        package static let unavailable = Code(.unavailable)
+        /// An external tool (pg_dump, pg_restore) failed or stopped early; its own message is shown (exit 12).
+        package static let toolFailed = Code(.toolFailed)
+        /// A restored component does not match what the archive recorded (row counts, extensions); the
+        /// restore was rolled back (exit 13).
+        package static let restoreMismatch = Code(.restoreMismatch)
         /// Interrupted by a signal (exit 130).
         package static let interrupted = Code(.interrupted)
         /// A bug in sealbak (exit 1).
@@ -50,6 +59,9 @@ package struct SealbakError: Error, Sendable, CustomStringConvertible {
             case .io: 8
             case .notFound: 9
             case .wrongIdentity: 10
+            case .unavailable: 11
+            case .toolFailed: 12
+            case .restoreMismatch: 13
             case .interrupted: 130
             }
         }
@@ -102,7 +114,7 @@ package struct SealbakError: Error, Sendable, CustomStringConvertible {
         return SealbakError(code, m, formatClass: e.errorClass)
     }
 
-    static func io(_ what: String, path: String, errno e: Int32) -> SealbakError {
+    package static func io(_ what: String, path: String, errno e: Int32) -> SealbakError {
         let reason = errnoDescription(e)
         let hint: String
         switch e {

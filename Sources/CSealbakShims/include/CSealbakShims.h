@@ -30,4 +30,7 @@ int sealbak_reopen_read(int fd);
 #define CSEALBAKSHIMS_CLONE
 /* ioctl(dst, FICLONE, src): dst becomes a copy-on-write clone of src (btrfs, XFS). -1 + errno elsewhere. */
 int sealbak_clone_file(int src_fd, int dst_fd);
+/// pipe2(O_CLOEXEC): both ends close on exec, so children see only the descriptors they are given.
+int sealbak_pipe_cloexec(int fds[2]);
+
 #endif

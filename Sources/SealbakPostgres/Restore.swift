@@ -1,0 +1,337 @@
+import Foundation
+import SealbakArchive
+import SealbakCrypto
+import SealbakFormat
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+package struct PostgresRestoreOptions: Sendable {
+    /// Replace a non-empty target database (after the restored copy has verified).
+    package var replace = false
+    /// Keep the replaced database under its `_sbk_old_` name instead of dropping it.
+    package var keepReplaced = false
+    /// pg_restore --no-owner: objects belong to the restoring role (for a server without the original roles).
+    package var noOwner = false
+    package var finder = ToolFinder()
+
+    package init() {}
+}
+
+/// What a restore of one component would do, found without changing anything (`--dry-run` prints it).
+package struct RestorePlan: Sendable {
+    package var component: PostgresComponent
+    package var facts: DatabaseFacts
+    package var target: ConnectionParameters
+    package var targetDatabase: String
+    package var targetServerVersion: String
+    package var targetExists: Bool
+    /// Objects (tables, views, functions, extensions, large objects, …) already in the target.
+    package var targetObjects: Int
+    package var restoreTool: Tool
+    /// Extension name → version the target server would install (nil: not available).
+    package var availableExtensions: [String: String]
+    package var notes: [String]
+
+    package var description: String {
+        var lines: [String] = []
+        lines.append("component \(component.name): database \(facts.database) from \(component.source), PostgreSQL \(facts.serverVersion), \(facts.encoding)")
+        lines.append("  target: \(target.display) (PostgreSQL \(targetServerVersion)), \(targetExists ? "database exists with \(targetObjects) object(s)\(targetObjects > 0 ? ", will be replaced after the restored copy verifies" : ", will be replaced")" : "database will be created")")
+        lines.append("  tool: \(restoreTool.path) (\(restoreTool.versionText))")
+        for e in facts.requiredExtensions {
+            let avail = availableExtensions[e.name].map { "available \($0)" } ?? "NOT AVAILABLE"
+            lines.append("  extension \(e.name) \(e.version) (schema \(e.schema)): \(avail)")
+        }
+        for v in facts.vectorColumns {
+            lines.append("  vector column \(v.schema).\(v.table).\(v.column): \(v.type)(\(v.dimensions.map(String.init) ?? "any"))")
+        }
+        lines.append("  \(facts.tables.count) table(s), \(facts.totalRows) row(s), \(formatByteCount(facts.totalBytes)) on the source; \(facts.largeObjects) large object(s)")
+        for t in facts.tables {
+            lines.append("    \(t.display): \(t.rows) row(s), \(formatByteCount(t.bytes))")
+        }
+        for n in notes { lines.append("  note: \(n)") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// One row of the post-restore comparison.
+package struct RestoreCheck: Sendable {
+    package var what: String
+    package var expected: String
+    package var actual: String
+    package var ok: Bool
+}
+
+package struct RestoreReport: Sendable {
+    package var checks: [RestoreCheck]
+    package var replacedKeptAs: String?
+    package var mismatches: [RestoreCheck] { checks.filter { !$0.ok } }
+
+    package var table: String {
+        let w0 = max(5, checks.map { $0.what.count }.max() ?? 0)
+        let w1 = max(8, checks.map { $0.expected.count }.max() ?? 0)
+        let w2 = max(8, checks.map { $0.actual.count }.max() ?? 0)
+        func pad(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: max(0, w - s.count)) }
+        var lines = [pad("check", w0) + "  " + pad("expected", w1) + "  " + pad("restored", w2) + "  "]
+        for c in checks { lines.append(pad(c.what, w0) + "  " + pad(c.expected, w1) + "  " + pad(c.actual, w2) + "  " + (c.ok ? "ok" : "MISMATCH")) }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Restores a PostgreSQL component into a live server, all or nothing.
+///
+/// The dump goes into a new database with a temporary name (`pg_restore --single-transaction --exit-on-error`);
+/// rows are recounted there and compared with the manifest. Only then is the target replaced, by renaming in
+/// one transaction. Any failure drops the temporary database and leaves the target as it was.
+package final class PostgresRestorer {
+    package let component: PostgresComponent
+    private let facts: DatabaseFacts
+    private let target: ConnectionParameters
+    private let targetDatabase: String
+    private let options: PostgresRestoreOptions
+
+    package init(component: PostgresComponent, target: ConnectionParameters, options: PostgresRestoreOptions) throws(SealbakError) {
+        guard let facts = component.facts else {
+            throw SealbakError(.notFound, "component \(component.name) was skipped when packing (\(component.skippedReason ?? "")); there is nothing to restore")
+        }
+        guard let db = target.database, !db.isEmpty else {
+            throw SealbakError(.usage, "--postgres-target \(target.display): name the target database in the URL (postgresql://HOST/DATABASE)")
+        }
+        self.component = component
+        self.facts = facts
+        self.target = target
+        targetDatabase = db
+        self.options = options
+    }
+
+    /// A connection to the target server outside the target database (postgres, else template1).
+    private func maintenance() throws(SealbakError) -> Connection {
+        var firstError: SealbakError? = nil
+        for db in ["postgres", "template1"] where db != targetDatabase {
+            do { return try Connection(target.with(database: db)) } catch {
+                if firstError == nil { firstError = error }
+            }
+        }
+        throw firstError!
+    }
+
+    /// Checks everything that can be checked without changing anything.
+    package func plan() throws(SealbakError) -> RestorePlan {
+        let m = try maintenance()
+        let version = try m.value("SELECT current_setting('server_version')") ?? "?"
+        let role = try m.query("SELECT rolsuper, rolcreatedb, current_user FROM pg_roles WHERE rolname = current_user")
+        let isSuper = role.first?[0] == "t", canCreate = role.first?[1] == "t", user = role.first?[2] ?? "?"
+        if !isSuper && !canCreate {
+            throw SealbakError(.unavailable, "\(target.display): role \(user) cannot create databases, which a restore needs (it restores into a new database, then swaps names). Grant CREATEDB or use another role")
+        }
+        let tool = try options.finder.find("pg_restore", forServerMajor: m.serverVersionNumber / 10000, atLeast: ToolFinder.major(facts.dumpTool) ?? 0)
+        var available: [String: String] = [:]
+        for row in try m.query("SELECT name, default_version FROM pg_available_extensions") {
+            if let n = row[0] { available[n] = row[1] ?? "" }
+        }
+        let missing = facts.requiredExtensions.filter { available[$0.name] == nil }
+        if !missing.isEmpty {
+            let list = missing.map { "\($0.name) \($0.version)" }.joined(separator: ", ")
+            let hint = missing.contains { $0.name == "vector" } ? " For pgvector install the package for the server's version (e.g. postgresql-\(m.serverVersionNumber / 10000)-pgvector) or build it from source." : ""
+            throw SealbakError(.unavailable, "\(target.display): the target server lacks the extension(s) \(list) that \(component.name) needs; nothing was changed.\(hint)")
+        }
+        var notes: [String] = []
+        let exists = try m.value("SELECT count(*) FROM pg_database WHERE datname = $1", [targetDatabase]) != "0"
+        var objects = 0
+        if exists {
+            let owner = try m.value("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", [targetDatabase]) ?? ""
+            if !isSuper && owner != user {
+                throw SealbakError(.unavailable, "\(target.display): database \(targetDatabase) belongs to \(owner); role \(user) cannot replace it. Restore as its owner or a superuser, or choose another target database")
+            }
+            let t = try Connection(target)
+            objects = Int(try t.value("""
+                SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND \(DatabaseFacts.userSchemaFilter))
+                     + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE \(DatabaseFacts.userSchemaFilter))
+                     + (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql')
+                     + (SELECT count(*) FROM pg_largeobject_metadata)
+                """) ?? "0") ?? 0
+            if objects > 0 && !options.replace {
+                throw SealbakError(.targetExists, "\(target.display): database \(targetDatabase) is not empty (\(objects) object(s)); nothing was changed. Give --replace to replace it once the restored copy has verified, or restore into another database")
+            }
+            let sessions = Int(try m.value("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [targetDatabase]) ?? "0") ?? 0
+            if sessions > 0 {
+                throw SealbakError(.unavailable, "\(target.display): database \(targetDatabase) has \(sessions) open session(s); it cannot be replaced while in use. Stop the application (or terminate the sessions) and try again; nothing was changed")
+            }
+        }
+        for e in facts.requiredExtensions where available[e.name] != e.version {
+            notes.append("the target installs \(e.name) \(available[e.name] ?? "?"), the source had \(e.version)")
+        }
+        if m.serverVersionNumber / 10000 < facts.serverMajor {
+            notes.append("the target server (\(version)) is older than the source (\(facts.serverVersion)); pg_restore may reject newer syntax")
+        }
+        return RestorePlan(component: component, facts: facts, target: target, targetDatabase: targetDatabase, targetServerVersion: version,
+                           targetExists: exists, targetObjects: objects, restoreTool: tool, availableExtensions: available, notes: notes)
+    }
+
+    /// Restores, verifies and swaps. `feed` writes the dump's verified bytes into the given sink.
+    package func run(_ plan: RestorePlan, feed: (any EntrySink) throws -> Void, log: (String) -> Void) throws -> RestoreReport {
+        let m = try maintenance()
+        let suffix = hexString(SystemRandom().bytes(4))
+        let temp = shortened(targetDatabase) + "_sbk_new_" + suffix
+        try createDatabase(m, temp, log: log)
+        var committed = false
+        defer {
+            if !committed {
+                do { try m.query("DROP DATABASE IF EXISTS \(quoteIdentifier(temp))") } catch {
+                    log("warning: could not drop the temporary database \(temp): \(error). Drop it by hand")
+                }
+            }
+        }
+        let tempParams = target.with(database: temp)
+        // Extensions first (those in public, whose schema exists in a new database): a missing or broken
+        // extension fails here, with its own message, before any data moves.
+        do {
+            let t = try Connection(tempParams)
+            for e in facts.requiredExtensions where e.schema == "public" {
+                try t.query("CREATE EXTENSION IF NOT EXISTS \(quoteIdentifier(e.name)) WITH SCHEMA public")
+            }
+        }
+        log("restoring \(component.name) into \(temp) with \(plan.restoreTool.path)")
+        var args = ["--exit-on-error", "--single-transaction", "--no-password", "--dbname=" + dbnameConninfo(temp)]
+        if options.noOwner { args += ["--no-owner", "--no-privileges"] }
+        let env = tempParams.childEnvironment(base: ProcessInfo.processInfo.environment)
+        let p = try Subprocess(executable: plan.restoreTool.path, arguments: args, environment: env, stdin: .pipe, stdout: .null)
+        let sink = PipeSink(p, index: component.entryIndex)
+        do {
+            try feed(sink)
+        } catch {
+            p.kill()
+            p.wait()
+            if sink.brokenPipe { throw restoreFailed(p) }
+            throw error
+        }
+        p.closeStdin()
+        if !p.wait().succeeded || sink.brokenPipe { throw restoreFailed(p) }
+        if !p.errorOutput.isEmpty { log("pg_restore said: \(p.errorOutput)") }
+
+        let report = try verify(tempParams)
+        if !report.mismatches.isEmpty {
+            throw SealbakError(.restoreMismatch, "the restored \(component.name) does not match the archive; it was rolled back and \(target.display) is unchanged:\n\(report.table)")
+        }
+        // Swap names in one transaction: the target is either the old database or the verified new one.
+        var kept: String? = nil
+        if plan.targetExists {
+            let old = shortened(targetDatabase) + "_sbk_old_" + suffix
+            do {
+                try m.query("BEGIN")
+                try m.query("ALTER DATABASE \(quoteIdentifier(targetDatabase)) RENAME TO \(quoteIdentifier(old))")
+                try m.query("ALTER DATABASE \(quoteIdentifier(temp)) RENAME TO \(quoteIdentifier(targetDatabase))")
+                try m.query("COMMIT")
+            } catch {
+                _ = try? m.query("ROLLBACK")
+                throw SealbakError(error.code, "cannot swap the restored database into place: \(error.message); \(target.display) is unchanged")
+            }
+            committed = true
+            if options.keepReplaced {
+                kept = old
+            } else {
+                do { try m.query("DROP DATABASE \(quoteIdentifier(old))") } catch {
+                    log("warning: the replaced database is kept as \(old) because dropping it failed: \(error.message)")
+                    kept = old
+                }
+            }
+        } else {
+            try m.query("ALTER DATABASE \(quoteIdentifier(temp)) RENAME TO \(quoteIdentifier(targetDatabase))")
+            committed = true
+        }
+        var r = report
+        r.replacedKeptAs = kept
+        return r
+    }
+
+    private func restoreFailed(_ p: Subprocess) -> SealbakError {
+        let said = p.errorOutput
+        return SealbakError(.toolFailed, "pg_restore failed for \(component.name) (\(p.wait()))\(said.isEmpty ? "" : ": " + said). The restore was rolled back; \(target.display) is unchanged")
+    }
+
+    private func createDatabase(_ m: Connection, _ name: String, log: (String) -> Void) throws(SealbakError) {
+        let base = "CREATE DATABASE \(quoteIdentifier(name)) TEMPLATE template0 ENCODING \(quoteLiteral(facts.encoding))"
+        do {
+            try m.query(base + (facts.collate.isEmpty ? "" : " LC_COLLATE \(quoteLiteral(facts.collate)) LC_CTYPE \(quoteLiteral(facts.ctype))"))
+        } catch {
+            // The source's locale may not exist on the target: fall back to the server's default, and say so.
+            log("note: the source collation \(facts.collate)/\(facts.ctype) is not usable here (\(error.message)); using the target's default")
+            try m.query(base)
+        }
+    }
+
+    /// Recounts rows, large objects and extension versions in the restored database.
+    private func verify(_ params: ConnectionParameters) throws(SealbakError) -> RestoreReport {
+        let c = try Connection(params)
+        var checks: [RestoreCheck] = []
+        let present = Set(try c.query("""
+            SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'
+            """).map { ($0[0] ?? "") + "\u{0}" + ($0[1] ?? "") })
+        for t in facts.tables {
+            guard present.contains(t.schema + "\u{0}" + t.name) else {
+                checks.append(RestoreCheck(what: t.display, expected: "\(t.rows) rows", actual: "missing", ok: false))
+                continue
+            }
+            let n = try DatabaseFacts.count(t, c)
+            checks.append(RestoreCheck(what: t.display, expected: "\(t.rows) rows", actual: "\(n) rows", ok: n == t.rows))
+        }
+        let lo = Int64(try c.value("SELECT count(*) FROM pg_largeobject_metadata") ?? "0") ?? 0
+        checks.append(RestoreCheck(what: "large objects", expected: String(facts.largeObjects), actual: String(lo), ok: lo == facts.largeObjects))
+        var installed: [String: String] = [:]
+        for row in try c.query("SELECT extname, extversion FROM pg_extension") { installed[row[0] ?? ""] = row[1] ?? "" }
+        for e in facts.requiredExtensions {
+            let v = installed[e.name]
+            // A newer extension version is an upgrade the target chose; a missing one is a failure.
+            checks.append(RestoreCheck(what: "extension \(e.name)", expected: e.version, actual: v ?? "missing", ok: v != nil))
+        }
+        return RestoreReport(checks: checks, replacedKeptAs: nil)
+    }
+}
+
+/// Feeds verified plaintext of one entry into a child's standard input.
+final class PipeSink: EntrySink {
+    private let process: Subprocess
+    private let index: Int
+    private(set) var brokenPipe = false
+
+    init(_ p: Subprocess, index: Int) {
+        process = p
+        self.index = index
+        signal(SIGPIPE, SIG_IGN)  // a pg_restore that stops reading is reported, not fatal
+    }
+
+    func wants(_ i: Int) -> Bool { i == index }
+    func begin(_ i: Int) throws {}
+
+    func write(_ i: Int, _ bytes: [UInt8]) throws {
+        let ok = try bytes.withUnsafeBytes { b throws(SealbakError) in try process.writeInput(b) }
+        if !ok {
+            brokenPipe = true
+            throw SealbakError(.toolFailed, "pg_restore stopped reading")
+        }
+    }
+
+    func end(_ i: Int, size: UInt64, sha256: [UInt8]) throws {}
+}
+
+/// At most 40 bytes of a database name (whole characters), so that a suffix keeps it within 63 bytes.
+func shortened(_ name: String) -> String {
+    var out = ""
+    for ch in name {
+        if out.utf8.count + ch.utf8.count > 40 { break }
+        out.append(ch)
+    }
+    return out
+}
+
+func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+func formatByteCount(_ n: Int64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var v = Double(n)
+    var u = 0
+    while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+    return u == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[u])
+}

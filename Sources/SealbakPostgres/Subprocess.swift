@@ -1,0 +1,177 @@
+import CSealbakShims
+import Foundation
+import SealbakArchive
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A child process (pg_dump, pg_restore) started with `posix_spawn`, arguments passed as an array (no shell).
+///
+/// Its standard error is collected in the background (the last 64 KiB) so that a failure can be reported with
+/// the tool's own words. Ignored signals are reset to their defaults in the child (sealbak ignores SIGPIPE).
+package final class Subprocess: @unchecked Sendable {
+    package enum Input { case null, pipe }
+    package enum Output { case null, pipe }
+    package enum Status: Equatable, CustomStringConvertible {
+        case exited(Int32)
+        case signaled(Int32)
+
+        package var succeeded: Bool { self == .exited(0) }
+
+        package var description: String {
+            switch self {
+            case .exited(let c): "exit status \(c)"
+            case .signaled(let s): "killed by signal \(s)\(s == SIGKILL ? " (SIGKILL; out of memory?)" : "")"
+            }
+        }
+    }
+
+    package let pid: pid_t
+    package let name: String
+    /// Write end of the child's standard input (`Input.pipe`), else -1. Close it to signal end of input.
+    package private(set) var stdinFD: Int32 = -1
+    /// Read end of the child's standard output (`Output.pipe`), else -1.
+    package private(set) var stdoutFD: Int32 = -1
+    private var stderrText = [UInt8]()
+    private let stderrDone = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var status: Status?
+
+    package init(executable: String, arguments: [String], environment: [String: String], stdin: Input, stdout: Output) throws(SealbakError) {
+        name = (executable as NSString).lastPathComponent
+        var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
+        func makePipe(_ p: inout [Int32]) throws(SealbakError) {
+            if sealbak_pipe_cloexec(&p) != 0 { throw SealbakError.io("cannot create a pipe for", path: executable, errno: errno) }
+        }
+        try makePipe(&errPipe)
+        if stdin == .pipe { try makePipe(&inPipe) }
+        if stdout == .pipe { try makePipe(&outPipe) }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if stdin == .pipe { posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0) } else { posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) }
+        if stdout == .pipe { posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1) } else { posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0) }
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for s in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&defaults, s) }
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let argv = [executable] + arguments
+        let envp = environment.map { "\($0.key)=\($0.value)" }
+        var child: pid_t = 0
+        let rc = withCStrings(argv) { a in
+            withCStrings(envp) { e in
+                posix_spawn(&child, executable, &actions, &attr,
+                            UnsafeMutablePointer(mutating: a.map { $0.map { UnsafeMutablePointer(mutating: $0) } }),
+                            UnsafeMutablePointer(mutating: e.map { $0.map { UnsafeMutablePointer(mutating: $0) } }))
+            }
+        }
+        for fd in [inPipe[0], outPipe[1], errPipe[1]] where fd >= 0 { close(fd) }
+        if rc != 0 {
+            for fd in [inPipe[1], outPipe[0], errPipe[0]] where fd >= 0 { close(fd) }
+            throw SealbakError.io("cannot start", path: executable, errno: rc)
+        }
+        pid = child
+        stdinFD = inPipe[1]
+        stdoutFD = outPipe[0]
+        let errFD = errPipe[0]
+        Thread.detachNewThread { [self] in
+            var buf = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = read(errFD, &buf, buf.count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                lock.withLock {
+                    stderrText.append(contentsOf: buf[0..<n])
+                    if stderrText.count > 64 << 10 { stderrText.removeFirst(stderrText.count - (64 << 10)) }
+                }
+            }
+            close(errFD)
+            stderrDone.signal()
+        }
+    }
+
+    deinit {
+        if stdinFD >= 0 { close(stdinFD) }
+        if stdoutFD >= 0 { close(stdoutFD) }
+    }
+
+    package func closeStdin() {
+        if stdinFD >= 0 { close(stdinFD); stdinFD = -1 }
+    }
+
+    package func closeStdout() {
+        if stdoutFD >= 0 { close(stdoutFD); stdoutFD = -1 }
+    }
+
+    /// Waits for the child to end (once; later calls return the same status).
+    @discardableResult
+    package func wait() -> Status {
+        if let status { return status }
+        var st: Int32 = 0
+        while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
+        stderrDone.wait()
+        let s: Status = (st & 0x7f) == 0 ? .exited((st >> 8) & 0xff) : .signaled(st & 0x7f)
+        status = s
+        return s
+    }
+
+    package func kill() {
+        if status == nil { _ = Glibc.kill(pid, SIGKILL) }
+    }
+
+    /// What the tool printed on standard error, trimmed.
+    package var errorOutput: String {
+        lock.withLock { String(decoding: stderrText, as: UTF8.self) }.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Reads standard output into `buffer`; 0 at the end.
+    package func readOutput(into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int {
+        while true {
+            let n = read(stdoutFD, buffer.baseAddress, buffer.count)
+            if n >= 0 { return n }
+            if errno != EINTR { throw SealbakError.io("cannot read the output of", path: name, errno: errno) }
+        }
+    }
+
+    /// Writes all of `bytes` to standard input; false if the child closed it (EPIPE).
+    package func writeInput(_ bytes: UnsafeRawBufferPointer) throws(SealbakError) -> Bool {
+        var off = 0
+        while off < bytes.count {
+            let n = write(stdinFD, bytes.baseAddress! + off, bytes.count - off)
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EPIPE { return false }
+                throw SealbakError.io("cannot write to", path: name, errno: errno)
+            }
+            off += n
+        }
+        return true
+    }
+
+    /// Runs a command to the end and returns its standard output (for `--version`).
+    package static func output(of executable: String, _ arguments: [String]) -> String? {
+        guard let p = try? Subprocess(executable: executable, arguments: arguments, environment: ProcessInfo.processInfo.environment, stdin: .null, stdout: .pipe) else { return nil }
+        var out = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buf.withUnsafeMutableBytes { (try? p.readOutput(into: $0)) ?? 0 }
+            if n <= 0 { break }
+            out += buf[0..<n]
+            if out.count > 1 << 16 { p.kill(); break }
+        }
+        guard p.wait().succeeded else { return nil }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
