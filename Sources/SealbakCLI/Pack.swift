@@ -3,6 +3,7 @@ import Foundation
 import SealbakArchive
 import SealbakCompression
 import SealbakFormat
+import SealbakPostgres
 
 struct Pack: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,6 +19,18 @@ struct Pack: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Also pack standard input as an entry called NAME.", valueName: "NAME"))
     var stdinName: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Dump this PostgreSQL database into the archive (postgresql://USER@HOST:PORT/DB, or NAME=URL to name the component); repeatable. Credentials come from the URL, PGPASSWORD, ~/.pgpass or --postgres-password-file and are never stored.", valueName: "URL"))
+    var postgres: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Read the PostgreSQL password from the first line of FILE (for URLs without one).", valueName: "FILE"))
+    var postgresPasswordFile: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("If component NAME cannot be reached, record it as skipped (with the reason) and go on; repeatable.", valueName: "NAME"))
+    var allowMissing: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Look for pg_dump in DIR first; repeatable (also SEALBAK_PG_BIN).", valueName: "DIR"))
+    var pgBin: [String] = []
 
     @Option(name: .long, help: "Cipher suite.")
     var cipher: CipherChoice = .xchacha20poly1305
@@ -58,7 +71,7 @@ struct Pack: ParsableCommand {
     @OptionGroup var password: PasswordOptions
 
     func validate() throws {
-        if paths.isEmpty && stdinName == nil { throw ValidationError("nothing to pack: give at least one PATH or --stdin-name NAME") }
+        if paths.isEmpty && stdinName == nil && postgres.isEmpty { throw ValidationError("nothing to pack: give at least one PATH, --stdin-name NAME or --postgres URL") }
         if let level {
             switch compression {
             case .zstd: if !CompressionAlgorithm.zstdLevels.contains(level) { throw ValidationError("zstd level must be 1...19") }
@@ -106,8 +119,39 @@ struct Pack: ParsableCommand {
             if recipients.isEmpty || password.explicitPassword {
                 passwords.append(PasswordSlotSpec(passphrase: try PasswordReader.read(try password.source(confirm: true)), label: label))
             }
+            // Databases: each opens a snapshot, is inspected and counted in it; the dump runs in the same snapshot.
+            let specs = try postgres.map { try PostgresSourceSpec(argument: $0, passwordFile: postgresPasswordFile) }
+            for name in allowMissing where !specs.contains(where: { $0.name == name }) {
+                throw SealbakError(.usage, "--allow-missing \(name): no component has that name (components: \(specs.map(\.name).joined(separator: ", ")))")
+            }
+            let finder = ToolFinder(extra: pgBin)
+            var snapshots: [PostgresSnapshot?] = []
+            var componentEntries: [ManifestEntry] = []
+            let now = Int64(Date().timeIntervalSince1970)
+            for spec in specs {
+                do {
+                    let snap = try PostgresSnapshot(spec, finder: finder)
+                    snapshots.append(snap)
+                    componentEntries.append(snap.entry(mtime: now))
+                    if !quiet {
+                        let f = snap.facts
+                        printError("sealbak: \(spec.name): PostgreSQL \(f.serverVersion), \(f.tables.count) tables, \(f.totalRows) rows counted in the dump's snapshot; dumping with \(f.dumpTool)")
+                    }
+                } catch let e as SealbakError where e.code == .unavailable && allowMissing.contains(spec.name) {
+                    printError("sealbak: warning: \(spec.name) is skipped (--allow-missing): \(e.message)")
+                    snapshots.append(nil)
+                    componentEntries.append(PostgresComponent.skippedEntry(name: spec.name, source: spec.parameters.display, reason: e.message, mtime: now))
+                }
+            }
+            defer { for s in snapshots { s?.close() } }
+            let allEntries = componentEntries + plan.entries
+            var names = Set<String>()
+            for e in allEntries where !names.insert(e.name).inserted {
+                throw SealbakError(.usage, "two components would both be stored as \(e.name); name them apart with --postgres NAME=URL")
+            }
+
             let progress = Progress(label: "packing", total: plan.fileBytes, quiet: quiet)
-            let manifest = Manifest(metadata: Metadata(["created-by": "sealbak \(sealbakVersion)"]), entries: plan.entries)
+            let manifest = Manifest(metadata: Metadata(["created-by": "sealbak \(sealbakVersion)"]), entries: allEntries)
             let writer: ArchiveWriter
             do {
                 writer = try ArchiveWriter(manifest: manifest, passwords: passwords, recipients: recipients, options: options) { bytes in
@@ -119,6 +163,19 @@ struct Pack: ParsableCommand {
             }
             let summary: WriteSummary
             do {
+                for snap in snapshots {
+                    guard let snap else {
+                        try writer.writeEntry { _ in 0 }
+                        continue
+                    }
+                    let dump = try snap.startDump()
+                    try writer.writeEntry { buf in
+                        let n = try dump.read(into: buf)
+                        progress.add(n)
+                        return n
+                    }
+                    snap.close()
+                }
                 for source in plan.sources {
                     let reader = try SourceReader(source)
                     try writer.writeEntry { buf in

@@ -13,10 +13,11 @@ struct Sealbak: ParsableCommand {
         discussion: """
             Exit codes: 0 ok, 1 internal error, 64 usage, 3 wrong password, 4 corrupted or tampered archive,
             5 truncated archive, 6 unsupported (newer format, cipher or KDF cost), 7 target exists, 8 I/O error,
-            9 not found, 10 wrong identity. See docs/exit-codes.md.
+            9 not found, 10 wrong identity, 11 component unavailable, 12 pg_dump/pg_restore failed,
+            13 restore does not match the archive. See docs/exit-codes.md.
             """,
         version: sealbakVersion,
-        subcommands: [Pack.self, Unpack.self, List.self, Verify.self, Inspect.self, Key.self, RekeyCommand.self, Keygen.self]
+        subcommands: [Pack.self, Unpack.self, Restore.self, List.self, Verify.self, Inspect.self, Key.self, RekeyCommand.self, Keygen.self]
     )
 
     static func main() {

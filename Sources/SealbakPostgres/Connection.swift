@@ -99,6 +99,8 @@ package final class Connection {
             PQfinish(c)
             throw SealbakError(.unavailable, "cannot connect to PostgreSQL at \(parameters.display): \(Self.oneLine(message))\(Self.hint(message))")
         }
+        // Server notices ("extension already exists, skipping") are not for the user; libpq would print them.
+        PQsetNoticeProcessor(c, { _, _ in }, nil)
         conn = c
         self.parameters = parameters
     }

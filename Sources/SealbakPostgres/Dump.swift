@@ -28,7 +28,7 @@ package struct PostgresSourceSpec: Sendable {
         name = n
     }
 
-    static func readPasswordFile(_ path: String) throws(SealbakError) -> String {
+    package static func readPasswordFile(_ path: String) throws(SealbakError) -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw SealbakError(.notFound, "cannot read the PostgreSQL password file \(path)")
         }
@@ -45,6 +45,7 @@ package final class PostgresSnapshot {
     private let connection: Connection
     private let snapshotID: String
     private let tool: Tool
+    private var closed = false
 
     /// Connects, opens the snapshot, reads versions, extensions and vector columns, counts every table's rows,
     /// and picks a `pg_dump` at least as new as the server.
@@ -81,6 +82,8 @@ package final class PostgresSnapshot {
 
     /// Ends the snapshot's transaction.
     package func close() {
+        if closed { return }
+        closed = true
         _ = try? connection.query("COMMIT")
     }
 }

@@ -144,18 +144,11 @@ package final class PostgresRestorer {
             if !isSuper && owner != user {
                 throw SealbakError(.unavailable, "\(target.display): database \(targetDatabase) belongs to \(owner); role \(user) cannot replace it. Restore as its owner or a superuser, or choose another target database")
             }
-            let t = try Connection(target)
-            objects = Int(try t.value("""
-                SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND \(DatabaseFacts.userSchemaFilter))
-                     + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE \(DatabaseFacts.userSchemaFilter))
-                     + (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql')
-                     + (SELECT count(*) FROM pg_largeobject_metadata)
-                """) ?? "0") ?? 0
+            objects = try countObjects()
             if objects > 0 && !options.replace {
                 throw SealbakError(.targetExists, "\(target.display): database \(targetDatabase) is not empty (\(objects) object(s)); nothing was changed. Give --replace to replace it once the restored copy has verified, or restore into another database")
             }
-            let sessions = Int(try m.value("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [targetDatabase]) ?? "0") ?? 0
+            let sessions = try otherSessions(m, targetDatabase)
             if sessions > 0 {
                 throw SealbakError(.unavailable, "\(target.display): database \(targetDatabase) has \(sessions) open session(s); it cannot be replaced while in use. Stop the application (or terminate the sessions) and try again; nothing was changed")
             }
@@ -168,6 +161,31 @@ package final class PostgresRestorer {
         }
         return RestorePlan(component: component, facts: facts, target: target, targetDatabase: targetDatabase, targetServerVersion: version,
                            targetExists: exists, targetObjects: objects, restoreTool: tool, availableExtensions: available, notes: notes)
+    }
+
+    /// User objects in the target database (extension members not counted); the connection is closed on return.
+    private func countObjects() throws(SealbakError) -> Int {
+        let t = try Connection(target)
+        return Int(try t.value("""
+            SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND \(DatabaseFacts.userSchemaFilter))
+                 + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE \(DatabaseFacts.userSchemaFilter)
+                   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'))
+                 + (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql')
+                 + (SELECT count(*) FROM pg_largeobject_metadata)
+            """) ?? "0") ?? 0
+    }
+
+    /// Sessions on `database` other than ours, waiting up to 3 s for ones that are just closing (a backend
+    /// outlives its client's disconnect by a moment).
+    private func otherSessions(_ m: Connection, _ database: String) throws(SealbakError) -> Int {
+        var n = 0
+        for attempt in 0..<15 {
+            n = Int(try m.value("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [database]) ?? "0") ?? 0
+            if n == 0 { return 0 }
+            if attempt < 14 { usleep(200_000) }
+        }
+        return n
     }
 
     /// Restores, verifies and swaps. `feed` writes the dump's verified bytes into the given sink.
@@ -216,6 +234,8 @@ package final class PostgresRestorer {
             throw SealbakError(.restoreMismatch, "the restored \(component.name) does not match the archive; it was rolled back and \(target.display) is unchanged:\n\(report.table)")
         }
         // Swap names in one transaction: the target is either the old database or the verified new one.
+        _ = try otherSessions(m, temp)
+        if plan.targetExists { _ = try otherSessions(m, targetDatabase) }
         var kept: String? = nil
         if plan.targetExists {
             let old = shortened(targetDatabase) + "_sbk_old_" + suffix

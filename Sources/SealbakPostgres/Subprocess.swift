@@ -70,13 +70,10 @@ package final class Subprocess: @unchecked Sendable {
         let argv = [executable] + arguments
         let envp = environment.map { "\($0.key)=\($0.value)" }
         var child: pid_t = 0
-        let rc = withCStrings(argv) { a in
-            withCStrings(envp) { e in
-                posix_spawn(&child, executable, &actions, &attr,
-                            UnsafeMutablePointer(mutating: a.map { $0.map { UnsafeMutablePointer(mutating: $0) } }),
-                            UnsafeMutablePointer(mutating: e.map { $0.map { UnsafeMutablePointer(mutating: $0) } }))
-            }
-        }
+        let cArgv: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        let cEnvp: [UnsafeMutablePointer<CChar>?] = envp.map { strdup($0) } + [nil]
+        defer { (cArgv + cEnvp).forEach { free($0) } }
+        let rc = posix_spawn(&child, executable, &actions, &attr, cArgv, cEnvp)
         for fd in [inPipe[0], outPipe[1], errPipe[1]] where fd >= 0 { close(fd) }
         if rc != 0 {
             for fd in [inPipe[1], outPipe[0], errPipe[0]] where fd >= 0 { close(fd) }

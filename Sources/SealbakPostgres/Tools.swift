@@ -34,7 +34,7 @@ package struct ToolFinder: Sendable {
         for dir in directories {
             let path = dir + "/" + name
             guard FileManager.default.isExecutableFile(atPath: path) else { continue }
-            let real = (try? FileManager.default.destinationOfSymbolicLink(atPath: path)).map { URL(fileURLWithPath: $0, relativeTo: URL(fileURLWithPath: dir)).path } ?? path
+            let real = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
             guard seenReal.insert(real).inserted else { continue }
             guard let text = Subprocess.output(of: path, ["--version"]), let major = Self.major(text) else { continue }
             out.append(Tool(path: path, major: major, versionText: text.trimmingCharacters(in: .whitespacesAndNewlines)))

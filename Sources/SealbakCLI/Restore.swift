@@ -1,0 +1,144 @@
+import ArgumentParser
+import Foundation
+import SealbakArchive
+import SealbakFormat
+import SealbakPostgres
+
+struct Restore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Restore the archive's components into live systems, and prove it.",
+        discussion: """
+            PostgreSQL: each database is restored into a new database with a temporary name (pg_restore \
+            --single-transaction --exit-on-error), its rows are recounted and compared with the counts taken \
+            when packing, and only then is it renamed into place. A non-empty target is replaced only with \
+            --replace, and only after that verification; any failure leaves the target as it was. \
+            Files and directories are extracted with `sealbak unpack`.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The archive (- for standard input).", valueName: "ARCHIVE"))
+    var archive: String
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Where a PostgreSQL component goes: URL (when one component is restored) or NAME=URL; repeatable. The URL names the target database.", valueName: "URL"))
+    var postgresTarget: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Restore only component NAME; repeatable.", valueName: "NAME"))
+    var only: [String] = []
+
+    @Flag(name: .long, help: "Replace a non-empty target database once the restored copy has verified.")
+    var replace = false
+
+    @Flag(name: .long, help: "Keep the replaced database (renamed NAME_sbk_old_XXXXXXXX) instead of dropping it.")
+    var keepReplaced = false
+
+    @Flag(name: .long, help: "Do not restore object owners and privileges (for a server without the original roles).")
+    var noOwner = false
+
+    @Flag(name: .long, help: "Show what would be restored and check the targets; change nothing.")
+    var dryRun = false
+
+    @Option(name: .long, help: ArgumentHelp("Read the PostgreSQL password from the first line of FILE (for URLs without one).", valueName: "FILE"))
+    var postgresPasswordFile: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Look for pg_restore in DIR first; repeatable (also SEALBAK_PG_BIN).", valueName: "DIR"))
+    var pgBin: [String] = []
+
+    @Flag(name: [.short, .long], help: "Print only errors.")
+    var quiet = false
+
+    @OptionGroup var password: PasswordOptions
+    @OptionGroup var reading: ReadingOptions
+
+    func run() throws {
+        try reportingErrors {
+            let reader = try openArchive(archive, password: password, reading: reading)
+            var components = try PostgresComponent.all(in: reader.manifest, archive: archive)
+            if components.isEmpty {
+                throw SealbakError(.notFound, "\(archive) holds no PostgreSQL component; extract files with sealbak unpack")
+            }
+            if !only.isEmpty {
+                for name in only where !components.contains(where: { $0.name == name }) {
+                    throw SealbakError(.notFound, "\(archive): no component named \(name) (components: \(components.map(\.name).joined(separator: ", ")))")
+                }
+                components = components.filter { only.contains($0.name) }
+            }
+            for c in components where c.skippedReason != nil {
+                if only.contains(c.name) {
+                    throw SealbakError(.notFound, "component \(c.name) was skipped when packing: \(c.skippedReason!)")
+                }
+                printError("sealbak: note: \(c.name) is not in the archive (skipped when packing: \(c.skippedReason!))")
+            }
+            components = components.filter { $0.skippedReason == nil }
+            if components.isEmpty { throw SealbakError(.notFound, "\(archive): every selected component was skipped when packing; nothing to restore") }
+            if components.count > 1 && !reader.input.isSeekable {
+                throw SealbakError(.usage, "restoring several components needs a seekable archive, not a pipe; save it to a file or use --only NAME")
+            }
+
+            let targets = try targetsByComponent(components)
+            var options = PostgresRestoreOptions()
+            options.replace = replace
+            options.keepReplaced = keepReplaced
+            options.noOwner = noOwner
+            options.finder = ToolFinder(extra: pgBin)
+
+            // Every check for every component first: a problem with the second must not leave the first half done.
+            var work: [(PostgresRestorer, RestorePlan)] = []
+            for c in components {
+                let r = try PostgresRestorer(component: c, target: targets[c.name]!, options: options)
+                work.append((r, try r.plan()))
+            }
+            if dryRun {
+                for (_, plan) in work { print(plan.description) }
+                print("dry run: the targets are reachable and compatible; nothing was changed")
+                return
+            }
+            for (restorer, plan) in work {
+                let index = restorer.component.entryIndex
+                let report = try restorer.run(plan, feed: { sink in
+                    if reader.input.isSeekable { try reader.readEntry(index, into: sink) } else { _ = try reader.readAll(into: sink) }
+                }, log: { line in if !quiet { printError("sealbak: " + line) } })
+                if !quiet {
+                    print(report.table)
+                    let facts = plan.facts
+                    var line = "restored \(restorer.component.name) into \(plan.target.display): \(facts.tables.count) tables, \(facts.totalRows) rows and \(facts.largeObjects) large objects verified"
+                    if let kept = report.replacedKeptAs { line += "; the replaced database is kept as \(kept)" }
+                    print(line)
+                }
+            }
+        }
+    }
+
+    private func targetsByComponent(_ components: [PostgresComponent]) throws -> [String: ConnectionParameters] {
+        var out: [String: ConnectionParameters] = [:]
+        var bare: [String] = []
+        for t in postgresTarget {
+            if let eq = t.firstIndex(of: "="), let scheme = t.range(of: "://"), eq < scheme.lowerBound {
+                let name = String(t[..<eq])
+                guard components.contains(where: { $0.name == name }) else {
+                    throw SealbakError(.usage, "--postgres-target \(name)=…: no selected component has that name (components: \(components.map(\.name).joined(separator: ", ")))")
+                }
+                out[name] = try parameters(String(t[t.index(after: eq)...]), what: "--postgres-target \(name)=URL")
+            } else {
+                bare.append(t)
+            }
+        }
+        if bare.count > 1 { throw SealbakError(.usage, "give each --postgres-target as NAME=URL when there are several") }
+        if let url = bare.first {
+            let open = components.filter { out[$0.name] == nil }
+            guard open.count == 1 else {
+                throw SealbakError(.usage, "--postgres-target URL is ambiguous: \(open.count) components (\(open.map(\.name).joined(separator: ", "))) have no target; give NAME=URL for each or use --only NAME")
+            }
+            out[open[0].name] = try parameters(url, what: "--postgres-target URL")
+        }
+        for c in components where out[c.name] == nil {
+            throw SealbakError(.usage, "no target for PostgreSQL component \(c.name): give --postgres-target \(c.name)=postgresql://USER@HOST:PORT/DATABASE")
+        }
+        return out
+    }
+
+    private func parameters(_ text: String, what: String) throws -> ConnectionParameters {
+        var p = try ConnectionParameters(text, what: what)
+        if let f = postgresPasswordFile, p["password"] == nil { p["password"] = try PostgresSourceSpec.readPasswordFile(f) }
+        return p
+    }
+}
