@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SealbakArchive
 import SealbakFormat
+import SealbakPostgres
 
 struct List: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the entries of an archive (needs the password: names are encrypted).")
@@ -51,6 +52,18 @@ struct List: ParsableCommand {
                 let pad = String(repeating: " ", count: max(0, 14 - size.count))
                 var line = "\(kind) \(String(repeating: "0", count: max(0, 4 - mode.count)))\(mode) \(pad)\(size)  \(formatTime(e.mtimeSeconds))  \(e.name)"
                 if e.kind == .symlink { line += " -> \(e.linkTarget)" }
+                print(line)
+            }
+            let components = try PostgresComponent.all(in: reader.manifest, archive: archive)
+            if !components.isEmpty { print("components:") }
+            for c in components {
+                guard let f = c.facts else {
+                    print("  postgres \(c.name): SKIPPED when packing: \(c.skippedReason ?? "")")
+                    continue
+                }
+                var line = "  postgres \(c.name): ok, PostgreSQL \(f.serverVersion), database \(f.database) from \(c.source), \(f.tables.count) tables, \(f.totalRows) rows, \(f.largeObjects) large objects"
+                if !f.requiredExtensions.isEmpty { line += "; extensions " + f.requiredExtensions.map { "\($0.name) \($0.version)" }.joined(separator: ", ") }
+                if !f.vectorColumns.isEmpty { line += "; vector columns " + f.vectorColumns.map { "\($0.schema).\($0.table).\($0.column) \($0.type)(\($0.dimensions.map(String.init) ?? "any"))" }.joined(separator: ", ") }
                 print(line)
             }
         }
