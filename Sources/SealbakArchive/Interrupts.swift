@@ -14,6 +14,9 @@ import Glibc
 package enum Interrupts {
     private static let state = Mutex<(next: Int, cleanups: [Int: @Sendable () -> Void])>((0, [:]))
     private static let sources = Mutex<[any DispatchSourceSignal]>([])
+    /// A serial queue of its own: it targets the overcommitting root queue, so its handler gets a thread at once
+    /// even while every worker of the global pool is blocked in the frame pipeline (on `.global()` it waited ~5 s).
+    private static let queue = DispatchQueue(label: "sealbak.interrupts")
 
     /// Installs the handlers once; later calls do nothing.
     package static func install() {
@@ -21,7 +24,7 @@ package enum Interrupts {
             guard sources.isEmpty else { return }
             for sig in [SIGINT, SIGTERM, SIGHUP] {
                 signal(sig, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+                let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
                 source.setEventHandler {
                     let cleanups = state.withLock { s in Array(s.cleanups.values) }
                     for c in cleanups { c() }

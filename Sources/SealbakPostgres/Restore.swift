@@ -193,12 +193,21 @@ package final class PostgresRestorer {
         let m = try maintenance()
         let suffix = hexString(SystemRandom().bytes(4))
         let temp = shortened(targetDatabase) + "_sbk_new_" + suffix
+        // An interruption (SIGINT, SIGTERM, SIGHUP) drops the new database from the signal-handling thread,
+        // through its own connection, before the process exits; the target was not touched yet.
+        let cleanupTarget = target, cleanupTemp = temp
+        let pidBox = PidBox()
+        let token = Interrupts.register {
+            if let pid = pidBox.pid { _ = Glibc.kill(pid, SIGKILL) }
+            PostgresRestorer.dropQuietly(cleanupTarget, cleanupTemp)
+        }
+        defer { Interrupts.unregister(token) }
         try createDatabase(m, temp, log: log)
         var committed = false
         defer {
             if !committed {
-                do { try m.query("DROP DATABASE IF EXISTS \(quoteIdentifier(temp))") } catch {
-                    log("warning: could not drop the temporary database \(temp): \(error). Drop it by hand")
+                do { try Self.drop(m, temp) } catch {
+                    log("warning: could not drop the temporary database \(temp): \(error.message). Drop it by hand")
                 }
             }
         }
@@ -216,6 +225,7 @@ package final class PostgresRestorer {
         if options.noOwner { args += ["--no-owner", "--no-privileges"] }
         let env = tempParams.childEnvironment(base: ProcessInfo.processInfo.environment)
         let p = try Subprocess(executable: plan.restoreTool.path, arguments: args, environment: env, stdin: .pipe, stdout: .null)
+        pidBox.pid = p.pid
         let sink = PipeSink(p, index: component.entryIndex)
         do {
             try feed(sink)
@@ -266,6 +276,36 @@ package final class PostgresRestorer {
         return r
     }
 
+    /// Drops `database`, ending its sessions (a killed pg_restore's backend may linger a moment) and retrying for 3 s.
+    static func drop(_ m: Connection, _ database: String) throws(SealbakError) {
+        var last: SealbakError? = nil
+        for _ in 0..<10 {
+            do {
+                try m.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [database])
+                try m.query("DROP DATABASE IF EXISTS \(quoteIdentifier(database))")
+                return
+            } catch {
+                last = error
+                usleep(300_000)
+            }
+        }
+        throw last!
+    }
+
+    /// Drops `database` through a fresh connection, ending its sessions first; errors are ignored (best effort).
+    static func dropQuietly(_ target: ConnectionParameters, _ database: String) {
+        for db in ["postgres", "template1"] {
+            guard let c = try? Connection(target.with(database: db), timeoutSeconds: 5) else { continue }
+            _ = try? c.query("SET lock_timeout = '5s'")
+            _ = try? c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [database])
+            for _ in 0..<10 {
+                if (try? c.query("DROP DATABASE IF EXISTS \(quoteIdentifier(database))")) != nil { return }
+                usleep(300_000)
+            }
+            return
+        }
+    }
+
     private func restoreFailed(_ p: Subprocess) -> SealbakError {
         let said = p.errorOutput
         return SealbakError(.toolFailed, "pg_restore failed for \(component.name) (\(p.wait()))\(said.isEmpty ? "" : ": " + said). The restore was rolled back; \(target.display) is unchanged")
@@ -307,6 +347,16 @@ package final class PostgresRestorer {
             checks.append(RestoreCheck(what: "extension \(e.name)", expected: e.version, actual: v ?? "missing", ok: v != nil))
         }
         return RestoreReport(checks: checks, replacedKeptAs: nil)
+    }
+}
+
+/// The pid of the running pg_restore, for the interrupt handler (set once, read from another thread).
+final class PidBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: pid_t?
+    var pid: pid_t? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
     }
 }
 

@@ -392,6 +392,43 @@ struct PostgresTests {
         #expect(try s.databases().filter { $0.hasPrefix(dst + "_sbk_") }.isEmpty)
     }
 
+    @Test func anInterruptedRestoreDropsItsTemporaryDatabase() throws {
+        let s = try s
+        let src = Server.name("intr"), dst = Server.name("intr_dst")
+        let dir = try Run.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir); _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(src); DROP DATABASE IF EXISTS \(dst)") }
+        try s.psql("postgres", "CREATE DATABASE \(src)")
+        try s.psql(src, "CREATE TABLE t (i int, pad text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 50000) i")
+        #expect(try Run.sealbak(["pack", dir + "/a.sbk", "--postgres", s.url(src), "--pg-bin", s.bin, "--insecure-test-kdf"]).status == 0)
+        // A pg_restore that is slow to start, so that the signal arrives while the new database exists.
+        let fake = dir + "/bin"
+        try FileManager.default.createDirectory(atPath: fake, withIntermediateDirectories: true)
+        try Data("""
+            #!/bin/sh
+            case "$1" in --version) exec "\(s.bin)/pg_restore" --version;; esac
+            sleep 30
+            exec "\(s.bin)/pg_restore" "$@"
+            """.utf8).write(to: URL(fileURLWithPath: fake + "/pg_restore"))
+        chmod(fake + "/pg_restore", 0o755)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Run.binary)
+        p.arguments = ["restore", dir + "/a.sbk", "--postgres-target", s.url(dst), "--pg-bin", fake]
+        p.environment = ProcessInfo.processInfo.environment.merging(["SEALBAK_PASSWORD": Run.archivePassword]) { $1 }
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        var sawTemp = false
+        for _ in 0..<100 where !sawTemp {
+            Thread.sleep(forTimeInterval: 0.1)
+            sawTemp = try s.databases().contains { $0.hasPrefix(dst + "_sbk_new_") }
+        }
+        #expect(sawTemp)
+        p.interrupt()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 130)
+        #expect(try s.databases().filter { $0.hasPrefix(dst) }.isEmpty)
+    }
+
     @Test func aCountMismatchRollsTheRestoreBack() throws {
         let s = try s
         let src = Server.name("mism"), dst = Server.name("mism_dst")
