@@ -429,6 +429,32 @@ struct PostgresTests {
         #expect(try s.databases().filter { $0.hasPrefix(dst) }.isEmpty)
     }
 
+    @Test func missingRightsAreReportedBeforeAnythingIsWritten() throws {
+        let s = try s
+        let db = Server.name("rights"), role = Server.name("limited"), dst = Server.name("rights_dst")
+        let dir = try Run.tempDir()
+        defer {
+            try? FileManager.default.removeItem(atPath: dir)
+            _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(db); DROP DATABASE IF EXISTS \(dst); DROP ROLE IF EXISTS \(role)")
+        }
+        try s.psql("postgres", "CREATE DATABASE \(db); CREATE ROLE \(role) LOGIN PASSWORD 'limited-pw-1234'")
+        try s.psql(db, "CREATE TABLE open (i int); CREATE TABLE secret (i int); GRANT SELECT ON open TO \(role)")
+        var c = s.url
+        c.user = role
+        c.password = "limited-pw-1234"
+        c.path = "/" + db
+        let r = try Run.sealbak(["pack", dir + "/a.sbk", "--postgres", c.string!, "--pg-bin", s.bin, "--insecure-test-kdf"], secrets: ["limited-pw-1234"])
+        #expect(r.status == 11 && r.stderr.contains("cannot read 1 table(s): public.secret"), "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
+        // Restoring needs CREATEDB: refused before anything changes.
+        try s.psql(db, "GRANT SELECT ON secret TO \(role)")
+        #expect(try Run.sealbak(["pack", dir + "/a.sbk", "--postgres", c.string!, "--pg-bin", s.bin, "--insecure-test-kdf"]).status == 0)
+        c.path = "/" + dst
+        let restore = try Run.sealbak(["restore", dir + "/a.sbk", "--postgres-target", c.string!, "--pg-bin", s.bin], secrets: ["limited-pw-1234"])
+        #expect(restore.status == 11 && restore.stderr.contains("cannot create databases"), "\(restore.stderr)")
+        #expect(try !s.databases().contains { $0.hasPrefix(dst) })
+    }
+
     @Test func aCountMismatchRollsTheRestoreBack() throws {
         let s = try s
         let src = Server.name("mism"), dst = Server.name("mism_dst")
