@@ -92,11 +92,18 @@ struct Restore: ParsableCommand {
                 print("dry run: the targets are reachable and compatible; nothing was changed")
                 return
             }
+            // Stage every component (restore + verify under a temporary name), then swap them all in: a failure in
+            // any component leaves every target as it was.
+            var staged: [StagedRestore] = []
+            defer { for s in staged { s.abandon() } }
             for (restorer, plan) in work {
                 let index = restorer.component.entryIndex
-                let report = try restorer.run(plan, feed: { sink in
+                staged.append(try restorer.stage(plan, feed: { sink in
                     if reader.input.isSeekable { try reader.readEntry(index, into: sink) } else { _ = try reader.readAll(into: sink) }
-                }, log: { line in if !quiet { printError("sealbak: " + line) } })
+                }, log: { line in if !quiet { printError("sealbak: " + line) } }))
+            }
+            for (s, (restorer, plan)) in zip(staged, work) {
+                let report = try s.commit()
                 if !quiet {
                     print(report.table)
                     let facts = plan.facts

@@ -188,29 +188,15 @@ package final class PostgresRestorer {
         return n
     }
 
-    /// Restores, verifies and swaps. `feed` writes the dump's verified bytes into the given sink.
-    package func run(_ plan: RestorePlan, feed: (any EntrySink) throws -> Void, log: (String) -> Void) throws -> RestoreReport {
+    /// Restores into a new database and verifies it; the target is not touched until `commit`.
+    /// `feed` writes the dump's verified bytes into the given sink.
+    package func stage(_ plan: RestorePlan, feed: (any EntrySink) throws -> Void, log: @escaping (String) -> Void) throws -> StagedRestore {
         let m = try maintenance()
         let suffix = hexString(SystemRandom().bytes(4))
         let temp = shortened(targetDatabase) + "_sbk_new_" + suffix
-        // An interruption (SIGINT, SIGTERM, SIGHUP) drops the new database from the signal-handling thread,
-        // through its own connection, before the process exits; the target was not touched yet.
-        let cleanupTarget = target, cleanupTemp = temp
-        let pidBox = PidBox()
-        let token = Interrupts.register {
-            if let pid = pidBox.pid { _ = Glibc.kill(pid, SIGKILL) }
-            PostgresRestorer.dropQuietly(cleanupTarget, cleanupTemp)
-        }
-        defer { Interrupts.unregister(token) }
+        let staged = StagedRestore(restorer: self, plan: plan, maintenance: m, temp: temp, suffix: suffix, log: log)
         try createDatabase(m, temp, log: log)
-        var committed = false
-        defer {
-            if !committed {
-                do { try Self.drop(m, temp) } catch {
-                    log("warning: could not drop the temporary database \(temp): \(error.message). Drop it by hand")
-                }
-            }
-        }
+        staged.created = true
         let tempParams = target.with(database: temp)
         // Extensions first (those in public, whose schema exists in a new database): a missing or broken
         // extension fails here, with its own message, before any data moves.
@@ -225,7 +211,7 @@ package final class PostgresRestorer {
         if options.noOwner { args += ["--no-owner", "--no-privileges"] }
         let env = tempParams.childEnvironment(base: ProcessInfo.processInfo.environment)
         let p = try Subprocess(executable: plan.restoreTool.path, arguments: args, environment: env, stdin: .pipe, stdout: .null)
-        pidBox.pid = p.pid
+        staged.pidBox.pid = p.pid
         let sink = PipeSink(p, index: component.entryIndex)
         do {
             try feed(sink)
@@ -237,41 +223,49 @@ package final class PostgresRestorer {
         }
         p.closeStdin()
         if !p.wait().succeeded || sink.brokenPipe { throw restoreFailed(p) }
+        staged.pidBox.pid = nil
         if !p.errorOutput.isEmpty { log("pg_restore said: \(p.errorOutput)") }
 
         let report = try verify(tempParams)
         if !report.mismatches.isEmpty {
             throw SealbakError(.restoreMismatch, "the restored \(component.name) does not match the archive; it was rolled back and \(target.display) is unchanged:\n\(report.table)")
         }
+        staged.report = report
+        return staged
+    }
+
+    /// Swaps a verified database into place (see `StagedRestore.commit`).
+    fileprivate func commit(_ s: StagedRestore) throws(SealbakError) -> RestoreReport {
+        let m = s.maintenance
         // Swap names in one transaction: the target is either the old database or the verified new one.
-        _ = try otherSessions(m, temp)
-        if plan.targetExists { _ = try otherSessions(m, targetDatabase) }
+        _ = try otherSessions(m, s.temp)
         var kept: String? = nil
-        if plan.targetExists {
-            let old = shortened(targetDatabase) + "_sbk_old_" + suffix
+        if s.plan.targetExists {
+            _ = try otherSessions(m, targetDatabase)
+            let old = shortened(targetDatabase) + "_sbk_old_" + s.suffix
             do {
                 try m.query("BEGIN")
                 try m.query("ALTER DATABASE \(quoteIdentifier(targetDatabase)) RENAME TO \(quoteIdentifier(old))")
-                try m.query("ALTER DATABASE \(quoteIdentifier(temp)) RENAME TO \(quoteIdentifier(targetDatabase))")
+                try m.query("ALTER DATABASE \(quoteIdentifier(s.temp)) RENAME TO \(quoteIdentifier(targetDatabase))")
                 try m.query("COMMIT")
             } catch {
                 _ = try? m.query("ROLLBACK")
                 throw SealbakError(error.code, "cannot swap the restored database into place: \(error.message); \(target.display) is unchanged")
             }
-            committed = true
+            s.committed = true
             if options.keepReplaced {
                 kept = old
             } else {
-                do { try m.query("DROP DATABASE \(quoteIdentifier(old))") } catch {
-                    log("warning: the replaced database is kept as \(old) because dropping it failed: \(error.message)")
+                do { try Self.drop(m, old) } catch {
+                    s.log("warning: the replaced database is kept as \(old) because dropping it failed: \(error.message)")
                     kept = old
                 }
             }
         } else {
-            try m.query("ALTER DATABASE \(quoteIdentifier(temp)) RENAME TO \(quoteIdentifier(targetDatabase))")
-            committed = true
+            try m.query("ALTER DATABASE \(quoteIdentifier(s.temp)) RENAME TO \(quoteIdentifier(targetDatabase))")
+            s.committed = true
         }
-        var r = report
+        var r = s.report
         r.replacedKeptAs = kept
         return r
     }
@@ -348,6 +342,56 @@ package final class PostgresRestorer {
         }
         return RestoreReport(checks: checks, replacedKeptAs: nil)
     }
+}
+
+/// A restored and verified database under its temporary name. Until `commit`, dropping it (`abandon`, or an
+/// interrupt) leaves the target exactly as it was; several components are all staged before any is committed.
+package final class StagedRestore {
+    fileprivate let restorer: PostgresRestorer
+    fileprivate let plan: RestorePlan
+    fileprivate let maintenance: Connection
+    fileprivate let temp: String
+    fileprivate let suffix: String
+    fileprivate let log: (String) -> Void
+    fileprivate let pidBox = PidBox()
+    fileprivate var created = false
+    fileprivate var committed = false
+    fileprivate var report = RestoreReport(checks: [], replacedKeptAs: nil)
+    private var token: Int?
+
+    fileprivate init(restorer: PostgresRestorer, plan: RestorePlan, maintenance: Connection, temp: String, suffix: String, log: @escaping (String) -> Void) {
+        self.restorer = restorer
+        self.plan = plan
+        self.maintenance = maintenance
+        self.temp = temp
+        self.suffix = suffix
+        self.log = log
+        // An interruption (SIGINT, SIGTERM, SIGHUP) drops the new database from the signal-handling thread,
+        // through its own connection, before the process exits.
+        let target = plan.target, box = pidBox
+        token = Interrupts.register {
+            if let pid = box.pid { _ = Glibc.kill(pid, SIGKILL) }
+            PostgresRestorer.dropQuietly(target, temp)
+        }
+    }
+
+    /// Renames the verified database into place (replacing the old target in one transaction).
+    package func commit() throws(SealbakError) -> RestoreReport {
+        try restorer.commit(self)
+    }
+
+    /// Drops the temporary database unless committed.
+    package func abandon() {
+        if let token { Interrupts.unregister(token) }
+        token = nil
+        guard created && !committed else { return }
+        created = false
+        do { try PostgresRestorer.drop(maintenance, temp) } catch {
+            log("warning: could not drop the temporary database \(temp): \(error.message). Drop it by hand")
+        }
+    }
+
+    deinit { abandon() }
 }
 
 /// The pid of the running pg_restore, for the interrupt handler (set once, read from another thread).

@@ -455,6 +455,33 @@ struct PostgresTests {
         #expect(try !s.databases().contains { $0.hasPrefix(dst) })
     }
 
+    @Test func severalDatabasesAreRestoredAllOrNothing() throws {
+        let s = try s
+        let a = Server.name("multi_a"), b = Server.name("multi_b"), ta = Server.name("multi_ta"), tb = Server.name("multi_tb")
+        let dir = try Run.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir); _ = try? s.psql("postgres", [a, b, ta, tb].map { "DROP DATABASE IF EXISTS \($0);" }.joined()) }
+        for db in [a, b] {
+            try s.psql("postgres", "CREATE DATABASE \(db)")
+            try s.psql(db, "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 20)")
+        }
+        let archive = dir + "/two.sbk"
+        let packed = try Run.sealbak(["pack", archive, "--postgres", "first=" + s.url(a), "--postgres", "second=" + s.url(b), "--pg-bin", s.bin, "--insecure-test-kdf"])
+        #expect(packed.status == 0, "\(packed.stderr)")
+        // A bare URL is ambiguous with two components.
+        let ambiguous = try Run.sealbak(["restore", archive, "--postgres-target", s.url(ta), "--pg-bin", s.bin], secrets: [s.password])
+        #expect(ambiguous.status == 64 && ambiguous.stderr.contains("ambiguous"))
+        // The second component fails its verification: the first, already restored and verified, is not swapped in.
+        try rewriteFacts(archive, to: dir + "/bad.sbk", entry: 1) { $0.tables[0].rows = 21 }
+        let r = try Run.sealbak(["restore", dir + "/bad.sbk", "--postgres-target", "first=" + s.url(ta), "--postgres-target", "second=" + s.url(tb), "--pg-bin", s.bin], secrets: [s.password])
+        #expect(r.status == 13, "\(r.stderr)")
+        #expect(try s.databases().filter { $0.hasPrefix(ta) || $0.hasPrefix(tb) }.isEmpty)
+        let ok = try Run.sealbak(["restore", archive, "--postgres-target", "first=" + s.url(ta), "--postgres-target", "second=" + s.url(tb), "--pg-bin", s.bin], secrets: [s.password])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(try s.psql(ta, "SELECT count(*) FROM t") == "20" && s.psql(tb, "SELECT count(*) FROM t") == "20")
+        let one = try Run.sealbak(["restore", archive, "--only", "second", "--postgres-target", s.url(tb + "_x"), "--pg-bin", s.bin, "--dry-run"], secrets: [s.password])
+        #expect(one.status == 0 && one.stdout.contains("component second") && !one.stdout.contains("component first"))
+    }
+
     @Test func aCountMismatchRollsTheRestoreBack() throws {
         let s = try s
         let src = Server.name("mism"), dst = Server.name("mism_dst")
@@ -513,7 +540,7 @@ func componentMetadata(_ archive: String) throws -> [String: String] {
 }
 
 /// Copies an archive with the first entry's recorded facts changed (same dump bytes, fresh keys).
-func rewriteFacts(_ archive: String, to out: String, _ change: (inout DatabaseFacts) -> Void) throws {
+func rewriteFacts(_ archive: String, to out: String, entry: Int = 0, _ change: (inout DatabaseFacts) -> Void) throws {
     let reader = try ArchiveReader(input: try InputFile(path: archive), secret: .password(Passphrase(string: Run.archivePassword)))
     final class Collect: EntrySink {
         var data: [[UInt8]] = []
@@ -525,10 +552,10 @@ func rewriteFacts(_ archive: String, to out: String, _ change: (inout DatabaseFa
     let sink = Collect()
     _ = try reader.readAll(into: sink)
     var manifest = reader.manifest
-    var facts = try JSONDecoder().decode(DatabaseFacts.self, from: Data(manifest.entries[0].metadata["postgres.facts"]!.utf8))
+    var facts = try JSONDecoder().decode(DatabaseFacts.self, from: Data(manifest.entries[entry].metadata["postgres.facts"]!.utf8))
     change(&facts)
-    let e = manifest.entries[0]
-    manifest.entries[0] = PostgresComponent.entry(name: e.metadata["component.name"]!, source: e.metadata["component.source"]!, facts: facts, mtime: e.mtimeSeconds)
+    let e = manifest.entries[entry]
+    manifest.entries[entry] = PostgresComponent.entry(name: e.metadata["component.name"]!, source: e.metadata["component.source"]!, facts: facts, mtime: e.mtimeSeconds)
     var options = WriteOptions()
     options.kdf = KDFParameters(opsLimit: 1, memLimitKiB: 8)
     var bytes: [UInt8] = []
