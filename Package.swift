@@ -39,9 +39,11 @@ let package = Package(
         ),
         // PostgreSQL component: consistent pg_dump into an entry, verified restore into a live server.
         .target(name: "SealbakPostgres", dependencies: ["SealbakArchive", "SealbakCrypto", "SealbakFormat", "CLibPQ", "CSealbakShims"], swiftSettings: strict),
+        // The other components: docs trees with ignore rules, configs, vector files, vector stores.
+        .target(name: "SealbakComponents", dependencies: ["SealbakArchive", "SealbakFormat"], swiftSettings: strict),
         .executableTarget(
             name: "SealbakCLI",
-            dependencies: ["SealbakArchive", "SealbakPostgres", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["SealbakArchive", "SealbakPostgres", "SealbakComponents", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         // Test vectors, archive builders and corruption helpers shared by tests, the vector generator and fuzzers.
@@ -60,6 +62,7 @@ let package = Package(
         .testTarget(name: "SealbakFormatTests", dependencies: ["SealbakFormat"], swiftSettings: strict),
         .testTarget(name: "SealbakArchiveTests", dependencies: ["SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
         .testTarget(name: "SealbakCLITests", dependencies: ["SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SealbakComponentsTests", dependencies: ["SealbakComponents"], swiftSettings: strict),
         // Real PostgreSQL servers (started by scripts/pg-servers): pack, restore, failure paths.
         .testTarget(name: "SealbakPostgresTests", dependencies: ["SealbakArchive", "SealbakPostgres", "SealbakTestSupport"], swiftSettings: strict),
     ]
