@@ -40,7 +40,7 @@ let package = Package(
         // PostgreSQL component: consistent pg_dump into an entry, verified restore into a live server.
         .target(name: "SealbakPostgres", dependencies: ["SealbakArchive", "SealbakCrypto", "SealbakFormat", "CLibPQ", "CSealbakShims"], swiftSettings: strict),
         // The other components: docs trees with ignore rules, configs, vector files, vector stores.
-        .target(name: "SealbakComponents", dependencies: ["SealbakArchive", "SealbakFormat"], swiftSettings: strict),
+        .target(name: "SealbakComponents", dependencies: ["SealbakArchive", "SealbakFormat", "CSealbakShims"], swiftSettings: strict),
         .executableTarget(
             name: "SealbakCLI",
             dependencies: ["SealbakArchive", "SealbakPostgres", "SealbakComponents", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -82,3 +82,13 @@ int sealbak_pipe_cloexec(int fds[2]) {
     return 0;
 #endif
 }
+
+int sealbak_exchange(const char *a, const char *b) {
+#ifdef __linux__
+    return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
+#else
+    (void)a; (void)b;
+    errno = ENOSYS;
+    return -1;
+#endif
+}

@@ -22,6 +22,20 @@ package struct PackPlan: Sendable {
 
     package init() {}
 
+    /// Adds the tree at `fsPath` under entry name `name`, asking `filter` about everything below it.
+    /// Returns what was packed and what the filter left out.
+    @discardableResult
+    package mutating func add(tree fsPath: String, as name: String, filter: any TreeFilter) throws(SealbakError) -> TreeStats {
+        var stats = TreeStats()
+        try addTree(fsPath: fsPath, name: name, rel: "", filter: filter, stats: &stats)
+        return stats
+    }
+
+    /// Replaces the metadata of entry `index` (a component's root entry).
+    package mutating func setMetadata(_ m: Metadata, at index: Int) {
+        entries[index].metadata = m
+    }
+
     package mutating func add(path: String) throws(SealbakError) {
         var trimmed = path
         while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
@@ -29,7 +43,8 @@ package struct PackPlan: Sendable {
         guard !base.isEmpty, base != ".", base != "..", base != "/" else {
             throw SealbakError(.usage, "cannot name an entry after \(path); pass the directory by name (e.g. ../data, not ..)")
         }
-        try addTree(fsPath: trimmed, name: base)
+        var stats = TreeStats()
+        try addTree(fsPath: trimmed, name: base, rel: "", filter: nil, stats: &stats)
     }
 
     package mutating func addStandardInput(name: String) throws(SealbakError) {
@@ -45,7 +60,7 @@ package struct PackPlan: Sendable {
         sources.append(s)
     }
 
-    private mutating func addTree(fsPath: String, name: String) throws(SealbakError) {
+    private mutating func addTree(fsPath: String, name: String, rel: String, filter: (any TreeFilter)?, stats: inout TreeStats) throws(SealbakError) {
         if let problem = EntryName.problem(name) { throw SealbakError(.usage, "\(fsPath): cannot be stored (\(problem))") }
         var st = stat()
         if lstat(fsPath, &st) != 0 { throw SealbakError.io("cannot read", path: fsPath, errno: errno) }
@@ -54,8 +69,11 @@ package struct PackPlan: Sendable {
         switch st.st_mode & S_IFMT {
         case S_IFREG:
             fileBytes += UInt64(st.st_size)
+            stats.files += 1
+            stats.bytes += UInt64(st.st_size)
             try append(ManifestEntry(kind: .file, name: name, mode: mode, mtimeSeconds: sec, mtimeNanoseconds: nsec), .file(path: fsPath))
         case S_IFLNK:
+            stats.symlinks += 1
             var buf = [CChar](repeating: 0, count: 4097)
             let n = readlink(fsPath, &buf, 4096)
             if n < 0 { throw SealbakError.io("cannot read the link", path: fsPath, errno: errno) }
@@ -66,6 +84,8 @@ package struct PackPlan: Sendable {
             try append(ManifestEntry(kind: .symlink, name: name, mode: 0o777, mtimeSeconds: sec, mtimeNanoseconds: nsec, linkTarget: target), .none)
         case S_IFDIR:
             try append(ManifestEntry(kind: .directory, name: name, mode: mode, mtimeSeconds: sec, mtimeNanoseconds: nsec), .none)
+            stats.directories += 1
+            try filter?.enter(directory: rel, fsPath: fsPath)
             guard let dir = opendir(fsPath) else { throw SealbakError.io("cannot list", path: fsPath, errno: errno) }
             var children: [String] = []
             while let ent = readdir(dir) {
@@ -82,7 +102,16 @@ package struct PackPlan: Sendable {
             closedir(dir)
             children.sort { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
             for child in children {
-                try addTree(fsPath: fsPath + "/" + child, name: name + "/" + child)
+                let childRel = rel.isEmpty ? child : rel + "/" + child
+                if let filter {
+                    var cst = stat()
+                    if lstat(fsPath + "/" + child, &cst) != 0 { throw SealbakError.io("cannot read", path: fsPath + "/" + child, errno: errno) }
+                    if !filter.keep(childRel, isDirectory: cst.st_mode & S_IFMT == S_IFDIR) {
+                        stats.excluded += 1
+                        continue
+                    }
+                }
+                try addTree(fsPath: fsPath + "/" + child, name: name + "/" + child, rel: childRel, filter: filter, stats: &stats)
             }
         default:
             let what: String
@@ -110,6 +139,24 @@ func currentTime() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     return Int64(ts.tv_sec)
+}
+
+/// Decides what a tree walk packs (docs trees with ignore rules, config folders, vector stores).
+package protocol TreeFilter: AnyObject {
+    /// Called on entering each directory (`rel` is "" for the tree's root), before its children are asked about.
+    func enter(directory rel: String, fsPath: String) throws(SealbakError)
+    /// Whether to pack `rel` (relative to the tree's root); an excluded directory is not entered.
+    func keep(_ rel: String, isDirectory: Bool) -> Bool
+}
+
+/// What a tree walk packed and left out.
+package struct TreeStats: Sendable, Equatable {
+    package var files = 0
+    package var directories = 0
+    package var symlinks = 0
+    package var bytes: UInt64 = 0
+    package var excluded = 0
+    package init() {}
 }
 
 /// Reads an entry's source in chunks for `ArchiveWriter.writeEntry`.

@@ -55,7 +55,18 @@ struct List: ParsableCommand {
                 print(line)
             }
             let components = try PostgresComponent.all(in: reader.manifest, archive: archive)
-            if !components.isEmpty { print("components:") }
+            let others = reader.manifest.entries.filter { $0.metadata["component"] != nil && $0.metadata["component"] != "postgres" }
+            if !components.isEmpty || !others.isEmpty { print("components:") }
+            for e in others {
+                let m = e.metadata
+                let kind = m["component"] ?? "?", name = m["component.name"] ?? e.name
+                switch kind {
+                case "docs":
+                    print("  docs \(name): \(m["component.status"] ?? "?"), \(m["docs.files"] ?? "?") files, \(formatBytes(UInt64(m["docs.bytes"] ?? "") ?? 0)), \(m["docs.excluded"] ?? "0") left out, from \(m["component.source"] ?? "?")")
+                default:
+                    print("  \(kind) \(name): \(m["component.status"] ?? "?") (made by a newer sealbak; restore may not know this kind)")
+                }
+            }
             for c in components {
                 guard let f = c.facts else {
                     print("  postgres \(c.name): SKIPPED when packing: \(c.skippedReason ?? "")")

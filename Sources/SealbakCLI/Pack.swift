@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SealbakArchive
+import SealbakComponents
 import SealbakCompression
 import SealbakFormat
 import SealbakPostgres
@@ -25,6 +26,18 @@ struct Pack: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Read the PostgreSQL password from the first line of FILE (for URLs without one).", valueName: "FILE"))
     var postgresPasswordFile: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack a documentation tree (or any folder) as component NAME (default: the folder's name), honouring .sealbakignore files, --exclude and --include; repeatable.", valueName: "[NAME=]DIR"))
+    var docs: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Leave out what matches this gitignore-style pattern in --docs trees; repeatable.", valueName: "GLOB"))
+    var exclude: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("In --docs trees, pack only files matching one of these patterns; repeatable.", valueName: "GLOB"))
+    var include: [String] = []
+
+    @Flag(name: .long, help: "Do not leave out .git, node_modules, __pycache__, .venv, venv, *.pyc and the like in --docs trees.")
+    var noDefaultExcludes = false
 
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("If component NAME cannot be reached, record it as skipped (with the reason) and go on; repeatable.", valueName: "NAME"))
     var allowMissing: [String] = []
@@ -71,7 +84,8 @@ struct Pack: ParsableCommand {
     @OptionGroup var password: PasswordOptions
 
     func validate() throws {
-        if paths.isEmpty && stdinName == nil && postgres.isEmpty { throw ValidationError("nothing to pack: give at least one PATH, --stdin-name NAME or --postgres URL") }
+        if paths.isEmpty && stdinName == nil && postgres.isEmpty && docs.isEmpty { throw ValidationError("nothing to pack: give at least one PATH, --docs DIR, --postgres URL or --stdin-name NAME") }
+        if docs.isEmpty && (!exclude.isEmpty || !include.isEmpty || noDefaultExcludes) { throw ValidationError("--exclude, --include and --no-default-excludes apply to --docs trees; give --docs DIR") }
         if let level {
             switch compression {
             case .zstd: if !CompressionAlgorithm.zstdLevels.contains(level) { throw ValidationError("zstd level must be 1...19") }
@@ -90,6 +104,14 @@ struct Pack: ParsableCommand {
     func run() throws {
         try reportingErrors {
             var plan = PackPlan()
+            for d in docs {
+                var spec = try DocsSpec(argument: d)
+                spec.excludes = exclude
+                spec.includes = include
+                spec.defaultExcludes = !noDefaultExcludes
+                let stats = try DocsComponent.add(spec, to: &plan)
+                if !quiet { printError("sealbak: \(spec.name): \(stats.files) files, \(formatBytes(stats.bytes)) from \(spec.path); \(stats.excluded) left out by the ignore rules") }
+            }
             for p in paths { try plan.add(path: p) }
             if let stdinName {
                 if password.passwordFd == 0 { throw SealbakError(.usage, "--stdin-name reads standard input, so the password cannot come from descriptor 0") }

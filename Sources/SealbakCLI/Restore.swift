@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SealbakArchive
+import SealbakComponents
 import SealbakFormat
 import SealbakPostgres
 
@@ -25,8 +26,17 @@ struct Restore: ParsableCommand {
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Restore only component NAME; repeatable.", valueName: "NAME"))
     var only: [String] = []
 
-    @Flag(name: .long, help: "Replace a non-empty target database once the restored copy has verified.")
+    @Option(name: .long, help: ArgumentHelp("Restore directory components (docs) into DIR/NAME.", valueName: "DIR"))
+    var to: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Where directory component NAME goes; repeatable.", valueName: "NAME=DIR"))
+    var docsTarget: [String] = []
+
+    @Flag(name: .long, help: "Replace a non-empty target (database or folder) once the restored copy has verified.")
     var replace = false
+
+    @Flag(name: .long, help: "Do not ask before replacing a non-empty folder on a terminal.")
+    var yes = false
 
     @Flag(name: .long, help: "Keep the replaced database (renamed NAME_sbk_old_XXXXXXXX) instead of dropping it.")
     var keepReplaced = false
@@ -53,14 +63,17 @@ struct Restore: ParsableCommand {
         try reportingErrors {
             let reader = try openArchive(archive, password: password, reading: reading)
             var components = try PostgresComponent.all(in: reader.manifest, archive: archive)
-            if components.isEmpty {
-                throw SealbakError(.notFound, "\(archive) holds no PostgreSQL component; extract files with sealbak unpack")
+            var trees = TreeComponent.all(in: reader.manifest)
+            let allNames = components.map(\.name) + trees.map(\.name)
+            if allNames.isEmpty {
+                throw SealbakError(.notFound, "\(archive) holds no component (database or docs tree); extract its files with sealbak unpack")
             }
             if !only.isEmpty {
-                for name in only where !components.contains(where: { $0.name == name }) {
-                    throw SealbakError(.notFound, "\(archive): no component named \(name) (components: \(components.map(\.name).joined(separator: ", ")))")
+                for name in only where !allNames.contains(name) {
+                    throw SealbakError(.notFound, "\(archive): no component named \(name) (components: \(allNames.joined(separator: ", ")))")
                 }
                 components = components.filter { only.contains($0.name) }
+                trees = trees.filter { only.contains($0.name) }
             }
             for c in components where c.skippedReason != nil {
                 if only.contains(c.name) {
@@ -69,12 +82,13 @@ struct Restore: ParsableCommand {
                 printError("sealbak: note: \(c.name) is not in the archive (skipped when packing: \(c.skippedReason!))")
             }
             components = components.filter { $0.skippedReason == nil }
-            if components.isEmpty { throw SealbakError(.notFound, "\(archive): every selected component was skipped when packing; nothing to restore") }
-            if components.count > 1 && !reader.input.isSeekable {
+            if components.isEmpty && trees.isEmpty { throw SealbakError(.notFound, "\(archive): every selected component was skipped when packing; nothing to restore") }
+            if components.count + trees.count > 1 && !reader.input.isSeekable {
                 throw SealbakError(.usage, "restoring several components needs a seekable archive, not a pipe; save it to a file or use --only NAME")
             }
+            let treeTargets = try treeTargetsByComponent(trees)
 
-            let targets = try targetsByComponent(components)
+            let targets = components.isEmpty ? [:] : try targetsByComponent(components)
             var options = PostgresRestoreOptions()
             options.replace = replace
             options.keepReplaced = keepReplaced
@@ -87,10 +101,39 @@ struct Restore: ParsableCommand {
                 let r = try PostgresRestorer(component: c, target: targets[c.name]!, options: options)
                 work.append((r, try r.plan()))
             }
+            // Folders: an existing non-empty target is replaced with --replace, --yes, or a yes on the terminal.
+            var treeReplace: [String: Bool] = [:]
+            for t in trees {
+                let target = treeTargets[t.name]!
+                let existing = (try? FileManager.default.contentsOfDirectory(atPath: target)) ?? []
+                var ok = replace || yes || existing.isEmpty
+                if !ok && !dryRun && isatty(0) == 1 && isatty(2) == 1 {
+                    printError("sealbak: \(target) exists and holds \(existing.count) entries. Replace it with \(t.name) from the archive (the old folder is kept until the new one is complete)? [y/N] ", newline: false)
+                    ok = (readLine() ?? "").lowercased().hasPrefix("y")
+                }
+                treeReplace[t.name] = ok
+            }
             if dryRun {
                 for (_, plan) in work { print(plan.description) }
-                print("dry run: the targets are reachable and compatible; nothing was changed")
+                for t in trees {
+                    let target = treeTargets[t.name]!
+                    var isDir: ObjCBool = false
+                    let exists = FileManager.default.fileExists(atPath: target, isDirectory: &isDir)
+                    let state = !exists ? "will be created" : !isDir.boolValue ? "EXISTS AND IS NOT A DIRECTORY: refused" :
+                        treeReplace[t.name]! ? "exists: will be replaced once the restored copy is complete" : "exists and is not empty: refused without --replace"
+                    print("component \(t.name): \(t.kind) tree from \(t.source), \(t.files) files, \(formatBytes(t.bytes))\n  target: \(target) (\(state))")
+                }
+                print("dry run: nothing was changed")
                 return
+            }
+            var stagedTrees: [StagedTree] = []
+            defer { for s in stagedTrees { s.cleanUp() } }
+            for t in trees {
+                let staged = try StagedTree(t, target: treeTargets[t.name]!, replace: treeReplace[t.name]!)
+                stagedTrees.append(staged)
+                try staged.extract(manifest: reader.manifest) { extractor, indices in
+                    if reader.input.isSeekable { for i in indices { try reader.readEntry(i, into: extractor) } } else { _ = try reader.readAll(into: extractor) }
+                }
             }
             // Stage every component (restore + verify under a temporary name), then swap them all in: a failure in
             // any component leaves every target as it was.
@@ -112,7 +155,30 @@ struct Restore: ParsableCommand {
                     print(line)
                 }
             }
+            for s in stagedTrees {
+                try s.commit()
+                if !quiet { print("restored \(s.component.name) into \(s.target): \(s.component.files) files verified\(s.targetExists ? "; the previous folder was replaced" : "")") }
+            }
         }
+    }
+
+    private func treeTargetsByComponent(_ trees: [TreeComponent]) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for t in docsTarget {
+            guard let eq = t.firstIndex(of: "=") else { throw SealbakError(.usage, "--docs-target \(t): give NAME=DIR") }
+            let name = String(t[..<eq])
+            guard trees.contains(where: { $0.name == name }) else {
+                throw SealbakError(.usage, "--docs-target \(name)=…: no selected directory component has that name (components: \(trees.map(\.name).joined(separator: ", ")))")
+            }
+            out[name] = String(t[t.index(after: eq)...])
+        }
+        for t in trees where out[t.name] == nil {
+            guard let to else {
+                throw SealbakError(.usage, "no target for \(t.kind) component \(t.name): give --to DIR (restores into DIR/\(t.name)) or --docs-target \(t.name)=DIR")
+            }
+            out[t.name] = to + "/" + t.name
+        }
+        return out
     }
 
     private func targetsByComponent(_ components: [PostgresComponent]) throws -> [String: ConnectionParameters] {

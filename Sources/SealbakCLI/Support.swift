@@ -9,8 +9,8 @@ import Glibc
 #endif
 
 /// Writes a line to standard error (never a secret).
-func printError(_ line: String) {
-    let s = line + "\n"
+func printError(_ line: String, newline: Bool = true) {
+    let s = line + (newline ? "\n" : "")
     _ = s.withCString { write(2, $0, strlen($0)) }
 }
 

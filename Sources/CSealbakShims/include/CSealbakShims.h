@@ -33,4 +33,7 @@ int sealbak_clone_file(int src_fd, int dst_fd);
 /// pipe2(O_CLOEXEC): both ends close on exec, so children see only the descriptors they are given.
 int sealbak_pipe_cloexec(int fds[2]);
 
+/// Atomically swaps two paths (renameat2 RENAME_EXCHANGE); -1 with errno ENOSYS/EINVAL where unsupported.
+int sealbak_exchange(const char *a, const char *b);
+
 #endif
