@@ -13,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"]), .brew(["libsodium"])]),
@@ -40,7 +41,7 @@ let package = Package(
         // PostgreSQL component: consistent pg_dump into an entry, verified restore into a live server.
         .target(name: "SealbakPostgres", dependencies: ["SealbakArchive", "SealbakCrypto", "SealbakFormat", "CLibPQ", "CSealbakShims"], swiftSettings: strict),
         // The other components: docs trees with ignore rules, configs, vector files, vector stores.
-        .target(name: "SealbakComponents", dependencies: ["SealbakArchive", "SealbakFormat", "CSealbakShims"], swiftSettings: strict),
+        .target(name: "SealbakComponents", dependencies: ["SealbakArchive", "SealbakFormat", "CSealbakShims", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         .executableTarget(
             name: "SealbakCLI",
             dependencies: ["SealbakArchive", "SealbakPostgres", "SealbakComponents", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -1,0 +1,171 @@
+import Foundation
+import Yams
+
+/// The configuration formats sealbak checks: `.env`, YAML, JSON and TOML.
+package enum ConfigFormat: String, Sendable, CaseIterable {
+    case env, yaml, json, toml
+
+    /// By file name: `.env`, `.env.local`, `x.env`; `*.yaml`/`*.yml`; `*.json`; `*.toml`. Others are not configs.
+    package static func detect(_ fileName: String) -> ConfigFormat? {
+        let lower = fileName.lowercased()
+        if lower == ".env" || lower.hasPrefix(".env.") || lower.hasSuffix(".env") { return .env }
+        if lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") { return .yaml }
+        if lower.hasSuffix(".json") { return .json }
+        if lower.hasSuffix(".toml") { return .toml }
+        return nil
+    }
+}
+
+/// The outcome of reading one config file: its key paths, or where and why it does not parse.
+package struct ConfigCheck: Sendable, Equatable {
+    package var keys: [String]
+    /// "line N: message" (or "line N:C: message") when the file does not parse.
+    package var error: String?
+    package var valid: Bool { error == nil }
+
+    /// Key paths that look like secrets, by name (values never leave this function).
+    package var secretKeys: [String] { keys.filter(SecretNames.looksSecret) }
+}
+
+package enum ConfigParser {
+    package static func check(_ text: String, as format: ConfigFormat) -> ConfigCheck {
+        switch format {
+        case .env: return env(text)
+        case .json: return json(text)
+        case .yaml: return yaml(text)
+        case .toml: return TOMLKeys.parse(text)
+        }
+    }
+
+    static func env(_ text: String) -> ConfigCheck {
+        var keys: [String] = []
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).makeIterator()
+        var n = 0
+        while let raw = lines.next() {
+            n += 1
+            var line = raw.trimmingCharacters(in: .whitespaces)
+            if line.hasSuffix("\r") { line.removeLast() }
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            if line.hasPrefix("export ") { line = String(line.dropFirst(7)).trimmingCharacters(in: .whitespaces) }
+            guard let eq = line.firstIndex(of: "=") else { return ConfigCheck(keys: keys, error: "line \(n): expected KEY=VALUE") }
+            let key = line[..<eq].trimmingCharacters(in: .whitespaces)
+            guard let first = key.unicodeScalars.first, first == "_" || CharacterSet.letters.contains(first),
+                  key.unicodeScalars.allSatisfy({ $0 == "_" || $0 == "." || $0 == "-" || CharacterSet.alphanumerics.contains($0) }) else {
+                return ConfigCheck(keys: keys, error: "line \(n): \"\(key)\" is not a valid variable name")
+            }
+            keys.append(key)
+            var value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            // A double-quoted value may continue over several lines; a single-quoted one may not.
+            if let q = value.first, q == "\"" || q == "'" {
+                let startLine = n
+                value.removeFirst()
+                while !Self.closes(value, q) {
+                    guard q == "\"", let more = lines.next() else { return ConfigCheck(keys: keys, error: "line \(startLine): unterminated \(q == "\"" ? "double" : "single")-quoted value") }
+                    n += 1
+                    value += "\n" + more
+                }
+            }
+        }
+        return ConfigCheck(keys: keys, error: nil)
+    }
+
+    /// Whether `s` (after an opening quote) holds the closing quote, not escaped.
+    static func closes(_ s: String, _ q: Character) -> Bool {
+        var escaped = false
+        for c in s {
+            if escaped { escaped = false; continue }
+            if c == "\\" && q == "\"" { escaped = true; continue }
+            if c == q { return true }
+        }
+        return false
+    }
+
+    static func json(_ text: String) -> ConfigCheck {
+        do {
+            let obj = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
+            var keys: [String] = []
+            collect(obj, "", &keys)
+            return ConfigCheck(keys: keys, error: nil)
+        } catch {
+            let debug = ((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String) ?? "not valid JSON"
+            return ConfigCheck(keys: [], error: Self.jsonLine(debug, text))
+        }
+    }
+
+    /// Foundation reports a character offset ("around character 57") or a line; turn it into "line N: …".
+    static func jsonLine(_ debug: String, _ text: String) -> String {
+        if let r = debug.range(of: "line "), let n = Int(debug[r.upperBound...].prefix { $0.isNumber }) { return "line \(n): \(debug)" }
+        if let r = debug.range(of: "character "), let c = Int(debug[r.upperBound...].prefix { $0.isNumber }) {
+            let line = text.utf8.prefix(c).filter { $0 == UInt8(ascii: "\n") }.count + 1
+            return "line \(line): \(debug)"
+        }
+        return debug
+    }
+
+    static func collect(_ obj: Any, _ prefix: String, _ keys: inout [String]) {
+        if let d = obj as? [String: Any] {
+            for k in d.keys.sorted() {
+                let path = prefix.isEmpty ? k : prefix + "." + k
+                keys.append(path)
+                collect(d[k]!, path, &keys)
+            }
+        } else if let a = obj as? [Any] {
+            for (i, v) in a.enumerated() { collect(v, prefix + "[\(i)]", &keys) }
+        }
+    }
+
+    static func yaml(_ text: String) -> ConfigCheck {
+        do {
+            var keys: [String] = []
+            let parser = try Yams.Parser(yaml: text)
+            while let node = try parser.nextRoot() { collect(node, "", &keys) }
+            return ConfigCheck(keys: keys, error: nil)
+        } catch let e as YamlError {
+            return ConfigCheck(keys: [], error: Self.describe(e))
+        } catch {
+            return ConfigCheck(keys: [], error: "\(error)")
+        }
+    }
+
+    static func describe(_ e: YamlError) -> String {
+        switch e {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):
+            return "line \(mark.line):\(mark.column): \(problem)\(context.map { " \($0.text)" } ?? "")"
+        case .composer(let context, let problem, let mark, _):
+            return "line \(mark.line):\(mark.column): \(problem)\(context.map { " \($0.text)" } ?? "")"
+        default:
+            return "\(e)".split(separator: "\n").first.map(String.init) ?? "not valid YAML"
+        }
+    }
+
+    static func collect(_ node: Node, _ prefix: String, _ keys: inout [String]) {
+        switch node {
+        case .mapping(let m):
+            for (k, v) in m {
+                let name = k.string ?? "\(k)"
+                let path = prefix.isEmpty ? name : prefix + "." + name
+                keys.append(path)
+                collect(v, path, &keys)
+            }
+        case .sequence(let s):
+            for (i, v) in s.enumerated() { collect(v, prefix + "[\(i)]", &keys) }
+        default:
+            break
+        }
+    }
+}
+
+/// Which key names look like they hold secrets (names only: values are never looked at or stored).
+package enum SecretNames {
+    static let words = ["password", "passwd", "pwd", "secret", "token", "apikey", "api_key", "api-key", "private_key", "privatekey",
+                        "private-key", "access_key", "accesskey", "access-key", "credential", "auth", "session_key", "signing_key",
+                        "encryption_key", "database_url", "dsn", "connection_string", "conn_str", "webhook", "bearer", "cookie", "salt"]
+
+    package static func looksSecret(_ keyPath: String) -> Bool {
+        let last = (keyPath.split(separator: ".").last.map(String.init) ?? keyPath).lowercased()
+        let compact = last.replacingOccurrences(of: "-", with: "_")
+        if words.contains(where: { compact.contains($0.replacingOccurrences(of: "-", with: "_")) }) { return true }
+        // KEY alone, or ending in _KEY (OPENAI_API_KEY, STRIPE_KEY), but not e.g. "keyboard" or "monkey".
+        return compact == "key" || compact.hasSuffix("_key")
+    }
+}
