@@ -7,6 +7,8 @@ import SealbakFormat
 package enum EntrySource: Sendable {
     case file(path: String)
     case standardInput
+    /// Content prepared in memory (a redacted config file).
+    case bytes([UInt8])
     case none
 }
 
@@ -50,6 +52,17 @@ package struct PackPlan: Sendable {
     package mutating func addStandardInput(name: String) throws(SealbakError) {
         if let problem = EntryName.problem(name) { throw SealbakError(.usage, "--stdin-name \(name): \(problem)") }
         try append(ManifestEntry(kind: .stream, name: name, mode: 0o600, mtimeSeconds: currentTime()), .standardInput)
+    }
+
+    /// Adds a directory entry that has no directory on disk (a component's root around a single file).
+    package mutating func addDirectory(name: String, mode: UInt32 = 0o755, metadata: Metadata = Metadata()) throws(SealbakError) {
+        if let problem = EntryName.problem(name) { throw SealbakError(.usage, "cannot store \(name): \(problem)") }
+        try append(ManifestEntry(kind: .directory, name: name, mode: mode, mtimeSeconds: currentTime(), metadata: metadata), .none)
+    }
+
+    /// Replaces what entry `index` is packed from (e.g. a redacted copy of the file).
+    package mutating func setSource(_ source: EntrySource, at index: Int) {
+        sources[index] = source
     }
 
     private mutating func append(_ e: ManifestEntry, _ s: EntrySource) throws(SealbakError) {
@@ -165,10 +178,15 @@ package final class SourceReader {
     private let owns: Bool
     private let path: String
 
+    private var memory: [UInt8] = []
+    private var memoryOffset = 0
+
     package init(_ source: EntrySource) throws(SealbakError) {
         switch source {
         case .none:
             fd = -1; owns = false; path = ""
+        case .bytes(let b):
+            fd = -1; owns = false; path = "memory"; memory = b
         case .standardInput:
             fd = 0; owns = false; path = "standard input"
         case .file(let p):
@@ -181,7 +199,12 @@ package final class SourceReader {
     deinit { if owns { close(fd) } }
 
     package func read(into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int {
-        if fd < 0 { return 0 }
+        if fd < 0 {
+            let n = min(buffer.count, memory.count - memoryOffset)
+            if n > 0 { memory.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + memoryOffset, byteCount: n) } }
+            memoryOffset += n
+            return n
+        }
         while true {
             let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
             if n >= 0 { return n }

@@ -63,6 +63,19 @@ struct List: ParsableCommand {
                 switch kind {
                 case "docs":
                     print("  docs \(name): \(m["component.status"] ?? "?"), \(m["docs.files"] ?? "?") files, \(formatBytes(UInt64(m["docs.bytes"] ?? "") ?? 0)), \(m["docs.excluded"] ?? "0") left out, from \(m["component.source"] ?? "?")")
+                case "config":
+                    var line = "  config \(name): \(m["component.status"] ?? "?"), \(m["config.configs"] ?? "?") config file(s), contains \(m["config.secret-keys"] ?? "0") secret(s)"
+                    if let r = m["config.redacted"], r != "0" { line += " (\(r) redacted)" }
+                    if let b = m["config.invalid"], b != "0" { line += ", \(b) BROKEN" }
+                    print(line + ", from \(m["component.source"] ?? "?")")
+                    let prefix = e.name + "/"
+                    for f in reader.manifest.entries where f.name.hasPrefix(prefix) && f.metadata["config.format"] != nil {
+                        let rel = String(f.name.dropFirst(prefix.count))
+                        var d = "    \(rel): \(f.metadata["config.format"]!)"
+                        if let err = f.metadata["config.error"] { d += ", BROKEN: \(err)" }
+                        if let s = f.metadata["config.secrets"] { d += ", secrets: \(s.split(separator: ",").joined(separator: ", "))" }
+                        print(d)
+                    }
                 default:
                     print("  \(kind) \(name): \(m["component.status"] ?? "?") (made by a newer sealbak; restore may not know this kind)")
                 }

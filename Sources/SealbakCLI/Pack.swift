@@ -30,6 +30,12 @@ struct Pack: ParsableCommand {
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack a documentation tree (or any folder) as component NAME (default: the folder's name), honouring .sealbakignore files, --exclude and --include; repeatable.", valueName: "[NAME=]DIR"))
     var docs: [String] = []
 
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack a config file or folder (.env, YAML, JSON, TOML) as component NAME: each is parsed (broken ones are packed and flagged) and secret-looking key names are recorded; repeatable.", valueName: "[NAME=]PATH"))
+    var config: [String] = []
+
+    @Flag(name: .long, help: "In --config files, pack secret values as a placeholder instead of the value.")
+    var redactSecrets = false
+
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Leave out what matches this gitignore-style pattern in --docs trees; repeatable.", valueName: "GLOB"))
     var exclude: [String] = []
 
@@ -84,7 +90,8 @@ struct Pack: ParsableCommand {
     @OptionGroup var password: PasswordOptions
 
     func validate() throws {
-        if paths.isEmpty && stdinName == nil && postgres.isEmpty && docs.isEmpty { throw ValidationError("nothing to pack: give at least one PATH, --docs DIR, --postgres URL or --stdin-name NAME") }
+        if paths.isEmpty && stdinName == nil && postgres.isEmpty && docs.isEmpty && config.isEmpty { throw ValidationError("nothing to pack: give at least one PATH, --docs DIR, --config PATH, --postgres URL or --stdin-name NAME") }
+        if redactSecrets && config.isEmpty { throw ValidationError("--redact-secrets applies to --config files; give --config PATH") }
         if docs.isEmpty && (!exclude.isEmpty || !include.isEmpty || noDefaultExcludes) { throw ValidationError("--exclude, --include and --no-default-excludes apply to --docs trees; give --docs DIR") }
         if let level {
             switch compression {
@@ -111,6 +118,17 @@ struct Pack: ParsableCommand {
                 spec.defaultExcludes = !noDefaultExcludes
                 let stats = try DocsComponent.add(spec, to: &plan)
                 if !quiet { printError("sealbak: \(spec.name): \(stats.files) files, \(formatBytes(stats.bytes)) from \(spec.path); \(stats.excluded) left out by the ignore rules") }
+            }
+            for c in config {
+                var spec = try ConfigSpec(argument: c)
+                spec.redactSecrets = redactSecrets
+                let s = try ConfigComponent.add(spec, to: &plan)
+                if !quiet {
+                    var line = "sealbak: \(spec.name): \(s.configs) config file(s) of \(s.files), \(s.secretKeys) secret-looking key(s)"
+                    if redactSecrets { line += ", \(s.redacted) value(s) redacted" }
+                    printError(line)
+                    for b in s.broken { printError("sealbak: warning: \(spec.name)/\(b) (packed anyway, flagged as broken)") }
+                }
             }
             for p in paths { try plan.add(path: p) }
             if let stdinName {

@@ -29,7 +29,7 @@ struct Restore: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Restore directory components (docs) into DIR/NAME.", valueName: "DIR"))
     var to: String?
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Where directory component NAME goes; repeatable.", valueName: "NAME=DIR"))
+    @Option(name: [.customLong("target"), .customLong("docs-target")], parsing: .singleValue, help: ArgumentHelp("Where folder component NAME (docs, config) goes; repeatable.", valueName: "NAME=DIR"))
     var docsTarget: [String] = []
 
     @Flag(name: .long, help: "Replace a non-empty target (database or folder) once the restored copy has verified.")
@@ -165,16 +165,16 @@ struct Restore: ParsableCommand {
     private func treeTargetsByComponent(_ trees: [TreeComponent]) throws -> [String: String] {
         var out: [String: String] = [:]
         for t in docsTarget {
-            guard let eq = t.firstIndex(of: "=") else { throw SealbakError(.usage, "--docs-target \(t): give NAME=DIR") }
+            guard let eq = t.firstIndex(of: "=") else { throw SealbakError(.usage, "--target \(t): give NAME=DIR") }
             let name = String(t[..<eq])
             guard trees.contains(where: { $0.name == name }) else {
-                throw SealbakError(.usage, "--docs-target \(name)=…: no selected directory component has that name (components: \(trees.map(\.name).joined(separator: ", ")))")
+                throw SealbakError(.usage, "--target \(name)=…: no selected folder component has that name (components: \(trees.map(\.name).joined(separator: ", ")))")
             }
             out[name] = String(t[t.index(after: eq)...])
         }
         for t in trees where out[t.name] == nil {
             guard let to else {
-                throw SealbakError(.usage, "no target for \(t.kind) component \(t.name): give --to DIR (restores into DIR/\(t.name)) or --docs-target \(t.name)=DIR")
+                throw SealbakError(.usage, "no target for \(t.kind) component \(t.name): give --to DIR (restores into DIR/\(t.name)) or --target \(t.name)=DIR")
             }
             out[t.name] = to + "/" + t.name
         }

@@ -20,14 +20,15 @@ package struct TreeComponent: Sendable {
 
     package static func all(in manifest: Manifest) -> [TreeComponent] {
         var out: [TreeComponent] = []
-        for (i, e) in manifest.entries.enumerated() where e.kind == .directory && e.metadata["component"] == "docs" {
+        for (i, e) in manifest.entries.enumerated() where e.kind == .directory && ["docs", "config"].contains(e.metadata["component"] ?? "") {
+            let kind = e.metadata["component"]!
             let prefix = Array((e.name + "/").utf8)
             let members = [i] + manifest.entries.indices.filter { Array(manifest.entries[$0].name.utf8).starts(with: prefix) }
-            out.append(TreeComponent(kind: "docs", name: e.metadata["component.name"] ?? e.name, source: e.metadata["component.source"] ?? "",
+            out.append(TreeComponent(kind: kind, name: e.metadata["component.name"] ?? e.name, source: e.metadata["component.source"] ?? "",
                                      rootIndex: i, rootName: e.name, indices: members,
                                      fileEntries: members.filter { manifest.entries[$0].kind == .file }.count,
-                                     files: Int(e.metadata["docs.files"] ?? "") ?? 0,
-                                     bytes: UInt64(e.metadata["docs.bytes"] ?? "") ?? 0))
+                                     files: Int(e.metadata["\(kind).files"] ?? "") ?? 0,
+                                     bytes: UInt64(e.metadata["\(kind).bytes"] ?? "") ?? 0))
         }
         return out
     }
@@ -97,6 +98,12 @@ package final class StagedTree {
         }
         if files != component.files || files != component.fileEntries {
             throw SealbakError(.corrupt, "restored \(component.name) holds \(files) files, the archive records \(component.files); nothing was changed")
+        }
+        if component.kind == "config" {
+            let problems = ConfigComponent.checkRestored(root: stagedTree, manifest: manifest, component: component)
+            if !problems.isEmpty {
+                throw SealbakError(.restoreMismatch, "restored config \(component.name) does not parse as it did when packed; nothing was changed: \(problems.joined(separator: "; "))")
+            }
         }
     }
 

@@ -1,0 +1,229 @@
+import Foundation
+import SealbakArchive
+import SealbakFormat
+
+/// A configuration file or folder (`.env`, YAML, JSON, TOML), packed as `config/NAME/…`.
+///
+/// Every config file is parsed: a broken one is reported with file:line, packed anyway and flagged. Key names
+/// that look like secrets are recorded (names only, never values), so that `list` can say "contains 7 secrets";
+/// `--redact-secrets` packs copies whose secret values are replaced by a placeholder.
+package struct ConfigSpec: Sendable {
+    package var name: String
+    package var path: String
+    package var redactSecrets = false
+
+    package init(argument: String) throws(SealbakError) {
+        var p = argument
+        var explicit: String? = nil
+        if let eq = argument.firstIndex(of: "="), !argument[..<eq].contains("/") {
+            explicit = String(argument[..<eq])
+            p = String(argument[argument.index(after: eq)...])
+        }
+        while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
+        var n = explicit ?? (p as NSString).lastPathComponent
+        if explicit == nil && n.hasPrefix(".") { n = String(n.dropFirst()) }  // ".env" → component "env"
+        try Component.checkName(n, flag: "--config")
+        name = n
+        path = p
+    }
+}
+
+/// The placeholder `--redact-secrets` writes instead of a secret value.
+package let redactedPlaceholder = "<redacted-by-sealbak>"
+
+/// Config files' entries get these keys (Spec/COMPONENTS.md).
+package struct ConfigFileFacts: Sendable {
+    package var format: ConfigFormat
+    package var check: ConfigCheck
+    package var redacted: [String] = []
+
+    var metadata: [(String, String)] {
+        var m = [("config.format", format.rawValue), ("config.valid", check.valid ? "true" : "false")]
+        if let e = check.error { m.append(("config.error", e)) }
+        let secrets = check.secretKeys
+        if !secrets.isEmpty { m.append(("config.secrets", secrets.joined(separator: ","))) }
+        if !redacted.isEmpty { m.append(("config.redacted", redacted.joined(separator: ","))) }
+        return m
+    }
+}
+
+/// Includes every file of a config folder except the default excludes (`.git`, `node_modules`, …).
+final class ConfigFilter: TreeFilter {
+    let rules = IgnoreRules.defaults()
+    func enter(directory rel: String, fsPath: String) throws(SealbakError) {}
+    func keep(_ rel: String, isDirectory: Bool) -> Bool { !rules.excluded(rel, isDirectory: isDirectory).0 }
+}
+
+package enum ConfigComponent {
+    package static let maxParsedBytes = 16 << 20
+
+    package struct Summary: Sendable {
+        package var files = 0
+        package var configs = 0
+        package var broken: [String] = []
+        package var secretKeys = 0
+        package var redacted = 0
+        package var bytes: UInt64 = 0
+    }
+
+    @discardableResult
+    package static func add(_ spec: ConfigSpec, to plan: inout PackPlan) throws(SealbakError) -> Summary {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: spec.path, isDirectory: &isDir) else {
+            throw SealbakError(.notFound, "--config \(spec.path): no such file or directory")
+        }
+        let root = "config/\(spec.name)"
+        let first = plan.entries.count
+        let stats: TreeStats
+        if isDir.boolValue {
+            stats = try plan.add(tree: spec.path, as: root, filter: ConfigFilter())
+        } else {
+            try plan.addDirectory(name: root)
+            stats = try plan.add(tree: spec.path, as: root + "/" + (spec.path as NSString).lastPathComponent, filter: ConfigFilter())
+        }
+        var summary = Summary()
+        summary.bytes = stats.bytes
+        for i in first..<plan.entries.count where plan.entries[i].kind == .file {
+            summary.files += 1
+            let e = plan.entries[i]
+            guard let format = ConfigFormat.detect((e.name as NSString).lastPathComponent) else { continue }
+            guard case .file(let fsPath) = plan.sources[i] else { continue }
+            guard let data = FileManager.default.contents(atPath: fsPath) else { throw SealbakError.io("cannot read", path: fsPath, errno: EACCES) }
+            summary.configs += 1
+            let shown = String(e.name.dropFirst(root.count + 1))
+            var facts: ConfigFileFacts
+            if data.count > maxParsedBytes {
+                facts = ConfigFileFacts(format: format, check: ConfigCheck(keys: [], error: "larger than 16 MiB; not parsed"))
+            } else {
+                let text = String(decoding: data, as: UTF8.self)
+                facts = ConfigFileFacts(format: format, check: ConfigParser.check(text, as: format))
+                if spec.redactSecrets && !facts.check.secretKeys.isEmpty {
+                    guard facts.check.valid else {
+                        throw SealbakError(.usage, "--redact-secrets: \(fsPath) does not parse (\(facts.check.error!)), so its secrets cannot be redacted safely; fix it or pack without --redact-secrets")
+                    }
+                    let (redactedText, keys) = try Redactor.redact(text, format: format, secrets: facts.check.secretKeys, file: fsPath)
+                    facts.redacted = keys
+                    plan.setSource(.bytes(Array(redactedText.utf8)), at: i)
+                    summary.redacted += keys.count
+                }
+            }
+            if let err = facts.check.error { summary.broken.append("\(shown): \(err)") }
+            summary.secretKeys += facts.check.secretKeys.count
+            var m = e.metadata
+            for (k, v) in facts.metadata { m[k] = v }
+            plan.setMetadata(m, at: i)
+        }
+        var m = Component.metadata(kind: "config", name: spec.name, source: URL(fileURLWithPath: spec.path).standardizedFileURL.path)
+        m["config.files"] = String(summary.files)
+        m["config.bytes"] = String(summary.bytes)
+        m["config.configs"] = String(summary.configs)
+        m["config.invalid"] = String(summary.broken.count)
+        m["config.secret-keys"] = String(summary.secretKeys)
+        m["config.redacted"] = String(summary.redacted)
+        plan.setMetadata(m, at: first)
+        return summary
+    }
+
+    /// Re-parses restored config files; a file recorded as valid must still parse.
+    package static func checkRestored(root: String, manifest: Manifest, component: TreeComponent) -> [String] {
+        var problems: [String] = []
+        for i in component.indices where manifest.entries[i].kind == .file {
+            let e = manifest.entries[i]
+            guard e.metadata["config.valid"] == "true", let format = e.metadata["config.format"].flatMap(ConfigFormat.init(rawValue:)) else { continue }
+            let rel = String(e.name.dropFirst(component.rootName.count + 1))
+            guard let data = FileManager.default.contents(atPath: root + "/" + rel) else { problems.append("\(rel): missing after restore"); continue }
+            if let err = ConfigParser.check(String(decoding: data, as: UTF8.self), as: format).error { problems.append("\(rel): \(err)") }
+        }
+        return problems
+    }
+}
+
+/// Replaces the values of secret keys by `redactedPlaceholder`, then checks that the result still parses and
+/// that no secret key kept its value. Anything it cannot redact safely is an error, never a silent pass.
+enum Redactor {
+    static func redact(_ text: String, format: ConfigFormat, secrets: [String], file: String) throws(SealbakError) -> (String, [String]) {
+        let out: String
+        var done: [String] = []
+        switch format {
+        case .json:
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else {
+                throw SealbakError(.usage, "--redact-secrets: cannot re-read \(file)")
+            }
+            let red = redactJSON(obj, "", Set(secrets), &done)
+            guard let data = try? JSONSerialization.data(withJSONObject: red, options: [.prettyPrinted, .sortedKeys, .fragmentsAllowed]) else {
+                throw SealbakError(.usage, "--redact-secrets: cannot rewrite \(file)")
+            }
+            out = String(decoding: data, as: UTF8.self) + "\n"
+        case .env, .yaml, .toml:
+            out = redactLines(text, format: format, secrets: Set(secrets), &done)
+        }
+        let after = ConfigParser.check(out, as: format)
+        let missed = Set(secrets).subtracting(done).filter { key in
+            // A secret key that holds a table/mapping has nothing of its own to redact if all its children were.
+            !done.contains { $0.hasPrefix(key + ".") || $0.hasPrefix(key + "[") }
+        }
+        guard after.valid, missed.isEmpty else {
+            let why = after.error.map { "the redacted copy would not parse (\($0))" } ?? "the value of \(missed.sorted().joined(separator: ", ")) is not a single-line value"
+            throw SealbakError(.usage, "--redact-secrets: cannot redact \(file) safely: \(why). Move the secret to a single line or pack without --redact-secrets")
+        }
+        return (out, done.sorted())
+    }
+
+    static func redactJSON(_ obj: Any, _ prefix: String, _ secrets: Set<String>, _ done: inout [String]) -> Any {
+        if let d = obj as? [String: Any] {
+            var r: [String: Any] = [:]
+            for (k, v) in d {
+                let path = prefix.isEmpty ? k : prefix + "." + k
+                if secrets.contains(path) && !(v is [String: Any]) && !(v is [Any]) {
+                    r[k] = redactedPlaceholder
+                    done.append(path)
+                } else {
+                    r[k] = redactJSON(v, path, secrets, &done)
+                }
+            }
+            return r
+        }
+        if let a = obj as? [Any] { return a.enumerated().map { redactJSON($0.element, prefix + "[\($0.offset)]", secrets, &done) } }
+        return obj
+    }
+
+    /// Line-based: `KEY=value`, `key: value`, `key = value` whose key path (by indentation or [table]) is secret.
+    static func redactLines(_ text: String, format: ConfigFormat, secrets: Set<String>, _ done: inout [String]) -> String {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var table = ""                       // TOML [table]
+        var stack: [(indent: Int, key: String)] = []  // YAML mapping path by indentation
+        for (n, line) in lines.enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            let indent = line.prefix { $0 == " " }.count
+            let sep: Character = format == .yaml ? ":" : "="
+            if format == .toml && trimmed.hasPrefix("[") {
+                table = trimmed.trimmingCharacters(in: CharacterSet(charactersIn: "[] ")).components(separatedBy: "#")[0].trimmingCharacters(in: CharacterSet(charactersIn: "[] "))
+                continue
+            }
+            guard let at = trimmed.firstIndex(of: sep) else { continue }
+            var key = trimmed[..<at].trimmingCharacters(in: .whitespaces)
+            if format == .env && key.hasPrefix("export ") { key = String(key.dropFirst(7)).trimmingCharacters(in: .whitespaces) }
+            key = key.trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
+            let value = trimmed[trimmed.index(after: at)...].trimmingCharacters(in: .whitespaces)
+            var path = key
+            switch format {
+            case .toml: path = table.isEmpty ? key : table + "." + key
+            case .yaml:
+                while let last = stack.last, last.indent >= indent { stack.removeLast() }
+                path = (stack.map(\.key) + [key]).joined(separator: ".")
+                if value.isEmpty || value.hasPrefix("#") { stack.append((indent, key)); continue }
+            default: break
+            }
+            guard secrets.contains(path), !value.isEmpty, !value.hasPrefix("|"), !value.hasPrefix(">"), !value.hasPrefix("{"), !value.hasPrefix("["),
+                  !value.hasPrefix("\"\"\""), !value.hasPrefix("'''") else { continue }
+            if format == .env, let q = value.first, q == "\"", !ConfigParser.closes(String(value.dropFirst()), q) { continue }
+            guard let sepInLine = line.firstIndex(of: sep) else { continue }
+            let head = line[...sepInLine]
+            let replacement = format == .toml ? "\"\(redactedPlaceholder)\"" : format == .yaml ? "\"\(redactedPlaceholder)\"" : redactedPlaceholder
+            lines[n] = head + (format == .env ? "" : " ") + replacement
+            done.append(path)
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import SealbakTestSupport
+import Testing
+
+/// `pack --config`: parse checks, secret names, `--redact-secrets`, and restore with the parse check.
+@Suite struct ConfigComponentTests {
+    static let secrets = ["sk-live-7f3a9c", "hunter2-db", "tok-123456", "toml-pw-99"]
+
+    static func configFolder(_ dir: String, broken: Bool) throws -> String {
+        let cfg = dir + "/cfg"
+        try DocsComponentTests.write(cfg + "/.env", "# keys\nOPENAI_API_KEY=\(secrets[0])\nexport DATABASE_URL=\"postgres://app:\(secrets[1])@db/app\"\nMODEL=mini\n")
+        try DocsComponentTests.write(cfg + "/app.yaml", "server:\n  host: 127.0.0.1\n  auth:\n    token: \(secrets[2])\nretrieval: {top_k: 8}\n")
+        try DocsComponentTests.write(cfg + "/settings.json", "{\"chunk_size\": 512, \"providers\": {\"api_key\": \"\(secrets[0])\"}}\n")
+        try DocsComponentTests.write(cfg + "/pyproject.toml", "[tool.app]\nname = \"demo\"\n[database]\npassword = \"\(secrets[3])\"\n")
+        try DocsComponentTests.write(cfg + "/notes.txt", "not a config")
+        if broken { try DocsComponentTests.write(cfg + "/broken.json", "{\n  \"a\": 1,\n  \"b\": \n}\n") }
+        return cfg
+    }
+
+    @Test func configsAreCheckedSecretsNamedAndBrokenFilesFlagged() throws {
+        let dir = try CLITests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cfg = try Self.configFolder(dir, broken: true)
+        let packed = try CLITests.run(["pack", dir + "/a.sbk", "--config", cfg, "--insecure-test-kdf"])
+        #expect(packed.status == 0, "\(packed.stderr)")
+        #expect(packed.stderr.contains("broken.json: line 4") && packed.stderr.contains("packed anyway"), "\(packed.stderr)")
+        let listed = try CLITests.run(["list", dir + "/a.sbk"])
+        #expect(listed.stdout.contains("config cfg: ok, 5 config file(s), contains 6 secret(s), 1 BROKEN"), "\(listed.stdout)")
+        #expect(listed.stdout.contains(".env: env, secrets: OPENAI_API_KEY, DATABASE_URL"))
+        #expect(listed.stdout.contains("app.yaml: yaml, secrets: server.auth, server.auth.token"))
+        #expect(listed.stdout.contains("pyproject.toml: toml, secrets: database.password"))
+        for s in Self.secrets { #expect(!listed.stdout.contains(s), "a secret value reached the listing") }
+        let json = try CLITests.run(["list", dir + "/a.sbk", "--json"])
+        for s in Self.secrets { #expect(!json.stdout.contains(s), "a secret value reached the manifest") }
+        // Without redaction the values are kept (it is a backup), and restore re-parses every valid config.
+        let restored = try CLITests.run(["restore", dir + "/a.sbk", "--to", dir + "/out"])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(try String(contentsOfFile: dir + "/out/cfg/.env", encoding: .utf8).contains(Self.secrets[0]))
+    }
+
+    @Test func redactSecretsLeavesNoSecretValueInTheArchive() throws {
+        let dir = try CLITests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cfg = try Self.configFolder(dir, broken: false)
+        let packed = try CLITests.run(["pack", dir + "/r.sbk", "--config", "app-config=" + cfg, "--redact-secrets", "--insecure-test-kdf"])
+        #expect(packed.status == 0 && packed.stderr.contains("5 value(s) redacted"), "\(packed.stderr)")
+        #expect(try CLITests.run(["unpack", dir + "/r.sbk", "--to", dir + "/u"]).status == 0)
+        let tree = try CLITests.tree(dir + "/u")
+        for (path, data) in tree {
+            let text = String(decoding: data, as: UTF8.self)
+            for s in Self.secrets { #expect(!text.contains(s), "\(path) still holds a secret value") }
+        }
+        let env = String(decoding: tree["config/app-config/.env"] ?? Data(), as: UTF8.self)
+        #expect(env.contains("OPENAI_API_KEY=<redacted-by-sealbak>") && env.contains("MODEL=mini"))
+        // The redacted copies still parse: restore checks them.
+        let restored = try CLITests.run(["restore", dir + "/r.sbk", "--to", dir + "/out"])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        // A secret that cannot be redacted on one line is refused, not packed half-redacted.
+        try DocsComponentTests.write(cfg + "/multi.yaml", "password: |\n  line one\n  line two\n")
+        let refused = try CLITests.run(["pack", dir + "/m.sbk", "--config", cfg, "--redact-secrets", "--insecure-test-kdf"])
+        #expect(refused.status == 64 && refused.stderr.contains("cannot redact") && refused.stderr.contains("multi.yaml"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/m.sbk"))
+    }
+
+    @Test func aSingleConfigFileIsAComponentToo() throws {
+        let dir = try CLITests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cfg = try Self.configFolder(dir, broken: false)
+        #expect(try CLITests.run(["pack", dir + "/a.sbk", "--config", cfg + "/.env", "--insecure-test-kdf"]).status == 0)
+        let listed = try CLITests.run(["list", dir + "/a.sbk"])
+        #expect(listed.stdout.contains("config env: ok, 1 config file(s), contains 2 secret(s)"), "\(listed.stdout)")
+        #expect(try CLITests.run(["restore", dir + "/a.sbk", "--docs-target", "env=" + dir + "/back"]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: dir + "/back/.env"))
+    }
+}
