@@ -63,6 +63,13 @@ struct List: ParsableCommand {
                 switch kind {
                 case "docs":
                     print("  docs \(name): \(m["component.status"] ?? "?"), \(m["docs.files"] ?? "?") files, \(formatBytes(UInt64(m["docs.bytes"] ?? "") ?? 0)), \(m["docs.excluded"] ?? "0") left out, from \(m["component.source"] ?? "?")")
+                case "vectors":
+                    print("  vectors \(name): \(m["component.status"] ?? "?"), \(m["vectors.vector-files"] ?? "?") vector file(s), \(m["vectors.vectors"] ?? "?") vectors, \(formatBytes(UInt64(m["vectors.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")")
+                    let prefix = e.name + "/"
+                    for f in reader.manifest.entries where f.name.hasPrefix(prefix) && (f.metadata["vectors.format"] != nil || f.metadata["vectors.error"] != nil) {
+                        if let err = f.metadata["vectors.error"] { print("    \(f.name.dropFirst(prefix.count)): BROKEN: \(err)"); continue }
+                        print("    \(f.name.dropFirst(prefix.count)): \(f.metadata["vectors.format"]!) \(f.metadata["vectors.dtype"] ?? "?") \(f.metadata["vectors.shape"] ?? "?")")
+                    }
                 case "config":
                     var line = "  config \(name): \(m["component.status"] ?? "?"), \(m["config.configs"] ?? "?") config file(s), contains \(m["config.secret-keys"] ?? "0") secret(s)"
                     if let r = m["config.redacted"], r != "0" { line += " (\(r) redacted)" }

@@ -33,6 +33,9 @@ struct Pack: ParsableCommand {
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack a config file or folder (.env, YAML, JSON, TOML) as component NAME: each is parsed (broken ones are packed and flagged) and secret-looking key names are recorded; repeatable.", valueName: "[NAME=]PATH"))
     var config: [String] = []
 
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack embedding files (.npy, .fvecs, .ivecs, .bvecs; a file or a folder) as component NAME, recording dtype, shape and count; repeatable.", valueName: "[NAME=]PATH"))
+    var vectors: [String] = []
+
     @Flag(name: .long, help: "In --config files, pack secret values as a placeholder instead of the value.")
     var redactSecrets = false
 
@@ -90,7 +93,7 @@ struct Pack: ParsableCommand {
     @OptionGroup var password: PasswordOptions
 
     func validate() throws {
-        if paths.isEmpty && stdinName == nil && postgres.isEmpty && docs.isEmpty && config.isEmpty { throw ValidationError("nothing to pack: give at least one PATH, --docs DIR, --config PATH, --postgres URL or --stdin-name NAME") }
+        if paths.isEmpty && stdinName == nil && postgres.isEmpty && docs.isEmpty && config.isEmpty && vectors.isEmpty { throw ValidationError("nothing to pack: give at least one PATH, --docs DIR, --config PATH, --postgres URL or --stdin-name NAME") }
         if redactSecrets && config.isEmpty { throw ValidationError("--redact-secrets applies to --config files; give --config PATH") }
         if docs.isEmpty && (!exclude.isEmpty || !include.isEmpty || noDefaultExcludes) { throw ValidationError("--exclude, --include and --no-default-excludes apply to --docs trees; give --docs DIR") }
         if let level {
@@ -128,6 +131,13 @@ struct Pack: ParsableCommand {
                     if redactSecrets { line += ", \(s.redacted) value(s) redacted" }
                     printError(line)
                     for b in s.broken { printError("sealbak: warning: \(spec.name)/\(b) (packed anyway, flagged as broken)") }
+                }
+            }
+            for v in vectors {
+                let (name, s) = try VectorsComponent.add(argument: v, to: &plan)
+                if !quiet {
+                    printError("sealbak: \(name): \(s.vectorFiles) vector file(s), \(s.vectors) vectors, \(formatBytes(s.bytes))")
+                    for b in s.broken { printError("sealbak: warning: \(b) (packed anyway, flagged as broken)") }
                 }
             }
             for p in paths { try plan.add(path: p) }
