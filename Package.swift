@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "SealbakFormatTests", dependencies: ["SealbakFormat"], swiftSettings: strict),
         .testTarget(name: "SealbakArchiveTests", dependencies: ["SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
         .testTarget(name: "SealbakCLITests", dependencies: ["SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
-        .testTarget(name: "SealbakComponentsTests", dependencies: ["SealbakComponents"], swiftSettings: strict),
+        .testTarget(name: "SealbakComponentsTests", dependencies: ["SealbakComponents", "SealbakArchive"], swiftSettings: strict),
         // Real PostgreSQL servers (started by scripts/pg-servers): pack, restore, failure paths.
         .testTarget(name: "SealbakPostgresTests", dependencies: ["SealbakArchive", "SealbakPostgres", "SealbakTestSupport"], swiftSettings: strict),
     ]

@@ -54,23 +54,26 @@ struct Pack: ParsableCommand {
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Look for pg_dump in DIR first; repeatable (also SEALBAK_PG_BIN).", valueName: "DIR"))
     var pgBin: [String] = []
 
-    @Option(name: .long, help: "Cipher suite.")
-    var cipher: CipherChoice = .xchacha20poly1305
+    @Option(name: .long, help: ArgumentHelp("Take the components and pack options from this backup plan (sealbak.yaml); flags given here are added or win.", valueName: "FILE"))
+    var plan: String?
 
-    @Option(name: .long, help: "Frame compression.")
-    var compression: CompressionChoice = .zstd
+    @Option(name: .long, help: "Cipher suite (default xchacha20-poly1305).")
+    var cipher: CipherChoice?
+
+    @Option(name: .long, help: "Frame compression (default zstd).")
+    var compression: CompressionChoice?
 
     @Option(name: .long, help: "Compression level (zstd 1-19, default 3; zlib 1-9, default 6).")
     var level: Int32?
 
     @Option(name: .long, help: ArgumentHelp("Frame size, a power of two from 4K to 16M (default 1M).", valueName: "SIZE"))
-    var frameSize: String = "1M"
+    var frameSize: String?
 
     @Option(name: .long, help: ArgumentHelp("Argon2id memory for the password slot (default 256).", valueName: "MIB"))
-    var kdfMemory: UInt32 = 256
+    var kdfMemory: UInt32?
 
     @Option(name: .long, help: ArgumentHelp("Argon2id passes for the password slot (default 3).", valueName: "N"))
-    var kdfPasses: UInt32 = 3
+    var kdfPasses: UInt32?
 
     @Flag(name: .long, help: "TEST ONLY: the cheapest Argon2id setting (1 pass, 8 KiB). Anyone can brute-force such an archive.")
     var insecureTestKdf = false
@@ -93,47 +96,107 @@ struct Pack: ParsableCommand {
     @OptionGroup var password: PasswordOptions
 
     func validate() throws {
-        if paths.isEmpty && stdinName == nil && postgres.isEmpty && docs.isEmpty && config.isEmpty && vectors.isEmpty { throw ValidationError("nothing to pack: give at least one PATH, --docs DIR, --config PATH, --postgres URL or --stdin-name NAME") }
-        if redactSecrets && config.isEmpty { throw ValidationError("--redact-secrets applies to --config files; give --config PATH") }
-        if docs.isEmpty && (!exclude.isEmpty || !include.isEmpty || noDefaultExcludes) { throw ValidationError("--exclude, --include and --no-default-excludes apply to --docs trees; give --docs DIR") }
+        if plan == nil && paths.isEmpty && stdinName == nil && postgres.isEmpty && docs.isEmpty && config.isEmpty && vectors.isEmpty {
+            throw ValidationError("nothing to pack: give --plan FILE, PATHs, --docs DIR, --config PATH, --vectors PATH, --postgres URL or --stdin-name NAME")
+        }
+        if redactSecrets && config.isEmpty && plan == nil { throw ValidationError("--redact-secrets applies to --config files; give --config PATH") }
+        if docs.isEmpty && plan == nil && (!exclude.isEmpty || !include.isEmpty || noDefaultExcludes) { throw ValidationError("--exclude, --include and --no-default-excludes apply to --docs trees; give --docs DIR") }
+        if label.utf8.count > FormatV1.maxLabelByteCount { throw ValidationError("--label is limited to 64 bytes") }
+    }
+
+    /// Checks the pack options once the plan's are merged in (flags win).
+    func writeOptions(_ bp: BackupPlan?) throws -> (WriteOptions, Int) {
+        let compression = try self.compression ?? bp?.compression.map { c throws -> CompressionChoice in
+            guard let v = CompressionChoice(rawValue: c) else { throw SealbakError(.usage, "compression \(c) is unknown") }
+            return v
+        } ?? .zstd
+        let cipher = self.cipher ?? (bp?.cipher == "aes-256-gcm" ? .aes256gcm : .xchacha20poly1305)
+        let level = self.level ?? bp?.level.map(Int32.init)
         if let level {
             switch compression {
-            case .zstd: if !CompressionAlgorithm.zstdLevels.contains(level) { throw ValidationError("zstd level must be 1...19") }
-            case .zlib: if !CompressionAlgorithm.zlibLevels.contains(level) { throw ValidationError("zlib level must be 1...9") }
-            case .none: throw ValidationError("--level makes no sense with --compression none")
+            case .zstd: if !CompressionAlgorithm.zstdLevels.contains(level) { throw SealbakError(.usage, "zstd level must be 1...19") }
+            case .zlib: if !CompressionAlgorithm.zlibLevels.contains(level) { throw SealbakError(.usage, "zlib level must be 1...9") }
+            case .none: throw SealbakError(.usage, "a compression level makes no sense with compression none")
             }
         }
+        let frameSize = self.frameSize ?? bp?.frameSize ?? "1M"
         guard let fs = parseSize(frameSize), fs > 0, fs & (fs - 1) == 0, fs >= 4096, fs <= 16 << 20 else {
-            throw ValidationError("--frame-size must be a power of two from 4K to 16M, e.g. 64K or 1M")
+            throw SealbakError(.usage, "the frame size must be a power of two from 4K to 16M, e.g. 64K or 1M")
         }
-        if !insecureTestKdf && (kdfMemory < 8 || kdfPasses < 1) { throw ValidationError("--kdf-memory must be at least 8 MiB and --kdf-passes at least 1") }
-        if kdfMemory > 1 << 20 { throw ValidationError("--kdf-memory is limited to 1048576 MiB (1 TiB); readers refuse more than 4096 MiB by default") }
-        if label.utf8.count > FormatV1.maxLabelByteCount { throw ValidationError("--label is limited to 64 bytes") }
+        let kdfMemory = self.kdfMemory ?? bp?.kdfMemory.map(UInt32.init) ?? 256
+        let kdfPasses = self.kdfPasses ?? bp?.kdfPasses.map(UInt32.init) ?? 3
+        if !insecureTestKdf && (kdfMemory < 8 || kdfPasses < 1) { throw SealbakError(.usage, "--kdf-memory must be at least 8 MiB and --kdf-passes at least 1") }
+        if kdfMemory > 1 << 20 { throw SealbakError(.usage, "--kdf-memory is limited to 1048576 MiB (1 TiB); readers refuse more than 4096 MiB by default") }
+        var options = WriteOptions()
+        options.suite = cipher == .aes256gcm ? .aes256gcm : .xchacha20poly1305
+        switch compression {
+        case .zstd: options.compression = .zstd(level: level ?? 3)
+        case .zlib: options.compression = .zlib(level: level ?? 6)
+        case .none: options.compression = .stored
+        }
+        options.frameSizeLog2 = UInt8(fs.trailingZeroBitCount)
+        options.kdf = insecureTestKdf ? KDFParameters(opsLimit: 1, memLimitKiB: 8) : KDFParameters(opsLimit: kdfPasses, memLimitKiB: kdfMemory * 1024)
+        if let threads { options.threads = max(1, threads) }
+        return (options, fs)
     }
 
     func run() throws {
         try reportingErrors {
-            var plan = PackPlan()
+            let bp = try plan.map { try BackupPlan.load($0) }
+            let (options, fs) = try writeOptions(bp)
+            if options.suite == .aes256gcm {
+                _ = try FrameCodec(suite: .aes256gcm, archiveID: [UInt8](repeating: 0, count: 16), frameSize: fs)
+            }
+            var docsSpecs: [DocsSpec] = [], configSpecs: [ConfigSpec] = [], vectorArgs: [String] = []
+            var pgSpecs: [PostgresSourceSpec] = [], allowed = Set(allowMissing)
+            for c in bp?.components ?? [] {
+                switch c.kind {
+                case .docs:
+                    var d = DocsSpec(name: c.name, path: c.path!)
+                    d.excludes = c.exclude + exclude
+                    d.includes = c.include + include
+                    d.defaultExcludes = c.defaultExcludes && !noDefaultExcludes
+                    docsSpecs.append(d)
+                case .config:
+                    var cs = ConfigSpec(name: c.name, path: c.path!)
+                    cs.redactSecrets = c.redactSecrets || redactSecrets
+                    configSpecs.append(cs)
+                case .vectors:
+                    vectorArgs.append(c.name + "=" + c.path!)
+                case .postgres:
+                    pgSpecs.append(try PostgresSourceSpec(name: c.name, url: c.url!, passwordFile: c.passwordFile ?? postgresPasswordFile))
+                    if c.allowMissing { allowed.insert(c.name) }
+                }
+            }
             for d in docs {
                 var spec = try DocsSpec(argument: d)
                 spec.excludes = exclude
                 spec.includes = include
                 spec.defaultExcludes = !noDefaultExcludes
-                let stats = try DocsComponent.add(spec, to: &plan)
-                if !quiet { printError("sealbak: \(spec.name): \(stats.files) files, \(formatBytes(stats.bytes)) from \(spec.path); \(stats.excluded) left out by the ignore rules") }
+                docsSpecs.append(spec)
             }
             for c in config {
                 var spec = try ConfigSpec(argument: c)
                 spec.redactSecrets = redactSecrets
+                configSpecs.append(spec)
+            }
+            vectorArgs += vectors
+
+            var plan = PackPlan()
+            for spec in docsSpecs {
+                let stats = try DocsComponent.add(spec, to: &plan)
+                if !quiet { printError("sealbak: \(spec.name): \(stats.files) files, \(formatBytes(stats.bytes)) from \(spec.path); \(stats.excluded) left out by the ignore rules") }
+            }
+            for spec in configSpecs {
                 let s = try ConfigComponent.add(spec, to: &plan)
                 if !quiet {
                     var line = "sealbak: \(spec.name): \(s.configs) config file(s) of \(s.files), \(s.secretKeys) secret-looking key(s)"
-                    if redactSecrets { line += ", \(s.redacted) value(s) redacted" }
+                    if spec.redactSecrets { line += ", \(s.redacted) value(s) redacted" }
                     printError(line)
                     for b in s.broken { printError("sealbak: warning: \(spec.name)/\(b) (packed anyway, flagged as broken)") }
                 }
             }
-            for v in vectors {
+            for v in vectorArgs {
                 let (name, s) = try VectorsComponent.add(argument: v, to: &plan)
                 if !quiet {
                     printError("sealbak: \(name): \(s.vectorFiles) vector file(s), \(s.vectors) vectors, \(formatBytes(s.bytes))")
@@ -147,22 +210,7 @@ struct Pack: ParsableCommand {
             }
             try plan.checkUnique()
 
-            var options = WriteOptions()
-            options.suite = cipher == .aes256gcm ? .aes256gcm : .xchacha20poly1305
-            switch compression {
-            case .zstd: options.compression = .zstd(level: level ?? 3)
-            case .zlib: options.compression = .zlib(level: level ?? 6)
-            case .none: options.compression = .stored
-            }
-            let fs = parseSize(frameSize)!
-            options.frameSizeLog2 = UInt8(fs.trailingZeroBitCount)
-            options.kdf = insecureTestKdf ? KDFParameters(opsLimit: 1, memLimitKiB: 8) : KDFParameters(opsLimit: kdfPasses, memLimitKiB: kdfMemory * 1024)
-            if let threads { options.threads = max(1, threads) }
-            if options.suite == .aes256gcm {
-                _ = try FrameCodec(suite: .aes256gcm, archiveID: [UInt8](repeating: 0, count: 16), frameSize: fs)
-            }
-
-            let recipients = try recipient.map { try Recipients.decode(publicKey: $0) }
+            let recipients = try (recipient + (bp?.recipients ?? [])).map { try Recipients.decode(publicKey: $0) }
             // Refuse an existing target before asking for a password.
             let out = try AtomicOutput(path: output, overwrite: force, mode: 0o600)
             var passwords: [PasswordSlotSpec] = []
@@ -170,11 +218,11 @@ struct Pack: ParsableCommand {
                 passwords.append(PasswordSlotSpec(passphrase: try PasswordReader.read(try password.source(confirm: true)), label: label))
             }
             // Databases: each opens a snapshot, is inspected and counted in it; the dump runs in the same snapshot.
-            let specs = try postgres.map { try PostgresSourceSpec(argument: $0, passwordFile: postgresPasswordFile) }
+            let specs = try pgSpecs + postgres.map { try PostgresSourceSpec(argument: $0, passwordFile: postgresPasswordFile) }
             for name in allowMissing where !specs.contains(where: { $0.name == name }) {
                 throw SealbakError(.usage, "--allow-missing \(name): no component has that name (components: \(specs.map(\.name).joined(separator: ", ")))")
             }
-            let finder = ToolFinder(extra: pgBin)
+            let finder = ToolFinder(extra: pgBin + (bp?.pgBin ?? []))
             var snapshots: [PostgresSnapshot?] = []
             var componentEntries: [ManifestEntry] = []
             let now = Int64(Date().timeIntervalSince1970)
@@ -187,7 +235,7 @@ struct Pack: ParsableCommand {
                         let f = snap.facts
                         printError("sealbak: \(spec.name): PostgreSQL \(f.serverVersion), \(f.tables.count) tables, \(f.totalRows) rows counted in the dump's snapshot; dumping with \(f.dumpTool)")
                     }
-                } catch let e as SealbakError where e.code == .unavailable && allowMissing.contains(spec.name) {
+                } catch let e as SealbakError where e.code == .unavailable && allowed.contains(spec.name) {
                     printError("sealbak: warning: \(spec.name) is skipped (--allow-missing): \(e.message)")
                     snapshots.append(nil)
                     componentEntries.append(PostgresComponent.skippedEntry(name: spec.name, source: spec.parameters.display, reason: e.message, mtime: now))
@@ -201,7 +249,9 @@ struct Pack: ParsableCommand {
             }
 
             let progress = Progress(label: "packing", total: plan.fileBytes, quiet: quiet)
-            let manifest = Manifest(metadata: Metadata(["created-by": "sealbak \(sealbakVersion)"]), entries: allEntries)
+            var archiveMetadata = Metadata(["created-by": "sealbak \(sealbakVersion)", "host": ProcessInfo.processInfo.hostName])
+            if let bp { archiveMetadata["plan"] = bp.recorded }
+            let manifest = Manifest(metadata: archiveMetadata, entries: allEntries)
             let writer: ArchiveWriter
             do {
                 writer = try ArchiveWriter(manifest: manifest, passwords: passwords, recipients: recipients, options: options) { bytes in

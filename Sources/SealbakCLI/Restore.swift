@@ -20,6 +20,9 @@ struct Restore: ParsableCommand {
     @Argument(help: ArgumentHelp("The archive (- for standard input).", valueName: "ARCHIVE"))
     var archive: String
 
+    @Option(name: .long, help: ArgumentHelp("Take the targets from this backup plan (restore: or the component's own url:/path:); flags given here win.", valueName: "FILE"))
+    var plan: String?
+
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Where a PostgreSQL component goes: URL (when one component is restored) or NAME=URL; repeatable. The URL names the target database.", valueName: "URL"))
     var postgresTarget: [String] = []
 
@@ -61,6 +64,7 @@ struct Restore: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            let bp = try plan.map { try BackupPlan.load($0) }
             let reader = try openArchive(archive, password: password, reading: reading)
             var components = try PostgresComponent.all(in: reader.manifest, archive: archive)
             var trees = TreeComponent.all(in: reader.manifest)
@@ -86,9 +90,9 @@ struct Restore: ParsableCommand {
             if components.count + trees.count > 1 && !reader.input.isSeekable {
                 throw SealbakError(.usage, "restoring several components needs a seekable archive, not a pipe; save it to a file or use --only NAME")
             }
-            let treeTargets = try treeTargetsByComponent(trees)
+            let treeTargets = try treeTargetsByComponent(trees, bp)
 
-            let targets = components.isEmpty ? [:] : try targetsByComponent(components)
+            let targets = components.isEmpty ? [:] : try targetsByComponent(components, bp)
             var options = PostgresRestoreOptions()
             options.replace = replace
             options.keepReplaced = keepReplaced
@@ -162,8 +166,11 @@ struct Restore: ParsableCommand {
         }
     }
 
-    private func treeTargetsByComponent(_ trees: [TreeComponent]) throws -> [String: String] {
+    private func treeTargetsByComponent(_ trees: [TreeComponent], _ bp: BackupPlan?) throws -> [String: String] {
         var out: [String: String] = [:]
+        for c in bp?.components ?? [] where c.kind != .postgres && trees.contains(where: { $0.name == c.name }) {
+            out[c.name] = to.map { $0 + "/" + c.name } ?? c.restorePath ?? c.path
+        }
         for t in docsTarget {
             guard let eq = t.firstIndex(of: "=") else { throw SealbakError(.usage, "--target \(t): give NAME=DIR") }
             let name = String(t[..<eq])
@@ -181,8 +188,13 @@ struct Restore: ParsableCommand {
         return out
     }
 
-    private func targetsByComponent(_ components: [PostgresComponent]) throws -> [String: ConnectionParameters] {
+    private func targetsByComponent(_ components: [PostgresComponent], _ bp: BackupPlan?) throws -> [String: ConnectionParameters] {
         var out: [String: ConnectionParameters] = [:]
+        for c in bp?.components ?? [] where c.kind == .postgres && components.contains(where: { $0.name == c.name }) {
+            var p = try ConnectionParameters(c.restoreURL ?? c.url!, what: "the restore url of \(c.name) in \(bp!.file)")
+            if let f = c.passwordFile ?? postgresPasswordFile, p["password"] == nil { p["password"] = try PostgresSourceSpec.readPasswordFile(f) }
+            out[c.name] = p
+        }
         var bare: [String] = []
         for t in postgresTarget {
             if let eq = t.firstIndex(of: "="), let scheme = t.range(of: "://"), eq < scheme.lowerBound {

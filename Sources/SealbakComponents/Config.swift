@@ -12,6 +12,11 @@ package struct ConfigSpec: Sendable {
     package var path: String
     package var redactSecrets = false
 
+    package init(name: String, path: String) {
+        self.name = name
+        self.path = path
+    }
+
     package init(argument: String) throws(SealbakError) {
         var p = argument
         var explicit: String? = nil

@@ -11,6 +11,11 @@ package struct DocsSpec: Sendable {
     package var includes: [String] = []
     package var defaultExcludes = true
 
+    package init(name: String, path: String) {
+        self.name = name
+        self.path = path
+    }
+
     /// `DIR` (named after its last component) or `NAME=DIR`.
     package init(argument: String) throws(SealbakError) {
         var p = argument

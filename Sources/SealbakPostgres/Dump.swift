@@ -7,6 +7,13 @@ package struct PostgresSourceSpec: Sendable {
     package var name: String
     package var parameters: ConnectionParameters
 
+    /// A named component from a backup plan.
+    package init(name: String, url: String, passwordFile: String?) throws(SealbakError) {
+        parameters = try ConnectionParameters(url, what: "the url of component \(name)")
+        if let passwordFile, parameters["password"] == nil { parameters["password"] = try Self.readPasswordFile(passwordFile) }
+        self.name = name
+    }
+
     /// `NAME=postgresql://…` names the component; otherwise it is named after the database.
     package init(argument: String, passwordFile: String?) throws(SealbakError) {
         var text = argument

@@ -1,0 +1,44 @@
+import Foundation
+import SealbakComponents
+import Testing
+
+@Suite struct PlanTests {
+    @Test func theAnnotatedExampleParses() throws {
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/sealbak.example.yaml").path
+        let plan = try BackupPlan.load(example)
+        #expect(plan.components.map(\.name) == ["main-db", "knowledge-base", "app-config", "embeddings"])
+        #expect(plan.components.map(\.kind) == [.postgres, .docs, .config, .vectors])
+        #expect(plan.components[1].exclude == ["*.tmp", "drafts/"] && plan.components[1].path?.hasSuffix("/docs/docs") == true)
+        #expect(plan.compression == "zstd" && plan.level == 3 && plan.kdfMemory == 256)
+        #expect(plan.components[0].restoreURL == "postgresql://app@127.0.0.1:5432/app")
+    }
+
+    @Test(arguments: [
+        ("components:\n  - name: a\n    kind: docs\n    pth: ./x\n", "p.yaml:4: unknown key \"pth\" for a docs component (expected one of: name, kind, path, exclude, include, default-excludes, restore)"),
+        ("components:\n  - name: a\n    kind: mongo\n    path: x\n", "p.yaml:3: unknown kind \"mongo\" (expected one of: postgres, docs, config, vectors)"),
+        ("components:\n  - name: a\n    kind: docs\n", "p.yaml:2: the docs component a has no path:"),
+        ("components:\n  - name: a\n    kind: postgres\n    url: postgresql://h/db\n    allow-missing: maybe\n", "p.yaml:5: allow-missing must be true or false"),
+        ("components:\n  - {name: a, kind: docs, path: x}\n  - {name: a, kind: config, path: y}\n", "p.yaml:3: two components are named a"),
+        ("compnents: []\n", "p.yaml:1: unknown key \"compnents\" (expected one of: version, components, pack, pg-bin)"),
+        ("pack:\n  level: 42\ncomponents:\n  - {name: a, kind: docs, path: x}\n", "p.yaml:2: level must be a whole number in 1...19"),
+        ("pack:\n  cipher: rot13\ncomponents:\n  - {name: a, kind: docs, path: x}\n", "p.yaml:2: cipher must be xchacha20-poly1305 or aes-256-gcm"),
+        ("components:\n  - name: a/b\n    kind: docs\n    path: x\n", "p.yaml:2: name: \"a/b\" cannot name a component; give NAME=PATH with a NAME without /"),
+        ("components:\n  - name: a\n    kind: docs\n    path: x\n    restore: {url: y}\n", "p.yaml:5: unknown key \"restore.url\" for a docs component (expected restore.path)"),
+        ("components: [\n", "p.yaml:2:1: did not find expected node content while parsing a flow node (the plan is not valid YAML)"),
+    ])
+    func badPlansAreReportedWithFileAndLine(_ text: String, _ expected: String) {
+        do {
+            _ = try BackupPlan.parse(text, file: "p.yaml")
+            Issue.record("accepted: \(text)")
+        } catch {
+            #expect(error.message == expected)
+        }
+    }
+
+    @Test func theRecordedPlanHoldsNoPassword() throws {
+        let plan = try BackupPlan.parse("components:\n  - {name: db, kind: postgres, url: \"postgresql://app:s3cret-pw@db/app\"}\n", file: "p.yaml")
+        #expect(!plan.recorded.contains("s3cret-pw") && plan.recorded.contains("app@db"))
+        #expect(BackupPlan.withoutPassword("host=db password=xyz user=a") == "host=db user=a")
+    }
+}
