@@ -23,6 +23,8 @@ let package = Package(
         .systemLibrary(name: "COpenSSLCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"]), .brew(["openssl"])]),
         // libpq, PostgreSQL's client library (connections, queries, snapshots; pg_dump/pg_restore do the data).
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"]), .brew(["libpq"])]),
+        // SQLite, for the online backup of a Chroma store's chroma.sqlite3 and its collection counts.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
         // Tiny C shims for libc functions Swift cannot import (syncfs).
         .target(name: "CSealbakShims"),
 
@@ -41,7 +43,7 @@ let package = Package(
         // PostgreSQL component: consistent pg_dump into an entry, verified restore into a live server.
         .target(name: "SealbakPostgres", dependencies: ["SealbakArchive", "SealbakCrypto", "SealbakFormat", "CLibPQ", "CSealbakShims"], swiftSettings: strict),
         // The other components: docs trees with ignore rules, configs, vector files, vector stores.
-        .target(name: "SealbakComponents", dependencies: ["SealbakArchive", "SealbakFormat", "CSealbakShims", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
+        .target(name: "SealbakComponents", dependencies: ["SealbakArchive", "SealbakFormat", "CSealbakShims", "CSQLite", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         .executableTarget(
             name: "SealbakCLI",
             dependencies: ["SealbakArchive", "SealbakPostgres", "SealbakComponents", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SealbakArchive
+import SealbakComponents
 import SealbakFormat
 import SealbakPostgres
 
@@ -63,6 +64,11 @@ struct List: ParsableCommand {
                 switch kind {
                 case "docs":
                     print("  docs \(name): \(m["component.status"] ?? "?"), \(m["docs.files"] ?? "?") files, \(formatBytes(UInt64(m["docs.bytes"] ?? "") ?? 0)), \(m["docs.excluded"] ?? "0") left out, from \(m["component.source"] ?? "?")")
+                case "chroma":
+                    print("  chroma \(name): \(m["component.status"] ?? "?"), \(m["chroma.collections"] ?? "?") collection(s), \(m["chroma.embeddings"] ?? "?") embeddings, \(formatBytes(UInt64(m["chroma.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")")
+                    if let json = m["chroma.facts"], let cols = try? JSONDecoder().decode([ChromaComponent.Collection].self, from: Data(json.utf8)) {
+                        for c in cols { print("    \(c.name): \(c.embeddings) embeddings, dimension \(c.dimension.map(String.init) ?? "?")") }
+                    }
                 case "vectors":
                     print("  vectors \(name): \(m["component.status"] ?? "?"), \(m["vectors.vector-files"] ?? "?") vector file(s), \(m["vectors.vectors"] ?? "?") vectors, \(formatBytes(UInt64(m["vectors.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")")
                     let prefix = e.name + "/"

@@ -36,6 +36,9 @@ struct Pack: ParsableCommand {
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack embedding files (.npy, .fvecs, .ivecs, .bvecs; a file or a folder) as component NAME, recording dtype, shape and count; repeatable.", valueName: "[NAME=]PATH"))
     var vectors: [String] = []
 
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack a ChromaDB persist directory as component NAME: chroma.sqlite3 through SQLite's online backup (consistent even while the store is open), the HNSW segment folders, and the collections with their counts; repeatable.", valueName: "[NAME=]DIR"))
+    var chroma: [String] = []
+
     @Flag(name: .long, help: "In --config files, pack secret values as a placeholder instead of the value.")
     var redactSecrets = false
 
@@ -96,7 +99,7 @@ struct Pack: ParsableCommand {
     @OptionGroup var password: PasswordOptions
 
     func validate() throws {
-        if plan == nil && paths.isEmpty && stdinName == nil && postgres.isEmpty && docs.isEmpty && config.isEmpty && vectors.isEmpty {
+        if plan == nil && paths.isEmpty && stdinName == nil && postgres.isEmpty && docs.isEmpty && config.isEmpty && vectors.isEmpty && chroma.isEmpty {
             throw ValidationError("nothing to pack: give --plan FILE, PATHs, --docs DIR, --config PATH, --vectors PATH, --postgres URL or --stdin-name NAME")
         }
         if redactSecrets && config.isEmpty && plan == nil { throw ValidationError("--redact-secrets applies to --config files; give --config PATH") }
@@ -147,7 +150,7 @@ struct Pack: ParsableCommand {
             if options.suite == .aes256gcm {
                 _ = try FrameCodec(suite: .aes256gcm, archiveID: [UInt8](repeating: 0, count: 16), frameSize: fs)
             }
-            var docsSpecs: [DocsSpec] = [], configSpecs: [ConfigSpec] = [], vectorArgs: [String] = []
+            var docsSpecs: [DocsSpec] = [], configSpecs: [ConfigSpec] = [], vectorArgs: [String] = [], chromaArgs: [String] = []
             var pgSpecs: [PostgresSourceSpec] = [], allowed = Set(allowMissing)
             for c in bp?.components ?? [] {
                 switch c.kind {
@@ -163,6 +166,8 @@ struct Pack: ParsableCommand {
                     configSpecs.append(cs)
                 case .vectors:
                     vectorArgs.append(c.name + "=" + c.path!)
+                case .chroma:
+                    chromaArgs.append(c.name + "=" + c.path!)
                 case .postgres:
                     pgSpecs.append(try PostgresSourceSpec(name: c.name, url: c.url!, passwordFile: c.passwordFile ?? postgresPasswordFile))
                     if c.allowMissing { allowed.insert(c.name) }
@@ -181,6 +186,7 @@ struct Pack: ParsableCommand {
                 configSpecs.append(spec)
             }
             vectorArgs += vectors
+            chromaArgs += chroma
 
             var plan = PackPlan()
             for spec in docsSpecs {
@@ -201,6 +207,16 @@ struct Pack: ParsableCommand {
                 if !quiet {
                     printError("sealbak: \(name): \(s.vectorFiles) vector file(s), \(s.vectors) vectors, \(formatBytes(s.bytes))")
                     for b in s.broken { printError("sealbak: warning: \(b) (packed anyway, flagged as broken)") }
+                }
+            }
+            var chromaSnapshots: [ChromaComponent.Snapshot] = []
+            defer { for s in chromaSnapshots { s.remove() } }
+            for c in chromaArgs {
+                let (name, collections, snapshot) = try ChromaComponent.add(argument: c, to: &plan)
+                chromaSnapshots.append(snapshot)
+                if !quiet {
+                    let list = collections.map { "\($0.name) (\($0.embeddings) embeddings, dimension \($0.dimension.map(String.init) ?? "?"))" }.joined(separator: ", ")
+                    printError("sealbak: \(name): Chroma store, online backup of chroma.sqlite3; \(collections.count) collection(s): \(list)")
                 }
             }
             for p in paths { try plan.add(path: p) }
