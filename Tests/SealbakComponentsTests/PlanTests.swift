@@ -7,8 +7,8 @@ import Testing
         let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("docs/sealbak.example.yaml").path
         let plan = try BackupPlan.load(example)
-        #expect(plan.components.map(\.name) == ["main-db", "knowledge-base", "app-config", "embeddings"])
-        #expect(plan.components.map(\.kind) == [.postgres, .docs, .config, .vectors])
+        #expect(plan.components.map(\.name) == ["main-db", "knowledge-base", "app-config", "embeddings", "vector-store"])
+        #expect(plan.components.map(\.kind) == [.postgres, .docs, .config, .vectors, .chroma])
         #expect(plan.components[1].exclude == ["*.tmp", "drafts/"] && plan.components[1].path?.hasSuffix("/docs/docs") == true)
         #expect(plan.compression == "zstd" && plan.level == 3 && plan.kdfMemory == 256)
         #expect(plan.components[0].restoreURL == "postgresql://app@127.0.0.1:5432/app")
@@ -16,7 +16,7 @@ import Testing
 
     @Test(arguments: [
         ("components:\n  - name: a\n    kind: docs\n    pth: ./x\n", "p.yaml:4: unknown key \"pth\" for a docs component (expected one of: name, kind, path, exclude, include, default-excludes, restore)"),
-        ("components:\n  - name: a\n    kind: mongo\n    path: x\n", "p.yaml:3: unknown kind \"mongo\" (expected one of: postgres, docs, config, vectors)"),
+        ("components:\n  - name: a\n    kind: mongo\n    path: x\n", "p.yaml:3: unknown kind \"mongo\" (expected one of: postgres, docs, config, vectors, chroma)"),
         ("components:\n  - name: a\n    kind: docs\n", "p.yaml:2: the docs component a has no path:"),
         ("components:\n  - name: a\n    kind: postgres\n    url: postgresql://h/db\n    allow-missing: maybe\n", "p.yaml:5: allow-missing must be true or false"),
         ("components:\n  - {name: a, kind: docs, path: x}\n  - {name: a, kind: config, path: y}\n", "p.yaml:3: two components are named a"),
