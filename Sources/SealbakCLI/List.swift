@@ -64,6 +64,8 @@ struct List: ParsableCommand {
                 switch kind {
                 case "docs":
                     print("  docs \(name): \(m["component.status"] ?? "?"), \(m["docs.files"] ?? "?") files, \(formatBytes(UInt64(m["docs.bytes"] ?? "") ?? 0)), \(m["docs.excluded"] ?? "0") left out, from \(m["component.source"] ?? "?")")
+                case "qdrant":
+                    print("  qdrant \(name): \(m["component.status"] ?? "?"), \(m["qdrant.layout"] ?? "?"), collections \(m["qdrant.collections"].map { $0.split(separator: ",").joined(separator: ", ") } ?? "?"), \(formatBytes(UInt64(m["qdrant.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")")
                 case "chroma":
                     print("  chroma \(name): \(m["component.status"] ?? "?"), \(m["chroma.collections"] ?? "?") collection(s), \(m["chroma.embeddings"] ?? "?") embeddings, \(formatBytes(UInt64(m["chroma.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")")
                     if let json = m["chroma.facts"], let cols = try? JSONDecoder().decode([ChromaComponent.Collection].self, from: Data(json.utf8)) {

@@ -39,6 +39,9 @@ struct Pack: ParsableCommand {
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack a ChromaDB persist directory as component NAME: chroma.sqlite3 through SQLite's online backup (consistent even while the store is open), the HNSW segment folders, and the collections with their counts; repeatable.", valueName: "[NAME=]DIR"))
     var chroma: [String] = []
 
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack Qdrant data as component NAME: its storage folder (Qdrant stopped) or *.snapshot files taken through its API; collection names and sizes are recorded; repeatable.", valueName: "[NAME=]PATH"))
+    var qdrant: [String] = []
+
     @Flag(name: .long, help: "In --config files, pack secret values as a placeholder instead of the value.")
     var redactSecrets = false
 
@@ -99,7 +102,7 @@ struct Pack: ParsableCommand {
     @OptionGroup var password: PasswordOptions
 
     func validate() throws {
-        if plan == nil && paths.isEmpty && stdinName == nil && postgres.isEmpty && docs.isEmpty && config.isEmpty && vectors.isEmpty && chroma.isEmpty {
+        if plan == nil && paths.isEmpty && stdinName == nil && postgres.isEmpty && docs.isEmpty && config.isEmpty && vectors.isEmpty && chroma.isEmpty && qdrant.isEmpty {
             throw ValidationError("nothing to pack: give --plan FILE, PATHs, --docs DIR, --config PATH, --vectors PATH, --postgres URL or --stdin-name NAME")
         }
         if redactSecrets && config.isEmpty && plan == nil { throw ValidationError("--redact-secrets applies to --config files; give --config PATH") }
@@ -150,7 +153,7 @@ struct Pack: ParsableCommand {
             if options.suite == .aes256gcm {
                 _ = try FrameCodec(suite: .aes256gcm, archiveID: [UInt8](repeating: 0, count: 16), frameSize: fs)
             }
-            var docsSpecs: [DocsSpec] = [], configSpecs: [ConfigSpec] = [], vectorArgs: [String] = [], chromaArgs: [String] = []
+            var docsSpecs: [DocsSpec] = [], configSpecs: [ConfigSpec] = [], vectorArgs: [String] = [], chromaArgs: [String] = [], qdrantArgs: [String] = []
             var pgSpecs: [PostgresSourceSpec] = [], allowed = Set(allowMissing)
             for c in bp?.components ?? [] {
                 switch c.kind {
@@ -168,6 +171,8 @@ struct Pack: ParsableCommand {
                     vectorArgs.append(c.name + "=" + c.path!)
                 case .chroma:
                     chromaArgs.append(c.name + "=" + c.path!)
+                case .qdrant:
+                    qdrantArgs.append(c.name + "=" + c.path!)
                 case .postgres:
                     pgSpecs.append(try PostgresSourceSpec(name: c.name, url: c.url!, passwordFile: c.passwordFile ?? postgresPasswordFile))
                     if c.allowMissing { allowed.insert(c.name) }
@@ -187,6 +192,7 @@ struct Pack: ParsableCommand {
             }
             vectorArgs += vectors
             chromaArgs += chroma
+            qdrantArgs += qdrant
 
             var plan = PackPlan()
             for spec in docsSpecs {
@@ -218,6 +224,10 @@ struct Pack: ParsableCommand {
                     let list = collections.map { "\($0.name) (\($0.embeddings) embeddings, dimension \($0.dimension.map(String.init) ?? "?"))" }.joined(separator: ", ")
                     printError("sealbak: \(name): Chroma store, online backup of chroma.sqlite3; \(collections.count) collection(s): \(list)")
                 }
+            }
+            for q in qdrantArgs {
+                let (name, collections) = try QdrantComponent.add(argument: q, to: &plan)
+                if !quiet { printError("sealbak: \(name): Qdrant, \(collections.count) collection(s): \(collections.map { "\($0.name) (\(formatBytes($0.bytes)))" }.joined(separator: ", "))") }
             }
             for p in paths { try plan.add(path: p) }
             if let stdinName {

@@ -7,7 +7,7 @@ import Yams
 /// Every component flag of `pack` and `restore` has an equivalent here (docs/plan.md, docs/sealbak.example.yaml).
 /// Unknown keys and bad values are reported as `FILE:LINE: …`.
 package struct BackupPlan: Sendable {
-    package enum Kind: String, Sendable, CaseIterable { case postgres, docs, config, vectors, chroma }
+    package enum Kind: String, Sendable, CaseIterable { case postgres, docs, config, vectors, chroma, qdrant }
 
     package struct Component: Sendable {
         package var name: String
@@ -176,7 +176,7 @@ struct PlanReader {
         case .postgres: allowed = ["name", "kind", "url", "password-file", "allow-missing", "restore"]
         case .docs: allowed = ["name", "kind", "path", "exclude", "include", "default-excludes", "restore"]
         case .config: allowed = ["name", "kind", "path", "redact-secrets", "restore"]
-        case .vectors, .chroma: allowed = ["name", "kind", "path", "restore"]
+        case .vectors, .chroma, .qdrant: allowed = ["name", "kind", "path", "restore"]
         }
         for (key, (k, v)) in fields.sorted(by: { ($0.value.0.mark?.line ?? 0) < ($1.value.0.mark?.line ?? 0) }) {
             guard allowed.contains(key) else {
@@ -197,7 +197,7 @@ struct PlanReader {
                     let rkey = try keyName(rk)
                     switch (kind, rkey) {
                     case (.postgres, "url"): c.restoreURL = try string(rv, "restore.url")
-                    case (.docs, "path"), (.config, "path"), (.vectors, "path"), (.chroma, "path"): c.restorePath = resolve(try string(rv, "restore.path"))
+                    case (.docs, "path"), (.config, "path"), (.vectors, "path"), (.chroma, "path"), (.qdrant, "path"): c.restorePath = resolve(try string(rv, "restore.path"))
                     default: throw fail(rk, "unknown key \"restore.\(rkey)\" for a \(kind.rawValue) component (expected restore.\(kind == .postgres ? "url" : "path"))")
                     }
                 }

@@ -20,7 +20,7 @@ package struct TreeComponent: Sendable {
 
     package static func all(in manifest: Manifest) -> [TreeComponent] {
         var out: [TreeComponent] = []
-        for (i, e) in manifest.entries.enumerated() where e.kind == .directory && ["docs", "config", "vectors", "chroma"].contains(e.metadata["component"] ?? "") {
+        for (i, e) in manifest.entries.enumerated() where e.kind == .directory && ["docs", "config", "vectors", "chroma", "qdrant"].contains(e.metadata["component"] ?? "") {
             let kind = e.metadata["component"]!
             let prefix = Array((e.name + "/").utf8)
             let members = [i] + manifest.entries.indices.filter { Array(manifest.entries[$0].name.utf8).starts(with: prefix) }
@@ -98,6 +98,12 @@ package final class StagedTree {
         }
         if files != component.files || files != component.fileEntries {
             throw SealbakError(.corrupt, "restored \(component.name) holds \(files) files, the archive records \(component.files); nothing was changed")
+        }
+        if component.kind == "qdrant" {
+            let problems = QdrantComponent.checkRestored(root: stagedTree, manifest: manifest, component: component)
+            if !problems.isEmpty {
+                throw SealbakError(.restoreMismatch, "restored Qdrant data \(component.name) does not match the archive; nothing was changed: \(problems.joined(separator: "; "))")
+            }
         }
         if component.kind == "chroma" {
             let problems = ChromaComponent.checkRestored(root: stagedTree, manifest: manifest, component: component)

@@ -16,7 +16,7 @@ import Testing
 
     @Test(arguments: [
         ("components:\n  - name: a\n    kind: docs\n    pth: ./x\n", "p.yaml:4: unknown key \"pth\" for a docs component (expected one of: name, kind, path, exclude, include, default-excludes, restore)"),
-        ("components:\n  - name: a\n    kind: mongo\n    path: x\n", "p.yaml:3: unknown kind \"mongo\" (expected one of: postgres, docs, config, vectors, chroma)"),
+        ("components:\n  - name: a\n    kind: mongo\n    path: x\n", "p.yaml:3: unknown kind \"mongo\" (expected one of: postgres, docs, config, vectors, chroma, qdrant)"),
         ("components:\n  - name: a\n    kind: docs\n", "p.yaml:2: the docs component a has no path:"),
         ("components:\n  - name: a\n    kind: postgres\n    url: postgresql://h/db\n    allow-missing: maybe\n", "p.yaml:5: allow-missing must be true or false"),
         ("components:\n  - {name: a, kind: docs, path: x}\n  - {name: a, kind: config, path: y}\n", "p.yaml:3: two components are named a"),

@@ -1,0 +1,115 @@
+import Foundation
+import SealbakArchive
+import SealbakFormat
+
+/// Qdrant data, packed as `qdrant/NAME/…`: either a storage directory (offline: the server stopped) whose
+/// `collections/` folder names the collections, or snapshot files (`*.snapshot`, made with Qdrant's snapshot
+/// API while it runs) given as a file or a folder. Collection names and sizes are recorded.
+package enum QdrantComponent {
+    package struct Collection: Codable, Sendable, Equatable {
+        package var name: String
+        package var bytes: UInt64
+        /// "storage" (a folder under collections/) or the snapshot file's name.
+        package var from: String
+    }
+
+    @discardableResult
+    package static func add(argument: String, to plan: inout PackPlan) throws(SealbakError) -> (String, [Collection]) {
+        var p = argument
+        var explicit: String? = nil
+        if let eq = argument.firstIndex(of: "="), !argument[..<eq].contains("/") {
+            explicit = String(argument[..<eq])
+            p = String(argument[argument.index(after: eq)...])
+        }
+        while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
+        let name = explicit ?? ((p as NSString).lastPathComponent as NSString).deletingPathExtension
+        try Component.checkName(name, flag: "--qdrant")
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else { throw SealbakError(.notFound, "--qdrant \(p): no such file or directory") }
+        var collections: [Collection] = []
+        let fm = FileManager.default
+        let layout: String
+        if isDir.boolValue, fm.fileExists(atPath: p + "/collections") {
+            layout = "storage"
+            for c in ((try? fm.contentsOfDirectory(atPath: p + "/collections")) ?? []).sorted() {
+                var d: ObjCBool = false
+                guard fm.fileExists(atPath: p + "/collections/" + c, isDirectory: &d), d.boolValue else { continue }
+                collections.append(Collection(name: c, bytes: size(p + "/collections/" + c), from: "storage"))
+            }
+        } else {
+            layout = "snapshots"
+            let files = isDir.boolValue ? ((try? fm.contentsOfDirectory(atPath: p)) ?? []).filter { $0.hasSuffix(".snapshot") }.sorted().map { p + "/" + $0 } : [p]
+            guard !files.isEmpty, files.allSatisfy({ $0.hasSuffix(".snapshot") }) else {
+                throw SealbakError(.usage, "--qdrant \(p) is neither a Qdrant storage folder (it has no collections/) nor *.snapshot files. Stop Qdrant and give its storage folder, or take snapshots first (see docs/usage.md)")
+            }
+            for f in files {
+                // Qdrant names snapshots COLLECTION-ID-YYYY-MM-DD-hh-mm-ss.snapshot.
+                let base = ((f as NSString).lastPathComponent as NSString).deletingPathExtension
+                let parts = base.split(separator: "-")
+                let collection = parts.count > 7 ? parts.dropLast(7).joined(separator: "-") : base
+                try checkTar(f)
+                collections.append(Collection(name: collection, bytes: size(f), from: (f as NSString).lastPathComponent))
+            }
+        }
+        let root = "qdrant/\(name)"
+        let first = plan.entries.count
+        let stats: TreeStats
+        if isDir.boolValue {
+            stats = try plan.add(tree: p, as: root, filter: ConfigFilter())
+        } else {
+            try plan.addDirectory(name: root)
+            stats = try plan.add(tree: p, as: root + "/" + (p as NSString).lastPathComponent, filter: ConfigFilter())
+        }
+        var m = Component.metadata(kind: "qdrant", name: name, source: URL(fileURLWithPath: p).standardizedFileURL.path)
+        m["qdrant.layout"] = layout
+        m["qdrant.files"] = String(stats.files)
+        m["qdrant.bytes"] = String(stats.bytes)
+        m["qdrant.collections"] = collections.map(\.name).joined(separator: ",")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        m["qdrant.facts"] = String(decoding: (try? encoder.encode(collections)) ?? Data(), as: UTF8.self)
+        plan.setMetadata(m, at: first)
+        return (name, collections)
+    }
+
+    /// A snapshot is a tar archive: its first header's checksum must be right ("ustar" or old format).
+    static func checkTar(_ path: String) throws(SealbakError) {
+        guard let h = FileHandle(forReadingAtPath: path), let block = try? h.read(upToCount: 512), block.count == 512 else {
+            throw SealbakError(.usage, "\(path) is not a Qdrant snapshot (too short for a tar archive)")
+        }
+        try? h.close()
+        let bytes = [UInt8](block)
+        let stored = Int(String(decoding: bytes[148..<156].prefix { $0 != 0 && $0 != 0x20 }, as: UTF8.self).trimmingCharacters(in: .whitespaces), radix: 8)
+        let sum = bytes.enumerated().reduce(0) { $0 + (148..<156 ~= $1.offset ? 0x20 : Int($1.element)) }
+        guard stored == sum else { throw SealbakError(.usage, "\(path) is not a Qdrant snapshot (not a tar archive)") }
+    }
+
+    static func size(_ path: String) -> UInt64 {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: path, isDirectory: &isDir) else { return 0 }
+        if !isDir.boolValue { return UInt64((try? fm.attributesOfItem(atPath: path)[.size] as? Int) ?? 0) }
+        var total: UInt64 = 0
+        for rel in fm.subpaths(atPath: path) ?? [] {
+            if let a = try? fm.attributesOfItem(atPath: path + "/" + rel), a[.type] as? FileAttributeType == .typeRegular {
+                total += UInt64((a[.size] as? Int) ?? 0)
+            }
+        }
+        return total
+    }
+
+    /// After restore: the same collections, each the recorded size.
+    package static func checkRestored(root: String, manifest: Manifest, component: TreeComponent) -> [String] {
+        let meta = manifest.entries[component.rootIndex].metadata
+        guard let json = meta["qdrant.facts"], let recorded = try? JSONDecoder().decode([Collection].self, from: Data(json.utf8)) else {
+            return ["no qdrant.facts record"]
+        }
+        var problems: [String] = []
+        for c in recorded {
+            let path = c.from == "storage" ? root + "/collections/" + c.name : root + "/" + c.from
+            let now = size(path)
+            if now != c.bytes { problems.append("\(c.name): \(now) bytes, recorded \(c.bytes)") }
+        }
+        return problems
+    }
+}
