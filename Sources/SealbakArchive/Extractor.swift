@@ -264,12 +264,18 @@ package final class DiscardSink: EntrySink {
     private let selected: Set<Int>?
     /// Called with the byte count of every verified chunk (progress display).
     package var progress: ((Int) -> Void)?
+    /// Entries whose first bytes are kept in `heads` (e.g. to check a dump's magic).
+    package var captureHeads: Set<Int> = []
+    package private(set) var heads: [Int: [UInt8]] = [:]
     package init(selected: Set<Int>? = nil) { self.selected = selected }
     package func wants(_ index: Int) -> Bool { selected?.contains(index) ?? true }
     package func begin(_ index: Int) throws {}
     package func write(_ index: Int, _ b: [UInt8]) throws {
         bytes += UInt64(b.count)
         progress?(b.count)
+        if captureHeads.contains(index), heads[index, default: []].count < 16 {
+            heads[index, default: []] += b.prefix(16 - heads[index, default: []].count)
+        }
     }
     package func end(_ index: Int, size: UInt64, sha256: [UInt8]) throws { entries += 1 }
 }

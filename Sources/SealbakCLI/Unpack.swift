@@ -1,5 +1,6 @@
 import ArgumentParser
 import SealbakArchive
+import SealbakComponents
 import SealbakFormat
 
 struct Unpack: ParsableCommand {
@@ -102,13 +103,21 @@ struct Verify: ParsableCommand {
         try reportingErrors {
             let reader = try openArchive(archive, password: password, reading: reading)
             let sink = DiscardSink()
+            sink.captureHeads = ComponentVerifier.headsNeeded(reader.manifest)
             let total = reader.input.isSeekable ? (try? reader.loadIndex()).map { $0.entries.reduce(UInt64(0)) { $0 + $1.size } } : nil
             let progress = Progress(label: "verifying", total: total, quiet: quiet)
             sink.progress = { progress.add($0) }
-            defer { progress.finish() }
-            try reader.readAll(into: sink)
+            let trailer = try reader.readAll(into: sink)
+            progress.finish()
+            // Each component's record must agree with the entries (counts, sizes, a dump's magic).
+            let results = ComponentVerifier.check(reader.manifest, sizes: trailer.entries.map(\.size), heads: sink.heads)
+            let bad = results.filter { !$0.ok }
+            if !bad.isEmpty {
+                throw SealbakError(.corrupt, "\(archive): every byte verified, but component records disagree with the entries: " + bad.map { "\($0.kind) \($0.name): \($0.detail)" }.joined(separator: "; "))
+            }
             if !quiet {
                 print("OK: \(archive == "-" ? "standard input" : archive): \(sink.entries) entries, \(formatBytes(sink.bytes)) verified (header MAC, every frame tag, SHA-256 of every entry, trailer and footer)")
+                for r in results { print("  \(r.kind) \(r.name): ok, \(r.detail)") }
             }
         }
     }

@@ -1,4 +1,6 @@
 import Foundation
+import SealbakArchive
+import SealbakFormat
 import SealbakTestSupport
 import Testing
 
@@ -98,5 +100,42 @@ import Testing
         #expect(noTarget.status == 64 && noTarget.stderr.contains("--to DIR"))
         let unknown = try CLITests.run(["restore", dir + "/a.sbk", "--only", "kb", "--to", dir + "/o"])
         #expect(unknown.status == 9 && unknown.stderr.contains("handbook"))
+    }
+
+    @Test func verifyChecksComponentRecordsAgainstTheEntries() throws {
+        let dir = try CLITests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Archives whose records disagree with their (authentic) entries, as a buggy or malicious writer could make.
+        func write(_ entries: [ManifestEntry], _ data: [[UInt8]], to path: String) throws {
+            var options = WriteOptions()
+            options.kdf = KDFParameters(opsLimit: 1, memLimitKiB: 8)
+            var out: [UInt8] = []
+            let w = try ArchiveWriter(manifest: Manifest(entries: entries), passwords: [PasswordSlotSpec(passphrase: Passphrase(string: CLITests.password))],
+                                      options: options) { out += Array($0) }
+            for d in data {
+                var off = 0
+                try w.writeEntry { buf in
+                    let n = min(buf.count, d.count - off)
+                    d.withUnsafeBytes { buf.baseAddress!.copyMemory(from: $0.baseAddress! + off, byteCount: n) }
+                    off += n
+                    return n
+                }
+            }
+            _ = try w.finish()
+            try Data(out).write(to: URL(fileURLWithPath: path))
+        }
+        let root = ManifestEntry(kind: .directory, name: "docs/kb", mode: 0o755, metadata: Metadata([
+            "component": "docs", "component.name": "kb", "component.status": "ok", "docs.files": "2", "docs.bytes": "5"]))
+        try write([root, ManifestEntry(kind: .file, name: "docs/kb/a.md")], [[], Array("hello".utf8)], to: dir + "/docs.sbk")
+        let r = try CLITests.run(["verify", dir + "/docs.sbk"])
+        #expect(r.status == 4 && r.stderr.contains("docs kb: 1 files, recorded 2"), "\(r.stderr)")
+        let dump = ManifestEntry(kind: .stream, name: "postgres/db.pgdump", mode: 0o600, metadata: Metadata([
+            "component": "postgres", "component.name": "db", "component.status": "ok"]))
+        try write([dump], [Array("not a dump at all".utf8)], to: dir + "/pg.sbk")
+        let r2 = try CLITests.run(["verify", dir + "/pg.sbk"])
+        #expect(r2.status == 4 && r2.stderr.contains("does not start with PGDMP"), "\(r2.stderr)")
+        try write([dump], [Array("PGDMP and the rest".utf8)], to: dir + "/ok.sbk")
+        let r3 = try CLITests.run(["verify", dir + "/ok.sbk"])
+        #expect(r3.status == 0 && r3.stdout.contains("postgres db: ok"), "\(r3.stderr)")
     }
 }
