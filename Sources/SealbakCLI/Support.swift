@@ -139,16 +139,6 @@ final class Progress: @unchecked Sendable {
     }
 }
 
-func formatBytes(_ n: UInt64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    var v = Double(n)
-    var u = 0
-    while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
-    return u == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[u])
-}
-
-func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
-
 func formatTime(_ unix: Int64) -> String {
     let f = DateFormatter()
     f.locale = Locale(identifier: "en_US_POSIX")

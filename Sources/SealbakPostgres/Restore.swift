@@ -46,9 +46,9 @@ package struct RestorePlan: Sendable {
         for v in facts.vectorColumns {
             lines.append("  vector column \(v.schema).\(v.table).\(v.column): \(v.type)(\(v.dimensions.map(String.init) ?? "any"))")
         }
-        lines.append("  \(facts.tables.count) table(s), \(facts.totalRows) row(s), \(formatByteCount(facts.totalBytes)) on the source; \(facts.largeObjects) large object(s)")
+        lines.append("  \(facts.tables.count) table(s), \(facts.totalRows) row(s), \(formatBytes(UInt64(max(0, facts.totalBytes)))) on the source; \(facts.largeObjects) large object(s)")
         for t in facts.tables {
-            lines.append("    \(t.display): \(t.rows) row(s), \(formatByteCount(t.bytes))")
+            lines.append("    \(t.display): \(t.rows) row(s), \(formatBytes(UInt64(max(0, t.bytes))))")
         }
         for n in notes { lines.append("  note: \(n)") }
         return lines.joined(separator: "\n")
@@ -192,7 +192,7 @@ package final class PostgresRestorer {
     /// `feed` writes the dump's verified bytes into the given sink.
     package func stage(_ plan: RestorePlan, feed: (any EntrySink) throws -> Void, log: @escaping (String) -> Void) throws -> StagedRestore {
         let m = try maintenance()
-        let suffix = hexString(SystemRandom().bytes(4))
+        let suffix = hex(SystemRandom().bytes(4))
         let temp = shortened(targetDatabase) + "_sbk_new_" + suffix
         let staged = StagedRestore(restorer: self, plan: plan, maintenance: m, temp: temp, suffix: suffix, log: log)
         try createDatabase(m, temp, log: log)
@@ -438,14 +438,4 @@ func shortened(_ name: String) -> String {
         out.append(ch)
     }
     return out
-}
-
-func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
-
-func formatByteCount(_ n: Int64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    var v = Double(n)
-    var u = 0
-    while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
-    return u == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[u])
 }

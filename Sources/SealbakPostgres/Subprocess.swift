@@ -108,10 +108,6 @@ package final class Subprocess: @unchecked Sendable {
         if stdinFD >= 0 { close(stdinFD); stdinFD = -1 }
     }
 
-    package func closeStdout() {
-        if stdoutFD >= 0 { close(stdoutFD); stdoutFD = -1 }
-    }
-
     /// Waits for the child to end (once; later calls return the same status).
     @discardableResult
     package func wait() -> Status {

@@ -29,7 +29,6 @@ for sub in ["valid", "invalid"] {
     try fm.createDirectory(atPath: d, withIntermediateDirectories: true)
 }
 
-func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
 
 func writeJSON(_ object: [String: Any], to path: String) throws {
     let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
