@@ -157,15 +157,39 @@ package enum ConfigParser {
 
 /// Which key names look like they hold secrets (names only: values are never looked at or stored).
 package enum SecretNames {
-    static let words = ["password", "passwd", "pwd", "secret", "token", "apikey", "api_key", "api-key", "private_key", "privatekey",
-                        "private-key", "access_key", "accesskey", "access-key", "credential", "auth", "session_key", "signing_key",
-                        "encryption_key", "database_url", "dsn", "connection_string", "conn_str", "webhook", "bearer", "cookie", "salt"]
+    /// Whole words that mark a secret: `auth_token` and `stripeSecret` are secrets, `max_tokens`, `author` and
+    /// `tokenizer_path` are not.
+    static let words: Set<String> = ["password", "passwd", "pwd", "passphrase", "secret", "secrets", "token", "apikey", "privatekey",
+                                     "accesskey", "credential", "credentials", "auth", "dsn", "webhook", "bearer", "cookie", "salt"]
+    /// Word sequences that mark a secret although no single word does (`DATABASE_URL` holds a password).
+    static let phrases = ["database_url", "connection_string", "conn_str"]
 
     package static func looksSecret(_ keyPath: String) -> Bool {
-        let last = (keyPath.split(separator: ".").last.map(String.init) ?? keyPath).lowercased()
-        let compact = last.replacingOccurrences(of: "-", with: "_")
-        if words.contains(where: { compact.contains($0.replacingOccurrences(of: "-", with: "_")) }) { return true }
-        // KEY alone, or ending in _KEY (OPENAI_API_KEY, STRIPE_KEY), but not e.g. "keyboard" or "monkey".
-        return compact == "key" || compact.hasSuffix("_key")
+        let w = self.words(keyPath.split(separator: ".").last.map(String.init) ?? keyPath)
+        if w.contains(where: words.contains) { return true }
+        // KEY alone or as the last word (OPENAI_API_KEY, stripeKey), but not e.g. "keyboard" or "monkey".
+        if w.last == "key" { return true }
+        let joined = w.joined(separator: "_")
+        return phrases.contains { joined.contains($0) }
+    }
+
+    /// Lower-case words of a key: split at `_`, `-`, spaces and lower-to-upper case changes ("apiKey" → api, key).
+    static func words(_ key: String) -> [String] {
+        var out: [String] = []
+        var current = ""
+        var previousLower = false
+        for ch in key {
+            if ch == "_" || ch == "-" || ch == " " {
+                if !current.isEmpty { out.append(current) }
+                current = ""
+                previousLower = false
+                continue
+            }
+            if ch.isUppercase && previousLower { out.append(current); current = "" }
+            current += ch.lowercased()
+            previousLower = ch.isLowercase || ch.isNumber
+        }
+        if !current.isEmpty { out.append(current) }
+        return out
     }
 }

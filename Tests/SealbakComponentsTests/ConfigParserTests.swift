@@ -70,10 +70,10 @@ import Testing
     }
 
     @Test func secretNamesAreJudgedByNameOnly() {
-        for k in ["PASSWORD", "db.password", "OPENAI_API_KEY", "stripeSecret", "auth_token", "AWS_SECRET_ACCESS_KEY", "key", "DATABASE_URL", "client-secret"] {
+        for k in ["PASSWORD", "db.password", "OPENAI_API_KEY", "stripeSecret", "auth_token", "AWS_SECRET_ACCESS_KEY", "key", "DATABASE_URL", "client-secret", "apiKey", "HF_TOKEN", "bearerToken"] {
             #expect(SecretNames.looksSecret(k), "\(k)")
         }
-        for k in ["keyboard_layout", "monkey", "host", "port", "title", "top_k", "tokenizer_path"] where k != "tokenizer_path" {
+        for k in ["keyboard_layout", "monkey", "host", "port", "title", "top_k", "tokenizer_path", "max_tokens", "author", "keys_dir"] {
             #expect(!SecretNames.looksSecret(k), "\(k)")
         }
         #expect(ConfigFormat.detect(".env.local") == .env && ConfigFormat.detect("app.YML") == .yaml && ConfigFormat.detect("x.txt") == nil)
