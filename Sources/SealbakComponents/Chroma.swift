@@ -35,15 +35,7 @@ package enum ChromaComponent {
 
     /// Adds the store; returns its collections and the snapshot to remove after packing.
     package static func add(argument: String, to plan: inout PackPlan) throws(SealbakError) -> (String, [Collection], Snapshot) {
-        var p = argument
-        var explicit: String? = nil
-        if let eq = argument.firstIndex(of: "="), !argument[..<eq].contains("/") {
-            explicit = String(argument[..<eq])
-            p = String(argument[argument.index(after: eq)...])
-        }
-        while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
-        let name = explicit ?? (p as NSString).lastPathComponent
-        try Component.checkName(name, flag: "--chroma")
+        let (name, p) = try Component.argument(argument, flag: "--chroma")
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir), isDir.boolValue else {
             throw SealbakError(.notFound, "--chroma \(p): no such directory")

@@ -18,18 +18,8 @@ package struct ConfigSpec: Sendable {
     }
 
     package init(argument: String) throws(SealbakError) {
-        var p = argument
-        var explicit: String? = nil
-        if let eq = argument.firstIndex(of: "="), !argument[..<eq].contains("/") {
-            explicit = String(argument[..<eq])
-            p = String(argument[argument.index(after: eq)...])
-        }
-        while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
-        var n = explicit ?? (p as NSString).lastPathComponent
-        if explicit == nil && n.hasPrefix(".") { n = String(n.dropFirst()) }  // ".env" → component "env"
-        try Component.checkName(n, flag: "--config")
-        name = n
-        path = p
+        // ".env" → component "env".
+        (name, path) = try Component.argument(argument, flag: "--config") { $0.hasPrefix(".") ? String($0.dropFirst()) : $0 }
     }
 }
 
@@ -52,8 +42,8 @@ package struct ConfigFileFacts: Sendable {
     }
 }
 
-/// Includes every file of a config folder except the default excludes (`.git`, `node_modules`, …).
-final class ConfigFilter: TreeFilter {
+/// Includes every file of a folder except the default excludes (`.git`, `node_modules`, …).
+final class DefaultExcludesFilter: TreeFilter {
     let rules = IgnoreRules.defaults()
     func enter(directory rel: String, fsPath: String) throws(SealbakError) {}
     func keep(_ rel: String, isDirectory: Bool) -> Bool { !rules.excluded(rel, isDirectory: isDirectory).0 }
@@ -73,19 +63,9 @@ package enum ConfigComponent {
 
     @discardableResult
     package static func add(_ spec: ConfigSpec, to plan: inout PackPlan) throws(SealbakError) -> Summary {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: spec.path, isDirectory: &isDir) else {
-            throw SealbakError(.notFound, "--config \(spec.path): no such file or directory")
-        }
         let root = "config/\(spec.name)"
         let first = plan.entries.count
-        let stats: TreeStats
-        if isDir.boolValue {
-            stats = try plan.add(tree: spec.path, as: root, filter: ConfigFilter())
-        } else {
-            try plan.addDirectory(name: root)
-            stats = try plan.add(tree: spec.path, as: root + "/" + (spec.path as NSString).lastPathComponent, filter: ConfigFilter())
-        }
+        let stats = try Component.addFileOrTree(spec.path, root: root, flag: "--config", filter: DefaultExcludesFilter(), to: &plan)
         var summary = Summary()
         summary.bytes = stats.bytes
         for i in first..<plan.entries.count where plan.entries[i].kind == .file {

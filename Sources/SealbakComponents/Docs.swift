@@ -18,17 +18,7 @@ package struct DocsSpec: Sendable {
 
     /// `DIR` (named after its last component) or `NAME=DIR`.
     package init(argument: String) throws(SealbakError) {
-        var p = argument
-        var explicit: String? = nil
-        if let eq = argument.firstIndex(of: "="), !argument[..<eq].contains("/") {
-            explicit = String(argument[..<eq])
-            p = String(argument[argument.index(after: eq)...])
-        }
-        while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
-        let n = explicit ?? (p as NSString).lastPathComponent
-        try Component.checkName(n, flag: "--docs")
-        name = n
-        path = p
+        (name, path) = try Component.argument(argument, flag: "--docs")
     }
 }
 
@@ -38,6 +28,29 @@ package enum Component {
         guard !n.isEmpty, n != ".", n != "..", !n.contains("/"), n.utf8.count <= 255, EntryName.problem(n) == nil else {
             throw SealbakError(.usage, "\(flag): \"\(n)\" cannot name a component; give NAME=PATH with a NAME without /")
         }
+    }
+
+    /// `PATH` (named `defaultName(last path component)`) or `NAME=PATH`; the name is checked.
+    package static func argument(_ argument: String, flag: String, defaultName: (String) -> String = { $0 }) throws(SealbakError) -> (name: String, path: String) {
+        var path = argument
+        var explicit: String? = nil
+        if let eq = argument.firstIndex(of: "="), !argument[..<eq].contains("/") {
+            explicit = String(argument[..<eq])
+            path = String(argument[argument.index(after: eq)...])
+        }
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        let name = explicit ?? defaultName((path as NSString).lastPathComponent)
+        try checkName(name, flag: flag)
+        return (name, path)
+    }
+
+    /// A folder becomes the tree below `root`; a single file goes below a `root` that exists only in the archive.
+    package static func addFileOrTree(_ path: String, root: String, flag: String, filter: any TreeFilter, to plan: inout PackPlan) throws(SealbakError) -> TreeStats {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw SealbakError(.notFound, "\(flag) \(path): no such file or directory") }
+        if isDir.boolValue { return try plan.add(tree: path, as: root, filter: filter) }
+        try plan.addDirectory(name: root)
+        return try plan.add(tree: path, as: root + "/" + (path as NSString).lastPathComponent, filter: filter)
     }
 
     package static func metadata(kind: String, name: String, source: String) -> Metadata {

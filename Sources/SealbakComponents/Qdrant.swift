@@ -15,15 +15,7 @@ package enum QdrantComponent {
 
     @discardableResult
     package static func add(argument: String, to plan: inout PackPlan) throws(SealbakError) -> (String, [Collection]) {
-        var p = argument
-        var explicit: String? = nil
-        if let eq = argument.firstIndex(of: "="), !argument[..<eq].contains("/") {
-            explicit = String(argument[..<eq])
-            p = String(argument[argument.index(after: eq)...])
-        }
-        while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
-        let name = explicit ?? ((p as NSString).lastPathComponent as NSString).deletingPathExtension
-        try Component.checkName(name, flag: "--qdrant")
+        let (name, p) = try Component.argument(argument, flag: "--qdrant") { ($0 as NSString).deletingPathExtension }
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else { throw SealbakError(.notFound, "--qdrant \(p): no such file or directory") }
         var collections: [Collection] = []
@@ -53,13 +45,7 @@ package enum QdrantComponent {
         }
         let root = "qdrant/\(name)"
         let first = plan.entries.count
-        let stats: TreeStats
-        if isDir.boolValue {
-            stats = try plan.add(tree: p, as: root, filter: ConfigFilter())
-        } else {
-            try plan.addDirectory(name: root)
-            stats = try plan.add(tree: p, as: root + "/" + (p as NSString).lastPathComponent, filter: ConfigFilter())
-        }
+        let stats = try Component.addFileOrTree(p, root: root, flag: "--qdrant", filter: DefaultExcludesFilter(), to: &plan)
         var m = Component.metadata(kind: "qdrant", name: name, source: URL(fileURLWithPath: p).standardizedFileURL.path)
         m["qdrant.layout"] = layout
         m["qdrant.files"] = String(stats.files)

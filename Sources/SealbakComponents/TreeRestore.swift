@@ -18,9 +18,18 @@ package struct TreeComponent: Sendable {
     package var files: Int
     package var bytes: UInt64
 
+    /// The component kinds stored as a folder (`KIND/NAME/…`).
+    static let folderKinds: Set<String> = ["docs", "config", "vectors", "chroma", "qdrant"]
+
+    /// What each kind checks on its restored copy before it is put in place (problems, empty when fine).
+    static let restoreChecks: [String: @Sendable (String, Manifest, TreeComponent) -> [String]] = [
+        "config": ConfigComponent.checkRestored, "vectors": VectorsComponent.checkRestored,
+        "chroma": ChromaComponent.checkRestored, "qdrant": QdrantComponent.checkRestored,
+    ]
+
     package static func all(in manifest: Manifest) -> [TreeComponent] {
         var out: [TreeComponent] = []
-        for (i, e) in manifest.entries.enumerated() where e.kind == .directory && ["docs", "config", "vectors", "chroma", "qdrant"].contains(e.metadata["component"] ?? "") {
+        for (i, e) in manifest.entries.enumerated() where e.kind == .directory && folderKinds.contains(e.metadata["component"] ?? "") {
             let kind = e.metadata["component"]!
             let prefix = Array((e.name + "/").utf8)
             let members = [i] + manifest.entries.indices.filter { Array(manifest.entries[$0].name.utf8).starts(with: prefix) }
@@ -45,7 +54,6 @@ package final class StagedTree {
     package let target: String
     package let targetExists: Bool
     private let staging: String
-    private var committed = false
     private var token: Int?
 
     /// Checks the target. An existing non-empty target is replaced only when `replace` is true.
@@ -99,28 +107,11 @@ package final class StagedTree {
         if files != component.files || files != component.fileEntries {
             throw SealbakError(.corrupt, "restored \(component.name) holds \(files) files, the archive records \(component.files); nothing was changed")
         }
-        if component.kind == "qdrant" {
-            let problems = QdrantComponent.checkRestored(root: stagedTree, manifest: manifest, component: component)
+        // Kind-specific checks on the staged copy: configs parse, vector shapes, Chroma counts, Qdrant sizes.
+        if let check = TreeComponent.restoreChecks[component.kind] {
+            let problems = check(stagedTree, manifest, component)
             if !problems.isEmpty {
-                throw SealbakError(.restoreMismatch, "restored Qdrant data \(component.name) does not match the archive; nothing was changed: \(problems.joined(separator: "; "))")
-            }
-        }
-        if component.kind == "chroma" {
-            let problems = ChromaComponent.checkRestored(root: stagedTree, manifest: manifest, component: component)
-            if !problems.isEmpty {
-                throw SealbakError(.restoreMismatch, "restored Chroma store \(component.name) does not match the archive; nothing was changed: \(problems.joined(separator: "; "))")
-            }
-        }
-        if component.kind == "vectors" {
-            let problems = VectorsComponent.checkRestored(root: stagedTree, manifest: manifest, component: component)
-            if !problems.isEmpty {
-                throw SealbakError(.restoreMismatch, "restored vectors \(component.name) do not have the recorded shapes; nothing was changed: \(problems.joined(separator: "; "))")
-            }
-        }
-        if component.kind == "config" {
-            let problems = ConfigComponent.checkRestored(root: stagedTree, manifest: manifest, component: component)
-            if !problems.isEmpty {
-                throw SealbakError(.restoreMismatch, "restored config \(component.name) does not parse as it did when packed; nothing was changed: \(problems.joined(separator: "; "))")
+                throw SealbakError(.restoreMismatch, "restored \(component.kind) component \(component.name) does not match what was packed; nothing was changed: \(problems.joined(separator: "; "))")
             }
         }
     }
@@ -132,10 +123,8 @@ package final class StagedTree {
                 let e = errno
                 throw SealbakError.io("cannot swap the restored \(component.name) into", path: target, errno: e)
             }
-            committed = true
         } else {
             if rename(stagedTree, target) != 0 { throw SealbakError.io("cannot move the restored \(component.name) to", path: target, errno: errno) }
-            committed = true
         }
         let parent = (target as NSString).deletingLastPathComponent
         let fd = open(parent.isEmpty ? "." : parent, O_RDONLY | O_DIRECTORY)

@@ -116,26 +116,10 @@ package enum VectorsComponent {
 
     @discardableResult
     package static func add(argument: String, to plan: inout PackPlan) throws(SealbakError) -> (String, Summary) {
-        var p = argument
-        var explicit: String? = nil
-        if let eq = argument.firstIndex(of: "="), !argument[..<eq].contains("/") {
-            explicit = String(argument[..<eq])
-            p = String(argument[argument.index(after: eq)...])
-        }
-        while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
-        let name = explicit ?? ((p as NSString).lastPathComponent as NSString).deletingPathExtension
-        try Component.checkName(name, flag: "--vectors")
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else { throw SealbakError(.notFound, "--vectors \(p): no such file or directory") }
+        let (name, p) = try Component.argument(argument, flag: "--vectors") { ($0 as NSString).deletingPathExtension }
         let root = "vectors/\(name)"
         let first = plan.entries.count
-        let stats: TreeStats
-        if isDir.boolValue {
-            stats = try plan.add(tree: p, as: root, filter: ConfigFilter())
-        } else {
-            try plan.addDirectory(name: root)
-            stats = try plan.add(tree: p, as: root + "/" + (p as NSString).lastPathComponent, filter: ConfigFilter())
-        }
+        let stats = try Component.addFileOrTree(p, root: root, flag: "--vectors", filter: DefaultExcludesFilter(), to: &plan)
         var s = Summary()
         s.bytes = stats.bytes
         for i in first..<plan.entries.count where plan.entries[i].kind == .file {
