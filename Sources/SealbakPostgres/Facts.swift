@@ -159,13 +159,18 @@ package struct PostgresComponent: Sendable {
 
     package static func entryName(_ component: String) -> String { "postgres/\(component).pgdump" }
 
-    /// The manifest entry of a dumped database.
-    package static func entry(name: String, source: String, facts: DatabaseFacts, mtime: Int64) -> ManifestEntry {
+    static func baseMetadata(name: String, source: String, status: String) -> Metadata {
         var m = Metadata()
         m[ComponentKeys.kind] = "postgres"
         m[ComponentKeys.name] = name
-        m[ComponentKeys.status] = "ok"
+        m[ComponentKeys.status] = status
         m[ComponentKeys.source] = source
+        return m
+    }
+
+    /// The manifest entry of a dumped database.
+    package static func entry(name: String, source: String, facts: DatabaseFacts, mtime: Int64) -> ManifestEntry {
+        var m = baseMetadata(name: name, source: source, status: "ok")
         m[ComponentKeys.pgDatabase] = facts.database
         m[ComponentKeys.pgServerVersion] = facts.serverVersion
         m[ComponentKeys.pgEncoding] = facts.encoding
@@ -185,12 +190,8 @@ package struct PostgresComponent: Sendable {
 
     /// The manifest entry of a component that could not be captured (`--allow-missing`).
     package static func skippedEntry(name: String, source: String, reason: String, mtime: Int64) -> ManifestEntry {
-        var m = Metadata()
-        m[ComponentKeys.kind] = "postgres"
-        m[ComponentKeys.name] = name
-        m[ComponentKeys.status] = "skipped"
+        var m = baseMetadata(name: name, source: source, status: "skipped")
         m[ComponentKeys.reason] = reason
-        m[ComponentKeys.source] = source
         return ManifestEntry(kind: .stream, name: entryName(name), mode: 0o600, mtimeSeconds: mtime, metadata: m)
     }
 }

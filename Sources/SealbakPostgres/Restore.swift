@@ -413,7 +413,6 @@ final class PipeSink: EntrySink {
     init(_ p: Subprocess, index: Int) {
         process = p
         self.index = index
-        signal(SIGPIPE, SIG_IGN)  // a pg_restore that stops reading is reported, not fatal
     }
 
     func wants(_ i: Int) -> Bool { i == index }

@@ -45,7 +45,11 @@ package final class Subprocess: @unchecked Sendable {
             if sealbak_pipe_cloexec(&p) != 0 { throw SealbakError.io("cannot create a pipe for", path: executable, errno: errno) }
         }
         try makePipe(&errPipe)
-        if stdin == .pipe { try makePipe(&inPipe) }
+        if stdin == .pipe {
+            try makePipe(&inPipe)
+            // A child that stops reading must surface as EPIPE from writeInput (reported with its stderr), not kill us.
+            signal(SIGPIPE, SIG_IGN)
+        }
         if stdout == .pipe { try makePipe(&outPipe) }
 
         var actions = posix_spawn_file_actions_t()
