@@ -27,6 +27,8 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
         // Tiny C shims for libc functions Swift cannot import (syncfs).
         .target(name: "CSealbakShims"),
+        // libcurl, the HTTP client for object storage (TLS, proxies, keep-alive), behind non-variadic wrappers.
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
 
         // Pure Swift: byte layouts of Spec/FORMAT.md, no C, no Foundation, no I/O (fuzzable alone).
         .target(name: "SealbakFormat", swiftSettings: strict),
@@ -44,9 +46,11 @@ let package = Package(
         .target(name: "SealbakPostgres", dependencies: ["SealbakArchive", "SealbakCrypto", "SealbakFormat", "CLibPQ", "CSealbakShims"], swiftSettings: strict),
         // The other components: docs trees with ignore rules, configs, vector files, vector stores.
         .target(name: "SealbakComponents", dependencies: ["SealbakArchive", "SealbakFormat", "CSealbakShims", "CSQLite", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
+        // S3-compatible object storage: SigV4, streaming multipart upload, ranged reads, retries, retention.
+        .target(name: "SealbakS3", dependencies: ["SealbakArchive", "SealbakCrypto", "SealbakFormat", "CCurl"], swiftSettings: strict),
         .executableTarget(
             name: "SealbakCLI",
-            dependencies: ["SealbakArchive", "SealbakPostgres", "SealbakComponents", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["SealbakArchive", "SealbakPostgres", "SealbakComponents", "SealbakS3", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         // Test vectors, archive builders and corruption helpers shared by tests, the vector generator and fuzzers.
@@ -67,6 +71,8 @@ let package = Package(
         .testTarget(name: "SealbakCLITests", dependencies: ["SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
         .testTarget(name: "SealbakComponentsTests", dependencies: ["SealbakComponents", "SealbakArchive"], swiftSettings: strict),
         // Real PostgreSQL servers (started by scripts/pg-servers): pack, restore, failure paths.
+        // SigV4 against the published vectors, retention rules, and a real SeaweedFS (scripts/s3-server).
+        .testTarget(name: "SealbakS3Tests", dependencies: ["SealbakS3", "SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
         .testTarget(name: "SealbakPostgresTests", dependencies: ["SealbakArchive", "SealbakPostgres", "SealbakTestSupport"], swiftSettings: strict),
     ]
 )

@@ -322,6 +322,7 @@ package final class ArchiveReader: @unchecked Sendable {
         }
         var bytes: [UInt8] = []
         let key = master.streamKey(FormatV1.trailerStreamID)
+        input.willRead(bodyStart + footer.trailerOffset ..< bodyStart + end)
         try decompressors.with { d in
             try forEachFrameAt(offset: bodyStart + footer.trailerOffset, length: footer.trailerLength, context: "the trailer", isTrailer: true) { i, last, ct, frameOffset in
                 do throws(FormatError) {
@@ -387,6 +388,7 @@ package final class ArchiveReader: @unchecked Sendable {
             state.size += UInt64(raw.count)
             if !raw.isEmpty { try sink.write(index, raw) }
         }
+        input.willRead(bodyStart + e.offset ..< bodyStart + e.offset + e.length)
         do {
             try forEachFrameAt(offset: bodyStart + e.offset, length: e.length, context: context) { frameIndex, isLast, ct, frameOffset in
                 try pipeline.submit {

@@ -22,6 +22,10 @@ package final class InputFile {
     /// In-memory input (fuzzing, tests): read instead of the descriptor.
     private let memory: [UInt8]?
     private var memoryPosition = 0
+    /// Remote input (an `s3://` object): sequential and ranged reads go to it.
+    package let remote: (any RemoteSource)?
+    /// Bytes taken from the remote source by sequential reads (buffered ones included).
+    private var remoteOffset: UInt64 = 0
 
     /// Reads what was written so far to `output` (from its start), e.g. to verify an archive before committing it.
     package init(readingBack output: AtomicOutput) throws(SealbakError) {
@@ -31,6 +35,7 @@ package final class InputFile {
         ownsDescriptor = true
         path = output.path
         memory = nil
+        remote = nil
         var st = stat()
         fstat(d, &st)
         isSeekable = true
@@ -44,13 +49,23 @@ package final class InputFile {
         ownsDescriptor = false
         path = name
         memory = bytes
+        remote = nil
         isSeekable = seekable
         size = seekable ? UInt64(bytes.count) : nil
         buffer = [UInt8](repeating: 0, count: 1 << 16)
     }
 
-    /// Opens `path` for reading (`-` means standard input).
-    package init(path: String) throws(SealbakError) {
+    /// Opens `path` for reading (`-` means standard input, an `s3://` URL a remote object).
+    package convenience init(path: String) throws(SealbakError) {
+        if RemoteStorage.isRemote(path) {
+            self.init(remote: try RemoteStorage.handler(for: path).openInput(path))
+        } else {
+            try self.init(localPath: path)
+        }
+    }
+
+    private init(localPath path: String) throws(SealbakError) {
+        remote = nil
         if path == "-" {
             fd = 0
             ownsDescriptor = false
@@ -79,7 +94,22 @@ package final class InputFile {
         buffer = [UInt8](repeating: 0, count: 1 << 20)
     }
 
+    /// Reads a remote object (random access through ranged requests).
+    package init(remote: any RemoteSource) {
+        fd = -1
+        ownsDescriptor = false
+        path = remote.name
+        memory = nil
+        self.remote = remote
+        isSeekable = true
+        size = remote.size
+        buffer = [UInt8](repeating: 0, count: 1 << 20)
+    }
+
     deinit { if ownsDescriptor { close(fd) } }
+
+    /// Tells a remote input which bytes the next `read(at:)` calls will cover (local inputs ignore it).
+    package func willRead(_ range: Range<UInt64>) { remote?.willRead(range) }
 
     /// Reads up to `count` bytes sequentially; fewer only at end of input.
     package func read(upTo count: Int) throws(SealbakError) -> [UInt8] {
@@ -100,6 +130,17 @@ package final class InputFile {
     /// Skips `count` bytes sequentially; returns how many were skipped (fewer only at end of input).
     package func skip(_ count: UInt64) throws(SealbakError) -> UInt64 {
         var left = count
+        if let remote, left > UInt64(bufferEnd - bufferStart) {
+            // Skip without fetching: drop what is buffered and move the remote offset.
+            left -= UInt64(bufferEnd - bufferStart)
+            bufferStart = 0
+            bufferEnd = 0
+            let n = min(left, remote.size - min(remote.size, remoteOffset))
+            remoteOffset += n
+            left -= n
+            position += count - left
+            return count - left
+        }
         while left > 0 {
             if bufferStart == bufferEnd {
                 if try !refill() { break }
@@ -119,6 +160,18 @@ package final class InputFile {
     }
 
     private func refill() throws(SealbakError) -> Bool {
+        if let remote {
+            var result: Result<Int, SealbakError> = .success(0)
+            let at = remoteOffset
+            buffer.withUnsafeMutableBytes { b in
+                result = Result { () throws(SealbakError) in try remote.readSequential(at: at, into: b) }
+            }
+            let n = try result.get()
+            remoteOffset += UInt64(n)
+            bufferStart = 0
+            bufferEnd = n
+            return n > 0
+        }
         if let memory {
             let n = min(buffer.count, memory.count - memoryPosition)
             if n > 0 {
@@ -144,6 +197,7 @@ package final class InputFile {
     /// Reads exactly `count` bytes at `offset` (seekable inputs only); fewer only at end of file.
     package func read(at offset: UInt64, count: Int) throws(SealbakError) -> [UInt8] {
         precondition(isSeekable)
+        if let remote { return try remote.read(at: offset, count: count) }
         if let memory {
             guard offset < UInt64(memory.count) else { return [] }
             let lo = Int(offset)

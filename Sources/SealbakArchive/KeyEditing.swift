@@ -98,6 +98,11 @@ package enum KeyEditing {
             throw SealbakError(.internalError, "the new header would be invalid: \(error.message)")
         }
         let bytes = header.encoded()
+        if RemoteStorage.isRemote(u.path) {
+            // A remote object: the store rewrites it, copying the body on the server side where it can.
+            try RemoteStorage.handler(for: u.path).replaceHeader(u.path, expected: u.header.encoded(), header: bytes)
+            return
+        }
         let src = open(u.path, O_RDONLY | O_CLOEXEC)
         if src < 0 { throw SealbakError.io("cannot open", path: u.path, errno: errno) }
         defer { close(src) }

@@ -24,7 +24,7 @@ package enum Rekey {
     ///     nil for none. Recipient (public-key) slots are carried over, re-wrapped to the same public keys.
     ///   - output: where the new archive goes (may be `path` itself; nothing is replaced before verification).
     package static func run(
-        path: String, current: ArchiveSecret, newPassword: Passphrase?, kdf: KDFParameters?, output: AtomicOutput,
+        path: String, current: ArchiveSecret, newPassword: Passphrase?, kdf: KDFParameters?, output: any ArchiveOutput,
         options: ReadOptions = ReadOptions(), random: any RandomSource = SystemRandom()
     ) throws -> Summary {
         // Pass 1 (through the reader): unlock, authenticate the header, decode the manifest.

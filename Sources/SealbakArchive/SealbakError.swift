@@ -10,7 +10,7 @@ package struct SealbakError: Error, Sendable, CustomStringConvertible {
     package struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Wrapped: Hashable, Sendable {
             case usage, wrongPassword, wrongIdentity, corrupt, truncated, unsupported, targetExists, io, notFound, internalError, interrupted
-            case unavailable, toolFailed, restoreMismatch
+            case unavailable, toolFailed, restoreMismatch, accessDenied
         }
 
         private let wrapped: Wrapped
@@ -42,6 +42,9 @@ package struct SealbakError: Error, Sendable, CustomStringConvertible {
         /// A restored component does not match what the archive recorded (row counts, extensions); the
         /// restore was rolled back (exit 13).
         package static let restoreMismatch = Code(.restoreMismatch)
+        /// Object storage refused the credentials or the request: unknown access key, wrong secret, no
+        /// permission on the bucket (exit 14).
+        package static let accessDenied = Code(.accessDenied)
         /// Interrupted by a signal (exit 130).
         package static let interrupted = Code(.interrupted)
         /// A bug in sealbak (exit 1).
@@ -62,6 +65,7 @@ package struct SealbakError: Error, Sendable, CustomStringConvertible {
             case .unavailable: 11
             case .toolFailed: 12
             case .restoreMismatch: 13
+            case .accessDenied: 14
             case .interrupted: 130
             }
         }

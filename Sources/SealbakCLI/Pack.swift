@@ -238,7 +238,7 @@ struct Pack: ParsableCommand {
 
             let recipients = try (recipient + (bp?.recipients ?? [])).map { try Recipients.decode(publicKey: $0) }
             // Refuse an existing target before asking for a password.
-            let out = try AtomicOutput(path: output, overwrite: force, mode: 0o600)
+            let out = try RemoteStorage.output(output, overwrite: force)
             var passwords: [PasswordSlotSpec] = []
             if recipients.isEmpty || password.explicitPassword {
                 passwords.append(PasswordSlotSpec(passphrase: try PasswordReader.read(try password.source(confirm: true)), label: label))

@@ -38,7 +38,7 @@ struct RekeyCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let target = output ?? archive
-            let out = try AtomicOutput(path: target, overwrite: output == nil || force, mode: 0o600)
+            let out = try RemoteStorage.output(target, overwrite: output == nil || force)
             let current = try password.secret(what: "current password", limits: reading.readOptions.limits)
             let new: Passphrase?
             if keepPassword {
@@ -54,7 +54,7 @@ struct RekeyCommand: ParsableCommand {
             do {
                 let summary = try Rekey.run(path: archive, current: current, newPassword: new, kdf: kdf.explicit, output: out, options: reading.readOptions)
                 // Verify everything with the new key before anything is replaced.
-                let check = try ArchiveReader(input: try InputFile(readingBack: out), secret: new.map { .password($0) } ?? current, options: reading.readOptions)
+                let check = try ArchiveReader(input: try out.readBack(), secret: new.map { .password($0) } ?? current, options: reading.readOptions)
                 try check.readAll(into: DiscardSink())
                 try out.commit()
                 printError("sealbak: rekeyed \(archive) -> \(target): new archive id \(hex(summary.newArchiveID)), \(summary.frames) frames re-encrypted and verified")

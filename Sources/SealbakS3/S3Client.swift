@@ -1,0 +1,424 @@
+import Foundation
+import SealbakArchive
+import SealbakCrypto
+import Synchronization
+
+/// `s3://BUCKET/KEY`.
+package struct S3Location: Sendable, CustomStringConvertible, Hashable {
+    package var bucket: String
+    package var key: String
+
+    package init(bucket: String, key: String) {
+        self.bucket = bucket
+        self.key = key
+    }
+
+    /// Parses `s3://BUCKET/KEY`; the key may be empty (a bucket or prefix) only when `allowEmptyKey`.
+    package init(url: String, allowEmptyKey: Bool = false) throws(SealbakError) {
+        guard url.hasPrefix("s3://") else { throw SealbakError(.usage, "\(url) is not an s3:// URL") }
+        let rest = url.dropFirst(5)
+        let bucket = String(rest.prefix { $0 != "/" })
+        let key = String(rest.dropFirst(bucket.count + 1))
+        guard !bucket.isEmpty, bucket.utf8.count <= 63, bucket.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == "_" }) else {
+            throw SealbakError(.usage, "\(url): the bucket name is missing or invalid; write s3://BUCKET/PATH/NAME.sbk")
+        }
+        if !allowEmptyKey && (key.isEmpty || key.hasSuffix("/")) {
+            throw SealbakError(.usage, "\(url) names a bucket or a folder; give the archive's name, e.g. s3://\(bucket)/\(key)backup.sbk")
+        }
+        if key.utf8.count > 1024 { throw SealbakError(.usage, "\(url): object keys are limited to 1024 bytes") }
+        self.bucket = bucket
+        self.key = key
+    }
+
+    package var description: String { "s3://\(bucket)/\(key)" }
+}
+
+/// How to reach the store and how to transfer. Secrets stay in `credentials` and are never printed.
+package struct S3Settings: Sendable {
+    package var endpoint: String?
+    package var region = "us-east-1"
+    /// Path-style (`ENDPOINT/BUCKET/KEY`) or virtual-hosted (`BUCKET.HOST/KEY`) addressing; nil: path-style for a
+    /// custom endpoint, virtual-hosted for AWS.
+    package var pathStyle: Bool?
+    package var credentials = SigV4.Credentials(accessKey: "", secretKey: "")
+    /// Size of the first upload parts; later parts grow so an archive of any size fits in 10,000 parts.
+    package var partSize = 16 << 20
+    /// Parts uploaded at once (memory: parts in flight x part size).
+    package var parallelParts = 4
+    /// Requests are retried at most this many times in all ...
+    package var maxAttempts = 8
+    /// ... and never for longer than this many seconds since the first attempt.
+    package var maxRetrySeconds: Double = 120
+    /// First backoff and its cap (exponential with full jitter).
+    package var backoffBase: Double = 0.25
+    package var backoffCap: Double = 10
+
+    package init() {}
+
+    /// The standard AWS variables: AWS_ENDPOINT_URL(_S3), AWS_REGION / AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN.
+    package static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) -> S3Settings {
+        var s = S3Settings()
+        s.endpoint = env["AWS_ENDPOINT_URL_S3"] ?? env["AWS_ENDPOINT_URL"]
+        s.region = env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"] ?? "us-east-1"
+        s.credentials = SigV4.Credentials(accessKey: env["AWS_ACCESS_KEY_ID"] ?? "", secretKey: env["AWS_SECRET_ACCESS_KEY"] ?? "",
+                                          sessionToken: env["AWS_SESSION_TOKEN"])
+        return s
+    }
+
+    var usesPathStyle: Bool { pathStyle ?? (endpoint != nil) }
+
+    /// The endpoint split into scheme and authority (`host[:port]`).
+    func origin() throws(SealbakError) -> (scheme: String, authority: String) {
+        let e = endpoint ?? "https://s3.\(region).amazonaws.com"
+        guard let comps = URLComponents(string: e), let scheme = comps.scheme, scheme == "http" || scheme == "https", let host = comps.host, !host.isEmpty else {
+            throw SealbakError(.usage, "the S3 endpoint \(e) is not an http:// or https:// URL")
+        }
+        var authority = host.contains(":") ? "[\(host)]" : host
+        if let port = comps.port, !(scheme == "http" && port == 80) && !(scheme == "https" && port == 443) { authority += ":\(port)" }
+        return (scheme, authority)
+    }
+}
+
+/// A retried request's story, for errors and reports.
+package struct S3Stats: Sendable {
+    package var requests = 0
+    package var retries = 0
+    package var bytesSent: UInt64 = 0
+    package var bytesReceived: UInt64 = 0
+}
+
+/// An S3 client: signs each request (SigV4), retries with exponential backoff and jitter on 5xx, throttling
+/// and dropped connections (bounded in count and time), and maps the store's errors to `SealbakError`.
+package final class S3Client: Sendable {
+    package let settings: S3Settings
+    private let pool = ConnectionPool()
+    private let counters = Mutex(S3Stats())
+
+    package init(settings: S3Settings) throws(SealbakError) {
+        if settings.credentials.accessKey.isEmpty || settings.credentials.secretKey.isEmpty {
+            throw SealbakError(.accessDenied, "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or give --s3-credentials-file)")
+        }
+        _ = try settings.origin()
+        self.settings = settings
+    }
+
+    package var stats: S3Stats { counters.withLock { $0 } }
+
+    /// A request to send (signed anew for each attempt).
+    struct Call {
+        var method: String
+        var bucket: String
+        var key: String
+        var query: [(String, String)] = []
+        var headers: [(String, String)] = []
+        /// What the user is told this was, e.g. "upload part 3 of s3://b/k".
+        var what: String
+    }
+
+    private func urlAndHost(bucket: String, key: String, query: [(String, String)]) throws(SealbakError) -> (url: String, host: String, path: String) {
+        let (scheme, authority) = try settings.origin()
+        let encodedKey = SigV4.uriEncode(key, keepSlash: true)
+        let host: String, path: String
+        if settings.usesPathStyle {
+            host = authority
+            path = "/" + SigV4.uriEncode(bucket, keepSlash: false) + (key.isEmpty ? "" : "/" + encodedKey)
+        } else {
+            host = "\(bucket).\(authority)"
+            path = "/" + encodedKey
+        }
+        let q = SigV4.canonicalQuery(query)
+        return ("\(scheme)://\(host)\(path)\(q.isEmpty ? "" : "?" + q)", host, path)
+    }
+
+    /// Signs and sends `call` once.
+    private func attempt(_ call: Call, body: UnsafeRawBufferPointer?, payloadHash: String,
+                         sink: ((UnsafeRawBufferPointer) -> Bool)?) throws(SealbakError) -> Result<HTTPResponse, TransportError> {
+        let (url, host, path) = try urlAndHost(bucket: call.bucket, key: call.key, query: call.query)
+        let amzDate = SigV4.amzDate(Date())
+        var headers = call.headers
+        headers.append(("host", host))
+        headers.append(("x-amz-date", amzDate))
+        headers.append(("x-amz-content-sha256", payloadHash))
+        if let token = settings.credentials.sessionToken { headers.append(("x-amz-security-token", token)) }
+        let signed = SigV4.sign(method: call.method, path: path, query: call.query, headers: headers, payloadHash: payloadHash,
+                                credentials: settings.credentials, region: settings.region, service: "s3", amzDate: amzDate)
+        headers.append(("Authorization", signed.authorization))
+        counters.withLock { $0.requests += 1 }
+        let connection = pool.borrow()
+        do throws(TransportError) {
+            let response = try connection.perform(HTTPRequest(method: call.method, url: url, headers: headers), body: body, timeout: 0, sink: sink)
+            pool.giveBack(connection)
+            counters.withLock { $0.bytesSent += UInt64(body?.count ?? 0) }
+            return .success(response)
+        } catch {
+            // A failed connection is not reused.
+            return .failure(error)
+        }
+    }
+
+    /// Whether a response is worth another attempt (Amazon's advice: 5xx, throttling, request timeouts).
+    static func isRetryable(_ r: HTTPResponse) -> Bool {
+        if [500, 502, 503, 504, 429].contains(r.status) { return true }
+        if r.status == 400, let code = XMLElement.parse(r.body)?.value("Code"), ["RequestTimeout", "SlowDown", "Throttling", "ThrottlingException"].contains(code) { return true }
+        return false
+    }
+
+    /// Retry bookkeeping: sleeps before the next attempt, or throws once the count or the time is used up.
+    struct Backoff {
+        let settings: S3Settings
+        let start = Date()
+        var attempt = 0
+
+        mutating func wait(after failure: String, what: String) throws(SealbakError) {
+            attempt += 1
+            let elapsed = Date().timeIntervalSince(start)
+            let delay = Double.random(in: 0...min(settings.backoffCap, settings.backoffBase * Double(1 << min(attempt, 20))))
+            if attempt >= settings.maxAttempts || elapsed + delay > settings.maxRetrySeconds {
+                throw SealbakError(.unavailable, "\(what) failed after \(attempt) attempt(s) over \(String(format: "%.1f", elapsed)) s: \(failure). Check that the storage endpoint is reachable, then run the command again")
+            }
+            usleep(UInt32(delay * 1_000_000))
+        }
+    }
+
+    /// Sends `call` with retries; returns the response when its status is in `accept`, else throws the
+    /// store's error in words.
+    @discardableResult
+    func send(_ call: Call, body: UnsafeRawBufferPointer? = nil, payloadHash: String? = nil, accept: Set<Int> = [200]) throws(SealbakError) -> HTTPResponse {
+        let hash = payloadHash ?? (body.map { hex(SHA256Hasher.hash(Array($0))) } ?? SigV4.emptyPayloadHash)
+        var backoff = Backoff(settings: settings)
+        while true {
+            switch try attempt(call, body: body, payloadHash: hash, sink: nil) {
+            case .failure(let t):
+                counters.withLock { $0.retries += 1 }
+                try backoff.wait(after: t.message, what: call.what)
+            case .success(let r):
+                if accept.contains(r.status) {
+                    counters.withLock { $0.bytesReceived += UInt64(r.body.count) }
+                    return r
+                }
+                if S3Client.isRetryable(r) {
+                    counters.withLock { $0.retries += 1 }
+                    try backoff.wait(after: S3Client.describe(r), what: call.what)
+                    continue
+                }
+                throw S3Client.failure(r, what: call.what)
+            }
+        }
+    }
+
+    static func describe(_ r: HTTPResponse) -> String {
+        let xml = XMLElement.parse(r.body)
+        let code = xml?.value("Code") ?? "HTTP \(r.status)"
+        let message = xml?.value("Message").map { ": \($0)" } ?? ""
+        return "\(code) (HTTP \(r.status))\(message)"
+    }
+
+    /// Maps the store's answer to a typed error naming what failed and what to do.
+    static func failure(_ r: HTTPResponse, what: String) -> SealbakError {
+        let code = XMLElement.parse(r.body)?.value("Code") ?? ""
+        let said = describe(r)
+        switch (r.status, code) {
+        case (403, "InvalidAccessKeyId"), (403, "SignatureDoesNotMatch"), (403, "InvalidToken"), (400, "ExpiredToken"), (403, "ExpiredToken"):
+            return SealbakError(.accessDenied, "\(what): the storage refused the credentials: \(said). Check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN")
+        case (403, _), (401, _):
+            return SealbakError(.accessDenied, "\(what): access denied: \(said). Check the credentials and the bucket's permissions")
+        case (404, "NoSuchBucket"):
+            return SealbakError(.notFound, "\(what): the bucket does not exist: \(said)")
+        case (404, _):
+            return SealbakError(.notFound, "\(what): no such object: \(said)")
+        default:
+            return SealbakError(.io, "\(what): the storage answered \(said)")
+        }
+    }
+
+    // MARK: Operations
+
+    package struct ObjectInfo: Sendable {
+        package var key: String
+        package var size: UInt64
+        package var etag: String
+        package var lastModified: String
+    }
+
+    /// HEAD: nil when the object does not exist.
+    package func head(_ loc: S3Location) throws(SealbakError) -> ObjectInfo? {
+        let r = try send(Call(method: "HEAD", bucket: loc.bucket, key: loc.key, what: "reading \(loc)"), accept: [200, 404])
+        if r.status == 404 {
+            // HEAD has no body: tell a missing bucket from a missing key with a bucket request.
+            try checkBucket(loc.bucket)
+            return nil
+        }
+        guard let length = r.headers["content-length"].flatMap(UInt64.init) else {
+            throw SealbakError(.io, "reading \(loc): the storage sent no Content-Length")
+        }
+        return ObjectInfo(key: loc.key, size: length, etag: r.headers["etag"] ?? "", lastModified: r.headers["last-modified"] ?? "")
+    }
+
+    /// Fails with a clear message when the bucket does not exist or cannot be listed.
+    package func checkBucket(_ bucket: String) throws(SealbakError) {
+        try send(Call(method: "GET", bucket: bucket, key: "", query: [("list-type", "2"), ("max-keys", "1")], what: "listing s3://\(bucket)"))
+    }
+
+    /// Ranged GET of [start, end) into `sink`, resuming after a dropped connection from the last byte received.
+    /// `etag` pins the object version (If-Match): an object replaced meanwhile is an error, not a mix.
+    package func get(_ loc: S3Location, range: Range<UInt64>, etag: String?, into sink: @escaping (UnsafeRawBufferPointer) -> Void) throws(SealbakError) {
+        guard !range.isEmpty else { return }
+        var received: UInt64 = 0
+        var backoff = Backoff(settings: settings)
+        let what = "reading bytes \(range.lowerBound)-\(range.upperBound - 1) of \(loc)"
+        while received < UInt64(range.count) {
+            var call = Call(method: "GET", bucket: loc.bucket, key: loc.key, what: what)
+            call.headers.append(("range", "bytes=\(range.lowerBound + received)-\(range.upperBound - 1)"))
+            if let etag, !etag.isEmpty { call.headers.append(("if-match", etag)) }
+            let expected = UInt64(range.count) - received
+            var got: UInt64 = 0
+            let result = try attempt(call, body: nil, payloadHash: SigV4.emptyPayloadHash) { bytes in
+                // Never take more than was asked for (a server ignoring Range would send the whole object).
+                let take = Int(min(UInt64(bytes.count), expected - got))
+                if take > 0 { sink(UnsafeRawBufferPointer(rebasing: bytes[0..<take])) }
+                got += UInt64(take)
+                return take == bytes.count
+            }
+            received += got
+            counters.withLock { $0.bytesReceived += got }
+            switch result {
+            case .failure(let t):
+                if received >= UInt64(range.count) { return }
+                counters.withLock { $0.retries += 1 }
+                try backoff.wait(after: t.message, what: what)
+            case .success(let r):
+                if r.status == 206 || r.status == 200 {
+                    if received < UInt64(range.count) {
+                        counters.withLock { $0.retries += 1 }
+                        try backoff.wait(after: "the connection ended after \(got) of \(expected) bytes", what: what)
+                    }
+                } else if r.status == 412 {
+                    throw SealbakError(.io, "\(loc) was replaced while sealbak was reading it; run the command again")
+                } else if r.status == 416 {
+                    throw SealbakError.format(.init(.truncated, "the object ends before byte \(range.upperBound)", offset: range.lowerBound + received), archive: loc.description)
+                } else if S3Client.isRetryable(r) {
+                    counters.withLock { $0.retries += 1 }
+                    try backoff.wait(after: S3Client.describe(r), what: what)
+                } else {
+                    throw S3Client.failure(r, what: what)
+                }
+            }
+        }
+    }
+
+    package func putObject(_ loc: S3Location, _ bytes: UnsafeRawBufferPointer, ifNoneMatch: Bool) throws(SealbakError) {
+        var call = Call(method: "PUT", bucket: loc.bucket, key: loc.key, what: "writing \(loc)")
+        call.headers += S3Client.checksumHeaders(bytes)
+        if ifNoneMatch { call.headers.append(("if-none-match", "*")) }
+        let r = try send(call, body: bytes, payloadHash: nil, accept: [200, 412])
+        if r.status == 412 { throw SealbakError(.targetExists, "\(loc) already exists; use --force to replace it") }
+    }
+
+    /// Content-MD5 and x-amz-checksum-sha256 of a body: the store recomputes both and refuses a part that
+    /// arrived damaged (BadDigest).
+    static func checksumHeaders(_ bytes: UnsafeRawBufferPointer) -> [(String, String)] {
+        let sha = SHA256Hasher()
+        sha.update(bytes)
+        return [("content-md5", Data(MD5.hash(bytes)).base64EncodedString()),
+                ("x-amz-checksum-sha256", Data(sha.finalize()).base64EncodedString())]
+    }
+
+    package func createMultipartUpload(_ loc: S3Location) throws(SealbakError) -> String {
+        var call = Call(method: "POST", bucket: loc.bucket, key: loc.key, query: [("uploads", "")], what: "starting the upload of \(loc)")
+        call.headers.append(("x-amz-checksum-algorithm", "SHA256"))
+        let r = try send(call)
+        guard let id = XMLElement.parse(r.body)?.value("UploadId"), !id.isEmpty else {
+            throw SealbakError(.io, "starting the upload of \(loc): the storage sent no upload id")
+        }
+        return id
+    }
+
+    package struct CompletedPart: Sendable {
+        package var number: Int
+        package var etag: String
+        package var sha256: String?
+    }
+
+    package func uploadPart(_ loc: S3Location, uploadID: String, number: Int, _ bytes: UnsafeRawBufferPointer) throws(SealbakError) -> CompletedPart {
+        var call = Call(method: "PUT", bucket: loc.bucket, key: loc.key, query: [("partNumber", "\(number)"), ("uploadId", uploadID)],
+                        what: "uploading part \(number) of \(loc)")
+        let checks = S3Client.checksumHeaders(bytes)
+        call.headers += checks
+        let r = try send(call, body: bytes)
+        guard let etag = r.headers["etag"] else { throw SealbakError(.io, "uploading part \(number) of \(loc): the storage sent no ETag") }
+        return CompletedPart(number: number, etag: etag, sha256: checks[1].1)
+    }
+
+    /// UploadPartCopy: part `number` is bytes [range) of `source` (at version `sourceETag`), copied by the store.
+    package func uploadPartCopy(_ loc: S3Location, uploadID: String, number: Int, source: S3Location, range: Range<UInt64>, sourceETag: String) throws(SealbakError) -> CompletedPart {
+        var call = Call(method: "PUT", bucket: loc.bucket, key: loc.key, query: [("partNumber", "\(number)"), ("uploadId", uploadID)],
+                        what: "copying part \(number) of \(loc) on the server")
+        call.headers.append(("x-amz-copy-source", "/\(source.bucket)/\(SigV4.uriEncode(source.key, keepSlash: true))"))
+        call.headers.append(("x-amz-copy-source-range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)"))
+        if !sourceETag.isEmpty { call.headers.append(("x-amz-copy-source-if-match", sourceETag)) }
+        let r = try send(call, accept: [200, 412])
+        if r.status == 412 { throw SealbakError(.io, "\(source) changed while sealbak was rewriting it; run the command again") }
+        let xml = XMLElement.parse(r.body)
+        if xml?.name == "Error" { throw S3Client.failure(HTTPResponse(status: 500, headers: r.headers, body: r.body), what: call.what) }
+        guard let etag = xml?.value("ETag") else { throw SealbakError(.io, "\(call.what): the storage sent no ETag") }
+        return CompletedPart(number: number, etag: etag, sha256: xml?.value("ChecksumSHA256"))
+    }
+
+    /// Completes an upload. `ifNoneMatch`: only if no object has the name (else exit 7); `ifMatch`: only if the
+    /// object is still that version. The store may answer 200 with an error document; that is an error too.
+    @discardableResult
+    package func completeMultipartUpload(_ loc: S3Location, uploadID: String, parts: [CompletedPart], ifNoneMatch: Bool, ifMatch: String? = nil) throws(SealbakError) -> String {
+        var xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+        for p in parts.sorted(by: { $0.number < $1.number }) {
+            xml += "<Part><PartNumber>\(p.number)</PartNumber><ETag>\(xmlEscape(p.etag))</ETag>"
+            if let sha = p.sha256 { xml += "<ChecksumSHA256>\(sha)</ChecksumSHA256>" }
+            xml += "</Part>"
+        }
+        xml += "</CompleteMultipartUpload>"
+        var call = Call(method: "POST", bucket: loc.bucket, key: loc.key, query: [("uploadId", uploadID)], what: "completing the upload of \(loc)")
+        call.headers.append(("content-type", "application/xml"))
+        if ifNoneMatch { call.headers.append(("if-none-match", "*")) }
+        if let ifMatch { call.headers.append(("if-match", ifMatch)) }
+        let body = Array(xml.utf8)
+        var result: Result<HTTPResponse, SealbakError> = .failure(SealbakError(.internalError, "unreachable"))
+        body.withUnsafeBytes { b in result = Result { () throws(SealbakError) in try send(call, body: b, accept: [200, 412]) } }
+        let r = try result.get()
+        if r.status == 412 {
+            if ifNoneMatch { throw SealbakError(.targetExists, "\(loc) already exists; use --force to replace it") }
+            throw SealbakError(.io, "\(loc) changed while sealbak was rewriting it; run the command again")
+        }
+        let doc = XMLElement.parse(r.body)
+        if doc?.name == "Error" { throw S3Client.failure(HTTPResponse(status: 500, headers: r.headers, body: r.body), what: call.what) }
+        return doc?.value("ETag") ?? ""
+    }
+
+    package func abortMultipartUpload(_ loc: S3Location, uploadID: String) throws(SealbakError) {
+        try send(Call(method: "DELETE", bucket: loc.bucket, key: loc.key, query: [("uploadId", uploadID)], what: "aborting the upload of \(loc)"),
+                 accept: [200, 204, 404])
+    }
+
+    package func delete(_ loc: S3Location) throws(SealbakError) {
+        try send(Call(method: "DELETE", bucket: loc.bucket, key: loc.key, what: "deleting \(loc)"), accept: [200, 204])
+    }
+
+    /// Every object under `prefix` (ListObjectsV2, all pages).
+    package func list(bucket: String, prefix: String) throws(SealbakError) -> [ObjectInfo] {
+        var out: [ObjectInfo] = []
+        var token: String?
+        repeat {
+            var query = [("list-type", "2"), ("prefix", prefix)]
+            if let token { query.append(("continuation-token", token)) }
+            let r = try send(Call(method: "GET", bucket: bucket, key: "", query: query, what: "listing s3://\(bucket)/\(prefix)"))
+            guard let doc = XMLElement.parse(r.body), doc.name == "ListBucketResult" else {
+                throw SealbakError(.io, "listing s3://\(bucket)/\(prefix): the storage sent an answer sealbak cannot read")
+            }
+            for c in doc.all("Contents") {
+                guard let key = c.value("Key"), let size = c.value("Size").flatMap(UInt64.init) else { continue }
+                out.append(ObjectInfo(key: key, size: size, etag: c.value("ETag") ?? "", lastModified: c.value("LastModified") ?? ""))
+            }
+            token = doc.value("IsTruncated") == "true" ? doc.value("NextContinuationToken") : nil
+        } while token != nil
+        return out
+    }
+}
