@@ -47,7 +47,8 @@ extension AtomicOutput: ArchiveOutput {
 /// The handler for archive names that are URLs (`s3://…`), installed by the command line.
 package protocol RemoteStorageHandler: Sendable {
     func openInput(_ url: String) throws(SealbakError) -> any RemoteSource
-    func openOutput(_ url: String, overwrite: Bool) throws(SealbakError) -> any ArchiveOutput
+    /// `staged`: complete under a temporary name so `readBack` can verify it before `commit` gives it its name.
+    func openOutput(_ url: String, overwrite: Bool, staged: Bool) throws(SealbakError) -> any ArchiveOutput
     /// Replaces the first `expected.count` bytes of the object (the old header, which must still be there)
     /// with `header`, keeping the rest; all or nothing.
     func replaceHeader(_ url: String, expected: [UInt8], header: [UInt8]) throws(SealbakError)
@@ -71,8 +72,8 @@ package enum RemoteStorage {
     }
 
     /// Opens the archive output for `path`: an upload for a URL, else an atomic local file.
-    package static func output(_ path: String, overwrite: Bool, mode: mode_t = 0o600) throws(SealbakError) -> any ArchiveOutput {
-        if isRemote(path) { return try handler(for: path).openOutput(path, overwrite: overwrite) }
+    package static func output(_ path: String, overwrite: Bool, staged: Bool = false, mode: mode_t = 0o600) throws(SealbakError) -> any ArchiveOutput {
+        if isRemote(path) { return try handler(for: path).openOutput(path, overwrite: overwrite, staged: staged) }
         return try AtomicOutput(path: path, overwrite: overwrite, mode: mode)
     }
 }

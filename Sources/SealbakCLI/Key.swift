@@ -78,6 +78,8 @@ struct KeyList: ParsableCommand {
     @Flag(name: .long, help: "Machine-readable JSON output.")
     var json = false
 
+    @OptionGroup var s3: S3Options
+
     func run() throws {
         try reportingErrors {
             let h = try ArchiveReader.readHeader(try InputFile(path: archive))

@@ -115,6 +115,8 @@ struct Inspect: ParsableCommand {
     @Argument(help: ArgumentHelp("The archive (- for standard input).", valueName: "ARCHIVE"))
     var archive: String
 
+    @OptionGroup var s3: S3Options
+
     func run() throws {
         try reportingErrors {
             let input = try InputFile(path: archive)

@@ -100,6 +100,7 @@ struct Pack: ParsableCommand {
     var threads: Int?
 
     @OptionGroup var password: PasswordOptions
+    @OptionGroup var s3: S3Options
 
     func validate() throws {
         if plan == nil && paths.isEmpty && stdinName == nil && postgres.isEmpty && docs.isEmpty && config.isEmpty && vectors.isEmpty && chroma.isEmpty && qdrant.isEmpty {

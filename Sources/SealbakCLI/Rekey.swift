@@ -38,7 +38,7 @@ struct RekeyCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let target = output ?? archive
-            let out = try RemoteStorage.output(target, overwrite: output == nil || force)
+            let out = try RemoteStorage.output(target, overwrite: output == nil || force, staged: true)
             let current = try password.secret(what: "current password", limits: reading.readOptions.limits)
             let new: Passphrase?
             if keepPassword {

@@ -65,6 +65,8 @@ struct PasswordOptions: ParsableArguments {
 }
 
 struct ReadingOptions: ParsableArguments {
+    @OptionGroup var s3: S3Options
+
     @Option(name: .long, help: ArgumentHelp("Refuse key slots whose Argon2id memory exceeds MIB (default 4096).", valueName: "MIB"))
     var maxKdfMemory: UInt32 = 4096
 
@@ -88,6 +90,7 @@ struct ReadingOptions: ParsableArguments {
 
 /// Opens an archive with a password from the user's chosen source.
 func openArchive(_ path: String, password: PasswordOptions, reading: ReadingOptions) throws -> ArchiveReader {
+    try S3Options.prepare([path])
     let input = try InputFile(path: path)
     let secret = try password.secret(limits: reading.readOptions.limits)
     return try ArchiveReader(input: input, secret: secret, options: reading.readOptions)

@@ -351,13 +351,15 @@ package final class S3Client: Sendable {
     }
 
     /// UploadPartCopy: part `number` is bytes [range) of `source` (at version `sourceETag`), copied by the store.
-    package func uploadPartCopy(_ loc: S3Location, uploadID: String, number: Int, source: S3Location, range: Range<UInt64>, sourceETag: String) throws(SealbakError) -> CompletedPart {
+    /// Returns nil when the store does not implement it (the caller then streams the bytes itself).
+    package func uploadPartCopy(_ loc: S3Location, uploadID: String, number: Int, source: S3Location, range: Range<UInt64>, sourceETag: String) throws(SealbakError) -> CompletedPart? {
         var call = Call(method: "PUT", bucket: loc.bucket, key: loc.key, query: [("partNumber", "\(number)"), ("uploadId", uploadID)],
                         what: "copying part \(number) of \(loc) on the server")
         call.headers.append(("x-amz-copy-source", "/\(source.bucket)/\(SigV4.uriEncode(source.key, keepSlash: true))"))
         call.headers.append(("x-amz-copy-source-range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)"))
         if !sourceETag.isEmpty { call.headers.append(("x-amz-copy-source-if-match", sourceETag)) }
-        let r = try send(call, accept: [200, 412])
+        let r = try send(call, accept: [200, 412, 501])
+        if r.status == 501 { return nil }
         if r.status == 412 { throw SealbakError(.io, "\(source) changed while sealbak was rewriting it; run the command again") }
         let xml = XMLElement.parse(r.body)
         if xml?.name == "Error" { throw S3Client.failure(HTTPResponse(status: 500, headers: r.headers, body: r.body), what: call.what) }

@@ -1,0 +1,232 @@
+import ArgumentParser
+import Foundation
+import SealbakArchive
+import SealbakFormat
+import SealbakS3
+import Synchronization
+
+/// Object-storage settings, shared by every command that takes an archive name (docs/s3.md). Each flag falls
+/// back to the standard AWS variables; credentials come only from the environment or a credentials file.
+struct S3Options: ParsableArguments {
+    @Option(name: .customLong("s3-endpoint"), help: ArgumentHelp("S3-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS S3 in the region).", valueName: "URL"))
+    var endpoint: String?
+
+    @Option(name: .customLong("s3-region"), help: ArgumentHelp("Region for signing (default: AWS_REGION, else us-east-1).", valueName: "REGION"))
+    var region: String?
+
+    @Option(name: .customLong("s3-addressing"), help: ArgumentHelp("path (ENDPOINT/BUCKET/KEY) or virtual (BUCKET.HOST/KEY); default: path for a custom endpoint, virtual for AWS.", valueName: "STYLE"))
+    var addressing: String?
+
+    @Option(name: .customLong("s3-credentials-file"), help: ArgumentHelp("Read AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN from FILE (KEY=VALUE lines) instead of the environment.", valueName: "FILE"))
+    var credentialsFile: String?
+
+    @Option(name: .customLong("s3-part-size"), help: ArgumentHelp("Upload part size, at least 5M (default 16M; parts double every 1,000).", valueName: "SIZE"))
+    var partSize: String?
+
+    @Option(name: .customLong("s3-parallel"), help: ArgumentHelp("Parts uploaded at once (default 4); memory is about (N + 1) x part size.", valueName: "N"))
+    var parallel: Int?
+
+    @Option(name: .customLong("s3-max-attempts"), help: ArgumentHelp("Attempts per request before giving up (default 8).", valueName: "N"))
+    var maxAttempts: Int?
+
+    @Option(name: .customLong("s3-max-retry-time"), help: ArgumentHelp("Stop retrying a request after this many seconds (default 120).", valueName: "SECONDS"))
+    var maxRetryTime: Double?
+
+    func validate() throws {
+        if let addressing, addressing != "path" && addressing != "virtual" { throw ValidationError("--s3-addressing must be path or virtual") }
+        if let partSize {
+            guard let n = parseSize(partSize), n >= 5 << 20, n <= 5 << 30 else { throw ValidationError("--s3-part-size must be 5M ... 5120M") }
+        }
+        if let parallel, !(1...64).contains(parallel) { throw ValidationError("--s3-parallel must be 1 ... 64") }
+        if let maxAttempts, !(1...100).contains(maxAttempts) { throw ValidationError("--s3-max-attempts must be 1 ... 100") }
+        // Parsing is the one place every command passes through: make s3:// names usable from here on.
+        S3Options.installed.withLock { $0 = self }
+    }
+
+    /// The options of this invocation, for archives opened later (set while parsing).
+    static let installed = Mutex<S3Options?>(nil)
+
+    /// Settings from the flags, the plan file's `s3:` section and the environment, in that order.
+    func settings(plan: [String: String] = [:]) throws -> S3Settings {
+        var env = ProcessInfo.processInfo.environment
+        if let credentialsFile {
+            guard let text = try? String(contentsOfFile: credentialsFile, encoding: .utf8) else {
+                throw SealbakError(.notFound, "cannot read the S3 credentials file \(credentialsFile)")
+            }
+            for line in text.split(whereSeparator: \.isNewline) {
+                let t = line.trimmingCharacters(in: .whitespaces)
+                guard !t.hasPrefix("#"), let eq = t.firstIndex(of: "=") else { continue }
+                var key = String(t[..<eq]).trimmingCharacters(in: .whitespaces)
+                if key.hasPrefix("export ") { key = String(key.dropFirst(7)).trimmingCharacters(in: .whitespaces) }
+                let value = String(t[t.index(after: eq)...]).trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
+                if ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"].contains(key) { env[key] = value }
+            }
+        }
+        var s = S3Settings.fromEnvironment(env)
+        if let e = endpoint ?? plan["endpoint"] { s.endpoint = e }
+        if let r = region ?? plan["region"] { s.region = r }
+        if let a = addressing ?? plan["addressing"] { s.pathStyle = a == "path" }
+        if let p = (partSize ?? plan["part-size"]).flatMap(parseSize) { s.partSize = p }
+        if let p = parallel ?? plan["parallel"].flatMap({ Int($0) }) { s.parallelParts = p }
+        if let m = maxAttempts { s.maxAttempts = m }
+        if let m = maxRetryTime { s.maxRetrySeconds = m }
+        if let m = ProcessInfo.processInfo.environment["SEALBAK_S3_BACKOFF_BASE"].flatMap(Double.init) { s.backoffBase = m }
+        return s
+    }
+
+    /// Installs the `s3://` handler with these settings (a no-op for commands without remote names).
+    @discardableResult
+    func install(plan: [String: String] = [:], quiet: Bool = false) throws -> S3Storage {
+        let client = try S3Client(settings: try settings(plan: plan))
+        let storage = S3Storage(client: client) { line in if !quiet { printError("sealbak: \(line)") } }
+        S3Options.storage.withLock { $0 = storage }
+        return storage
+    }
+
+    static let storage = Mutex<S3Storage?>(nil)
+
+    /// Installs the handler when any of `names` is an `s3://` URL (and none is installed yet).
+    static func prepare(_ names: [String], plan: [String: String] = [:], quiet: Bool = false) throws {
+        guard names.contains(where: RemoteStorage.isRemote) else { return }
+        if !plan.isEmpty || storage.withLock({ $0 }) == nil {
+            let options = installed.withLock { $0 } ?? S3Options()
+            try options.install(plan: plan, quiet: quiet)
+        }
+    }
+
+    /// The storage, created from this invocation's options on first use.
+    static func current() throws(SealbakError) -> S3Storage {
+        if let s = storage.withLock({ $0 }) { return s }
+        do { return try (installed.withLock { $0 } ?? S3Options()).install() } catch let e as SealbakError { throw e } catch {
+            throw SealbakError(.usage, "\(error)")
+        }
+    }
+}
+
+/// Installed at start-up: opens `s3://` names with the settings of the command line (S3Options) on first use.
+struct LazyS3Storage: RemoteStorageHandler {
+    func openInput(_ url: String) throws(SealbakError) -> any RemoteSource { try S3Options.current().openInput(url) }
+    func openOutput(_ url: String, overwrite: Bool, staged: Bool) throws(SealbakError) -> any ArchiveOutput {
+        try S3Options.current().openOutput(url, overwrite: overwrite, staged: staged)
+    }
+    func replaceHeader(_ url: String, expected: [UInt8], header: [UInt8]) throws(SealbakError) {
+        try S3Options.current().replaceHeader(url, expected: expected, header: header)
+    }
+}
+
+extension S3Options {
+    /// "fetched 1.2 MiB of 3.0 GiB (0.04%)" for a remote input, nil for a local one.
+    static func fetchReport(_ input: InputFile) -> String? {
+        guard let r = input.remote else { return nil }
+        let pct = r.size > 0 ? Double(r.bytesFetched) * 100 / Double(r.size) : 0
+        return "fetched \(formatBytes(r.bytesFetched)) of the archive's \(formatBytes(r.size)) (\(String(format: pct < 1 ? "%.3f" : "%.1f", pct))%) from \(r.name)"
+    }
+}
+
+struct Ls: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ls",
+        abstract: "List the archives in a folder or under s3://BUCKET/PREFIX with their creation time and size (from the cleartext headers; no password)."
+    )
+
+    @Argument(help: ArgumentHelp("A folder or s3://BUCKET/PREFIX (a prefix ending in / is a folder).", valueName: "WHERE"))
+    var location: String
+
+    @Flag(name: .long, help: "Machine-readable JSON output.")
+    var json = false
+
+    @OptionGroup var s3: S3Options
+
+    func run() throws {
+        try reportingErrors {
+            try S3Options.prepare([location])
+            let items = try Catalog.list(location, client: S3Options.storage.withLock { $0 }?.client)
+                .sorted { ($0.time?.unix ?? 0, $0.name) > ($1.time?.unix ?? 0, $1.name) }
+            if json {
+                let rows: [[String: Any]] = items.map { i in
+                    var row: [String: Any] = ["name": i.name, "location": i.location, "size": i.size]
+                    if let h = i.header {
+                        row["created"] = formatTime(Int64(h.createdUnix))
+                        row["archive_id"] = hex(h.archiveID)
+                        row["cipher"] = h.cipherSuite.name
+                        row["key_slots"] = h.slots.count
+                    } else { row["problem"] = i.problem ?? "" }
+                    if let t = RetentionPolicy.timestamp(inName: i.name) { row["name_time"] = formatTime(t) }
+                    return row
+                }
+                let data = try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+                return
+            }
+            let archives = items.filter { $0.header != nil }
+            print("\(archives.count) archive(s) in \(location), \(formatBytes(archives.reduce(0) { $0 + $1.size })):")
+            for i in archives {
+                let h = i.header!
+                print("  \(formatTime(Int64(h.createdUnix)))  \(formatBytes(i.size).padding(toLength: 10, withPad: " ", startingAt: 0))  \(h.slots.count) key slot(s)  \(i.name)")
+            }
+            for i in items where i.header == nil {
+                print("  not a sealbak archive, left alone: \(i.name) (\(i.problem ?? "unreadable"))")
+            }
+        }
+    }
+}
+
+struct Prune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Delete the archives a retention policy does not keep, in a folder or under s3://BUCKET/PREFIX.",
+        discussion: """
+            Each archive's time is the timestamp in its name (e.g. app-2026-11-21T030000Z.sbk, as pack NAME-{now}.sbk \
+            writes), else the creation time in its header. Kept: the N newest (--keep-last), and the newest archive of \
+            each of the last N days, ISO weeks, months and years that have one. Files that are not sealbak archives are \
+            never deleted. Prints every decision with its reasons.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("A folder or s3://BUCKET/PREFIX.", valueName: "WHERE"))
+    var location: String
+
+    @Option(name: .long, help: "Keep the N newest archives.") var keepLast = 0
+    @Option(name: .long, help: "Keep the newest archive of each of the last N days that have one.") var keepDaily = 0
+    @Option(name: .long, help: "Keep the newest archive of each of the last N ISO weeks that have one.") var keepWeekly = 0
+    @Option(name: .long, help: "Keep the newest archive of each of the last N months that have one.") var keepMonthly = 0
+    @Option(name: .long, help: "Keep the newest archive of each of the last N years that have one.") var keepYearly = 0
+
+    @Flag(name: .long, help: "Show what would be deleted; delete nothing.")
+    var dryRun = false
+
+    @OptionGroup var s3: S3Options
+
+    func validate() throws {
+        if [keepLast, keepDaily, keepWeekly, keepMonthly, keepYearly].contains(where: { $0 < 0 }) { throw ValidationError("--keep-* counts cannot be negative") }
+        if keepLast + keepDaily + keepWeekly + keepMonthly + keepYearly == 0 {
+            throw ValidationError("give at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly (prune never deletes everything)")
+        }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            try S3Options.prepare([location])
+            let client = S3Options.storage.withLock { $0 }?.client
+            let items = try Catalog.list(location, client: client)
+            let archives = items.filter { $0.header != nil }
+            let policy = RetentionPolicy(last: keepLast, daily: keepDaily, weekly: keepWeekly, monthly: keepMonthly, yearly: keepYearly)
+            let byName = Dictionary(archives.map { ($0.location, $0) }, uniquingKeysWith: { a, _ in a })
+            let decisions = policy.apply(archives.map { RetentionPolicy.Candidate(name: $0.location, time: $0.time!.unix) })
+            var deleted = 0, freed: UInt64 = 0
+            for d in decisions {
+                let item = byName[d.candidate.name]!
+                let when = "\(formatTime(d.candidate.time)) (from the \(item.time!.source))"
+                if d.keep {
+                    print("keep    \(item.name)  \(when)  \(formatBytes(item.size)): \(d.reasons.joined(separator: ", "))")
+                } else {
+                    print("\(dryRun ? "would delete" : "delete ")  \(item.name)  \(when)  \(formatBytes(item.size))")
+                    if !dryRun { try Catalog.delete(item, client: client) }
+                    deleted += 1
+                    freed += item.size
+                }
+            }
+            for i in items where i.header == nil { print("skip    \(i.name): not a sealbak archive (\(i.problem ?? "unreadable")), left alone") }
+            print("\(dryRun ? "would delete" : "deleted") \(deleted) of \(archives.count) archive(s), \(formatBytes(freed)); kept \(archives.count - deleted)")
+        }
+    }
+}

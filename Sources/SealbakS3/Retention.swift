@@ -1,0 +1,109 @@
+import Foundation
+
+/// Which archives a retention policy keeps (`sealbak prune`), with the reasons. The rules are those users know
+/// from restic and borg: the N newest; the newest of each of the last N days, ISO weeks, months and years
+/// that have an archive. An archive is kept if any rule keeps it.
+package struct RetentionPolicy: Sendable, Equatable {
+    package var last = 0
+    package var daily = 0
+    package var weekly = 0
+    package var monthly = 0
+    package var yearly = 0
+
+    package init(last: Int = 0, daily: Int = 0, weekly: Int = 0, monthly: Int = 0, yearly: Int = 0) {
+        self.last = last
+        self.daily = daily
+        self.weekly = weekly
+        self.monthly = monthly
+        self.yearly = yearly
+    }
+
+    package var isEmpty: Bool { last + daily + weekly + monthly + yearly == 0 }
+
+    package struct Candidate: Sendable, Equatable {
+        package var name: String
+        /// Seconds since 1970 (UTC).
+        package var time: Int64
+
+        package init(name: String, time: Int64) {
+            self.name = name
+            self.time = time
+        }
+    }
+
+    package struct Decision: Sendable, Equatable {
+        package var candidate: Candidate
+        /// Empty: delete.
+        package var reasons: [String]
+        package var keep: Bool { !reasons.isEmpty }
+    }
+
+    /// Decisions newest first.
+    package func apply(_ candidates: [Candidate]) -> [Decision] {
+        let sorted = candidates.sorted { $0.time != $1.time ? $0.time > $1.time : $0.name > $1.name }
+        var decisions = sorted.map { Decision(candidate: $0, reasons: []) }
+        for i in decisions.indices where i < last { decisions[i].reasons.append("last \(last)") }
+        let rules: [(Int, String, (Int64) -> String)] = [
+            (daily, "daily", RetentionPolicy.dayKey), (weekly, "weekly", RetentionPolicy.weekKey),
+            (monthly, "monthly", RetentionPolicy.monthKey), (yearly, "yearly", RetentionPolicy.yearKey),
+        ]
+        for (count, label, key) in rules where count > 0 {
+            var seen: Set<String> = []
+            for i in decisions.indices {
+                let k = key(decisions[i].candidate.time)
+                if seen.contains(k) { continue }
+                if seen.count == count { break }
+                seen.insert(k)
+                decisions[i].reasons.append("\(label) \(k)")
+            }
+        }
+        return decisions
+    }
+
+    static func utc(_ t: Int64) -> DateComponents {
+        var cal = Calendar(identifier: .iso8601)
+        cal.timeZone = TimeZone(identifier: "UTC")!
+        return cal.dateComponents([.year, .month, .day, .yearForWeekOfYear, .weekOfYear], from: Date(timeIntervalSince1970: TimeInterval(t)))
+    }
+
+    static func dayKey(_ t: Int64) -> String { let c = utc(t); return String(format: "%04d-%02d-%02d", c.year!, c.month!, c.day!) }
+    static func weekKey(_ t: Int64) -> String { let c = utc(t); return String(format: "%04d-W%02d", c.yearForWeekOfYear!, c.weekOfYear!) }
+    static func monthKey(_ t: Int64) -> String { let c = utc(t); return String(format: "%04d-%02d", c.year!, c.month!) }
+    static func yearKey(_ t: Int64) -> String { let c = utc(t); return String(format: "%04d", c.year!) }
+
+    /// The timestamp in an archive's name: the last `YYYY-MM-DD` or `YYYYMMDD`, optionally followed by `T`, `_`
+    /// or `-` and `HH[:]MM[[:]SS]`, read as UTC (what `sealbak pack NAME-{now}.sbk` writes). nil when none.
+    package static func timestamp(inName name: String) -> Int64? {
+        let base = name.split(separator: "/").last.map(String.init) ?? name
+        let pattern = #"(\d{4})-?(\d{2})-?(\d{2})(?:[T_-]?(\d{2}):?(\d{2})(?::?(\d{2}))?)?"#
+        guard let regex = try? NSRegularExpression(pattern: pattern) else { return nil }
+        let ns = base as NSString
+        let matches = regex.matches(in: base, range: NSRange(location: 0, length: ns.length))
+        for m in matches.reversed() {
+            func group(_ i: Int) -> Int? {
+                let r = m.range(at: i)
+                return r.location == NSNotFound ? nil : Int(ns.substring(with: r))
+            }
+            guard let y = group(1), let mo = group(2), let d = group(3), (1970...9999).contains(y), (1...12).contains(mo), (1...31).contains(d) else { continue }
+            let h = group(4) ?? 0, mi = group(5) ?? 0, s = group(6) ?? 0
+            guard h < 24, mi < 60, s < 61 else { continue }
+            var c = DateComponents()
+            (c.year, c.month, c.day, c.hour, c.minute, c.second) = (y, mo, d, h, mi, s)
+            var cal = Calendar(identifier: .gregorian)
+            cal.timeZone = TimeZone(identifier: "UTC")!
+            guard let date = cal.date(from: c), cal.component(.day, from: date) == d else { continue }
+            return Int64(date.timeIntervalSince1970)
+        }
+        return nil
+    }
+
+    /// `{now}` in an archive name becomes the current UTC time as `YYYY-MM-DDTHHMMSSZ`.
+    package static func expandName(_ name: String, now: Date = Date()) -> String {
+        guard name.contains("{now}") else { return name }
+        var t = time_t(now.timeIntervalSince1970)
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        let stamp = String(format: "%04d-%02d-%02dT%02d%02d%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
+        return name.replacingOccurrences(of: "{now}", with: stamp)
+    }
+}

@@ -1,0 +1,132 @@
+import Dispatch
+import Foundation
+import SealbakArchive
+import Synchronization
+
+/// The `s3://` handler behind every command: archives are read with ranged GETs, written with streaming
+/// multipart uploads, and their headers rewritten with server-side copies.
+package final class S3Storage: RemoteStorageHandler {
+    package let client: S3Client
+    private let report: @Sendable (String) -> Void
+
+    package init(client: S3Client, report: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.client = client
+        self.report = report
+    }
+
+    package func openInput(_ url: String) throws(SealbakError) -> any RemoteSource {
+        try S3Input(client: client, location: try S3Location(url: url))
+    }
+
+    package func openOutput(_ url: String, overwrite: Bool, staged: Bool) throws(SealbakError) -> any ArchiveOutput {
+        try S3Upload(client: client, location: try S3Location(url: url), overwrite: overwrite, staged: staged)
+    }
+
+    package func replaceHeader(_ url: String, expected: [UInt8], header: [UInt8]) throws(SealbakError) {
+        let r = try HeaderRewrite.run(client: client, location: try S3Location(url: url), expected: expected, header: header)
+        report("\(url): header rewritten; \(formatBytes(r.throughClient)) passed through sealbak, \(formatBytes(r.copiedOnServer)) copied by the store" +
+               (r.serverCopy ? "" : " (the store cannot copy parts, so the body was streamed through sealbak)"))
+    }
+}
+
+/// Waits for a value computed on another thread.
+final class Future<T: Sendable>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<T, SealbakError>?
+
+    init(_ work: @escaping @Sendable () throws(SealbakError) -> T) {
+        DispatchQueue.global().async {
+            let r = Result { () throws(SealbakError) in try work() }
+            self.result = r
+            self.done.signal()
+        }
+    }
+
+    func get() throws(SealbakError) -> T {
+        done.wait()
+        done.signal()
+        return try result!.get()
+    }
+}
+
+/// A remote archive read through ranged GETs pinned to one version (If-Match on the ETag).
+///
+/// Sequential reads fetch growing chunks (256 KiB first, so `list` costs little, then up to 16 MiB) with the
+/// next chunk prefetched; a dropped connection resumes from the last byte received. Ranged reads fetch exactly
+/// the range announced with `willRead`, in pieces of at most 16 MiB.
+final class S3Input: RemoteSource, @unchecked Sendable {
+    let client: S3Client
+    let location: S3Location
+    let size: UInt64
+    let etag: String
+    private let fetched = Atomic<UInt64>(0)
+    private var window: (start: UInt64, bytes: [UInt8]) = (0, [])
+    private var hint: Range<UInt64>?
+    private var current: (start: UInt64, bytes: [UInt8]) = (0, [])
+    private var pending: (start: UInt64, future: Future<[UInt8]>)?
+    private var chunk = 256 << 10
+    static let maxChunk = 16 << 20
+
+    init(client: S3Client, location: S3Location) throws(SealbakError) {
+        guard let info = try client.head(location) else {
+            throw SealbakError(.notFound, "\(location) does not exist; see sealbak ls s3://\(location.bucket)/")
+        }
+        self.client = client
+        self.location = location
+        size = info.size
+        etag = info.etag
+    }
+
+    var name: String { location.description }
+    var bytesFetched: UInt64 { fetched.load(ordering: .relaxed) }
+
+    private func fetch(_ range: Range<UInt64>) throws(SealbakError) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(range.count)
+        let box = Box()
+        try client.get(location, range: range, etag: etag) { box.bytes.append(contentsOf: $0) }
+        out = box.bytes
+        fetched.add(UInt64(out.count), ordering: .relaxed)
+        return out
+    }
+
+    private final class Box: @unchecked Sendable { var bytes: [UInt8] = [] }
+
+    func willRead(_ range: Range<UInt64>) { hint = range }
+
+    func read(at offset: UInt64, count: Int) throws(SealbakError) -> [UInt8] {
+        guard offset < size, count > 0 else { return [] }
+        let end = min(size, offset + UInt64(count))
+        let w = window
+        if offset >= w.start && end <= w.start + UInt64(w.bytes.count) {
+            return Array(w.bytes[Int(offset - w.start)..<Int(end - w.start)])
+        }
+        var fetchEnd = end
+        if let hint, hint.contains(offset) { fetchEnd = max(end, min(hint.upperBound, offset + UInt64(S3Input.maxChunk))) }
+        let bytes = try fetch(offset..<min(size, fetchEnd))
+        window = (offset, bytes)
+        return Array(bytes[0..<min(bytes.count, Int(end - offset))])
+    }
+
+    func readSequential(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int {
+        guard offset < size, buffer.count > 0 else { return 0 }
+        if !(offset >= current.start && offset < current.start + UInt64(current.bytes.count)) {
+            if let p = pending, p.start == offset {
+                current = (offset, try p.future.get())
+            } else {
+                current = (offset, try fetch(offset..<min(size, offset + UInt64(chunk))))
+            }
+            pending = nil
+            chunk = min(S3Input.maxChunk, chunk * 4)
+            let next = current.start + UInt64(current.bytes.count)
+            if next < size {
+                let range = next..<min(size, next + UInt64(chunk))
+                pending = (next, Future { () throws(SealbakError) in try self.fetch(range) })
+            }
+        }
+        let lo = Int(offset - current.start)
+        let n = min(buffer.count, current.bytes.count - lo)
+        current.bytes.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[lo..<lo + n])) }
+        return n
+    }
+}

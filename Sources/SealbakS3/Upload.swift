@@ -1,0 +1,237 @@
+import Dispatch
+import Foundation
+import SealbakArchive
+import Synchronization
+
+/// A streaming multipart upload as an archive output (docs/s3.md).
+///
+/// Parts are cut as the archive is written and uploaded by up to `parallelParts` threads, each with its
+/// Content-MD5 and SHA-256 so the store checks it; memory stays at (parts in flight + 1) x part size. Part sizes
+/// double every 1,000 parts, so a stream of unknown length fits S3's 10,000-part limit up to 5 TiB and beyond.
+/// Nothing appears under the name until `commit` completes the upload, with `If-None-Match: *` unless
+/// overwriting; any failure or interrupt aborts the upload. A staged upload (for `rekey`) completes under a
+/// temporary name first, is read back and verified, and only then copied to its name by the store.
+final class S3Upload: ArchiveOutput, @unchecked Sendable {
+    let client: S3Client
+    let location: S3Location
+    /// Where the parts go: `location`, or a temporary name when staged.
+    let target: S3Location
+    let overwrite: Bool
+    let staged: Bool
+    private(set) var bytesWritten: UInt64 = 0
+    private var buffer: [UInt8] = []
+    private var uploadID: String?
+    private var nextPart = 1
+    private let parts = Mutex<[S3Client.CompletedPart]>([])
+    private let firstError = Mutex<SealbakError?>(nil)
+    private let group = DispatchGroup()
+    private let slots: DispatchSemaphore
+    private var interruptToken: Int?
+    private var completed = false
+    private var finished = false
+
+    init(client: S3Client, location: S3Location, overwrite: Bool, staged: Bool) throws(SealbakError) {
+        self.client = client
+        self.location = location
+        self.overwrite = overwrite
+        self.staged = staged
+        // Refuse an existing archive before any work (and find bad credentials or a missing bucket early).
+        if try client.head(location) != nil && !overwrite {
+            throw SealbakError(.targetExists, "\(location) already exists; use --force to replace it")
+        }
+        target = staged ? S3Location(bucket: location.bucket, key: location.key + ".sealbak-tmp-" + hex(SystemRandomBytes.make(6))) : location
+        slots = DispatchSemaphore(value: max(1, client.settings.parallelParts))
+    }
+
+    deinit { abandon() }
+
+    var path: String { location.description }
+
+    static func partSize(base: Int, number: Int) -> Int {
+        min(5 << 30, base << min(22, (number - 1) / 1000))
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws(SealbakError) {
+        if let e = firstError.withLock({ $0 }) { throw e }
+        var offset = 0
+        while offset < bytes.count {
+            let size = S3Upload.partSize(base: client.settings.partSize, number: nextPart)
+            if buffer.capacity < size { buffer.reserveCapacity(size) }
+            let n = min(bytes.count - offset, size - buffer.count)
+            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n]))
+            offset += n
+            if buffer.count == size { try flushPart() }
+        }
+        bytesWritten += UInt64(bytes.count)
+    }
+
+    /// Hands the full buffer to an upload thread (waiting while `parallelParts` are in flight).
+    private func flushPart() throws(SealbakError) {
+        if uploadID == nil {
+            let id = try client.createMultipartUpload(target)
+            uploadID = id
+            let client = self.client, target = self.target
+            interruptToken = Interrupts.register { try? client.abortMultipartUpload(target, uploadID: id) }
+        }
+        guard nextPart <= 10_000 else { throw SealbakError(.usage, "\(location): more than 10,000 parts; give a larger --s3-part-size") }
+        slots.wait()
+        if let e = firstError.withLock({ $0 }) { slots.signal(); throw e }
+        let data = buffer, number = nextPart, id = uploadID!
+        buffer = []
+        nextPart += 1
+        group.enter()
+        let client = self.client, target = self.target
+        DispatchQueue.global().async { [self] in
+            defer { slots.signal(); group.leave() }
+            do throws(SealbakError) {
+                let part = try data.withUnsafeBytes { b in
+                    Result { () throws(SealbakError) in try client.uploadPart(target, uploadID: id, number: number, b) }
+                }.get()
+                parts.withLock { $0.append(part) }
+            } catch {
+                firstError.withLock { if $0 == nil { $0 = error } }
+            }
+        }
+    }
+
+    /// Completes the upload under `target`.
+    private func complete() throws(SealbakError) {
+        guard !completed else { return }
+        let exclusive = !overwrite && !staged
+        if uploadID == nil {
+            // Smaller than one part: a single PUT, checksummed and conditional like the multipart path.
+            var result: Result<Void, SealbakError> = .success(())
+            buffer.withUnsafeBytes { b in result = Result { () throws(SealbakError) in try client.putObject(target, b, ifNoneMatch: exclusive) } }
+            try result.get()
+        } else {
+            if !buffer.isEmpty { try flushPart() }
+            group.wait()
+            if let e = firstError.withLock({ $0 }) { throw e }
+            try client.completeMultipartUpload(target, uploadID: uploadID!, parts: parts.withLock { $0 }, ifNoneMatch: exclusive)
+        }
+        buffer = []
+        completed = true
+    }
+
+    func readBack() throws(SealbakError) -> InputFile {
+        guard staged else { throw SealbakError(.internalError, "readBack needs a staged upload") }
+        try complete()
+        return InputFile(remote: try S3Input(client: client, location: target))
+    }
+
+    func commit() throws(SealbakError) {
+        guard !finished else { return }
+        try complete()
+        if staged {
+            guard let info = try client.head(target) else { throw SealbakError(.io, "\(target) vanished before it could be copied to \(location)") }
+            try ServerCopy.copy(client: client, from: target, size: info.size, etag: info.etag, to: location, ifNoneMatch: !overwrite)
+            try? client.delete(target)
+        }
+        finished = true
+        interruptToken.map(Interrupts.unregister)
+        interruptToken = nil
+    }
+
+    func abandon() {
+        guard !finished else { return }
+        finished = true
+        group.wait()
+        interruptToken.map(Interrupts.unregister)
+        if completed {
+            if staged { try? client.delete(target) }
+        } else if let uploadID {
+            try? client.abortMultipartUpload(target, uploadID: uploadID)
+        }
+    }
+}
+
+enum SystemRandomBytes {
+    static func make(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8.random(in: 0...255) } }
+}
+
+/// Copies by the store: UploadPartCopy of the source's byte ranges into a multipart upload.
+enum ServerCopy {
+    /// Copy parts of 1 GiB (S3 allows 5 MiB ... 5 GiB; the last may be smaller).
+    static let piece: UInt64 = 1 << 30
+
+    static func copy(client: S3Client, from source: S3Location, size: UInt64, etag: String, to dest: S3Location, ifNoneMatch: Bool) throws(SealbakError) {
+        let id = try client.createMultipartUpload(dest)
+        do throws(SealbakError) {
+            var parts: [S3Client.CompletedPart] = []
+            var at: UInt64 = 0
+            while at < size {
+                let end = min(size, at + piece)
+                guard let p = try client.uploadPartCopy(dest, uploadID: id, number: parts.count + 1, source: source, range: at..<end, sourceETag: etag) else {
+                    throw SealbakError(.unsupported, "the storage cannot copy \(source) to \(dest) on the server")
+                }
+                parts.append(p)
+                at = end
+            }
+            try client.completeMultipartUpload(dest, uploadID: id, parts: parts, ifNoneMatch: ifNoneMatch)
+        } catch {
+            try? client.abortMultipartUpload(dest, uploadID: id)
+            throw error
+        }
+    }
+}
+
+/// Rewrites the header of a remote archive (a key change): the new object is the new header plus the old
+/// body. Part 1 is the header and the first 5 MiB of the body (S3's minimum part size), uploaded by sealbak;
+/// the rest is copied by the store (UploadPartCopy, pinned to the old version). The object is replaced
+/// atomically when the upload completes; until then the old one is untouched, and a failure aborts the upload.
+enum HeaderRewrite {
+    struct Result {
+        var throughClient: UInt64 = 0
+        var copiedOnServer: UInt64 = 0
+        var serverCopy = true
+    }
+
+    static func run(client: S3Client, location: S3Location, expected: [UInt8], header: [UInt8]) throws(SealbakError) -> Result {
+        guard let info = try client.head(location) else { throw SealbakError(.notFound, "\(location) does not exist") }
+        let oldLength = UInt64(expected.count)
+        guard info.size >= oldLength else { throw SealbakError(.io, "\(location) changed while sealbak was working on it; run the command again") }
+        let source = try S3Input(client: client, location: location)
+        if try source.read(at: 0, count: expected.count) != expected {
+            throw SealbakError(.io, "\(location) changed while sealbak was working on it; run the command again")
+        }
+        let bodyLength = info.size - oldLength
+        let firstBody = min(bodyLength, 5 << 20)
+        var result = Result()
+        let id = try client.createMultipartUpload(location)
+        let token = Interrupts.register { try? client.abortMultipartUpload(location, uploadID: id) }
+        defer { Interrupts.unregister(token) }
+        do throws(SealbakError) {
+            var first = header
+            first += try source.read(at: oldLength, count: Int(firstBody))
+            var parts = [try first.withUnsafeBytes { b in Swift.Result { () throws(SealbakError) in try client.uploadPart(location, uploadID: id, number: 1, b) } }.get()]
+            result.throughClient = firstBody + UInt64(header.count)
+            var at = oldLength + firstBody
+            while at < info.size {
+                if result.serverCopy {
+                    let end = min(info.size, at + ServerCopy.piece)
+                    if let p = try client.uploadPartCopy(location, uploadID: id, number: parts.count + 1, source: location, range: at..<end, sourceETag: info.etag) {
+                        parts.append(p)
+                        result.copiedOnServer += end - at
+                        at = end
+                        continue
+                    }
+                    result.serverCopy = false
+                }
+                // No server-side copy here: stream the rest through sealbak in parts.
+                let end = min(info.size, at + UInt64(client.settings.partSize))
+                let bytes = try source.read(at: at, count: Int(end - at))
+                parts.append(try bytes.withUnsafeBytes { b in Swift.Result { () throws(SealbakError) in try client.uploadPart(location, uploadID: id, number: parts.count + 1, b) } }.get())
+                result.throughClient += end - at
+                at = end
+            }
+            try client.completeMultipartUpload(location, uploadID: id, parts: parts, ifNoneMatch: false, ifMatch: info.etag)
+        } catch {
+            try? client.abortMultipartUpload(location, uploadID: id)
+            throw error
+        }
+        guard let now = try client.head(location), now.size == UInt64(header.count) + bodyLength else {
+            throw SealbakError(.io, "\(location) does not have the expected size after the header rewrite; check it with sealbak verify")
+        }
+        return result
+    }
+}
