@@ -22,6 +22,8 @@ struct List: ParsableCommand {
             let reader = try openArchive(archive, password: password, reading: reading)
             let trailer = reader.input.isSeekable ? try reader.loadIndex() : try reader.readAll(into: DiscardSink(selected: []))
             let h = reader.header
+            // Remote: the header, manifest, footer and trailer only (ranged reads).
+            defer { if let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") } }
             if json {
                 var entries: [[String: Any]] = []
                 for (i, e) in reader.manifest.entries.enumerated() {

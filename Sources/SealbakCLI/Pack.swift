@@ -5,6 +5,7 @@ import SealbakComponents
 import SealbakCompression
 import SealbakFormat
 import SealbakPostgres
+import SealbakS3
 
 struct Pack: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,7 +13,7 @@ struct Pack: ParsableCommand {
         discussion: "OUT may be - to write the archive to standard output. Each PATH is stored under its last path component."
     )
 
-    @Argument(help: ArgumentHelp("The archive to create (- for standard output).", valueName: "OUT"))
+    @Argument(help: ArgumentHelp("The archive to create: a file, s3://BUCKET/PATH/NAME.sbk, or - for standard output. {now} in the name becomes the UTC time (NAME-2026-11-21T030000Z.sbk), which sealbak prune reads.", valueName: "OUT"), transform: { RetentionPolicy.expandName($0) })
     var output: String
 
     @Argument(help: ArgumentHelp("Files and directories to pack.", valueName: "PATH"))
@@ -239,6 +240,7 @@ struct Pack: ParsableCommand {
 
             let recipients = try (recipient + (bp?.recipients ?? [])).map { try Recipients.decode(publicKey: $0) }
             // Refuse an existing target before asking for a password.
+            try S3Options.prepare([output], plan: bp?.s3 ?? [:], quiet: quiet)
             let out = try RemoteStorage.output(output, overwrite: force)
             var passwords: [PasswordSlotSpec] = []
             if recipients.isEmpty || password.explicitPassword {

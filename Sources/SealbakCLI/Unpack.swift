@@ -81,6 +81,7 @@ struct Unpack: ParsableCommand {
             if !quiet {
                 printError("sealbak: unpacked \(selected.count) entries, \(formatBytes(extractor.bytesWritten)) into \(to); every entry verified")
             }
+            if !quiet, let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") }
         }
     }
 }
@@ -119,6 +120,7 @@ struct Verify: ParsableCommand {
                 print("OK: \(archive == "-" ? "standard input" : archive): \(sink.entries) entries, \(formatBytes(sink.bytes)) verified (header MAC, every frame tag, SHA-256 of every entry, trailer and footer)")
                 for r in results { print("  \(r.kind) \(r.name): ok, \(r.detail)") }
             }
+            if !quiet, let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") }
         }
     }
 }

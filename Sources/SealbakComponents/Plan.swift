@@ -38,6 +38,8 @@ package struct BackupPlan: Sendable {
     package var kdfPasses: Int?
     package var recipients: [String] = []
     package var pgBin: [String] = []
+    /// Object-storage settings (endpoint, region, addressing, part-size, parallel); never credentials.
+    package var s3: [String: String] = [:]
 
     /// Reads and checks a plan; relative paths are taken from the plan file's folder.
     package static func load(_ path: String) throws(SealbakError) -> BackupPlan {
@@ -72,7 +74,7 @@ struct PlanReader {
         } catch { throw SealbakError(.usage, "\(file): \(error)") }
         guard let root, case .mapping(let top) = root else { throw fail(root, "the plan must be a mapping with a components: list") }
         var plan = BackupPlan(file: file)
-        let topKeys = ["version", "components", "pack", "pg-bin"]
+        let topKeys = ["version", "components", "pack", "pg-bin", "s3"]
         for (k, v) in top {
             let key = try keyName(k)
             switch key {
@@ -85,6 +87,8 @@ struct PlanReader {
                 try packOptions(v, &plan)
             case "pg-bin":
                 plan.pgBin = try strings(v, "pg-bin").map(resolve)
+            case "s3":
+                try s3Options(v, &plan)
             default:
                 throw fail(k, "unknown key \"\(key)\" (expected one of: \(topKeys.joined(separator: ", ")))")
             }
@@ -151,6 +155,31 @@ struct PlanReader {
             case "kdf-passes": plan.kdfPasses = try int(x, "kdf-passes", 1...1000)
             case "recipients": plan.recipients = try strings(x, "recipients")
             case let other: throw fail(k, "unknown pack option \"\(other)\" (expected one of: \(known.joined(separator: ", ")))")
+            }
+        }
+    }
+
+    func s3Options(_ v: Node, _ plan: inout BackupPlan) throws(SealbakError) {
+        guard case .mapping(let m) = v else { throw fail(v, "s3 must be a mapping of options") }
+        let known = ["endpoint", "region", "addressing", "part-size", "parallel"]
+        for (k, x) in m {
+            let key = try keyName(k)
+            switch key {
+            case "endpoint":
+                let e = try string(x, "endpoint")
+                guard e.hasPrefix("http://") || e.hasPrefix("https://") else { throw fail(x, "endpoint must be an http:// or https:// URL") }
+                plan.s3[key] = e
+            case "region": plan.s3[key] = try string(x, "region")
+            case "addressing":
+                let a = try string(x, "addressing")
+                guard a == "path" || a == "virtual" else { throw fail(x, "addressing must be path or virtual") }
+                plan.s3[key] = a
+            case "part-size":
+                if let i = x.int { plan.s3[key] = String(i) } else { plan.s3[key] = try string(x, "part-size") }
+            case "parallel": plan.s3[key] = String(try int(x, "parallel", 1...64))
+            case "access-key-id", "secret-access-key", "session-token":
+                throw fail(k, "credentials do not belong in the plan: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --s3-credentials-file")
+            default: throw fail(k, "unknown s3 option \"\(key)\" (expected one of: \(known.joined(separator: ", ")))")
             }
         }
     }
