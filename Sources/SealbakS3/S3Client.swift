@@ -243,7 +243,12 @@ package final class S3Client: Sendable {
 
     /// HEAD: nil when the object does not exist.
     package func head(_ loc: S3Location) throws(SealbakError) -> ObjectInfo? {
-        let r = try send(Call(method: "HEAD", bucket: loc.bucket, key: loc.key, what: "reading \(loc)"), accept: [200, 404])
+        let r = try send(Call(method: "HEAD", bucket: loc.bucket, key: loc.key, what: "reading \(loc)"), accept: [200, 403, 404])
+        if r.status == 403 {
+            // HEAD answers carry no error document: ask the bucket, whose answer names the reason.
+            try checkBucket(loc.bucket)
+            throw SealbakError(.accessDenied, "reading \(loc): access denied. Check the credentials' permissions on this object")
+        }
         if r.status == 404 {
             // HEAD has no body: tell a missing bucket from a missing key with a bucket request.
             try checkBucket(loc.bucket)
@@ -402,6 +407,15 @@ package final class S3Client: Sendable {
 
     package func delete(_ loc: S3Location) throws(SealbakError) {
         try send(Call(method: "DELETE", bucket: loc.bucket, key: loc.key, what: "deleting \(loc)"), accept: [200, 204])
+    }
+
+    /// Multipart uploads begun and neither completed nor aborted under `prefix` (first page).
+    package func listMultipartUploads(bucket: String, prefix: String) throws(SealbakError) -> [(key: String, uploadID: String)] {
+        let r = try send(Call(method: "GET", bucket: bucket, key: "", query: [("uploads", ""), ("prefix", prefix)], what: "listing the uploads in s3://\(bucket)/\(prefix)"))
+        return (XMLElement.parse(r.body)?.all("Upload") ?? []).compactMap { u in
+            guard let k = u.value("Key"), let id = u.value("UploadId") else { return nil }
+            return (k, id)
+        }
     }
 
     /// Every object under `prefix` (ListObjectsV2, all pages).

@@ -1,0 +1,48 @@
+import Foundation
+
+/// Runs the built `sealbak` (or any program) for end-to-end tests, reading its output without deadlocks.
+package enum Proc {
+    package struct Result: Sendable {
+        package var status: Int32
+        package var stdout: String
+        package var stderr: String
+    }
+
+    /// The repository root (this file is Sources/SealbakTestSupport/Processes.swift).
+    package static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    package static let sealbakBinary = ProcessInfo.processInfo.environment["SEALBAK_BIN"] ?? root + "/.build/debug/sealbak"
+
+    /// `env` entries override the inherited environment; an empty value removes the variable.
+    package static func run(_ exe: String, _ args: [String], env: [String: String] = [:]) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        var e = ProcessInfo.processInfo.environment
+        for (k, v) in env { if v.isEmpty { e.removeValue(forKey: k) } else { e[k] = v } }
+        p.environment = e
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        nonisolated(unsafe) var errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    package static func tempDir() throws -> String {
+        let d = NSTemporaryDirectory() + "sealbak-test-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+}
+
+package struct TestFailure: Error, CustomStringConvertible {
+    package var description: String
+    package init(_ d: String) { description = d }
+}
