@@ -66,7 +66,10 @@ struct S3Options: ParsableArguments {
         if let e = endpoint ?? plan["endpoint"] { s.endpoint = e }
         if let r = region ?? plan["region"] { s.region = r }
         if let a = addressing ?? plan["addressing"] { s.pathStyle = a == "path" }
-        if let p = (partSize ?? plan["part-size"]).flatMap(parseSize) { s.partSize = p }
+        if let text = partSize ?? plan["part-size"] {
+            guard let p = parseSize(text), p >= 5 << 20, p <= 5 << 30 else { throw SealbakError(.usage, "the S3 part size must be 5M ... 5120M, not \(text)") }
+            s.partSize = p
+        }
         if let p = parallel ?? plan["parallel"].flatMap({ Int($0) }) { s.parallelParts = p }
         if let m = maxAttempts { s.maxAttempts = m }
         if let m = maxRetryTime { s.maxRetrySeconds = m }

@@ -20,11 +20,14 @@ import Testing
         ("components:\n  - name: a\n    kind: docs\n", "p.yaml:2: the docs component a has no path:"),
         ("components:\n  - name: a\n    kind: postgres\n    url: postgresql://h/db\n    allow-missing: maybe\n", "p.yaml:5: allow-missing must be true or false"),
         ("components:\n  - {name: a, kind: docs, path: x}\n  - {name: a, kind: config, path: y}\n", "p.yaml:3: two components are named a"),
-        ("compnents: []\n", "p.yaml:1: unknown key \"compnents\" (expected one of: version, components, pack, pg-bin)"),
+        ("compnents: []\n", "p.yaml:1: unknown key \"compnents\" (expected one of: version, components, pack, pg-bin, s3)"),
         ("pack:\n  level: 42\ncomponents:\n  - {name: a, kind: docs, path: x}\n", "p.yaml:2: level must be a whole number in 1...19"),
         ("pack:\n  cipher: rot13\ncomponents:\n  - {name: a, kind: docs, path: x}\n", "p.yaml:2: cipher must be xchacha20-poly1305 or aes-256-gcm"),
         ("components:\n  - name: a/b\n    kind: docs\n    path: x\n", "p.yaml:2: name: \"a/b\" cannot name a component; give NAME=PATH with a NAME without /"),
         ("components:\n  - name: a\n    kind: docs\n    path: x\n    restore: {url: y}\n", "p.yaml:5: unknown key \"restore.url\" for a docs component (expected restore.path)"),
+        ("s3:\n  addressing: sideways\ncomponents:\n  - {name: a, kind: docs, path: x}\n", "p.yaml:2: addressing must be path or virtual"),
+        ("s3:\n  secret-access-key: abc\ncomponents:\n  - {name: a, kind: docs, path: x}\n", "p.yaml:2: credentials do not belong in the plan: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --s3-credentials-file"),
+        ("s3:\n  endpoint: ftp://x\ncomponents:\n  - {name: a, kind: docs, path: x}\n", "p.yaml:2: endpoint must be an http:// or https:// URL"),
         ("components: [\n", "p.yaml:2:1: did not find expected node content while parsing a flow node (the plan is not valid YAML)"),
     ])
     func badPlansAreReportedWithFileAndLine(_ text: String, _ expected: String) {

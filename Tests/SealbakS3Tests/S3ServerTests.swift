@@ -226,6 +226,35 @@ import Testing
         #expect(try client.listMultipartUploads(bucket: env.bucket, prefix: env.key("keys/")).isEmpty)
     }
 
+    /// SIGINT in the middle of an upload (parts already stored): the upload is aborted, nothing is left.
+    @Test func anInterruptedUploadIsAborted() throws {
+        let env = try S3Env.get()
+        let url = env.url("interrupted/a.sbk")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Proc.sealbakBinary)
+        p.arguments = ["pack", url, "--stdin-name", "x", "--insecure-test-kdf", "--quiet", "--s3-part-size", "5M", "--compression", "none"]
+        var e = ProcessInfo.processInfo.environment
+        for (k, v) in ["AWS_ENDPOINT_URL": env.endpoint, "AWS_ACCESS_KEY_ID": env.accessKey, "AWS_SECRET_ACCESS_KEY": env.secretKey, "SEALBAK_PASSWORD": "pw"] { e[k] = v }
+        p.environment = e
+        let input = Pipe()
+        p.standardInput = input
+        try p.run()
+        input.fileHandleForWriting.write(Data(TestArchive.noise(12 << 20, seed: 2)))  // two parts, then keep the pipe open
+        let client = try env.client()
+        var started = false
+        for _ in 0..<100 where !started {
+            started = try !client.listMultipartUploads(bucket: env.bucket, prefix: env.key("interrupted/")).isEmpty
+            if !started { usleep(100_000) }
+        }
+        #expect(started, "the upload began")
+        usleep(500_000)
+        p.interrupt()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 130)
+        #expect(try client.listMultipartUploads(bucket: env.bucket, prefix: env.key("interrupted/")).isEmpty, "the upload was aborted")
+        #expect(try client.head(try S3Location(url: url)) == nil)
+    }
+
     @Test func localFolderPrune() throws {
         let env = try S3Env.get()
         let dir = try Proc.tempDir()
