@@ -52,7 +52,7 @@ final class Future<T: Sendable>: @unchecked Sendable {
 /// A remote archive read through ranged GETs pinned to one version (If-Match on the ETag).
 ///
 /// Sequential reads fetch growing chunks (256 KiB first, so `list` costs little, then up to 16 MiB) with the
-/// next chunk prefetched; a dropped connection resumes from the last byte received. Ranged reads fetch exactly
+/// next chunk prefetched from the second one on; a dropped connection resumes from the last byte received. Ranged reads fetch exactly
 /// the range announced with `willRead`, in pieces of at most 16 MiB.
 final class S3Input: RemoteSource, @unchecked Sendable {
     let client: S3Client
@@ -81,13 +81,11 @@ final class S3Input: RemoteSource, @unchecked Sendable {
     var bytesFetched: UInt64 { fetched.load(ordering: .relaxed) }
 
     private func fetch(_ range: Range<UInt64>) throws(SealbakError) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(range.count)
         let box = Box()
+        box.bytes.reserveCapacity(range.count)  // one copy from curl's buffer, no regrowth
         try client.get(location, range: range, etag: etag) { box.bytes.append(contentsOf: $0) }
-        out = box.bytes
-        fetched.add(UInt64(out.count), ordering: .relaxed)
-        return out
+        fetched.add(UInt64(box.bytes.count), ordering: .relaxed)
+        return box.bytes
     }
 
     private final class Box: @unchecked Sendable { var bytes: [UInt8] = [] }
@@ -119,7 +117,8 @@ final class S3Input: RemoteSource, @unchecked Sendable {
             pending = nil
             chunk = min(S3Input.maxChunk, chunk * 4)
             let next = current.start + UInt64(current.bytes.count)
-            if next < size {
+            // No prefetch after the first chunk: `list` and `inspect` need only the header and manifest.
+            if next < size && current.start > 0 {
                 let range = next..<min(size, next + UInt64(chunk))
                 pending = (next, Future { () throws(SealbakError) in try self.fetch(range) })
             }
