@@ -1,5 +1,5 @@
 #ifndef COPENSSLCRYPTO_SHIM_H
 #define COPENSSLCRYPTO_SHIM_H
-/* SHA-256 (OpenSSL uses the CPU's SHA extensions, about 6x libsodium's here) and MD5 for S3's Content-MD5. */
+/* Only SHA-256 is used: OpenSSL's implementation uses the CPU's SHA extensions (about 6x libsodium's here). */
 #include <openssl/evp.h>
 #endif

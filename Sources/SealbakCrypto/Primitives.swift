@@ -234,17 +234,3 @@ package enum HMACSHA256 {
         return out
     }
 }
-
-/// MD5 over OpenSSL, only for S3's `Content-MD5` integrity header (not for anything secret).
-package enum MD5 {
-    package static func hash(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 16)
-        var length: UInt32 = 0
-        guard let c = EVP_MD_CTX_new() else { fatalError("OpenSSL could not allocate a digest context") }
-        defer { EVP_MD_CTX_free(c) }
-        EVP_DigestInit_ex(c, EVP_md5(), nil)
-        if bytes.count > 0 { EVP_DigestUpdate(c, bytes.baseAddress, bytes.count) }
-        EVP_DigestFinal_ex(c, &out, &length)
-        return out
-    }
-}

@@ -6,7 +6,7 @@ import Synchronization
 /// A streaming multipart upload as an archive output (docs/s3.md).
 ///
 /// Parts are cut as the archive is written and uploaded by up to `parallelParts` threads, each with its
-/// Content-MD5 and SHA-256 so the store checks it; memory stays at (parts in flight + 1) x part size. Part sizes
+/// SHA-256 (signed, and as x-amz-checksum-sha256) so the store checks it; memory stays at (parts in flight + 1) x part size. Part sizes
 /// double every 1,000 parts, so a stream of unknown length fits S3's 10,000-part limit up to 5 TiB and beyond.
 /// Nothing appears under the name until `commit` completes the upload, with `If-None-Match: *` unless
 /// overwriting; any failure or interrupt aborts the upload. A staged upload (for `rekey`) completes under a
