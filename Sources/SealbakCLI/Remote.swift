@@ -222,7 +222,7 @@ struct Prune: ParsableCommand {
                 if d.keep {
                     print("keep    \(item.name)  \(when)  \(formatBytes(item.size)): \(d.reasons.joined(separator: ", "))")
                 } else {
-                    print("\(dryRun ? "would delete" : "delete ")  \(item.name)  \(when)  \(formatBytes(item.size))")
+                    print("\(dryRun ? "would delete" : "delete")  \(item.name)  \(when)  \(formatBytes(item.size))")
                     if !dryRun { try Catalog.delete(item, client: client) }
                     deleted += 1
                     freed += item.size

@@ -210,7 +210,7 @@ package final class S3Client: Sendable {
     static func describe(_ r: HTTPResponse) -> String {
         let xml = XMLElement.parse(r.body)
         let code = xml?.value("Code") ?? "HTTP \(r.status)"
-        let message = xml?.value("Message").map { ": \($0)" } ?? ""
+        let message = xml?.value("Message").map { ": " + $0.trimmingCharacters(in: CharacterSet(charactersIn: ". \n")) } ?? ""
         return "\(code) (HTTP \(r.status))\(message)"
     }
 
