@@ -290,14 +290,6 @@ package final class AtomicOutput {
         bytesWritten += UInt64(bytes.count)
     }
 
-    package func write(_ bytes: [UInt8]) throws(SealbakError) {
-        var failure: SealbakError?
-        bytes.withUnsafeBytes { b in
-            do throws(SealbakError) { try write(b) } catch { failure = error }
-        }
-        if let failure { throw failure }
-    }
-
     /// fsync, give the data its final name, fsync the directory.
     package func commit() throws(SealbakError) {
         guard path != "-", !finished else { finished = true; return }

@@ -240,7 +240,7 @@ struct Pack: ParsableCommand {
 
             let recipients = try (recipient + (bp?.recipients ?? [])).map { try Recipients.decode(publicKey: $0) }
             // Refuse an existing target before asking for a password.
-            try S3Options.prepare([output], plan: bp?.s3 ?? [:], quiet: quiet)
+            try S3Options.prepare(output, plan: bp?.s3 ?? [:], quiet: quiet)
             let out = try RemoteStorage.output(output, overwrite: force)
             var passwords: [PasswordSlotSpec] = []
             if recipients.isEmpty || password.explicitPassword {

@@ -77,7 +77,7 @@ struct S3Options: ParsableArguments {
         return s
     }
 
-    /// Installs the `s3://` handler with these settings (a no-op for commands without remote names).
+    /// Creates the storage with these settings; `LazyS3Storage` and `ls`/`prune` use it from then on.
     @discardableResult
     func install(plan: [String: String] = [:], quiet: Bool = false) throws -> S3Storage {
         let client = try S3Client(settings: try settings(plan: plan))
@@ -88,13 +88,15 @@ struct S3Options: ParsableArguments {
 
     static let storage = Mutex<S3Storage?>(nil)
 
-    /// Installs the handler when any of `names` is an `s3://` URL (and none is installed yet).
-    static func prepare(_ names: [String], plan: [String: String] = [:], quiet: Bool = false) throws {
-        guard names.contains(where: RemoteStorage.isRemote) else { return }
-        if !plan.isEmpty || storage.withLock({ $0 }) == nil {
-            let options = installed.withLock { $0 } ?? S3Options()
-            try options.install(plan: plan, quiet: quiet)
-        }
+    /// Sets up the storage for `name` now, with a plan's `s3:` section (flags still win); for `pack --plan`.
+    static func prepare(_ name: String, plan: [String: String], quiet: Bool) throws {
+        guard RemoteStorage.isRemote(name) else { return }
+        try (installed.withLock { $0 } ?? S3Options()).install(plan: plan, quiet: quiet)
+    }
+
+    /// The client for `location` when it is an `s3://` URL (`ls`, `prune`), nil for a folder.
+    static func client(for location: String) throws -> S3Client? {
+        RemoteStorage.isRemote(location) ? try current().client : nil
     }
 
     /// The storage, created from this invocation's options on first use.
@@ -142,8 +144,7 @@ struct Ls: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            try S3Options.prepare([location])
-            let items = try Catalog.list(location, client: S3Options.storage.withLock { $0 }?.client)
+            let items = try Catalog.list(location, client: try S3Options.client(for: location))
                 .sorted { ($0.time?.unix ?? 0, $0.name) > ($1.time?.unix ?? 0, $1.name) }
             if json {
                 let rows: [[String: Any]] = items.map { i in
@@ -208,8 +209,7 @@ struct Prune: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            try S3Options.prepare([location])
-            let client = S3Options.storage.withLock { $0 }?.client
+            let client = try S3Options.client(for: location)
             let items = try Catalog.list(location, client: client)
             let archives = items.filter { $0.header != nil }
             let policy = RetentionPolicy(last: keepLast, daily: keepDaily, weekly: keepWeekly, monthly: keepMonthly, yearly: keepYearly)

@@ -90,7 +90,6 @@ struct ReadingOptions: ParsableArguments {
 
 /// Opens an archive with a password from the user's chosen source.
 func openArchive(_ path: String, password: PasswordOptions, reading: ReadingOptions) throws -> ArchiveReader {
-    try S3Options.prepare([path])
     let input = try InputFile(path: path)
     let secret = try password.secret(limits: reading.readOptions.limits)
     return try ArchiveReader(input: input, secret: secret, options: reading.readOptions)

@@ -37,9 +37,9 @@ package enum Catalog {
                 var item = Item(location: url, name: String(o.key.split(separator: "/").last ?? Substring(o.key)), size: o.size)
                 do {
                     let prefixLength = min(o.size, 64 << 10)
-                    var bytes = try fetch(client, S3Location(bucket: loc.bucket, key: o.key), 0..<prefixLength, etag: o.etag)
+                    var bytes = try client.getBytes(S3Location(bucket: loc.bucket, key: o.key), range: 0..<prefixLength, etag: o.etag)
                     if bytes.count >= 12, let declared = try? ArchiveHeader.declaredLength(prefix: Array(bytes[0..<12])), UInt64(declared) > prefixLength, UInt64(declared) <= o.size {
-                        bytes = try fetch(client, S3Location(bucket: loc.bucket, key: o.key), 0..<UInt64(declared), etag: o.etag)
+                        bytes = try client.getBytes(S3Location(bucket: loc.bucket, key: o.key), range: 0..<UInt64(declared), etag: o.etag)
                     }
                     item.header = try ArchiveReader.readHeader(InputFile(bytes: bytes, name: url, seekable: true))
                 } catch {
@@ -71,13 +71,6 @@ package enum Catalog {
             items.append(item)
         }
         return items
-    }
-
-    private static func fetch(_ client: S3Client, _ loc: S3Location, _ range: Range<UInt64>, etag: String) throws(SealbakError) -> [UInt8] {
-        final class Box: @unchecked Sendable { var bytes: [UInt8] = [] }
-        let box = Box()
-        try client.get(loc, range: range, etag: etag) { box.bytes.append(contentsOf: $0) }
-        return box.bytes
     }
 
     package static func delete(_ item: Item, client: S3Client?) throws(SealbakError) {

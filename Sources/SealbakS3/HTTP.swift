@@ -47,7 +47,7 @@ final class HTTPConnection: @unchecked Sendable {
 
     /// Performs `request`, sending `body` (for PUT and POST) and giving the response body to `sink` when the
     /// status is 2xx and a sink is set (it returns false to stop), else collecting it (at most 1 MiB).
-    func perform(_ request: HTTPRequest, body: UnsafeRawBufferPointer?, timeout: TimeInterval,
+    func perform(_ request: HTTPRequest, body: UnsafeRawBufferPointer?,
                  sink: ((UnsafeRawBufferPointer) -> Bool)? = nil) throws(TransportError) -> HTTPResponse {
         curl_easy_reset(handle)
         let transfer = Transfer(upload: body ?? UnsafeRawBufferPointer(start: nil, count: 0))
@@ -70,7 +70,6 @@ final class HTTPConnection: @unchecked Sendable {
                     // A stalled transfer (below 1 KiB/s for 60 s) fails and is retried.
                     sbk_curl_set_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1024)
                     sbk_curl_set_long(handle, CURLOPT_LOW_SPEED_TIME, 60)
-                    sbk_curl_set_long(handle, CURLOPT_TIMEOUT, Int(timeout))
                     sbk_curl_set_long(handle, CURLOPT_TCP_KEEPALIVE, 1)
                     sbk_curl_set_ptr(handle, CURLOPT_HTTPHEADER, list.map { UnsafeMutableRawPointer($0) })
                     sbk_curl_set_fn(handle, CURLOPT_HEADERFUNCTION, headerCallback)

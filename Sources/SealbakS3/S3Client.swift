@@ -1,7 +1,6 @@
 import Foundation
 import SealbakArchive
 import SealbakCrypto
-import Synchronization
 
 /// `s3://BUCKET/KEY`.
 package struct S3Location: Sendable, CustomStringConvertible, Hashable {
@@ -80,20 +79,11 @@ package struct S3Settings: Sendable {
     }
 }
 
-/// A retried request's story, for errors and reports.
-package struct S3Stats: Sendable {
-    package var requests = 0
-    package var retries = 0
-    package var bytesSent: UInt64 = 0
-    package var bytesReceived: UInt64 = 0
-}
-
 /// An S3 client: signs each request (SigV4), retries with exponential backoff and jitter on 5xx, throttling
 /// and dropped connections (bounded in count and time), and maps the store's errors to `SealbakError`.
 package final class S3Client: Sendable {
     package let settings: S3Settings
     private let pool = ConnectionPool()
-    private let counters = Mutex(S3Stats())
 
     package init(settings: S3Settings) throws(SealbakError) {
         if settings.credentials.accessKey.isEmpty || settings.credentials.secretKey.isEmpty {
@@ -102,8 +92,6 @@ package final class S3Client: Sendable {
         _ = try settings.origin()
         self.settings = settings
     }
-
-    package var stats: S3Stats { counters.withLock { $0 } }
 
     /// A request to send (signed anew for each attempt).
     struct Call {
@@ -144,12 +132,10 @@ package final class S3Client: Sendable {
         let signed = SigV4.sign(method: call.method, path: path, query: call.query, headers: headers, payloadHash: payloadHash,
                                 credentials: settings.credentials, region: settings.region, service: "s3", amzDate: amzDate)
         headers.append(("Authorization", signed.authorization))
-        counters.withLock { $0.requests += 1 }
         let connection = pool.borrow()
         do throws(TransportError) {
-            let response = try connection.perform(HTTPRequest(method: call.method, url: url, headers: headers), body: body, timeout: 0, sink: sink)
+            let response = try connection.perform(HTTPRequest(method: call.method, url: url, headers: headers), body: body, sink: sink)
             pool.giveBack(connection)
-            counters.withLock { $0.bytesSent += UInt64(body?.count ?? 0) }
             return .success(response)
         } catch {
             // A failed connection is not reused.
@@ -190,15 +176,10 @@ package final class S3Client: Sendable {
         while true {
             switch try attempt(call, body: body, payloadHash: hash, sink: nil) {
             case .failure(let t):
-                counters.withLock { $0.retries += 1 }
                 try backoff.wait(after: t.message, what: call.what)
             case .success(let r):
-                if accept.contains(r.status) {
-                    counters.withLock { $0.bytesReceived += UInt64(r.body.count) }
-                    return r
-                }
+                if accept.contains(r.status) { return r }
                 if S3Client.isRetryable(r) {
-                    counters.withLock { $0.retries += 1 }
                     try backoff.wait(after: S3Client.describe(r), what: call.what)
                     continue
                 }
@@ -238,7 +219,6 @@ package final class S3Client: Sendable {
         package var key: String
         package var size: UInt64
         package var etag: String
-        package var lastModified: String
     }
 
     /// HEAD: nil when the object does not exist.
@@ -257,7 +237,7 @@ package final class S3Client: Sendable {
         guard let length = r.headers["content-length"].flatMap(UInt64.init) else {
             throw SealbakError(.io, "reading \(loc): the storage sent no Content-Length")
         }
-        return ObjectInfo(key: loc.key, size: length, etag: r.headers["etag"] ?? "", lastModified: r.headers["last-modified"] ?? "")
+        return ObjectInfo(key: loc.key, size: length, etag: r.headers["etag"] ?? "")
     }
 
     /// Fails with a clear message when the bucket does not exist or cannot be listed.
@@ -286,16 +266,13 @@ package final class S3Client: Sendable {
                 return take == bytes.count
             }
             received += got
-            counters.withLock { $0.bytesReceived += got }
             switch result {
             case .failure(let t):
                 if received >= UInt64(range.count) { return }
-                counters.withLock { $0.retries += 1 }
                 try backoff.wait(after: t.message, what: what)
             case .success(let r):
                 if r.status == 206 || r.status == 200 {
                     if received < UInt64(range.count) {
-                        counters.withLock { $0.retries += 1 }
                         try backoff.wait(after: "the connection ended after \(got) of \(expected) bytes", what: what)
                     }
                 } else if r.status == 412 {
@@ -303,13 +280,21 @@ package final class S3Client: Sendable {
                 } else if r.status == 416 {
                     throw SealbakError.format(.init(.truncated, "the object ends before byte \(range.upperBound)", offset: range.lowerBound + received), archive: loc.description)
                 } else if S3Client.isRetryable(r) {
-                    counters.withLock { $0.retries += 1 }
                     try backoff.wait(after: S3Client.describe(r), what: what)
                 } else {
                     throw S3Client.failure(r, what: what)
                 }
             }
         }
+    }
+
+    /// The bytes [range) of the object at version `etag`, read into one buffer sized up front.
+    package func getBytes(_ loc: S3Location, range: Range<UInt64>, etag: String?) throws(SealbakError) -> [UInt8] {
+        final class Buffer: @unchecked Sendable { var bytes: [UInt8] = [] }
+        let buffer = Buffer()
+        buffer.bytes.reserveCapacity(range.count)
+        try get(loc, range: range, etag: etag) { buffer.bytes.append(contentsOf: $0) }
+        return buffer.bytes
     }
 
     package func putObject(_ loc: S3Location, _ bytes: UnsafeRawBufferPointer, ifNoneMatch: Bool) throws(SealbakError) {
@@ -433,7 +418,7 @@ package final class S3Client: Sendable {
             }
             for c in doc.all("Contents") {
                 guard let key = c.value("Key"), let size = c.value("Size").flatMap(UInt64.init) else { continue }
-                out.append(ObjectInfo(key: key, size: size, etag: c.value("ETag") ?? "", lastModified: c.value("LastModified") ?? ""))
+                out.append(ObjectInfo(key: key, size: size, etag: c.value("ETag") ?? ""))
             }
             token = doc.value("IsTruncated") == "true" ? doc.value("NextContinuationToken") : nil
         } while token != nil

@@ -81,14 +81,10 @@ final class S3Input: RemoteSource, @unchecked Sendable {
     var bytesFetched: UInt64 { fetched.load(ordering: .relaxed) }
 
     private func fetch(_ range: Range<UInt64>) throws(SealbakError) -> [UInt8] {
-        let box = Box()
-        box.bytes.reserveCapacity(range.count)  // one copy from curl's buffer, no regrowth
-        try client.get(location, range: range, etag: etag) { box.bytes.append(contentsOf: $0) }
-        fetched.add(UInt64(box.bytes.count), ordering: .relaxed)
-        return box.bytes
+        let bytes = try client.getBytes(location, range: range, etag: etag)
+        fetched.add(UInt64(bytes.count), ordering: .relaxed)
+        return bytes
     }
-
-    private final class Box: @unchecked Sendable { var bytes: [UInt8] = [] }
 
     func willRead(_ range: Range<UInt64>) { hint = range }
 

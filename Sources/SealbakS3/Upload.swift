@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import SealbakArchive
+import SealbakCrypto
 import Synchronization
 
 /// A streaming multipart upload as an archive output (docs/s3.md).
@@ -39,7 +40,7 @@ final class S3Upload: ArchiveOutput, @unchecked Sendable {
         if try client.head(location) != nil && !overwrite {
             throw SealbakError(.targetExists, "\(location) already exists; use --force to replace it")
         }
-        target = staged ? S3Location(bucket: location.bucket, key: location.key + ".sealbak-tmp-" + hex(SystemRandomBytes.make(6))) : location
+        target = staged ? S3Location(bucket: location.bucket, key: location.key + ".sealbak-tmp-" + hex(SystemRandom().bytes(6))) : location
         slots = DispatchSemaphore(value: max(1, client.settings.parallelParts))
     }
 
@@ -145,10 +146,6 @@ final class S3Upload: ArchiveOutput, @unchecked Sendable {
     }
 }
 
-enum SystemRandomBytes {
-    static func make(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8.random(in: 0...255) } }
-}
-
 /// Copies by the store: UploadPartCopy of the source's byte ranges into a multipart upload.
 enum ServerCopy {
     /// Copy parts of 1 GiB (S3 allows 5 MiB ... 5 GiB; the last may be smaller).
@@ -180,13 +177,13 @@ enum ServerCopy {
 /// the rest is copied by the store (UploadPartCopy, pinned to the old version). The object is replaced
 /// atomically when the upload completes; until then the old one is untouched, and a failure aborts the upload.
 enum HeaderRewrite {
-    struct Result {
+    struct Outcome {
         var throughClient: UInt64 = 0
         var copiedOnServer: UInt64 = 0
         var serverCopy = true
     }
 
-    static func run(client: S3Client, location: S3Location, expected: [UInt8], header: [UInt8]) throws(SealbakError) -> Result {
+    static func run(client: S3Client, location: S3Location, expected: [UInt8], header: [UInt8]) throws(SealbakError) -> Outcome {
         guard let info = try client.head(location) else { throw SealbakError(.notFound, "\(location) does not exist") }
         let oldLength = UInt64(expected.count)
         guard info.size >= oldLength else { throw SealbakError(.io, "\(location) changed while sealbak was working on it; run the command again") }
@@ -196,14 +193,14 @@ enum HeaderRewrite {
         }
         let bodyLength = info.size - oldLength
         let firstBody = min(bodyLength, 5 << 20)
-        var result = Result()
+        var result = Outcome()
         let id = try client.createMultipartUpload(location)
         let token = Interrupts.register { try? client.abortMultipartUpload(location, uploadID: id) }
         defer { Interrupts.unregister(token) }
         do throws(SealbakError) {
             var first = header
             first += try source.read(at: oldLength, count: Int(firstBody))
-            var parts = [try first.withUnsafeBytes { b in Swift.Result { () throws(SealbakError) in try client.uploadPart(location, uploadID: id, number: 1, b) } }.get()]
+            var parts = [try first.withUnsafeBytes { b in Result { () throws(SealbakError) in try client.uploadPart(location, uploadID: id, number: 1, b) } }.get()]
             result.throughClient = firstBody + UInt64(header.count)
             var at = oldLength + firstBody
             while at < info.size {
@@ -220,7 +217,7 @@ enum HeaderRewrite {
                 // No server-side copy here: stream the rest through sealbak in parts.
                 let end = min(info.size, at + UInt64(client.settings.partSize))
                 let bytes = try source.read(at: at, count: Int(end - at))
-                parts.append(try bytes.withUnsafeBytes { b in Swift.Result { () throws(SealbakError) in try client.uploadPart(location, uploadID: id, number: parts.count + 1, b) } }.get())
+                parts.append(try bytes.withUnsafeBytes { b in Result { () throws(SealbakError) in try client.uploadPart(location, uploadID: id, number: parts.count + 1, b) } }.get())
                 result.throughClient += end - at
                 at = end
             }
