@@ -12,19 +12,25 @@ package enum Proc {
     package static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     package static let sealbakBinary = ProcessInfo.processInfo.environment["SEALBAK_BIN"] ?? root + "/.build/debug/sealbak"
 
-    /// `env` entries override the inherited environment; an empty value removes the variable.
-    package static func run(_ exe: String, _ args: [String], env: [String: String] = [:]) throws -> Result {
+    /// `env` entries override the inherited environment; an empty value removes the variable. `stdin` is written
+    /// to the program's standard input, which is then closed (default: /dev/null).
+    package static func run(_ exe: String, _ args: [String], env: [String: String] = [:], stdin: Data? = nil) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = args
         var e = ProcessInfo.processInfo.environment
         for (k, v) in env { if v.isEmpty { e.removeValue(forKey: k) } else { e[k] = v } }
         p.environment = e
-        let out = Pipe(), err = Pipe()
+        let out = Pipe(), err = Pipe(), inp = Pipe()
         p.standardOutput = out
         p.standardError = err
-        p.standardInput = FileHandle.nullDevice
+        p.standardInput = stdin == nil ? FileHandle.nullDevice : inp
         try p.run()
+        if let stdin {
+            inp.fileHandleForWriting.write(stdin)
+            try inp.fileHandleForWriting.close()
+        }
+        // Read both pipes concurrently so that a full stderr pipe cannot block the child.
         nonisolated(unsafe) var errData = Data()
         let group = DispatchGroup()
         group.enter()

@@ -2,6 +2,7 @@ import Foundation
 import SealbakArchive
 import SealbakFormat
 import SealbakPostgres
+import SealbakTestSupport
 import Testing
 
 /// Real servers from scripts/pg-servers: PostgreSQL 18 with pgvector (SEALBAK_TEST_PG_URL, client tools in
@@ -58,43 +59,13 @@ struct Server {
     }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
-}
-
 enum Run {
-    struct Result { var status: Int32; var stdout: String; var stderr: String }
-
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let binary = ProcessInfo.processInfo.environment["SEALBAK_BIN"] ?? root.appendingPathComponent(".build/debug/sealbak").path
+    typealias Result = Proc.Result
+    static let binary = Proc.sealbakBinary
     static let archivePassword = "archive-pw-\(UUID().uuidString)"
 
     static func process(_ exe: String, _ args: [String], env: [String: String] = [:], stdin: Data? = nil) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        var e = ProcessInfo.processInfo.environment
-        for (k, v) in env { if v.isEmpty { e.removeValue(forKey: k) } else { e[k] = v } }
-        p.environment = e
-        let out = Pipe(), err = Pipe(), inp = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = stdin == nil ? FileHandle.nullDevice : inp
-        try p.run()
-        if let stdin {
-            inp.fileHandleForWriting.write(stdin)
-            try inp.fileHandleForWriting.close()
-        }
-        // Read both pipes concurrently so that a full stderr pipe cannot block the child.
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        try Proc.run(exe, args, env: env, stdin: stdin)
     }
 
     /// Runs sealbak with the archive password; checks that no secret given reaches its output.
