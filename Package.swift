@@ -45,7 +45,7 @@ let package = Package(
         // PostgreSQL component: consistent pg_dump into an entry, verified restore into a live server.
         .target(name: "SealbakPostgres", dependencies: ["SealbakArchive", "SealbakCrypto", "SealbakFormat", "CLibPQ", "CSealbakShims"], swiftSettings: strict),
         // The other components: docs trees with ignore rules, configs, vector files, vector stores.
-        .target(name: "SealbakComponents", dependencies: ["SealbakArchive", "SealbakFormat", "CSealbakShims", "CSQLite", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
+        .target(name: "SealbakComponents", dependencies: ["SealbakArchive", "SealbakFormat", "SealbakPostgres", "SealbakS3", "CSealbakShims", "CSQLite", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         // S3-compatible object storage: SigV4, streaming multipart upload, ranged reads, retries, retention.
         .target(name: "SealbakS3", dependencies: ["SealbakArchive", "SealbakCrypto", "SealbakFormat", "CCurl"], swiftSettings: strict),
         .executableTarget(

@@ -92,3 +92,13 @@ int sealbak_exchange(const char *a, const char *b) {
     return -1;
 #endif
 }
+
+int sealbak_rename_noreplace(const char *a, const char *b) {
+#ifdef __linux__
+    return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_NOREPLACE);
+#else
+    (void)a; (void)b;
+    errno = ENOSYS;
+    return -1;
+#endif
+}

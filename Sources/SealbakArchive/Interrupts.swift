@@ -26,6 +26,8 @@ package enum Interrupts {
                 signal(sig, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
                 source.setEventHandler {
+                    // Inside `deferring`, the signal waits until the protected steps are done.
+                    if deferral.withLock({ d in d.depth > 0 ? (d.pending = d.pending ?? sig) != nil : false }) { return }
                     let cleanups = state.withLock { s in Array(s.cleanups.values) }
                     for c in cleanups { c() }
                     _exit(128 + sig)
@@ -34,6 +36,26 @@ package enum Interrupts {
                 sources.append(source)
             }
         }
+    }
+
+    private static let deferral = Mutex<(depth: Int, pending: Int32?)>((0, nil))
+
+    /// Runs `body` with SIGINT/SIGTERM/SIGHUP held back: a signal that arrives meanwhile is acted on (cleanups,
+    /// exit 128 + signal) once `body` has returned or thrown, so a multi-step commit is never cut in the middle.
+    package static func deferring<T>(_ body: () throws -> T) throws -> T {
+        deferral.withLock { $0.depth += 1 }
+        defer {
+            let pending = deferral.withLock { d -> Int32? in
+                d.depth -= 1
+                return d.depth == 0 ? d.pending : nil
+            }
+            if let sig = pending {
+                let cleanups = state.withLock { s in Array(s.cleanups.values) }
+                for c in cleanups { c() }
+                _exit(128 + sig)
+            }
+        }
+        return try body()
     }
 
     /// Registers a cleanup; returns a token for `unregister`.

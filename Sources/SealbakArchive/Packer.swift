@@ -60,6 +60,12 @@ package struct PackPlan: Sendable {
         try append(ManifestEntry(kind: .directory, name: name, mode: mode, mtimeSeconds: currentTime(), metadata: metadata), .none)
     }
 
+    /// Adds an entry whose bytes a component produces itself (a dump), or with the given source.
+    package mutating func add(entry: ManifestEntry, source: EntrySource = .none) throws(SealbakError) {
+        if let problem = EntryName.problem(entry.name) { throw SealbakError(.usage, "cannot store \(entry.name): \(problem)") }
+        try append(entry, source)
+    }
+
     /// Replaces what entry `index` is packed from (e.g. a redacted copy of the file).
     package mutating func setSource(_ source: EntrySource, at index: Int) {
         sources[index] = source

@@ -19,7 +19,7 @@ struct Pack: ParsableCommand {
     @Argument(help: ArgumentHelp("Files and directories to pack.", valueName: "PATH"))
     var paths: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Also pack standard input as an entry called NAME.", valueName: "NAME"))
+    @Option(name: .long, help: ArgumentHelp("Also pack standard input as an entry called NAME. sealbak cannot see the exit status of the command feeding a pipe: for a dump whose failure matters, use a command component in the plan (kind: command), which sealbak runs and checks.", valueName: "NAME"))
     var stdinName: String?
 
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Dump this PostgreSQL database into the archive (postgresql://USER@HOST:PORT/DB, or NAME=URL to name the component); repeatable. Credentials come from the URL, PGPASSWORD, ~/.pgpass or --postgres-password-file and are never stored.", valueName: "URL"))
@@ -55,8 +55,11 @@ struct Pack: ParsableCommand {
     @Flag(name: .long, help: "Do not leave out .git, node_modules, __pycache__, .venv, venv, *.pyc and the like in --docs trees.")
     var noDefaultExcludes = false
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("If component NAME cannot be reached, record it as skipped (with the reason) and go on; repeatable.", valueName: "NAME"))
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("If component NAME cannot be reached or fails while it is captured, record it as skipped or failed (with the reason; its partial data is never restored) and go on; the pack then exits 15. Any kind; repeatable.", valueName: "NAME"))
     var allowMissing: [String] = []
+
+    @Flag(name: .long, help: "Accept an empty standard input for --stdin-name (refused by default: the command feeding the pipe probably failed).")
+    var allowEmpty = false
 
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Look for pg_dump in DIR first; repeatable (also SEALBAK_PG_BIN).", valueName: "DIR"))
     var pgBin: [String] = []
@@ -155,135 +158,48 @@ struct Pack: ParsableCommand {
             if options.suite == .aes256gcm {
                 _ = try FrameCodec(suite: .aes256gcm, archiveID: [UInt8](repeating: 0, count: 16), frameSize: fs)
             }
-            var docsSpecs: [DocsSpec] = [], configSpecs: [ConfigSpec] = [], vectorArgs: [String] = [], chromaArgs: [String] = [], qdrantArgs: [String] = []
-            var pgSpecs: [PostgresSourceSpec] = [], allowed = Set(allowMissing)
-            for c in bp?.components ?? [] {
-                switch c.kind {
-                case .docs:
-                    var d = DocsSpec(name: c.name, path: c.path!)
-                    d.excludes = c.exclude + exclude
-                    d.includes = c.include + include
-                    d.defaultExcludes = c.defaultExcludes && !noDefaultExcludes
-                    docsSpecs.append(d)
-                case .config:
-                    var cs = ConfigSpec(name: c.name, path: c.path!)
-                    cs.redactSecrets = c.redactSecrets || redactSecrets
-                    configSpecs.append(cs)
-                case .vectors:
-                    vectorArgs.append(c.name + "=" + c.path!)
-                case .chroma:
-                    chromaArgs.append(c.name + "=" + c.path!)
-                case .qdrant:
-                    qdrantArgs.append(c.name + "=" + c.path!)
-                case .postgres:
-                    pgSpecs.append(try PostgresSourceSpec(name: c.name, url: c.url!, passwordFile: c.passwordFile ?? postgresPasswordFile))
-                    if c.allowMissing { allowed.insert(c.name) }
-                }
+            if let stdinName, password.passwordFd == 0 {
+                throw SealbakError(.usage, "--stdin-name \(stdinName) reads standard input, so the password cannot come from descriptor 0")
             }
-            for d in docs {
-                var spec = try DocsSpec(argument: d)
-                spec.excludes = exclude
-                spec.includes = include
-                spec.defaultExcludes = !noDefaultExcludes
-                docsSpecs.append(spec)
+            let sources = try captureSources(bp)
+            for name in allowMissing where !sources.contains(where: { $0.name == name }) {
+                throw SealbakError(.usage, "--allow-missing \(name): no component has that name (components: \(sources.map(\.name).joined(separator: ", ")))")
             }
-            for c in config {
-                var spec = try ConfigSpec(argument: c)
-                spec.redactSecrets = redactSecrets
-                configSpecs.append(spec)
+            var jobOptions = PackJob.Options()
+            jobOptions.paths = paths
+            jobOptions.stdinName = stdinName
+            jobOptions.allowEmptyStdin = allowEmpty
+            var metadata = Metadata(["created-by": "sealbak \(sealbakVersion)", "host": ProcessInfo.processInfo.hostName])
+            if let bp {
+                metadata["plan"] = bp.recorded
+                if let v = bp.app["name"] { metadata[ComponentKeys.appName] = v }
+                if let v = bp.app["description"] { metadata[ComponentKeys.appDescription] = v }
+                if let v = bp.app["version"] { metadata[ComponentKeys.appVersion] = v }
             }
-            vectorArgs += vectors
-            chromaArgs += chroma
-            qdrantArgs += qdrant
-
-            var plan = PackPlan()
-            for spec in docsSpecs {
-                let stats = try DocsComponent.add(spec, to: &plan)
-                if !quiet { printError("sealbak: \(spec.name): \(stats.files) files, \(formatBytes(stats.bytes)) from \(spec.path); \(stats.excluded) left out by the ignore rules") }
-            }
-            for spec in configSpecs {
-                let s = try ConfigComponent.add(spec, to: &plan)
-                if !quiet {
-                    var line = "sealbak: \(spec.name): \(s.configs) config file(s) of \(s.files), \(s.secretKeys) secret-looking key(s)"
-                    if spec.redactSecrets { line += ", \(s.redacted) value(s) redacted" }
-                    printError(line)
-                    for b in s.broken { printError("sealbak: warning: \(spec.name)/\(b) (packed anyway, flagged as broken)") }
-                }
-            }
-            for v in vectorArgs {
-                let (name, s) = try VectorsComponent.add(argument: v, to: &plan)
-                if !quiet {
-                    printError("sealbak: \(name): \(s.vectorFiles) vector file(s), \(s.vectors) vectors, \(formatBytes(s.bytes))")
-                    for b in s.broken { printError("sealbak: warning: \(b) (packed anyway, flagged as broken)") }
-                }
-            }
-            var chromaSnapshots: [ChromaComponent.Snapshot] = []
-            defer { for s in chromaSnapshots { s.remove() } }
-            for c in chromaArgs {
-                let (name, collections, snapshot) = try ChromaComponent.add(argument: c, to: &plan)
-                chromaSnapshots.append(snapshot)
-                if !quiet {
-                    let list = collections.map { "\($0.name) (\($0.embeddings) embeddings, dimension \($0.dimension.map(String.init) ?? "?"))" }.joined(separator: ", ")
-                    printError("sealbak: \(name): Chroma store, online backup of chroma.sqlite3; \(collections.count) collection(s): \(list)")
-                }
-            }
-            for q in qdrantArgs {
-                let (name, collections) = try QdrantComponent.add(argument: q, to: &plan)
-                if !quiet { printError("sealbak: \(name): Qdrant, \(collections.count) collection(s): \(collections.map { "\($0.name) (\(formatBytes($0.bytes)))" }.joined(separator: ", "))") }
-            }
-            for p in paths { try plan.add(path: p) }
-            if let stdinName {
-                if password.passwordFd == 0 { throw SealbakError(.usage, "--stdin-name reads standard input, so the password cannot come from descriptor 0") }
-                try plan.addStandardInput(name: stdinName)
-            }
-            try plan.checkUnique()
+            jobOptions.metadata = metadata
+            let job = PackJob(sources: sources, options: jobOptions)
+            let log = engineLog(quiet: quiet)
 
             let recipients = try (recipient + (bp?.recipients ?? [])).map { try Recipients.decode(publicKey: $0) }
             // Refuse an existing target before asking for a password.
             try S3Options.prepare(output, plan: bp?.s3 ?? [:], quiet: quiet)
             let out = try RemoteStorage.output(output, overwrite: force)
             var passwords: [PasswordSlotSpec] = []
-            if recipients.isEmpty || password.explicitPassword {
-                passwords.append(PasswordSlotSpec(passphrase: try PasswordReader.read(try password.source(confirm: true)), label: label))
-            }
-            // Databases: each opens a snapshot, is inspected and counted in it; the dump runs in the same snapshot.
-            let specs = try pgSpecs + postgres.map { try PostgresSourceSpec(argument: $0, passwordFile: postgresPasswordFile) }
-            for name in allowMissing where !specs.contains(where: { $0.name == name }) {
-                throw SealbakError(.usage, "--allow-missing \(name): no component has that name (components: \(specs.map(\.name).joined(separator: ", ")))")
-            }
-            let finder = ToolFinder(extra: pgBin + (bp?.pgBin ?? []))
-            var snapshots: [PostgresSnapshot?] = []
-            var componentEntries: [ManifestEntry] = []
-            let now = Int64(Date().timeIntervalSince1970)
-            for spec in specs {
-                do {
-                    let snap = try PostgresSnapshot(spec, finder: finder)
-                    snapshots.append(snap)
-                    componentEntries.append(snap.entry(mtime: now))
-                    if !quiet {
-                        let f = snap.facts
-                        printError("sealbak: \(spec.name): PostgreSQL \(f.serverVersion), \(f.tables.count) tables, \(f.totalRows) rows counted in the dump's snapshot; dumping with \(f.dumpTool)")
-                    }
-                } catch let e as SealbakError where e.code == .unavailable && allowed.contains(spec.name) {
-                    printError("sealbak: warning: \(spec.name) is skipped (--allow-missing): \(e.message)")
-                    snapshots.append(nil)
-                    componentEntries.append(PostgresComponent.skippedEntry(name: spec.name, source: spec.parameters.display, reason: e.message, mtime: now))
+            do {
+                if recipients.isEmpty || password.explicitPassword {
+                    passwords.append(PasswordSlotSpec(passphrase: try PasswordReader.read(try password.source(confirm: true)), label: label))
                 }
+                for h in bp?.hooks.beforePack ?? [] { try runHook(h, "before-pack", log: log) }
+                // Probes and snapshots: databases are counted in the snapshot their dump will use.
+                try job.prepare(log: log)
+            } catch {
+                out.abandon()
+                throw error
             }
-            defer { for s in snapshots { s?.close() } }
-            let allEntries = componentEntries + plan.entries
-            var names = Set<String>()
-            for e in allEntries where !names.insert(e.name).inserted {
-                throw SealbakError(.usage, "two components would both be stored as \(e.name); name them apart with --postgres NAME=URL")
-            }
-
-            let progress = Progress(label: "packing", total: plan.fileBytes, quiet: quiet)
-            var archiveMetadata = Metadata(["created-by": "sealbak \(sealbakVersion)", "host": ProcessInfo.processInfo.hostName])
-            if let bp { archiveMetadata["plan"] = bp.recorded }
-            let manifest = Manifest(metadata: archiveMetadata, entries: allEntries)
+            let progress = Progress(label: "packing", total: job.knownBytes, quiet: quiet)
             let writer: ArchiveWriter
             do {
-                writer = try ArchiveWriter(manifest: manifest, passwords: passwords, recipients: recipients, options: options) { bytes in
+                writer = try ArchiveWriter(manifest: job.manifest, passwords: passwords, recipients: recipients, options: options) { bytes in
                     try out.write(bytes)
                 }
             } catch {
@@ -291,28 +207,9 @@ struct Pack: ParsableCommand {
                 throw error
             }
             let summary: WriteSummary
+            let outcome: CaptureOutcome
             do {
-                for snap in snapshots {
-                    guard let snap else {
-                        try writer.writeEntry { _ in 0 }
-                        continue
-                    }
-                    let dump = try snap.startDump()
-                    try writer.writeEntry { buf in
-                        let n = try dump.read(into: buf)
-                        progress.add(n)
-                        return n
-                    }
-                    snap.close()
-                }
-                for source in plan.sources {
-                    let reader = try SourceReader(source)
-                    try writer.writeEntry { buf in
-                        let n = try reader.read(into: buf)
-                        progress.add(n)
-                        return n
-                    }
-                }
+                outcome = try job.write(to: writer, progress: { progress.add($0) }, log: log)
                 summary = try writer.finish()
                 try out.commit()
             } catch {
@@ -322,10 +219,79 @@ struct Pack: ParsableCommand {
                 throw error
             }
             progress.finish()
+            for h in bp?.hooks.afterPack ?? [] { try runHook(h, "after-pack", log: log) }
             if !quiet {
                 let ratio = summary.plaintextBytes > 0 ? String(format: " (%.1f%% of the input)", Double(summary.archiveBytes) * 100 / Double(summary.plaintextBytes)) : ""
                 printError("sealbak: packed \(summary.entries) entries, \(formatBytes(summary.plaintextBytes)) into \(output == "-" ? "standard output" : output): \(formatBytes(summary.archiveBytes))\(ratio)")
             }
+            let incomplete = outcome.incomplete
+            if !incomplete.isEmpty {
+                printError("sealbak: the archive is INCOMPLETE: \(incomplete.map { "\($0.name) \($0.status.rawValue) (\($0.reason ?? ""))" }.joined(separator: "; "))")
+                throw ExitCode(ExitStatus.skippedComponents)
+            }
+            if !outcome.warnings.isEmpty {
+                for w in outcome.warnings { printError("sealbak: warning: \(w.entry): \(w.warning)") }
+                throw ExitCode(ExitStatus.completedWithWarnings)
+            }
         }
+    }
+
+    /// The components to capture: the plan's, then those given as flags.
+    private func captureSources(_ bp: BackupPlan?) throws -> [any CaptureSource] {
+        let allowed = Set(allowMissing)
+        let finder = ToolFinder(extra: pgBin + (bp?.pgBin ?? []))
+        var out: [any CaptureSource] = []
+        for c in bp?.components ?? [] {
+            let missing = c.allowMissing || allowed.contains(c.name)
+            switch c.kind {
+            case .docs:
+                var d = DocsSpec(name: c.name, path: c.path!)
+                d.excludes = c.exclude + exclude
+                d.includes = c.include + include
+                d.defaultExcludes = c.defaultExcludes && !noDefaultExcludes
+                out.append(FolderSource.docs(d, allowMissing: missing))
+            case .config:
+                var cs = ConfigSpec(name: c.name, path: c.path!)
+                cs.redactSecrets = c.redactSecrets || redactSecrets
+                out.append(FolderSource.config(cs, allowMissing: missing))
+            case .vectors: out.append(FolderSource.vectors(name: c.name, path: c.path!, allowMissing: missing))
+            case .chroma: out.append(FolderSource.chroma(name: c.name, path: c.path!, allowMissing: missing))
+            case .qdrant: out.append(FolderSource.qdrant(name: c.name, path: c.path!, allowMissing: missing))
+            case .postgres:
+                let spec = try PostgresSourceSpec(name: c.name, url: c.url!, passwordFile: c.passwordFile ?? postgresPasswordFile)
+                out.append(PostgresSource(spec, finder: finder, allowMissing: missing))
+            case .command:
+                out.append(CommandSource(name: c.name, dump: c.dump!, restore: c.restoreCommand, check: c.check, allowEmpty: c.allowEmpty, allowMissing: missing))
+            }
+        }
+        for d in docs {
+            var spec = try DocsSpec(argument: d)
+            spec.excludes = exclude
+            spec.includes = include
+            spec.defaultExcludes = !noDefaultExcludes
+            out.append(FolderSource.docs(spec, allowMissing: allowed.contains(spec.name)))
+        }
+        for c in config {
+            var spec = try ConfigSpec(argument: c)
+            spec.redactSecrets = redactSecrets
+            out.append(FolderSource.config(spec, allowMissing: allowed.contains(spec.name)))
+        }
+        for v in vectors {
+            let (name, path) = try Component.argument(v, flag: "--vectors") { ($0 as NSString).deletingPathExtension }
+            out.append(FolderSource.vectors(name: name, path: path, allowMissing: allowed.contains(name)))
+        }
+        for c in chroma {
+            let (name, path) = try Component.argument(c, flag: "--chroma")
+            out.append(FolderSource.chroma(name: name, path: path, allowMissing: allowed.contains(name)))
+        }
+        for q in qdrant {
+            let (name, path) = try Component.argument(q, flag: "--qdrant") { ($0 as NSString).deletingPathExtension }
+            out.append(FolderSource.qdrant(name: name, path: path, allowMissing: allowed.contains(name)))
+        }
+        for p in postgres {
+            let spec = try PostgresSourceSpec(argument: p, passwordFile: postgresPasswordFile)
+            out.append(PostgresSource(spec, finder: finder, allowMissing: allowed.contains(spec.name)))
+        }
+        return out
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SealbakArchive
 import SealbakCompression
+import SealbakComponents
 import SealbakFormat
 
 #if canImport(Glibc)
@@ -167,4 +168,26 @@ func parseSize(_ s: String) -> Int? {
     else if upper.hasSuffix("M") || upper.hasSuffix("MIB") { mult = 1 << 20; digits = String(upper.prefix(while: { $0.isNumber })) }
     guard let n = Int(digits) else { return nil }
     return n * mult
+}
+
+/// Exit statuses of a pack that wrote an archive but not everything (docs/exit-codes.md).
+enum ExitStatus {
+    /// A component was skipped or failed (allow-missing); the archive records which.
+    static let skippedComponents: Int32 = 15
+    /// Files changed while they were read; the archive records which.
+    static let completedWithWarnings: Int32 = 16
+}
+
+/// The engine's log on stderr (warnings even with --quiet).
+func engineLog(quiet: Bool) -> EngineLog {
+    EngineLog(info: { line in if !quiet { printError("sealbak: " + line) } }, warning: { line in printError("sealbak: warning: " + line) })
+}
+
+/// Runs a plan hook; a failure stops the command.
+func runHook(_ h: CommandSpec, _ when: String, log: EngineLog) throws {
+    log.info("\(when) hook: \(h.display)")
+    let r = try h.run(input: nil, what: "the \(when) hook")
+    guard r.status.succeeded else {
+        throw SealbakError(.toolFailed, "the \(when) hook \(h.display) failed (\(r.timedOut ? "timed out" : "\(r.status)"))\(r.errorText.isEmpty ? "" : ": " + r.errorText); nothing was written")
+    }
 }

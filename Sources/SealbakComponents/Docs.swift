@@ -70,19 +70,41 @@ final class DocsFilter: TreeFilter {
     private let root: String
     private(set) var ignoreFiles: [String] = []
 
+    /// Where `.sealbakignore` files come from when not from the walked tree (a restore reads the archive's).
+    private let ignoreText: ((String) throws -> [UInt8]?)?
+
     init(_ spec: DocsSpec) {
         rules = spec.defaultExcludes ? IgnoreRules.defaults() : IgnoreRules()
         for (i, e) in spec.excludes.enumerated() { rules.add(line: e, base: "", origin: "--exclude #\(i + 1)") }
         includes = spec.includes
         root = spec.path
+        ignoreText = nil
+    }
+
+    /// The rules recorded in `docs.rules` (the defaults of the sealbak that packed, not of this one).
+    init(recorded: RecordedRules, ignoreText: @escaping (String) throws -> [UInt8]?) {
+        rules = IgnoreRules()
+        for (i, p) in recorded.defaults.enumerated() { rules.add(line: p, base: "", origin: "default exclude \(i + 1)") }
+        for (i, e) in recorded.exclude.enumerated() { rules.add(line: e, base: "", origin: "--exclude #\(i + 1)") }
+        includes = recorded.include
+        root = ""
+        self.ignoreText = ignoreText
     }
 
     func enter(directory rel: String, fsPath: String) throws(SealbakError) {
-        let file = fsPath + "/.sealbakignore"
-        guard FileManager.default.fileExists(atPath: file) else { return }
-        guard let data = FileManager.default.contents(atPath: file) else { throw SealbakError.io("cannot read", path: file, errno: EACCES) }
         let shown = rel.isEmpty ? ".sealbakignore" : rel + "/.sealbakignore"
-        rules.add(file: String(decoding: data, as: UTF8.self), base: rel, origin: shown)
+        let text: [UInt8]
+        if let ignoreText {
+            do { guard let t = try ignoreText(shown) else { return }; text = t } catch let e as SealbakError { throw e } catch {
+                throw SealbakError(.io, "cannot read \(shown): \(error)")
+            }
+        } else {
+            let file = fsPath + "/.sealbakignore"
+            guard FileManager.default.fileExists(atPath: file) else { return }
+            guard let data = FileManager.default.contents(atPath: file) else { throw SealbakError.io("cannot read", path: file, errno: EACCES) }
+            text = [UInt8](data)
+        }
+        rules.add(file: String(decoding: text, as: UTF8.self), base: rel, origin: shown)
         ignoreFiles.append(shown)
     }
 
@@ -91,6 +113,18 @@ final class DocsFilter: TreeFilter {
         if isDirectory || includes.isEmpty { return true }
         let base = rel.split(separator: "/").last.map(String.init) ?? rel
         return includes.contains { Glob.match($0, rel) || (!$0.contains("/") && Glob.match($0, base)) }
+    }
+}
+
+/// `docs.rules` as recorded when packing.
+struct RecordedRules: Codable {
+    var defaults: [String] = []
+    var exclude: [String] = []
+    var include: [String] = []
+    var ignoreFiles: [String] = []
+    enum CodingKeys: String, CodingKey {
+        case defaults, exclude, include
+        case ignoreFiles = "ignore-files"
     }
 }
 

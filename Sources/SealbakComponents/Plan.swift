@@ -7,7 +7,15 @@ import Yams
 /// Every component flag of `pack` and `restore` has an equivalent here (docs/plan.md, docs/sealbak.example.yaml).
 /// Unknown keys and bad values are reported as `FILE:LINE: …`.
 package struct BackupPlan: Sendable {
-    package enum Kind: String, Sendable, CaseIterable { case postgres, docs, config, vectors, chroma, qdrant }
+    package enum Kind: String, Sendable, CaseIterable { case postgres, docs, config, vectors, chroma, qdrant, command }
+
+    /// Commands run around packing and restoring (stop the application, start it again).
+    package struct Hooks: Sendable {
+        package var beforePack: [CommandSpec] = []
+        package var afterPack: [CommandSpec] = []
+        package var beforeRestore: [CommandSpec] = []
+        package var afterRestore: [CommandSpec] = []
+    }
 
     package struct Component: Sendable {
         package var name: String
@@ -25,10 +33,22 @@ package struct BackupPlan: Sendable {
         package var defaultExcludes = true
         package var redactSecrets = false
         package var restorePath: String?
+        // checks before the swap (postgres: SQL assertions; folders: commands run in the staged folder)
+        package var sqlChecks: [SQLCheck] = []
+        package var commandChecks: [CommandSpec] = []
+        // command
+        package var dump: CommandSpec?
+        package var restoreCommand: CommandSpec?
+        package var check: CommandSpec?
+        package var allowEmpty = false
     }
 
     package var file: String
     package var components: [Component] = []
+    /// `app:` name, description and version, recorded in the archive.
+    package var app: [String: String] = [:]
+    package var hooks = Hooks()
+    package var healthCheck: HealthCheck?
     // Pack options (flags given on the command line win).
     package var cipher: String?
     package var compression: String?
@@ -74,7 +94,7 @@ struct PlanReader {
         } catch { throw SealbakError(.usage, "\(file): \(error)") }
         guard let root, case .mapping(let top) = root else { throw fail(root, "the plan must be a mapping with a components: list") }
         var plan = BackupPlan(file: file)
-        let topKeys = ["version", "components", "pack", "pg-bin", "s3"]
+        let topKeys = ["version", "app", "components", "pack", "pg-bin", "s3", "hooks", "health-check"]
         for (k, v) in top {
             let key = try keyName(k)
             switch key {
@@ -89,6 +109,26 @@ struct PlanReader {
                 plan.pgBin = try strings(v, "pg-bin").map(resolve)
             case "s3":
                 try s3Options(v, &plan)
+            case "app":
+                guard case .mapping(let m) = v else { throw fail(v, "app must be a mapping with name:, description: and version:") }
+                for (k, x) in m {
+                    let key = try keyName(k)
+                    guard ["name", "description", "version"].contains(key) else { throw fail(k, "unknown key \"app.\(key)\" (expected one of: name, description, version)") }
+                    if let i = x.int { plan.app[key] = String(i) } else if let d = x.float { plan.app[key] = String(d) } else { plan.app[key] = try string(x, "app.\(key)") }
+                }
+            case "hooks":
+                guard case .mapping(let m) = v else { throw fail(v, "hooks must be a mapping of before-pack, after-pack, before-restore, after-restore") }
+                for (k, x) in m {
+                    switch try keyName(k) {
+                    case "before-pack": plan.hooks.beforePack = try commands(x, "hooks.before-pack")
+                    case "after-pack": plan.hooks.afterPack = try commands(x, "hooks.after-pack")
+                    case "before-restore": plan.hooks.beforeRestore = try commands(x, "hooks.before-restore")
+                    case "after-restore": plan.hooks.afterRestore = try commands(x, "hooks.after-restore")
+                    case let other: throw fail(k, "unknown hook \"\(other)\" (expected one of: before-pack, after-pack, before-restore, after-restore)")
+                    }
+                }
+            case "health-check":
+                plan.healthCheck = try healthCheck(v)
             default:
                 throw fail(k, "unknown key \"\(key)\" (expected one of: \(topKeys.joined(separator: ", ")))")
             }
@@ -127,6 +167,73 @@ struct PlanReader {
     func int(_ v: Node, _ what: String, _ range: ClosedRange<Int>) throws(SealbakError) -> Int {
         guard let i = v.int, range.contains(i) else { throw fail(v, "\(what) must be a whole number in \(range.lowerBound)...\(range.upperBound)") }
         return i
+    }
+
+    /// A command: a string (run by /bin/sh -c), a list (an argument vector, no shell), or a mapping with
+    /// `run:` (either form) and `timeout:` (seconds).
+    func command(_ v: Node, _ what: String) throws(SealbakError) -> CommandSpec {
+        switch v {
+        case .scalar:
+            return CommandSpec(shell: try string(v, what))
+        case .sequence:
+            let argv = try strings(v, what)
+            guard !argv.isEmpty else { throw fail(v, "\(what) must not be empty") }
+            return CommandSpec(argv: argv)
+        case .mapping(let m):
+            var spec: CommandSpec?
+            var timeout: Double?
+            var env: [String: String] = [:]
+            for (k, x) in m {
+                switch try keyName(k) {
+                case "run": spec = try command(x, what + ".run")
+                case "timeout":
+                    guard let t = x.float ?? x.int.map(Double.init), t > 0 else { throw fail(x, "\(what).timeout must be a number of seconds") }
+                    timeout = t
+                case "env":
+                    guard case .mapping(let e) = x else { throw fail(x, "\(what).env must be a mapping") }
+                    for (ek, ev) in e { env[try keyName(ek)] = try string(ev, "\(what).env") }
+                case let other: throw fail(k, "unknown key \"\(other)\" in \(what) (expected run, timeout, env)")
+                }
+            }
+            guard var s = spec else { throw fail(v, "\(what) has no run:") }
+            if let timeout { s.timeoutSeconds = timeout }
+            s.environment = env
+            return s
+        default:
+            throw fail(v, "\(what) must be a command: a string, a list of arguments, or a mapping with run:")
+        }
+    }
+
+    /// One command, or a list of commands (each a string, an argument list or a mapping).
+    func commands(_ v: Node, _ what: String) throws(SealbakError) -> [CommandSpec] {
+        guard case .sequence(let seq) = v else { return [try command(v, what)] }
+        var out: [CommandSpec] = []
+        for x in seq { out.append(try command(x, what)) }
+        return out
+    }
+
+    func healthCheck(_ v: Node) throws(SealbakError) -> HealthCheck {
+        guard case .mapping(let m) = v else { throw fail(v, "health-check must be a mapping with url: or command:") }
+        var h = HealthCheck()
+        for (k, x) in m {
+            switch try keyName(k) {
+            case "url":
+                let u = try string(x, "health-check.url")
+                guard u.hasPrefix("http://") || u.hasPrefix("https://") else { throw fail(x, "health-check.url must be an http:// or https:// URL") }
+                h.url = u
+            case "command": h.command = try command(x, "health-check.command")
+            case "retries": h.retries = try int(x, "health-check.retries", 0...1000)
+            case "interval":
+                guard let t = x.float ?? x.int.map(Double.init), t >= 0 else { throw fail(x, "health-check.interval must be a number of seconds") }
+                h.interval = t
+            case "timeout":
+                guard let t = x.float ?? x.int.map(Double.init), t > 0 else { throw fail(x, "health-check.timeout must be a number of seconds") }
+                h.timeout = t
+            case let other: throw fail(k, "unknown key \"health-check.\(other)\" (expected url, command, retries, interval, timeout)")
+            }
+        }
+        guard (h.url == nil) != (h.command == nil) else { throw fail(v, "health-check needs exactly one of url: or command:") }
+        return h
     }
 
     func resolve(_ path: String) -> String {
@@ -202,10 +309,11 @@ struct PlanReader {
         var c = BackupPlan.Component(name: name, kind: kind, line: node.mark?.line ?? 1)
         let allowed: [String]
         switch kind {
-        case .postgres: allowed = ["name", "kind", "url", "password-file", "allow-missing", "restore"]
-        case .docs: allowed = ["name", "kind", "path", "exclude", "include", "default-excludes", "restore"]
-        case .config: allowed = ["name", "kind", "path", "redact-secrets", "restore"]
-        case .vectors, .chroma, .qdrant: allowed = ["name", "kind", "path", "restore"]
+        case .postgres: allowed = ["name", "kind", "url", "password-file", "allow-missing", "restore", "checks"]
+        case .docs: allowed = ["name", "kind", "path", "exclude", "include", "default-excludes", "allow-missing", "restore", "checks"]
+        case .config: allowed = ["name", "kind", "path", "redact-secrets", "allow-missing", "restore", "checks"]
+        case .vectors, .chroma, .qdrant: allowed = ["name", "kind", "path", "allow-missing", "restore", "checks"]
+        case .command: allowed = ["name", "kind", "dump", "restore", "check", "allow-empty", "allow-missing"]
         }
         for (key, (k, v)) in fields.sorted(by: { ($0.value.0.mark?.line ?? 0) < ($1.value.0.mark?.line ?? 0) }) {
             guard allowed.contains(key) else {
@@ -220,6 +328,34 @@ struct PlanReader {
             case "include": c.include = try strings(v, "include")
             case "default-excludes": c.defaultExcludes = try bool(v, "default-excludes")
             case "redact-secrets": c.redactSecrets = try bool(v, "redact-secrets")
+            case "dump": c.dump = try command(v, "dump")
+            case "check": c.check = try command(v, "check")
+            case "allow-empty": c.allowEmpty = try bool(v, "allow-empty")
+            case "restore" where kind == .command: c.restoreCommand = try command(v, "restore")
+            case "checks":
+                guard case .sequence(let list) = v else { throw fail(v, "checks must be a list") }
+                for item in list {
+                    if kind == .postgres {
+                        guard case .mapping(let m) = item else { throw fail(item, "each check of a postgres component is a mapping with sql: and expect:") }
+                        var sql: String?, expect: String?
+                        for (ck, cv) in m {
+                            switch try keyName(ck) {
+                            case "sql": sql = try string(cv, "checks.sql")
+                            case "expect":
+                                if let i = cv.int { expect = String(i) } else { expect = try string(cv, "checks.expect") }
+                            case let other: throw fail(ck, "unknown key \"\(other)\" in a check (expected sql, expect)")
+                            }
+                        }
+                        guard let sql, let expect else { throw fail(item, "a check needs sql: and expect:") }
+                        c.sqlChecks.append(SQLCheck(sql: sql, expect: expect))
+                    } else {
+                        if case .mapping(let m) = item, let cmd = m.first(where: { $0.key.string == "command" })?.value {
+                            c.commandChecks.append(try command(cmd, "checks.command"))
+                        } else {
+                            throw fail(item, "each check of a \(kind.rawValue) component is a mapping with command: (run in the restored folder before it is put in place)")
+                        }
+                    }
+                }
             case "restore":
                 guard case .mapping(let r) = v else { throw fail(v, "restore must be a mapping (\(kind == .postgres ? "url:" : "path:"))") }
                 for (rk, rv) in r {
@@ -235,6 +371,7 @@ struct PlanReader {
         }
         switch kind {
         case .postgres: if c.url == nil { throw fail(node, "the postgres component \(name) has no url:") }
+        case .command: if c.dump == nil { throw fail(node, "the command component \(name) has no dump: (the command whose standard output is the backup)") }
         default: if c.path == nil { throw fail(node, "the \(kind.rawValue) component \(name) has no path:") }
         }
         return c
@@ -254,6 +391,9 @@ extension BackupPlan {
             if !c.defaultExcludes { d["default-excludes"] = false }
             if c.redactSecrets { d["redact-secrets"] = true }
             if c.allowMissing { d["allow-missing"] = true }
+            if let x = c.dump { d["dump"] = x.display }
+            if let x = c.restoreCommand { d["restore"] = x.display }
+            if let x = c.check { d["check"] = x.display }
             comps.append(d)
         }
         let doc: [String: Any] = ["file": file, "components": comps]

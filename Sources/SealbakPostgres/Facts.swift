@@ -107,28 +107,6 @@ package struct DatabaseFacts: Codable, Sendable, Equatable {
     static let userSchemaFilter = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
 }
 
-/// The manifest metadata keys of a component entry (Spec/COMPONENTS.md).
-package enum ComponentKeys {
-    package static let kind = "component"
-    package static let name = "component.name"
-    package static let status = "component.status"
-    package static let reason = "component.reason"
-    package static let source = "component.source"
-
-    package static let pgDatabase = "postgres.database"
-    package static let pgServerVersion = "postgres.server-version"
-    package static let pgEncoding = "postgres.encoding"
-    package static let pgDumpTool = "postgres.pg-dump"
-    package static let pgFormat = "postgres.format"
-    package static let pgTables = "postgres.tables"
-    package static let pgRows = "postgres.rows"
-    package static let pgLargeObjects = "postgres.large-objects"
-    package static let pgExtensions = "postgres.extensions"
-    package static let pgVectorColumns = "postgres.vector-columns"
-    /// The complete facts as JSON, split over `postgres.facts`, `postgres.facts.2`, … when over 1 MiB.
-    package static let pgFacts = "postgres.facts"
-}
-
 /// A PostgreSQL component as recorded in an archive.
 package struct PostgresComponent: Sendable {
     package var entryIndex: Int

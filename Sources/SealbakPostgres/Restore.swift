@@ -15,6 +15,8 @@ package struct PostgresRestoreOptions: Sendable {
     /// pg_restore --no-owner: objects belong to the restoring role (for a server without the original roles).
     package var noOwner = false
     package var finder = ToolFinder()
+    /// End other sessions on an existing target just before the swap (instead of refusing).
+    package var terminateConnections = false
 
     package init() {}
 }
@@ -136,6 +138,18 @@ package final class PostgresRestorer {
             let hint = missing.contains { $0.name == "vector" } ? " For pgvector install the package for the server's version (e.g. postgresql-\(m.serverVersionNumber / 10000)-pgvector) or build it from source." : ""
             throw SealbakError(.unavailable, "\(target.display): the target server lacks the extension(s) \(list) that \(component.name) needs; nothing was changed.\(hint)")
         }
+        // A role that may create databases may still be unable to create an extension the dump needs: only
+        // trusted extensions can be created without superuser rights.
+        if !isSuper {
+            var untrusted: [String] = []
+            for e in facts.requiredExtensions {
+                let trusted = try m.value("SELECT bool_or(trusted)::text FROM pg_available_extension_versions WHERE name = $1", [e.name])
+                if trusted != "true" { untrusted.append(e.name) }
+            }
+            if !untrusted.isEmpty {
+                throw SealbakError(.unavailable, "\(target.display): role \(user) may create databases but not the extension(s) \(untrusted.joined(separator: ", ")) that \(component.name) needs (they are not marked trusted, so creating them takes a superuser); nothing was changed. Restore as a superuser, or have a superuser create the extension in template1 first")
+            }
+        }
         var notes: [String] = []
         let exists = try m.value("SELECT count(*) FROM pg_database WHERE datname = $1", [targetDatabase]) != "0"
         var objects = 0
@@ -150,7 +164,10 @@ package final class PostgresRestorer {
             }
             let sessions = try otherSessions(m, targetDatabase)
             if sessions > 0 {
-                throw SealbakError(.unavailable, "\(target.display): database \(targetDatabase) has \(sessions) open session(s); it cannot be replaced while in use. Stop the application (or terminate the sessions) and try again; nothing was changed")
+                guard options.terminateConnections else {
+                    throw SealbakError(.unavailable, "\(target.display): database \(targetDatabase) has \(sessions) open session(s); it cannot be replaced while in use. Stop the application (a before-restore hook can), or give --terminate-connections to end them just before the swap; nothing was changed")
+                }
+                notes.append("\(sessions) open session(s) on \(targetDatabase) will be ended just before the swap (--terminate-connections)")
             }
         }
         for e in facts.requiredExtensions where available[e.name] != e.version {
@@ -234,14 +251,20 @@ package final class PostgresRestorer {
         return staged
     }
 
-    /// Swaps a verified database into place (see `StagedRestore.commit`).
-    fileprivate func commit(_ s: StagedRestore) throws(SealbakError) -> RestoreReport {
+    /// Swaps a verified database into place, keeping the replaced one as `NAME_sbk_old_…` until `finalize`.
+    fileprivate func commit(_ s: StagedRestore) throws(SealbakError) {
         let m = s.maintenance
         // Swap names in one transaction: the target is either the old database or the verified new one.
         _ = try otherSessions(m, s.temp)
-        var kept: String? = nil
         if s.plan.targetExists {
-            _ = try otherSessions(m, targetDatabase)
+            if options.terminateConnections {
+                let n = try m.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [targetDatabase]).count
+                if n > 0 { s.log("ended \(n) session(s) on \(targetDatabase) (--terminate-connections)") }
+            }
+            let sessions = try otherSessions(m, targetDatabase)
+            if sessions > 0 {
+                throw SealbakError(.unavailable, "\(target.display): database \(targetDatabase) has \(sessions) open session(s); it cannot be replaced while in use. Stop the application or give --terminate-connections")
+            }
             let old = shortened(targetDatabase) + "_sbk_old_" + s.suffix
             do {
                 try m.query("BEGIN")
@@ -252,22 +275,43 @@ package final class PostgresRestorer {
                 _ = try? m.query("ROLLBACK")
                 throw SealbakError(error.code, "cannot swap the restored database into place: \(error.message); \(target.display) is unchanged")
             }
-            s.committed = true
-            if options.keepReplaced {
-                kept = old
-            } else {
-                do { try Self.drop(m, old) } catch {
-                    s.log("warning: the replaced database is kept as \(old) because dropping it failed: \(error.message)")
-                    kept = old
-                }
-            }
+            s.old = old
         } else {
             try m.query("ALTER DATABASE \(quoteIdentifier(s.temp)) RENAME TO \(quoteIdentifier(targetDatabase))")
-            s.committed = true
         }
-        var r = s.report
-        r.replacedKeptAs = kept
-        return r
+        s.committed = true
+    }
+
+    /// Puts the replaced database back under its name (the restored one gets its temporary name back and is dropped).
+    fileprivate func rollback(_ s: StagedRestore) throws(SealbakError) {
+        let m = s.maintenance
+        _ = try? m.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [targetDatabase])
+        if let old = s.old {
+            try m.query("BEGIN")
+            do {
+                try m.query("ALTER DATABASE \(quoteIdentifier(targetDatabase)) RENAME TO \(quoteIdentifier(s.temp))")
+                try m.query("ALTER DATABASE \(quoteIdentifier(old)) RENAME TO \(quoteIdentifier(targetDatabase))")
+                try m.query("COMMIT")
+            } catch {
+                _ = try? m.query("ROLLBACK")
+                throw error
+            }
+            s.old = nil
+        } else {
+            try m.query("ALTER DATABASE \(quoteIdentifier(targetDatabase)) RENAME TO \(quoteIdentifier(s.temp))")
+        }
+        s.committed = false
+    }
+
+    /// Drops the replaced database unless `--keep-replaced`; returns its kept name.
+    fileprivate func finalize(_ s: StagedRestore) -> String? {
+        guard let old = s.old else { return nil }
+        if options.keepReplaced { return old }
+        do { try Self.drop(s.maintenance, old) } catch {
+            s.log("warning: the replaced database is kept as \(old) because dropping it failed: \(error.message)")
+            return old
+        }
+        return nil
     }
 
     /// Drops `database`, ending its sessions (a killed pg_restore's backend may linger a moment) and retrying for 3 s.
@@ -356,6 +400,7 @@ package final class StagedRestore {
     fileprivate let pidBox = PidBox()
     fileprivate var created = false
     fileprivate var committed = false
+    fileprivate var old: String?
     fileprivate var report = RestoreReport(checks: [], replacedKeptAs: nil)
     private var token: Int?
 
@@ -375,10 +420,24 @@ package final class StagedRestore {
         }
     }
 
-    /// Renames the verified database into place (replacing the old target in one transaction).
-    package func commit() throws(SealbakError) -> RestoreReport {
+    /// Renames the verified database into place (the old target renamed aside in the same transaction).
+    package func commit() throws(SealbakError) {
         try restorer.commit(self)
     }
+
+    /// Undoes `commit`: the replaced database is back under its name.
+    package func rollback() throws(SealbakError) {
+        try restorer.rollback(self)
+    }
+
+    /// Drops the replaced database (or keeps it with `--keep-replaced`); returns the kept name.
+    package func finalize() -> String? {
+        restorer.finalize(self)
+    }
+
+    package var checkReport: RestoreReport { report }
+    /// The temporary database the restore went into (for declared checks).
+    package var stagedParameters: ConnectionParameters { plan.target.with(database: temp) }
 
     /// Drops the temporary database unless committed.
     package func abandon() {

@@ -155,3 +155,16 @@ final class ConnectionPool: Sendable {
     func borrow() -> HTTPConnection { idle.withLock { $0.popLast() } ?? HTTPConnection() }
     func giveBack(_ c: HTTPConnection) { idle.withLock { $0.append(c) } }
 }
+
+/// A plain GET for health checks after a restore: the HTTP status, or why there was none.
+package enum HTTPProbe {
+    package static func get(_ url: String) -> (status: Int?, detail: String) {
+        let c = HTTPConnection()
+        do {
+            let r = try c.perform(HTTPRequest(method: "GET", url: url, headers: []), body: nil)
+            return (r.status, String(decoding: r.body.prefix(200), as: UTF8.self))
+        } catch {
+            return (nil, error.message)
+        }
+    }
+}

@@ -36,4 +36,7 @@ int sealbak_pipe_cloexec(int fds[2]);
 /// Atomically swaps two paths (renameat2 RENAME_EXCHANGE); -1 with errno ENOSYS/EINVAL where unsupported.
 int sealbak_exchange(const char *a, const char *b);
 
+/// renameat2(RENAME_NOREPLACE): moves a to b only if b does not exist (EEXIST otherwise).
+int sealbak_rename_noreplace(const char *a, const char *b);
+
 #endif

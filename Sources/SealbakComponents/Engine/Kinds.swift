@@ -1,0 +1,290 @@
+import Foundation
+import SealbakArchive
+import SealbakFormat
+import SealbakPostgres
+
+/// The registry of component kinds: what each kind checks on a restored copy, and how restore units are made
+/// for the components of a manifest.
+package enum ComponentKinds {
+    /// Every kind this sealbak packs and restores.
+    package static let names = ["postgres", "docs", "config", "vectors", "chroma", "qdrant", "command"]
+
+    /// What a folder kind checks on its staged copy before it is put in place (problems; empty when fine).
+    static func restoreCheck(_ kind: String) -> (@Sendable (String, Manifest, TreeComponent) -> [String])? {
+        switch kind {
+        case "config": ConfigComponent.checkRestored
+        case "vectors": VectorsComponent.checkRestored
+        case "chroma": ChromaComponent.checkRestored
+        case "qdrant": QdrantComponent.checkRestored
+        default: nil
+        }
+    }
+}
+
+// MARK: capture sources
+
+/// A folder or file component (docs, config, vectors, chroma, qdrant): its entries are the files of a walk.
+package final class FolderSource: CaptureSource {
+    package let kind: String
+    package let name: String
+    package let path: String
+    package let allowMissing: Bool
+    package var sourceDescription: String { URL(fileURLWithPath: path).standardizedFileURL.path }
+    private let add: (inout PackPlan) throws -> String
+    private var chromaSnapshot: ChromaComponent.Snapshot?
+
+    private init(kind: String, name: String, path: String, allowMissing: Bool, add: @escaping (inout PackPlan) throws -> String) {
+        self.kind = kind
+        self.name = name
+        self.path = path
+        self.allowMissing = allowMissing
+        self.add = add
+    }
+
+    package static func docs(_ spec: DocsSpec, allowMissing: Bool = false) -> FolderSource {
+        FolderSource(kind: "docs", name: spec.name, path: spec.path, allowMissing: allowMissing) { plan in
+            let s = try DocsComponent.add(spec, to: &plan)
+            return "\(s.files) files, \(formatBytes(s.bytes)) from \(spec.path); \(s.excluded) left out by the ignore rules"
+        }
+    }
+
+    package static func config(_ spec: ConfigSpec, allowMissing: Bool = false) -> FolderSource {
+        FolderSource(kind: "config", name: spec.name, path: spec.path, allowMissing: allowMissing) { plan in
+            let s = try ConfigComponent.add(spec, to: &plan)
+            var line = "\(s.configs) config file(s) of \(s.files), \(s.secretKeys) secret-looking key(s)"
+            if spec.redactSecrets { line += ", \(s.redacted) value(s) redacted" }
+            for b in s.broken { line += "\nwarning: \(spec.name)/\(b) (packed anyway, flagged as broken)" }
+            return line
+        }
+    }
+
+    package static func vectors(name: String, path: String, allowMissing: Bool = false) -> FolderSource {
+        FolderSource(kind: "vectors", name: name, path: path, allowMissing: allowMissing) { plan in
+            let (_, s) = try VectorsComponent.add(argument: name + "=" + path, to: &plan)
+            var line = "\(s.vectorFiles) vector file(s), \(s.vectors) vectors, \(formatBytes(s.bytes))"
+            for b in s.broken { line += "\nwarning: \(b) (packed anyway, flagged as broken)" }
+            return line
+        }
+    }
+
+    package static func chroma(name: String, path: String, allowMissing: Bool = false) -> FolderSource {
+        var me: FolderSource?
+        let source = FolderSource(kind: "chroma", name: name, path: path, allowMissing: allowMissing) { plan in
+            let (_, collections, snapshot) = try ChromaComponent.add(argument: name + "=" + path, to: &plan)
+            me?.chromaSnapshot = snapshot
+            let list = collections.map { "\($0.name) (\($0.embeddings) embeddings, dimension \($0.dimension.map(String.init) ?? "?"))" }.joined(separator: ", ")
+            return "Chroma store, online backup of chroma.sqlite3; \(collections.count) collection(s): \(list)"
+        }
+        me = source
+        return source
+    }
+
+    package static func qdrant(name: String, path: String, allowMissing: Bool = false) -> FolderSource {
+        FolderSource(kind: "qdrant", name: name, path: path, allowMissing: allowMissing) { plan in
+            let (_, collections) = try QdrantComponent.add(argument: name + "=" + path, to: &plan)
+            return "Qdrant, \(collections.count) collection(s): \(collections.map { "\($0.name) (\(formatBytes($0.bytes)))" }.joined(separator: ", "))"
+        }
+    }
+
+    package func prepare(into plan: inout PackPlan, log: EngineLog) throws -> String {
+        let first = plan.entries.count
+        let line = try add(&plan)
+        // A single file restores to its own path: say so on the root entry.
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue, first < plan.entries.count {
+            var m = plan.entries[first].metadata
+            m[ComponentKeys.shape] = "file"
+            plan.setMetadata(m, at: first)
+        }
+        return line
+    }
+
+    package func skippedEntry(reason: String, mtime: Int64) -> ManifestEntry {
+        var m = Component.metadata(kind: kind, name: name, source: sourceDescription)
+        m[ComponentKeys.status] = "skipped"
+        m[ComponentKeys.reason] = reason
+        return ManifestEntry(kind: .directory, name: "\(kind)/\(name)", mode: 0o755, mtimeSeconds: mtime, metadata: m)
+    }
+
+    package func close() {
+        chromaSnapshot?.remove()
+        chromaSnapshot = nil
+    }
+}
+
+/// A PostgreSQL database: counted in an exported snapshot that `pg_dump --snapshot` then dumps.
+package final class PostgresSource: CaptureSource {
+    package let spec: PostgresSourceSpec
+    package let allowMissing: Bool
+    private let finder: ToolFinder
+    private var snapshot: PostgresSnapshot?
+    package var kind: String { "postgres" }
+    package var name: String { spec.name }
+    package var sourceDescription: String { spec.parameters.display }
+
+    package init(_ spec: PostgresSourceSpec, finder: ToolFinder, allowMissing: Bool) {
+        self.spec = spec
+        self.finder = finder
+        self.allowMissing = allowMissing
+    }
+
+    package func prepare(into plan: inout PackPlan, log: EngineLog) throws -> String {
+        let snap = try PostgresSnapshot(spec, finder: finder)
+        snapshot = snap
+        try plan.add(entry: snap.entry(mtime: Int64(Date().timeIntervalSince1970)))
+        let f = snap.facts
+        return "PostgreSQL \(f.serverVersion), \(f.tables.count) tables, \(f.totalRows) rows counted in the dump's snapshot; dumping with \(f.dumpTool)"
+    }
+
+    package func stream(for index: Int) throws -> (any CaptureStream)? {
+        guard let snapshot else { throw SealbakError(.internalError, "\(name) was not prepared") }
+        let dump = try snapshot.startDump()
+        return ClosureStream { buf in try dump.read(into: buf) } onEnd: { snapshot.close() }
+    }
+
+    package func skippedEntry(reason: String, mtime: Int64) -> ManifestEntry {
+        PostgresComponent.skippedEntry(name: name, source: sourceDescription, reason: reason, mtime: mtime)
+    }
+
+    package func close() {
+        snapshot?.close()
+    }
+}
+
+/// A stream over a read function, with an action at its end.
+package final class ClosureStream: CaptureStream {
+    private let body: (UnsafeMutableRawBufferPointer) throws -> Int
+    private let onEnd: () -> Void
+    package init(_ body: @escaping (UnsafeMutableRawBufferPointer) throws -> Int, onEnd: @escaping () -> Void = {}) {
+        self.body = body
+        self.onEnd = onEnd
+    }
+    package func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try body(buffer)
+        if n == 0 { onEnd() }
+        return n
+    }
+}
+
+// MARK: restore units
+
+/// A PostgreSQL component restored into a new database, verified, then swapped in by renaming.
+package final class PostgresUnit: RestoreUnit {
+    package let component: PostgresComponent
+    private let restorer: PostgresRestorer
+    private let checks: [SQLCheck]
+    private var plan_: RestorePlan?
+    private var staged: StagedRestore?
+    private var committed = false
+    package var kind: String { "postgres" }
+    package var name: String { component.name }
+    package var entries: [Int] { [component.entryIndex] }
+    package var reversible: Bool { true }
+
+    package init(_ component: PostgresComponent, target: ConnectionParameters, options: PostgresRestoreOptions, checks: [SQLCheck]) throws(SealbakError) {
+        self.component = component
+        restorer = try PostgresRestorer(component: component, target: target, options: options)
+        self.checks = checks
+    }
+
+    package func plan() throws -> [String] {
+        let p = try restorer.plan()
+        plan_ = p
+        var lines = p.description.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        for c in checks { lines.append("  check before the swap: \(c.display)") }
+        return lines
+    }
+
+    package func stage(feed: (any EntrySink) throws -> Void, log: EngineLog) throws {
+        guard let plan_ else { throw SealbakError(.internalError, "\(name) was not planned") }
+        staged = try restorer.stage(plan_, feed: feed, log: { log.info($0) })
+    }
+
+    package func check(log: EngineLog) throws {
+        guard let staged else { return }
+        log.info(staged.checkReport.table)
+        for c in checks {
+            let got = try c.run(on: staged.stagedParameters)
+            guard got == c.expect else {
+                throw SealbakError(.restoreMismatch, "the check \(c.display) on the restored \(name) returned \(got ?? "no row"), expected \(c.expect); it was rolled back and nothing was changed")
+            }
+            log.info("\(name): check \(c.display) passed")
+        }
+    }
+
+    package func commit(log: EngineLog) throws {
+        try staged?.commit()
+        committed = true
+    }
+
+    package func rollback(log: EngineLog) {
+        guard committed, let staged else { return }
+        do {
+            try staged.rollback()
+            committed = false
+        } catch {
+            log.warning("ROLLBACK OF \(name) FAILED: \(error.message); the previous database may be kept under a _sbk_old_ name: rename it back by hand")
+        }
+    }
+
+    package func finalize(log: EngineLog) -> [String] {
+        guard committed, let staged, let plan_ else { return [] }
+        let kept = staged.finalize()
+        let f = plan_.facts
+        var line = "restored \(name) into \(plan_.target.display): \(f.tables.count) tables, \(f.totalRows) rows and \(f.largeObjects) large objects verified"
+        if let kept { line += "; the replaced database is kept as \(kept)" }
+        return [line]
+    }
+
+    package func abandon(log: EngineLog) {
+        if !committed { staged?.abandon() }
+        staged = nil
+    }
+}
+
+/// A SQL assertion from a plan, run on the staged database before the swap: the first column of the first row
+/// must equal `expect` (e.g. `select count(*) from chunks where document_id is null` → `0`).
+package struct SQLCheck: Sendable, Equatable {
+    package var sql: String
+    package var expect: String
+    package init(sql: String, expect: String) {
+        self.sql = sql
+        self.expect = expect
+    }
+    package var display: String { "\"\(sql)\" = \(expect)" }
+
+    func run(on params: ConnectionParameters) throws(SealbakError) -> String? {
+        let c = try Connection(params)
+        do { return try c.value(sql) } catch {
+            throw SealbakError(.restoreMismatch, "the check \(display) failed to run: \(error.message); it was rolled back and nothing was changed")
+        }
+    }
+}
+
+/// Entries outside any component (PATH arguments, `--stdin-name`), grouped by their first path component.
+package enum LooseEntries {
+    package static func groups(in manifest: Manifest) -> [TreeComponent] {
+        var owned = Set<Int>()
+        for t in TreeComponent.all(in: manifest) { owned.formUnion(t.indices) }
+        for (i, e) in manifest.entries.enumerated() where e.metadata[ComponentKeys.kind] != nil || e.metadata[ComponentKeys.outcomeMarker] != nil { owned.insert(i) }
+        if let outcome = manifest.metadata[ComponentKeys.outcomeEntry], let i = manifest.entries.firstIndex(where: { $0.name == outcome }) { owned.insert(i) }
+        var order: [String] = []
+        var groups: [String: [Int]] = [:]
+        for (i, e) in manifest.entries.enumerated() where !owned.contains(i) {
+            let top = String(decoding: e.name.utf8.split(separator: UInt8(ascii: "/")).first ?? [], as: UTF8.self)
+            if groups[top] == nil { order.append(top) }
+            groups[top, default: []].append(i)
+        }
+        return order.map { top in
+            let idx = groups[top]!
+            let root = idx.first { manifest.entries[$0].name == top }
+            let files = idx.filter { manifest.entries[$0].kind == .file || manifest.entries[$0].kind == .stream }.count
+            var t = TreeComponent(kind: "files", name: top, source: "", rootIndex: root ?? idx[0], rootName: top, indices: idx,
+                                  fileEntries: files, files: files, bytes: 0, recordsFiles: false)
+            if let root, manifest.entries[root].kind != .directory {
+                t.isFile = true
+            }
+            return t
+        }
+    }
+}

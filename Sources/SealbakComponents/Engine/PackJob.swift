@@ -1,0 +1,214 @@
+import Foundation
+import SealbakArchive
+import SealbakFormat
+
+/// What became of every component of a pack, written as the archive's last entry (Spec/COMPONENTS.md
+/// "Capture outcome"). The manifest is written before any data, so a capture that fails half way can only be
+/// recorded here; a restorer reads this record before it commits anything.
+package struct CaptureOutcome: Codable, Sendable, Equatable {
+    package struct Component: Codable, Sendable, Equatable {
+        package var kind: String
+        package var name: String
+        package var status: CaptureStatus
+        package var reason: String?
+        /// Bytes captured (for a failed component: the partial bytes stored, never restored).
+        package var bytes: UInt64
+    }
+
+    /// A note about one entry (a file that changed while it was read).
+    package struct Warning: Codable, Sendable, Equatable {
+        package var entry: String
+        package var warning: String
+    }
+
+    package var version = 1
+    package var components: [Component] = []
+    package var warnings: [Warning] = []
+
+    /// The outcome entry's name in archives sealbak writes.
+    package static let entryName = ".sealbak-outcome.json"
+
+    package init() {}
+
+    /// The index of the outcome entry named by the archive metadata, if the archive has one.
+    package static func index(in manifest: Manifest) -> Int? {
+        guard let name = manifest.metadata[ComponentKeys.outcomeEntry] else { return nil }
+        return manifest.entries.firstIndex { Array($0.name.utf8) == Array(name.utf8) && $0.kind == .stream }
+    }
+
+    package static func decode(_ bytes: [UInt8]) throws(SealbakError) -> CaptureOutcome {
+        do { return try JSONDecoder().decode(CaptureOutcome.self, from: Data(bytes)) } catch {
+            throw SealbakError(.corrupt, "the archive's outcome record (\(entryName)) cannot be read: \(error); it was not written by a compatible sealbak")
+        }
+    }
+
+    package func encoded() -> [UInt8] {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return [UInt8]((try? e.encode(self)) ?? Data("{}".utf8))
+    }
+
+    package var incomplete: [Component] { components.filter { $0.status != .ok } }
+}
+
+/// Packs components and loose paths into one archive under the engine's failure rules: a source that cannot be
+/// reached or fails mid-capture fails the pack (naming the component and the cause), unless it is allowed to be
+/// missing; then it is recorded as skipped or failed and its partial bytes are never restored.
+package final class PackJob {
+    package struct Options: Sendable {
+        /// Files and folders given as PATH arguments (stored under their last component).
+        package var paths: [String] = []
+        /// `--stdin-name`: standard input as one entry.
+        package var stdinName: String?
+        /// Accept an empty standard input (refused by default: the command feeding it probably failed).
+        package var allowEmptyStdin = false
+        /// The archive's metadata (created-by, host, plan, app).
+        package var metadata = Metadata()
+        package init() {}
+    }
+
+    package let sources: [any CaptureSource]
+    private let options: Options
+    package private(set) var plan = PackPlan()
+    /// Entry index → index of the source that owns it.
+    private var owner: [Int: Int] = [:]
+    private var lastEntry: [Int: Int] = [:]
+    private var outcome = CaptureOutcome()
+    private var outcomeIndex = -1
+    private var stdinIndex: Int?
+
+    package init(sources: [any CaptureSource], options: Options) {
+        self.sources = sources
+        self.options = options
+    }
+
+    /// Probes every source and lists every entry; a source that cannot be reached is skipped (allow-missing)
+    /// or fails the job.
+    package func prepare(log: EngineLog) throws {
+        var names = Set<[UInt8]>()
+        for s in sources where !names.insert(Array(s.name.utf8)).inserted || !names.insert(Array((s.kind + "\u{0}" + s.name).utf8)).inserted {
+            throw SealbakError(.usage, "two components are named \(s.name); give each its own name (NAME=PATH or name: in the plan)")
+        }
+        let now = Int64(Date().timeIntervalSince1970)
+        for (si, s) in sources.enumerated() {
+            let first = plan.entries.count
+            let saved = plan
+            var status = CaptureStatus.ok
+            var reason: String?
+            do {
+                let line = try s.prepare(into: &plan, log: log)
+                for (k, l) in line.split(separator: "\n").enumerated() {
+                    k == 0 ? log.info("\(s.name): \(l)") : log.warning(String(l.hasPrefix("warning: ") ? l.dropFirst(9) : l[...]))
+                }
+            } catch let e as SealbakError where s.allowMissing && e.code != .usage && e.code != .interrupted {
+                plan = saved
+                log.warning("\(s.name) is skipped (allow-missing): \(e.message)")
+                try plan.add(entry: s.skippedEntry(reason: e.message, mtime: now))
+                status = .skipped
+                reason = e.message
+            } catch let e as SealbakError {
+                throw SealbakError(e.code, "\(s.kind) component \(s.name): \(e.message)")
+            }
+            for i in first..<plan.entries.count { owner[i] = si }
+            if plan.entries.count > first { lastEntry[si] = plan.entries.count - 1 }
+            outcome.components.append(.init(kind: s.kind, name: s.name, status: status, reason: reason, bytes: 0))
+        }
+        for p in options.paths { try plan.add(path: p) }
+        if let name = options.stdinName {
+            try plan.addStandardInput(name: name)
+            stdinIndex = plan.entries.count - 1
+        }
+        try plan.add(entry: ManifestEntry(kind: .stream, name: CaptureOutcome.entryName, mode: 0o600, mtimeSeconds: now,
+                                          metadata: Metadata([ComponentKeys.outcomeMarker: "1"])))
+        outcomeIndex = plan.entries.count - 1
+        try plan.checkUnique()
+    }
+
+    /// The manifest to write (after `prepare`).
+    package var manifest: Manifest {
+        var m = options.metadata
+        m[ComponentKeys.outcomeEntry] = CaptureOutcome.entryName
+        return Manifest(metadata: m, entries: plan.entries)
+    }
+
+    /// Bytes of the files listed (for a progress total; dumps are not known in advance).
+    package var knownBytes: UInt64 { plan.fileBytes }
+
+    /// Writes every entry's data, then the outcome record, into `writer` (which must have `manifest`).
+    package func write(to writer: ArchiveWriter, progress: @escaping (Int) -> Void, log: EngineLog) throws -> CaptureOutcome {
+        defer { for s in sources { s.close() } }
+        for i in plan.entries.indices {
+            if i == outcomeIndex {
+                let bytes = outcome.encoded()
+                var off = 0
+                try writer.writeEntry { buf in
+                    let n = min(buf.count, bytes.count - off)
+                    bytes.withUnsafeBytes { buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[off..<off + n])) }
+                    off += n
+                    return n
+                }
+                continue
+            }
+            guard let si = owner[i] else {
+                try writeLoose(i, to: writer, progress: progress)
+                continue
+            }
+            let s = sources[si]
+            defer { if lastEntry[si] == i { s.close() } }
+            guard outcome.components[si].status == .ok else {
+                try writer.writeEntry { _ in 0 }
+                continue
+            }
+            let stream: any CaptureStream
+            do {
+                if let own = try s.stream(for: i) { stream = own } else {
+                    let r = try SourceReader(plan.sources[i])
+                    stream = ClosureStream { buf in try r.read(into: buf) }
+                }
+            } catch {
+                try failed(si, error, log: log)
+                try writer.writeEntry { _ in 0 }
+                continue
+            }
+            try writer.writeEntry { buf in
+                do {
+                    let n = try stream.read(into: buf)
+                    outcome.components[si].bytes += UInt64(n)
+                    progress(n)
+                    return n
+                } catch {
+                    // The entry ends with what was read; the outcome record marks it failed (never restored).
+                    try failed(si, error, log: log)
+                    return 0
+                }
+            }
+        }
+        return outcome
+    }
+
+    private func failed(_ si: Int, _ error: any Error, log: EngineLog) throws {
+        let s = sources[si]
+        let message = (error as? SealbakError)?.message ?? "\(error)"
+        let code = (error as? SealbakError)?.code ?? .internalError
+        guard s.allowMissing, code != .interrupted else {
+            throw SealbakError(code, "\(s.kind) component \(s.name) failed while it was captured: \(message)")
+        }
+        log.warning("\(s.name) FAILED while it was captured and is recorded as failed (allow-missing); its partial data will never be restored: \(message)")
+        outcome.components[si].status = .failed
+        outcome.components[si].reason = message
+    }
+
+    private func writeLoose(_ i: Int, to writer: ArchiveWriter, progress: @escaping (Int) -> Void) throws {
+        let reader = try SourceReader(plan.sources[i])
+        var total = 0
+        try writer.writeEntry { buf in
+            let n = try reader.read(into: buf)
+            total += n
+            progress(n)
+            return n
+        }
+        if i == stdinIndex && total == 0 && !options.allowEmptyStdin {
+            throw SealbakError(.toolFailed, "standard input was empty, so \(options.stdinName ?? "the entry") would be stored as 0 bytes; nothing was written. The command feeding sealbak probably failed (a pipe hides its exit status: use a command component in the plan so sealbak checks it), or give --allow-empty if empty is right")
+        }
+    }
+}
