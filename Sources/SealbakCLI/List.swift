@@ -20,7 +20,10 @@ struct List: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let reader = try openArchive(archive, password: password, reading: reading)
-            let trailer = reader.input.isSeekable ? try reader.loadIndex() : try reader.readAll(into: DiscardSink(selected: []))
+            let tap = OutcomeTap(DiscardSink(selected: []), manifest: reader.manifest)
+            let trailer = reader.input.isSeekable ? try reader.loadIndex() : try reader.readAll(into: tap)
+            let outcome = reader.input.isSeekable ? try OutcomeTap.read(reader) : try tap.outcome()
+            let app = [ComponentKeys.appName, ComponentKeys.appVersion, ComponentKeys.appDescription].compactMap { reader.manifest.metadata[$0] }
             let h = reader.header
             // Remote: the header, manifest, footer and trailer only (ranged reads).
             defer { if let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") } }
@@ -35,7 +38,7 @@ struct List: ParsableCommand {
                     if !e.metadata.isEmpty { d["metadata"] = Dictionary(e.metadata.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }) }
                     entries.append(d)
                 }
-                let doc: [String: Any] = [
+                var doc: [String: Any] = [
                     "archive": [
                         "id": hex(h.archiveID), "created": h.createdUnix, "cipher": h.cipherSuite.name,
                         "frame_size": h.frameSize, "format_version": Int(FormatV1.version),
@@ -43,10 +46,12 @@ struct List: ParsableCommand {
                     ],
                     "entries": entries,
                 ]
+                if let outcome, let o = try? JSONSerialization.jsonObject(with: Data(outcome.encoded())) { doc["outcome"] = o }
                 let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
                 return
             }
+            if !app.isEmpty { print("application: " + app.joined(separator: ", ")) }
             print("\(reader.manifest.entries.count) entries, created \(formatTime(Int64(h.createdUnix))), \(h.cipherSuite.name)")
             for (i, e) in reader.manifest.entries.enumerated() {
                 let kind = e.kind == .directory ? "d" : e.kind == .symlink ? "l" : e.kind == .stream ? "s" : "-"
@@ -60,10 +65,18 @@ struct List: ParsableCommand {
             let components = try PostgresComponent.all(in: reader.manifest, archive: archive)
             let others = reader.manifest.entries.filter { $0.metadata["component"] != nil && $0.metadata["component"] != "postgres" }
             if !components.isEmpty || !others.isEmpty { print("components:") }
-            for e in others {
+            for o in outcome?.incomplete ?? [] where o.status == .failed {
+                print("  \(o.kind) \(o.name): FAILED while it was packed (\(o.bytes) partial bytes stored, never restored): \(o.reason ?? "")")
+            }
+            let failedNames = Set((outcome?.incomplete ?? []).filter { $0.status == .failed }.map(\.name))
+            for e in others where !failedNames.contains(e.metadata[ComponentKeys.name] ?? "") {
                 let m = e.metadata
                 let kind = m["component"] ?? "?", name = m["component.name"] ?? e.name
                 switch kind {
+                case _ where m[ComponentKeys.status] == "skipped":
+                    print("  \(kind) \(name): SKIPPED when packing: \(m[ComponentKeys.reason] ?? "")")
+                case "command":
+                    print("  command \(name): ok, the output of \(m[ComponentKeys.source] ?? "?")")
                 case "docs":
                     print("  docs \(name): \(m["component.status"] ?? "?"), \(m["docs.files"] ?? "?") files, \(formatBytes(UInt64(m["docs.bytes"] ?? "") ?? 0)), \(m["docs.excluded"] ?? "0") left out, from \(m["component.source"] ?? "?")")
                 case "qdrant":
@@ -97,7 +110,7 @@ struct List: ParsableCommand {
                     print("  \(kind) \(name): \(m["component.status"] ?? "?") (made by a newer sealbak; restore may not know this kind)")
                 }
             }
-            for c in components {
+            for c in components where !failedNames.contains(c.name) {
                 guard let f = c.facts else {
                     print("  postgres \(c.name): SKIPPED when packing: \(c.skippedReason ?? "")")
                     continue

@@ -108,19 +108,25 @@ struct Verify: ParsableCommand {
             let total = reader.input.isSeekable ? (try? reader.loadIndex()).map { $0.entries.reduce(UInt64(0)) { $0 + $1.size } } : nil
             let progress = Progress(label: "verifying", total: total, quiet: quiet)
             sink.progress = { progress.add($0) }
-            let trailer = try reader.readAll(into: sink)
+            let tap = OutcomeTap(sink, manifest: reader.manifest)
+            let trailer = try reader.readAll(into: tap)
             progress.finish()
             // Each component's record must agree with the entries (counts, sizes, a dump's magic).
-            let results = ComponentVerifier.check(reader.manifest, sizes: trailer.entries.map(\.size), heads: sink.heads)
+            let results = ComponentVerifier.check(reader.manifest, sizes: trailer.entries.map(\.size), heads: sink.heads, outcome: try tap.outcome())
             let bad = results.filter { !$0.ok }
             if !bad.isEmpty {
                 throw SealbakError(.corrupt, "\(archive): every byte verified, but component records disagree with the entries: " + bad.map { "\($0.kind) \($0.name): \($0.detail)" }.joined(separator: "; "))
             }
             if !quiet {
                 print("OK: \(archive == "-" ? "standard input" : archive): \(sink.entries) entries, \(formatBytes(sink.bytes)) verified (header MAC, every frame tag, SHA-256 of every entry, trailer and footer)")
-                for r in results { print("  \(r.kind) \(r.name): ok, \(r.detail)") }
+                for r in results { print("  \(r.kind) \(r.name): \(r.complete ? "ok, " : "")\(r.detail)") }
             }
             if !quiet, let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") }
+            let incomplete = results.filter { !$0.complete }
+            if !incomplete.isEmpty {
+                printError("sealbak: \(archive) is intact but INCOMPLETE: \(incomplete.map { "\($0.name) \($0.detail)" }.joined(separator: "; "))")
+                throw ExitCode(ExitStatus.skippedComponents)
+            }
         }
     }
 }

@@ -9,34 +9,41 @@ package enum ComponentVerifier {
         package var kind: String
         package var name: String
         package var ok: Bool
+        /// False for a component that was skipped or failed when packing (the archive is intact but incomplete).
+        package var complete = true
         package var detail: String
     }
 
     /// The entries whose first bytes `check` needs (PostgreSQL dumps).
     package static func headsNeeded(_ manifest: Manifest) -> Set<Int> {
-        Set(manifest.entries.indices.filter { manifest.entries[$0].metadata["component"] == "postgres" && manifest.entries[$0].metadata["component.status"] == "ok" })
+        Set(manifest.entries.indices.filter { manifest.entries[$0].metadata[ComponentKeys.kind] == "postgres" && manifest.entries[$0].metadata[ComponentKeys.status] == "ok" })
     }
 
-    package static func check(_ manifest: Manifest, sizes: [UInt64], heads: [Int: [UInt8]]) -> [Result] {
+    package static func check(_ manifest: Manifest, sizes: [UInt64], heads: [Int: [UInt8]], outcome: CaptureOutcome? = nil) -> [Result] {
         var out: [Result] = []
+        let incomplete = Dictionary((outcome?.incomplete ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let trees = TreeComponent.all(in: manifest)
         for (i, e) in manifest.entries.enumerated() {
-            guard let kind = e.metadata["component"] else { continue }
-            let name = e.metadata["component.name"] ?? e.name
-            if e.metadata["component.status"] == "skipped" {
-                out.append(Result(kind: kind, name: name, ok: true, detail: "skipped when packing: \(e.metadata["component.reason"] ?? "")"))
+            guard let kind = e.metadata[ComponentKeys.kind] else { continue }
+            let name = e.metadata[ComponentKeys.name] ?? e.name
+            if e.metadata[ComponentKeys.status] == "skipped" {
+                out.append(Result(kind: kind, name: name, ok: true, complete: false, detail: "SKIPPED when packing: \(e.metadata[ComponentKeys.reason] ?? "")"))
+                continue
+            }
+            if let o = incomplete[name], o.status == .failed {
+                out.append(Result(kind: kind, name: name, ok: true, complete: false, detail: "FAILED while it was packed (\(o.bytes) partial bytes stored, never restored): \(o.reason ?? "")"))
                 continue
             }
             switch kind {
             case "postgres":
                 let head = heads[i] ?? []
                 let ok = sizes[i] > 5 && head.starts(with: Array("PGDMP".utf8))
-                out.append(Result(kind: kind, name: name, ok: ok, detail: ok
+                out.append(Result(kind: kind, name: name, ok: ok, complete: true, detail: ok
                     ? "pg_dump custom-format dump, \(sizes[i]) bytes, \(e.metadata["postgres.tables"] ?? "?") tables and \(e.metadata["postgres.rows"] ?? "?") rows recorded"
                     : "the dump does not start with PGDMP (\(sizes[i]) bytes)"))
             default:
                 guard let t = trees.first(where: { $0.rootIndex == i }) else {
-                    out.append(Result(kind: kind, name: name, ok: true, detail: "kind unknown to this sealbak; entries verified"))
+                    out.append(Result(kind: kind, name: name, ok: true, complete: true, detail: "kind unknown to this sealbak; entries verified"))
                     continue
                 }
                 let files = t.indices.filter { manifest.entries[$0].kind == .file }
@@ -53,7 +60,7 @@ package enum ComponentVerifier {
                         if dims.count == 2, UInt64(dims[0] * (4 + dims[1] * item)) != sizes[f] { problems.append("\(manifest.entries[f].name): \(sizes[f]) bytes for shape \(shape)") }
                     }
                 }
-                out.append(Result(kind: kind, name: name, ok: problems.isEmpty, detail: problems.isEmpty ? "\(files.count) files, \(bytes) bytes as recorded" : problems.joined(separator: "; ")))
+                out.append(Result(kind: kind, name: name, ok: problems.isEmpty, complete: true, detail: problems.isEmpty ? "\(files.count) files, \(bytes) bytes as recorded" : problems.joined(separator: "; ")))
             }
         }
         return out

@@ -212,3 +212,37 @@ package final class PackJob {
         }
     }
 }
+
+/// Passes every entry to `inner` and also keeps the outcome entry's bytes (verify and list read it on the way).
+package final class OutcomeTap: EntrySink {
+    private let inner: any EntrySink
+    private let index: Int?
+    private var bytes: [UInt8] = []
+
+    package init(_ inner: any EntrySink, manifest: Manifest) {
+        self.inner = inner
+        index = CaptureOutcome.index(in: manifest)
+    }
+
+    package func wants(_ i: Int) -> Bool { i == index || inner.wants(i) }
+    package func begin(_ i: Int) throws { if inner.wants(i) { try inner.begin(i) } }
+    package func write(_ i: Int, _ b: [UInt8]) throws {
+        if i == index && bytes.count < 16 << 20 { bytes += b }
+        if inner.wants(i) { try inner.write(i, b) }
+    }
+    package func end(_ i: Int, size: UInt64, sha256: [UInt8]) throws { if inner.wants(i) { try inner.end(i, size: size, sha256: sha256) } }
+
+    /// The outcome record, when the archive has one (after the reader went past it).
+    package func outcome() throws(SealbakError) -> CaptureOutcome? {
+        guard index != nil else { return nil }
+        return try CaptureOutcome.decode(bytes)
+    }
+
+    /// Reads the outcome entry alone (seekable archives).
+    package static func read(_ reader: ArchiveReader) throws -> CaptureOutcome? {
+        guard let i = CaptureOutcome.index(in: reader.manifest) else { return nil }
+        let s = CaptureSink(index: i)
+        try reader.readEntry(i, into: s)
+        return try CaptureOutcome.decode(s.bytes)
+    }
+}
