@@ -69,7 +69,20 @@ import Testing
         #expect(try CLITests.run(["pack", dir + "/a.sbk", "--config", cfg + "/.env", "--insecure-test-kdf"]).status == 0)
         let listed = try CLITests.run(["list", dir + "/a.sbk"])
         #expect(listed.stdout.contains("config env: ok, 1 config file(s), contains 2 secret(s)"), "\(listed.stdout)")
-        #expect(try CLITests.run(["restore", dir + "/a.sbk", "--docs-target", "env=" + dir + "/back"]).status == 0)
-        #expect(FileManager.default.fileExists(atPath: dir + "/back/.env"))
+        // A component packed from one file restores to a file path, not FILE/FILE (regression).
+        let original = try String(contentsOfFile: cfg + "/.env", encoding: .utf8)
+        #expect(try CLITests.run(["restore", dir + "/a.sbk", "--target", "env=" + dir + "/back.env"]).status == 0)
+        #expect(try String(contentsOfFile: dir + "/back.env", encoding: .utf8) == original)
+        // …and onto its own path, replacing the file there (kept aside with --keep-replaced).
+        try "CHANGED=1\n".write(toFile: cfg + "/.env", atomically: true, encoding: .utf8)
+        let refused = try CLITests.run(["restore", dir + "/a.sbk", "--target", "env=" + cfg + "/.env"])
+        #expect(refused.status == 7, "\(refused.stderr)")
+        let again = try CLITests.run(["restore", dir + "/a.sbk", "--target", "env=" + cfg + "/.env", "--replace", "--keep-replaced"])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try String(contentsOfFile: cfg + "/.env", encoding: .utf8) == original)
+        let kept = try FileManager.default.contentsOfDirectory(atPath: cfg).filter { $0.hasPrefix(".env.sbk-replaced-") }
+        #expect(kept.count == 1)
+        #expect(try kept.first.map { try String(contentsOfFile: cfg + "/" + $0, encoding: .utf8) } == "CHANGED=1\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cfg).allSatisfy { !$0.contains("sealbak-restore") })
     }
 }
