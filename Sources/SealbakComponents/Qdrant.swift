@@ -58,16 +58,49 @@ package enum QdrantComponent {
         return (name, collections)
     }
 
-    /// A snapshot is a tar archive: its first header's checksum must be right ("ustar" or old format).
+    /// A snapshot must be a complete tar archive: every header's checksum is right, every member's data is
+    /// there, and the archive ends with its two zero blocks (a snapshot cut short while it was copied is refused).
     static func checkTar(_ path: String) throws(SealbakError) {
-        guard let h = FileHandle(forReadingAtPath: path), let block = try? h.read(upToCount: 512), block.count == 512 else {
-            throw SealbakError(.usage, "\(path) is not a Qdrant snapshot (too short for a tar archive)")
+        guard let h = FileHandle(forReadingAtPath: path) else { throw SealbakError.io("cannot read", path: path, errno: errno) }
+        defer { try? h.close() }
+        let fileSize = (try? h.seekToEnd()) ?? 0
+        var offset: UInt64 = 0
+        var members = 0
+        func block(at o: UInt64) -> [UInt8]? {
+            guard (try? h.seek(toOffset: o)) != nil, let d = try? h.read(upToCount: 512), d.count == 512 else { return nil }
+            return [UInt8](d)
         }
-        try? h.close()
-        let bytes = [UInt8](block)
-        let stored = Int(String(decoding: bytes[148..<156].prefix { $0 != 0 && $0 != 0x20 }, as: UTF8.self).trimmingCharacters(in: .whitespaces), radix: 8)
-        let sum = bytes.enumerated().reduce(0) { $0 + (148..<156 ~= $1.offset ? 0x20 : Int($1.element)) }
-        guard stored == sum else { throw SealbakError(.usage, "\(path) is not a Qdrant snapshot (not a tar archive)") }
+        func octal(_ b: ArraySlice<UInt8>) -> UInt64? {
+            if let first = b.first, first & 0x80 != 0 {  // GNU base-256 for large sizes
+                return b.dropFirst().reduce(UInt64(first & 0x7F)) { $0 << 8 | UInt64($1) }
+            }
+            let text = String(decoding: b.prefix { $0 != 0 }, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+            return text.isEmpty ? 0 : UInt64(text, radix: 8)
+        }
+        while true {
+            guard let header = block(at: offset) else {
+                if members == 0 { throw SealbakError(.usage, "\(path) is not a Qdrant snapshot (too short for a tar archive)") }
+                throw SealbakError(.usage, "\(path) is not a complete Qdrant snapshot: the tar archive ends at byte \(offset) without its end marker (cut short while it was written or copied?); take the snapshot again")
+            }
+            if header.allSatisfy({ $0 == 0 }) {
+                guard let next = block(at: offset + 512), next.allSatisfy({ $0 == 0 }) else {
+                    throw SealbakError(.usage, "\(path) is not a complete Qdrant snapshot: its tar end marker is incomplete")
+                }
+                break
+            }
+            let stored = octal(header[148..<156])
+            let sum = header.enumerated().reduce(UInt64(0)) { $0 + (148..<156 ~= $1.offset ? 0x20 : UInt64($1.element)) }
+            guard stored == sum else {
+                throw SealbakError(.usage, members == 0 ? "\(path) is not a Qdrant snapshot (not a tar archive)" : "\(path) is not a complete Qdrant snapshot: the tar header at byte \(offset) is damaged")
+            }
+            guard let size = octal(header[124..<136]) else { throw SealbakError(.usage, "\(path): the tar header at byte \(offset) has a bad size") }
+            let next = offset + 512 + (size + 511) / 512 * 512
+            guard next <= fileSize else {
+                throw SealbakError(.usage, "\(path) is not a complete Qdrant snapshot: member \(members + 1) needs \(size) bytes after byte \(offset + 512) but the file ends at \(fileSize); take the snapshot again")
+            }
+            offset = next
+            members += 1
+        }
     }
 
     static func size(_ path: String) -> UInt64 {

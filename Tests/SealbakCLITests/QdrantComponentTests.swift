@@ -42,6 +42,24 @@ import Testing
         try Data("not a tar".utf8).write(to: URL(fileURLWithPath: dir + "/fake.snapshot"))
         let fake = try CLITests.run(["pack", dir + "/f.sbk", "--qdrant", dir + "/fake.snapshot", "--insecure-test-kdf"])
         #expect(fake.status == 64 && fake.stderr.contains("not a Qdrant snapshot"))
+        // A snapshot cut short (here in the middle of its last member) is refused before anything is packed,
+        // not recorded as a healthy collection (regression: only the first header used to be checked).
+        try FileManager.default.createDirectory(atPath: dir + "/big", withIntermediateDirectories: true)
+        try Data((0..<5000).map { UInt8($0 % 251) }).write(to: URL(fileURLWithPath: dir + "/big/segment"))
+        let bigTar = Process()
+        bigTar.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
+        bigTar.arguments = ["-cf", dir + "/big.tar", "-C", dir + "/big", "segment"]
+        try bigTar.run()
+        bigTar.waitUntilExit()
+        let whole = try Data(contentsOf: URL(fileURLWithPath: dir + "/big.tar"))
+        try FileManager.default.createDirectory(atPath: dir + "/cut", withIntermediateDirectories: true)
+        // Inside the member's data, inside its last block, and just before the end marker's second block.
+        for keep in [512 + 2500, 512 + 4999, 512 + 5120 + 600] {
+            try whole.prefix(keep).write(to: URL(fileURLWithPath: dir + "/cut/docs-1-2026-11-21-10-00-00.snapshot"))
+            let cut = try CLITests.run(["pack", dir + "/c.sbk", "--qdrant", dir + "/cut", "--insecure-test-kdf"])
+            #expect(cut.status == 64 && cut.stderr.contains("not a complete Qdrant snapshot"), "\(keep): \(cut.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/c.sbk"))
+        }
         let neither = try CLITests.run(["pack", dir + "/n.sbk", "--qdrant", dir + "/out", "--insecure-test-kdf"])
         #expect(neither.status == 64 && neither.stderr.contains("neither a Qdrant storage folder"), "\(neither.stderr)")
     }
