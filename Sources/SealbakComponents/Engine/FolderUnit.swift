@@ -170,6 +170,20 @@ package final class FolderUnit: RestoreUnit {
 
     // MARK: stage and check
 
+    /// Finishes or undoes what a killed restore into this target left (before anything is planned).
+    package func recover(log: EngineLog) {
+        for line in FolderUnit.recoverLeftovers(in: parent, base: base) { log.warning(line) }
+    }
+
+    /// Staging folders of dead processes next to this target (for the dry run, which changes nothing).
+    package var leftovers: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []).filter { n in
+            guard n.hasPrefix("." + base + ".sealbak-restore-"),
+                  let pid = Int32(n.dropFirst(base.count + ".sealbak-restore-".count + 1).split(separator: "-").first ?? "") else { return false }
+            return pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH
+        }.map { parent + "/" + $0 }
+    }
+
     package func stage(feed: (any EntrySink) throws -> Void, log: EngineLog) throws {
         for line in FolderUnit.recoverLeftovers(in: parent, base: base) { log.warning(line) }
         do { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
