@@ -100,7 +100,7 @@ package final class PackJob {
                 for (k, l) in line.split(separator: "\n").enumerated() {
                     k == 0 ? log.info("\(s.name): \(l)") : log.warning(String(l.hasPrefix("warning: ") ? l.dropFirst(9) : l[...]))
                 }
-            } catch let e as SealbakError where s.allowMissing && e.code != .usage && e.code != .interrupted {
+            } catch let e as SealbakError where s.allowMissing && e.code != .interrupted {
                 plan = saved
                 log.warning("\(s.name) is skipped (allow-missing): \(e.message)")
                 try plan.add(entry: s.skippedEntry(reason: e.message, mtime: now))
