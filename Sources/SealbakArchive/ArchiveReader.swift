@@ -122,10 +122,7 @@ package final class ArchiveReader: @unchecked Sendable {
             state.hasher!.update(raw)
             state.size += UInt64(raw.count)
             if !raw.isEmpty {
-                let kind = self.manifest.entries[index].kind
-                if kind == .directory || kind == .symlink {
-                    throw SealbakError.format(FormatError(.payload, "\(kind.name) carries data"), archive: self.name, context: self.entryContext(index))
-                }
+                try self.checkCarriesNoData(index)
                 try sink.write(index, raw)
             }
             if isLast {
@@ -197,6 +194,7 @@ package final class ArchiveReader: @unchecked Sendable {
     }
 
     private final class DeliveryState: @unchecked Sendable {
+        var firstFrameVerified = false
         var hasher: SHA256Hasher?
         var size: UInt64 = 0
         var results: [Int: (UInt64, [UInt8])] = [:]
@@ -210,6 +208,15 @@ package final class ArchiveReader: @unchecked Sendable {
     }
 
     private func entryContext(_ index: Int) -> String { "entry \(index) (\(manifest.entries[index].name))" }
+
+    /// A directory or symlink stream with data disagrees with what the trailer must record for it (size 0, Spec
+    /// §8.2 item 9): class `trailer` whether it is found in the stream (here) or in the trailer (Spec §7.2).
+    private func checkCarriesNoData(_ index: Int) throws {
+        let kind = manifest.entries[index].kind
+        if kind == .directory || kind == .symlink {
+            throw SealbakError.format(FormatError(.trailer, "\(kind.name) carries data; the trailer must record none"), archive: name, context: entryContext(index))
+        }
+    }
 
     /// Reads the frames of one stream from the sequential input, calling `body` with each frame's ciphertext.
     private func forEachFrame(streamID: UInt32, context: String, decrypt: Bool = true, _ body: (UInt64, Bool, [UInt8], UInt64) throws -> Void) throws {
@@ -373,6 +380,39 @@ package final class ArchiveReader: @unchecked Sendable {
         }
     }
 
+    /// Spec §8.3 step 8 (misplaced entries): walks the cleartext frame headers of streams 0 ..< `index` from body
+    /// offset manifest_length, without decrypting, and throws `trailer` as soon as one of them does not end where
+    /// the trailer's extent for it ends, or `payload` for a frame header outside §6.1 (or a stream of 2^32 frames)
+    /// met on the way. Returns when stream `index` starts at offset_index.
+    private func checkPlacement(of index: Int, in t: Trailer) throws {
+        var at = t.manifestLength
+        for j in 0..<index {
+            let end = t.entries[j].offset + t.entries[j].length
+            let context = entryContext(j)
+            func misplaced() -> SealbakError {
+                SealbakError.format(FormatError(.trailer, "the trailer places entry \(j) at \(t.entries[j].offset)+\(t.entries[j].length), its frames do not end there, so entry \(index) is not where the trailer says"), archive: name, context: context)
+            }
+            var frames: UInt64 = 0
+            while true {
+                if end < at || end - at < UInt64(FormatV1.frameHeaderByteCount) { throw misplaced() }
+                let hb = try input.read(at: bodyStart + at, count: FormatV1.frameHeaderByteCount)
+                if hb.count < FormatV1.frameHeaderByteCount { throw misplaced() }
+                let fh: FrameHeader
+                do throws(FormatError) { fh = try FrameHeader.parse(hb, frameSize: codec.frameSize) } catch {
+                    throw SealbakError.format(FormatError(error.errorClass, error.message, offset: bodyStart + at), archive: name, context: context)
+                }
+                at += UInt64(FormatV1.frameHeaderByteCount + fh.ciphertextLength)
+                if at > end { throw misplaced() }
+                frames += 1
+                if fh.isLast { break }
+                if frames >= FormatV1.maxFramesPerStream {
+                    throw SealbakError.format(FormatError(.payload, "stream has more than 2^32 frames", offset: bodyStart + at), archive: name, context: context)
+                }
+            }
+            if at != end { throw misplaced() }
+        }
+    }
+
     /// Extracts one entry through the index (seekable input), verifying size and SHA-256 against the trailer.
     package func readEntry(_ index: Int, into sink: any EntrySink) throws {
         let t = try loadIndex()
@@ -383,10 +423,14 @@ package final class ArchiveReader: @unchecked Sendable {
         state.hasher = SHA256Hasher()
         try sink.begin(index)
         let codec = self.codec, decompressors = self.decompressors, name = self.name
-        let pipeline = OrderedPipeline<([UInt8], Bool)>(maxInFlight: options.maxInFlight) { (raw, isLast) in
+        let pipeline = OrderedPipeline<([UInt8], Bool)>(maxInFlight: options.maxInFlight) { [unowned self] (raw, isLast) in
+            state.firstFrameVerified = true
             state.hasher!.update(raw)
             state.size += UInt64(raw.count)
-            if !raw.isEmpty { try sink.write(index, raw) }
+            if !raw.isEmpty {
+                try self.checkCarriesNoData(index)
+                try sink.write(index, raw)
+            }
         }
         input.willRead(bodyStart + e.offset ..< bodyStart + e.offset + e.length)
         do {
@@ -404,7 +448,14 @@ package final class ArchiveReader: @unchecked Sendable {
             }
             try pipeline.finish()
         } catch {
-            throw pipeline.earliestError(orElse: error)
+            let failure = pipeline.earliestError(orElse: error)
+            // Frame 0 failed (Spec §8.3 step 8): a damaged frame, or a trailer that does not place the entry where its
+            // stream starts. Only the frame headers before it can tell; the class must be what a sequential reader
+            // reports (Spec §9.2 step 10: `trailer`).
+            if !state.firstFrameVerified, (failure as? SealbakError)?.formatClass == .payload {
+                try checkPlacement(of: index, in: t)
+            }
+            throw failure
         }
         let sha = state.hasher!.finalize()
         try checkAgainstTrailer(index, size: state.size, sha256: sha)

@@ -109,7 +109,7 @@ package struct FrameCodec: Sendable {
                     var failure: CompressionError?
                     raw.withUnsafeMutableBytes { r in
                         do throws(CompressionError) {
-                            if env.codec == .zstd { try decompressor.zstd(payload, into: r) } else { try decompressor.zlib(payload, into: r) }
+                            if env.codec == .zstd { try decompressor.zstd(payload, into: r, maxWindow: frameSize) } else { try decompressor.zlib(payload, into: r) }
                         } catch { failure = error }
                     }
                     if let failure { throw FormatError(.payload, "frame \(frameIndex): \(failure.message)") }

@@ -59,10 +59,14 @@ package final class FrameDecompressor {
 
     deinit { if let dctx { ZSTD_freeDCtx(dctx) } }
 
-    /// Decompresses a zstd payload: it must be exactly one zstd frame that yields exactly `output.count` bytes.
-    /// Output never exceeds `output.count`, so a decompression bomb fails instead of allocating.
-    package func zstd(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws(CompressionError) {
+    /// Decompresses a zstd payload: it must be exactly one zstd frame whose header passes `ZstdFrameHeader.check`
+    /// and that yields exactly `output.count` bytes (Spec §6.2 rule 7, in that order). Output never exceeds
+    /// `output.count`, so a decompression bomb fails instead of allocating.
+    ///
+    /// - Parameter maxWindow: the largest Window_Size accepted: the archive's frame size.
+    package func zstd(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, maxWindow: Int) throws(CompressionError) {
         guard let src = input.baseAddress, input.count > 0, let dst = output.baseAddress else { throw CompressionError("empty zstd payload") }
+        try ZstdFrameHeader.parse(input).check(maxWindow: UInt64(maxWindow), rawLength: UInt64(output.count))
         let frameLength = ZSTD_findFrameCompressedSize(src, input.count)
         if ZSTD_isError(frameLength) != 0 || frameLength != input.count {
             throw CompressionError("zstd payload is not exactly one zstd frame")
@@ -91,5 +95,80 @@ package final class FrameDecompressor {
         }
         if Int(sourceLength) != input.count { throw CompressionError("zlib payload has trailing bytes") }
         if Int(destLength) != output.count { throw CompressionError("zlib payload yields \(destLength) bytes, the frame declares \(output.count)") }
+    }
+}
+
+/// The header of a Zstandard frame (RFC 8878 §3.1.1.1), read by hand so that every field Spec §6.2 rule 7
+/// constrains is visible: libzstd's `ZSTD_getFrameHeader` is outside its stable API and reports an absent
+/// Dictionary_ID and a present one of value 0 alike.
+package struct ZstdFrameHeader: Hashable, Sendable {
+    /// RFC 8878 §3.1.1: 0xFD2FB528, stored little-endian (28 B5 2F FD).
+    package static let magic: UInt32 = 0xFD2F_B528
+
+    /// Frame_Header_Descriptor.
+    package var descriptor: UInt8
+    /// Window_Size in bytes: from Window_Descriptor, or Frame_Content_Size when Single_Segment_Flag is set.
+    package var windowSize: UInt64
+    /// Size of the Dictionary_ID field (0, 1, 2 or 4 bytes) and its value.
+    package var dictionaryIDFieldSize: Int
+    package var dictionaryID: UInt32
+    /// Frame_Content_Size, when the field is present.
+    package var contentSize: UInt64?
+    /// Bytes of the header: magic, descriptor, window descriptor, dictionary id, content size.
+    package var byteCount: Int
+
+    package var singleSegment: Bool { descriptor & 0x20 != 0 }
+    package var hasChecksum: Bool { descriptor & 0x04 != 0 }
+    /// Bit 3 of the descriptor, which RFC 8878 reserves (must be 0).
+    package var reservedBitSet: Bool { descriptor & 0x08 != 0 }
+
+    /// Reads the frame header at the start of `payload`.
+    ///
+    /// - Throws: when the payload does not start with the zstd frame magic (a skippable frame included) or ends
+    ///   inside the frame header.
+    package static func parse(_ payload: UnsafeRawBufferPointer) throws(CompressionError) -> ZstdFrameHeader {
+        func le(_ at: Int, _ n: Int) -> UInt64 {
+            var v: UInt64 = 0
+            for i in 0..<n { v |= UInt64(payload[at + i]) << (8 * UInt64(i)) }
+            return v
+        }
+        guard payload.count >= 5 else { throw CompressionError("zstd payload is shorter than a zstd frame header") }
+        guard le(0, 4) == UInt64(magic) else { throw CompressionError("zstd payload does not start with the zstd frame magic") }
+        let fhd = payload[4]
+        let single = fhd & 0x20 != 0
+        let didSize = [0, 1, 2, 4][Int(fhd & 0x03)]
+        let fcsSize = [single ? 1 : 0, 2, 4, 8][Int(fhd >> 6)]
+        let size = 5 + (single ? 0 : 1) + didSize + fcsSize
+        guard payload.count >= size else { throw CompressionError("zstd payload ends inside its frame header") }
+        var at = 5
+        var window: UInt64 = 0
+        if !single {
+            let wd = payload[at]
+            let windowLog = 10 + UInt64(wd >> 3)
+            let base: UInt64 = 1 << windowLog
+            window = base + (base / 8) * UInt64(wd & 0x07)
+            at += 1
+        }
+        let did = UInt32(le(at, didSize))
+        at += didSize
+        var fcs: UInt64? = nil
+        if fcsSize > 0 { fcs = le(at, fcsSize) + (fcsSize == 2 ? 256 : 0) }
+        if single { window = fcs! }
+        return ZstdFrameHeader(descriptor: fhd, windowSize: window, dictionaryIDFieldSize: didSize, dictionaryID: did, contentSize: fcs, byteCount: size)
+    }
+
+    /// Spec §6.2 rule 7 (b)–(e), in this order: reserved bit clear, no Dictionary_ID field (not even one that holds
+    /// 0), Window_Size at most `maxWindow` (the frame size), Frame_Content_Size (if present) equal to `rawLength`.
+    package func check(maxWindow: UInt64, rawLength: UInt64) throws(CompressionError) {
+        if reservedBitSet { throw CompressionError("zstd frame header has its reserved bit set") }
+        if dictionaryIDFieldSize != 0 {
+            throw CompressionError("zstd frame names a dictionary (Dictionary_ID field of \(dictionaryIDFieldSize) bytes, value \(dictionaryID)); frames must not have that field")
+        }
+        if windowSize > maxWindow {
+            throw CompressionError("zstd frame asks for a \(windowSize)-byte window, more than the frame size \(maxWindow)")
+        }
+        if let contentSize, contentSize != rawLength {
+            throw CompressionError("zstd frame declares \(contentSize) content bytes, the frame declares \(rawLength)")
+        }
     }
 }

@@ -243,6 +243,8 @@ package struct ArchiveHeader: Hashable, Sendable {
         for _ in 0..<slotCount {
             let slotOffset = UInt64(r.offset)
             let type = try r.readUInt8("slot type")
+            // Field order (Spec §4.1): the type byte is checked before anything that follows it.
+            if type == 0 { throw FormatError(.header, "slot type 0 is invalid", offset: slotOffset) }
             let slotFlags = try r.readUInt8("slot flags")
             if slotFlags != 0 { throw FormatError(.header, "reserved slot flags are set", offset: slotOffset + 1) }
             let id = try r.readUInt16("slot id")
@@ -287,7 +289,6 @@ package struct ArchiveHeader: Hashable, Sendable {
                 let wrapped = try r.readBytes(KeySlot.wrappedKeyByteCount, "wrapped key")
                 body = .x25519(recipient: recipient, ephemeral: ephemeral, nonce: nonce, wrappedKey: wrapped)
             case nil:
-                if type == 0 { throw FormatError(.header, "slot type 0 is invalid", offset: slotOffset) }
                 body = .unknown(type: type, body: try r.readBytes(bodyLength, "slot body"))
             }
             slots.append(KeySlot(id: id, createdUnix: created, label: label, body: body, isRecovery: type == KeySlotType.recovery.rawValue))

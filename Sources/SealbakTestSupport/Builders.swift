@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import SealbakArchive
 import SealbakCompression
 import SealbakCrypto
@@ -150,13 +153,76 @@ package enum TestReader {
 
     /// The failure class a sequential read reports, or nil when the archive reads fine.
     package static func failureClass(_ bytes: [UInt8], password: String = "password") -> FormatError.Class? {
+        failure(bytes, password: password).map { $0.formatClass ?? .payload }
+    }
+
+    /// The error of a sequential read of every entry, or nil when the archive reads fine.
+    package static func failure(_ bytes: [UInt8], password: String = "password") -> SealbakError? {
+        classify { _ = try readAll(bytes, password: password) }
+    }
+
+    /// Reads the whole archive front to back from a real pipe (not seekable, Spec §9.2): the class it fails with.
+    package static func pipeFailureClass(_ bytes: [UInt8], password: String) throws -> FormatError.Class? {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw TestFailure("pipe failed") }
+        let writeFD = fds[1]
+        let writer = Thread {
+            bytes.withUnsafeBytes { b in
+                var done = 0
+                while done < b.count {
+                    let n = Glibc.write(writeFD, b.baseAddress! + done, b.count - done)
+                    if n <= 0 { break }
+                    done += n
+                }
+            }
+            close(writeFD)
+        }
+        writer.start()
+        defer { close(fds[0]) }
+        let input = try InputFile(path: "/dev/fd/\(fds[0])")
+        precondition(!input.isSeekable)
+        var o = ReadOptions()
+        o.threads = 2
+        let result = classify {
+            let reader = try ArchiveReader(input: input, secret: .password(Passphrase(string: password)), options: o)
+            try reader.readAll(into: MemorySink())
+        }
+        // Drain what the reader left so the writer thread can finish.
+        var scratch = [UInt8](repeating: 0, count: 65536)
+        while (try? input.read(upTo: scratch.count))?.isEmpty == false {}
+        scratch.removeAll()
+        return result.map { $0.formatClass ?? .payload }
+    }
+
+    /// Random access through the footer and trailer (Spec §8.3) of a regular file: reads `entries` (default: all, in
+    /// manifest order) with one reader and returns the class of the first failure, or nil.
+    package static func randomAccessFailureClass(_ bytes: [UInt8], password: String, entries: [Int]? = nil) throws -> FormatError.Class? {
+        let (input, path) = try file(bytes)
+        defer { unlink(path) }
+        precondition(input.isSeekable)
+        var o = ReadOptions()
+        o.threads = 2
+        return classify {
+            let reader = try ArchiveReader(input: input, secret: .password(Passphrase(string: password)), options: o)
+            try reader.loadIndex()
+            for i in entries ?? Array(reader.manifest.entries.indices) { try reader.readEntry(i, into: MemorySink()) }
+        }.map { $0.formatClass ?? .payload }
+    }
+
+    /// The number of entries of an archive that opens with `password`.
+    package static func entryCount(_ bytes: [UInt8], password: String) throws -> Int {
+        let reader = try ArchiveReader(input: InputFile(bytes: bytes, name: "count", seekable: false), secret: .password(Passphrase(string: password)))
+        return reader.manifest.entries.count
+    }
+
+    private static func classify(_ body: () throws -> Void) -> SealbakError? {
         do {
-            _ = try readAll(bytes, password: password)
+            try body()
             return nil
         } catch let e as SealbakError {
-            return e.formatClass ?? .payload
+            return e
         } catch {
-            return .payload
+            return SealbakError(.internalError, "\(error)", formatClass: .payload)
         }
     }
 }

@@ -73,7 +73,7 @@ package enum FuzzTargets {
             let d = FrameDecompressor()
             raw.withUnsafeMutableBytes { r in
                 switch env.codec {
-                case .zstd: try? d.zstd(payload, into: r)
+                case .zstd: try? d.zstd(payload, into: r, maxWindow: frameSize)
                 case .zlib: try? d.zlib(payload, into: r)
                 case .stored: break
                 }

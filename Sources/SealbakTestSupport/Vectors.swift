@@ -14,13 +14,22 @@ package struct ValidVector: Sendable {
     package var metadata: Metadata = Metadata(["created-by": "sealbak vector generator"])
     /// X25519 secret keys (hex) whose public keys are recipients of the archive.
     package var identities: [String] = []
+    /// Passwords that open the archive, when they differ from `passwords` (which become its type-1 slots): the
+    /// spellings of a recovery code that `edit` adds as a type-3 slot.
+    package var openWith: [String]?
+    /// Re-encrypts the archive after `ArchiveWriter` wrote it (bytes no writer of sealbak emits, but valid).
+    package var edit: (@Sendable (inout ArchiveForge) throws -> Void)?
 
     package var recipientKeys: [[UInt8]] {
         identities.map { X25519.publicKey(SecureBytes(copying: Vectors.unhex($0))) }
     }
 
     package func build() throws -> [UInt8] {
-        try TestArchive.build(entries, passwords: passwords, recipients: recipientKeys, options: options, metadata: metadata)
+        let bytes = try TestArchive.build(entries, passwords: passwords, recipients: recipientKeys, options: options, metadata: metadata)
+        guard let edit else { return bytes }
+        var forge = try ArchiveForge(bytes, password: passwords[0])
+        try edit(&forge)
+        return forge.assemble()
     }
 
     package var compressionName: String {
@@ -40,6 +49,35 @@ package struct InvalidVector: Sendable {
     package var password: String
     package var expected: FormatError.Class
     package var bytes: [UInt8]
+    /// The class a random-access reader (Spec §8.3) reports when it reads every entry, and the entries that fail
+    /// when each is read alone (all others read fine): given where the class must not depend on the procedure.
+    package var randomAccess: (expected: FormatError.Class, failingEntries: [Int])?
+    /// For class `key`: which distinction of Spec §4.4 step 5 the reader reports.
+    package var keyFailure: KeyFailure?
+}
+
+/// The messages of Spec §4.4 step 5 (all class `key`), in the order the spec checks them.
+package enum KeyFailure: String, Sendable {
+    case kdfCaps = "kdf-caps"
+    case identityNeeded = "identity-needed"
+    case unknownSlotTypes = "unknown-slot-types"
+    case mistypedCode = "mistyped-code"
+    case wrongPassword = "wrong-password"
+}
+
+/// An archive that reads without error (Spec §9) but that a conforming extractor MUST refuse to unpack, as a
+/// whole and before it places anything, because two of its entries conflict (Spec §13 rule 9).
+package struct ConflictVector: Sendable {
+    package var name: String
+    package var description: String
+    package var entries: [TestEntry]
+    /// The entry that may not be a non-directory (`outer`) and the entry below it (`inner`), by manifest index.
+    package var outer: Int
+    package var inner: Int
+
+    package func build() throws -> [UInt8] {
+        try TestArchive.build(entries, passwords: [Vectors.password], options: Vectors.opts(name), metadata: Metadata(["created-by": "sealbak vector generator"]))
+    }
 }
 
 package enum Vectors {
@@ -102,7 +140,87 @@ package enum Vectors {
         add("metadata-unicode", "archive and entry metadata, non-ASCII names",
             [TestEntry(.file, "données/résumé-日本.txt", Array("héllo\n".utf8), metadata: Metadata(["kind": "config", "secrets": "1"]))],
             metadata: Metadata(["created-by": "sealbak vector generator", "host": "vector-host", "plan": "{\"components\": []}"]))
+
+        // §6.2 rule 7: a zstd frame whose window is exactly the frame size (not single-segment) is valid.
+        var windowAtCap = ValidVector(name: "zstd-window-at-cap", description: "every zstd frame re-headed: not single-segment, Window_Size 4096 = frame_size (the largest allowed), Frame_Content_Size present",
+                                      passwords: [password], entries: [TestEntry(.file, "dump.sql", TestArchive.text(3 * fs + 123))], options: opts("zstd-window-at-cap"))
+        windowAtCap.edit = { forge in
+            forge.entries[0] = try forge.entries[0].map { $0[0] == CompressionCodec.zstd.rawValue ? try ArchiveForge.reheadedZstd($0, windowLog: 12) : $0 }
+        }
+        v.append(windowAtCap)
+
+        // §7.2, §13: names are bytes. NFC "é" (c3 a9) and NFD "é" (65 cc 81) are different names, and a file named
+        // with one spelling is not an ancestor of an entry below the other: nothing here conflicts.
+        add("names-nfc-nfd", "NFC and NFD spellings of the same text are different entries (names are bytes): a directory \"\u{e9}\" with a file in it, and a file \"e\u{301}\"",
+            [TestEntry(.directory, "\u{e9}"), TestEntry(.file, "\u{e9}/nfc.txt", Array("NFC\n".utf8)), TestEntry(.file, "e\u{301}", Array("NFD\n".utf8))])
+
+        // §4.4, §4.5.3: a recovery slot opens with the code in any accepted spelling; a type-1 password that is
+        // shaped like a code with a wrong checksum still opens its slot (typos are reported only after every slot).
+        let code = recoveryCode
+        var recovery = ValidVector(name: "recovery-code", description: "a password slot and a recovery-code slot (type 3): the password and the code (grouped, bare, lower case with o for 0 and l for 1) open it",
+                                   passwords: [password], entries: [TestEntry(.file, "notes.txt", TestArchive.text(3000))], options: opts("recovery-code"))
+        recovery.openWith = [password, code.display, code.canonical, code.display.lowercased().replacingOccurrences(of: "0", with: "o").replacingOccurrences(of: "1", with: "l")]
+        recovery.edit = { forge in try addRecoverySlot(&forge, code: code.canonical) }
+        v.append(recovery)
+        var shaped = ValidVector(name: "password-shaped-like-code", description: "the type-1 slot's password is 28 code characters with a wrong checksum (a mistyped code) and the archive has a recovery slot: the password still opens its slot",
+                                 passwords: [codeShapedPassword], entries: [TestEntry(.file, "notes.txt", TestArchive.text(3000))], options: opts("password-shaped-like-code"))
+        shaped.edit = { forge in try addRecoverySlot(&forge, code: code.canonical) }
+        v.append(shaped)
         return v
+    }
+
+    static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+
+    /// The recovery code of the recovery vectors (seeded, so the same every run).
+    package static let recoveryCode: (display: String, canonical: String) = {
+        let (display, secret) = RecoveryCode.generate(random: SeededRandom(seed: SHA256Hasher.hash(Array("sealbak vector recovery code".utf8))))
+        return (display, secret.bytes.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })
+    }()
+
+    /// `recoveryCode` with data character 5 replaced by the next alphabet character: a single typo (§4.5.3).
+    package static let mistypedRecoveryCode: String = {
+        var c = Array(recoveryCode.canonical)
+        c[5] = alphabet[(alphabet.firstIndex(of: c[5])! + 1) % 32]
+        return String(c)
+    }()
+
+    /// 28 code characters whose last check character is wrong: a password shaped like a mistyped code.
+    package static let codeShapedPassword: String = {
+        var c = Array(recoveryCode.canonical)
+        c[0] = alphabet[(alphabet.firstIndex(of: c[0])! + 7) % 32]
+        c[27] = alphabet[(alphabet.firstIndex(of: c[27])! + 1) % 32]
+        return String(c)
+    }()
+
+    /// Adds a type-3 slot for `code` (canonical form) after the existing slots: a header-only change (§11.3).
+    static func addRecoverySlot(_ forge: inout ArchiveForge, code: String) throws {
+        let slot = try KeySlots.passwordSlot(
+            id: (forge.header.slots.map(\.id).max() ?? 0) + 1, label: "recovery code", createdUnix: TestArchive.fixedTime,
+            passphrase: Passphrase(string: code), kdf: TestArchive.cheapKDF, archiveID: forge.header.archiveID, master: forge.master,
+            random: SeededRandom(seed: SHA256Hasher.hash(Array("sealbak vector recovery slot".utf8))), isRecovery: true)
+        forge.setSlots(forge.header.slots + [slot])
+    }
+
+    /// Archives that read without error but whose entries conflict (Spec §13 rule 9): extractors MUST refuse them.
+    package static func conflicts() -> [ConflictVector] {
+        let x = Array("x\n".utf8)
+        return [
+            ConflictVector(name: "file-then-child", description: "file \"a\", then file \"a/b\" below it",
+                           entries: [TestEntry(.file, "a", x), TestEntry(.file, "a/b", x)], outer: 0, inner: 1),
+            ConflictVector(name: "child-then-file", description: "file \"a/b\", then file \"a\" (order does not matter)",
+                           entries: [TestEntry(.file, "a/b", x), TestEntry(.file, "a", x)], outer: 1, inner: 0),
+            ConflictVector(name: "stream-then-child", description: "stream \"s\", then directory \"s/d\"",
+                           entries: [TestEntry(.stream, "s", x), TestEntry(.directory, "s/d")], outer: 0, inner: 1),
+            ConflictVector(name: "deep-below-file", description: "directory \"a\", file \"a/b\", then file \"a/b/c/d\" two levels below the file",
+                           entries: [TestEntry(.directory, "a"), TestEntry(.file, "a/b", x), TestEntry(.file, "a/b/c/d", x)], outer: 1, inner: 2),
+            ConflictVector(name: "symlink-dot-then-child", description: "symlink \"a\" -> \".\" (rule 5 would restore it), then file \"a/b\"",
+                           entries: [TestEntry(.symlink, "a", link: "."), TestEntry(.file, "a/b", x)], outer: 0, inner: 1),
+            ConflictVector(name: "skipped-symlink-then-child", description: "symlink \"a\" -> \"/tmp\" (rule 5 skips it), then file \"a/b\": still a conflict",
+                           entries: [TestEntry(.symlink, "a", link: "/tmp"), TestEntry(.file, "a/b", x)], outer: 0, inner: 1),
+            ConflictVector(name: "directory-through-symlink", description: "directory \"d\", symlink \"a\" -> \"d\", then directory \"a/sub\" and file \"a/sub/f\" reached through the link",
+                           entries: [TestEntry(.directory, "d"), TestEntry(.symlink, "a", link: "d"), TestEntry(.directory, "a/sub"), TestEntry(.file, "a/sub/f", x)],
+                           outer: 1, inner: 2),
+        ]
     }
 
     package static func invalid() throws -> [InvalidVector] {
@@ -114,12 +232,28 @@ package enum Vectors {
         let manyBytes = try many.build()
         let manyLayout = try ArchiveLayout(manyBytes, entryCount: many.entries.count)
         var out: [InvalidVector] = []
-        func add(_ name: String, _ expected: FormatError.Class, _ description: String, base: String = "multi-frame-text",
-                 password: String = Vectors.password, _ mutate: (inout [UInt8]) -> Void) {
-            var b = base == "many-entries" ? manyBytes : textBytes
-            mutate(&b)
-            out.append(InvalidVector(name: name, description: description, base: base, password: password, expected: expected, bytes: b))
+        var built: [String: [UInt8]] = ["multi-frame-text": textBytes, "many-entries": manyBytes]
+        func bytes(of base: String) throws -> [UInt8] {
+            if let b = built[base] { return b }
+            let b = try valid[base]!.build()
+            built[base] = b
+            return b
         }
+        func add(_ name: String, _ expected: FormatError.Class, _ description: String, base: String = "multi-frame-text",
+                 password: String = Vectors.password, randomAccess: (FormatError.Class, [Int])? = nil, key: KeyFailure? = nil,
+                 _ mutate: (inout [UInt8]) throws -> Void) rethrows {
+            var b = try! bytes(of: base)
+            try mutate(&b)
+            out.append(InvalidVector(name: name, description: description, base: base, password: password, expected: expected, bytes: b,
+                                     randomAccess: randomAccess.map { (expected: $0.0, failingEntries: $0.1) }, keyFailure: key))
+        }
+        /// Re-encrypts `base` after `edit` (a writer that knows the password wrote these bytes).
+        func forged(_ base: String, _ edit: (inout ArchiveForge) throws -> Void, trailer: (inout Trailer) -> Void = { _ in }) throws -> [UInt8] {
+            var forge = try ArchiveForge(try bytes(of: base), password: valid[base]!.passwords[0])
+            try edit(&forge)
+            return forge.assemble(editTrailer: trailer)
+        }
+        let allMany = Array(many.entries.indices)
         let h = textLayout.headerLength
         let slot = 41 // first slot envelope
         let labelLength = Int(textBytes[slot + 12])
@@ -147,18 +281,18 @@ package enum Vectors {
         // version
         add("version-two", .version, "format version 2: made by a newer sealbak") { $0[8] = 2 }
         // key
-        add("wrong-password", .key, "the archive is intact; the password given is wrong", password: "wrong password") { _ in }
-        add("wrapped-key-altered", .key, "one byte of the wrapped master key flipped") { $0[body + 49 + 5] ^= 0x01 }
-        add("salt-altered", .key, "one byte of the Argon2id salt flipped") { $0[body + 9] ^= 0x01 }
-        add("archive-id-altered", .key, "archive id changed (it is bound into the key slot's associated data)") { $0[16] ^= 0x01 }
+        add("wrong-password", .key, "the archive is intact; the password given is wrong", password: "wrong password", key: .wrongPassword) { _ in }
+        add("wrapped-key-altered", .key, "one byte of the wrapped master key flipped", key: .wrongPassword) { $0[body + 49 + 5] ^= 0x01 }
+        add("salt-altered", .key, "one byte of the Argon2id salt flipped", key: .wrongPassword) { $0[body + 9] ^= 0x01 }
+        add("archive-id-altered", .key, "archive id changed (it is bound into the key slot's associated data)", key: .wrongPassword) { $0[16] ^= 0x01 }
         // mac
         add("created-altered", .mac, "creation time changed: only the header MAC catches it") { $0[32] ^= 0x01 }
         add("label-altered", .mac, "slot label changed: only the header MAC catches it") { $0[slot + 13] ^= 0x20 }
         add("header-mac-altered", .mac, "last byte of the header MAC flipped") { $0[h - 1] ^= 0x01 }
         // payload
         add("manifest-bit-flip", .payload, "one bit of the manifest ciphertext flipped") { $0[textLayout.manifest[0].offset + 20] ^= 0x04 }
-        add("entry-bit-flip", .payload, "one bit of an entry frame's ciphertext flipped") { $0[textLayout.entries[0][1].offset + 30] ^= 0x80 }
-        add("entry-tag-flip", .payload, "last byte of an entry frame's tag flipped") { b in
+        add("entry-bit-flip", .payload, "one bit of an entry frame's ciphertext flipped", randomAccess: (.payload, [0])) { $0[textLayout.entries[0][1].offset + 30] ^= 0x80 }
+        add("entry-tag-flip", .payload, "last byte of frame 0's tag flipped: random access cannot tell this from a misplaced entry until it walks the frame headers (§8.3 step 8)", randomAccess: (.payload, [0])) { b in
             let f = textLayout.entries[0][0]
             b[f.offset + f.length - 1] ^= 0x01
         }
@@ -223,6 +357,72 @@ package enum Vectors {
         add("footer-offset", .trailer, "footer's trailer offset changed") { b in b[textLayout.footerOffset] ^= 0x01 }
         add("footer-length", .trailer, "footer's trailer length changed") { b in b[textLayout.footerOffset + 8] ^= 0x01 }
         add("bytes-after-footer", .trailer, "one byte appended after the footer") { $0.append(0) }
+
+        // §4.1 (item: label is UTF-8) and §3.1 step 4 order (slot type 0 is checked before the fields after it).
+        add("slot-label-not-utf8", .header, "first byte of the slot label replaced by 0xFF (labels are UTF-8)") { $0[slot + 13] = 0xFF }
+        add("slot-type-zero", .header, "slot type 0, also with reserved slot flags set: the type is checked first (field order)") { b in
+            b[slot] = 0
+            b[slot + 1] = 1
+        }
+
+        // §4.4 step 5 (d)/(e): a mistyped recovery code is refused only after every slot was tried.
+        add("recovery-code-mistyped", .key, "a recovery code with one mistyped character, for an archive with a recovery slot: reported as a mistyped code",
+            base: "recovery-code", password: mistypedRecoveryCode, key: .mistypedCode) { _ in }
+        add("recovery-code-mistyped-no-recovery-slot", .key, "the same mistyped code for an archive without a recovery slot: a wrong password",
+            password: mistypedRecoveryCode, key: .wrongPassword) { _ in }
+
+        // §6.2 rule 7: Window_Size at most frame_size; no Dictionary_ID field, even one holding 0.
+        let zstdFrame = 1  // a zstd frame of multi-frame-text's entry (frame 1 of 4)
+        let textFrames = try ArchiveForge(textBytes, password: password).entries[0]
+        precondition(textFrames[zstdFrame][0] == CompressionCodec.zstd.rawValue)
+        add("zstd-window-over-cap", .payload, "one zstd frame re-headed with Window_Size 8192, twice the frame size; it decodes fine in libzstd",
+            randomAccess: (.payload, [0])) { b in
+            b = try! forged("multi-frame-text", { $0.entries[0][zstdFrame] = try ArchiveForge.reheadedZstd($0.entries[0][zstdFrame], windowLog: 13) })
+        }
+        add("zstd-dictionary-id-zero", .payload, "one zstd frame re-headed with a 1-byte Dictionary_ID field holding 0 (window 4096, allowed)",
+            randomAccess: (.payload, [0])) { b in
+            b = try! forged("multi-frame-text", { $0.entries[0][zstdFrame] = try ArchiveForge.reheadedZstd($0.entries[0][zstdFrame], windowLog: 12, dictionaryIDBytes: 1) })
+        }
+
+        // §7.2: byte-equal names are duplicates (class payload, before anything is extracted).
+        let page1 = many.entries.firstIndex { $0.name == "app/docs/page-1.md" }!, page2 = page1 + 1
+        add("duplicate-name", .payload, "entry \"app/docs/page-2.md\" renamed to \"app/docs/page-1.md\", the name of the entry before it",
+            base: "many-entries", randomAccess: (.payload, allMany)) { b in
+            b = try! forged("many-entries", { f in
+                var m = TestArchive.manifest(many.entries, metadata: many.metadata)
+                m.entries[page2].name = m.entries[page1].name
+                f.setManifest(m)
+            })
+        }
+
+        // §8.2, §9.2 step 10, §8.3 step 8: an entry stream that disagrees with the trailer is class trailer, read
+        // from a pipe or through the index alike.
+        let dir = many.entries.firstIndex { $0.kind == .directory }!
+        add("directory-with-data", .trailer, "directory \"app\" has a 2-byte stream; the trailer records its size (2)",
+            base: "many-entries", randomAccess: (.trailer, allMany)) { b in
+            b = try! forged("many-entries", { $0.setEntry(dir, data: Array("x\n".utf8)) })
+        }
+        add("directory-with-data-recorded-empty", .trailer, "directory \"app\" has a 2-byte stream; the trailer records size 0 and the SHA-256 of nothing",
+            base: "many-entries", randomAccess: (.trailer, [dir])) { b in
+            b = try! forged("many-entries", { $0.setEntry(dir, data: Array("x\n".utf8)) }, trailer: { t in
+                t.entries[dir].size = 0
+                t.entries[dir].sha256 = SHA256Hasher.hash([])
+            })
+        }
+        add("entry-extent-shifted", .trailer, "the trailer moves the boundary between \"page-1.md\" and \"page-2.md\" 10 bytes later (offsets stay contiguous); random access to page-2 alone must walk the frame headers to tell",
+            base: "many-entries", randomAccess: (.trailer, [page1, page2])) { b in
+            b = try! forged("many-entries", { _ in }, trailer: { t in
+                t.entries[page1].length += 10
+                t.entries[page2].offset += 10
+                t.entries[page2].length -= 10
+            })
+        }
+        add("entry-size-mismatch", .trailer, "the trailer records the entry's size one byte short", randomAccess: (.trailer, [0])) { b in
+            b = try! forged("multi-frame-text", { _ in }, trailer: { $0.entries[0].size -= 1 })
+        }
+        add("entry-sha256-mismatch", .trailer, "the trailer records a SHA-256 with one bit flipped", randomAccess: (.trailer, [0])) { b in
+            b = try! forged("multi-frame-text", { _ in }, trailer: { $0.entries[0].sha256[0] ^= 0x01 })
+        }
         return out
     }
 }

@@ -23,7 +23,7 @@ if CommandLine.arguments.count > 2 && CommandLine.arguments[1] == "--fuzz-seeds"
     exit(0)
 }
 let dir = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "Spec/vectors"
-for sub in ["valid", "invalid"] {
+for sub in ["valid", "invalid", "conflict"] {
     let d = "\(dir)/\(sub)"
     try? fm.removeItem(atPath: d)
     try fm.createDirectory(atPath: d, withIntermediateDirectories: true)
@@ -46,7 +46,7 @@ for v in Vectors.valid() {
         return d
     }
     try writeJSON([
-        "name": v.name, "description": v.description, "file": "\(v.name).sbk", "passwords": v.passwords,
+        "name": v.name, "description": v.description, "file": "\(v.name).sbk", "passwords": v.openWith ?? v.passwords,
         "cipher_suite": v.options.suite.name, "compression": v.compressionName, "frame_size": 1 << Int(v.options.frameSizeLog2),
         "kdf": ["algorithm": "argon2id13", "opslimit": 1, "memlimit_kib": 8, "parallelism": 1],
         "archive_sha256": hex(SHA256Hasher.hash(bytes)), "archive_size": bytes.count,
@@ -57,9 +57,28 @@ for v in Vectors.valid() {
 }
 for v in try Vectors.invalid() {
     try Data(v.bytes).write(to: URL(fileURLWithPath: "\(dir)/invalid/\(v.name).sbk"))
-    try writeJSON([
+    var json: [String: Any] = [
         "name": v.name, "description": v.description, "file": "\(v.name).sbk", "base": v.base, "password": v.password,
         "expected_error": v.expected.rawValue,
-    ], to: "\(dir)/invalid/\(v.name).json")
+    ]
+    if let r = v.randomAccess {
+        json["random_access_error"] = r.expected.rawValue
+        json["random_access_failing_entries"] = r.failingEntries
+    }
+    if let k = v.keyFailure { json["key_failure"] = k.rawValue }
+    try writeJSON(json, to: "\(dir)/invalid/\(v.name).json")
 }
-print("wrote \(Vectors.valid().count) valid and \(try Vectors.invalid().count) invalid vectors to \(dir)")
+for v in Vectors.conflicts() {
+    try Data(try v.build()).write(to: URL(fileURLWithPath: "\(dir)/conflict/\(v.name).sbk"))
+    try writeJSON([
+        "name": v.name, "description": v.description, "file": "\(v.name).sbk", "password": Vectors.password,
+        "expected_error": "conflict",
+        "conflict": ["outer": v.entries[v.outer].name, "outer_index": v.outer, "inner": v.entries[v.inner].name, "inner_index": v.inner],
+        "entries": v.entries.map { e -> [String: Any] in
+            var d: [String: Any] = ["name": e.name, "kind": e.kind.name, "size": e.data.count]
+            if e.kind == .symlink { d["link"] = e.link }
+            return d
+        },
+    ], to: "\(dir)/conflict/\(v.name).json")
+}
+print("wrote \(Vectors.valid().count) valid, \(try Vectors.invalid().count) invalid and \(Vectors.conflicts().count) conflict vectors to \(dir)")

@@ -41,7 +41,8 @@ import Testing
             let back = try TestReader.readAll(bytes, secret: secret)
             #expect(back.manifest.entries.count == expected.count)
             for (i, e) in expected.enumerated() {
-                #expect(back.manifest.entries[i].name == e["name"] as! String)
+                // Names are bytes (Spec §7.2): Swift's String == would equate NFC and NFD spellings.
+                #expect(Array(back.manifest.entries[i].name.utf8) == Array((e["name"] as! String).utf8))
                 #expect(back.manifest.entries[i].kind.name == e["kind"] as! String)
                 #expect(back.data[i].count == e["size"] as! Int)
                 #expect(SHA256Hasher.hash(back.data[i]).map { String(format: "%02x", $0) }.joined() == e["sha256"] as! String)
@@ -58,6 +59,40 @@ import Testing
         #expect(got?.rawValue == meta["expected_error"] as? String, "\(name): \(meta["description"] ?? "")")
     }
 
+    /// Spec §4.4 step 5: which `key` failure is reported (the reference exit codes differ: 64 for a mistyped code).
+    @Test(arguments: names("invalid"))
+    func keyFailureIsTheListedOne(_ name: String) throws {
+        let meta = try Self.json(Self.dir.appendingPathComponent("invalid/\(name).json"))
+        guard let reason = meta["key_failure"] as? String else { return }
+        let bytes = try [UInt8](Data(contentsOf: Self.dir.appendingPathComponent("invalid/\(name).sbk")))
+        let error = try #require(TestReader.failure(bytes, password: meta["password"] as! String))
+        #expect(error.formatClass == .key)
+        switch KeyFailure(rawValue: reason) {
+        case .mistypedCode: #expect(error.code == .usage && error.message.contains("mistyped"), "\(name): \(error.message)")
+        case .wrongPassword: #expect(error.code == .wrongPassword && error.message.contains("wrong password"), "\(name): \(error.message)")
+        default: Issue.record("\(name): unexpected key_failure \(reason)")
+        }
+    }
+
+    /// Spec §9.1, §8.3 step 8: where a vector gives `random_access_error`, the class does not depend on the procedure.
+    /// A real pipe (sequential, §9.2) and a regular file read through its index (§8.3), every entry in order, report
+    /// the same class; each entry read alone fails exactly when it is listed, with that class.
+    @Test(arguments: names("invalid"))
+    func pipeAndRandomAccessAgree(_ name: String) throws {
+        let meta = try Self.json(Self.dir.appendingPathComponent("invalid/\(name).json"))
+        guard let expected = meta["random_access_error"] as? String else { return }
+        let bytes = try [UInt8](Data(contentsOf: Self.dir.appendingPathComponent("invalid/\(name).sbk")))
+        let password = meta["password"] as! String
+        #expect(try TestReader.pipeFailureClass(bytes, password: password)?.rawValue == meta["expected_error"] as? String, "\(name) from a pipe")
+        #expect(try TestReader.randomAccessFailureClass(bytes, password: password)?.rawValue == expected, "\(name) through the index")
+        let failing = Set(meta["random_access_failing_entries"] as! [Int])
+        let count = (try? TestReader.entryCount(bytes, password: password)) ?? (failing.max().map { $0 + 1 } ?? 0)
+        for i in 0..<count {
+            let got = try TestReader.randomAccessFailureClass(bytes, password: password, entries: [i])
+            #expect(got?.rawValue == (failing.contains(i) ? expected : nil), "\(name): entry \(i) read alone")
+        }
+    }
+
     @Test func generatorReproducesCommittedVectors() throws {
         for v in Vectors.valid() {
             let committed = try [UInt8](Data(contentsOf: Self.dir.appendingPathComponent("valid/\(v.name).sbk")))
@@ -67,5 +102,34 @@ import Testing
             let committed = try [UInt8](Data(contentsOf: Self.dir.appendingPathComponent("invalid/\(v.name).sbk")))
             #expect(v.bytes == committed, "invalid/\(v.name).sbk is stale: run scripts/gen-vectors")
         }
+        for v in Vectors.conflicts() {
+            let committed = try [UInt8](Data(contentsOf: Self.dir.appendingPathComponent("conflict/\(v.name).sbk")))
+            #expect(try v.build() == committed, "conflict/\(v.name).sbk is stale: run scripts/gen-vectors")
+        }
+    }
+
+    /// Spec §13 rule 9: every conflict vector is a valid archive (a reader reads it, Spec §9), and the conflict it
+    /// names is the one the format-level check finds. Refusing to unpack it is the extractor's job
+    /// (Tests/SealbakCLITests/ConflictVectorTests.swift).
+    @Test(arguments: names("conflict"))
+    func conflictVectorReadsAndHasItsConflict(_ name: String) throws {
+        let meta = try Self.json(Self.dir.appendingPathComponent("conflict/\(name).json"))
+        let bytes = try [UInt8](Data(contentsOf: Self.dir.appendingPathComponent("conflict/\(name).sbk")))
+        #expect(meta["expected_error"] as? String == "conflict")
+        let back = try TestReader.readAll(bytes, password: meta["password"] as! String)
+        let expected = meta["conflict"] as! [String: Any]
+        let found = try #require(EntryConflict.first(in: back.manifest.entries), "\(name): no conflict found")
+        #expect(found == EntryConflict(outer: expected["outer_index"] as! Int, inner: expected["inner_index"] as! Int), "\(name)")
+        #expect(back.manifest.entries[found.outer].name == expected["outer"] as? String)
+        #expect(back.manifest.entries[found.inner].name == expected["inner"] as? String)
+    }
+
+    /// The valid vectors have no conflicts (names-nfc-nfd: NFC and NFD spellings are unrelated byte strings).
+    @Test(arguments: names("valid"))
+    func validVectorsHaveNoConflicts(_ name: String) throws {
+        let meta = try Self.json(Self.dir.appendingPathComponent("valid/\(name).json"))
+        let bytes = try [UInt8](Data(contentsOf: Self.dir.appendingPathComponent("valid/\(name).sbk")))
+        guard let password = (meta["passwords"] as! [String]).first else { return }
+        #expect(EntryConflict.first(in: try TestReader.readAll(bytes, password: password).manifest.entries) == nil)
     }
 }

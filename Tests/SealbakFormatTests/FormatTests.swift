@@ -43,6 +43,29 @@ import Testing
         #expect { try ArchiveHeader.parse(b) } throws: { ($0 as? FormatError)?.errorClass == .version && "\($0)".contains("newer sealbak") }
     }
 
+    /// Spec §4.1: slot fields are checked in field order, so slot type 0 is reported before a later defect of the
+    /// same slot (reserved flags, slot id, label, body length), at the type byte's offset.
+    @Test func slotTypeZeroIsCheckedBeforeTheFieldsAfterIt() {
+        var b = Self.sample().encoded()
+        b[41] = 0       // slot type 0
+        b[42] = 1       // reserved slot flags set
+        b[43] = 0; b[44] = 0 // slot id 0
+        #expect { try ArchiveHeader.parse(b) } throws: { e in
+            guard let e = e as? FormatError else { return false }
+            return e.errorClass == .header && e.offset == 41 && e.message.contains("slot type 0")
+        }
+    }
+
+    /// Spec §4.1 rule column: the label must be well-formed UTF-8 (class `header`, before the MAC is checked).
+    @Test func slotLabelMustBeUTF8() {
+        var b = Self.sample().encoded()
+        b[54] = 0xFF    // first label byte ("slot 0")
+        #expect { try ArchiveHeader.parse(b) } throws: { e in
+            guard let e = e as? FormatError else { return false }
+            return e.errorClass == .header && e.offset == 54 && e.message.contains("UTF-8")
+        }
+    }
+
     @Test func unknownSlotTypesAreKeptVerbatim() throws {
         var h = Self.sample(slots: 2)
         h.slots[1].body = .unknown(type: 9, body: [1, 2, 3, 4])
