@@ -236,34 +236,19 @@ struct Pack: ParsableCommand {
         }
     }
 
-    /// The components to capture: the plan's, then those given as flags.
+    /// The components to capture: the plan's (with the flags that modify them), then those given as flags.
     private func captureSources(_ bp: BackupPlan?) throws -> [any CaptureSource] {
         let allowed = Set(allowMissing)
+        var flags = PlanOverrides()
+        flags.exclude = exclude
+        flags.include = include
+        flags.noDefaultExcludes = noDefaultExcludes
+        flags.redactSecrets = redactSecrets
+        flags.postgresPasswordFile = postgresPasswordFile
+        flags.allowMissing = allowed
+        flags.pgBin = pgBin
+        var out = try bp?.captureSources(flags) ?? []
         let finder = ToolFinder(extra: pgBin + (bp?.pgBin ?? []))
-        var out: [any CaptureSource] = []
-        for c in bp?.components ?? [] {
-            let missing = c.allowMissing || allowed.contains(c.name)
-            switch c.kind {
-            case .docs:
-                var d = DocsSpec(name: c.name, path: c.path!)
-                d.excludes = c.exclude + exclude
-                d.includes = c.include + include
-                d.defaultExcludes = c.defaultExcludes && !noDefaultExcludes
-                out.append(FolderSource.docs(d, allowMissing: missing))
-            case .config:
-                var cs = ConfigSpec(name: c.name, path: c.path!)
-                cs.redactSecrets = c.redactSecrets || redactSecrets
-                out.append(FolderSource.config(cs, allowMissing: missing))
-            case .vectors: out.append(FolderSource.vectors(name: c.name, path: c.path!, allowMissing: missing))
-            case .chroma: out.append(FolderSource.chroma(name: c.name, path: c.path!, allowMissing: missing))
-            case .qdrant: out.append(FolderSource.qdrant(name: c.name, path: c.path!, allowMissing: missing))
-            case .postgres:
-                let spec = try PostgresSourceSpec(name: c.name, url: c.url!, passwordFile: c.passwordFile ?? postgresPasswordFile)
-                out.append(PostgresSource(spec, finder: finder, allowMissing: missing))
-            case .command:
-                out.append(CommandSource(name: c.name, dump: c.dump!, restore: c.restoreCommand, check: c.check, allowEmpty: c.allowEmpty, allowMissing: missing))
-            }
-        }
         for d in docs {
             var spec = try DocsSpec(argument: d)
             spec.excludes = exclude

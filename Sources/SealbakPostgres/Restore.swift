@@ -180,6 +180,32 @@ package final class PostgresRestorer {
                            targetExists: exists, targetObjects: objects, restoreTool: tool, availableExtensions: available, notes: notes)
     }
 
+    /// Databases next to the target left by a restore that was killed: `TARGET_sbk_new_…` (staged, never put in
+    /// place; no session uses them) and `TARGET_sbk_old_…` (what a committed restore replaced, or kept on purpose).
+    package func leftovers() throws(SealbakError) -> (staged: [String], replaced: [String]) {
+        let m = try maintenance()
+        let prefix = shortened(targetDatabase)
+        let like = prefix.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "_", with: "\\_").replacingOccurrences(of: "%", with: "\\%")
+        let rows = try m.query("""
+            SELECT d.datname, (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) FROM pg_database d
+            WHERE d.datname LIKE $1 OR d.datname LIKE $2 ORDER BY 1
+            """, [like + "\\_sbk\\_new\\_%", like + "\\_sbk\\_old\\_%"])
+        var staged: [String] = [], replaced: [String] = []
+        for r in rows {
+            guard let name = r[0], r[1] == "0" else { continue }
+            if name.hasPrefix(prefix + "_sbk_new_") { staged.append(name) } else { replaced.append(name) }
+        }
+        return (staged, replaced)
+    }
+
+    /// Drops staged databases of killed restores of this target; returns what was dropped.
+    package func dropStagedLeftovers() -> [String] {
+        guard let (staged, _) = try? leftovers(), !staged.isEmpty, let m = try? maintenance() else { return [] }
+        var out: [String] = []
+        for name in staged where (try? Self.drop(m, name)) != nil { out.append(name) }
+        return out
+    }
+
     /// User objects in the target database (extension members not counted); the connection is closed on return.
     private func countObjects() throws(SealbakError) -> Int {
         let t = try Connection(target)

@@ -121,4 +121,15 @@ package protocol RestoreUnit: AnyObject {
     func finalize(log: EngineLog) -> [String]
     /// Removes everything staged and not committed. Safe to call more than once.
     func abandon(log: EngineLog)
+
+    /// What killed restores of this target left (staging folders, temporary databases), for the dry run.
+    var leftovers: [String] { get }
+    /// Finishes, undoes or removes what killed restores of this target left, saying what it did (real run only,
+    /// before the plan is made).
+    func recover(log: EngineLog)
+}
+
+extension RestoreUnit {
+    package var leftovers: [String] { [] }
+    package func recover(log: EngineLog) {}
 }

@@ -240,6 +240,18 @@ package final class PostgresUnit: RestoreUnit {
         if !committed { staged?.abandon() }
         staged = nil
     }
+
+    package var leftovers: [String] {
+        guard let (staged, replaced) = try? restorer.leftovers() else { return [] }
+        return staged.map { "database \($0)" } + replaced.map { "database \($0) (replaced by an earlier restore; never dropped automatically)" }
+    }
+
+    package func recover(log: EngineLog) {
+        for name in restorer.dropStagedLeftovers() { log.warning("dropped the database \(name), left by a killed restore of \(component.name) (never put in place)") }
+        if let (_, replaced) = try? restorer.leftovers(), !replaced.isEmpty {
+            log.warning("the database(s) \(replaced.joined(separator: ", ")) hold what an earlier restore replaced (--keep-replaced, or a restore killed after its swap); drop them when no longer needed")
+        }
+    }
 }
 
 /// A SQL assertion from a plan, run on the staged database before the swap: the first column of the first row
@@ -285,6 +297,48 @@ package enum LooseEntries {
                 t.isFile = true
             }
             return t
+        }
+    }
+}
+
+/// Pack flags that modify the plan's components (flags win or add).
+package struct PlanOverrides: Sendable {
+    package var exclude: [String] = []
+    package var include: [String] = []
+    package var noDefaultExcludes = false
+    package var redactSecrets = false
+    package var postgresPasswordFile: String?
+    package var allowMissing: Set<String> = []
+    package var pgBin: [String] = []
+    package init() {}
+}
+
+extension BackupPlan {
+    /// One capture source per component of the plan.
+    package func captureSources(_ flags: PlanOverrides) throws -> [any CaptureSource] {
+        let finder = ToolFinder(extra: flags.pgBin + pgBin)
+        return try components.map { c throws -> any CaptureSource in
+            let missing = c.allowMissing || flags.allowMissing.contains(c.name)
+            switch c.kind {
+            case .docs:
+                var d = DocsSpec(name: c.name, path: c.path!)
+                d.excludes = c.exclude + flags.exclude
+                d.includes = c.include + flags.include
+                d.defaultExcludes = c.defaultExcludes && !flags.noDefaultExcludes
+                return FolderSource.docs(d, allowMissing: missing)
+            case .config:
+                var cs = ConfigSpec(name: c.name, path: c.path!)
+                cs.redactSecrets = c.redactSecrets || flags.redactSecrets
+                return FolderSource.config(cs, allowMissing: missing)
+            case .vectors: return FolderSource.vectors(name: c.name, path: c.path!, allowMissing: missing)
+            case .chroma: return FolderSource.chroma(name: c.name, path: c.path!, allowMissing: missing)
+            case .qdrant: return FolderSource.qdrant(name: c.name, path: c.path!, allowMissing: missing)
+            case .postgres:
+                let spec = try PostgresSourceSpec(name: c.name, url: c.url!, passwordFile: c.passwordFile ?? flags.postgresPasswordFile)
+                return PostgresSource(spec, finder: finder, allowMissing: missing)
+            case .command:
+                return CommandSource(name: c.name, dump: c.dump!, restore: c.restoreCommand, check: c.check, allowEmpty: c.allowEmpty, allowMissing: missing)
+            }
         }
     }
 }

@@ -161,8 +161,8 @@ package final class RestoreJob {
             if let hc = plan.healthCheck { lines.append("then health check: \(hc.display) (a failure rolls everything back)") }
         }
         for n in notes { lines.append("note: " + n) }
-        for case let f as FolderUnit in units {
-            for l in f.leftovers { lines.append("note: \(shown(l)) was left by a killed restore; the real run finishes or undoes it first") }
+        for u in units {
+            for l in u.leftovers { lines.append("note: \(shown(l)) was left by a killed restore; the real run finishes, undoes or removes it first") }
         }
         return (lines, first)
     }
@@ -170,7 +170,7 @@ package final class RestoreJob {
     /// Runs the restore (after `select`; `planAll` is run again here, as the real run's first step).
     package func run(log: EngineLog) throws -> [String] {
         // A restore killed before: finish or undo it first, so that the plan sees the targets as they are.
-        for case let f as FolderUnit in units { f.recover(log: log) }
+        for u in units { u.recover(log: log) }
         let (_, planError) = planAll()
         if let planError { throw planError }
         for n in notes { log.warning("note: " + n) }
