@@ -202,7 +202,6 @@ package final class PostgresUnit: RestoreUnit {
 
     package func check(log: EngineLog) throws {
         guard let staged else { return }
-        log.info(staged.checkReport.table)
         for c in checks {
             let got = try c.run(on: staged.stagedParameters)
             guard got == c.expect else {
@@ -231,7 +230,7 @@ package final class PostgresUnit: RestoreUnit {
         guard committed, let staged, let plan_ else { return [] }
         let kept = staged.finalize()
         let f = plan_.facts
-        var line = "restored \(name) into \(plan_.target.display): \(f.tables.count) tables, \(f.totalRows) rows and \(f.largeObjects) large objects verified"
+        var line = staged.checkReport.table + "\nrestored \(name) into \(plan_.target.display): \(f.tables.count) tables, \(f.totalRows) rows and \(f.largeObjects) large objects verified"
         if let kept { line += "; the replaced database is kept as \(kept)" }
         return [line]
     }

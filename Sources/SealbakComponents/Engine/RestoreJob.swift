@@ -60,7 +60,7 @@ package final class RestoreJob {
         let plan = request.plan
         // PostgreSQL
         let pgs = try PostgresComponent.all(in: manifest, archive: archive)
-        let pgTargets = try RestoreTargets.postgres(pgs.filter { $0.skippedReason == nil && (request.only.isEmpty || request.only.contains($0.name)) }, request)
+        let pgTargets = try RestoreTargets.postgres(pgs.filter { request.only.isEmpty || request.only.contains($0.name) }, request)
         for c in pgs {
             var options = PostgresRestoreOptions()
             options.replace = request.replace

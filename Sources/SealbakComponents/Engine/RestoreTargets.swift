@@ -57,7 +57,7 @@ enum RestoreTargets {
             }
             out[open[0].name] = try parameters(url, what: "--postgres-target URL")
         }
-        for c in components where out[c.name] == nil {
+        for c in components where out[c.name] == nil && c.skippedReason == nil {
             throw SealbakError(.usage, "no target for PostgreSQL component \(c.name): give --postgres-target \(c.name)=postgresql://USER@HOST:PORT/DATABASE")
         }
         return out
