@@ -118,6 +118,8 @@ struct Verify: ParsableCommand {
                 throw SealbakError(.corrupt, "\(archive): every byte verified, but component records disagree with the entries: " + bad.map { "\($0.kind) \($0.name): \($0.detail)" }.joined(separator: "; "))
             }
             if !quiet {
+                let app = [ComponentKeys.appName, ComponentKeys.appVersion, ComponentKeys.appDescription].compactMap { reader.manifest.metadata[$0] }
+                if !app.isEmpty { print("application: " + app.joined(separator: ", ")) }
                 print("OK: \(archive == "-" ? "standard input" : archive): \(sink.entries) entries, \(formatBytes(sink.bytes)) verified (header MAC, every frame tag, SHA-256 of every entry, trailer and footer)")
                 for r in results { print("  \(r.kind) \(r.name): \(r.complete ? "ok, " : "")\(r.detail)") }
             }
