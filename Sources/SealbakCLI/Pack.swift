@@ -178,48 +178,27 @@ struct Pack: ParsableCommand {
             }
             jobOptions.metadata = metadata
             let job = PackJob(sources: sources, options: jobOptions)
-            let log = engineLog(quiet: quiet)
-
             let recipients = try (recipient + (bp?.recipients ?? [])).map { try Recipients.decode(publicKey: $0) }
             // Refuse an existing target before asking for a password.
             try S3Options.prepare(output, plan: bp?.s3 ?? [:], quiet: quiet)
             let out = try RemoteStorage.output(output, overwrite: force)
-            var passwords: [PasswordSlotSpec] = []
-            do {
-                if recipients.isEmpty || password.explicitPassword {
-                    passwords.append(PasswordSlotSpec(passphrase: try PasswordReader.read(try password.source(confirm: true)), label: label))
-                }
-                for h in bp?.hooks.beforePack ?? [] { try runHook(h, "before-pack", log: log) }
-                // Probes and snapshots: databases are counted in the snapshot their dump will use.
-                try job.prepare(log: log)
-            } catch {
-                out.abandon()
-                throw error
-            }
-            let progress = Progress(label: "packing", total: job.knownBytes, quiet: quiet)
-            let writer: ArchiveWriter
-            do {
-                writer = try ArchiveWriter(manifest: job.manifest, passwords: passwords, recipients: recipients, options: options) { bytes in
-                    try out.write(bytes)
-                }
-            } catch {
-                out.abandon()
-                throw error
-            }
-            let summary: WriteSummary
-            let outcome: CaptureOutcome
-            do {
-                outcome = try job.write(to: writer, progress: { progress.add($0) }, log: log)
-                summary = try writer.finish()
-                try out.commit()
-            } catch {
-                writer.abandon()
-                out.abandon()
-                progress.finish()
-                throw error
-            }
-            progress.finish()
-            for h in bp?.hooks.afterPack ?? [] { try runHook(h, "after-pack", log: log) }
+            var progress: Progress?
+            defer { progress?.finish() }
+            let (summary, outcome) = try job.run(
+                to: out,
+                passwords: {
+                    guard recipients.isEmpty || password.explicitPassword else { return [] }
+                    return [PasswordSlotSpec(passphrase: try PasswordReader.read(try password.source(confirm: true)), label: label)]
+                },
+                recipients: recipients, options: options, hooks: bp?.hooks ?? BackupPlan.Hooks(),
+                progress: { total in
+                    let p = Progress(label: "packing", total: total, quiet: quiet)
+                    progress = p
+                    return { p.add($0) }
+                },
+                log: engineLog(quiet: quiet))
+            progress?.finish()
+            progress = nil
             if !quiet {
                 let ratio = summary.plaintextBytes > 0 ? String(format: " (%.1f%% of the input)", Double(summary.archiveBytes) * 100 / Double(summary.plaintextBytes)) : ""
                 printError("sealbak: packed \(summary.entries) entries, \(formatBytes(summary.plaintextBytes)) into \(output == "-" ? "standard output" : output): \(formatBytes(summary.archiveBytes))\(ratio)")

@@ -182,12 +182,3 @@ enum ExitStatus {
 func engineLog(quiet: Bool) -> EngineLog {
     EngineLog(info: { line in if !quiet { printError("sealbak: " + line) } }, warning: { line in printError("sealbak: warning: " + line) })
 }
-
-/// Runs a plan hook; a failure stops the command.
-func runHook(_ h: CommandSpec, _ when: String, log: EngineLog) throws {
-    log.info("\(when) hook: \(h.display)")
-    let r = try h.run(input: nil, what: "the \(when) hook")
-    guard r.status.succeeded else {
-        throw SealbakError(.toolFailed, "the \(when) hook \(h.display) failed (\(r.timedOut ? "timed out" : "\(r.status)"))\(r.errorText.isEmpty ? "" : ": " + r.errorText); nothing was written")
-    }
-}

@@ -15,6 +15,7 @@ package struct BackupPlan: Sendable {
         package var afterPack: [CommandSpec] = []
         package var beforeRestore: [CommandSpec] = []
         package var afterRestore: [CommandSpec] = []
+        package init() {}
     }
 
     package struct Component: Sendable {

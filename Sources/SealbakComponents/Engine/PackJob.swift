@@ -131,8 +131,52 @@ package final class PackJob {
         return Manifest(metadata: m, entries: plan.entries)
     }
 
-    /// Bytes of the files listed (for a progress total; dumps are not known in advance).
-    package var knownBytes: UInt64 { plan.fileBytes }
+    /// The bytes to pack, when known in advance (files only: the size of a dump or of standard input is not).
+    package var knownBytes: UInt64? {
+        let streams = plan.sources.enumerated().contains { i, s in
+            if case .standardInput = s { return true }
+            return owner[i].map { ["postgres", "command"].contains(sources[$0].kind) && outcome.components[$0].status == .ok } ?? false
+        }
+        return streams ? nil : plan.fileBytes
+    }
+
+    /// The whole pack: before-pack hooks, `prepare`, the archive written to `out` and committed, after-pack hooks.
+    /// `passwords` is asked for once the output is known to be writable and before any source is touched.
+    /// On any failure the output is abandoned (no archive, no temporary file) and the error says which part failed.
+    package func run(
+        to out: any ArchiveOutput, passwords: () throws -> [PasswordSlotSpec], recipients: [[UInt8]], options: WriteOptions,
+        hooks: BackupPlan.Hooks, progress: @escaping (UInt64?) -> (Int) -> Void, log: EngineLog
+    ) throws -> (WriteSummary, CaptureOutcome) {
+        let writer: ArchiveWriter
+        let add: (Int) -> Void
+        do {
+            let slots = try passwords()
+            for h in hooks.beforePack { try Hook.run(h, "before-pack", log: log) }
+            // Probes and snapshots: databases are counted in the snapshot their dump will use.
+            try prepare(log: log)
+            add = progress(knownBytes)
+            writer = try ArchiveWriter(manifest: manifest, passwords: slots, recipients: recipients, options: options) { bytes in
+                try out.write(bytes)
+            }
+        } catch {
+            for s in sources { s.close() }
+            out.abandon()
+            throw error
+        }
+        let summary: WriteSummary
+        let outcome: CaptureOutcome
+        do {
+            outcome = try write(to: writer, progress: add, log: log)
+            summary = try writer.finish()
+            try out.commit()
+        } catch {
+            writer.abandon()
+            out.abandon()
+            throw error
+        }
+        for h in hooks.afterPack { try Hook.run(h, "after-pack", log: log) }
+        return (summary, outcome)
+    }
 
     /// Writes every entry's data, then the outcome record, into `writer` (which must have `manifest`).
     package func write(to writer: ArchiveWriter, progress: @escaping (Int) -> Void, log: EngineLog) throws -> CaptureOutcome {
@@ -244,5 +288,16 @@ package final class OutcomeTap: EntrySink {
         let s = CaptureSink(index: i)
         try reader.readEntry(i, into: s)
         return try CaptureOutcome.decode(s.bytes)
+    }
+}
+
+/// Plan hooks: a failure stops the command with the hook's own message.
+package enum Hook {
+    package static func run(_ h: CommandSpec, _ when: String, log: EngineLog) throws {
+        log.info("\(when) hook: \(h.display)")
+        let r = try h.run(input: nil, what: "the \(when) hook")
+        guard r.status.succeeded else {
+            throw SealbakError(.toolFailed, "the \(when) hook \(h.display) failed (\(r.timedOut ? "timed out after \(Int(h.timeoutSeconds)) s" : "\(r.status)"))\(r.errorText.isEmpty ? "" : ": " + r.errorText)")
+        }
     }
 }

@@ -208,7 +208,7 @@ package final class RestoreJob {
                 return why + "; " + s
             }
             if let hooks = request.plan?.hooks.beforeRestore {
-                for h in hooks { try runHook(h, "before-restore", log: log) }
+                for h in hooks { try Hook.run(h, "before-restore", log: log) }
             }
             for u in order {
                 do {
@@ -220,7 +220,7 @@ package final class RestoreJob {
                 }
             }
             do {
-                for h in request.plan?.hooks.afterRestore ?? [] { try runHook(h, "after-restore", log: log) }
+                for h in request.plan?.hooks.afterRestore ?? [] { try Hook.run(h, "after-restore", log: log) }
                 if let hc = request.plan?.healthCheck { try hc.wait(log: log) }
             } catch {
                 let e = (error as? SealbakError) ?? SealbakError(.internalError, "\(error)")
@@ -238,13 +238,6 @@ package final class RestoreJob {
         }
     }
 
-    private func runHook(_ h: CommandSpec, _ when: String, log: EngineLog) throws {
-        log.info("\(when) hook: \(h.display)")
-        let r = try h.run(input: nil, what: "the \(when) hook")
-        guard r.status.succeeded else {
-            throw SealbakError(.toolFailed, "the \(when) hook \(h.display) failed (\(r.timedOut ? "timed out" : "\(r.status)"))\(r.errorText.isEmpty ? "" : ": " + r.errorText)")
-        }
-    }
 }
 
 extension String {
