@@ -9,6 +9,11 @@ package enum ComponentKinds {
     /// Every kind this sealbak packs and restores.
     package static let names = ["postgres", "docs", "config", "vectors", "chroma", "qdrant", "command"]
 
+    /// Finds each kind's components in a manifest for a restore. A new kind adds its finder here.
+    static let restoreFinders: [@Sendable (RestoreContext) throws -> [RestoreCandidate]] = [
+        PostgresUnit.candidates, FolderUnit.candidates, CommandUnit.candidates, LooseEntries.candidates,
+    ]
+
     /// What a folder kind checks on its staged copy before it is put in place (problems; empty when fine).
     static func restoreCheck(_ kind: String) -> (@Sendable (String, Manifest, TreeComponent) -> [String])? {
         switch kind {
@@ -338,6 +343,81 @@ extension BackupPlan {
             case .command:
                 return CommandSource(name: c.name, dump: c.dump!, restore: c.restoreCommand, check: c.check, allowEmpty: c.allowEmpty, allowMissing: missing)
             }
+        }
+    }
+}
+
+extension PostgresUnit {
+    static func candidates(_ ctx: RestoreContext) throws -> [RestoreCandidate] {
+        let r = ctx.request
+        let pgs = try PostgresComponent.all(in: ctx.manifest, archive: ctx.archive)
+        let targets = try RestoreTargets.postgres(pgs.filter { ctx.selected($0.name) }, r)
+        return pgs.map { c in
+            var options = PostgresRestoreOptions()
+            options.replace = r.replace
+            options.keepReplaced = r.keepReplaced
+            options.noOwner = r.noOwner
+            options.terminateConnections = r.terminateConnections
+            options.finder = ToolFinder(extra: r.pgBin + (r.plan?.pgBin ?? []))
+            let checks = r.plan?.components.first { $0.name == c.name }?.sqlChecks ?? []
+            return RestoreCandidate(name: c.name, kind: "postgres", status: ctx.status(c.name, skipped: c.skippedReason != nil),
+                                    reason: c.skippedReason ?? ctx.failed[c.name]?.reason, make: {
+                guard let target = targets[c.name] else { throw SealbakError(.usage, "no target for PostgreSQL component \(c.name)") }
+                return try PostgresUnit(c, target: target, options: options, checks: checks)
+            })
+        }
+    }
+}
+
+extension FolderUnit {
+    static func candidates(_ ctx: RestoreContext) throws -> [RestoreCandidate] {
+        let r = ctx.request
+        let trees = TreeComponent.all(in: ctx.manifest)
+        let live = trees.filter { ctx.status($0.name, skipped: $0.status == .skipped) == .ok && ctx.selected($0.name) }
+        let targets = try RestoreTargets.folders(live, r)
+        return trees.map { t in
+            var options = Options()
+            options.replace = r.replace
+            options.keepReplaced = r.keepReplaced
+            options.confirm = r.dryRun ? nil : r.confirm
+            options.checks = r.plan?.components.first { $0.name == t.name }?.commandChecks ?? []
+            return RestoreCandidate(name: t.name, kind: t.kind, status: ctx.status(t.name, skipped: t.status == .skipped),
+                                    reason: t.reason ?? ctx.failed[t.name]?.reason, make: {
+                FolderUnit(t, target: targets[t.name]!, manifest: ctx.manifest, options: options, peek: ctx.peek)
+            })
+        }
+    }
+}
+
+extension CommandUnit {
+    static func candidates(_ ctx: RestoreContext) throws -> [RestoreCandidate] {
+        CommandComponent.all(in: ctx.manifest).map { c in
+            let spec = ctx.request.plan?.components.first { $0.name == c.name && $0.kind == .command }
+            return RestoreCandidate(name: c.name, kind: "command", status: ctx.status(c.name, skipped: c.skippedReason != nil),
+                                    reason: c.skippedReason ?? ctx.failed[c.name]?.reason, make: {
+                try CommandUnit(c, spec: spec, dryRun: ctx.request.dryRun)
+            })
+        }
+    }
+}
+
+extension LooseEntries {
+    /// Entries outside components go to `--to DIR`; without it they are named in a note.
+    static func candidates(_ ctx: RestoreContext) throws -> [RestoreCandidate] {
+        let r = ctx.request
+        return groups(in: ctx.manifest).map { g in
+            guard let to = r.to else {
+                let n = g.indices.count
+                return RestoreCandidate(name: g.name, kind: "files", status: .ok, reason: nil, make: nil,
+                                        note: "\(shown(g.name)) (\(n) entr\(n == 1 ? "y" : "ies") outside any component) is not restored: give --to DIR to restore it into DIR/\(shown(g.name)), or use sealbak unpack")
+            }
+            var options = FolderUnit.Options()
+            options.replace = r.replace
+            options.keepReplaced = r.keepReplaced
+            options.confirm = r.dryRun ? nil : r.confirm
+            return RestoreCandidate(name: g.name, kind: "files", status: .ok, reason: nil, make: {
+                FolderUnit(g, target: to + "/" + g.name, manifest: ctx.manifest, options: options, peek: nil)
+            })
         }
     }
 }

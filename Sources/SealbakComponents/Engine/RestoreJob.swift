@@ -56,71 +56,19 @@ package final class RestoreJob {
             outcome = try CaptureOutcome.decode(sink.bytes)
         }
         let failed = Dictionary((outcome?.incomplete ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        var candidates: [(name: String, kind: String, status: CaptureStatus, reason: String?, make: () throws -> any RestoreUnit)] = []
-        let plan = request.plan
-        // PostgreSQL
-        let pgs = try PostgresComponent.all(in: manifest, archive: archive)
-        let pgTargets = try RestoreTargets.postgres(pgs.filter { request.only.isEmpty || request.only.contains($0.name) }, request)
-        for c in pgs {
-            var options = PostgresRestoreOptions()
-            options.replace = request.replace
-            options.keepReplaced = request.keepReplaced
-            options.noOwner = request.noOwner
-            options.terminateConnections = request.terminateConnections
-            options.finder = ToolFinder(extra: request.pgBin + (plan?.pgBin ?? []))
-            let checks = plan?.components.first { $0.name == c.name }?.sqlChecks ?? []
-            let status: CaptureStatus = c.skippedReason != nil ? .skipped : failed[c.name]?.status ?? .ok
-            candidates.append((c.name, "postgres", status, c.skippedReason ?? failed[c.name]?.reason, {
-                guard let target = pgTargets[c.name] else { throw SealbakError(.usage, "no target for PostgreSQL component \(c.name)") }
-                return try PostgresUnit(c, target: target, options: options, checks: checks)
-            }))
-        }
-        // Folders and files
-        let trees = TreeComponent.all(in: manifest)
-        let live = trees.filter { $0.status == .ok && failed[$0.name] == nil && (request.only.isEmpty || request.only.contains($0.name)) }
-        let treeTargets = try RestoreTargets.folders(live, request)
         let peek: ((Int) throws -> [UInt8])? = seekable ? { [reader] i in
             let s = CaptureSink(index: i, limit: 1 << 20)
             try reader.readEntry(i, into: s)
             return s.bytes
         } : nil
-        for t in trees {
-            var options = FolderUnit.Options()
-            options.replace = request.replace
-            options.keepReplaced = request.keepReplaced
-            options.confirm = request.dryRun ? nil : request.confirm
-            options.checks = plan?.components.first { $0.name == t.name }?.commandChecks ?? []
-            let status: CaptureStatus = t.status != .ok ? t.status : failed[t.name]?.status ?? .ok
-            candidates.append((t.name, t.kind, status, t.reason ?? failed[t.name]?.reason, { [manifest] in
-                FolderUnit(t, target: treeTargets[t.name]!, manifest: manifest, options: options, peek: peek)
-            }))
+        let context = RestoreContext(manifest: manifest, archive: archive, request: request, failed: failed, peek: peek)
+        var candidates: [RestoreCandidate] = []
+        for find in ComponentKinds.restoreFinders { candidates += try find(context) }
+        for c in candidates where c.make == nil && (request.only.isEmpty || request.only.contains(c.name)) {
+            if request.only.contains(c.name) { throw SealbakError(.usage, c.note ?? "\(c.name) cannot be restored") }
+            if let note = c.note { notes.append(note) }
         }
-        // Component kinds restored by commands
-        for c in CommandComponent.all(in: manifest) {
-            let spec = plan?.components.first { $0.name == c.name && $0.kind == .command }
-            let status: CaptureStatus = c.skippedReason != nil ? .skipped : failed[c.name]?.status ?? .ok
-            candidates.append((c.name, "command", status, c.skippedReason ?? failed[c.name]?.reason, {
-                try CommandUnit(c, spec: spec, dryRun: self.request.dryRun)
-            }))
-        }
-        // Entries outside components
-        for g in LooseEntries.groups(in: manifest) {
-            let status: CaptureStatus = .ok
-            if let to = request.to {
-                var options = FolderUnit.Options()
-                options.replace = request.replace
-                options.keepReplaced = request.keepReplaced
-                options.confirm = request.dryRun ? nil : request.confirm
-                candidates.append((g.name, "files", status, nil, { [manifest] in
-                    FolderUnit(g, target: to + "/" + g.name, manifest: manifest, options: options, peek: nil)
-                }))
-            } else if request.only.isEmpty || request.only.contains(g.name) {
-                if request.only.contains(g.name) {
-                    throw SealbakError(.usage, "\(g.name) is not part of a component; give --to DIR to restore it into DIR/\(g.name)")
-                }
-                notes.append("\(shown(g.name)) (\(g.indices.count) entr\(g.indices.count == 1 ? "y" : "ies") outside any component) is not restored: give --to DIR to restore it into DIR/\(shown(g.name)), or use sealbak unpack")
-            }
-        }
+        candidates = candidates.filter { $0.make != nil }
         let allNames = candidates.map(\.name)
         if allNames.isEmpty {
             throw SealbakError(.notFound, "\(archive) holds nothing to restore")
@@ -135,7 +83,7 @@ package final class RestoreJob {
                 notes.append("\(c.name) is not restored: it \(what): \(c.reason ?? "no reason recorded")")
                 continue
             }
-            units.append(try c.make())
+            units.append(try c.make!())
         }
         if units.isEmpty { throw SealbakError(.notFound, "\(archive): every selected component was skipped or failed when packing; nothing to restore") }
         if units.count > 1 && !seekable {
@@ -242,6 +190,32 @@ package final class RestoreJob {
 
 extension String {
     var nonEmpty: String { isEmpty ? "." : self }
+}
+
+/// What the restore finds in the manifest for each kind: one candidate per component (or group of loose
+/// entries), with a way to make its unit once it is selected.
+package struct RestoreCandidate {
+    package var name: String
+    package var kind: String
+    package var status: CaptureStatus
+    package var reason: String?
+    /// nil when the candidate cannot be restored with these options (`note` says why).
+    package var make: (() throws -> any RestoreUnit)?
+    package var note: String?
+}
+
+/// What a kind's restore finder gets.
+package struct RestoreContext {
+    package var manifest: Manifest
+    package var archive: String
+    package var request: RestoreRequest
+    /// Components the outcome record marks as failed or skipped, by name.
+    package var failed: [String: CaptureOutcome.Component]
+    /// Reads a small entry (seekable archives only).
+    package var peek: ((Int) throws -> [UInt8])?
+
+    func status(_ name: String, skipped: Bool) -> CaptureStatus { skipped ? .skipped : failed[name]?.status ?? .ok }
+    func selected(_ name: String) -> Bool { request.only.isEmpty || request.only.contains(name) }
 }
 
 /// Keeps the bytes of one entry (the outcome record, a small file for the dry run).
