@@ -357,6 +357,9 @@ package final class FolderUnit: RestoreUnit {
 
     // MARK: leftovers of killed runs
 
+    /// Recovers what killed restores left beside this unit's target (before it is planned).
+    package func recoverLeftovers() -> [String] { FolderUnit.recoverLeftovers(in: parent, base: base) }
+
     /// Finishes or undoes what a killed restore left next to `parent/base` (all targets in `parent` when `base`
     /// is nil), then removes its staging folder. Returns one line per action, for the log.
     package static func recoverLeftovers(in parent: String, base: String? = nil) -> [String] {

@@ -37,6 +37,7 @@ package final class RestoreJob {
     package private(set) var notes: [String] = []
     private var outcome: CaptureOutcome?
     private var outcomeIndex: Int?
+    private var recovered = false
 
     package init(reader: ArchiveReader, archive: String, request: RestoreRequest) {
         self.reader = reader
@@ -146,6 +147,14 @@ package final class RestoreJob {
     /// Plans every unit (nothing changes). Returns the plan's lines and the first error the real run would hit
     /// (all units are planned, so the dry run shows every problem).
     package func planAll() -> (lines: [String], error: SealbakError?) {
+        // A killed restore's leftovers are finished or undone first (the dry run too: it must plan against the
+        // state the real run will find, and name what it recovered).
+        if !recovered {
+            recovered = true
+            for case let f as FolderUnit in units {
+                for line in f.recoverLeftovers() { notes.append(line) }
+            }
+        }
         var lines: [String] = []
         var first: SealbakError?
         for u in units {
