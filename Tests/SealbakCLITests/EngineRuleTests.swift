@@ -186,6 +186,8 @@ import Testing
         let archive: String
         var targets: [String] { [dir + "/live1/kb", dir + "/live2/notes", dir + "/live3/fresh"] }
         var args: [String] { ["--target", "kb=" + targets[0], "--target", "notes=" + targets[1], "--target", "fresh=" + targets[2], "--replace"] }
+        /// The same targets relative to `dir`.
+        var relativeArgs: [String] { ["--target", "kb=live1/kb", "--target", "notes=live2/notes", "--target", "fresh=./live3/fresh", "--replace"] }
 
         /// Three docs components: kb (over a live folder with excluded paths), notes (over a live folder with
         /// .git), fresh (its target does not exist yet); targets in three different folders.
@@ -246,18 +248,21 @@ import Testing
         #expect(f.keptCopies().isEmpty)
     }
 
-    /// Kills the restore (SIGKILL) at every step of its commit and finalize, with and without --keep-replaced;
-    /// the next run of sealbak (a dry run) names and recovers the leftovers. After it, each target is entirely
-    /// old or entirely new, all targets agree, excluded paths (.git, node_modules, backups/) are in place, and no
-    /// staging folder is left.
-    @Test func rule2AKilledRestoreIsAllOldOrAllNewAfterTheNextRun() throws {
+    /// Kills the restore (SIGKILL) at every step of its commit and finalize, with and without --keep-replaced,
+    /// and with targets given relative to the working directory while the next run starts elsewhere; the next run
+    /// of sealbak (a dry run) names and recovers the leftovers. After it, each target is entirely old or entirely
+    /// new, all targets agree, excluded paths (.git, node_modules, backups/) are in place, and no staging folder
+    /// is left.
+    @Test(arguments: [(false, false), (true, false), (false, true)])
+    func rule2AKilledRestoreIsAllOldOrAllNewAfterTheNextRun(keep: Bool, relative: Bool) throws {
         let f = try Fixture()
         defer { try? FileManager.default.removeItem(atPath: f.dir) }
-        for keep in [false, true] {
-            let args = ["restore", f.archive] + f.args + (keep ? ["--keep-replaced"] : [])
+        do {
+            let args = ["restore", f.archive] + (relative ? f.relativeArgs : f.args) + (keep ? ["--keep-replaced"] : [])
+            let cwd = relative ? f.dir : nil
             try f.reset()
             let old = try f.state()
-            let done = try Self.sb(args)
+            let done = try Self.sb(args, cwd: cwd)
             #expect(done.status == 0, "\(done.stderr)")
             let new = try f.state()
             #expect(new != old && new.allSatisfy { $0 != nil })
@@ -265,7 +270,7 @@ import Testing
             var n = 1
             while n < 200 {
                 try f.reset()
-                let r = try Self.sb(args, env: ["SEALBAK_FAULT": "restore:\(n):kill"])
+                let r = try Self.sb(args, env: ["SEALBAK_FAULT": "restore:\(n):kill"], cwd: cwd)
                 if !r.signaled {
                     // The restore finished without reaching step n: every step was tried.
                     let end = try f.state()
@@ -274,7 +279,8 @@ import Testing
                 }
                 #expect(r.status == SIGKILL)
                 let leftovers = Self.stagingLeftovers(f.dir)
-                let next = try Self.sb(["restore", f.archive] + f.args + ["--dry-run"])
+                // The next run starts in another directory (with absolute targets).
+                let next = try Self.sb(["restore", f.archive] + f.args + ["--dry-run"], cwd: "/")
                 #expect(next.status == 0, "kill at step \(n): \(next.all)")
                 if !leftovers.isEmpty {
                     #expect(next.all.contains("killed"), "kill at step \(n): the leftovers \(leftovers) are not named: \(next.all)")
@@ -295,7 +301,7 @@ import Testing
                 }
                 n += 1
             }
-            print("rule 2 kill test (keep-replaced \(keep)): \(n - 1) kill points; outcomes old \(outcomes["old"] ?? 0), new \(outcomes["new"] ?? 0), mixed \(outcomes["MIXED"] ?? 0)")
+            print("rule 2 kill test (keep-replaced \(keep), relative targets \(relative)): \(n - 1) kill points; outcomes old \(outcomes["old"] ?? 0), new \(outcomes["new"] ?? 0), mixed \(outcomes["MIXED"] ?? 0)")
             #expect(n > 5 && n < 200)
             #expect((outcomes["old"] ?? 0) > 0 && (outcomes["new"] ?? 0) > 0, "kill points before and after the point of no return")
         }
