@@ -441,7 +441,14 @@ struct Journal: Codable {
     }
 
     func write(to path: String) throws(SealbakError) {
-        let data = (try? JSONEncoder().encode(self)) ?? Data()
+        // Absolute paths: the run that recovers a killed restore may start in another working directory.
+        var j = self
+        let cwd = FileManager.default.currentDirectoryPath
+        func absolute(_ p: String) -> String { p.isEmpty || p.hasPrefix("/") ? p : cwd + "/" + p }
+        j.target = absolute(target)
+        j.staged = absolute(staged)
+        j.marker = absolute(marker)
+        let data = (try? JSONEncoder().encode(j)) ?? Data()
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         if fd < 0 { throw SealbakError.io("cannot write the restore journal", path: tmp, errno: errno) }
