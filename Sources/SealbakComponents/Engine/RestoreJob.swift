@@ -124,6 +124,8 @@ package final class RestoreJob {
         }
         let allNames = candidates.map(\.name)
         if allNames.isEmpty {
+            // Only entries outside components, and no --to: say what they are and how to restore them.
+            if !notes.isEmpty { throw SealbakError(.usage, "\(archive) holds no components: " + notes.joined(separator: "; ")) }
             throw SealbakError(.notFound, "\(archive) holds nothing to restore")
         }
         for name in request.only where !allNames.contains(name) {
