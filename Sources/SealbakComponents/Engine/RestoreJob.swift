@@ -61,7 +61,11 @@ package final class RestoreJob {
         let plan = request.plan
         // PostgreSQL
         let pgs = try PostgresComponent.all(in: manifest, archive: archive)
-        let pgTargets = try RestoreTargets.postgres(pgs.filter { $0.skippedReason == nil && (request.only.isEmpty || request.only.contains($0.name)) }, request)
+        // Skipped and failed components are never restored: their targets may be given (a plan names them all),
+        // but are not required.
+        let pgTargets = try RestoreTargets.postgres(pgs.filter { request.only.isEmpty || request.only.contains($0.name) }, request) {
+            $0.skippedReason == nil && failed[$0.name] == nil
+        }
         for c in pgs {
             var options = PostgresRestoreOptions()
             options.replace = request.replace
