@@ -54,13 +54,15 @@ struct EngineRulePostgresTests {
         let args = ["pack", archive, "--docs", dir + "/kb", "--postgres", "main=" + source, "--pg-bin", s.bin, "--insecure-test-kdf"]
 
         let failed = try Run.sealbak(args, secrets: [pw])
-        #expect(failed.status == 12 && failed.stderr.contains("postgres component main failed while it was captured") && failed.stderr.contains("z_guarded"), "\(failed.stderr)")
+        #expect(failed.status == 12 && failed.stderr.contains("postgres component main failed while it was captured") && failed.stderr.contains("z_guarded")
+                && failed.stderr.contains("The archive was not written"), "\(failed.stderr)")
         #expect(!FileManager.default.fileExists(atPath: archive))
 
         let packed = try Run.sealbak(args + ["--allow-missing", "main"], secrets: [pw])
         #expect(packed.status == 15 && packed.stderr.contains("main FAILED while it was captured") && packed.stderr.contains("INCOMPLETE"), "\(packed.stderr)")
         let listed = try Run.sealbak(["list", archive], secrets: [pw])
         #expect(listed.stdout.contains("postgres main: FAILED") && listed.stdout.contains("row-level security"), "\(listed.stdout)")
+        #expect(!listed.stdout.contains("not written"), "the recorded reason must not say the archive was not written: \(listed.stdout)")
         // Partial bytes were stored (the dump failed mid-way, not before it began).
         let partial = listed.stdout.components(separatedBy: "FAILED while it was packed (").dropFirst().first?.split(separator: " ").first.flatMap { Int($0) } ?? 0
         #expect(partial > 100_000, "\(listed.stdout)")
