@@ -148,6 +148,8 @@ package final class FolderUnit: RestoreUnit {
             }
         }
         d.added = archived.keys.filter { !present.contains($0) }.sorted()
+        // A folder that holds a kept path stays (the commit recreates it around what it keeps).
+        d.deleted.removeAll { del in d.kept.contains { $0.hasPrefix(del + "/") } }
         return d
     }
 
