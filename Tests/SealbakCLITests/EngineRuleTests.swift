@@ -350,6 +350,7 @@ import Testing
             #expect(lines.contains(l), "the dry run does not say \"\(l)\": \(dry.stdout)")
         }
         #expect(!dry.stdout.contains(".git/HEAD"), "excluded folders are kept whole, not walked")
+        #expect(!lines.contains("delete tools"), "tools/ holds a kept path, so it is not deleted: \(dry.stdout)")
         #expect(dry.stdout.contains("dry run: nothing was changed"))
         #expect(try CLITests.tree(dir + "/live/kb") == before)
         #expect(Self.stagingLeftovers(dir).isEmpty)
