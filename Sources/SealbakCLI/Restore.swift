@@ -100,7 +100,8 @@ struct Restore: ParsableCommand {
                     print("dry run: the restore would be refused; nothing was changed")
                     throw error
                 }
-                print("dry run: nothing was changed")
+                print(job.recoveredLeftovers.isEmpty ? "dry run: nothing was changed"
+                      : "dry run: the restore changed nothing; what killed restores had left was finished or undone first (see the notes)")
                 return
             }
             let lines = try job.run(log: engineLog(quiet: quiet))

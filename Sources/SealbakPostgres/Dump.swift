@@ -124,7 +124,7 @@ package final class DumpStream {
             if head.count < 5 { head += UnsafeRawBufferPointer(rebasing: buffer[0..<min(n, 5 - head.count)]) }
             if head.count >= 5 && head != Array("PGDMP".utf8) {
                 process.kill()
-                throw SealbakError(.toolFailed, "pg_dump for \(component) did not write a custom-format dump (it starts with \(head.map { String(format: "%02x", $0) }.joined())); nothing was written")
+                throw SealbakError(.toolFailed, "pg_dump for \(component) did not write a custom-format dump (it starts with \(head.map { String(format: "%02x", $0) }.joined()))")
             }
             bytes += UInt64(n)
             return n
@@ -132,10 +132,10 @@ package final class DumpStream {
         let status = process.wait()
         guard status.succeeded else {
             let said = process.errorOutput
-            throw SealbakError(.toolFailed, "pg_dump for \(component) failed (\(status))\(said.isEmpty ? "" : ": " + said). The archive was not written")
+            throw SealbakError(.toolFailed, "pg_dump for \(component) failed (\(status))\(said.isEmpty ? "" : ": " + said)")
         }
         guard head == Array("PGDMP".utf8) else {
-            throw SealbakError(.toolFailed, "pg_dump for \(component) exited successfully but wrote \(bytes) bytes, not a custom-format dump. The archive was not written")
+            throw SealbakError(.toolFailed, "pg_dump for \(component) exited successfully but wrote \(bytes) bytes, not a custom-format dump")
         }
         let said = process.errorOutput
         if !said.isEmpty { FileHandle.standardError.write(Data("sealbak: pg_dump for \(component) said: \(said)\n".utf8)) }

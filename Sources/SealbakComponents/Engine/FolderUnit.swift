@@ -148,6 +148,8 @@ package final class FolderUnit: RestoreUnit {
             }
         }
         d.added = archived.keys.filter { !present.contains($0) }.sorted()
+        // A folder that holds a kept path stays (the commit recreates it around what it keeps).
+        d.deleted.removeAll { del in d.kept.contains { $0.hasPrefix(del + "/") } }
         return d
     }
 
@@ -371,6 +373,9 @@ package final class FolderUnit: RestoreUnit {
 
     // MARK: leftovers of killed runs
 
+    /// Recovers what killed restores left beside this unit's target (before it is planned).
+    package func recoverLeftovers() -> [String] { FolderUnit.recoverLeftovers(in: parent, base: base) }
+
     /// Finishes or undoes what a killed restore left next to `parent/base` (all targets in `parent` when `base`
     /// is nil), then removes its staging folder. Returns one line per action, for the log.
     package static func recoverLeftovers(in parent: String, base: String? = nil) -> [String] {
@@ -452,7 +457,14 @@ struct Journal: Codable {
     }
 
     func write(to path: String) throws(SealbakError) {
-        let data = (try? JSONEncoder().encode(self)) ?? Data()
+        // Absolute paths: the run that recovers a killed restore may start in another working directory.
+        var j = self
+        let cwd = FileManager.default.currentDirectoryPath
+        func absolute(_ p: String) -> String { p.isEmpty || p.hasPrefix("/") ? p : cwd + "/" + p }
+        j.target = absolute(target)
+        j.staged = absolute(staged)
+        j.marker = absolute(marker)
+        let data = (try? JSONEncoder().encode(j)) ?? Data()
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         if fd < 0 { throw SealbakError.io("cannot write the restore journal", path: tmp, errno: errno) }

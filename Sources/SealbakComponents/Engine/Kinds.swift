@@ -351,7 +351,11 @@ extension PostgresUnit {
     static func candidates(_ ctx: RestoreContext) throws -> [RestoreCandidate] {
         let r = ctx.request
         let pgs = try PostgresComponent.all(in: ctx.manifest, archive: ctx.archive)
-        let targets = try RestoreTargets.postgres(pgs.filter { ctx.selected($0.name) }, r)
+        // Skipped and failed components are never restored: their targets may be given (a plan names them all),
+        // but are not required.
+        let targets = try RestoreTargets.postgres(pgs.filter { ctx.selected($0.name) }, r) {
+            $0.skippedReason == nil && ctx.failed[$0.name] == nil
+        }
         return pgs.map { c in
             var options = PostgresRestoreOptions()
             options.replace = r.replace

@@ -235,7 +235,7 @@ package final class PackJob {
         let message = (error as? SealbakError)?.message ?? "\(error)"
         let code = (error as? SealbakError)?.code ?? .internalError
         guard s.allowMissing, code != .interrupted else {
-            throw SealbakError(code, "\(s.kind) component \(s.name) failed while it was captured: \(message)")
+            throw SealbakError(code, "\(s.kind) component \(s.name) failed while it was captured: \(message). The archive was not written")
         }
         log.warning("\(s.name) FAILED while it was captured and is recorded as failed (allow-missing); its partial data will never be restored: \(message)")
         outcome.components[si].status = .failed

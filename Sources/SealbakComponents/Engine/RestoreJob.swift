@@ -37,6 +37,10 @@ package final class RestoreJob {
     package private(set) var notes: [String] = []
     private var outcome: CaptureOutcome?
     private var outcomeIndex: Int?
+    private var recovered = false
+    /// What the job finished or undid of killed restores before planning (also in a dry run: like a file system
+    /// replaying its journal, the plan must see the targets as the real run will).
+    package private(set) var recoveredLeftovers: [String] = []
 
     package init(reader: ArchiveReader, archive: String, request: RestoreRequest) {
         self.reader = reader
@@ -71,6 +75,8 @@ package final class RestoreJob {
         candidates = candidates.filter { $0.make != nil }
         let allNames = candidates.map(\.name)
         if allNames.isEmpty {
+            // Only entries outside components, and no --to: say what they are and how to restore them.
+            if !notes.isEmpty { throw SealbakError(.usage, "\(archive) holds no components: " + notes.joined(separator: "; ")) }
             throw SealbakError(.notFound, "\(archive) holds nothing to restore")
         }
         for name in request.only where !allNames.contains(name) {
@@ -94,6 +100,17 @@ package final class RestoreJob {
     /// Plans every unit (nothing changes). Returns the plan's lines and the first error the real run would hit
     /// (all units are planned, so the dry run shows every problem).
     package func planAll() -> (lines: [String], error: SealbakError?) {
+        // A killed restore's leftovers are finished or undone first (the dry run too: it must plan against the
+        // state the real run will find, and name what it recovered).
+        if !recovered {
+            recovered = true
+            for case let f as FolderUnit in units {
+                for line in f.recoverLeftovers() {
+                    notes.append(line)
+                    recoveredLeftovers.append(line)
+                }
+            }
+        }
         var lines: [String] = []
         var first: SealbakError?
         for u in units {

@@ -25,7 +25,9 @@ enum RestoreTargets {
         return out
     }
 
-    static func postgres(_ components: [PostgresComponent], _ r: RestoreRequest) throws(SealbakError) -> [String: ConnectionParameters] {
+    /// Targets of the selected PostgreSQL `components`; those for which `needed` is false (skipped or failed when
+    /// packing) may have one but need not.
+    static func postgres(_ components: [PostgresComponent], _ r: RestoreRequest, needed: (PostgresComponent) -> Bool = { _ in true }) throws(SealbakError) -> [String: ConnectionParameters] {
         var out: [String: ConnectionParameters] = [:]
         for c in r.plan?.components ?? [] where c.kind == .postgres && components.contains(where: { $0.name == c.name }) {
             var p = try ConnectionParameters(c.restoreURL ?? c.url!, what: "the restore url of \(c.name) in \(r.plan!.file)")
@@ -51,13 +53,14 @@ enum RestoreTargets {
         }
         if bare.count > 1 { throw SealbakError(.usage, "give each --postgres-target as NAME=URL when there are several") }
         if let url = bare.first {
-            let open = components.filter { out[$0.name] == nil }
+            var open = components.filter { out[$0.name] == nil && needed($0) }
+            if open.isEmpty { open = components.filter { out[$0.name] == nil } }
             guard open.count == 1 else {
                 throw SealbakError(.usage, "--postgres-target URL is ambiguous: \(open.count) components (\(open.map(\.name).joined(separator: ", "))) have no target; give NAME=URL for each or use --only NAME")
             }
             out[open[0].name] = try parameters(url, what: "--postgres-target URL")
         }
-        for c in components where out[c.name] == nil && c.skippedReason == nil {
+        for c in components where out[c.name] == nil && needed(c) {
             throw SealbakError(.usage, "no target for PostgreSQL component \(c.name): give --postgres-target \(c.name)=postgresql://USER@HOST:PORT/DATABASE")
         }
         return out
