@@ -58,6 +58,7 @@ package final class Subprocess: @unchecked Sendable {
         if stdin == .pipe { posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0) } else { posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) }
         if stdout == .pipe { posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1) } else { posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0) }
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        _ = sealbak_spawn_close_inherited(&actions)
 
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
