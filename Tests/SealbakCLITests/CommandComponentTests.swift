@@ -149,7 +149,7 @@ import Testing
         #expect(list.status == 0 && list.stdout.contains("command cache: ok, the output of \(r.cli) -p \(r.a) --rdb -"), "\(list.stdout)")
         #expect(list.stdout.contains("command/cache"))
         let verify = try CLITests.run(["verify", archive])
-        #expect(verify.status == 0, "\(verify.stderr)")
+        #expect(verify.status == 0 && verify.stdout.contains("command cache: ok, the output of \(r.cli) -p \(r.a) --rdb -, ") && verify.stdout.contains(" bytes as recorded"), "\(verify.stdout)\(verify.stderr)")
 
         // The dry run names the restore command, the hooks and the health check and changes nothing.
         let dry = try CLITests.run(["restore", archive, "--plan", plan, "--dry-run"])
@@ -270,6 +270,8 @@ import Testing
 
         let accepted = try Self.pack(dir + "/a.sbk", plan: try plan(true))
         #expect(accepted.status == 0, "\(accepted.stderr)")
+        let verify = try CLITests.run(["verify", dir + "/a.sbk"])
+        #expect(verify.status == 0 && verify.stdout.contains("command empty: ok, the output of true, 0 bytes as recorded"), "\(verify.stdout)")
         let restored = try CLITests.run(["restore", dir + "/a.sbk"])
         #expect(restored.status == 0, "\(restored.stderr)")
         #expect(Self.read(dir + "/restored-bytes")?.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
