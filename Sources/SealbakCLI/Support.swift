@@ -188,6 +188,6 @@ func runHook(_ h: CommandSpec, _ when: String, log: EngineLog) throws {
     log.info("\(when) hook: \(h.display)")
     let r = try h.run(input: nil, what: "the \(when) hook")
     guard r.status.succeeded else {
-        throw SealbakError(.toolFailed, "the \(when) hook \(h.display) failed (\(r.timedOut ? "timed out" : "\(r.status)"))\(r.errorText.isEmpty ? "" : ": " + r.errorText); nothing was written")
+        throw SealbakError(.toolFailed, "the \(when) hook \(h.display) failed (\(r.timedOut ? "timed out" : "\(r.status)"))\(r.errorText.isEmpty ? "" : ": " + r.errorText); \(when == "after-pack" ? "the archive was written" : "nothing was written")")
     }
 }
