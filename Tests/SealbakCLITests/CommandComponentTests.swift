@@ -410,6 +410,16 @@ import Testing
         let ok = try Self.pack(archive, plan: try plan(beforePack: Self.q("test ! -e '\(archive)' && test ! -e '\(m)/dumped' && touch '\(m)/before-pack'")))
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(Self.exists(m + "/before-pack") && Self.exists(m + "/dumped") && Self.exists(m + "/after-pack"))
+        // A failing after-pack hook fails the command, but the archive it reports as written is there.
+        let afterFails = try Self.writePlan(dir, """
+            version: 1
+            hooks: {after-pack: "echo 'app did not come back' >&2; exit 5"}
+            components:
+              - {name: kb, kind: docs, path: \(Self.q(src))}
+            """)
+        let late = try Self.pack(dir + "/b.sbk", plan: afterFails)
+        #expect(late.status == 12 && late.stderr.contains("after-pack hook") && late.stderr.contains("app did not come back") && late.stderr.contains("the archive was written"), "\(late.stderr)")
+        #expect(Self.exists(dir + "/b.sbk"))
         let r = try CLITests.run(["restore", archive, "--plan", try plan(beforePack: "[]"), "--replace"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(Self.exists(m + "/before-restore") && Self.exists(m + "/after-restore"), "before-restore saw the old folder, after-restore the new one")
