@@ -41,6 +41,13 @@ package enum ComponentVerifier {
                 out.append(Result(kind: kind, name: name, ok: ok, complete: true, detail: ok
                     ? "pg_dump custom-format dump, \(sizes[i]) bytes, \(e.metadata["postgres.tables"] ?? "?") tables and \(e.metadata["postgres.rows"] ?? "?") rows recorded"
                     : "the dump does not start with PGDMP (\(sizes[i]) bytes)"))
+            case "command":
+                // The outcome record counts the bytes the command printed; the entry must hold exactly those.
+                let recorded = outcome?.components.first { $0.kind == kind && $0.name == name }?.bytes
+                let ok = recorded == nil || recorded == sizes[i]
+                out.append(Result(kind: kind, name: name, ok: ok, complete: true, detail: ok
+                    ? "the output of \(e.metadata[ComponentKeys.source] ?? "?"), \(sizes[i]) bytes\(recorded == nil ? "" : " as recorded")"
+                    : "\(sizes[i]) bytes, but the command printed \(recorded ?? 0)"))
             default:
                 guard let t = trees.first(where: { $0.rootIndex == i }) else {
                     out.append(Result(kind: kind, name: name, ok: true, complete: true, detail: "kind unknown to this sealbak; entries verified"))

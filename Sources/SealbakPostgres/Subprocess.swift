@@ -38,8 +38,14 @@ package final class Subprocess: @unchecked Sendable {
     private let lock = NSLock()
     private var status: Status?
 
-    package init(executable: String, arguments: [String], environment: [String: String], stdin: Input, stdout: Output) throws(SealbakError) {
+    /// Whether the child leads a process group of its own, which `kill` ends as a whole.
+    private let ownGroup: Bool
+
+    /// - Parameter processGroup: start the child in a new process group, so that `kill` also ends what it started
+    ///   (`sh -c 'a | b'`: killing only the shell would leave `a` and `b` holding the pipes open).
+    package init(executable: String, arguments: [String], environment: [String: String], stdin: Input, stdout: Output, processGroup: Bool = false) throws(SealbakError) {
         name = (executable as NSString).lastPathComponent
+        ownGroup = processGroup
         var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
         func makePipe(_ p: inout [Int32]) throws(SealbakError) {
             if sealbak_pipe_cloexec(&p) != 0 { throw SealbakError.io("cannot create a pipe for", path: executable, errno: errno) }
@@ -58,6 +64,7 @@ package final class Subprocess: @unchecked Sendable {
         if stdin == .pipe { posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0) } else { posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) }
         if stdout == .pipe { posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1) } else { posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0) }
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        _ = sealbak_spawn_close_inherited(&actions)
 
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
@@ -69,7 +76,8 @@ package final class Subprocess: @unchecked Sendable {
         var empty = sigset_t()
         sigemptyset(&empty)
         posix_spawnattr_setsigmask(&attr, &empty)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        if processGroup { posix_spawnattr_setpgroup(&attr, 0) }
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (processGroup ? POSIX_SPAWN_SETPGROUP : 0)))
 
         let argv = [executable] + arguments
         let envp = environment.map { "\($0.key)=\($0.value)" }
@@ -124,8 +132,9 @@ package final class Subprocess: @unchecked Sendable {
         return s
     }
 
+    /// Ends the child with SIGKILL (with `processGroup`, everything in its group).
     package func kill() {
-        if status == nil { _ = Glibc.kill(pid, SIGKILL) }
+        if status == nil { _ = Glibc.kill(ownGroup ? -pid : pid, SIGKILL) }
     }
 
     /// What the tool printed on standard error, trimmed.

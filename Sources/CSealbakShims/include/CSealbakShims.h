@@ -32,6 +32,9 @@ int sealbak_reopen_read(int fd);
 int sealbak_clone_file(int src_fd, int dst_fd);
 /// pipe2(O_CLOEXEC): both ends close on exec, so children see only the descriptors they are given.
 int sealbak_pipe_cloexec(int fds[2]);
+/// posix_spawn_file_actions_addclosefrom_np(actions, 3) where glibc has it (2.34+): the child gets no descriptor
+/// it inherited from sealbak's parent (a daemon started by a hook would otherwise keep them open). 0 elsewhere.
+int sealbak_spawn_close_inherited(void *actions);
 
 /// Atomically swaps two paths (renameat2 RENAME_EXCHANGE); -1 with errno ENOSYS/EINVAL where unsupported.
 int sealbak_exchange(const char *a, const char *b);

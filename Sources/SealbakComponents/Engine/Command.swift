@@ -38,7 +38,8 @@ package struct CommandSpec: Sendable, Equatable {
         throw SealbakError(.unavailable, "\(first) (from \(display)) is not found in PATH; give its full path in the plan")
     }
 
-    /// Starts the command; `workingDirectory` through `sh -c 'cd DIR && exec …'` (posix_spawn has no portable chdir).
+    /// Starts the command in a process group of its own, so that a timeout ends whatever it started too;
+    /// `workingDirectory` through `sh -c 'cd DIR && exec …'` (posix_spawn has no portable chdir).
     package func start(workingDirectory: String? = nil, environment extra: [String: String] = [:], stdin: Subprocess.Input, stdout: Subprocess.Output) throws(SealbakError) -> RunningCommand {
         let exe = try executable()
         var env = ProcessInfo.processInfo.environment
@@ -47,9 +48,9 @@ package struct CommandSpec: Sendable, Equatable {
         let p: Subprocess
         if let workingDirectory {
             p = try Subprocess(executable: "/bin/sh", arguments: ["-c", "cd -- \"$1\" && shift && exec \"$@\"", "sh", workingDirectory, exe] + argv.dropFirst(),
-                               environment: env, stdin: stdin, stdout: stdout)
+                               environment: env, stdin: stdin, stdout: stdout, processGroup: true)
         } else {
-            p = try Subprocess(executable: exe, arguments: Array(argv.dropFirst()), environment: env, stdin: stdin, stdout: stdout)
+            p = try Subprocess(executable: exe, arguments: Array(argv.dropFirst()), environment: env, stdin: stdin, stdout: stdout, processGroup: true)
         }
         return RunningCommand(p, timeout: timeoutSeconds, display: display)
     }
@@ -89,9 +90,13 @@ package final class RunningCommand: @unchecked Sendable {  // `timedOut` is guar
     private var _timedOut = false
     private var done = false
 
+    private var interruptToken: Int?
+
     init(_ p: Subprocess, timeout: Double, display: String) {
         process = p
         self.display = display
+        // The command has a process group of its own (see `start`), so a Ctrl-C no longer reaches it: end it here.
+        interruptToken = Interrupts.register { p.kill() }
         guard timeout > 0 else { return }
         Thread.detachNewThread { [weak self] in
             let deadline = Date().addingTimeInterval(timeout)
@@ -111,6 +116,8 @@ package final class RunningCommand: @unchecked Sendable {  // `timedOut` is guar
     package func finish() -> CommandResult {
         let s = process.wait()
         lock.withLock { done = true }
+        if let interruptToken { Interrupts.unregister(interruptToken) }
+        interruptToken = nil
         return CommandResult(status: s, timedOut: timedOut, errorText: process.errorOutput)
     }
 

@@ -189,7 +189,7 @@ package final class CommandUnit: RestoreUnit {
         if let check {
             let c = try check.run(input: nil, what: "the check of \(name)")
             guard c.status.succeeded else {
-                throw SealbakError(.restoreMismatch, "the check of \(name), \(check.display), failed (\(c.timedOut ? "timed out" : "\(c.status)"))\(c.errorText.isEmpty ? "" : ": " + c.errorText)")
+                throw SealbakError(.restoreMismatch, "the check of \(name), \(check.display), failed (\(c.timedOut ? "timed out" : "\(c.status)"))\(c.errorText.isEmpty ? "" : ": " + c.errorText); \(name) could not be undone (its restore command ran)")
             }
             log.info("\(name): check \(check.display) passed")
         }

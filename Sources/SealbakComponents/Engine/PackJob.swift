@@ -151,7 +151,11 @@ package final class PackJob {
         let add: (Int) -> Void
         do {
             let slots = try passwords()
-            for h in hooks.beforePack { try Hook.run(h, "before-pack", log: log) }
+            do {
+                for h in hooks.beforePack { try Hook.run(h, "before-pack", log: log) }
+            } catch let e as SealbakError {
+                throw SealbakError(e.code, e.message + "; nothing was written")
+            }
             // Probes and snapshots: databases are counted in the snapshot their dump will use.
             try prepare(log: log)
             add = progress(knownBytes)
@@ -174,7 +178,11 @@ package final class PackJob {
             out.abandon()
             throw error
         }
-        for h in hooks.afterPack { try Hook.run(h, "after-pack", log: log) }
+        do {
+            for h in hooks.afterPack { try Hook.run(h, "after-pack", log: log) }
+        } catch let e as SealbakError {
+            throw SealbakError(e.code, e.message + "; the archive was written (\(out.path))")
+        }
         return (summary, outcome)
     }
 
