@@ -123,18 +123,28 @@ package final class Subprocess: @unchecked Sendable {
     /// Waits for the child to end (once; later calls return the same status).
     @discardableResult
     package func wait() -> Status {
-        if let status { return status }
-        var st: Int32 = 0
-        while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
+        if let s = lock.withLock({ status }) { return s }
+        // Wait without reaping, then reap under the lock: `kill` (from a timeout watchdog or an interrupt handler)
+        // holds the same lock, so it never signals a pid that was reaped and perhaps reused.
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
+        let s: Status = lock.withLock {
+            if let status { return status }
+            var st: Int32 = 0
+            while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
+            let s: Status = (st & 0x7f) == 0 ? .exited((st >> 8) & 0xff) : .signaled(st & 0x7f)
+            status = s
+            return s
+        }
         stderrDone.wait()
-        let s: Status = (st & 0x7f) == 0 ? .exited((st >> 8) & 0xff) : .signaled(st & 0x7f)
-        status = s
         return s
     }
 
     /// Ends the child with SIGKILL (with `processGroup`, everything in its group).
     package func kill() {
-        if status == nil { _ = Glibc.kill(ownGroup ? -pid : pid, SIGKILL) }
+        lock.withLock {
+            if status == nil { _ = Glibc.kill(ownGroup ? -pid : pid, SIGKILL) }
+        }
     }
 
     /// What the tool printed on standard error, trimmed.
