@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SealbakArchive
 import SealbakComponents
 import SealbakFormat
@@ -32,6 +33,10 @@ struct Unpack: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            // First finish or remove what killed unpacks into DIR left (docs/usage.md "Unpack safety").
+            if FileManager.default.fileExists(atPath: to) {
+                for line in try Extractor.recoverInterrupted(in: to) { printError("sealbak: \(line)") }
+            }
             let reader = try openArchive(archive, password: password, reading: reading)
             let entries = reader.manifest.entries
             var selected = Set(entries.indices)
@@ -46,15 +51,17 @@ struct Unpack: ParsableCommand {
                         let n = Array(entries[i].name.utf8)
                         return n == wanted || n.starts(with: prefix)
                     }
-                    if matches.isEmpty { throw SealbakError(.notFound, "\(archive): no entry named \(name); see sealbak list") }
+                    if matches.isEmpty { throw SealbakError(.notFound, "\(archive): no entry named \(displayName(name)); see sealbak list") }
                     selected.formUnion(matches)
                 }
                 // Parent directories of selected entries come along so modes and times are restored too.
+                // Names are compared as bytes: String == would match an NFC folder for an NFD name.
+                var directories: [[UInt8]: Int] = [:]
+                for (j, e) in entries.enumerated() where e.kind == .directory { directories[Array(e.name.utf8)] = j }
                 for i in Array(selected) {
                     var parts = entries[i].name.utf8.split(separator: UInt8(ascii: "/")).map { Array($0) }.dropLast()
                     while !parts.isEmpty {
-                        let parent = String(decoding: Array(parts.joined(separator: [UInt8(ascii: "/")])), as: UTF8.self)
-                        if let j = entries.firstIndex(where: { $0.name == parent && $0.kind == .directory }) { selected.insert(j) }
+                        if let j = directories[Array(parts.joined(separator: [UInt8(ascii: "/")]))] { selected.insert(j) }
                         parts = parts.dropLast()
                     }
                 }
@@ -76,10 +83,10 @@ struct Unpack: ParsableCommand {
                 throw error
             }
             for s in extractor.skippedSymlinks {
-                printError("sealbak: warning: skipped symlink \(s): its target leaves \(to)")
+                printError("sealbak: warning: skipped symlink \(displayName(s)): its target leaves \(displayName(to))")
             }
             if !quiet {
-                printError("sealbak: unpacked \(selected.count) entries, \(formatBytes(extractor.bytesWritten)) into \(to); every entry verified")
+                printError("sealbak: unpacked \(selected.count) entries, \(formatBytes(extractor.bytesWritten)) into \(displayName(to)); every entry verified")
             }
             if !quiet, let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") }
         }

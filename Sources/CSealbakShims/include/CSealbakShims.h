@@ -36,4 +36,14 @@ int sealbak_pipe_cloexec(int fds[2]);
 /// Atomically swaps two paths (renameat2 RENAME_EXCHANGE); -1 with errno ENOSYS/EINVAL where unsupported.
 int sealbak_exchange(const char *a, const char *b);
 
+/// renameat2(RENAME_NOREPLACE): fails with EEXIST instead of replacing newpath; -1 + EINVAL/ENOSYS where the
+/// file system or kernel cannot (callers must not fall back to a plain rename without checking).
+int sealbak_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+
+/// renameat2(RENAME_EXCHANGE) relative to directory descriptors: both names must exist.
+int sealbak_rename_exchange(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+
+/// 1 when the count bytes at p are all zero (a hole can be left instead of writing them), else 0.
+int sealbak_is_zero(const void *p, size_t count);
+
 #endif
