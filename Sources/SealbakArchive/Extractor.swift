@@ -168,7 +168,7 @@ package final class Extractor: EntrySink {
         }
         // The commit point: from here on a killed run is finished by the next one.
         let mover = Mover(root: root, rootFD: rootFD, stagingFD: stagingFD)
-        mover.shouldStop = { [phase] in phase.interrupted }
+        mover.shouldStop = { [phase] in phase.interrupted || Interrupts.pending }
         do {
             try mover.forward(plan)
         } catch {

@@ -374,12 +374,15 @@ package final class AtomicOutput {
 ///   `kill -9` would: with `_exit(86)`, or with `SEALBAK_TEST_CRASH_SIGNAL=KILL` by sending itself SIGKILL.
 /// - `SEALBAK_TEST_FAIL_AT=N` makes the N-th fault point return `true`: the caller then fails that step as if
 ///   the system call had failed with EIO (a permission error or a full disk in the middle of a move).
+/// - `SEALBAK_TEST_SIGNAL_AT=N` makes the process send itself SIGTERM (or `SEALBAK_TEST_SIGNAL=INT`) at the N-th
+///   point and go on once the handler saw it, as if Ctrl-C came exactly there.
 /// - `SEALBAK_TEST_CRASH_VERBOSE` prints the name of the point where the crash or failure happens.
 package enum Faults {
     #if DEBUG
     private static let environment = ProcessInfo.processInfo.environment
     private static let target: Int? = environment["SEALBAK_TEST_CRASH_AT"].flatMap(Int.init)
     private static let failure: Int? = environment["SEALBAK_TEST_FAIL_AT"].flatMap(Int.init)
+    private static let signalAt: Int? = environment["SEALBAK_TEST_SIGNAL_AT"].flatMap(Int.init)
     private static let counter = Mutex(0)
     #endif
 
@@ -387,8 +390,12 @@ package enum Faults {
     @discardableResult
     package static func point(_ name: String) -> Bool {
         #if DEBUG
-        guard target != nil || failure != nil else { return false }
+        guard target != nil || failure != nil || signalAt != nil else { return false }
         let n = counter.withLock { c -> Int in c += 1; return c }
+        if n == signalAt {
+            kill(getpid(), environment["SEALBAK_TEST_SIGNAL"] == "INT" ? SIGINT : SIGTERM)
+            for _ in 0..<10_000 where !Interrupts.pending { usleep(1_000) }
+        }
         if n == target || n == failure, environment["SEALBAK_TEST_CRASH_VERBOSE"] != nil {
             let line = "sealbak: test \(n == target ? "crash" : "failure") at fault point \(n) (\(name))\n"
             _ = line.withCString { Glibc.write(2, $0, strlen($0)) }

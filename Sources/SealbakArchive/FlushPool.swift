@@ -104,7 +104,7 @@ final class FlushPool: Sendable {
 
 /// Where an unpack is, shared with the interrupt handler (which runs on a thread of its own).
 final class PhaseGuard: Sendable {
-    private enum Phase { case staging, moving, done }
+    private enum Phase { case staging, moving, removing, done }
     private let state = Mutex<(phase: Phase, interrupted: Bool)>((.staging, false))
 
     /// Whether an interrupt asked the move to stop (then it is undone).
@@ -112,11 +112,18 @@ final class PhaseGuard: Sendable {
 
     /// Enters the move phase; false when an interrupt came first.
     func begin() -> Bool {
-        state.withLock { s in
+        let ok = state.withLock { s in
             guard s.phase == .staging, !s.interrupted else { return false }
             s.phase = .moving
             return true
         }
+        if !ok { waitWhileRemoving() }
+        return ok
+    }
+
+    /// Waits until the interrupt handler has removed the staging directory (so the caller does not exit first).
+    private func waitWhileRemoving() {
+        while state.withLock({ $0.phase }) == .removing { usleep(1_000) }
     }
 
     /// Back to staging (the move plan could not be committed; nothing moved).
@@ -125,7 +132,8 @@ final class PhaseGuard: Sendable {
     /// The move (or its undoing) is over; returns false if it already was.
     @discardableResult
     func finish() -> Bool {
-        state.withLock { s in
+        waitWhileRemoving()
+        return state.withLock { s in
             if s.phase == .done { return false }
             s.phase = .done
             return true
@@ -138,13 +146,19 @@ final class PhaseGuard: Sendable {
         let removeNow = state.withLock { s -> Bool in
             s.interrupted = true
             if s.phase == .staging {
-                s.phase = .done
+                s.phase = .removing
                 return true
             }
             return false
         }
         if removeNow {
-            try? FileManager.default.removeItem(atPath: staging)
+            // The unpack may still be creating files in it: retry until the directory is gone (once it is, no
+            // file can be created in it any more).
+            for _ in 0..<1000 {
+                try? FileManager.default.removeItem(atPath: staging)
+                if access(staging, F_OK) != 0 && errno == ENOENT { break }
+            }
+            state.withLock { $0.phase = .done }
             return
         }
         while state.withLock({ $0.phase }) == .moving { usleep(5_000) }

@@ -19,6 +19,8 @@ func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let e as SealbakError {
+        // Stopped by a signal: the handler exits with 128 + its number once the cleanups are done.
+        if e.code == .interrupted && Interrupts.pending { Interrupts.waitForHandlerExit() }
         printError("sealbak: \(e.message)")
         throw ExitCode(e.code.exitStatus)
     } catch let e as ExitCode {
