@@ -189,7 +189,7 @@ package final class ArchiveReader: @unchecked Sendable {
                 throw SealbakError.format(FormatError(.trailer, "trailer places entry \(i) at \(t.offset)+\(t.length), it was read at \(o.offset)+\(o.length)"), archive: name)
             }
             if let size = o.size, let sha = o.sha256, size != t.size || !Sodium.constantTimeEqual(sha, t.sha256) {
-                throw SealbakError.format(FormatError(.trailer, "size or SHA-256 of \(manifest.entries[i].name) differs from the trailer's record"), archive: name)
+                throw SealbakError.format(FormatError(.trailer, "size or SHA-256 of \(displayName(manifest.entries[i].name)) differs from the trailer's record"), archive: name)
             }
         }
         self.trailer = trailer
@@ -205,11 +205,11 @@ package final class ArchiveReader: @unchecked Sendable {
     private func checkAgainstTrailer(_ index: Int, size: UInt64, sha256: [UInt8]) throws {
         guard let t = trailer?.entries[index] else { return }
         if t.size != size || !Sodium.constantTimeEqual(t.sha256, sha256) {
-            throw SealbakError.format(FormatError(.trailer, "size or SHA-256 of \(manifest.entries[index].name) differs from the trailer's record"), archive: name)
+            throw SealbakError.format(FormatError(.trailer, "size or SHA-256 of \(displayName(manifest.entries[index].name)) differs from the trailer's record"), archive: name)
         }
     }
 
-    private func entryContext(_ index: Int) -> String { "entry \(index) (\(manifest.entries[index].name))" }
+    private func entryContext(_ index: Int) -> String { "entry \(index) (\(displayName(manifest.entries[index].name)))" }
 
     /// Reads the frames of one stream from the sequential input, calling `body` with each frame's ciphertext.
     private func forEachFrame(streamID: UInt32, context: String, decrypt: Bool = true, _ body: (UInt64, Bool, [UInt8], UInt64) throws -> Void) throws {
@@ -290,7 +290,7 @@ package final class ArchiveReader: @unchecked Sendable {
         }
         if t.trailerOffset != trailerOffset { throw fail("end-of-archive record names trailer offset \(t.trailerOffset), it is at \(trailerOffset)") }
         for (i, e) in manifest.entries.enumerated() where (e.kind == .directory || e.kind == .symlink) && t.entries[i].size != 0 {
-            throw fail("\(e.kind.name) \(e.name) has \(t.entries[i].size) data bytes; it must have none")
+            throw fail("\(e.kind.name) \(displayName(e.name)) has \(t.entries[i].size) data bytes; it must have none")
         }
     }
 

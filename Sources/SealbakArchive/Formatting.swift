@@ -18,8 +18,15 @@ package func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x"
 /// exact name instead (JSON escapes it itself).
 package func displayName(_ name: String) -> String { displayName(bytes: Array(name.utf8)) }
 
+/// A message that may hold names: control characters other than the newline are escaped as in
+/// `displayName(_:)`, backslashes are kept (names already escaped stay as they are).
+package func displayMessage(_ message: String) -> String {
+    message.split(separator: "\n", omittingEmptySubsequences: false)
+        .map { displayName(bytes: Array($0.utf8), escapingBackslash: false) }.joined(separator: "\n")
+}
+
 /// `displayName(_:)` for raw bytes (e.g. a file name read from a directory that is not valid UTF-8).
-package func displayName(bytes: [UInt8]) -> String {
+package func displayName(bytes: [UInt8], escapingBackslash: Bool = true) -> String {
     var out = ""
     var i = 0
     func hexByte(_ b: UInt8) -> String { "\\x" + (b < 16 ? "0" : "") + String(b, radix: 16) }
@@ -30,7 +37,7 @@ package func displayName(bytes: [UInt8]) -> String {
             case 0x0A: out += "\\n"
             case 0x09: out += "\\t"
             case 0x0D: out += "\\r"
-            case 0x5C: out += "\\\\"
+            case 0x5C: out += escapingBackslash ? "\\\\" : "\\"
             case 0..<0x20, 0x7F: out += hexByte(b)
             default: out.unicodeScalars.append(Unicode.Scalar(b))
             }

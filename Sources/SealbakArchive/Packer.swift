@@ -139,11 +139,12 @@ package struct PackPlan: Sendable {
         }
     }
 
-    /// The names must be unique across arguments.
+    /// The names must be unique across arguments, as byte strings (Spec §7.2): `String` equality treats NFC
+    /// "é" and NFD "e\u{301}" as equal, but on Linux they are two different files that both must be packed.
     package func checkUnique() throws(SealbakError) {
-        var seen = Set<String>()
-        for e in entries where !seen.insert(e.name).inserted {
-            throw SealbakError(.usage, "two inputs would both be stored as \(e.name); rename one or pack its parent directory instead")
+        var seen = Set<[UInt8]>()
+        for e in entries where !seen.insert(Array(e.name.utf8)).inserted {
+            throw SealbakError(.usage, "two inputs would both be stored as \(displayName(e.name)); rename one or pack its parent directory instead")
         }
     }
 }

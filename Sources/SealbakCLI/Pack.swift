@@ -272,8 +272,8 @@ struct Pack: ParsableCommand {
             }
             defer { for s in snapshots { s?.close() } }
             let allEntries = componentEntries + plan.entries
-            var names = Set<String>()
-            for e in allEntries where !names.insert(e.name).inserted {
+            var names = Set<[UInt8]>()  // bytes: NFC and NFD spellings are different names
+            for e in allEntries where !names.insert(Array(e.name.utf8)).inserted {
                 throw SealbakError(.usage, "two components would both be stored as \(e.name); name them apart with --postgres NAME=URL")
             }
 

@@ -21,7 +21,9 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let e as SealbakError {
         // Stopped by a signal: the handler exits with 128 + its number once the cleanups are done.
         if e.code == .interrupted && Interrupts.pending { Interrupts.waitForHandlerExit() }
-        printError("sealbak: \(e.message)")
+        // Names inside messages are escaped where they are inserted; this catches any that were not (a message
+        // may span lines on purpose, so newlines stay).
+        printError("sealbak: " + displayMessage(e.message))
         throw ExitCode(e.code.exitStatus)
     } catch let e as ExitCode {
         throw e

@@ -121,11 +121,11 @@ struct Verify: ParsableCommand {
             let results = ComponentVerifier.check(reader.manifest, sizes: trailer.entries.map(\.size), heads: sink.heads)
             let bad = results.filter { !$0.ok }
             if !bad.isEmpty {
-                throw SealbakError(.corrupt, "\(archive): every byte verified, but component records disagree with the entries: " + bad.map { "\($0.kind) \($0.name): \($0.detail)" }.joined(separator: "; "))
+                throw SealbakError(.corrupt, "\(archive): every byte verified, but component records disagree with the entries: " + bad.map { "\($0.kind) \(displayName($0.name)): \($0.detail)" }.joined(separator: "; "))
             }
             if !quiet {
                 print("OK: \(archive == "-" ? "standard input" : archive): \(sink.entries) entries, \(formatBytes(sink.bytes)) verified (header MAC, every frame tag, SHA-256 of every entry, trailer and footer)")
-                for r in results { print("  \(r.kind) \(r.name): ok, \(r.detail)") }
+                for r in results { print("  \(r.kind) \(displayName(r.name)): ok, \(r.detail)") }
             }
             if !quiet, let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") }
         }
