@@ -85,6 +85,9 @@ struct Pack: ParsableCommand {
     @Flag(name: .long, help: "TEST ONLY: the cheapest Argon2id setting (1 pass, 8 KiB). Anyone can brute-force such an archive.")
     var insecureTestKdf = false
 
+    @Flag(name: .long, help: "Allow --kdf-memory above 4096 MiB or --kdf-passes above 10 (readers then need --max-kdf-memory/--max-kdf-passes).")
+    var allowExpensiveKdf = false
+
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Also let the holder of this public key (sealbak keygen) open the archive; repeatable. With recipients, no password is asked unless one is given explicitly.", valueName: "PUBKEY"))
     var recipient: [String] = []
 
@@ -135,6 +138,9 @@ struct Pack: ParsableCommand {
         let kdfPasses = self.kdfPasses ?? bp?.kdfPasses.map(UInt32.init) ?? 3
         if !insecureTestKdf && (kdfMemory < 8 || kdfPasses < 1) { throw SealbakError(.usage, "--kdf-memory must be at least 8 MiB and --kdf-passes at least 1") }
         if kdfMemory > 1 << 20 { throw SealbakError(.usage, "--kdf-memory is limited to 1048576 MiB (1 TiB); readers refuse more than 4096 MiB by default") }
+        if let problem = KDFOptions.aboveReadCaps(memoryMiB: kdfMemory, passes: kdfPasses), !allowExpensiveKdf, !insecureTestKdf {
+            throw SealbakError(.usage, problem)
+        }
         var options = WriteOptions()
         options.suite = cipher == .aes256gcm ? .aes256gcm : .xchacha20poly1305
         switch compression {
