@@ -21,6 +21,9 @@ package struct PackPlan: Sendable {
     package var sources: [EntrySource] = []
     /// Sum of the regular files' sizes when they were listed (for the progress display).
     package private(set) var fileBytes: UInt64 = 0
+    /// Each regular file's size, times and inode when it was listed, by entry index: give it to
+    /// `SourceReader(_:listed:)` so a file that changes before or while it is read is reported.
+    package private(set) var listed: [Int: FileState] = [:]
 
     package init() {}
 
@@ -84,6 +87,7 @@ package struct PackPlan: Sendable {
             fileBytes += UInt64(st.st_size)
             stats.files += 1
             stats.bytes += UInt64(st.st_size)
+            listed[entries.count] = FileState(st)
             try append(ManifestEntry(kind: .file, name: name, mode: mode, mtimeSeconds: sec, mtimeNanoseconds: nsec), .file(path: fsPath))
         case S_IFLNK:
             stats.symlinks += 1
@@ -173,7 +177,43 @@ package struct TreeStats: Sendable, Equatable {
     package init() {}
 }
 
+/// What a regular file looked like at one moment: enough to tell that it changed (tar's "file changed as we
+/// read it"). The change time catches rewrites that keep size and mtime (`touch -d`), within the file system's
+/// timestamp granularity; a size change is always caught.
+package struct FileState: Sendable, Equatable {
+    package var size: UInt64
+    package var mtimeSeconds: Int64
+    package var mtimeNanoseconds: Int64
+    package var ctimeSeconds: Int64
+    package var ctimeNanoseconds: Int64
+    package var inode: UInt64
+    package var device: UInt64
+
+    package init(_ st: stat) {
+        size = UInt64(max(0, st.st_size))
+        mtimeSeconds = Int64(st.st_mtim.tv_sec)
+        mtimeNanoseconds = Int64(st.st_mtim.tv_nsec)
+        ctimeSeconds = Int64(st.st_ctim.tv_sec)
+        ctimeNanoseconds = Int64(st.st_ctim.tv_nsec)
+        inode = UInt64(st.st_ino)
+        device = UInt64(st.st_dev)
+    }
+
+    /// How `later` differs from this state, in words; nil when it does not.
+    package func change(to later: FileState) -> String? {
+        if later.inode != inode || later.device != device { return "was replaced by another file" }
+        if later.size != size { return "changed size from \(size) to \(later.size) bytes" }
+        if later.mtimeSeconds != mtimeSeconds || later.mtimeNanoseconds != mtimeNanoseconds { return "was modified" }
+        if later.ctimeSeconds != ctimeSeconds || later.ctimeNanoseconds != ctimeNanoseconds { return "was changed (its change time moved)" }
+        return nil
+    }
+}
+
 /// Reads an entry's source in chunks for `ArchiveWriter.writeEntry`.
+///
+/// A regular file is checked at open (against `listed`, its state when the plan listed it) and again at end of
+/// file (`fstat`), and the bytes read are compared with its size: if anything differs, `changed` says how, and the
+/// caller must warn by name (the entry holds what was read, which may match neither state).
 package final class SourceReader {
     private let fd: Int32
     private let owns: Bool
@@ -181,8 +221,18 @@ package final class SourceReader {
 
     private var memory: [UInt8] = []
     private var memoryOffset = 0
+    /// The state the bytes are compared with: the listed one, else the one at open.
+    private var reference: FileState?
+    private var bytesRead: UInt64 = 0
+    private var checkedAtEnd = false
 
-    package init(_ source: EntrySource) throws(SealbakError) {
+    /// Nil while the file is unchanged; otherwise what changed ("changed size from 10 to 4 bytes while it was
+    /// read"). Final once `read` returned 0.
+    package private(set) var changed: String?
+
+    /// - Parameter listed: the file's state when it was listed (`PackPlan.listed`); nil compares with the state
+    ///   at open only.
+    package init(_ source: EntrySource, listed: FileState? = nil) throws(SealbakError) {
         switch source {
         case .none:
             fd = -1; owns = false; path = ""
@@ -194,6 +244,12 @@ package final class SourceReader {
             let d = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
             if d < 0 { throw SealbakError.io("cannot open", path: p, errno: errno) }
             fd = d; owns = true; path = p
+            var st = stat()
+            if fstat(d, &st) == 0 {
+                let now = FileState(st)
+                if let listed, let what = listed.change(to: now) { changed = "\(what) after it was listed" }
+                reference = listed ?? now
+            }
         }
     }
 
@@ -208,8 +264,23 @@ package final class SourceReader {
         }
         while true {
             let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n > 0 { bytesRead += UInt64(n) }
+            if n == 0 { checkAtEnd() }
             if n >= 0 { return n }
             if errno != EINTR { throw SealbakError.io("cannot read", path: path, errno: errno) }
+        }
+    }
+
+    /// At end of file: the state again, and the byte count against the size.
+    private func checkAtEnd() {
+        guard let reference, !checkedAtEnd else { return }
+        checkedAtEnd = true
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return }
+        let now = FileState(st)
+        if changed == nil, let what = reference.change(to: now) { changed = "\(what) while it was read" }
+        if bytesRead != reference.size && changed == nil {
+            changed = "gave \(bytesRead) bytes, but its size was \(reference.size) when it was listed"
         }
     }
 }
