@@ -376,6 +376,9 @@ package final class AtomicOutput {
 ///   the system call had failed with EIO (a permission error or a full disk in the middle of a move).
 /// - `SEALBAK_TEST_SIGNAL_AT=N` makes the process send itself SIGTERM (or `SEALBAK_TEST_SIGNAL=INT`) at the N-th
 ///   point and go on once the handler saw it, as if Ctrl-C came exactly there.
+/// - `SEALBAK_TEST_HOOK_POINT=NAME` with `SEALBAK_TEST_HOOK=COMMAND` runs `/bin/sh -c COMMAND` (without the
+///   `SEALBAK_TEST_*` variables) at the point called NAME and waits for it: another command runs exactly there
+///   (e.g. a `key passwd` in the middle of a `rekey`), an ordering no timing can promise.
 /// - `SEALBAK_TEST_CRASH_VERBOSE` prints the name of the point where the crash or failure happens.
 package enum Faults {
     #if DEBUG
@@ -383,6 +386,7 @@ package enum Faults {
     private static let target: Int? = environment["SEALBAK_TEST_CRASH_AT"].flatMap(Int.init)
     private static let failure: Int? = environment["SEALBAK_TEST_FAIL_AT"].flatMap(Int.init)
     private static let signalAt: Int? = environment["SEALBAK_TEST_SIGNAL_AT"].flatMap(Int.init)
+    private static let hookPoint: String? = environment["SEALBAK_TEST_HOOK_POINT"]
     private static let counter = Mutex(0)
     #endif
 
@@ -390,7 +394,15 @@ package enum Faults {
     @discardableResult
     package static func point(_ name: String) -> Bool {
         #if DEBUG
-        guard target != nil || failure != nil || signalAt != nil else { return false }
+        guard target != nil || failure != nil || signalAt != nil || hookPoint != nil else { return false }
+        if name == hookPoint, let command = environment["SEALBAK_TEST_HOOK"] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", command]
+            p.environment = environment.filter { !$0.key.hasPrefix("SEALBAK_TEST_") }
+            try? p.run()
+            p.waitUntilExit()
+        }
         let n = counter.withLock { c -> Int in c += 1; return c }
         if n == signalAt {
             kill(getpid(), environment["SEALBAK_TEST_SIGNAL"] == "INT" ? SIGINT : SIGTERM)
