@@ -147,6 +147,7 @@ package final class Extractor: EntrySink {
             try flusher.submit(fd, name: displayName("\(root)/\(e.name)"))
         }
         staged.insert(index)
+        Faults.point("unpack: verified entry \(index)")
     }
 
     /// Moves everything into place. Call only after the reader verified the whole archive.

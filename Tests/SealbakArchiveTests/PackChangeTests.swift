@@ -71,3 +71,29 @@ import Testing
         #expect(plain.changed == nil)
     }
 }
+
+@Suite struct SparseReadTests {
+    /// Holes are produced as zeros without being read; the bytes are exactly the file's.
+    @Test func holesReadAsZerosAndDataExactly() throws {
+        let path = NSTemporaryDirectory() + "sealbak-sparse-\(UUID().uuidString)"
+        defer { unlink(path) }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        ftruncate(fd, 5 << 20)  // ends in a hole
+        let data = TestArchive.noise(10_000, seed: 3)
+        _ = data.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 1 << 20 + 123) }
+        _ = data.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        close(fd)
+        var st = stat()
+        lstat(path, &st)
+        let r = try SourceReader(.file(path: path), listed: FileState(st))
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0xEE, count: 300_000)
+        while true {
+            let n = try buf.withUnsafeMutableBytes { try r.read(into: $0) }
+            if n == 0 { break }
+            out += buf[0..<n]
+        }
+        #expect(out == [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))))
+        #expect(r.changed == nil)
+    }
+}
