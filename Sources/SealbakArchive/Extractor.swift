@@ -303,7 +303,9 @@ package final class Extractor: EntrySink {
     /// throws on the first conflict. Returns the names to place, sorted by bytes (parents first).
     static func targetPlan(rootFD: Int32, root: String, manifest: Manifest, selected: Set<Int>, force: Bool) throws(SealbakError) -> [TargetItem] {
         let slash = UInt8(ascii: "/")
-        let order = selected.sorted { Array(manifest.entries[$0].name.utf8).lexicographicallyPrecedes(Array(manifest.entries[$1].name.utf8)) }
+        let keys = Dictionary(uniqueKeysWithValues: selected.map { ($0, Array(manifest.entries[$0].name.utf8)) })
+        let order = selected.sorted { keys[$0]!.lexicographicallyPrecedes(keys[$1]!) }
+        var implied = Set<[UInt8]>()
         /// What each directory on the way is: true = exists as a directory, false = missing (will be created).
         var directories: [[UInt8]: Bool] = [:]
         var items: [TargetItem] = []
@@ -325,7 +327,7 @@ package final class Extractor: EntrySink {
         for i in order { if manifest.entries[i].kind == .directory { listed.insert(Array(manifest.entries[i].name.utf8)) } }
         for i in order {
             let e = manifest.entries[i]
-            let name = Array(e.name.utf8)
+            let name = keys[i]!
             // Every directory on the way: must be a real directory or missing (then it is created first).
             var parentMissing = false
             for (k, b) in name.enumerated() where b == slash {
@@ -343,7 +345,7 @@ package final class Extractor: EntrySink {
                     directories[dir] = false
                     parentMissing = true
                 }
-                if directories[dir] == false && !listed.contains(dir) && !items.contains(where: { $0.entry == nil && Array($0.name.utf8) == dir }) {
+                if directories[dir] == false && !listed.contains(dir) && implied.insert(dir).inserted {
                     items.append(TargetItem(name: String(decoding: dir, as: UTF8.self), entry: nil, exists: false))
                 }
             }
@@ -367,7 +369,7 @@ package final class Extractor: EntrySink {
             items.append(TargetItem(name: e.name, entry: i, exists: existing != nil))
         }
         // Parents first: implied directories were appended when first met, so sort everything by bytes.
-        return items.sorted { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }
+        return items.map { (Array($0.name.utf8), $0) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }.map(\.1)
     }
 
     // MARK: - What killed unpacks left
