@@ -121,3 +121,13 @@ int sealbak_is_zero(const void *p, size_t count) {
     for (size_t i = 0; i < head; i++) if (b[i]) return 0;
     return count <= 16 || memcmp(b, b + 16, count - 16) == 0;
 }
+
+int sealbak_start_writeback(int fd) {
+#ifdef __linux__
+    return sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)fd;
+    errno = ENOSYS;
+    return -1;
+#endif
+}

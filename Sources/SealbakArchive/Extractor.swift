@@ -30,7 +30,7 @@ package final class Extractor: EntrySink {
     private var staged: Set<Int> = []
     private let phase = PhaseGuard()
     private var interruptToken: Int?
-    private let flusher = FlushPool(threads: 4)
+    private let flusher = FlushPool(threads: 8)
     package private(set) var skippedSymlinks: [String] = []
     package private(set) var bytesWritten: UInt64 = 0
     /// What `recoverInterrupted(in:)` did before this unpack (one line each), for the caller to show.
@@ -143,8 +143,8 @@ package final class Extractor: EntrySink {
             fchmod(fd, mode_t(e.mode & 0o1777))
             var times = Extractor.times(e)
             futimens(fd, &times)
-            // fsync and close on a flush thread while the next entry is decoded.
-            try flusher.submit(fd, name: displayName("\(root)/\(e.name)"))
+            // Write-back starts now; the fsync comes in commit, for all staged files at once.
+            try flusher.submit(fd, name: "\(index)")
         }
         staged.insert(index)
         Faults.point("unpack: verified entry \(index)")
@@ -156,7 +156,8 @@ package final class Extractor: EntrySink {
     /// commits the move plan and carries it out. If a step fails, every step done is undone before the error is
     /// thrown (the target is as it was); if the process is killed, the next unpack into the target finishes it.
     package func commit() throws {
-        try flusher.finish()
+        let entries = manifest.entries, root = self.root
+        try flusher.finish(in: stagingFD) { name in displayName(root + "/" + (Int(name).map { entries[$0].name } ?? name)) }
         let plan = try buildPlan()
         if fsync(stagingFD) != 0 { throw SealbakError.io("cannot flush", path: root, errno: errno) }
         Faults.point("unpack: staged")

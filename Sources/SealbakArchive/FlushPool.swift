@@ -1,105 +1,69 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CSealbakShims
 import Dispatch
 import Foundation
 import Synchronization
 
-/// Makes the files an unpack wrote durable, a few at a time, on threads of its own.
+/// Makes the files an unpack wrote durable without `syncfs`.
 ///
 /// `syncfs` would also wait for every other program's dirty pages on the same file system (on a busy database
-/// host, the database's); fsyncing just our files waits for our data only. Each staged file is handed over as
-/// soon as it verified, so the flushes overlap with decoding the next entries; `finish()` waits for the rest.
-/// At most `maxOpen` descriptors wait at a time (the submitter blocks beyond that).
+/// host, the database's). Instead, each staged file's write-back is started as soon as it verified
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which does not wait), and `finish()` fsyncs every staged file on
+/// a few threads of its own. By then most data is on its way, and the fsyncs share journal commits: on ext4 the
+/// first fsync commits the transaction holding all the staged inodes, the others find it committed. Files are
+/// reopened by name in the staging directory for that, so no descriptor stays open per file.
 final class FlushPool: Sendable {
-    private struct State {
-        var queue: [(fd: Int32, name: String)] = []
-        var error: SealbakError?
-        var stopping = false
-        var started = 0
-    }
-
-    private let state = Mutex(State())
-    private let items = DispatchSemaphore(value: 0)
-    private let completions = DispatchSemaphore(value: 0)
-    private let slots: DispatchSemaphore
+    private let names = Mutex<[String]>([])
     private let threads: Int
-    private let submitted = Mutex(0)
 
-    init(threads: Int, maxOpen: Int = 64) {
+    init(threads: Int) {
         self.threads = max(1, threads)
-        slots = DispatchSemaphore(value: maxOpen)
     }
 
-    /// Queues `fd` to be fsynced and closed (the pool owns it from now on).
+    /// Starts writing `fd` back and closes it; `name` (in the staging directory) is fsynced by `finish`.
     func submit(_ fd: Int32, name: String) throws(SealbakError) {
-        if let e = state.withLock({ $0.error }) {
-            close(fd)
-            throw e
-        }
-        slots.wait()
-        let startThread = state.withLock { s -> Bool in
-            s.queue.append((fd, name))
-            if s.started < threads {
-                s.started += 1
-                return true
+        _ = sealbak_start_writeback(fd)
+        if close(fd) != 0 { throw SealbakError.io("cannot write", path: name, errno: errno) }
+        names.withLock { $0.append(name) }
+    }
+
+    /// fsyncs every submitted file (in `directoryFD`), `threads` at a time; throws the first failure.
+    func finish(in directoryFD: Int32, describing: @escaping @Sendable (String) -> String) throws(SealbakError) {
+        let all = names.withLock { n -> [String] in defer { n.removeAll() }; return n }
+        guard !all.isEmpty else { return }
+        let next = Atomic<Int>(0)
+        let failure = Mutex<SealbakError?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let count = min(threads, all.count)
+        for _ in 0..<count {
+            let t = Thread {
+                while true {
+                    let i = next.add(1, ordering: .relaxed).oldValue
+                    guard i < all.count, failure.withLock({ $0 == nil }) else { break }
+                    let fd = openat(directoryFD, all[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+                    var rc: Int32 = fd < 0 ? -1 : 0
+                    if fd >= 0 {
+                        repeat { rc = fsync(fd) } while rc != 0 && errno == EINTR
+                    }
+                    let e = errno
+                    if fd >= 0 { close(fd) }
+                    if rc != 0 {
+                        failure.withLock { f in if f == nil { f = SealbakError.io("cannot flush", path: describing(all[i]), errno: e) } }
+                    }
+                }
+                done.signal()
             }
-            return false
-        }
-        submitted.withLock { $0 += 1 }
-        if startThread {
-            let t = Thread { [self] in work() }
             t.name = "sealbak-flush"
             t.start()
         }
-        items.signal()
+        for _ in 0..<count { done.wait() }
+        if let e = failure.withLock({ $0 }) { throw e }
     }
 
-    private func work() {
-        while true {
-            items.wait()
-            let next = state.withLock { s -> (fd: Int32, name: String)? in s.queue.isEmpty ? nil : s.queue.removeFirst() }
-            guard let (fd, name) = next else { return }  // woken to stop
-            var rc: Int32
-            repeat { rc = fsync(fd) } while rc != 0 && errno == EINTR
-            let e = errno
-            close(fd)
-            if rc != 0 {
-                state.withLock { s in if s.error == nil { s.error = SealbakError.io("cannot flush", path: name, errno: e) } }
-            }
-            slots.signal()
-            completions.signal()
-        }
-    }
-
-    /// Waits until every submitted file is durable and stops the threads; throws the first flush error.
-    func finish() throws(SealbakError) {
-        let n = submitted.withLock { n -> Int in defer { n = 0 }; return n }
-        for _ in 0..<n { completions.wait() }
-        stop()
-        if let e = state.withLock({ $0.error }) { throw e }
-    }
-
-    /// Closes what was not flushed yet (the unpack is abandoned) and stops the threads.
-    func cancel() {
-        let pending = state.withLock { s -> [(fd: Int32, name: String)] in defer { s.queue.removeAll() }; return s.queue }
-        for p in pending {
-            close(p.fd)
-            slots.signal()
-        }
-        // Items already taken by a thread still complete; the count of waiters no longer matters.
-        submitted.withLock { $0 = 0 }
-        stop()
-    }
-
-    private func stop() {
-        let started = state.withLock { s -> Int in
-            if s.stopping { return 0 }
-            s.stopping = true
-            return s.started
-        }
-        for _ in 0..<started { items.signal() }
-    }
+    /// Forgets what was submitted (the unpack is abandoned).
+    func cancel() { names.withLock { $0.removeAll() } }
 }
 
 /// Where an unpack is, shared with the interrupt handler (which runs on a thread of its own).
