@@ -9,9 +9,9 @@ import SealbakFormat
 ///
 /// Before anything is written, every name conflict is found: inside the archive (an entry below a file or
 /// symlink entry) and with the target (an existing file where a directory must go, a symlink on the way, a name
-/// taken without `--force`). Data goes to a private, locked staging directory inside the target, each file
-/// fsynced by a small pool of threads as soon as it verified (no `syncfs`: other programs' writes are not waited
-/// for). Only after the whole archive (or every selected entry) verified does `commit()` stage new directories
+/// taken without `--force`). Data goes to a private, locked staging directory inside the target; each file's
+/// write-back starts as soon as it verified, and the staged files are fsynced on a few threads before the move
+/// (`FlushPool`; no `syncfs`, which would wait for other programs' writes too). Only after the whole archive (or every selected entry) verified does `commit()` stage new directories
 /// and symlinks, write the move plan (`MovePlan`) and carry it out with one `renameat2` per top item; an error
 /// during the move undoes what was moved, and a killed run is finished or undone by the next unpack into the same
 /// target (`recoverInterrupted(in:)`). `abort()` removes the staging directory. Paths are resolved one component

@@ -392,9 +392,10 @@ package enum Faults {
 
     /// A fault point; returns `true` when the test asked this step to fail.
     @discardableResult
-    package static func point(_ name: String) -> Bool {
+    package static func point(_ name: @autoclosure () -> String) -> Bool {
         #if DEBUG
         guard target != nil || failure != nil || signalAt != nil || hookPoint != nil else { return false }
+        let name = name()
         if name == hookPoint, let command = environment["SEALBAK_TEST_HOOK"] {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/bin/sh")
