@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 #include "CSealbakShims.h"
 
@@ -103,11 +104,39 @@ int sealbak_exchange(const char *a, const char *b) {
 #endif
 }
 
-int sealbak_rename_noreplace(const char *a, const char *b) {
+int sealbak_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
 #ifdef __linux__
-    return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_NOREPLACE);
+    return renameat2(olddirfd, oldpath, newdirfd, newpath, RENAME_NOREPLACE);
 #else
-    (void)a; (void)b;
+    (void)olddirfd; (void)oldpath; (void)newdirfd; (void)newpath;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int sealbak_rename_exchange(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
+#ifdef __linux__
+    return renameat2(olddirfd, oldpath, newdirfd, newpath, RENAME_EXCHANGE);
+#else
+    (void)olddirfd; (void)oldpath; (void)newdirfd; (void)newpath;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int sealbak_is_zero(const void *p, size_t count) {
+    const unsigned char *b = p;
+    /* Check the first 16 bytes, then compare the buffer with itself shifted by 16: all zero iff both hold. */
+    size_t head = count < 16 ? count : 16;
+    for (size_t i = 0; i < head; i++) if (b[i]) return 0;
+    return count <= 16 || memcmp(b, b + 16, count - 16) == 0;
+}
+
+int sealbak_start_writeback(int fd) {
+#ifdef __linux__
+    return sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)fd;
     errno = ENOSYS;
     return -1;
 #endif

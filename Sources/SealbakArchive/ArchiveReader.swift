@@ -186,7 +186,7 @@ package final class ArchiveReader: @unchecked Sendable {
                 throw SealbakError.format(FormatError(.trailer, "trailer places entry \(i) at \(t.offset)+\(t.length), it was read at \(o.offset)+\(o.length)"), archive: name)
             }
             if let size = o.size, let sha = o.sha256, size != t.size || !Sodium.constantTimeEqual(sha, t.sha256) {
-                throw SealbakError.format(FormatError(.trailer, "size or SHA-256 of \(manifest.entries[i].name) differs from the trailer's record"), archive: name)
+                throw SealbakError.format(FormatError(.trailer, "size or SHA-256 of \(displayName(manifest.entries[i].name)) differs from the trailer's record"), archive: name)
             }
         }
         self.trailer = trailer
@@ -203,11 +203,11 @@ package final class ArchiveReader: @unchecked Sendable {
     private func checkAgainstTrailer(_ index: Int, size: UInt64, sha256: [UInt8]) throws {
         guard let t = trailer?.entries[index] else { return }
         if t.size != size || !Sodium.constantTimeEqual(t.sha256, sha256) {
-            throw SealbakError.format(FormatError(.trailer, "size or SHA-256 of \(manifest.entries[index].name) differs from the trailer's record"), archive: name)
+            throw SealbakError.format(FormatError(.trailer, "size or SHA-256 of \(displayName(manifest.entries[index].name)) differs from the trailer's record"), archive: name)
         }
     }
 
-    private func entryContext(_ index: Int) -> String { "entry \(index) (\(manifest.entries[index].name))" }
+    private func entryContext(_ index: Int) -> String { "entry \(index) (\(displayName(manifest.entries[index].name)))" }
 
     /// A directory or symlink stream with data disagrees with what the trailer must record for it (size 0, Spec
     /// §8.2 item 9): class `trailer` whether it is found in the stream (here) or in the trailer (Spec §7.2).
@@ -297,7 +297,7 @@ package final class ArchiveReader: @unchecked Sendable {
         }
         if t.trailerOffset != trailerOffset { throw fail("end-of-archive record names trailer offset \(t.trailerOffset), it is at \(trailerOffset)") }
         for (i, e) in manifest.entries.enumerated() where (e.kind == .directory || e.kind == .symlink) && t.entries[i].size != 0 {
-            throw fail("\(e.kind.name) \(e.name) has \(t.entries[i].size) data bytes; it must have none")
+            throw fail("\(e.kind.name) \(displayName(e.name)) has \(t.entries[i].size) data bytes; it must have none")
         }
     }
 

@@ -139,7 +139,7 @@ package final class ArchiveWriter: @unchecked Sendable {
         let entry = manifest.entries[index]
         let r = try writeStream(slot: index + 1, streamID: UInt32(index), read: read)
         if (entry.kind == .directory || entry.kind == .symlink) && r.size != 0 {
-            throw SealbakError(.internalError, "\(entry.kind.name) \(entry.name) cannot carry data")
+            throw SealbakError(.internalError, "\(entry.kind.name) \(displayName(entry.name)) cannot carry data")
         }
         results.append(r)
     }

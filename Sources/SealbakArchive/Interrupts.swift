@@ -17,6 +17,10 @@ package enum Interrupts {
     /// A serial queue of its own: it targets the overcommitting root queue, so its handler gets a thread at once
     /// even while every worker of the global pool is blocked in the frame pipeline (on `.global()` it waited ~5 s).
     private static let queue = DispatchQueue(label: "sealbak.interrupts")
+    private static let received = Atomic<Bool>(false)
+
+    /// Whether a handled signal arrived (set before any cleanup runs); long loops check it to stop early.
+    package static var pending: Bool { received.load(ordering: .acquiring) }
 
     /// Installs the handlers once; later calls do nothing.
     package static func install() {
@@ -26,6 +30,7 @@ package enum Interrupts {
                 signal(sig, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
                 source.setEventHandler {
+                    received.store(true, ordering: .releasing)
                     // Inside `deferring`, the signal waits until the protected steps are done.
                     if deferral.withLock({ d in d.depth > 0 ? (d.pending = d.pending ?? sig) != nil : false }) { return }
                     let cleanups = state.withLock { s in Array(s.cleanups.values) }
@@ -56,6 +61,12 @@ package enum Interrupts {
             }
         }
         return try body()
+    }
+
+    /// Called by a thread that stopped because of a signal: waits for the handler, which runs the cleanups and
+    /// exits with 128 + the signal number (so the status does not depend on which thread gets there first).
+    package static func waitForHandlerExit() -> Never {
+        while true { usleep(100_000) }
     }
 
     /// Registers a cleanup; returns a token for `unregister`.

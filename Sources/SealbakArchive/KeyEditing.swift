@@ -165,3 +165,46 @@ package enum KeyEditing {
 
     static func now() -> UInt64 { UInt64(Date().timeIntervalSince1970) }
 }
+
+/// The key-change lock of an archive file, held for a whole `rekey` (docs/keys.md).
+///
+/// Key changes take an exclusive `flock` on the archive while they rewrite it, so two of them never run at once
+/// (the second fails and says so). `rekey` takes it before it reads the archive and holds it until the rotated
+/// archive replaced the old one; just before that, `checkUnchanged` makes sure the file is still the one whose
+/// header it read: a `key passwd` (or anything else) that replaced the file meanwhile is not silently undone.
+package final class KeyChangeLock {
+    private let fd: Int32
+    private let path: String
+    private let inode: UInt64
+
+    /// Opens and locks `path`; fails at once when another key change holds the lock.
+    package init(path: String) throws(SealbakError) {
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw SealbakError.io("cannot open", path: path, errno: errno) }
+        self.path = path
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            close(fd)
+            throw SealbakError(.io, "another sealbak is changing the keys of \(path); try again when it has finished")
+        }
+        var st = stat()
+        fstat(fd, &st)
+        inode = UInt64(st.st_ino)
+    }
+
+    deinit { close(fd) }
+
+    /// Throws unless `path` is still the locked file and starts with `header` (the header that was read).
+    package func checkUnchanged(header: [UInt8]) throws(SealbakError) {
+        Faults.point("rekey: before the header check")
+        var st = stat()
+        let now = open(path, O_RDONLY | O_CLOEXEC)
+        defer { if now >= 0 { close(now) } }
+        var current = [UInt8](repeating: 0, count: header.count)
+        guard now >= 0, fstat(now, &st) == 0, UInt64(st.st_ino) == inode,
+              pread(now, &current, current.count, 0) == current.count, current == header
+        else {
+            throw SealbakError(.io, "\(path) changed while sealbak was rotating its keys (another key change finished "
+                + "meanwhile?); nothing was replaced: run sealbak rekey again")
+        }
+    }
+}

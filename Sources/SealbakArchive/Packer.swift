@@ -21,6 +21,9 @@ package struct PackPlan: Sendable {
     package var sources: [EntrySource] = []
     /// Sum of the regular files' sizes when they were listed (for the progress display).
     package private(set) var fileBytes: UInt64 = 0
+    /// Each regular file's size, times and inode when it was listed, by entry index: give it to
+    /// `SourceReader(_:listed:)` so a file that changes before or while it is read is reported.
+    package private(set) var listed: [Int: FileState] = [:]
 
     package init() {}
 
@@ -90,6 +93,7 @@ package struct PackPlan: Sendable {
             fileBytes += UInt64(st.st_size)
             stats.files += 1
             stats.bytes += UInt64(st.st_size)
+            listed[entries.count] = FileState(st)
             try append(ManifestEntry(kind: .file, name: name, mode: mode, mtimeSeconds: sec, mtimeNanoseconds: nsec), .file(path: fsPath))
         case S_IFLNK:
             stats.symlinks += 1
@@ -145,11 +149,12 @@ package struct PackPlan: Sendable {
         }
     }
 
-    /// The names must be unique across arguments.
+    /// The names must be unique across arguments, as byte strings (Spec §7.2): `String` equality treats NFC
+    /// "é" and NFD "e\u{301}" as equal, but on Linux they are two different files that both must be packed.
     package func checkUnique() throws(SealbakError) {
-        var seen = Set<String>()
-        for e in entries where !seen.insert(e.name).inserted {
-            throw SealbakError(.usage, "two inputs would both be stored as \(e.name); rename one or pack its parent directory instead")
+        var seen = Set<[UInt8]>()
+        for e in entries where !seen.insert(Array(e.name.utf8)).inserted {
+            throw SealbakError(.usage, "two inputs would both be stored as \(displayName(e.name)); rename one or pack its parent directory instead")
         }
     }
 }
@@ -178,7 +183,43 @@ package struct TreeStats: Sendable, Equatable {
     package init() {}
 }
 
+/// What a regular file looked like at one moment: enough to tell that it changed (tar's "file changed as we
+/// read it"). The change time catches rewrites that keep size and mtime (`touch -d`), within the file system's
+/// timestamp granularity; a size change is always caught.
+package struct FileState: Sendable, Equatable {
+    package var size: UInt64
+    package var mtimeSeconds: Int64
+    package var mtimeNanoseconds: Int64
+    package var ctimeSeconds: Int64
+    package var ctimeNanoseconds: Int64
+    package var inode: UInt64
+    package var device: UInt64
+
+    package init(_ st: stat) {
+        size = UInt64(max(0, st.st_size))
+        mtimeSeconds = Int64(st.st_mtim.tv_sec)
+        mtimeNanoseconds = Int64(st.st_mtim.tv_nsec)
+        ctimeSeconds = Int64(st.st_ctim.tv_sec)
+        ctimeNanoseconds = Int64(st.st_ctim.tv_nsec)
+        inode = UInt64(st.st_ino)
+        device = UInt64(st.st_dev)
+    }
+
+    /// How `later` differs from this state, in words; nil when it does not.
+    package func change(to later: FileState) -> String? {
+        if later.inode != inode || later.device != device { return "was replaced by another file" }
+        if later.size != size { return "changed size from \(size) to \(later.size) bytes" }
+        if later.mtimeSeconds != mtimeSeconds || later.mtimeNanoseconds != mtimeNanoseconds { return "was modified" }
+        if later.ctimeSeconds != ctimeSeconds || later.ctimeNanoseconds != ctimeNanoseconds { return "was changed (its change time moved)" }
+        return nil
+    }
+}
+
 /// Reads an entry's source in chunks for `ArchiveWriter.writeEntry`.
+///
+/// A regular file is checked at open (against `listed`, its state when the plan listed it) and again at end of
+/// file (`fstat`), and the bytes read are compared with its size: if anything differs, `changed` says how, and the
+/// caller must warn by name (the entry holds what was read, which may match neither state).
 package final class SourceReader {
     private let fd: Int32
     private let owns: Bool
@@ -186,8 +227,18 @@ package final class SourceReader {
 
     private var memory: [UInt8] = []
     private var memoryOffset = 0
+    /// The state the bytes are compared with: the listed one, else the one at open.
+    private var reference: FileState?
+    private var bytesRead: UInt64 = 0
+    private var checkedAtEnd = false
 
-    package init(_ source: EntrySource) throws(SealbakError) {
+    /// Nil while the file is unchanged; otherwise what changed ("changed size from 10 to 4 bytes while it was
+    /// read"). Final once `read` returned 0.
+    package private(set) var changed: String?
+
+    /// - Parameter listed: the file's state when it was listed (`PackPlan.listed`); nil compares with the state
+    ///   at open only.
+    package init(_ source: EntrySource, listed: FileState? = nil) throws(SealbakError) {
         switch source {
         case .none:
             fd = -1; owns = false; path = ""
@@ -199,6 +250,12 @@ package final class SourceReader {
             let d = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
             if d < 0 { throw SealbakError.io("cannot open", path: p, errno: errno) }
             fd = d; owns = true; path = p
+            var st = stat()
+            if fstat(d, &st) == 0 {
+                let now = FileState(st)
+                if let listed, let what = listed.change(to: now) { changed = "\(what) after it was listed" }
+                reference = listed ?? now
+            }
         }
     }
 
@@ -211,10 +268,85 @@ package final class SourceReader {
             memoryOffset += n
             return n
         }
+        if reference != nil, seekHoles, let n = try readSkippingHoles(into: buffer) {
+            bytesRead += UInt64(n)
+            if n == 0 { checkAtEnd() }
+            return n
+        }
         while true {
             let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n > 0 { bytesRead += UInt64(n) }
+            if n == 0 { checkAtEnd() }
             if n >= 0 { return n }
             if errno != EINTR { throw SealbakError.io("cannot read", path: path, errno: errno) }
+        }
+    }
+
+    /// Plain sequential reads from `position` on (pread left the file offset at 0).
+    private func fallBack(at position: UInt64) -> Int? {
+        seekHoles = false
+        lseek(fd, off_t(position), SEEK_SET)
+        return nil
+    }
+
+    /// lseek's SEEK_DATA and SEEK_HOLE (Linux values; Glibc does not export them without _GNU_SOURCE).
+    private let seekData: Int32 = 3
+    private let seekHole: Int32 = 4
+
+    /// Whether SEEK_DATA/SEEK_HOLE still work on this file (turned off at the first EINVAL).
+    private var seekHoles = true
+    /// The data run `[dataStart, holeStart)` that covers or follows the read position (`bytesRead`).
+    private var dataStart: UInt64 = 0
+    private var holeStart: UInt64 = 0
+
+    /// Reads a regular file without reading its holes: zeros are produced for them (a 4 GiB image with 8 KiB of
+    /// data costs no 4 GiB of reads). Returns nil when the file system cannot tell where holes are.
+    private func readSkippingHoles(into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int? {
+        let position = bytesRead
+        if position >= holeStart {
+            let data = lseek(fd, off_t(position), seekData)
+            if data < 0 {
+                guard errno == ENXIO else { return fallBack(at: position) }
+                // No data after position: the rest, up to the current size, is a hole.
+                var st = stat()
+                guard fstat(fd, &st) == 0 else { return fallBack(at: position) }
+                dataStart = max(position, UInt64(st.st_size))
+                holeStart = dataStart
+            } else {
+                let hole = lseek(fd, data, seekHole)
+                guard hole >= data else { return fallBack(at: position) }
+                dataStart = UInt64(data)
+                holeStart = UInt64(hole)
+            }
+        }
+        if position < dataStart {
+            let n = Int(min(UInt64(buffer.count), dataStart - position))
+            memset(buffer.baseAddress!, 0, n)
+            return n
+        }
+        if position >= holeStart { return 0 }  // end of file
+        let want = Int(min(UInt64(buffer.count), holeStart - position))
+        while true {
+            let n = pread(fd, buffer.baseAddress, want, off_t(position))
+            if n >= 0 {
+                // A file that shrank under us: the next call looks again (and reports end of file).
+                if n < want { holeStart = position + UInt64(n) }
+                return n
+            }
+            if errno != EINTR { throw SealbakError.io("cannot read", path: path, errno: errno) }
+        }
+    }
+
+    /// At end of file: the state again, and the byte count against the size.
+    private func checkAtEnd() {
+        guard let reference, !checkedAtEnd else { return }
+        checkedAtEnd = true
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return }
+        let now = FileState(st)
+        if changed == nil, let what = reference.change(to: now) { changed = "\(what) while it was read" }
+        if bytesRead != reference.size && changed == nil {
+            changed = "gave \(bytesRead) bytes, but its size was \(reference.size) when it was listed"
         }
     }
 }

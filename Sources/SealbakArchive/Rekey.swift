@@ -15,6 +15,8 @@ package enum Rekey {
         package var frames: Int
         package var droppedSlots: [KeySlot]
         package var newArchiveID: [UInt8]
+        /// The header the rotation started from, as it is in the file (for `KeyChangeLock.checkUnchanged`).
+        package var oldHeader: [UInt8]
     }
 
     /// - Parameters:
@@ -133,6 +135,7 @@ package enum Rekey {
         // The slot that was opened is "replaced" only when it was a password slot and a new password was given.
         let replaced = (newPassword != nil && !reader.unlockedSlot.isRecovery && { if case .password = reader.unlockedSlot.body { return true } else { return false } }()) ? reader.unlockedSlot.id : nil
         return Summary(bytes: output.bytesWritten, frames: frames,
-                       droppedSlots: old.slots.filter { !kept.contains($0.id) && $0.id != replaced }, newArchiveID: newID)
+                       droppedSlots: old.slots.filter { !kept.contains($0.id) && $0.id != replaced }, newArchiveID: newID,
+                       oldHeader: old.encoded())
     }
 }

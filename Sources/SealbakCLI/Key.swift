@@ -25,6 +25,10 @@ struct NewPasswordOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Read the new password from the first line of file descriptor N.", valueName: "N"))
     var newPasswordFd: Int32?
 
+    func validate() throws {
+        if newPasswordFile != nil && newPasswordFd != nil { throw ValidationError("give only one of --new-password-file and --new-password-fd") }
+    }
+
     /// Whether a new password was given without a prompt.
     var given: Bool { newPasswordFile != nil || newPasswordFd != nil || getenv("SEALBAK_NEW_PASSWORD") != nil }
 
@@ -49,9 +53,24 @@ struct KDFOptions: ParsableArguments {
     @Flag(name: .long, help: "TEST ONLY: the cheapest Argon2id setting (1 pass, 8 KiB). Anyone can brute-force such a slot.")
     var insecureTestKdf = false
 
+    @Flag(name: .long, help: "Allow --kdf-memory above 4096 MiB or --kdf-passes above 10 (readers then need --max-kdf-memory/--max-kdf-passes).")
+    var allowExpensiveKdf = false
+
     func validate() throws {
         if let kdfMemory, kdfMemory < 8 || kdfMemory > 1 << 20 { throw ValidationError("--kdf-memory must be 8 ... 1048576 MiB") }
         if let kdfPasses, kdfPasses < 1 { throw ValidationError("--kdf-passes must be at least 1") }
+        if !allowExpensiveKdf, let problem = Self.aboveReadCaps(memoryMiB: kdfMemory ?? 0, passes: kdfPasses ?? 0) {
+            throw ValidationError(problem)
+        }
+    }
+
+    /// Readers refuse slots above 4096 MiB or 10 passes unless told otherwise (`ReadingOptions`); a writer that
+    /// goes above them makes an archive sealbak itself will not open by default. Nil when within the caps.
+    static func aboveReadCaps(memoryMiB: UInt32, passes: UInt32) -> String? {
+        let (maxMemory, maxPasses): (UInt32, UInt32) = (4096, 10)
+        guard memoryMiB > maxMemory || passes > maxPasses else { return nil }
+        return "--kdf-memory \(memoryMiB) / --kdf-passes \(passes) is above what readers accept by default (\(maxMemory) MiB, \(maxPasses) passes): "
+            + "every later verify, list or unpack would need --max-kdf-memory/--max-kdf-passes. Use lower values, or add --allow-expensive-kdf if that is what you want"
     }
 
     /// The parameters asked for, or nil when none was given (keep the existing ones where that applies).

@@ -58,8 +58,10 @@ struct List: ParsableCommand {
                 let mode = String(e.mode, radix: 8)
                 let size = String(trailer.entries[i].size)
                 let pad = String(repeating: " ", count: max(0, 14 - size.count))
-                var line = "\(kind) \(String(repeating: "0", count: max(0, 4 - mode.count)))\(mode) \(pad)\(size)  \(formatTime(e.mtimeSeconds))  \(e.name)"
-                if e.kind == .symlink { line += " -> \(e.linkTarget)" }
+                // Names and link targets may hold control characters (a newline, ESC sequences): escaped here;
+                // --json prints them exactly.
+                var line = "\(kind) \(String(repeating: "0", count: max(0, 4 - mode.count)))\(mode) \(pad)\(size)  \(formatTime(e.mtimeSeconds))  \(displayName(e.name))"
+                if e.kind == .symlink { line += " -> \(displayName(e.linkTarget))" }
                 print(line)
             }
             let components = try PostgresComponent.all(in: reader.manifest, archive: archive)
@@ -71,7 +73,7 @@ struct List: ParsableCommand {
             let failedNames = Set((outcome?.incomplete ?? []).filter { $0.status == .failed }.map(\.name))
             for e in others where !failedNames.contains(e.metadata[ComponentKeys.name] ?? "") {
                 let m = e.metadata
-                let kind = m["component"] ?? "?", name = m["component.name"] ?? e.name
+                let kind = m["component"] ?? "?", name = displayName(m["component.name"] ?? e.name)
                 switch kind {
                 case _ where m[ComponentKeys.status] == "skipped":
                     print("  \(kind) \(name): SKIPPED when packing: \(m[ComponentKeys.reason] ?? "")")
@@ -90,8 +92,8 @@ struct List: ParsableCommand {
                     print("  vectors \(name): \(m["component.status"] ?? "?"), \(m["vectors.vector-files"] ?? "?") vector file(s), \(m["vectors.vectors"] ?? "?") vectors, \(formatBytes(UInt64(m["vectors.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")")
                     let prefix = e.name + "/"
                     for f in reader.manifest.entries where f.name.hasPrefix(prefix) && (f.metadata["vectors.format"] != nil || f.metadata["vectors.error"] != nil) {
-                        if let err = f.metadata["vectors.error"] { print("    \(f.name.dropFirst(prefix.count)): BROKEN: \(err)"); continue }
-                        print("    \(f.name.dropFirst(prefix.count)): \(f.metadata["vectors.format"]!) \(f.metadata["vectors.dtype"] ?? "?") \(f.metadata["vectors.shape"] ?? "?")")
+                        if let err = f.metadata["vectors.error"] { print("    \(displayName(String(f.name.dropFirst(prefix.count)))): BROKEN: \(err)"); continue }
+                        print("    \(displayName(String(f.name.dropFirst(prefix.count)))): \(f.metadata["vectors.format"]!) \(f.metadata["vectors.dtype"] ?? "?") \(f.metadata["vectors.shape"] ?? "?")")
                     }
                 case "config":
                     var line = "  config \(name): \(m["component.status"] ?? "?"), \(m["config.configs"] ?? "?") config file(s), contains \(m["config.secret-keys"] ?? "0") secret(s)"
@@ -101,7 +103,7 @@ struct List: ParsableCommand {
                     let prefix = e.name + "/"
                     for f in reader.manifest.entries where f.name.hasPrefix(prefix) && f.metadata["config.format"] != nil {
                         let rel = String(f.name.dropFirst(prefix.count))
-                        var d = "    \(rel): \(f.metadata["config.format"]!)"
+                        var d = "    \(displayName(rel)): \(f.metadata["config.format"]!)"
                         if let err = f.metadata["config.error"] { d += ", BROKEN: \(err)" }
                         if let s = f.metadata["config.secrets"] { d += ", secrets: \(s.split(separator: ",").joined(separator: ", "))" }
                         print(d)

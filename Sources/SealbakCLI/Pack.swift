@@ -58,6 +58,9 @@ struct Pack: ParsableCommand {
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("If component NAME cannot be reached or fails while it is captured, record it as skipped or failed (with the reason; its partial data is never restored) and go on; the pack then exits 15. Any kind; repeatable.", valueName: "NAME"))
     var allowMissing: [String] = []
 
+    @Flag(name: .long, help: "Exit 0 even if files changed while they were read (they are still named and recorded in the archive; without this flag the pack exits 16).")
+    var acceptChanges = false
+
     @Flag(name: .long, help: "Accept an empty standard input for --stdin-name (refused by default: the command feeding the pipe probably failed).")
     var allowEmpty = false
 
@@ -87,6 +90,9 @@ struct Pack: ParsableCommand {
 
     @Flag(name: .long, help: "TEST ONLY: the cheapest Argon2id setting (1 pass, 8 KiB). Anyone can brute-force such an archive.")
     var insecureTestKdf = false
+
+    @Flag(name: .long, help: "Allow --kdf-memory above 4096 MiB or --kdf-passes above 10 (readers then need --max-kdf-memory/--max-kdf-passes).")
+    var allowExpensiveKdf = false
 
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Also let the holder of this public key (sealbak keygen) open the archive; repeatable. With recipients, no password is asked unless one is given explicitly.", valueName: "PUBKEY"))
     var recipient: [String] = []
@@ -138,6 +144,9 @@ struct Pack: ParsableCommand {
         let kdfPasses = self.kdfPasses ?? bp?.kdfPasses.map(UInt32.init) ?? 3
         if !insecureTestKdf && (kdfMemory < 8 || kdfPasses < 1) { throw SealbakError(.usage, "--kdf-memory must be at least 8 MiB and --kdf-passes at least 1") }
         if kdfMemory > 1 << 20 { throw SealbakError(.usage, "--kdf-memory is limited to 1048576 MiB (1 TiB); readers refuse more than 4096 MiB by default") }
+        if let problem = KDFOptions.aboveReadCaps(memoryMiB: kdfMemory, passes: kdfPasses), !allowExpensiveKdf, !insecureTestKdf {
+            throw SealbakError(.usage, problem)
+        }
         var options = WriteOptions()
         options.suite = cipher == .aes256gcm ? .aes256gcm : .xchacha20poly1305
         switch compression {
@@ -208,8 +217,8 @@ struct Pack: ParsableCommand {
                 printError("sealbak: the archive is INCOMPLETE: \(incomplete.map { "\($0.name) \($0.status.rawValue) (\($0.reason ?? ""))" }.joined(separator: "; "))")
                 throw ExitCode(ExitStatus.skippedComponents)
             }
-            if !outcome.warnings.isEmpty {
-                for w in outcome.warnings { printError("sealbak: warning: \(w.entry): \(w.warning)") }
+            if !outcome.warnings.isEmpty && !acceptChanges {
+                printError("sealbak: \(outcome.warnings.count) file(s) changed while they were read (named above, recorded in the archive); pack again when the application is quiet, or give --accept-changes")
                 throw ExitCode(ExitStatus.completedWithWarnings)
             }
         }

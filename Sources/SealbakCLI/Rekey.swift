@@ -38,6 +38,8 @@ struct RekeyCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let target = output ?? archive
+            // Held until the rotated archive is in place: no key change can slip in between (docs/keys.md).
+            let lock = RemoteStorage.isRemote(archive) ? nil : try KeyChangeLock(path: archive)
             let out = try RemoteStorage.output(target, overwrite: output == nil || force, staged: true)
             let current = try password.secret(what: "current password", limits: reading.readOptions.limits)
             let new: Passphrase?
@@ -56,6 +58,8 @@ struct RekeyCommand: ParsableCommand {
                 // Verify everything with the new key before anything is replaced.
                 let check = try ArchiveReader(input: try out.readBack(), secret: new.map { .password($0) } ?? current, options: reading.readOptions)
                 try check.readAll(into: DiscardSink())
+                // The archive must still be the one that was read: a key change that finished meanwhile wins.
+                if output == nil { try lock?.checkUnchanged(header: summary.oldHeader) }
                 try out.commit()
                 printError("sealbak: rekeyed \(archive) -> \(target): new archive id \(hex(summary.newArchiveID)), \(summary.frames) frames re-encrypted and verified")
                 for s in summary.droppedSlots {

@@ -20,10 +20,18 @@ func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let e as SealbakError {
-        printError("sealbak: \(e.message)")
+        // Stopped by a signal: the handler exits with 128 + its number once the cleanups are done.
+        if e.code == .interrupted && Interrupts.pending { Interrupts.waitForHandlerExit() }
+        // Names inside messages are escaped where they are inserted; this catches any that were not (a message
+        // may span lines on purpose, so newlines stay).
+        printError("sealbak: " + displayMessage(e.message))
         throw ExitCode(e.code.exitStatus)
     } catch let e as ExitCode {
         throw e
+    } catch let e as ValidationError {
+        // A usage error found while running (e.g. two password sources): exit 64 like one found while parsing.
+        printError("sealbak: \(displayMessage(e.message)); see sealbak help")
+        throw ExitCode(64)
     } catch {
         printError("sealbak: internal error: \(error)")
         throw ExitCode(1)
@@ -39,6 +47,10 @@ struct PasswordOptions: ParsableArguments {
 
     @Option(name: .long, help: ArgumentHelp("Open with this X25519 identity file (sealbak keygen) instead of a password. Its own password, if any, comes from --password-file, --password-fd, SEALBAK_IDENTITY_PASSWORD or a prompt.", valueName: "FILE"))
     var identity: String?
+
+    func validate() throws {
+        if passwordFile != nil && passwordFd != nil { throw ValidationError("give only one of --password-file and --password-fd") }
+    }
 
     /// Whether the user named a password source explicitly (not the prompt).
     var explicitPassword: Bool { passwordFile != nil || passwordFd != nil || getenv("SEALBAK_PASSWORD") != nil }
@@ -57,7 +69,7 @@ struct PasswordOptions: ParsableArguments {
     }
 
     func source(confirm: Bool) throws -> PasswordSource {
-        if passwordFile != nil && passwordFd != nil { throw ValidationError("give only one of --password-file and --password-fd") }
+        if passwordFile != nil && passwordFd != nil { throw SealbakError(.usage, "give only one of --password-file and --password-fd") }
         if let passwordFile { return .file(passwordFile) }
         if let passwordFd { return .fd(passwordFd) }
         if getenv("SEALBAK_PASSWORD") != nil { return .environment("SEALBAK_PASSWORD") }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SealbakArchive
 import SealbakComponents
 import SealbakFormat
@@ -32,6 +33,10 @@ struct Unpack: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            // First finish or remove what killed unpacks into DIR left (docs/usage.md "Unpack safety").
+            if FileManager.default.fileExists(atPath: to) {
+                for line in try Extractor.recoverInterrupted(in: to) { printError("sealbak: \(line)") }
+            }
             let reader = try openArchive(archive, password: password, reading: reading)
             let entries = reader.manifest.entries
             var selected = Set(entries.indices)
@@ -46,15 +51,17 @@ struct Unpack: ParsableCommand {
                         let n = Array(entries[i].name.utf8)
                         return n == wanted || n.starts(with: prefix)
                     }
-                    if matches.isEmpty { throw SealbakError(.notFound, "\(archive): no entry named \(name); see sealbak list") }
+                    if matches.isEmpty { throw SealbakError(.notFound, "\(archive): no entry named \(displayName(name)); see sealbak list") }
                     selected.formUnion(matches)
                 }
                 // Parent directories of selected entries come along so modes and times are restored too.
+                // Names are compared as bytes: String == would match an NFC folder for an NFD name.
+                var directories: [[UInt8]: Int] = [:]
+                for (j, e) in entries.enumerated() where e.kind == .directory { directories[Array(e.name.utf8)] = j }
                 for i in Array(selected) {
                     var parts = entries[i].name.utf8.split(separator: UInt8(ascii: "/")).map { Array($0) }.dropLast()
                     while !parts.isEmpty {
-                        let parent = String(decoding: Array(parts.joined(separator: [UInt8(ascii: "/")])), as: UTF8.self)
-                        if let j = entries.firstIndex(where: { $0.name == parent && $0.kind == .directory }) { selected.insert(j) }
+                        if let j = directories[Array(parts.joined(separator: [UInt8(ascii: "/")]))] { selected.insert(j) }
                         parts = parts.dropLast()
                     }
                 }
@@ -76,10 +83,10 @@ struct Unpack: ParsableCommand {
                 throw error
             }
             for s in extractor.skippedSymlinks {
-                printError("sealbak: warning: skipped symlink \(s): its target leaves \(to)")
+                printError("sealbak: warning: skipped symlink \(displayName(s)): its target leaves \(displayName(to))")
             }
             if !quiet {
-                printError("sealbak: unpacked \(selected.count) entries, \(formatBytes(extractor.bytesWritten)) into \(to); every entry verified")
+                printError("sealbak: unpacked \(selected.count) entries, \(formatBytes(extractor.bytesWritten)) into \(displayName(to)); every entry verified")
             }
             if !quiet, let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") }
         }
@@ -115,18 +122,18 @@ struct Verify: ParsableCommand {
             let results = ComponentVerifier.check(reader.manifest, sizes: trailer.entries.map(\.size), heads: sink.heads, outcome: try tap.outcome())
             let bad = results.filter { !$0.ok }
             if !bad.isEmpty {
-                throw SealbakError(.corrupt, "\(archive): every byte verified, but component records disagree with the entries: " + bad.map { "\($0.kind) \($0.name): \($0.detail)" }.joined(separator: "; "))
+                throw SealbakError(.corrupt, "\(archive): every byte verified, but component records disagree with the entries: " + bad.map { "\($0.kind) \(displayName($0.name)): \($0.detail)" }.joined(separator: "; "))
             }
             if !quiet {
                 let app = [ComponentKeys.appName, ComponentKeys.appVersion, ComponentKeys.appDescription].compactMap { reader.manifest.metadata[$0] }
                 if !app.isEmpty { print("application: " + app.joined(separator: ", ")) }
                 print("OK: \(archive == "-" ? "standard input" : archive): \(sink.entries) entries, \(formatBytes(sink.bytes)) verified (header MAC, every frame tag, SHA-256 of every entry, trailer and footer)")
-                for r in results { print("  \(r.kind) \(r.name): \(r.complete ? "ok, " : "")\(r.detail)") }
+                for r in results { print("  \(r.kind) \(displayName(r.name)): \(r.complete ? "ok, " : "")\(r.detail)") }
             }
             if !quiet, let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") }
             let incomplete = results.filter { !$0.complete }
             if !incomplete.isEmpty {
-                printError("sealbak: \(archive) is intact but INCOMPLETE: \(incomplete.map { "\($0.name) \($0.detail)" }.joined(separator: "; "))")
+                printError("sealbak: \(archive) is intact but INCOMPLETE: \(incomplete.map { "\(displayName($0.name)) \($0.detail)" }.joined(separator: "; "))")
                 throw ExitCode(ExitStatus.skippedComponents)
             }
         }

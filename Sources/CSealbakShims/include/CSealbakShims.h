@@ -39,7 +39,18 @@ int sealbak_spawn_close_inherited(void *actions);
 /// Atomically swaps two paths (renameat2 RENAME_EXCHANGE); -1 with errno ENOSYS/EINVAL where unsupported.
 int sealbak_exchange(const char *a, const char *b);
 
-/// renameat2(RENAME_NOREPLACE): moves a to b only if b does not exist (EEXIST otherwise).
-int sealbak_rename_noreplace(const char *a, const char *b);
+/// renameat2(RENAME_NOREPLACE): fails with EEXIST instead of replacing newpath; -1 + EINVAL/ENOSYS where the
+/// file system or kernel cannot (callers must not fall back to a plain rename without checking).
+int sealbak_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+
+/// renameat2(RENAME_EXCHANGE) relative to directory descriptors: both names must exist.
+int sealbak_rename_exchange(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+
+/// sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE): starts writing the file's dirty pages back without waiting
+/// (a later fsync then finds most of them written). 0, or -1 + errno (ENOSYS elsewhere: harmless to ignore).
+int sealbak_start_writeback(int fd);
+
+/// 1 when the count bytes at p are all zero (a hole can be left instead of writing them), else 0.
+int sealbak_is_zero(const void *p, size_t count);
 
 #endif

@@ -146,14 +146,14 @@ package final class CommandUnit: RestoreUnit {
 
     package func plan() throws -> [String] {
         _ = try restore.executable()
-        var lines = ["component \(shown(name)): command output from \(shown(component.source))", "  restore: \(restore.display) < the entry (timeout \(Int(restore.timeoutSeconds)) s); cannot be undone, runs after every other component is in place"]
+        var lines = ["component \(displayName(name)): command output from \(displayName(component.source))", "  restore: \(restore.display) < the entry (timeout \(Int(restore.timeoutSeconds)) s); cannot be undone, runs after every other component is in place"]
         if let check { _ = try check.executable(); lines.append("  check: \(check.display)") }
         return lines
     }
 
     package func stage(feed: (any EntrySink) throws -> Void, log: EngineLog) throws {
         let base = NSTemporaryDirectory()
-        for line in Leftovers.removeStale(prefix: "sealbak-restore-", in: base) { log.warning(line) }
+        for path in Leftovers.removeStale(prefix: "sealbak-restore-", in: base) { log.warning("removed \(path), left by a killed restore of a command component") }
         let d = base + (base.hasSuffix("/") ? "" : "/") + "sealbak-restore-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         if mkdir(d, 0o700) != 0 { throw SealbakError.io("cannot create a private temporary folder", path: d, errno: errno) }
         dir = d
@@ -199,7 +199,7 @@ package final class CommandUnit: RestoreUnit {
 
     package func finalize(log: EngineLog) -> [String] {
         abandon(log: log)
-        return ["restored \(shown(name)) with \(restore.display)\(check.map { "; check \($0.display) passed" } ?? "")"]
+        return ["restored \(displayName(name)) with \(restore.display)\(check.map { "; check \($0.display) passed" } ?? "")"]
     }
 
     package func abandon(log: EngineLog) {
@@ -243,20 +243,5 @@ final class FileSink: EntrySink {
             let f = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
             if f >= 0 { Glibc.close(f) }
         }
-    }
-}
-
-/// Removes `PREFIX-PID-…` folders in `dir` whose process is gone (left by a killed run); returns what it did.
-enum Leftovers {
-    static func removeStale(prefix: String, in dir: String) -> [String] {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return [] }
-        var out: [String] = []
-        for n in names where n.hasPrefix(prefix) {
-            guard let pid = Int32(n.dropFirst(prefix.count).split(separator: "-").first ?? ""), pid > 0, pid != getpid(),
-                  kill(pid, 0) != 0, errno == ESRCH else { continue }
-            let p = (dir.hasSuffix("/") ? dir : dir + "/") + n
-            if (try? FileManager.default.removeItem(atPath: p)) != nil { out.append("removed \(p), left by a killed sealbak (process \(pid))") }
-        }
-        return out
     }
 }

@@ -68,12 +68,12 @@ package final class FolderUnit: RestoreUnit {
     // MARK: plan
 
     package func plan() throws -> [String] {
-        var lines = ["component \(shown(name)): \(kind) \(component.isFile ? "file" : "tree") from \(shown(component.source)), \(component.files) file(s), \(formatBytes(component.bytes))"]
+        var lines = ["component \(displayName(name)): \(kind) \(component.isFile ? "file" : "tree") from \(displayName(component.source)), \(component.files) file(s), \(formatBytes(component.bytes))"]
         var st = stat()
         targetExisted = lstat(target, &st) == 0
         try checkParentWritable()
         guard targetExisted else {
-            lines.append("  target: \(shown(target)) (will be created)")
+            lines.append("  target: \(displayName(target)) (will be created)")
             return lines
         }
         let isDir = st.st_mode & S_IFMT == S_IFDIR
@@ -93,7 +93,7 @@ package final class FolderUnit: RestoreUnit {
             }
         }
         if component.isFile {
-            lines.append("  target: \(shown(target)) (exists: will be replaced\(options.keepReplaced ? "; the old file is kept as \(base).sbk-replaced-…" : ""))")
+            lines.append("  target: \(displayName(target)) (exists: will be replaced\(options.keepReplaced ? "; the old file is kept as \(base).sbk-replaced-…" : ""))")
             return lines
         }
         let diff = try self.diff(ignoreText: { rel in
@@ -103,9 +103,9 @@ package final class FolderUnit: RestoreUnit {
             }
             return try peek(i)
         })
-        lines.append("  target: \(shown(target)) (exists: \(diff.added.count) added, \(diff.replaced.count) replaced, \(diff.deleted.count) deleted, \(diff.kept.count) kept because they were excluded when packing\(options.keepReplaced ? "; the old folder is kept as \(base).sbk-replaced-…" : ""))")
+        lines.append("  target: \(displayName(target)) (exists: \(diff.added.count) added, \(diff.replaced.count) replaced, \(diff.deleted.count) deleted, \(diff.kept.count) kept because they were excluded when packing\(options.keepReplaced ? "; the old folder is kept as \(base).sbk-replaced-…" : ""))")
         for (label, list) in [("add", diff.added), ("replace", diff.replaced), ("delete", diff.deleted), ("keep", diff.kept)] {
-            for p in list.prefix(20) { lines.append("    \(label) \(shown(p))") }
+            for p in list.prefix(20) { lines.append("    \(label) \(displayName(p))") }
             if list.count > 20 { lines.append("    … and \(list.count - 20) more to \(label)") }
         }
         return lines
@@ -257,7 +257,7 @@ package final class FolderUnit: RestoreUnit {
             let from = target + "/" + rel, to = stagedPath + "/" + rel
             try FileManager.default.createDirectory(atPath: (to as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try Fault.point("restore", "keep \(rel)")
-            if sealbak_rename_noreplace(from, to) != 0 {
+            if sealbak_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) != 0 {
                 throw SealbakError.io("cannot keep \(rel) (excluded when packing) in the restored \(name): moving it failed for", path: to, errno: errno)
             }
         }
@@ -265,7 +265,7 @@ package final class FolderUnit: RestoreUnit {
         if targetExisted {
             if sealbak_exchange(stagedPath, target) != 0 { throw SealbakError.io("cannot swap the restored \(name) into", path: target, errno: errno) }
         } else {
-            if sealbak_rename_noreplace(stagedPath, target) != 0 { throw SealbakError.io("cannot move the restored \(name) to", path: target, errno: errno) }
+            if sealbak_rename_noreplace(AT_FDCWD, stagedPath, AT_FDCWD, target) != 0 { throw SealbakError.io("cannot move the restored \(name) to", path: target, errno: errno) }
         }
         journal.phase = "committed"
         fsyncDirectory(parent)
@@ -277,7 +277,7 @@ package final class FolderUnit: RestoreUnit {
         do {
             if journal.phase == "committed" {
                 try Fault.point("restore", "swap back \(target)")
-                let ok = targetExisted ? sealbak_exchange(stagedPath, target) == 0 : sealbak_rename_noreplace(target, stagedPath) == 0
+                let ok = targetExisted ? sealbak_exchange(stagedPath, target) == 0 : sealbak_rename_noreplace(AT_FDCWD, target, AT_FDCWD, stagedPath) == 0
                 if !ok { throw SealbakError.io("cannot put the previous \(name) back at", path: target, errno: errno) }
                 journal.phase = "committing"
             }
@@ -296,19 +296,19 @@ package final class FolderUnit: RestoreUnit {
             var st = stat()
             guard lstat(from, &st) == 0, lstat(to, &st) != 0 else { continue }
             try Fault.point("restore", "put back \(rel)")
-            if sealbak_rename_noreplace(from, to) != 0 { throw SealbakError.io("cannot put \(rel) back into", path: target, errno: errno) }
+            if sealbak_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) != 0 { throw SealbakError.io("cannot put \(rel) back into", path: target, errno: errno) }
         }
     }
 
     package func finalize(log: EngineLog) -> [String] {
         guard let staging, journal.phase == "committed" else { return [] }
-        var lines = ["restored \(shown(name)) into \(shown(target)): \(component.files) file(s) verified"]
+        var lines = ["restored \(displayName(name)) into \(displayName(target)): \(component.files) file(s) verified"]
         if targetExisted {
             if options.keepReplaced {
                 let kept = parent + "/" + base + ".sbk-replaced-" + FolderUnit.stamp()
                 if (try? Fault.point("restore", "keep old \(target)")) != nil, rename(stagedPath, kept) == 0 {
                     keptAs = kept
-                    lines.append("  the replaced \(component.isFile ? "file" : "folder") is kept as \(shown(kept))")
+                    lines.append("  the replaced \(component.isFile ? "file" : "folder") is kept as \(displayName(kept))")
                 } else {
                     log.warning("could not keep the replaced \(name) as \(kept) (\(String(cString: strerror(errno)))); it is left in \(staging)")
                     journal.phase = "done"
@@ -408,7 +408,7 @@ package final class FolderUnit: RestoreUnit {
             for rel in j.preserved.reversed() {
                 var s2 = stat()
                 let from = j.staged + "/" + rel, to = j.target + "/" + rel
-                if lstat(from, &s2) == 0 && lstat(to, &s2) != 0 && sealbak_rename_noreplace(from, to) != 0 { return false }
+                if lstat(from, &s2) == 0 && lstat(to, &s2) != 0 && sealbak_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) != 0 { return false }
             }
             return true
         }
@@ -424,7 +424,7 @@ package final class FolderUnit: RestoreUnit {
             return "finished the restore into \(j.target) that was killed after it completed (removed the replaced copy in \(dir))"
         }
         if committed {
-            let ok = j.targetExisted ? sealbak_exchange(j.staged, j.target) == 0 : sealbak_rename_noreplace(j.target, j.staged) == 0
+            let ok = j.targetExisted ? sealbak_exchange(j.staged, j.target) == 0 : sealbak_rename_noreplace(AT_FDCWD, j.target, AT_FDCWD, j.staged) == 0
             guard ok else { return "could not undo the killed restore into \(j.target) (\(String(cString: strerror(errno)))); \(dir) holds the previous copy: move it back by hand" }
         }
         guard putBack() else { return "could not put back the excluded paths of \(j.target) from \(dir) (\(String(cString: strerror(errno)))); move them back by hand" }
@@ -481,19 +481,4 @@ struct Journal: Codable {
 func fsyncDirectory(_ path: String) {
     let fd = open(path.isEmpty ? "." : path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     if fd >= 0 { fsync(fd); close(fd) }
-}
-
-/// A name or path for a message: control characters escaped, so an archive cannot write to the terminal.
-func shown(_ s: String) -> String {
-    var out = ""
-    for u in s.unicodeScalars {
-        switch u.value {
-        case 0x0A: out += "\\n"
-        case 0x09: out += "\\t"
-        case 0x0D: out += "\\r"
-        case 0..<0x20, 0x7F, 0x80..<0xA0: out += String(format: "\\x%02x", u.value)
-        default: out.unicodeScalars.append(u)
-        }
-    }
-    return out
 }

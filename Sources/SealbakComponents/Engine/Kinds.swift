@@ -413,7 +413,7 @@ extension LooseEntries {
             guard let to = r.to else {
                 let n = g.indices.count
                 return RestoreCandidate(name: g.name, kind: "files", status: .ok, reason: nil, make: nil,
-                                        note: "\(shown(g.name)) (\(n) entr\(n == 1 ? "y" : "ies") outside any component) is not restored: give --to DIR to restore it into DIR/\(shown(g.name)), or use sealbak unpack")
+                                        note: "\(displayName(g.name)) (\(n) entr\(n == 1 ? "y" : "ies") outside any component) is not restored: give --to DIR to restore it into DIR/\(displayName(g.name)), or use sealbak unpack")
             }
             var options = FolderUnit.Options()
             options.replace = r.replace

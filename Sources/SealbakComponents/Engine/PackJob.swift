@@ -202,7 +202,7 @@ package final class PackJob {
                 continue
             }
             guard let si = owner[i] else {
-                try writeLoose(i, to: writer, progress: progress)
+                try writeLoose(i, to: writer, progress: progress, log: log)
                 continue
             }
             let s = sources[si]
@@ -214,8 +214,8 @@ package final class PackJob {
             let stream: any CaptureStream
             do {
                 if let own = try s.stream(for: i) { stream = own } else {
-                    let r = try SourceReader(plan.sources[i])
-                    stream = ClosureStream { buf in try r.read(into: buf) }
+                    let r = try SourceReader(plan.sources[i], listed: plan.listed[i])
+                    stream = ClosureStream { buf in try r.read(into: buf) } onEnd: { [weak self] in self?.noteChange(i, r.changed, log: log) }
                 }
             } catch {
                 try failed(si, error, log: log)
@@ -250,8 +250,16 @@ package final class PackJob {
         outcome.components[si].reason = message
     }
 
-    private func writeLoose(_ i: Int, to writer: ArchiveWriter, progress: @escaping (Int) -> Void) throws {
-        let reader = try SourceReader(plan.sources[i])
+    /// A file that changed while it was read: warned about by name and recorded in the outcome record.
+    private func noteChange(_ i: Int, _ change: String?, log: EngineLog) {
+        guard let change else { return }
+        log.warning("\(displayName(plan.entries[i].name)) \(change); the archive holds what was read")
+        outcome.warnings.append(.init(entry: plan.entries[i].name, warning: change))
+    }
+
+    private func writeLoose(_ i: Int, to writer: ArchiveWriter, progress: @escaping (Int) -> Void, log: EngineLog) throws {
+        let reader = try SourceReader(plan.sources[i], listed: plan.listed[i])
+        defer { noteChange(i, reader.changed, log: log) }
         var total = 0
         try writer.writeEntry { buf in
             let n = try reader.read(into: buf)

@@ -127,7 +127,7 @@ package final class RestoreJob {
         }
         for n in notes { lines.append("note: " + n) }
         for u in units {
-            for l in u.leftovers { lines.append("note: \(shown(l)) was left by a killed restore; the real run finishes, undoes or removes it first") }
+            for l in u.leftovers { lines.append("note: \(displayName(l)) was left by a killed restore; the real run finishes, undoes or removes it first") }
         }
         return (lines, first)
     }

@@ -1,0 +1,36 @@
+import Foundation
+import SealbakTestSupport
+import Testing
+
+/// Usage errors are exit 64 wherever they are found; the writer refuses KDF costs its own readers refuse.
+@Suite struct UsageErrorTests {
+    static let env = ["SEALBAK_PASSWORD": "usage-\(UUID().uuidString)"]
+
+    @Test func kdfCostsAboveTheReadCapsNeedAnExplicitFlag() throws {
+        let dir = try Proc.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "x".write(toFile: dir + "/f", atomically: false, encoding: .utf8)
+        for extra in [["--kdf-memory", "4097"], ["--kdf-passes", "11"]] {
+            let r = try Proc.run(Proc.sealbakBinary, ["pack", dir + "/a.sbk", dir + "/f", "--quiet"] + extra, env: Self.env)
+            #expect(r.status == 64 && r.stderr.contains("--allow-expensive-kdf"), "\(extra): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/a.sbk"))
+        }
+        #expect(try Proc.run(Proc.sealbakBinary, ["pack", dir + "/a.sbk", dir + "/f", "--insecure-test-kdf", "--quiet"], env: Self.env).status == 0)
+        let add = try Proc.run(Proc.sealbakBinary, ["key", "add", dir + "/a.sbk", "--kdf-passes", "11"], env: Self.env.merging(["SEALBAK_NEW_PASSWORD": "n"]) { a, _ in a })
+        #expect(add.status == 64 && add.stderr.contains("--allow-expensive-kdf"), "\(add.stderr)")
+        // Within the caps, or with the flag, it is accepted (a cheap pass count keeps the test fast).
+        let ok = try Proc.run(Proc.sealbakBinary, ["key", "add", dir + "/a.sbk", "--kdf-passes", "11", "--kdf-memory", "8", "--allow-expensive-kdf"],
+                              env: Self.env.merging(["SEALBAK_NEW_PASSWORD": "n"]) { a, _ in a })
+        #expect(ok.status == 0, "\(ok.stderr)")
+    }
+
+    @Test func twoPasswordSourcesAreAUsageError() throws {
+        let dir = try Proc.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "pw\n".write(toFile: dir + "/pw", atomically: false, encoding: .utf8)
+        for cmd in [["verify", dir + "/a.sbk"], ["pack", dir + "/a.sbk", dir + "/pw"], ["unpack", dir + "/a.sbk", "--to", dir + "/o"]] {
+            let r = try Proc.run(Proc.sealbakBinary, cmd + ["--password-file", dir + "/pw", "--password-fd", "0"], env: ["SEALBAK_PASSWORD": ""])
+            #expect(r.status == 64 && r.stderr.contains("only one of --password-file and --password-fd") && !r.stderr.contains("internal error"), "\(cmd[0]): \(r.stderr)")
+        }
+    }
+}
