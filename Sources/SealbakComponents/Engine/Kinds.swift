@@ -73,7 +73,8 @@ package final class FolderSource: CaptureSource {
     }
 
     package static func chroma(name: String, path: String, allowMissing: Bool = false) -> FolderSource {
-        var me: FolderSource?
+        // Weak: the closure is owned by the source it reports the snapshot to.
+        weak var me: FolderSource?
         let source = FolderSource(kind: "chroma", name: name, path: path, allowMissing: allowMissing) { plan in
             let (_, collections, snapshot) = try ChromaComponent.add(argument: name + "=" + path, to: &plan)
             me?.chromaSnapshot = snapshot
