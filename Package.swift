@@ -25,6 +25,8 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"]), .brew(["libpq"])]),
         // SQLite, for the online backup of a Chroma store's chroma.sqlite3 and its collection counts.
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
+        // MariaDB Connector/C, the MySQL/MariaDB client library (facts, counts, staging and swap; the dump tools do the data).
+        .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"]), .brew(["mariadb-connector-c"])]),
         // Tiny C shims for libc functions Swift cannot import (syncfs).
         .target(name: "CSealbakShims"),
         // libcurl, the HTTP client for object storage (TLS, proxies, keep-alive), behind non-variadic wrappers.
@@ -44,8 +46,11 @@ let package = Package(
         ),
         // PostgreSQL component: consistent pg_dump into an entry, verified restore into a live server.
         .target(name: "SealbakPostgres", dependencies: ["SealbakArchive", "SealbakCrypto", "SealbakFormat", "CLibPQ", "CSealbakShims"], swiftSettings: strict),
+        // MySQL/MariaDB component: mariadb-dump with rows counted in the stream, verified restore and table swap.
+        // (Reuses SealbakPostgres's Subprocess for the tools.)
+        .target(name: "SealbakMySQL", dependencies: ["SealbakArchive", "SealbakCrypto", "SealbakFormat", "SealbakPostgres", "CMariaDB"], swiftSettings: strict),
         // The other components: docs trees with ignore rules, configs, vector files, vector stores.
-        .target(name: "SealbakComponents", dependencies: ["SealbakArchive", "SealbakFormat", "SealbakPostgres", "SealbakS3", "CSealbakShims", "CSQLite", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
+        .target(name: "SealbakComponents", dependencies: ["SealbakArchive", "SealbakFormat", "SealbakPostgres", "SealbakMySQL", "SealbakS3", "CSealbakShims", "CSQLite", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         // S3-compatible object storage: SigV4, streaming multipart upload, ranged reads, retries, retention.
         .target(name: "SealbakS3", dependencies: ["SealbakArchive", "SealbakCrypto", "SealbakFormat", "CCurl"], swiftSettings: strict),
         .executableTarget(
@@ -73,6 +78,8 @@ let package = Package(
         // Real PostgreSQL servers (started by scripts/pg-servers): pack, restore, failure paths.
         // SigV4 against the published vectors, retention rules, and a real SeaweedFS (scripts/s3-server).
         .testTarget(name: "SealbakS3Tests", dependencies: ["SealbakS3", "SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
+        // A real MariaDB server (scripts/mysql-servers): pack, restore, swap, failure paths; the dump row counter.
+        .testTarget(name: "SealbakMySQLTests", dependencies: ["SealbakArchive", "SealbakMySQL", "SealbakTestSupport"], swiftSettings: strict),
         .testTarget(name: "SealbakPostgresTests", dependencies: ["SealbakArchive", "SealbakPostgres", "SealbakTestSupport"], swiftSettings: strict),
     ]
 )

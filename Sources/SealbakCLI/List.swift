@@ -77,6 +77,8 @@ struct List: ParsableCommand {
                 switch kind {
                 case _ where m[ComponentKeys.status] == "skipped":
                     print("  \(kind) \(name): SKIPPED when packing: \(m[ComponentKeys.reason] ?? "")")
+                case "mysql":
+                    if let line = MySQLVerifier.listLine(e, manifest: reader.manifest, counts: { i in reader.input.isSeekable ? try? MySQLVerifier.readEntry(reader, i) : nil }) { print(line) }
                 case "command":
                     print("  command \(name): ok, the output of \(m[ComponentKeys.source] ?? "?")")
                 case "docs":

@@ -4,6 +4,7 @@ import SealbakArchive
 import SealbakComponents
 import SealbakCompression
 import SealbakFormat
+import SealbakMySQL
 import SealbakPostgres
 import SealbakS3
 
@@ -27,6 +28,15 @@ struct Pack: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Read the PostgreSQL password from the first line of FILE (for URLs without one).", valueName: "FILE"))
     var postgresPasswordFile: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Dump this MySQL/MariaDB database into the archive (mysql://USER@HOST:PORT/DB, or NAME=URL); repeatable. One transaction (mariadb-dump --single-transaction); rows are counted in the dump stream. Credentials come from the URL, --mysql-password-file, MYSQL_PWD or ~/.my.cnf and are never stored.", valueName: "URL"))
+    var mysql: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Read the MySQL password from the first line of FILE (for URLs without one).", valueName: "FILE"))
+    var mysqlPasswordFile: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Look for mariadb-dump/mysqldump in DIR first; repeatable (also SEALBAK_MYSQL_BIN).", valueName: "DIR"))
+    var mysqlBin: [String] = []
 
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack a documentation tree (or any folder) as component NAME (default: the folder's name), honouring .sealbakignore files, --exclude and --include; repeatable.", valueName: "[NAME=]DIR"))
     var docs: [String] = []
@@ -113,8 +123,8 @@ struct Pack: ParsableCommand {
     @OptionGroup var s3: S3Options
 
     func validate() throws {
-        if plan == nil && paths.isEmpty && stdinName == nil && postgres.isEmpty && docs.isEmpty && config.isEmpty && vectors.isEmpty && chroma.isEmpty && qdrant.isEmpty {
-            throw ValidationError("nothing to pack: give --plan FILE, PATHs, --docs DIR, --config PATH, --vectors PATH, --postgres URL or --stdin-name NAME")
+        if plan == nil && paths.isEmpty && stdinName == nil && postgres.isEmpty && mysql.isEmpty && docs.isEmpty && config.isEmpty && vectors.isEmpty && chroma.isEmpty && qdrant.isEmpty {
+            throw ValidationError("nothing to pack: give --plan FILE, PATHs, --docs DIR, --config PATH, --vectors PATH, --postgres URL, --mysql URL or --stdin-name NAME")
         }
         if redactSecrets && config.isEmpty && plan == nil { throw ValidationError("--redact-secrets applies to --config files; give --config PATH") }
         if docs.isEmpty && plan == nil && (!exclude.isEmpty || !include.isEmpty || noDefaultExcludes) { throw ValidationError("--exclude, --include and --no-default-excludes apply to --docs trees; give --docs DIR") }
@@ -235,6 +245,8 @@ struct Pack: ParsableCommand {
         flags.postgresPasswordFile = postgresPasswordFile
         flags.allowMissing = allowed
         flags.pgBin = pgBin
+        flags.mysqlPasswordFile = mysqlPasswordFile
+        flags.mysqlBin = mysqlBin
         var out = try bp?.captureSources(flags) ?? []
         let finder = ToolFinder(extra: pgBin + (bp?.pgBin ?? []))
         for d in docs {
@@ -264,6 +276,10 @@ struct Pack: ParsableCommand {
         for p in postgres {
             let spec = try PostgresSourceSpec(argument: p, passwordFile: postgresPasswordFile)
             out.append(PostgresSource(spec, finder: finder, allowMissing: allowed.contains(spec.name)))
+        }
+        for m in mysql {
+            let spec = try MySQLSourceSpec(argument: m, passwordFile: mysqlPasswordFile)
+            out.append(MySQLSource(spec, finder: MySQLToolFinder(extra: mysqlBin), allowMissing: allowed.contains(spec.name)))
         }
         return out
     }

@@ -27,6 +27,15 @@ struct Restore: ParsableCommand {
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Where a PostgreSQL component goes: URL (when one component is restored) or NAME=URL; repeatable. The URL names the target database.", valueName: "URL"))
     var postgresTarget: [String] = []
 
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Where a MySQL/MariaDB component goes: URL (when one component is restored) or NAME=URL; repeatable. The URL names the target database.", valueName: "URL"))
+    var mysqlTarget: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Read the MySQL password from the first line of FILE (for target URLs without one).", valueName: "FILE"))
+    var mysqlPasswordFile: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Look for the mariadb/mysql client in DIR first; repeatable (also SEALBAK_MYSQL_BIN).", valueName: "DIR"))
+    var mysqlBin: [String] = []
+
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Restore only component NAME; repeatable.", valueName: "NAME"))
     var only: [String] = []
 
@@ -79,6 +88,9 @@ struct Restore: ParsableCommand {
             r.postgresTargets = postgresTarget
             r.postgresPasswordFile = postgresPasswordFile
             r.pgBin = pgBin
+            r.mysqlTargets = mysqlTarget
+            r.mysqlPasswordFile = mysqlPasswordFile
+            r.mysqlBin = mysqlBin
             r.replace = replace || yes
             r.keepReplaced = keepReplaced
             r.noOwner = noOwner

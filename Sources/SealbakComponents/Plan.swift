@@ -7,7 +7,7 @@ import Yams
 /// Every component flag of `pack` and `restore` has an equivalent here (docs/plan.md, docs/sealbak.example.yaml).
 /// Unknown keys and bad values are reported as `FILE:LINE: …`.
 package struct BackupPlan: Sendable {
-    package enum Kind: String, Sendable, CaseIterable { case postgres, docs, config, vectors, chroma, qdrant, command }
+    package enum Kind: String, Sendable, CaseIterable { case postgres, mysql, docs, config, vectors, chroma, qdrant, command }
 
     /// Commands run around packing and restoring (stop the application, start it again).
     package struct Hooks: Sendable {
@@ -310,7 +310,7 @@ struct PlanReader {
         var c = BackupPlan.Component(name: name, kind: kind, line: node.mark?.line ?? 1)
         let allowed: [String]
         switch kind {
-        case .postgres: allowed = ["name", "kind", "url", "password-file", "allow-missing", "restore", "checks"]
+        case .postgres, .mysql: allowed = ["name", "kind", "url", "password-file", "allow-missing", "restore", "checks"]
         case .docs: allowed = ["name", "kind", "path", "exclude", "include", "default-excludes", "allow-missing", "restore", "checks"]
         case .config: allowed = ["name", "kind", "path", "redact-secrets", "allow-missing", "restore", "checks"]
         case .vectors, .chroma, .qdrant: allowed = ["name", "kind", "path", "allow-missing", "restore", "checks"]
@@ -336,8 +336,8 @@ struct PlanReader {
             case "checks":
                 guard case .sequence(let list) = v else { throw fail(v, "checks must be a list") }
                 for item in list {
-                    if kind == .postgres {
-                        guard case .mapping(let m) = item else { throw fail(item, "each check of a postgres component is a mapping with sql: and expect:") }
+                    if kind == .postgres || kind == .mysql {
+                        guard case .mapping(let m) = item else { throw fail(item, "each check of a \(kind.rawValue) component is a mapping with sql: and expect:") }
                         var sql: String?, expect: String?
                         for (ck, cv) in m {
                             switch try keyName(ck) {
@@ -358,20 +358,20 @@ struct PlanReader {
                     }
                 }
             case "restore":
-                guard case .mapping(let r) = v else { throw fail(v, "restore must be a mapping (\(kind == .postgres ? "url:" : "path:"))") }
+                guard case .mapping(let r) = v else { throw fail(v, "restore must be a mapping (\(kind == .postgres || kind == .mysql ? "url:" : "path:"))") }
                 for (rk, rv) in r {
                     let rkey = try keyName(rk)
                     switch (kind, rkey) {
-                    case (.postgres, "url"): c.restoreURL = try string(rv, "restore.url")
+                    case (.postgres, "url"), (.mysql, "url"): c.restoreURL = try string(rv, "restore.url")
                     case (.docs, "path"), (.config, "path"), (.vectors, "path"), (.chroma, "path"), (.qdrant, "path"): c.restorePath = resolve(try string(rv, "restore.path"))
-                    default: throw fail(rk, "unknown key \"restore.\(rkey)\" for a \(kind.rawValue) component (expected restore.\(kind == .postgres ? "url" : "path"))")
+                    default: throw fail(rk, "unknown key \"restore.\(rkey)\" for a \(kind.rawValue) component (expected restore.\(kind == .postgres || kind == .mysql ? "url" : "path"))")
                     }
                 }
             default: break
             }
         }
         switch kind {
-        case .postgres: if c.url == nil { throw fail(node, "the postgres component \(name) has no url:") }
+        case .postgres, .mysql: if c.url == nil { throw fail(node, "the \(kind.rawValue) component \(name) has no url:") }
         case .command: if c.dump == nil { throw fail(node, "the command component \(name) has no dump: (the command whose standard output is the backup)") }
         default: if c.path == nil { throw fail(node, "the \(kind.rawValue) component \(name) has no path:") }
         }

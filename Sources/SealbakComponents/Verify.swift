@@ -1,6 +1,7 @@
 import Foundation
 import SealbakArchive
 import SealbakFormat
+import SealbakMySQL
 
 /// `sealbak verify`'s component checks, on top of every tag and checksum: what each component's manifest
 /// record says must agree with the entries the archive holds.
@@ -16,7 +17,7 @@ package enum ComponentVerifier {
 
     /// The entries whose first bytes `check` needs (PostgreSQL dumps).
     package static func headsNeeded(_ manifest: Manifest) -> Set<Int> {
-        Set(manifest.entries.indices.filter { manifest.entries[$0].metadata[ComponentKeys.kind] == "postgres" && manifest.entries[$0].metadata[ComponentKeys.status] == "ok" })
+        Set(manifest.entries.indices.filter { ["postgres", "mysql"].contains(manifest.entries[$0].metadata[ComponentKeys.kind] ?? "") && manifest.entries[$0].metadata[ComponentKeys.status] != "skipped" })
     }
 
     package static func check(_ manifest: Manifest, sizes: [UInt64], heads: [Int: [UInt8]], outcome: CaptureOutcome? = nil) -> [Result] {
@@ -24,7 +25,7 @@ package enum ComponentVerifier {
         let incomplete = Dictionary((outcome?.incomplete ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let trees = TreeComponent.all(in: manifest)
         for (i, e) in manifest.entries.enumerated() {
-            guard let kind = e.metadata[ComponentKeys.kind] else { continue }
+            guard let kind = e.metadata[ComponentKeys.kind], e.metadata[ComponentKeys.myRole] != "counts" else { continue }
             let name = e.metadata[ComponentKeys.name] ?? e.name
             if e.metadata[ComponentKeys.status] == "skipped" {
                 out.append(Result(kind: kind, name: name, ok: true, complete: false, detail: "SKIPPED when packing: \(e.metadata[ComponentKeys.reason] ?? "")"))
@@ -41,6 +42,8 @@ package enum ComponentVerifier {
                 out.append(Result(kind: kind, name: name, ok: ok, complete: true, detail: ok
                     ? "pg_dump custom-format dump, \(sizes[i]) bytes, \(e.metadata["postgres.tables"] ?? "?") tables and \(e.metadata["postgres.rows"] ?? "?") rows recorded"
                     : "the dump does not start with PGDMP (\(sizes[i]) bytes)"))
+            case "mysql":
+                out.append(MySQLVerifier.check(e, index: i, manifest: manifest, sizes: sizes, heads: heads))
             case "command":
                 // The outcome record counts the bytes the command printed; the entry must hold exactly those.
                 let recorded = outcome?.components.first { $0.kind == kind && $0.name == name }?.bytes

@@ -63,11 +63,24 @@ package struct RestoreCheck: Sendable {
     package var expected: String
     package var actual: String
     package var ok: Bool
+
+    package init(what: String, expected: String, actual: String, ok: Bool) {
+        self.what = what
+        self.expected = expected
+        self.actual = actual
+        self.ok = ok
+    }
 }
 
 package struct RestoreReport: Sendable {
     package var checks: [RestoreCheck]
     package var replacedKeptAs: String?
+
+    package init(checks: [RestoreCheck], replacedKeptAs: String?) {
+        self.checks = checks
+        self.replacedKeptAs = replacedKeptAs
+    }
+
     package var mismatches: [RestoreCheck] { checks.filter { !$0.ok } }
 
     package var table: String {

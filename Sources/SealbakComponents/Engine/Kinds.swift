@@ -1,17 +1,18 @@
 import Foundation
 import SealbakArchive
 import SealbakFormat
+import SealbakMySQL
 import SealbakPostgres
 
 /// The registry of component kinds: what each kind checks on a restored copy, and how restore units are made
 /// for the components of a manifest.
 package enum ComponentKinds {
     /// Every kind this sealbak packs and restores.
-    package static let names = ["postgres", "docs", "config", "vectors", "chroma", "qdrant", "command"]
+    package static let names = ["postgres", "mysql", "docs", "config", "vectors", "chroma", "qdrant", "command"]
 
     /// Finds each kind's components in a manifest for a restore. A new kind adds its finder here.
     static let restoreFinders: [@Sendable (RestoreContext) throws -> [RestoreCandidate]] = [
-        PostgresUnit.candidates, FolderUnit.candidates, CommandUnit.candidates, LooseEntries.candidates,
+        PostgresUnit.candidates, MySQLUnit.candidates, FolderUnit.candidates, CommandUnit.candidates, LooseEntries.candidates,
     ]
 
     /// What a folder kind checks on its staged copy before it is put in place (problems; empty when fine).
@@ -315,6 +316,8 @@ package struct PlanOverrides: Sendable {
     package var postgresPasswordFile: String?
     package var allowMissing: Set<String> = []
     package var pgBin: [String] = []
+    package var mysqlPasswordFile: String?
+    package var mysqlBin: [String] = []
     package init() {}
 }
 
@@ -341,6 +344,8 @@ extension BackupPlan {
             case .postgres:
                 let spec = try PostgresSourceSpec(name: c.name, url: c.url!, passwordFile: c.passwordFile ?? flags.postgresPasswordFile)
                 return PostgresSource(spec, finder: finder, allowMissing: missing)
+            case .mysql:
+                return MySQLSource(try MySQLSourceSpec(name: c.name, url: c.url!, passwordFile: c.passwordFile ?? flags.mysqlPasswordFile), finder: MySQLToolFinder(extra: flags.mysqlBin), allowMissing: missing)
             case .command:
                 return CommandSource(name: c.name, dump: c.dump!, restore: c.restoreCommand, check: c.check, allowEmpty: c.allowEmpty, allowMissing: missing)
             }

@@ -135,7 +135,7 @@ package final class PackJob {
     package var knownBytes: UInt64? {
         let streams = plan.sources.enumerated().contains { i, s in
             if case .standardInput = s { return true }
-            return owner[i].map { ["postgres", "command"].contains(sources[$0].kind) && outcome.components[$0].status == .ok } ?? false
+            return owner[i].map { ["postgres", "mysql", "command"].contains(sources[$0].kind) && outcome.components[$0].status == .ok } ?? false
         }
         return streams ? nil : plan.fileBytes
     }

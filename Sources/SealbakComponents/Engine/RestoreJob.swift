@@ -14,6 +14,10 @@ package struct RestoreRequest: Sendable {
     package var postgresTargets: [String] = []
     package var postgresPasswordFile: String?
     package var pgBin: [String] = []
+    /// `--mysql-target URL|NAME=URL`, `--mysql-password-file`, `--mysql-bin`.
+    package var mysqlTargets: [String] = []
+    package var mysqlPasswordFile: String?
+    package var mysqlBin: [String] = []
     package var replace = false
     package var keepReplaced = false
     package var noOwner = false
