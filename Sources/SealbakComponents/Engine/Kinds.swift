@@ -7,11 +7,11 @@ import SealbakPostgres
 /// for the components of a manifest.
 package enum ComponentKinds {
     /// Every kind this sealbak packs and restores.
-    package static let names = ["postgres", "docs", "config", "vectors", "chroma", "qdrant", "command"]
+    package static let names = ["postgres", "docs", "config", "vectors", "chroma", "qdrant", "command", "sqlite"]
 
     /// Finds each kind's components in a manifest for a restore. A new kind adds its finder here.
     static let restoreFinders: [@Sendable (RestoreContext) throws -> [RestoreCandidate]] = [
-        PostgresUnit.candidates, FolderUnit.candidates, CommandUnit.candidates, LooseEntries.candidates,
+        PostgresUnit.candidates, FolderUnit.candidates, CommandUnit.candidates, SQLiteUnit.candidates, LooseEntries.candidates,
     ]
 
     /// What a folder kind checks on its staged copy before it is put in place (problems; empty when fine).
@@ -342,6 +342,7 @@ extension BackupPlan {
                 return PostgresSource(spec, finder: finder, allowMissing: missing)
             case .command:
                 return CommandSource(name: c.name, dump: c.dump!, restore: c.restoreCommand, check: c.check, allowEmpty: c.allowEmpty, allowMissing: missing)
+            case .sqlite: return SQLiteSource(name: c.name, path: c.path!, allowMissing: missing)
             }
         }
     }
@@ -378,7 +379,7 @@ extension FolderUnit {
         let r = ctx.request
         let trees = TreeComponent.all(in: ctx.manifest)
         let live = trees.filter { ctx.status($0.name, skipped: $0.status == .skipped) == .ok && ctx.selected($0.name) }
-        let targets = try RestoreTargets.folders(live, r)
+        let targets = try RestoreTargets.folders(live, r, others: ComponentKinds.fileTargetNames(ctx.manifest))
         return trees.map { t in
             var options = Options()
             options.replace = r.replace
