@@ -2,8 +2,8 @@
 """Real SQLite databases for sealbak's tests and demo (Python's sqlite3 module, the system library).
 
   make DB ROWS [--wal] [--blob BYTES]   notes/tags/events tables, an FTS5 table, user_version 7, application_id
-  write DB READY STOP                   inserts rows into events, one transaction each, until the file STOP exists;
-                                        creates READY after the first 50; prints how many it wrote
+  write DB STOP                         inserts rows into events, one transaction each, until the file STOP exists;
+                                        prints "ready" after the first 50, and at the end how many it wrote
   hold DB read|write                    keeps DB open (write: inside BEGIN IMMEDIATE); prints "holding" and waits
                                         for standard input to close
   wal DB ROWS                           adds ROWS notes in WAL mode and exits without a checkpoint: DB-wal keeps them
@@ -20,6 +20,7 @@ import tempfile
 
 
 def make(db, rows, wal=False, blob=0):
+    os.makedirs(os.path.dirname(os.path.abspath(db)), exist_ok=True)
     c = sqlite3.connect(db)
     if wal:
         c.execute("PRAGMA journal_mode=WAL")
@@ -43,7 +44,7 @@ def make(db, rows, wal=False, blob=0):
     c.close()
 
 
-def write(db, ready, stop):
+def write(db, stop):
     c = sqlite3.connect(db, timeout=30, isolation_level=None)
     n = 0
     while not os.path.exists(stop):
@@ -52,7 +53,7 @@ def write(db, ready, stop):
         c.execute("COMMIT")
         n += 1
         if n == 50:
-            open(ready, "w").close()
+            print("ready", flush=True)
     print(n)
 
 

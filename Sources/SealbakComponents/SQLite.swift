@@ -139,10 +139,16 @@ final class SQLiteDatabase {
     }
 
     /// Copies this database into `dest` with SQLite's online backup API: one step over all pages inside one read
-    /// transaction, so the copy is a consistent snapshot while other processes write. A busy or locked source is
-    /// retried `attempts` times (each after SQLite's own busy timeout) before the capture fails.
-    func backup(to dest: SQLiteDatabase, attempts: Int = 20) throws(SealbakError) {
-        sqlite3_busy_timeout(handle, 500)
+    /// transaction, so the copy is a consistent snapshot while other processes write. A busy source is polled
+    /// every half millisecond (a busy writer in rollback-journal mode leaves short gaps between its exclusive
+    /// locks, which SQLite's own sleeping busy timeout keeps missing) for up to 10 s, `attempts` times, before
+    /// the capture fails.
+    func backup(to dest: SQLiteDatabase, attempts: Int = 3) throws(SealbakError) {
+        sqlite3_busy_handler(handle, { _, tries in
+            guard tries < 20_000 else { return 0 }
+            usleep(500)
+            return 1
+        }, nil)
         guard let b = sqlite3_backup_init(dest.handle, "main", handle, "main") else {
             throw SealbakError(.io, "cannot copy \(what): \(dest.message)")
         }
@@ -206,7 +212,6 @@ package enum SQLiteComponent {
             }
         }
         let source = try SQLiteDatabase(path, flags: SQLITE_OPEN_READONLY, what: path)
-        let journalMode = (try? source.value("PRAGMA journal_mode")) ?? nil
         let copyPath = NSTemporaryDirectory() + "sealbak-sqlite-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16)).sqlite3"
         let snapshot = ChromaComponent.Snapshot(path: copyPath)
         var facts: SQLiteFacts
@@ -228,7 +233,10 @@ package enum SQLiteComponent {
             }
             throw error
         }
-        facts.journalMode = journalMode ?? "?"
+        // The file records WAL mode (header bytes 18 and 19 are 2); the rollback modes (delete, truncate, persist)
+        // are settings of each connection, so a file not in WAL mode is reported as delete, SQLite's default.
+        let header = readHead(copyPath, count: 20)
+        facts.journalMode = header.count == 20 && header[18] == 2 && header[19] == 2 ? "wal" : "delete"
         var cst = stat()
         if stat(copyPath, &cst) == 0 { facts.bytes = UInt64(cst.st_size) }
 
@@ -248,10 +256,10 @@ package enum SQLiteComponent {
         return (facts, snapshot)
     }
 
-    private static func readHead(_ path: String) -> [UInt8] {
+    private static func readHead(_ path: String, count: Int = 16) -> [UInt8] {
         guard let h = FileHandle(forReadingAtPath: path) else { return [] }
         defer { try? h.close() }
-        return [UInt8]((try? h.read(upToCount: 16)) ?? Data())
+        return [UInt8]((try? h.read(upToCount: count)) ?? Data())
     }
 
     static func encode(_ facts: SQLiteFacts) -> String {
