@@ -211,7 +211,14 @@ package enum SQLiteComponent {
                 throw SealbakError(.corrupt, "\(path) is not an SQLite 3 database: it does not start with \"SQLite format 3\"; nothing was written")
             }
         }
-        let source = try SQLiteDatabase(path, flags: SQLITE_OPEN_READONLY, what: path)
+        // Read-write (with query_only) where sealbak may write the file: as the last connection it then removes the
+        // -wal and -shm it had to create, as the application would, and it can roll back the hot journal of a
+        // crashed writer. A read-only connection would leave them behind; it is the fallback.
+        let source: SQLiteDatabase
+        do { source = try SQLiteDatabase(path, flags: SQLITE_OPEN_READWRITE, what: path) } catch {
+            source = try SQLiteDatabase(path, flags: SQLITE_OPEN_READONLY, what: path)
+        }
+        _ = try? source.rows("PRAGMA query_only = 1")
         let copyPath = NSTemporaryDirectory() + "sealbak-sqlite-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16)).sqlite3"
         let snapshot = ChromaComponent.Snapshot(path: copyPath)
         var facts: SQLiteFacts
