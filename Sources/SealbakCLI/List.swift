@@ -90,6 +90,9 @@ struct List: ParsableCommand {
                     if let json = m["chroma.facts"], let cols = try? JSONDecoder().decode([ChromaComponent.Collection].self, from: Data(json.utf8)) {
                         for c in cols { print("    \(c.name): \(c.embeddings) embeddings, dimension \(c.dimension.map(String.init) ?? "?")") }
                     }
+                case "sqlite":
+                    print("  sqlite \(name): \(m["component.status"] ?? "?"), \(SQLiteComponent.summary(m)), from \(m["component.source"] ?? "?")")
+                    for t in SQLiteComponent.tableLines(m) { print("    " + t) }
                 case "vectors":
                     print("  vectors \(name): \(m["component.status"] ?? "?"), \(m["vectors.vector-files"] ?? "?") vector file(s), \(m["vectors.vectors"] ?? "?") vectors, \(formatBytes(UInt64(m["vectors.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")")
                     let prefix = e.name + "/"

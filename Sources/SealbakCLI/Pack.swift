@@ -53,6 +53,9 @@ struct Pack: ParsableCommand {
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack Qdrant data as component NAME: its storage folder (Qdrant stopped) or *.snapshot files taken through its API; collection names and sizes are recorded; repeatable.", valueName: "[NAME=]PATH"))
     var qdrant: [String] = []
 
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack an SQLite database file as component NAME (default: the file's name without extension) through SQLite's online backup (consistent while the application writes), integrity-checked, with every table's row count; repeatable.", valueName: "[NAME=]PATH"))
+    var sqlite: [String] = []
+
     @Flag(name: .long, help: "In --config files, pack secret values as a placeholder instead of the value.")
     var redactSecrets = false
 
@@ -123,8 +126,8 @@ struct Pack: ParsableCommand {
     @OptionGroup var s3: S3Options
 
     func validate() throws {
-        if plan == nil && paths.isEmpty && stdinName == nil && postgres.isEmpty && mysql.isEmpty && docs.isEmpty && config.isEmpty && vectors.isEmpty && chroma.isEmpty && qdrant.isEmpty {
-            throw ValidationError("nothing to pack: give --plan FILE, PATHs, --docs DIR, --config PATH, --vectors PATH, --postgres URL, --mysql URL or --stdin-name NAME")
+        if plan == nil && paths.isEmpty && stdinName == nil && postgres.isEmpty && mysql.isEmpty && docs.isEmpty && config.isEmpty && vectors.isEmpty && chroma.isEmpty && qdrant.isEmpty && sqlite.isEmpty {
+            throw ValidationError("nothing to pack: give --plan FILE, PATHs, --docs DIR, --config PATH, --vectors PATH, --postgres URL, --mysql URL, --sqlite PATH or --stdin-name NAME")
         }
         if redactSecrets && config.isEmpty && plan == nil { throw ValidationError("--redact-secrets applies to --config files; give --config PATH") }
         if docs.isEmpty && plan == nil && (!exclude.isEmpty || !include.isEmpty || noDefaultExcludes) { throw ValidationError("--exclude, --include and --no-default-excludes apply to --docs trees; give --docs DIR") }
@@ -273,6 +276,7 @@ struct Pack: ParsableCommand {
             let (name, path) = try Component.argument(q, flag: "--qdrant") { ($0 as NSString).deletingPathExtension }
             out.append(FolderSource.qdrant(name: name, path: path, allowMissing: allowed.contains(name)))
         }
+        for s in sqlite { out.append(try SQLiteSource(argument: s, allowMissing: allowed.contains)) }
         for p in postgres {
             let spec = try PostgresSourceSpec(argument: p, passwordFile: postgresPasswordFile)
             out.append(PostgresSource(spec, finder: finder, allowMissing: allowed.contains(spec.name)))

@@ -54,6 +54,9 @@ struct Restore: ParsableCommand {
     @Flag(name: .long, help: "End other sessions on an existing target database just before the swap (instead of refusing).")
     var terminateConnections = false
 
+    @Flag(name: .long, help: "Replace an SQLite database even while another process holds a lock on it (refused by default: that process would go on using the replaced file).")
+    var ignoreLocks = false
+
     @Flag(name: .long, help: "Keep what the restore replaced: a database as NAME_sbk_old_XXXXXXXX, a folder or file as PATH.sbk-replaced-TIME.")
     var keepReplaced = false
 
@@ -95,6 +98,7 @@ struct Restore: ParsableCommand {
             r.keepReplaced = keepReplaced
             r.noOwner = noOwner
             r.terminateConnections = terminateConnections
+            r.ignoreLocks = ignoreLocks
             r.dryRun = dryRun
             if isatty(0) == 1 && isatty(2) == 1 {
                 r.confirm = { question in

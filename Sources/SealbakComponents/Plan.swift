@@ -7,7 +7,7 @@ import Yams
 /// Every component flag of `pack` and `restore` has an equivalent here (docs/plan.md, docs/sealbak.example.yaml).
 /// Unknown keys and bad values are reported as `FILE:LINE: …`.
 package struct BackupPlan: Sendable {
-    package enum Kind: String, Sendable, CaseIterable { case postgres, mysql, docs, config, vectors, chroma, qdrant, command }
+    package enum Kind: String, Sendable, CaseIterable { case postgres, mysql, docs, config, vectors, chroma, qdrant, command, sqlite }
 
     /// Commands run around packing and restoring (stop the application, start it again).
     package struct Hooks: Sendable {
@@ -313,7 +313,7 @@ struct PlanReader {
         case .postgres, .mysql: allowed = ["name", "kind", "url", "password-file", "allow-missing", "restore", "checks"]
         case .docs: allowed = ["name", "kind", "path", "exclude", "include", "default-excludes", "allow-missing", "restore", "checks"]
         case .config: allowed = ["name", "kind", "path", "redact-secrets", "allow-missing", "restore", "checks"]
-        case .vectors, .chroma, .qdrant: allowed = ["name", "kind", "path", "allow-missing", "restore", "checks"]
+        case .vectors, .chroma, .qdrant, .sqlite: allowed = ["name", "kind", "path", "allow-missing", "restore", "checks"]
         case .command: allowed = ["name", "kind", "dump", "restore", "check", "allow-empty", "allow-missing"]
         }
         for (key, (k, v)) in fields.sorted(by: { ($0.value.0.mark?.line ?? 0) < ($1.value.0.mark?.line ?? 0) }) {
@@ -336,7 +336,7 @@ struct PlanReader {
             case "checks":
                 guard case .sequence(let list) = v else { throw fail(v, "checks must be a list") }
                 for item in list {
-                    if kind == .postgres || kind == .mysql {
+                    if kind == .postgres || kind == .mysql || kind == .sqlite {
                         guard case .mapping(let m) = item else { throw fail(item, "each check of a \(kind.rawValue) component is a mapping with sql: and expect:") }
                         var sql: String?, expect: String?
                         for (ck, cv) in m {
@@ -363,7 +363,7 @@ struct PlanReader {
                     let rkey = try keyName(rk)
                     switch (kind, rkey) {
                     case (.postgres, "url"), (.mysql, "url"): c.restoreURL = try string(rv, "restore.url")
-                    case (.docs, "path"), (.config, "path"), (.vectors, "path"), (.chroma, "path"), (.qdrant, "path"): c.restorePath = resolve(try string(rv, "restore.path"))
+                    case (.docs, "path"), (.config, "path"), (.vectors, "path"), (.chroma, "path"), (.qdrant, "path"), (.sqlite, "path"): c.restorePath = resolve(try string(rv, "restore.path"))
                     default: throw fail(rk, "unknown key \"restore.\(rkey)\" for a \(kind.rawValue) component (expected restore.\(kind == .postgres || kind == .mysql ? "url" : "path"))")
                     }
                 }

@@ -17,7 +17,7 @@ package enum ComponentVerifier {
 
     /// The entries whose first bytes `check` needs (PostgreSQL dumps).
     package static func headsNeeded(_ manifest: Manifest) -> Set<Int> {
-        Set(manifest.entries.indices.filter { ["postgres", "mysql"].contains(manifest.entries[$0].metadata[ComponentKeys.kind] ?? "") && manifest.entries[$0].metadata[ComponentKeys.status] != "skipped" })
+        Set(manifest.entries.indices.filter { ["postgres", "mysql", "sqlite"].contains(manifest.entries[$0].metadata[ComponentKeys.kind] ?? "") && manifest.entries[$0].metadata[ComponentKeys.status] != "skipped" })
     }
 
     package static func check(_ manifest: Manifest, sizes: [UInt64], heads: [Int: [UInt8]], outcome: CaptureOutcome? = nil) -> [Result] {
@@ -44,6 +44,13 @@ package enum ComponentVerifier {
                     : "the dump does not start with PGDMP (\(sizes[i]) bytes)"))
             case "mysql":
                 out.append(MySQLVerifier.check(e, index: i, manifest: manifest, sizes: sizes, heads: heads))
+            case "sqlite":
+                let head = heads[i] ?? []
+                let recorded = e.metadata[SQLiteKeys.bytes].flatMap(UInt64.init)
+                let ok = (sizes[i] == 0 || head == SQLiteComponent.magic) && (recorded == nil || recorded == sizes[i])
+                out.append(Result(kind: kind, name: name, ok: ok, complete: true, detail: ok
+                    ? "SQLite database, \(sizes[i]) bytes as recorded, \(e.metadata[SQLiteKeys.tables] ?? "?") tables and \(e.metadata[SQLiteKeys.rows] ?? "?") rows recorded (user_version \(e.metadata[SQLiteKeys.userVersion] ?? "?"), journal mode \(e.metadata[SQLiteKeys.journalMode] ?? "?"))"
+                    : head != SQLiteComponent.magic ? "the entry does not start with the SQLite header \"SQLite format 3\" (\(sizes[i]) bytes)" : "\(sizes[i]) bytes, recorded \(recorded ?? 0)"))
             case "command":
                 // The outcome record counts the bytes the command printed; the entry must hold exactly those.
                 let recorded = outcome?.components.first { $0.kind == kind && $0.name == name }?.bytes

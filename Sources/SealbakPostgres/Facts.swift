@@ -175,7 +175,7 @@ package struct PostgresComponent: Sendable {
 }
 
 /// Splits a long value over KEY, KEY.2, KEY.3, … (each at most the 1 MiB metadata value limit, cut at UTF-8 boundaries).
-func writeChunked(_ m: inout Metadata, _ key: String, _ value: String) {
+package func writeChunked(_ m: inout Metadata, _ key: String, _ value: String) {
     let limit = Int(FormatV1.maxMetadataValueByteCount)
     let bytes = Array(value.utf8)
     var start = 0, part = 1
@@ -188,7 +188,7 @@ func writeChunked(_ m: inout Metadata, _ key: String, _ value: String) {
     } while start < bytes.count
 }
 
-func readChunked(_ m: Metadata, _ key: String) -> String? {
+package func readChunked(_ m: Metadata, _ key: String) -> String? {
     guard var value = m[key] else { return nil }
     var part = 2
     while let more = m["\(key).\(part)"] { value += more; part += 1 }

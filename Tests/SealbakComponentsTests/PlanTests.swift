@@ -7,11 +7,11 @@ import Testing
         let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("docs/sealbak.example.yaml").path
         let plan = try BackupPlan.load(example)
-        #expect(plan.components.map(\.name) == ["main-db", "knowledge-base", "app-config", "embeddings", "vector-store", "cache", "wordpress"])
-        #expect(plan.components.map(\.kind) == [.postgres, .docs, .config, .vectors, .chroma, .command, .mysql])
-        #expect(plan.components[6].sqlChecks.count == 1 && plan.components[6].restoreURL == "mysql://wp@127.0.0.1:3306/wordpress")
-        #expect(plan.components[5].dump?.argv == ["redis-cli", "-p", "6379", "--rdb", "-"] && plan.components[5].dump?.timeoutSeconds == 900)
-        #expect(plan.components[5].restoreCommand?.argv.first == "sh" && plan.components[5].check != nil)
+        #expect(plan.components.map(\.name) == ["main-db", "knowledge-base", "app-config", "embeddings", "vector-store", "app-db", "cache", "wordpress"])
+        #expect(plan.components.map(\.kind) == [.postgres, .docs, .config, .vectors, .chroma, .sqlite, .command, .mysql])
+        #expect(plan.components[7].sqlChecks.count == 1 && plan.components[7].restoreURL == "mysql://wp@127.0.0.1:3306/wordpress")
+        #expect(plan.components[6].dump?.argv == ["redis-cli", "-p", "6379", "--rdb", "-"] && plan.components[6].dump?.timeoutSeconds == 900)
+        #expect(plan.components[6].restoreCommand?.argv.first == "sh" && plan.components[6].check != nil)
         #expect(plan.hooks.beforePack.map(\.argv) == [["/bin/sh", "-c", "systemctl stop ragapp-worker"]] && plan.hooks.afterRestore.map(\.argv) == [["systemctl", "start", "ragapp"]])
         #expect(plan.healthCheck?.url == "http://127.0.0.1:8080/healthz" && plan.healthCheck?.retries == 10)
         #expect(plan.components[0].sqlChecks.count == 1 && plan.components[1].commandChecks.map(\.argv) == [["test", "-f", "index.md"]])
@@ -19,11 +19,12 @@ import Testing
         #expect(plan.components[1].exclude == ["*.tmp", "drafts/"] && plan.components[1].path?.hasSuffix("/docs/docs") == true)
         #expect(plan.compression == "zstd" && plan.level == 3 && plan.kdfMemory == 256)
         #expect(plan.components[0].restoreURL == "postgresql://app@127.0.0.1:5432/app")
+        #expect(plan.components[5].sqlChecks == [SQLCheck(sql: "select count(*) from pragma_foreign_key_check", expect: "0")] && plan.components[5].path?.hasSuffix("/docs/data/app.db") == true)
     }
 
     @Test(arguments: [
         ("components:\n  - name: a\n    kind: docs\n    pth: ./x\n", "p.yaml:4: unknown key \"pth\" for a docs component (expected one of: name, kind, path, exclude, include, default-excludes, allow-missing, restore, checks)"),
-        ("components:\n  - name: a\n    kind: mongo\n    path: x\n", "p.yaml:3: unknown kind \"mongo\" (expected one of: postgres, mysql, docs, config, vectors, chroma, qdrant, command)"),
+        ("components:\n  - name: a\n    kind: mongo\n    path: x\n", "p.yaml:3: unknown kind \"mongo\" (expected one of: postgres, mysql, docs, config, vectors, chroma, qdrant, command, sqlite)"),
         ("components:\n  - name: a\n    kind: docs\n", "p.yaml:2: the docs component a has no path:"),
         ("components:\n  - name: a\n    kind: postgres\n    url: postgresql://h/db\n    allow-missing: maybe\n", "p.yaml:5: allow-missing must be true or false"),
         ("components:\n  - {name: a, kind: docs, path: x}\n  - {name: a, kind: config, path: y}\n", "p.yaml:3: two components are named a"),

@@ -133,3 +133,15 @@ extension RestoreUnit {
     package var leftovers: [String] { [] }
     package func recover(log: EngineLog) {}
 }
+
+/// A unit whose commit is journaled beside its target (folders, SQLite files): the next run finishes or undoes a
+/// killed restore, and one completion marker for the whole restore says which.
+package protocol JournaledUnit: RestoreUnit {
+    var target: String { get }
+    /// The file that exists once every component of the restore is in place (set by the restore job).
+    var completionMarker: String { get set }
+    /// Finishes or undoes what killed restores into this target left; one line per action (also in a dry run).
+    func recoverLeftovers() -> [String]
+}
+
+extension FolderUnit: JournaledUnit {}

@@ -8,11 +8,11 @@ import SealbakPostgres
 /// for the components of a manifest.
 package enum ComponentKinds {
     /// Every kind this sealbak packs and restores.
-    package static let names = ["postgres", "mysql", "docs", "config", "vectors", "chroma", "qdrant", "command"]
+    package static let names = ["postgres", "mysql", "docs", "config", "vectors", "chroma", "qdrant", "command", "sqlite"]
 
     /// Finds each kind's components in a manifest for a restore. A new kind adds its finder here.
     static let restoreFinders: [@Sendable (RestoreContext) throws -> [RestoreCandidate]] = [
-        PostgresUnit.candidates, MySQLUnit.candidates, FolderUnit.candidates, CommandUnit.candidates, LooseEntries.candidates,
+        PostgresUnit.candidates, MySQLUnit.candidates, FolderUnit.candidates, CommandUnit.candidates, SQLiteUnit.candidates, LooseEntries.candidates,
     ]
 
     /// What a folder kind checks on its staged copy before it is put in place (problems; empty when fine).
@@ -348,6 +348,7 @@ extension BackupPlan {
                 return MySQLSource(try MySQLSourceSpec(name: c.name, url: c.url!, passwordFile: c.passwordFile ?? flags.mysqlPasswordFile), finder: MySQLToolFinder(extra: flags.mysqlBin), allowMissing: missing)
             case .command:
                 return CommandSource(name: c.name, dump: c.dump!, restore: c.restoreCommand, check: c.check, allowEmpty: c.allowEmpty, allowMissing: missing)
+            case .sqlite: return SQLiteSource(name: c.name, path: c.path!, allowMissing: missing)
             }
         }
     }
@@ -384,7 +385,7 @@ extension FolderUnit {
         let r = ctx.request
         let trees = TreeComponent.all(in: ctx.manifest)
         let live = trees.filter { ctx.status($0.name, skipped: $0.status == .skipped) == .ok && ctx.selected($0.name) }
-        let targets = try RestoreTargets.folders(live, r)
+        let targets = try RestoreTargets.folders(live, r, others: ComponentKinds.fileTargetNames(ctx.manifest))
         return trees.map { t in
             var options = Options()
             options.replace = r.replace

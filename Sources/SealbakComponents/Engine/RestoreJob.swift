@@ -22,6 +22,8 @@ package struct RestoreRequest: Sendable {
     package var keepReplaced = false
     package var noOwner = false
     package var terminateConnections = false
+    /// Replace SQLite databases even while another process holds a lock on them.
+    package var ignoreLocks = false
     package var dryRun = false
     package var plan: BackupPlan?
     /// Asked before replacing a non-empty folder without `replace` (nil: refuse).
@@ -108,7 +110,7 @@ package final class RestoreJob {
         // state the real run will find, and name what it recovered).
         if !recovered {
             recovered = true
-            for case let f as FolderUnit in units {
+            for case let f as any JournaledUnit in units {
                 for line in f.recoverLeftovers() {
                     notes.append(line)
                     recoveredLeftovers.append(line)
@@ -162,7 +164,7 @@ package final class RestoreJob {
         for u in units { try u.check(log: log) }
         // Commit: reversible units first, so that a unit that cannot be undone runs only when the rest is in place.
         let order = units.filter(\.reversible) + units.filter { !$0.reversible }
-        let folders = units.compactMap { $0 as? FolderUnit }
+        let folders = units.compactMap { $0 as? any JournaledUnit }
         let marker = folders.first.map { f in
             (f.target as NSString).deletingLastPathComponent.nonEmpty + "/.sealbak-complete-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         }

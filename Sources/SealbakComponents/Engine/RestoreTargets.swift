@@ -5,12 +5,13 @@ import SealbakPostgres
 /// Where each component goes: `--target`/`--postgres-target` flags win over the plan's `restore:` (or the
 /// component's own `path:`/`url:`), and `--to DIR` puts folders into `DIR/NAME`.
 enum RestoreTargets {
-    static func folders(_ trees: [TreeComponent], _ r: RestoreRequest) throws(SealbakError) -> [String: String] {
+    /// `others`: components of other kinds that take `--target NAME=PATH` too (their finders check them).
+    static func folders(_ trees: [TreeComponent], _ r: RestoreRequest, others: Set<String> = []) throws(SealbakError) -> [String: String] {
         var out: [String: String] = [:]
         for c in r.plan?.components ?? [] where c.kind != .postgres && c.kind != .command && trees.contains(where: { $0.name == c.name }) {
             out[c.name] = r.to.map { $0 + "/" + c.name } ?? c.restorePath ?? c.path
         }
-        for (name, path) in r.folderTargets {
+        for (name, path) in r.folderTargets where !others.contains(name) {
             guard trees.contains(where: { $0.name == name }) else {
                 throw SealbakError(.usage, "--target \(name)=…: no selected folder component has that name (components: \(trees.map(\.name).joined(separator: ", ")))")
             }
