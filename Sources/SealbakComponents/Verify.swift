@@ -47,10 +47,12 @@ package enum ComponentVerifier {
             case "sqlite":
                 let head = heads[i] ?? []
                 let recorded = e.metadata[SQLiteKeys.bytes].flatMap(UInt64.init)
-                let ok = (sizes[i] == 0 || head.starts(with: SQLiteComponent.magic)) && (recorded == nil || recorded == sizes[i])
+                // `heads` keeps up to 1 MiB of the entry (the mysql kind reads header lines): compare its start.
+                let magicOK = head.starts(with: SQLiteComponent.magic)
+                let ok = (sizes[i] == 0 || magicOK) && (recorded == nil || recorded == sizes[i])
                 out.append(Result(kind: kind, name: name, ok: ok, complete: true, detail: ok
                     ? "SQLite database, \(sizes[i]) bytes as recorded, \(e.metadata[SQLiteKeys.tables] ?? "?") tables and \(e.metadata[SQLiteKeys.rows] ?? "?") rows recorded (user_version \(e.metadata[SQLiteKeys.userVersion] ?? "?"), journal mode \(e.metadata[SQLiteKeys.journalMode] ?? "?"))"
-                    : !head.starts(with: SQLiteComponent.magic) ? "the entry does not start with the SQLite header \"SQLite format 3\" (\(sizes[i]) bytes)" : "\(sizes[i]) bytes, recorded \(recorded ?? 0)"))
+                    : !magicOK ? "the entry does not start with the SQLite header \"SQLite format 3\" (\(sizes[i]) bytes)" : "\(sizes[i]) bytes, recorded \(recorded ?? 0)"))
             case "command":
                 // The outcome record counts the bytes the command printed; the entry must hold exactly those.
                 let recorded = outcome?.components.first { $0.kind == kind && $0.name == name }?.bytes

@@ -179,10 +179,15 @@ package struct DumpRowCounter {
         }
         // The delimiter ends a statement (only outside strings: quotes were handled above).
         if lex == .code {
-            tail.append(b)
-            if tail.count > delimiter.count { tail.removeFirst(tail.count - delimiter.count) }
-            if tail == delimiter { endStatement(); return }
-        } else {
+            // The usual one-byte delimiter needs no tail (this runs for every byte of a hex literal).
+            if delimiter.count == 1 {
+                if b == delimiter[0] { endStatement(); return }
+            } else {
+                tail.append(b)
+                if tail.count > delimiter.count { tail.removeFirst(tail.count - delimiter.count) }
+                if tail == delimiter { endStatement(); return }
+            }
+        } else if !tail.isEmpty {
             tail.removeAll()
         }
         switch phase {
