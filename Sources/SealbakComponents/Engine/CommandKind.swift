@@ -23,7 +23,8 @@ package final class CommandSource: CaptureSource {
     package let allowEmpty: Bool
     package var kind: String { "command" }
     package var sourceDescription: String { dump.display }
-    package private(set) var log = ""
+    /// Where the dump command's standard error goes when it succeeded (set by `prepare`).
+    private var engineLog: EngineLog = .silent
 
     package init(name: String, dump: CommandSpec, restore: CommandSpec?, check: CommandSpec?, allowEmpty: Bool, allowMissing: Bool) {
         self.name = name
@@ -37,6 +38,7 @@ package final class CommandSource: CaptureSource {
     static func entryName(_ name: String) -> String { "command/\(name)" }
 
     package func prepare(into plan: inout PackPlan, log: EngineLog) throws -> String {
+        engineLog = log
         _ = try dump.executable()
         var m = Component.metadata(kind: kind, name: name, source: sourceDescription)
         m[CommandKeys.dump] = json(dump.argv)
@@ -64,7 +66,6 @@ package final class CommandSource: CaptureSource {
                 return n
             }
             let r = running.finish()
-            self.log = r.errorText
             if r.timedOut {
                 throw SealbakError(.toolFailed, "\(dump.display) did not finish within \(Int(dump.timeoutSeconds)) s and was stopped\(r.errorText.isEmpty ? "" : "; it said: " + r.errorText)")
             }
@@ -74,6 +75,8 @@ package final class CommandSource: CaptureSource {
             if total == 0 && !allowEmpty {
                 throw SealbakError(.toolFailed, "\(dump.display) exited 0 but printed nothing\(r.errorText.isEmpty ? "" : " (it said: " + r.errorText + ")"); give allow-empty: true if an empty backup is right")
             }
+            // What the command said on success is its log (bounded to the last 64 KiB), like pg_dump's.
+            if !r.errorText.isEmpty { self.engineLog.info("\(self.name): \(self.dump.argv[0]) said: \(r.errorText)") }
             return 0
         }
     }
@@ -128,7 +131,7 @@ package final class CommandUnit: RestoreUnit {
     package var entries: [Int] { [component.entryIndex] }
     package var reversible: Bool { false }
 
-    package init(_ c: CommandComponent, spec: BackupPlan.Component?, dryRun: Bool) throws(SealbakError) {
+    package init(_ c: CommandComponent, spec: BackupPlan.Component?) throws(SealbakError) {
         component = c
         if let r = spec?.restoreCommand {
             restore = r

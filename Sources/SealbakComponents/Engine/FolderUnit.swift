@@ -41,8 +41,6 @@ package final class FolderUnit: RestoreUnit {
     private var interruptToken: Int?
     private var journal = Journal()
     private var targetExisted = false
-    private var replaceConfirmed = false
-    private var keptAs: String?
 
     package init(_ component: TreeComponent, target: String, manifest: Manifest, options: Options, peek: ((Int) throws -> [UInt8])?) {
         self.component = component
@@ -87,7 +85,7 @@ package final class FolderUnit: RestoreUnit {
         let nonEmpty = component.isFile || !((try? FileManager.default.contentsOfDirectory(atPath: target)) ?? []).isEmpty
         if nonEmpty && !options.replace {
             if let confirm = options.confirm, confirm("\(target) exists. Replace it with \(name) from the archive (what it replaces is kept until the restore has succeeded)?") {
-                replaceConfirmed = true
+                // Confirmed on the terminal: the commit replaces it as with --replace.
             } else {
                 throw SealbakError(.targetExists, "\(target) exists\(component.isFile ? "" : " and is not empty"); nothing was changed. Give --replace (the old \(component.isFile ? "file" : "folder") is kept aside until every component is in place, and put back on failure) or choose another target")
             }
@@ -307,7 +305,6 @@ package final class FolderUnit: RestoreUnit {
             if options.keepReplaced {
                 let kept = parent + "/" + base + ".sbk-replaced-" + FolderUnit.stamp()
                 if (try? Fault.point("restore", "keep old \(target)")) != nil, rename(stagedPath, kept) == 0 {
-                    keptAs = kept
                     lines.append("  the replaced \(component.isFile ? "file" : "folder") is kept as \(displayName(kept))")
                 } else {
                     log.warning("could not keep the replaced \(name) as \(kept) (\(String(cString: strerror(errno)))); it is left in \(staging)")
@@ -346,9 +343,6 @@ package final class FolderUnit: RestoreUnit {
         if let staging { try? FileManager.default.removeItem(atPath: staging) }
         staging = nil
     }
-
-    /// The staging folder while staged (the restore job keeps its completion marker in the first one).
-    package var stagingFolder: String? { staging }
 
     /// The file whose existence says that every component of this restore is in place (one file for all units,
     /// created by the restore job after the last commit): `recoverLeftovers` then finishes instead of undoing.
@@ -457,20 +451,11 @@ struct Journal: Codable {
     }
 
     func write(to path: String) throws(SealbakError) {
-        // Absolute paths: the run that recovers a killed restore may start in another working directory.
         var j = self
-        let cwd = FileManager.default.currentDirectoryPath
-        func absolute(_ p: String) -> String { p.isEmpty || p.hasPrefix("/") ? p : cwd + "/" + p }
-        j.target = absolute(target)
-        j.staged = absolute(staged)
-        j.marker = absolute(marker)
-        let data = (try? JSONEncoder().encode(j)) ?? Data()
-        let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        if fd < 0 { throw SealbakError.io("cannot write the restore journal", path: tmp, errno: errno) }
-        let ok = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) == $0.count } && fsync(fd) == 0
-        close(fd)
-        if !ok || rename(tmp, path) != 0 { throw SealbakError.io("cannot write the restore journal", path: path, errno: errno) }
+        j.target = absolutePath(target)
+        j.staged = absolutePath(staged)
+        j.marker = absolutePath(marker)
+        try writeJournalFile(j, to: path)
     }
 
     static func read(_ path: String) -> Journal? {
@@ -481,4 +466,21 @@ struct Journal: Codable {
 func fsyncDirectory(_ path: String) {
     let fd = open(path.isEmpty ? "." : path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     if fd >= 0 { fsync(fd); close(fd) }
+}
+
+/// An absolute path for a journal: the run that recovers a killed restore may start in another working directory.
+func absolutePath(_ p: String) -> String {
+    p.isEmpty || p.hasPrefix("/") ? p : FileManager.default.currentDirectoryPath + "/" + p
+}
+
+/// Writes a restore journal durably: a temporary file, fsync, rename over the old one, fsync of the folder.
+func writeJournalFile(_ journal: some Encodable, to path: String) throws(SealbakError) {
+    let data = (try? JSONEncoder().encode(journal)) ?? Data()
+    let tmp = path + ".tmp"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    if fd < 0 { throw SealbakError.io("cannot write the restore journal", path: tmp, errno: errno) }
+    let ok = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) == $0.count } && fsync(fd) == 0
+    close(fd)
+    if !ok || rename(tmp, path) != 0 { throw SealbakError.io("cannot write the restore journal", path: path, errno: errno) }
+    fsyncDirectory((path as NSString).deletingLastPathComponent)
 }

@@ -406,7 +406,7 @@ extension CommandUnit {
             let spec = ctx.request.plan?.components.first { $0.name == c.name && $0.kind == .command }
             return RestoreCandidate(name: c.name, kind: "command", status: ctx.status(c.name, skipped: c.skippedReason != nil),
                                     reason: c.skippedReason ?? ctx.failed[c.name]?.reason, make: {
-                try CommandUnit(c, spec: spec, dryRun: ctx.request.dryRun)
+                try CommandUnit(c, spec: spec)
             })
         }
     }

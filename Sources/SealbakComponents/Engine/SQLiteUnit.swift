@@ -413,23 +413,13 @@ struct SQLiteJournal: Codable {
     }
 
     func write(to path: String) throws(SealbakError) {
-        // Absolute paths: the run that recovers a killed restore may start in another working directory.
         var j = self
-        let cwd = FileManager.default.currentDirectoryPath
-        func absolute(_ p: String) -> String { p.isEmpty || p.hasPrefix("/") ? p : cwd + "/" + p }
-        j.target = absolute(target)
-        j.staged = absolute(staged)
-        j.oldDir = absolute(oldDir)
-        j.marker = absolute(marker)
-        j.keptAs = absolute(keptAs)
-        let data = (try? JSONEncoder().encode(j)) ?? Data()
-        let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        if fd < 0 { throw SealbakError.io("cannot write the restore journal", path: tmp, errno: errno) }
-        let ok = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) == $0.count } && fsync(fd) == 0
-        close(fd)
-        if !ok || rename(tmp, path) != 0 { throw SealbakError.io("cannot write the restore journal", path: path, errno: errno) }
-        fsyncDirectory((path as NSString).deletingLastPathComponent)
+        j.target = absolutePath(target)
+        j.staged = absolutePath(staged)
+        j.oldDir = absolutePath(oldDir)
+        j.marker = absolutePath(marker)
+        j.keptAs = absolutePath(keptAs)
+        try writeJournalFile(j, to: path)
     }
 
     static func read(_ path: String) -> SQLiteJournal? {
