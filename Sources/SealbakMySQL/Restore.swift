@@ -298,7 +298,7 @@ package final class MySQLStaged {
     let temp: String
     let suffix: String
     let log: (String) -> Void
-    let pidBox = MySQLPidBox()
+    let pidBox = PidBox()
     var created = false
     package private(set) var committed = false
     var report = RestoreReport(checks: [], replacedKeptAs: nil)
@@ -456,16 +456,6 @@ package final class MySQLStaged {
     }
 
     deinit { abandon() }
-}
-
-/// The pid of the running client, for the interrupt handler.
-final class MySQLPidBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: pid_t?
-    var pid: pid_t? {
-        get { lock.withLock { value } }
-        set { lock.withLock { value = newValue } }
-    }
 }
 
 /// Feeds the dump entry into the client's standard input, counting its rows again on the way, and keeps the

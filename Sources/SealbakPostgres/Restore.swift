@@ -492,11 +492,13 @@ package final class StagedRestore {
     deinit { abandon() }
 }
 
-/// The pid of the running pg_restore, for the interrupt handler (set once, read from another thread).
-final class PidBox: @unchecked Sendable {
+/// The pid of a running restore tool (pg_restore, the mariadb client), for the interrupt handler (set once, read
+/// from another thread; guarded by its lock).
+package final class PidBox: @unchecked Sendable {
     private let lock = NSLock()
     private var value: pid_t?
-    var pid: pid_t? {
+    package init() {}
+    package var pid: pid_t? {
         get { lock.withLock { value } }
         set { lock.withLock { value = newValue } }
     }
