@@ -432,8 +432,9 @@ func splitPath(_ path: String) -> (dir: String, base: String) {
     return (".", path)
 }
 
-func fsyncDirectory(_ dir: String) {
-    let d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+/// Makes a rename or link in `dir` durable (best effort: a folder that cannot be opened is left alone).
+package func fsyncDirectory(_ dir: String) {
+    let d = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     if d >= 0 {
         fsync(d)
         close(d)

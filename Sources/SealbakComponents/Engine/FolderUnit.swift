@@ -463,13 +463,8 @@ struct Journal: Codable {
     }
 }
 
-func fsyncDirectory(_ path: String) {
-    let fd = open(path.isEmpty ? "." : path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if fd >= 0 { fsync(fd); close(fd) }
-}
-
 /// An absolute path for a journal: the run that recovers a killed restore may start in another working directory.
-func absolutePath(_ p: String) -> String {
+package func absolutePath(_ p: String) -> String {
     p.isEmpty || p.hasPrefix("/") ? p : FileManager.default.currentDirectoryPath + "/" + p
 }
 
