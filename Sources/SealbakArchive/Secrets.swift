@@ -8,7 +8,13 @@ package enum PasswordSource: Sendable {
     case file(String)
     case fd(Int32)
     case environment(String)
-    case prompt(confirm: Bool)
+    /// `sh -c COMMAND`; the first line of its standard output (a password manager: `pass show backup`).
+    case command(String)
+    /// The terminal, without echo. `alternatives` names the other sources, for the message when there is no terminal.
+    case prompt(confirm: Bool, alternatives: String = "--password-file FILE, --password-fd N, --password-command CMD, SEALBAK_PASSWORD_FILE or SEALBAK_PASSWORD")
+
+    /// Whether a wrong password can be asked for again (only a person at a terminal can give another one).
+    package var isPrompt: Bool { if case .prompt = self { true } else { false } }
 }
 
 package enum PasswordReader {
@@ -29,10 +35,12 @@ package enum PasswordReader {
             let n = strlen(p)
             if n == 0 { throw SealbakError(.usage, "\(name) is empty; an empty password is not allowed") }
             return Passphrase(SecureBytes(count: n) { buf in buf.copyMemory(from: UnsafeRawBufferPointer(start: p, count: n)) })
-        case .prompt(let confirm):
+        case .command(let command):
+            return try fromCommand(command, what: what)
+        case .prompt(let confirm, let alternatives):
             let tty = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)
             if tty < 0 {
-                throw SealbakError(.usage, "no \(what) given and no terminal to ask on; use --password-file FILE, --password-fd N or the SEALBAK_PASSWORD variable")
+                throw SealbakError(.usage, "no \(what) given and no terminal to ask on; use \(alternatives)")
             }
             defer { close(tty) }
             let first = try prompt(tty: tty, text: "Enter \(what): ")
@@ -45,19 +53,70 @@ package enum PasswordReader {
     }
 
     private static func prompt(tty: Int32, text: String) throws(SealbakError) -> Passphrase {
-        _ = text.withCString { write(tty, $0, strlen($0)) }
         var old = termios()
         let haveTermios = tcgetattr(tty, &old) == 0
+        var restoreToken: Int?
         if haveTermios {
+            // Ctrl-C at the prompt ends the process from the interrupt handler, past this function's `defer`: the
+            // handler must give the terminal its echo back too, or the user's shell is left typing blind.
+            let saved = old
+            restoreToken = Interrupts.register {
+                var t = saved
+                tcsetattr(tty, TCSAFLUSH, &t)
+                _ = write(tty, "\n", 1)
+            }
             var quiet = old
             quiet.c_lflag &= ~tcflag_t(ECHO)
             tcsetattr(tty, TCSAFLUSH, &quiet)
         }
+        // Asked only once echo is off: what is typed after the prompt appears is never shown.
+        _ = text.withCString { write(tty, $0, strlen($0)) }
         defer {
             if haveTermios { tcsetattr(tty, TCSAFLUSH, &old) }
+            restoreToken.map(Interrupts.unregister)
             _ = write(tty, "\n", 1)
         }
         return try readLine(fd: tty, name: "the terminal")
+    }
+
+    /// Runs `sh -c command` with the terminal and environment of sealbak, reads the first line of its output into
+    /// guarded memory, and requires it to exit 0. Its standard error passes through (a password manager's messages).
+    private static func fromCommand(_ command: String, what: String) throws(SealbakError) -> Passphrase {
+        var fds: [Int32] = [-1, -1]
+        if pipe(&fds) != 0 { throw SealbakError.io("cannot create a pipe for the password command", path: "pipe", errno: errno) }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }  // dup2 onto 1 clears it for the child's stdout
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = ["/bin/sh", "-c", command].map { (w: String) in strdup(w) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let rc = posix_spawn(&pid, "/bin/sh", &actions, nil, argv, environ)
+        close(fds[1])
+        if rc != 0 {
+            close(fds[0])
+            throw SealbakError(.unavailable, "cannot start the \(what) command (/bin/sh): \(String(cString: strerror(rc)))")
+        }
+        let child = pid
+        let token = Interrupts.register { kill(child, SIGTERM) }
+        defer { Interrupts.unregister(token) }
+        let result: Result<Passphrase, SealbakError>
+        do throws(SealbakError) {
+            result = .success(try readLine(fd: fds[0], name: "the \(what) command"))
+        } catch {
+            result = .failure(error)
+        }
+        close(fds[0])  // a command that prints more than one line gets SIGPIPE, as intended
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exited = status & 0x7f == 0
+        let code = (status >> 8) & 0xff
+        if !exited || code != 0 {
+            let how = exited ? "exited with status \(code)" : "was killed by signal \(status & 0x7f)"
+            throw SealbakError(.unavailable, "the \(what) command \(how); nothing was read from it. Run it yourself to see why")
+        }
+        return try result.get()
     }
 
     /// Reads one line byte by byte (so nothing past the newline is consumed from a shared descriptor).

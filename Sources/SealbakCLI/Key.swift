@@ -25,21 +25,33 @@ struct NewPasswordOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Read the new password from the first line of file descriptor N.", valueName: "N"))
     var newPasswordFd: Int32?
 
+    @Option(name: .long, help: ArgumentHelp("Read the new password from the first line printed by CMD (sh -c; it must exit 0).", valueName: "CMD"))
+    var newPasswordCommand: String?
+
     func validate() throws {
-        if newPasswordFile != nil && newPasswordFd != nil { throw ValidationError("give only one of --new-password-file and --new-password-fd") }
+        if [newPasswordFile != nil, newPasswordFd != nil, newPasswordCommand != nil].filter({ $0 }).count > 1 {
+            throw ValidationError("give only one of --new-password-file, --new-password-fd and --new-password-command")
+        }
     }
 
     /// Whether a new password was given without a prompt.
-    var given: Bool { newPasswordFile != nil || newPasswordFd != nil || getenv("SEALBAK_NEW_PASSWORD") != nil }
+    var given: Bool { !((try? source())?.isPrompt ?? true) }
+
+    /// --new-password-file, --new-password-fd, --new-password-command, SEALBAK_NEW_PASSWORD,
+    /// SEALBAK_NEW_PASSWORD_FILE, SEALBAK_NEW_PASSWORD_COMMAND; else the terminal (asked twice).
+    func source() throws -> PasswordSource {
+        try validate()
+        if let newPasswordFile { return .file(newPasswordFile) }
+        if let newPasswordFd { return .fd(newPasswordFd) }
+        if let newPasswordCommand { return .command(newPasswordCommand) }
+        if getenv("SEALBAK_NEW_PASSWORD") != nil { return .environment("SEALBAK_NEW_PASSWORD") }
+        if let file = getenv("SEALBAK_NEW_PASSWORD_FILE") { return .file(String(cString: file)) }
+        if let command = getenv("SEALBAK_NEW_PASSWORD_COMMAND") { return .command(String(cString: command)) }
+        return .prompt(confirm: true, alternatives: "--new-password-file FILE, --new-password-fd N, --new-password-command CMD, SEALBAK_NEW_PASSWORD_FILE or SEALBAK_NEW_PASSWORD")
+    }
 
     func read() throws -> Passphrase {
-        if newPasswordFile != nil && newPasswordFd != nil { throw ValidationError("give only one of --new-password-file and --new-password-fd") }
-        let source: PasswordSource
-        if let newPasswordFile { source = .file(newPasswordFile) }
-        else if let newPasswordFd { source = .fd(newPasswordFd) }
-        else if getenv("SEALBAK_NEW_PASSWORD") != nil { source = .environment("SEALBAK_NEW_PASSWORD") }
-        else { source = .prompt(confirm: true) }
-        return try PasswordReader.read(source, what: "new password")
+        try PasswordReader.read(try source(), what: "new password")
     }
 }
 
@@ -84,8 +96,9 @@ struct KDFOptions: ParsableArguments {
 }
 
 func unlockForEdit(_ archive: String, password: PasswordOptions, reading: ReadingOptions) throws -> KeyEditing.Unlocked {
-    let secret = try password.secret(what: "current password", limits: reading.readOptions.limits)
-    return try KeyEditing.unlock(path: archive, secret: secret, limits: reading.readOptions.limits)
+    try password.withSecret(what: "current password", limits: reading.readOptions.limits) { secret in
+        try KeyEditing.unlock(path: archive, secret: secret, limits: reading.readOptions.limits)
+    }
 }
 
 struct KeyList: ParsableCommand {
@@ -98,6 +111,9 @@ struct KeyList: ParsableCommand {
     var json = false
 
     @OptionGroup var s3: S3Options
+
+    /// Accepted and not read (no password is needed), so that a wrapper can pass the same options to every command.
+    @OptionGroup(visibility: .hidden) var password: PasswordOptions
 
     func run() throws {
         try reportingErrors {

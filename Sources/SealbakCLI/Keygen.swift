@@ -29,14 +29,11 @@ struct Keygen: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try password.refuseIdentity("the identity to create is -o/--output")
             let out = try AtomicOutput(path: output, overwrite: force, mode: 0o600)
-            // The identity file's password: --password-file/--password-fd, SEALBAK_IDENTITY_PASSWORD, or a prompt
-            // (the same sources that --identity reads it from).
-            let source: PasswordSource
-            if password.passwordFile != nil || password.passwordFd != nil { source = try password.source(confirm: true) }
-            else if getenv("SEALBAK_IDENTITY_PASSWORD") != nil { source = .environment("SEALBAK_IDENTITY_PASSWORD") }
-            else { source = .prompt(confirm: true) }
-            let pass = noPassword ? nil : try PasswordReader.read(source, what: "password for the identity file")
+            // The identity file's password: the password options, SEALBAK_IDENTITY_PASSWORD, or a prompt (the same
+            // sources that --identity reads it from).
+            let pass = noPassword ? nil : try PasswordReader.read(try password.identitySource(confirm: true), what: "password for the identity file")
             let identity = Identity.generate()
             do {
                 try out.write(Array(try identity.fileText(passphrase: pass, kdf: kdf.parameters).utf8))

@@ -139,6 +139,9 @@ struct Inspect: ParsableCommand {
 
     @OptionGroup var s3: S3Options
 
+    /// Accepted and not read (no password is needed), so that a wrapper can pass the same options to every command.
+    @OptionGroup(visibility: .hidden) var password: PasswordOptions
+
     func run() throws {
         try reportingErrors {
             let input = try InputFile(path: archive)

@@ -175,6 +175,7 @@ struct Pack: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try password.refuseIdentity("an identity opens archives; to pack for its owner, give its public key with --recipient")
             let bp = try plan.map { try BackupPlan.load($0) }
             let (options, fs) = try writeOptions(bp)
             if options.suite == .aes256gcm {

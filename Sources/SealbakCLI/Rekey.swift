@@ -41,7 +41,12 @@ struct RekeyCommand: ParsableCommand {
             // Held until the rotated archive is in place: no key change can slip in between (docs/keys.md).
             let lock = RemoteStorage.isRemote(archive) ? nil : try KeyChangeLock(path: archive)
             let out = try RemoteStorage.output(target, overwrite: output == nil || force, staged: true)
-            let current = try password.secret(what: "current password", limits: reading.readOptions.limits)
+            let limits = reading.readOptions.limits
+            let current = try password.withSecret(what: "current password", limits: limits) { secret in
+                // On a terminal, check the password against the header now, so a typo can be typed again.
+                if password.prompts && !RemoteStorage.isRemote(archive) { _ = try KeyEditing.unlock(path: archive, secret: secret, limits: limits) }
+                return secret
+            }
             let new: Passphrase?
             if keepPassword {
                 guard case .password(let p) = current, case .notACode = RecoveryCode.parse(p) else {

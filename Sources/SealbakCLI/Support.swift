@@ -45,34 +45,79 @@ struct PasswordOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Read the password from the first line of file descriptor N.", valueName: "N"))
     var passwordFd: Int32?
 
-    @Option(name: .long, help: ArgumentHelp("Open with this X25519 identity file (sealbak keygen) instead of a password. Its own password, if any, comes from --password-file, --password-fd, SEALBAK_IDENTITY_PASSWORD or a prompt.", valueName: "FILE"))
+    @Option(name: .long, help: ArgumentHelp("Read the password from the first line printed by CMD (run with sh -c; it must exit 0), e.g. 'pass show backup'.", valueName: "CMD"))
+    var passwordCommand: String?
+
+    @Option(name: .long, help: ArgumentHelp("Open with this X25519 identity file (sealbak keygen) instead of a password. Its own password, if any, comes from the password options, SEALBAK_IDENTITY_PASSWORD or a prompt.", valueName: "FILE"))
     var identity: String?
 
     func validate() throws {
-        if passwordFile != nil && passwordFd != nil { throw ValidationError("give only one of --password-file and --password-fd") }
+        if [passwordFile != nil, passwordFd != nil, passwordCommand != nil].filter({ $0 }).count > 1 {
+            throw ValidationError("give only one of --password-file, --password-fd and --password-command")
+        }
     }
 
-    /// Whether the user named a password source explicitly (not the prompt).
-    var explicitPassword: Bool { passwordFile != nil || passwordFd != nil || getenv("SEALBAK_PASSWORD") != nil }
+    /// Whether a password source was named explicitly (not the prompt).
+    var explicitPassword: Bool { !((try? source(confirm: false))?.isPrompt ?? true) }
+
+    /// Refuses --identity on a command that does not open an archive with it (it would be silently ignored).
+    func refuseIdentity(_ hint: String) throws {
+        if identity != nil { throw SealbakError(.usage, "--identity does not apply here: \(hint)") }
+    }
 
     /// What opens the archive: the identity when given, else a password.
     func secret(what: String = "password", limits: KDFLimits) throws -> ArchiveSecret {
         if let identity {
             let id = try Identity.load(path: identity, limits: limits) {
-                if passwordFile != nil || passwordFd != nil { return try PasswordReader.read(try source(confirm: false), what: "identity password") }
-                if getenv("SEALBAK_IDENTITY_PASSWORD") != nil { return try PasswordReader.read(.environment("SEALBAK_IDENTITY_PASSWORD")) }
-                return try PasswordReader.read(.prompt(confirm: false), what: "identity password")
+                try PasswordReader.read(try identitySource(confirm: false), what: "identity password")
             }
             return .identity(id)
         }
         return .password(try PasswordReader.read(try source(confirm: false), what: what))
     }
 
-    func source(confirm: Bool) throws -> PasswordSource {
-        if passwordFile != nil && passwordFd != nil { throw SealbakError(.usage, "give only one of --password-file and --password-fd") }
+    /// Whether a wrong password (or identity password) would be asked for again: only when it comes from the prompt.
+    var prompts: Bool {
+        ((try? identity == nil ? source(confirm: false) : identitySource(confirm: false))?.isPrompt) ?? false
+    }
+
+    /// An identity file's own password: the password options, else SEALBAK_IDENTITY_PASSWORD, else the terminal.
+    func identitySource(confirm: Bool) throws -> PasswordSource {
+        if let s = try flagSource() { return s }
+        if getenv("SEALBAK_IDENTITY_PASSWORD") != nil { return .environment("SEALBAK_IDENTITY_PASSWORD") }
+        return .prompt(confirm: confirm, alternatives: "--password-file FILE, --password-fd N, --password-command CMD or SEALBAK_IDENTITY_PASSWORD")
+    }
+
+    /// The source named by a flag, if any.
+    func flagSource() throws -> PasswordSource? {
+        try validate()
         if let passwordFile { return .file(passwordFile) }
         if let passwordFd { return .fd(passwordFd) }
+        if let passwordCommand { return .command(passwordCommand) }
+        return nil
+    }
+
+    /// Runs `body` with the secret; on a terminal, a wrong password is asked for again (three tries in all, like sudo).
+    /// `retry` is false where the archive cannot be read twice (standard input).
+    func withSecret<T>(what: String = "password", limits: KDFLimits, retry: Bool = true, _ body: (ArchiveSecret) throws -> T) throws -> T {
+        var tries = 0
+        while true {
+            tries += 1
+            do {
+                return try body(try secret(what: what, limits: limits))
+            } catch let e as SealbakError where e.code == .wrongPassword && retry && prompts && tries < 3 {
+                printError("sealbak: \(displayMessage(e.message)); try again")
+            }
+        }
+    }
+
+    /// The first source given: --password-file, --password-fd, --password-command, SEALBAK_PASSWORD,
+    /// SEALBAK_PASSWORD_FILE, SEALBAK_PASSWORD_COMMAND; else the terminal.
+    func source(confirm: Bool) throws -> PasswordSource {
+        if let s = try flagSource() { return s }
         if getenv("SEALBAK_PASSWORD") != nil { return .environment("SEALBAK_PASSWORD") }
+        if let file = getenv("SEALBAK_PASSWORD_FILE") { return .file(String(cString: file)) }
+        if let command = getenv("SEALBAK_PASSWORD_COMMAND") { return .command(String(cString: command)) }
         return .prompt(confirm: confirm)
     }
 }
@@ -101,11 +146,11 @@ struct ReadingOptions: ParsableArguments {
     }
 }
 
-/// Opens an archive with a password from the user's chosen source.
+/// Opens an archive with a password from the user's chosen source (asked again on a terminal when wrong).
 func openArchive(_ path: String, password: PasswordOptions, reading: ReadingOptions) throws -> ArchiveReader {
-    let input = try InputFile(path: path)
-    let secret = try password.secret(limits: reading.readOptions.limits)
-    return try ArchiveReader(input: input, secret: secret, options: reading.readOptions)
+    try password.withSecret(limits: reading.readOptions.limits, retry: path != "-") { secret in
+        try ArchiveReader(input: try InputFile(path: path), secret: secret, options: reading.readOptions)
+    }
 }
 
 /// A single-line progress display on stderr, only when stderr is a terminal.
