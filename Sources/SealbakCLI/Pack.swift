@@ -176,6 +176,9 @@ struct Pack: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try password.refuseIdentity("an identity opens archives; to pack for its owner, give its public key with --recipient")
+            if output == "-" && isatty(1) == 1 {
+                throw SealbakError(.usage, "refusing to write a binary archive to the terminal; redirect standard output (> FILE, | ssh …) or give a file name")
+            }
             let bp = try plan.map { try BackupPlan.load($0) }
             let (options, fs) = try writeOptions(bp)
             if options.suite == .aes256gcm {

@@ -17,7 +17,7 @@ struct Sealbak: ParsableCommand {
             13 restore does not match the archive, 14 object storage refused the credentials. See docs/exit-codes.md.
             """,
         version: sealbakVersion,
-        subcommands: [Pack.self, Unpack.self, Restore.self, List.self, Verify.self, Inspect.self, Key.self, RekeyCommand.self, Keygen.self, Ls.self, Prune.self, Schedule.self]
+        subcommands: [Pack.self, Unpack.self, Cat.self, Restore.self, List.self, Verify.self, Inspect.self, Key.self, RekeyCommand.self, Keygen.self, Ls.self, Prune.self, Schedule.self]
     )
 
     static func main() {

@@ -19,7 +19,7 @@ struct Unpack: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Target directory (created if missing).", valueName: "DIR"))
     var to: String
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Extract only NAME (an entry or a directory); repeatable.", valueName: "NAME"))
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Extract only NAME (an entry or a directory, or a pattern with * ? [ ] where * also matches /); repeatable.", valueName: "NAME"))
     var only: [String] = []
 
     @Flag(name: .long, help: "Replace existing files in DIR.")
@@ -33,6 +33,9 @@ struct Unpack: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            if to == "-" {
+                throw SealbakError(.usage, "--to - would create a folder named \"-\"; to write an entry to standard output use sealbak cat ARCHIVE ENTRY (or --to ./- for that folder)")
+            }
             // First finish or remove what killed unpacks into DIR left (docs/usage.md "Unpack safety").
             if FileManager.default.fileExists(atPath: to) {
                 for line in try Extractor.recoverInterrupted(in: to) { printError("sealbak: \(line)") }
@@ -43,14 +46,7 @@ struct Unpack: ParsableCommand {
             if !only.isEmpty {
                 selected = []
                 for name in only {
-                    var wanted = Array(name.utf8)
-                    while wanted.count > 1 && wanted.last == UInt8(ascii: "/") { wanted.removeLast() }
-                    // Byte comparison: "a/" + combining mark must not match a directory "a".
-                    let prefix = wanted + [UInt8(ascii: "/")]
-                    let matches = entries.indices.filter { i in
-                        let n = Array(entries[i].name.utf8)
-                        return n == wanted || n.starts(with: prefix)
-                    }
+                    let matches = EntrySelection.matching(name, in: entries.map(\.name))
                     if matches.isEmpty { throw SealbakError(.notFound, "\(archive): no entry named \(displayName(name)); see sealbak list") }
                     selected.formUnion(matches)
                 }
