@@ -13,6 +13,13 @@ struct Key: ParsableCommand {
         discussion: """
             A password change does not revoke anything: a copy of the old file (or of its old header) still opens \
             with the old password. To really revoke a password or key, use sealbak rekey.
+
+            Examples:
+              sealbak key list backup.sbk
+              sealbak key add backup.sbk --label laptop
+              sealbak key add backup.sbk --recovery              # prints a recovery code once
+              sealbak key passwd backup.sbk --new-password-command 'pass show backup'
+              sealbak key remove backup.sbk --slot 2
             """,
         subcommands: [KeyList.self, KeyAdd.self, KeyPasswd.self, KeyRemove.self]
     )

@@ -12,6 +12,11 @@ struct Keygen: ParsableCommand {
             Give the public key to machines that write backups: sealbak pack OUT PATH --recipient PUBKEY. They can \
             write archives they cannot read; only the identity opens them (--identity FILE on unpack, verify, list). \
             The identity file is protected by a password (Argon2id) unless --no-password is given.
+
+            Examples:
+              sealbak keygen -o ~/.sealbak/id                        # prints the public key (sbkpk1...)
+              sealbak pack 's3://backups/{now}.sbk' --plan app.yaml --recipient sbkpk1...   # on the server
+              sealbak unpack s3://backups/2026-11-30T02:00:00.000Z.sbk --to ./r --identity ~/.sealbak/id
             """
     )
 

@@ -6,7 +6,15 @@ import SealbakFormat
 import SealbakPostgres
 
 struct List: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the entries of an archive (needs the password: names are encrypted).")
+    static let configuration = CommandConfiguration(
+        abstract: "List the entries of an archive (needs the password: names are encrypted).",
+        discussion: """
+            Examples:
+              sealbak list backup.sbk
+              sealbak list backup.sbk --json | jq '.entries[].name'
+              sealbak list s3://backups/app/2026-11-30T02:00:00.000Z.sbk --identity ~/.sealbak/id
+            """
+    )
 
     @Argument(help: ArgumentHelp("The archive (- for standard input).", valueName: "ARCHIVE"))
     var archive: String
@@ -132,7 +140,14 @@ struct List: ParsableCommand {
 }
 
 struct Inspect: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the cleartext header (no password needed; unauthenticated).")
+    static let configuration = CommandConfiguration(
+        abstract: "Show the cleartext header (no password needed; unauthenticated).",
+        discussion: """
+            Examples:
+              sealbak inspect backup.sbk
+              curl -s https://example.org/backup.sbk | sealbak inspect -
+            """
+    )
 
     @Argument(help: ArgumentHelp("The archive (- for standard input).", valueName: "ARCHIVE"))
     var archive: String

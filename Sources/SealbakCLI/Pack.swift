@@ -11,7 +11,15 @@ import SealbakS3
 struct Pack: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Pack files and directory trees into a new encrypted archive.",
-        discussion: "OUT may be - to write the archive to standard output. Each PATH is stored under its last path component."
+        discussion: """
+            OUT may be - to write the archive to standard output. Each PATH is stored under its last path component.
+
+            Examples:
+              sealbak pack backup.sbk ./docs ./config                   # asks for a password twice
+              sealbak pack backup.sbk --plan sealbak.yaml --password-file /etc/sealbak/pw
+              sealbak pack 's3://backups/app/{now}.sbk' --plan sealbak.yaml --recipient sbkpk1...   # write-only server
+              pg_dump -Fc app | sealbak pack app.sbk --stdin-name app.dump   # prefer kind: postgres in a plan
+            """
     )
 
     @Argument(help: ArgumentHelp("The archive to create: a file, s3://BUCKET/PATH/NAME.sbk, or - for standard output. {now} in the name becomes the UTC time (NAME-2026-11-21T030000Z.sbk), which sealbak prune reads.", valueName: "OUT"), transform: { RetentionPolicy.expandName($0) })

@@ -12,6 +12,10 @@ struct RekeyCommand: ParsableCommand {
             codes and copies of old headers no longer open it (remove a recipient with key remove before rekey to \
             revoke it). Payloads are moved to the new keys without recompression. The new archive is verified \
             completely before it replaces ARCHIVE (or is written to OUT); until then ARCHIVE is untouched.
+
+            Examples:
+              sealbak rekey backup.sbk                               # asks for the current and a new password
+              sealbak rekey backup.sbk --output rotated.sbk --new-password-file new.pw
             """
     )
 

@@ -15,6 +15,12 @@ struct Restore: ParsableCommand {
             are rolled back, and what they replaced is kept until every component (and the plan's after-restore \
             hooks and health check) succeeded. A folder restore keeps the paths that were excluded when packing. \
             --dry-run makes the same checks and exits with the code the real run would give.
+
+            Examples:
+              sealbak restore backup.sbk --dry-run                     # what would happen, same exit code
+              sealbak restore backup.sbk                               # every component to its recorded target
+              sealbak restore backup.sbk --only kb --postgres-target postgresql://localhost/kb_copy
+              sealbak restore backup.sbk --to ./restored               # folders and files under ./restored
             """
     )
 

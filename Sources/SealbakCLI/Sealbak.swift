@@ -26,6 +26,10 @@ struct Sealbak: ParsableCommand {
         _ = setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &noCore)
         Interrupts.install()
         RemoteStorage.install(LazyS3Storage())
+        if let problem = unknownSubcommand(Array(CommandLine.arguments.dropFirst())) {
+            printError("sealbak: " + problem)
+            Glibc.exit(64)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -36,3 +40,43 @@ struct Sealbak: ParsableCommand {
 }
 
 let sealbakVersion = "0.1.0"
+
+/// A command word that names no subcommand, with the closest ones (`sealbak pakc` → "did you mean pack?"); nil when
+/// the words are fine (the parser then handles options and arguments). `help WORD…` is checked the same way.
+func unknownSubcommand(_ args: [String]) -> String? {
+    var words = args
+    var path = ["sealbak"]
+    if words.first == "help" { words.removeFirst() }
+    var command: any ParsableCommand.Type = Sealbak.self
+    for word in words {
+        let subs = command.configuration.subcommands
+        if subs.isEmpty || word.hasPrefix("-") { return nil }
+        let names = subs.flatMap { [$0._commandName] + $0.configuration.aliases }
+        if let next = subs.first(where: { $0._commandName == word || $0.configuration.aliases.contains(word) }) {
+            command = next
+            path.append(word)
+            continue
+        }
+        let close = names.map { ($0, editDistance($0, word)) }.filter { $0.1 <= max(1, word.count / 3) || $0.0.hasPrefix(word) }
+            .sorted { $0.1 < $1.1 }.map(\.0)
+        let guess = close.isEmpty ? "" : "; did you mean \(close.prefix(3).map { "\(path.joined(separator: " ")) \($0)" }.joined(separator: " or "))?"
+        return "\(path.joined(separator: " ")) has no command \(displayName(word))\(guess) (commands: \(names.joined(separator: ", ")))"
+    }
+    return nil
+}
+
+/// Levenshtein distance with transpositions counted as one edit (pakc → pack is 1).
+func editDistance(_ a: String, _ b: String) -> Int {
+    let x = Array(a), y = Array(b)
+    if x.isEmpty || y.isEmpty { return max(x.count, y.count) }
+    var d = [[Int]](repeating: [Int](repeating: 0, count: y.count + 1), count: x.count + 1)
+    for i in 0...x.count { d[i][0] = i }
+    for j in 0...y.count { d[0][j] = j }
+    for i in 1...x.count {
+        for j in 1...y.count {
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
+            if i > 1 && j > 1 && x[i - 1] == y[j - 2] && x[i - 2] == y[j - 1] { d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1) }
+        }
+    }
+    return d[x.count][y.count]
+}

@@ -10,6 +10,11 @@ struct Unpack: ParsableCommand {
         discussion: """
             Nothing is placed in DIR until every selected entry has been authenticated and checked against its \
             SHA-256 (and, when reading the whole archive, the trailer and footer). On any error DIR is left as it was.
+
+            Examples:
+              sealbak unpack backup.sbk --to ./restored
+              sealbak unpack backup.sbk --to ./restored --only docs --only 'config/*.env'
+              ssh backup-host cat backup.sbk | sealbak unpack - --to ./restored
             """
     )
 
@@ -91,7 +96,12 @@ struct Unpack: ParsableCommand {
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check every tag, checksum and structure of an archive; writes nothing."
+        abstract: "Check every tag, checksum and structure of an archive; writes nothing.",
+        discussion: """
+            Examples:
+              sealbak verify backup.sbk
+              sealbak verify s3://backups/app/2026-11-30T02:00:00.000Z.sbk --identity ~/.sealbak/id
+            """
     )
 
     @Argument(help: ArgumentHelp("The archive (- for standard input).", valueName: "ARCHIVE"))

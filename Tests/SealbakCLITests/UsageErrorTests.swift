@@ -33,4 +33,21 @@ import Testing
             #expect(r.status == 64 && r.stderr.contains("only one of --password-file, --password-fd and --password-command") && !r.stderr.contains("internal error"), "\(cmd[0]): \(r.stderr)")
         }
     }
+
+    @Test func mistypedCommandsGetSuggestionsAndUnknownHelpTopicsFail() throws {
+        let cases: [([String], String)] = [
+            (["pakc", "a.sbk", "x"], "did you mean sealbak pack?"),
+            (["unpak", "a.sbk"], "did you mean sealbak unpack?"),
+            (["key", "lst", "a.sbk"], "did you mean sealbak key list?"),
+            (["schedule", "instal"], "did you mean sealbak schedule install?"),
+            (["help", "verfy"], "did you mean sealbak verify?"),
+            (["help", "nonexistent"], "sealbak has no command nonexistent"),
+        ]
+        for (args, message) in cases {
+            let r = try Proc.run(Proc.sealbakBinary, args, env: Self.env)
+            #expect(r.status == 64 && r.stderr.contains(message) && r.stderr.contains("(commands: "), "\(args): \(r.stderr)")
+        }
+        let ok = try Proc.run(Proc.sealbakBinary, ["help", "key", "add"], env: Self.env)
+        #expect(ok.status == 0 && ok.stdout.contains("Add a password slot"), "\(ok.stderr)")
+    }
 }
