@@ -24,6 +24,10 @@ package struct PackPlan: Sendable {
     /// Each regular file's size, times and inode when it was listed, by entry index: give it to
     /// `SourceReader(_:listed:)` so a file that changes before or while it is read is reported.
     package private(set) var listed: [Int: FileState] = [:]
+    /// Leave out files and folders that cannot be read (permission denied) instead of failing; they are listed in
+    /// `unreadable` by the entry name they would have had.
+    package var skipUnreadable = false
+    package private(set) var unreadable: [(name: String, path: String, reason: String)] = []
 
     package init() {}
 
@@ -90,6 +94,14 @@ package struct PackPlan: Sendable {
         let sec = Int64(st.st_mtim.tv_sec), nsec = UInt32(st.st_mtim.tv_nsec)
         switch st.st_mode & S_IFMT {
         case S_IFREG:
+            // Opened once now, so that a file sealbak may not read is found before anything is written.
+            let probe = open(fsPath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
+            if probe < 0 {
+                let e = errno
+                if try skipped(fsPath, name: name, errno: e, what: "cannot read") { return }
+                throw SealbakError.io("cannot read", path: fsPath, errno: e)
+            }
+            close(probe)
             fileBytes += UInt64(st.st_size)
             stats.files += 1
             stats.bytes += UInt64(st.st_size)
@@ -109,7 +121,11 @@ package struct PackPlan: Sendable {
             try append(ManifestEntry(kind: .directory, name: name, mode: mode, mtimeSeconds: sec, mtimeNanoseconds: nsec), .none)
             stats.directories += 1
             try filter?.enter(directory: rel, fsPath: fsPath)
-            guard let dir = opendir(fsPath) else { throw SealbakError.io("cannot list", path: fsPath, errno: errno) }
+            guard let dir = opendir(fsPath) else {
+                let e = errno
+                if try skipped(fsPath, name: name, errno: e, what: "cannot list") { return }
+                throw SealbakError.io("cannot list", path: fsPath, errno: e)
+            }
             var children: [String] = []
             while let ent = readdir(dir) {
                 let child = withUnsafeBytes(of: ent.pointee.d_name) { raw -> [UInt8] in
@@ -147,6 +163,17 @@ package struct PackPlan: Sendable {
             }
             throw SealbakError(.usage, "\(fsPath) is \(what); sealbak packs regular files, directories and symlinks only. Exclude it or copy its content to a file")
         }
+    }
+
+    /// With `skipUnreadable`, records a file or folder denied to sealbak and returns true (the caller leaves it
+    /// out); any other error is the caller's to throw. Without it, a denied path fails with the way out named.
+    private mutating func skipped(_ fsPath: String, name: String, errno e: Int32, what: String) throws(SealbakError) -> Bool {
+        guard e == EACCES || e == EPERM else { return false }
+        guard skipUnreadable else {
+            throw SealbakError(.io, "\(what) \(displayName(fsPath)): \(String(cString: strerror(e))). Fix its permissions, exclude it, or give --skip-unreadable to pack the rest and record it")
+        }
+        unreadable.append((name, fsPath, "\(what) it: \(String(cString: strerror(e)))"))
+        return true
     }
 
     /// The names must be unique across arguments, as byte strings (Spec §7.2): `String` equality treats NFC

@@ -47,7 +47,7 @@ struct Cat: ParsableCommand {
                 guard let i = manifest.indices.first(where: { Array(manifest[$0].name.utf8) == Array(name.utf8) }) else {
                     throw SealbakError(.notFound, "\(archive): no entry named \(displayName(name)); see sealbak list")
                 }
-                guard manifest[i].kind == .file else {
+                guard manifest[i].kind != .directory && manifest[i].kind != .symlink else {
                     throw SealbakError(.usage, "\(displayName(name)) is a \(manifest[i].kind == .directory ? "directory" : "symbolic link"), not a file; use unpack --only \(displayName(name))")
                 }
                 order.append(i)

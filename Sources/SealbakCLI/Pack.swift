@@ -82,6 +82,9 @@ struct Pack: ParsableCommand {
     @Flag(name: .long, help: "Exit 0 even if files changed while they were read (they are still named and recorded in the archive; without this flag the pack exits 16).")
     var acceptChanges = false
 
+    @Flag(name: .long, help: "Leave out files and folders sealbak may not read, name them, record them in the archive and exit 16, instead of failing the whole pack.")
+    var skipUnreadable = false
+
     @Flag(name: .long, help: "Accept an empty standard input for --stdin-name (refused by default: the command feeding the pipe probably failed).")
     var allowEmpty = false
 
@@ -203,6 +206,7 @@ struct Pack: ParsableCommand {
             jobOptions.paths = paths
             jobOptions.stdinName = stdinName
             jobOptions.allowEmptyStdin = allowEmpty
+            jobOptions.skipUnreadable = skipUnreadable
             var metadata = Metadata(["created-by": "sealbak \(sealbakVersion)", "host": ProcessInfo.processInfo.hostName])
             if let bp {
                 metadata["plan"] = bp.recorded
@@ -241,6 +245,10 @@ struct Pack: ParsableCommand {
             if !incomplete.isEmpty {
                 printError("sealbak: the archive is INCOMPLETE: \(incomplete.map { "\($0.name) \($0.status.rawValue) (\($0.reason ?? ""))" }.joined(separator: "; "))")
                 throw ExitCode(ExitStatus.skippedComponents)
+            }
+            if let unreadable = outcome.unreadable, !unreadable.isEmpty {
+                printError("sealbak: \(unreadable.count) file(s) or folder(s) could not be read and are NOT in the archive (named above, recorded in it); fix their permissions or run sealbak as a user that may read them")
+                throw ExitCode(ExitStatus.completedWithWarnings)
             }
             if !outcome.warnings.isEmpty && !acceptChanges {
                 printError("sealbak: \(outcome.warnings.count) file(s) changed while they were read (named above, recorded in the archive); pack again when the application is quiet, or give --accept-changes")

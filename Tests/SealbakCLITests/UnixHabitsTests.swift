@@ -91,6 +91,38 @@ import Testing
         let piped = try Proc.run(Proc.sealbakBinary, ["pack", "-", dir + "/t/c.txt", "--insecure-test-kdf", "--quiet"], env: Self.env)
         #expect(piped.status == 0 && piped.stdout.utf8.count > 100)
     }
+
+    /// One unreadable file must not abort the whole backup when the user says so: left out, named, recorded, exit 16.
+    /// Without --skip-unreadable it fails before anything is written. Runs sealbak as `nobody` when the tests are
+    /// root (root reads everything).
+    @Test func unreadableFilesAreSkippedByNameWhenAsked() throws {
+        let dir = try Proc.tempDir()
+        defer { chmod(dir + "/t/locked", 0o755); try? FileManager.default.removeItem(atPath: dir) }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir + "/t/locked", withIntermediateDirectories: true)
+        try "ok\n".write(toFile: dir + "/t/a.txt", atomically: false, encoding: .utf8)
+        try "secret\n".write(toFile: dir + "/t/secret.txt", atomically: false, encoding: .utf8)
+        try "x\n".write(toFile: dir + "/t/locked/x", atomically: false, encoding: .utf8)
+        chmod(dir, 0o777)
+        chmod(dir + "/t/secret.txt", 0o000)
+        chmod(dir + "/t/locked", 0o000)
+        let asUser = geteuid() == 0 ? ["/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"] : []
+        func pack(_ extra: [String]) throws -> Proc.Result {
+            try Proc.run("/usr/bin/env", asUser + [Proc.sealbakBinary, "pack", dir + "/x.sbk", dir + "/t", "--insecure-test-kdf", "--quiet"] + extra, env: Self.env)
+        }
+        let strict = try pack([])
+        #expect(strict.status == 8 && strict.stderr.contains("locked") && strict.stderr.contains("--skip-unreadable"), "\(strict.stderr)")
+        #expect(!fm.fileExists(atPath: dir + "/x.sbk"))
+        let lenient = try pack(["--skip-unreadable"])
+        #expect(lenient.status == 16, "\(lenient.stderr)")
+        #expect(lenient.stderr.contains("t/secret.txt") && lenient.stderr.contains("t/locked") && lenient.stderr.contains("NOT in the archive"), "\(lenient.stderr)")
+        let list = try Proc.run(Proc.sealbakBinary, ["list", dir + "/x.sbk"], env: Self.env)
+        #expect(list.status == 0 && list.stdout.contains("t/a.txt") && list.stdout.contains("t/locked") && !list.stdout.contains("secret.txt"), "\(list.stdout)")
+        let record = try Proc.run(Proc.sealbakBinary, ["cat", dir + "/x.sbk", ".sealbak-outcome.json"], env: Self.env)
+        let json = try JSONSerialization.jsonObject(with: Data(record.stdout.utf8)) as? [String: Any]
+        let unreadable = (json?["unreadable"] as? [[String: String]])?.compactMap { $0["entry"] }
+        #expect(unreadable == ["t/locked", "t/secret.txt"], "\(record.stdout)")
+    }
 }
 
 extension Proc {

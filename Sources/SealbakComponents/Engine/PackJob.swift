@@ -24,6 +24,9 @@ package struct CaptureOutcome: Codable, Sendable, Equatable {
     package var version = 1
     package var components: [Component] = []
     package var warnings: [Warning] = []
+    /// Files and folders left out because they could not be read (`--skip-unreadable`), by the entry name they would
+    /// have had; absent when there were none (the record of a pack without them is unchanged).
+    package var unreadable: [Warning]?
 
     /// The outcome entry's name in archives sealbak writes.
     package static let entryName = ".sealbak-outcome.json"
@@ -64,6 +67,8 @@ package final class PackJob {
         package var allowEmptyStdin = false
         /// The archive's metadata (created-by, host, plan, app).
         package var metadata = Metadata()
+        /// Leave out (and record) files and folders that cannot be read instead of failing.
+        package var skipUnreadable = false
         package init() {}
     }
 
@@ -90,6 +95,7 @@ package final class PackJob {
             throw SealbakError(.usage, "two components are named \(s.name); give each its own name (NAME=PATH or name: in the plan)")
         }
         let now = Int64(Date().timeIntervalSince1970)
+        plan.skipUnreadable = options.skipUnreadable
         for (si, s) in sources.enumerated() {
             let first = plan.entries.count
             let saved = plan
@@ -117,6 +123,10 @@ package final class PackJob {
         if let name = options.stdinName {
             try plan.addStandardInput(name: name)
             stdinIndex = plan.entries.count - 1
+        }
+        if !plan.unreadable.isEmpty {
+            outcome.unreadable = plan.unreadable.map { .init(entry: $0.name, warning: $0.reason) }
+            for u in plan.unreadable { log.warning("\(displayName(u.path)) is left out: \(u.reason) (--skip-unreadable; recorded in the archive)") }
         }
         try plan.add(entry: ManifestEntry(kind: .stream, name: CaptureOutcome.entryName, mode: 0o600, mtimeSeconds: now,
                                           metadata: Metadata([ComponentKeys.outcomeMarker: "1"])))
