@@ -15,6 +15,28 @@ package protocol EntrySink: AnyObject {
     func end(_ index: Int, size: UInt64, sha256: [UInt8]) throws
 }
 
+/// Forwards to a sink and reports which entry begins and how many verified bytes arrive (progress displays).
+package final class ProgressTap: EntrySink {
+    let sink: any EntrySink
+    let onBegin: (Int) -> Void
+    let onBytes: (Int) -> Void
+    package init(_ sink: any EntrySink, begin: @escaping (Int) -> Void, bytes: @escaping (Int) -> Void) {
+        self.sink = sink
+        onBegin = begin
+        onBytes = bytes
+    }
+    package func wants(_ i: Int) -> Bool { sink.wants(i) }
+    package func begin(_ i: Int) throws {
+        onBegin(i)
+        try sink.begin(i)
+    }
+    package func write(_ i: Int, _ bytes: [UInt8]) throws {
+        try sink.write(i, bytes)
+        onBytes(bytes.count)
+    }
+    package func end(_ i: Int, size: UInt64, sha256: [UInt8]) throws { try sink.end(i, size: size, sha256: sha256) }
+}
+
 /// What opens an archive: a password (or recovery code), or an X25519 identity.
 package enum ArchiveSecret: Sendable {
     case password(Passphrase)

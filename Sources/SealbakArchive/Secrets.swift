@@ -107,7 +107,18 @@ package enum PasswordReader {
         } catch {
             result = .failure(error)
         }
-        close(fds[0])  // a command that prints more than one line gets SIGPIPE, as intended
+        // The rest of its output (a password manager may print more lines) is read and dropped, so the command is not
+        // killed by SIGPIPE half way; past 1 MiB it is cut off.
+        var drained = 0
+        var sink = [UInt8](repeating: 0, count: 4096)
+        while drained < 1 << 20 {
+            let n = Glibc.read(fds[0], &sink, sink.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            drained += n
+        }
+        wipe(&sink)  // the extra lines may hold secrets too (a username, a URL)
+        close(fds[0])
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let exited = status & 0x7f == 0

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import SealbakArchive
 import SealbakComponents
 import SealbakCompression
@@ -207,6 +208,9 @@ struct Pack: ParsableCommand {
             jobOptions.stdinName = stdinName
             jobOptions.allowEmptyStdin = allowEmpty
             jobOptions.skipUnreadable = skipUnreadable
+            let started = Date()
+            let current = Mutex<Progress?>(nil)
+            jobOptions.onEntry = { name in current.withLock { $0 }?.item(name) }
             var metadata = Metadata(["created-by": "sealbak \(sealbakVersion)", "host": ProcessInfo.processInfo.hostName])
             if let bp {
                 metadata["plan"] = bp.recorded
@@ -232,14 +236,16 @@ struct Pack: ParsableCommand {
                 progress: { total in
                     let p = Progress(label: "packing", total: total, quiet: quiet)
                     progress = p
+                    current.withLock { $0 = p }
                     return { p.add($0) }
                 },
                 log: engineLog(quiet: quiet))
             progress?.finish()
             progress = nil
             if !quiet {
-                let ratio = summary.plaintextBytes > 0 ? String(format: " (%.1f%% of the input)", Double(summary.archiveBytes) * 100 / Double(summary.plaintextBytes)) : ""
-                printError("sealbak: packed \(summary.entries) entries, \(formatBytes(summary.plaintextBytes)) into \(output == "-" ? "standard output" : output): \(formatBytes(summary.archiveBytes))\(ratio)")
+                // A ratio says something only once the data outweighs the header and key slots (a few KiB).
+                let ratio = summary.plaintextBytes >= 1 << 16 ? String(format: " (%.1f%% of the input)", Double(summary.archiveBytes) * 100 / Double(summary.plaintextBytes)) : ""
+                printError("sealbak: packed \(summary.entries) entries, \(formatBytes(summary.plaintextBytes)) into \(output == "-" ? "standard output" : output): \(formatBytes(summary.archiveBytes))\(ratio) in \(formatDuration(Date().timeIntervalSince(started)))")
             }
             let incomplete = outcome.incomplete
             if !incomplete.isEmpty {

@@ -112,6 +112,12 @@ struct Restore: ParsableCommand {
                     return (readLine() ?? "").lowercased().hasPrefix("y")
                 }
             }
+            let started = Date()
+            let progress = Progress(label: "restoring", total: nil, quiet: quiet || dryRun)
+            defer { progress.finish() }
+            r.progress = { entry, bytes in
+                if let entry { progress.item(entry) } else { progress.add(bytes) }
+            }
             let reader = try openArchive(archive, password: password, reading: reading)
             let job = RestoreJob(reader: reader, archive: archive, request: r)
             try job.select()
@@ -127,7 +133,11 @@ struct Restore: ParsableCommand {
                 return
             }
             let lines = try job.run(log: engineLog(quiet: quiet))
-            if !quiet { for l in lines { print(l) } }
+            progress.finish()
+            if !quiet {
+                for l in lines { print(l) }
+                printError("sealbak: restore finished in \(formatDuration(Date().timeIntervalSince(started)))")
+            }
         }
     }
 }

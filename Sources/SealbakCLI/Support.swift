@@ -11,6 +11,7 @@ import Glibc
 
 /// Writes a line to standard error (never a secret).
 func printError(_ line: String, newline: Bool = true) {
+    Progress.clearLine()
     let s = line + (newline ? "\n" : "")
     _ = s.withCString { write(2, $0, strlen($0)) }
 }
@@ -153,15 +154,24 @@ func openArchive(_ path: String, password: PasswordOptions, reading: ReadingOpti
     }
 }
 
-/// A single-line progress display on stderr, only when stderr is a terminal.
-final class Progress: @unchecked Sendable {
+/// A single-line progress display on stderr, only when stderr is a terminal: bytes (of the total when known), a bar
+/// and percentage, rate, elapsed time, ETA, items done and the current item. Redrawn at most four times a second,
+/// cut to the terminal's width (a wrapped line could not be redrawn in place), and cleared before any other line
+/// sealbak prints (`printError` calls `Progress.clearLine`), so messages never land on top of it.
+final class Progress: @unchecked Sendable {  // every mutable field is guarded by `Progress.lock`
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var drawn: Progress?
+    /// Seconds between redraws (SEALBAK_PROGRESS_INTERVAL; tests set 0 to see every update).
+    private static let interval = ProcessInfo.processInfo.environment["SEALBAK_PROGRESS_INTERVAL"].flatMap(Double.init) ?? 0.25
+
     private let enabled: Bool
     private let label: String
-    private let total: UInt64?
+    private var total: UInt64?
     private var done: UInt64 = 0
-    private var lastDraw: Double = 0
+    private var items = 0
+    private var current = ""
+    private var lastDraw = -1.0
     private let start = Date()
-    private let lock = NSLock()
 
     init(label: String, total: UInt64?, quiet: Bool) {
         enabled = !quiet && isatty(2) == 1
@@ -171,31 +181,93 @@ final class Progress: @unchecked Sendable {
 
     func add(_ n: Int) {
         guard enabled else { return }
-        lock.withLock {
+        Self.lock.withLock {
             done += UInt64(n)
-            let now = Date().timeIntervalSince(start)
-            if now - lastDraw < 0.1 { return }
-            lastDraw = now
-            draw(now)
+            drawIfDue()
         }
     }
 
-    private func draw(_ elapsed: Double) {
-        let rate = elapsed > 0 ? Double(done) / elapsed : 0
-        var line = "\r\(label) \(formatBytes(done))"
-        if let total, total > 0 {
-            let pct = min(100, Int(Double(done) * 100 / Double(total)))
-            let width = 24
-            let filled = width * pct / 100
-            line += " / \(formatBytes(total)) [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] \(pct)%"
+    /// A new item (file, entry, component) begins.
+    func item(_ name: String) {
+        guard enabled else { return }
+        Self.lock.withLock {
+            items += 1
+            current = displayName(name)
+            drawIfDue()
         }
-        line += "  \(formatBytes(UInt64(rate)))/s   "
-        _ = line.withCString { write(2, $0, strlen($0)) }
+    }
+
+    private func drawIfDue() {
+        let now = Date().timeIntervalSince(start)
+        if lastDraw >= 0 && now - lastDraw < Self.interval { return }
+        lastDraw = now
+        // A total that turned out too small (a stream whose size was not known) is dropped, never shown as 300%.
+        if let t = total, done > t { total = nil }
+        var parts = ["\(label) \(formatBytes(done))"]
+        if let total, total > 0 {
+            parts[0] += " / \(formatBytes(total))"
+            parts.append("\(Int(Double(done) * 100 / Double(total)))%")
+        }
+        let rate = now > 0 ? Double(done) / now : 0
+        parts.append("\(formatBytes(UInt64(rate)))/s")
+        var time = formatDuration(now)
+        if let total, rate > 0, now >= 2, done < total { time += ", ETA " + formatDuration(Double(total - done) / rate) }
+        parts.append(time)
+        if items > 0 { parts.append("\(items) item\(items == 1 ? "" : "s")") }
+        var line = parts.joined(separator: "  ")
+        let width = Self.terminalWidth() - 1
+        if line.count > width { line = String(line.prefix(max(0, width - 1))) + "…" }
+        // The current item in what is left, its end kept (the file name says more than the top folder).
+        let room = width - line.count - 2
+        if !current.isEmpty && room >= 8 {
+            line += "  " + (current.count <= room ? current : "…" + current.suffix(room - 1))
+        }
+        Self.drawn = self
+        let text = "\r\u{1B}[K" + line
+        _ = text.withCString { write(2, $0, strlen($0)) }
     }
 
     func finish() {
         guard enabled else { return }
+        Self.lock.withLock {
+            if Self.drawn === self { Self.erase() }
+            lastDraw = .infinity  // nothing after the end
+        }
+    }
+
+    /// Clears a drawn progress line before another line is printed; it comes back at its next update.
+    static func clearLine() {
+        lock.withLock {
+            guard let p = drawn else { return }
+            erase()
+            p.lastDraw = -1
+        }
+    }
+
+    private static func erase() {
         _ = "\r\u{1B}[K".withCString { write(2, $0, strlen($0)) }
+        drawn = nil
+    }
+
+    private static func terminalWidth() -> Int {
+        var ws = winsize()
+        return ioctl(2, UInt(TIOCGWINSZ), &ws) == 0 && ws.ws_col > 0 ? Int(ws.ws_col) : 80
+    }
+}
+
+/// A duration for people: 0.4 s, 12 s, 3:05, 1:02:03.
+func formatDuration(_ seconds: Double) -> String {
+    if seconds < 10 { return String(format: "%.1f s", seconds) }
+    let s = Int(seconds.rounded())
+    if s < 60 { return "\(s) s" }
+    if s < 3600 { return String(format: "%d:%02d", s / 60, s % 60) }
+    return String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
+}
+
+extension ProgressTap {
+    /// A tap that shows each entry's name and bytes on `progress`.
+    convenience init(_ sink: any EntrySink, manifest: Manifest, progress: Progress) {
+        self.init(sink, begin: { progress.item(manifest.entries[$0].name) }, bytes: { progress.add($0) })
     }
 }
 

@@ -69,15 +69,17 @@ struct Unpack: ParsableCommand {
             }
             let extractor = try Extractor(root: to, manifest: reader.manifest, selected: selected, force: force)
             let total = reader.input.isSeekable ? (try? reader.loadIndex()).map { t in selected.reduce(UInt64(0)) { $0 + t.entries[$1].size } } : nil
+            let started = Date()
             let progress = Progress(label: "unpacking", total: total, quiet: quiet)
-            extractor.progress = { progress.add($0) }
+            let tap = ProgressTap(extractor, manifest: reader.manifest, progress: progress)
             defer { progress.finish() }
             do {
                 if !only.isEmpty && reader.input.isSeekable {
-                    for i in selected.sorted() { try reader.readEntry(i, into: extractor) }
+                    for i in selected.sorted() { try reader.readEntry(i, into: tap) }
                 } else {
-                    try reader.readAll(into: extractor)
+                    try reader.readAll(into: tap)
                 }
+                progress.finish()
                 try extractor.commit()
             } catch {
                 extractor.abort()
@@ -87,7 +89,7 @@ struct Unpack: ParsableCommand {
                 printError("sealbak: warning: skipped symlink \(displayName(s)): its target leaves \(displayName(to))")
             }
             if !quiet {
-                printError("sealbak: unpacked \(selected.count) entries, \(formatBytes(extractor.bytesWritten)) into \(displayName(to)); every entry verified")
+                printError("sealbak: unpacked \(selected.count) entries, \(formatBytes(extractor.bytesWritten)) into \(displayName(to)) in \(formatDuration(Date().timeIntervalSince(started))); every entry verified")
             }
             if !quiet, let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") }
         }
@@ -119,9 +121,10 @@ struct Verify: ParsableCommand {
             let sink = DiscardSink()
             sink.captureHeads = ComponentVerifier.headsNeeded(reader.manifest)
             let total = reader.input.isSeekable ? (try? reader.loadIndex()).map { $0.entries.reduce(UInt64(0)) { $0 + $1.size } } : nil
+            let started = Date()
             let progress = Progress(label: "verifying", total: total, quiet: quiet)
-            sink.progress = { progress.add($0) }
-            let tap = OutcomeTap(sink, manifest: reader.manifest)
+            defer { progress.finish() }
+            let tap = OutcomeTap(ProgressTap(sink, manifest: reader.manifest, progress: progress), manifest: reader.manifest)
             let trailer = try reader.readAll(into: tap)
             progress.finish()
             // Each component's record must agree with the entries (counts, sizes, a dump's magic).
@@ -133,7 +136,7 @@ struct Verify: ParsableCommand {
             if !quiet {
                 let app = [ComponentKeys.appName, ComponentKeys.appVersion, ComponentKeys.appDescription].compactMap { reader.manifest.metadata[$0] }
                 if !app.isEmpty { print("application: " + app.joined(separator: ", ")) }
-                print("OK: \(archive == "-" ? "standard input" : archive): \(sink.entries) entries, \(formatBytes(sink.bytes)) verified (header MAC, every frame tag, SHA-256 of every entry, trailer and footer)")
+                print("OK: \(archive == "-" ? "standard input" : archive): \(sink.entries) entries, \(formatBytes(sink.bytes)) verified in \(formatDuration(Date().timeIntervalSince(started))) (header MAC, every frame tag, SHA-256 of every entry, trailer and footer)")
                 for r in results { print("  \(r.kind) \(displayName(r.name)): \(r.complete ? "ok, " : "")\(r.detail)") }
             }
             if !quiet, let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") }

@@ -84,9 +84,10 @@ import Testing
         try "hello\n".write(toFile: dir + "/f", atomically: false, encoding: .utf8)
         let secret = "cmd-\(UUID().uuidString)"
         try "\(secret)\n".write(toFile: dir + "/pw", atomically: false, encoding: .utf8)
-        // A password manager prints the password (and maybe more lines); only the first line counts.
+        // A password manager prints the password (and maybe more lines, later); only the first line counts, and the
+        // command is not cut off by SIGPIPE when it writes the rest after sealbak has its password.
         let pack = try Proc.run(Proc.sealbakBinary, ["pack", dir + "/a.sbk", dir + "/f", "--insecure-test-kdf", "--quiet"],
-                                env: Self.noPasswordEnv.merging(["SEALBAK_PASSWORD_COMMAND": "cat '\(dir)/pw'; echo url: example"]) { _, b in b })
+                                env: Self.noPasswordEnv.merging(["SEALBAK_PASSWORD_COMMAND": "cat '\(dir)/pw'; sleep 0.3; echo url: example"]) { _, b in b })
         #expect(pack.status == 0, "\(pack.stderr)")
         let viaFileVar = try Proc.run(Proc.sealbakBinary, ["verify", dir + "/a.sbk"], env: Self.noPasswordEnv.merging(["SEALBAK_PASSWORD_FILE": dir + "/pw"]) { _, b in b })
         #expect(viaFileVar.status == 0, "\(viaFileVar.stderr)")

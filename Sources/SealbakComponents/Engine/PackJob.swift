@@ -69,6 +69,8 @@ package final class PackJob {
         package var metadata = Metadata()
         /// Leave out (and record) files and folders that cannot be read instead of failing.
         package var skipUnreadable = false
+        /// Told the name of each entry as its data starts (progress displays).
+        package var onEntry: (@Sendable (String) -> Void)?
         package init() {}
     }
 
@@ -143,6 +145,8 @@ package final class PackJob {
 
     /// The bytes to pack, when known in advance (files only: the size of a dump or of standard input is not).
     package var knownBytes: UInt64? {
+        // (A source that makes its own stream — a redacted config, an SQLite copy — may differ a little from what was
+        // listed; the progress display drops a total that turns out too small.)
         let streams = plan.sources.enumerated().contains { i, s in
             if case .standardInput = s { return true }
             return owner[i].map { ["postgres", "mysql", "command"].contains(sources[$0].kind) && outcome.components[$0].status == .ok } ?? false
@@ -200,6 +204,7 @@ package final class PackJob {
     package func write(to writer: ArchiveWriter, progress: @escaping (Int) -> Void, log: EngineLog) throws -> CaptureOutcome {
         defer { for s in sources { s.close() } }
         for i in plan.entries.indices {
+            if i != outcomeIndex && plan.entries[i].kind != .directory && plan.entries[i].kind != .symlink { options.onEntry?(plan.entries[i].name) }
             if i == outcomeIndex {
                 let bytes = outcome.encoded()
                 var off = 0

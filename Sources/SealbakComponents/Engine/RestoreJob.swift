@@ -28,6 +28,8 @@ package struct RestoreRequest: Sendable {
     package var plan: BackupPlan?
     /// Asked before replacing a non-empty folder without `replace` (nil: refuse).
     package var confirm: (@Sendable (String) -> Bool)?
+    /// Told each entry's name as it starts (`entry`, with 0 bytes) and every verified chunk's size (`entry` nil).
+    package var progress: (@Sendable (_ entry: String?, _ bytes: Int) -> Void)?
     package init() {}
 }
 
@@ -147,8 +149,13 @@ package final class RestoreJob {
         for n in notes { log.warning("note: " + n) }
         defer { for u in units { u.abandon(log: log) } }
         // Stage every unit, then check every staged copy.
+        let manifest = self.manifest
+        let progress = request.progress
         for u in units {
-            try u.stage(feed: { sink in
+            try u.stage(feed: { target in
+                let sink: any EntrySink = progress.map { p in
+                    ProgressTap(target, begin: { p(manifest.entries[$0].name, 0) }, bytes: { p(nil, $0) })
+                } ?? target
                 if seekable {
                     for i in u.entries { try reader.readEntry(i, into: sink) }
                 } else {
