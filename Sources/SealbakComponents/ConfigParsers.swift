@@ -21,10 +21,25 @@ package struct ConfigCheck: Sendable, Equatable {
     package var keys: [String]
     /// "line N: message" (or "line N:C: message") when the file does not parse.
     package var error: String?
+    /// Key paths whose value holds a URL with a password (`postgresql://user:password@host/db`), whatever the key's
+    /// name; an array's elements count for the array's key. Only the key paths leave the parser, never the values.
+    package var credentialKeys: [String] = []
     package var valid: Bool { error == nil }
 
-    /// Key paths that look like secrets, by name (values never leave this function).
-    package var secretKeys: [String] { keys.filter(SecretNames.looksSecret) }
+    package init(keys: [String], error: String?, credentialKeys: [String] = []) {
+        self.keys = keys
+        self.error = error
+        self.credentialKeys = credentialKeys
+    }
+
+    /// Key paths that look like secrets by name, or whose value holds a URL with a password, in document order.
+    package var secretKeys: [String] {
+        let credentials = Set(credentialKeys)
+        return keys.filter { SecretNames.looksSecret($0) || credentials.contains($0) }
+    }
+
+    /// Key paths that look like secrets by name (their whole value is redacted; URLs lose only their password).
+    package var namedSecretKeys: [String] { keys.filter(SecretNames.looksSecret) }
 }
 
 package enum ConfigParser {
@@ -33,12 +48,27 @@ package enum ConfigParser {
         case .env: return env(text)
         case .json: return json(text)
         case .yaml: return yaml(text)
-        case .toml: return TOMLKeys.parse(text)
+        case .toml: return toml(text)
         }
+    }
+
+    static func toml(_ text: String) -> ConfigCheck {
+        var parser = TOMLParser(Array(text.utf8))
+        do {
+            try parser.document()
+        } catch {
+            return ConfigCheck(keys: parser.keyPaths, error: error.description)
+        }
+        var credentials: [String] = []
+        for span in parser.spans where URLCredentials.holdsPassword(span.value) && !credentials.contains(span.path) {
+            credentials.append(span.path)
+        }
+        return ConfigCheck(keys: parser.keyPaths, error: nil, credentialKeys: credentials)
     }
 
     static func env(_ text: String) -> ConfigCheck {
         var keys: [String] = []
+        var credentials: [String] = []
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).makeIterator()
         var n = 0
         while let raw = lines.next() {
@@ -65,8 +95,9 @@ package enum ConfigParser {
                     value += "\n" + more
                 }
             }
+            if URLCredentials.passwordRanges(Array(value.utf8)).count > 0 && !credentials.contains(key) { credentials.append(key) }
         }
-        return ConfigCheck(keys: keys, error: nil)
+        return ConfigCheck(keys: keys, error: nil, credentialKeys: credentials)
     }
 
     /// Whether `s` (after an opening quote) holds the closing quote, not escaped.
@@ -84,8 +115,9 @@ package enum ConfigParser {
         do {
             let obj = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
             var keys: [String] = []
-            collect(obj, "", &keys)
-            return ConfigCheck(keys: keys, error: nil)
+            var credentials: [String] = []
+            collect(obj, "", "", &keys, &credentials)
+            return ConfigCheck(keys: keys, error: nil, credentialKeys: credentials)
         } catch {
             let debug = ((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String) ?? "not valid JSON"
             return ConfigCheck(keys: [], error: Self.jsonLine(debug, text))
@@ -102,24 +134,28 @@ package enum ConfigParser {
         return debug
     }
 
-    static func collect(_ obj: Any, _ prefix: String, _ keys: inout [String]) {
+    /// `owner` is the key path a value inside arrays belongs to (`urls` for `urls[0]`).
+    static func collect(_ obj: Any, _ prefix: String, _ owner: String, _ keys: inout [String], _ credentials: inout [String]) {
         if let d = obj as? [String: Any] {
             for k in d.keys.sorted() {
                 let path = prefix.isEmpty ? k : prefix + "." + k
                 keys.append(path)
-                collect(d[k]!, path, &keys)
+                collect(d[k]!, path, path, &keys, &credentials)
             }
         } else if let a = obj as? [Any] {
-            for (i, v) in a.enumerated() { collect(v, prefix + "[\(i)]", &keys) }
+            for (i, v) in a.enumerated() { collect(v, prefix + "[\(i)]", owner, &keys, &credentials) }
+        } else if let string = obj as? String, !owner.isEmpty, URLCredentials.holdsPassword(string), !credentials.contains(owner) {
+            credentials.append(owner)
         }
     }
 
     static func yaml(_ text: String) -> ConfigCheck {
         do {
             var keys: [String] = []
+            var credentials: [String] = []
             let parser = try Yams.Parser(yaml: text)
-            while let node = try parser.nextRoot() { collect(node, "", &keys) }
-            return ConfigCheck(keys: keys, error: nil)
+            while let node = try parser.nextRoot() { collect(node, "", "", &keys, &credentials) }
+            return ConfigCheck(keys: keys, error: nil, credentialKeys: credentials)
         } catch let e as YamlError {
             return ConfigCheck(keys: [], error: Self.describe(e))
         } catch {
@@ -138,17 +174,19 @@ package enum ConfigParser {
         }
     }
 
-    static func collect(_ node: Node, _ prefix: String, _ keys: inout [String]) {
+    static func collect(_ node: Node, _ prefix: String, _ owner: String, _ keys: inout [String], _ credentials: inout [String]) {
         switch node {
         case .mapping(let m):
             for (k, v) in m {
                 let name = k.string ?? "\(k)"
                 let path = prefix.isEmpty ? name : prefix + "." + name
                 keys.append(path)
-                collect(v, path, &keys)
+                collect(v, path, path, &keys, &credentials)
             }
         case .sequence(let s):
-            for (i, v) in s.enumerated() { collect(v, prefix + "[\(i)]", &keys) }
+            for (i, v) in s.enumerated() { collect(v, prefix + "[\(i)]", owner, &keys, &credentials) }
+        case .scalar(let scalar):
+            if !owner.isEmpty, URLCredentials.holdsPassword(scalar.string), !credentials.contains(owner) { credentials.append(owner) }
         default:
             break
         }
@@ -191,5 +229,76 @@ package enum SecretNames {
         }
         if !current.isEmpty { out.append(current) }
         return out
+    }
+}
+
+/// Passwords inside URLs, `scheme://user:password@host` (also `redis://:password@host`), wherever they appear.
+///
+/// The authority ends at `/`, `?`, `#`, whitespace or a quote; its last `@` ends the user information, whose first
+/// `:` starts the password. A password that already is `redactedPlaceholder` is not counted.
+package enum URLCredentials {
+    /// Byte ranges of the passwords in `u`.
+    package static func passwordRanges(_ u: [UInt8]) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        let placeholder = Array(redactedPlaceholder.utf8)
+        var k = 0
+        while k + 3 <= u.count {
+            guard u[k] == UInt8(ascii: ":"), u[k + 1] == UInt8(ascii: "/"), u[k + 2] == UInt8(ascii: "/") else { k += 1; continue }
+            // A scheme of letters, digits, "+", "-", "." that starts with a letter.
+            var s = k
+            while s > 0, isSchemeByte(u[s - 1]) { s -= 1 }
+            while s < k, !isLetter(u[s]) { s += 1 }
+            let authorityStart = k + 3
+            var end = authorityStart
+            while end < u.count, !endsAuthority(u[end]) { end += 1 }
+            k = max(end, k + 3)
+            guard s < authorityStart - 3, let at = u[authorityStart..<end].lastIndex(of: UInt8(ascii: "@")),
+                let colon = u[authorityStart..<at].firstIndex(of: UInt8(ascii: ":")), colon + 1 < at
+            else { continue }
+            if Array(u[(colon + 1)..<at]) == placeholder { continue }
+            out.append((colon + 1)..<at)
+        }
+        return out
+    }
+
+    /// Whether a string, or any string inside an array, holds a URL password.
+    static func holdsPassword(_ value: TOMLValue) -> Bool {
+        switch value {
+        case .string(let s): return holdsPassword(s)
+        case .array(let a): return a.contains(where: holdsPassword)
+        case .table(let t): return t.keys.contains { t[$0].map(holdsPassword) ?? false }
+        default: return false
+        }
+    }
+
+    static func holdsPassword(_ s: String) -> Bool { !passwordRanges(Array(s.utf8)).isEmpty }
+
+    /// `s` with every URL password replaced by `redactedPlaceholder`.
+    package static func redact(_ s: String) -> String {
+        let u = Array(s.utf8)
+        let ranges = passwordRanges(u)
+        guard !ranges.isEmpty else { return s }
+        var out: [UInt8] = []
+        var last = 0
+        for r in ranges {
+            out += u[last..<r.lowerBound]
+            out += Array(redactedPlaceholder.utf8)
+            last = r.upperBound
+        }
+        out += u[last...]
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func isLetter(_ c: UInt8) -> Bool { c | 0x20 >= UInt8(ascii: "a") && c | 0x20 <= UInt8(ascii: "z") }
+
+    static func isSchemeByte(_ c: UInt8) -> Bool {
+        isLetter(c) || (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "+") || c == UInt8(ascii: "-") || c == UInt8(ascii: ".")
+    }
+
+    static func endsAuthority(_ c: UInt8) -> Bool {
+        switch c {
+        case UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"), UInt8(ascii: "\""), UInt8(ascii: "'"), UInt8(ascii: "`"), 0x7F: return true
+        default: return c <= 0x20
+        }
     }
 }
