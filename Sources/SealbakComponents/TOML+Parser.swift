@@ -440,7 +440,7 @@ struct TOMLParser {
             }
             out.append(contentsOf: Array(String(scalar).utf8))
         default:
-            throw fail("invalid escape \\\(TOMLError.oneLine(String(scalarAt(i - 1)))) in a string", at: start)
+            throw fail("invalid escape in a string: a backslash followed by \(found(i - 1))", at: start)
         }
     }
 
