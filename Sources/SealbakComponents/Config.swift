@@ -138,7 +138,7 @@ enum Redactor {
                 throw SealbakError(.usage, "--redact-secrets: cannot re-read \(file)")
             }
             let red = redactJSON(obj, "", named, &done)
-            guard let data = try? JSONSerialization.data(withJSONObject: red, options: [.prettyPrinted, .sortedKeys, .fragmentsAllowed]) else {
+            guard let data = try? JSONSerialization.data(withJSONObject: red, options: [.prettyPrinted, .sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]) else {
                 throw SealbakError(.usage, "--redact-secrets: cannot rewrite \(file)")
             }
             out = String(decoding: data, as: UTF8.self) + "\n"
