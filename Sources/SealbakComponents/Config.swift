@@ -81,7 +81,7 @@ package enum ConfigComponent {
                 facts = ConfigFileFacts(format: format, check: ConfigCheck(keys: [], error: "larger than 16 MiB; not parsed"))
             } else {
                 let text = String(decoding: data, as: UTF8.self)
-                facts = ConfigFileFacts(format: format, check: ConfigParser.check(text, as: format))
+                facts = ConfigFileFacts(format: format, check: ConfigParser.check(bytes: Array(data), as: format))
                 if spec.redactSecrets && (!facts.check.secretKeys.isEmpty || URLCredentials.holdsPassword(text)) {
                     guard facts.check.valid else {
                         throw SealbakError(.usage, "--redact-secrets: \(fsPath) does not parse (\(facts.check.error!)), so its secrets cannot be redacted safely; fix it or pack without --redact-secrets")
@@ -117,7 +117,7 @@ package enum ConfigComponent {
             guard e.metadata["config.valid"] == "true", let format = e.metadata["config.format"].flatMap(ConfigFormat.init(rawValue:)) else { continue }
             let rel = String(e.name.dropFirst(component.rootName.count + 1))
             guard let data = FileManager.default.contents(atPath: root + "/" + rel) else { problems.append("\(rel): missing after restore"); continue }
-            if let err = ConfigParser.check(String(decoding: data, as: UTF8.self), as: format).error { problems.append("\(rel): \(err)") }
+            if let err = ConfigParser.check(bytes: Array(data), as: format).error { problems.append("\(rel): \(err)") }
         }
         return problems
     }

@@ -52,8 +52,16 @@ package enum ConfigParser {
         }
     }
 
-    static func toml(_ text: String) -> ConfigCheck {
-        var parser = TOMLParser(Array(text.utf8))
+    /// `check(_:as:)` for a file's bytes: TOML is read as bytes (a file that is not UTF-8 is invalid TOML, with its
+    /// line); the other formats as UTF-8 text.
+    package static func check(bytes: [UInt8], as format: ConfigFormat) -> ConfigCheck {
+        format == .toml ? toml(bytes) : check(String(decoding: bytes, as: UTF8.self), as: format)
+    }
+
+    static func toml(_ text: String) -> ConfigCheck { toml(Array(text.utf8)) }
+
+    static func toml(_ bytes: [UInt8]) -> ConfigCheck {
+        var parser = TOMLParser(bytes)
         do {
             try parser.document()
         } catch {

@@ -757,4 +757,52 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
             Self.rejects(toml)
         }
     }
+
+    /// Every prefix of a document full of edge cases, and every byte of it replaced by a delimiter, a control
+    /// byte or a stray UTF-8 byte, is decoded or rejected with a one-line message: never a crash, never a hang.
+    @Test func truncatedAndCorruptedDocumentsNeverCrash() {
+        let text = """
+            \u{FEFF}# edge cases
+            a."b c".'d' = "e\\u00e9\\U0001F600\\n" # comment
+            f = \"\"\"
+            g \\
+              h\"\"\"\"\"
+            i = '''j''''
+            k = [1, 0x1F, 0o7, 0b1, -0.0e+1_0, inf, nan, 1979-05-27T07:32:00.999-07:00, 1979-05-27 07:32:00, 07:32:00, [], [{}],]
+            l = { m.n = true, o = { p = 2024-02-29 } }
+            [q.r]
+            [[s]]
+            t.u = 9223372036854775807
+            [[s]]
+            [s.v]\r
+            w = 23:59:60\r\n
+            """
+        let bytes = Array(text.utf8)
+        #expect((try? TOMLDocument.decode(bytes)) != nil, "the uncorrupted document is valid")
+        var outcomes = 0
+        func run(_ input: [UInt8]) {
+            do {
+                _ = try TOMLDocument.decode(input)
+            } catch {
+                #expect(!error.description.contains("\n") && error.line >= 1 && error.line <= 20, "\(error)")
+            }
+            outcomes += 1
+        }
+        for n in 0...bytes.count { run(Array(bytes[..<n])) }
+        let replacements: [UInt8] = [0x22, 0x27, 0x5B, 0x5D, 0x7B, 0x7D, 0x3D, 0x0A, 0x0D, 0x5C, 0x2E, 0x23, 0x2C, 0x00, 0xFF, 0xC3, 0x20]
+        for k in bytes.indices {
+            for r in replacements where r != bytes[k] {
+                var copy = bytes
+                copy[k] = r
+                run(copy)
+            }
+        }
+        #expect(outcomes > bytes.count * 10)
+    }
+
+    @Test func configChecksReadTOMLFilesAsBytes() {
+        let check = ConfigParser.check(bytes: Array("a = 1\nb = '".utf8) + [0xFF] + Array("'\n".utf8), as: .toml)
+        #expect(check.error?.hasPrefix("line 2: the file is not valid UTF-8") == true, "\(check)")
+        #expect(ConfigParser.check(bytes: Array("a = 1\n".utf8), as: .toml).valid)
+    }
 }
