@@ -128,8 +128,13 @@ struct TOMLParser {
         var k = 0
         while k < b.count {
             let lead = b[k]
-            if lead < 0x80 { k += 1; continue }
-            let n = lead >= 0xC2 && lead <= 0xDF ? 2 : lead >= 0xE0 && lead <= 0xEF ? 3 : lead >= 0xF0 && lead <= 0xF4 ? 4 : 0
+            if lead < 0x80 {
+                k += 1
+                continue
+            }
+            let n =
+                lead >= 0xC2 && lead <= 0xDF
+                ? 2 : lead >= 0xE0 && lead <= 0xEF ? 3 : lead >= 0xF0 && lead <= 0xF4 ? 4 : 0
             guard n > 0, k + n <= b.count, String(validating: b[k..<k + n], as: UTF8.self) != nil else {
                 throw fail("the file is not valid UTF-8 (byte 0x\(String(lead, radix: 16)) at offset \(k))", at: k)
             }
@@ -156,10 +161,20 @@ struct TOMLParser {
         skipSpaces()
         if peek == UInt8(ascii: "#") { try comment() }
         guard let c = peek else { return }
-        if c == 0x0A { i += 1; return }
-        if c == 0x0D && at(i + 1) == 0x0A { i += 2; return }
+        if c == 0x0A {
+            i += 1
+            return
+        }
+        if c == 0x0D && at(i + 1) == 0x0A {
+            i += 2
+            return
+        }
         if c == 0x0D { throw fail("a carriage return must be followed by a line feed") }
-        throw fail(afterValue ? "unexpected \(found()) after the value; one key = value per line" : "unexpected \(found()); expected a new line")
+        throw fail(
+            afterValue
+                ? "unexpected \(found()) after the value; one key = value per line"
+                : "unexpected \(found()); expected a new line"
+        )
     }
 
     /// Spaces, newlines and comments (inside arrays).
@@ -210,7 +225,8 @@ struct TOMLParser {
     }
 
     static func isBareKey(_ c: UInt8) -> Bool {
-        (c >= 0x30 && c <= 0x39) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x7A) || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
+        (c >= 0x30 && c <= 0x39) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x7A) || c == UInt8(ascii: "_")
+            || c == UInt8(ascii: "-")
     }
 
     /// `[a.b]` or `[[a.b]]`.
@@ -221,15 +237,18 @@ struct TOMLParser {
         if array { i += 1 }
         skipSpaces()
         let path = try key()
+        let (open, close, name) = (array ? "[[" : "[", array ? "]]" : "]", show(path))
         guard peek == UInt8(ascii: "]") else {
-            throw fail("expected ]\(array ? "]" : "") to close the table header \(array ? "[[" : "[")\(show(path)), found \(found())")
+            throw fail("expected \(close) to close the table header \(open)\(show(path)), found \(found())")
         }
         i += 1
         if array {
             guard peek == UInt8(ascii: "]") else { throw fail("expected ]] to close [[\(show(path))") }
             i += 1
         }
-        guard path.count <= Self.maxDepth else { throw fail("tables are nested more than \(Self.maxDepth) levels deep", at: start) }
+        guard path.count <= Self.maxDepth else {
+            throw fail("tables are nested more than \(Self.maxDepth) levels deep", at: start)
+        }
         var t = root
         for (n, part) in path.dropLast().enumerated() {
             if let child = t.children[part] {
@@ -237,7 +256,8 @@ struct TOMLParser {
                 case .table: t = child
                 case .arrayOfTables: t = child.elements.last!
                 case .value:
-                    throw fail("\(show(Array(path[...n]))) is already a value, so \(array ? "[[" : "[")\(show(path))\(array ? "]]" : "]") cannot add to it", at: start)
+                    let value = show(Array(path[...n]))
+                    throw fail("\(value) is already a value, so \(open)\(name)\(close) cannot add to it", at: start)
                 }
             } else {
                 let child = TOMLNode(.table)
@@ -247,15 +267,17 @@ struct TOMLParser {
             note(Array(path[...n]))
         }
         let last = path.last!
-        let name = show(path)
         if array {
             let element = TOMLNode(.table)
             element.explicit = true
             if let existing = t.children[last] {
                 guard existing.kind == .arrayOfTables else {
-                    throw fail(existing.kind == .table
-                        ? "[[\(name)]] redefines the table [\(name)]"
-                        : "[[\(name)]] cannot append to \(name), which is a value (a static array is closed)", at: start)
+                    throw fail(
+                        existing.kind == .table
+                            ? "[[\(name)]] redefines the table [\(name)]"
+                            : "[[\(name)]] cannot append to \(name), which is a value (a static array is closed)",
+                        at: start
+                    )
                 }
                 existing.elements.append(element)
             } else {
@@ -271,7 +293,9 @@ struct TOMLParser {
                 case .value: throw fail("[\(name)] redefines \(name), which is already a value", at: start)
                 case .table:
                     if existing.explicit { throw fail("the table [\(name)] is defined twice", at: start) }
-                    if existing.dotted { throw fail("the table [\(name)] was already defined by dotted keys", at: start) }
+                    if existing.dotted {
+                        throw fail("the table [\(name)] was already defined by dotted keys", at: start)
+                    }
                     existing.explicit = true
                     current = existing
                 }
@@ -293,18 +317,27 @@ struct TOMLParser {
         let k = try key()
         let path = prefix + k
         guard peek == UInt8(ascii: "=") else {
-            throw fail(peek == nil || peek == 0x0A || peek == 0x0D
-                ? "expected = after the key \(show(k))" : "expected = after the key \(show(k)), found \(found())")
+            throw fail(
+                peek == nil || peek == 0x0A || peek == 0x0D
+                    ? "expected = after the key \(show(k))" : "expected = after the key \(show(k)), found \(found())"
+            )
         }
         i += 1
         skipSpaces()
-        guard path.count <= Self.maxDepth else { throw fail("tables are nested more than \(Self.maxDepth) levels deep", at: start) }
+        guard path.count <= Self.maxDepth else {
+            throw fail("tables are nested more than \(Self.maxDepth) levels deep", at: start)
+        }
         var t = table
         for (n, part) in k.dropLast().enumerated() {
             if let child = t.children[part] {
                 guard child.kind == .table, child.dotted, !child.explicit else {
-                    let what = child.kind == .table ? "a table defined elsewhere" : child.kind == .value ? "a value" : "an array of tables"
-                    throw fail("\(show(prefix + k[...n])) is \(what); the dotted key \(show(k)) cannot add to it", at: start)
+                    let what =
+                        child.kind == .table
+                        ? "a table defined elsewhere" : child.kind == .value ? "a value" : "an array of tables"
+                    throw fail(
+                        "\(show(prefix + k[...n])) is \(what); the dotted key \(show(k)) cannot add to it",
+                        at: start
+                    )
                 }
                 t = child
             } else {
@@ -344,7 +377,9 @@ struct TOMLParser {
 
     mutating func nest() throws(TOMLError) {
         depth += 1
-        guard depth + currentPath.count <= Self.maxDepth else { throw fail("values are nested more than \(Self.maxDepth) levels deep") }
+        guard depth + currentPath.count <= Self.maxDepth else {
+            throw fail("values are nested more than \(Self.maxDepth) levels deep")
+        }
     }
 
     mutating func array(path: [String]) throws(TOMLError) -> TOMLValue {
@@ -355,13 +390,18 @@ struct TOMLParser {
         var out: [TOMLValue] = []
         while true {
             try skipBlank()
-            if peek == UInt8(ascii: "]") { i += 1; return .array(out) }
+            if peek == UInt8(ascii: "]") {
+                i += 1
+                return .array(out)
+            }
             if peek == nil { throw fail("unterminated array (opened on line \(line(at: start)))") }
             out.append(try value(path: path))
             try skipBlank()
             switch peek {
             case UInt8(ascii: ","): i += 1
-            case UInt8(ascii: "]"): i += 1; return .array(out)
+            case UInt8(ascii: "]"):
+                i += 1
+                return .array(out)
             case nil: throw fail("unterminated array")
             default: throw fail("expected , or ] in the array, found \(found())")
             }
@@ -374,7 +414,10 @@ struct TOMLParser {
         i += 1
         let node = TOMLNode(.table)
         skipSpaces()
-        if peek == UInt8(ascii: "}") { i += 1; return .table(node.table()) }
+        if peek == UInt8(ascii: "}") {
+            i += 1
+            return .table(node.table())
+        }
         while true {
             skipSpaces()
             if peek == 0x0A || peek == 0x0D { throw fail("an inline table must fit on one line (TOML 1.0)") }
@@ -382,7 +425,9 @@ struct TOMLParser {
             skipSpaces()
             switch peek {
             case UInt8(ascii: ","): i += 1
-            case UInt8(ascii: "}"): i += 1; return .table(node.table())
+            case UInt8(ascii: "}"):
+                i += 1
+                return .table(node.table())
             case 0x0A, 0x0D: throw fail("an inline table must fit on one line (TOML 1.0)")
             default: throw fail("expected , or } in the inline table, found \(found())")
             }
@@ -436,7 +481,8 @@ struct TOMLParser {
                 i += 1
             }
             guard let scalar = Unicode.Scalar(v) else {
-                throw fail("\\\(e == UInt8(ascii: "u") ? "u" : "U")\(String(v, radix: 16, uppercase: true)) is not a Unicode scalar value", at: start)
+                let escape = (e == UInt8(ascii: "u") ? "\\u" : "\\U") + String(v, radix: 16, uppercase: true)
+                throw fail("\(escape) is not a Unicode scalar value", at: start)
             }
             out.append(contentsOf: Array(String(scalar).utf8))
         default:
@@ -464,7 +510,9 @@ struct TOMLParser {
         var n = 0
         while at(i + n) == q { n += 1 }
         guard n >= 3 else { return nil }
-        guard n <= 5 else { throw fail("too many quotes at the end of a multi-line string (three in a row close it)", at: i + 5) }
+        guard n <= 5 else {
+            throw fail("too many quotes at the end of a multi-line string (three in a row close it)", at: i + 5)
+        }
         i += n
         return n - 3
     }
@@ -527,7 +575,9 @@ struct TOMLParser {
                 return String(decoding: b[start..<i - 1], as: UTF8.self)
             }
             if c == 0x0A || c == 0x0D { throw fail("a single-line string ends at the end of the line") }
-            if Self.isControl(c) { throw fail("control character \(found()) in a literal string (literal strings have no escapes)") }
+            if Self.isControl(c) {
+                throw fail("control character \(found()) in a literal string (literal strings have no escapes)")
+            }
             i += 1
         }
     }

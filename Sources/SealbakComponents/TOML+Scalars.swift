@@ -15,7 +15,8 @@ enum TOMLScalars {
     static func classify(_ t: ArraySlice<UInt8>) throws(Problem) -> TOMLValue {
         let text = String(decoding: t, as: UTF8.self)
         func notAValue() -> Problem {
-            let hint = t.allSatisfy { TOMLParser.isBareKey($0) } && t.contains { !isDigit($0) } ? " (strings need quotes)" : ""
+            let hint =
+                t.allSatisfy { TOMLParser.isBareKey($0) } && t.contains { !isDigit($0) } ? " (strings need quotes)" : ""
             return Problem(message: "\"\(text)\" is not a TOML value\(hint)")
         }
         switch text {
@@ -36,12 +37,21 @@ enum TOMLScalars {
             }
             return .localTime(time)
         }
-        if u.count > 2, u[0] == UInt8(ascii: "0"), let radix = [UInt8(ascii: "x"): 16, UInt8(ascii: "o"): 8, UInt8(ascii: "b"): 2][u[1]] {
+        if u.count > 2, u[0] == UInt8(ascii: "0"),
+            let radix = [UInt8(ascii: "x"): 16, UInt8(ascii: "o"): 8, UInt8(ascii: "b"): 2][u[1]]
+        {
             let digits = u[2...]
-            guard let stripped = digitsWithUnderscores(digits, { TOMLParser.hexDigit($0).map { Int($0) < radix } ?? false }) else {
+            guard
+                let stripped = digitsWithUnderscores(
+                    digits,
+                    { TOMLParser.hexDigit($0).map { Int($0) < radix } ?? false }
+                )
+            else {
                 throw notAValue()
             }
-            guard let n = Int64(stripped, radix: radix) else { throw Problem(message: "the integer \(text) does not fit in 64 bits") }
+            guard let n = Int64(stripped, radix: radix) else {
+                throw Problem(message: "the integer \(text) does not fit in 64 bits")
+            }
             return .integer(n)
         }
         // Decimal integer or float: [+-] int-part [. digits] [e [+-] digits].
@@ -69,7 +79,9 @@ enum TOMLScalars {
         if let exponent, digitsWithUnderscores(exponent, isDigit) == nil { throw notAValue() }
         if fraction == nil && exponent == nil {
             let sign = u.first == UInt8(ascii: "-") ? "-" : ""
-            guard let n = Int64(sign + intDigits) else { throw Problem(message: "the integer \(text) does not fit in 64 bits") }
+            guard let n = Int64(sign + intDigits) else {
+                throw Problem(message: "the integer \(text) does not fit in 64 bits")
+            }
             return .integer(n)
         }
         let plain = String(decoding: u.filter { $0 != UInt8(ascii: "_") }, as: UTF8.self)
@@ -101,7 +113,9 @@ enum TOMLScalars {
     }
 
     static func dateTime(_ u: [UInt8], _ text: String) throws(Problem) -> TOMLValue {
-        let shape = Problem(message: "\"\(text)\" is not a valid date or date-time (YYYY-MM-DD[THH:MM:SS[.fraction][Z|±HH:MM]])")
+        let shape = Problem(
+            message: "\"\(text)\" is not a valid date or date-time (YYYY-MM-DD[THH:MM:SS[.fraction][Z|±HH:MM]])"
+        )
         guard u.count >= 10, let year = number(u, 0, 4), u[4] == UInt8(ascii: "-"), let month = number(u, 5, 2),
             u[7] == UInt8(ascii: "-"), let day = number(u, 8, 2)
         else { throw shape }
@@ -115,11 +129,16 @@ enum TOMLScalars {
             let (time, end) = try self.time(u, 11, text)
         else { throw shape }
         if end == u.count { return .localDateTime(date, time) }
-        if end + 1 == u.count, u[end] | 0x20 == UInt8(ascii: "z") { return .offsetDateTime(date, time, offsetMinutes: 0) }
-        guard end + 6 == u.count, u[end] == UInt8(ascii: "+") || u[end] == UInt8(ascii: "-"), let h = number(u, end + 1, 2),
+        if end + 1 == u.count, u[end] | 0x20 == UInt8(ascii: "z") {
+            return .offsetDateTime(date, time, offsetMinutes: 0)
+        }
+        guard end + 6 == u.count, u[end] == UInt8(ascii: "+") || u[end] == UInt8(ascii: "-"),
+            let h = number(u, end + 1, 2),
             u[end + 3] == UInt8(ascii: ":"), let m = number(u, end + 4, 2)
         else { throw shape }
-        guard h <= 23, m <= 59 else { throw Problem(message: "\(text): the offset \(String(text.suffix(6))) does not exist") }
+        guard h <= 23, m <= 59 else {
+            throw Problem(message: "\(text): the offset \(String(text.suffix(6))) does not exist")
+        }
         let minutes = h * 60 + m
         return .offsetDateTime(date, time, offsetMinutes: u[end] == UInt8(ascii: "-") ? -minutes : minutes)
     }
@@ -129,7 +148,9 @@ enum TOMLScalars {
         guard let h = number(u, at, 2), at + 2 < u.count, u[at + 2] == UInt8(ascii: ":"), let m = number(u, at + 3, 2),
             at + 5 < u.count, u[at + 5] == UInt8(ascii: ":"), let s = number(u, at + 6, 2)
         else { return nil }
-        guard h <= 23, m <= 59, s <= 60 else { throw Problem(message: "\(text): the time \(pad2(h)):\(pad2(m)):\(pad2(s)) does not exist") }
+        guard h <= 23, m <= 59, s <= 60 else {
+            throw Problem(message: "\(text): the time \(pad2(h)):\(pad2(m)):\(pad2(s)) does not exist")
+        }
         var end = at + 8
         var nanos = 0
         if end < u.count, u[end] == UInt8(ascii: ".") {

@@ -26,7 +26,8 @@ package enum TOMLValue: Sendable, Equatable {
         case (.integer(let x), .integer(let y)): return x == y
         case (.float(let x), .float(let y)): return (x.isNaN && y.isNaN) || (x == y && x.sign == y.sign)
         case (.bool(let x), .bool(let y)): return x == y
-        case (.offsetDateTime(let d, let t, let o), .offsetDateTime(let e, let u, let p)): return d == e && t == u && o == p
+        case (.offsetDateTime(let d, let t, let o), .offsetDateTime(let e, let u, let p)):
+            return d == e && t == u && o == p
         case (.localDateTime(let d, let t), .localDateTime(let e, let u)): return d == e && t == u
         case (.localDate(let d), .localDate(let e)): return d == e
         case (.localTime(let t), .localTime(let u)): return t == u

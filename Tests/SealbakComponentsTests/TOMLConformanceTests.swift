@@ -21,7 +21,9 @@ import Testing
             if name.hasPrefix("valid/") {
                 valid.total += 1
                 let expectedPath = dir + "/" + name.dropLast(5) + ".json"
-                let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: expectedPath)))
+                let expected = try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: URL(fileURLWithPath: expectedPath))
+                )
                 switch decoded {
                 case .success(let document):
                     if Self.matches(.table(document.root), expected) {
@@ -39,13 +41,18 @@ import Testing
                     invalid.passed += 1
                     // One line each, so the messages can be read (TOML_TEST_VERBOSE=1).
                     if ProcessInfo.processInfo.environment["TOML_TEST_VERBOSE"] != nil { print("  \(name): \(error)") }
-                    #expect(!error.description.contains("\n") && !error.description.unicodeScalars.contains("\u{FEFF}"), "\(name)")
+                    #expect(
+                        !error.description.contains("\n") && !error.description.unicodeScalars.contains("\u{FEFF}"),
+                        "\(name)"
+                    )
                 case .success:
                     failures.append("\(name): accepted")
                 }
             }
         }
-        print("toml-test: valid: \(valid.passed)/\(valid.total) accepted with equal values, invalid: \(invalid.passed)/\(invalid.total) rejected")
+        print(
+            "toml-test: valid: \(valid.passed)/\(valid.total) accepted with equal values, invalid: \(invalid.passed)/\(invalid.total) rejected"
+        )
         for f in failures { print("  " + f) }
         #expect(valid.total > 0 && invalid.total > 0)
         #expect(failures.isEmpty, "\(failures.count) case(s) differ")
@@ -53,7 +60,9 @@ import Testing
 
     /// toml-test's JSON: tables are objects, arrays are arrays, scalars are `{"type": …, "value": "…"}`.
     static func matches(_ value: TOMLValue, _ expected: Any) -> Bool {
-        if let e = expected as? [String: Any], e.count == 2, let type = e["type"] as? String, let text = e["value"] as? String {
+        if let e = expected as? [String: Any], e.count == 2, let type = e["type"] as? String,
+            let text = e["value"] as? String
+        {
             return matchesScalar(value, type, text)
         }
         if let e = expected as? [String: Any] {
@@ -76,7 +85,8 @@ import Testing
             if text.hasSuffix("nan") { return d.isNaN }
             if text.hasSuffix("inf") { return d.isInfinite && (d < 0) == text.hasPrefix("-") }
             return Double(text) == d
-        case ("datetime", .offsetDateTime), ("datetime-local", .localDateTime), ("date-local", .localDate), ("time-local", .localTime):
+        case ("datetime", .offsetDateTime), ("datetime-local", .localDateTime), ("date-local", .localDate),
+            ("time-local", .localTime):
             // The expectation is itself an RFC 3339 value; read it the same way and compare the fields.
             guard let reference = try? TOMLDocument.decode("v = \(text)").root["v"] else { return false }
             return reference == value

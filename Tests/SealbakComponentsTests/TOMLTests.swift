@@ -347,7 +347,7 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
             ("6.626e-34", 6.626e-34), ("224_617.445_991_228", 224_617.445_991_228), ("0.0", 0), ("0e0", 0),
             ("1e1_0", 1e10), ("1_0.0_1", 10.01), ("9_007_199_254_740_993.0", 9_007_199_254_740_993.0), ("1E2", 100),
             ("1e-0", 1), ("1e+0", 1), ("0.1", 0.1), ("1e007", 1e7), ("1.5e-07", 1.5e-7), ("123.456e2", 12345.6),
-            ("1.7976931348623157e308", .greatestFiniteMagnitude), ("5e-324", 5e-324), ("+0.5", 0.5),
+            ("1.7976931348623157e308", .greatestFiniteMagnitude), ("5e-324", .leastNonzeroMagnitude), ("+0.5", 0.5),
             ("inf", .infinity), ("+inf", .infinity), ("-inf", -.infinity),
         ]
         for (text, expected) in valid { Self.decodes("f = " + text, ["f": .float(expected)]) }
