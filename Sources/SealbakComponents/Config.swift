@@ -161,7 +161,16 @@ enum Redactor {
             if let error = after.error {
                 why = "the redacted copy would not parse (\(error))"
             } else if !missed.isEmpty {
-                why = "the value of \(missed.sorted().joined(separator: ", ")) is not a single-line value"
+                // A secret-named table or list none of whose values is itself named like a secret.
+                let containers = missed.filter { key in check.keys.contains { $0.hasPrefix(key + ".") || $0.hasPrefix(key + "[") } }
+                var parts: [String] = []
+                let values = missed.subtracting(containers)
+                if !values.isEmpty { parts.append("the value of \(values.sorted().joined(separator: ", ")) is not a single-line value") }
+                if !containers.isEmpty {
+                    parts.append("\(containers.sorted().joined(separator: ", ")) is named like a secret but holds a table or list whose "
+                        + "values are not; rename it or its values")
+                }
+                why = parts.joined(separator: "; ")
             } else {
                 why = "a URL password under \(leftURLs.sorted().joined(separator: ", ")) is written in a form it cannot find (escaped)"
             }

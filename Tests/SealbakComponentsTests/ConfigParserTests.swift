@@ -182,4 +182,16 @@ import Testing
         // An escape inside the password itself is fine: the whole escaped text is replaced.
         #expect((try? Self.redacted(#"url = "postgresql://u:p\u0040w@h/db""#, .toml).0) == #"url = "postgresql://u:<redacted-by-sealbak>@h/db""#)
     }
+
+    @Test func aSecretNamedTableWithoutSecretValuesIsRefusedWithAReason() {
+        do {
+            _ = try Self.redacted("[secrets.prod]\nregion = 'eu'\n", .toml)
+            Issue.record("a table named like a secret was packed with nothing redacted")
+        } catch {
+            let message = (error as? SealbakError)?.message ?? ""
+            #expect(message.contains("secrets is named like a secret but holds a table or list"), "\(message)")
+        }
+        // A secret-named table whose values are secrets too is fine.
+        #expect((try? Self.redacted("[credentials]\npassword = 'x' # kept\n", .toml).0) == "[credentials]\npassword = \"\(redactedPlaceholder)\" # kept\n")
+    }
 }
