@@ -132,14 +132,18 @@ package struct TOMLError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// `displayName` escaping (controls, DEL, C1, line separators) plus Unicode format characters (BOM, zero-width
     /// and bidirectional controls), so a message can neither break a line nor hide what it names.
-    static func oneLine(_ s: String) -> String {
+    /// Messages quote keys and values from the file; a long one is cut so that a message stays readable.
+    static func oneLine(_ s: String, limit: Int = 300) -> String {
         var out = ""
+        var count = 0
         for scalar in displayName(bytes: Array(s.utf8), escapingBackslash: false).unicodeScalars {
+            if count == limit { return out + "…" }
             if scalar.properties.generalCategory == .format {
                 out += "\\u{" + String(scalar.value, radix: 16) + "}"
             } else {
                 out.unicodeScalars.append(scalar)
             }
+            count += 1
         }
         return out
     }

@@ -800,6 +800,18 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
         #expect(outcomes > bytes.count * 10)
     }
 
+    @Test func longKeysAndTokensAreCutInMessages() {
+        let long = String(repeating: "k", count: 100_000)
+        for toml in ["\(long) = 1\n\(long) = 2", "a = \(long)"] {
+            do {
+                _ = try TOMLDocument.decode(toml)
+                Issue.record("accepted")
+            } catch {
+                #expect(error.message.count < 400 && error.message.hasSuffix("…"), "\(error.message.count)")
+            }
+        }
+    }
+
     @Test func configChecksReadTOMLFilesAsBytes() {
         let check = ConfigParser.check(bytes: Array("a = 1\nb = '".utf8) + [0xFF] + Array("'\n".utf8), as: .toml)
         #expect(check.error?.hasPrefix("line 2: the file is not valid UTF-8") == true, "\(check)")
