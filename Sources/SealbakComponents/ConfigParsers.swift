@@ -43,13 +43,17 @@ package struct ConfigCheck: Sendable, Equatable {
 }
 
 package enum ConfigParser {
+    /// The file's key paths, or its first error on one line (control and invisible characters escaped).
     package static func check(_ text: String, as format: ConfigFormat) -> ConfigCheck {
+        var result: ConfigCheck
         switch format {
-        case .env: return env(text)
-        case .json: return json(text)
-        case .yaml: return yaml(text)
-        case .toml: return toml(text)
+        case .env: result = env(text)
+        case .json: result = json(text)
+        case .yaml: result = yaml(text)
+        case .toml: result = toml(text)
         }
+        result.error = result.error.map { TOMLError.oneLine($0) }
+        return result
     }
 
     /// `check(_:as:)` for a file's bytes: TOML is read as bytes (a file that is not UTF-8 is invalid TOML, with its

@@ -132,7 +132,8 @@ package struct TOMLError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// `displayName` escaping (controls, DEL, C1, line separators) plus Unicode format characters (BOM, zero-width
     /// and bidirectional controls), so a message can neither break a line nor hide what it names.
-    /// Messages quote keys and values from the file; a long one is cut so that a message stays readable.
+    /// Messages quote keys and values from the file; a long one is cut so that a message stays readable. (Used for
+    /// every config format's message.)
     static func oneLine(_ s: String, limit: Int = 300) -> String {
         var out = ""
         var count = 0

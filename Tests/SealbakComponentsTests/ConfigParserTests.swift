@@ -194,4 +194,22 @@ import Testing
         // A secret-named table whose values are secrets too is fine.
         #expect((try? Self.redacted("[credentials]\npassword = 'x' # kept\n", .toml).0) == "[credentials]\npassword = \"\(redactedPlaceholder)\" # kept\n")
     }
+
+    @Test func everyFormatsMessageIsOneLine() {
+        let broken: [(String, ConfigFormat)] = [
+            ("a:\n\tb: 1\n", .yaml), ("a: \u{7}\n", .yaml), ("a: [\u{FEFF}\n", .yaml), ("a: 1\n\u{FEFF}b: [\n", .yaml),
+            ("{\"a\": \"\u{1}\"}", .json), ("{\n\u{FEFF}}", .json),
+            ("\u{FEFF}\u{FEFF}A=1\n", .env), ("A\u{7}=1\n", .env), ("A=\"x\n", .env),
+            ("a = \"\u{1B}[2J\"\n", .toml), ("\u{FEFF}\u{FEFF}a = 1\n", .toml),
+        ]
+        for (text, format) in broken {
+            let check = ConfigParser.check(text, as: format)
+            guard let error = check.error else {
+                Issue.record("\(text.debugDescription) parsed as \(format)")
+                continue
+            }
+            #expect(!error.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F || $0.properties.generalCategory == .format },
+                    "\(format): \(error.debugDescription)")
+        }
+    }
 }
