@@ -36,8 +36,10 @@ package struct ConfigFileFacts: Sendable {
         var m = [("config.format", format.rawValue), ("config.valid", check.valid ? "true" : "false")]
         if let e = check.error { m.append(("config.error", e)) }
         let secrets = check.secretKeys
-        if !secrets.isEmpty { m.append(("config.secrets", secrets.joined(separator: ","))) }
-        if !redacted.isEmpty { m.append(("config.redacted", redacted.joined(separator: ","))) }
+        // Key names come from the file: shown escaped (a quoted key may hold a newline or an escape sequence).
+        func shown(_ keys: [String]) -> String { keys.map { TOMLError.oneLine($0) }.joined(separator: ",") }
+        if !secrets.isEmpty { m.append(("config.secrets", shown(secrets))) }
+        if !redacted.isEmpty { m.append(("config.redacted", shown(redacted))) }
         return m
     }
 }

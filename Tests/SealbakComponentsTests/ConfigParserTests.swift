@@ -212,4 +212,12 @@ import Testing
                     "\(format): \(error.debugDescription)")
         }
     }
+
+    @Test func secretKeyNamesAreRecordedEscaped() {
+        let check = ConfigParser.check(#""a\nb token" = 1"# + "\n" + #""\u001b[2J password" = 2"#, as: .toml)
+        #expect(check.secretKeys == ["a\nb token", "\u{1B}[2J password"])
+        let facts = ConfigFileFacts(format: .toml, check: check)
+        let secrets = facts.metadata.first { $0.0 == "config.secrets" }?.1
+        #expect(secrets == #"a\nb token,\x1b[2J password"#)
+    }
 }
