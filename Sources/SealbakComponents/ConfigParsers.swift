@@ -21,24 +21,66 @@ package struct ConfigCheck: Sendable, Equatable {
     package var keys: [String]
     /// "line N: message" (or "line N:C: message") when the file does not parse.
     package var error: String?
+    /// Key paths whose value holds a URL with a password (`postgresql://user:password@host/db`), whatever the key's
+    /// name; an array's elements count for the array's key. Only the key paths leave the parser, never the values.
+    package var credentialKeys: [String] = []
     package var valid: Bool { error == nil }
 
-    /// Key paths that look like secrets, by name (values never leave this function).
-    package var secretKeys: [String] { keys.filter(SecretNames.looksSecret) }
+    package init(keys: [String], error: String?, credentialKeys: [String] = []) {
+        self.keys = keys
+        self.error = error
+        self.credentialKeys = credentialKeys
+    }
+
+    /// Key paths that look like secrets by name, or whose value holds a URL with a password, in document order.
+    package var secretKeys: [String] {
+        let credentials = Set(credentialKeys)
+        return keys.filter { SecretNames.looksSecret($0) || credentials.contains($0) }
+    }
+
+    /// Key paths that look like secrets by name (their whole value is redacted; URLs lose only their password).
+    package var namedSecretKeys: [String] { keys.filter(SecretNames.looksSecret) }
 }
 
 package enum ConfigParser {
+    /// The file's key paths, or its first error on one line (control and invisible characters escaped).
     package static func check(_ text: String, as format: ConfigFormat) -> ConfigCheck {
+        var result: ConfigCheck
         switch format {
-        case .env: return env(text)
-        case .json: return json(text)
-        case .yaml: return yaml(text)
-        case .toml: return TOMLKeys.parse(text)
+        case .env: result = env(text)
+        case .json: result = json(text)
+        case .yaml: result = yaml(text)
+        case .toml: result = toml(text)
         }
+        result.error = result.error.map { TOMLError.oneLine($0) }
+        return result
+    }
+
+    /// `check(_:as:)` for a file's bytes: TOML is read as bytes (a file that is not UTF-8 is invalid TOML, with its
+    /// line); the other formats as UTF-8 text.
+    package static func check(bytes: [UInt8], as format: ConfigFormat) -> ConfigCheck {
+        format == .toml ? toml(bytes) : check(String(decoding: bytes, as: UTF8.self), as: format)
+    }
+
+    static func toml(_ text: String) -> ConfigCheck { toml(Array(text.utf8)) }
+
+    static func toml(_ bytes: [UInt8]) -> ConfigCheck {
+        var parser = TOMLParser(bytes)
+        do {
+            try parser.document()
+        } catch {
+            return ConfigCheck(keys: parser.keyPaths, error: error.description)
+        }
+        var credentials: [String] = []
+        for span in parser.spans where URLCredentials.holdsPassword(span.value) && !credentials.contains(span.path) {
+            credentials.append(span.path)
+        }
+        return ConfigCheck(keys: parser.keyPaths, error: nil, credentialKeys: credentials)
     }
 
     static func env(_ text: String) -> ConfigCheck {
         var keys: [String] = []
+        var credentials: [String] = []
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).makeIterator()
         var n = 0
         while let raw = lines.next() {
@@ -65,8 +107,9 @@ package enum ConfigParser {
                     value += "\n" + more
                 }
             }
+            if URLCredentials.passwordRanges(Array(value.utf8)).count > 0 && !credentials.contains(key) { credentials.append(key) }
         }
-        return ConfigCheck(keys: keys, error: nil)
+        return ConfigCheck(keys: keys, error: nil, credentialKeys: credentials)
     }
 
     /// Whether `s` (after an opening quote) holds the closing quote, not escaped.
@@ -84,8 +127,9 @@ package enum ConfigParser {
         do {
             let obj = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
             var keys: [String] = []
-            collect(obj, "", &keys)
-            return ConfigCheck(keys: keys, error: nil)
+            var credentials: [String] = []
+            collect(obj, "", "", &keys, &credentials)
+            return ConfigCheck(keys: keys, error: nil, credentialKeys: credentials)
         } catch {
             let debug = ((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String) ?? "not valid JSON"
             return ConfigCheck(keys: [], error: Self.jsonLine(debug, text))
@@ -102,24 +146,28 @@ package enum ConfigParser {
         return debug
     }
 
-    static func collect(_ obj: Any, _ prefix: String, _ keys: inout [String]) {
+    /// `owner` is the key path a value inside arrays belongs to (`urls` for `urls[0]`).
+    static func collect(_ obj: Any, _ prefix: String, _ owner: String, _ keys: inout [String], _ credentials: inout [String]) {
         if let d = obj as? [String: Any] {
             for k in d.keys.sorted() {
                 let path = prefix.isEmpty ? k : prefix + "." + k
                 keys.append(path)
-                collect(d[k]!, path, &keys)
+                collect(d[k]!, path, path, &keys, &credentials)
             }
         } else if let a = obj as? [Any] {
-            for (i, v) in a.enumerated() { collect(v, prefix + "[\(i)]", &keys) }
+            for (i, v) in a.enumerated() { collect(v, prefix + "[\(i)]", owner, &keys, &credentials) }
+        } else if let string = obj as? String, !owner.isEmpty, URLCredentials.holdsPassword(string), !credentials.contains(owner) {
+            credentials.append(owner)
         }
     }
 
     static func yaml(_ text: String) -> ConfigCheck {
         do {
             var keys: [String] = []
+            var credentials: [String] = []
             let parser = try Yams.Parser(yaml: text)
-            while let node = try parser.nextRoot() { collect(node, "", &keys) }
-            return ConfigCheck(keys: keys, error: nil)
+            while let node = try parser.nextRoot() { collect(node, "", "", &keys, &credentials) }
+            return ConfigCheck(keys: keys, error: nil, credentialKeys: credentials)
         } catch let e as YamlError {
             return ConfigCheck(keys: [], error: Self.describe(e))
         } catch {
@@ -138,17 +186,19 @@ package enum ConfigParser {
         }
     }
 
-    static func collect(_ node: Node, _ prefix: String, _ keys: inout [String]) {
+    static func collect(_ node: Node, _ prefix: String, _ owner: String, _ keys: inout [String], _ credentials: inout [String]) {
         switch node {
         case .mapping(let m):
             for (k, v) in m {
                 let name = k.string ?? "\(k)"
                 let path = prefix.isEmpty ? name : prefix + "." + name
                 keys.append(path)
-                collect(v, path, &keys)
+                collect(v, path, path, &keys, &credentials)
             }
         case .sequence(let s):
-            for (i, v) in s.enumerated() { collect(v, prefix + "[\(i)]", &keys) }
+            for (i, v) in s.enumerated() { collect(v, prefix + "[\(i)]", owner, &keys, &credentials) }
+        case .scalar(let scalar):
+            if !owner.isEmpty, URLCredentials.holdsPassword(scalar.string), !credentials.contains(owner) { credentials.append(owner) }
         default:
             break
         }

@@ -1,290 +1,179 @@
-/// A validating TOML 1.0 reader that returns the document's key paths (values are checked, then dropped).
+import SealbakArchive
+
+/// A value of a TOML 1.0 document, as `TOMLDocument.decode` returns it.
 ///
-/// It covers the grammar configs use: comments, bare/quoted/dotted keys, `[table]`, `[[array of tables]]`, basic
-/// and literal strings (single- and multi-line, escapes), integers (decimal with `_`, hex, octal, binary),
-/// floats (`inf`, `nan`, exponents), booleans, offset/local date-times, dates and times, arrays (multi-line,
-/// trailing comma, comments) and inline tables. Duplicate keys and redefined tables are errors, as in TOML.
-enum TOMLKeys {
-    struct Failure: Error { var line: Int; var message: String }
+/// Floats compare equal when both are NaN or when they are equal with the same sign (`-0.0` ≠ `0.0`), so that
+/// decoded documents can be compared in tests; tables compare without regard to key order.
+package enum TOMLValue: Sendable, Equatable {
+    case string(String)
+    case integer(Int64)
+    case float(Double)
+    case bool(Bool)
+    /// `1979-05-27T07:32:00-07:00`: offset in minutes east of UTC (`Z` is 0).
+    case offsetDateTime(TOMLDate, TOMLTime, offsetMinutes: Int)
+    /// `1979-05-27T07:32:00`
+    case localDateTime(TOMLDate, TOMLTime)
+    /// `1979-05-27`
+    case localDate(TOMLDate)
+    /// `07:32:00.5`
+    case localTime(TOMLTime)
+    case array([TOMLValue])
+    case table(TOMLTable)
 
-    static func parse(_ text: String) -> ConfigCheck {
-        var p = Parser(Array(text.unicodeScalars))
-        do {
-            try p.document()
-            return ConfigCheck(keys: p.keys, error: nil)
-        } catch let f as Failure {
-            return ConfigCheck(keys: p.keys, error: "line \(f.line): \(f.message)")
-        } catch {
-            return ConfigCheck(keys: p.keys, error: "\(error)")
+    package static func == (a: TOMLValue, b: TOMLValue) -> Bool {
+        switch (a, b) {
+        case (.string(let x), .string(let y)): return x == y
+        case (.integer(let x), .integer(let y)): return x == y
+        case (.float(let x), .float(let y)): return (x.isNaN && y.isNaN) || (x == y && x.sign == y.sign)
+        case (.bool(let x), .bool(let y)): return x == y
+        case (.offsetDateTime(let d, let t, let o), .offsetDateTime(let e, let u, let p)):
+            return d == e && t == u && o == p
+        case (.localDateTime(let d, let t), .localDateTime(let e, let u)): return d == e && t == u
+        case (.localDate(let d), .localDate(let e)): return d == e
+        case (.localTime(let t), .localTime(let u)): return t == u
+        case (.array(let x), .array(let y)): return x == y
+        case (.table(let x), .table(let y)): return x == y
+        default: return false
+        }
+    }
+}
+
+/// A calendar date (validated: `1979-02-29` and month 13 are rejected).
+package struct TOMLDate: Sendable, Hashable, CustomStringConvertible {
+    package var year: Int
+    package var month: Int
+    package var day: Int
+
+    package init(year: Int, month: Int, day: Int) {
+        self.year = year
+        self.month = month
+        self.day = day
+    }
+
+    package var description: String { pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2) }
+
+    static func days(inMonth month: Int, year: Int) -> Int {
+        switch month {
+        case 2: return year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+}
+
+/// A time of day; `second` may be 60 (a leap second, as RFC 3339 allows). Fractions beyond nanoseconds are
+/// truncated.
+package struct TOMLTime: Sendable, Hashable, CustomStringConvertible {
+    package var hour: Int
+    package var minute: Int
+    package var second: Int
+    package var nanosecond: Int
+
+    package init(hour: Int, minute: Int, second: Int, nanosecond: Int = 0) {
+        self.hour = hour
+        self.minute = minute
+        self.second = second
+        self.nanosecond = nanosecond
+    }
+
+    package var description: String {
+        var s = pad(hour, 2) + ":" + pad(minute, 2) + ":" + pad(second, 2)
+        if nanosecond != 0 {
+            var f = pad(nanosecond, 9)
+            while f.hasSuffix("0") { f.removeLast() }
+            s += "." + f
+        }
+        return s
+    }
+}
+
+private func pad(_ n: Int, _ width: Int) -> String {
+    let s = String(n)
+    return String(repeating: "0", count: max(0, width - s.count)) + s
+}
+
+/// A TOML table: keys in document order, compared without regard to order.
+package struct TOMLTable: Sendable, Equatable, ExpressibleByDictionaryLiteral {
+    package private(set) var keys: [String] = []
+    private var values: [String: TOMLValue] = [:]
+
+    package init() {}
+
+    package init(dictionaryLiteral elements: (String, TOMLValue)...) {
+        for (k, v) in elements { self[k] = v }
+    }
+
+    package var count: Int { keys.count }
+
+    package subscript(key: String) -> TOMLValue? {
+        get { values[key] }
+        set {
+            if values[key] == nil, newValue != nil { keys.append(key) }
+            if newValue == nil, values[key] != nil { keys.removeAll { $0 == key } }
+            values[key] = newValue
         }
     }
 
-    struct Parser {
-        let s: [Unicode.Scalar]
-        var i = 0
-        var line = 1
-        var keys: [String] = []
-        var defined = Set<String>()      // every key path with a value or table
-        var tables = Set<String>()       // tables opened with [x] (may not reappear)
-        var arrayTables = Set<String>()  // [[x]]: each occurrence starts a new element
-        var current = ""
+    package static func == (a: TOMLTable, b: TOMLTable) -> Bool { a.values == b.values }
+}
 
-        init(_ s: [Unicode.Scalar]) { self.s = s }
+/// Why a TOML document was rejected: the 1-based line and a one-line message (control characters, invisible
+/// format characters such as a byte order mark, and newlines are escaped).
+package struct TOMLError: Error, Sendable, Equatable, CustomStringConvertible {
+    package var line: Int
+    package var message: String
 
-        var atEnd: Bool { i >= s.count }
-        var c: Unicode.Scalar? { i < s.count ? s[i] : nil }
+    init(line: Int, _ message: String) {
+        self.line = line
+        self.message = TOMLError.oneLine(message)
+    }
 
-        func fail(_ m: String) -> Failure { Failure(line: line, message: m) }
+    package var description: String { "line \(line): \(message)" }
 
-        mutating func advance() {
-            if s[i] == "\n" { line += 1 }
-            i += 1
-        }
-
-        mutating func spaces() { while let ch = c, ch == " " || ch == "\t" { advance() } }
-
-        /// Spaces, then an optional comment, then a newline or the end.
-        mutating func endOfLine() throws {
-            spaces()
-            if c == "#" { while let ch = c, ch != "\n" { try checkCommentChar(ch); advance() } }
-            if c == "\r" { advance() }
-            guard atEnd || c == "\n" else { throw fail("unexpected \"\(String(c!))\" after the value; one key = value per line") }
-            if !atEnd { advance() }
-        }
-
-        func checkCommentChar(_ ch: Unicode.Scalar) throws {
-            if ch.value < 0x20 && ch != "\t" || ch.value == 0x7F { throw fail("control character in a comment") }
-        }
-
-        mutating func document() throws {
-            while !atEnd {
-                spaces()
-                guard let ch = c else { break }
-                if ch == "\n" || ch == "#" || ch == "\r" { try endOfLine(); continue }
-                if ch == "[" { try tableHeader(); continue }
-                let path = try keyPath()
-                spaces()
-                guard c == "=" else { throw fail("expected = after the key \(path.joined(separator: "."))") }
-                advance()
-                spaces()
-                let full = (current.isEmpty ? [] : [current]) + [path.joined(separator: ".")]
-                try define(full.joined(separator: "."), dotted: path)
-                try value(prefix: full.joined(separator: "."))
-                try endOfLine()
-            }
-        }
-
-        mutating func define(_ full: String, dotted: [String]) throws {
-            // Intermediate tables of a dotted key come into being implicitly.
-            var prefix = current
-            for part in dotted.dropLast() {
-                prefix = prefix.isEmpty ? part : prefix + "." + part
-                if defined.insert(prefix).inserted { keys.append(prefix) }
-            }
-            guard defined.insert(full).inserted else { throw fail("the key \(full) is defined twice") }
-            keys.append(full)
-        }
-
-        mutating func tableHeader() throws {
-            advance()
-            let array = c == "["
-            if array { advance() }
-            spaces()
-            let path = try keyPath().joined(separator: ".")
-            spaces()
-            guard c == "]" else { throw fail("expected ] to close the table header [\(path)") }
-            advance()
-            if array {
-                guard c == "]" else { throw fail("expected ]] to close [[\(path)") }
-                advance()
-                if tables.contains(path) { throw fail("[[\(path)]] redefines the table [\(path)]") }
-                if !arrayTables.contains(path) { arrayTables.insert(path); keys.append(path); defined.insert(path) }
-                // Keys below a new element may repeat those of the previous element.
-                defined = defined.filter { !$0.hasPrefix(path + ".") }
+    /// `displayName` escaping (controls, DEL, C1, line separators) plus Unicode format characters (BOM, zero-width
+    /// and bidirectional controls), so a message can neither break a line nor hide what it names.
+    /// Messages quote keys and values from the file; a long one is cut so that a message stays readable. (Used for
+    /// every config format's message.)
+    static func oneLine(_ s: String, limit: Int = 300) -> String {
+        var out = ""
+        var count = 0
+        for scalar in displayName(bytes: Array(s.utf8), escapingBackslash: false).unicodeScalars {
+            if count == limit { return out + "…" }
+            if scalar.properties.generalCategory == .format {
+                out += "\\u{" + String(scalar.value, radix: 16) + "}"
             } else {
-                if arrayTables.contains(path) { throw fail("[\(path)] redefines the array of tables [[\(path)]]") }
-                guard tables.insert(path).inserted else { throw fail("the table [\(path)] is defined twice") }
-                if defined.insert(path).inserted { keys.append(path) }
+                out.unicodeScalars.append(scalar)
             }
-            current = path
-            try endOfLine()
+            count += 1
         }
-
-        mutating func keyPath() throws -> [String] {
-            var parts = [try simpleKey()]
-            spaces()
-            while c == "." {
-                advance()
-                spaces()
-                parts.append(try simpleKey())
-                spaces()
-            }
-            return parts
-        }
-
-        mutating func simpleKey() throws -> String {
-            guard let ch = c else { throw fail("expected a key") }
-            if ch == "\"" || ch == "'" { return try string(multiline: false) }
-            var k = ""
-            while let ch = c, ch.properties.isASCIIHexDigit || ("a"..."z").contains(ch) || ("A"..."Z").contains(ch) || ch == "_" || ch == "-" {
-                k.unicodeScalars.append(ch)
-                advance()
-            }
-            guard !k.isEmpty else { throw fail("expected a key, found \"\(String(ch))\"") }
-            return k
-        }
-
-        mutating func value(prefix: String) throws {
-            guard let ch = c else { throw fail("expected a value") }
-            switch ch {
-            case "\"", "'":
-                let triple = i + 2 < s.count && s[i + 1] == ch && s[i + 2] == ch
-                _ = try string(multiline: triple)
-            case "[":
-                advance()
-                while true {
-                    try skipBlank()
-                    if c == "]" { advance(); return }
-                    try value(prefix: prefix)
-                    try skipBlank()
-                    if c == "," { advance(); continue }
-                    guard c == "]" else { throw fail(atEnd ? "unterminated array" : "expected , or ] in the array") }
-                    advance()
-                    return
-                }
-            case "{":
-                advance()
-                spaces()
-                if c == "}" { advance(); return }
-                while true {
-                    spaces()
-                    let path = try keyPath()
-                    spaces()
-                    guard c == "=" else { throw fail("expected = in the inline table") }
-                    advance()
-                    spaces()
-                    let saved = current
-                    current = prefix
-                    try define(prefix + "." + path.joined(separator: "."), dotted: path)
-                    current = saved
-                    try value(prefix: prefix + "." + path.joined(separator: "."))
-                    spaces()
-                    if c == "," { advance(); continue }
-                    guard c == "}" else { throw fail("expected , or } in the inline table (inline tables fit on one line)") }
-                    advance()
-                    return
-                }
-            default:
-                var token = ""
-                while let ch = c, !(ch == "," || ch == "]" || ch == "}" || ch == "\n" || ch == "#" || ch == "\r" || ch == "\t") {
-                    // A space ends the value, except the one between a date and a time ("1979-05-27 07:32:00").
-                    if ch == " " {
-                        let isDate = token.utf8.count == 10 && Array(token.utf8)[4] == UInt8(ascii: "-")
-                        guard isDate, i + 1 < s.count, ("0"..."9").contains(s[i + 1]) else { break }
-                    }
-                    token.unicodeScalars.append(ch)
-                    advance()
-                }
-                guard Self.scalar(token) else { throw fail(token.isEmpty ? "expected a value" : "\"\(token)\" is not a TOML value (strings need quotes)") }
-            }
-        }
-
-        mutating func skipBlank() throws {
-            while let ch = c, ch == " " || ch == "\t" || ch == "\n" || ch == "\r" || ch == "#" {
-                if ch == "#" { while let x = c, x != "\n" { try checkCommentChar(x); advance() } } else { advance() }
-            }
-        }
-
-        mutating func string(multiline: Bool) throws -> String {
-            let q = c!
-            let startLine = line
-            advance()
-            if multiline {
-                advance(); advance()
-                if c == "\n" { advance() } else if c == "\r", i + 1 < s.count, s[i + 1] == "\n" { advance(); advance() }
-            }
-            var out = ""
-            while true {
-                guard let ch = c else { throw Failure(line: startLine, message: "unterminated string") }
-                if ch == q {
-                    if !multiline { advance(); return out }
-                    if i + 2 < s.count && s[i + 1] == q && s[i + 2] == q {
-                        advance(); advance(); advance()
-                        // Up to two more quotes belong to the content.
-                        var extra = 0
-                        while c == q && extra < 2 { advance(); extra += 1 }
-                        return out
-                    }
-                }
-                if ch == "\n" && !multiline { throw Failure(line: startLine, message: "a single-line string ends at the end of the line") }
-                if ch == "\\" && q == "\"" {
-                    advance()
-                    guard let e = c else { throw fail("unterminated escape") }
-                    switch e {
-                    case "b", "t", "n", "f", "r", "\"", "\\": advance()
-                    case "u", "U":
-                        advance()
-                        for _ in 0..<(e == "u" ? 4 : 8) {
-                            guard let h = c, h.properties.isASCIIHexDigit else { throw fail("invalid \\\(String(e)) escape") }
-                            advance()
-                        }
-                    case " ", "\t", "\n", "\r" where multiline:
-                        while let w = c, w == " " || w == "\t" || w == "\n" || w == "\r" { advance() }
-                    default:
-                        throw fail("invalid escape \\\(String(e))")
-                    }
-                    continue
-                }
-                out.unicodeScalars.append(ch)
-                advance()
-            }
-        }
-
-        static func scalar(_ t: String) -> Bool {
-            if t == "true" || t == "false" { return true }
-            if ["inf", "+inf", "-inf", "nan", "+nan", "-nan"].contains(t) { return true }
-            let u = Array(t.utf8)
-            guard !u.isEmpty else { return false }
-            func digitsWithUnderscores(_ x: ArraySlice<UInt8>, _ ok: (UInt8) -> Bool) -> Bool {
-                guard let f = x.first, let l = x.last, ok(f), ok(l) else { return false }
-                var prevUnderscore = false
-                for b in x {
-                    if b == UInt8(ascii: "_") { if prevUnderscore { return false }; prevUnderscore = true; continue }
-                    if !ok(b) { return false }
-                    prevUnderscore = false
-                }
-                return true
-            }
-            let dec: (UInt8) -> Bool = { $0 >= 48 && $0 <= 57 }
-            if u.count > 2 && u[0] == UInt8(ascii: "0") {
-                switch u[1] {
-                case UInt8(ascii: "x"): return digitsWithUnderscores(u[2...]) { dec($0) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 102) }
-                case UInt8(ascii: "o"): return digitsWithUnderscores(u[2...]) { $0 >= 48 && $0 <= 55 }
-                case UInt8(ascii: "b"): return digitsWithUnderscores(u[2...]) { $0 == 48 || $0 == 49 }
-                default: break
-                }
-            }
-            // Dates and times: 1979-05-27, 07:32:00, 1979-05-27T07:32:00.999-07:00, 1979-05-27 07:32:00Z.
-            if u.count >= 8, (u.count >= 10 && u[4] == UInt8(ascii: "-")) || u[2] == UInt8(ascii: ":") {
-                return u.allSatisfy { dec($0) || ":-.+TtZz ".utf8.contains($0) }
-            }
-            var body = u[...]
-            if let f = body.first, f == UInt8(ascii: "+") || f == UInt8(ascii: "-") { body = body.dropFirst() }
-            // Integer or float: int-part [ "." digits ] [ e [+-] digits ]; no leading zeros.
-            var mantissa = body, exponent: ArraySlice<UInt8>? = nil
-            if let e = body.firstIndex(where: { $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }) {
-                mantissa = body[..<e]
-                var x = body[(e + 1)...]
-                if let f = x.first, f == UInt8(ascii: "+") || f == UInt8(ascii: "-") { x = x.dropFirst() }
-                exponent = x
-            }
-            var intPart = mantissa, frac: ArraySlice<UInt8>? = nil
-            if let dot = mantissa.firstIndex(of: UInt8(ascii: ".")) { intPart = mantissa[..<dot]; frac = mantissa[(dot + 1)...] }
-            guard digitsWithUnderscores(intPart, dec) else { return false }
-            if intPart.count > 1 && intPart.first == UInt8(ascii: "0") { return false }
-            if let frac, !digitsWithUnderscores(frac, dec) { return false }
-            if let exponent, !digitsWithUnderscores(exponent, dec) { return false }
-            return true
-        }
+        return out
     }
+}
+
+/// A decoded TOML 1.0 document together with what the config component needs from it: every key path (tables,
+/// keys, dotted-key intermediates; array elements share their array's path, e.g. `models.name`) in document
+/// order, and where each value sits in the source bytes (for redaction that keeps everything else, comments
+/// included, byte for byte).
+package struct TOMLDocument: Sendable {
+    /// One key's value in the source: its key path and the byte range of the value's text.
+    package struct Span: Sendable, Equatable {
+        package var path: String
+        package var range: Range<Int>
+        /// A string, integer, float, boolean, date/time or array (inline tables are not spans; their keys are).
+        package var value: TOMLValue
+    }
+
+    package var root: TOMLTable
+    package var keyPaths: [String]
+    package var spans: [Span]
+
+    /// Decodes a document. A leading byte order mark is skipped.
+    /// - Throws: `TOMLError` for bytes that are not UTF-8 or a document TOML 1.0 does not allow.
+    package static func decode(_ bytes: [UInt8]) throws(TOMLError) -> TOMLDocument {
+        var p = TOMLParser(bytes)
+        try p.document()
+        return TOMLDocument(root: p.root.table(), keyPaths: p.keyPaths, spans: p.spans)
+    }
+
+    package static func decode(_ text: String) throws(TOMLError) -> TOMLDocument { try decode(Array(text.utf8)) }
 }

@@ -85,4 +85,37 @@ import Testing
         #expect(try kept.first.map { try String(contentsOfFile: cfg + "/" + $0, encoding: .utf8) } == "CHANGED=1\n")
         #expect(try FileManager.default.contentsOfDirectory(atPath: cfg).allSatisfy { !$0.contains("sealbak-restore") })
     }
+
+    /// Passwords inside URLs under ordinary key names, in every format, and comments kept by `--redact-secrets`.
+    @Test func redactSecretsFindsURLPasswordsAndKeepsComments() throws {
+        let dir = try CLITests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cfg = dir + "/cfg"
+        let passwords = ["env-url-pw", "yaml-url-pw", "json-url-pw", "toml-url-pw", "toml-named-pw"]
+        try DocsComponentTests.write(cfg + "/.env", "# database\nDATABASE=postgresql://app:\(passwords[0])@db/app # primary\nMODEL=mini\n")
+        try DocsComponentTests.write(cfg + "/app.yaml", "# cache\ncache:\n  server: redis://:\(passwords[1])@cache:6379/0 # redis\n")
+        try DocsComponentTests.write(cfg + "/app.json", "{\"broker\": \"amqp://guest:\(passwords[2])@rabbit/\"}\n")
+        try DocsComponentTests.write(cfg + "/app.toml", "# settings\n[db]\nendpoint = \"mysql://root:\(passwords[3])@127.0.0.1/app\" # main db\npassword = '\(passwords[4])' # named\nport = 3306 # kept\n")
+        let listedBefore = try CLITests.run(["pack", dir + "/plain.sbk", "--config", cfg, "--insecure-test-kdf"])
+        #expect(listedBefore.status == 0, "\(listedBefore.stderr)")
+        let listed = try CLITests.run(["list", dir + "/plain.sbk"])
+        #expect(listed.stdout.contains(".env: env, secrets: DATABASE"), "\(listed.stdout)")
+        #expect(listed.stdout.contains("app.toml: toml, secrets: db.endpoint, db.password"), "\(listed.stdout)")
+        for p in passwords { #expect(!listed.stdout.contains(p), "a URL password reached the listing") }
+
+        let packed = try CLITests.run(["pack", dir + "/r.sbk", "--config", cfg, "--redact-secrets", "--insecure-test-kdf"])
+        #expect(packed.status == 0 && packed.stderr.contains("5 value(s) redacted"), "\(packed.stderr)")
+        #expect(try CLITests.run(["unpack", dir + "/r.sbk", "--to", dir + "/u"]).status == 0)
+        let tree = try CLITests.tree(dir + "/u")
+        for (path, data) in tree {
+            let text = String(decoding: data, as: UTF8.self)
+            for p in passwords { #expect(!text.contains(p), "\(path) still holds a password") }
+        }
+        func file(_ name: String) -> String { String(decoding: tree["config/cfg/" + name] ?? Data(), as: UTF8.self) }
+        #expect(file(".env") == "# database\nDATABASE=postgresql://app:<redacted-by-sealbak>@db/app # primary\nMODEL=mini\n")
+        #expect(file("app.yaml") == "# cache\ncache:\n  server: redis://:<redacted-by-sealbak>@cache:6379/0 # redis\n")
+        #expect(file("app.json").contains("amqp://guest:<redacted-by-sealbak>@rabbit/"))
+        #expect(file("app.toml") == "# settings\n[db]\nendpoint = \"mysql://root:<redacted-by-sealbak>@127.0.0.1/app\" # main db\npassword = \"<redacted-by-sealbak>\" # named\nport = 3306 # kept\n")
+        #expect(try CLITests.run(["restore", dir + "/r.sbk", "--to", dir + "/out"]).status == 0)
+    }
 }
