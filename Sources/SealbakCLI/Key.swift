@@ -114,28 +114,17 @@ struct KeyList: ParsableCommand {
     @Argument(help: ArgumentHelp("The archive.", valueName: "ARCHIVE"))
     var archive: String
 
-    @Flag(name: .long, help: "Machine-readable JSON output.")
-    var json = false
-
+    @OptionGroup var output: OutputOptions
     @OptionGroup var s3: S3Options
 
     /// Accepted and not read (no password is needed), so that a wrapper can pass the same options to every command.
     @OptionGroup(visibility: .hidden) var password: PasswordOptions
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: output.json ? "key list" : nil) {
             let h = try ArchiveReader.readHeader(try InputFile(path: archive))
-            if json {
-                let slots: [[String: Any]] = h.slots.map { s in
-                    var d: [String: Any] = ["id": Int(s.id), "label": s.label, "created": s.createdUnix, "type": slotTypeName(s)]
-                    if case .password(let kdf, _, _, _) = s.body {
-                        d["kdf"] = ["algorithm": "argon2id", "passes": kdf.opsLimit, "memory_kib": kdf.memLimitKiB, "parallelism": Int(kdf.parallelism)]
-                    }
-                    if case .x25519(let recipient, _, _, _) = s.body { d["public_key"] = Recipients.encode(publicKey: recipient) }
-                    return d
-                }
-                let data = try JSONSerialization.data(withJSONObject: ["archive_id": hex(h.archiveID), "slots": slots], options: [.prettyPrinted, .sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
+            if output.json {
+                JSONOutput.emit("key list", ["archive": archiveJSON(archive, header: h, manifest: nil), "authenticated": false, "slots": h.slots.map(slotJSON)])
                 return
             }
             print("\(h.slots.count) key slot(s) in \(archive) (header not authenticated without a password):")
@@ -252,4 +241,14 @@ struct KeyRemove: ParsableCommand {
             printError("sealbak: removed key slot \(slot) from \(archive). Copies of the old file still open with that key; sealbak rekey revokes it")
         }
     }
+}
+
+/// A key slot as JSON (docs/json.md "slot"); nothing secret.
+func slotJSON(_ s: KeySlot) -> [String: Any] {
+    var d: [String: Any] = ["id": Int(s.id), "label": s.label, "created": JSONOutput.time(Int64(s.createdUnix)), "type": slotTypeName(s)]
+    if case .password(let kdf, _, _, _) = s.body {
+        d["kdf"] = ["algorithm": "argon2id", "passes": Int(kdf.opsLimit), "memory_kib": Int(kdf.memLimitKiB), "parallelism": Int(kdf.parallelism)]
+    }
+    if case .x25519(let recipient, _, _, _) = s.body { d["public_key"] = Recipients.encode(publicKey: recipient) }
+    return d
 }

@@ -19,14 +19,12 @@ struct List: ParsableCommand {
     @Argument(help: ArgumentHelp("The archive (- for standard input).", valueName: "ARCHIVE"))
     var archive: String
 
-    @Flag(name: .long, help: "Machine-readable JSON output.")
-    var json = false
-
+    @OptionGroup var output: OutputOptions
     @OptionGroup var password: PasswordOptions
     @OptionGroup var reading: ReadingOptions
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: output.json ? "list" : nil) {
             let reader = try openArchive(archive, password: password, reading: reading)
             let tap = OutcomeTap(DiscardSink(selected: []), manifest: reader.manifest)
             let trailer = reader.input.isSeekable ? try reader.loadIndex() : try reader.readAll(into: tap)
@@ -35,28 +33,12 @@ struct List: ParsableCommand {
             let h = reader.header
             // Remote: the header, manifest, footer and trailer only (ranged reads).
             defer { if let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") } }
-            if json {
-                var entries: [[String: Any]] = []
-                for (i, e) in reader.manifest.entries.enumerated() {
-                    var d: [String: Any] = [
-                        "name": e.name, "kind": e.kind.name, "size": trailer.entries[i].size,
-                        "mode": String(e.mode, radix: 8), "mtime": e.mtimeSeconds, "sha256": hex(trailer.entries[i].sha256),
-                    ]
-                    if e.kind == .symlink { d["link"] = e.linkTarget }
-                    if !e.metadata.isEmpty { d["metadata"] = Dictionary(e.metadata.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }) }
-                    entries.append(d)
-                }
-                var doc: [String: Any] = [
-                    "archive": [
-                        "id": hex(h.archiveID), "created": h.createdUnix, "cipher": h.cipherSuite.name,
-                        "frame_size": h.frameSize, "format_version": Int(FormatV1.version),
-                        "metadata": Dictionary(reader.manifest.metadata.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }),
-                    ],
-                    "entries": entries,
-                ]
-                if let outcome, let o = try? JSONSerialization.jsonObject(with: Data(outcome.encoded())) { doc["outcome"] = o }
-                let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
+            if output.json {
+                JSONOutput.emit("list", [
+                    "archive": archiveJSON(archive, header: h, manifest: reader.manifest),
+                    "entries": reader.manifest.entries.indices.map { entryJSON(reader.manifest.entries[$0], trailer.entries[$0]) },
+                    "outcome": outcome.map(outcomeJSON) ?? NSNull(),
+                ])
                 return
             }
             if !app.isEmpty { print("application: " + app.joined(separator: ", ")) }
@@ -152,15 +134,23 @@ struct Inspect: ParsableCommand {
     @Argument(help: ArgumentHelp("The archive (- for standard input).", valueName: "ARCHIVE"))
     var archive: String
 
+    @OptionGroup var output: OutputOptions
     @OptionGroup var s3: S3Options
 
     /// Accepted and not read (no password is needed), so that a wrapper can pass the same options to every command.
     @OptionGroup(visibility: .hidden) var password: PasswordOptions
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: output.json ? "inspect" : nil) {
             let input = try InputFile(path: archive)
             let h = try ArchiveReader.readHeader(input)
+            if output.json {
+                JSONOutput.emit("inspect", [
+                    "archive": archiveJSON(archive, header: h, manifest: nil), "authenticated": false,
+                    "header_bytes": h.byteCount, "slots": h.slots.map(slotJSON),
+                ])
+                return
+            }
             print("sealbak archive, format version \(FormatV1.version)")
             print("archive id:  \(hex(h.archiveID))")
             print("created:     \(formatTime(Int64(h.createdUnix)))")
@@ -171,4 +161,38 @@ struct Inspect: ParsableCommand {
             for s in h.slots { print("  " + describeSlot(s)) }
         }
     }
+}
+
+/// An archive as JSON (docs/json.md "archive").
+func archiveJSON(_ path: String, header h: ArchiveHeader, manifest: Manifest?) -> [String: Any] {
+    var d: [String: Any] = [
+        "path": path, "id": hex(h.archiveID), "created": JSONOutput.time(Int64(h.createdUnix)), "cipher": h.cipherSuite.name,
+        "frame_size": Int(h.frameSize), "format_version": Int(FormatV1.version),
+    ]
+    if let manifest {
+        d["metadata"] = JSONOutput.metadata(manifest.metadata)
+        var app: [String: Any] = [:]
+        if let v = manifest.metadata[ComponentKeys.appName] { app["name"] = v }
+        if let v = manifest.metadata[ComponentKeys.appVersion] { app["version"] = v }
+        if let v = manifest.metadata[ComponentKeys.appDescription] { app["description"] = v }
+        if !app.isEmpty { d["application"] = app }
+    }
+    return d
+}
+
+/// A manifest entry with its trailer record (docs/json.md "entry"). Names are exact (not escaped).
+func entryJSON(_ e: ManifestEntry, _ t: TrailerEntry) -> [String: Any] {
+    var d: [String: Any] = [
+        "name": e.name, "kind": e.kind.name, "size": t.size, "mode": Int(e.mode),
+        "mode_octal": "0" + String(e.mode, radix: 8), "mtime": JSONOutput.time(e.mtimeSeconds, nanoseconds: e.mtimeNanoseconds),
+        "sha256": hex(t.sha256),
+    ]
+    if e.kind == .symlink { d["link"] = e.linkTarget }
+    if !e.metadata.isEmpty { d["metadata"] = JSONOutput.metadata(e.metadata) }
+    return d
+}
+
+/// The capture outcome record (docs/json.md "outcome"; Spec/COMPONENTS.md).
+func outcomeJSON(_ o: CaptureOutcome) -> [String: Any] {
+    (try? JSONSerialization.jsonObject(with: Data(o.encoded()))) as? [String: Any] ?? [:]
 }

@@ -131,6 +131,8 @@ struct Pack: ParsableCommand {
     @Flag(name: [.short, .long], help: "No progress or summary on stderr.")
     var quiet = false
 
+    @OptionGroup var report: OutputOptions
+
     @Option(name: .long, help: "Worker threads (default: all cores).")
     var threads: Int?
 
@@ -186,7 +188,10 @@ struct Pack: ParsableCommand {
     }
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: report.json ? "pack" : nil) {
+            if report.json && output == "-" {
+                throw SealbakError(.usage, "--json prints on standard output, where pack - writes the archive; give the archive a file name")
+            }
             try password.refuseIdentity("an identity opens archives; to pack for its owner, give its public key with --recipient")
             if output == "-" && isatty(1) == 1 {
                 throw SealbakError(.usage, "refusing to write a binary archive to the terminal; redirect standard output (> FILE, | ssh …) or give a file name")
@@ -234,7 +239,7 @@ struct Pack: ParsableCommand {
                 },
                 recipients: recipients, options: options, hooks: bp?.hooks ?? BackupPlan.Hooks(),
                 progress: { total in
-                    let p = Progress(label: "packing", total: total, quiet: quiet)
+                    let p = Progress(label: "packing", total: total, quiet: quiet, json: report.named("pack"))
                     progress = p
                     current.withLock { $0 = p }
                     return { p.add($0) }
@@ -242,7 +247,14 @@ struct Pack: ParsableCommand {
                 log: engineLog(quiet: quiet))
             progress?.finish()
             progress = nil
-            if !quiet {
+            if report.json {
+                JSONOutput.emit("pack", [
+                    "archive": ["path": output, "id": hex(summary.archiveID)], "entries": summary.entries,
+                    "bytes_in": summary.plaintextBytes, "bytes_out": summary.archiveBytes,
+                    "duration_seconds": (Date().timeIntervalSince(started) * 1000).rounded() / 1000,
+                    "complete": outcome.incomplete.isEmpty, "outcome": outcomeJSON(outcome),
+                ])
+            } else if !quiet {
                 // A ratio says something only once the data outweighs the header and key slots (a few KiB).
                 let ratio = summary.plaintextBytes >= 1 << 16 ? String(format: " (%.1f%% of the input)", Double(summary.archiveBytes) * 100 / Double(summary.plaintextBytes)) : ""
                 printError("sealbak: packed \(summary.entries) entries, \(formatBytes(summary.plaintextBytes)) into \(output == "-" ? "standard output" : output): \(formatBytes(summary.archiveBytes))\(ratio) in \(formatDuration(Date().timeIntervalSince(started)))")

@@ -81,11 +81,12 @@ struct Restore: ParsableCommand {
     @Flag(name: [.short, .long], help: "Print only errors.")
     var quiet = false
 
+    @OptionGroup var output: OutputOptions
     @OptionGroup var password: PasswordOptions
     @OptionGroup var reading: ReadingOptions
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: output.json ? "restore" : nil) {
             var r = RestoreRequest()
             r.plan = try plan.map { try BackupPlan.load($0) }
             r.only = only
@@ -113,7 +114,7 @@ struct Restore: ParsableCommand {
                 }
             }
             let started = Date()
-            let progress = Progress(label: "restoring", total: nil, quiet: quiet || dryRun)
+            let progress = Progress(label: "restoring", total: nil, quiet: quiet || dryRun, json: dryRun ? nil : output.named("restore"))
             defer { progress.finish() }
             r.progress = { entry, bytes in
                 if let entry { progress.item(entry) } else { progress.add(bytes) }
@@ -123,6 +124,19 @@ struct Restore: ParsableCommand {
             try job.select()
             if dryRun {
                 let (lines, error) = job.planAll()
+                if output.json {
+                    var doc: [String: Any] = [
+                        "archive": archiveJSON(archive, header: reader.header, manifest: reader.manifest), "dry_run": true,
+                        "would_succeed": error == nil, "steps": lines, "recovered_leftovers": job.recoveredLeftovers,
+                    ]
+                    guard let error else { return JSONOutput.emit("restore", doc) }
+                    // One document: the refusal is its `error` (with the exit code the real run would give).
+                    let code = error.code.exitStatus, message = displayMessage(error.message)
+                    doc["error"] = ["exit_code": Int(code), "message": message]
+                    JSONOutput.emit("restore", doc)
+                    printError("sealbak: " + message)
+                    throw ExitCode(code)
+                }
                 for l in lines { print(l) }
                 if let error {
                     print("dry run: the restore would be refused; nothing was changed")
@@ -134,7 +148,12 @@ struct Restore: ParsableCommand {
             }
             let lines = try job.run(log: engineLog(quiet: quiet))
             progress.finish()
-            if !quiet {
+            if output.json {
+                JSONOutput.emit("restore", [
+                    "archive": archiveJSON(archive, header: reader.header, manifest: reader.manifest), "dry_run": false,
+                    "steps": lines, "duration_seconds": (Date().timeIntervalSince(started) * 1000).rounded() / 1000,
+                ])
+            } else if !quiet {
                 for l in lines { print(l) }
                 printError("sealbak: restore finished in \(formatDuration(Date().timeIntervalSince(started)))")
             }

@@ -17,7 +17,14 @@ func printError(_ line: String, newline: Bool = true) {
 }
 
 /// Runs `body`, printing any error as `sealbak: message` and exiting with its documented status.
-func reportingErrors(_ body: () throws -> Void) throws {
+/// With `json` (the command's name, when --json was given), a failure is also one JSON document on stdout
+/// (docs/json.md "errors"), so a script reading stdout learns the exit code and message too.
+func reportingErrors(json: String? = nil, _ body: () throws -> Void) throws {
+    func fail(_ code: Int32, _ message: String) -> ExitCode {
+        printError("sealbak: " + message)
+        if let json { JSONOutput.error(json, code: code, message: message) }
+        return ExitCode(code)
+    }
     do {
         try body()
     } catch let e as SealbakError {
@@ -25,17 +32,14 @@ func reportingErrors(_ body: () throws -> Void) throws {
         if e.code == .interrupted && Interrupts.pending { Interrupts.waitForHandlerExit() }
         // Names inside messages are escaped where they are inserted; this catches any that were not (a message
         // may span lines on purpose, so newlines stay).
-        printError("sealbak: " + displayMessage(e.message))
-        throw ExitCode(e.code.exitStatus)
+        throw fail(e.code.exitStatus, displayMessage(e.message))
     } catch let e as ExitCode {
         throw e
     } catch let e as ValidationError {
         // A usage error found while running (e.g. two password sources): exit 64 like one found while parsing.
-        printError("sealbak: \(displayMessage(e.message)); see sealbak help")
-        throw ExitCode(64)
+        throw fail(64, "\(displayMessage(e.message)); see sealbak help")
     } catch {
-        printError("sealbak: internal error: \(error)")
-        throw ExitCode(1)
+        throw fail(1, "internal error: \(error)")
     }
 }
 
@@ -123,6 +127,30 @@ struct PasswordOptions: ParsableArguments {
     }
 }
 
+/// `--json` (one document on stdout, docs/json.md) and `--progress` (with --json: progress as JSON lines on stderr).
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .long, help: "Print one JSON document on standard output (docs/json.md) instead of text.")
+    var json = false
+
+    @Flag(name: .long, help: "With --json: report progress as JSON lines on standard error.")
+    var progress = false
+
+    /// Set by the command that owns these options (the `command` field of its documents).
+    var command = ""
+
+    enum CodingKeys: CodingKey { case json, progress }
+
+    func validate() throws {
+        if progress && !json { throw ValidationError("--progress goes with --json (on a terminal, progress is shown without it)") }
+    }
+
+    func named(_ name: String) -> OutputOptions {
+        var o = self
+        o.command = name
+        return o
+    }
+}
+
 struct ReadingOptions: ParsableArguments {
     @OptionGroup var s3: S3Options
 
@@ -165,6 +193,8 @@ final class Progress: @unchecked Sendable {  // every mutable field is guarded b
     private static let interval = ProcessInfo.processInfo.environment["SEALBAK_PROGRESS_INTERVAL"].flatMap(Double.init) ?? 0.25
 
     private let enabled: Bool
+    /// `--json --progress`: JSON lines on stderr (docs/json.md "progress") instead of the terminal line.
+    private let jsonCommand: String?
     private let label: String
     private var total: UInt64?
     private var done: UInt64 = 0
@@ -173,8 +203,9 @@ final class Progress: @unchecked Sendable {  // every mutable field is guarded b
     private var lastDraw = -1.0
     private let start = Date()
 
-    init(label: String, total: UInt64?, quiet: Bool) {
-        enabled = !quiet && isatty(2) == 1
+    init(label: String, total: UInt64?, quiet: Bool, json: OutputOptions? = nil) {
+        jsonCommand = json?.progress == true ? json?.command : nil
+        enabled = jsonCommand != nil || (!quiet && json?.json != true && isatty(2) == 1)
         self.label = label
         self.total = total
     }
@@ -192,7 +223,7 @@ final class Progress: @unchecked Sendable {  // every mutable field is guarded b
         guard enabled else { return }
         Self.lock.withLock {
             items += 1
-            current = displayName(name)
+            current = jsonCommand == nil ? displayName(name) : name
             drawIfDue()
         }
     }
@@ -201,6 +232,18 @@ final class Progress: @unchecked Sendable {  // every mutable field is guarded b
         let now = Date().timeIntervalSince(start)
         if lastDraw >= 0 && now - lastDraw < Self.interval { return }
         lastDraw = now
+        if let jsonCommand {
+            var doc: [String: Any] = ["schema": JSONOutput.schema, "command": jsonCommand, "type": "progress",
+                                      "bytes_done": done, "items_done": items, "elapsed_seconds": (now * 1000).rounded() / 1000]
+            if !current.isEmpty { doc["current"] = current }
+            if let total, total >= done {
+                doc["bytes_total"] = total
+                if done > 0 && now > 0 { doc["eta_seconds"] = (Double(total - done) / (Double(done) / now) * 10).rounded() / 10 }
+            }
+            let text = JSONOutput.line(doc) + "\n"
+            _ = text.withCString { write(2, $0, strlen($0)) }
+            return
+        }
         // A total that turned out too small (a stream whose size was not known) is dropped, never shown as 300%.
         if let t = total, done > t { total = nil }
         var parts = ["\(label) \(formatBytes(done))"]
@@ -230,6 +273,10 @@ final class Progress: @unchecked Sendable {  // every mutable field is guarded b
     func finish() {
         guard enabled else { return }
         Self.lock.withLock {
+            if jsonCommand != nil && lastDraw != .infinity {
+                lastDraw = -1  // the last line, with the final counts
+                drawIfDue()
+            }
             if Self.drawn === self { Self.erase() }
             lastDraw = .infinity  // nothing after the end
         }

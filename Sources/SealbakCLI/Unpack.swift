@@ -33,11 +33,12 @@ struct Unpack: ParsableCommand {
     @Flag(name: [.short, .long], help: "No progress or summary on stderr.")
     var quiet = false
 
+    @OptionGroup var output: OutputOptions
     @OptionGroup var password: PasswordOptions
     @OptionGroup var reading: ReadingOptions
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: output.json ? "unpack" : nil) {
             if to == "-" {
                 throw SealbakError(.usage, "--to - would create a folder named \"-\"; to write an entry to standard output use sealbak cat ARCHIVE ENTRY (or --to ./- for that folder)")
             }
@@ -70,7 +71,7 @@ struct Unpack: ParsableCommand {
             let extractor = try Extractor(root: to, manifest: reader.manifest, selected: selected, force: force)
             let total = reader.input.isSeekable ? (try? reader.loadIndex()).map { t in selected.reduce(UInt64(0)) { $0 + t.entries[$1].size } } : nil
             let started = Date()
-            let progress = Progress(label: "unpacking", total: total, quiet: quiet)
+            let progress = Progress(label: "unpacking", total: total, quiet: quiet, json: output.named("unpack"))
             let tap = ProgressTap(extractor, manifest: reader.manifest, progress: progress)
             defer { progress.finish() }
             do {
@@ -88,7 +89,13 @@ struct Unpack: ParsableCommand {
             for s in extractor.skippedSymlinks {
                 printError("sealbak: warning: skipped symlink \(displayName(s)): its target leaves \(displayName(to))")
             }
-            if !quiet {
+            if output.json {
+                JSONOutput.emit("unpack", [
+                    "archive": archiveJSON(archive, header: reader.header, manifest: reader.manifest), "to": to,
+                    "entries": selected.count, "bytes": extractor.bytesWritten, "skipped_symlinks": extractor.skippedSymlinks,
+                    "duration_seconds": (Date().timeIntervalSince(started) * 1000).rounded() / 1000,
+                ])
+            } else if !quiet {
                 printError("sealbak: unpacked \(selected.count) entries, \(formatBytes(extractor.bytesWritten)) into \(displayName(to)) in \(formatDuration(Date().timeIntervalSince(started))); every entry verified")
             }
             if !quiet, let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") }
@@ -112,17 +119,18 @@ struct Verify: ParsableCommand {
     @Flag(name: [.short, .long], help: "Print nothing on success.")
     var quiet = false
 
+    @OptionGroup var output: OutputOptions
     @OptionGroup var password: PasswordOptions
     @OptionGroup var reading: ReadingOptions
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: output.json ? "verify" : nil) {
             let reader = try openArchive(archive, password: password, reading: reading)
             let sink = DiscardSink()
             sink.captureHeads = ComponentVerifier.headsNeeded(reader.manifest)
             let total = reader.input.isSeekable ? (try? reader.loadIndex()).map { $0.entries.reduce(UInt64(0)) { $0 + $1.size } } : nil
             let started = Date()
-            let progress = Progress(label: "verifying", total: total, quiet: quiet)
+            let progress = Progress(label: "verifying", total: total, quiet: quiet, json: output.named("verify"))
             defer { progress.finish() }
             let tap = OutcomeTap(ProgressTap(sink, manifest: reader.manifest, progress: progress), manifest: reader.manifest)
             let trailer = try reader.readAll(into: tap)
@@ -133,14 +141,21 @@ struct Verify: ParsableCommand {
             if !bad.isEmpty {
                 throw SealbakError(.corrupt, "\(archive): every byte verified, but component records disagree with the entries: " + bad.map { "\($0.kind) \(displayName($0.name)): \($0.detail)" }.joined(separator: "; "))
             }
-            if !quiet {
+            let incomplete = results.filter { !$0.complete }
+            if output.json {
+                JSONOutput.emit("verify", [
+                    "archive": archiveJSON(archive, header: reader.header, manifest: reader.manifest), "ok": true,
+                    "complete": incomplete.isEmpty, "entries": sink.entries, "bytes": sink.bytes,
+                    "duration_seconds": (Date().timeIntervalSince(started) * 1000).rounded() / 1000,
+                    "components": results.map { ["kind": $0.kind, "name": $0.name, "ok": $0.ok, "complete": $0.complete, "detail": $0.detail] },
+                ])
+            } else if !quiet {
                 let app = [ComponentKeys.appName, ComponentKeys.appVersion, ComponentKeys.appDescription].compactMap { reader.manifest.metadata[$0] }
                 if !app.isEmpty { print("application: " + app.joined(separator: ", ")) }
                 print("OK: \(archive == "-" ? "standard input" : archive): \(sink.entries) entries, \(formatBytes(sink.bytes)) verified in \(formatDuration(Date().timeIntervalSince(started))) (header MAC, every frame tag, SHA-256 of every entry, trailer and footer)")
                 for r in results { print("  \(r.kind) \(displayName(r.name)): \(r.complete ? "ok, " : "")\(r.detail)") }
             }
             if !quiet, let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") }
-            let incomplete = results.filter { !$0.complete }
             if !incomplete.isEmpty {
                 printError("sealbak: \(archive) is intact but INCOMPLETE: \(incomplete.map { "\(displayName($0.name)) \($0.detail)" }.joined(separator: "; "))")
                 throw ExitCode(ExitStatus.skippedComponents)

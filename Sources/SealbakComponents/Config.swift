@@ -90,7 +90,10 @@ package enum ConfigComponent {
                     }
                     let (redactedText, keys) = try Redactor.redact(text, format: format, check: facts.check, file: fsPath)
                     facts.redacted = keys
-                    plan.setSource(.bytes(Array(redactedText.utf8)), at: i)
+                    let stored = Array(redactedText.utf8)
+                    plan.setSource(.bytes(stored), at: i)
+                    // config.bytes is what the archive holds (verify compares it with the entries).
+                    summary.bytes = summary.bytes - UInt64(data.count) + UInt64(stored.count)
                     summary.redacted += keys.count
                 }
             }

@@ -44,6 +44,9 @@ import Testing
         let cfg = try Self.configFolder(dir, broken: false)
         let packed = try CLITests.run(["pack", dir + "/r.sbk", "--config", "app-config=" + cfg, "--redact-secrets", "--insecure-test-kdf"])
         #expect(packed.status == 0 && packed.stderr.contains("5 value(s) redacted"), "\(packed.stderr)")
+        // The component's record counts the bytes stored (redacted), so verify agrees with the entries.
+        let verified = try CLITests.run(["verify", dir + "/r.sbk"])
+        #expect(verified.status == 0, "\(verified.stderr)")
         #expect(try CLITests.run(["unpack", dir + "/r.sbk", "--to", dir + "/u"]).status == 0)
         let tree = try CLITests.tree(dir + "/u")
         for (path, data) in tree {
@@ -105,6 +108,9 @@ import Testing
 
         let packed = try CLITests.run(["pack", dir + "/r.sbk", "--config", cfg, "--redact-secrets", "--insecure-test-kdf"])
         #expect(packed.status == 0 && packed.stderr.contains("5 value(s) redacted"), "\(packed.stderr)")
+        // The component's record counts the bytes stored (redacted), so verify agrees with the entries.
+        let verified = try CLITests.run(["verify", dir + "/r.sbk"])
+        #expect(verified.status == 0, "\(verified.stderr)")
         #expect(try CLITests.run(["unpack", dir + "/r.sbk", "--to", dir + "/u"]).status == 0)
         let tree = try CLITests.tree(dir + "/u")
         for (path, data) in tree {

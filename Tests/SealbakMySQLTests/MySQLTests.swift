@@ -121,9 +121,10 @@ struct MySQLTests {
         let doc = try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as! [String: Any]
         let entries = doc["entries"] as! [[String: Any]]
         #expect(entries.map { $0["name"] as? String } == ["mysql/\(src).sql", "mysql/\(src).counts.json", ".sealbak-outcome.json"])
-        let meta = entries[0]["metadata"] as! [String: String]
-        #expect(meta["component"] == "mysql" && meta["mysql.flavour"] == "MariaDB" && meta["mysql.charset"] == "utf8mb4" && meta["mysql.collation"] == "utf8mb4_unicode_ci")
-        #expect(meta["mysql.tables"] == "5")
+        let meta = entries[0]["metadata"] as! [String: Any]
+        #expect(meta["component"] as? String == "mysql" && meta["mysql.flavour"] as? String == "MariaDB"
+                && meta["mysql.charset"] as? String == "utf8mb4" && meta["mysql.collation"] as? String == "utf8mb4_unicode_ci")
+        #expect(meta["mysql.tables"] as? Int == 5)
         let human = try Sealbak.run(["list", archive])
         #expect(human.stdout.contains("mysql \(src): ok, MariaDB") && human.stdout.contains("5 tables, \(2000 + 50 + 37 + 5) rows, 1 views, 1 triggers, 1 routines"), "\(human.stdout)")
         let verified = try Sealbak.run(["verify", archive])

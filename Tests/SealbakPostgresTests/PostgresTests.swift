@@ -154,15 +154,17 @@ struct PostgresTests {
         #expect(listed.status == 0)
         let doc = try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as! [String: Any]
         let entry = (doc["entries"] as! [[String: Any]])[0]
-        let meta = entry["metadata"] as! [String: String]
+        // docs/json.md: counts are numbers, the facts a nested object.
+        let meta = entry["metadata"] as! [String: Any]
         #expect(entry["name"] as? String == "postgres/\(src).pgdump")
-        #expect(meta["component"] == "postgres" && meta["component.status"] == "ok")
-        #expect(meta["postgres.server-version"]?.hasPrefix("18") == true)
-        #expect(meta["postgres.rows"] == String(1500 + 37))
-        #expect(meta["postgres.large-objects"] == "2")
-        #expect(meta["postgres.extensions"]?.contains("vector 0.8") == true)
-        #expect(meta["postgres.vector-columns"] == "app.documents.embedding vector(768)")
-        let facts = try JSONDecoder().decode(DatabaseFacts.self, from: Data(meta["postgres.facts"]!.utf8))
+        #expect(meta["component"] as? String == "postgres" && meta["component.status"] as? String == "ok")
+        #expect((meta["postgres.server-version"] as? String)?.hasPrefix("18") == true)
+        #expect(meta["postgres.rows"] as? Int == 1500 + 37)
+        #expect(meta["postgres.large-objects"] as? Int == 2)
+        #expect((meta["postgres.extensions"] as? String)?.contains("vector 0.8") == true)
+        #expect(meta["postgres.vector-columns"] as? String == "app.documents.embedding vector(768)")
+        let factsObject = try #require(meta["postgres.facts"] as? [String: Any])
+        let facts = try JSONDecoder().decode(DatabaseFacts.self, from: JSONSerialization.data(withJSONObject: factsObject))
         #expect(facts.tables.map(\.display) == ["app.documents", "audit.log", "public.Mixed Case \"quoted\""])
         #expect(facts.tables.map(\.rows) == [1500, 0, 37])
         #expect(!listed.stdout.contains(s.password))
@@ -225,7 +227,7 @@ struct PostgresTests {
         writer.terminate()
         writer.waitUntilExit()
         let meta = try componentMetadata(archive)
-        let counted = Int(meta["postgres.rows"] ?? "") ?? -1
+        let counted = meta["postgres.rows"] as? Int ?? -1
         let now = Int(try s.psql(src, "SELECT count(*) FROM events")) ?? -1
         #expect(counted > 60000 && now > counted, "the writer ran during the pack: counted \(counted), now \(now)")
         // The restore recounts and compares: it passes only if the counts describe exactly the dumped rows.
@@ -287,7 +289,7 @@ struct PostgresTests {
         // The archive is written, but the pack says it is incomplete (exit 15), not a plain success.
         #expect(skipped.status == 15 && skipped.stderr.contains("main is skipped") && skipped.stderr.contains("INCOMPLETE"), "\(skipped.stderr)")
         let meta = try componentMetadata(dir + "/a.sbk")
-        #expect(meta["component.status"] == "skipped" && meta["component.reason"]?.contains("cannot connect") == true)
+        #expect(meta["component.status"] as? String == "skipped" && (meta["component.reason"] as? String)?.contains("cannot connect") == true)
         let human = try Run.sealbak(["list", dir + "/a.sbk"])
         #expect(human.stdout.contains("postgres main: SKIPPED"), "\(human.stdout)")
         let restore = try Run.sealbak(["restore", dir + "/a.sbk", "--only", "main", "--postgres-target", down])
@@ -484,7 +486,7 @@ struct Postgres15Tests {
         // No --pg-bin: Debian's pg_dump 15 is found on its own.
         let packed = try Run.sealbak(["pack", dir + "/a.sbk", "--postgres", s.url(src), "--insecure-test-kdf"], env: ["SEALBAK_PG_BIN": ""], secrets: [s.password])
         #expect(packed.status == 0, "\(packed.stderr)")
-        #expect(try componentMetadata(dir + "/a.sbk")["postgres.pg-dump"]?.contains("15.") == true)
+        #expect((try componentMetadata(dir + "/a.sbk")["postgres.pg-dump"] as? String)?.contains("15.") == true)
         let restored = try Run.sealbak(["restore", dir + "/a.sbk", "--postgres-target", s.url(dst)], env: ["SEALBAK_PG_BIN": ""], secrets: [s.password])
         #expect(restored.status == 0, "\(restored.stderr)")
         #expect(try contentDigest(s, src) == contentDigest(s, dst))
@@ -505,11 +507,11 @@ struct Postgres15Tests {
     }
 }
 
-/// The component metadata of the archive's first entry.
-func componentMetadata(_ archive: String) throws -> [String: String] {
+/// The component metadata of the archive's first entry (as `list --json` gives it: counts as numbers, facts nested).
+func componentMetadata(_ archive: String) throws -> [String: Any] {
     let listed = try Run.sealbak(["list", archive, "--json"])
     let doc = try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as! [String: Any]
-    return ((doc["entries"] as! [[String: Any]])[0]["metadata"] as? [String: String]) ?? [:]
+    return ((doc["entries"] as! [[String: Any]])[0]["metadata"] as? [String: Any]) ?? [:]
 }
 
 /// Copies an archive with the first entry's recorded facts changed (same dump bytes, fresh keys).
