@@ -41,8 +41,11 @@ struct List: ParsableCommand {
                 ])
                 return
             }
-            if !app.isEmpty { print("application: " + app.joined(separator: ", ")) }
-            print("\(reader.manifest.entries.count) entries, created \(formatTime(Int64(h.createdUnix))), \(h.cipherSuite.name)")
+            // Metadata values are shown as recorded: escaped here (an archive is authenticated, but whoever holds its key
+            // could still have put a terminal escape sequence into a recorded value).
+            func show(_ line: String) { print(displayMessage(line)) }
+            if !app.isEmpty { show("application: " + app.joined(separator: ", ")) }
+            show("\(reader.manifest.entries.count) entries, created \(formatTime(Int64(h.createdUnix))), \(h.cipherSuite.name)")
             for (i, e) in reader.manifest.entries.enumerated() {
                 let kind = e.kind == .directory ? "d" : e.kind == .symlink ? "l" : e.kind == .stream ? "s" : "-"
                 let mode = String(e.mode, radix: 8)
@@ -52,13 +55,13 @@ struct List: ParsableCommand {
                 // --json prints them exactly.
                 var line = "\(kind) \(String(repeating: "0", count: max(0, 4 - mode.count)))\(mode) \(pad)\(size)  \(formatTime(e.mtimeSeconds))  \(displayName(e.name))"
                 if e.kind == .symlink { line += " -> \(displayName(e.linkTarget))" }
-                print(line)
+                show(line)
             }
             let components = try PostgresComponent.all(in: reader.manifest, archive: archive)
             let others = reader.manifest.entries.filter { $0.metadata["component"] != nil && $0.metadata["component"] != "postgres" }
-            if !components.isEmpty || !others.isEmpty { print("components:") }
+            if !components.isEmpty || !others.isEmpty { show("components:") }
             for o in outcome?.incomplete ?? [] where o.status == .failed {
-                print("  \(o.kind) \(o.name): FAILED while it was packed (\(o.bytes) partial bytes stored, never restored): \(o.reason ?? "")")
+                show("  \(o.kind) \(o.name): FAILED while it was packed (\(o.bytes) partial bytes stored, never restored): \(o.reason ?? "")")
             }
             let failedNames = Set((outcome?.incomplete ?? []).filter { $0.status == .failed }.map(\.name))
             for e in others where !failedNames.contains(e.metadata[ComponentKeys.name] ?? "") {
@@ -66,56 +69,56 @@ struct List: ParsableCommand {
                 let kind = m["component"] ?? "?", name = displayName(m["component.name"] ?? e.name)
                 switch kind {
                 case _ where m[ComponentKeys.status] == "skipped":
-                    print("  \(kind) \(name): SKIPPED when packing: \(m[ComponentKeys.reason] ?? "")")
+                    show("  \(kind) \(name): SKIPPED when packing: \(m[ComponentKeys.reason] ?? "")")
                 case "mysql":
-                    if let line = MySQLVerifier.listLine(e, manifest: reader.manifest, counts: { i in reader.input.isSeekable ? try? MySQLVerifier.readEntry(reader, i) : nil }) { print(line) }
+                    if let line = MySQLVerifier.listLine(e, manifest: reader.manifest, counts: { i in reader.input.isSeekable ? try? MySQLVerifier.readEntry(reader, i) : nil }) { show(line) }
                 case "command":
-                    print("  command \(name): ok, the output of \(m[ComponentKeys.source] ?? "?")")
+                    show("  command \(name): ok, the output of \(m[ComponentKeys.source] ?? "?")")
                 case "docs":
-                    print("  docs \(name): \(m["component.status"] ?? "?"), \(m["docs.files"] ?? "?") files, \(formatBytes(UInt64(m["docs.bytes"] ?? "") ?? 0)), \(m["docs.excluded"] ?? "0") left out, from \(m["component.source"] ?? "?")")
+                    show("  docs \(name): \(m["component.status"] ?? "?"), \(m["docs.files"] ?? "?") files, \(formatBytes(UInt64(m["docs.bytes"] ?? "") ?? 0)), \(m["docs.excluded"] ?? "0") left out, from \(m["component.source"] ?? "?")")
                 case "qdrant":
-                    print("  qdrant \(name): \(m["component.status"] ?? "?"), \(m["qdrant.layout"] ?? "?"), collections \(m["qdrant.collections"].map { $0.split(separator: ",").joined(separator: ", ") } ?? "?"), \(formatBytes(UInt64(m["qdrant.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")")
+                    show("  qdrant \(name): \(m["component.status"] ?? "?"), \(m["qdrant.layout"] ?? "?"), collections \(m["qdrant.collections"].map { $0.split(separator: ",").joined(separator: ", ") } ?? "?"), \(formatBytes(UInt64(m["qdrant.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")")
                 case "chroma":
-                    print("  chroma \(name): \(m["component.status"] ?? "?"), \(m["chroma.collections"] ?? "?") collection(s), \(m["chroma.embeddings"] ?? "?") embeddings, \(formatBytes(UInt64(m["chroma.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")")
+                    show("  chroma \(name): \(m["component.status"] ?? "?"), \(m["chroma.collections"] ?? "?") collection(s), \(m["chroma.embeddings"] ?? "?") embeddings, \(formatBytes(UInt64(m["chroma.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")")
                     if let json = m["chroma.facts"], let cols = try? JSONDecoder().decode([ChromaComponent.Collection].self, from: Data(json.utf8)) {
-                        for c in cols { print("    \(c.name): \(c.embeddings) embeddings, dimension \(c.dimension.map(String.init) ?? "?")") }
+                        for c in cols { show("    \(c.name): \(c.embeddings) embeddings, dimension \(c.dimension.map(String.init) ?? "?")") }
                     }
                 case "sqlite":
-                    print("  sqlite \(name): \(m["component.status"] ?? "?"), \(SQLiteComponent.summary(m)), from \(m["component.source"] ?? "?")")
-                    for t in SQLiteComponent.tableLines(m) { print("    " + t) }
+                    show("  sqlite \(name): \(m["component.status"] ?? "?"), \(SQLiteComponent.summary(m)), from \(m["component.source"] ?? "?")")
+                    for t in SQLiteComponent.tableLines(m) { show("    " + t) }
                 case "vectors":
-                    print("  vectors \(name): \(m["component.status"] ?? "?"), \(m["vectors.vector-files"] ?? "?") vector file(s), \(m["vectors.vectors"] ?? "?") vectors, \(formatBytes(UInt64(m["vectors.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")")
+                    show("  vectors \(name): \(m["component.status"] ?? "?"), \(m["vectors.vector-files"] ?? "?") vector file(s), \(m["vectors.vectors"] ?? "?") vectors, \(formatBytes(UInt64(m["vectors.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")")
                     let prefix = e.name + "/"
                     for f in reader.manifest.entries where f.name.hasPrefix(prefix) && (f.metadata["vectors.format"] != nil || f.metadata["vectors.error"] != nil) {
-                        if let err = f.metadata["vectors.error"] { print("    \(displayName(String(f.name.dropFirst(prefix.count)))): BROKEN: \(err)"); continue }
-                        print("    \(displayName(String(f.name.dropFirst(prefix.count)))): \(f.metadata["vectors.format"]!) \(f.metadata["vectors.dtype"] ?? "?") \(f.metadata["vectors.shape"] ?? "?")")
+                        if let err = f.metadata["vectors.error"] { show("    \(displayName(String(f.name.dropFirst(prefix.count)))): BROKEN: \(err)"); continue }
+                        show("    \(displayName(String(f.name.dropFirst(prefix.count)))): \(f.metadata["vectors.format"]!) \(f.metadata["vectors.dtype"] ?? "?") \(f.metadata["vectors.shape"] ?? "?")")
                     }
                 case "config":
                     var line = "  config \(name): \(m["component.status"] ?? "?"), \(m["config.configs"] ?? "?") config file(s), contains \(m["config.secret-keys"] ?? "0") secret(s)"
                     if let r = m["config.redacted"], r != "0" { line += " (\(r) redacted)" }
                     if let b = m["config.invalid"], b != "0" { line += ", \(b) BROKEN" }
-                    print(line + ", from \(m["component.source"] ?? "?")")
+                    show(line + ", from \(m["component.source"] ?? "?")")
                     let prefix = e.name + "/"
                     for f in reader.manifest.entries where f.name.hasPrefix(prefix) && f.metadata["config.format"] != nil {
                         let rel = String(f.name.dropFirst(prefix.count))
                         var d = "    \(displayName(rel)): \(f.metadata["config.format"]!)"
                         if let err = f.metadata["config.error"] { d += ", BROKEN: \(err)" }
                         if let s = f.metadata["config.secrets"] { d += ", secrets: \(s.split(separator: ",").joined(separator: ", "))" }
-                        print(d)
+                        show(d)
                     }
                 default:
-                    print("  \(kind) \(name): \(m["component.status"] ?? "?") (made by a newer sealbak; restore may not know this kind)")
+                    show("  \(kind) \(name): \(m["component.status"] ?? "?") (made by a newer sealbak; restore may not know this kind)")
                 }
             }
             for c in components where !failedNames.contains(c.name) {
                 guard let f = c.facts else {
-                    print("  postgres \(c.name): SKIPPED when packing: \(c.skippedReason ?? "")")
+                    show("  postgres \(c.name): SKIPPED when packing: \(c.skippedReason ?? "")")
                     continue
                 }
                 var line = "  postgres \(c.name): ok, PostgreSQL \(f.serverVersion), database \(f.database) from \(c.source), \(f.tables.count) tables, \(f.totalRows) rows, \(f.largeObjects) large objects"
                 if !f.requiredExtensions.isEmpty { line += "; extensions " + f.requiredExtensions.map { "\($0.name) \($0.version)" }.joined(separator: ", ") }
                 if !f.vectorColumns.isEmpty { line += "; vector columns " + f.vectorColumns.map { "\($0.schema).\($0.table).\($0.column) \($0.type)(\($0.dimensions.map(String.init) ?? "any"))" }.joined(separator: ", ") }
-                print(line)
+                show(line)
             }
         }
     }
