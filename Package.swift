@@ -72,6 +72,10 @@ let package = Package(
         .executableTarget(name: "FuzzRoundTrip", dependencies: ["SealbakTestSupport"], path: "fuzz/Sources/FuzzRoundTrip"),
 
         .testTarget(name: "SealbakFormatTests", dependencies: ["SealbakFormat"], swiftSettings: strict),
+        // Known-answer tests of every primitive (RFC and specification vectors) and tamper refusal of the AEADs.
+        .testTarget(name: "SealbakCryptoTests", dependencies: ["SealbakCrypto"], swiftSettings: strict),
+        // Frame (de)compression: bombs, windows, truncations, malformed headers.
+        .testTarget(name: "SealbakCompressionTests", dependencies: ["SealbakCompression"], swiftSettings: strict),
         .testTarget(name: "SealbakArchiveTests", dependencies: ["SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
         .testTarget(name: "SealbakCLITests", dependencies: ["SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
         .testTarget(name: "SealbakComponentsTests", dependencies: ["SealbakComponents", "SealbakArchive"], swiftSettings: strict),
