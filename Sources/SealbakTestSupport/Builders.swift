@@ -152,8 +152,19 @@ package enum TestReader {
     }
 
     /// The failure class a sequential read reports, or nil when the archive reads fine.
-    package static func failureClass(_ bytes: [UInt8], password: String = "password") -> FormatError.Class? {
-        failure(bytes, password: password).map { $0.formatClass ?? .payload }
+    /// Throws when the read fails with an error that has no format class (an I/O or internal error): a tamper test
+    /// must not pass because something else broke.
+    package static func failureClass(_ bytes: [UInt8], password: String = "password") throws -> FormatError.Class? {
+        try formatClass(failure(bytes, password: password))
+    }
+
+    /// The format class of a reader's error; nil for no error; a test failure for an error without one.
+    package static func formatClass(_ e: SealbakError?) throws -> FormatError.Class? {
+        guard let e else { return nil }
+        guard let c = e.formatClass else {
+            throw TestFailure("the reader failed with an error that is not a format error (\(e.code)): \(e.message)")
+        }
+        return c
     }
 
     /// The error of a sequential read of every entry, or nil when the archive reads fine.
@@ -191,7 +202,7 @@ package enum TestReader {
         var scratch = [UInt8](repeating: 0, count: 65536)
         while (try? input.read(upTo: scratch.count))?.isEmpty == false {}
         scratch.removeAll()
-        return result.map { $0.formatClass ?? .payload }
+        return try formatClass(result)
     }
 
     /// Random access through the footer and trailer (Spec §8.3) of a regular file: reads `entries` (default: all, in
@@ -202,11 +213,12 @@ package enum TestReader {
         precondition(input.isSeekable)
         var o = ReadOptions()
         o.threads = 2
-        return classify {
+        let failure = classify {
             let reader = try ArchiveReader(input: input, secret: .password(Passphrase(string: password)), options: o)
             try reader.loadIndex()
             for i in entries ?? Array(reader.manifest.entries.indices) { try reader.readEntry(i, into: MemorySink()) }
-        }.map { $0.formatClass ?? .payload }
+        }
+        return try formatClass(failure)
     }
 
     /// The number of entries of an archive that opens with `password`.
@@ -222,7 +234,7 @@ package enum TestReader {
         } catch let e as SealbakError {
             return e
         } catch {
-            return SealbakError(.internalError, "\(error)", formatClass: .payload)
+            return SealbakError(.internalError, "\(error)")
         }
     }
 }

@@ -55,7 +55,7 @@ import Testing
     func invalidVectorFailsWithItsClass(_ name: String) throws {
         let meta = try Self.json(Self.dir.appendingPathComponent("invalid/\(name).json"))
         let bytes = try [UInt8](Data(contentsOf: Self.dir.appendingPathComponent("invalid/\(name).sbk")))
-        let got = TestReader.failureClass(bytes, password: meta["password"] as! String)
+        let got = try TestReader.failureClass(bytes, password: meta["password"] as! String)
         #expect(got?.rawValue == meta["expected_error"] as? String, "\(name): \(meta["description"] ?? "")")
     }
 

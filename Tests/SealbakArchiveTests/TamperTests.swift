@@ -34,7 +34,7 @@ import Testing
         for offset in stride(from: 0, to: Self.archive.count, by: Self.step) {
             var b = Self.archive
             b[offset] ^= 0xFF
-            let got = TestReader.failureClass(b)
+            let got = try TestReader.failureClass(b)
             if got == nil || !Self.allowed(at: offset).contains(got!) {
                 failures.append("byte \(offset): \(got.map { $0.rawValue } ?? "accepted")")
             }
@@ -51,7 +51,7 @@ import Testing
                 for bit in 0..<8 {
                     var b = Self.archive
                     b[offset] ^= UInt8(1 << bit)
-                    let got = TestReader.failureClass(b)
+                    let got = try TestReader.failureClass(b)
                     if got == nil || !Self.allowed(at: offset).contains(got!) { failures.append("byte \(offset) bit \(bit): \(String(describing: got))") }
                 }
             }
@@ -59,10 +59,10 @@ import Testing
         #expect(failures.isEmpty, "\(failures.prefix(20))")
     }
 
-    @Test func truncationAtEveryByteIsReportedAsTruncation() {
+    @Test func truncationAtEveryByteIsReportedAsTruncation() throws {
         var failures: [Int] = []
         for length in stride(from: 0, to: Self.archive.count, by: Self.step) {
-            if TestReader.failureClass(Array(Self.archive.prefix(length))) != .truncated { failures.append(length) }
+            if try TestReader.failureClass(Array(Self.archive.prefix(length))) != .truncated { failures.append(length) }
         }
         #expect(failures.isEmpty, "lengths not reported as truncated: \(failures.prefix(20))")
     }
@@ -106,8 +106,8 @@ import Testing
         }
     }
 
-    @Test func wrongPasswordIsAKeyError() {
-        #expect(TestReader.failureClass(Self.archive, password: "not it") == .key)
+    @Test func wrongPasswordIsAKeyError() throws {
+        #expect(try TestReader.failureClass(Self.archive, password: "not it") == .key)
     }
 
     @Test func newerVersionSaysSo() throws {
@@ -143,15 +143,15 @@ import Testing
             var b = Self.archive
             let mine = Self.layout.streamRange(Self.layout.entries[i])
             b.replaceSubrange(mine, with: other[otherLayout.streamRange(otherLayout.entries[i])])
-            #expect(TestReader.failureClass(b) == .payload, "entry \(i)")
+            #expect(try TestReader.failureClass(b) == .payload, "entry \(i)")
         }
         // And the manifest and trailer streams.
         var m = Self.archive
         m.replaceSubrange(Self.layout.streamRange(Self.layout.manifest), with: other[otherLayout.streamRange(otherLayout.manifest)])
-        #expect(TestReader.failureClass(m) == .payload)
+        #expect(try TestReader.failureClass(m) == .payload)
         var t = Self.archive
         t.replaceSubrange(Self.layout.streamRange(Self.layout.trailer), with: other[otherLayout.streamRange(otherLayout.trailer)])
-        #expect(TestReader.failureClass(t) == .trailer)
+        #expect(try TestReader.failureClass(t) == .trailer)
     }
 
     @Test func framesCannotBeReorderedDuplicatedOrDropped() throws {
@@ -164,13 +164,13 @@ import Testing
             var b = Self.archive
             b.replaceSubrange(r, with: replacement)
             // A surplus frame is read as the first frame of the next stream (here the trailer) and fails there.
-            let got = TestReader.failureClass(b)
+            let got = try TestReader.failureClass(b)
             #expect(got == .payload || got == .truncated || got == .trailer, "\(String(describing: got))")
         }
         // Moving a frame to another entry of the same archive.
         var b = Self.archive
         let e1 = Self.layout.streamRange(Self.layout.entries[1])
         b.replaceSubrange(e1, with: f1)
-        #expect(TestReader.failureClass(b) == .payload)
+        #expect(try TestReader.failureClass(b) == .payload)
     }
 }
