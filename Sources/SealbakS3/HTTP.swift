@@ -167,4 +167,18 @@ package enum HTTPProbe {
             return (nil, error.message)
         }
     }
+
+    /// POSTs `body` as `application/json` (run notifications): the HTTP status, or why there was none.
+    package static func postJSON(_ url: String, _ body: [UInt8]) -> (status: Int?, detail: String) {
+        let c = HTTPConnection()
+        let result: Result<HTTPResponse, TransportError> = body.withUnsafeBytes { b in
+            do { return .success(try c.perform(HTTPRequest(method: "POST", url: url, headers: [("Content-Type", "application/json")]), body: b)) } catch {
+                return .failure(error as? TransportError ?? TransportError(message: "\(error)"))
+            }
+        }
+        switch result {
+        case .success(let r): return (r.status, String(decoding: r.body.prefix(200), as: UTF8.self))
+        case .failure(let e): return (nil, e.message)
+        }
+    }
 }

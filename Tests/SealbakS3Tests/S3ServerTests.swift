@@ -192,7 +192,7 @@ import Testing
         #expect(dry.stdout.contains("would delete 5 of 12"), "\(dry.stdout)")
         #expect(dry.stdout.contains("would delete  app-2026-10-05T010000Z.sbk"), "\(dry.stdout)")
         #expect(try env.client().list(bucket: env.bucket, prefix: env.key("prune/")).count == 12, "a dry run deletes nothing")
-        let real = try env.sealbak(args)
+        let real = try env.sealbak(args + ["--verbose"])
         #expect(real.status == 0 && real.stdout.contains("deleted 5 of 12"), "\(real.stdout)\(real.stderr)")
         #expect(real.stdout.contains("keep    app-2026-11-21T120000Z.sbk") && real.stdout.contains("last 2, daily 2026-11-21, weekly 2026-W47, monthly 2026-11"), "\(real.stdout)")
         let left = Set(try env.client().list(bucket: env.bucket, prefix: env.key("prune/")).map { String($0.key.dropFirst(env.key("prune/").count)) })
