@@ -14,7 +14,7 @@ struct Pack: ParsableCommand {
         discussion: "OUT may be - to write the archive to standard output. Each PATH is stored under its last path component."
     )
 
-    @Argument(help: ArgumentHelp("The archive to create: a file, s3://BUCKET/PATH/NAME.sbk, or - for standard output. {now} in the name becomes the UTC time (NAME-2026-11-21T030000Z.sbk), which sealbak prune reads.", valueName: "OUT"), transform: { RetentionPolicy.expandName($0) })
+    @Argument(help: ArgumentHelp("The archive to create: a file, s3://BUCKET/PATH/NAME.sbk, or - for standard output. {now} in the name becomes the UTC time (NAME-2026-11-21T030000.123Z.sbk, to the millisecond), which sealbak prune reads.", valueName: "OUT"), transform: { RetentionPolicy.expandName($0) })
     var output: String
 
     @Argument(help: ArgumentHelp("Files and directories to pack.", valueName: "PATH"))
@@ -176,6 +176,25 @@ struct Pack: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let bp = try plan.map { try BackupPlan.load($0) }
+            let (summary, outcome) = try perform(bp, log: engineLog(quiet: quiet))
+            if !quiet {
+                let ratio = summary.plaintextBytes > 0 ? String(format: " (%.1f%% of the input)", Double(summary.archiveBytes) * 100 / Double(summary.plaintextBytes)) : ""
+                printError("sealbak: packed \(summary.entries) entries, \(formatBytes(summary.plaintextBytes)) into \(output == "-" ? "standard output" : output): \(formatBytes(summary.archiveBytes))\(ratio)")
+            }
+            let incomplete = outcome.incomplete
+            if !incomplete.isEmpty {
+                printError("sealbak: the archive is INCOMPLETE: \(incomplete.map { "\($0.name) \($0.status.rawValue) (\($0.reason ?? ""))" }.joined(separator: "; "))")
+                throw ExitCode(ExitStatus.skippedComponents)
+            }
+            if !outcome.warnings.isEmpty && !acceptChanges {
+                printError("sealbak: \(outcome.warnings.count) file(s) changed while they were read (named above, recorded in the archive); pack again when the application is quiet, or give --accept-changes")
+                throw ExitCode(ExitStatus.completedWithWarnings)
+            }
+        }
+    }
+
+    /// The pack itself (also `sealbak run`'s): writes and commits the archive; the caller reports the outcome.
+    func perform(_ bp: BackupPlan?, log: EngineLog) throws -> (WriteSummary, CaptureOutcome) {
             let (options, fs) = try writeOptions(bp)
             if options.suite == .aes256gcm {
                 _ = try FrameCodec(suite: .aes256gcm, archiveID: [UInt8](repeating: 0, count: 16), frameSize: fs)
@@ -218,23 +237,10 @@ struct Pack: ParsableCommand {
                     progress = p
                     return { p.add($0) }
                 },
-                log: engineLog(quiet: quiet))
+                log: log)
             progress?.finish()
             progress = nil
-            if !quiet {
-                let ratio = summary.plaintextBytes > 0 ? String(format: " (%.1f%% of the input)", Double(summary.archiveBytes) * 100 / Double(summary.plaintextBytes)) : ""
-                printError("sealbak: packed \(summary.entries) entries, \(formatBytes(summary.plaintextBytes)) into \(output == "-" ? "standard output" : output): \(formatBytes(summary.archiveBytes))\(ratio)")
-            }
-            let incomplete = outcome.incomplete
-            if !incomplete.isEmpty {
-                printError("sealbak: the archive is INCOMPLETE: \(incomplete.map { "\($0.name) \($0.status.rawValue) (\($0.reason ?? ""))" }.joined(separator: "; "))")
-                throw ExitCode(ExitStatus.skippedComponents)
-            }
-            if !outcome.warnings.isEmpty && !acceptChanges {
-                printError("sealbak: \(outcome.warnings.count) file(s) changed while they were read (named above, recorded in the archive); pack again when the application is quiet, or give --accept-changes")
-                throw ExitCode(ExitStatus.completedWithWarnings)
-            }
-        }
+            return (summary, outcome)
     }
 
     /// The components to capture: the plan's (with the flags that modify them), then those given as flags.

@@ -194,3 +194,16 @@ enum ExitStatus {
 func engineLog(quiet: Bool) -> EngineLog {
     EngineLog(info: { line in if !quiet { printError("sealbak: " + line) } }, warning: { line in printError("sealbak: warning: " + line) })
 }
+
+extension PasswordOptions {
+    /// These options, or, when none names a password source, the plan's `identity:` or `password-file:`
+    /// (what `run`, `verify --plan` and `drill` open archives with).
+    func orPlan(_ bp: BackupPlan?) throws -> PasswordOptions {
+        guard let ops = bp?.operations, identity == nil, !explicitPassword else { return self }
+        if let i = ops.identity {
+            return try PasswordOptions.parse(["--identity", i] + (ops.passwordFile.map { ["--password-file", $0] } ?? []))
+        }
+        if let f = ops.passwordFile { return try PasswordOptions.parse(["--password-file", f]) }
+        return self
+    }
+}

@@ -184,6 +184,16 @@ package final class PlanLock {
         _ = me.withCString { pwrite(fd, $0, strlen($0), 0) }
     }
 
+    /// Whether a run of the plan holds the lock now (the file is left as it is).
+    package static func isHeld(stateDir: String) -> Bool {
+        let fd = open(stateDir + "/lock", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        if flock(fd, LOCK_SH | LOCK_NB) != 0 { return errno == EWOULDBLOCK }
+        flock(fd, LOCK_UN)
+        return false
+    }
+
     /// Empties the file (a clean end) and releases the lock.
     package func release() {
         _ = ftruncate(fd, 0)
