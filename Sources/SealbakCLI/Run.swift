@@ -72,7 +72,7 @@ struct RunCommand: ParsableCommand {
                     return RunPackResult(location: location, size: summary.archiveBytes, entries: summary.entries, outcome: outcome)
                 },
                 verify: { location in
-                    _ = try verifyArchive(location, password: secret, reading: ReadingOptions(), quiet: true)
+                    _ = try verifyArchive(location, password: secret, reading: try ReadingOptions.parse([]), quiet: true)
                 })
             exit = code
             let summary = RunLog.describe(record)

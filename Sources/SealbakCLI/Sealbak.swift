@@ -19,7 +19,7 @@ struct Sealbak: ParsableCommand {
             """,
         version: sealbakVersion,
         subcommands: [Pack.self, Unpack.self, Restore.self, List.self, Verify.self, Inspect.self, Key.self, RekeyCommand.self, Keygen.self, Ls.self, Prune.self,
-                      RunCommand.self, HistoryCommand.self, StatusCommand.self]
+                      RunCommand.self, HistoryCommand.self, StatusCommand.self, DrillCommand.self]
     )
 
     static func main() {

@@ -148,7 +148,9 @@ struct Verify: ParsableCommand {
     }
 
     private func bulk(_ bp: BackupPlan?, _ secret: PasswordOptions) throws -> Int32 {
-        let items = try Catalog.list(archive, client: try S3Options.client(for: archive))
+        // Absolute, so that the history names each archive as sealbak run recorded it.
+        let location = RemoteStorage.isRemote(archive) ? archive : URL(fileURLWithPath: archive).standardizedFileURL.path
+        let items = try Catalog.list(location, client: try S3Options.client(for: location))
             .filter { $0.header != nil }
             .sorted { ($0.time?.unix ?? 0, $0.name) < ($1.time?.unix ?? 0, $1.name) }
         var skip = Set<String>()

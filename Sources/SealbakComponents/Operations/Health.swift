@@ -74,12 +74,12 @@ package struct HealthReport: Sendable {
         gauge("sealbak_last_success_timestamp_seconds", "End of the last successful run (Unix time).", lastSuccess?.end)
         gauge("sealbak_last_run_timestamp_seconds", "Start of the last run (Unix time).", lastRun?.start)
         gauge("sealbak_last_run_duration_seconds", "Duration of the last run.", lastRun?.duration)
-        gauge("sealbak_last_run_exit_code", "Exit code of the last run (0 ok, 15/16 warnings, else failed).", lastRun?.exitCode.map(Double.init))
+        gauge("sealbak_last_run_exit_code", "Exit code of the last run (0 ok, 15/16 warnings, else failed).", lastRun?.exitCode.map { Double($0) })
         let status: Double? = lastRun.map {
             switch $0.status { case .ok: 0; case .warnings: 1; case .running: 3; default: 2 }
         }
         gauge("sealbak_last_run_status", "0 ok, 1 warnings, 2 failed or interrupted, 3 running.", status)
-        gauge("sealbak_last_archive_size_bytes", "Size of the last successful run's archive.", lastSuccess?.size.map(Double.init))
+        gauge("sealbak_last_archive_size_bytes", "Size of the last successful run's archive.", lastSuccess?.size.map { Double($0) })
         gauge("sealbak_healthy", "1 when sealbak status finds nothing wrong.", healthy ? 1 : 0)
         return lines.joined(separator: "\n") + "\n"
     }

@@ -139,8 +139,9 @@ package struct RunHistory: Sendable {
         var closed: [RunRecord] = []
         for var r in try read().records where r.status == .running && r.id != current {
             r.status = .interrupted
-            r.end = now
-            r.error = "the \(r.kind.rawValue) (pid \(r.pid) on \(r.host)) was killed or its machine stopped before it ended; found by \(foundBy)"
+            r.end = nil
+            r.error = "the \(r.kind.rawValue) (pid \(r.pid) on \(r.host)) was killed or its machine stopped before it ended (found by \(foundBy))"
+                + (r.archive.map { "; the archive \($0) may have been written but was not verified or recorded" } ?? "")
             try append(r)
             closed.append(r)
         }

@@ -89,6 +89,8 @@ package struct NightlyRun {
             } else if !result.outcome.warnings.isEmpty {
                 exit = 16
             }
+            // Still running, but a kill from here on leaves the archive's name in the history.
+            try history.append(record)
             try Fault.point("run", "archive written, before the verification")
             if let verify, ops.verify {
                 do { try verify(location) } catch let e as SealbakError {
