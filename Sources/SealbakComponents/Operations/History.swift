@@ -92,7 +92,7 @@ package struct RunHistory: Sendable {
 
     /// Appends one record.
     package func append(_ r: RunRecord) throws(SealbakError) {
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)  // read: the last byte
         guard fd >= 0 else { throw SealbakError.io("cannot open the run history", path: path, errno: errno) }
         defer { close(fd) }
         var line = r.jsonLine()

@@ -101,7 +101,7 @@ package struct NightlyRun {
             }
             try Fault.point("run", "before retention")
             if let policy = ops.retention {
-                record.deleted = try applyRetention(policy, history: history, newest: location)
+                record.deleted = try applyRetention(policy, history: history, newest: location, newestIsSuccess: exit == 0)
             }
             try Fault.point("run", "before the end of the run is recorded")
             record.status = exit == 0 ? .ok : .warnings
@@ -152,12 +152,12 @@ package struct NightlyRun {
 
     /// Deletes the plan's archives that `policy` does not keep; never the newest archive, never the newest
     /// archive of a successful run, never a file that is not a sealbak archive or not named by this plan.
-    private func applyRetention(_ policy: RetentionPolicy, history: RunHistory, newest: String) throws -> [String] {
+    private func applyRetention(_ policy: RetentionPolicy, history: RunHistory, newest: String, newestIsSuccess: Bool) throws -> [String] {
         guard let location = ops.location else { return [] }
         let items = try Catalog.list(location, client: catalogClient).filter { $0.header != nil && ops.matches($0.name) }
         var protect: [String: String] = [newest: "written by this run"]
         let okRuns = try history.read().records.filter { $0.kind == .run && $0.status == .ok && $0.archive != nil }
-        if let lastOK = okRuns.last(where: { a in items.contains { $0.location == a.archive } })?.archive, protect[lastOK] == nil {
+        if !newestIsSuccess, let lastOK = okRuns.last(where: { a in items.contains { $0.location == a.archive } })?.archive, protect[lastOK] == nil {
             protect[lastOK] = "the newest successful run's archive"
         }
         let decisions = policy.apply(items.map { RetentionPolicy.Candidate(name: $0.location, time: $0.time!.unix) }, protect: protect)

@@ -39,9 +39,10 @@ extension Operations {
     /// A URL without its user-info and query (where webhook tokens live) for messages.
     package static func redact(_ url: String) -> String {
         guard var c = URLComponents(string: url) else { return "(webhook)" }
+        let hadQuery = c.query != nil
         c.user = nil
         c.password = nil
-        if c.query != nil { c.query = "…" }
-        return c.string ?? "(webhook)"
+        c.query = nil
+        return (c.string ?? "(webhook)") + (hadQuery ? "?…" : "")
     }
 }
