@@ -37,6 +37,7 @@ struct RunCommand: ParsableCommand {
     var now: String?
 
     @OptionGroup var password: PasswordOptions
+    @OptionGroup var s3: S3Options
 
     func validate() throws {
         if let now, RunClock.parse(now) == nil { throw ValidationError("--now \(now): give a UTC time such as 2026-11-30T02:00:00Z") }
@@ -68,6 +69,8 @@ struct RunCommand: ParsableCommand {
                     if let f = secret.passwordFile { args += ["--password-file", f] }
                     if let i = secret.identity { args += ["--identity", i] }
                     let pack = try Pack.parse(args)
+                    // Parsing pack's options installed its (empty) S3 flags: the run's own flags stay in force.
+                    S3Options.installed.withLock { $0 = s3 }
                     let (summary, outcome) = try pack.perform(bp, log: log.engine)
                     return RunPackResult(location: location, size: summary.archiveBytes, entries: summary.entries, outcome: outcome)
                 },

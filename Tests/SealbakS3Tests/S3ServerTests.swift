@@ -275,6 +275,46 @@ import Testing
 }
 
 /// The test server's settings, from the environment scripts/s3-server writes.
+extension S3ServerTests {
+    /// `sealbak run` into an s3:// prefix two nights in a row: retention deletes there, a run record is stored next
+    /// to the archives (another machine reads it with history --from), bulk verify of the prefix, a drill from it.
+    @Test func nightlyRunsIntoAPrefixRecordTheirRunsNextToTheArchives() throws {
+        let env = try S3Env.get()
+        let dir = try Proc.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/docs", withIntermediateDirectories: true)
+        try Data("# runbook\n".utf8).write(to: URL(fileURLWithPath: dir + "/docs/runbook.md"))
+        let prefix = env.url("nightly/")
+        try Data("""
+            version: 1
+            app: {name: shop}
+            components:
+              - {name: docs, kind: docs, path: docs}
+            pack: {kdf-memory: 8, kdf-passes: 1}
+            state-dir: state
+            destination: {location: \(prefix), verify: true}
+            retention: {keep-last: 1}
+
+            """.utf8).write(to: URL(fileURLWithPath: dir + "/plan.yaml"))
+        for night in ["2026-11-20T02:00:00Z", "2026-11-21T02:00:00Z"] {
+            let r = try env.sealbak(["run", "--plan", dir + "/plan.yaml", "--now", night])
+            #expect(r.status == 0 && r.stderr.isEmpty, "\(night): \(r.stderr)")
+        }
+        let objects = try env.client().list(bucket: env.bucket, prefix: env.key("nightly/")).map { String($0.key.dropFirst(env.key("nightly/").count)) }.sorted()
+        #expect(objects.count == 3 && objects[0].hasPrefix(".sealbak-runs/2026-11-20T020000.000Z-") && objects[2] == "shop-2026-11-21T020000.000Z.sbk", "\(objects)")
+        let ls = try env.sealbak(["ls", prefix])
+        #expect(ls.stdout.contains("1 archive(s)") && !ls.stdout.contains("sealbak-runs"), "run records are not archives: \(ls.stdout)")
+        let remote = try env.sealbak(["history", "--from", prefix, "--json"])
+        let lines = remote.stdout.split(separator: "\n")
+        #expect(remote.status == 0 && lines.count == 2 && lines.allSatisfy { $0.contains("\"status\":\"ok\"") }, "\(remote.stdout)\(remote.stderr)")
+        #expect(lines[1].contains("\"deleted\":[\"\(prefix)shop-2026-11-20T020000.000Z.sbk\"]"), "\(lines[1])")
+        let bulk = try env.sealbak(["verify", prefix, "--plan", dir + "/plan.yaml"])
+        #expect(bulk.status == 0 && bulk.stdout.contains("verified 1 archive(s)") && bulk.stdout.contains("1 intact"), "\(bulk.stdout)\(bulk.stderr)")
+        let drill = try env.sealbak(["drill", "--plan", dir + "/plan.yaml"])
+        #expect(drill.status == 0 && drill.stdout.contains("drill ok: \(prefix)shop-2026-11-21T020000.000Z.sbk"), "\(drill.stdout)\(drill.stderr)")
+    }
+}
+
 struct S3Env {
     static let env = ProcessInfo.processInfo.environment
     static var available: Bool { env["SEALBAK_TEST_S3_ENDPOINT"] != nil }
