@@ -16,6 +16,7 @@ import Testing
         #expect(plan.healthCheck?.url == "http://127.0.0.1:8080/healthz" && plan.healthCheck?.retries == 10)
         #expect(plan.components[0].sqlChecks.count == 1 && plan.components[1].commandChecks.map(\.argv) == [["test", "-f", "index.md"]])
         #expect(plan.app["name"] == "ragapp")
+        #expect(plan.operations.location == "/var/backups/ragapp" && plan.operations.verify && plan.operations.retention?.daily == 14 && plan.operations.notify.count == 2 && plan.operations.maxAge?.seconds == 26 * 3600)
         #expect(plan.components[1].exclude == ["*.tmp", "drafts/"] && plan.components[1].path?.hasSuffix("/docs/docs") == true)
         #expect(plan.compression == "zstd" && plan.level == 3 && plan.kdfMemory == 256)
         #expect(plan.components[0].restoreURL == "postgresql://app@127.0.0.1:5432/app")

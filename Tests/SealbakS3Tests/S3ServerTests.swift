@@ -267,7 +267,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir + "/backups", withIntermediateDirectories: true)
         for d in 1...5 { #expect(try env.sealbak(["pack", dir + "/backups/db-2026-11-0\(d).sbk", dir + "/f", "--insecure-test-kdf", "--quiet"]).status == 0) }
         try Data("not an archive".utf8).write(to: URL(fileURLWithPath: dir + "/backups/notes.txt"))
-        let r = try env.sealbak(["prune", dir + "/backups", "--keep-last", "2"])
+        let r = try env.sealbak(["prune", dir + "/backups", "--keep-last", "2", "--verbose"])
         #expect(r.status == 0 && r.stdout.contains("deleted 3 of 5") && r.stdout.contains("notes.txt: not a sealbak archive"), "\(r.stdout)\(r.stderr)")
         let left = Set(try FileManager.default.contentsOfDirectory(atPath: dir + "/backups"))
         #expect(left == ["db-2026-11-04.sbk", "db-2026-11-05.sbk", "notes.txt"])

@@ -77,8 +77,8 @@ package struct NightlyRun {
             try Fault.point("run", "started, before the pack")
             let name = ops.archiveName(now: now)
             guard let location = ops.archiveLocation(name) else { throw SealbakError(.usage, "no destination") }
-            record.archive = location
             let result = try pack(location)
+            record.archive = location
             record.size = result.size
             record.entries = result.entries
             record.components = result.outcome.components.map { .init(name: $0.name, kind: $0.kind, status: $0.status.rawValue, bytes: $0.bytes, reason: $0.reason) }
