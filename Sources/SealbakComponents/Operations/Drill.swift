@@ -160,10 +160,16 @@ package struct Drill {
         return (record, exit)
     }
 
-    /// Scratch targets of drills that were killed: their names are in their `running` records.
+    /// Scratch targets of drills that were killed: their names are in their `running` records. A run may have
+    /// marked such a drill interrupted first, so every interrupted drill not yet cleaned up is considered.
     private func cleanLeftovers(_ history: RunHistory) throws(SealbakError) {
-        let stale = try history.closeInterrupted(except: nil, foundBy: "a drill", now: Date().timeIntervalSince1970).filter { $0.kind == .drill }
-        for r in stale {
+        let now = Date().timeIntervalSince1970
+        try history.closeInterrupted(except: nil, foundBy: "the drill of \(RunClock.iso(now))", now: now)
+        let marker = "scratch targets removed by the drill of "
+        let stale = try history.read().records.filter { r in
+            r.kind == .drill && r.status == .interrupted && !(r.details ?? []).contains { $0.hasPrefix(marker) }
+        }
+        for var r in stale {
             var s = Scratch(folder: scratchRoot + "/drill-" + r.id, request: RestoreRequest())
             for line in r.details ?? [] where line.hasPrefix("scratch database ") {
                 let rest = line.dropFirst("scratch database ".count)
@@ -173,7 +179,12 @@ package struct Drill {
                 s.databases[comp] = db
             }
             log.warning("removing the scratch targets of the drill of \(RunClock.iso(r.start)), which was interrupted")
-            for p in remove(s) { log.warning(p) }
+            let problems = remove(s)
+            for p in problems { log.warning(p) }
+            if problems.isEmpty {
+                r.details = (r.details ?? []) + [marker + RunClock.iso(now)]
+                try history.append(r)
+            }
         }
     }
 }
