@@ -144,6 +144,10 @@ import Testing
         #expect(hist.stdout.contains("FAILED") && hist.stdout.contains("connection refused"), "\(hist.stdout)")
         let st = try Self.bare(["status", "--plan", f.plan])
         #expect(st.status == 18 && st.stdout.contains("FAILED"), "\(st.stdout)")
+        // A destination folder that does not exist (an unmounted disk) is not created.
+        try FileManager.default.removeItem(atPath: f.backups)
+        let gone = try Self.bare(["run", "--plan", f.plan])
+        #expect(gone.status == 9 && gone.stderr.contains("does not exist; create it") && !FileManager.default.fileExists(atPath: f.backups), "\(gone.stderr)")
         // A plan without a destination: a usage error naming the file.
         let bad = try Setup()
         defer { try? FileManager.default.removeItem(atPath: bad.dir) }

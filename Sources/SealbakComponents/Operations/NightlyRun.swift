@@ -77,6 +77,12 @@ package struct NightlyRun {
             try Fault.point("run", "started, before the pack")
             let name = ops.archiveName(now: now)
             guard let location = ops.archiveLocation(name) else { throw SealbakError(.usage, "no destination") }
+            if let dest = ops.location, !RemoteStorage.isRemote(dest) {
+                var isDir: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: dest, isDirectory: &isDir), isDir.boolValue else {
+                    throw SealbakError(.notFound, "the destination folder \(dest) does not exist; create it (sealbak does not, so that a backup disk that is not mounted is never replaced by a folder on the system disk)")
+                }
+            }
             let result = try pack(location)
             record.archive = location
             record.size = result.size
