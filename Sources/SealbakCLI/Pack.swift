@@ -176,7 +176,7 @@ struct Pack: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let bp = try plan.map { try BackupPlan.load($0) }
-            let (summary, outcome) = try perform(bp, log: engineLog(quiet: quiet))
+            let (summary, outcome, _) = try perform(bp, log: engineLog(quiet: quiet))
             if !quiet {
                 let ratio = summary.plaintextBytes > 0 ? String(format: " (%.1f%% of the input)", Double(summary.archiveBytes) * 100 / Double(summary.plaintextBytes)) : ""
                 printError("sealbak: packed \(summary.entries) entries, \(formatBytes(summary.plaintextBytes)) into \(output == "-" ? "standard output" : output): \(formatBytes(summary.archiveBytes))\(ratio)")
@@ -194,7 +194,7 @@ struct Pack: ParsableCommand {
     }
 
     /// The pack itself (also `sealbak run`'s): writes and commits the archive; the caller reports the outcome.
-    func perform(_ bp: BackupPlan?, log: EngineLog) throws -> (WriteSummary, CaptureOutcome) {
+    func perform(_ bp: BackupPlan?, log: EngineLog) throws -> (WriteSummary, CaptureOutcome, Manifest) {
             let (options, fs) = try writeOptions(bp)
             if options.suite == .aes256gcm {
                 _ = try FrameCodec(suite: .aes256gcm, archiveID: [UInt8](repeating: 0, count: 16), frameSize: fs)
@@ -240,7 +240,7 @@ struct Pack: ParsableCommand {
                 log: log)
             progress?.finish()
             progress = nil
-            return (summary, outcome)
+            return (summary, outcome, job.manifest)
     }
 
     /// The components to capture: the plan's (with the flags that modify them), then those given as flags.

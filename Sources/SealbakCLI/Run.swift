@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SealbakArchive
 import SealbakComponents
+import SealbakFormat
 import SealbakS3
 import Synchronization
 
@@ -71,8 +72,10 @@ struct RunCommand: ParsableCommand {
                     let pack = try Pack.parse(args)
                     // Parsing pack's options installed its (empty) S3 flags: the run's own flags stay in force.
                     S3Options.installed.withLock { $0 = s3 }
-                    let (summary, outcome) = try pack.perform(bp, log: log.engine)
-                    return RunPackResult(location: location, size: summary.archiveBytes, entries: summary.entries, outcome: outcome)
+                    let (summary, outcome, manifest) = try pack.perform(bp, log: log.engine)
+                    var result = RunPackResult(location: location, size: summary.archiveBytes, entries: summary.entries, outcome: outcome)
+                    result.counts = RunPackResult.counts(manifest)
+                    return result
                 },
                 verify: { location in
                     _ = try verifyArchive(location, password: secret, reading: try ReadingOptions.parse([]), quiet: true)

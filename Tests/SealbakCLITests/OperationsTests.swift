@@ -105,6 +105,8 @@ import Testing
         #expect((rec["archive"] as? String)?.hasSuffix(archives[0]) == true && (rec["size"] as? Int ?? 0) > 0)
         let comps = rec["components"] as? [[String: Any]] ?? []
         #expect(Set(comps.compactMap { $0["name"] as? String }) == ["docs", "notes"] && comps.allSatisfy { $0["status"] as? String == "ok" })
+        let docs = comps.first { $0["name"] as? String == "docs" }
+        #expect(((docs?["counts"] as? [String: Int])?["entries"] ?? 0) >= 2 && (docs?["bytes"] as? Int ?? 0) > 20_000, "\(String(describing: docs))")
         #expect((rec["end"] as? Double ?? 0) >= (rec["start"] as? Double ?? 1))
         let log = try String(contentsOfFile: s.dir + "/run.log", encoding: .utf8).split(separator: "\n")
         #expect(log.count >= 3 && log.allSatisfy { $0.range(of: Self.isoLine, options: .regularExpression) != nil }, "\(log)")

@@ -43,6 +43,8 @@ struct DrillPostgresTests {
         // cron's environment: nothing but what the plan says (pg-bin: for the client tools).
         let run = try Run.process(Proc.sealbakBinary, ["run", "--plan", dir + "/plan.yaml"], env: ["PATH": "", "HOME": "", "PGPASSWORD": ""])
         #expect(run.status == 0 && run.stderr.isEmpty, "\(run.stderr)")
+        let runRecord = try String(contentsOfFile: dir + "/state/history.jsonl", encoding: .utf8)
+        #expect(runRecord.contains("\"counts\":{\"entries\":") && runRecord.contains("\"rows\":250") && runRecord.contains("\"tables\":1"), "the run records the component's counts: \(runRecord)")
         let before = try s.databases()
         try s.psql(db, "INSERT INTO orders VALUES (9999, 'after the backup')")
         let drill = try Run.process(Proc.sealbakBinary, ["drill", "--plan", dir + "/plan.yaml"])

@@ -26,6 +26,8 @@ package struct RunRecord: Codable, Sendable, Equatable {
         package var status: String
         package var bytes: UInt64
         package var reason: String?
+        /// Entries, and tables/rows where the kind records them.
+        package var counts: [String: UInt64]?
         package init(name: String, kind: String, status: String, bytes: UInt64, reason: String? = nil) {
             (self.name, self.kind, self.status, self.bytes, self.reason) = (name, kind, status, bytes, reason)
         }

@@ -1,5 +1,6 @@
 import Foundation
 import SealbakArchive
+import SealbakFormat
 import SealbakS3
 
 /// What a pack inside a run produced.
@@ -8,9 +9,36 @@ package struct RunPackResult: Sendable {
     package var size: UInt64
     package var entries: Int
     package var outcome: CaptureOutcome
+    /// Per component: its entries and the counts its kind records (tables, rows), from the manifest.
+    package var counts: [String: [String: UInt64]] = [:]
 
     package init(location: String, size: UInt64, entries: Int, outcome: CaptureOutcome) {
         (self.location, self.size, self.entries, self.outcome) = (location, size, entries, outcome)
+    }
+
+    /// The counts of every component in `manifest` (entries, and tables/rows where the kind records them).
+    package static func counts(_ manifest: Manifest) -> [String: [String: UInt64]] {
+        let keys = [ComponentKeys.pgTables: "tables", ComponentKeys.pgRows: "rows", "mysql.tables": "tables", "sqlite.tables": "tables", "sqlite.rows": "rows"]
+        var out: [String: [String: UInt64]] = [:]
+        // A component's first entry carries its name; the entries below it (ROOT/…) belong to it.
+        var current: (name: String, root: String)?
+        for e in manifest.entries {
+            if let name = e.metadata[ComponentKeys.name] {
+                current = (name, e.name)
+            } else if let c = current, e.name.hasPrefix(c.root + "/") {
+                out[c.name, default: [:]]["entries", default: 0] += 1
+                continue
+            } else {
+                current = nil
+                continue
+            }
+            guard let name = current?.name else { continue }
+            out[name, default: [:]]["entries", default: 0] += 1
+            for (key, label) in keys {
+                if let v = e.metadata[key].flatMap({ UInt64($0) }) { out[name, default: [:]][label, default: 0] += v }
+            }
+        }
+        return out
     }
 }
 
@@ -87,7 +115,11 @@ package struct NightlyRun {
             record.archive = location
             record.size = result.size
             record.entries = result.entries
-            record.components = result.outcome.components.map { .init(name: $0.name, kind: $0.kind, status: $0.status.rawValue, bytes: $0.bytes, reason: $0.reason) }
+            record.components = result.outcome.components.map {
+                var c = RunRecord.ComponentRecord(name: $0.name, kind: $0.kind, status: $0.status.rawValue, bytes: $0.bytes, reason: $0.reason)
+                c.counts = result.counts[$0.name]
+                return c
+            }
             record.warnings = result.outcome.warnings.map { "\($0.entry): \($0.warning)" }
             if !result.outcome.incomplete.isEmpty {
                 exit = 15
