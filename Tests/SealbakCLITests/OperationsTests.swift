@@ -216,6 +216,30 @@ import Testing
         #expect(try Self.bare(["status", "--plan", s.plan]).status == 0)
     }
 
+    @Test func aRunStoppedBySIGTERMRecordsItselfAsInterrupted() throws {
+        let s = try Setup()
+        defer { try? FileManager.default.removeItem(atPath: s.dir) }
+        let entered = s.dir + "/entered", gate = s.dir + "/gate"
+        var text = try String(contentsOfFile: s.plan, encoding: .utf8)
+        text += "\nhooks:\n  before-pack: \"touch \(entered); while [ ! -e \(gate) ]; do sleep 0.05; done\"\n"
+        try text.write(toFile: s.plan, atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.bin)
+        p.arguments = ["run", "--plan", s.plan]
+        p.environment = [:]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { FileManager.default.createFile(atPath: gate, contents: nil) }  // lets the orphaned hook end
+        #expect(Self.waitFor(entered), "the run reached its before-pack hook")
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 128 + SIGTERM, "\(p.terminationStatus)")
+        let rec = try #require(try s.history().last)
+        #expect(rec["status"] as? String == "interrupted" && (rec["error"] as? String ?? "").contains("stopped by a signal"), "\(rec)")
+        #expect(try s.archives().isEmpty, "nothing was written")
+    }
+
     /// A private mount namespace with a 512 KiB tmpfs as the destination (root, or unprivileged user namespaces).
     static let canMountTmpfs: Bool = {
         guard let r = try? Proc.run("/usr/bin/unshare", ["--user", "--map-root-user", "--mount", "sh", "-c", "d=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs $d"]) else { return false }

@@ -2,6 +2,7 @@ import Foundation
 import SealbakArchive
 import SealbakFormat
 import SealbakS3
+import Synchronization
 
 /// What a pack inside a run produced.
 package struct RunPackResult: Sendable {
@@ -95,6 +96,19 @@ package struct NightlyRun {
             return (finishEarly(record, error, began), (error as? SealbakError)?.code.exitStatus ?? 1)
         }
         defer { lock.release() }
+        // Stopped by SIGINT/SIGTERM/SIGHUP (systemctl stop, Ctrl-C): the handler records the run as interrupted
+        // before the process exits (a SIGKILL leaves that to the next run).
+        let latest = Mutex(record)
+        let token = Interrupts.register {
+            var r = latest.withLock { $0 }
+            guard r.status == .running else { return }
+            r.status = .interrupted
+            r.end = Date().timeIntervalSince1970
+            r.error = "stopped by a signal (SIGINT, SIGTERM or SIGHUP: systemctl stop, Ctrl-C, a closed terminal) before it ended"
+                + (r.archive.map { "; the archive \($0) was written but not verified or recorded" } ?? "")
+            try? history.append(r)
+        }
+        defer { Interrupts.unregister(token) }
         var exit: Int32 = 0
         do {
             for r in try history.closeInterrupted(except: nil, foundBy: "the run of \(RunClock.iso(record.start))", now: record.start) {
@@ -102,6 +116,7 @@ package struct NightlyRun {
             }
             if let holder = lock.previousHolder { log.info("took over the lock left by a run that ended without releasing it (\(holder))") }
             try history.append(record)
+            latest.withLock { $0 = record }
             try Fault.point("run", "started, before the pack")
             let name = ops.archiveName(now: now)
             guard let location = ops.archiveLocation(name) else { throw SealbakError(.usage, "no destination") }
@@ -129,6 +144,7 @@ package struct NightlyRun {
             }
             // Still running, but a kill from here on leaves the archive's name in the history.
             try history.append(record)
+            latest.withLock { $0 = record }
             try Fault.point("run", "archive written, before the verification")
             if let verify, ops.verify {
                 do { try verify(location) } catch let e as SealbakError {
@@ -151,6 +167,7 @@ package struct NightlyRun {
         }
         record.exitCode = exit
         record.end = clock(began)
+        latest.withLock { $0 = record }
         do { try history.append(record) } catch {
             log.warning("the run's record could not be written to the history: \(error.message)")
             if exit == 0 { exit = error.code.exitStatus }
