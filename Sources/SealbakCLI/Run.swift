@@ -66,9 +66,11 @@ struct RunCommand: ParsableCommand {
             log.info("run of \(bp.operations.planName) (\(plan)) started")
             let (record, code) = job.perform(
                 pack: { location in
+                    // The archive password: --password-file/--password-fd, SEALBAK_PASSWORD, else the plan's password-file
+                    // (an identity only opens archives; with pack.recipients alone no password is needed).
                     var args = [location, "--plan", plan, "--quiet"]
-                    if let f = secret.passwordFile { args += ["--password-file", f] }
-                    if let i = secret.identity { args += ["--identity", i] }
+                    if let f = password.passwordFile ?? (password.explicitPassword ? nil : bp.operations.passwordFile) { args += ["--password-file", f] }
+                    if let fd = password.passwordFd { args += ["--password-fd", String(fd)] }
                     let pack = try Pack.parse(args)
                     // Parsing pack's options installed its (empty) S3 flags: the run's own flags stay in force.
                     S3Options.installed.withLock { $0 = s3 }

@@ -200,9 +200,8 @@ extension PasswordOptions {
     /// (what `run`, `verify --plan` and `drill` open archives with).
     func orPlan(_ bp: BackupPlan?) throws -> PasswordOptions {
         guard let ops = bp?.operations, identity == nil, !explicitPassword else { return self }
-        if let i = ops.identity {
-            return try PasswordOptions.parse(["--identity", i] + (ops.passwordFile.map { ["--password-file", $0] } ?? []))
-        }
+        // An identity opens archives without the archive password (its own password, if any: SEALBAK_IDENTITY_PASSWORD).
+        if let i = ops.identity { return try PasswordOptions.parse(["--identity", i]) }
         if let f = ops.passwordFile { return try PasswordOptions.parse(["--password-file", f]) }
         return self
     }

@@ -119,6 +119,22 @@ import Testing
         #expect(st.status == 0 && st.stdout.hasPrefix("OK: shop"), "\(st.stdout)\(st.stderr)")
     }
 
+    @Test func aPlanWithRecipientsNeedsNoPasswordAndItsIdentityVerifiesAndDrills() throws {
+        let s = try Setup()
+        defer { try? FileManager.default.removeItem(atPath: s.dir) }
+        let key = try Self.bare(["keygen", "-o", s.dir + "/backup.identity", "--no-password"])
+        let pub = try #require(key.stdout.split(whereSeparator: \.isWhitespace).first { $0.hasPrefix("sbkpk1") }, "\(key.stdout)\(key.stderr)")
+        let text = try String(contentsOfFile: s.plan, encoding: .utf8)
+            .replacingOccurrences(of: "pack: {kdf-memory: 8, kdf-passes: 1}", with: "pack: {recipients: [\(pub)]}")
+            .replacingOccurrences(of: "password-file: archive.pass", with: "identity: backup.identity")
+        try text.write(toFile: s.plan, atomically: true, encoding: .utf8)
+        let r = try Self.bare(["run", "--plan", s.plan])
+        #expect(r.status == 0 && r.stderr.isEmpty, "\(r.stderr)")
+        #expect(try s.history().last?["verified"] as? Bool == true)
+        let d = try Self.bare(["drill", "--plan", s.plan])
+        #expect(d.status == 0 && d.stdout.contains("drill ok"), "\(d.stdout)\(d.stderr)")
+    }
+
     @Test func exitCodesTellSuccessWarningsAndFailureApartAndFailuresAreRecorded() throws {
         // A component allowed to be missing and missing: written with warnings, exit 15.
         let w = try Setup(components: """
