@@ -115,6 +115,7 @@ package struct NightlyRun {
                 log.warning("the run of \(RunClock.iso(r.start)) (pid \(r.pid)) was interrupted before it ended; recorded as interrupted")
             }
             if let holder = lock.previousHolder { log.info("took over the lock left by a run that ended without releasing it (\(holder))") }
+            abortStaleUploads()
             try history.append(record)
             latest.withLock { $0 = record }
             try Fault.point("run", "started, before the pack")
@@ -203,6 +204,25 @@ package struct NightlyRun {
             }
         }
         _ = ops.sendNotifications(r, log: log)
+    }
+
+    /// Multipart uploads of this plan's archive names that a killed run left under an s3:// destination (they cost
+    /// storage until aborted). Only the plan's own names, and only with the lock held: no live run of the plan is
+    /// uploading. A failure here is a warning.
+    private func abortStaleUploads() {
+        guard let client = catalogClient, let location = ops.location, RemoteStorage.isRemote(location),
+              let base = try? S3Location(url: location, allowEmptyKey: true) else { return }
+        do {
+            for u in try client.listMultipartUploads(bucket: base.bucket, prefix: base.key) {
+                let name = String(u.key.dropFirst(base.key.count))
+                let stem = name.range(of: ".sealbak-tmp-").map { String(name[..<$0.lowerBound]) } ?? name
+                guard !name.contains("/"), ops.matches(stem) else { continue }
+                try client.abortMultipartUpload(S3Location(bucket: base.bucket, key: u.key), uploadID: u.uploadID)
+                log.warning("aborted the unfinished upload of \(name), left by a run that was killed")
+            }
+        } catch {
+            log.warning("could not look for uploads left by killed runs: \(error.message)")
+        }
     }
 
     /// Deletes the plan's archives that `policy` does not keep; never the newest archive, never the newest
