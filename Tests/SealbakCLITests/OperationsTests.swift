@@ -366,11 +366,14 @@ import Testing
             import http.server, sys
             class H(http.server.BaseHTTPRequestHandler):
                 def do_POST(self):
+                    if self.path == '/slow':
+                        import time; time.sleep(30); return
                     body = self.rfile.read(int(self.headers['Content-Length']))
                     with open(sys.argv[1], 'ab') as f: f.write(self.headers['Content-Type'].encode() + b' ' + body)
                     self.send_response(204); self.end_headers()
                 def log_message(self, *a): pass
-            s = http.server.HTTPServer(('127.0.0.1', 0), H)
+            s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
+            s.daemon_threads = True
             open(sys.argv[2], 'w').write(str(s.server_address[1]))
             s.serve_forever()
             """
@@ -405,6 +408,13 @@ import Testing
         let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
         #expect(json?["plan"] as? String == "shop" && (json?["error"] as? String ?? "").contains("docs"))
         #expect(try String(contentsOfFile: s.dir + "/notified", encoding: .utf8).contains(" failure 9"))
+        // A receiver that accepts the connection and never answers: the notify timeout ends the wait.
+        let silent = try FileHandle(forWritingTo: URL(fileURLWithPath: s.plan))
+        silent.seekToEndOfFile()
+        silent.write(Data("\n  - {on: [failure], webhook: \"http://127.0.0.1:\(port)/slow\", timeout: 1}\n".utf8))
+        try silent.close()
+        let slow = try Self.bare(["run", "--plan", s.plan])
+        #expect(slow.status == 9 && slow.stderr.contains("/slow failed") && slow.stderr.lowercased().contains("timeout"), "\(slow.stderr)")
         // A webhook that cannot be reached is a warning (the exit code stays the run's), and its token is not shown.
         kill(listener.processIdentifier, SIGKILL)
         listener.waitUntilExit()

@@ -13,6 +13,8 @@ package struct Operations: Sendable {
         package var on: Set<Event> = [.failure]
         package var command: CommandSpec?
         package var webhook: String?
+        /// Seconds the webhook or the command may take (default 30): a hanging receiver never holds up the run.
+        package var timeout = 30.0
         package var line: Int = 1
     }
 
@@ -112,11 +114,14 @@ extension PlanReader {
                     }
                     n.on = events
                 case "command": n.command = try command(x, "notify.command")
+                case "timeout":
+                    guard let t = x.float ?? x.int.map(Double.init), t > 0, t <= 3600 else { throw fail(x, "notify.timeout must be a number of seconds (1 to 3600)") }
+                    n.timeout = t
                 case "webhook":
                     let u = try string(x, "notify.webhook")
                     guard u.hasPrefix("http://") || u.hasPrefix("https://") else { throw fail(x, "notify.webhook must be an http:// or https:// URL") }
                     n.webhook = u
-                case let other: throw fail(k, "unknown key \"notify.\(other)\" (expected on, command, webhook)")
+                case let other: throw fail(k, "unknown key \"notify.\(other)\" (expected on, command, webhook, timeout)")
                 }
             }
             guard (n.command == nil) != (n.webhook == nil) else { throw fail(item, "a notify entry needs exactly one of command: or webhook:") }
