@@ -23,7 +23,7 @@ struct Pack: ParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The archive to create: a file, s3://BUCKET/PATH/NAME.sbk, or - for standard output. {now} in the name becomes the UTC time (NAME-2026-11-21T030000Z.sbk), which sealbak prune reads.", valueName: "OUT"), transform: { RetentionPolicy.expandName($0) })
+    @Argument(help: ArgumentHelp("The archive to create: a file, s3://BUCKET/PATH/NAME.sbk, or - for standard output. {now} in the name becomes the UTC time (NAME-2026-11-21T030000.123Z.sbk, to the millisecond), which sealbak prune reads.", valueName: "OUT"), transform: { RetentionPolicy.expandName($0) })
     var output: String
 
     @Argument(help: ArgumentHelp("Files and directories to pack.", valueName: "PATH"))
@@ -197,6 +197,38 @@ struct Pack: ParsableCommand {
                 throw SealbakError(.usage, "refusing to write a binary archive to the terminal; redirect standard output (> FILE, | ssh …) or give a file name")
             }
             let bp = try plan.map { try BackupPlan.load($0) }
+            let started = Date()
+            let (summary, outcome, _) = try perform(bp, log: engineLog(quiet: quiet))
+            if report.json {
+                JSONOutput.emit("pack", [
+                    "archive": ["path": output, "id": hex(summary.archiveID)], "entries": summary.entries,
+                    "bytes_in": summary.plaintextBytes, "bytes_out": summary.archiveBytes,
+                    "duration_seconds": (Date().timeIntervalSince(started) * 1000).rounded() / 1000,
+                    "complete": outcome.incomplete.isEmpty, "outcome": outcomeJSON(outcome),
+                ])
+            } else if !quiet {
+                // A ratio says something only once the data outweighs the header and key slots (a few KiB).
+                let ratio = summary.plaintextBytes >= 1 << 16 ? String(format: " (%.1f%% of the input)", Double(summary.archiveBytes) * 100 / Double(summary.plaintextBytes)) : ""
+                printError("sealbak: packed \(summary.entries) entries, \(formatBytes(summary.plaintextBytes)) into \(output == "-" ? "standard output" : output): \(formatBytes(summary.archiveBytes))\(ratio) in \(formatDuration(Date().timeIntervalSince(started)))")
+            }
+            let incomplete = outcome.incomplete
+            if !incomplete.isEmpty {
+                printError("sealbak: the archive is INCOMPLETE: \(incomplete.map { "\($0.name) \($0.status.rawValue) (\($0.reason ?? ""))" }.joined(separator: "; "))")
+                throw ExitCode(ExitStatus.skippedComponents)
+            }
+            if let unreadable = outcome.unreadable, !unreadable.isEmpty {
+                printError("sealbak: \(unreadable.count) file(s) or folder(s) could not be read and are NOT in the archive (named above, recorded in it); fix their permissions or run sealbak as a user that may read them")
+                throw ExitCode(ExitStatus.completedWithWarnings)
+            }
+            if !outcome.warnings.isEmpty && !acceptChanges {
+                printError("sealbak: \(outcome.warnings.count) file(s) changed while they were read (named above, recorded in the archive); pack again when the application is quiet, or give --accept-changes")
+                throw ExitCode(ExitStatus.completedWithWarnings)
+            }
+        }
+    }
+
+    /// The pack itself (also `sealbak run`'s): writes and commits the archive; the caller reports the outcome.
+    func perform(_ bp: BackupPlan?, log: EngineLog) throws -> (WriteSummary, CaptureOutcome, Manifest) {
             let (options, fs) = try writeOptions(bp)
             if options.suite == .aes256gcm {
                 _ = try FrameCodec(suite: .aes256gcm, archiveID: [UInt8](repeating: 0, count: 16), frameSize: fs)
@@ -213,7 +245,6 @@ struct Pack: ParsableCommand {
             jobOptions.stdinName = stdinName
             jobOptions.allowEmptyStdin = allowEmpty
             jobOptions.skipUnreadable = skipUnreadable
-            let started = Date()
             let current = Mutex<Progress?>(nil)
             jobOptions.onEntry = { name in current.withLock { $0 }?.item(name) }
             var metadata = Metadata(["created-by": "sealbak \(sealbakVersion)", "host": ProcessInfo.processInfo.hostName])
@@ -244,35 +275,10 @@ struct Pack: ParsableCommand {
                     current.withLock { $0 = p }
                     return { p.add($0) }
                 },
-                log: engineLog(quiet: quiet))
+                log: log)
             progress?.finish()
             progress = nil
-            if report.json {
-                JSONOutput.emit("pack", [
-                    "archive": ["path": output, "id": hex(summary.archiveID)], "entries": summary.entries,
-                    "bytes_in": summary.plaintextBytes, "bytes_out": summary.archiveBytes,
-                    "duration_seconds": (Date().timeIntervalSince(started) * 1000).rounded() / 1000,
-                    "complete": outcome.incomplete.isEmpty, "outcome": outcomeJSON(outcome),
-                ])
-            } else if !quiet {
-                // A ratio says something only once the data outweighs the header and key slots (a few KiB).
-                let ratio = summary.plaintextBytes >= 1 << 16 ? String(format: " (%.1f%% of the input)", Double(summary.archiveBytes) * 100 / Double(summary.plaintextBytes)) : ""
-                printError("sealbak: packed \(summary.entries) entries, \(formatBytes(summary.plaintextBytes)) into \(output == "-" ? "standard output" : output): \(formatBytes(summary.archiveBytes))\(ratio) in \(formatDuration(Date().timeIntervalSince(started)))")
-            }
-            let incomplete = outcome.incomplete
-            if !incomplete.isEmpty {
-                printError("sealbak: the archive is INCOMPLETE: \(incomplete.map { "\($0.name) \($0.status.rawValue) (\($0.reason ?? ""))" }.joined(separator: "; "))")
-                throw ExitCode(ExitStatus.skippedComponents)
-            }
-            if let unreadable = outcome.unreadable, !unreadable.isEmpty {
-                printError("sealbak: \(unreadable.count) file(s) or folder(s) could not be read and are NOT in the archive (named above, recorded in it); fix their permissions or run sealbak as a user that may read them")
-                throw ExitCode(ExitStatus.completedWithWarnings)
-            }
-            if !outcome.warnings.isEmpty && !acceptChanges {
-                printError("sealbak: \(outcome.warnings.count) file(s) changed while they were read (named above, recorded in the archive); pack again when the application is quiet, or give --accept-changes")
-                throw ExitCode(ExitStatus.completedWithWarnings)
-            }
-        }
+            return (summary, outcome, job.manifest)
     }
 
     /// The components to capture: the plan's (with the flags that modify them), then those given as flags.

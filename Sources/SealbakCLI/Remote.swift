@@ -179,16 +179,20 @@ struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Delete the archives a retention policy does not keep, in a folder or under s3://BUCKET/PREFIX.",
         discussion: """
-            Each archive's time is the timestamp in its name (e.g. app-2026-11-21T030000Z.sbk, as pack NAME-{now}.sbk \
-            writes), else the creation time in its header. Kept: the N newest (--keep-last), and the newest archive of \
-            each of the last N days, ISO weeks, months and years that have one. Files that are not sealbak archives are \
-            never deleted. Prints every decision with its reasons.
+            Each archive's time is the timestamp in its name (e.g. app-2026-11-21T030000.123Z.sbk, as pack NAME-{now}.sbk \
+            writes), else the creation time in its header. Kept: everything within --keep-within of the newest archive \
+            (restic's rule), the N newest (--keep-last), and the newest archive of each of the last N days, ISO weeks, \
+            months and years that have one. The newest archive is always kept; files that are not sealbak archives are \
+            never deleted. Prints only what it deletes (nothing when nothing is deleted); --verbose or --dry-run print \
+            every decision with its reasons.
             """
     )
 
     @Argument(help: ArgumentHelp("A folder or s3://BUCKET/PREFIX.", valueName: "WHERE"))
     var location: String
 
+    @Option(name: .long, help: ArgumentHelp("Keep every archive younger than this, counted back from the newest archive (restic's --keep-within): 7d, 36h, 2w, 6mo, 1y6mo, 90min.", valueName: "DURATION"))
+    var keepWithin: String?
     @Option(name: .long, help: "Keep the N newest archives.") var keepLast = 0
     @Option(name: .long, help: "Keep the newest archive of each of the last N days that have one.") var keepDaily = 0
     @Option(name: .long, help: "Keep the newest archive of each of the last N ISO weeks that have one.") var keepWeekly = 0
@@ -198,12 +202,16 @@ struct Prune: ParsableCommand {
     @Flag(name: .long, help: "Show what would be deleted; delete nothing.")
     var dryRun = false
 
+    @Flag(name: [.short, .long], help: "Also print the archives kept, with the rules that keep them.")
+    var verbose = false
+
     @OptionGroup var s3: S3Options
 
     func validate() throws {
         if [keepLast, keepDaily, keepWeekly, keepMonthly, keepYearly].contains(where: { $0 < 0 }) { throw ValidationError("--keep-* counts cannot be negative") }
-        if keepLast + keepDaily + keepWeekly + keepMonthly + keepYearly == 0 {
-            throw ValidationError("give at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly (prune never deletes everything)")
+        if let keepWithin, RetentionDuration(keepWithin) == nil { throw ValidationError("--keep-within must be \(RetentionDuration.help)") }
+        if keepLast + keepDaily + keepWeekly + keepMonthly + keepYearly == 0 && keepWithin == nil {
+            throw ValidationError("give at least one of --keep-within, --keep-last, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly (prune never deletes everything)")
         }
     }
 
@@ -212,15 +220,17 @@ struct Prune: ParsableCommand {
             let client = try S3Options.client(for: location)
             let items = try Catalog.list(location, client: client)
             let archives = items.filter { $0.header != nil }
-            let policy = RetentionPolicy(last: keepLast, daily: keepDaily, weekly: keepWeekly, monthly: keepMonthly, yearly: keepYearly)
+            var policy = RetentionPolicy(last: keepLast, daily: keepDaily, weekly: keepWeekly, monthly: keepMonthly, yearly: keepYearly)
+            policy.within = keepWithin.flatMap(RetentionDuration.init)
             let byName = Dictionary(archives.map { ($0.location, $0) }, uniquingKeysWith: { a, _ in a })
             let decisions = policy.apply(archives.map { RetentionPolicy.Candidate(name: $0.location, time: $0.time!.unix) })
+            let talk = verbose || dryRun
             var deleted = 0, freed: UInt64 = 0
             for d in decisions {
                 let item = byName[d.candidate.name]!
                 let when = "\(formatTime(d.candidate.time)) (from the \(item.time!.source))"
                 if d.keep {
-                    print("keep    \(item.name)  \(when)  \(formatBytes(item.size)): \(d.reasons.joined(separator: ", "))")
+                    if talk { print("keep    \(item.name)  \(when)  \(formatBytes(item.size)): \(d.reasons.joined(separator: ", "))") }
                 } else {
                     print("\(dryRun ? "would delete" : "delete")  \(item.name)  \(when)  \(formatBytes(item.size))")
                     if !dryRun { try Catalog.delete(item, client: client) }
@@ -228,8 +238,10 @@ struct Prune: ParsableCommand {
                     freed += item.size
                 }
             }
-            for i in items where i.header == nil { print("skip    \(i.name): not a sealbak archive (\(i.problem ?? "unreadable")), left alone") }
-            print("\(dryRun ? "would delete" : "deleted") \(deleted) of \(archives.count) archive(s), \(formatBytes(freed)); kept \(archives.count - deleted)")
+            if talk { for i in items where i.header == nil { print("skip    \(i.name): not a sealbak archive (\(i.problem ?? "unreadable")), left alone") } }
+            if talk || deleted > 0 {
+                print("\(dryRun ? "would delete" : "deleted") \(deleted) of \(archives.count) archive(s), \(formatBytes(freed)); kept \(archives.count - deleted)")
+            }
         }
     }
 }

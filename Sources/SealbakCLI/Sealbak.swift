@@ -14,10 +14,12 @@ struct Sealbak: ParsableCommand {
             Exit codes: 0 ok, 1 internal error, 64 usage, 3 wrong password, 4 corrupted or tampered archive,
             5 truncated archive, 6 unsupported (newer format, cipher or KDF cost), 7 target exists, 8 I/O error,
             9 not found, 10 wrong identity, 11 component unavailable, 12 pg_dump/pg_restore failed,
-            13 restore does not match the archive, 14 object storage refused the credentials. See docs/exit-codes.md.
+            13 restore does not match the archive, 14 object storage refused the credentials, 15/16 written with skipped
+            components / changed files, 17 another run of the plan is in progress, 18 status: unhealthy. See docs/exit-codes.md.
             """,
         version: sealbakVersion,
-        subcommands: [Pack.self, Unpack.self, Cat.self, Restore.self, List.self, Verify.self, Inspect.self, Key.self, RekeyCommand.self, Keygen.self, Ls.self, Prune.self, Schedule.self]
+        subcommands: [Pack.self, Unpack.self, Cat.self, Restore.self, List.self, Verify.self, Inspect.self, Key.self, RekeyCommand.self, Keygen.self, Ls.self, Prune.self,
+                      RunCommand.self, HistoryCommand.self, StatusCommand.self, DrillCommand.self, Schedule.self]
     )
 
     static func main() {

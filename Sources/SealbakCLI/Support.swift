@@ -358,3 +358,15 @@ enum ExitStatus {
 func engineLog(quiet: Bool) -> EngineLog {
     EngineLog(info: { line in if !quiet { printError("sealbak: " + line) } }, warning: { line in printError("sealbak: warning: " + line) })
 }
+
+extension PasswordOptions {
+    /// These options, or, when none names a password source, the plan's `identity:` or `password-file:`
+    /// (what `run`, `verify --plan` and `drill` open archives with).
+    func orPlan(_ bp: BackupPlan?) throws -> PasswordOptions {
+        guard let ops = bp?.operations, identity == nil, !explicitPassword else { return self }
+        // An identity opens archives without the archive password (its own password, if any: SEALBAK_IDENTITY_PASSWORD).
+        if let i = ops.identity { return try PasswordOptions.parse(["--identity", i]) }
+        if let f = ops.passwordFile { return try PasswordOptions.parse(["--password-file", f]) }
+        return self
+    }
+}

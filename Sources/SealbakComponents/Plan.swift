@@ -61,6 +61,9 @@ package struct BackupPlan: Sendable {
     package var pgBin: [String] = []
     /// Object-storage settings (endpoint, region, addressing, part-size, parallel); never credentials.
     package var s3: [String: String] = [:]
+    /// `destination:`, `state-dir:`, `retention:`, `notify:`, `status:`, `password-file:`, `identity:` (sealbak run).
+    /// (`schedule:` is read by sealbak schedule.)
+    package var operations = Operations()
 
     /// Reads and checks a plan; relative paths are taken from the plan file's folder.
     package static func load(_ path: String) throws(SealbakError) -> BackupPlan {
@@ -95,7 +98,8 @@ struct PlanReader {
         } catch { throw SealbakError(.usage, "\(file): \(error)") }
         guard let root, case .mapping(let top) = root else { throw fail(root, "the plan must be a mapping with a components: list") }
         var plan = BackupPlan(file: file)
-        let topKeys = ["version", "app", "components", "pack", "pg-bin", "s3", "hooks", "health-check"]
+        let topKeys = ["version", "app", "components", "pack", "pg-bin", "s3", "hooks", "health-check",
+                       "destination", "state-dir", "retention", "notify", "status", "password-file", "identity"]
         for (k, v) in top {
             let key = try keyName(k)
             switch key {
@@ -130,6 +134,13 @@ struct PlanReader {
                 }
             case "health-check":
                 plan.healthCheck = try healthCheck(v)
+            case "destination": try destination(v, &plan.operations)
+            case "state-dir": plan.operations.stateDir = resolve(try string(v, "state-dir"))
+            case "retention": plan.operations.retention = try retention(v)
+            case "notify": plan.operations.notify = try notify(v)
+            case "status": try status(v, &plan.operations)
+            case "password-file": plan.operations.passwordFile = resolve(try string(v, "password-file"))
+            case "identity": plan.operations.identity = resolve(try string(v, "identity"))
             default:
                 throw fail(k, "unknown key \"\(key)\" (expected one of: \(topKeys.joined(separator: ", ")))")
             }
@@ -139,6 +150,7 @@ struct PlanReader {
         for c in plan.components where !seen.insert(c.name).inserted {
             throw SealbakError(.usage, "\(file):\(c.line): two components are named \(c.name)")
         }
+        finish(&plan)
         return plan
     }
 

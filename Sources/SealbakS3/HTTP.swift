@@ -48,7 +48,7 @@ final class HTTPConnection: @unchecked Sendable {
     /// Performs `request`, sending `body` (for PUT and POST) and giving the response body to `sink` when the
     /// status is 2xx and a sink is set (it returns false to stop), else collecting it (at most 1 MiB).
     func perform(_ request: HTTPRequest, body: UnsafeRawBufferPointer?,
-                 sink: ((UnsafeRawBufferPointer) -> Bool)? = nil) throws(TransportError) -> HTTPResponse {
+                 sink: ((UnsafeRawBufferPointer) -> Bool)? = nil, timeoutSeconds: Int? = nil) throws(TransportError) -> HTTPResponse {
         curl_easy_reset(handle)
         let transfer = Transfer(upload: body ?? UnsafeRawBufferPointer(start: nil, count: 0))
         transfer.sink = sink
@@ -67,6 +67,7 @@ final class HTTPConnection: @unchecked Sendable {
                     sbk_curl_set_ptr(handle, CURLOPT_ERRORBUFFER, eb.baseAddress)
                     sbk_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
                     sbk_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT, 15)
+                    if let timeoutSeconds { sbk_curl_set_long(handle, CURLOPT_TIMEOUT, timeoutSeconds) }
                     // A stalled transfer (below 1 KiB/s for 60 s) fails and is retried.
                     sbk_curl_set_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1024)
                     sbk_curl_set_long(handle, CURLOPT_LOW_SPEED_TIME, 60)
@@ -165,6 +166,20 @@ package enum HTTPProbe {
             return (r.status, String(decoding: r.body.prefix(200), as: UTF8.self))
         } catch {
             return (nil, error.message)
+        }
+    }
+
+    /// POSTs `body` as `application/json` (run notifications): the HTTP status, or why there was none.
+    package static func postJSON(_ url: String, _ body: [UInt8], timeoutSeconds: Int) -> (status: Int?, detail: String) {
+        let c = HTTPConnection()
+        let result: Result<HTTPResponse, TransportError> = body.withUnsafeBytes { b in
+            do { return .success(try c.perform(HTTPRequest(method: "POST", url: url, headers: [("Content-Type", "application/json")]), body: b, timeoutSeconds: timeoutSeconds)) } catch {
+                return .failure(error as? TransportError ?? TransportError(message: "\(error)"))
+            }
+        }
+        switch result {
+        case .success(let r): return (r.status, String(decoding: r.body.prefix(200), as: UTF8.self))
+        case .failure(let e): return (nil, e.message)
         }
     }
 }

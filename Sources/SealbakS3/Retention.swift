@@ -2,8 +2,12 @@ import Foundation
 
 /// Which archives a retention policy keeps (`sealbak prune`), with the reasons. The rules are those users know
 /// from restic and borg: the N newest; the newest of each of the last N days, ISO weeks, months and years
-/// that have an archive. An archive is kept if any rule keeps it.
+/// that have an archive; everything within a duration of the newest archive (restic's `--keep-within`). An archive
+/// is kept if any rule keeps it, and the newest archive is always kept.
 package struct RetentionPolicy: Sendable, Equatable {
+    /// `--keep-within`: keep every archive younger than this, measured from the newest archive's time (restic's
+    /// rule: a backup job that stopped working must not make its last archives expire).
+    package var within: RetentionDuration?
     package var last = 0
     package var daily = 0
     package var weekly = 0
@@ -18,7 +22,7 @@ package struct RetentionPolicy: Sendable, Equatable {
         self.yearly = yearly
     }
 
-    package var isEmpty: Bool { last + daily + weekly + monthly + yearly == 0 }
+    package var isEmpty: Bool { last + daily + weekly + monthly + yearly == 0 && within == nil }
 
     package struct Candidate: Sendable, Equatable {
         package var name: String
@@ -38,11 +42,18 @@ package struct RetentionPolicy: Sendable, Equatable {
         package var keep: Bool { !reasons.isEmpty }
     }
 
-    /// Decisions newest first.
-    package func apply(_ candidates: [Candidate]) -> [Decision] {
+    /// Decisions newest first. `protect` names archives kept whatever the rules say (name → reason), e.g. the
+    /// newest successful run's archive; the newest archive is always kept.
+    package func apply(_ candidates: [Candidate], protect: [String: String] = [:]) -> [Decision] {
         let sorted = candidates.sorted { $0.time != $1.time ? $0.time > $1.time : $0.name > $1.name }
         var decisions = sorted.map { Decision(candidate: $0, reasons: []) }
         for i in decisions.indices where i < last { decisions[i].reasons.append("last \(last)") }
+        if let within, let newest = decisions.first?.candidate.time {
+            let limit = within.before(newest)
+            for i in decisions.indices where decisions[i].candidate.time > limit {
+                decisions[i].reasons.append("within \(within.text) of the newest")
+            }
+        }
         let rules: [(Int, String, (Int64) -> String)] = [
             (daily, "daily", RetentionPolicy.dayKey), (weekly, "weekly", RetentionPolicy.weekKey),
             (monthly, "monthly", RetentionPolicy.monthKey), (yearly, "yearly", RetentionPolicy.yearKey),
@@ -57,6 +68,10 @@ package struct RetentionPolicy: Sendable, Equatable {
                 decisions[i].reasons.append("\(label) \(k)")
             }
         }
+        for i in decisions.indices {
+            if let why = protect[decisions[i].candidate.name] { decisions[i].reasons.append(why) }
+        }
+        if !decisions.isEmpty && decisions[0].reasons.isEmpty { decisions[0].reasons.append("the newest archive") }
         return decisions
     }
 
@@ -97,13 +112,72 @@ package struct RetentionPolicy: Sendable, Equatable {
         return nil
     }
 
-    /// `{now}` in an archive name becomes the current UTC time as `YYYY-MM-DDTHHMMSSZ`.
+    /// `{now}` in an archive name becomes the current UTC time to the millisecond, `YYYY-MM-DDTHHMMSS.mmmZ`, so
+    /// that two runs in the same second get two names (`timestamp(inName:)` reads it, milliseconds included in
+    /// the ordering through the name).
     package static func expandName(_ name: String, now: Date = Date()) -> String {
         guard name.contains("{now}") else { return name }
-        var t = time_t(now.timeIntervalSince1970)
+        return name.replacingOccurrences(of: "{now}", with: stamp(now))
+    }
+
+    /// `YYYY-MM-DDTHHMMSS.mmmZ` (UTC).
+    package static func stamp(_ now: Date) -> String {
+        let ms = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
+        var t = time_t(ms / 1000)
         var tm = tm()
         gmtime_r(&t, &tm)
-        let stamp = String(format: "%04d-%02d-%02dT%02d%02d%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
-        return name.replacingOccurrences(of: "{now}", with: stamp)
+        return String(format: "%04d-%02d-%02dT%02d%02d%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, Int(ms % 1000))
     }
+}
+
+/// A duration as restic writes it for `--keep-within`, with unambiguous units: `7d`, `1y6mo`, `36h`, `2w`,
+/// `90min`, `30s`. A bare `m` is refused (restic reads it as months, most people as minutes).
+package struct RetentionDuration: Sendable, Equatable {
+    package var years = 0, months = 0
+    /// Days, hours, minutes and seconds together.
+    package var seconds: Int64 = 0
+    package var text: String
+
+    package init?(_ text: String) {
+        self.text = text
+        let s = text.lowercased()
+        var i = s.startIndex
+        var any = false
+        while i < s.endIndex {
+            let digits = s[i...].prefix(while: \.isNumber)
+            guard !digits.isEmpty, let n = Int(digits), n >= 0, n < 1_000_000 else { return nil }
+            i = digits.endIndex
+            let unit = s[i...].prefix(while: \.isLetter)
+            i = unit.endIndex
+            switch unit {
+            case "y": years += n
+            case "mo": months += n
+            case "w": seconds += Int64(n) * 7 * 86_400
+            case "d": seconds += Int64(n) * 86_400
+            case "h": seconds += Int64(n) * 3_600
+            case "min": seconds += Int64(n) * 60
+            case "s": seconds += Int64(n)
+            default: return nil
+            }
+            any = true
+        }
+        guard any else { return nil }
+    }
+
+    /// What a bad duration gets told.
+    package static let help = "a duration such as 7d, 36h, 2w, 6mo, 1y6mo, 90min or 30s (m alone is refused: write mo for months, min for minutes)"
+
+    /// The time `self` before `t` (months and years by the UTC calendar).
+    package func before(_ t: Int64) -> Int64 {
+        var cal = Calendar(identifier: .gregorian)
+        cal.timeZone = TimeZone(identifier: "UTC")!
+        var date = Date(timeIntervalSince1970: TimeInterval(t))
+        if years != 0 || months != 0 {
+            date = cal.date(byAdding: DateComponents(year: -years, month: -months), to: date) ?? date
+        }
+        return Int64(date.timeIntervalSince1970) - seconds
+    }
+
+    /// Seconds, months counted as 30 days and years as 365 (for thresholds, not for retention).
+    package var approximateSeconds: Double { Double(seconds) + Double(months) * 30 * 86_400 + Double(years) * 365 * 86_400 }
 }

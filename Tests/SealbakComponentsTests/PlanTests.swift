@@ -16,6 +16,7 @@ import Testing
         #expect(plan.healthCheck?.url == "http://127.0.0.1:8080/healthz" && plan.healthCheck?.retries == 10)
         #expect(plan.components[0].sqlChecks.count == 1 && plan.components[1].commandChecks.map(\.argv) == [["test", "-f", "index.md"]])
         #expect(plan.app["name"] == "ragapp")
+        #expect(plan.operations.location == "/var/backups/ragapp" && plan.operations.verify && plan.operations.retention?.daily == 14 && plan.operations.notify.count == 2 && plan.operations.maxAge?.seconds == 26 * 3600)
         #expect(plan.components[1].exclude == ["*.tmp", "drafts/"] && plan.components[1].path?.hasSuffix("/docs/docs") == true)
         #expect(plan.compression == "zstd" && plan.level == 3 && plan.kdfMemory == 256)
         #expect(plan.components[0].restoreURL == "postgresql://app@127.0.0.1:5432/app")
@@ -28,7 +29,7 @@ import Testing
         ("components:\n  - name: a\n    kind: docs\n", "p.yaml:2: the docs component a has no path:"),
         ("components:\n  - name: a\n    kind: postgres\n    url: postgresql://h/db\n    allow-missing: maybe\n", "p.yaml:5: allow-missing must be true or false"),
         ("components:\n  - {name: a, kind: docs, path: x}\n  - {name: a, kind: config, path: y}\n", "p.yaml:3: two components are named a"),
-        ("compnents: []\n", "p.yaml:1: unknown key \"compnents\" (expected one of: version, app, components, pack, pg-bin, s3, hooks, health-check)"),
+        ("compnents: []\n", "p.yaml:1: unknown key \"compnents\" (expected one of: version, app, components, pack, pg-bin, s3, hooks, health-check, destination, state-dir, retention, notify, status, password-file, identity)"),
         ("pack:\n  level: 42\ncomponents:\n  - {name: a, kind: docs, path: x}\n", "p.yaml:2: level must be a whole number in 1...19"),
         ("pack:\n  cipher: rot13\ncomponents:\n  - {name: a, kind: docs, path: x}\n", "p.yaml:2: cipher must be xchacha20-poly1305 or aes-256-gcm"),
         ("components:\n  - name: a/b\n    kind: docs\n    path: x\n", "p.yaml:2: name: \"a/b\" cannot name a component; give NAME=PATH with a NAME without /"),

@@ -192,7 +192,7 @@ import Testing
         #expect(dry.stdout.contains("would delete 5 of 12"), "\(dry.stdout)")
         #expect(dry.stdout.contains("would delete  app-2026-10-05T010000Z.sbk"), "\(dry.stdout)")
         #expect(try env.client().list(bucket: env.bucket, prefix: env.key("prune/")).count == 12, "a dry run deletes nothing")
-        let real = try env.sealbak(args)
+        let real = try env.sealbak(args + ["--verbose"])
         #expect(real.status == 0 && real.stdout.contains("deleted 5 of 12"), "\(real.stdout)\(real.stderr)")
         #expect(real.stdout.contains("keep    app-2026-11-21T120000Z.sbk") && real.stdout.contains("last 2, daily 2026-11-21, weekly 2026-W47, monthly 2026-11"), "\(real.stdout)")
         let left = Set(try env.client().list(bucket: env.bucket, prefix: env.key("prune/")).map { String($0.key.dropFirst(env.key("prune/").count)) })
@@ -267,7 +267,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir + "/backups", withIntermediateDirectories: true)
         for d in 1...5 { #expect(try env.sealbak(["pack", dir + "/backups/db-2026-11-0\(d).sbk", dir + "/f", "--insecure-test-kdf", "--quiet"]).status == 0) }
         try Data("not an archive".utf8).write(to: URL(fileURLWithPath: dir + "/backups/notes.txt"))
-        let r = try env.sealbak(["prune", dir + "/backups", "--keep-last", "2"])
+        let r = try env.sealbak(["prune", dir + "/backups", "--keep-last", "2", "--verbose"])
         #expect(r.status == 0 && r.stdout.contains("deleted 3 of 5") && r.stdout.contains("notes.txt: not a sealbak archive"), "\(r.stdout)\(r.stderr)")
         let left = Set(try FileManager.default.contentsOfDirectory(atPath: dir + "/backups"))
         #expect(left == ["db-2026-11-04.sbk", "db-2026-11-05.sbk", "notes.txt"])
@@ -275,6 +275,57 @@ import Testing
 }
 
 /// The test server's settings, from the environment scripts/s3-server writes.
+extension S3ServerTests {
+    /// `sealbak run` into an s3:// prefix two nights in a row: retention deletes there, a run record is stored next
+    /// to the archives (another machine reads it with history --from), bulk verify of the prefix, a drill from it.
+    @Test func nightlyRunsIntoAPrefixRecordTheirRunsNextToTheArchives() throws {
+        let env = try S3Env.get()
+        let dir = try Proc.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/docs", withIntermediateDirectories: true)
+        try Data("# runbook\n".utf8).write(to: URL(fileURLWithPath: dir + "/docs/runbook.md"))
+        let prefix = env.url("nightly/")
+        try Data("""
+            version: 1
+            app: {name: shop}
+            components:
+              - {name: docs, kind: docs, path: docs}
+            pack: {kdf-memory: 8, kdf-passes: 1}
+            state-dir: state
+            destination: {location: \(prefix), verify: true}
+            retention: {keep-last: 1}
+
+            """.utf8).write(to: URL(fileURLWithPath: dir + "/plan.yaml"))
+        for night in ["2026-11-20T02:00:00Z", "2026-11-21T02:00:00Z"] {
+            let r = try env.sealbak(["run", "--plan", dir + "/plan.yaml", "--now", night])
+            #expect(r.status == 0 && r.stderr.isEmpty, "\(night): \(r.stderr)")
+        }
+        let objects = try env.client().list(bucket: env.bucket, prefix: env.key("nightly/")).map { String($0.key.dropFirst(env.key("nightly/").count)) }.sorted()
+        #expect(objects.count == 3 && objects[0].hasPrefix(".sealbak-runs/2026-11-20T020000.000Z-") && objects[2] == "shop-2026-11-21T020000.000Z.sbk", "\(objects)")
+        let ls = try env.sealbak(["ls", prefix])
+        #expect(ls.stdout.contains("1 archive(s)") && !ls.stdout.contains("sealbak-runs"), "run records are not archives: \(ls.stdout)")
+        let remote = try env.sealbak(["history", "--from", prefix, "--json"])
+        let lines = remote.stdout.split(separator: "\n")
+        #expect(remote.status == 0 && lines.count == 2 && lines.allSatisfy { $0.contains("\"status\":\"ok\"") }, "\(remote.stdout)\(remote.stderr)")
+        #expect(lines[1].contains("\"deleted\":[\"\(prefix)shop-2026-11-20T020000.000Z.sbk\"]"), "\(lines[1])")
+        // What a run killed during its upload leaves: an unfinished multipart upload of one of the plan's names (and
+        // one of another name, which is not the plan's to touch). The next run aborts the first.
+        let client = try env.client()
+        let stale = try client.createMultipartUpload(S3Location(bucket: env.bucket, key: env.key("nightly/shop-2026-11-21T020000.500Z.sbk")))
+        let foreign = try client.createMultipartUpload(S3Location(bucket: env.bucket, key: env.key("nightly/other-upload.bin")))
+        let third = try env.sealbak(["run", "--plan", dir + "/plan.yaml", "--now", "2026-11-22T02:00:00Z"])
+        #expect(third.status == 0, "\(third.stderr)")
+        #expect(third.stderr.contains("aborted the unfinished upload of shop-2026-11-21T020000.500Z.sbk"), "\(third.stderr)")
+        let uploads = try client.listMultipartUploads(bucket: env.bucket, prefix: env.key("nightly/")).map(\.uploadID)
+        #expect(!uploads.contains(stale) && uploads.contains(foreign), "\(uploads)")
+        try client.abortMultipartUpload(S3Location(bucket: env.bucket, key: env.key("nightly/other-upload.bin")), uploadID: foreign)
+        let bulk = try env.sealbak(["verify", prefix, "--plan", dir + "/plan.yaml"])
+        #expect(bulk.status == 0 && bulk.stdout.contains("verified 1 archive(s)") && bulk.stdout.contains("1 intact"), "\(bulk.stdout)\(bulk.stderr)")
+        let drill = try env.sealbak(["drill", "--plan", dir + "/plan.yaml"])
+        #expect(drill.status == 0 && drill.stdout.contains("drill ok: \(prefix)shop-2026-11-22T020000.000Z.sbk"), "\(drill.stdout)\(drill.stderr)")
+    }
+}
+
 struct S3Env {
     static let env = ProcessInfo.processInfo.environment
     static var available: Bool { env["SEALBAK_TEST_S3_ENDPOINT"] != nil }

@@ -106,7 +106,7 @@ import Testing
         #expect(RetentionPolicy.timestamp(inName: "app-2026-11-21_03:00.sbk") == 1_795_230_000)
         #expect(RetentionPolicy.timestamp(inName: "app-2026-02-30.sbk") == nil, "no 30 February")
         #expect(RetentionPolicy.timestamp(inName: "app.sbk") == nil)
-        #expect(RetentionPolicy.expandName("a-{now}.sbk", now: .init(timeIntervalSince1970: 1_795_230_000)) == "a-2026-11-21T030000Z.sbk")
+        #expect(RetentionPolicy.expandName("a-{now}.sbk", now: .init(timeIntervalSince1970: 1_795_230_000)) == "a-2026-11-21T030000.000Z.sbk")
     }
 
     /// 40 daily archives, two on some days: each rule keeps the newest of its buckets, newest first.

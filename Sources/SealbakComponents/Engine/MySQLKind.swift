@@ -205,6 +205,7 @@ extension MySQLUnit {
         for c in components where out[c.name] == nil && needed(c) {
             throw SealbakError(.usage, "no target for MySQL component \(c.name): give --mysql-target \(c.name)=mysql://USER@HOST:PORT/DATABASE")
         }
+        for (name, db) in r.databaseNames { if let p = out[name] { out[name] = p.with(database: db) } }
         return out
     }
 }

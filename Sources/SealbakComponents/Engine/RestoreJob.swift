@@ -26,6 +26,9 @@ package struct RestoreRequest: Sendable {
     package var ignoreLocks = false
     package var dryRun = false
     package var plan: BackupPlan?
+    /// `sealbak drill`: component name → the database to restore a PostgreSQL or MySQL component into, on the
+    /// server of its usual target (a scratch database).
+    package var databaseNames: [String: String] = [:]
     /// Asked before replacing a non-empty folder without `replace` (nil: refuse).
     package var confirm: (@Sendable (String) -> Bool)?
     /// Told each entry's name as it starts (`entry`, with 0 bytes) and every verified chunk's size (`entry` nil).

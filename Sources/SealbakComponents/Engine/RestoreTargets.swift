@@ -64,6 +64,7 @@ enum RestoreTargets {
         for c in components where out[c.name] == nil && needed(c) {
             throw SealbakError(.usage, "no target for PostgreSQL component \(c.name): give --postgres-target \(c.name)=postgresql://USER@HOST:PORT/DATABASE")
         }
+        for (name, db) in r.databaseNames { if let p = out[name] { out[name] = p.with(database: db) } }
         return out
     }
 }

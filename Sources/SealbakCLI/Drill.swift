@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import SealbakArchive
+import SealbakComponents
+
+struct DrillCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drill",
+        abstract: "Restore drill: restore the plan's newest archive into scratch targets, run every check, record the result, remove the scratch targets.",
+        discussion: """
+            PostgreSQL and MySQL components are restored into NAME_sbk_drill_ID databases on their usual servers (the \\
+            role needs CREATEDB), folders and files under STATE-DIR/drill-ID (or --scratch). The plan's checks run as in a \\
+            real restore; its restore hooks and health check do not (they act on the live application), and command \\
+            components are left out. Scratch targets are removed also when the drill fails, and those of a killed drill \\
+            by the next one. The result is in sealbak history.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The backup plan.", valueName: "FILE"))
+    var plan: String
+
+    @Option(name: .long, help: ArgumentHelp("Drill this archive instead of the newest one in the plan's destination.", valueName: "ARCHIVE"))
+    var archive: String?
+
+    @Option(name: .long, help: ArgumentHelp("Put scratch folders under DIR (default: the plan's state folder).", valueName: "DIR"))
+    var scratch: String?
+
+    @Flag(name: [.short, .long], help: "Print only problems and the result line.")
+    var quiet = false
+
+    @OptionGroup var password: PasswordOptions
+    @OptionGroup var reading: ReadingOptions
+
+    func run() throws {
+        var exit: Int32 = 0
+        try reportingErrors {
+            let bp = try BackupPlan.load(plan)
+            let secret = try password.orPlan(bp)
+            var drill = Drill(plan: bp, log: engineLog(quiet: quiet))
+            if let scratch { drill.scratchRoot = URL(fileURLWithPath: scratch).standardizedFileURL.path }
+            if let dest = bp.operations.location { try S3Options.prepare(dest, plan: bp.s3, quiet: true) }
+            let target = try archive ?? drill.newestArchive(client: bp.operations.location.flatMap { try? S3Options.client(for: $0) })
+            let (record, code) = drill.perform(archive: target) { request in
+                let reader = try openArchive(target, password: secret, reading: reading)
+                let job = RestoreJob(reader: reader, archive: target, request: request)
+                try job.select()
+                return try job.run(log: engineLog(quiet: quiet))
+            }
+            exit = code
+            if !quiet { for l in record.details ?? [] { print(l) } }
+            if record.status == .ok {
+                print("drill ok: \(target) restored into scratch targets and checked in \(String(format: "%.1f", record.duration ?? 0)) s; scratch targets removed\((record.warnings ?? []).isEmpty ? "" : " (with problems, see above)")")
+            } else {
+                printError("sealbak: drill FAILED (exit \(code)): \(displayMessage(record.error ?? ""))")
+            }
+        }
+        if exit != 0 { throw ExitCode(exit) }
+    }
+}
