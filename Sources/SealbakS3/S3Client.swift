@@ -1,6 +1,7 @@
 import Foundation
 import SealbakArchive
 import SealbakCrypto
+import Synchronization
 
 /// `s3://BUCKET/KEY`.
 package struct S3Location: Sendable, CustomStringConvertible, Hashable {
@@ -67,9 +68,9 @@ package struct S3Settings: Sendable {
 
     var usesPathStyle: Bool { pathStyle ?? (endpoint != nil) }
 
-    /// The endpoint split into scheme and authority (`host[:port]`).
-    func origin() throws(SealbakError) -> (scheme: String, authority: String) {
-        let e = endpoint ?? "https://s3.\(region).amazonaws.com"
+    /// The endpoint split into scheme and authority (`host[:port]`); AWS's for `region` when none is set.
+    func origin(region: String? = nil) throws(SealbakError) -> (scheme: String, authority: String) {
+        let e = endpoint ?? "https://s3.\(region ?? self.region).amazonaws.com"
         guard let comps = URLComponents(string: e), let scheme = comps.scheme, scheme == "http" || scheme == "https", let host = comps.host, !host.isEmpty else {
             throw SealbakError(.usage, "the S3 endpoint \(e) is not an http:// or https:// URL")
         }
@@ -84,6 +85,12 @@ package struct S3Settings: Sendable {
 package final class S3Client: Sendable {
     package let settings: S3Settings
     private let pool = ConnectionPool()
+    /// The region the store named in a redirect (`x-amz-bucket-region`), used from then on instead of
+    /// `settings.region`.
+    private let redirectedRegion = Mutex<String?>(nil)
+
+    /// The region requests are signed for (and, without an endpoint, whose AWS host they go to).
+    package var region: String { redirectedRegion.withLock { $0 } ?? settings.region }
 
     package init(settings: S3Settings) throws(SealbakError) {
         if settings.credentials.accessKey.isEmpty || settings.credentials.secretKey.isEmpty {
@@ -105,7 +112,7 @@ package final class S3Client: Sendable {
     }
 
     private func urlAndHost(bucket: String, key: String, query: [(String, String)]) throws(SealbakError) -> (url: String, host: String, path: String) {
-        let (scheme, authority) = try settings.origin()
+        let (scheme, authority) = try settings.origin(region: region)
         let encodedKey = SigV4.uriEncode(key, keepSlash: true)
         let host: String, path: String
         if settings.usesPathStyle {
@@ -119,22 +126,55 @@ package final class S3Client: Sendable {
         return ("\(scheme)://\(host)\(path)\(q.isEmpty ? "" : "?" + q)", host, path)
     }
 
-    /// Signs and sends `call` once.
+    /// Signs and sends `call` once; a redirect to the bucket's region is followed once (the region is then
+    /// kept for every later request), a second one is an error naming the region to configure.
     private func attempt(_ call: Call, body: UnsafeRawBufferPointer?, payloadHash: String,
-                         sink: ((UnsafeRawBufferPointer) -> Bool)?) throws(SealbakError) -> Result<HTTPResponse, TransportError> {
+                         sink: ((UnsafeRawBufferPointer) -> Bool)?,
+                         accepts: ((Int, [String: String]) -> Bool)? = nil) throws(SealbakError) -> Result<HTTPResponse, TransportError> {
+        let first = try attemptOnce(call, body: body, payloadHash: payloadHash, sink: sink, accepts: accepts)
+        guard case .success(let r) = first, let other = S3Client.redirectRegion(r), other != region else { return first }
+        let from = region
+        redirectedRegion.withLock { $0 = other }
+        let second = try attemptOnce(call, body: body, payloadHash: payloadHash, sink: sink, accepts: accepts)
+        if case .success(let r2) = second, let again = S3Client.redirectRegion(r2) {
+            throw SealbakError(.usage, "\(call.what): the bucket s3://\(call.bucket) is in another region than \(from) (the storage named \(again)); give --s3-region \(again) or set AWS_REGION=\(again)")
+        }
+        return second
+    }
+
+    /// The region a redirect or a wrong-region refusal names: 301/307 (PermanentRedirect, TemporaryRedirect) or
+    /// 400 AuthorizationHeaderMalformed / IllegalLocationConstraintException, with `x-amz-bucket-region` or
+    /// `<Region>` in the error document.
+    static func redirectRegion(_ r: HTTPResponse) -> String? {
+        guard [301, 307, 400].contains(r.status) else { return nil }
+        let doc = XMLElement.parse(r.body)
+        if r.status == 400, !["AuthorizationHeaderMalformed", "IllegalLocationConstraintException"].contains(doc?.value("Code") ?? "") { return nil }
+        let named = r.headers["x-amz-bucket-region"] ?? doc?.value("Region")
+        guard let named, !named.isEmpty, named.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else { return nil }
+        return named
+    }
+
+    private func attemptOnce(_ call: Call, body: UnsafeRawBufferPointer?, payloadHash: String,
+                             sink: ((UnsafeRawBufferPointer) -> Bool)?,
+                             accepts: ((Int, [String: String]) -> Bool)?) throws(SealbakError) -> Result<HTTPResponse, TransportError> {
         let (url, host, path) = try urlAndHost(bucket: call.bucket, key: call.key, query: call.query)
         let amzDate = SigV4.amzDate(Date())
         var headers = call.headers
+        // An explicit type on every request with a body: otherwise libcurl adds an unsigned
+        // "application/x-www-form-urlencoded" to a POST, which the store keeps as the archive's type.
+        if (call.method == "PUT" || call.method == "POST") && !headers.contains(where: { $0.0.lowercased() == "content-type" }) {
+            headers.append(("content-type", "application/octet-stream"))
+        }
         headers.append(("host", host))
         headers.append(("x-amz-date", amzDate))
         headers.append(("x-amz-content-sha256", payloadHash))
         if let token = settings.credentials.sessionToken { headers.append(("x-amz-security-token", token)) }
         let signed = SigV4.sign(method: call.method, path: path, query: call.query, headers: headers, payloadHash: payloadHash,
-                                credentials: settings.credentials, region: settings.region, service: "s3", amzDate: amzDate)
+                                credentials: settings.credentials, region: region, service: "s3", amzDate: amzDate)
         headers.append(("Authorization", signed.authorization))
         let connection = pool.borrow()
         do throws(TransportError) {
-            let response = try connection.perform(HTTPRequest(method: call.method, url: url, headers: headers), body: body, sink: sink)
+            let response = try connection.perform(HTTPRequest(method: call.method, url: url, headers: headers), body: body, sink: sink, accepts: accepts)
             pool.giveBack(connection)
             return .success(response)
         } catch {
@@ -208,6 +248,8 @@ package final class S3Client: Sendable {
             return SealbakError(.notFound, "\(what): the bucket does not exist: \(said)")
         case (404, _):
             return SealbakError(.notFound, "\(what): no such object: \(said)")
+        case (301, _), (307, _):
+            return SealbakError(.usage, "\(what): the storage redirected the request (\(said)): the bucket is in another region or served by another endpoint. Check --s3-region and --s3-endpoint")
         default:
             return SealbakError(.io, "\(what): the storage answered \(said)")
         }
@@ -240,6 +282,39 @@ package final class S3Client: Sendable {
         return ObjectInfo(key: loc.key, size: length, etag: r.headers["etag"] ?? "")
     }
 
+    /// What a writer learns about a name before writing it.
+    package enum Existence: Sendable {
+        case exists(ObjectInfo)
+        case absent
+        /// The credential may not read the object (nor list the bucket): nothing is known. The reason in words.
+        case unknown(String)
+    }
+
+    /// Whether `loc` exists, with the least rights possible: a HEAD (s3:GetObject), and only when that is refused
+    /// or answers 404, a one-key listing (s3:ListBucket) to tell a missing bucket and refused credentials from a
+    /// policy that simply does not allow reading. A write-only credential gets `.unknown`, never an error, so
+    /// a pack needs no more than s3:PutObject (docs/s3.md, "Least privilege").
+    package func existence(_ loc: S3Location) throws(SealbakError) -> Existence {
+        let r = try send(Call(method: "HEAD", bucket: loc.bucket, key: loc.key, what: "checking whether \(loc) exists"), accept: [200, 403, 404])
+        if r.status == 200 {
+            return .exists(ObjectInfo(key: loc.key, size: r.headers["content-length"].flatMap(UInt64.init) ?? 0, etag: r.headers["etag"] ?? ""))
+        }
+        let list = try send(Call(method: "GET", bucket: loc.bucket, key: "", query: [("list-type", "2"), ("max-keys", "1")],
+                                 what: "checking whether \(loc) exists"), accept: [200, 403, 404])
+        let code = XMLElement.parse(list.body)?.value("Code") ?? ""
+        if list.status == 404 || S3Client.refusesCredentials(status: list.status, code: code) {
+            throw S3Client.failure(list, what: "writing \(loc)")
+        }
+        if r.status == 404 { return .absent }
+        return .unknown(list.status == 200 ? "the credential may list the bucket but not read this object"
+                                           : "the credential may not read (\(code.isEmpty ? "HTTP \(list.status)" : code))")
+    }
+
+    /// A refusal of the credentials themselves (unknown key, bad signature, expired token), not of a policy.
+    static func refusesCredentials(status: Int, code: String) -> Bool {
+        (status == 403 && ["InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"].contains(code)) || (status == 400 && code == "ExpiredToken")
+    }
+
     /// Fails with a clear message when the bucket does not exist or cannot be listed.
     package func checkBucket(_ bucket: String) throws(SealbakError) {
         try send(Call(method: "GET", bucket: bucket, key: "", query: [("list-type", "2"), ("max-keys", "1")], what: "listing s3://\(bucket)"))
@@ -258,20 +333,30 @@ package final class S3Client: Sendable {
             if let etag, !etag.isEmpty { call.headers.append(("if-match", etag)) }
             let expected = UInt64(range.count) - received
             var got: UInt64 = 0
-            let result = try attempt(call, body: nil, payloadHash: SigV4.emptyPayloadHash) { bytes in
-                // Never take more than was asked for (a server ignoring Range would send the whole object).
+            let from = range.lowerBound + received, to = range.upperBound - 1
+            let result = try attempt(call, body: nil, payloadHash: SigV4.emptyPayloadHash, sink: { bytes in
+                // Never take more than was asked for.
                 let take = Int(min(UInt64(bytes.count), expected - got))
                 if take > 0 { sink(UnsafeRawBufferPointer(rebasing: bytes[0..<take])) }
                 got += UInt64(take)
                 return take == bytes.count
-            }
+            }, accepts: { status, headers in
+                // Only 206 with exactly the range asked for: a 200 carries the object from byte 0, whatever was asked.
+                status == 206 && S3Client.contentRange(headers["content-range"]).map { $0.first == from && $0.last == to } == true
+            })
             received += got
             switch result {
             case .failure(let t):
                 if received >= UInt64(range.count) { return }
                 try backoff.wait(after: t.message, what: what)
+            case .success(let r) where r.refused:
+                // Nothing of this answer was used; ask again (a proxy or cache in between may answer properly next time).
+                let said = r.status == 206 ? "HTTP 206 with Content-Range \(r.headers["content-range"] ?? "(none)")" : "HTTP \(r.status) instead of 206"
+                do { try backoff.wait(after: "the storage answered a ranged read of bytes \(from)-\(to) with \(said)", what: what) } catch {
+                    throw SealbakError(.io, "\(what): the storage does not answer ranged reads correctly (\(said)); sealbak needs a store that answers Range requests with 206 Partial Content")
+                }
             case .success(let r):
-                if r.status == 206 || r.status == 200 {
+                if r.status == 206 {
                     if received < UInt64(range.count) {
                         try backoff.wait(after: "the connection ended after \(got) of \(expected) bytes", what: what)
                     }
@@ -286,6 +371,15 @@ package final class S3Client: Sendable {
                 }
             }
         }
+    }
+
+    /// `bytes FIRST-LAST/TOTAL` (TOTAL may be `*`).
+    static func contentRange(_ value: String?) -> (first: UInt64, last: UInt64)? {
+        guard let value, value.hasPrefix("bytes ") else { return nil }
+        let spec = value.dropFirst(6).split(separator: "/", maxSplits: 1).first ?? ""
+        let ends = spec.split(separator: "-", maxSplits: 1)
+        guard ends.count == 2, let a = UInt64(ends[0].trimmingCharacters(in: .whitespaces)), let b = UInt64(ends[1].trimmingCharacters(in: .whitespaces)), a <= b else { return nil }
+        return (a, b)
     }
 
     /// The bytes [range) of the object at version `etag`, read into one buffer sized up front.

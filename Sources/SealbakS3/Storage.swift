@@ -19,7 +19,7 @@ package final class S3Storage: RemoteStorageHandler {
     }
 
     package func openOutput(_ url: String, overwrite: Bool, staged: Bool) throws(SealbakError) -> any ArchiveOutput {
-        try S3Upload(client: client, location: try S3Location(url: url), overwrite: overwrite, staged: staged)
+        try S3Upload(client: client, location: try S3Location(url: url), overwrite: overwrite, staged: staged, report: report)
     }
 
     package func replaceHeader(_ url: String, expected: [UInt8], header: [UInt8]) throws(SealbakError) {

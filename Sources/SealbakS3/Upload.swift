@@ -31,14 +31,20 @@ final class S3Upload: ArchiveOutput, @unchecked Sendable {
     private var completed = false
     private var finished = false
 
-    init(client: S3Client, location: S3Location, overwrite: Bool, staged: Bool) throws(SealbakError) {
+    init(client: S3Client, location: S3Location, overwrite: Bool, staged: Bool, report: @escaping @Sendable (String) -> Void = { _ in }) throws(SealbakError) {
         self.client = client
         self.location = location
         self.overwrite = overwrite
         self.staged = staged
-        // Refuse an existing archive before any work (and find bad credentials or a missing bucket early).
-        if try client.head(location) != nil && !overwrite {
+        // Refuse an existing archive before any work (and find bad credentials or a missing bucket early). A
+        // credential that may only write learns nothing here, which is fine: the completion is conditional.
+        switch try client.existence(location) {
+        case .exists where !overwrite:
             throw SealbakError(.targetExists, "\(location) already exists; use --force to replace it")
+        case .unknown(let why) where !overwrite:
+            report("could not check whether \(location) exists: \(why); relying on the store's conditional write")
+        default:
+            break
         }
         target = staged ? S3Location(bucket: location.bucket, key: location.key + ".sealbak-tmp-" + hex(SystemRandom().bytes(6))) : location
         slots = DispatchSemaphore(value: max(1, client.settings.parallelParts))
