@@ -333,7 +333,7 @@ final class FlakyProxy {
     let dir: String
     let endpoint: String
 
-    init(upstream: String, mode: String, afterBytes: Int, times: Int) throws {
+    init(upstream: String, mode: String, afterBytes: Int = 0, times: Int) throws {
         dir = try Proc.tempDir()
         let hostPort = upstream.replacingOccurrences(of: "http://", with: "")
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
