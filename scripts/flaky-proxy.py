@@ -32,6 +32,10 @@ answer is read to its end and given back with "Connection: close". The first K m
                  the client's connection is reset (a lost response).
   accept-412     an answer 412 Precondition Failed becomes 200 OK with an empty XML body (a store that accepts
                  but ignores conditional headers).
+  http-pass      no fault; only the bookkeeping below.
+
+In every HTTP-level mode, each UploadPart and UploadPartCopy is recorded in the stats file's "parts" as
+[part number, bytes, 1 if a copy else 0] (the bytes of a copy from its x-amz-copy-source-range).
 
 One line per event goes to stderr. With --stats-file, a JSON object {"connections", "drops", "http503"} is kept
 there (rewritten atomically on every change). SIGTERM or SIGINT ends it. Python 3 standard library only.
@@ -66,6 +70,7 @@ class State:
         self.http503 = 0
         self.faults = 0  # drops, 503s or HTTP faults given so far, checked against --times
         self.http_faults = 0
+        self.parts = []
         self.write_stats()
 
     def write_stats(self):
@@ -75,7 +80,7 @@ class State:
         tmp = f"{path}.tmp{os.getpid()}"
         with open(tmp, "w") as f:
             json.dump({"connections": self.connections, "drops": self.drops, "http503": self.http503,
-                       "faults": self.http_faults}, f)
+                       "faults": self.http_faults, "parts": self.parts}, f)
         os.replace(tmp, path)
 
     def new_connection(self):
@@ -259,7 +264,7 @@ def answer_503(state, cid, client, head, rest):
 
 
 
-HTTP_MODES = ["range-200", "range-shift", "copy-empty", "copy-501", "region-301", "lose-complete", "accept-412"]
+HTTP_MODES = ["http-pass", "range-200", "range-shift", "copy-empty", "copy-501", "region-301", "lose-complete", "accept-412"]
 
 
 def parse_head(head):
@@ -334,6 +339,20 @@ def rewrite_answer(mode, answer):
     return ("\r\n".join([status_line] + lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+def record_part(state, request_line, headers, length):
+    method, target = (request_line.split(" ") + ["", ""])[:2]
+    query = dict(p.partition("=")[::2] for p in target.partition("?")[2].split("&") if p)
+    if method != "PUT" or "partNumber" not in query:
+        return
+    copy = "x-amz-copy-source" in headers
+    if copy:
+        a, _, b = headers.get("x-amz-copy-source-range", "bytes=0--1").removeprefix("bytes=").partition("-")
+        length = int(b) - int(a) + 1
+    with state.lock:
+        state.parts.append([int(query["partNumber"]), length, 1 if copy else 0])
+        state.write_stats()
+
+
 def handle_http(state, cid, client):
     """One request per client connection: see the HTTP-level modes in the module doc."""
     mode = state.args.mode
@@ -344,6 +363,7 @@ def handle_http(state, cid, client):
         return
     request_line, headers = parse_head(head)
     body = read_exact(client, int(headers.get("content-length", "0") or 0), rest)
+    record_part(state, request_line, headers, len(body))
     hit = matches(mode, request_line, headers) and state.budget_left()
     if hit and mode in ("copy-empty", "copy-501", "region-301") and state.take_fault("http"):
         if mode == "copy-empty":

@@ -32,6 +32,12 @@ struct S3Options: ParsableArguments {
     @Option(name: .customLong("s3-max-retry-time"), help: ArgumentHelp("Stop retrying a request after this many seconds (default 120).", valueName: "SECONDS"))
     var maxRetryTime: Double?
 
+    @Flag(name: .customLong("s3-no-server-copy"), help: "Key changes and rekey stream unchanged bytes through sealbak instead of letting the store copy them (UploadPartCopy).")
+    var noServerCopy = false
+
+    @Flag(name: .customLong("s3-uniform-parts"), help: "Every upload part but the last of the part size (for stores that require it; automatic for Cloudflare R2).")
+    var uniformParts = false
+
     func validate() throws {
         if let addressing, addressing != "path" && addressing != "virtual" { throw ValidationError("--s3-addressing must be path or virtual") }
         if let partSize {
@@ -71,6 +77,8 @@ struct S3Options: ParsableArguments {
             s.partSize = p
         }
         if let p = parallel ?? plan["parallel"].flatMap({ Int($0) }) { s.parallelParts = p }
+        if noServerCopy || plan["server-copy"] == "false" { s.serverCopy = false }
+        if uniformParts || plan["uniform-parts"] == "true" { s.uniformParts = true }
         if let m = maxAttempts { s.maxAttempts = m }
         if let m = maxRetryTime { s.maxRetrySeconds = m }
         if let m = ProcessInfo.processInfo.environment["SEALBAK_S3_BACKOFF_BASE"].flatMap(Double.init) { s.backoffBase = m }

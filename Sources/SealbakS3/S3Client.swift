@@ -45,6 +45,12 @@ package struct S3Settings: Sendable {
     package var partSize = 16 << 20
     /// Parts uploaded at once (memory: parts in flight x part size).
     package var parallelParts = 4
+    /// Let the store copy unchanged bytes (UploadPartCopy) in key changes and `rekey`; false streams them
+    /// through sealbak (`--s3-no-server-copy`). A store that cannot copy is detected and streamed anyway.
+    package var serverCopy = true
+    /// Every part but the last of one size (`--s3-uniform-parts`): no doubling in packs, and key changes cut
+    /// parts of the part size. nil: only for stores known to require it (Cloudflare R2).
+    package var uniformParts: Bool?
     /// Requests are retried at most this many times in all ...
     package var maxAttempts = 8
     /// ... and never for longer than this many seconds since the first attempt.
@@ -67,6 +73,14 @@ package struct S3Settings: Sendable {
     }
 
     var usesPathStyle: Bool { pathStyle ?? (endpoint != nil) }
+
+    /// Whether parts must be of one size: asked for, or a store that documents the requirement (R2: "all
+    /// parts except the last must be the same size").
+    package var usesUniformParts: Bool {
+        if let uniformParts { return uniformParts }
+        guard let endpoint, let host = URLComponents(string: endpoint)?.host?.lowercased() else { return false }
+        return host.hasSuffix(".r2.cloudflarestorage.com")
+    }
 
     /// The endpoint split into scheme and authority (`host[:port]`); AWS's for `region` when none is set.
     func origin(region: String? = nil) throws(SealbakError) -> (scheme: String, authority: String) {
@@ -437,19 +451,22 @@ package final class S3Client: Sendable {
     }
 
     /// UploadPartCopy: part `number` is bytes [range) of `source` (at version `sourceETag`), copied by the store.
-    /// Returns nil when the store does not implement it (the caller then streams the bytes itself).
+    /// Returns nil when the store does not implement it (501, 405, NotImplemented, or 200 without a
+    /// CopyPartResult and its ETag); the caller then streams the bytes itself.
     package func uploadPartCopy(_ loc: S3Location, uploadID: String, number: Int, source: S3Location, range: Range<UInt64>, sourceETag: String) throws(SealbakError) -> CompletedPart? {
         var call = Call(method: "PUT", bucket: loc.bucket, key: loc.key, query: [("partNumber", "\(number)"), ("uploadId", uploadID)],
                         what: "copying part \(number) of \(loc) on the server")
         call.headers.append(("x-amz-copy-source", "/\(source.bucket)/\(SigV4.uriEncode(source.key, keepSlash: true))"))
         call.headers.append(("x-amz-copy-source-range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)"))
         if !sourceETag.isEmpty { call.headers.append(("x-amz-copy-source-if-match", sourceETag)) }
-        let r = try send(call, accept: [200, 412, 501])
-        if r.status == 501 { return nil }
-        if r.status == 412 { throw SealbakError(.io, "\(source) changed while sealbak was rewriting it; run the command again") }
+        let r = try send(call, accept: [200, 400, 405, 412, 501])
         let xml = XMLElement.parse(r.body)
-        if xml?.name == "Error" { throw S3Client.failure(HTTPResponse(status: 500, headers: r.headers, body: r.body), what: call.what) }
-        guard let etag = xml?.value("ETag") else { throw SealbakError(.io, "\(call.what): the storage sent no ETag") }
+        let code = xml?.value("Code") ?? ""
+        if r.status == 412 || code == "PreconditionFailed" { throw SealbakError(.io, "\(source) changed while sealbak was rewriting it; run the command again") }
+        // Not implemented, in any of the ways seen: 501, 405, a NotImplemented error, or 200 without a result.
+        if r.status == 501 || r.status == 405 || code == "NotImplemented" { return nil }
+        if xml?.name == "Error" || r.status != 200 { throw S3Client.failure(HTTPResponse(status: r.status == 200 ? 500 : r.status, headers: r.headers, body: r.body), what: call.what) }
+        guard xml?.name == "CopyPartResult", let etag = xml?.value("ETag"), !etag.isEmpty else { return nil }
         return CompletedPart(number: number, etag: etag, sha256: xml?.value("ChecksumSHA256"))
     }
 

@@ -351,8 +351,8 @@ final class FlakyProxy {
     }
 
     func stats() -> [String: Int] {
-        guard let d = FileManager.default.contents(atPath: dir + "/stats"), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Int] else { return [:] }
-        return o
+        guard let d = FileManager.default.contents(atPath: dir + "/stats"), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return [:] }
+        return o.compactMapValues { $0 as? Int }
     }
 
     /// SIGKILL: a child of the test process inherits its blocked signal mask, so SIGTERM never arrives.
