@@ -472,8 +472,14 @@ package final class S3Client: Sendable {
 
     /// Completes an upload. `ifNoneMatch`: only if no object has the name (else exit 7); `ifMatch`: only if the
     /// object is still that version. The store may answer 200 with an error document; that is an error too.
+    ///
+    /// Retried safely: when an earlier attempt may have completed the upload without its answer arriving (a
+    /// dropped connection, a 5xx), a later 404 NoSuchUpload or 412 is checked against the object itself (HEAD:
+    /// it exists, has `expectedSize` bytes and a multipart ETag of `parts.count` parts) before it is called a
+    /// failure. `lostAnswer` is told when that happened.
     @discardableResult
-    package func completeMultipartUpload(_ loc: S3Location, uploadID: String, parts: [CompletedPart], ifNoneMatch: Bool, ifMatch: String? = nil) throws(SealbakError) -> String {
+    package func completeMultipartUpload(_ loc: S3Location, uploadID: String, parts: [CompletedPart], ifNoneMatch: Bool, ifMatch: String? = nil,
+                                         expectedSize: UInt64? = nil, lostAnswer: ((String) -> Void)? = nil) throws(SealbakError) -> String {
         var xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
         for p in parts.sorted(by: { $0.number < $1.number }) {
             xml += "<Part><PartNumber>\(p.number)</PartNumber><ETag>\(xmlEscape(p.etag))</ETag>"
@@ -486,16 +492,59 @@ package final class S3Client: Sendable {
         if ifNoneMatch { call.headers.append(("if-none-match", "*")) }
         if let ifMatch { call.headers.append(("if-match", ifMatch)) }
         let body = Array(xml.utf8)
-        var result: Result<HTTPResponse, SealbakError> = .failure(SealbakError(.internalError, "unreachable"))
-        body.withUnsafeBytes { b in result = Result { () throws(SealbakError) in try send(call, body: b, accept: [200, 412]) } }
-        let r = try result.get()
-        if r.status == 412 {
-            if ifNoneMatch { throw SealbakError(.targetExists, "\(loc) already exists; use --force to replace it") }
-            throw SealbakError(.io, "\(loc) changed while sealbak was rewriting it; run the command again")
+        let hash = body.withUnsafeBytes { S3Client.checksum($0).payloadHash }
+        var backoff = Backoff(settings: settings)
+        var mayHaveCompleted = false
+        while true {
+            Faults.point("s3: completing \(loc)")
+            var sent: Result<Result<HTTPResponse, TransportError>, SealbakError> = .failure(SealbakError(.internalError, "unreachable"))
+            body.withUnsafeBytes { b in sent = Result { () throws(SealbakError) in try attempt(call, body: b, payloadHash: hash, sink: nil) } }
+            switch try sent.get() {
+            case .failure(let t):
+                mayHaveCompleted = true
+                try backoff.wait(after: t.message, what: call.what)
+            case .success(let r):
+                let doc = XMLElement.parse(r.body)
+                let code = doc?.value("Code") ?? ""
+                if r.status == 200 && doc?.name != "Error" { return doc?.value("ETag") ?? "" }
+                if mayHaveCompleted && (r.status == 404 || r.status == 412) {
+                    if try completedEarlier(loc, parts: parts.count, expectedSize: expectedSize) {
+                        lostAnswer?("the answer to completing the upload of \(loc) was lost, and a retry found the archive stored")
+                        return ""
+                    }
+                }
+                if r.status == 412 {
+                    if ifNoneMatch { throw SealbakError(.targetExists, "\(loc) already exists; use --force to replace it") }
+                    throw SealbakError(.io, "\(loc) changed while sealbak was rewriting it; run the command again")
+                }
+                // A 200 carrying an error document is retried like the status it stands for.
+                let asStatus = r.status == 200 ? (["InternalError", "ServiceUnavailable", "SlowDown"].contains(code) ? 503 : 500) : r.status
+                let effective = HTTPResponse(status: asStatus, headers: r.headers, body: r.body)
+                if S3Client.isRetryable(effective) && (r.status != 200 || asStatus == 503) {
+                    mayHaveCompleted = true
+                    try backoff.wait(after: S3Client.describe(effective), what: call.what)
+                    continue
+                }
+                throw S3Client.failure(effective, what: call.what)
+            }
         }
-        let doc = XMLElement.parse(r.body)
-        if doc?.name == "Error" { throw S3Client.failure(HTTPResponse(status: 500, headers: r.headers, body: r.body), what: call.what) }
-        return doc?.value("ETag") ?? ""
+    }
+
+    /// Whether `loc` now holds the object a lost completion made: it exists, has `expectedSize` bytes (when
+    /// known) and an ETag of `parts` parts (`"…-N"`, where the store uses the AWS form). A credential that may
+    /// not read cannot tell: that is an error saying so.
+    func completedEarlier(_ loc: S3Location, parts: Int, expectedSize: UInt64?) throws(SealbakError) -> Bool {
+        switch try existence(loc) {
+        case .absent:
+            return false
+        case .unknown(let why):
+            throw SealbakError(.io, "the answer to completing the upload of \(loc) was lost and the retry found no upload; whether the archive was stored is unknown (\(why)). Check it with a credential that may read, e.g. sealbak verify \(loc)")
+        case .exists(let info):
+            if let expectedSize, info.size != expectedSize { return false }
+            let etag = info.etag.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+            if let dash = etag.lastIndex(of: "-"), let n = Int(etag[etag.index(after: dash)...]) { return n == parts }
+            return true
+        }
     }
 
     package func abortMultipartUpload(_ loc: S3Location, uploadID: String) throws(SealbakError) {

@@ -110,16 +110,40 @@ final class S3Upload: ArchiveOutput, @unchecked Sendable {
     private func complete() throws(SealbakError) {
         guard !completed else { return }
         let exclusive = !overwrite && !staged
-        if uploadID == nil {
-            // Smaller than one part: a single PUT, checksummed and conditional like the multipart path.
-            var result: Result<Void, SealbakError> = .success(())
-            buffer.withUnsafeBytes { b in result = Result { () throws(SealbakError) in try client.putObject(target, b, ifNoneMatch: exclusive) } }
-            try result.get()
-        } else {
+        let single = uploadID == nil
+        if !single {
             if !buffer.isEmpty { try flushPart() }
             group.wait()
             if let e = firstError.withLock({ $0 }) { throw e }
-            try client.completeMultipartUpload(target, uploadID: uploadID!, parts: parts.withLock { $0 }, ifNoneMatch: exclusive)
+        }
+        let id = uploadID, all = parts.withLock { $0 }, size = bytesWritten
+        let complete = { () throws(SealbakError) in
+            if let id {
+                try self.client.completeMultipartUpload(self.target, uploadID: id, parts: all, ifNoneMatch: exclusive, expectedSize: size,
+                                                        lostAnswer: self.report)
+            } else {
+                // Smaller than one part: a single PUT, checksummed and conditional like the multipart path.
+                Faults.point("s3: completing \(self.target)")
+                var result: Result<Void, SealbakError> = .success(())
+                self.buffer.withUnsafeBytes { b in
+                    result = Result { () throws(SealbakError) in try self.client.putObject(self.target, b, ifNoneMatch: exclusive) }
+                }
+                try result.get()
+            }
+            // From here on the upload is an object: an interrupt must not abort it; a temporary one is removed.
+            self.interruptToken.map(Interrupts.unregister)
+            self.interruptToken = nil
+            if self.staged {
+                let client = self.client, target = self.target
+                self.interruptToken = Interrupts.register { try? client.delete(target) }
+            }
+            self.completed = true
+        }
+        if staged {
+            // A temporary object: an interrupt during its completion still ends in 128 + signal (and its removal).
+            try Interrupts.deferring(complete)
+        } else {
+            try Interrupts.completing(stored: "\(self.location) is stored", complete)
         }
         buffer = []
         completed = true
@@ -212,7 +236,7 @@ enum ServerCopy {
                 streamedBytes += end - at
                 at = end
             }
-            try client.completeMultipartUpload(dest, uploadID: id, parts: parts, ifNoneMatch: ifNoneMatch)
+            try client.completeMultipartUpload(dest, uploadID: id, parts: parts, ifNoneMatch: ifNoneMatch, expectedSize: size)
         } catch {
             try? client.abortMultipartUpload(dest, uploadID: id)
             throw error
@@ -272,7 +296,11 @@ enum HeaderRewrite {
                 result.throughClient += end - at
                 at = end
             }
-            try client.completeMultipartUpload(location, uploadID: id, parts: parts, ifNoneMatch: false, ifMatch: info.etag)
+            let expected = UInt64(header.count) + bodyLength, all = parts
+            try Interrupts.completing(stored: "the new header of \(location) is in place") { () throws(SealbakError) in
+                try client.completeMultipartUpload(location, uploadID: id, parts: all, ifNoneMatch: false, ifMatch: info.etag, expectedSize: expected)
+                Interrupts.unregister(token)
+            }
         } catch {
             try? client.abortMultipartUpload(location, uploadID: id)
             throw error

@@ -1,0 +1,59 @@
+import Foundation
+@testable import SealbakS3
+import SealbakArchive
+import SealbakTestSupport
+import Testing
+
+/// The step that makes an archive exist: a signal that arrives during the completion, and a completion whose
+/// answer is lost (scripts/flaky-proxy.py forwards it to SeaweedFS and resets the client's connection).
+@Suite(.serialized, .enabled(if: S3Env.available || S3Env.required)) struct CompletionTests {
+    private func blob(_ bytes: Int) throws -> (dir: String, file: String) {
+        let dir = try Proc.tempDir()
+        try Data(TestArchive.noise(bytes, seed: 51)).write(to: URL(fileURLWithPath: dir + "/blob"))
+        return (dir, dir + "/blob")
+    }
+
+    /// SIGINT exactly when the completion is about to be sent (fault point "s3: completing"): the completion
+    /// is not raced by the abort; it finishes, and sealbak exits 0 saying the archive is stored.
+    @Test func aSignalDuringCompletionWaitsForItAndTellsTheTruth() throws {
+        let env = try S3Env.get()
+        let (dir, file) = try blob(11 << 20)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let url = env.url("signal/a.sbk")
+        let r = try env.sealbak(["pack", url, file, "--insecure-test-kdf", "--s3-part-size", "5M"],
+                                extraEnv: ["SEALBAK_TEST_SIGNAL_AT": "1", "SEALBAK_TEST_SIGNAL": "INT"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("interrupted (signal 2) while the upload completed; it completed: \(url) is stored"), "\(r.stderr)")
+        let v = try env.sealbak(["verify", url])
+        #expect(v.status == 0 && v.stdout.contains("OK:"), "\(v.stderr)")
+        #expect(try env.client().listMultipartUploads(bucket: env.bucket, prefix: env.key("signal/")).isEmpty)
+        // The same for a single PUT (an archive smaller than one part).
+        try Data("tiny".utf8).write(to: URL(fileURLWithPath: dir + "/tiny"))
+        let small = env.url("signal/small.sbk")
+        let s = try env.sealbak(["pack", small, dir + "/tiny", "--insecure-test-kdf"], extraEnv: ["SEALBAK_TEST_SIGNAL_AT": "1", "SEALBAK_TEST_SIGNAL": "INT"])
+        #expect(s.status == 0 && s.stderr.contains("it completed: \(small) is stored"), "\(s.stderr)")
+        #expect(try env.sealbak(["verify", "-q", small]).status == 0)
+    }
+
+    /// The completion reached the store but its answer did not reach sealbak: the retry finds no upload (404
+    /// NoSuchUpload, or 412 because the name now exists), checks the object, and reports success.
+    @Test func aLostCompletionAnswerIsCheckedAgainstTheObject() throws {
+        let env = try S3Env.get()
+        let (dir, file) = try blob(11 << 20)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let proxy = try FlakyProxy(upstream: env.endpoint, mode: "lose-complete", times: 1)
+        defer { proxy.stop() }
+        let url = env.url("lost/a.sbk")
+        let r = try env.sealbak(["pack", url, file, "--insecure-test-kdf", "--s3-part-size", "5M"], endpoint: proxy.endpoint)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(proxy.stats()["faults"] == 1)
+        #expect(r.stderr.contains("was lost, and a retry found the archive stored"), "\(r.stderr)")
+        #expect(try env.sealbak(["verify", "-q", url]).status == 0)
+        // A lost answer for a name that already held another archive is not mistaken for success: the size differs.
+        let client = try env.client()
+        let other = try S3Location(url: env.url("lost/other.bin"))
+        try [UInt8]("x".utf8).withUnsafeBytes { try client.putObject(other, $0, ifNoneMatch: true) }
+        #expect(try client.completedEarlier(other, parts: 3, expectedSize: 11 << 20) == false)
+        #expect(try client.completedEarlier(try S3Location(url: env.url("lost/none.bin")), parts: 3, expectedSize: 5) == false)
+    }
+}
