@@ -165,6 +165,11 @@ struct Ls: ParsableCommand {
                     } else { row["problem"] = i.problem ?? "" }
                     if let t = RetentionPolicy.timestamp(inName: i.name) { row["name_time"] = formatTime(t) }
                     return row
+                } + ((try S3Options.client(for: location)).flatMap { try? IncompleteUploads.list(location, client: $0).get() } ?? []).map { u in
+                    var row: [String: Any] = ["name": String(u.key.split(separator: "/").last ?? ""), "incomplete_upload": true, "upload_id": u.uploadID]
+                    if let t = u.initiated { row["started"] = formatTime(Int64(t.timeIntervalSince1970)) }
+                    if let size = u.size { row["size"] = size; row["parts"] = u.parts ?? 0 }
+                    return row
                 }
                 let data = try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
@@ -178,6 +183,16 @@ struct Ls: ParsableCommand {
             }
             for i in items where i.header == nil {
                 print("  not a sealbak archive, left alone: \(i.name) (\(i.problem ?? "unreadable"))")
+            }
+            if let client = try S3Options.client(for: location) {
+                switch IncompleteUploads.list(location, client: client) {
+                case .success(let uploads):
+                    for u in uploads {
+                        print("  incomplete upload (billed until aborted): \(IncompleteUploads.describe(u)); sealbak prune --incomplete-uploads AGE aborts it")
+                    }
+                case .failure(let e):
+                    print("  (incomplete uploads not shown: \(e.message))")
+                }
             }
         }
     }
@@ -206,17 +221,42 @@ struct Prune: ParsableCommand {
     @Flag(name: .long, help: "Show what would be deleted; delete nothing.")
     var dryRun = false
 
+    @Option(name: .customLong("incomplete-uploads"), help: ArgumentHelp("Abort the multipart uploads under s3://BUCKET/PREFIX begun more than AGE ago and never completed (a killed pack), e.g. 24h, 7d; alone, only that is done.", valueName: "AGE"))
+    var incompleteUploads: String?
+
     @OptionGroup var s3: S3Options
+
+    private var keeps: Bool { keepLast + keepDaily + keepWeekly + keepMonthly + keepYearly > 0 }
 
     func validate() throws {
         if [keepLast, keepDaily, keepWeekly, keepMonthly, keepYearly].contains(where: { $0 < 0 }) { throw ValidationError("--keep-* counts cannot be negative") }
-        if keepLast + keepDaily + keepWeekly + keepMonthly + keepYearly == 0 {
-            throw ValidationError("give at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly (prune never deletes everything)")
+        if let incompleteUploads {
+            guard IncompleteUploads.parseAge(incompleteUploads) != nil else { throw ValidationError("--incomplete-uploads takes an age such as 30m, 24h or 7d, not \(incompleteUploads)") }
+            guard RemoteStorage.isRemote(location) else { throw ValidationError("--incomplete-uploads is for s3://BUCKET/PREFIX (a folder has no uploads)") }
+        } else if !keeps {
+            throw ValidationError("give at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly (prune never deletes everything), or --incomplete-uploads AGE")
         }
     }
 
     func run() throws {
         try reportingErrors {
+            if let age = incompleteUploads.flatMap(IncompleteUploads.parseAge) {
+                let client = try S3Options.client(for: location)!
+                let uploads = try IncompleteUploads.list(location, client: client).get()
+                var aborted = 0
+                for u in uploads {
+                    let old = u.initiated.map { Date().timeIntervalSince($0) >= age } ?? false
+                    if !old {
+                        print("keep    incomplete upload \(IncompleteUploads.describe(u)): younger than \(incompleteUploads!)")
+                        continue
+                    }
+                    print("\(dryRun ? "would abort" : "abort")  incomplete upload \(IncompleteUploads.describe(u))")
+                    if !dryRun { try client.abortMultipartUpload(try S3Location(url: "s3://\(try S3Location(url: location, allowEmptyKey: true).bucket)/\(u.key)"), uploadID: u.uploadID) }
+                    aborted += 1
+                }
+                print("\(dryRun ? "would abort" : "aborted") \(aborted) of \(uploads.count) incomplete upload(s)")
+                if !keeps { return }
+            }
             let client = try S3Options.client(for: location)
             let items = try Catalog.list(location, client: client)
             let archives = items.filter { $0.header != nil }
@@ -238,6 +278,50 @@ struct Prune: ParsableCommand {
             }
             for i in items where i.header == nil { print("skip    \(i.name): not a sealbak archive (\(i.problem ?? "unreadable")), left alone") }
             print("\(dryRun ? "would delete" : "deleted") \(deleted) of \(archives.count) archive(s), \(formatBytes(freed)); kept \(archives.count - deleted)")
+        }
+    }
+}
+
+/// Multipart uploads left under a prefix by packs that were killed (kill -9, OOM, a reboot): `ls` shows them,
+/// `prune --incomplete-uploads AGE` aborts them.
+enum IncompleteUploads {
+    /// The uploads at the level `ls` lists (a prefix ending in `/` is a folder; deeper "folders" are left out).
+    static func list(_ location: String, client: S3Client) -> Result<[S3Client.IncompleteUpload], SealbakError> {
+        Result { () throws(SealbakError) in
+            let loc = try S3Location(url: location, allowEmptyKey: true)
+            return try client.incompleteUploads(bucket: loc.bucket, prefix: loc.key).filter { !$0.key.dropFirst(loc.key.count).contains("/") }
+                .sorted { ($0.initiated ?? .distantPast) < ($1.initiated ?? .distantPast) }
+        }
+    }
+
+    static func describe(_ u: S3Client.IncompleteUpload) -> String {
+        let name = u.key.split(separator: "/").last.map(String.init) ?? u.key
+        var text = name
+        if let t = u.initiated {
+            text += ", started \(formatTime(Int64(t.timeIntervalSince1970))) (\(age(Date().timeIntervalSince(t))) ago)"
+        }
+        if let size = u.size { text += ", \(formatBytes(size)) in \(u.parts ?? 0) part(s)" }
+        return text
+    }
+
+    static func age(_ seconds: TimeInterval) -> String {
+        let s = max(0, Int(seconds))
+        if s < 120 { return "\(s) s" }
+        if s < 7200 { return "\(s / 60) min" }
+        if s < 172_800 { return "\(s / 3600) h" }
+        return "\(s / 86400) days"
+    }
+
+    /// `30s`, `45m`, `24h`, `7d`, `2w` in seconds.
+    static func parseAge(_ text: String) -> TimeInterval? {
+        guard let unit = text.last, let n = Double(text.dropLast()), n >= 0 else { return nil }
+        switch unit {
+        case "s": return n
+        case "m": return n * 60
+        case "h": return n * 3600
+        case "d": return n * 86400
+        case "w": return n * 604_800
+        default: return nil
         }
     }
 }

@@ -565,6 +565,65 @@ package final class S3Client: Sendable {
         }
     }
 
+    /// A multipart upload begun and neither completed nor aborted (a killed pack): billed until aborted.
+    package struct IncompleteUpload: Sendable {
+        package var key: String
+        package var uploadID: String
+        package var initiated: Date?
+        /// Bytes in its stored parts, and how many (nil when the parts could not be listed).
+        package var size: UInt64?
+        package var parts: Int?
+    }
+
+    /// The incomplete uploads under `prefix` with their start time and stored size (ListMultipartUploads and
+    /// ListParts, all pages).
+    package func incompleteUploads(bucket: String, prefix: String) throws(SealbakError) -> [IncompleteUpload] {
+        var out: [IncompleteUpload] = []
+        var markers: (key: String, id: String)?
+        repeat {
+            var query = [("uploads", ""), ("prefix", prefix)]
+            if let markers { query += [("key-marker", markers.key), ("upload-id-marker", markers.id)] }
+            let r = try send(Call(method: "GET", bucket: bucket, key: "", query: query, what: "listing the incomplete uploads in s3://\(bucket)/\(prefix)"))
+            guard let doc = XMLElement.parse(r.body) else { break }
+            for u in doc.all("Upload") {
+                guard let k = u.value("Key"), let id = u.value("UploadId") else { continue }
+                out.append(IncompleteUpload(key: k, uploadID: id, initiated: u.value("Initiated").flatMap(S3Client.parseTime)))
+            }
+            let next = (doc.value("NextKeyMarker") ?? "", doc.value("NextUploadIdMarker") ?? "")
+            markers = doc.value("IsTruncated") == "true" && !next.0.isEmpty ? next : nil
+        } while markers != nil
+        for i in out.indices {
+            var size: UInt64 = 0, count = 0, marker: String? = nil
+            do throws(SealbakError) {
+                repeat {
+                    var query = [("uploadId", out[i].uploadID)]
+                    if let marker { query.append(("part-number-marker", marker)) }
+                    let r = try send(Call(method: "GET", bucket: bucket, key: out[i].key, query: query, what: "listing the parts of an upload of s3://\(bucket)/\(out[i].key)"))
+                    let doc = XMLElement.parse(r.body)
+                    for p in doc?.all("Part") ?? [] {
+                        size += p.value("Size").flatMap(UInt64.init) ?? 0
+                        count += 1
+                    }
+                    marker = doc?.value("IsTruncated") == "true" ? doc?.value("NextPartNumberMarker") : nil
+                } while marker != nil
+                out[i].size = size
+                out[i].parts = count
+            } catch {
+                // Aborted meanwhile, or ListParts not allowed: shown without a size.
+            }
+        }
+        return out
+    }
+
+    /// ISO 8601 as S3 writes it (`2026-11-30T04:47:55.000Z`, with or without the fraction).
+    static func parseTime(_ text: String) -> Date? {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let d = f.date(from: text) { return d }
+        f.formatOptions = [.withInternetDateTime]
+        return f.date(from: text)
+    }
+
     /// Every object under `prefix` (ListObjectsV2, all pages).
     package func list(bucket: String, prefix: String) throws(SealbakError) -> [ObjectInfo] {
         var out: [ObjectInfo] = []

@@ -57,3 +57,29 @@ import Testing
         #expect(try client.completedEarlier(try S3Location(url: env.url("lost/none.bin")), parts: 3, expectedSize: 5) == false)
     }
 }
+
+/// Uploads left behind by a pack that was killed: `ls` shows them, `prune --incomplete-uploads AGE` aborts them.
+@Suite(.serialized, .enabled(if: S3Env.available || S3Env.required)) struct IncompleteUploadTests {
+    @Test func lsShowsAndPruneAbortsLeftUploads() throws {
+        let env = try S3Env.get()
+        let client = try env.client()
+        // A killed pack: an upload with one stored 5 MiB part, never completed nor aborted.
+        let left = try S3Location(url: env.url("leftovers/app-2026-11-30T010000Z.sbk"))
+        let id = try client.createMultipartUpload(left)
+        let part = TestArchive.noise(5 << 20, seed: 61)
+        _ = try part.withUnsafeBytes { try client.uploadPart(left, uploadID: id, number: 1, $0) }
+        let ls = try env.sealbak(["ls", env.url("leftovers/")])
+        #expect(ls.status == 0, "\(ls.stderr)")
+        #expect(ls.stdout.contains("incomplete upload (billed until aborted): app-2026-11-30T010000Z.sbk, started") && ls.stdout.contains("5.0 MiB in 1 part(s)"), "\(ls.stdout)")
+        let young = try env.sealbak(["prune", env.url("leftovers/"), "--incomplete-uploads", "1h"])
+        #expect(young.status == 0 && young.stdout.contains("aborted 0 of 1"), "\(young.stdout)\(young.stderr)")
+        let dry = try env.sealbak(["prune", env.url("leftovers/"), "--incomplete-uploads", "0s", "--dry-run"])
+        #expect(dry.status == 0 && dry.stdout.contains("would abort 1 of 1"), "\(dry.stdout)\(dry.stderr)")
+        #expect(try client.listMultipartUploads(bucket: env.bucket, prefix: env.key("leftovers/")).count == 1)
+        let real = try env.sealbak(["prune", env.url("leftovers/"), "--incomplete-uploads", "0s"])
+        #expect(real.status == 0 && real.stdout.contains("aborted 1 of 1"), "\(real.stdout)\(real.stderr)")
+        #expect(try client.listMultipartUploads(bucket: env.bucket, prefix: env.key("leftovers/")).isEmpty)
+        let bad = try env.sealbak(["prune", env.url("leftovers/"), "--incomplete-uploads", "soon"])
+        #expect(bad.status == 64, "\(bad.stderr)")
+    }
+}
