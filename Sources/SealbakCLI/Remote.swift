@@ -38,7 +38,21 @@ struct S3Options: ParsableArguments {
     @Flag(name: .customLong("s3-uniform-parts"), help: "Every upload part but the last of the part size (for stores that require it; automatic for Cloudflare R2).")
     var uniformParts = false
 
+    @Option(name: .customLong("s3-object-lock"), help: ArgumentHelp("Write archives with S3 Object Lock: MODE:AGE, e.g. compliance:30d or governance:7d; nobody can delete or overwrite them before then (the bucket must have Object Lock enabled).", valueName: "MODE:AGE"))
+    var objectLock: String?
+
+    /// `compliance:30d` or `governance:7d`.
+    static func parseObjectLock(_ text: String) -> S3Settings.ObjectLock? {
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let mode = S3Settings.ObjectLock.Mode(rawValue: parts[0].uppercased()),
+              let period = IncompleteUploads.parseAge(parts[1]), period >= 86400 else { return nil }
+        return S3Settings.ObjectLock(mode: mode, period: period)
+    }
+
     func validate() throws {
+        if let objectLock, S3Options.parseObjectLock(objectLock) == nil {
+            throw ValidationError("--s3-object-lock takes MODE:AGE with MODE governance or compliance and AGE at least 1d (e.g. compliance:30d), not \(objectLock)")
+        }
         if let addressing, addressing != "path" && addressing != "virtual" { throw ValidationError("--s3-addressing must be path or virtual") }
         if let partSize {
             guard let n = parseSize(partSize), n >= 5 << 20, n <= 5 << 30 else { throw ValidationError("--s3-part-size must be 5M ... 5120M") }
@@ -77,6 +91,12 @@ struct S3Options: ParsableArguments {
             s.partSize = p
         }
         if let p = parallel ?? plan["parallel"].flatMap({ Int($0) }) { s.parallelParts = p }
+        if let text = objectLock ?? plan["object-lock"] {
+            guard let lock = S3Options.parseObjectLock(text) else {
+                throw SealbakError(.usage, "the S3 object lock must be MODE:AGE with MODE governance or compliance and AGE at least 1d (e.g. compliance:30d), not \(text)")
+            }
+            s.objectLock = lock
+        }
         if noServerCopy || plan["server-copy"] == "false" { s.serverCopy = false }
         if uniformParts || plan["uniform-parts"] == "true" { s.uniformParts = true }
         if let m = maxAttempts { s.maxAttempts = m }
@@ -269,12 +289,19 @@ struct Prune: ParsableCommand {
                 let when = "\(formatTime(d.candidate.time)) (from the \(item.time!.source))"
                 if d.keep {
                     print("keep    \(item.name)  \(when)  \(formatBytes(item.size)): \(d.reasons.joined(separator: ", "))")
-                } else {
-                    print("\(dryRun ? "would delete" : "delete")  \(item.name)  \(when)  \(formatBytes(item.size))")
-                    if !dryRun { try Catalog.delete(item, client: client) }
-                    deleted += 1
-                    freed += item.size
+                    continue
                 }
+                // An archive under S3 Object Lock cannot be deleted before its date: keep it and say until when.
+                let state = try Catalog.state(item, client: client)
+                if let state, state.isLocked() {
+                    let until = state.lockedUntil.map { "\(state.lockMode ?? "") object lock until \(formatTime(Int64($0.timeIntervalSince1970)))" } ?? ""
+                    print("locked  \(item.name)  \(when)  \(formatBytes(item.size)): \([until, state.legalHold ? "legal hold" : ""].filter { !$0.isEmpty }.joined(separator: ", ")); kept")
+                    continue
+                }
+                print("\(dryRun ? "would delete" : "delete")  \(item.name)  \(when)  \(formatBytes(item.size))")
+                if !dryRun { try Catalog.delete(item, client: client, state: state) }
+                deleted += 1
+                freed += item.size
             }
             for i in items where i.header == nil { print("skip    \(i.name): not a sealbak archive (\(i.problem ?? "unreadable")), left alone") }
             print("\(dryRun ? "would delete" : "deleted") \(deleted) of \(archives.count) archive(s), \(formatBytes(freed)); kept \(archives.count - deleted)")

@@ -56,6 +56,9 @@ final class S3Upload: ArchiveOutput, @unchecked Sendable {
 
     var path: String { location.description }
 
+    /// Object Lock for the archive itself, never for a temporary object (which must be deletable).
+    private var lockHeaders: [(String, String)] { staged ? [] : client.settings.objectLock?.headers() ?? [] }
+
     /// The size of part `number`: `base`, doubling every 1,000 parts unless `uniform`.
     static func partSize(base: Int, number: Int, uniform: Bool = false) -> Int {
         uniform ? base : min(5 << 30, base << min(22, (number - 1) / 1000))
@@ -78,7 +81,7 @@ final class S3Upload: ArchiveOutput, @unchecked Sendable {
     /// Hands the full buffer to an upload thread (waiting while `parallelParts` are in flight).
     private func flushPart() throws(SealbakError) {
         if uploadID == nil {
-            let id = try client.createMultipartUpload(target)
+            let id = try client.createMultipartUpload(target, extraHeaders: lockHeaders)
             uploadID = id
             let client = self.client, target = self.target
             interruptToken = Interrupts.register { try? client.abortMultipartUpload(target, uploadID: id) }
@@ -121,12 +124,13 @@ final class S3Upload: ArchiveOutput, @unchecked Sendable {
             if let id {
                 try self.client.completeMultipartUpload(self.target, uploadID: id, parts: all, ifNoneMatch: exclusive, expectedSize: size,
                                                         lostAnswer: self.report)
+                if !self.lockHeaders.isEmpty { try self.client.putObjectRetention(self.target, lockHeaders: self.lockHeaders) }
             } else {
                 // Smaller than one part: a single PUT, checksummed and conditional like the multipart path.
                 Faults.point("s3: completing \(self.target)")
                 var result: Result<Void, SealbakError> = .success(())
                 self.buffer.withUnsafeBytes { b in
-                    result = Result { () throws(SealbakError) in try self.client.putObject(self.target, b, ifNoneMatch: exclusive) }
+                    result = Result { () throws(SealbakError) in try self.client.putObject(self.target, b, ifNoneMatch: exclusive, extraHeaders: self.lockHeaders) }
                 }
                 try result.get()
             }
@@ -214,7 +218,8 @@ enum ServerCopy {
     /// Returns the bytes streamed through sealbak (0 when the store copied everything).
     @discardableResult
     static func copy(client: S3Client, from source: S3Location, size: UInt64, etag: String, to dest: S3Location, ifNoneMatch: Bool) throws(SealbakError) -> UInt64 {
-        let id = try client.createMultipartUpload(dest)
+        let lock = client.settings.objectLock?.headers()
+        let id = try client.createMultipartUpload(dest, extraHeaders: lock ?? [])
         let token = Interrupts.register { try? client.abortMultipartUpload(dest, uploadID: id) }
         defer { Interrupts.unregister(token) }
         var serverCopy = client.settings.serverCopy
@@ -237,6 +242,7 @@ enum ServerCopy {
                 at = end
             }
             try client.completeMultipartUpload(dest, uploadID: id, parts: parts, ifNoneMatch: ifNoneMatch, expectedSize: size)
+            if let lock = lock { try client.putObjectRetention(dest, lockHeaders: lock) }
         } catch {
             try? client.abortMultipartUpload(dest, uploadID: id)
             throw error
@@ -271,7 +277,8 @@ enum HeaderRewrite {
         let firstBody = min(bodyLength, uniform ? UInt64(max(client.settings.partSize - header.count, 0)) : 5 << 20)
         var result = Outcome()
         result.serverCopy = client.settings.serverCopy
-        let id = try client.createMultipartUpload(location)
+        // The rewritten archive keeps the old one's lock (which stays on the old version too).
+        let id = try client.createMultipartUpload(location, extraHeaders: info.lockHeaders)
         let token = Interrupts.register { try? client.abortMultipartUpload(location, uploadID: id) }
         defer { Interrupts.unregister(token) }
         do throws(SealbakError) {
@@ -299,6 +306,7 @@ enum HeaderRewrite {
             let expected = UInt64(header.count) + bodyLength, all = parts
             try Interrupts.completing(stored: "the new header of \(location) is in place") { () throws(SealbakError) in
                 try client.completeMultipartUpload(location, uploadID: id, parts: all, ifNoneMatch: false, ifMatch: info.etag, expectedSize: expected)
+                if !info.lockHeaders.isEmpty { try client.putObjectRetention(location, lockHeaders: info.lockHeaders) }
                 Interrupts.unregister(token)
             }
         } catch {

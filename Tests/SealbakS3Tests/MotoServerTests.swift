@@ -86,6 +86,46 @@ import Testing
         #expect(pack.status == 14, "\(pack.stderr)")
     }
 
+    /// Immutable backups: the writer packs with --s3-object-lock (multipart and single PUT); nobody can delete
+    /// the archive's version before its date, and prune keeps it, saying until when, while it deletes (the
+    /// version of) an archive without a lock.
+    @Test func objectLockedArchivesCannotBeDeletedAndPruneKeepsThem() throws {
+        let env = try MotoEnv.get()
+        let dir = try Proc.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data(TestArchive.noise(6 << 20, seed: 24)).write(to: URL(fileURLWithPath: dir + "/blob"))
+        try Data("x".utf8).write(to: URL(fileURLWithPath: dir + "/f"))
+        let b = env.lockBucket
+        let locked = [env.url("lock/app-2026-11-01T000000Z.sbk", bucket: b), env.url("lock/app-2026-11-03T000000Z.sbk", bucket: b)]
+        let plain = env.url("lock/app-2026-11-02T000000Z.sbk", bucket: b)
+        for (url, input) in [(locked[0], dir + "/blob"), (locked[1], dir + "/f")] {
+            let r = try env.sealbak(["pack", url, input, "--insecure-test-kdf", "--quiet", "--s3-part-size", "5M", "--s3-object-lock", "compliance:2d"], role: .writer)
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        #expect(try env.sealbak(["pack", plain, dir + "/f", "--insecure-test-kdf", "--quiet"], role: .writer).status == 0)
+        let admin = try env.client(.admin)
+        for url in locked {
+            let info = try #require(try admin.head(try S3Location(url: url)))
+            #expect(info.lockMode == "COMPLIANCE" && info.isLocked(), "\(url): \(info)")
+            let until = try #require(info.lockedUntil)
+            #expect(until.timeIntervalSinceNow > 47 * 3600 && until.timeIntervalSinceNow < 49 * 3600, "\(until)")
+            // Not even the administrator can delete the locked version.
+            let e = #expect(throws: SealbakError.self) { try admin.delete(try S3Location(url: url), versionID: info.versionID) }
+            #expect(e?.code == .accessDenied, "\(e?.message ?? "")")
+        }
+        let bad = try env.sealbak(["pack", env.url("lock/x.sbk", bucket: b), dir + "/f", "--s3-object-lock", "forever:1d"], role: .writer)
+        #expect(bad.status == 64, "\(bad.stderr)")
+        // keep-last 1 keeps 11-03; 11-02 is deleted (its version, so the space is freed); 11-01 is locked.
+        let prune = try env.sealbak(["prune", env.url("lock/", bucket: b), "--keep-last", "1"], role: .pruner)
+        #expect(prune.status == 0, "\(prune.stdout)\(prune.stderr)")
+        #expect(prune.stdout.contains("locked  app-2026-11-01T000000Z.sbk") && prune.stdout.contains("COMPLIANCE object lock until"), "\(prune.stdout)")
+        #expect(prune.stdout.contains("delete  app-2026-11-02T000000Z.sbk") && prune.stdout.contains("deleted 1 of 3"), "\(prune.stdout)")
+        let left = Set(try admin.list(bucket: b, prefix: env.key("lock/")).map(\.key))
+        #expect(left == Set(locked.map { String($0.dropFirst("s3://\(b)/".count)) }), "\(left)")
+        let v = try env.sealbak(["verify", locked[0]], role: .reader)
+        #expect(v.status == 0, "\(v.stderr)")
+    }
+
     /// moto is a second implementation of the ordinary path: ranged reads and explicit content types.
     @Test func archivesAreStoredAsOctetStreamAndReadByRange() throws {
         let env = try MotoEnv.get()
