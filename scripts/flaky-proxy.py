@@ -34,6 +34,7 @@ answer is read to its end and given back with "Connection: close". The first K m
                  but ignores conditional headers).
   http-pass      no fault; only the bookkeeping below.
 
+With --match TEXT, only requests whose request line contains TEXT get a fault or are recorded.
 In every HTTP-level mode, each UploadPart and UploadPartCopy is recorded in the stats file's "parts" as
 [part number, bytes, 1 if a copy else 0] (the bytes of a copy from its x-amz-copy-source-range).
 
@@ -363,8 +364,10 @@ def handle_http(state, cid, client):
         return
     request_line, headers = parse_head(head)
     body = read_exact(client, int(headers.get("content-length", "0") or 0), rest)
-    record_part(state, request_line, headers, len(body))
-    hit = matches(mode, request_line, headers) and state.budget_left()
+    selected = state.args.match in request_line
+    if selected:
+        record_part(state, request_line, headers, len(body))
+    hit = selected and matches(mode, request_line, headers) and state.budget_left()
     if hit and mode in ("copy-empty", "copy-501", "region-301") and state.take_fault("http"):
         if mode == "copy-empty":
             answer = simple_response(200, "OK", b'<?xml version="1.0" encoding="UTF-8"?>\n<CopyPartResult><ETag></ETag></CopyPartResult>')
@@ -451,6 +454,7 @@ def main():
     p.add_argument("--upstream", required=True, help="HOST:PORT")
     p.add_argument("--mode", required=True, choices=["pass", "drop-upload", "drop-download", "http-503"] + HTTP_MODES)
     p.add_argument("--region", default="eu-west-1", help="the region region-301 names")
+    p.add_argument("--match", default="", help="HTTP-level modes: only requests whose request line contains this")
     p.add_argument("--after-bytes", type=int, default=0, help="bytes forwarded before a drop (default 0)")
     p.add_argument("--times", type=int, default=-1, help="how many drops / 503s (default -1: no limit)")
     p.add_argument("--stats-file")

@@ -121,6 +121,8 @@ package struct S3Settings: Sendable {
 package final class S3Client: Sendable {
     package let settings: S3Settings
     private let pool = ConnectionPool()
+    /// Per bucket: whether the store honours conditional completions (`probeConditionalWrites`).
+    private let conditionalWrites = Mutex<[String: Bool]>([:])
     /// The region the store named in a redirect (`x-amz-bucket-region`), used from then on instead of
     /// `settings.region`.
     private let redirectedRegion = Mutex<String?>(nil)
@@ -378,6 +380,51 @@ package final class S3Client: Sendable {
                                            : "the credential may not read (\(code.isEmpty ? "HTTP \(list.status)" : code))")
     }
 
+    /// The condition a probe checks: the one packs complete with (the name must be free) or the one key changes
+    /// complete with (the object must still be the version that was read).
+    package enum Condition: String, Sendable { case ifNoneMatch = "If-None-Match", ifMatch = "If-Match" }
+
+    /// Whether the store evaluates `condition` on a multipart completion, found once per bucket and process,
+    /// because some stores accept conditional headers and ignore them (moto 5.2 ignores If-Match there).
+    ///
+    /// The probe object is `.sealbak-tmp-probe` next to `near` (hidden from `ls`, never pruned): one byte, left in
+    /// place on purpose, since a write-only credential could not delete it; later probes reuse it. A one-byte
+    /// upload to it is completed with the condition, which cannot hold (If-None-Match: * on a name that exists,
+    /// If-Match with an ETag no object has): a store that evaluates it refuses, and the upload is aborted. For
+    /// If-None-Match, a first completion that succeeds may just have created the probe object, so one more
+    /// decides.
+    package func probeConditionalWrites(_ condition: Condition, near loc: S3Location) throws(SealbakError) -> Bool {
+        let cacheKey = loc.bucket + " " + condition.rawValue
+        if let known = conditionalWrites.withLock({ $0[cacheKey] }) { return known }
+        let dir = loc.key.lastIndex(of: "/").map { String(loc.key[...$0]) } ?? ""
+        let probe = S3Location(bucket: loc.bucket, key: dir + ".sealbak-tmp-probe")
+        func attempt() throws(SealbakError) -> Bool {
+            let id = try createMultipartUpload(probe)
+            do throws(SealbakError) {
+                let part = try [UInt8](repeating: 0, count: 1).withUnsafeBytes { b in
+                    Result { () throws(SealbakError) in try uploadPart(probe, uploadID: id, number: 1, b) }
+                }.get()
+                do throws(SealbakError) {
+                    try completeMultipartUpload(probe, uploadID: id, parts: [part], ifNoneMatch: condition == .ifNoneMatch,
+                                                ifMatch: condition == .ifMatch ? "\"00000000000000000000000000000000\"" : nil)
+                    try? abortMultipartUpload(probe, uploadID: id)  // nothing left to abort, unless the answer lied
+                    return false
+                } catch {
+                    // 412 PreconditionFailed, 404 NoSuchKey or another refusal: the condition was not ignored.
+                    try? abortMultipartUpload(probe, uploadID: id)
+                    return true
+                }
+            } catch {
+                try? abortMultipartUpload(probe, uploadID: id)
+                throw error
+            }
+        }
+        var honoured = try attempt()
+        if !honoured && condition == .ifNoneMatch { honoured = try attempt() }
+        conditionalWrites.withLock { $0[cacheKey] = honoured }
+        return honoured
+    }
+
     /// A refusal of the credentials themselves (unknown key, bad signature, expired token), not of a policy.
     static func refusesCredentials(status: Int, code: String) -> Bool {
         (status == 403 && ["InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"].contains(code)) || (status == 400 && code == "ExpiredToken")
@@ -553,7 +600,6 @@ package final class S3Client: Sendable {
         var backoff = Backoff(settings: settings)
         var mayHaveCompleted = false
         while true {
-            Faults.point("s3: completing \(loc)")
             var sent: Result<Result<HTTPResponse, TransportError>, SealbakError> = .failure(SealbakError(.internalError, "unreachable"))
             body.withUnsafeBytes { b in sent = Result { () throws(SealbakError) in try attempt(call, body: b, payloadHash: hash, sink: nil) } }
             switch try sent.get() {

@@ -48,6 +48,17 @@ final class S3Upload: ArchiveOutput, @unchecked Sendable {
         default:
             break
         }
+        // The conditional completion is the only guard against an archive written under the name meanwhile (and
+        // the only one at all for a write-only credential): make sure the store honours it, or say that it does not.
+        if !overwrite && !staged {
+            do throws(SealbakError) {
+                if try !client.probeConditionalWrites(.ifNoneMatch, near: location) {
+                    report("warning: s3://\(location.bucket) ignores If-None-Match on completions (a probe completed where it must not), so an archive written under \(location.key) meanwhile would be replaced without notice; only the check before packing protects it")
+                }
+            } catch {
+                report("could not check whether s3://\(location.bucket) honours conditional writes: \(error.message)")
+            }
+        }
         target = staged ? S3Location(bucket: location.bucket, key: location.key + ".sealbak-tmp-" + hex(SystemRandom().bytes(6))) : location
         slots = DispatchSemaphore(value: max(1, client.settings.parallelParts))
     }
@@ -121,13 +132,13 @@ final class S3Upload: ArchiveOutput, @unchecked Sendable {
         }
         let id = uploadID, all = parts.withLock { $0 }, size = bytesWritten
         let complete = { () throws(SealbakError) in
+            Faults.point("s3: completing \(self.target)")
             if let id {
                 try self.client.completeMultipartUpload(self.target, uploadID: id, parts: all, ifNoneMatch: exclusive, expectedSize: size,
                                                         lostAnswer: self.report)
                 if !self.lockHeaders.isEmpty { try self.client.putObjectRetention(self.target, lockHeaders: self.lockHeaders) }
             } else {
                 // Smaller than one part: a single PUT, checksummed and conditional like the multipart path.
-                Faults.point("s3: completing \(self.target)")
                 var result: Result<Void, SealbakError> = .success(())
                 self.buffer.withUnsafeBytes { b in
                     result = Result { () throws(SealbakError) in try self.client.putObject(self.target, b, ifNoneMatch: exclusive, extraHeaders: self.lockHeaders) }
@@ -260,6 +271,8 @@ enum HeaderRewrite {
         var throughClient: UInt64 = 0
         var copiedOnServer: UInt64 = 0
         var serverCopy = true
+        /// Whether the store evaluates the If-Match that pins the rewrite to the version read.
+        var conditionHonoured = true
     }
 
     static func run(client: S3Client, location: S3Location, expected: [UInt8], header: [UInt8]) throws(SealbakError) -> Outcome {
@@ -277,6 +290,7 @@ enum HeaderRewrite {
         let firstBody = min(bodyLength, uniform ? UInt64(max(client.settings.partSize - header.count, 0)) : 5 << 20)
         var result = Outcome()
         result.serverCopy = client.settings.serverCopy
+        result.conditionHonoured = (try? client.probeConditionalWrites(.ifMatch, near: location)) ?? true
         // The rewritten archive keeps the old one's lock (which stays on the old version too).
         let id = try client.createMultipartUpload(location, extraHeaders: info.lockHeaders)
         let token = Interrupts.register { try? client.abortMultipartUpload(location, uploadID: id) }

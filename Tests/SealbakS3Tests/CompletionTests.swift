@@ -41,7 +41,8 @@ import Testing
         let env = try S3Env.get()
         let (dir, file) = try blob(11 << 20)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let proxy = try FlakyProxy(upstream: env.endpoint, mode: "lose-complete", times: 1)
+        // The archive's completion, not that of the conditional-write probe.
+        let proxy = try FlakyProxy(upstream: env.endpoint, mode: "lose-complete", times: 1, match: "/a.sbk?")
         defer { proxy.stop() }
         let url = env.url("lost/a.sbk")
         let r = try env.sealbak(["pack", url, file, "--insecure-test-kdf", "--s3-part-size", "5M"], endpoint: proxy.endpoint)
@@ -81,5 +82,49 @@ import Testing
         #expect(try client.listMultipartUploads(bucket: env.bucket, prefix: env.key("leftovers/")).isEmpty)
         let bad = try env.sealbak(["prune", env.url("leftovers/"), "--incomplete-uploads", "soon"])
         #expect(bad.status == 64, "\(bad.stderr)")
+    }
+}
+
+/// A store that accepts conditional headers but ignores them must not let sealbak claim a protection it did
+/// not get: the probe (once per bucket and run) finds out, and sealbak says so.
+@Suite(.serialized, .enabled(if: S3Env.available || S3Env.required)) struct ConditionalWriteProbeTests {
+    @Test func aStoreIgnoringIfNoneMatchIsReported() throws {
+        let env = try S3Env.get()
+        let dir = try Proc.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data("x".utf8).write(to: URL(fileURLWithPath: dir + "/f"))
+        // SeaweedFS evaluates If-None-Match: no warning.
+        let honest = try env.sealbak(["pack", env.url("probe-ok/a.sbk"), dir + "/f", "--insecure-test-kdf"])
+        #expect(honest.status == 0 && !honest.stderr.contains("ignores"), "\(honest.stderr)")
+        // Behind a proxy that turns every 412 into 200, the store looks like one that ignores the condition.
+        let proxy = try FlakyProxy(upstream: env.endpoint, mode: "accept-412", times: -1)
+        defer { proxy.stop() }
+        let r = try env.sealbak(["pack", env.url("probe-ignored/a.sbk"), dir + "/f", "--insecure-test-kdf"], endpoint: proxy.endpoint)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("ignores If-None-Match on completions") && r.stderr.contains("only the check before packing protects it"), "\(r.stderr)")
+        #expect((proxy.stats()["faults"] ?? 0) >= 1)
+        // The probe object is one byte next to the archives, hidden from ls and never pruned.
+        let ls = try env.sealbak(["ls", env.url("probe-ignored/")])
+        #expect(ls.status == 0 && ls.stdout.contains("1 archive(s)") && !ls.stdout.contains(".sealbak-tmp-probe"), "\(ls.stdout)")
+        let all = try env.client().list(bucket: env.bucket, prefix: env.key("probe-ignored/")).map(\.key)
+        #expect(Set(all) == [env.key("probe-ignored/a.sbk"), env.key("probe-ignored/.sealbak-tmp-probe")], "\(all)")
+    }
+}
+
+extension MotoServerTests {
+    /// moto honours If-None-Match on a completion but ignores If-Match there: packs get no warning, key changes
+    /// (which complete with If-Match on the version they read) do.
+    @Test func motoIgnoresIfMatchOnCompletionsAndKeyChangesSaySo() throws {
+        let env = try MotoEnv.get()
+        let dir = try Proc.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data(TestArchive.noise(7 << 20, seed: 71)).write(to: URL(fileURLWithPath: dir + "/blob"))
+        let url = env.url("probe/a.sbk")
+        let pack = try env.sealbak(["pack", url, dir + "/blob", "--insecure-test-kdf", "--s3-part-size", "5M"], role: .admin)
+        #expect(pack.status == 0 && !pack.stderr.contains("ignores"), "\(pack.stderr)")
+        let change = try env.sealbak(["key", "passwd", url, "--slot", "1", "--insecure-test-kdf"], role: .admin, extraEnv: ["SEALBAK_NEW_PASSWORD": "moto-new"])
+        #expect(change.status == 0, "\(change.stderr)")
+        #expect(change.stderr.contains("ignores If-Match on completions"), "\(change.stderr)")
+        #expect(try env.sealbak(["verify", "-q", url], role: .admin, extraEnv: ["SEALBAK_PASSWORD": "moto-new"]).status == 0)
     }
 }

@@ -80,7 +80,7 @@ import Testing
         }
         let prune = try env.sealbak(["prune", env.url("pruner/"), "--keep-last", "1"], role: .pruner)
         #expect(prune.status == 0 && prune.stdout.contains("deleted 2 of 3"), "\(prune.stdout)\(prune.stderr)")
-        let left = try env.client(.admin).list(bucket: env.bucket, prefix: env.key("pruner/")).map(\.key)
+        let left = try env.client(.admin).list(bucket: env.bucket, prefix: env.key("pruner/")).archives.map(\.key)
         #expect(left == [env.key("pruner/app-2026-11-03T000000Z.sbk")])
         let pack = try env.sealbak(["pack", env.url("pruner/new.sbk"), dir + "/f", "--insecure-test-kdf", "--quiet"], role: .pruner)
         #expect(pack.status == 14, "\(pack.stderr)")
@@ -120,7 +120,7 @@ import Testing
         #expect(prune.status == 0, "\(prune.stdout)\(prune.stderr)")
         #expect(prune.stdout.contains("locked  app-2026-11-01T000000Z.sbk") && prune.stdout.contains("COMPLIANCE object lock until"), "\(prune.stdout)")
         #expect(prune.stdout.contains("delete  app-2026-11-02T000000Z.sbk") && prune.stdout.contains("deleted 1 of 3"), "\(prune.stdout)")
-        let left = Set(try admin.list(bucket: b, prefix: env.key("lock/")).map(\.key))
+        let left = Set(try admin.list(bucket: b, prefix: env.key("lock/")).archives.map(\.key))
         #expect(left == Set(locked.map { String($0.dropFirst("s3://\(b)/".count)) }), "\(left)")
         let v = try env.sealbak(["verify", locked[0]], role: .reader)
         #expect(v.status == 0, "\(v.stderr)")
