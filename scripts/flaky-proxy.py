@@ -27,7 +27,8 @@ answer is read to its end and given back with "Connection: close". The first K m
   copy-empty     an UploadPartCopy (PUT with x-amz-copy-source) is answered by the proxy with 200 and a
                  CopyPartResult without an ETag; nothing is copied.
   copy-501       an UploadPartCopy is answered by the proxy with 501 NotImplemented.
-  region-301     any request is answered by the proxy with 301 PermanentRedirect naming region --region.
+  region-301     any request is answered by the proxy with 301 PermanentRedirect naming region --region (none
+                 when --region is empty).
   lose-complete  a CompleteMultipartUpload (POST with uploadId) is sent upstream and its answer thrown away:
                  the client's connection is reset (a lost response).
   accept-412     an answer 412 Precondition Failed becomes 200 OK with an empty XML body (a store that accepts
@@ -375,10 +376,11 @@ def handle_http(state, cid, client):
             answer = simple_response(501, "Not Implemented", b"<Error><Code>NotImplemented</Code><Message>A header you provided "
                                      b"implies functionality that is not implemented</Message></Error>")
         else:
-            region = state.args.region.encode()
+            region = state.args.region.encode()  # empty: a redirect that names no region
             answer = simple_response(301, "Moved Permanently", b"<Error><Code>PermanentRedirect</Code><Message>The bucket you are "
-                                     b"attempting to access must be addressed using the specified endpoint.</Message>"
-                                     b"<Region>" + region + b"</Region></Error>", b"x-amz-bucket-region: " + region + b"\r\n")
+                                     b"attempting to access must be addressed using the specified endpoint.</Message>" +
+                                     (b"<Region>" + region + b"</Region>" if region else b"") + b"</Error>",
+                                     b"x-amz-bucket-region: " + region + b"\r\n" if region else b"")
         log(f"#{cid} {mode}: answered {request_line} itself")
         client.sendall(answer)
         close_quietly(client)

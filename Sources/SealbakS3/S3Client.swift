@@ -268,8 +268,8 @@ package final class S3Client: Sendable {
 
     static func describe(_ r: HTTPResponse) -> String {
         let xml = XMLElement.parse(r.body)
-        let code = xml?.value("Code") ?? "HTTP \(r.status)"
         let message = xml?.value("Message").map { ": " + $0.trimmingCharacters(in: CharacterSet(charactersIn: ". \n")) } ?? ""
+        guard let code = xml?.value("Code") else { return "HTTP \(r.status)\(message)" }
         return "\(code) (HTTP \(r.status))\(message)"
     }
 

@@ -334,13 +334,13 @@ final class FlakyProxy {
     let endpoint: String
 
     /// `match`: HTTP-level modes act only on requests whose request line contains it (e.g. "/a.sbk?").
-    init(upstream: String, mode: String, afterBytes: Int = 0, times: Int, match: String = "") throws {
+    init(upstream: String, mode: String, afterBytes: Int = 0, times: Int, match: String = "", region: String = "eu-west-1") throws {
         dir = try Proc.tempDir()
         let hostPort = upstream.replacingOccurrences(of: "http://", with: "")
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", Proc.root + "/scripts/flaky-proxy.py", "--listen-port-file", dir + "/port", "--upstream", hostPort,
                              "--mode", mode, "--after-bytes", String(afterBytes), "--times", String(times), "--stats-file", dir + "/stats",
-                             "--match", match]
+                             "--match", match, "--region", region]
         process.standardError = FileHandle.nullDevice
         try process.run()
         var port: String?
