@@ -186,7 +186,9 @@ struct Ls: ParsableCommand {
                     if let t = RetentionPolicy.timestamp(inName: i.name) { row["name_time"] = formatTime(t) }
                     return row
                 } + ((try S3Options.client(for: location)).flatMap { try? IncompleteUploads.list(location, client: $0).get() } ?? []).map { u in
-                    var row: [String: Any] = ["name": String(u.key.split(separator: "/").last ?? ""), "incomplete_upload": true, "upload_id": u.uploadID]
+                    let bucket = (try? S3Location(url: location, allowEmptyKey: true))?.bucket ?? ""
+                    var row: [String: Any] = ["name": String(u.key.split(separator: "/").last ?? ""), "location": "s3://\(bucket)/\(u.key)",
+                                              "incomplete_upload": true, "upload_id": u.uploadID]
                     if let t = u.initiated { row["started"] = formatTime(Int64(t.timeIntervalSince1970)) }
                     if let size = u.size { row["size"] = size; row["parts"] = u.parts ?? 0 }
                     return row
