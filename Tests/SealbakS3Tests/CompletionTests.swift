@@ -35,6 +35,26 @@ import Testing
         #expect(try env.sealbak(["verify", "-q", small]).status == 0)
     }
 
+    /// SIGINT at the completion, which then fails (another pack took the name just before, run by a hook at the
+    /// same fault point): nothing was stored by this pack, so it exits 130 and its upload is aborted.
+    @Test func aSignalDuringAFailingCompletionExits130AndAborts() throws {
+        let env = try S3Env.get()
+        let (dir, file) = try blob(11 << 20)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data("other".utf8).write(to: URL(fileURLWithPath: dir + "/other"))
+        let url = env.url("signal-fail/a.sbk")
+        let hook = "'\(Proc.sealbakBinary)' pack '\(url)' '\(dir)/other' --insecure-test-kdf --quiet"
+        let r = try env.sealbak(["pack", url, file, "--insecure-test-kdf", "--s3-part-size", "5M"],
+                                extraEnv: ["SEALBAK_TEST_SIGNAL_AT": "1", "SEALBAK_TEST_SIGNAL": "INT",
+                                           "SEALBAK_TEST_HOOK_POINT": "s3: completing \(url)", "SEALBAK_TEST_HOOK": hook])
+        #expect(r.status == 130, "\(r.stderr)")
+        #expect(!r.stderr.contains("it completed"), "\(r.stderr)")
+        let client = try env.client()
+        #expect(try client.listMultipartUploads(bucket: env.bucket, prefix: env.key("signal-fail/")).isEmpty, "the upload was aborted")
+        let stored = try #require(try client.head(try S3Location(url: url)), "the other pack's archive")
+        #expect(stored.size < 1 << 20, "the name holds the other (small) archive, not this one")
+    }
+
     /// The completion reached the store but its answer did not reach sealbak: the retry finds no upload (404
     /// NoSuchUpload, or 412 because the name now exists), checks the object, and reports success.
     @Test func aLostCompletionAnswerIsCheckedAgainstTheObject() throws {
