@@ -20,6 +20,9 @@ final class S3Upload: ArchiveOutput, @unchecked Sendable {
     let overwrite: Bool
     let staged: Bool
     private let report: @Sendable (String) -> Void
+    /// Object Lock for the archive itself (retain-until counted from the start), never for a temporary object,
+    /// which must stay deletable.
+    private let lockHeaders: [(String, String)]
     private(set) var bytesWritten: UInt64 = 0
     private var buffer: [UInt8] = []
     private var uploadID: String?
@@ -38,6 +41,7 @@ final class S3Upload: ArchiveOutput, @unchecked Sendable {
         self.overwrite = overwrite
         self.staged = staged
         self.report = report
+        lockHeaders = staged ? [] : client.settings.objectLock?.headers() ?? []
         // Refuse an existing archive before any work (and find bad credentials or a missing bucket early). A
         // credential that may only write learns nothing here, which is fine: the completion is conditional.
         switch try client.existence(location) {
@@ -67,8 +71,6 @@ final class S3Upload: ArchiveOutput, @unchecked Sendable {
 
     var path: String { location.description }
 
-    /// Object Lock for the archive itself, never for a temporary object (which must be deletable).
-    private var lockHeaders: [(String, String)] { staged ? [] : client.settings.objectLock?.headers() ?? [] }
 
     /// The size of part `number`: `base`, doubling every 1,000 parts unless `uniform`.
     static func partSize(base: Int, number: Int, uniform: Bool = false) -> Int {
