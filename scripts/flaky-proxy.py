@@ -17,6 +17,28 @@ forwards each connection to HOST:PORT. Modes:
                  and its Content-Length body are read first (not the body when the client sent Expect: 100-continue).
                  Later connections are forwarded untouched.
 
+HTTP-level modes (for answers a real store will not give; the request is never altered, because it is signed).
+Each request is read whole (head and Content-Length body) and sent upstream on a connection of its own; the
+answer is read to its end and given back with "Connection: close". The first K matching requests get the fault:
+
+  range-200      a GET with a Range header: the store's 206 answer is passed on as "200 OK" without its
+                 Content-Range (a server that ignores Range).
+  range-shift    the same, but the answer keeps 206 with a Content-Range one byte off.
+  copy-empty     an UploadPartCopy (PUT with x-amz-copy-source) is answered by the proxy with 200 and a
+                 CopyPartResult without an ETag; nothing is copied.
+  copy-501       an UploadPartCopy is answered by the proxy with 501 NotImplemented.
+  region-301     any request is answered by the proxy with 301 PermanentRedirect naming region --region (none
+                 when --region is empty).
+  lose-complete  a CompleteMultipartUpload (POST with uploadId) is sent upstream and its answer thrown away:
+                 the client's connection is reset (a lost response).
+  accept-412     an answer 412 Precondition Failed becomes 200 OK with an empty XML body (a store that accepts
+                 but ignores conditional headers).
+  http-pass      no fault; only the bookkeeping below.
+
+With --match TEXT, only requests whose request line contains TEXT get a fault or are recorded.
+In every HTTP-level mode, each UploadPart and UploadPartCopy is recorded in the stats file's "parts" as
+[part number, bytes, 1 if a copy else 0] (the bytes of a copy from its x-amz-copy-source-range).
+
 One line per event goes to stderr. With --stats-file, a JSON object {"connections", "drops", "http503"} is kept
 there (rewritten atomically on every change). SIGTERM or SIGINT ends it. Python 3 standard library only.
 """
@@ -48,7 +70,9 @@ class State:
         self.connections = 0
         self.drops = 0
         self.http503 = 0
-        self.faults = 0  # drops or 503s given so far, checked against --times
+        self.faults = 0  # drops, 503s or HTTP faults given so far, checked against --times
+        self.http_faults = 0
+        self.parts = []
         self.write_stats()
 
     def write_stats(self):
@@ -57,7 +81,8 @@ class State:
             return
         tmp = f"{path}.tmp{os.getpid()}"
         with open(tmp, "w") as f:
-            json.dump({"connections": self.connections, "drops": self.drops, "http503": self.http503}, f)
+            json.dump({"connections": self.connections, "drops": self.drops, "http503": self.http503,
+                       "faults": self.http_faults, "parts": self.parts}, f)
         os.replace(tmp, path)
 
     def new_connection(self):
@@ -78,8 +103,10 @@ class State:
             self.faults += 1
             if kind == "drop":
                 self.drops += 1
-            else:
+            elif kind == "503":
                 self.http503 += 1
+            else:
+                self.http_faults += 1
             self.write_stats()
             return True
 
@@ -238,11 +265,156 @@ def answer_503(state, cid, client, head, rest):
         pass
 
 
+
+HTTP_MODES = ["http-pass", "range-200", "range-shift", "copy-empty", "copy-501", "region-301", "lose-complete", "accept-412"]
+
+
+def parse_head(head):
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    return lines[0], headers
+
+
+def read_exact(sock, n, first=b""):
+    buf = first
+    while len(buf) < n:
+        data = sock.recv(min(65536, n - len(buf)))
+        if not data:
+            break
+        buf += data
+    return buf
+
+
+def read_to_eof(sock):
+    chunks = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def simple_response(status, reason, body, extra=b""):
+    return (f"HTTP/1.1 {status} {reason}\r\n".encode() + b"Content-Type: application/xml\r\n" + extra +
+            b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+
+def matches(mode, request_line, headers):
+    method, target = (request_line.split(" ") + ["", ""])[:2]
+    query = target.partition("?")[2]
+    if mode in ("range-200", "range-shift"):
+        return method == "GET" and "range" in headers
+    if mode in ("copy-empty", "copy-501"):
+        return method == "PUT" and "x-amz-copy-source" in headers
+    if mode == "lose-complete":
+        return method == "POST" and "uploadId=" in query
+    return True
+
+
+def rewrite_answer(mode, answer):
+    """The upstream answer, changed as the mode says (or None: unchanged)."""
+    head, sep, body = answer.partition(b"\r\n\r\n")
+    status_line, headers = parse_head(head + b"\r\n")
+    parts = status_line.split(" ")
+    status = parts[1] if len(parts) > 1 else ""
+    lines = [l for l in head.decode("latin-1").split("\r\n")[1:] if l.lower().split(":")[0].strip() != "connection"]
+    if mode == "range-200" and status == "206":
+        lines = [l for l in lines if not l.lower().startswith("content-range:")]
+        status_line = "HTTP/1.1 200 OK"
+    elif mode == "range-shift" and status == "206" and "content-range" in headers:
+        first_last, _, total = headers["content-range"].removeprefix("bytes ").partition("/")
+        a, _, b = first_last.partition("-")
+        lines = [l for l in lines if not l.lower().startswith("content-range:")]
+        lines.append(f"Content-Range: bytes {int(a) + 1}-{int(b) + 1}/{total}")
+    elif mode == "accept-412" and status == "412":
+        body = b'<?xml version="1.0" encoding="UTF-8"?>\n<CompleteMultipartUploadResult></CompleteMultipartUploadResult>'
+        lines = [l for l in lines if not l.lower().startswith("content-length:")]
+        lines.append(f"Content-Length: {len(body)}")
+        status_line = "HTTP/1.1 200 OK"
+    else:
+        return None
+    lines.append("Connection: close")
+    return ("\r\n".join([status_line] + lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def record_part(state, request_line, headers, length):
+    method, target = (request_line.split(" ") + ["", ""])[:2]
+    query = dict(p.partition("=")[::2] for p in target.partition("?")[2].split("&") if p)
+    if method != "PUT" or "partNumber" not in query:
+        return
+    copy = "x-amz-copy-source" in headers
+    if copy:
+        a, _, b = headers.get("x-amz-copy-source-range", "bytes=0--1").removeprefix("bytes=").partition("-")
+        length = int(b) - int(a) + 1
+    with state.lock:
+        state.parts.append([int(query["partNumber"]), length, 1 if copy else 0])
+        state.write_stats()
+
+
+def handle_http(state, cid, client):
+    """One request per client connection: see the HTTP-level modes in the module doc."""
+    mode = state.args.mode
+    client.settimeout(30)
+    head, rest = read_request_head(client)
+    if rest is None:
+        close_quietly(client)
+        return
+    request_line, headers = parse_head(head)
+    body = read_exact(client, int(headers.get("content-length", "0") or 0), rest)
+    selected = state.args.match in request_line
+    if selected:
+        record_part(state, request_line, headers, len(body))
+    hit = selected and matches(mode, request_line, headers) and state.budget_left()
+    if hit and mode in ("copy-empty", "copy-501", "region-301") and state.take_fault("http"):
+        if mode == "copy-empty":
+            answer = simple_response(200, "OK", b'<?xml version="1.0" encoding="UTF-8"?>\n<CopyPartResult><ETag></ETag></CopyPartResult>')
+        elif mode == "copy-501":
+            answer = simple_response(501, "Not Implemented", b"<Error><Code>NotImplemented</Code><Message>A header you provided "
+                                     b"implies functionality that is not implemented</Message></Error>")
+        else:
+            region = state.args.region.encode()  # empty: a redirect that names no region
+            answer = simple_response(301, "Moved Permanently", b"<Error><Code>PermanentRedirect</Code><Message>The bucket you are "
+                                     b"attempting to access must be addressed using the specified endpoint.</Message>" +
+                                     (b"<Region>" + region + b"</Region>" if region else b"") + b"</Error>",
+                                     b"x-amz-bucket-region: " + region + b"\r\n" if region else b"")
+        log(f"#{cid} {mode}: answered {request_line} itself")
+        client.sendall(answer)
+        close_quietly(client)
+        return
+    upstream = connect_upstream(state, cid)
+    if upstream is None:
+        abort(client)
+        return
+    lines = [l for l in head.decode("latin-1").split("\r\n")[:-2] if l.lower().split(":")[0].strip() != "connection"]
+    upstream.sendall(("\r\n".join(lines + ["Connection: close"]) + "\r\n\r\n").encode("latin-1") + body)
+    upstream.settimeout(120)
+    answer = read_to_eof(upstream)
+    close_quietly(upstream)
+    if hit and mode == "lose-complete" and state.take_fault("http"):
+        log(f"#{cid} lose-complete: {request_line} done upstream, answer thrown away")
+        abort(client)
+        return
+    changed = rewrite_answer(mode, answer) if hit else None
+    if changed is not None and state.take_fault("http"):
+        log(f"#{cid} {mode}: answer to {request_line} rewritten")
+        answer = changed
+    client.sendall(answer)
+    wait_sent(client)
+    close_quietly(client)
+
+
 def handle(state, client, addr):
     cid = state.new_connection()
     log(f"#{cid} opened from {addr[0]}:{addr[1]}")
     mode = state.args.mode
     try:
+        if mode in HTTP_MODES:
+            handle_http(state, cid, client)
+            return
         if mode == "http-503" and state.budget_left():
             head, rest = read_request_head(client)
             if rest is None:
@@ -282,7 +454,9 @@ def main():
     p = argparse.ArgumentParser(description="TCP proxy on 127.0.0.1 that injects faults (for tests).")
     p.add_argument("--listen-port-file", required=True)
     p.add_argument("--upstream", required=True, help="HOST:PORT")
-    p.add_argument("--mode", required=True, choices=["pass", "drop-upload", "drop-download", "http-503"])
+    p.add_argument("--mode", required=True, choices=["pass", "drop-upload", "drop-download", "http-503"] + HTTP_MODES)
+    p.add_argument("--region", default="eu-west-1", help="the region region-301 names")
+    p.add_argument("--match", default="", help="HTTP-level modes: only requests whose request line contains this")
     p.add_argument("--after-bytes", type=int, default=0, help="bytes forwarded before a drop (default 0)")
     p.add_argument("--times", type=int, default=-1, help="how many drops / 503s (default -1: no limit)")
     p.add_argument("--stats-file")

@@ -47,7 +47,7 @@ package enum Interrupts {
 
     /// Runs `body` with SIGINT/SIGTERM/SIGHUP held back: a signal that arrives meanwhile is acted on (cleanups,
     /// exit 128 + signal) once `body` has returned or thrown, so a multi-step commit is never cut in the middle.
-    package static func deferring<T>(_ body: () throws -> T) throws -> T {
+    package static func deferring<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         deferral.withLock { $0.depth += 1 }
         defer {
             let pending = deferral.withLock { d -> Int32? in
@@ -61,6 +61,33 @@ package enum Interrupts {
             }
         }
         return try body()
+    }
+
+    /// Runs `body`, the step that makes an output final (an upload's completion), with SIGINT/SIGTERM/SIGHUP held
+    /// back, and tells the truth about a signal that arrived meanwhile: if `body` succeeded, the output exists,
+    /// so `stored` is printed and the process exits 0 after the cleanups; if it failed, the cleanups run and the
+    /// process exits with 128 + the signal number as usual.
+    package static func completing<T, E: Error>(stored: @autoclosure () -> String, _ body: () throws(E) -> T) throws(E) -> T {
+        deferral.withLock { $0.depth += 1 }
+        var succeeded = false
+        defer {
+            let pending = deferral.withLock { d -> Int32? in
+                d.depth -= 1
+                return d.depth == 0 ? d.pending : nil
+            }
+            if let sig = pending {
+                if succeeded {
+                    let line = "sealbak: interrupted (signal \(sig)) while the upload completed; it completed: \(stored())\n"
+                    _ = line.withCString { write(2, $0, strlen($0)) }
+                }
+                let cleanups = state.withLock { s in Array(s.cleanups.values) }
+                for c in cleanups { c() }
+                _exit(succeeded ? 0 : 128 + sig)
+            }
+        }
+        let value = try body()
+        succeeded = true
+        return value
     }
 
     /// Called by a thread that stopped because of a signal: waits for the handler, which runs the cleanups and

@@ -32,7 +32,27 @@ struct S3Options: ParsableArguments {
     @Option(name: .customLong("s3-max-retry-time"), help: ArgumentHelp("Stop retrying a request after this many seconds (default 120).", valueName: "SECONDS"))
     var maxRetryTime: Double?
 
+    @Flag(name: .customLong("s3-no-server-copy"), help: "Key changes and rekey stream unchanged bytes through sealbak instead of letting the store copy them (UploadPartCopy).")
+    var noServerCopy = false
+
+    @Flag(name: .customLong("s3-uniform-parts"), help: "Every upload part but the last of the part size (for stores that require it; automatic for Cloudflare R2).")
+    var uniformParts = false
+
+    @Option(name: .customLong("s3-object-lock"), help: ArgumentHelp("Write archives with S3 Object Lock: MODE:AGE, e.g. compliance:30d or governance:7d; nobody can delete or overwrite them before then (the bucket must have Object Lock enabled).", valueName: "MODE:AGE"))
+    var objectLock: String?
+
+    /// `compliance:30d` or `governance:7d`.
+    static func parseObjectLock(_ text: String) -> S3Settings.ObjectLock? {
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let mode = S3Settings.ObjectLock.Mode(rawValue: parts[0].uppercased()),
+              let period = IncompleteUploads.parseAge(parts[1]), period >= 86400 else { return nil }
+        return S3Settings.ObjectLock(mode: mode, period: period)
+    }
+
     func validate() throws {
+        if let objectLock, S3Options.parseObjectLock(objectLock) == nil {
+            throw ValidationError("--s3-object-lock takes MODE:AGE with MODE governance or compliance and AGE at least 1d (e.g. compliance:30d), not \(objectLock)")
+        }
         if let addressing, addressing != "path" && addressing != "virtual" { throw ValidationError("--s3-addressing must be path or virtual") }
         if let partSize {
             guard let n = parseSize(partSize), n >= 5 << 20, n <= 5 << 30 else { throw ValidationError("--s3-part-size must be 5M ... 5120M") }
@@ -71,6 +91,14 @@ struct S3Options: ParsableArguments {
             s.partSize = p
         }
         if let p = parallel ?? plan["parallel"].flatMap({ Int($0) }) { s.parallelParts = p }
+        if let text = objectLock ?? plan["object-lock"] {
+            guard let lock = S3Options.parseObjectLock(text) else {
+                throw SealbakError(.usage, "the S3 object lock must be MODE:AGE with MODE governance or compliance and AGE at least 1d (e.g. compliance:30d), not \(text)")
+            }
+            s.objectLock = lock
+        }
+        if noServerCopy || plan["server-copy"] == "false" { s.serverCopy = false }
+        if uniformParts || plan["uniform-parts"] == "true" { s.uniformParts = true }
         if let m = maxAttempts { s.maxAttempts = m }
         if let m = maxRetryTime { s.maxRetrySeconds = m }
         if let m = ProcessInfo.processInfo.environment["SEALBAK_S3_BACKOFF_BASE"].flatMap(Double.init) { s.backoffBase = m }
@@ -157,6 +185,13 @@ struct Ls: ParsableCommand {
                     } else { row["problem"] = i.problem ?? "" }
                     if let t = RetentionPolicy.timestamp(inName: i.name) { row["name_time"] = formatTime(t) }
                     return row
+                } + ((try S3Options.client(for: location)).flatMap { try? IncompleteUploads.list(location, client: $0).get() } ?? []).map { u in
+                    let bucket = (try? S3Location(url: location, allowEmptyKey: true))?.bucket ?? ""
+                    var row: [String: Any] = ["name": String(u.key.split(separator: "/").last ?? ""), "location": "s3://\(bucket)/\(u.key)",
+                                              "incomplete_upload": true, "upload_id": u.uploadID]
+                    if let t = u.initiated { row["started"] = formatTime(Int64(t.timeIntervalSince1970)) }
+                    if let size = u.size { row["size"] = size; row["parts"] = u.parts ?? 0 }
+                    return row
                 }
                 let data = try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
@@ -171,6 +206,16 @@ struct Ls: ParsableCommand {
             for i in items where i.header == nil {
                 print("  not a sealbak archive, left alone: \(i.name) (\(i.problem ?? "unreadable"))")
             }
+            if let client = try S3Options.client(for: location) {
+                switch IncompleteUploads.list(location, client: client) {
+                case .success(let uploads):
+                    for u in uploads {
+                        print("  incomplete upload (billed until aborted): \(IncompleteUploads.describe(u)); sealbak prune --incomplete-uploads AGE aborts it")
+                    }
+                case .failure(let e):
+                    print("  (incomplete uploads not shown: \(e.message))")
+                }
+            }
         }
     }
 }
@@ -182,9 +227,14 @@ struct Prune: ParsableCommand {
             Each archive's time is the timestamp in its name (e.g. app-2026-11-21T030000.123Z.sbk, as pack NAME-{now}.sbk \
             writes), else the creation time in its header. Kept: everything within --keep-within of the newest archive \
             (restic's rule), the N newest (--keep-last), and the newest archive of each of the last N days, ISO weeks, \
-            months and years that have one. The newest archive is always kept; files that are not sealbak archives are \
-            never deleted. Prints only what it deletes (nothing when nothing is deleted); --verbose or --dry-run print \
-            every decision with its reasons.
+            months and years that have one. The newest archive is always kept, and so is an archive under S3 Object Lock \
+            until its date; files that are not sealbak archives are never deleted. Prints only what it deletes (nothing \
+            when nothing is deleted); --verbose or --dry-run print every decision with its reasons.
+
+            Examples:
+              sealbak prune /srv/backups/app --keep-within 7d --keep-daily 14 --keep-monthly 12
+              sealbak prune s3://backups/app/ --keep-last 3 --dry-run
+              sealbak prune s3://backups/app/ --incomplete-uploads 24h     # uploads left by killed packs
             """
     )
 
@@ -205,18 +255,44 @@ struct Prune: ParsableCommand {
     @Flag(name: [.short, .long], help: "Also print the archives kept, with the rules that keep them.")
     var verbose = false
 
-    @OptionGroup var s3: S3Options
+    @Option(name: .customLong("incomplete-uploads"), help: ArgumentHelp("Abort the multipart uploads under s3://BUCKET/PREFIX begun more than AGE ago and never completed (a killed pack), e.g. 90min, 24h, 7d; alone, only that is done.", valueName: "AGE"))
+    var incompleteUploads: String?
+
+    @OptionGroup(title: "Object storage") var s3: S3Options
+
+    private var keeps: Bool { keepLast + keepDaily + keepWeekly + keepMonthly + keepYearly > 0 || keepWithin != nil }
 
     func validate() throws {
         if [keepLast, keepDaily, keepWeekly, keepMonthly, keepYearly].contains(where: { $0 < 0 }) { throw ValidationError("--keep-* counts cannot be negative") }
         if let keepWithin, RetentionDuration(keepWithin) == nil { throw ValidationError("--keep-within must be \(RetentionDuration.help)") }
-        if keepLast + keepDaily + keepWeekly + keepMonthly + keepYearly == 0 && keepWithin == nil {
-            throw ValidationError("give at least one of --keep-within, --keep-last, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly (prune never deletes everything)")
+        if let incompleteUploads {
+            guard IncompleteUploads.parseAge(incompleteUploads) != nil else { throw ValidationError("--incomplete-uploads takes an age such as 90min, 24h or 7d, not \(incompleteUploads)") }
+            guard RemoteStorage.isRemote(location) else { throw ValidationError("--incomplete-uploads is for s3://BUCKET/PREFIX (a folder has no uploads)") }
+        } else if !keeps {
+            throw ValidationError("give at least one of --keep-within, --keep-last, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly (prune never deletes everything), or --incomplete-uploads AGE")
         }
     }
 
     func run() throws {
         try reportingErrors {
+            let talk = verbose || dryRun
+            if let age = incompleteUploads.flatMap(IncompleteUploads.parseAge) {
+                let client = try S3Options.client(for: location)!
+                let uploads = try IncompleteUploads.list(location, client: client).get()
+                var aborted = 0
+                for u in uploads {
+                    let old = u.initiated.map { Date().timeIntervalSince($0) >= age } ?? false
+                    if !old {
+                        if talk { print("keep    incomplete upload \(IncompleteUploads.describe(u)): younger than \(incompleteUploads!)") }
+                        continue
+                    }
+                    print("\(dryRun ? "would abort" : "abort")  incomplete upload \(IncompleteUploads.describe(u))")
+                    if !dryRun { try client.abortMultipartUpload(try S3Location(url: "s3://\(try S3Location(url: location, allowEmptyKey: true).bucket)/\(u.key)"), uploadID: u.uploadID) }
+                    aborted += 1
+                }
+                if talk || aborted > 0 { print("\(dryRun ? "would abort" : "aborted") \(aborted) of \(uploads.count) incomplete upload(s)") }
+                if !keeps { return }
+            }
             let client = try S3Options.client(for: location)
             let items = try Catalog.list(location, client: client)
             let archives = items.filter { $0.header != nil }
@@ -224,24 +300,67 @@ struct Prune: ParsableCommand {
             policy.within = keepWithin.flatMap(RetentionDuration.init)
             let byName = Dictionary(archives.map { ($0.location, $0) }, uniquingKeysWith: { a, _ in a })
             let decisions = policy.apply(archives.map { RetentionPolicy.Candidate(name: $0.location, time: $0.time!.unix) })
-            let talk = verbose || dryRun
             var deleted = 0, freed: UInt64 = 0
             for d in decisions {
                 let item = byName[d.candidate.name]!
                 let when = "\(formatTime(d.candidate.time)) (from the \(item.time!.source))"
                 if d.keep {
                     if talk { print("keep    \(item.name)  \(when)  \(formatBytes(item.size)): \(d.reasons.joined(separator: ", "))") }
-                } else {
-                    print("\(dryRun ? "would delete" : "delete")  \(item.name)  \(when)  \(formatBytes(item.size))")
-                    if !dryRun { try Catalog.delete(item, client: client) }
-                    deleted += 1
-                    freed += item.size
+                    continue
                 }
+                // An archive under S3 Object Lock cannot be deleted before its date: keep it and say until when.
+                let state = try Catalog.state(item, client: client)
+                if let state, state.isLocked() {
+                    let until = state.lockedUntil.map { "\(state.lockMode ?? "") object lock until \(formatTime(Int64($0.timeIntervalSince1970)))" } ?? ""
+                    print("locked  \(item.name)  \(when)  \(formatBytes(item.size)): \([until, state.legalHold ? "legal hold" : ""].filter { !$0.isEmpty }.joined(separator: ", ")); kept")
+                    continue
+                }
+                print("\(dryRun ? "would delete" : "delete")  \(item.name)  \(when)  \(formatBytes(item.size))")
+                if !dryRun { try Catalog.delete(item, client: client, state: state) }
+                deleted += 1
+                freed += item.size
             }
             if talk { for i in items where i.header == nil { print("skip    \(i.name): not a sealbak archive (\(i.problem ?? "unreadable")), left alone") } }
             if talk || deleted > 0 {
                 print("\(dryRun ? "would delete" : "deleted") \(deleted) of \(archives.count) archive(s), \(formatBytes(freed)); kept \(archives.count - deleted)")
             }
         }
+    }
+}
+
+/// Multipart uploads left under a prefix by packs that were killed (kill -9, OOM, a reboot): `ls` shows them,
+/// `prune --incomplete-uploads AGE` aborts them.
+enum IncompleteUploads {
+    /// The uploads at the level `ls` lists (a prefix ending in `/` is a folder; deeper "folders" are left out).
+    static func list(_ location: String, client: S3Client) -> Result<[S3Client.IncompleteUpload], SealbakError> {
+        Result { () throws(SealbakError) in
+            let loc = try S3Location(url: location, allowEmptyKey: true)
+            return try client.incompleteUploads(bucket: loc.bucket, prefix: loc.key).filter { !$0.key.dropFirst(loc.key.count).contains("/") }
+                .sorted { ($0.initiated ?? .distantPast) < ($1.initiated ?? .distantPast) }
+        }
+    }
+
+    static func describe(_ u: S3Client.IncompleteUpload) -> String {
+        let name = u.key.split(separator: "/").last.map(String.init) ?? u.key
+        var text = name
+        if let t = u.initiated {
+            text += ", started \(formatTime(Int64(t.timeIntervalSince1970))) (\(age(Date().timeIntervalSince(t))) ago)"
+        }
+        if let size = u.size { text += ", \(formatBytes(size)) in \(u.parts ?? 0) part(s)" }
+        return text
+    }
+
+    static func age(_ seconds: TimeInterval) -> String {
+        let s = max(0, Int(seconds))
+        if s < 120 { return "\(s) s" }
+        if s < 7200 { return "\(s / 60) min" }
+        if s < 172_800 { return "\(s / 3600) h" }
+        return "\(s / 86400) days"
+    }
+
+    /// An age in the duration grammar of --keep-within (`90min`, `24h`, `7d`, `2w`; not months or years), in seconds.
+    static func parseAge(_ text: String) -> TimeInterval? {
+        guard let d = RetentionDuration(text), d.years == 0, d.months == 0 else { return nil }
+        return TimeInterval(d.seconds)
     }
 }

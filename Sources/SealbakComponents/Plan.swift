@@ -281,7 +281,7 @@ struct PlanReader {
 
     func s3Options(_ v: Node, _ plan: inout BackupPlan) throws(SealbakError) {
         guard case .mapping(let m) = v else { throw fail(v, "s3 must be a mapping of options") }
-        let known = ["endpoint", "region", "addressing", "part-size", "parallel"]
+        let known = ["endpoint", "region", "addressing", "part-size", "parallel", "server-copy", "uniform-parts", "object-lock"]
         for (k, x) in m {
             let key = try keyName(k)
             switch key {
@@ -297,6 +297,8 @@ struct PlanReader {
             case "part-size":
                 if let i = x.int { plan.s3[key] = String(i) } else { plan.s3[key] = try string(x, "part-size") }
             case "parallel": plan.s3[key] = String(try int(x, "parallel", 1...64))
+            case "server-copy", "uniform-parts": plan.s3[key] = try bool(x, key) ? "true" : "false"
+            case "object-lock": plan.s3[key] = try string(x, "object-lock")
             case "access-key-id", "secret-access-key", "session-token":
                 throw fail(k, "credentials do not belong in the plan: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --s3-credentials-file")
             default: throw fail(k, "unknown s3 option \"\(key)\" (expected one of: \(known.joined(separator: ", ")))")

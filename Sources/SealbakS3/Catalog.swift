@@ -73,10 +73,19 @@ package enum Catalog {
         return items
     }
 
-    package static func delete(_ item: Item, client: S3Client?) throws(SealbakError) {
+    /// What the store says about a remote archive before it is deleted: its Object Lock and version (nil for a
+    /// local file).
+    package static func state(_ item: Item, client: S3Client?) throws(SealbakError) -> S3Client.ObjectInfo? {
+        guard RemoteStorage.isRemote(item.location), let client else { return nil }
+        return try client.head(try S3Location(url: item.location))
+    }
+
+    /// Deletes an archive; in a versioned bucket (`state` has a version) exactly that version, so the space is
+    /// freed rather than hidden behind a delete marker.
+    package static func delete(_ item: Item, client: S3Client?, state: S3Client.ObjectInfo? = nil) throws(SealbakError) {
         if RemoteStorage.isRemote(item.location) {
             guard let client else { throw SealbakError(.usage, "no S3 settings") }
-            try client.delete(try S3Location(url: item.location))
+            try client.delete(try S3Location(url: item.location), versionID: state?.versionID)
         } else if unlink(item.location) != 0 {
             throw SealbakError.io("cannot delete", path: item.location, errno: errno)
         }

@@ -15,6 +15,8 @@ struct HTTPResponse {
     var headers: [String: String]
     /// The body, unless it was streamed to the caller.
     var body: [UInt8]
+    /// The caller's `accepts` check refused this 2xx answer: its body was neither streamed nor kept.
+    var refused = false
 }
 
 /// A failure below HTTP: no connection, a dropped connection, a timeout. Always worth a retry.
@@ -41,17 +43,24 @@ final class HTTPConnection: @unchecked Sendable {
         var headers: [String: String] = [:]
         var body: [UInt8] = []
         var sink: ((UnsafeRawBufferPointer) -> Bool)?
+        var accepts: ((Int, [String: String]) -> Bool)?
+        /// The verdict of `accepts`, taken once, at the first body bytes.
+        var accepted: Bool?
         var status = 0
         init(upload: UnsafeRawBufferPointer) { self.upload = upload }
     }
 
     /// Performs `request`, sending `body` (for PUT and POST) and giving the response body to `sink` when the
     /// status is 2xx and a sink is set (it returns false to stop), else collecting it (at most 1 MiB).
+    /// `accepts` sees the status and headers of a 2xx answer before its first body byte reaches `sink`; when it
+    /// says no, the transfer stops there and the response comes back with `refused` set (no body).
     func perform(_ request: HTTPRequest, body: UnsafeRawBufferPointer?,
-                 sink: ((UnsafeRawBufferPointer) -> Bool)? = nil, timeoutSeconds: Int? = nil) throws(TransportError) -> HTTPResponse {
+                 sink: ((UnsafeRawBufferPointer) -> Bool)? = nil, timeoutSeconds: Int? = nil,
+                 accepts: ((Int, [String: String]) -> Bool)? = nil) throws(TransportError) -> HTTPResponse {
         curl_easy_reset(handle)
         let transfer = Transfer(upload: body ?? UnsafeRawBufferPointer(start: nil, count: 0))
         transfer.sink = sink
+        transfer.accepts = accepts
         let context = Unmanaged.passUnretained(transfer).toOpaque()
         var list: UnsafeMutablePointer<curl_slist>?
         for (name, value) in request.headers { list = curl_slist_append(list, "\(name): \(value)") }
@@ -96,6 +105,9 @@ final class HTTPConnection: @unchecked Sendable {
                 }
             }
         }
+        if transfer.accepted == false {
+            return HTTPResponse(status: transfer.status, headers: transfer.headers, body: [], refused: true)
+        }
         if code != CURLE_OK {
             let detail = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             let what = String(cString: curl_easy_strerror(code))
@@ -132,6 +144,8 @@ final class HTTPConnection: @unchecked Sendable {
         guard let ptr, n > 0 else { return n }
         let bytes = UnsafeRawBufferPointer(start: ptr, count: n)
         if let sink = t.sink, (200..<300).contains(t.status) {
+            if t.accepted == nil { t.accepted = t.accepts?(t.status, t.headers) ?? true }
+            guard t.accepted == true else { return 0 }
             return sink(bytes) ? n : 0
         }
         if t.body.count < 1 << 20 { t.body.append(contentsOf: bytes) }

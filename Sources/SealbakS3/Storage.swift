@@ -19,13 +19,17 @@ package final class S3Storage: RemoteStorageHandler {
     }
 
     package func openOutput(_ url: String, overwrite: Bool, staged: Bool) throws(SealbakError) -> any ArchiveOutput {
-        try S3Upload(client: client, location: try S3Location(url: url), overwrite: overwrite, staged: staged)
+        try S3Upload(client: client, location: try S3Location(url: url), overwrite: overwrite, staged: staged, report: report)
     }
 
     package func replaceHeader(_ url: String, expected: [UInt8], header: [UInt8]) throws(SealbakError) {
         let r = try HeaderRewrite.run(client: client, location: try S3Location(url: url), expected: expected, header: header)
+        if !r.conditionHonoured {
+            report("warning: s3://\(try S3Location(url: url).bucket) ignores If-Match on completions, so a change made to \(url) by someone else during this one would have been overwritten without notice")
+        }
         report("\(url): header rewritten; \(formatBytes(r.throughClient)) passed through sealbak, \(formatBytes(r.copiedOnServer)) copied by the store" +
-               (r.serverCopy ? "" : " (the store cannot copy parts, so the body was streamed through sealbak)"))
+               (r.serverCopy ? "" : client.settings.serverCopy ? " (the store cannot copy parts, so the body was streamed through sealbak)"
+                                                                 : " (--s3-no-server-copy: the body was streamed through sealbak)"))
     }
 }
 

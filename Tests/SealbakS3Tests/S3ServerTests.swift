@@ -191,11 +191,11 @@ import Testing
         #expect(dry.status == 0, "\(dry.stderr)")
         #expect(dry.stdout.contains("would delete 5 of 12"), "\(dry.stdout)")
         #expect(dry.stdout.contains("would delete  app-2026-10-05T010000Z.sbk"), "\(dry.stdout)")
-        #expect(try env.client().list(bucket: env.bucket, prefix: env.key("prune/")).count == 12, "a dry run deletes nothing")
+        #expect(try env.client().list(bucket: env.bucket, prefix: env.key("prune/")).archives.count == 12, "a dry run deletes nothing")
         let real = try env.sealbak(args + ["--verbose"])
         #expect(real.status == 0 && real.stdout.contains("deleted 5 of 12"), "\(real.stdout)\(real.stderr)")
         #expect(real.stdout.contains("keep    app-2026-11-21T120000Z.sbk") && real.stdout.contains("last 2, daily 2026-11-21, weekly 2026-W47, monthly 2026-11"), "\(real.stdout)")
-        let left = Set(try env.client().list(bucket: env.bucket, prefix: env.key("prune/")).map { String($0.key.dropFirst(env.key("prune/").count)) })
+        let left = Set(try env.client().list(bucket: env.bucket, prefix: env.key("prune/")).archives.map { String($0.key.dropFirst(env.key("prune/").count)) })
         // Kept: last 2 (both of 11-21); daily 11-21, 11-20, 11-19; weekly W47 (11-16..22: 11-21), W46 (11-09..15: 11-14),
         // W44 (10-26..11-01: 10-31; W45 has none); monthly 2026-11, 2026-10 (10-31), 2026-09 (09-28).
         // Deleted: 11-18, 11-16, 11-09, 10-19, 10-05.
@@ -384,12 +384,14 @@ final class FlakyProxy {
     let dir: String
     let endpoint: String
 
-    init(upstream: String, mode: String, afterBytes: Int, times: Int) throws {
+    /// `match`: HTTP-level modes act only on requests whose request line contains it (e.g. "/a.sbk?").
+    init(upstream: String, mode: String, afterBytes: Int = 0, times: Int, match: String = "", region: String = "eu-west-1") throws {
         dir = try Proc.tempDir()
         let hostPort = upstream.replacingOccurrences(of: "http://", with: "")
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", Proc.root + "/scripts/flaky-proxy.py", "--listen-port-file", dir + "/port", "--upstream", hostPort,
-                             "--mode", mode, "--after-bytes", String(afterBytes), "--times", String(times), "--stats-file", dir + "/stats"]
+                             "--mode", mode, "--after-bytes", String(afterBytes), "--times", String(times), "--stats-file", dir + "/stats",
+                             "--match", match, "--region", region]
         process.standardError = FileHandle.nullDevice
         try process.run()
         var port: String?
@@ -402,8 +404,8 @@ final class FlakyProxy {
     }
 
     func stats() -> [String: Int] {
-        guard let d = FileManager.default.contents(atPath: dir + "/stats"), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Int] else { return [:] }
-        return o
+        guard let d = FileManager.default.contents(atPath: dir + "/stats"), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return [:] }
+        return o.compactMapValues { $0 as? Int }
     }
 
     /// SIGKILL: a child of the test process inherits its blocked signal mask, so SIGTERM never arrives.
@@ -412,4 +414,9 @@ final class FlakyProxy {
         process.waitUntilExit()
         try? FileManager.default.removeItem(atPath: dir)
     }
+}
+
+extension [S3Client.ObjectInfo] {
+    /// Without the conditional-write probe object sealbak keeps next to the archives (`.sealbak-tmp-probe`).
+    var archives: [S3Client.ObjectInfo] { filter { !$0.key.hasSuffix(".sealbak-tmp-probe") } }
 }
