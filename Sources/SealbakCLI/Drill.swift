@@ -28,12 +28,13 @@ struct DrillCommand: ParsableCommand {
     @Flag(name: [.short, .long], help: "Print only problems and the result line.")
     var quiet = false
 
+    @OptionGroup var output: OutputOptions
     @OptionGroup var password: PasswordOptions
     @OptionGroup var reading: ReadingOptions
 
     func run() throws {
         var exit: Int32 = 0
-        try reportingErrors {
+        try reportingErrors(json: output.json ? "drill" : nil) {
             let bp = try BackupPlan.load(plan)
             let secret = try password.orPlan(bp)
             var drill = Drill(plan: bp, log: engineLog(quiet: quiet))
@@ -47,6 +48,13 @@ struct DrillCommand: ParsableCommand {
                 return try job.run(log: engineLog(quiet: quiet))
             }
             exit = code
+            if output.json {
+                var doc: [String: Any] = ["archive": target, "ok": record.status == .ok, "record": JSONOutput.record(record)]
+                if code != 0 { doc["error"] = ["exit_code": Int(code), "message": displayMessage(record.error ?? "")] }
+                JSONOutput.emit("drill", doc)
+                if code != 0 { printError("sealbak: drill FAILED (exit \(code)): \(displayMessage(record.error ?? ""))") }
+                return
+            }
             if !quiet { for l in record.details ?? [] { print(l) } }
             if record.status == .ok {
                 print("drill ok: \(target) restored into scratch targets and checked in \(String(format: "%.1f", record.duration ?? 0)) s; scratch targets removed\((record.warnings ?? []).isEmpty ? "" : " (with problems, see above)")")

@@ -17,8 +17,7 @@ struct HistoryCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Read the run records stored next to the archives under s3://BUCKET/PREFIX/ instead of the local history.", valueName: "PREFIX"))
     var from: String?
 
-    @Flag(name: .long, help: "One JSON object per line (the records as stored).")
-    var json = false
+    @OptionGroup var output: OutputOptions
 
     @Option(name: .long, help: ArgumentHelp("Only the last N records.", valueName: "N"))
     var last: Int?
@@ -32,7 +31,7 @@ struct HistoryCommand: ParsableCommand {
     }
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: output.json ? "history" : nil) {
             var records: [RunRecord]
             var note: String?
             var running = false
@@ -49,8 +48,10 @@ struct HistoryCommand: ParsableCommand {
             // A run that started but did not end while nothing holds the lock was interrupted (the next run records it).
             if !running { for i in records.indices where records[i].status == .running { records[i].status = .interrupted } }
             if let last { records = Array(records.suffix(last)) }
-            if json {
-                for r in records { print(String(decoding: r.jsonLine().dropLast(), as: UTF8.self)) }
+            if output.json {
+                var doc: [String: Any] = ["records": records.map(JSONOutput.record)]
+                if let note { doc["note"] = note }
+                JSONOutput.emit("history", doc)
             } else {
                 print("started                   kind    status       took     size        archive / error")
                 for r in records {

@@ -1,5 +1,6 @@
 import Foundation
 import SealbakArchive
+import SealbakComponents
 import SealbakFormat
 
 #if canImport(Glibc)
@@ -90,5 +91,18 @@ enum JSONOutput {
     /// An error as a document on standard output, for `--json` runs that fail (the message also goes to stderr).
     static func error(_ command: String, code: Int32, message: String) {
         emit(command, ["error": ["exit_code": Int(code), "message": message]])
+    }
+}
+
+extension JSONOutput {
+    /// A run, verification or drill record of the plan's history (docs/operations.md) with RFC 3339 times.
+    static func record(_ r: RunRecord) -> [String: Any] {
+        var d = (try? JSONSerialization.jsonObject(with: Data(r.jsonLine()))) as? [String: Any] ?? [:]
+        d["start"] = time(Date(timeIntervalSince1970: r.start))
+        if let end = r.end {
+            d["end"] = time(Date(timeIntervalSince1970: end))
+            d["duration_seconds"] = ((end - r.start) * 1000).rounded() / 1000
+        }
+        return d
     }
 }

@@ -165,36 +165,32 @@ struct Ls: ParsableCommand {
     @Argument(help: ArgumentHelp("A folder or s3://BUCKET/PREFIX (a prefix ending in / is a folder).", valueName: "WHERE"))
     var location: String
 
-    @Flag(name: .long, help: "Machine-readable JSON output.")
-    var json = false
-
-    @OptionGroup var s3: S3Options
+    @OptionGroup var output: OutputOptions
+    @OptionGroup(title: "Object storage") var s3: S3Options
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: output.json ? "ls" : nil) {
             let items = try Catalog.list(location, client: try S3Options.client(for: location))
                 .sorted { ($0.time?.unix ?? 0, $0.name) > ($1.time?.unix ?? 0, $1.name) }
-            if json {
-                let rows: [[String: Any]] = items.map { i in
-                    var row: [String: Any] = ["name": i.name, "location": i.location, "size": i.size]
-                    if let h = i.header {
-                        row["created"] = formatTime(Int64(h.createdUnix))
-                        row["archive_id"] = hex(h.archiveID)
-                        row["cipher"] = h.cipherSuite.name
-                        row["key_slots"] = h.slots.count
-                    } else { row["problem"] = i.problem ?? "" }
-                    if let t = RetentionPolicy.timestamp(inName: i.name) { row["name_time"] = formatTime(t) }
+            if output.json {
+                let archives: [[String: Any]] = items.filter { $0.header != nil }.map { i in
+                    let h = i.header!
+                    var row: [String: Any] = [
+                        "name": i.name, "location": i.location, "size": i.size, "created": JSONOutput.time(Int64(h.createdUnix)),
+                        "id": hex(h.archiveID), "cipher": h.cipherSuite.name, "key_slots": h.slots.count,
+                    ]
+                    if let t = RetentionPolicy.timestamp(inName: i.name) { row["name_time"] = JSONOutput.time(t) }
                     return row
-                } + ((try S3Options.client(for: location)).flatMap { try? IncompleteUploads.list(location, client: $0).get() } ?? []).map { u in
+                }
+                let others: [[String: Any]] = items.filter { $0.header == nil }.map { ["name": $0.name, "location": $0.location, "size": $0.size, "problem": $0.problem ?? "unreadable"] }
+                let uploads: [[String: Any]] = ((try S3Options.client(for: location)).flatMap { try? IncompleteUploads.list(location, client: $0).get() } ?? []).map { u in
                     let bucket = (try? S3Location(url: location, allowEmptyKey: true))?.bucket ?? ""
-                    var row: [String: Any] = ["name": String(u.key.split(separator: "/").last ?? ""), "location": "s3://\(bucket)/\(u.key)",
-                                              "incomplete_upload": true, "upload_id": u.uploadID]
-                    if let t = u.initiated { row["started"] = formatTime(Int64(t.timeIntervalSince1970)) }
+                    var row: [String: Any] = ["name": String(u.key.split(separator: "/").last ?? ""), "location": "s3://\(bucket)/\(u.key)", "upload_id": u.uploadID]
+                    if let t = u.initiated { row["started"] = JSONOutput.time(t) }
                     if let size = u.size { row["size"] = size; row["parts"] = u.parts ?? 0 }
                     return row
                 }
-                let data = try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
+                JSONOutput.emit("ls", ["location": location, "archives": archives, "not_archives": others, "incomplete_uploads": uploads])
                 return
             }
             let archives = items.filter { $0.header != nil }
@@ -255,6 +251,8 @@ struct Prune: ParsableCommand {
     @Flag(name: [.short, .long], help: "Also print the archives kept, with the rules that keep them.")
     var verbose = false
 
+    @OptionGroup var output: OutputOptions
+
     @Option(name: .customLong("incomplete-uploads"), help: ArgumentHelp("Abort the multipart uploads under s3://BUCKET/PREFIX begun more than AGE ago and never completed (a killed pack), e.g. 90min, 24h, 7d; alone, only that is done.", valueName: "AGE"))
     var incompleteUploads: String?
 
@@ -274,24 +272,41 @@ struct Prune: ParsableCommand {
     }
 
     func run() throws {
-        try reportingErrors {
-            let talk = verbose || dryRun
+        try reportingErrors(json: output.json ? "prune" : nil) {
+            // With --json, every decision goes into one document instead of lines.
+            let talk = (verbose || dryRun) && !output.json
+            func say(_ line: String) { if !output.json { print(line) } }
+            var uploadDocs: [[String: Any]] = [], archiveDocs: [[String: Any]] = []
+            var aborted = 0, deleted = 0, freed: UInt64 = 0
+            func emit(_ archives: Int?) {
+                guard output.json else { return }
+                var doc: [String: Any] = ["location": location, "dry_run": dryRun, "incomplete_uploads": uploadDocs, "aborted": aborted]
+                if let archives {
+                    doc["archives"] = archiveDocs
+                    doc["deleted"] = deleted
+                    doc["freed_bytes"] = freed
+                    doc["kept"] = archives - deleted
+                }
+                JSONOutput.emit("prune", doc)
+            }
             if let age = incompleteUploads.flatMap(IncompleteUploads.parseAge) {
                 let client = try S3Options.client(for: location)!
                 let uploads = try IncompleteUploads.list(location, client: client).get()
-                var aborted = 0
                 for u in uploads {
                     let old = u.initiated.map { Date().timeIntervalSince($0) >= age } ?? false
+                    var d: [String: Any] = ["name": String(u.key.split(separator: "/").last ?? ""), "upload_id": u.uploadID, "action": old ? "abort" : "keep"]
+                    if let t = u.initiated { d["started"] = JSONOutput.time(t) }
+                    uploadDocs.append(d)
                     if !old {
-                        if talk { print("keep    incomplete upload \(IncompleteUploads.describe(u)): younger than \(incompleteUploads!)") }
+                        if talk { say("keep    incomplete upload \(IncompleteUploads.describe(u)): younger than \(incompleteUploads!)") }
                         continue
                     }
-                    print("\(dryRun ? "would abort" : "abort")  incomplete upload \(IncompleteUploads.describe(u))")
+                    say("\(dryRun ? "would abort" : "abort")  incomplete upload \(IncompleteUploads.describe(u))")
                     if !dryRun { try client.abortMultipartUpload(try S3Location(url: "s3://\(try S3Location(url: location, allowEmptyKey: true).bucket)/\(u.key)"), uploadID: u.uploadID) }
                     aborted += 1
                 }
-                if talk || aborted > 0 { print("\(dryRun ? "would abort" : "aborted") \(aborted) of \(uploads.count) incomplete upload(s)") }
-                if !keeps { return }
+                if talk || aborted > 0 { say("\(dryRun ? "would abort" : "aborted") \(aborted) of \(uploads.count) incomplete upload(s)") }
+                if !keeps { return emit(nil) }
             }
             let client = try S3Options.client(for: location)
             let items = try Catalog.list(location, client: client)
@@ -300,30 +315,37 @@ struct Prune: ParsableCommand {
             policy.within = keepWithin.flatMap(RetentionDuration.init)
             let byName = Dictionary(archives.map { ($0.location, $0) }, uniquingKeysWith: { a, _ in a })
             let decisions = policy.apply(archives.map { RetentionPolicy.Candidate(name: $0.location, time: $0.time!.unix) })
-            var deleted = 0, freed: UInt64 = 0
             for d in decisions {
                 let item = byName[d.candidate.name]!
                 let when = "\(formatTime(d.candidate.time)) (from the \(item.time!.source))"
+                var doc: [String: Any] = ["name": item.name, "location": item.location, "time": JSONOutput.time(d.candidate.time),
+                                          "time_from": item.time!.source, "size": item.size, "reasons": d.reasons]
+                defer { archiveDocs.append(doc) }
                 if d.keep {
-                    if talk { print("keep    \(item.name)  \(when)  \(formatBytes(item.size)): \(d.reasons.joined(separator: ", "))") }
+                    doc["action"] = "keep"
+                    if talk { say("keep    \(item.name)  \(when)  \(formatBytes(item.size)): \(d.reasons.joined(separator: ", "))") }
                     continue
                 }
                 // An archive under S3 Object Lock cannot be deleted before its date: keep it and say until when.
                 let state = try Catalog.state(item, client: client)
                 if let state, state.isLocked() {
+                    doc["action"] = "locked"
+                    if let until = state.lockedUntil { doc["locked_until"] = JSONOutput.time(until) }
                     let until = state.lockedUntil.map { "\(state.lockMode ?? "") object lock until \(formatTime(Int64($0.timeIntervalSince1970)))" } ?? ""
-                    print("locked  \(item.name)  \(when)  \(formatBytes(item.size)): \([until, state.legalHold ? "legal hold" : ""].filter { !$0.isEmpty }.joined(separator: ", ")); kept")
+                    say("locked  \(item.name)  \(when)  \(formatBytes(item.size)): \([until, state.legalHold ? "legal hold" : ""].filter { !$0.isEmpty }.joined(separator: ", ")); kept")
                     continue
                 }
-                print("\(dryRun ? "would delete" : "delete")  \(item.name)  \(when)  \(formatBytes(item.size))")
+                doc["action"] = "delete"
+                say("\(dryRun ? "would delete" : "delete")  \(item.name)  \(when)  \(formatBytes(item.size))")
                 if !dryRun { try Catalog.delete(item, client: client, state: state) }
                 deleted += 1
                 freed += item.size
             }
-            if talk { for i in items where i.header == nil { print("skip    \(i.name): not a sealbak archive (\(i.problem ?? "unreadable")), left alone") } }
+            if talk { for i in items where i.header == nil { say("skip    \(i.name): not a sealbak archive (\(i.problem ?? "unreadable")), left alone") } }
             if talk || deleted > 0 {
-                print("\(dryRun ? "would delete" : "deleted") \(deleted) of \(archives.count) archive(s), \(formatBytes(freed)); kept \(archives.count - deleted)")
+                say("\(dryRun ? "would delete" : "deleted") \(deleted) of \(archives.count) archive(s), \(formatBytes(freed)); kept \(archives.count - deleted)")
             }
+            emit(archives.count)
         }
     }
 }

@@ -26,6 +26,8 @@ struct StatusCommand: ParsableCommand {
     @Flag(name: [.short, .long], help: "Print only problems.")
     var quiet = false
 
+    @OptionGroup var output: OutputOptions
+
     @Option(name: .long, help: .hidden)
     var now: String?
 
@@ -38,7 +40,7 @@ struct StatusCommand: ParsableCommand {
 
     func run() throws {
         var unhealthy = false
-        try reportingErrors {
+        try reportingErrors(json: output.json ? "status" : nil) {
             let bp = try BackupPlan.load(plan)
             let ops = bp.operations
             let records = try RunHistory(stateDir: ops.stateDir).read().records
@@ -46,7 +48,13 @@ struct StatusCommand: ParsableCommand {
             let report = HealthReport.evaluate(plan: ops.planName, records: records, now: at,
                                                maxAge: maxAge.flatMap(RetentionDuration.init) ?? ops.maxAge, sizeChange: sizeChange ?? ops.sizeChange)
             if let path = prometheus ?? ops.prometheus { try report.writePrometheus(to: path) }
-            if report.healthy {
+            if output.json {
+                unhealthy = !report.healthy
+                var doc: [String: Any] = ["plan": ops.planName, "healthy": report.healthy, "problems": report.problems]
+                if let r = report.lastRun { doc["last_run"] = JSONOutput.record(r) }
+                if let r = report.lastSuccess { doc["last_success"] = JSONOutput.record(r) }
+                JSONOutput.emit("status", doc)
+            } else if report.healthy {
                 if !quiet {
                     let s = report.lastSuccess
                     print("OK: \(ops.planName): last successful run \(s.flatMap(\.end).map(RunClock.iso) ?? "-")\(s?.size.map { ", \(formatBytes($0))" } ?? ""), \(s?.archive ?? "")")

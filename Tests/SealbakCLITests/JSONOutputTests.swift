@@ -88,6 +88,53 @@ import Testing
         #expect(!stdout.joined().contains("hunter2") && !stderr.joined().contains("hunter2"))
     }
 
+    /// The operations commands and the folder commands: run, history, status, drill, bulk verify, ls, prune.
+    @Test func operationsDocumentsAreValidAgainstTheSchema() throws {
+        let dir = try Proc.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/kb", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/backups", withIntermediateDirectories: true)
+        try "hello\n".write(toFile: dir + "/kb/a.md", atomically: false, encoding: .utf8)
+        try "pw-\(UUID().uuidString)\n".write(toFile: dir + "/pw", atomically: false, encoding: .utf8)
+        try """
+            app: {name: jsonops}
+            components:
+              - {kind: docs, name: kb, path: \(dir)/kb}
+            password-file: \(dir)/pw
+            state-dir: \(dir)/state
+            destination: {location: \(dir)/backups, verify: true}
+            retention: {keep-last: 1}
+            """.write(toFile: dir + "/plan.yaml", atomically: false, encoding: .utf8)
+        let plan = ["--plan", dir + "/plan.yaml"]
+        for night in ["2026-11-20T02:00:00Z", "2026-11-21T02:00:00Z"] {
+            let r = try Proc.run(Proc.sealbakBinary, ["run"] + plan + ["--now", night], env: ["SEALBAK_PASSWORD": ""])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        var lines: [String] = []
+        func run(_ args: [String], status: Int32 = 0) throws {
+            let r = try Proc.run(Proc.sealbakBinary, args, env: ["SEALBAK_PASSWORD": ""])
+            #expect(r.status == status, "\(args): \(r.stderr)")
+            #expect(r.stdout.split(separator: "\n").count == 1, "\(args): one document expected: \(r.stdout)")
+            lines.append(r.stdout)
+        }
+        try run(["history"] + plan + ["--json"])
+        try run(["status"] + plan + ["--json", "--max-age", "1000d"])
+        try run(["status"] + plan + ["--json", "--max-age", "1min"], status: 18)
+        try run(["drill"] + plan + ["--json"])
+        try run(["verify", dir + "/backups", "--json"] + plan)
+        try run(["ls", dir + "/backups", "--json"])
+        try run(["prune", dir + "/backups", "--keep-last", "1", "--dry-run", "--json"])
+        let docs = dir + "/ops.jsonl"
+        try lines.joined(separator: "\n").write(toFile: docs, atomically: false, encoding: .utf8)
+        let python = try Proc.run(Proc.root + "/scripts/jsonschema-python", []).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let v = try Proc.run(python, [Proc.root + "/scripts/validate-json.py", Proc.root + "/docs/json-schema.json", docs])
+        #expect(v.status == 0, "schema violations:\n\(v.stdout)\(v.stderr)")
+        let history = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        let records = try #require(history["records"] as? [[String: Any]])
+        #expect(records.count == 2 && records.allSatisfy { $0["status"] as? String == "ok" }, "\(lines[0])")
+        #expect((records.first?["start"] as? String)?.hasPrefix("2026-11-20T02:00:00") == true, "\(lines[0])")
+    }
+
     static func rfc3339(_ t: Int) -> String {
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX")

@@ -305,9 +305,11 @@ extension S3ServerTests {
         let ls = try env.sealbak(["ls", prefix])
         #expect(ls.stdout.contains("1 archive(s)") && !ls.stdout.contains("sealbak-runs"), "run records are not archives: \(ls.stdout)")
         let remote = try env.sealbak(["history", "--from", prefix, "--json"])
-        let lines = remote.stdout.split(separator: "\n")
-        #expect(remote.status == 0 && lines.count == 2 && lines.allSatisfy { $0.contains("\"status\":\"ok\"") }, "\(remote.stdout)\(remote.stderr)")
-        #expect(lines[1].contains("\"deleted\":[\"\(prefix)shop-2026-11-20T020000.000Z.sbk\"]"), "\(lines[1])")
+        let doc = try JSONSerialization.jsonObject(with: Data(remote.stdout.utf8)) as? [String: Any]
+        let records = doc?["records"] as? [[String: Any]] ?? []
+        #expect(remote.status == 0 && records.count == 2 && records.allSatisfy { $0["status"] as? String == "ok" }, "\(remote.stdout)\(remote.stderr)")
+        #expect(records.last?["deleted"] as? [String] == ["\(prefix)shop-2026-11-20T020000.000Z.sbk"], "\(remote.stdout)")
+        #expect((records.first?["start"] as? String)?.hasPrefix("2026-11-20T02:00:00") == true, "times are RFC 3339: \(remote.stdout)")
         // What a run killed during its upload leaves: an unfinished multipart upload of one of the plan's names (and
         // one of another name, which is not the plan's to touch). The next run aborts the first.
         let client = try env.client()
