@@ -31,7 +31,7 @@ struct Cat: ParsableCommand {
     @Argument(help: ArgumentHelp("Entry names, as sealbak list shows them; written in this order.", valueName: "ENTRY"))
     var entries: [String]
 
-    @OptionGroup var password: PasswordOptions
+    @OptionGroup(title: "Passwords") var password: PasswordOptions
     @OptionGroup var reading: ReadingOptions
 
     func validate() throws {

@@ -13,6 +13,10 @@ struct DrillCommand: ParsableCommand {
             real restore; its restore hooks and health check do not (they act on the live application), and command \\
             components are left out. Scratch targets are removed also when the drill fails, and those of a killed drill \\
             by the next one. The result is in sealbak history.
+
+            Examples:
+              sealbak drill --plan /etc/sealbak/app.yaml
+              sealbak drill --plan /etc/sealbak/app.yaml --archive /srv/backups/app/app-2026-11-01T020000.000Z.sbk --json
             """
     )
 
@@ -28,8 +32,8 @@ struct DrillCommand: ParsableCommand {
     @Flag(name: [.short, .long], help: "Print only problems and the result line.")
     var quiet = false
 
-    @OptionGroup var output: OutputOptions
-    @OptionGroup var password: PasswordOptions
+    @OptionGroup(title: "Output") var output: OutputOptions
+    @OptionGroup(title: "Passwords") var password: PasswordOptions
     @OptionGroup var reading: ReadingOptions
 
     func run() throws {

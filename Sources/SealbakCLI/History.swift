@@ -8,7 +8,14 @@ struct HistoryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "history",
         abstract: "List a plan's runs, verifications and drills, failed and interrupted ones included.",
-        discussion: "Reads STATE-DIR/history.jsonl (state-dir: in the plan), or with --from the run records stored next to the archives under an s3:// prefix (another machine's view)."
+        discussion: """
+            Reads STATE-DIR/history.jsonl (state-dir: in the plan), or with --from the run records stored next to the \
+            archives under an s3:// prefix (another machine's view).
+
+            Examples:
+              sealbak history --plan /etc/sealbak/app.yaml --last 10
+              sealbak history --from s3://backups/app/ --json | jq '.records[] | select(.status != "ok")'
+            """
     )
 
     @Option(name: .long, help: ArgumentHelp("The backup plan.", valueName: "FILE"))
@@ -17,12 +24,12 @@ struct HistoryCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Read the run records stored next to the archives under s3://BUCKET/PREFIX/ instead of the local history.", valueName: "PREFIX"))
     var from: String?
 
-    @OptionGroup var output: OutputOptions
+    @OptionGroup(title: "Output") var output: OutputOptions
 
     @Option(name: .long, help: ArgumentHelp("Only the last N records.", valueName: "N"))
     var last: Int?
 
-    @OptionGroup var s3: S3Options
+    @OptionGroup(title: "Object storage") var s3: S3Options
 
     func validate() throws {
         if (plan == nil) == (from == nil) { throw ValidationError("give --plan FILE (the local history) or --from s3://BUCKET/PREFIX/") }

@@ -114,8 +114,8 @@ struct KeyList: ParsableCommand {
     @Argument(help: ArgumentHelp("The archive.", valueName: "ARCHIVE"))
     var archive: String
 
-    @OptionGroup var output: OutputOptions
-    @OptionGroup var s3: S3Options
+    @OptionGroup(title: "Output") var output: OutputOptions
+    @OptionGroup(title: "Object storage") var s3: S3Options
 
     /// Accepted and not read (no password is needed), so that a wrapper can pass the same options to every command.
     @OptionGroup(visibility: .hidden) var password: PasswordOptions
@@ -165,10 +165,11 @@ struct KeyAdd: ParsableCommand {
     @Flag(name: .long, help: "Create a recovery code instead of a password: printed once, usable wherever a password is.")
     var recovery = false
 
-    @OptionGroup var password: PasswordOptions
+    @OptionGroup(title: "Passwords") var password: PasswordOptions
     @OptionGroup var newPassword: NewPasswordOptions
     @OptionGroup var kdf: KDFOptions
     @OptionGroup var reading: ReadingOptions
+    @OptionGroup(title: "Object storage uploads") var s3Upload: S3UploadOptions
 
     func validate() throws {
         if (label ?? "").utf8.count > FormatV1.maxLabelByteCount { throw ValidationError("--label is limited to 64 bytes") }
@@ -206,10 +207,11 @@ struct KeyPasswd: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The slot to change.", valueName: "ID"))
     var slot: UInt16?
 
-    @OptionGroup var password: PasswordOptions
+    @OptionGroup(title: "Passwords") var password: PasswordOptions
     @OptionGroup var newPassword: NewPasswordOptions
     @OptionGroup var kdf: KDFOptions
     @OptionGroup var reading: ReadingOptions
+    @OptionGroup(title: "Object storage uploads") var s3Upload: S3UploadOptions
 
     func run() throws {
         try reportingErrors {
@@ -231,8 +233,9 @@ struct KeyRemove: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The slot to remove.", valueName: "ID"))
     var slot: UInt16
 
-    @OptionGroup var password: PasswordOptions
+    @OptionGroup(title: "Passwords") var password: PasswordOptions
     @OptionGroup var reading: ReadingOptions
+    @OptionGroup(title: "Object storage uploads") var s3Upload: S3UploadOptions
 
     func run() throws {
         try reportingErrors {

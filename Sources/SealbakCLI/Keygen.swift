@@ -29,7 +29,7 @@ struct Keygen: ParsableCommand {
     @Flag(name: .long, help: "Replace IDENTITY if it exists.")
     var force = false
 
-    @OptionGroup var password: PasswordOptions
+    @OptionGroup(title: "Passwords") var password: PasswordOptions
     @OptionGroup var kdf: KDFOptions
 
     func run() throws {

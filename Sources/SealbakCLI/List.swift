@@ -19,8 +19,8 @@ struct List: ParsableCommand {
     @Argument(help: ArgumentHelp("The archive (- for standard input).", valueName: "ARCHIVE"))
     var archive: String
 
-    @OptionGroup var output: OutputOptions
-    @OptionGroup var password: PasswordOptions
+    @OptionGroup(title: "Output") var output: OutputOptions
+    @OptionGroup(title: "Passwords") var password: PasswordOptions
     @OptionGroup var reading: ReadingOptions
 
     func run() throws {
@@ -137,8 +137,8 @@ struct Inspect: ParsableCommand {
     @Argument(help: ArgumentHelp("The archive (- for standard input).", valueName: "ARCHIVE"))
     var archive: String
 
-    @OptionGroup var output: OutputOptions
-    @OptionGroup var s3: S3Options
+    @OptionGroup(title: "Output") var output: OutputOptions
+    @OptionGroup(title: "Object storage") var s3: S3Options
 
     /// Accepted and not read (no password is needed), so that a wrapper can pass the same options to every command.
     @OptionGroup(visibility: .hidden) var password: PasswordOptions

@@ -29,101 +29,8 @@ struct Pack: ParsableCommand {
     @Argument(help: ArgumentHelp("Files and directories to pack.", valueName: "PATH"))
     var paths: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Also pack standard input as an entry called NAME. sealbak cannot see the exit status of the command feeding a pipe: for a dump whose failure matters, use a command component in the plan (kind: command), which sealbak runs and checks.", valueName: "NAME"))
-    var stdinName: String?
-
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Dump this PostgreSQL database into the archive (postgresql://USER@HOST:PORT/DB, or NAME=URL to name the component); repeatable. Credentials come from the URL, PGPASSWORD, ~/.pgpass or --postgres-password-file and are never stored.", valueName: "URL"))
-    var postgres: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Read the PostgreSQL password from the first line of FILE (for URLs without one).", valueName: "FILE"))
-    var postgresPasswordFile: String?
-
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Dump this MySQL/MariaDB database into the archive (mysql://USER@HOST:PORT/DB, or NAME=URL); repeatable. One transaction (mariadb-dump --single-transaction); rows are counted in the dump stream. Credentials come from the URL, --mysql-password-file, MYSQL_PWD or ~/.my.cnf and are never stored.", valueName: "URL"))
-    var mysql: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Read the MySQL password from the first line of FILE (for URLs without one).", valueName: "FILE"))
-    var mysqlPasswordFile: String?
-
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Look for mariadb-dump/mysqldump in DIR first; repeatable (also SEALBAK_MYSQL_BIN).", valueName: "DIR"))
-    var mysqlBin: [String] = []
-
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack a documentation tree (or any folder) as component NAME (default: the folder's name), honouring .sealbakignore files, --exclude and --include; repeatable.", valueName: "[NAME=]DIR"))
-    var docs: [String] = []
-
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack a config file or folder (.env, YAML, JSON, TOML) as component NAME: each is parsed (broken ones are packed and flagged) and secret-looking key names are recorded; repeatable.", valueName: "[NAME=]PATH"))
-    var config: [String] = []
-
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack embedding files (.npy, .fvecs, .ivecs, .bvecs; a file or a folder) as component NAME, recording dtype, shape and count; repeatable.", valueName: "[NAME=]PATH"))
-    var vectors: [String] = []
-
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack a ChromaDB persist directory as component NAME: chroma.sqlite3 through SQLite's online backup (consistent even while the store is open), the HNSW segment folders, and the collections with their counts; repeatable.", valueName: "[NAME=]DIR"))
-    var chroma: [String] = []
-
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack Qdrant data as component NAME: its storage folder (Qdrant stopped) or *.snapshot files taken through its API; collection names and sizes are recorded; repeatable.", valueName: "[NAME=]PATH"))
-    var qdrant: [String] = []
-
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack an SQLite database file as component NAME (default: the file's name without extension) through SQLite's online backup (consistent while the application writes), integrity-checked, with every table's row count; repeatable.", valueName: "[NAME=]PATH"))
-    var sqlite: [String] = []
-
-    @Flag(name: .long, help: "In --config files, pack secret values as a placeholder instead of the value.")
-    var redactSecrets = false
-
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Leave out what matches this gitignore-style pattern in --docs trees; repeatable.", valueName: "GLOB"))
-    var exclude: [String] = []
-
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("In --docs trees, pack only files matching one of these patterns; repeatable.", valueName: "GLOB"))
-    var include: [String] = []
-
-    @Flag(name: .long, help: "Do not leave out .git, node_modules, __pycache__, .venv, venv, *.pyc and the like in --docs trees.")
-    var noDefaultExcludes = false
-
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("If component NAME cannot be reached or fails while it is captured, record it as skipped or failed (with the reason; its partial data is never restored) and go on; the pack then exits 15. Any kind; repeatable.", valueName: "NAME"))
-    var allowMissing: [String] = []
-
-    @Flag(name: .long, help: "Exit 0 even if files changed while they were read (they are still named and recorded in the archive; without this flag the pack exits 16).")
-    var acceptChanges = false
-
-    @Flag(name: .long, help: "Leave out files and folders sealbak may not read, name them, record them in the archive and exit 16, instead of failing the whole pack.")
-    var skipUnreadable = false
-
-    @Flag(name: .long, help: "Accept an empty standard input for --stdin-name (refused by default: the command feeding the pipe probably failed).")
-    var allowEmpty = false
-
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Look for pg_dump in DIR first; repeatable (also SEALBAK_PG_BIN).", valueName: "DIR"))
-    var pgBin: [String] = []
-
     @Option(name: .long, help: ArgumentHelp("Take the components and pack options from this backup plan (sealbak.yaml); flags given here are added or win.", valueName: "FILE"))
     var plan: String?
-
-    @Option(name: .long, help: "Cipher suite (default xchacha20-poly1305).")
-    var cipher: CipherChoice?
-
-    @Option(name: .long, help: "Frame compression (default zstd).")
-    var compression: CompressionChoice?
-
-    @Option(name: .long, help: "Compression level (zstd 1-19, default 3; zlib 1-9, default 6).")
-    var level: Int32?
-
-    @Option(name: .long, help: ArgumentHelp("Frame size, a power of two from 4K to 16M (default 1M).", valueName: "SIZE"))
-    var frameSize: String?
-
-    @Option(name: .long, help: ArgumentHelp("Argon2id memory for the password slot (default 256).", valueName: "MIB"))
-    var kdfMemory: UInt32?
-
-    @Option(name: .long, help: ArgumentHelp("Argon2id passes for the password slot (default 3).", valueName: "N"))
-    var kdfPasses: UInt32?
-
-    @Flag(name: .long, help: "TEST ONLY: the cheapest Argon2id setting (1 pass, 8 KiB). Anyone can brute-force such an archive.")
-    var insecureTestKdf = false
-
-    @Flag(name: .long, help: "Allow --kdf-memory above 4096 MiB or --kdf-passes above 10 (readers then need --max-kdf-memory/--max-kdf-passes).")
-    var allowExpensiveKdf = false
-
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Also let the holder of this public key (sealbak keygen) open the archive; repeatable. With recipients, no password is asked unless one is given explicitly.", valueName: "PUBKEY"))
-    var recipient: [String] = []
-
-    @Option(name: .long, help: "A label for the password slot (shown by inspect).")
-    var label: String = "password"
 
     @Flag(name: .long, help: "Replace OUT if it exists.")
     var force = false
@@ -131,13 +38,50 @@ struct Pack: ParsableCommand {
     @Flag(name: [.short, .long], help: "No progress or summary on stderr.")
     var quiet = false
 
-    @OptionGroup var report: OutputOptions
+    @OptionGroup(title: "Output") var report: OutputOptions
 
-    @Option(name: .long, help: "Worker threads (default: all cores).")
-    var threads: Int?
+    @OptionGroup(title: "What to pack") var components: PackComponentOptions
+    @OptionGroup(title: "Rules") var rules: PackRuleOptions
+    @OptionGroup(title: "Archive format") var format: PackFormatOptions
+    @OptionGroup(title: "Keys") var keys: PackKeyOptions
 
-    @OptionGroup var password: PasswordOptions
-    @OptionGroup var s3: S3Options
+    // The grouped options under their old names (help shows them by group; the code reads them as before).
+    var stdinName: String? { components.stdinName }
+    var postgres: [String] { components.postgres }
+    var postgresPasswordFile: String? { components.postgresPasswordFile }
+    var mysql: [String] { components.mysql }
+    var mysqlPasswordFile: String? { components.mysqlPasswordFile }
+    var mysqlBin: [String] { components.mysqlBin }
+    var docs: [String] { components.docs }
+    var config: [String] { components.config }
+    var vectors: [String] { components.vectors }
+    var chroma: [String] { components.chroma }
+    var qdrant: [String] { components.qdrant }
+    var sqlite: [String] { components.sqlite }
+    var pgBin: [String] { components.pgBin }
+    var allowEmpty: Bool { components.allowEmpty }
+    var redactSecrets: Bool { rules.redactSecrets }
+    var exclude: [String] { rules.exclude }
+    var include: [String] { rules.include }
+    var noDefaultExcludes: Bool { rules.noDefaultExcludes }
+    var allowMissing: [String] { rules.allowMissing }
+    var acceptChanges: Bool { rules.acceptChanges }
+    var skipUnreadable: Bool { rules.skipUnreadable }
+    var cipher: CipherChoice? { format.cipher }
+    var compression: CompressionChoice? { format.compression }
+    var level: Int32? { format.level }
+    var frameSize: String? { format.frameSize }
+    var threads: Int? { format.threads }
+    var kdfMemory: UInt32? { keys.kdfMemory }
+    var kdfPasses: UInt32? { keys.kdfPasses }
+    var insecureTestKdf: Bool { keys.insecureTestKdf }
+    var allowExpensiveKdf: Bool { keys.allowExpensiveKdf }
+    var recipient: [String] { keys.recipient }
+    var label: String { keys.label }
+
+    @OptionGroup(title: "Passwords") var password: PasswordOptions
+    @OptionGroup(title: "Object storage") var s3: S3Options
+    @OptionGroup(title: "Object storage uploads") var s3Upload: S3UploadOptions
 
     func validate() throws {
         if plan == nil && paths.isEmpty && stdinName == nil && postgres.isEmpty && mysql.isEmpty && docs.isEmpty && config.isEmpty && vectors.isEmpty && chroma.isEmpty && qdrant.isEmpty && sqlite.isEmpty {
@@ -331,4 +275,108 @@ struct Pack: ParsableCommand {
         }
         return out
     }
+}
+
+struct PackComponentOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Also pack standard input as an entry called NAME. sealbak cannot see the exit status of the command feeding a pipe: for a dump whose failure matters, use a command component in the plan (kind: command), which sealbak runs and checks.", valueName: "NAME"))
+    var stdinName: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Dump this PostgreSQL database into the archive (postgresql://USER@HOST:PORT/DB, or NAME=URL to name the component); repeatable. Credentials come from the URL, PGPASSWORD, ~/.pgpass or --postgres-password-file and are never stored.", valueName: "URL"))
+    var postgres: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Read the PostgreSQL password from the first line of FILE (for URLs without one).", valueName: "FILE"))
+    var postgresPasswordFile: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Dump this MySQL/MariaDB database into the archive (mysql://USER@HOST:PORT/DB, or NAME=URL); repeatable. One transaction (mariadb-dump --single-transaction); rows are counted in the dump stream. Credentials come from the URL, --mysql-password-file, MYSQL_PWD or ~/.my.cnf and are never stored.", valueName: "URL"))
+    var mysql: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Read the MySQL password from the first line of FILE (for URLs without one).", valueName: "FILE"))
+    var mysqlPasswordFile: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Look for mariadb-dump/mysqldump in DIR first; repeatable (also SEALBAK_MYSQL_BIN).", valueName: "DIR"))
+    var mysqlBin: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack a documentation tree (or any folder) as component NAME (default: the folder's name), honouring .sealbakignore files, --exclude and --include; repeatable.", valueName: "[NAME=]DIR"))
+    var docs: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack a config file or folder (.env, YAML, JSON, TOML) as component NAME: each is parsed (broken ones are packed and flagged) and secret-looking key names are recorded; repeatable.", valueName: "[NAME=]PATH"))
+    var config: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack embedding files (.npy, .fvecs, .ivecs, .bvecs; a file or a folder) as component NAME, recording dtype, shape and count; repeatable.", valueName: "[NAME=]PATH"))
+    var vectors: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack a ChromaDB persist directory as component NAME: chroma.sqlite3 through SQLite's online backup (consistent even while the store is open), the HNSW segment folders, and the collections with their counts; repeatable.", valueName: "[NAME=]DIR"))
+    var chroma: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack Qdrant data as component NAME: its storage folder (Qdrant stopped) or *.snapshot files taken through its API; collection names and sizes are recorded; repeatable.", valueName: "[NAME=]PATH"))
+    var qdrant: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack an SQLite database file as component NAME (default: the file's name without extension) through SQLite's online backup (consistent while the application writes), integrity-checked, with every table's row count; repeatable.", valueName: "[NAME=]PATH"))
+    var sqlite: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Look for pg_dump in DIR first; repeatable (also SEALBAK_PG_BIN).", valueName: "DIR"))
+    var pgBin: [String] = []
+
+    @Flag(name: .long, help: "Accept an empty standard input for --stdin-name (refused by default: the command feeding the pipe probably failed).")
+    var allowEmpty = false
+}
+
+struct PackRuleOptions: ParsableArguments {
+    @Flag(name: .long, help: "In --config files, pack secret values as a placeholder instead of the value.")
+    var redactSecrets = false
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Leave out what matches this gitignore-style pattern in --docs trees; repeatable.", valueName: "GLOB"))
+    var exclude: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("In --docs trees, pack only files matching one of these patterns; repeatable.", valueName: "GLOB"))
+    var include: [String] = []
+
+    @Flag(name: .long, help: "Do not leave out .git, node_modules, __pycache__, .venv, venv, *.pyc and the like in --docs trees.")
+    var noDefaultExcludes = false
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("If component NAME cannot be reached or fails while it is captured, record it as skipped or failed (with the reason; its partial data is never restored) and go on; the pack then exits 15. Any kind; repeatable.", valueName: "NAME"))
+    var allowMissing: [String] = []
+
+    @Flag(name: .long, help: "Exit 0 even if files changed while they were read (they are still named and recorded in the archive; without this flag the pack exits 16).")
+    var acceptChanges = false
+
+    @Flag(name: .long, help: "Leave out files and folders sealbak may not read, name them, record them in the archive and exit 16, instead of failing the whole pack.")
+    var skipUnreadable = false
+}
+
+struct PackFormatOptions: ParsableArguments {
+    @Option(name: .long, help: "Cipher suite (default xchacha20-poly1305).")
+    var cipher: CipherChoice?
+
+    @Option(name: .long, help: "Frame compression (default zstd).")
+    var compression: CompressionChoice?
+
+    @Option(name: .long, help: "Compression level (zstd 1-19, default 3; zlib 1-9, default 6).")
+    var level: Int32?
+
+    @Option(name: .long, help: ArgumentHelp("Frame size, a power of two from 4K to 16M (default 1M).", valueName: "SIZE"))
+    var frameSize: String?
+
+    @Option(name: .long, help: "Worker threads (default: all cores).")
+    var threads: Int?
+}
+
+struct PackKeyOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Argon2id memory for the password slot (default 256).", valueName: "MIB"))
+    var kdfMemory: UInt32?
+
+    @Option(name: .long, help: ArgumentHelp("Argon2id passes for the password slot (default 3).", valueName: "N"))
+    var kdfPasses: UInt32?
+
+    @Flag(name: .long, help: "TEST ONLY: the cheapest Argon2id setting (1 pass, 8 KiB). Anyone can brute-force such an archive.")
+    var insecureTestKdf = false
+
+    @Flag(name: .long, help: "Allow --kdf-memory above 4096 MiB or --kdf-passes above 10 (readers then need --max-kdf-memory/--max-kdf-passes).")
+    var allowExpensiveKdf = false
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Also let the holder of this public key (sealbak keygen) open the archive; repeatable. With recipients, no password is asked unless one is given explicitly.", valueName: "PUBKEY"))
+    var recipient: [String] = []
+
+    @Option(name: .long, help: "A label for the password slot (shown by inspect).")
+    var label: String = "password"
 }

@@ -34,10 +34,11 @@ struct RekeyCommand: ParsableCommand {
     @Flag(name: [.short, .long], help: "Less output.")
     var quiet = false
 
-    @OptionGroup var password: PasswordOptions
+    @OptionGroup(title: "Passwords") var password: PasswordOptions
     @OptionGroup var newPassword: NewPasswordOptions
     @OptionGroup var kdf: KDFOptions
     @OptionGroup var reading: ReadingOptions
+    @OptionGroup(title: "Object storage uploads") var s3Upload: S3UploadOptions
 
     func run() throws {
         try reportingErrors {

@@ -7,30 +7,13 @@ import Synchronization
 
 /// Object-storage settings, shared by every command that takes an archive name (docs/s3.md). Each flag falls
 /// back to the standard AWS variables; credentials come only from the environment or a credentials file.
-struct S3Options: ParsableArguments {
-    @Option(name: .customLong("s3-endpoint"), help: ArgumentHelp("S3-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS S3 in the region).", valueName: "URL"))
-    var endpoint: String?
-
-    @Option(name: .customLong("s3-region"), help: ArgumentHelp("Region for signing (default: AWS_REGION, else us-east-1).", valueName: "REGION"))
-    var region: String?
-
-    @Option(name: .customLong("s3-addressing"), help: ArgumentHelp("path (ENDPOINT/BUCKET/KEY) or virtual (BUCKET.HOST/KEY); default: path for a custom endpoint, virtual for AWS.", valueName: "STYLE"))
-    var addressing: String?
-
-    @Option(name: .customLong("s3-credentials-file"), help: ArgumentHelp("Read AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN from FILE (KEY=VALUE lines) instead of the environment.", valueName: "FILE"))
-    var credentialsFile: String?
-
+/// The options of writing to object storage (pack, key changes, rekey, run): shown only on those commands.
+struct S3UploadOptions: ParsableArguments {
     @Option(name: .customLong("s3-part-size"), help: ArgumentHelp("Upload part size, at least 5M (default 16M; parts double every 1,000).", valueName: "SIZE"))
     var partSize: String?
 
     @Option(name: .customLong("s3-parallel"), help: ArgumentHelp("Parts uploaded at once (default 4); memory is about (N + 1) x part size.", valueName: "N"))
     var parallel: Int?
-
-    @Option(name: .customLong("s3-max-attempts"), help: ArgumentHelp("Attempts per request before giving up (default 8).", valueName: "N"))
-    var maxAttempts: Int?
-
-    @Option(name: .customLong("s3-max-retry-time"), help: ArgumentHelp("Stop retrying a request after this many seconds (default 120).", valueName: "SECONDS"))
-    var maxRetryTime: Double?
 
     @Flag(name: .customLong("s3-no-server-copy"), help: "Key changes and rekey stream unchanged bytes through sealbak instead of letting the store copy them (UploadPartCopy).")
     var noServerCopy = false
@@ -50,14 +33,41 @@ struct S3Options: ParsableArguments {
     }
 
     func validate() throws {
-        if let objectLock, S3Options.parseObjectLock(objectLock) == nil {
+        if let objectLock, S3UploadOptions.parseObjectLock(objectLock) == nil {
             throw ValidationError("--s3-object-lock takes MODE:AGE with MODE governance or compliance and AGE at least 1d (e.g. compliance:30d), not \(objectLock)")
         }
-        if let addressing, addressing != "path" && addressing != "virtual" { throw ValidationError("--s3-addressing must be path or virtual") }
         if let partSize {
             guard let n = parseSize(partSize), n >= 5 << 20, n <= 5 << 30 else { throw ValidationError("--s3-part-size must be 5M ... 5120M") }
         }
         if let parallel, !(1...64).contains(parallel) { throw ValidationError("--s3-parallel must be 1 ... 64") }
+        // Read by S3Options.settings, like S3Options itself (parsing is the one place every command passes through).
+        S3UploadOptions.installed.withLock { $0 = self }
+    }
+
+    static let installed = Mutex<S3UploadOptions?>(nil)
+}
+
+struct S3Options: ParsableArguments {
+    @Option(name: .customLong("s3-endpoint"), help: ArgumentHelp("S3-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS S3 in the region).", valueName: "URL"))
+    var endpoint: String?
+
+    @Option(name: .customLong("s3-region"), help: ArgumentHelp("Region for signing (default: AWS_REGION, else us-east-1).", valueName: "REGION"))
+    var region: String?
+
+    @Option(name: .customLong("s3-addressing"), help: ArgumentHelp("path (ENDPOINT/BUCKET/KEY) or virtual (BUCKET.HOST/KEY); default: path for a custom endpoint, virtual for AWS.", valueName: "STYLE"))
+    var addressing: String?
+
+    @Option(name: .customLong("s3-credentials-file"), help: ArgumentHelp("Read AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN from FILE (KEY=VALUE lines) instead of the environment.", valueName: "FILE"))
+    var credentialsFile: String?
+
+    @Option(name: .customLong("s3-max-attempts"), help: ArgumentHelp("Attempts per request before giving up (default 8).", valueName: "N"))
+    var maxAttempts: Int?
+
+    @Option(name: .customLong("s3-max-retry-time"), help: ArgumentHelp("Stop retrying a request after this many seconds (default 120).", valueName: "SECONDS"))
+    var maxRetryTime: Double?
+
+    func validate() throws {
+        if let addressing, addressing != "path" && addressing != "virtual" { throw ValidationError("--s3-addressing must be path or virtual") }
         if let maxAttempts, !(1...100).contains(maxAttempts) { throw ValidationError("--s3-max-attempts must be 1 ... 100") }
         // Parsing is the one place every command passes through: make s3:// names usable from here on.
         S3Options.installed.withLock { $0 = self }
@@ -86,19 +96,20 @@ struct S3Options: ParsableArguments {
         if let e = endpoint ?? plan["endpoint"] { s.endpoint = e }
         if let r = region ?? plan["region"] { s.region = r }
         if let a = addressing ?? plan["addressing"] { s.pathStyle = a == "path" }
-        if let text = partSize ?? plan["part-size"] {
+        let upload = S3UploadOptions.installed.withLock { $0 } ?? S3UploadOptions()
+        if let text = upload.partSize ?? plan["part-size"] {
             guard let p = parseSize(text), p >= 5 << 20, p <= 5 << 30 else { throw SealbakError(.usage, "the S3 part size must be 5M ... 5120M, not \(text)") }
             s.partSize = p
         }
-        if let p = parallel ?? plan["parallel"].flatMap({ Int($0) }) { s.parallelParts = p }
-        if let text = objectLock ?? plan["object-lock"] {
-            guard let lock = S3Options.parseObjectLock(text) else {
+        if let p = upload.parallel ?? plan["parallel"].flatMap({ Int($0) }) { s.parallelParts = p }
+        if let text = upload.objectLock ?? plan["object-lock"] {
+            guard let lock = S3UploadOptions.parseObjectLock(text) else {
                 throw SealbakError(.usage, "the S3 object lock must be MODE:AGE with MODE governance or compliance and AGE at least 1d (e.g. compliance:30d), not \(text)")
             }
             s.objectLock = lock
         }
-        if noServerCopy || plan["server-copy"] == "false" { s.serverCopy = false }
-        if uniformParts || plan["uniform-parts"] == "true" { s.uniformParts = true }
+        if upload.noServerCopy || plan["server-copy"] == "false" { s.serverCopy = false }
+        if upload.uniformParts || plan["uniform-parts"] == "true" { s.uniformParts = true }
         if let m = maxAttempts { s.maxAttempts = m }
         if let m = maxRetryTime { s.maxRetrySeconds = m }
         if let m = ProcessInfo.processInfo.environment["SEALBAK_S3_BACKOFF_BASE"].flatMap(Double.init) { s.backoffBase = m }
@@ -159,13 +170,21 @@ extension S3Options {
 struct Ls: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ls",
-        abstract: "List the archives in a folder or under s3://BUCKET/PREFIX with their creation time and size (from the cleartext headers; no password)."
+        abstract: "List the archives in a folder or under s3://BUCKET/PREFIX with their creation time and size (from the cleartext headers; no password).",
+        discussion: """
+            Also shows files that are not sealbak archives (never touched) and, under s3://, multipart uploads left by
+            killed packs (sealbak prune --incomplete-uploads AGE aborts them).
+
+            Examples:
+              sealbak ls /srv/backups/app
+              sealbak ls s3://backups/app/ --json | jq -r '.archives[0].location'
+            """
     )
 
     @Argument(help: ArgumentHelp("A folder or s3://BUCKET/PREFIX (a prefix ending in / is a folder).", valueName: "WHERE"))
     var location: String
 
-    @OptionGroup var output: OutputOptions
+    @OptionGroup(title: "Output") var output: OutputOptions
     @OptionGroup(title: "Object storage") var s3: S3Options
 
     func run() throws {
@@ -251,7 +270,7 @@ struct Prune: ParsableCommand {
     @Flag(name: [.short, .long], help: "Also print the archives kept, with the rules that keep them.")
     var verbose = false
 
-    @OptionGroup var output: OutputOptions
+    @OptionGroup(title: "Output") var output: OutputOptions
 
     @Option(name: .customLong("incomplete-uploads"), help: ArgumentHelp("Abort the multipart uploads under s3://BUCKET/PREFIX begun more than AGE ago and never completed (a killed pack), e.g. 90min, 24h, 7d; alone, only that is done.", valueName: "AGE"))
     var incompleteUploads: String?

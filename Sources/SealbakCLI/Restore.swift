@@ -81,8 +81,8 @@ struct Restore: ParsableCommand {
     @Flag(name: [.short, .long], help: "Print only errors.")
     var quiet = false
 
-    @OptionGroup var output: OutputOptions
-    @OptionGroup var password: PasswordOptions
+    @OptionGroup(title: "Output") var output: OutputOptions
+    @OptionGroup(title: "Passwords") var password: PasswordOptions
     @OptionGroup var reading: ReadingOptions
 
     func run() throws {

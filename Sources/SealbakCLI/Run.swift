@@ -22,6 +22,10 @@ struct RunCommand: ParsableCommand {
             (cron mails them). Exit codes: 0 success; 15 written with skipped components; 16 written, but files \
             changed while they were read; 17 another run of the plan is in progress; anything else: the run failed \
             with that error (docs/exit-codes.md). Every run, failed ones included, is in sealbak history.
+
+            Examples:
+              sealbak run --plan /etc/sealbak/app.yaml --log-file /var/log/sealbak/app.log
+              sudo sealbak schedule install --plan /etc/sealbak/app.yaml --at 02:30      # every night
             """
     )
 
@@ -37,8 +41,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The run's clock (UTC, e.g. 2026-11-30T02:00:00Z): the archive's name, the history times and the retention reference. For drills, demos and tests.", valueName: "TIME"))
     var now: String?
 
-    @OptionGroup var password: PasswordOptions
-    @OptionGroup var s3: S3Options
+    @OptionGroup(title: "Passwords") var password: PasswordOptions
+    @OptionGroup(title: "Object storage") var s3: S3Options
+    @OptionGroup(title: "Object storage uploads") var s3Upload: S3UploadOptions
 
     func validate() throws {
         if let now, RunClock.parse(now) == nil { throw ValidationError("--now \(now): give a UTC time such as 2026-11-30T02:00:00Z") }

@@ -8,7 +8,14 @@ struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "Check a plan's backups for monitoring: exit 18 when the last run failed, the last success is too old, or the archive size jumped.",
-        discussion: "Thresholds come from the plan's status: block; flags win. --prometheus writes a node_exporter textfile (atomically) as well."
+        discussion: """
+            Thresholds come from the plan's status: block; flags win. --prometheus writes a node_exporter textfile \
+            (atomically) as well.
+
+            Examples:
+              sealbak status --plan /etc/sealbak/app.yaml --max-age 26h        # a monitoring check: 0 or 18
+              sealbak status --plan /etc/sealbak/app.yaml --prometheus /var/lib/node_exporter/sealbak-app.prom --quiet
+            """
     )
 
     @Option(name: .long, help: ArgumentHelp("The backup plan.", valueName: "FILE"))
@@ -26,7 +33,7 @@ struct StatusCommand: ParsableCommand {
     @Flag(name: [.short, .long], help: "Print only problems.")
     var quiet = false
 
-    @OptionGroup var output: OutputOptions
+    @OptionGroup(title: "Output") var output: OutputOptions
 
     @Option(name: .long, help: .hidden)
     var now: String?

@@ -152,7 +152,7 @@ struct OutputOptions: ParsableArguments {
 }
 
 struct ReadingOptions: ParsableArguments {
-    @OptionGroup var s3: S3Options
+    @OptionGroup(title: "Object storage") var s3: S3Options
 
     @Option(name: .long, help: ArgumentHelp("Refuse key slots whose Argon2id memory exceeds MIB (default 4096).", valueName: "MIB"))
     var maxKdfMemory: UInt32 = 4096

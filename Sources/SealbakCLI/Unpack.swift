@@ -34,8 +34,8 @@ struct Unpack: ParsableCommand {
     @Flag(name: [.short, .long], help: "No progress or summary on stderr.")
     var quiet = false
 
-    @OptionGroup var output: OutputOptions
-    @OptionGroup var password: PasswordOptions
+    @OptionGroup(title: "Output") var output: OutputOptions
+    @OptionGroup(title: "Passwords") var password: PasswordOptions
     @OptionGroup var reading: ReadingOptions
 
     func run() throws {
@@ -132,8 +132,8 @@ struct Verify: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Bulk only: skip archives the plan's history records as verified since TIME (2026-11-01 or 2026-11-01T02:00:00Z).", valueName: "TIME"))
     var notVerifiedSince: String?
 
-    @OptionGroup var output: OutputOptions
-    @OptionGroup var password: PasswordOptions
+    @OptionGroup(title: "Output") var output: OutputOptions
+    @OptionGroup(title: "Passwords") var password: PasswordOptions
     @OptionGroup var reading: ReadingOptions
 
     func validate() throws {

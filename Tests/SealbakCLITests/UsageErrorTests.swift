@@ -50,4 +50,29 @@ import Testing
         let ok = try Proc.run(Proc.sealbakBinary, ["help", "key", "add"], env: Self.env)
         #expect(ok.status == 0 && ok.stdout.contains("Add a password slot"), "\(ok.stderr)")
     }
+
+    /// Help that teaches: every command's help has examples; options are grouped; upload-only object-storage options
+    /// appear only on the commands that upload.
+    @Test func helpHasExamplesAndGroupsAndOnlyTheOptionsThatApply() throws {
+        let top = try Proc.run(Proc.sealbakBinary, ["--help"], env: Self.env)
+        let commands = top.stdout.components(separatedBy: "SUBCOMMANDS:").last?.split(separator: "\n")
+            .compactMap { $0.hasPrefix("  ") && !$0.hasPrefix("   ") ? $0.split(separator: " ").first.map(String.init) : nil }
+            .filter { $0.first?.isLowercase == true } ?? []
+        #expect(commands.count >= 17, "\(commands)")
+        for c in commands where !["key", "schedule"].contains(c) {
+            let h = try Proc.run(Proc.sealbakBinary, [c, "--help"], env: Self.env)
+            #expect(h.stdout.contains("Examples:"), "\(c) --help has no examples")
+        }
+        let pack = try Proc.run(Proc.sealbakBinary, ["pack", "--help"], env: Self.env).stdout
+        for group in ["WHAT TO PACK:", "RULES:", "ARCHIVE FORMAT:", "KEYS:", "PASSWORDS:", "OBJECT STORAGE:", "OBJECT STORAGE UPLOADS:"] {
+            #expect(pack.contains(group), "pack --help lacks \(group)")
+        }
+        for c in [["list"], ["verify"], ["inspect"], ["ls"], ["unpack"], ["restore"]] {
+            let h = try Proc.run(Proc.sealbakBinary, c + ["--help"], env: Self.env).stdout
+            #expect(!h.contains("--s3-part-size") && !h.contains("--s3-object-lock"), "\(c[0]) shows upload options")
+        }
+        for c in [["pack"], ["key", "add"], ["rekey"], ["run"]] {
+            #expect(try Proc.run(Proc.sealbakBinary, c + ["--help"], env: Self.env).stdout.contains("--s3-object-lock"), "\(c)")
+        }
+    }
 }
