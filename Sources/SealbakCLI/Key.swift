@@ -170,16 +170,19 @@ struct KeyAdd: ParsableCommand {
     @OptionGroup var kdf: KDFOptions
     @OptionGroup var reading: ReadingOptions
     @OptionGroup(title: "Object storage uploads") var s3Upload: S3UploadOptions
+    @OptionGroup(title: "Output") var output: OutputOptions
 
     func validate() throws {
         if (label ?? "").utf8.count > FormatV1.maxLabelByteCount { throw ValidationError("--label is limited to 64 bytes") }
     }
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: output.json ? "key add" : nil) {
             let u = try unlockForEdit(archive, password: password, reading: reading)
             if recovery {
                 let (id, code) = try KeyEditing.addRecoveryCode(u, label: label ?? "recovery code", kdf: kdf.explicit ?? KeySlots.recoveryKDF)
+                // Asked for with --json, the code is in the document (shown only this once, as on the terminal).
+                if output.json { return JSONOutput.emit("key add", ["archive": archive, "slot": Int(id), "type": "recovery", "recovery_code": code]) }
                 print("Recovery code for \(archive) (key slot \(id)). Write it down and keep it somewhere safe; it is shown only this once:")
                 print("")
                 print("    \(code)")
@@ -189,6 +192,7 @@ struct KeyAdd: ParsableCommand {
             }
             let new = try newPassword.read()
             let id = try KeyEditing.addPassword(u, passphrase: new, label: label ?? "", kdf: kdf.parameters)
+            if output.json { JSONOutput.emit("key add", ["archive": archive, "slot": Int(id), "type": "password"]) }
             printError("sealbak: added key slot \(id) to \(archive) (only the header was rewritten)")
         }
     }
@@ -212,13 +216,15 @@ struct KeyPasswd: ParsableCommand {
     @OptionGroup var kdf: KDFOptions
     @OptionGroup var reading: ReadingOptions
     @OptionGroup(title: "Object storage uploads") var s3Upload: S3UploadOptions
+    @OptionGroup(title: "Output") var output: OutputOptions
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: output.json ? "key passwd" : nil) {
             let u = try unlockForEdit(archive, password: password, reading: reading)
             let id = slot ?? u.openedSlot.id
             let new = try newPassword.read()
             try KeyEditing.changePassword(u, slot: id, passphrase: new, kdf: kdf.explicit)
+            if output.json { JSONOutput.emit("key passwd", ["archive": archive, "slot": Int(id)]) }
             printError("sealbak: changed the password of key slot \(id) of \(archive). Copies of the old file still open with the old password; sealbak rekey revokes it")
         }
     }
@@ -236,11 +242,13 @@ struct KeyRemove: ParsableCommand {
     @OptionGroup(title: "Passwords") var password: PasswordOptions
     @OptionGroup var reading: ReadingOptions
     @OptionGroup(title: "Object storage uploads") var s3Upload: S3UploadOptions
+    @OptionGroup(title: "Output") var output: OutputOptions
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: output.json ? "key remove" : nil) {
             let u = try unlockForEdit(archive, password: password, reading: reading)
             try KeyEditing.removeSlot(u, slot: slot)
+            if output.json { JSONOutput.emit("key remove", ["archive": archive, "slot": Int(slot)]) }
             printError("sealbak: removed key slot \(slot) from \(archive). Copies of the old file still open with that key; sealbak rekey revokes it")
         }
     }

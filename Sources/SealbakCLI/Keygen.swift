@@ -29,11 +29,12 @@ struct Keygen: ParsableCommand {
     @Flag(name: .long, help: "Replace IDENTITY if it exists.")
     var force = false
 
+    @OptionGroup(title: "Output") var report: OutputOptions
     @OptionGroup(title: "Passwords") var password: PasswordOptions
     @OptionGroup var kdf: KDFOptions
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: report.json ? "keygen" : nil) {
             try password.refuseIdentity("the identity to create is -o/--output")
             let out = try AtomicOutput(path: output, overwrite: force, mode: 0o600)
             // The identity file's password: the password options, SEALBAK_IDENTITY_PASSWORD, or a prompt (the same
@@ -46,6 +47,9 @@ struct Keygen: ParsableCommand {
             } catch {
                 out.abandon()
                 throw error
+            }
+            if report.json {
+                return JSONOutput.emit("keygen", ["identity": self.output, "public_key": Recipients.encode(publicKey: identity.publicKey), "password_protected": !noPassword])
             }
             print(Recipients.encode(publicKey: identity.publicKey))
             printError("sealbak: wrote the identity to \(output)\(noPassword ? " (not password-protected)" : ""); the line above is its public key")

@@ -39,9 +39,10 @@ struct RekeyCommand: ParsableCommand {
     @OptionGroup var kdf: KDFOptions
     @OptionGroup var reading: ReadingOptions
     @OptionGroup(title: "Object storage uploads") var s3Upload: S3UploadOptions
+    @OptionGroup(title: "Output") var report: OutputOptions
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: report.json ? "rekey" : nil) {
             let target = output ?? archive
             // Held until the rotated archive is in place: no key change can slip in between (docs/keys.md).
             let lock = RemoteStorage.isRemote(archive) ? nil : try KeyChangeLock(path: archive)
@@ -71,6 +72,10 @@ struct RekeyCommand: ParsableCommand {
                 // The archive must still be the one that was read: a key change that finished meanwhile wins.
                 if output == nil { try lock?.checkUnchanged(header: summary.oldHeader) }
                 try out.commit()
+                if report.json {
+                    JSONOutput.emit("rekey", ["archive": archive, "output": target, "id": hex(summary.newArchiveID), "frames": summary.frames,
+                                              "dropped_slots": summary.droppedSlots.map(slotJSON)])
+                }
                 printError("sealbak: rekeyed \(archive) -> \(target): new archive id \(hex(summary.newArchiveID)), \(summary.frames) frames re-encrypted and verified")
                 for s in summary.droppedSlots {
                     printError("sealbak: dropped key slot \(s.id) (\(slotTypeName(s)), label \"\(s.label)\"): it no longer opens the new archive")

@@ -51,6 +51,20 @@ import Testing
         try run(["unpack", a, "--to", dir + "/out", "--json", "--progress"])
         try run(["restore", a, "--to", dir + "/r", "--dry-run", "--json"])
         try run(["restore", a, "--to", dir + "/r", "--json", "--progress"])
+        // Key changes, keygen, rekey.
+        let newPW = ["SEALBAK_NEW_PASSWORD": "second-\(UUID().uuidString)"]
+        func runEnv(_ args: [String], _ env: [String: String]) throws {
+            let r = try Proc.run(Proc.sealbakBinary, args, env: Self.env.merging(env) { _, b in b })
+            #expect(r.status == 0, "\(args): \(r.stderr)")
+            #expect(r.stdout.split(separator: "\n").count == 1, "\(args): one document expected: \(r.stdout)")
+            stdout.append(r.stdout)
+        }
+        try runEnv(["key", "add", a, "--insecure-test-kdf", "--json"], newPW)
+        try runEnv(["key", "add", a, "--recovery", "--json"], [:])
+        try runEnv(["key", "passwd", a, "--slot", "2", "--insecure-test-kdf", "--json"], newPW)
+        try runEnv(["key", "remove", a, "--slot", "2", "--json"], [:])
+        try runEnv(["keygen", "-o", dir + "/id", "--no-password", "--json"], [:])
+        try runEnv(["rekey", a, "--output", dir + "/rotated.sbk", "--insecure-test-kdf", "--json"], newPW)
         // Failures: one error document on stdout, the message on stderr too.
         try run(["list", dir + "/missing.sbk", "--json"], status: 9)
         try run(["restore", a, "--to", dir + "/r", "--dry-run", "--json"], status: 7)
