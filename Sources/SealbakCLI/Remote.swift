@@ -96,20 +96,21 @@ struct S3Options: ParsableArguments {
         if let e = endpoint ?? plan["endpoint"] { s.endpoint = e }
         if let r = region ?? plan["region"] { s.region = r }
         if let a = addressing ?? plan["addressing"] { s.pathStyle = a == "path" }
-        let upload = S3UploadOptions.installed.withLock { $0 } ?? S3UploadOptions()
-        if let text = upload.partSize ?? plan["part-size"] {
+        // Nil on commands that do not upload (their parser has no upload options).
+        let upload = S3UploadOptions.installed.withLock { $0 }
+        if let text = upload?.partSize ?? plan["part-size"] {
             guard let p = parseSize(text), p >= 5 << 20, p <= 5 << 30 else { throw SealbakError(.usage, "the S3 part size must be 5M ... 5120M, not \(text)") }
             s.partSize = p
         }
-        if let p = upload.parallel ?? plan["parallel"].flatMap({ Int($0) }) { s.parallelParts = p }
-        if let text = upload.objectLock ?? plan["object-lock"] {
+        if let p = upload?.parallel ?? plan["parallel"].flatMap({ Int($0) }) { s.parallelParts = p }
+        if let text = upload?.objectLock ?? plan["object-lock"] {
             guard let lock = S3UploadOptions.parseObjectLock(text) else {
                 throw SealbakError(.usage, "the S3 object lock must be MODE:AGE with MODE governance or compliance and AGE at least 1d (e.g. compliance:30d), not \(text)")
             }
             s.objectLock = lock
         }
-        if upload.noServerCopy || plan["server-copy"] == "false" { s.serverCopy = false }
-        if upload.uniformParts || plan["uniform-parts"] == "true" { s.uniformParts = true }
+        if upload?.noServerCopy == true || plan["server-copy"] == "false" { s.serverCopy = false }
+        if upload?.uniformParts == true || plan["uniform-parts"] == "true" { s.uniformParts = true }
         if let m = maxAttempts { s.maxAttempts = m }
         if let m = maxRetryTime { s.maxRetrySeconds = m }
         if let m = ProcessInfo.processInfo.environment["SEALBAK_S3_BACKOFF_BASE"].flatMap(Double.init) { s.backoffBase = m }
@@ -119,7 +120,10 @@ struct S3Options: ParsableArguments {
     /// Creates the storage with these settings; `LazyS3Storage` and `ls`/`prune` use it from then on.
     @discardableResult
     func install(plan: [String: String] = [:], quiet: Bool = false) throws -> S3Storage {
-        let client = try S3Client(settings: try settings(plan: plan))
+        var s = try settings(plan: plan)
+        // Retries are warnings (shown even with --quiet): the store did not answer as it should.
+        s.onRetry = { line in printError("sealbak: warning: " + line) }
+        let client = try S3Client(settings: s)
         let storage = S3Storage(client: client) { line in if !quiet { printError("sealbak: \(line)") } }
         S3Options.storage.withLock { $0 = storage }
         return storage

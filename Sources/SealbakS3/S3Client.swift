@@ -58,6 +58,9 @@ package struct S3Settings: Sendable {
     package var maxAttempts = 8
     /// ... and never for longer than this many seconds since the first attempt.
     package var maxRetrySeconds: Double = 120
+    /// Told about each retry as it is scheduled (what failed, which attempt, how long until the next), so that a
+    /// store that is down is not 25 seconds of silence; nil: retry quietly.
+    package var onRetry: (@Sendable (String) -> Void)?
     /// First backoff and its cap (exponential with full jitter).
     package var backoffBase: Double = 0.25
     package var backoffCap: Double = 10
@@ -241,6 +244,7 @@ package final class S3Client: Sendable {
             if attempt >= settings.maxAttempts || elapsed + delay > settings.maxRetrySeconds {
                 throw SealbakError(.unavailable, "\(what) failed after \(attempt) attempt(s) over \(String(format: "%.1f", elapsed)) s: \(failure). Check that the storage endpoint is reachable, then run the command again")
             }
+            settings.onRetry?("\(what): \(failure); attempt \(attempt + 1) of \(settings.maxAttempts) in \(String(format: "%.1f", delay)) s (giving up after \(Int(settings.maxRetrySeconds)) s)")
             usleep(UInt32(delay * 1_000_000))
         }
     }
