@@ -62,7 +62,7 @@ import Testing
         #expect(FileManager.default.contentsEqual(atPath: out + "/notes.txt", andPath: dir + "/notes.txt"), "\(unpack.stderr)")
         let pack = try env.sealbak(["pack", env.url("reader/other.sbk"), dir + "/notes.txt", "--insecure-test-kdf", "--quiet"], role: .reader)
         #expect(pack.status == 14 && pack.stderr.contains("AccessDenied"), "\(pack.stderr)")
-        let prune = try env.sealbak(["prune", env.url("reader/"), "--keep-daily", "1"], role: .reader)
+        let prune = try env.sealbak(["prune", env.url("reader/"), "--keep-daily", "1", "--verbose"], role: .reader)
         // One archive and keep-daily 1: nothing to delete, so the reader's prune succeeds without deleting.
         #expect(prune.status == 0 && prune.stdout.contains("deleted 0 of 1"), "\(prune.stdout)\(prune.stderr)")
         let del = #expect(throws: SealbakError.self) { try env.client(.reader).delete(try S3Location(url: url)) }
