@@ -33,7 +33,7 @@ struct ScheduleOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The plan the job runs.", valueName: "FILE"))
     var plan: String
 
-    @Option(name: .long, help: ArgumentHelp("Unit name (default: sealbak- and the plan file's name).", valueName: "NAME"))
+    @Option(name: .long, help: ArgumentHelp("Unit name (default: sealbak- and the plan file's name, or its app name for a plan called sealbak.yaml).", valueName: "NAME"))
     var name: String?
 
     @Option(name: .long, help: ArgumentHelp("Where the unit files go (default: /etc/systemd/system as root, else ~/.config/systemd/user).", valueName: "DIR"))
@@ -43,7 +43,13 @@ struct ScheduleOptions: ParsableArguments {
     var user = false
 
     var unitName: String {
-        name.map { ScheduleSpec.sanitizedUnitName($0) } ?? ScheduleSpec.unitName(forPlan: plan)
+        if let name { return ScheduleSpec.sanitizedUnitName(name) }
+        let byFile = ScheduleSpec.unitName(forPlan: plan)
+        // A plan called sealbak.yaml (the usual name) says nothing: its app name does.
+        if byFile == "sealbak-sealbak", let app = (try? BackupPlan.load(absolutePath(plan)))?.app["name"] {
+            return "sealbak-" + ScheduleSpec.sanitizedUnitName(app)
+        }
+        return byFile
     }
 
     var userMode: Bool { user || geteuid() != 0 }

@@ -67,6 +67,17 @@ import Testing
         #expect(gone.status == 9 && gone.stderr.contains("no schedule sealbak-app-plan"), "\(gone.stderr)")
     }
 
+    @Test func aPlanCalledSealbakYamlIsNamedAfterItsApp() throws {
+        let dir = try Proc.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let plan = try Self.plan(in: dir, name: "sealbak.yaml")
+        try ("app: {name: \"rag app\"}\n" + (try String(contentsOfFile: plan, encoding: .utf8))).write(toFile: plan, atomically: false, encoding: .utf8)
+        let r = try Self.sb(["schedule", "install", "--plan", plan, "--unit-dir", dir + "/units", "--no-enable"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/units/sealbak-rag-app.timer"), "\(r.stderr)")
+        #expect(try Self.sb(["schedule", "remove", "--plan", plan, "--unit-dir", dir + "/units", "--no-enable"]).status == 0)
+    }
+
     @Test func secretsNeverGoIntoUnitsAndTheEnvFileMustBePrivate() throws {
         let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
