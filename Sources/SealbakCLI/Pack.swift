@@ -20,6 +20,9 @@ struct Pack: ParsableCommand {
               sealbak pack backup.sbk --plan sealbak.yaml --password-file /etc/sealbak/pw
               sealbak pack 's3://backups/app/{now}.sbk' --plan sealbak.yaml --recipient sbkpk1...   # write-only server
               pg_dump -Fc app | sealbak pack app.sbk --stdin-name app.dump   # prefer kind: postgres in a plan
+
+            sealbak pack --help-hidden also shows the tuning options (compression level, frame size, threads, S3 part
+            size and retries, test-only KDF settings).
             """
     )
 
@@ -278,16 +281,16 @@ struct Pack: ParsableCommand {
 }
 
 struct PackComponentOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Also pack standard input as an entry called NAME. sealbak cannot see the exit status of the command feeding a pipe: for a dump whose failure matters, use a command component in the plan (kind: command), which sealbak runs and checks.", valueName: "NAME"))
+    @Option(name: .long, help: ArgumentHelp("Also pack standard input as entry NAME (a plan's command component also checks the command's exit status).", valueName: "NAME"))
     var stdinName: String?
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Dump this PostgreSQL database into the archive (postgresql://USER@HOST:PORT/DB, or NAME=URL to name the component); repeatable. Credentials come from the URL, PGPASSWORD, ~/.pgpass or --postgres-password-file and are never stored.", valueName: "URL"))
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Dump this PostgreSQL database (postgresql://USER@HOST:PORT/DB or NAME=URL); repeatable. Credentials from the URL, PGPASSWORD, ~/.pgpass or --postgres-password-file; never stored.", valueName: "URL"))
     var postgres: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Read the PostgreSQL password from the first line of FILE (for URLs without one).", valueName: "FILE"))
     var postgresPasswordFile: String?
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Dump this MySQL/MariaDB database into the archive (mysql://USER@HOST:PORT/DB, or NAME=URL); repeatable. One transaction (mariadb-dump --single-transaction); rows are counted in the dump stream. Credentials come from the URL, --mysql-password-file, MYSQL_PWD or ~/.my.cnf and are never stored.", valueName: "URL"))
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Dump this MySQL/MariaDB database (mysql://USER@HOST:PORT/DB or NAME=URL) in one transaction; repeatable. Credentials as the mysql client finds them; never stored.", valueName: "URL"))
     var mysql: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Read the MySQL password from the first line of FILE (for URLs without one).", valueName: "FILE"))
@@ -305,19 +308,19 @@ struct PackComponentOptions: ParsableArguments {
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack embedding files (.npy, .fvecs, .ivecs, .bvecs; a file or a folder) as component NAME, recording dtype, shape and count; repeatable.", valueName: "[NAME=]PATH"))
     var vectors: [String] = []
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack a ChromaDB persist directory as component NAME: chroma.sqlite3 through SQLite's online backup (consistent even while the store is open), the HNSW segment folders, and the collections with their counts; repeatable.", valueName: "[NAME=]DIR"))
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack a ChromaDB persist directory (consistent while the store is open); repeatable.", valueName: "[NAME=]DIR"))
     var chroma: [String] = []
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack Qdrant data as component NAME: its storage folder (Qdrant stopped) or *.snapshot files taken through its API; collection names and sizes are recorded; repeatable.", valueName: "[NAME=]PATH"))
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack Qdrant storage (Qdrant stopped) or *.snapshot files; repeatable.", valueName: "[NAME=]PATH"))
     var qdrant: [String] = []
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack an SQLite database file as component NAME (default: the file's name without extension) through SQLite's online backup (consistent while the application writes), integrity-checked, with every table's row count; repeatable.", valueName: "[NAME=]PATH"))
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Pack an SQLite database through its online backup (consistent while written), integrity-checked; repeatable.", valueName: "[NAME=]PATH"))
     var sqlite: [String] = []
 
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Look for pg_dump in DIR first; repeatable (also SEALBAK_PG_BIN).", valueName: "DIR"))
     var pgBin: [String] = []
 
-    @Flag(name: .long, help: "Accept an empty standard input for --stdin-name (refused by default: the command feeding the pipe probably failed).")
+    @Flag(name: .long, help: ArgumentHelp("Accept an empty standard input for --stdin-name (refused by default: the command feeding the pipe probably failed).", visibility: .hidden))
     var allowEmpty = false
 }
 
@@ -340,7 +343,7 @@ struct PackRuleOptions: ParsableArguments {
     @Flag(name: .long, help: "Exit 0 even if files changed while they were read (they are still named and recorded in the archive; without this flag the pack exits 16).")
     var acceptChanges = false
 
-    @Flag(name: .long, help: "Leave out files and folders sealbak may not read, name them, record them in the archive and exit 16, instead of failing the whole pack.")
+    @Flag(name: .long, help: "Leave out files sealbak may not read (named, recorded, exit 16) instead of failing.")
     var skipUnreadable = false
 }
 
@@ -351,13 +354,13 @@ struct PackFormatOptions: ParsableArguments {
     @Option(name: .long, help: "Frame compression (default zstd).")
     var compression: CompressionChoice?
 
-    @Option(name: .long, help: "Compression level (zstd 1-19, default 3; zlib 1-9, default 6).")
+    @Option(name: .long, help: ArgumentHelp("Compression level (zstd 1-19, default 3; zlib 1-9, default 6).", visibility: .hidden))
     var level: Int32?
 
-    @Option(name: .long, help: ArgumentHelp("Frame size, a power of two from 4K to 16M (default 1M).", valueName: "SIZE"))
+    @Option(name: .long, help: ArgumentHelp("Frame size, a power of two from 4K to 16M (default 1M).", valueName: "SIZE", visibility: .hidden))
     var frameSize: String?
 
-    @Option(name: .long, help: "Worker threads (default: all cores).")
+    @Option(name: .long, help: ArgumentHelp("Worker threads (default: all cores).", visibility: .hidden))
     var threads: Int?
 }
 
@@ -368,15 +371,15 @@ struct PackKeyOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Argon2id passes for the password slot (default 3).", valueName: "N"))
     var kdfPasses: UInt32?
 
-    @Flag(name: .long, help: "TEST ONLY: the cheapest Argon2id setting (1 pass, 8 KiB). Anyone can brute-force such an archive.")
+    @Flag(name: .long, help: ArgumentHelp("TEST ONLY: the cheapest Argon2id setting (1 pass, 8 KiB). Anyone can brute-force such an archive.", visibility: .hidden))
     var insecureTestKdf = false
 
-    @Flag(name: .long, help: "Allow --kdf-memory above 4096 MiB or --kdf-passes above 10 (readers then need --max-kdf-memory/--max-kdf-passes).")
+    @Flag(name: .long, help: ArgumentHelp("Allow --kdf-memory above 4096 MiB or --kdf-passes above 10 (readers then need --max-kdf-memory/--max-kdf-passes).", visibility: .hidden))
     var allowExpensiveKdf = false
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Also let the holder of this public key (sealbak keygen) open the archive; repeatable. With recipients, no password is asked unless one is given explicitly.", valueName: "PUBKEY"))
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Also let the holder of this public key (sealbak keygen) open the archive; repeatable.", valueName: "PUBKEY"))
     var recipient: [String] = []
 
-    @Option(name: .long, help: "A label for the password slot (shown by inspect).")
+    @Option(name: .long, help: ArgumentHelp("A label for the password slot (shown by inspect).", visibility: .hidden))
     var label: String = "password"
 }

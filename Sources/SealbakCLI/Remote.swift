@@ -9,19 +9,19 @@ import Synchronization
 /// back to the standard AWS variables; credentials come only from the environment or a credentials file.
 /// The options of writing to object storage (pack, key changes, rekey, run): shown only on those commands.
 struct S3UploadOptions: ParsableArguments {
-    @Option(name: .customLong("s3-part-size"), help: ArgumentHelp("Upload part size, at least 5M (default 16M; parts double every 1,000).", valueName: "SIZE"))
+    @Option(name: .customLong("s3-part-size"), help: ArgumentHelp("Upload part size, at least 5M (default 16M; parts double every 1,000).", valueName: "SIZE", visibility: .hidden))
     var partSize: String?
 
-    @Option(name: .customLong("s3-parallel"), help: ArgumentHelp("Parts uploaded at once (default 4); memory is about (N + 1) x part size.", valueName: "N"))
+    @Option(name: .customLong("s3-parallel"), help: ArgumentHelp("Parts uploaded at once (default 4); memory is about (N + 1) x part size.", valueName: "N", visibility: .hidden))
     var parallel: Int?
 
-    @Flag(name: .customLong("s3-no-server-copy"), help: "Key changes and rekey stream unchanged bytes through sealbak instead of letting the store copy them (UploadPartCopy).")
+    @Flag(name: .customLong("s3-no-server-copy"), help: ArgumentHelp("Key changes and rekey stream unchanged bytes through sealbak instead of letting the store copy them (UploadPartCopy).", visibility: .hidden))
     var noServerCopy = false
 
-    @Flag(name: .customLong("s3-uniform-parts"), help: "Every upload part but the last of the part size (for stores that require it; automatic for Cloudflare R2).")
+    @Flag(name: .customLong("s3-uniform-parts"), help: ArgumentHelp("Every upload part but the last of the part size (for stores that require it; automatic for Cloudflare R2).", visibility: .hidden))
     var uniformParts = false
 
-    @Option(name: .customLong("s3-object-lock"), help: ArgumentHelp("Write archives with S3 Object Lock: MODE:AGE, e.g. compliance:30d or governance:7d; nobody can delete or overwrite them before then (the bucket must have Object Lock enabled).", valueName: "MODE:AGE"))
+    @Option(name: .customLong("s3-object-lock"), help: ArgumentHelp("Lock archives with S3 Object Lock for MODE:AGE (compliance:30d); the bucket needs Object Lock.", valueName: "MODE:AGE"))
     var objectLock: String?
 
     /// `compliance:30d` or `governance:7d`.
@@ -54,16 +54,16 @@ struct S3Options: ParsableArguments {
     @Option(name: .customLong("s3-region"), help: ArgumentHelp("Region for signing (default: AWS_REGION, else us-east-1).", valueName: "REGION"))
     var region: String?
 
-    @Option(name: .customLong("s3-addressing"), help: ArgumentHelp("path (ENDPOINT/BUCKET/KEY) or virtual (BUCKET.HOST/KEY); default: path for a custom endpoint, virtual for AWS.", valueName: "STYLE"))
+    @Option(name: .customLong("s3-addressing"), help: ArgumentHelp("path (ENDPOINT/BUCKET/KEY) or virtual (BUCKET.HOST/KEY); default: path for a custom endpoint, virtual for AWS.", valueName: "STYLE", visibility: .hidden))
     var addressing: String?
 
-    @Option(name: .customLong("s3-credentials-file"), help: ArgumentHelp("Read AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN from FILE (KEY=VALUE lines) instead of the environment.", valueName: "FILE"))
+    @Option(name: .customLong("s3-credentials-file"), help: ArgumentHelp("Read the AWS_* credentials from FILE (KEY=VALUE lines).", valueName: "FILE"))
     var credentialsFile: String?
 
-    @Option(name: .customLong("s3-max-attempts"), help: ArgumentHelp("Attempts per request before giving up (default 8).", valueName: "N"))
+    @Option(name: .customLong("s3-max-attempts"), help: ArgumentHelp("Attempts per request before giving up (default 8).", valueName: "N", visibility: .hidden))
     var maxAttempts: Int?
 
-    @Option(name: .customLong("s3-max-retry-time"), help: ArgumentHelp("Stop retrying a request after this many seconds (default 120).", valueName: "SECONDS"))
+    @Option(name: .customLong("s3-max-retry-time"), help: ArgumentHelp("Stop retrying a request after this many seconds (default 120).", valueName: "SECONDS", visibility: .hidden))
     var maxRetryTime: Double?
 
     func validate() throws {

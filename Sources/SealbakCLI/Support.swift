@@ -53,7 +53,7 @@ struct PasswordOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Read the password from the first line printed by CMD (run with sh -c; it must exit 0), e.g. 'pass show backup'.", valueName: "CMD"))
     var passwordCommand: String?
 
-    @Option(name: .long, help: ArgumentHelp("Open with this X25519 identity file (sealbak keygen) instead of a password. Its own password, if any, comes from the password options, SEALBAK_IDENTITY_PASSWORD or a prompt.", valueName: "FILE"))
+    @Option(name: .long, help: ArgumentHelp("Open with this identity file (sealbak keygen) instead of a password.", valueName: "FILE"))
     var identity: String?
 
     func validate() throws {
