@@ -17,6 +17,9 @@ package struct PostgresRestoreOptions: Sendable {
     package var finder = ToolFinder()
     /// End other sessions on an existing target just before the swap (instead of refusing).
     package var terminateConnections = false
+    /// `--restore-memory`: the most the restore's sessions together may use for index builds (bytes; nil: a safe
+    /// share of the server host's memory, or 512 MiB when that cannot be read).
+    package var restoreMemory: Int64?
 
     package init() {}
 }
@@ -34,6 +37,8 @@ package struct RestorePlan: Sendable {
     package var restoreTool: Tool
     /// Extension name → version the target server would install (nil: not available).
     package var availableExtensions: [String: String]
+    /// The settings the restore sessions get, and the restore-time estimate.
+    package var sizing: SessionSizing
     package var notes: [String]
 
     package var description: String {
@@ -52,6 +57,7 @@ package struct RestorePlan: Sendable {
         for t in facts.tables {
             lines.append("    \(t.display): \(t.rows) row(s), \(formatBytes(UInt64(max(0, t.bytes))))")
         }
+        lines += sizing.planLines.map { "  " + $0 }
         for n in notes { lines.append("  note: \(n)") }
         return lines.joined(separator: "\n")
     }
@@ -189,8 +195,23 @@ package final class PostgresRestorer {
         if m.serverVersionNumber / 10000 < facts.serverMajor {
             notes.append("the target server (\(version)) is older than the source (\(facts.serverVersion)); pg_restore may reject newer syntax")
         }
+        let sizing = SessionSizing.choose(facts: facts, server: try ServerLimits.read(m), host: hostResources(m), userLimit: options.restoreMemory, jobs: 1)
         return RestorePlan(component: component, facts: facts, target: target, targetDatabase: targetDatabase, targetServerVersion: version,
-                           targetExists: exists, targetObjects: objects, restoreTool: tool, availableExtensions: available, notes: notes)
+                           targetExists: exists, targetObjects: objects, restoreTool: tool, availableExtensions: available, sizing: sizing, notes: notes)
+    }
+
+    /// The memory and cores of the server's host: read by the server itself when the role may read files
+    /// (`pg_read_file`, superusers and pg_read_server_files), else this machine's when the server is on it
+    /// (a Unix socket or a loopback address); nil when sealbak cannot tell.
+    private func hostResources(_ m: Connection) -> HostResources? {
+        if let text = try? m.value("SELECT pg_read_file('/proc/meminfo')") {
+            let cpus = (try? m.value("SELECT count(*) FROM regexp_matches(pg_read_file('/proc/cpuinfo'), '^processor', 'gm')")).flatMap { $0.flatMap { Int($0) } }
+            if let h = HostResources.meminfo(text, cpus: cpus.flatMap { $0 > 0 ? $0 : nil }, source: "the server's /proc/meminfo") { return h }
+        }
+        if isLocalHost(target), let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) {
+            return HostResources.meminfo(text, cpus: ProcessInfo.processInfo.activeProcessorCount, source: "/proc/meminfo of this machine, where the server runs")
+        }
+        return nil
     }
 
     /// Databases next to the target left by a restore that was killed: `TARGET_sbk_new_…` (staged, never put in
@@ -265,7 +286,9 @@ package final class PostgresRestorer {
         log("restoring \(component.name) into \(temp) with \(plan.restoreTool.path)")
         var args = ["--exit-on-error", "--single-transaction", "--no-password", "--dbname=" + dbnameConninfo(temp)]
         if options.noOwner { args += ["--no-owner", "--no-privileges"] }
-        let env = tempParams.childEnvironment(base: ProcessInfo.processInfo.environment)
+        var env = tempParams.childEnvironment(base: ProcessInfo.processInfo.environment)
+        let sessionOptions = self.sessionOptions(plan.sizing, tempParams, inherited: env["PGOPTIONS"] ?? "", log: log)
+        if !sessionOptions.isEmpty { env["PGOPTIONS"] = sessionOptions }
         let p = try Subprocess(executable: plan.restoreTool.path, arguments: args, environment: env, stdin: .pipe, stdout: .null)
         staged.pidBox.pid = p.pid
         let sink = PipeSink(p, index: component.entryIndex)
@@ -381,6 +404,57 @@ package final class PostgresRestorer {
             }
             return
         }
+    }
+
+    /// The `PGOPTIONS` for the restore sessions: the user's own, then the chosen settings that the server accepts.
+    ///
+    /// A session is opened on the staged database with exactly these options and the settings are read back
+    /// from it, so the log shows what pg_restore's sessions get. A setting the server refuses (a connection
+    /// pooler that forbids startup options, a value out of range) is left out, and the restore goes on with the
+    /// server's own value. Fault injection: `SEALBAK_FAULT=pg-session:N:fail` sends the N-th setting with a value
+    /// the server must refuse.
+    private func sessionOptions(_ sizing: SessionSizing, _ params: ConnectionParameters, inherited: String, log: (String) -> Void) -> String {
+        var settings = sizing.settings
+        guard !settings.isEmpty else {
+            log("restore sessions: the server's maintenance settings suffice for \(sizing.builds.count) index build(s)")
+            return ""
+        }
+        for i in settings.indices {
+            do { try Fault.point("pg-session", settings[i].name) } catch { settings[i].value = "refused-by-injected-fault" }
+        }
+        func text(_ s: [(name: String, value: String)]) -> String {
+            ([inherited] + s.map { "-c \($0.name)=\($0.value)" }).filter { !$0.isEmpty }.joined(separator: " ")
+        }
+        /// The settings as a session opened with these options reports them; nil (and the reason) when refused.
+        func open(_ s: [(name: String, value: String)]) -> Result<[String], SealbakError> {
+            var p = params
+            p["options"] = text(s)
+            do {
+                let c = try Connection(p)
+                var got: [String] = []
+                for x in s { got.append("\(x.name)=\(try c.value("SELECT current_setting($1)", [x.name]) ?? "?")") }
+                return .success(got)
+            } catch { return .failure(error) }
+        }
+        var accepted = settings
+        var readBack: [String]
+        switch open(settings) {
+        case .success(let got): readBack = got
+        case .failure:
+            accepted = []
+            readBack = []
+            for x in settings {
+                switch open([x]) {
+                case .success: accepted.append(x)
+                case .failure(let e): log("warning: the server refused \(x.name)=\(x.value) for the restore sessions (\(e.message)); restoring with the server's own value")
+                }
+            }
+            if case .success(let got) = open(accepted), !accepted.isEmpty { readBack = got }
+        }
+        guard !accepted.isEmpty else { return inherited }
+        let why = sizing.builds.max { $0.memory < $1.memory }.map { "; the largest index build, \($0.display) (\($0.method)), needs about \(formatBytes(UInt64($0.memory)))" } ?? ""
+        log("restore sessions: \(readBack.joined(separator: ", ")) (read back from a session opened with the options pg_restore gets)\(why); limit \(formatBytes(UInt64(sizing.budget))) from \(sizing.budgetSource)")
+        return text(accepted)
     }
 
     private func restoreFailed(_ p: Subprocess) -> SealbakError {

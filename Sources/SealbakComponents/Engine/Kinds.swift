@@ -369,6 +369,7 @@ extension PostgresUnit {
             options.keepReplaced = r.keepReplaced
             options.noOwner = r.noOwner
             options.terminateConnections = r.terminateConnections
+            options.restoreMemory = r.restoreMemory
             options.finder = ToolFinder(extra: r.pgBin + (r.plan?.pgBin ?? []))
             let checks = r.plan?.components.first { $0.name == c.name }?.sqlChecks ?? []
             return RestoreCandidate(name: c.name, kind: "postgres", status: ctx.status(c.name, skipped: c.skippedReason != nil),
