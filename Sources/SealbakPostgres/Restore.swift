@@ -20,6 +20,11 @@ package struct PostgresRestoreOptions: Sendable {
     /// `--restore-memory`: the most the restore's sessions together may use for index builds (bytes; nil: a safe
     /// share of the server host's memory, or 512 MiB when that cannot be read).
     package var restoreMemory: Int64?
+    /// `--restore-jobs`: pg_restore sessions at once (nil: one per core of the server's host, at most 4, when the
+    /// dump has several tables or indexes and the temporary folder has room for it; 1: straight from the archive).
+    package var jobs: Int?
+    /// Where a parallel restore keeps its temporary copy of the dump (default TMPDIR, else /tmp).
+    package var temporaryDirectory: String?
 
     package init() {}
 }
@@ -39,6 +44,8 @@ package struct RestorePlan: Sendable {
     package var availableExtensions: [String: String]
     /// The settings the restore sessions get, and the restore-time estimate.
     package var sizing: SessionSizing
+    /// The folder for the dump's temporary copy when restoring with several sessions (nil: one session, from the archive).
+    package var parallelDirectory: String?
     package var notes: [String]
 
     package var description: String {
@@ -58,6 +65,7 @@ package struct RestorePlan: Sendable {
             lines.append("    \(t.display): \(t.rows) row(s), \(formatBytes(UInt64(max(0, t.bytes))))")
         }
         lines += sizing.planLines.map { "  " + $0 }
+        if let d = parallelDirectory { lines.append("  parallel restore: pg_restore -j \(sizing.jobs) from a temporary copy of the dump in \(d) (owner-only, removed afterwards)") }
         for n in notes { lines.append("  note: \(n)") }
         return lines.joined(separator: "\n")
     }
@@ -195,9 +203,37 @@ package final class PostgresRestorer {
         if m.serverVersionNumber / 10000 < facts.serverMajor {
             notes.append("the target server (\(version)) is older than the source (\(facts.serverVersion)); pg_restore may reject newer syntax")
         }
-        let sizing = SessionSizing.choose(facts: facts, server: try ServerLimits.read(m), host: hostResources(m), userLimit: options.restoreMemory, jobs: 1)
+        let host = hostResources(m)
+        let (jobs, directory) = parallelJobs(cpus: host?.cpus, notes: &notes)
+        let sizing = SessionSizing.choose(facts: facts, server: try ServerLimits.read(m), host: host, userLimit: options.restoreMemory, jobs: jobs)
         return RestorePlan(component: component, facts: facts, target: target, targetDatabase: targetDatabase, targetServerVersion: version,
-                           targetExists: exists, targetObjects: objects, restoreTool: tool, availableExtensions: available, sizing: sizing, notes: notes)
+                           targetExists: exists, targetObjects: objects, restoreTool: tool, availableExtensions: available, sizing: sizing,
+                           parallelDirectory: directory, notes: notes)
+    }
+
+    /// How many pg_restore sessions, and where the dump's temporary copy goes (nil: one session from the archive).
+    ///
+    /// pg_restore -j needs a seekable file; the staging database and the rename keep the restore all or nothing
+    /// without --single-transaction. More than one job pays when there are several tables or index builds to run
+    /// side by side, and only when the temporary folder has room for the dump (its tables' size bounds it).
+    private func parallelJobs(cpus: Int?, notes: inout [String]) -> (Int, String?) {
+        let builds = SessionSizing.estimates(facts).count
+        var jobs = options.jobs ?? ((builds >= 2 || facts.tables.count >= 2) ? min(4, max(1, cpus ?? 1)) : 1)
+        jobs = max(1, jobs)
+        guard jobs > 1 else { return (1, nil) }
+        let dir = options.temporaryDirectory ?? ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        let need = max(0, facts.totalBytes - (facts.indexes ?? []).reduce(0) { $0 + $1.bytes }) + (256 << 20)
+        var st = statvfs()
+        guard statvfs(dir, &st) == 0 else {
+            notes.append("cannot use \(dir) for a temporary copy of the dump (\(String(cString: strerror(errno)))); restoring with one session straight from the archive")
+            return (1, nil)
+        }
+        let free = Int64(st.f_bavail) * Int64(st.f_frsize)
+        guard free >= need else {
+            notes.append("\(dir) has \(formatBytes(UInt64(max(0, free)))) free, a temporary copy of the dump needs up to \(formatBytes(UInt64(need))); restoring with one session straight from the archive (set TMPDIR elsewhere for a parallel restore)")
+            return (1, nil)
+        }
+        return (jobs, dir)
     }
 
     /// The memory and cores of the server's host: read by the server itself when the role may read files
@@ -283,27 +319,43 @@ package final class PostgresRestorer {
                 try t.query("CREATE EXTENSION IF NOT EXISTS \(quoteIdentifier(e.name)) WITH SCHEMA public")
             }
         }
-        log("restoring \(component.name) into \(temp) with \(plan.restoreTool.path)")
-        var args = ["--exit-on-error", "--single-transaction", "--no-password", "--dbname=" + dbnameConninfo(temp)]
+        log("restoring \(component.name) into \(temp) with \(plan.restoreTool.path)\(plan.parallelDirectory == nil ? "" : " -j \(plan.sizing.jobs)")")
+        var args = ["--exit-on-error", "--no-password", "--dbname=" + dbnameConninfo(temp)]
+        args += plan.parallelDirectory == nil ? ["--single-transaction"] : ["--jobs=\(plan.sizing.jobs)"]
         if options.noOwner { args += ["--no-owner", "--no-privileges"] }
         var env = tempParams.childEnvironment(base: ProcessInfo.processInfo.environment)
         let sessionOptions = self.sessionOptions(plan.sizing, tempParams, inherited: env["PGOPTIONS"] ?? "", log: log)
         if !sessionOptions.isEmpty { env["PGOPTIONS"] = sessionOptions }
-        let p = try Subprocess(executable: plan.restoreTool.path, arguments: args, environment: env, stdin: .pipe, stdout: .null)
-        staged.pidBox.pid = p.pid
-        let sink = PipeSink(p, index: component.entryIndex)
-        do {
+        if let dir = plan.parallelDirectory {
+            // The verified dump goes into an owner-only folder first; pg_restore -j reads it from there.
+            let copy = try TemporaryDump(in: dir)
+            staged.temporaryDump = copy
+            defer { copy.remove(); staged.temporaryDump = nil }
+            let sink = try FileSink(copy.file, index: component.entryIndex)
             try feed(sink)
-        } catch {
-            p.kill()
-            p.wait()
-            if sink.brokenPipe { throw restoreFailed(p) }
-            throw error
+            try sink.close()
+            let p = try Subprocess(executable: plan.restoreTool.path, arguments: args + [copy.file], environment: env, stdin: .null, stdout: .null)
+            staged.pidBox.pid = p.pid
+            if !p.wait().succeeded { throw restoreFailed(p) }
+            staged.pidBox.pid = nil
+            if !p.errorOutput.isEmpty { log("pg_restore said: \(p.errorOutput)") }
+        } else {
+            let p = try Subprocess(executable: plan.restoreTool.path, arguments: args, environment: env, stdin: .pipe, stdout: .null)
+            staged.pidBox.pid = p.pid
+            let sink = PipeSink(p, index: component.entryIndex)
+            do {
+                try feed(sink)
+            } catch {
+                p.kill()
+                p.wait()
+                if sink.brokenPipe { throw restoreFailed(p) }
+                throw error
+            }
+            p.closeStdin()
+            if !p.wait().succeeded || sink.brokenPipe { throw restoreFailed(p) }
+            staged.pidBox.pid = nil
+            if !p.errorOutput.isEmpty { log("pg_restore said: \(p.errorOutput)") }
         }
-        p.closeStdin()
-        if !p.wait().succeeded || sink.brokenPipe { throw restoreFailed(p) }
-        staged.pidBox.pid = nil
-        if !p.errorOutput.isEmpty { log("pg_restore said: \(p.errorOutput)") }
 
         let report = try verify(tempParams)
         if !report.mismatches.isEmpty {
@@ -511,6 +563,12 @@ package final class StagedRestore {
     fileprivate let suffix: String
     fileprivate let log: (String) -> Void
     fileprivate let pidBox = PidBox()
+    /// The dump's temporary copy of a parallel restore (removed by an interrupt too).
+    fileprivate var temporaryDump: TemporaryDump? {
+        get { dumpBox.value }
+        set { dumpBox.value = newValue }
+    }
+    private let dumpBox = DumpBox()
     fileprivate var created = false
     fileprivate var committed = false
     fileprivate var old: String?
@@ -526,9 +584,10 @@ package final class StagedRestore {
         self.log = log
         // An interruption (SIGINT, SIGTERM, SIGHUP) drops the new database from the signal-handling thread,
         // through its own connection, before the process exits.
-        let target = plan.target, box = pidBox
+        let target = plan.target, box = pidBox, dumps = dumpBox
         token = Interrupts.register {
             if let pid = box.pid { _ = Glibc.kill(pid, SIGKILL) }
+            dumps.value?.remove()
             PostgresRestorer.dropQuietly(target, temp)
         }
     }
@@ -576,6 +635,85 @@ package final class PidBox: @unchecked Sendable {
         get { lock.withLock { value } }
         set { lock.withLock { value = newValue } }
     }
+}
+
+/// The temporary copy of a dump for pg_restore -j: `DIR/sealbak-pgrestore-PID-RANDOM/dump`, the folder owner-only.
+/// Copies left by killed restores (their process is gone) are removed when the next one starts.
+final class TemporaryDump: @unchecked Sendable {  // `remove` may run on the signal-handling thread; it is idempotent
+    let folder: String
+    var file: String { folder + "/dump" }
+
+    init(in dir: String) throws(SealbakError) {
+        Self.removeLeftovers(in: dir)
+        let path = dir + "/sealbak-pgrestore-\(getpid())-" + hex(SystemRandom().bytes(4))
+        guard mkdir(path, 0o700) == 0 else { throw SealbakError.io("cannot create a folder for the dump's temporary copy", path: path, errno: errno) }
+        folder = path
+    }
+
+    func remove() {
+        unlink(file)
+        rmdir(folder)
+    }
+
+    /// Removes `sealbak-pgrestore-PID-…` folders whose process no longer runs.
+    static func removeLeftovers(in dir: String) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix("sealbak-pgrestore-") {
+            let parts = name.split(separator: "-")
+            guard parts.count == 4, let pid = pid_t(parts[2]), pid != getpid(), Glibc.kill(pid, 0) != 0, errno == ESRCH else { continue }
+            unlink(dir + "/" + name + "/dump")
+            rmdir(dir + "/" + name)
+        }
+    }
+}
+
+/// The temporary dump of a running restore, for the interrupt handler (guarded by its lock).
+final class DumpBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var dump: TemporaryDump?
+    var value: TemporaryDump? {
+        get { lock.withLock { dump } }
+        set { lock.withLock { dump = newValue } }
+    }
+}
+
+/// Writes verified plaintext of one entry into a file.
+final class FileSink: EntrySink {
+    private let fd: Int32
+    private let path: String
+    private let index: Int
+    private var closed = false
+
+    init(_ path: String, index: Int) throws(SealbakError) {
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SealbakError.io("cannot create the dump's temporary copy", path: path, errno: errno) }
+        self.path = path
+        self.index = index
+    }
+
+    func wants(_ i: Int) -> Bool { i == index }
+    func begin(_ i: Int) throws {}
+
+    func write(_ i: Int, _ bytes: [UInt8]) throws {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { b in Glibc.write(fd, b.baseAddress! + off, b.count - off) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SealbakError.io("cannot write the dump's temporary copy", path: path, errno: errno)
+            }
+            off += n
+        }
+    }
+
+    func end(_ i: Int, size: UInt64, sha256: [UInt8]) throws {}
+
+    func close() throws(SealbakError) {
+        guard !closed else { return }
+        closed = true
+        if Glibc.close(fd) != 0 { throw SealbakError.io("cannot write the dump's temporary copy", path: path, errno: errno) }
+    }
+
+    deinit { if !closed { _ = Glibc.close(fd) } }
 }
 
 /// Feeds verified plaintext of one entry into a child's standard input.

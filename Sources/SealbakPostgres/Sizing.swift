@@ -146,9 +146,10 @@ package struct SessionSizing: Sendable, Equatable {
         }
         let jobs = max(1, jobs)
         let cpus = host?.cpus ?? 2
-        // Workers per session: the cores shared among the sessions that build at once (the leader works too,
-        // and pgvector's HNSW build and btree sorts scale to about one worker per core), within the server's limits.
-        let workers = max(0, min(cpus / jobs, server.maxParallelWorkers, max(0, server.maxWorkerProcesses - 1), 8))
+        // Workers per session: one per core (pgvector's HNSW build and btree sorts scale to about that), within the
+        // server's limits. Not divided among the jobs: the largest build usually runs alone at the end, and the
+        // server hands out workers from one pool (max_parallel_workers) anyway.
+        let workers = max(0, min(cpus, server.maxParallelWorkers, max(0, server.maxWorkerProcesses - 1), 8))
         var builds = estimates(facts)
         let need = builds.map(\.memory).max() ?? 0
         let perSession = max(minimumMemory, min(budget / Int64(jobs), server.maintenanceWorkMemMax))
@@ -166,7 +167,7 @@ package struct SessionSizing: Sendable, Equatable {
         let effective = mwm ?? server.maintenanceWorkMem
         let setWorkers: Int? = builds.isEmpty || workers == server.maxParallelMaintenanceWorkers ? nil : workers
         let usedWorkers = setWorkers ?? server.maxParallelMaintenanceWorkers
-        for i in builds.indices { builds[i].seconds = buildSeconds(builds[i], memory: effective, workers: usedWorkers, cpus: max(1, cpus / jobs)) }
+        for i in builds.indices { builds[i].seconds = buildSeconds(builds[i], memory: effective, workers: usedWorkers, cpus: cpus) }
         let heap = max(0, facts.totalBytes - (facts.indexes ?? []).reduce(0) { $0 + $1.bytes })
         if facts.indexes == nil, !builds.isEmpty {
             notes.append("this archive records no indexes (written by an older sealbak); sizing assumes an HNSW index (m=16) on every vector column")
