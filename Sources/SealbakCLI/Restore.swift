@@ -66,6 +66,9 @@ struct Restore: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The most memory a database restore's sessions may use together for rebuilding indexes (e.g. 2GB, 512MB; default: a quarter of the server host's memory when sealbak can read it, else 512MB).", valueName: "SIZE"))
     var restoreMemory: String?
 
+    @Option(name: .long, help: ArgumentHelp("pg_restore sessions per PostgreSQL database (default: one per core of the server's host, at most 4, when there are several tables or indexes and the temporary folder, TMPDIR, has room for a copy of the dump; 1 restores straight from the archive with no temporary copy).", valueName: "N"))
+    var restoreJobs: Int?
+
     @Flag(name: .long, help: "Show what would be restored and check the targets; change nothing.")
     var dryRun = false
 
@@ -106,6 +109,10 @@ struct Restore: ParsableCommand {
                     throw SealbakError(.usage, "--restore-memory \(restoreMemory): give a size of at least 1MB, e.g. 2GB or 512MB (units kB, MB, GB, TB are powers of 1024)")
                 }
                 r.restoreMemory = n
+            }
+            if let restoreJobs {
+                guard (1...64).contains(restoreJobs) else { throw SealbakError(.usage, "--restore-jobs \(restoreJobs): give a number of sessions from 1 to 64") }
+                r.restoreJobs = restoreJobs
             }
             r.ignoreLocks = ignoreLocks
             r.dryRun = dryRun

@@ -370,6 +370,7 @@ extension PostgresUnit {
             options.noOwner = r.noOwner
             options.terminateConnections = r.terminateConnections
             options.restoreMemory = r.restoreMemory
+            options.jobs = r.restoreJobs
             options.finder = ToolFinder(extra: r.pgBin + (r.plan?.pgBin ?? []))
             let checks = r.plan?.components.first { $0.name == c.name }?.sqlChecks ?? []
             return RestoreCandidate(name: c.name, kind: "postgres", status: ctx.status(c.name, skipped: c.skippedReason != nil),
