@@ -211,6 +211,18 @@ package final class PostgresRestorer {
                            parallelDirectory: directory, notes: notes)
     }
 
+    /// An upper bound of the dump's size: the tables without their indexes, plus the text form of every vector
+    /// (COPY writes each float as up to 12 characters where the table holds 4 bytes), plus 256 MiB.
+    static func dumpBound(_ facts: DatabaseFacts) -> Int64 {
+        let heap = max(0, facts.totalBytes - (facts.indexes ?? []).reduce(0) { $0 + $1.bytes })
+        var rows: [String: Int64] = [:]
+        for t in facts.tables { rows[t.schema + "\u{0}" + t.name] = t.rows }
+        let vectorText = facts.vectorColumns.reduce(Int64(0)) { sum, v in
+            sum + max(0, rows[v.schema + "\u{0}" + v.table] ?? 0) * Int64(v.dimensions ?? 0) * 12
+        }
+        return heap + vectorText + (256 << 20)
+    }
+
     /// How many pg_restore sessions, and where the dump's temporary copy goes (nil: one session from the archive).
     ///
     /// pg_restore -j needs a seekable file; the staging database and the rename keep the restore all or nothing
@@ -222,7 +234,7 @@ package final class PostgresRestorer {
         jobs = max(1, jobs)
         guard jobs > 1 else { return (1, nil) }
         let dir = options.temporaryDirectory ?? ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        let need = max(0, facts.totalBytes - (facts.indexes ?? []).reduce(0) { $0 + $1.bytes }) + (256 << 20)
+        let need = Self.dumpBound(facts)
         var st = statvfs()
         guard statvfs(dir, &st) == 0 else {
             notes.append("cannot use \(dir) for a temporary copy of the dump (\(String(cString: strerror(errno)))); restoring with one session straight from the archive")

@@ -256,9 +256,9 @@ package struct SessionSizing: Sendable, Equatable {
         var lines: [String] = []
         let set = settings.map { "\($0.name)=\($0.value)" }.joined(separator: ", ")
         let workers = parallelWorkers.map(String.init) ?? "\(server.maxParallelMaintenanceWorkers) (the server's)"
-        lines.append("session sizing: " + (set.isEmpty ? "the server's settings suffice" : set)
-                     + "; maintenance_work_mem \(formatBytes(UInt64(maintenanceWorkMem ?? server.maintenanceWorkMem))) per session"
-                     + " (server default \(formatBytes(UInt64(server.maintenanceWorkMem)))), parallel maintenance workers \(workers), \(jobs) restore job(s)")
+        lines.append("session sizing: " + (set.isEmpty ? "the server's settings suffice" : "sets " + set)
+                     + " (maintenance memory \(formatBytes(UInt64(maintenanceWorkMem ?? server.maintenanceWorkMem))) per session,"
+                     + " the server's \(formatBytes(UInt64(server.maintenanceWorkMem)))), parallel maintenance workers \(workers), \(jobs) restore job(s)")
         lines.append("  memory limit \(formatBytes(UInt64(budget))) for all sessions: \(budgetSource)")
         lines.append(contentsOf: Self.estimateLines(builds: builds, dataSeconds: dataSeconds, total: estimatedSeconds))
         for n in notes { lines.append("  note: \(n)") }
