@@ -111,6 +111,20 @@ import Testing
         #expect(sized.planLines.contains { $0.contains("estimated restore time: about") })
     }
 
+    @Test func theTemporaryCopyIsBoundedByTheVectorsTextForm() {
+        // 200,000 vector(384): COPY text is up to 12 characters per float, far more than the 4 bytes in the table.
+        let f = Self.facts(rows: 200_000)
+        let heap = f.totalBytes - f.indexes!.reduce(0) { $0 + $1.bytes }
+        #expect(PostgresRestorer.dumpBound(f) == heap + 200_000 * 384 * 12 + (256 << 20))
+    }
+
+    @Test func onlyASocketOrALoopbackAddressIsThisMachine() throws {
+        for (url, local) in [("postgresql://u@127.0.0.1:5432/d", true), ("postgresql://u@localhost/d", true), ("postgresql://u@[::1]/d", true),
+                             ("postgresql:///d?host=/var/run/postgresql", true), ("postgresql://u@db.example.org/d", false), ("postgresql://u@10.0.0.5/d", false)] {
+            #expect(isLocalHost(try ConnectionParameters(url, what: "test")) == local, "\(url)")
+        }
+    }
+
     @Test func memorySizesParseAsPostgreSQLWritesThem() {
         #expect(parseMemorySize("512MB") == 512 << 20)
         #expect(parseMemorySize("2GB") == 2 << 30)
