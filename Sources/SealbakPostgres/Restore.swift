@@ -346,8 +346,10 @@ package final class PostgresRestorer {
             let sink = try FileSink(copy.file, index: component.entryIndex)
             try feed(sink)
             try sink.close()
-            let p = try Subprocess(executable: plan.restoreTool.path, arguments: args + [copy.file], environment: env, stdin: .null, stdout: .null)
-            staged.pidBox.pid = p.pid
+            // In its own process group, so that an interrupt ends pg_restore's worker processes too (a negative
+            // pid for kill(2) names the group).
+            let p = try Subprocess(executable: plan.restoreTool.path, arguments: args + [copy.file], environment: env, stdin: .null, stdout: .null, processGroup: true)
+            staged.pidBox.pid = -p.pid
             if !p.wait().succeeded { throw restoreFailed(p) }
             staged.pidBox.pid = nil
             if !p.errorOutput.isEmpty { log("pg_restore said: \(p.errorOutput)") }
@@ -522,6 +524,8 @@ package final class PostgresRestorer {
     }
 
     private func restoreFailed(_ p: Subprocess) -> SealbakError {
+        // Ended by the interrupt handler: its cleanups run and it exits with 128 + the signal; wait for that.
+        if Interrupts.pending { return SealbakError(.interrupted, "pg_restore was ended by an interrupt") }
         let said = p.errorOutput
         return SealbakError(.toolFailed, "pg_restore failed for \(component.name) (\(p.wait()))\(said.isEmpty ? "" : ": " + said). The restore was rolled back; \(target.display) is unchanged")
     }
@@ -638,7 +642,7 @@ package final class StagedRestore {
 }
 
 /// The pid of a running restore tool (pg_restore, the mariadb client), for the interrupt handler (set once, read
-/// from another thread; guarded by its lock).
+/// from another thread; guarded by its lock). A negative pid names a process group, as for kill(2).
 package final class PidBox: @unchecked Sendable {
     private let lock = NSLock()
     private var value: pid_t?

@@ -301,4 +301,55 @@ struct RestoreSizingServerTests {
         #expect(try contentDigest(s, src) == contentDigest(s, dst))
         #expect(try FileManager.default.contentsOfDirectory(atPath: tmp).isEmpty, "the temporary copies must be gone")
     }
+    @Test func anInterruptedParallelRestoreRemovesItsCopyAndItsDatabase() throws {
+        let s = try s
+        let src = Server.name("pintr"), dst = Server.name("pintr_dst")
+        let dir = try Run.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir); _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(src); DROP DATABASE IF EXISTS \(dst)") }
+        try createAppDatabase(s, src, rows: 200)
+        #expect(try Run.sealbak(["pack", dir + "/a.sbk", "--postgres", s.url(src), "--pg-bin", s.bin, "--insecure-test-kdf"]).status == 0)
+        // A pg_restore that is slow to start: the signal arrives while the copy and the new database exist.
+        let fake = dir + "/bin", tmp = dir + "/tmp"
+        try FileManager.default.createDirectory(atPath: fake, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        try Data("""
+            #!/bin/sh
+            case "$1" in --version) exec "\(s.bin)/pg_restore" --version;; esac
+            sleep 30 &
+            echo $! > "\(dir)/sleep.pid"
+            wait $!
+            exec "\(s.bin)/pg_restore" "$@"
+            """.utf8).write(to: URL(fileURLWithPath: fake + "/pg_restore"))
+        chmod(fake + "/pg_restore", 0o755)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Run.binary)
+        p.arguments = ["restore", dir + "/a.sbk", "--postgres-target", s.url(dst), "--pg-bin", fake, "--restore-jobs", "2"]
+        p.environment = ProcessInfo.processInfo.environment.merging(["SEALBAK_PASSWORD": Run.archivePassword, "TMPDIR": tmp]) { $1 }
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        var sawCopy = false
+        for _ in 0..<150 where !sawCopy {
+            Thread.sleep(forTimeInterval: 0.1)
+            sawCopy = ((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? []).contains { name in
+                name.hasPrefix("sealbak-pgrestore-") && FileManager.default.fileExists(atPath: tmp + "/" + name + "/dump")
+            }
+        }
+        #expect(sawCopy)
+        #expect(try s.databases().contains { $0.hasPrefix(dst + "_sbk_new_") })
+        p.interrupt()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 130)
+        // pg_restore's whole process group was ended, not just its first process (a child left running, or a zombie, counts as gone).
+        let sleeper = try String(contentsOfFile: dir + "/sleep.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        var running = true
+        for _ in 0..<30 where running {
+            let stat = (try? String(contentsOfFile: "/proc/\(sleeper)/stat", encoding: .utf8)) ?? ""
+            running = !stat.isEmpty && !stat.contains(") Z ")
+            if running { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        #expect(!running, "pg_restore's child \(sleeper) outlived the interrupt")
+        #expect(try s.databases().filter { $0.hasPrefix(dst) }.isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp).isEmpty, "the temporary copy must be gone")
+    }
 }
