@@ -233,7 +233,7 @@ package final class PostgresRestorer {
         var jobs = options.jobs ?? ((builds >= 2 || facts.tables.count >= 2) ? min(4, max(1, cpus ?? 1)) : 1)
         jobs = max(1, jobs)
         guard jobs > 1 else { return (1, nil) }
-        let dir = options.temporaryDirectory ?? ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        let dir = temporaryDirectory
         let need = Self.dumpBound(facts)
         var st = statvfs()
         guard statvfs(dir, &st) == 0 else {
@@ -279,6 +279,17 @@ package final class PostgresRestorer {
         }
         return (staged, replaced)
     }
+
+    /// The folder for a parallel restore's temporary copy of the dump.
+    private var temporaryDirectory: String {
+        options.temporaryDirectory ?? ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    }
+
+    /// Temporary copies of dumps left by killed parallel restores (of any target: they hold plaintext).
+    package var temporaryLeftovers: [String] { TemporaryDump.leftovers(in: temporaryDirectory) }
+
+    /// Removes those copies; returns what was removed.
+    package func removeTemporaryLeftovers() -> [String] { TemporaryDump.removeLeftovers(in: temporaryDirectory) }
 
     /// Drops staged databases of killed restores of this target; returns what was dropped.
     package func dropStagedLeftovers() -> [String] {
@@ -671,13 +682,22 @@ final class TemporaryDump: @unchecked Sendable {  // `remove` may run on the sig
         rmdir(folder)
     }
 
-    /// Removes `sealbak-pgrestore-PID-…` folders whose process no longer runs.
-    static func removeLeftovers(in dir: String) {
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix("sealbak-pgrestore-") {
+    /// `sealbak-pgrestore-PID-…` folders in `dir` whose process no longer runs.
+    static func leftovers(in dir: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted().compactMap { name in
             let parts = name.split(separator: "-")
-            guard parts.count == 4, let pid = pid_t(parts[2]), pid != getpid(), Glibc.kill(pid, 0) != 0, errno == ESRCH else { continue }
-            unlink(dir + "/" + name + "/dump")
-            rmdir(dir + "/" + name)
+            guard name.hasPrefix("sealbak-pgrestore-"), parts.count == 4, let pid = pid_t(parts[2]), pid != getpid(),
+                  Glibc.kill(pid, 0) != 0, errno == ESRCH else { return nil }
+            return dir + "/" + name
+        }
+    }
+
+    /// Removes the leftovers of killed restores; returns the folders removed.
+    @discardableResult
+    static func removeLeftovers(in dir: String) -> [String] {
+        leftovers(in: dir).filter { folder in
+            unlink(folder + "/dump")
+            return rmdir(folder) == 0
         }
     }
 }

@@ -296,7 +296,16 @@ struct RestoreSizingServerTests {
         let leftover = tmp + "/sealbak-pgrestore-\(gone)-0badf00d"
         try FileManager.default.createDirectory(atPath: leftover, withIntermediateDirectories: true)
         try Data("plaintext of a dump".utf8).write(to: URL(fileURLWithPath: leftover + "/dump"))
-        let r = try Run.sealbak(["restore", archive, "--postgres-target", s.url(dst), "--pg-bin", s.bin, "--restore-jobs", "2"], env: ["TMPDIR": tmp], secrets: [s.password])
+        // The dry run names it; the next real run removes it first, even one that restores with a single session.
+        let dry = try Run.sealbak(["restore", archive, "--postgres-target", s.url(dst), "--pg-bin", s.bin, "--dry-run"], env: ["TMPDIR": tmp], secrets: [s.password])
+        #expect(dry.status == 0 && dry.stdout.contains("temporary copy of a dump \(leftover) was left by a killed restore"), "\(dry.stdout)")
+        #expect(FileManager.default.fileExists(atPath: leftover + "/dump"), "a dry run changes nothing")
+        let single = try Run.sealbak(["restore", archive, "--postgres-target", s.url(dst), "--pg-bin", s.bin, "--restore-jobs", "1"], env: ["TMPDIR": tmp], secrets: [s.password])
+        #expect(single.status == 0 && single.stderr.contains("removed \(leftover), the temporary copy of a dump left by a killed parallel restore"), "\(single.stderr)")
+        #expect(!single.stderr.contains("-j "))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp).isEmpty)
+        // A parallel restore removes its own copy.
+        let r = try Run.sealbak(["restore", archive, "--postgres-target", s.url(dst), "--pg-bin", s.bin, "--restore-jobs", "2", "--replace"], env: ["TMPDIR": tmp], secrets: [s.password])
         #expect(r.status == 0 && r.stderr.contains("-j 2"), "\(r.stderr)")
         #expect(try contentDigest(s, src) == contentDigest(s, dst))
         #expect(try FileManager.default.contentsOfDirectory(atPath: tmp).isEmpty, "the temporary copies must be gone")
