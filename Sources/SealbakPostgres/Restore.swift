@@ -20,8 +20,8 @@ package struct PostgresRestoreOptions: Sendable {
     /// `--restore-memory`: the most the restore's sessions together may use for index builds (bytes; nil: a safe
     /// share of the server host's memory, or 512 MiB when that cannot be read).
     package var restoreMemory: Int64?
-    /// `--restore-jobs`: pg_restore sessions at once (nil: one per core of the server's host, at most 4, when the
-    /// dump has several tables or indexes and the temporary folder has room for it; 1: straight from the archive).
+    /// `--restore-jobs`: pg_restore sessions at once (nil: one per core of the server's host, at most 4, when that
+    /// saves more than writing the temporary copy costs and the temporary folder has room; 1: straight from the archive).
     package var jobs: Int?
     /// Where a parallel restore keeps its temporary copy of the dump (default TMPDIR, else /tmp).
     package var temporaryDirectory: String?
@@ -204,8 +204,9 @@ package final class PostgresRestorer {
             notes.append("the target server (\(version)) is older than the source (\(facts.serverVersion)); pg_restore may reject newer syntax")
         }
         let host = hostResources(m)
-        let (jobs, directory) = parallelJobs(cpus: host?.cpus, notes: &notes)
-        let sizing = SessionSizing.choose(facts: facts, server: try ServerLimits.read(m), host: host, userLimit: options.restoreMemory, jobs: jobs)
+        let limits = try ServerLimits.read(m)
+        let (jobs, directory) = parallelJobs(host: host, server: limits, notes: &notes)
+        let sizing = SessionSizing.choose(facts: facts, server: limits, host: host, userLimit: options.restoreMemory, jobs: jobs)
         return RestorePlan(component: component, facts: facts, target: target, targetDatabase: targetDatabase, targetServerVersion: version,
                            targetExists: exists, targetObjects: objects, restoreTool: tool, availableExtensions: available, sizing: sizing,
                            parallelDirectory: directory, notes: notes)
@@ -226,15 +227,25 @@ package final class PostgresRestorer {
     /// How many pg_restore sessions, and where the dump's temporary copy goes (nil: one session from the archive).
     ///
     /// pg_restore -j needs a seekable file; the staging database and the rename keep the restore all or nothing
-    /// without --single-transaction. More than one job pays when there are several tables or index builds to run
-    /// side by side, and only when the temporary folder has room for the dump (its tables' size bounds it).
-    private func parallelJobs(cpus: Int?, notes: inout [String]) -> (Int, String?) {
-        let builds = SessionSizing.estimates(facts).count
-        var jobs = options.jobs ?? ((builds >= 2 || facts.tables.count >= 2) ? min(4, max(1, cpus ?? 1)) : 1)
-        jobs = max(1, jobs)
+    /// without --single-transaction. Unless `--restore-jobs` says, more than one job is used only when the
+    /// estimate says that loading and building side by side saves more than writing the temporary copy costs
+    /// (one large table with one large index gains nothing), and only when the temporary folder has room for it.
+    private func parallelJobs(host: HostResources?, server: ServerLimits, notes: inout [String]) -> (Int, String?) {
+        let need = Self.dumpBound(facts)
+        var jobs = max(1, options.jobs ?? min(4, max(1, host?.cpus ?? 1)))
+        if options.jobs == nil, jobs > 1 {
+            let one = SessionSizing.choose(facts: facts, server: server, host: host, userLimit: options.restoreMemory, jobs: 1).estimatedSeconds
+            let many = SessionSizing.choose(facts: facts, server: server, host: host, userLimit: options.restoreMemory, jobs: jobs).estimatedSeconds
+            let copy = Double(need) / SessionSizing.temporaryCopyBytesPerSecond
+            if one - many <= copy + 1 {
+                if one >= 10 {
+                    notes.append("one pg_restore session: \(jobs) in parallel would save about \(formatSeconds(max(0, one - many))), not more than writing a temporary copy of the dump takes (about \(formatSeconds(copy))); --restore-jobs \(jobs) forces it")
+                }
+                jobs = 1
+            }
+        }
         guard jobs > 1 else { return (1, nil) }
         let dir = temporaryDirectory
-        let need = Self.dumpBound(facts)
         var st = statvfs()
         guard statvfs(dir, &st) == 0 else {
             notes.append("cannot use \(dir) for a temporary copy of the dump (\(String(cString: strerror(errno)))); restoring with one session straight from the archive")

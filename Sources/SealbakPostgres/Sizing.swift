@@ -169,12 +169,17 @@ package struct SessionSizing: Sendable, Equatable {
         let setWorkers: Int? = builds.isEmpty || workers == server.maxParallelMaintenanceWorkers ? nil : workers
         let usedWorkers = setWorkers ?? server.maxParallelMaintenanceWorkers
         for i in builds.indices { builds[i].seconds = buildSeconds(builds[i], memory: effective, workers: usedWorkers, cpus: cpus) }
-        let heap = max(0, facts.totalBytes - (facts.indexes ?? []).reduce(0) { $0 + $1.bytes })
+        // The data: tables load side by side with several jobs, so the largest table bounds it.
+        var heaps: [String: Int64] = [:]
+        for t in facts.tables { heaps[t.schema + "\u{0}" + t.name] = t.bytes }
+        for i in facts.indexes ?? [] { heaps[i.schema + "\u{0}" + i.table, default: 0] -= i.bytes }
+        let heap = heaps.values.reduce(0) { $0 + max(0, $1) }, largest = heaps.values.map { max(0, $0) }.max() ?? 0
+        let dataBytes = max(Double(largest), Double(heap) / Double(jobs))
         if facts.indexes == nil, !builds.isEmpty {
             notes.append("this archive records no indexes (written by an older sealbak); sizing assumes an HNSW index (m=16) on every vector column")
         }
         return SessionSizing(builds: builds, maintenanceWorkMem: mwm, parallelWorkers: setWorkers, jobs: jobs, budget: budget, budgetSource: source,
-                             server: server, dataSeconds: Double(heap) / copyBytesPerSecond, notes: notes)
+                             server: server, dataSeconds: dataBytes / copyBytesPerSecond, notes: notes)
     }
 
     /// Rounds up to a whole MiB (plus one), so that a setting is not cut below the estimate.
@@ -193,6 +198,8 @@ package struct SessionSizing: Sendable, Equatable {
     // a promise: ±50%.
 
     static let copyBytesPerSecond = 60.0 * 1024 * 1024
+    /// Writing the dump's temporary copy for pg_restore -j (decrypting and writing a local file).
+    static let temporaryCopyBytesPerSecond = 200.0 * 1024 * 1024
     /// Seconds per (row × dimension × ef_construction) of an HNSW build in one process whose graph fits.
     static let hnswSecondsPerUnit = 3.0e-8
     /// How much slower a build gets once its graph no longer fits (pgvector then inserts into the on-disk graph).

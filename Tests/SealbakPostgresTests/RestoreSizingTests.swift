@@ -125,6 +125,22 @@ import Testing
         }
     }
 
+    @Test func parallelJobsPayForTwoLargeTablesNotForOne() {
+        // One large table with one large HNSW index: a second job has nothing to do in parallel.
+        let one = Self.facts(rows: 200_000)
+        let gainOne = SessionSizing.choose(facts: one, server: Self.defaults, host: Self.host, userLimit: nil, jobs: 1).estimatedSeconds
+            - SessionSizing.choose(facts: one, server: Self.defaults, host: Self.host, userLimit: nil, jobs: 2).estimatedSeconds
+        #expect(gainOne < Double(PostgresRestorer.dumpBound(one)) / SessionSizing.temporaryCopyBytesPerSecond)
+        // Two such tables: their loads and index builds run side by side.
+        var two = one
+        two.tables.append(.init(schema: "public", name: "notes", rows: 200_000, bytes: 200_000 * 2200))
+        two.vectorColumns.append(.init(schema: "public", table: "notes", column: "embedding", type: "vector", dimensions: 384))
+        two.indexes! += [.init(schema: "public", table: "notes", name: "notes_embedding_idx", method: "hnsw", columns: ["embedding"], options: [], bytes: 200_000 * 1600)]
+        let serial = SessionSizing.choose(facts: two, server: Self.defaults, host: Self.host, userLimit: nil, jobs: 1).estimatedSeconds
+        let parallel = SessionSizing.choose(facts: two, server: Self.defaults, host: Self.host, userLimit: nil, jobs: 2).estimatedSeconds
+        #expect(serial - parallel > Double(PostgresRestorer.dumpBound(two)) / SessionSizing.temporaryCopyBytesPerSecond)
+    }
+
     @Test func memorySizesParseAsPostgreSQLWritesThem() {
         #expect(parseMemorySize("512MB") == 512 << 20)
         #expect(parseMemorySize("2GB") == 2 << 30)
