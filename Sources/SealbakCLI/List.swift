@@ -119,6 +119,11 @@ struct List: ParsableCommand {
                 if !f.requiredExtensions.isEmpty { line += "; extensions " + f.requiredExtensions.map { "\($0.name) \($0.version)" }.joined(separator: ", ") }
                 if !f.vectorColumns.isEmpty { line += "; vector columns " + f.vectorColumns.map { "\($0.schema).\($0.table).\($0.column) \($0.type)(\($0.dimensions.map(String.init) ?? "any"))" }.joined(separator: ", ") }
                 show(line)
+                // What a restore rebuilds and how long it may take, before the bad day (restore --dry-run gives the
+                // same for a real target, with its memory and limits).
+                let sizing = SessionSizing.offline(f)
+                show("  " + SessionSizing.estimateLines(builds: sizing.builds, dataSeconds: sizing.dataSeconds, total: sizing.estimatedSeconds)
+                    .joined(separator: "\n  ") + "\n    (for a server with default settings and 2 cores, sealbak sizing its sessions within \(formatBytes(UInt64(sizing.budget))); restore --dry-run estimates for the real target)")
             }
         }
     }

@@ -69,6 +69,12 @@ struct Restore: ParsableCommand {
     @Flag(name: .long, help: "Do not restore object owners and privileges (for a server without the original roles).")
     var noOwner = false
 
+    @Option(name: .long, help: ArgumentHelp("The most memory a database restore's sessions may use together for rebuilding indexes (e.g. 2GB, 512MB; default: a quarter of the server host's memory when sealbak can read it, else 512MB).", valueName: "SIZE"))
+    var restoreMemory: String?
+
+    @Option(name: .long, help: ArgumentHelp("pg_restore sessions per PostgreSQL database (default: one per core of the server's host, at most 4, when restoring tables and indexes side by side saves more than writing a temporary copy of the dump costs and the temporary folder, TMPDIR, has room for it; 1 restores straight from the archive with no temporary copy).", valueName: "N"))
+    var restoreJobs: Int?
+
     @Flag(name: .long, help: "Show what would be restored and check the targets; change nothing.")
     var dryRun = false
 
@@ -105,6 +111,16 @@ struct Restore: ParsableCommand {
             r.keepReplaced = keepReplaced
             r.noOwner = noOwner
             r.terminateConnections = terminateConnections
+            if let restoreMemory {
+                guard let n = parseMemorySize(restoreMemory), n >= 1 << 20 else {
+                    throw SealbakError(.usage, "--restore-memory \(restoreMemory): give a size of at least 1MB, e.g. 2GB or 512MB (units kB, MB, GB, TB are powers of 1024)")
+                }
+                r.restoreMemory = n
+            }
+            if let restoreJobs {
+                guard (1...64).contains(restoreJobs) else { throw SealbakError(.usage, "--restore-jobs \(restoreJobs): give a number of sessions from 1 to 64") }
+                r.restoreJobs = restoreJobs
+            }
             r.ignoreLocks = ignoreLocks
             r.dryRun = dryRun
             if isatty(0) == 1 && isatty(2) == 1 {

@@ -29,6 +29,29 @@ package struct DatabaseFacts: Codable, Sendable, Equatable {
         package var dimensions: Int?
     }
 
+    /// An index that a restore rebuilds (pg_restore creates indexes after the data, in post-data).
+    package struct Index: Codable, Sendable, Equatable {
+        package var schema: String
+        package var table: String
+        package var name: String
+        /// The access method: btree, hnsw, ivfflat, gin, gist, …
+        package var method: String
+        /// The indexed columns by name (an expression has no name and is left out).
+        package var columns: [String]
+        /// The storage parameters as written (`m=16`, `ef_construction=64`).
+        package var options: [String]
+        /// `pg_relation_size` of the index on the source.
+        package var bytes: Int64
+
+        package var display: String { schema + "." + name }
+
+        /// The integer value of storage parameter `key`, if set.
+        package func option(_ key: String) -> Int? {
+            for o in options where o.hasPrefix(key + "=") { return Int(o.dropFirst(key.count + 1)) }
+            return nil
+        }
+    }
+
     package var database: String
     package var serverVersion: String
     package var serverVersionNumber: Int
@@ -40,6 +63,8 @@ package struct DatabaseFacts: Codable, Sendable, Equatable {
     package var vectorColumns: [VectorColumn]
     package var largeObjects: Int64
     package var dumpTool: String
+    /// The indexes of the recorded tables; nil in archives written before sealbak recorded them.
+    package var indexes: [Index]?
 
     package var totalRows: Int64 { tables.reduce(0) { $0 + $1.rows } }
     package var totalBytes: Int64 { tables.reduce(0) { $0 + $1.bytes } }
@@ -85,12 +110,29 @@ package struct DatabaseFacts: Codable, Sendable, Equatable {
                 return VectorColumn(schema: row[0] ?? "", table: row[1] ?? "", column: row[2] ?? "", type: row[3] ?? "", dimensions: mod > 0 ? mod : nil)
             }
         let lo = Int64(try c.value("SELECT count(*) FROM pg_largeobject_metadata") ?? "0") ?? 0
+        // Indexes of the recorded tables (partial and expression indexes included; their expression columns are
+        // left out of `columns`). The unit separator joins arrays, which names and options cannot contain.
+        let indexes = try c.query("""
+            SELECT n.nspname, t.relname, i.relname, am.amname,
+                   coalesce((SELECT string_agg(a.attname, chr(31) ORDER BY k.ord) FROM unnest(x.indkey) WITH ORDINALITY k(attnum, ord)
+                             JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum WHERE k.attnum > 0), ''),
+                   coalesce(array_to_string(i.reloptions, chr(31)), ''), pg_relation_size(i.oid)
+            FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+                 JOIN pg_namespace n ON n.oid = t.relnamespace JOIN pg_am am ON am.oid = i.relam
+            WHERE t.relkind = 'r' AND \(userSchemaFilter)
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = t.oid AND d.deptype = 'e')
+            ORDER BY n.nspname COLLATE "C", t.relname COLLATE "C", i.relname COLLATE "C"
+            """).map { r in
+                Index(schema: r[0] ?? "", table: r[1] ?? "", name: r[2] ?? "", method: r[3] ?? "",
+                      columns: (r[4] ?? "").split(separator: "\u{1F}").map(String.init),
+                      options: (r[5] ?? "").split(separator: "\u{1F}").map(String.init), bytes: Int64(r[6] ?? "0") ?? 0)
+            }
         return DatabaseFacts(
             database: r[0] ?? "", serverVersion: r[1] ?? "", serverVersionNumber: Int(r[2] ?? "0") ?? 0,
             encoding: r[3] ?? "UTF8", collate: r[4] ?? "", ctype: r[5] ?? "",
             extensions: extensions,
             tables: tables.map { Table(schema: $0[0] ?? "", name: $0[1] ?? "", rows: -1, bytes: Int64($0[2] ?? "0") ?? 0) },
-            vectorColumns: vectors, largeObjects: lo, dumpTool: "")
+            vectorColumns: vectors, largeObjects: lo, dumpTool: "", indexes: indexes)
     }
 
     /// Exact row counts (`count(*) FROM ONLY`), in the connection's current snapshot.

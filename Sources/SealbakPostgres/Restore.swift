@@ -17,6 +17,14 @@ package struct PostgresRestoreOptions: Sendable {
     package var finder = ToolFinder()
     /// End other sessions on an existing target just before the swap (instead of refusing).
     package var terminateConnections = false
+    /// `--restore-memory`: the most the restore's sessions together may use for index builds (bytes; nil: a safe
+    /// share of the server host's memory, or 512 MiB when that cannot be read).
+    package var restoreMemory: Int64?
+    /// `--restore-jobs`: pg_restore sessions at once (nil: one per core of the server's host, at most 4, when that
+    /// saves more than writing the temporary copy costs and the temporary folder has room; 1: straight from the archive).
+    package var jobs: Int?
+    /// Where a parallel restore keeps its temporary copy of the dump (default TMPDIR, else /tmp).
+    package var temporaryDirectory: String?
 
     package init() {}
 }
@@ -34,6 +42,10 @@ package struct RestorePlan: Sendable {
     package var restoreTool: Tool
     /// Extension name → version the target server would install (nil: not available).
     package var availableExtensions: [String: String]
+    /// The settings the restore sessions get, and the restore-time estimate.
+    package var sizing: SessionSizing
+    /// The folder for the dump's temporary copy when restoring with several sessions (nil: one session, from the archive).
+    package var parallelDirectory: String?
     package var notes: [String]
 
     package var description: String {
@@ -52,6 +64,8 @@ package struct RestorePlan: Sendable {
         for t in facts.tables {
             lines.append("    \(t.display): \(t.rows) row(s), \(formatBytes(UInt64(max(0, t.bytes))))")
         }
+        lines += sizing.planLines.map { "  " + $0 }
+        if let d = parallelDirectory { lines.append("  parallel restore: pg_restore -j \(sizing.jobs) from a temporary copy of the dump in \(d) (owner-only, removed afterwards)") }
         for n in notes { lines.append("  note: \(n)") }
         return lines.joined(separator: "\n")
     }
@@ -189,8 +203,74 @@ package final class PostgresRestorer {
         if m.serverVersionNumber / 10000 < facts.serverMajor {
             notes.append("the target server (\(version)) is older than the source (\(facts.serverVersion)); pg_restore may reject newer syntax")
         }
+        let host = hostResources(m)
+        let limits = try ServerLimits.read(m)
+        let (jobs, directory) = parallelJobs(host: host, server: limits, notes: &notes)
+        let sizing = SessionSizing.choose(facts: facts, server: limits, host: host, userLimit: options.restoreMemory, jobs: jobs)
         return RestorePlan(component: component, facts: facts, target: target, targetDatabase: targetDatabase, targetServerVersion: version,
-                           targetExists: exists, targetObjects: objects, restoreTool: tool, availableExtensions: available, notes: notes)
+                           targetExists: exists, targetObjects: objects, restoreTool: tool, availableExtensions: available, sizing: sizing,
+                           parallelDirectory: directory, notes: notes)
+    }
+
+    /// An upper bound of the dump's size: the tables without their indexes, plus the text form of every vector
+    /// (COPY writes each float as up to 12 characters where the table holds 4 bytes), plus 256 MiB.
+    static func dumpBound(_ facts: DatabaseFacts) -> Int64 {
+        let heap = max(0, facts.totalBytes - (facts.indexes ?? []).reduce(0) { $0 + $1.bytes })
+        var rows: [String: Int64] = [:]
+        for t in facts.tables { rows[t.schema + "\u{0}" + t.name] = t.rows }
+        let vectorText = facts.vectorColumns.reduce(Int64(0)) { sum, v in
+            sum + max(0, rows[v.schema + "\u{0}" + v.table] ?? 0) * Int64(v.dimensions ?? 0) * 12
+        }
+        return heap + vectorText + (256 << 20)
+    }
+
+    /// How many pg_restore sessions, and where the dump's temporary copy goes (nil: one session from the archive).
+    ///
+    /// pg_restore -j needs a seekable file; the staging database and the rename keep the restore all or nothing
+    /// without --single-transaction. Unless `--restore-jobs` says, more than one job is used only when the
+    /// estimate says that loading and building side by side saves more than writing the temporary copy costs
+    /// (one large table with one large index gains nothing), and only when the temporary folder has room for it.
+    private func parallelJobs(host: HostResources?, server: ServerLimits, notes: inout [String]) -> (Int, String?) {
+        let need = Self.dumpBound(facts)
+        var jobs = max(1, options.jobs ?? min(4, max(1, host?.cpus ?? 1)))
+        if options.jobs == nil, jobs > 1 {
+            let one = SessionSizing.choose(facts: facts, server: server, host: host, userLimit: options.restoreMemory, jobs: 1).estimatedSeconds
+            let many = SessionSizing.choose(facts: facts, server: server, host: host, userLimit: options.restoreMemory, jobs: jobs).estimatedSeconds
+            let copy = Double(need) / SessionSizing.temporaryCopyBytesPerSecond
+            if one - many <= copy + 1 {
+                if one >= 10 {
+                    notes.append("one pg_restore session: \(jobs) in parallel would save about \(formatSeconds(max(0, one - many))), not more than writing a temporary copy of the dump takes (about \(formatSeconds(copy))); --restore-jobs \(jobs) forces it")
+                }
+                jobs = 1
+            }
+        }
+        guard jobs > 1 else { return (1, nil) }
+        let dir = temporaryDirectory
+        var st = statvfs()
+        guard statvfs(dir, &st) == 0 else {
+            notes.append("cannot use \(dir) for a temporary copy of the dump (\(String(cString: strerror(errno)))); restoring with one session straight from the archive")
+            return (1, nil)
+        }
+        let free = Int64(st.f_bavail) * Int64(st.f_frsize)
+        guard free >= need else {
+            notes.append("\(dir) has \(formatBytes(UInt64(max(0, free)))) free, a temporary copy of the dump needs up to \(formatBytes(UInt64(need))); restoring with one session straight from the archive (set TMPDIR elsewhere for a parallel restore)")
+            return (1, nil)
+        }
+        return (jobs, dir)
+    }
+
+    /// The memory and cores of the server's host: read by the server itself when the role may read files
+    /// (`pg_read_file`, superusers and pg_read_server_files), else this machine's when the server is on it
+    /// (a Unix socket or a loopback address); nil when sealbak cannot tell.
+    private func hostResources(_ m: Connection) -> HostResources? {
+        if let text = try? m.value("SELECT pg_read_file('/proc/meminfo')") {
+            let cpus = (try? m.value("SELECT count(*) FROM regexp_matches(pg_read_file('/proc/cpuinfo'), '^processor', 'gm')")).flatMap { $0.flatMap { Int($0) } }
+            if let h = HostResources.meminfo(text, cpus: cpus.flatMap { $0 > 0 ? $0 : nil }, source: "the server's /proc/meminfo") { return h }
+        }
+        if isLocalHost(target), let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) {
+            return HostResources.meminfo(text, cpus: ProcessInfo.processInfo.activeProcessorCount, source: "/proc/meminfo of this machine, where the server runs")
+        }
+        return nil
     }
 
     /// Databases next to the target left by a restore that was killed: `TARGET_sbk_new_…` (staged, never put in
@@ -210,6 +290,17 @@ package final class PostgresRestorer {
         }
         return (staged, replaced)
     }
+
+    /// The folder for a parallel restore's temporary copy of the dump.
+    private var temporaryDirectory: String {
+        options.temporaryDirectory ?? ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    }
+
+    /// Temporary copies of dumps left by killed parallel restores (of any target: they hold plaintext).
+    package var temporaryLeftovers: [String] { TemporaryDump.leftovers(in: temporaryDirectory) }
+
+    /// Removes those copies; returns what was removed.
+    package func removeTemporaryLeftovers() -> [String] { TemporaryDump.removeLeftovers(in: temporaryDirectory) }
 
     /// Drops staged databases of killed restores of this target; returns what was dropped.
     package func dropStagedLeftovers() -> [String] {
@@ -262,25 +353,45 @@ package final class PostgresRestorer {
                 try t.query("CREATE EXTENSION IF NOT EXISTS \(quoteIdentifier(e.name)) WITH SCHEMA public")
             }
         }
-        log("restoring \(component.name) into \(temp) with \(plan.restoreTool.path)")
-        var args = ["--exit-on-error", "--single-transaction", "--no-password", "--dbname=" + dbnameConninfo(temp)]
+        log("restoring \(component.name) into \(temp) with \(plan.restoreTool.path)\(plan.parallelDirectory == nil ? "" : " -j \(plan.sizing.jobs)")")
+        var args = ["--exit-on-error", "--no-password", "--dbname=" + dbnameConninfo(temp)]
+        args += plan.parallelDirectory == nil ? ["--single-transaction"] : ["--jobs=\(plan.sizing.jobs)"]
         if options.noOwner { args += ["--no-owner", "--no-privileges"] }
-        let env = tempParams.childEnvironment(base: ProcessInfo.processInfo.environment)
-        let p = try Subprocess(executable: plan.restoreTool.path, arguments: args, environment: env, stdin: .pipe, stdout: .null)
-        staged.pidBox.pid = p.pid
-        let sink = PipeSink(p, index: component.entryIndex)
-        do {
+        var env = tempParams.childEnvironment(base: ProcessInfo.processInfo.environment)
+        let sessionOptions = self.sessionOptions(plan.sizing, tempParams, inherited: env["PGOPTIONS"] ?? "", log: log)
+        if !sessionOptions.isEmpty { env["PGOPTIONS"] = sessionOptions }
+        if let dir = plan.parallelDirectory {
+            // The verified dump goes into an owner-only folder first; pg_restore -j reads it from there.
+            let copy = try TemporaryDump(in: dir)
+            staged.temporaryDump = copy
+            defer { copy.remove(); staged.temporaryDump = nil }
+            let sink = try FileSink(copy.file, index: component.entryIndex)
             try feed(sink)
-        } catch {
-            p.kill()
-            p.wait()
-            if sink.brokenPipe { throw restoreFailed(p) }
-            throw error
+            try sink.close()
+            // In its own process group, so that an interrupt ends pg_restore's worker processes too (a negative
+            // pid for kill(2) names the group).
+            let p = try Subprocess(executable: plan.restoreTool.path, arguments: args + [copy.file], environment: env, stdin: .null, stdout: .null, processGroup: true)
+            staged.pidBox.pid = -p.pid
+            if !p.wait().succeeded { throw restoreFailed(p) }
+            staged.pidBox.pid = nil
+            if !p.errorOutput.isEmpty { log("pg_restore said: \(p.errorOutput)") }
+        } else {
+            let p = try Subprocess(executable: plan.restoreTool.path, arguments: args, environment: env, stdin: .pipe, stdout: .null)
+            staged.pidBox.pid = p.pid
+            let sink = PipeSink(p, index: component.entryIndex)
+            do {
+                try feed(sink)
+            } catch {
+                p.kill()
+                p.wait()
+                if sink.brokenPipe { throw restoreFailed(p) }
+                throw error
+            }
+            p.closeStdin()
+            if !p.wait().succeeded || sink.brokenPipe { throw restoreFailed(p) }
+            staged.pidBox.pid = nil
+            if !p.errorOutput.isEmpty { log("pg_restore said: \(p.errorOutput)") }
         }
-        p.closeStdin()
-        if !p.wait().succeeded || sink.brokenPipe { throw restoreFailed(p) }
-        staged.pidBox.pid = nil
-        if !p.errorOutput.isEmpty { log("pg_restore said: \(p.errorOutput)") }
 
         let report = try verify(tempParams)
         if !report.mismatches.isEmpty {
@@ -383,7 +494,60 @@ package final class PostgresRestorer {
         }
     }
 
+    /// The `PGOPTIONS` for the restore sessions: the user's own, then the chosen settings that the server accepts.
+    ///
+    /// A session is opened on the staged database with exactly these options and the settings are read back
+    /// from it, so the log shows what pg_restore's sessions get. A setting the server refuses (a connection
+    /// pooler that forbids startup options, a value out of range) is left out, and the restore goes on with the
+    /// server's own value. Fault injection: `SEALBAK_FAULT=pg-session:N:fail` sends the N-th setting with a value
+    /// the server must refuse.
+    private func sessionOptions(_ sizing: SessionSizing, _ params: ConnectionParameters, inherited: String, log: (String) -> Void) -> String {
+        var settings = sizing.settings
+        guard !settings.isEmpty else {
+            log("restore sessions: the server's maintenance settings suffice for \(sizing.builds.count) index build(s)")
+            return ""
+        }
+        for i in settings.indices {
+            do { try Fault.point("pg-session", settings[i].name) } catch { settings[i].value = "refused-by-injected-fault" }
+        }
+        func text(_ s: [(name: String, value: String)]) -> String {
+            ([inherited] + s.map { "-c \($0.name)=\($0.value)" }).filter { !$0.isEmpty }.joined(separator: " ")
+        }
+        /// The settings as a session opened with these options reports them; nil (and the reason) when refused.
+        func open(_ s: [(name: String, value: String)]) -> Result<[String], SealbakError> {
+            var p = params
+            p["options"] = text(s)
+            do {
+                let c = try Connection(p)
+                var got: [String] = []
+                for x in s { got.append("\(x.name)=\(try c.value("SELECT current_setting($1)", [x.name]) ?? "?")") }
+                return .success(got)
+            } catch { return .failure(error) }
+        }
+        var accepted = settings
+        var readBack: [String]
+        switch open(settings) {
+        case .success(let got): readBack = got
+        case .failure:
+            accepted = []
+            readBack = []
+            for x in settings {
+                switch open([x]) {
+                case .success: accepted.append(x)
+                case .failure(let e): log("warning: the server refused \(x.name)=\(x.value) for the restore sessions (\(e.message)); restoring with the server's own value")
+                }
+            }
+            if case .success(let got) = open(accepted), !accepted.isEmpty { readBack = got }
+        }
+        guard !accepted.isEmpty else { return inherited }
+        let why = sizing.builds.max { $0.memory < $1.memory }.map { "; the largest index build, \($0.display) (\($0.method)), needs about \(formatBytes(UInt64($0.memory)))" } ?? ""
+        log("restore sessions: \(readBack.joined(separator: ", ")) (read back from a session opened with the options pg_restore gets)\(why); limit \(formatBytes(UInt64(sizing.budget))) from \(sizing.budgetSource)")
+        return text(accepted)
+    }
+
     private func restoreFailed(_ p: Subprocess) -> SealbakError {
+        // Ended by the interrupt handler: its cleanups run and it exits with 128 + the signal; wait for that.
+        if Interrupts.pending { return SealbakError(.interrupted, "pg_restore was ended by an interrupt") }
         let said = p.errorOutput
         return SealbakError(.toolFailed, "pg_restore failed for \(component.name) (\(p.wait()))\(said.isEmpty ? "" : ": " + said). The restore was rolled back; \(target.display) is unchanged")
     }
@@ -437,6 +601,12 @@ package final class StagedRestore {
     fileprivate let suffix: String
     fileprivate let log: (String) -> Void
     fileprivate let pidBox = PidBox()
+    /// The dump's temporary copy of a parallel restore (removed by an interrupt too).
+    fileprivate var temporaryDump: TemporaryDump? {
+        get { dumpBox.value }
+        set { dumpBox.value = newValue }
+    }
+    private let dumpBox = DumpBox()
     fileprivate var created = false
     fileprivate var committed = false
     fileprivate var old: String?
@@ -452,9 +622,10 @@ package final class StagedRestore {
         self.log = log
         // An interruption (SIGINT, SIGTERM, SIGHUP) drops the new database from the signal-handling thread,
         // through its own connection, before the process exits.
-        let target = plan.target, box = pidBox
+        let target = plan.target, box = pidBox, dumps = dumpBox
         token = Interrupts.register {
             if let pid = box.pid { _ = Glibc.kill(pid, SIGKILL) }
+            dumps.value?.remove()
             PostgresRestorer.dropQuietly(target, temp)
         }
     }
@@ -493,7 +664,7 @@ package final class StagedRestore {
 }
 
 /// The pid of a running restore tool (pg_restore, the mariadb client), for the interrupt handler (set once, read
-/// from another thread; guarded by its lock).
+/// from another thread; guarded by its lock). A negative pid names a process group, as for kill(2).
 package final class PidBox: @unchecked Sendable {
     private let lock = NSLock()
     private var value: pid_t?
@@ -502,6 +673,94 @@ package final class PidBox: @unchecked Sendable {
         get { lock.withLock { value } }
         set { lock.withLock { value = newValue } }
     }
+}
+
+/// The temporary copy of a dump for pg_restore -j: `DIR/sealbak-pgrestore-PID-RANDOM/dump`, the folder owner-only.
+/// Copies left by killed restores (their process is gone) are removed when the next one starts.
+final class TemporaryDump: @unchecked Sendable {  // `remove` may run on the signal-handling thread; it is idempotent
+    let folder: String
+    var file: String { folder + "/dump" }
+
+    init(in dir: String) throws(SealbakError) {
+        Self.removeLeftovers(in: dir)
+        let path = dir + "/sealbak-pgrestore-\(getpid())-" + hex(SystemRandom().bytes(4))
+        guard mkdir(path, 0o700) == 0 else { throw SealbakError.io("cannot create a folder for the dump's temporary copy", path: path, errno: errno) }
+        folder = path
+    }
+
+    func remove() {
+        unlink(file)
+        rmdir(folder)
+    }
+
+    /// `sealbak-pgrestore-PID-…` folders in `dir` whose process no longer runs.
+    static func leftovers(in dir: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted().compactMap { name in
+            let parts = name.split(separator: "-")
+            guard name.hasPrefix("sealbak-pgrestore-"), parts.count == 4, let pid = pid_t(parts[2]), pid != getpid(),
+                  Glibc.kill(pid, 0) != 0, errno == ESRCH else { return nil }
+            return dir + "/" + name
+        }
+    }
+
+    /// Removes the leftovers of killed restores; returns the folders removed.
+    @discardableResult
+    static func removeLeftovers(in dir: String) -> [String] {
+        leftovers(in: dir).filter { folder in
+            unlink(folder + "/dump")
+            return rmdir(folder) == 0
+        }
+    }
+}
+
+/// The temporary dump of a running restore, for the interrupt handler (guarded by its lock).
+final class DumpBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var dump: TemporaryDump?
+    var value: TemporaryDump? {
+        get { lock.withLock { dump } }
+        set { lock.withLock { dump = newValue } }
+    }
+}
+
+/// Writes verified plaintext of one entry into a file.
+final class FileSink: EntrySink {
+    private let fd: Int32
+    private let path: String
+    private let index: Int
+    private var closed = false
+
+    init(_ path: String, index: Int) throws(SealbakError) {
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SealbakError.io("cannot create the dump's temporary copy", path: path, errno: errno) }
+        self.path = path
+        self.index = index
+    }
+
+    func wants(_ i: Int) -> Bool { i == index }
+    func begin(_ i: Int) throws {}
+
+    func write(_ i: Int, _ bytes: [UInt8]) throws {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { b in Glibc.write(fd, b.baseAddress! + off, b.count - off) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SealbakError.io("cannot write the dump's temporary copy", path: path, errno: errno)
+            }
+            off += n
+        }
+    }
+
+    func end(_ i: Int, size: UInt64, sha256: [UInt8]) throws {}
+
+    func close() throws(SealbakError) {
+        guard !closed else { return }
+        closed = true
+        if Glibc.close(fd) != 0 { throw SealbakError.io("cannot write the dump's temporary copy", path: path, errno: errno) }
+    }
+
+    deinit { if !closed { _ = Glibc.close(fd) } }
 }
 
 /// Feeds verified plaintext of one entry into a child's standard input.

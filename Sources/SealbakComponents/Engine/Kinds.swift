@@ -248,11 +248,13 @@ package final class PostgresUnit: RestoreUnit {
     }
 
     package var leftovers: [String] {
-        guard let (staged, replaced) = try? restorer.leftovers() else { return [] }
-        return staged.map { "database \($0)" } + replaced.map { "database \($0) (replaced by an earlier restore; never dropped automatically)" }
+        let copies = restorer.temporaryLeftovers.map { "temporary copy of a dump \($0)" }
+        guard let (staged, replaced) = try? restorer.leftovers() else { return copies }
+        return staged.map { "database \($0)" } + replaced.map { "database \($0) (replaced by an earlier restore; never dropped automatically)" } + copies
     }
 
     package func recover(log: EngineLog) {
+        for folder in restorer.removeTemporaryLeftovers() { log.warning("removed \(folder), the temporary copy of a dump left by a killed parallel restore") }
         for name in restorer.dropStagedLeftovers() { log.warning("dropped the database \(name), left by a killed restore of \(component.name) (never put in place)") }
         if let (_, replaced) = try? restorer.leftovers(), !replaced.isEmpty {
             log.warning("the database(s) \(replaced.joined(separator: ", ")) hold what an earlier restore replaced (--keep-replaced, or a restore killed after its swap); drop them when no longer needed")
@@ -369,6 +371,8 @@ extension PostgresUnit {
             options.keepReplaced = r.keepReplaced
             options.noOwner = r.noOwner
             options.terminateConnections = r.terminateConnections
+            options.restoreMemory = r.restoreMemory
+            options.jobs = r.restoreJobs
             options.finder = ToolFinder(extra: r.pgBin + (r.plan?.pgBin ?? []))
             let checks = r.plan?.components.first { $0.name == c.name }?.sqlChecks ?? []
             return RestoreCandidate(name: c.name, kind: "postgres", status: ctx.status(c.name, skipped: c.skippedReason != nil),

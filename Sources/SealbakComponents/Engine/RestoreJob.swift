@@ -22,6 +22,10 @@ package struct RestoreRequest: Sendable {
     package var keepReplaced = false
     package var noOwner = false
     package var terminateConnections = false
+    /// `--restore-memory`: the most a database restore's sessions may use for index builds (bytes).
+    package var restoreMemory: Int64?
+    /// `--restore-jobs`: pg_restore sessions per database (nil: sealbak chooses; 1: straight from the archive).
+    package var restoreJobs: Int?
     /// Replace SQLite databases even while another process holds a lock on them.
     package var ignoreLocks = false
     package var dryRun = false

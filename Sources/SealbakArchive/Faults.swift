@@ -1,5 +1,4 @@
 import Foundation
-import SealbakArchive
 
 /// Fault injection for the commit steps of a restore (debug builds only; release builds compile it away).
 ///
