@@ -72,7 +72,7 @@ struct Restore: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The most memory a database restore's sessions may use together for rebuilding indexes (e.g. 2GB, 512MB; default: a quarter of the server host's memory when sealbak can read it, else 512MB).", valueName: "SIZE"))
     var restoreMemory: String?
 
-    @Option(name: .long, help: ArgumentHelp("pg_restore sessions per PostgreSQL database (default: one per core of the server's host, at most 4, when restoring tables and indexes side by side saves more than writing a temporary copy of the dump costs and the temporary folder, TMPDIR, has room for it; 1 restores straight from the archive with no temporary copy).", valueName: "N"))
+    @Option(name: .long, help: ArgumentHelp("pg_restore sessions per PostgreSQL database (default 1, straight from the archive). N > 1 restores tables and indexes side by side from a temporary plaintext copy of the verified dump in TMPDIR (owner-only, removed afterwards); the dry run says when that would pay.", valueName: "N"))
     var restoreJobs: Int?
 
     @Flag(name: .long, help: "Show what would be restored and check the targets; change nothing.")

@@ -227,9 +227,10 @@ package final class PostgresRestorer {
     /// How many pg_restore sessions, and where the dump's temporary copy goes (nil: one session from the archive).
     ///
     /// pg_restore -j needs a seekable file; the staging database and the rename keep the restore all or nothing
-    /// without --single-transaction. Unless `--restore-jobs` says, more than one job is used only when the
-    /// estimate says that loading and building side by side saves more than writing the temporary copy costs
-    /// (one large table with one large index gains nothing), and only when the temporary folder has room for it.
+    /// without --single-transaction. That copy is the database in plaintext on this machine's disk, so sealbak makes
+    /// it only when asked (`--restore-jobs N`); by default it says what asking would save (when the estimate says that
+    /// loading and building side by side saves more than writing the copy costs) and restores straight from the
+    /// archive. The copy also needs room in the temporary folder.
     private func parallelJobs(host: HostResources?, server: ServerLimits, notes: inout [String]) -> (Int, String?) {
         let need = Self.dumpBound(facts)
         var jobs = max(1, options.jobs ?? min(4, max(1, host?.cpus ?? 1)))
@@ -241,8 +242,10 @@ package final class PostgresRestorer {
                 if one >= 10 {
                     notes.append("one pg_restore session: \(jobs) in parallel would save about \(formatSeconds(max(0, one - many))), not more than writing a temporary copy of the dump takes (about \(formatSeconds(copy))); --restore-jobs \(jobs) forces it")
                 }
-                jobs = 1
+            } else {
+                notes.append("one pg_restore session, straight from the archive: --restore-jobs \(jobs) would save about \(formatSeconds(one - many - copy)) by loading and indexing side by side, but needs a temporary plaintext copy of the verified dump in \(temporaryDirectory) (owner-only, removed afterwards), which sealbak writes only when asked")
             }
+            jobs = 1
         }
         guard jobs > 1 else { return (1, nil) }
         let dir = temporaryDirectory
