@@ -281,7 +281,7 @@ struct Pack: ParsableCommand {
 }
 
 struct PackComponentOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Also pack standard input as entry NAME (a plan's command component also checks the command's exit status).", valueName: "NAME"))
+    @Option(name: .long, help: ArgumentHelp("Also pack standard input as entry NAME (a command component, kind: command, also checks the command's exit status).", valueName: "NAME"))
     var stdinName: String?
 
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Dump this PostgreSQL database (postgresql://USER@HOST:PORT/DB or NAME=URL); repeatable. Credentials from the URL, PGPASSWORD, ~/.pgpass or --postgres-password-file; never stored.", valueName: "URL"))
