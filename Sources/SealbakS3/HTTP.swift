@@ -164,11 +164,14 @@ final class HTTPConnection: @unchecked Sendable {
 }
 
 /// Idle connections, so requests reuse their TCP (and TLS) sessions.
-final class ConnectionPool: Sendable {
-    private let idle = Mutex<[HTTPConnection]>([])
+final class ConnectionPool: @unchecked Sendable {  // `idle` is only touched under `lock`
+    // NSLock (a pthread mutex) rather than Synchronization.Mutex: ThreadSanitizer sees its ordering; with Mutex it
+    // reported the pool's array as raced between two upload workers.
+    private let lock = NSLock()
+    private var idle: [HTTPConnection] = []
 
-    func borrow() -> HTTPConnection { idle.withLock { $0.popLast() } ?? HTTPConnection() }
-    func giveBack(_ c: HTTPConnection) { idle.withLock { $0.append(c) } }
+    func borrow() -> HTTPConnection { lock.withLock { idle.popLast() } ?? HTTPConnection() }
+    func giveBack(_ c: HTTPConnection) { lock.withLock { idle.append(c) } }
 }
 
 /// A plain GET for health checks after a restore: the HTTP status, or why there was none.

@@ -99,14 +99,16 @@ package struct NightlyRun {
         // Stopped by SIGINT/SIGTERM/SIGHUP (systemctl stop, Ctrl-C): the handler records the run as interrupted
         // before the process exits (a SIGKILL leaves that to the next run).
         let latest = Mutex(record)
+        // Whoever changes `latest` from running first records the end: this handler (interrupted) or the run itself.
         let token = Interrupts.register {
-            var r = latest.withLock { $0 }
-            guard r.status == .running else { return }
-            r.status = .interrupted
-            r.end = Date().timeIntervalSince1970
-            r.error = "stopped by a signal (SIGINT, SIGTERM or SIGHUP: systemctl stop, Ctrl-C, a closed terminal) before it ended"
-                + (r.archive.map { "; the archive \($0) was written but not verified or recorded" } ?? "")
-            try? history.append(r)
+            let ended = latest.withLock { r -> RunRecord? in
+                guard r.status == .running else { return nil }
+                r.status = .interrupted
+                r.end = Date().timeIntervalSince1970
+                r.error = NightlyRun.stoppedBySignal + (r.archive.map { "; the archive \($0) was written but not verified or recorded" } ?? "")
+                return r
+            }
+            if let ended { try? history.append(ended) }
         }
         defer { Interrupts.unregister(token) }
         var exit: Int32 = 0
@@ -165,10 +167,20 @@ package struct NightlyRun {
             record.status = .failed
             record.error = e.message
             exit = e.code.exitStatus
+            // A failure caused by a signal (its cleanup killed the hook or the dump) is an interrupted run.
+            if Interrupts.pending {
+                record.status = .interrupted
+                record.error = NightlyRun.stoppedBySignal + " (\(e.message))"
+            }
         }
         record.exitCode = exit
         record.end = clock(began)
-        latest.withLock { $0 = record }
+        let mine = latest.withLock { r -> Bool in
+            guard r.status == .running else { return false }
+            r = record
+            return true
+        }
+        guard mine else { return (latest.withLock { $0 }, exit) }  // the signal handler recorded it
         do { try history.append(record) } catch {
             log.warning("the run's record could not be written to the history: \(error.message)")
             if exit == 0 { exit = error.code.exitStatus }
@@ -176,6 +188,8 @@ package struct NightlyRun {
         finishOutputs(record)
         return (record, exit)
     }
+
+    static let stoppedBySignal = "stopped by a signal (SIGINT, SIGTERM or SIGHUP: systemctl stop, Ctrl-C, a closed terminal) before it ended"
 
     /// A run that failed before it held the lock: recorded if the history can be written at all.
     private func finishEarly(_ r: RunRecord, _ error: any Error, _ began: Date) -> RunRecord {
