@@ -88,6 +88,9 @@ struct RunCommand: ParsableCommand {
                     _ = try verifyArchive(location, password: secret, reading: try ReadingOptions.parse([]), quiet: true)
                 })
             exit = code
+            // Stopped by a signal: the handler records the run, cleans up and exits with 128 + the signal number;
+            // the status must not depend on which thread gets there first.
+            if record.status == .interrupted && Interrupts.pending { Interrupts.waitForHandlerExit() }
             let summary = RunLog.describe(record)
             switch record.status {
             case .ok: log.info(summary)
