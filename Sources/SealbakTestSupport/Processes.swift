@@ -12,15 +12,18 @@ package enum Proc {
     package static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     package static let sealbakBinary = ProcessInfo.processInfo.environment["SEALBAK_BIN"] ?? root + "/.build/debug/sealbak"
 
-    /// `env` entries override the inherited environment; an empty value removes the variable. `stdin` is written
-    /// to the program's standard input, which is then closed (default: /dev/null).
-    package static func run(_ exe: String, _ args: [String], env: [String: String] = [:], stdin: Data? = nil) throws -> Result {
+    /// `env` entries override the inherited environment (or, with `inherit: false`, are the whole environment, as
+    /// cron gives it); an empty value removes the variable. `stdin` is written to the program's standard input, which
+    /// is then closed (default: /dev/null). A program killed by signal N has status 128 + N, as a shell reports it.
+    package static func run(_ exe: String, _ args: [String], env: [String: String] = [:], inherit: Bool = true,
+                            cwd: String? = nil, stdin: Data? = nil) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = args
-        var e = ProcessInfo.processInfo.environment
+        var e = inherit ? ProcessInfo.processInfo.environment : [:]
         for (k, v) in env { if v.isEmpty { e.removeValue(forKey: k) } else { e[k] = v } }
         p.environment = e
+        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         let out = Pipe(), err = Pipe(), inp = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -38,7 +41,7 @@ package enum Proc {
         let o = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        return Result(status: p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
     }
 
     package static func tempDir() throws -> String {

@@ -57,28 +57,9 @@ import Testing
     }
 
     /// Runs sealbak with exactly `env` (nothing inherited), as cron does.
-    struct Result { var status: Int32; var stdout: String; var stderr: String }
-
-    static func bare(_ args: [String], env: [String: String] = [:], cwd: String? = nil) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: bin)
-        p.arguments = args
-        p.environment = env
-        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        p.waitUntilExit()
-        let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
-        return Result(status: status, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    /// sealbak under an empty environment plus `env` (cron's), in `cwd`.
+    static func bare(_ args: [String], env: [String: String] = [:], cwd: String? = nil) throws -> Proc.Result {
+        try Proc.run(bin, args, env: env, inherit: false, cwd: cwd)
     }
 
     static func waitFor(_ path: String, seconds: Double = 60) -> Bool {
@@ -212,7 +193,7 @@ import Testing
         var text = try String(contentsOfFile: s.plan, encoding: .utf8)
         text += "\nhooks:\n  before-pack: \"touch \(entered); while [ ! -e \(gate) ]; do sleep 0.05; done\"\n"
         try text.write(toFile: s.plan, atomically: true, encoding: .utf8)
-        nonisolated(unsafe) var first: Result?
+        nonisolated(unsafe) var first: Proc.Result?
         let done = DispatchSemaphore(value: 0)
         DispatchQueue.global().async {
             first = try? Self.bare(["run", "--plan", s.plan])
