@@ -55,3 +55,47 @@ package struct TestFailure: Error, CustomStringConvertible {
     package var description: String
     package init(_ d: String) { description = d }
 }
+
+/// A client that commits one statement after another until stopped: `yes STATEMENT | client`. The test, not the
+/// writer, decides when writing ends, so "the database was written during the pack" does not depend on how fast
+/// this machine (or a sanitizer build) happens to be.
+package final class StatementStream {
+    private let feeder = Process(), client = Process()
+
+    /// `client` reads SQL from standard input and commits each statement (psql, mariadb in batch mode).
+    package init(statement: String, client exe: String, _ args: [String], env: [String: String] = [:]) throws {
+        let pipe = Pipe()
+        feeder.executableURL = URL(fileURLWithPath: "/usr/bin/yes")
+        feeder.arguments = [statement]
+        feeder.standardOutput = pipe
+        feeder.standardError = FileHandle.nullDevice
+        client.executableURL = URL(fileURLWithPath: exe)
+        client.arguments = args
+        client.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        client.standardInput = pipe
+        client.standardOutput = FileHandle.nullDevice
+        client.standardError = FileHandle.nullDevice
+        try client.run()
+        try feeder.run()
+    }
+
+    /// SIGKILL, not SIGTERM: children of the test process inherit its blocked signal mask and would ignore SIGTERM.
+    package func stop() {
+        for p in [client, feeder] where p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+}
+
+/// Asks `condition` every 50 ms until it holds or `seconds` pass; returns whether it held.
+package func eventually(within seconds: Double = 120, _ condition: () throws -> Bool) rethrows -> Bool {
+    let end = Date().addingTimeInterval(seconds)
+    while Date() < end {
+        if try condition() { return true }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    return try condition()
+}

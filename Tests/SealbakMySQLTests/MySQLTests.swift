@@ -175,31 +175,22 @@ struct MySQLTests {
         try s.sql(src, """
             CREATE TABLE events (id INT PRIMARY KEY AUTO_INCREMENT, payload TEXT);
             INSERT INTO events (payload) SELECT REPEAT(MD5(seq), 30) FROM seq_1_to_60000;
-            DELIMITER ;;
-            CREATE PROCEDURE writer() BEGIN DECLARE i INT DEFAULT 0; WHILE i < 1000000 DO INSERT INTO events (payload) VALUES ('w'); SET i = i + 1; END WHILE; END;;
-            DELIMITER ;
             """)
-        // A writer commits one row at a time for the whole pack.
-        let writer = Process()
-        writer.executableURL = URL(fileURLWithPath: s.bin + "/mariadb")
-        writer.arguments = s.clientArgs + ["--database=" + src, "-e", "CALL writer()"]
-        writer.environment = ProcessInfo.processInfo.environment.merging(["MYSQL_PWD": s.password]) { $1 }
-        writer.standardOutput = FileHandle.nullDevice
-        writer.standardError = FileHandle.nullDevice
-        try writer.run()
-        defer { writer.terminate(); writer.waitUntilExit() }
-        Thread.sleep(forTimeInterval: 0.5)
+        // A writer commits one row at a time from before the pack until after it: the test waits for it to have
+        // written before packing, and stops it only once rows exist beyond what the archive counted.
+        let count = { Int(try s.sql(src, "SELECT COUNT(*) FROM events")) ?? -1 }
+        let writer = try StatementStream(statement: "INSERT INTO events (payload) VALUES ('w');", client: s.bin + "/mariadb",
+                                         s.clientArgs + ["--database=" + src], env: ["MYSQL_PWD": s.password])
+        defer { writer.stop() }
+        let before = try #require(try eventually { try count() > 60000 } ? count() : nil, "the writer never committed")
         let archive = dir + "/busy.sbk"
-        let before = Int(try s.sql(src, "SELECT COUNT(*) FROM events")) ?? -1
         let packed = try Sealbak.run(["pack", archive, "--mysql", s.url(src), "--mysql-bin", s.bin, "--insecure-test-kdf", "--compression", "zlib", "--level", "9"], secrets: [s.password])
         #expect(packed.status == 0, "\(packed.stderr)")
-        Thread.sleep(forTimeInterval: 0.3)
-        let after = Int(try s.sql(src, "SELECT COUNT(*) FROM events")) ?? -1
-        writer.terminate()
-        writer.waitUntilExit()
         let listed = try Sealbak.run(["list", archive])
         let counted = Int(listed.stdout.components(separatedBy: "1 tables, ").last?.split(separator: " ").first ?? "") ?? -1
-        #expect(counted > before && after > counted, "the writer ran during the pack: before \(before), counted \(counted), after \(after)")
+        #expect(try eventually { try count() > counted }, "the writer stopped before the pack ended")
+        writer.stop()
+        #expect(counted >= before, "the archive counted \(counted) rows, fewer than the \(before) committed before it started")
         // The restore recounts and compares: it passes only if the counts describe exactly the dumped rows.
         let restored = try Sealbak.run(["restore", archive, "--mysql-target", s.url(dst), "--mysql-bin", s.bin], secrets: [s.password])
         #expect(restored.status == 0, "\(restored.stderr)")

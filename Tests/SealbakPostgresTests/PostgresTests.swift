@@ -211,25 +211,20 @@ struct PostgresTests {
         defer { try? FileManager.default.removeItem(atPath: dir); _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(src); DROP DATABASE IF EXISTS \(dst)") }
         try s.psql("postgres", "CREATE DATABASE \(src)")
         try s.psql(src, "CREATE TABLE events (id serial PRIMARY KEY, payload text); INSERT INTO events (payload) SELECT repeat(md5(i::text), 30) FROM generate_series(1, 60000) i")
-        // A writer commits one row at a time for the whole pack.
-        let writer = Process()
-        writer.executableURL = URL(fileURLWithPath: s.bin + "/psql")
-        writer.arguments = ["-X", "-q", "-d", s.url(src), "-c", "DO $$ BEGIN FOR i IN 1..100000 LOOP INSERT INTO events (payload) VALUES ('w'); COMMIT; END LOOP; END $$"]
-        writer.standardOutput = FileHandle.nullDevice
-        writer.standardError = FileHandle.nullDevice
-        try writer.run()
-        defer { writer.terminate(); writer.waitUntilExit() }
-        Thread.sleep(forTimeInterval: 0.3)
+        // A writer commits one row at a time from before the pack until after it: the test waits for it to have
+        // written before packing, and stops it only once rows exist beyond what the archive counted.
+        let count = { Int(try s.psql(src, "SELECT count(*) FROM events")) ?? -1 }
+        let writer = try StatementStream(statement: "INSERT INTO events (payload) VALUES ('w');", client: s.bin + "/psql", ["-X", "-q", "-d", s.url(src)])
+        defer { writer.stop() }
+        let before = try #require(try eventually { try count() > 60000 } ? count() : nil, "the writer never committed")
         let archive = dir + "/busy.sbk"
         let packed = try Run.sealbak(["pack", archive, "--postgres", s.url(src), "--pg-bin", s.bin, "--insecure-test-kdf", "--compression", "zlib", "--level", "9"], secrets: [s.password])
         #expect(packed.status == 0, "\(packed.stderr)")
-        Thread.sleep(forTimeInterval: 0.3)
-        writer.terminate()
-        writer.waitUntilExit()
         let meta = try componentMetadata(archive)
         let counted = meta["postgres.rows"] as? Int ?? -1
-        let now = Int(try s.psql(src, "SELECT count(*) FROM events")) ?? -1
-        #expect(counted > 60000 && now > counted, "the writer ran during the pack: counted \(counted), now \(now)")
+        #expect(try eventually { try count() > counted }, "the writer stopped before the pack ended")
+        writer.stop()
+        #expect(counted >= before, "the archive counted \(counted) rows, fewer than the \(before) committed before it started")
         // The restore recounts and compares: it passes only if the counts describe exactly the dumped rows.
         let restored = try Run.sealbak(["restore", archive, "--postgres-target", s.url(dst), "--pg-bin", s.bin], secrets: [s.password])
         #expect(restored.status == 0, "\(restored.stderr)")
