@@ -135,7 +135,7 @@ package final class ArchiveReader: @unchecked Sendable {
         struct Observed { var offset: UInt64; var length: UInt64; var size: UInt64?; var sha256: [UInt8]? }
         var observed: [Observed] = []
         let state = DeliveryState()
-        let pipeline = OrderedPipeline<(Int, [UInt8], Bool)>(maxInFlight: options.maxInFlight) { [unowned self] (index, raw, isLast) in
+        let pipeline = OrderedPipeline<(Int, [UInt8], Bool)>(workers: options.threads, maxInFlight: options.maxInFlight) { [unowned self] (index, raw, isLast) in
             if state.hasher == nil {
                 try sink.begin(index)
                 state.hasher = SHA256Hasher()
@@ -445,7 +445,7 @@ package final class ArchiveReader: @unchecked Sendable {
         state.hasher = SHA256Hasher()
         try sink.begin(index)
         let codec = self.codec, decompressors = self.decompressors, name = self.name
-        let pipeline = OrderedPipeline<([UInt8], Bool)>(maxInFlight: options.maxInFlight) { [unowned self] (raw, isLast) in
+        let pipeline = OrderedPipeline<([UInt8], Bool)>(workers: options.threads, maxInFlight: options.maxInFlight) { [unowned self] (raw, isLast) in
             state.firstFrameVerified = true
             state.hasher!.update(raw)
             state.size += UInt64(raw.count)

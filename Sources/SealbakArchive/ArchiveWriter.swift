@@ -63,8 +63,6 @@ package final class ArchiveWriter: @unchecked Sendable {
     private var written: UInt64 = 0
     private var results: [(size: UInt64, sha256: [UInt8])] = []
     private var finished = false
-    /// Reusable read buffer of one frame (feeder thread only).
-    private var scratch: [UInt8] = []
 
     /// Writes the header and the manifest.
     ///
@@ -106,7 +104,7 @@ package final class ArchiveWriter: @unchecked Sendable {
         }
         self.header = header
         streamLengths = [UInt64](repeating: 0, count: manifest.entries.count + 1)
-        pipeline = OrderedPipeline(maxInFlight: options.maxInFlight) { _ in }
+        pipeline = OrderedPipeline(workers: options.threads, maxInFlight: options.maxInFlight) { _ in }
         let bytes = header.encoded()
         try bytes.withUnsafeBytes { try sink($0) }
         written = UInt64(bytes.count)
@@ -192,27 +190,30 @@ package final class ArchiveWriter: @unchecked Sendable {
 
     private func writeStream(slot: Int, streamID: UInt32, read: (UnsafeMutableRawBufferPointer) throws -> Int) throws -> (size: UInt64, sha256: [UInt8]) {
         let frameSize = codec.frameSize
-        if scratch.count != frameSize { scratch = [UInt8](repeating: 0, count: frameSize) }
         let key = master.streamKey(streamID)
         let hasher = SHA256Hasher()
         var size: UInt64 = 0
-        // Read into one reusable scratch buffer, then copy exactly what was read: a small file costs its size,
-        // not a zeroed frame-sized allocation.
+        // Read straight into a fresh, uninitialised frame buffer that the worker then takes over: a full frame is
+        // never copied. A short read (a small file, a stream's end) is copied to its exact size, so a small file
+        // in flight holds its size, not a frame's.
         func readFrame() throws -> [UInt8] {
-            var filled = 0
-            try scratch.withUnsafeMutableBytes { b in
-                while filled < frameSize {
-                    let n = try read(UnsafeMutableRawBufferPointer(rebasing: b[filled..<frameSize]))
-                    if n == 0 { break }
-                    filled += n
+            var failure: (any Error)?
+            let frame = [UInt8](unsafeUninitializedCapacity: frameSize) { b, count in
+                let buffer = UnsafeMutableRawBufferPointer(b)
+                var filled = 0
+                do {
+                    while filled < frameSize {
+                        let n = try read(UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<frameSize]))
+                        if n == 0 { break }
+                        filled += n
+                    }
+                } catch {
+                    failure = error
                 }
+                count = filled
             }
-            return scratch.withUnsafeBytes { b in
-                [UInt8](unsafeUninitializedCapacity: filled) { out, count in
-                    if filled > 0 { UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: b[0..<filled])) }
-                    count = filled
-                }
-            }
+            if let failure { throw failure }
+            return frame.count == frameSize ? frame : Array(frame[...])
         }
         var current = try readFrame()
         var index: UInt64 = 0

@@ -22,46 +22,64 @@ package struct FrameCodec: Sendable {
     }
 
     /// Compresses (when it shrinks) and encrypts `raw`, returning frame header ‖ ciphertext.
+    ///
+    /// One allocation, nothing zero-filled: the payload is compressed (or copied) straight into the output
+    /// behind the frame header and prefix, and encrypted in place.
     package func seal(
         key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool,
         raw: UnsafeRawBufferPointer, compression: CompressionAlgorithm, compressor: FrameCompressor
     ) -> [UInt8] {
         precondition(raw.count <= frameSize)
-        let prefix = FormatV1.framePrefixByteCount
-        var plain = [UInt8](repeating: 0, count: prefix + raw.count)
-        var codec = CompressionCodec.stored
-        let compressed: Int? = plain.withUnsafeMutableBytes { p in
-            compressor.compress(raw, into: UnsafeMutableRawBufferPointer(rebasing: p[prefix...]), algorithm: compression)
-        }
-        if let compressed {
-            plain.removeLast(raw.count - compressed)
-            switch compression {
-            case .zstd: codec = .zstd
-            case .zlib: codec = .zlib
-            case .stored: preconditionFailure()
+        let headerCount = FormatV1.frameHeaderByteCount, prefix = FormatV1.framePrefixByteCount
+        let capacity = headerCount + prefix + raw.count + AEAD.tagByteCount
+        return [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+            let out = UnsafeMutableRawBufferPointer(buffer)
+            let payload = UnsafeMutableRawBufferPointer(rebasing: out[(headerCount + prefix)..<(headerCount + prefix + raw.count)])
+            var codec = CompressionCodec.stored
+            var payloadCount = raw.count
+            if let compressed = compressor.compress(raw, into: payload, algorithm: compression) {
+                payloadCount = compressed
+                switch compression {
+                case .zstd: codec = .zstd
+                case .zlib: codec = .zlib
+                case .stored: preconditionFailure()
+                }
+            } else if raw.count > 0 {
+                payload.copyMemory(from: raw)
             }
-        } else if raw.count > 0 {
-            plain.withUnsafeMutableBytes { p in UnsafeMutableRawBufferPointer(rebasing: p[prefix...]).copyMemory(from: raw) }
+            UnsafeMutableRawBufferPointer(rebasing: out[headerCount..<(headerCount + prefix)])
+                .copyBytes(from: FramePlaintext.prefix(codec: codec, rawLength: raw.count))
+            count = sealInPlace(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast,
+                                frame: out, plaintextCount: prefix + payloadCount)
         }
-        plain.withUnsafeMutableBytes { p in p.copyBytes(from: FramePlaintext.prefix(codec: codec, rawLength: raw.count)) }
-        return sealEnvelope(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, plaintext: plain)
     }
 
     /// Encrypts an already-built frame plaintext (codec ‖ raw length ‖ payload) as frame `frameIndex` of a
     /// stream: used by rekey, which moves compressed payloads to a new key without recompressing them.
     package func sealEnvelope(key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool, plaintext: [UInt8]) -> [UInt8] {
-        let ctLength = plaintext.count + AEAD.tagByteCount
-        var out = [UInt8](repeating: 0, count: FormatV1.frameHeaderByteCount + ctLength)
-        let frameHeader = FrameHeader(ciphertextLength: ctLength, isLast: isLast).encoded()
-        out.withUnsafeMutableBytes { $0.copyBytes(from: frameHeader) }
+        let headerCount = FormatV1.frameHeaderByteCount
+        return [UInt8](unsafeUninitializedCapacity: headerCount + plaintext.count + AEAD.tagByteCount) { buffer, count in
+            let out = UnsafeMutableRawBufferPointer(buffer)
+            plaintext.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: out[headerCount...]).copyMemory(from: $0) }
+            count = sealInPlace(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast,
+                                frame: out, plaintextCount: plaintext.count)
+        }
+    }
+
+    /// `frame` holds room for the frame header, then `plaintextCount` bytes of plaintext, then room for the tag.
+    /// Writes the header, encrypts the plaintext in place (libsodium allows output == input) and returns the
+    /// frame's length.
+    private func sealInPlace(key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool,
+                             frame: UnsafeMutableRawBufferPointer, plaintextCount: Int) -> Int {
+        let headerCount = FormatV1.frameHeaderByteCount
+        let ctLength = plaintextCount + AEAD.tagByteCount
+        frame.copyBytes(from: FrameHeader(ciphertextLength: ctLength, isLast: isLast).encoded())
         let nonce = FrameBinding.nonce(suite: suite, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
         let ad = FrameBinding.associatedData(archiveID: archiveID, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
-        plaintext.withUnsafeBytes { p in
-            out.withUnsafeMutableBytes { o in
-                aead.seal(key: key, nonce: nonce, associatedData: ad, plaintext: p, output: UnsafeMutableRawBufferPointer(rebasing: o[4...]))
-            }
-        }
-        return out
+        let body = UnsafeMutableRawBufferPointer(rebasing: frame[headerCount..<(headerCount + ctLength)])
+        aead.seal(key: key, nonce: nonce, associatedData: ad,
+                  plaintext: UnsafeRawBufferPointer(rebasing: body[0..<plaintextCount]), output: body)
+        return headerCount + ctLength
     }
 
     /// Authenticates and decrypts one frame and checks its plaintext envelope (Spec §6.2) without
@@ -74,19 +92,25 @@ package struct FrameCodec: Sendable {
     private func openAndParse(key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool, ciphertext: [UInt8]) throws(FormatError) -> (plain: [UInt8], envelope: FramePlaintext) {
         let nonce = FrameBinding.nonce(suite: suite, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
         let ad = FrameBinding.associatedData(archiveID: archiveID, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
-        var plain = [UInt8](repeating: 0, count: ciphertext.count - AEAD.tagByteCount)
         var authFailed = false
-        ciphertext.withUnsafeBytes { c in
-            plain.withUnsafeMutableBytes { p in
-                do { try aead.open(key: key, nonce: nonce, associatedData: ad, ciphertext: c, output: p) } catch { authFailed = true }
+        // Uninitialised: libsodium writes every byte when the tag verifies; when it does not, the buffer is
+        // reported empty and dropped.
+        let plain = ciphertext.withUnsafeBytes { c in
+            [UInt8](unsafeUninitializedCapacity: c.count - AEAD.tagByteCount) { p, count in
+                do {
+                    try aead.open(key: key, nonce: nonce, associatedData: ad, ciphertext: c, output: UnsafeMutableRawBufferPointer(p))
+                    count = c.count - AEAD.tagByteCount
+                } catch {
+                    authFailed = true
+                    count = 0
+                }
             }
         }
         if authFailed {
             throw FormatError(.payload, "frame \(frameIndex) failed authentication (wrong position, altered, or from another archive)")
         }
-        var parsed: Result<FramePlaintext, FormatError>!
-        plain.withUnsafeBytes { p in
-            do throws(FormatError) { parsed = .success(try FramePlaintext.parse(p, frameSize: frameSize, frameIndex: frameIndex, isLast: isLast)) } catch { parsed = .failure(error) }
+        let parsed = plain.withUnsafeBytes { p in
+            Result { () throws(FormatError) in try FramePlaintext.parse(p, frameSize: frameSize, frameIndex: frameIndex, isLast: isLast) }
         }
         return (plain, try parsed.get())
     }
@@ -96,129 +120,29 @@ package struct FrameCodec: Sendable {
         key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool,
         ciphertext: [UInt8], decompressor: FrameDecompressor
     ) throws(FormatError) -> [UInt8] {
-        let (plain, env) = try openAndParse(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, ciphertext: ciphertext)
-        var result: Result<[UInt8], FormatError> = .success([])
-        plain.withUnsafeBytes { p in
-            do throws(FormatError) {
-                let payload = UnsafeRawBufferPointer(rebasing: p[env.payload])
-                switch env.codec {
-                case .stored:
-                    result = .success(Array(payload))
-                case .zstd, .zlib:
-                    var raw = [UInt8](repeating: 0, count: env.rawLength)
-                    var failure: CompressionError?
-                    raw.withUnsafeMutableBytes { r in
-                        do throws(CompressionError) {
-                            if env.codec == .zstd { try decompressor.zstd(payload, into: r, maxWindow: frameSize) } else { try decompressor.zlib(payload, into: r) }
-                        } catch { failure = error }
+        var (plain, env) = try openAndParse(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, ciphertext: ciphertext)
+        switch env.codec {
+        case .stored:
+            // The payload moves to the front of the same buffer: no second allocation.
+            plain.removeSubrange(0..<env.payload.lowerBound)
+            return plain
+        case .zstd, .zlib:
+            var failure: CompressionError?
+            let raw = plain.withUnsafeBytes { p in
+                [UInt8](unsafeUninitializedCapacity: env.rawLength) { r, count in
+                    let payload = UnsafeRawBufferPointer(rebasing: p[env.payload])
+                    let output = UnsafeMutableRawBufferPointer(r)
+                    do throws(CompressionError) {
+                        if env.codec == .zstd { try decompressor.zstd(payload, into: output, maxWindow: frameSize) } else { try decompressor.zlib(payload, into: output) }
+                        count = env.rawLength
+                    } catch {
+                        failure = error
+                        count = 0
                     }
-                    if let failure { throw FormatError(.payload, "frame \(frameIndex): \(failure.message)") }
-                    result = .success(raw)
-                }
-            } catch {
-                result = .failure(error)
-            }
-        }
-        return try result.get()
-    }
-}
-
-/// Runs work items on all cores and hands their results, in submission order, to one delivery closure.
-///
-/// At most `maxInFlight` items exist at once (submitted, running, or waiting for delivery), which bounds
-/// memory regardless of input size. Delivery happens under a lock on whichever thread completes the next
-/// item. The first error stops delivery; `submit` and `finish` then rethrow it.
-package final class OrderedPipeline<Output: Sendable>: @unchecked Sendable {
-    private let queue = DispatchQueue(label: "sealbak.frames", attributes: .concurrent)
-    private let group = DispatchGroup()
-    private let slots: DispatchSemaphore
-    private let stateLock = NSLock()
-    private let deliveryLock = NSLock()
-    private var ready: [UInt64: Result<Output, any Error>] = [:]
-    private var nextSubmit: UInt64 = 0
-    private var nextDeliver: UInt64 = 0
-    private var firstError: (any Error)?
-    private var deliver: (Output) throws -> Void
-
-    package init(maxInFlight: Int, deliver: @escaping (Output) throws -> Void) {
-        slots = DispatchSemaphore(value: max(1, maxInFlight))
-        self.deliver = deliver
-    }
-
-    /// Replaces the delivery closure; call before the first `submit`.
-    package func setDelivery(_ deliver: @escaping (Output) throws -> Void) {
-        self.deliver = deliver
-    }
-
-    package func submit(_ work: @escaping @Sendable () throws -> Output) throws {
-        if let e = stateLock.withLock({ firstError }) { throw e }
-        slots.wait()
-        let seq = stateLock.withLock { () -> UInt64 in
-            defer { nextSubmit += 1 }
-            return nextSubmit
-        }
-        group.enter()
-        queue.async {
-            let r = Result { try work() }
-            self.complete(seq, r)
-            self.group.leave()
-        }
-    }
-
-    private func complete(_ seq: UInt64, _ r: Result<Output, any Error>) {
-        stateLock.withLock { ready[seq] = r }
-        deliveryLock.lock()
-        defer { deliveryLock.unlock() }
-        while true {
-            let item: Result<Output, any Error>? = stateLock.withLock {
-                guard let v = ready.removeValue(forKey: nextDeliver) else { return nil }
-                nextDeliver += 1
-                return v
-            }
-            guard let item else { return }
-            let failed = stateLock.withLock { firstError != nil }
-            if !failed {
-                do {
-                    try deliver(try item.get())
-                } catch {
-                    stateLock.withLock { if firstError == nil { firstError = error } }
                 }
             }
-            slots.signal()
+            if let failure { throw FormatError(.payload, "frame \(frameIndex): \(failure.message)") }
+            return raw
         }
     }
-
-    /// Waits for every submitted item to be delivered; rethrows the first error.
-    package func finish() throws {
-        group.wait()
-        if let e = stateLock.withLock({ firstError }) { throw e }
-    }
-
-    /// Waits for outstanding work without throwing (cleanup after an error elsewhere).
-    package func drain() { group.wait() }
-
-    /// Drains, then returns the pipeline's own first error if it has one (it came from an earlier item than
-    /// anything the submitter saw later), else `other`.
-    package func earliestError(orElse other: any Error) -> any Error {
-        group.wait()
-        return stateLock.withLock { firstError } ?? other
-    }
 }
-
-/// A small pool so each worker reuses a zstd/zlib context instead of allocating one per frame.
-package final class Pool<T: AnyObject>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: [T] = []
-    private let make: () -> T
-
-    package init(_ make: @escaping () -> T) { self.make = make }
-
-    package func with<R, E: Error>(_ body: (T) throws(E) -> R) throws(E) -> R {
-        let item = lock.withLock { items.popLast() } ?? make()
-        defer { lock.withLock { items.append(item) } }
-        return try body(item)
-    }
-}
-
-import Dispatch
-import Foundation
