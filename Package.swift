@@ -32,30 +32,32 @@ let package = Package(
         // libcurl, the HTTP client for object storage (TLS, proxies, keep-alive), behind non-variadic wrappers.
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
 
+        // The one lock idiom (`Locked`), shared by every target that keeps state across threads.
+        .target(name: "SealbakSync", swiftSettings: strict),
         // Pure Swift: byte layouts of Spec/FORMAT.md, no C, no Foundation, no I/O (fuzzable alone).
         .target(name: "SealbakFormat", swiftSettings: strict),
         // libsodium: AEADs, Argon2id, KDF, MAC, SHA-256, wiped key memory.
-        .target(name: "SealbakCrypto", dependencies: ["CSodium", "COpenSSLCrypto"], swiftSettings: strict),
+        .target(name: "SealbakCrypto", dependencies: ["SealbakSync", "CSodium", "COpenSSLCrypto"], swiftSettings: strict),
         // zstd and zlib, one frame at a time, bounded output.
         .target(name: "SealbakCompression", dependencies: ["CZstd", "CZlib"], swiftSettings: strict),
         // The codec: streaming writer/reader, parallel frames, verification, safe extraction.
         .target(
             name: "SealbakArchive",
-            dependencies: ["SealbakFormat", "SealbakCrypto", "SealbakCompression", "CSealbakShims"],
+            dependencies: ["SealbakSync", "SealbakFormat", "SealbakCrypto", "SealbakCompression", "CSealbakShims"],
             swiftSettings: strict
         ),
         // PostgreSQL component: consistent pg_dump into an entry, verified restore into a live server.
-        .target(name: "SealbakPostgres", dependencies: ["SealbakArchive", "SealbakCrypto", "SealbakFormat", "CLibPQ", "CSealbakShims"], swiftSettings: strict),
+        .target(name: "SealbakPostgres", dependencies: ["SealbakSync", "SealbakArchive", "SealbakCrypto", "SealbakFormat", "CLibPQ", "CSealbakShims"], swiftSettings: strict),
         // MySQL/MariaDB component: mariadb-dump with rows counted in the stream, verified restore and table swap.
         // (Reuses SealbakPostgres's Subprocess for the tools.)
         .target(name: "SealbakMySQL", dependencies: ["SealbakArchive", "SealbakCrypto", "SealbakFormat", "SealbakPostgres", "CMariaDB"], swiftSettings: strict),
         // The other components: docs trees with ignore rules, configs, vector files, vector stores.
-        .target(name: "SealbakComponents", dependencies: ["SealbakArchive", "SealbakFormat", "SealbakPostgres", "SealbakMySQL", "SealbakS3", "CSealbakShims", "CSQLite", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
+        .target(name: "SealbakComponents", dependencies: ["SealbakSync", "SealbakArchive", "SealbakFormat", "SealbakPostgres", "SealbakMySQL", "SealbakS3", "CSealbakShims", "CSQLite", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         // S3-compatible object storage: SigV4, streaming multipart upload, ranged reads, retries, retention.
-        .target(name: "SealbakS3", dependencies: ["SealbakArchive", "SealbakCrypto", "SealbakFormat", "CCurl"], swiftSettings: strict),
+        .target(name: "SealbakS3", dependencies: ["SealbakSync", "SealbakArchive", "SealbakCrypto", "SealbakFormat", "CCurl"], swiftSettings: strict),
         .executableTarget(
             name: "SealbakCLI",
-            dependencies: ["SealbakArchive", "SealbakPostgres", "SealbakComponents", "SealbakS3", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["SealbakSync", "SealbakArchive", "SealbakPostgres", "SealbakComponents", "SealbakS3", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         // Test vectors, archive builders and corruption helpers shared by tests, the vector generator and fuzzers.

@@ -1,4 +1,5 @@
 import Foundation
+import SealbakSync
 
 /// Fault injection for the commit steps of a restore (debug builds only; release builds compile it away).
 ///
@@ -13,20 +14,14 @@ package enum Fault {
         guard p.count == 3, let n = Int(p[1]) else { return nil }
         return (p[0], n, p[2])
     }()
-    private static let counter = Counter()
-
-    final class Counter: @unchecked Sendable {  // guarded by its lock
-        private let lock = NSLock()
-        private var n = 0
-        func next() -> Int { lock.withLock { n += 1; return n } }
-    }
+    private static let counter = Locked(0)
     #endif
 
     /// Marks one step of `area`; may kill the process or throw when a fault is injected there.
     package static func point(_ area: String, _ what: String) throws(SealbakError) {
         #if DEBUG
         guard let (a, n, action) = spec, a == area else { return }
-        let k = counter.next()
+        let k = counter.withLock { n -> Int in n += 1; return n }
         if ProcessInfo.processInfo.environment["SEALBAK_FAULT_TRACE"] != nil {
             FileHandle.standardError.write(Data("sealbak: fault point \(area) #\(k): \(what)\n".utf8))
         }

@@ -1,6 +1,6 @@
 import CSealbakShims
 import Foundation
-import Synchronization
+import SealbakSync
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -387,7 +387,7 @@ package enum Faults {
     private static let failure: Int? = environment["SEALBAK_TEST_FAIL_AT"].flatMap(Int.init)
     private static let signalAt: Int? = environment["SEALBAK_TEST_SIGNAL_AT"].flatMap(Int.init)
     private static let hookPoint: String? = environment["SEALBAK_TEST_HOOK_POINT"]
-    private static let counter = Mutex(0)
+    private static let counter = Locked(0)
     #endif
 
     /// A fault point; returns `true` when the test asked this step to fail.

@@ -4,6 +4,7 @@ import Glibc
 import CSealbakShims
 import Dispatch
 import Foundation
+import SealbakSync
 import Synchronization
 
 /// Makes the files an unpack wrote durable without `syncfs`.
@@ -15,7 +16,7 @@ import Synchronization
 /// first fsync commits the transaction holding all the staged inodes, the others find it committed. Files are
 /// reopened by name in the staging directory for that, so no descriptor stays open per file.
 final class FlushPool: Sendable {
-    private let names = Mutex<[String]>([])
+    private let names = Locked<[String]>([])
     private let threads: Int
 
     init(threads: Int) {
@@ -34,7 +35,7 @@ final class FlushPool: Sendable {
         let all = names.withLock { n -> [String] in defer { n.removeAll() }; return n }
         guard !all.isEmpty else { return }
         let next = Atomic<Int>(0)
-        let failure = Mutex<SealbakError?>(nil)
+        let failure = Locked<SealbakError?>(nil)
         let done = DispatchSemaphore(value: 0)
         let count = min(threads, all.count)
         for _ in 0..<count {
@@ -69,7 +70,7 @@ final class FlushPool: Sendable {
 /// Where an unpack is, shared with the interrupt handler (which runs on a thread of its own).
 final class PhaseGuard: Sendable {
     private enum Phase { case staging, moving, removing, done }
-    private let state = Mutex<(phase: Phase, interrupted: Bool)>((.staging, false))
+    private let state = Locked<(phase: Phase, interrupted: Bool)>((.staging, false))
 
     /// Whether an interrupt asked the move to stop (then it is undone).
     var interrupted: Bool { state.withLock { $0.interrupted } }

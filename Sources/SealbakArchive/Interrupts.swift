@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import SealbakSync
 import Synchronization
 
 #if canImport(Glibc)
@@ -12,8 +13,8 @@ import Glibc
 /// Signals are received through dispatch sources, so the cleanup runs on a normal thread (not in a signal
 /// handler) and may use any API. The process then exits with 128 + signal number.
 package enum Interrupts {
-    private static let state = Mutex<(next: Int, cleanups: [Int: @Sendable () -> Void])>((0, [:]))
-    private static let sources = Mutex<[any DispatchSourceSignal]>([])
+    private static let state = Locked<(next: Int, cleanups: [Int: @Sendable () -> Void])>((0, [:]))
+    private static let sources = Locked<[any DispatchSourceSignal]>([])
     /// A serial queue of its own: it targets the overcommitting root queue, so its handler gets a thread at once
     /// even while every worker of the global pool is blocked in the frame pipeline (on `.global()` it waited ~5 s).
     private static let queue = DispatchQueue(label: "sealbak.interrupts")
@@ -43,7 +44,7 @@ package enum Interrupts {
         }
     }
 
-    private static let deferral = Mutex<(depth: Int, pending: Int32?)>((0, nil))
+    private static let deferral = Locked<(depth: Int, pending: Int32?)>((0, nil))
 
     /// Runs `body` with SIGINT/SIGTERM/SIGHUP held back: a signal that arrives meanwhile is acted on (cleanups,
     /// exit 128 + signal) once `body` has returned or thrown, so a multi-step commit is never cut in the middle.

@@ -2,6 +2,7 @@ import CSQLite
 import Foundation
 import SealbakArchive
 import SealbakFormat
+import SealbakSync
 
 /// A ChromaDB persist directory: `chroma.sqlite3` (copied with SQLite's online backup API, so a store that a
 /// live process holds open still gives a consistent snapshot) and the HNSW segment folders, packed as
@@ -14,20 +15,19 @@ package enum ChromaComponent {
     }
 
     /// A snapshot file made for packing; remove it when the pack is over.
-    package final class Snapshot: @unchecked Sendable {
+    package final class Snapshot: Sendable {
         package let path: String
-        private var token: Int?
+        private let token: Locked<Int?>
 
         init(path: String) {
             self.path = path
             let p = path
-            token = Interrupts.register { unlink(p) }
+            token = Locked(Interrupts.register { unlink(p) })
         }
 
         package func remove() {
             unlink(path)
-            if let token { Interrupts.unregister(token) }
-            token = nil
+            if let t = token.withLock({ t -> Int? in defer { t = nil }; return t }) { Interrupts.unregister(t) }
         }
 
         deinit { remove() }

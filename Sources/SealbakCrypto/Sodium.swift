@@ -1,5 +1,5 @@
 internal import CSodium
-import Synchronization
+import SealbakSync
 
 /// Errors of the crypto layer. Authentication failures are deliberately uninformative.
 package struct CryptoError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -56,7 +56,7 @@ package final class SecureBytes: @unchecked Sendable {
     private let guarded: Bool
 
     /// Test hook: called with the memory right after it is wiped and right before it is freed.
-    package static let wipeObserver = Mutex<(@Sendable (UnsafeRawBufferPointer) -> Void)?>(nil)
+    package static let wipeObserver = Locked<(@Sendable (UnsafeRawBufferPointer) -> Void)?>(nil)
 
     /// Allocates `count` bytes and lets `initialize` fill them.
     ///
@@ -149,9 +149,9 @@ package struct SystemRandom: RandomSource {
 
 /// A deterministic source for reproducible test vectors only: block i = ChaCha20(seed, nonce i).
 /// Wraps `randombytes_buf_deterministic`. Never used by the command line.
-package final class SeededRandom: RandomSource, @unchecked Sendable {
+package final class SeededRandom: RandomSource, Sendable {
     private let seed: [UInt8]
-    private let counter = Mutex<UInt64>(0)
+    private let counter = Locked<UInt64>(0)
 
     package init(seed: [UInt8]) {
         Sodium.ensureInitialised()

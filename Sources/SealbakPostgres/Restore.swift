@@ -2,6 +2,7 @@ import Foundation
 import SealbakArchive
 import SealbakCrypto
 import SealbakFormat
+import SealbakSync
 
 #if canImport(Glibc)
 import Glibc
@@ -668,19 +669,19 @@ package final class StagedRestore {
 
 /// The pid of a running restore tool (pg_restore, the mariadb client), for the interrupt handler (set once, read
 /// from another thread; guarded by its lock). A negative pid names a process group, as for kill(2).
-package final class PidBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: pid_t?
+package final class PidBox: Sendable {
+    private let value = Locked<pid_t?>(nil)
     package init() {}
     package var pid: pid_t? {
-        get { lock.withLock { value } }
-        set { lock.withLock { value = newValue } }
+        get { value.current }
+        set { value.withLock { $0 = newValue } }
     }
 }
 
 /// The temporary copy of a dump for pg_restore -j: `DIR/sealbak-pgrestore-PID-RANDOM/dump`, the folder owner-only.
 /// Copies left by killed restores (their process is gone) are removed when the next one starts.
-final class TemporaryDump: @unchecked Sendable {  // `remove` may run on the signal-handling thread; it is idempotent
+/// `remove` may run on the signal-handling thread; it is idempotent.
+final class TemporaryDump: Sendable {
     let folder: String
     var file: String { folder + "/dump" }
 
@@ -717,12 +718,11 @@ final class TemporaryDump: @unchecked Sendable {  // `remove` may run on the sig
 }
 
 /// The temporary dump of a running restore, for the interrupt handler (guarded by its lock).
-final class DumpBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var dump: TemporaryDump?
+final class DumpBox: Sendable {
+    private let dump = Locked<TemporaryDump?>(nil)
     var value: TemporaryDump? {
-        get { lock.withLock { dump } }
-        set { lock.withLock { dump = newValue } }
+        get { dump.current }
+        set { dump.withLock { $0 = newValue } }
     }
 }
 

@@ -1,6 +1,7 @@
 import CSealbakShims
 import Foundation
 import SealbakArchive
+import SealbakSync
 
 #if canImport(Glibc)
 import Glibc
@@ -10,10 +11,10 @@ import Glibc
 ///
 /// Its standard error is collected in the background (the last 64 KiB) so that a failure can be reported with
 /// the tool's own words. Ignored signals are reset to their defaults in the child (sealbak ignores SIGPIPE).
-package final class Subprocess: @unchecked Sendable {
+package final class Subprocess: Sendable {
     package enum Input { case null, pipe }
     package enum Output { case null, pipe }
-    package enum Status: Equatable, CustomStringConvertible {
+    package enum Status: Equatable, Sendable, CustomStringConvertible {
         case exited(Int32)
         case signaled(Int32)
 
@@ -30,13 +31,14 @@ package final class Subprocess: @unchecked Sendable {
     package let pid: pid_t
     package let name: String
     /// Write end of the child's standard input (`Input.pipe`), else -1. Close it to signal end of input.
-    package private(set) var stdinFD: Int32 = -1
+    package var stdinFD: Int32 { stdinState.current }
+    private let stdinState: Locked<Int32>
     /// Read end of the child's standard output (`Output.pipe`), else -1.
-    package private(set) var stdoutFD: Int32 = -1
-    private var stderrText = [UInt8]()
+    package let stdoutFD: Int32
+    /// The last 64 KiB of standard error, and the exit status once reaped: `kill` (from a timeout watchdog or an
+    /// interrupt handler) holds the same lock, so it never signals a pid that was reaped and perhaps reused.
+    private let state = Locked<(stderrText: [UInt8], status: Status?)>(([], nil))
     private let stderrDone = DispatchSemaphore(value: 0)
-    private let lock = NSLock()
-    private var status: Status?
 
     /// Whether the child leads a process group of its own, which `kill` ends as a whole.
     private let ownGroup: Bool
@@ -92,7 +94,7 @@ package final class Subprocess: @unchecked Sendable {
             throw SealbakError.io("cannot start", path: executable, errno: rc)
         }
         pid = child
-        stdinFD = inPipe[1]
+        stdinState = Locked(inPipe[1])
         stdoutFD = outPipe[0]
         let errFD = errPipe[0]
         Thread.detachNewThread { [self] in
@@ -101,9 +103,9 @@ package final class Subprocess: @unchecked Sendable {
                 let n = read(errFD, &buf, buf.count)
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
-                lock.withLock {
-                    stderrText.append(contentsOf: buf[0..<n])
-                    if stderrText.count > 64 << 10 { stderrText.removeFirst(stderrText.count - (64 << 10)) }
+                state.withLock {
+                    $0.stderrText.append(contentsOf: buf[0..<n])
+                    if $0.stderrText.count > 64 << 10 { $0.stderrText.removeFirst($0.stderrText.count - (64 << 10)) }
                 }
             }
             close(errFD)
@@ -117,23 +119,25 @@ package final class Subprocess: @unchecked Sendable {
     }
 
     package func closeStdin() {
-        if stdinFD >= 0 { close(stdinFD); stdinFD = -1 }
+        stdinState.withLock { fd in
+            if fd >= 0 { close(fd); fd = -1 }
+        }
     }
 
     /// Waits for the child to end (once; later calls return the same status).
     @discardableResult
     package func wait() -> Status {
-        if let s = lock.withLock({ status }) { return s }
+        if let s = state.withLock({ $0.status }) { return s }
         // Wait without reaping, then reap under the lock: `kill` (from a timeout watchdog or an interrupt handler)
         // holds the same lock, so it never signals a pid that was reaped and perhaps reused.
         var info = siginfo_t()
         while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
-        let s: Status = lock.withLock {
-            if let status { return status }
+        let s: Status = state.withLock { state in
+            if let status = state.status { return status }
             var st: Int32 = 0
             while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
             let s: Status = (st & 0x7f) == 0 ? .exited((st >> 8) & 0xff) : .signaled(st & 0x7f)
-            status = s
+            state.status = s
             return s
         }
         stderrDone.wait()
@@ -142,14 +146,14 @@ package final class Subprocess: @unchecked Sendable {
 
     /// Ends the child with SIGKILL (with `processGroup`, everything in its group).
     package func kill() {
-        lock.withLock {
-            if status == nil { _ = Glibc.kill(ownGroup ? -pid : pid, SIGKILL) }
+        state.withLock {
+            if $0.status == nil { _ = Glibc.kill(ownGroup ? -pid : pid, SIGKILL) }
         }
     }
 
     /// What the tool printed on standard error, trimmed.
     package var errorOutput: String {
-        lock.withLock { String(decoding: stderrText, as: UTF8.self) }.trimmingCharacters(in: .whitespacesAndNewlines)
+        state.withLock { String(decoding: $0.stderrText, as: UTF8.self) }.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Reads standard output into `buffer`; 0 at the end.

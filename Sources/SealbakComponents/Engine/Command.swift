@@ -1,6 +1,7 @@
 import Foundation
 import SealbakArchive
 import SealbakPostgres
+import SealbakSync
 
 /// A command from a plan (hooks, checks, the `command` kind): an argument vector run without a shell, or a
 /// shell line when the plan asks for one (`shell: "…"`). Runs with a timeout; its standard error is kept
@@ -83,41 +84,41 @@ package struct CommandResult: Sendable {
 }
 
 /// A started command with its timeout watchdog.
-package final class RunningCommand: @unchecked Sendable {  // `timedOut` is guarded by `lock`
+package final class RunningCommand: Sendable {
     package let process: Subprocess
     package let display: String
-    private let lock = NSLock()
-    private var _timedOut = false
-    private var done = false
-
-    private var interruptToken: Int?
+    /// Shared with the watchdog thread.
+    private let state = Locked<(timedOut: Bool, done: Bool)>((false, false))
+    private let interruptToken = Locked<Int?>(nil)
 
     init(_ p: Subprocess, timeout: Double, display: String) {
         process = p
         self.display = display
         // The command has a process group of its own (see `start`), so a Ctrl-C no longer reaches it: end it here.
-        interruptToken = Interrupts.register { p.kill() }
+        interruptToken.withLock { $0 = Interrupts.register { p.kill() } }
         guard timeout > 0 else { return }
         Thread.detachNewThread { [weak self] in
             let deadline = Date().addingTimeInterval(timeout)
             while Date() < deadline {
                 usleep(50_000)
-                guard let self, !self.lock.withLock({ self.done }) else { return }
+                guard let self, !self.state.current.done else { return }
             }
             guard let self else { return }
-            self.lock.withLock { if !self.done { self._timedOut = true } }
-            if self.timedOut { self.process.kill() }
+            let fire = self.state.withLock { s -> Bool in
+                if !s.done { s.timedOut = true }
+                return s.timedOut
+            }
+            if fire { self.process.kill() }
         }
     }
 
-    package var timedOut: Bool { lock.withLock { _timedOut } }
+    package var timedOut: Bool { state.current.timedOut }
 
     /// Waits for the end; returns the status and standard error.
     package func finish() -> CommandResult {
         let s = process.wait()
-        lock.withLock { done = true }
-        if let interruptToken { Interrupts.unregister(interruptToken) }
-        interruptToken = nil
+        state.withLock { $0.done = true }
+        if let token = interruptToken.withLock({ t -> Int? in defer { t = nil }; return t }) { Interrupts.unregister(token) }
         return CommandResult(status: s, timedOut: timedOut, errorText: process.errorOutput)
     }
 

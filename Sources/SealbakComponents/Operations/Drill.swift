@@ -87,7 +87,7 @@ package struct Drill {
                 }
                 log.info("dropped the scratch database \(db)")
             } catch {
-                problems.append("cannot drop the scratch database \(db) of \(name): \((error as? SealbakError)?.message ?? "\(error)")")
+                problems.append("cannot drop the scratch database \(db) of \(name): \(error.message)")
             }
         }
         return problems

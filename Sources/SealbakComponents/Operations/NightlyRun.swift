@@ -1,8 +1,8 @@
 import Foundation
+import SealbakSync
 import SealbakArchive
 import SealbakFormat
 import SealbakS3
-import Synchronization
 
 /// What a pack inside a run produced.
 package struct RunPackResult: Sendable {
@@ -98,7 +98,7 @@ package struct NightlyRun {
         defer { lock.release() }
         // Stopped by SIGINT/SIGTERM/SIGHUP (systemctl stop, Ctrl-C): the handler records the run as interrupted
         // before the process exits (a SIGKILL leaves that to the next run).
-        let latest = Mutex(record)
+        let latest = Locked(record)
         // Whoever changes `latest` from running first records the end: this handler (interrupted) or the run itself.
         let token = Interrupts.register {
             let ended = latest.withLock { r -> RunRecord? in
@@ -210,7 +210,7 @@ package struct NightlyRun {
                 let records = try RunHistory(stateDir: ops.stateDir).read().records
                 try HealthReport.evaluate(plan: ops.planName, records: records, now: r.end ?? r.start, maxAge: ops.maxAge, sizeChange: ops.sizeChange)
                     .writePrometheus(to: path)
-            } catch { log.warning("the Prometheus textfile \(path) could not be written: \((error as? SealbakError)?.message ?? "\(error)")") }
+            } catch { log.warning("the Prometheus textfile \(path) could not be written: \(error.message)") }
         }
         if let remoteRecord, let location = ops.location {
             do { try remoteRecord(r, location) } catch {
