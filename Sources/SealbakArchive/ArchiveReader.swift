@@ -61,7 +61,7 @@ package struct ReadOptions: Sendable {
 
 /// Reads an archive either front to back (pipes, `verify`, full `unpack`) or through the footer's index
 /// (`list`, `unpack --only` on a file). Every byte released to a sink has been authenticated.
-package final class ArchiveReader: @unchecked Sendable {
+package final class ArchiveReader {
     package let input: InputFile
     package let header: ArchiveHeader
     package private(set) var manifest = Manifest()
@@ -215,7 +215,7 @@ package final class ArchiveReader: @unchecked Sendable {
         return trailer
     }
 
-    private final class DeliveryState: @unchecked Sendable {
+    private final class DeliveryState {
         var firstFrameVerified = false
         var hasher: SHA256Hasher?
         var size: UInt64 = 0

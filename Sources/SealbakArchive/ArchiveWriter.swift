@@ -48,7 +48,7 @@ package struct WriteSummary: Sendable {
 /// Writes an archive front to back without ever seeking (Spec §1): header, manifest stream, one stream per
 /// manifest entry in order, trailer stream, footer. Frames are compressed and encrypted on all cores and
 /// written in order; memory stays bounded by `WriteOptions.maxInFlight` frames.
-package final class ArchiveWriter: @unchecked Sendable {
+package final class ArchiveWriter {
     private let sink: (UnsafeRawBufferPointer) throws -> Void
     private let options: WriteOptions
     private let codec: FrameCodec
