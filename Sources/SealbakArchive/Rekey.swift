@@ -68,30 +68,23 @@ package enum Rekey {
         let newCodec = try FrameCodec(suite: old.cipherSuite, archiveID: newID, frameSize: old.frameSize)
         var frames = 0
         let decompressor = FrameDecompressor()
+        let walker = FrameWalker(input: input, frameSize: old.frameSize, archive: path)
         func fail(_ e: FormatError, _ context: String) -> SealbakError { SealbakError.format(e, archive: path, context: context) }
 
         /// Calls `body` with each frame's index, last flag and old envelope (or, with `decompress`, its plaintext).
         func eachFrame(_ streamID: UInt32, _ context: String, decompress: Bool = false, _ body: (UInt64, Bool, [UInt8]) throws -> Void) throws {
             let oldKey = oldMaster.streamKey(streamID)
-            var index: UInt64 = 0
-            while true {
-                let at = input.position
-                let hb = try input.read(upTo: 4)
-                guard hb.count == 4 else { throw fail(FormatError(.truncated, "archive ends where a frame should start", offset: at), context) }
-                let fh: FrameHeader
-                do throws(FormatError) { fh = try FrameHeader.parse(hb, frameSize: old.frameSize) } catch { throw fail(FormatError(error.errorClass, error.message, offset: at), context) }
-                let ct = try input.read(upTo: fh.ciphertextLength)
-                guard ct.count == fh.ciphertextLength else { throw fail(FormatError(.truncated, "archive ends inside a frame", offset: input.position), context) }
+            // Unlike the reader, rekey reports a rejected trailer frame with the class of the rule that rejected it
+            // (as it always has), not as `trailer`.
+            try walker.walk(.sequential, context: context) { frame in
                 let envelope: [UInt8]
                 do throws(FormatError) {
                     envelope = decompress
-                        ? try oldCodec.open(key: oldKey, streamID: streamID, frameIndex: index, isLast: fh.isLast, ciphertext: ct, decompressor: decompressor)
-                        : try oldCodec.openEnvelope(key: oldKey, streamID: streamID, frameIndex: index, isLast: fh.isLast, ciphertext: ct)
-                } catch { throw fail(FormatError(error.errorClass, error.message, offset: at), context) }
-                try body(index, fh.isLast, envelope)
+                        ? try oldCodec.open(key: oldKey, streamID: streamID, frameIndex: frame.index, isLast: frame.isLast, ciphertext: frame.ciphertext, decompressor: decompressor)
+                        : try oldCodec.openEnvelope(key: oldKey, streamID: streamID, frameIndex: frame.index, isLast: frame.isLast, ciphertext: frame.ciphertext)
+                } catch { throw fail(FormatError(error.errorClass, error.message, offset: frame.offset), context) }
+                try body(frame.index, frame.isLast, envelope)
                 frames += 1
-                if fh.isLast { return }
-                index += 1
             }
         }
 
