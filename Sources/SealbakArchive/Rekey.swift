@@ -109,18 +109,8 @@ package enum Rekey {
             throw fail(FormatError(.trailer, "the trailer does not describe this archive"), "the trailer")
         }
         trailer.archiveID = newID
-        let bytes = trailer.encoded()
-        let newKey = newMaster.streamKey(FormatV1.trailerStreamID)
-        let count = Int(FormatV1.frameCount(size: UInt64(bytes.count), frameSize: old.frameSize))
-        var trailerLength: UInt64 = 0
-        for i in 0..<count {
-            let chunk = Array(bytes[(i * old.frameSize)..<min(bytes.count, (i + 1) * old.frameSize)])
-            let frame = newCodec.sealEnvelope(key: newKey, streamID: FormatV1.trailerStreamID, frameIndex: UInt64(i), isLast: i == count - 1,
-                                              plaintext: FramePlaintext.prefix(codec: .stored, rawLength: chunk.count) + chunk)
-            try output.write(frame)
-            trailerLength += UInt64(frame.count)
-        }
-        try output.write(Footer(trailerOffset: trailerBody, trailerLength: trailerLength).encoded())
+        let newTrailerKey = newMaster.streamKey(FormatV1.trailerStreamID)
+        _ = try newCodec.sealTrailer(trailer, key: newTrailerKey, compression: .stored, compressor: FrameCompressor()) { try output.write($0) }
         let footer = try input.read(upTo: FormatV1.footerByteCount + 1)
         guard footer.count == FormatV1.footerByteCount, (try? Footer.parse(footer)) != nil else {
             throw fail(FormatError(.trailer, "the footer is missing, damaged or followed by extra bytes"), "the footer")
