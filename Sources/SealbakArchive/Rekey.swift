@@ -20,17 +20,19 @@ package enum Rekey {
     }
 
     /// - Parameters:
-    ///   - path: the archive (a regular file).
+    ///   - path: the archive (a regular file or a remote object in `locations`).
+    ///   - locations: where `path` is.
     ///   - current: a secret that opens it.
     ///   - newPassword: the password of the new archive's password slot (its KDF: `kdf`, else the old slot's);
     ///     nil for none. Recipient (public-key) slots are carried over, re-wrapped to the same public keys.
     ///   - output: where the new archive goes (may be `path` itself; nothing is replaced before verification).
     package static func run(
-        path: String, current: ArchiveSecret, newPassword: Passphrase?, kdf: KDFParameters?, output: any ArchiveOutput,
+        path: String, in locations: ArchiveLocations, current: ArchiveSecret, newPassword: Passphrase?, kdf: KDFParameters?,
+        output: any ArchiveOutput,
         options: ReadOptions = ReadOptions(), random: any RandomSource = SystemRandom()
     ) throws -> Summary {
         // Pass 1 (through the reader): unlock, authenticate the header, decode the manifest.
-        let reader = try ArchiveReader(input: try InputFile(path: path), secret: current, options: options)
+        let reader = try ArchiveReader(input: try locations.input(path), secret: current, options: options)
         let old = reader.header
         let oldMaster = reader.masterKey
         let entryCount = reader.manifest.entries.count
@@ -62,7 +64,7 @@ package enum Rekey {
         try output.write(header.encoded())
 
         // Pass 2: every stream, frame by frame.
-        let input = try InputFile(path: path)
+        let input = try locations.input(path)
         _ = try input.skip(UInt64(old.byteCount))
         let oldCodec = try FrameCodec(suite: old.cipherSuite, archiveID: old.archiveID, frameSize: old.frameSize)
         let newCodec = try FrameCodec(suite: old.cipherSuite, archiveID: newID, frameSize: old.frameSize)
