@@ -161,21 +161,21 @@ package final class ArchiveReader {
                 if sink.wants(index) {
                     let key = master.streamKey(UInt32(index))
                     let codec = self.codec, decompressors = self.decompressors
-                    try forEachFrame(streamID: UInt32(index), context: entryContext(index)) { frameIndex, isLast, ciphertext, frameOffset in
+                    try walker.walk(.sequential, context: entryContext(index)) { frame in
                         let context = self.entryContext(index), name = self.name
                         try pipeline.submit {
                             do throws(FormatError) {
                                 let raw = try decompressors.with { d throws(FormatError) in
-                                    try codec.open(key: key, streamID: UInt32(index), frameIndex: frameIndex, isLast: isLast, ciphertext: ciphertext, decompressor: d)
+                                    try codec.open(key: key, streamID: UInt32(index), frameIndex: frame.index, isLast: frame.isLast, ciphertext: frame.ciphertext, decompressor: d)
                                 }
-                                return (index, raw, isLast)
+                                return (index, raw, frame.isLast)
                             } catch {
-                                throw SealbakError.format(FormatError(error.errorClass, error.message, offset: frameOffset), archive: name, context: context)
+                                throw SealbakError.format(FormatError(error.errorClass, error.message, offset: frame.offset), archive: name, context: context)
                             }
                         }
                     }
                 } else {
-                    try forEachFrame(streamID: UInt32(index), context: entryContext(index), decrypt: false) { _, _, _, _ in }
+                    try walker.walk(.sequential, context: entryContext(index), readCiphertext: false) { _ in }
                 }
                 observed.append(Observed(offset: start, length: input.position - bodyStart - start))
             }
@@ -240,51 +240,23 @@ package final class ArchiveReader {
         }
     }
 
-    /// Reads the frames of one stream from the sequential input, calling `body` with each frame's ciphertext.
-    private func forEachFrame(streamID: UInt32, context: String, decrypt: Bool = true, _ body: (UInt64, Bool, [UInt8], UInt64) throws -> Void) throws {
-        var frameIndex: UInt64 = 0
-        while true {
-            let at = input.position
-            let headerBytes = try input.read(upTo: FormatV1.frameHeaderByteCount)
-            if headerBytes.count < FormatV1.frameHeaderByteCount {
-                throw SealbakError.format(FormatError(.truncated, "archive ends where frame \(frameIndex) should start", offset: at), archive: name, context: context)
-            }
-            let fh: FrameHeader
-            do throws(FormatError) { fh = try FrameHeader.parse(headerBytes, frameSize: codec.frameSize) } catch {
-                let cls: FormatError.Class = streamID == FormatV1.trailerStreamID ? .trailer : error.errorClass
-                throw SealbakError.format(FormatError(cls, error.message, offset: at), archive: name, context: context)
-            }
-            if decrypt {
-                let ct = try input.read(upTo: fh.ciphertextLength)
-                if ct.count < fh.ciphertextLength {
-                    throw SealbakError.format(FormatError(.truncated, "archive ends inside frame \(frameIndex)", offset: input.position), archive: name, context: context)
-                }
-                try body(frameIndex, fh.isLast, ct, at)
-            } else if try input.skip(UInt64(fh.ciphertextLength)) < UInt64(fh.ciphertextLength) {
-                throw SealbakError.format(FormatError(.truncated, "archive ends inside frame \(frameIndex)", offset: input.position), archive: name, context: context)
-            }
-            if fh.isLast { return }
-            frameIndex += 1
-            if frameIndex >= FormatV1.maxFramesPerStream {
-                throw SealbakError.format(FormatError(.payload, "stream has more than 2^32 frames", offset: at), archive: name, context: context)
-            }
-        }
-    }
+    /// The frames of this archive's streams (Spec §6.1).
+    private var walker: FrameWalker { FrameWalker(input: input, frameSize: codec.frameSize, archive: name) }
 
     /// Decrypts a small stream (manifest, trailer) on the calling thread.
     private func readStreamSequential(streamID: UInt32, context: String, _ deliver: ([UInt8], Bool) throws -> Void) throws {
         let key = master.streamKey(streamID)
         try decompressors.with { d in
-            try forEachFrame(streamID: streamID, context: context) { frameIndex, isLast, ct, frameOffset in
+            let isTrailer = streamID == FormatV1.trailerStreamID
+            try walker.walk(.sequential, context: context, isTrailer: isTrailer) { frame in
                 let raw: [UInt8]
                 do throws(FormatError) {
-                    raw = try codec.open(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, ciphertext: ct, decompressor: d)
+                    raw = try codec.open(key: key, streamID: streamID, frameIndex: frame.index, isLast: frame.isLast, ciphertext: frame.ciphertext, decompressor: d)
                 } catch {
                     // A failing trailer frame is a trailer failure (Spec §9), whatever stage rejected it.
-                    let cls: FormatError.Class = streamID == FormatV1.trailerStreamID ? .trailer : error.errorClass
-                    throw SealbakError.format(FormatError(cls, error.message, offset: frameOffset), archive: name, context: context)
+                    throw SealbakError.format(FormatError(isTrailer ? .trailer : error.errorClass, error.message, offset: frame.offset), archive: name, context: context)
                 }
-                try deliver(raw, isLast)
+                try deliver(raw, frame.isLast)
             }
         }
     }
@@ -353,11 +325,12 @@ package final class ArchiveReader {
         let key = master.streamKey(FormatV1.trailerStreamID)
         input.willRead(bodyStart + footer.trailerOffset ..< bodyStart + end)
         try decompressors.with { d in
-            try forEachFrameAt(offset: bodyStart + footer.trailerOffset, length: footer.trailerLength, context: "the trailer", isTrailer: true) { i, last, ct, frameOffset in
+            let extent = FrameWalker.Extent.range(offset: bodyStart + footer.trailerOffset, length: footer.trailerLength)
+            try walker.walk(extent, context: "the trailer", isTrailer: true) { frame in
                 do throws(FormatError) {
-                    bytes += try codec.open(key: key, streamID: FormatV1.trailerStreamID, frameIndex: i, isLast: last, ciphertext: ct, decompressor: d)
+                    bytes += try codec.open(key: key, streamID: FormatV1.trailerStreamID, frameIndex: frame.index, isLast: frame.isLast, ciphertext: frame.ciphertext, decompressor: d)
                 } catch {
-                    throw SealbakError.format(FormatError(.trailer, error.message, offset: frameOffset), archive: name, context: "the trailer")
+                    throw SealbakError.format(FormatError(.trailer, error.message, offset: frame.offset), archive: name, context: "the trailer")
                 }
             }
         }
@@ -365,41 +338,6 @@ package final class ArchiveReader {
         try checkLayout(t, trailerOffset: footer.trailerOffset)
         trailer = t
         return t
-    }
-
-    /// Reads the frames in [offset, offset+length) of a seekable input; the last frame must end exactly there.
-    private func forEachFrameAt(offset: UInt64, length: UInt64, context: String, isTrailer: Bool = false, _ body: (UInt64, Bool, [UInt8], UInt64) throws -> Void) throws {
-        var at = offset
-        let end = offset + length
-        var frameIndex: UInt64 = 0
-        while true {
-            if end - at < UInt64(FormatV1.frameHeaderByteCount) {
-                throw SealbakError.format(FormatError(.trailer, "stream ends before its last frame", offset: at), archive: name, context: context)
-            }
-            let hb = try input.read(at: at, count: FormatV1.frameHeaderByteCount)
-            if hb.count < 4 { throw SealbakError.format(FormatError(.truncated, "archive ends inside a frame header", offset: at), archive: name, context: context) }
-            let fh: FrameHeader
-            do throws(FormatError) { fh = try FrameHeader.parse(hb, frameSize: codec.frameSize) } catch {
-                let cls: FormatError.Class = isTrailer ? .trailer : error.errorClass
-                throw SealbakError.format(FormatError(cls, error.message, offset: at), archive: name, context: context)
-            }
-            at += 4
-            if end - at < UInt64(fh.ciphertextLength) {
-                throw SealbakError.format(FormatError(.trailer, "frame \(frameIndex) runs past the end of its stream", offset: at), archive: name, context: context)
-            }
-            let ct = try input.read(at: at, count: fh.ciphertextLength)
-            if ct.count < fh.ciphertextLength { throw SealbakError.format(FormatError(.truncated, "archive ends inside frame \(frameIndex)", offset: at), archive: name, context: context) }
-            at += UInt64(fh.ciphertextLength)
-            try body(frameIndex, fh.isLast, ct, at - UInt64(fh.ciphertextLength) - 4)
-            if fh.isLast {
-                if at != end { throw SealbakError.format(FormatError(.trailer, "stream has bytes after its last frame", offset: at), archive: name, context: context) }
-                return
-            }
-            frameIndex += 1
-            if frameIndex >= FormatV1.maxFramesPerStream {
-                throw SealbakError.format(FormatError(.payload, "stream has more than 2^32 frames", offset: at), archive: name, context: context)
-            }
-        }
     }
 
     /// Spec §8.3 step 8 (misplaced entries): walks the cleartext frame headers of streams 0 ..< `index` from body
@@ -410,28 +348,14 @@ package final class ArchiveReader {
         var at = t.manifestLength
         for j in 0..<index {
             let end = t.entries[j].offset + t.entries[j].length
-            let context = entryContext(j)
             func misplaced() -> SealbakError {
-                SealbakError.format(FormatError(.trailer, "the trailer places entry \(j) at \(t.entries[j].offset)+\(t.entries[j].length), its frames do not end there, so entry \(index) is not where the trailer says"), archive: name, context: context)
+                SealbakError.format(FormatError(.trailer, "the trailer places entry \(j) at \(t.entries[j].offset)+\(t.entries[j].length), its frames do not end there, so entry \(index) is not where the trailer says"), archive: name, context: entryContext(j))
             }
-            var frames: UInt64 = 0
-            while true {
-                if end < at || end - at < UInt64(FormatV1.frameHeaderByteCount) { throw misplaced() }
-                let hb = try input.read(at: bodyStart + at, count: FormatV1.frameHeaderByteCount)
-                if hb.count < FormatV1.frameHeaderByteCount { throw misplaced() }
-                let fh: FrameHeader
-                do throws(FormatError) { fh = try FrameHeader.parse(hb, frameSize: codec.frameSize) } catch {
-                    throw SealbakError.format(FormatError(error.errorClass, error.message, offset: bodyStart + at), archive: name, context: context)
-                }
-                at += UInt64(FormatV1.frameHeaderByteCount + fh.ciphertextLength)
-                if at > end { throw misplaced() }
-                frames += 1
-                if fh.isLast { break }
-                if frames >= FormatV1.maxFramesPerStream {
-                    throw SealbakError.format(FormatError(.payload, "stream has more than 2^32 frames", offset: bodyStart + at), archive: name, context: context)
-                }
-            }
-            if at != end { throw misplaced() }
+            if end < at { throw misplaced() }
+            // Only the frame headers; a stream that does not end exactly at `end` is misplaced, however it misses.
+            try walker.walk(.range(offset: bodyStart + at, length: end - at), context: entryContext(j), readCiphertext: false,
+                            outOfRange: misplaced) { _ in }
+            at = end
         }
     }
 
@@ -456,15 +380,15 @@ package final class ArchiveReader {
         }
         input.willRead(bodyStart + e.offset ..< bodyStart + e.offset + e.length)
         do {
-            try forEachFrameAt(offset: bodyStart + e.offset, length: e.length, context: context) { frameIndex, isLast, ct, frameOffset in
+            try walker.walk(.range(offset: bodyStart + e.offset, length: e.length), context: context) { frame in
                 try pipeline.submit {
                     do throws(FormatError) {
                         let raw = try decompressors.with { d throws(FormatError) in
-                            try codec.open(key: key, streamID: UInt32(index), frameIndex: frameIndex, isLast: isLast, ciphertext: ct, decompressor: d)
+                            try codec.open(key: key, streamID: UInt32(index), frameIndex: frame.index, isLast: frame.isLast, ciphertext: frame.ciphertext, decompressor: d)
                         }
-                        return (raw, isLast)
+                        return (raw, frame.isLast)
                     } catch {
-                        throw SealbakError.format(FormatError(error.errorClass, error.message, offset: frameOffset), archive: name, context: context)
+                        throw SealbakError.format(FormatError(error.errorClass, error.message, offset: frame.offset), archive: name, context: context)
                     }
                 }
             }

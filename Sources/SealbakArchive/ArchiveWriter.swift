@@ -160,26 +160,13 @@ package final class ArchiveWriter {
         precondition(cursor + UInt64(header.byteCount) == written)
         let trailer = Trailer(archiveID: header.archiveID, manifestLength: streamLengths[0],
                               entries: entries, trailerOffset: cursor)
-        let trailerBytes = trailer.encoded()
         let key = master.streamKey(FormatV1.trailerStreamID)
-        var trailerLength: UInt64 = 0
-        let frameSize = codec.frameSize
-        let frameCount = Int(FormatV1.frameCount(size: UInt64(trailerBytes.count), frameSize: frameSize))
-        try compressors.with { compressor in
-            for i in 0..<frameCount {
-                let lo = i * frameSize
-                let hi = min(trailerBytes.count, lo + frameSize)
-                let frame = trailerBytes.withUnsafeBytes { t in
-                    codec.seal(key: key, streamID: FormatV1.trailerStreamID, frameIndex: UInt64(i), isLast: i == frameCount - 1,
-                               raw: UnsafeRawBufferPointer(rebasing: t[lo..<hi]), compression: options.compression, compressor: compressor)
-                }
-                try frame.withUnsafeBytes { try sink($0) }
-                trailerLength += UInt64(frame.count)
+        let trailerLength = try compressors.with { compressor in
+            try codec.sealTrailer(trailer, key: key, compression: options.compression, compressor: compressor) { bytes in
+                try bytes.withUnsafeBytes { try sink($0) }
             }
         }
-        let footer = Footer(trailerOffset: cursor, trailerLength: trailerLength).encoded()
-        try footer.withUnsafeBytes { try sink($0) }
-        return WriteSummary(archiveBytes: UInt64(header.byteCount) + cursor + trailerLength + UInt64(footer.count),
+        return WriteSummary(archiveBytes: UInt64(header.byteCount) + cursor + trailerLength + UInt64(FormatV1.footerByteCount),
                             plaintextBytes: results.reduce(0) { $0 + $1.size }, entries: results.count, archiveID: header.archiveID)
     }
 

@@ -55,16 +55,10 @@ package final class InputFile {
         buffer = [UInt8](repeating: 0, count: 1 << 16)
     }
 
-    /// Opens `path` for reading (`-` means standard input, an `s3://` URL a remote object).
-    package convenience init(path: String) throws(SealbakError) {
-        if RemoteStorage.isRemote(path) {
-            self.init(remote: try RemoteStorage.handler(for: path).openInput(path))
-        } else {
-            try self.init(localPath: path)
-        }
-    }
-
-    private init(localPath path: String) throws(SealbakError) {
+    /// Opens the local file `path` for reading (`-` means standard input). Archives that may be remote objects
+    /// are opened through `ArchiveLocations.input`.
+    package init(path: String) throws(SealbakError) {
+        if ArchiveLocations.isRemote(path) { throw ArchiveLocations.unavailable(path) }
         remote = nil
         if path == "-" {
             fd = 0

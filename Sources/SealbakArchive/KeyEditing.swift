@@ -20,14 +20,19 @@ package enum KeyEditing {
         package var master: MasterKey
         package var openedSlot: KeySlot
         package var path: String
+        /// Where `path` is (a remote archive's header is rewritten by its store).
+        package var locations: ArchiveLocations
     }
 
-    package static func unlock(path: String, secret: ArchiveSecret, limits: KDFLimits) throws -> Unlocked {
-        let input = try InputFile(path: path)
+    /// Reads the header of the archive `path` (in `locations`) and unlocks it with `secret`.
+    package static func unlock(
+        path: String, in locations: ArchiveLocations, secret: ArchiveSecret, limits: KDFLimits
+    ) throws -> Unlocked {
+        let input = try locations.input(path)
         guard input.isSeekable else { throw SealbakError(.usage, "key changes need a regular archive file, not \(input.path)") }
         let header = try ArchiveReader.readHeader(input)
         let (master, slot) = try secret.unlock(header: header, limits: limits, archive: path)
-        return Unlocked(header: header, master: master, openedSlot: slot, path: path)
+        return Unlocked(header: header, master: master, openedSlot: slot, path: path, locations: locations)
     }
 
     /// Adds a password slot; returns its id.
@@ -98,9 +103,9 @@ package enum KeyEditing {
             throw SealbakError(.internalError, "the new header would be invalid: \(error.message)")
         }
         let bytes = header.encoded()
-        if RemoteStorage.isRemote(u.path) {
+        if ArchiveLocations.isRemote(u.path) {
             // A remote object: the store rewrites it, copying the body on the server side where it can.
-            try RemoteStorage.handler(for: u.path).replaceHeader(u.path, expected: u.header.encoded(), header: bytes)
+            try u.locations.handler(for: u.path).replaceHeader(u.path, expected: u.header.encoded(), header: bytes)
             return
         }
         let src = open(u.path, O_RDONLY | O_CLOEXEC)

@@ -20,17 +20,19 @@ package enum Rekey {
     }
 
     /// - Parameters:
-    ///   - path: the archive (a regular file).
+    ///   - path: the archive (a regular file or a remote object in `locations`).
+    ///   - locations: where `path` is.
     ///   - current: a secret that opens it.
     ///   - newPassword: the password of the new archive's password slot (its KDF: `kdf`, else the old slot's);
     ///     nil for none. Recipient (public-key) slots are carried over, re-wrapped to the same public keys.
     ///   - output: where the new archive goes (may be `path` itself; nothing is replaced before verification).
     package static func run(
-        path: String, current: ArchiveSecret, newPassword: Passphrase?, kdf: KDFParameters?, output: any ArchiveOutput,
+        path: String, in locations: ArchiveLocations, current: ArchiveSecret, newPassword: Passphrase?, kdf: KDFParameters?,
+        output: any ArchiveOutput,
         options: ReadOptions = ReadOptions(), random: any RandomSource = SystemRandom()
     ) throws -> Summary {
         // Pass 1 (through the reader): unlock, authenticate the header, decode the manifest.
-        let reader = try ArchiveReader(input: try InputFile(path: path), secret: current, options: options)
+        let reader = try ArchiveReader(input: try locations.input(path), secret: current, options: options)
         let old = reader.header
         let oldMaster = reader.masterKey
         let entryCount = reader.manifest.entries.count
@@ -62,36 +64,29 @@ package enum Rekey {
         try output.write(header.encoded())
 
         // Pass 2: every stream, frame by frame.
-        let input = try InputFile(path: path)
+        let input = try locations.input(path)
         _ = try input.skip(UInt64(old.byteCount))
         let oldCodec = try FrameCodec(suite: old.cipherSuite, archiveID: old.archiveID, frameSize: old.frameSize)
         let newCodec = try FrameCodec(suite: old.cipherSuite, archiveID: newID, frameSize: old.frameSize)
         var frames = 0
         let decompressor = FrameDecompressor()
+        let walker = FrameWalker(input: input, frameSize: old.frameSize, archive: path)
         func fail(_ e: FormatError, _ context: String) -> SealbakError { SealbakError.format(e, archive: path, context: context) }
 
         /// Calls `body` with each frame's index, last flag and old envelope (or, with `decompress`, its plaintext).
         func eachFrame(_ streamID: UInt32, _ context: String, decompress: Bool = false, _ body: (UInt64, Bool, [UInt8]) throws -> Void) throws {
             let oldKey = oldMaster.streamKey(streamID)
-            var index: UInt64 = 0
-            while true {
-                let at = input.position
-                let hb = try input.read(upTo: 4)
-                guard hb.count == 4 else { throw fail(FormatError(.truncated, "archive ends where a frame should start", offset: at), context) }
-                let fh: FrameHeader
-                do throws(FormatError) { fh = try FrameHeader.parse(hb, frameSize: old.frameSize) } catch { throw fail(FormatError(error.errorClass, error.message, offset: at), context) }
-                let ct = try input.read(upTo: fh.ciphertextLength)
-                guard ct.count == fh.ciphertextLength else { throw fail(FormatError(.truncated, "archive ends inside a frame", offset: input.position), context) }
+            // Unlike the reader, rekey reports a rejected trailer frame with the class of the rule that rejected it
+            // (as it always has), not as `trailer`.
+            try walker.walk(.sequential, context: context) { frame in
                 let envelope: [UInt8]
                 do throws(FormatError) {
                     envelope = decompress
-                        ? try oldCodec.open(key: oldKey, streamID: streamID, frameIndex: index, isLast: fh.isLast, ciphertext: ct, decompressor: decompressor)
-                        : try oldCodec.openEnvelope(key: oldKey, streamID: streamID, frameIndex: index, isLast: fh.isLast, ciphertext: ct)
-                } catch { throw fail(FormatError(error.errorClass, error.message, offset: at), context) }
-                try body(index, fh.isLast, envelope)
+                        ? try oldCodec.open(key: oldKey, streamID: streamID, frameIndex: frame.index, isLast: frame.isLast, ciphertext: frame.ciphertext, decompressor: decompressor)
+                        : try oldCodec.openEnvelope(key: oldKey, streamID: streamID, frameIndex: frame.index, isLast: frame.isLast, ciphertext: frame.ciphertext)
+                } catch { throw fail(FormatError(error.errorClass, error.message, offset: frame.offset), context) }
+                try body(frame.index, frame.isLast, envelope)
                 frames += 1
-                if fh.isLast { return }
-                index += 1
             }
         }
 
@@ -116,18 +111,8 @@ package enum Rekey {
             throw fail(FormatError(.trailer, "the trailer does not describe this archive"), "the trailer")
         }
         trailer.archiveID = newID
-        let bytes = trailer.encoded()
-        let newKey = newMaster.streamKey(FormatV1.trailerStreamID)
-        let count = Int(FormatV1.frameCount(size: UInt64(bytes.count), frameSize: old.frameSize))
-        var trailerLength: UInt64 = 0
-        for i in 0..<count {
-            let chunk = Array(bytes[(i * old.frameSize)..<min(bytes.count, (i + 1) * old.frameSize)])
-            let frame = newCodec.sealEnvelope(key: newKey, streamID: FormatV1.trailerStreamID, frameIndex: UInt64(i), isLast: i == count - 1,
-                                              plaintext: FramePlaintext.prefix(codec: .stored, rawLength: chunk.count) + chunk)
-            try output.write(frame)
-            trailerLength += UInt64(frame.count)
-        }
-        try output.write(Footer(trailerOffset: trailerBody, trailerLength: trailerLength).encoded())
+        let newTrailerKey = newMaster.streamKey(FormatV1.trailerStreamID)
+        _ = try newCodec.sealTrailer(trailer, key: newTrailerKey, compression: .stored, compressor: FrameCompressor()) { try output.write($0) }
         let footer = try input.read(upTo: FormatV1.footerByteCount + 1)
         guard footer.count == FormatV1.footerByteCount, (try? Footer.parse(footer)) != nil else {
             throw fail(FormatError(.trailer, "the footer is missing, damaged or followed by extra bytes"), "the footer")

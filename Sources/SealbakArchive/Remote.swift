@@ -1,10 +1,9 @@
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Archive bytes held elsewhere, read by offset (an object in S3-compatible storage). Implemented outside the
-/// codec (SealbakS3) and reached through `RemoteStorage`, so every command that opens an archive by name also
+/// codec (SealbakS3) and reached through `ArchiveLocations`, so every command that opens an archive by name also
 /// opens `s3://` URLs.
 package protocol RemoteSource: AnyObject {
     /// The URL as shown to the user (never with credentials).
@@ -44,7 +43,7 @@ extension AtomicOutput: ArchiveOutput {
     package func readBack() throws(SealbakError) -> InputFile { try InputFile(readingBack: self) }
 }
 
-/// The handler for archive names that are URLs (`s3://…`), installed by the command line.
+/// The handler for archive names that are URLs (`s3://…`), given to the commands through `ArchiveLocations`.
 package protocol RemoteStorageHandler: Sendable {
     func openInput(_ url: String) throws(SealbakError) -> any RemoteSource
     /// `staged`: complete under a temporary name so `readBack` can verify it before `commit` gives it its name.
@@ -54,26 +53,52 @@ package protocol RemoteStorageHandler: Sendable {
     func replaceHeader(_ url: String, expected: [UInt8], header: [UInt8]) throws(SealbakError)
 }
 
-package enum RemoteStorage {
-    private static let installed = Mutex<(any RemoteStorageHandler)?>(nil)
+/// Where the archives a command names are: local files (and `-`), and, when it has a remote handler, objects
+/// named by URL (`s3://…`).
+///
+/// Each command builds one from its options and passes it to whatever opens an archive by name; nothing is
+/// installed globally. Tests pass `.local` or a handler of their own.
+///
+/// ```swift
+/// let locations = ArchiveLocations(remote: storage)
+/// let reader = try ArchiveReader(input: try locations.input(name), secret: secret)
+/// ```
+package struct ArchiveLocations: Sendable {
+    /// Opens `s3://` names; nil where only local files are available.
+    package let remote: (any RemoteStorageHandler)?
 
-    package static func install(_ handler: any RemoteStorageHandler) {
-        installed.withLock { $0 = handler }
+    package init(remote: (any RemoteStorageHandler)?) {
+        self.remote = remote
     }
 
-    /// Whether `path` names a remote object rather than a local file.
-    package static func isRemote(_ path: String) -> Bool { path.hasPrefix("s3://") }
+    /// Local files only.
+    package static let local = ArchiveLocations(remote: nil)
 
-    package static func handler(for path: String) throws(SealbakError) -> any RemoteStorageHandler {
-        guard let h = installed.withLock({ $0 }) else {
-            throw SealbakError(.usage, "\(path): remote archives are not available here")
-        }
-        return h
+    /// Whether `name` names a remote object rather than a local file.
+    package static func isRemote(_ name: String) -> Bool { name.hasPrefix("s3://") }
+
+    /// The handler for the remote archive `name`.
+    /// - Throws: `usage` when these locations have no remote handler.
+    package func handler(for name: String) throws(SealbakError) -> any RemoteStorageHandler {
+        guard let remote else { throw Self.unavailable(name) }
+        return remote
     }
 
-    /// Opens the archive output for `path`: an upload for a URL, else an atomic local file.
-    package static func output(_ path: String, overwrite: Bool, staged: Bool = false, mode: mode_t = 0o600) throws(SealbakError) -> any ArchiveOutput {
-        if isRemote(path) { return try handler(for: path).openOutput(path, overwrite: overwrite, staged: staged) }
-        return try AtomicOutput(path: path, overwrite: overwrite, mode: mode)
+    /// Opens the archive `name` for reading: a remote object for a URL, else a local file (`-`: standard input).
+    package func input(_ name: String) throws(SealbakError) -> InputFile {
+        if Self.isRemote(name) { return InputFile(remote: try handler(for: name).openInput(name)) }
+        return try InputFile(path: name)
+    }
+
+    /// Opens the archive output `name`: an upload for a URL, else an atomic local file.
+    package func output(
+        _ name: String, overwrite: Bool, staged: Bool = false, mode: mode_t = 0o600
+    ) throws(SealbakError) -> any ArchiveOutput {
+        if Self.isRemote(name) { return try handler(for: name).openOutput(name, overwrite: overwrite, staged: staged) }
+        return try AtomicOutput(path: name, overwrite: overwrite, mode: mode)
+    }
+
+    static func unavailable(_ name: String) -> SealbakError {
+        SealbakError(.usage, "\(name): remote archives are not available here")
     }
 }

@@ -40,7 +40,7 @@ struct Cat: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let reader = try openArchive(archive, password: password, reading: reading)
+            let reader = try openArchive(archive, in: reading.locations, password: password, reading: reading)
             let manifest = reader.manifest.entries
             var order: [Int] = []
             for name in entries {

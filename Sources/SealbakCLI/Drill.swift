@@ -43,10 +43,10 @@ struct DrillCommand: ParsableCommand {
             let secret = try password.orPlan(bp)
             var drill = Drill(plan: bp, log: engineLog(quiet: quiet))
             if let scratch { drill.scratchRoot = URL(fileURLWithPath: scratch).standardizedFileURL.path }
-            if let dest = bp.operations.location { try S3Options.prepare(dest, plan: bp.s3, quiet: true) }
-            let target = try archive ?? drill.newestArchive(client: bp.operations.location.flatMap { try? S3Options.client(for: $0) })
+            let storage = try reading.s3.connection(for: bp.operations.location, plan: bp.s3, quiet: true)
+            let target = try archive ?? drill.newestArchive(client: bp.operations.location.flatMap { try? storage.client(for: $0) })
             let (record, code) = drill.perform(archive: target) { request in
-                let reader = try openArchive(target, password: secret, reading: reading)
+                let reader = try openArchive(target, in: storage.locations, password: secret, reading: reading)
                 let job = RestoreJob(reader: reader, archive: target, request: request)
                 try job.select()
                 return try job.run(log: engineLog(quiet: quiet))

@@ -49,7 +49,7 @@ struct HistoryCommand: ParsableCommand {
                 if bad > 0 { note = "\(bad) line(s) of \(bp.operations.stateDir)/history.jsonl are not records (torn by a kill or a full disk) and were skipped" }
                 running = PlanLock.isHeld(stateDir: bp.operations.stateDir)
             } else {
-                records = try Self.remote(from!)
+                records = try Self.remote(from!, client: s3.connection().client(for: from!))
                 running = true  // another machine's lock cannot be seen from here
             }
             // A run that started but did not end while nothing holds the lock was interrupted (the next run records it).
@@ -78,8 +78,8 @@ struct HistoryCommand: ParsableCommand {
     }
 
     /// The records under PREFIX/.sealbak-runs/, oldest first.
-    static func remote(_ prefix: String) throws -> [RunRecord] {
-        guard let client = try S3Options.client(for: prefix) else { return [] }
+    static func remote(_ prefix: String, client: S3Client?) throws -> [RunRecord] {
+        guard let client else { return [] }
         let base = try S3Location(url: prefix.hasSuffix("/") ? prefix : prefix + "/", allowEmptyKey: true)
         var out: [RunRecord] = []
         for o in try client.list(bucket: base.bucket, prefix: base.key + ".sealbak-runs/") where o.key.hasSuffix(".json") && o.size < 1 << 20 {

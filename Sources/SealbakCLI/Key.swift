@@ -102,9 +102,14 @@ struct KDFOptions: ParsableArguments {
     var parameters: KDFParameters { explicit ?? KeySlots.defaultKDF }
 }
 
-func unlockForEdit(_ archive: String, password: PasswordOptions, reading: ReadingOptions) throws -> KeyEditing.Unlocked {
-    try password.withSecret(what: "current password", limits: reading.readOptions.limits) { secret in
-        try KeyEditing.unlock(path: archive, secret: secret, limits: reading.readOptions.limits)
+/// Unlocks `archive` for a key change; a remote archive's header is then rewritten through the storage of
+/// `reading`'s and `upload`'s flags.
+func unlockForEdit(
+    _ archive: String, password: PasswordOptions, reading: ReadingOptions, upload: S3UploadOptions
+) throws -> KeyEditing.Unlocked {
+    let locations = reading.s3.connection(upload: upload).locations
+    return try password.withSecret(what: "current password", limits: reading.readOptions.limits) { secret in
+        try KeyEditing.unlock(path: archive, in: locations, secret: secret, limits: reading.readOptions.limits)
     }
 }
 
@@ -122,7 +127,7 @@ struct KeyList: ParsableCommand {
 
     func run() throws {
         try reportingErrors(json: output.json ? "key list" : nil) {
-            let h = try ArchiveReader.readHeader(try InputFile(path: archive))
+            let h = try ArchiveReader.readHeader(try s3.connection().locations.input(archive))
             if output.json {
                 JSONOutput.emit("key list", ["archive": archiveJSON(archive, header: h, manifest: nil), "authenticated": false, "slots": h.slots.map(slotJSON)])
                 return
@@ -178,7 +183,7 @@ struct KeyAdd: ParsableCommand {
 
     func run() throws {
         try reportingErrors(json: output.json ? "key add" : nil) {
-            let u = try unlockForEdit(archive, password: password, reading: reading)
+            let u = try unlockForEdit(archive, password: password, reading: reading, upload: s3Upload)
             if recovery {
                 let (id, code) = try KeyEditing.addRecoveryCode(u, label: label ?? "recovery code", kdf: kdf.explicit ?? KeySlots.recoveryKDF)
                 // Asked for with --json, the code is in the document (shown only this once, as on the terminal).
@@ -220,7 +225,7 @@ struct KeyPasswd: ParsableCommand {
 
     func run() throws {
         try reportingErrors(json: output.json ? "key passwd" : nil) {
-            let u = try unlockForEdit(archive, password: password, reading: reading)
+            let u = try unlockForEdit(archive, password: password, reading: reading, upload: s3Upload)
             let id = slot ?? u.openedSlot.id
             let new = try newPassword.read()
             try KeyEditing.changePassword(u, slot: id, passphrase: new, kdf: kdf.explicit)
@@ -246,7 +251,7 @@ struct KeyRemove: ParsableCommand {
 
     func run() throws {
         try reportingErrors(json: output.json ? "key remove" : nil) {
-            let u = try unlockForEdit(archive, password: password, reading: reading)
+            let u = try unlockForEdit(archive, password: password, reading: reading, upload: s3Upload)
             try KeyEditing.removeSlot(u, slot: slot)
             if output.json { JSONOutput.emit("key remove", ["archive": archive, "slot": Int(slot)]) }
             printError("sealbak: removed key slot \(slot) from \(archive). Copies of the old file still open with that key; sealbak rekey revokes it")

@@ -25,7 +25,7 @@ struct List: ParsableCommand {
 
     func run() throws {
         try reportingErrors(json: output.json ? "list" : nil) {
-            let reader = try openArchive(archive, password: password, reading: reading)
+            let reader = try openArchive(archive, in: reading.locations, password: password, reading: reading)
             let tap = OutcomeTap(DiscardSink(selected: []), manifest: reader.manifest)
             let trailer = reader.input.isSeekable ? try reader.loadIndex() : try reader.readAll(into: tap)
             let outcome = reader.input.isSeekable ? try OutcomeTap.read(reader) : try tap.outcome()
@@ -150,7 +150,7 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         try reportingErrors(json: output.json ? "inspect" : nil) {
-            let input = try InputFile(path: archive)
+            let input = try s3.connection().locations.input(archive)
             let h = try ArchiveReader.readHeader(input)
             if output.json {
                 JSONOutput.emit("inspect", [

@@ -175,7 +175,11 @@ struct Pack: ParsableCommand {
     }
 
     /// The pack itself (also `sealbak run`'s): writes and commits the archive; the caller reports the outcome.
-    func perform(_ bp: BackupPlan?, log: EngineLog) throws -> (WriteSummary, CaptureOutcome, Manifest) {
+    /// - Parameter storage: the object storage to write an `s3://` archive to; nil: this command's own (its flags
+    ///   and the plan's `s3:` section).
+    func perform(
+        _ bp: BackupPlan?, log: EngineLog, storage: S3Connection? = nil
+    ) throws -> (WriteSummary, CaptureOutcome, Manifest) {
             let (options, fs) = try writeOptions(bp)
             if options.suite == .aes256gcm {
                 _ = try FrameCodec(suite: .aes256gcm, archiveID: [UInt8](repeating: 0, count: 16), frameSize: fs)
@@ -205,8 +209,8 @@ struct Pack: ParsableCommand {
             let job = PackJob(sources: sources, options: jobOptions)
             let recipients = try (recipient + (bp?.recipients ?? [])).map { try Recipients.decode(publicKey: $0) }
             // Refuse an existing target before asking for a password.
-            try S3Options.prepare(output, plan: bp?.s3 ?? [:], quiet: quiet)
-            let out = try RemoteStorage.output(output, overwrite: force)
+            let storage = try storage ?? s3.connection(for: output, upload: s3Upload, plan: bp?.s3 ?? [:], quiet: quiet)
+            let out = try storage.locations.output(output, overwrite: force)
             var progress: Progress?
             defer { progress?.finish() }
             let (summary, outcome) = try job.run(

@@ -44,13 +44,14 @@ struct RekeyCommand: ParsableCommand {
     func run() throws {
         try reportingErrors(json: report.json ? "rekey" : nil) {
             let target = output ?? archive
+            let locations = reading.s3.connection(upload: s3Upload).locations
             // Held until the rotated archive is in place: no key change can slip in between (docs/keys.md).
-            let lock = RemoteStorage.isRemote(archive) ? nil : try KeyChangeLock(path: archive)
-            let out = try RemoteStorage.output(target, overwrite: output == nil || force, staged: true)
+            let lock = ArchiveLocations.isRemote(archive) ? nil : try KeyChangeLock(path: archive)
+            let out = try locations.output(target, overwrite: output == nil || force, staged: true)
             let limits = reading.readOptions.limits
             let current = try password.withSecret(what: "current password", limits: limits) { secret in
                 // On a terminal, check the password against the header now, so a typo can be typed again.
-                if password.prompts && !RemoteStorage.isRemote(archive) { _ = try KeyEditing.unlock(path: archive, secret: secret, limits: limits) }
+                if password.prompts && !ArchiveLocations.isRemote(archive) { _ = try KeyEditing.unlock(path: archive, in: locations, secret: secret, limits: limits) }
                 return secret
             }
             let new: Passphrase?
@@ -65,7 +66,7 @@ struct RekeyCommand: ParsableCommand {
                 new = try newPassword.read()
             }
             do {
-                let summary = try Rekey.run(path: archive, current: current, newPassword: new, kdf: kdf.explicit, output: out, options: reading.readOptions)
+                let summary = try Rekey.run(path: archive, in: locations, current: current, newPassword: new, kdf: kdf.explicit, output: out, options: reading.readOptions)
                 // Verify everything with the new key before anything is replaced.
                 let check = try ArchiveReader(input: try out.readBack(), secret: new.map { .password($0) } ?? current, options: reading.readOptions)
                 try check.readAll(into: DiscardSink())

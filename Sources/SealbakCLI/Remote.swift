@@ -40,11 +40,7 @@ struct S3UploadOptions: ParsableArguments {
             guard let n = parseSize(partSize), n >= 5 << 20, n <= 5 << 30 else { throw ValidationError("--s3-part-size must be 5M ... 5120M") }
         }
         if let parallel, !(1...64).contains(parallel) { throw ValidationError("--s3-parallel must be 1 ... 64") }
-        // Read by S3Options.settings, like S3Options itself (parsing is the one place every command passes through).
-        S3UploadOptions.installed.withLock { $0 = self }
     }
-
-    static let installed = Mutex<S3UploadOptions?>(nil)
 }
 
 struct S3Options: ParsableArguments {
@@ -69,15 +65,11 @@ struct S3Options: ParsableArguments {
     func validate() throws {
         if let addressing, addressing != "path" && addressing != "virtual" { throw ValidationError("--s3-addressing must be path or virtual") }
         if let maxAttempts, !(1...100).contains(maxAttempts) { throw ValidationError("--s3-max-attempts must be 1 ... 100") }
-        // Parsing is the one place every command passes through: make s3:// names usable from here on.
-        S3Options.installed.withLock { $0 = self }
     }
 
-    /// The options of this invocation, for archives opened later (set while parsing).
-    static let installed = Mutex<S3Options?>(nil)
-
-    /// Settings from the flags, the plan file's `s3:` section and the environment, in that order.
-    func settings(plan: [String: String] = [:]) throws -> S3Settings {
+    /// Settings from the flags (`upload`: those of a command that writes), the plan file's `s3:` section and the
+    /// environment, in that order.
+    func settings(upload: S3UploadOptions? = nil, plan: [String: String] = [:]) throws(SealbakError) -> S3Settings {
         var env = ProcessInfo.processInfo.environment
         if let credentialsFile {
             guard let text = try? String(contentsOfFile: credentialsFile, encoding: .utf8) else {
@@ -96,8 +88,6 @@ struct S3Options: ParsableArguments {
         if let e = endpoint ?? plan["endpoint"] { s.endpoint = e }
         if let r = region ?? plan["region"] { s.region = r }
         if let a = addressing ?? plan["addressing"] { s.pathStyle = a == "path" }
-        // Nil on commands that do not upload (their parser has no upload options).
-        let upload = S3UploadOptions.installed.withLock { $0 }
         if let text = upload?.partSize ?? plan["part-size"] {
             guard let p = parseSize(text), p >= 5 << 20, p <= 5 << 30 else { throw SealbakError(.usage, "the S3 part size must be 5M ... 5120M, not \(text)") }
             s.partSize = p
@@ -117,48 +107,73 @@ struct S3Options: ParsableArguments {
         return s
     }
 
-    /// Creates the storage with these settings; `LazyS3Storage` and `ls`/`prune` use it from then on.
-    @discardableResult
-    func install(plan: [String: String] = [:], quiet: Bool = false) throws -> S3Storage {
-        var s = try settings(plan: plan)
-        // Retries are warnings (shown even with --quiet): the store did not answer as it should.
-        s.onRetry = { line in printError("sealbak: warning: " + line) }
-        let client = try S3Client(settings: s)
-        let storage = S3Storage(client: client) { line in if !quiet { printError("sealbak: \(line)") } }
-        S3Options.storage.withLock { $0 = storage }
-        return storage
+    /// The object storage of a command, with these flags (and `upload`'s, on commands that write); connected on
+    /// first use, so commands on local archives never need S3 settings.
+    func connection(upload: S3UploadOptions? = nil) -> S3Connection {
+        S3Connection(options: self, upload: upload, plan: [:], quiet: false)
     }
 
-    static let storage = Mutex<S3Storage?>(nil)
-
-    /// Sets up the storage for `name` now, with a plan's `s3:` section (flags still win); for `pack --plan`.
-    static func prepare(_ name: String, plan: [String: String], quiet: Bool) throws {
-        guard RemoteStorage.isRemote(name) else { return }
-        try (installed.withLock { $0 } ?? S3Options()).install(plan: plan, quiet: quiet)
-    }
-
-    /// The client for `location` when it is an `s3://` URL (`ls`, `prune`), nil for a folder.
-    static func client(for location: String) throws -> S3Client? {
-        RemoteStorage.isRemote(location) ? try current().client : nil
-    }
-
-    /// The storage, created from this invocation's options on first use.
-    static func current() throws(SealbakError) -> S3Storage {
-        if let s = storage.withLock({ $0 }) { return s }
-        do { return try (installed.withLock { $0 } ?? S3Options()).install() } catch let e as SealbakError { throw e } catch {
-            throw SealbakError(.usage, "\(error)")
-        }
+    /// The object storage of a command whose archive is `destination` (pack's output, a plan's destination). For an
+    /// `s3://` URL the plan's `s3:` section applies too (flags still win), `quiet` silences the upload reports, and
+    /// the storage connects now, so that bad settings fail before any work is done.
+    func connection(
+        for destination: String?, upload: S3UploadOptions? = nil, plan: [String: String], quiet: Bool
+    ) throws(SealbakError) -> S3Connection {
+        guard let destination, ArchiveLocations.isRemote(destination) else { return connection(upload: upload) }
+        let connection = S3Connection(options: self, upload: upload, plan: plan, quiet: quiet)
+        _ = try connection.storage()
+        return connection
     }
 }
 
-/// Installed at start-up: opens `s3://` names with the settings of the command line (S3Options) on first use.
-struct LazyS3Storage: RemoteStorageHandler {
-    func openInput(_ url: String) throws(SealbakError) -> any RemoteSource { try S3Options.current().openInput(url) }
-    func openOutput(_ url: String, overwrite: Bool, staged: Bool) throws(SealbakError) -> any ArchiveOutput {
-        try S3Options.current().openOutput(url, overwrite: overwrite, staged: staged)
+/// The object storage of one command: its S3 flags (and a plan's `s3:` section), connected on first use and then
+/// shared by everything the command does. Each command builds its own and passes it on (`locations` to what
+/// opens archives by name, `client(for:)` to listings); nothing is installed globally.
+final class S3Connection: RemoteStorageHandler {
+    private let options: S3Options
+    private let upload: S3UploadOptions?
+    private let plan: [String: String]
+    private let quiet: Bool
+    private let connected = Mutex<S3Storage?>(nil)
+
+    init(options: S3Options, upload: S3UploadOptions?, plan: [String: String], quiet: Bool) {
+        self.options = options
+        self.upload = upload
+        self.plan = plan
+        self.quiet = quiet
     }
+
+    /// Local files, and `s3://` names through this connection.
+    var locations: ArchiveLocations { ArchiveLocations(remote: self) }
+
+    /// The storage, created from the settings on first use.
+    func storage() throws(SealbakError) -> S3Storage {
+        try connected.withLock { (storage: inout S3Storage?) throws(SealbakError) -> S3Storage in
+            if let storage { return storage }
+            var s = try options.settings(upload: upload, plan: plan)
+            // Retries are warnings (shown even with --quiet): the store did not answer as it should.
+            s.onRetry = { line in printError("sealbak: warning: " + line) }
+            let client = try S3Client(settings: s)
+            let quiet = self.quiet
+            let created = S3Storage(client: client) { line in if !quiet { printError("sealbak: \(line)") } }
+            storage = created
+            return created
+        }
+    }
+
+    /// The client for `location` when it is an `s3://` URL (`ls`, `prune`, `history`), nil for a folder.
+    func client(for location: String) throws(SealbakError) -> S3Client? {
+        ArchiveLocations.isRemote(location) ? try storage().client : nil
+    }
+
+    func openInput(_ url: String) throws(SealbakError) -> any RemoteSource { try storage().openInput(url) }
+
+    func openOutput(_ url: String, overwrite: Bool, staged: Bool) throws(SealbakError) -> any ArchiveOutput {
+        try storage().openOutput(url, overwrite: overwrite, staged: staged)
+    }
+
     func replaceHeader(_ url: String, expected: [UInt8], header: [UInt8]) throws(SealbakError) {
-        try S3Options.current().replaceHeader(url, expected: expected, header: header)
+        try storage().replaceHeader(url, expected: expected, header: header)
     }
 }
 
@@ -193,7 +208,8 @@ struct Ls: ParsableCommand {
 
     func run() throws {
         try reportingErrors(json: output.json ? "ls" : nil) {
-            let items = try Catalog.list(location, client: try S3Options.client(for: location))
+            let storage = s3.connection()
+            let items = try Catalog.list(location, client: try storage.client(for: location))
                 .sorted { ($0.time?.unix ?? 0, $0.name) > ($1.time?.unix ?? 0, $1.name) }
             if output.json {
                 let archives: [[String: Any]] = items.filter { $0.header != nil }.map { i in
@@ -206,7 +222,7 @@ struct Ls: ParsableCommand {
                     return row
                 }
                 let others: [[String: Any]] = items.filter { $0.header == nil }.map { ["name": $0.name, "location": $0.location, "size": $0.size, "problem": $0.problem ?? "unreadable"] }
-                let uploads: [[String: Any]] = ((try S3Options.client(for: location)).flatMap { try? IncompleteUploads.list(location, client: $0).get() } ?? []).map { u in
+                let uploads: [[String: Any]] = ((try storage.client(for: location)).flatMap { try? IncompleteUploads.list(location, client: $0).get() } ?? []).map { u in
                     let bucket = (try? S3Location(url: location, allowEmptyKey: true))?.bucket ?? ""
                     var row: [String: Any] = ["name": String(u.key.split(separator: "/").last ?? ""), "location": "s3://\(bucket)/\(u.key)", "upload_id": u.uploadID]
                     if let t = u.initiated { row["started"] = JSONOutput.time(t) }
@@ -225,7 +241,7 @@ struct Ls: ParsableCommand {
             for i in items where i.header == nil {
                 print("  not a sealbak archive, left alone: \(i.name) (\(i.problem ?? "unreadable"))")
             }
-            if let client = try S3Options.client(for: location) {
+            if let client = try storage.client(for: location) {
                 switch IncompleteUploads.list(location, client: client) {
                 case .success(let uploads):
                     for u in uploads {
@@ -288,7 +304,7 @@ struct Prune: ParsableCommand {
         if let keepWithin, RetentionDuration(keepWithin) == nil { throw ValidationError("--keep-within must be \(RetentionDuration.help)") }
         if let incompleteUploads {
             guard IncompleteUploads.parseAge(incompleteUploads) != nil else { throw ValidationError("--incomplete-uploads takes an age such as 90min, 24h or 7d, not \(incompleteUploads)") }
-            guard RemoteStorage.isRemote(location) else { throw ValidationError("--incomplete-uploads is for s3://BUCKET/PREFIX (a folder has no uploads)") }
+            guard ArchiveLocations.isRemote(location) else { throw ValidationError("--incomplete-uploads is for s3://BUCKET/PREFIX (a folder has no uploads)") }
         } else if !keeps {
             throw ValidationError("give at least one of --keep-within, --keep-last, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly (prune never deletes everything), or --incomplete-uploads AGE")
         }
@@ -298,6 +314,7 @@ struct Prune: ParsableCommand {
         try reportingErrors(json: output.json ? "prune" : nil) {
             // With --json, every decision goes into one document instead of lines.
             let talk = (verbose || dryRun) && !output.json
+            let storage = s3.connection()
             func say(_ line: String) { if !output.json { print(line) } }
             var uploadDocs: [[String: Any]] = [], archiveDocs: [[String: Any]] = []
             var aborted = 0, deleted = 0, freed: UInt64 = 0
@@ -313,7 +330,7 @@ struct Prune: ParsableCommand {
                 JSONOutput.emit("prune", doc)
             }
             if let age = incompleteUploads.flatMap(IncompleteUploads.parseAge) {
-                let client = try S3Options.client(for: location)!
+                let client = try storage.client(for: location)!
                 let uploads = try IncompleteUploads.list(location, client: client).get()
                 for u in uploads {
                     let old = u.initiated.map { Date().timeIntervalSince($0) >= age } ?? false
@@ -331,7 +348,7 @@ struct Prune: ParsableCommand {
                 if talk || aborted > 0 { say("\(dryRun ? "would abort" : "aborted") \(aborted) of \(uploads.count) incomplete upload(s)") }
                 if !keeps { return emit(nil) }
             }
-            let client = try S3Options.client(for: location)
+            let client = try storage.client(for: location)
             let items = try Catalog.list(location, client: client)
             let archives = items.filter { $0.header != nil }
             var policy = RetentionPolicy(last: keepLast, daily: keepDaily, weekly: keepWeekly, monthly: keepMonthly, yearly: keepYearly)

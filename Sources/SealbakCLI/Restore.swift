@@ -135,7 +135,7 @@ struct Restore: ParsableCommand {
             r.progress = { entry, bytes in
                 if let entry { progress.item(entry) } else { progress.add(bytes) }
             }
-            let reader = try openArchive(archive, password: password, reading: reading)
+            let reader = try openArchive(archive, in: reading.locations, password: password, reading: reading)
             let job = RestoreJob(reader: reader, archive: archive, request: r)
             try job.select()
             if dryRun {

@@ -4,7 +4,6 @@ import SealbakArchive
 import SealbakComponents
 import SealbakFormat
 import SealbakS3
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -56,10 +55,11 @@ struct RunCommand: ParsableCommand {
             let log = try RunLog(file: logFile, verbose: verbose)
             let clock = now.flatMap(RunClock.parse).map { Date(timeIntervalSince1970: $0) } ?? Date()
             let secret = try password.orPlan(bp)
-            if let dest = bp.operations.location { try S3Options.prepare(dest, plan: bp.s3, quiet: true) }
+            // One storage for the whole run: the pack, its verification, retention and the run records.
+            let storage = try s3.connection(for: bp.operations.location, upload: s3Upload, plan: bp.s3, quiet: true)
             var job = NightlyRun(plan: bp, now: clock, log: log.engine)
-            if let dest = bp.operations.location, RemoteStorage.isRemote(dest) {
-                job.catalogClient = try S3Options.client(for: dest)
+            if let dest = bp.operations.location, ArchiveLocations.isRemote(dest) {
+                job.catalogClient = try storage.client(for: dest)
                 let client = job.catalogClient
                 job.remoteRecord = { record, location in
                     // PREFIX/.sealbak-runs/START-ID.json: below the archives' level, so ls and prune never see it.
@@ -77,15 +77,13 @@ struct RunCommand: ParsableCommand {
                     if let f = password.passwordFile ?? (password.explicitPassword ? nil : bp.operations.passwordFile) { args += ["--password-file", f] }
                     if let fd = password.passwordFd { args += ["--password-fd", String(fd)] }
                     let pack = try Pack.parse(args)
-                    // Parsing pack's options installed its (empty) S3 flags: the run's own flags stay in force.
-                    S3Options.installed.withLock { $0 = s3 }
-                    let (summary, outcome, manifest) = try pack.perform(bp, log: log.engine)
+                    let (summary, outcome, manifest) = try pack.perform(bp, log: log.engine, storage: storage)
                     var result = RunPackResult(location: location, size: summary.archiveBytes, entries: summary.entries, outcome: outcome)
                     result.counts = RunPackResult.counts(manifest)
                     return result
                 },
                 verify: { location in
-                    _ = try verifyArchive(location, password: secret, reading: try ReadingOptions.parse([]), quiet: true)
+                    _ = try verifyArchive(location, in: storage.locations, password: secret, reading: try ReadingOptions.parse([]), quiet: true)
                 })
             exit = code
             // Stopped by a signal: the handler records the run, cleans up and exits with 128 + the signal number;

@@ -27,7 +27,6 @@ struct Sealbak: ParsableCommand {
         var noCore = rlimit(rlim_cur: 0, rlim_max: 0)
         _ = setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &noCore)
         Interrupts.install()
-        RemoteStorage.install(LazyS3Storage())
         if let problem = unknownSubcommand(Array(CommandLine.arguments.dropFirst())) {
             printError("sealbak: " + problem)
             Glibc.exit(64)

@@ -167,6 +167,9 @@ struct ReadingOptions: ParsableArguments {
     @Option(name: .long, help: "Worker threads (default: all cores).")
     var threads: Int?
 
+    /// Where this command's archive names are: local files, and `s3://` objects through these options' storage.
+    var locations: ArchiveLocations { s3.connection().locations }
+
     var readOptions: ReadOptions {
         var o = ReadOptions()
         o.limits = KDFLimits(maxOpsLimit: maxKdfPasses, maxMemLimitKiB: UInt64(maxKdfMemory) * 1024)
@@ -175,10 +178,13 @@ struct ReadingOptions: ParsableArguments {
     }
 }
 
-/// Opens an archive with a password from the user's chosen source (asked again on a terminal when wrong).
-func openArchive(_ path: String, password: PasswordOptions, reading: ReadingOptions) throws -> ArchiveReader {
+/// Opens the archive `path` (in `locations`) with a password from the user's chosen source (asked again on a
+/// terminal when wrong).
+func openArchive(
+    _ path: String, in locations: ArchiveLocations, password: PasswordOptions, reading: ReadingOptions
+) throws -> ArchiveReader {
     try password.withSecret(limits: reading.readOptions.limits, retry: path != "-") { secret in
-        try ArchiveReader(input: try InputFile(path: path), secret: secret, options: reading.readOptions)
+        try ArchiveReader(input: try locations.input(path), secret: secret, options: reading.readOptions)
     }
 }
 

@@ -47,7 +47,7 @@ struct Unpack: ParsableCommand {
             if FileManager.default.fileExists(atPath: to) {
                 for line in try Extractor.recoverInterrupted(in: to) { printError("sealbak: \(line)") }
             }
-            let reader = try openArchive(archive, password: password, reading: reading)
+            let reader = try openArchive(archive, in: reading.locations, password: password, reading: reading)
             let entries = reader.manifest.entries
             var selected = Set(entries.indices)
             if !only.isEmpty {
@@ -148,7 +148,7 @@ struct Verify: ParsableCommand {
             if isBulk {
                 throw ExitCode(try bulk(bp, secret))
             }
-            let result = try verifyArchive(archive, password: secret, reading: reading, quiet: quiet, output: output.named("verify"))
+            let result = try verifyArchive(archive, in: reading.locations, password: secret, reading: reading, quiet: quiet, output: output.named("verify"))
             if output.json { JSONOutput.emit("verify", result.json) }
             if let bp { try? record(bp, archive, nil) }
             if !result.incomplete.isEmpty {
@@ -159,15 +159,16 @@ struct Verify: ParsableCommand {
     }
 
     private var isBulk: Bool {
-        if RemoteStorage.isRemote(archive) { return archive.hasSuffix("/") }
+        if ArchiveLocations.isRemote(archive) { return archive.hasSuffix("/") }
         var isDir: ObjCBool = false
         return FileManager.default.fileExists(atPath: archive, isDirectory: &isDir) && isDir.boolValue
     }
 
     private func bulk(_ bp: BackupPlan?, _ secret: PasswordOptions) throws -> Int32 {
         // Absolute, so that the history names each archive as sealbak run recorded it.
-        let location = RemoteStorage.isRemote(archive) ? archive : URL(fileURLWithPath: archive).standardizedFileURL.path
-        let items = try Catalog.list(location, client: try S3Options.client(for: location))
+        let location = ArchiveLocations.isRemote(archive) ? archive : URL(fileURLWithPath: archive).standardizedFileURL.path
+        let storage = reading.s3.connection()
+        let items = try Catalog.list(location, client: try storage.client(for: location))
             .filter { $0.header != nil }
             .sorted { ($0.time?.unix ?? 0, $0.name) < ($1.time?.unix ?? 0, $1.name) }
         var skip = Set<String>()
@@ -190,7 +191,7 @@ struct Verify: ParsableCommand {
                 continue
             }
             do {
-                let r = try verifyArchive(item.location, password: secret, reading: reading, quiet: true)
+                let r = try verifyArchive(item.location, in: storage.locations, password: secret, reading: reading, quiet: true)
                 doc["entries"] = r.entries
                 doc["bytes"] = r.bytes
                 if r.incomplete.isEmpty {
@@ -248,10 +249,13 @@ struct VerifyResult {
     var json: [String: Any]
 }
 
-/// Verifies one archive completely (every frame, every entry's SHA-256, the component records); prints the
-/// report unless `quiet`. Throws what is wrong.
-func verifyArchive(_ archive: String, password: PasswordOptions, reading: ReadingOptions, quiet: Bool, output: OutputOptions? = nil) throws -> VerifyResult {
-    let reader = try openArchive(archive, password: password, reading: reading)
+/// Verifies one archive (in `locations`) completely (every frame, every entry's SHA-256, the component records);
+/// prints the report unless `quiet`. Throws what is wrong.
+func verifyArchive(
+    _ archive: String, in locations: ArchiveLocations, password: PasswordOptions, reading: ReadingOptions, quiet: Bool,
+    output: OutputOptions? = nil
+) throws -> VerifyResult {
+    let reader = try openArchive(archive, in: locations, password: password, reading: reading)
     let sink = DiscardSink()
     sink.captureHeads = ComponentVerifier.headsNeeded(reader.manifest)
     let total = reader.input.isSeekable ? (try? reader.loadIndex()).map { $0.entries.reduce(UInt64(0)) { $0 + $1.size } } : nil

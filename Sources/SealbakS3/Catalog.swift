@@ -25,7 +25,7 @@ package enum Catalog {
 
     /// Lists `where` (a folder, or `s3://BUCKET/PREFIX` where a prefix ending in `/` is a folder).
     package static func list(_ location: String, client: S3Client?) throws(SealbakError) -> [Item] {
-        if RemoteStorage.isRemote(location) {
+        if ArchiveLocations.isRemote(location) {
             guard let client else { throw SealbakError(.usage, "\(location): no S3 settings") }
             let loc = try S3Location(url: location, allowEmptyKey: true)
             var items: [Item] = []
@@ -76,14 +76,14 @@ package enum Catalog {
     /// What the store says about a remote archive before it is deleted: its Object Lock and version (nil for a
     /// local file).
     package static func state(_ item: Item, client: S3Client?) throws(SealbakError) -> S3Client.ObjectInfo? {
-        guard RemoteStorage.isRemote(item.location), let client else { return nil }
+        guard ArchiveLocations.isRemote(item.location), let client else { return nil }
         return try client.head(try S3Location(url: item.location))
     }
 
     /// Deletes an archive; in a versioned bucket (`state` has a version) exactly that version, so the space is
     /// freed rather than hidden behind a delete marker.
     package static func delete(_ item: Item, client: S3Client?, state: S3Client.ObjectInfo? = nil) throws(SealbakError) {
-        if RemoteStorage.isRemote(item.location) {
+        if ArchiveLocations.isRemote(item.location) {
             guard let client else { throw SealbakError(.usage, "no S3 settings") }
             try client.delete(try S3Location(url: item.location), versionID: state?.versionID)
         } else if unlink(item.location) != 0 {

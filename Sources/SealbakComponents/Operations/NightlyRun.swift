@@ -123,7 +123,7 @@ package struct NightlyRun {
             try Fault.point("run", "started, before the pack")
             let name = ops.archiveName(now: now)
             guard let location = ops.archiveLocation(name) else { throw SealbakError(.usage, "no destination") }
-            if let dest = ops.location, !RemoteStorage.isRemote(dest) {
+            if let dest = ops.location, !ArchiveLocations.isRemote(dest) {
                 var isDir: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: dest, isDirectory: &isDir), isDir.boolValue else {
                     throw SealbakError(.notFound, "the destination folder \(dest) does not exist; create it (sealbak does not, so that a backup disk that is not mounted is never replaced by a folder on the system disk)")
@@ -224,7 +224,7 @@ package struct NightlyRun {
     /// storage until aborted). Only the plan's own names, and only with the lock held: no live run of the plan is
     /// uploading. A failure here is a warning.
     private func abortStaleUploads() {
-        guard let client = catalogClient, let location = ops.location, RemoteStorage.isRemote(location),
+        guard let client = catalogClient, let location = ops.location, ArchiveLocations.isRemote(location),
               let base = try? S3Location(url: location, allowEmptyKey: true) else { return }
         do {
             for u in try client.listMultipartUploads(bucket: base.bucket, prefix: base.key) {
