@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "SealbakCompressionTests", dependencies: ["SealbakCompression"], swiftSettings: strict),
         .testTarget(name: "SealbakArchiveTests", dependencies: ["SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
         .testTarget(name: "SealbakCLITests", dependencies: ["SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
-        .testTarget(name: "SealbakComponentsTests", dependencies: ["SealbakComponents", "SealbakArchive", "SealbakS3"], swiftSettings: strict),
+        .testTarget(name: "SealbakComponentsTests", dependencies: ["SealbakComponents", "SealbakArchive", "SealbakS3", "SealbakTestSupport"], swiftSettings: strict),
         // Real PostgreSQL servers (started by scripts/pg-servers): pack, restore, failure paths.
         // SigV4 against the published vectors, retention rules, and a real SeaweedFS (scripts/s3-server).
         .testTarget(name: "SealbakS3Tests", dependencies: ["SealbakS3", "SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),

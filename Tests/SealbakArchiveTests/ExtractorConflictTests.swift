@@ -8,12 +8,6 @@ import Testing
 /// Name conflicts are found when the extractor is created, before any data is read or any name in the target
 /// changes (issue #13; docs/usage.md "Unpack safety").
 @Suite struct ExtractorConflictTests {
-    func tempDir() throws -> String {
-        let d = NSTemporaryDirectory() + "sealbak-conflict-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
-
     func manifest(_ entries: [TestEntry]) throws -> Manifest {
         let (input, path) = try TestReader.file(try TestArchive.build(entries))
         defer { unlink(path) }
@@ -33,7 +27,7 @@ import Testing
 
     @Test(arguments: hostile.indices)
     func entriesBelowAFileOrSymlinkEntryAreRefusedBeforeAnythingIsWritten(_ i: Int) throws {
-        let root = try tempDir()
+        let root = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let m = try manifest(Self.hostile[i])
         do {
@@ -46,7 +40,7 @@ import Testing
     }
 
     @Test func targetConflictsAreRefusedWhenTheExtractorIsCreated() throws {
-        let root = try tempDir()
+        let root = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         try "x".write(toFile: root + "/d", atomically: false, encoding: .utf8)
         try FileManager.default.createDirectory(atPath: root + "/dir", withIntermediateDirectories: true)
@@ -72,7 +66,7 @@ import Testing
 
     /// NFC "é" and NFD "e\u{301}" are different names on Linux: both folders are extracted, side by side.
     @Test func namesThatDifferOnlyByNormalizationAreDifferentFolders() throws {
-        let root = try tempDir()
+        let root = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let nfc = "caf\u{E9}", nfd = "cafe\u{301}"
         let m = try manifest([TestEntry(.directory, nfc), TestEntry(.file, nfc + "/x", [1]),
@@ -101,7 +95,7 @@ import Testing
     }
 
     @Test func staleLeftoversAreFoundOnlyWhenTheirProcessIsGone() throws {
-        let dir = try tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let fm = FileManager.default
         try fm.createDirectory(atPath: dir + "/.kb.sealbak-restore-2147483646-1234/x", withIntermediateDirectories: true)

@@ -7,7 +7,7 @@ import Testing
 /// state when listed, the reader compares at open and at end of file, and the bytes read with the size.
 @Suite struct PackChangeTests {
     func setUp() throws -> (dir: String, plan: PackPlan, index: Int) {
-        let dir = NSTemporaryDirectory() + "sealbak-change-\(UUID().uuidString)"
+        let dir = try Proc.tempDir()
         try FileManager.default.createDirectory(atPath: dir + "/tree", withIntermediateDirectories: true)
         try Data(repeating: 7, count: 200_000).write(to: URL(fileURLWithPath: dir + "/tree/f"))
         var plan = PackPlan()

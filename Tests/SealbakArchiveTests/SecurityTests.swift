@@ -86,12 +86,6 @@ import Testing
 }
 
 @Suite struct ExtractionSafetyTests {
-    func tempDir() throws -> String {
-        let d = NSTemporaryDirectory() + "sealbak-x-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
-
     func unpack(_ entries: [TestEntry], to root: String, force: Bool = false) throws -> Extractor {
         let bytes = try TestArchive.build(entries)
         let (input, path) = try TestReader.file(bytes)
@@ -114,7 +108,7 @@ import Testing
     }
 
     @Test func escapingSymlinksAreSkippedAndNothingIsWrittenThroughThem() throws {
-        let root = try tempDir()
+        let root = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let ex = try unpack([TestEntry(.symlink, "evil", link: "/tmp"), TestEntry(.file, "ok.txt", [1, 2, 3])], to: root)
         #expect(ex.skippedSymlinks == ["evil"])
@@ -123,7 +117,7 @@ import Testing
 
     @Test func aFileBehindAnArchiveSymlinkIsRefused() throws {
         // "d" is an inside symlink to "real"; an entry "d/f" must not be written through it.
-        let root = try tempDir()
+        let root = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         #expect(throws: SealbakError.self) {
             _ = try unpack([TestEntry(.directory, "real"), TestEntry(.symlink, "d", link: "real"), TestEntry(.file, "d/f", [1])], to: root)
@@ -131,8 +125,8 @@ import Testing
     }
 
     @Test func aPreexistingSymlinkInTheTargetIsNeverFollowed() throws {
-        let root = try tempDir()
-        let outside = try tempDir()
+        let root = try Proc.tempDir()
+        let outside = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: outside) }
         try FileManager.default.createSymbolicLink(atPath: root + "/sub", withDestinationPath: outside)
         #expect(throws: SealbakError.self) { _ = try unpack([TestEntry(.file, "sub/f", [1])], to: root) }
@@ -140,7 +134,7 @@ import Testing
     }
 
     @Test func existingFilesAreKeptUnlessForced() throws {
-        let root = try tempDir()
+        let root = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Data([9]).write(to: URL(fileURLWithPath: root + "/f"))
         #expect { _ = try unpack([TestEntry(.file, "f", [1, 2])], to: root) } throws: { ($0 as? SealbakError)?.code == .targetExists }
@@ -150,7 +144,7 @@ import Testing
     }
 
     @Test func aFileIsNeverReplacedByADirectoryOrTheReverse() throws {
-        let root = try tempDir()
+        let root = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Data([9]).write(to: URL(fileURLWithPath: root + "/a"))
         #expect { _ = try unpack([TestEntry(.directory, "a"), TestEntry(.file, "a/b", [1])], to: root, force: true) } throws: {
@@ -160,7 +154,7 @@ import Testing
     }
 
     @Test func staleStagingFromAKilledUnpackIsRemoved() throws {
-        let root = try tempDir()
+        let root = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         // A staging directory of a process that no longer exists (pid 2^22 + 1 is above Linux's pid_max default).
         try FileManager.default.createDirectory(atPath: root + "/.sealbak-unpack-4194305-abcdef", withIntermediateDirectories: true)
@@ -170,7 +164,7 @@ import Testing
     }
 
     @Test func modesAndTimesAreRestoredAndSetuidDropped() throws {
-        let root = try tempDir()
+        let root = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         _ = try unpack([TestEntry(.directory, "d", mode: 0o750), TestEntry(.file, "d/x", [1], mode: 0o4755)], to: root)
         var st = stat()

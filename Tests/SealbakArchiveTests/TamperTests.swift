@@ -89,8 +89,7 @@ import Testing
     }
 
     @Test func extractionLeavesNothingBehindOnAnyCorruption() throws {
-        let root = NSTemporaryDirectory() + "sealbak-tamper-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let root = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         for offset in stride(from: Self.layout.headerLength, to: Self.archive.count, by: 97) {
             var b = Self.archive

@@ -4,40 +4,14 @@ import Testing
 
 /// End-to-end tests through the built `sealbak` binary: exit codes, messages, atomic output, streaming.
 @Suite struct CLITests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let binary = ProcessInfo.processInfo.environment["SEALBAK_BIN"] ?? root.appendingPathComponent(".build/debug/sealbak").path
     static let password = "pässwörd-\(UUID().uuidString)"
 
-    struct Result { var status: Int32; var stdout: String; var stderr: String }
-
-    /// Runs `sealbak ARGS` with the password in SEALBAK_PASSWORD (unless `env` overrides it).
+    /// Runs `sealbak ARGS` with the password in SEALBAK_PASSWORD (unless `env` overrides it); the password must not
+    /// appear in the output. `stdin` names a file whose content is the standard input.
     @discardableResult
-    static func run(_ args: [String], env: [String: String] = [:], stdin: String? = nil, cwd: String? = nil) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = args
-        var e = ProcessInfo.processInfo.environment
-        e["SEALBAK_PASSWORD"] = password
-        for (k, v) in env { if v.isEmpty { e.removeValue(forKey: k) } else { e[k] = v } }
-        p.environment = e
-        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = stdin.map { URL(fileURLWithPath: $0) }.flatMap { try? FileHandle(forReadingFrom: $0) } ?? FileHandle.nullDevice
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let r = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let result = Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: r, as: UTF8.self))
-        #expect(!result.stdout.contains(password) && !result.stderr.contains(password), "the password leaked into output")
-        return result
-    }
-
-    static func tempDir() throws -> String {
-        let d = NSTemporaryDirectory() + "sealbak-cli-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
+    static func run(_ args: [String], env: [String: String] = [:], stdin: String? = nil, cwd: String? = nil) throws -> Proc.Result {
+        try Proc.sealbak(args, env: ["SEALBAK_PASSWORD": password].merging(env) { $1 }, secrets: [password], cwd: cwd,
+                         stdin: try stdin.map { try Data(contentsOf: URL(fileURLWithPath: $0)) })
     }
 
     /// A small tree with a nested directory, an empty file, a symlink and a mode.
@@ -53,7 +27,7 @@ import Testing
         return src
     }
 
-    static func pack(_ out: String, _ paths: [String], extra: [String] = []) throws -> Result {
+    static func pack(_ out: String, _ paths: [String], extra: [String] = []) throws -> Proc.Result {
         try run(["pack", out] + paths + ["--insecure-test-kdf", "--quiet"] + extra)
     }
 
@@ -75,7 +49,7 @@ import Testing
     }
 
     @Test func packUnpackListVerifyInspectRoundTrip() throws {
-        let dir = try Self.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let src = try Self.sampleTree(in: dir)
         #expect(try Self.pack(dir + "/a.sbk", [src]).status == 0)
@@ -96,7 +70,7 @@ import Testing
     }
 
     @Test func onlyExtractsTheSelectedSubtree() throws {
-        let dir = try Self.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let src = try Self.sampleTree(in: dir)
         _ = try Self.pack(dir + "/a.sbk", [src])
@@ -107,23 +81,17 @@ import Testing
     }
 
     @Test func streamingThroughPipesBothWays() throws {
-        let dir = try Self.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let src = try Self.sampleTree(in: dir)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = ["-c", "set -o pipefail; \"$0\" pack - \"$1\" --insecure-test-kdf --quiet | \"$0\" unpack - --to \"$2\" --quiet", Self.binary, src, dir + "/out"]
-        var e = ProcessInfo.processInfo.environment
-        e["SEALBAK_PASSWORD"] = Self.password
-        p.environment = e
-        try p.run()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
+        let r = try Proc.run("/bin/bash", ["-c", "set -o pipefail; \"$0\" pack - \"$1\" --insecure-test-kdf --quiet | \"$0\" unpack - --to \"$2\" --quiet", Proc.sealbakBinary, src, dir + "/out"],
+                             env: ["SEALBAK_PASSWORD": Self.password])
+        #expect(r.status == 0, "\(r.stderr)")
         #expect(try Self.tree(dir + "/out/app") == Self.tree(src))
     }
 
     @Test func stdinEntry() throws {
-        let dir = try Self.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let input = dir + "/in.dump"
         try Data(TestArchive.noise(3_000_000, seed: 8)).write(to: URL(fileURLWithPath: input))
@@ -133,7 +101,7 @@ import Testing
     }
 
     @Test func exitCodesAreDistinctAndMessagesSayWhatToDo() throws {
-        let dir = try Self.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let src = try Self.sampleTree(in: dir)
         let archive = dir + "/a.sbk"
@@ -176,7 +144,7 @@ import Testing
     }
 
     @Test func passwordFileAndDescriptor() throws {
-        let dir = try Self.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let src = try Self.sampleTree(in: dir)
         try Data("file password\n".utf8).write(to: URL(fileURLWithPath: dir + "/pw"))
@@ -186,7 +154,7 @@ import Testing
     }
 
     @Test func aFailedPackLeavesNoArchiveAndNoTempFile() throws {
-        let dir = try Self.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir + "/out", withIntermediateDirectories: true)
         // A FIFO is refused before anything is written; an unreadable file fails mid-way.
@@ -208,10 +176,10 @@ import Testing
     }
 
     @Test func anInterruptedPackLeavesNothingBehind() throws {
-        let dir = try Self.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.executableURL = URL(fileURLWithPath: Proc.sealbakBinary)
         p.arguments = ["pack", dir + "/a.sbk", "--stdin-name", "x", "--insecure-test-kdf", "--quiet"]
         var e = ProcessInfo.processInfo.environment
         e["SEALBAK_PASSWORD"] = Self.password
@@ -231,23 +199,16 @@ import Testing
     /// Memory is a property of the plain build: sanitizer runs (SEALBAK_SANITIZER set) skip this one.
     @Test(.enabled(if: ProcessInfo.processInfo.environment["SEALBAK_SANITIZER"] == nil))
     func oneGiBThroughAPipeInBoundedMemory() throws {
-        let dir = try Self.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
         // /usr/bin/time -f %M reports each sealbak process's own peak RSS in KiB.
-        p.arguments = ["-c", """
+        let r = try Proc.run("/bin/bash", ["-c", """
             set -o pipefail
             head -c 1073741824 /dev/urandom \
               | /usr/bin/time -o "$1/pack.rss" -f %M "$0" pack - --stdin-name big --insecure-test-kdf --quiet \
               | /usr/bin/time -o "$1/verify.rss" -f %M "$0" verify - --quiet
-            """, Self.binary, dir]
-        var e = ProcessInfo.processInfo.environment
-        e["SEALBAK_PASSWORD"] = Self.password
-        p.environment = e
-        try p.run()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
+            """, Proc.sealbakBinary, dir], env: ["SEALBAK_PASSWORD": Self.password])
+        #expect(r.status == 0, "\(r.stderr)")
         for phase in ["pack", "verify"] {
             let text = try String(contentsOfFile: "\(dir)/\(phase).rss", encoding: .utf8)
             let kib = Int(text.split(separator: "\n").last.map(String.init) ?? "") ?? Int.max

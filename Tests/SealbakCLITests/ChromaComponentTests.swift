@@ -8,33 +8,23 @@ import Testing
 @Suite(.enabled(if: ProcessInfo.processInfo.environment["SEALBAK_TEST_CHROMA_PYTHON"] != nil
                 || ProcessInfo.processInfo.environment["SEALBAK_REQUIRE_CHROMA"] == "1", "chromadb is not installed (scripts/test installs it)"))
 struct ChromaComponentTests {
-    static let script = CLITests.root.appendingPathComponent("scripts/chroma-store.py").path
+    static let script = Proc.root + "/scripts/chroma-store.py"
 
     func python() throws -> String {
         guard let p = ProcessInfo.processInfo.environment["SEALBAK_TEST_CHROMA_PYTHON"] else {
-            throw TestFailureError("SEALBAK_REQUIRE_CHROMA=1 but SEALBAK_TEST_CHROMA_PYTHON is not set")
+            throw TestFailure("SEALBAK_REQUIRE_CHROMA=1 but SEALBAK_TEST_CHROMA_PYTHON is not set")
         }
         return p
     }
 
-    struct TestFailureError: Error, CustomStringConvertible { var description: String; init(_ d: String) { description = d } }
-
     func chroma(_ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try python())
-        p.arguments = [Self.script] + args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw TestFailureError("chroma-store.py \(args) failed") }
-        return String(decoding: data, as: UTF8.self)
+        let r = try Proc.run(try python(), [Self.script] + args)
+        guard r.status == 0 else { throw TestFailure("chroma-store.py \(args) failed: \(r.stderr)") }
+        return r.stdout
     }
 
     @Test func aLiveStoreIsPackedConsistentlyAndRestoresWithTheSameAnswers() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = dir + "/store"
         _ = try chroma(["make", store])
@@ -70,7 +60,7 @@ struct ChromaComponentTests {
     }
 
     @Test func aFolderWithoutChromaSqliteIsRefused() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir + "/not-a-store", withIntermediateDirectories: true)
         let r = try CLITests.run(["pack", dir + "/a.sbk", "--chroma", dir + "/not-a-store", "--insecure-test-kdf"])

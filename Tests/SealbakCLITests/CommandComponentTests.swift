@@ -44,7 +44,7 @@ import Testing
         return path
     }
 
-    static func pack(_ archive: String, plan: String, _ extra: [String] = []) throws -> CLITests.Result {
+    static func pack(_ archive: String, plan: String, _ extra: [String] = []) throws -> Proc.Result {
         try CLITests.run(["pack", archive, "--plan", plan, "--insecure-test-kdf"] + extra)
     }
 
@@ -101,7 +101,7 @@ import Testing
     @Test(.enabled(if: redisConfigured, "no Redis test servers (scripts/test starts them with scripts/redis-servers)"))
     func redisRoundTripThroughADumpAndARestoreCommandWithHooksAndAHealthCheck() throws {
         let r = try Self.redis()
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // B must be up for the before-restore hook that stops it (a failed earlier run may have left it down).
         if (try? redisCLI(r, r.b, ["PING"]))?.contains("PONG") != true { _ = try Proc.run(r.bStart, []) }
@@ -174,7 +174,7 @@ import Testing
     // MARK: Dumps that fail, hang, print nothing
 
     @Test func aFailingDumpFailsThePackNamingTheComponentAndItsStderrAndLeavesNoArchive() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let plan = try Self.writePlan(dir, """
             version: 1
@@ -192,7 +192,7 @@ import Testing
     }
 
     @Test func aFailingDumpWithAllowMissingIsRecordedAsFailedAndNeverRestored() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (src, _) = try Self.docsPair(dir)
         let marker = dir + "/restore-command-ran"
@@ -233,7 +233,7 @@ import Testing
         ("a shell line", "{run: \"sleep 60; echo never\", timeout: 2}"),
     ])
     func aDumpThatHangsIsStoppedAtItsTimeout(_ form: String, _ dump: String) throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let plan = try Self.writePlan(dir, """
             version: 1
@@ -250,7 +250,7 @@ import Testing
     }
 
     @Test func anEmptyDumpIsRefusedUnlessAllowEmpty() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         func plan(_ allowEmpty: Bool) throws -> String {
             try Self.writePlan(dir, """
@@ -278,7 +278,7 @@ import Testing
     }
 
     @Test func anEmptyStandardInputIsRefusedUnlessAllowEmptyAndPointsToCommandComponents() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let empty = dir + "/empty"
         try Data().write(to: URL(fileURLWithPath: empty))
@@ -322,7 +322,7 @@ import Testing
     }
 
     @Test func aFailingRestoreCommandRollsBackTheFolderRestoredInTheSameRun() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (plan, archive, live) = try packDocsAndCommand(dir, restore: Self.argv("sh", "-c", "cat > /dev/null; echo 'load: store is locked' >&2; exit 3"))
         let r = try CLITests.run(["restore", archive, "--plan", plan, "--replace"])
@@ -340,7 +340,7 @@ import Testing
     }
 
     @Test func aFailingCheckCommandFailsTheRestoreWithExit13() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let got = dir + "/graph-restored"
         let (plan, archive, live) = try packDocsAndCommand(dir, restore: Self.argv("sh", "-c", "cat > \"$0\"", got),
@@ -354,7 +354,7 @@ import Testing
     }
 
     @Test func aFailingHealthCheckRollsTheRestoreBack() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let tries = dir + "/tries"
         let (src, live) = try Self.docsPair(dir)
@@ -379,7 +379,7 @@ import Testing
     // MARK: Hooks
 
     @Test func hooksRunAroundPackAndRestoreAndAFailingBeforePackHookWritesNothing() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (src, live) = try Self.docsPair(dir)
         let archive = dir + "/a.sbk"

@@ -18,7 +18,7 @@ import Testing
     }
 
     @Test func configsAreCheckedSecretsNamedAndBrokenFilesFlagged() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let cfg = try Self.configFolder(dir, broken: true)
         let packed = try CLITests.run(["pack", dir + "/a.sbk", "--config", cfg, "--insecure-test-kdf"])
@@ -39,7 +39,7 @@ import Testing
     }
 
     @Test func redactSecretsLeavesNoSecretValueInTheArchive() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let cfg = try Self.configFolder(dir, broken: false)
         let packed = try CLITests.run(["pack", dir + "/r.sbk", "--config", "app-config=" + cfg, "--redact-secrets", "--insecure-test-kdf"])
@@ -66,7 +66,7 @@ import Testing
     }
 
     @Test func aSingleConfigFileIsAComponentToo() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let cfg = try Self.configFolder(dir, broken: false)
         #expect(try CLITests.run(["pack", dir + "/a.sbk", "--config", cfg + "/.env", "--insecure-test-kdf"]).status == 0)
@@ -91,7 +91,7 @@ import Testing
 
     /// Passwords inside URLs under ordinary key names, in every format, and comments kept by `--redact-secrets`.
     @Test func redactSecretsFindsURLPasswordsAndKeepsComments() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let cfg = dir + "/cfg"
         let passwords = ["env-url-pw", "yaml-url-pw", "json-url-pw", "toml-url-pw", "toml-named-pw"]

@@ -31,7 +31,7 @@ import Testing
     }
 
     @Test func ignoreRulesDecideWhatIsPackedAndRestoreSwapsTheFolder() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let kb = try Self.docsTree(dir)
         let packed = try CLITests.run(["pack", dir + "/a.sbk", "--docs", kb, "--exclude", "tools/*.py", "--insecure-test-kdf"])
@@ -69,7 +69,7 @@ import Testing
     }
 
     @Test func aRestoreThatFailsHalfwayLeavesTheOldFolderInPlace() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let kb = try Self.docsTree(dir)
         for i in 0..<40 { try Self.write(kb + "/many/doc-\(i).md", String(repeating: "doc \(i) ", count: 3000)) }
@@ -88,7 +88,7 @@ import Testing
     }
 
     @Test func componentFlagsAreChecked() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let kb = try Self.docsTree(dir)
         let noDocs = try CLITests.run(["pack", dir + "/a.sbk", kb, "--exclude", "*.md", "--insecure-test-kdf"])
@@ -103,7 +103,7 @@ import Testing
     }
 
     @Test func verifyChecksComponentRecordsAgainstTheEntries() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // Archives whose records disagree with their (authentic) entries, as a buggy or malicious writer could make.
         func write(_ entries: [ManifestEntry], _ data: [[UInt8]], to path: String) throws {

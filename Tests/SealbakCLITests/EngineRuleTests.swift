@@ -6,42 +6,10 @@ import Testing
 /// that breaking a rule fails a test here; and regressions for the bugs listed in the issue. PostgreSQL parts of
 /// the rules are in SealbakPostgresTests/EngineRulePostgresTests.swift.
 @Suite struct EngineRuleTests {
-    struct Ran {
-        var status: Int32
-        /// Ended by a signal (`status` is then the signal number).
-        var signaled: Bool
-        var stdout: String
-        var stderr: String
-        var all: String { stdout + stderr }
-    }
-
-    /// Runs `sealbak ARGS` with the archive password; reads both pipes concurrently (fault traces can be long).
+    /// Runs `sealbak ARGS` with the archive password, without the fault variables of the environment.
     @discardableResult
-    static func sb(_ args: [String], env: [String: String] = [:], cwd: String? = nil, stdin: String? = nil) throws -> Ran {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: CLITests.binary)
-        p.arguments = args
-        var e = ProcessInfo.processInfo.environment
-        e["SEALBAK_PASSWORD"] = CLITests.password
-        e.removeValue(forKey: "SEALBAK_FAULT")
-        e.removeValue(forKey: "SEALBAK_FAULT_TRACE")
-        for (k, v) in env { e[k] = v }
-        p.environment = e
-        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = try stdin.map { try FileHandle(forReadingFrom: URL(fileURLWithPath: $0)) } ?? FileHandle.nullDevice
-        try p.run()
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        p.waitUntilExit()
-        return Ran(status: p.terminationStatus, signaled: p.terminationReason == .uncaughtSignal,
-                   stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    static func sb(_ args: [String], env: [String: String] = [:], cwd: String? = nil, stdin: String? = nil) throws -> Proc.Result {
+        try CLITests.run(args, env: ["SEALBAK_FAULT": "", "SEALBAK_FAULT_TRACE": ""].merging(env) { $1 }, stdin: stdin, cwd: cwd)
     }
 
     static func write(_ path: String, _ text: String) throws {
@@ -97,7 +65,7 @@ import Testing
     /// recorded as skipped: the pack exits 15, list says SKIPPED, verify exits 15, restore skips it with a note and
     /// refuses --only NAME.
     @Test func rule1MissingFolderFailsThePackOrIsRecordedSkipped() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Self.write(dir + "/src/notes/a.md", "notes")
         let args = ["pack", dir + "/a.sbk", "--docs", "notes=" + dir + "/src/notes", "--docs", "kb=" + dir + "/src/nope", "--insecure-test-kdf"]
@@ -127,7 +95,7 @@ import Testing
     /// allow-missing the pack fails naming the component and the cause, and writes nothing; with it, the pack
     /// exits 15, list and verify say FAILED (verify exits 15), and the partial bytes are never restored.
     @Test func rule1AFolderThatFailsMidCaptureIsRecordedFailedAndNeverRestored() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let kb = dir + "/src/kb"
         try Self.write(kb + "/a-first.md", "captured before the failure")
@@ -192,7 +160,7 @@ import Testing
         /// Three docs components: kb (over a live folder with excluded paths), notes (over a live folder with
         /// .git), fresh (its target does not exist yet); targets in three different folders.
         init() throws {
-            dir = try CLITests.tempDir()
+            dir = try Proc.tempDir()
             archive = dir + "/a.sbk"
             _ = try EngineRuleTests.kbSource(dir)
             try EngineRuleTests.write(dir + "/src/notes/a.md", "new a")
@@ -277,7 +245,7 @@ import Testing
                     #expect(r.status == 0 && end == new, "\(r.stderr)")
                     break
                 }
-                #expect(r.status == SIGKILL)
+                #expect(r.status == 128 + SIGKILL)
                 let leftovers = Self.stagingLeftovers(f.dir)
                 // The next run starts in another directory (with absolute targets).
                 let next = try Self.sb(["restore", f.archive] + f.args + ["--dry-run"], cwd: "/")
@@ -310,7 +278,7 @@ import Testing
     // MARK: Rule 3: the dry run makes the real run's checks and gives its exit code
 
     @Test func rule3DryRunRefusesWhatTheRealRunRefuses() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let kb = try Self.kbSource(dir)
         #expect(try Self.sb(["pack", dir + "/a.sbk", "--docs", kb, "--insecure-test-kdf", "--quiet"]).status == 0)
@@ -336,7 +304,7 @@ import Testing
     }
 
     @Test func rule3DryRunListsAddedReplacedDeletedAndKeptPaths() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let kb = try Self.kbSource(dir)
         #expect(try Self.sb(["pack", dir + "/a.sbk", "--docs", kb, "--insecure-test-kdf", "--quiet"]).status == 0)
@@ -361,7 +329,7 @@ import Testing
     /// Regression (issue 11): `restore --target files=./app --replace` of a --docs component deleted .git,
     /// node_modules and a backups/ folder excluded by .sealbakignore.
     @Test func rule4FolderRestoreKeepsExcludedPathsAndDeletesTheRest() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try Self.kbSource(dir)
         #expect(try Self.sb(["pack", dir + "/a.sbk", "--docs", "files=" + dir + "/src/kb", "--insecure-test-kdf", "--quiet"]).status == 0)
@@ -380,7 +348,7 @@ import Testing
     }
 
     @Test func rule4KeepReplacedKeepsTheOldFolder() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try Self.kbSource(dir)
         #expect(try Self.sb(["pack", dir + "/a.sbk", "--docs", "files=" + dir + "/src/kb", "--insecure-test-kdf", "--quiet"]).status == 0)
@@ -402,7 +370,7 @@ import Testing
     /// PATH arguments and --stdin-name entries are restored by `restore --to DIR`, listed by its dry run, and
     /// reported (not silently skipped) without --to.
     @Test func rule5PathArgumentsAndStdinAreRestoredOrReported() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Self.write(dir + "/src/notes.txt", "loose file")
         try Self.write(dir + "/src/folder/inner/x.txt", "loose folder")
@@ -447,7 +415,7 @@ import Testing
     /// Regression (issue 11): a Qdrant snapshot tar cut in the middle of a member was packed and recorded as a
     /// healthy collection. Every tar header must be walked, and the data of each member must be there.
     @Test func truncatedQdrantSnapshotIsRefusedAtPack() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let coll = dir + "/storage/collections/docs"
         try FileManager.default.createDirectory(atPath: coll + "/0/segments/s", withIntermediateDirectories: true)

@@ -25,7 +25,7 @@ import Testing
     }
 
     @Test func addPasswdRemoveRewriteOnlyTheHeader() throws {
-        let dir = try CLI.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try Self.archive(in: dir)
         let body = try Self.body(path)
@@ -48,7 +48,7 @@ import Testing
     }
 
     @Test func failurePathsHaveDistinctCodesAndChangeNothing() throws {
-        let dir = try CLI.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try Self.archive(in: dir)
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -64,7 +64,7 @@ import Testing
     }
 
     @Test func recoveryCodeOpensTheArchiveAndTyposAreTypos() throws {
-        let dir = try CLI.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try Self.archive(in: dir)
         let r = try CLI.run(["key", "add", path, "--recovery", "--insecure-test-kdf"])
@@ -84,7 +84,7 @@ import Testing
     }
 
     @Test func rekeyRevokesEveryOldKeyAndKeepsTheData() throws {
-        let dir = try CLI.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try Self.archive(in: dir)
         #expect(try CLI.run(["key", "add", path, "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "second"]).status == 0)
@@ -108,7 +108,7 @@ import Testing
     }
 
     @Test func rekeyFailuresLeaveTheArchiveUntouched() throws {
-        let dir = try CLI.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try Self.archive(in: dir)
         let original = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -137,7 +137,7 @@ import Testing
     }
 
     @Test func recipientsLetAServerWriteWhatOnlyTheIdentityReads() throws {
-        let dir = try CLI.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let gen = try CLI.run(["keygen", "-o", dir + "/id", "--insecure-test-kdf"], env: ["SEALBAK_IDENTITY_PASSWORD": "identity pw"])
         #expect(gen.status == 0)
@@ -180,7 +180,7 @@ import Testing
     @Test func aPasswordShapedLikeARecoveryCodeStillWorks() throws {
         // 28 characters from the code alphabet, grouped like a code, but not a valid code: it is a password.
         let lookalike = "ABCD-EFGH-JKMN-PQRS-TVWX-YZ01-2345"
-        let dir = try CLI.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try Self.archive(in: dir, password: lookalike)
         #expect(try Self.opens(path, lookalike))
@@ -189,7 +189,7 @@ import Testing
     }
 
     @Test func concurrentKeyChangesAreRefused() throws {
-        let dir = try CLI.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try Self.archive(in: dir)
         let fd = open(path, O_RDONLY)
@@ -202,7 +202,7 @@ import Testing
     }
 
     @Test func newPasswordFromFileAndDescriptor() throws {
-        let dir = try CLI.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try Self.archive(in: dir)
         try Data("from a file\n".utf8).write(to: URL(fileURLWithPath: dir + "/new"))
@@ -216,7 +216,7 @@ import Testing
     /// A crash injected at every fault point of `key passwd` leaves an archive that opens with the old
     /// password or the new one, and no other file in the directory.
     @Test func aCrashAtAnyStepLeavesOldOrNewNeverNeither() throws {
-        let dir = try CLI.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try Self.archive(in: dir)
         var step = 1
@@ -249,14 +249,14 @@ import Testing
 
     /// kill -9 at random moments during password changes of a larger archive.
     @Test func killNineInALoop() throws {
-        let dir = try CLI.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try Self.archive(in: dir, size: 64 << 20)
         var current = CLI.password
         for i in 0..<25 {
             let next = "pw-\(i)"
             let p = Process()
-            p.executableURL = URL(fileURLWithPath: CLI.binary)
+            p.executableURL = URL(fileURLWithPath: Proc.sealbakBinary)
             p.arguments = ["key", "passwd", path, "--insecure-test-kdf"]
             var e = ProcessInfo.processInfo.environment
             e["SEALBAK_PASSWORD"] = current

@@ -1,4 +1,5 @@
 import Foundation
+import SealbakTestSupport
 import Testing
 
 /// A file that changes between being listed and being read is named, recorded in the archive's outcome record and
@@ -6,7 +7,7 @@ import Testing
 /// component packed first changes a file of the docs component packed after it.
 @Suite struct PackChangeCLITests {
     @Test func aFileThatChangesWhileThePackRunsIsNamedRecordedAndExits16() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let kb = dir + "/kb"
         try FileManager.default.createDirectory(atPath: kb, withIntermediateDirectories: true)

@@ -7,7 +7,7 @@ import Testing
 /// as Qdrant writes them: storage/collections/NAME/…, and COLLECTION-ID-DATE.snapshot tar files.
 @Suite struct QdrantComponentTests {
     @Test func storageFoldersAndSnapshotsAreRecordedAndRestored() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let storage = dir + "/storage"
         for (c, n) in [("docs", 3), ("chat-history", 2)] {
@@ -29,11 +29,8 @@ import Testing
         // Snapshots: tar archives named COLLECTION-ID-YYYY-MM-DD-hh-mm-ss.snapshot.
         let snaps = dir + "/snapshots"
         try FileManager.default.createDirectory(atPath: snaps, withIntermediateDirectories: true)
-        let tar = Process()
-        tar.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
-        tar.arguments = ["-cf", snaps + "/docs-2410538812212434-2026-11-21-10-00-00.snapshot", "-C", storage + "/collections", "docs"]
-        try tar.run()
-        tar.waitUntilExit()
+        let tar = try Proc.run("/usr/bin/tar", ["-cf", snaps + "/docs-2410538812212434-2026-11-21-10-00-00.snapshot", "-C", storage + "/collections", "docs"])
+        #expect(tar.status == 0, "\(tar.stderr)")
         let s = try CLITests.run(["pack", dir + "/s.sbk", "--qdrant", snaps, "--insecure-test-kdf"])
         #expect(s.status == 0, "\(s.stderr)")
         #expect(try CLITests.run(["list", dir + "/s.sbk"]).stdout.contains("qdrant snapshots: ok, snapshots, collections docs"))
@@ -46,11 +43,8 @@ import Testing
         // not recorded as a healthy collection (regression: only the first header used to be checked).
         try FileManager.default.createDirectory(atPath: dir + "/big", withIntermediateDirectories: true)
         try Data((0..<5000).map { UInt8($0 % 251) }).write(to: URL(fileURLWithPath: dir + "/big/segment"))
-        let bigTar = Process()
-        bigTar.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
-        bigTar.arguments = ["-cf", dir + "/big.tar", "-C", dir + "/big", "segment"]
-        try bigTar.run()
-        bigTar.waitUntilExit()
+        let bigTar = try Proc.run("/usr/bin/tar", ["-cf", dir + "/big.tar", "-C", dir + "/big", "segment"])
+        #expect(bigTar.status == 0, "\(bigTar.stderr)")
         let whole = try Data(contentsOf: URL(fileURLWithPath: dir + "/big.tar"))
         try FileManager.default.createDirectory(atPath: dir + "/cut", withIntermediateDirectories: true)
         // Inside the member's data, inside its last block, and just before the end marker's second block.

@@ -8,7 +8,7 @@ import Testing
 /// killed at every commit step.
 @Suite struct SQLiteComponentTests {
     typealias E = EngineRuleTests
-    static let tool = CLITests.root.appendingPathComponent("scripts/sqlite-tool.py").path
+    static let tool = Proc.root + "/scripts/sqlite-tool.py"
 
     /// Runs scripts/sqlite-tool.py; fails the test on a non-zero exit.
     @discardableResult
@@ -83,7 +83,7 @@ import Testing
     /// rollback-journal mode.
     @Test(arguments: [true, false])
     func aDatabaseUnderConcurrentWritesIsCapturedConsistently(wal: Bool) throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let db = dir + "/app.db"
         try Self.tool(["make", db, "200"] + (wal ? ["--wal"] : []))
@@ -112,7 +112,7 @@ import Testing
     /// archive); so is a file that is no SQLite database. A missing one fails with 9, or is recorded as skipped with
     /// --allow-missing (exit 15; list says SKIPPED; restore leaves it out).
     @Test func aCorruptedOrMissingSourceIsRefused() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let db = dir + "/broken.db"
         try Self.tool(["make", db, "300"])
@@ -142,7 +142,7 @@ import Testing
     /// A 5 MB database in 64 KiB frames: verify checks the entry's SQLite header and size, and a restore from a
     /// pipe (standard input) gives the same content.
     @Test func aDatabaseLargerThanTheFrameSizeRoundTrips() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let db = dir + "/big.db"
         try Self.tool(["make", db, "1200", "--blob", "4096"])
@@ -162,7 +162,7 @@ import Testing
     /// target holds exactly the archived content (a stale -wal beside it would have been replayed into it), and
     /// with --keep-replaced the old database is kept with its -wal: it still holds the uncheckpointed rows.
     @Test func aWALTargetWithUncheckpointedDataIsReplacedExactly() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Self.tool(["make", dir + "/src.db", "40", "--wal"])
         let archived = try Self.state(dir + "/src.db")
@@ -197,7 +197,7 @@ import Testing
     /// A process in a write transaction on the target (rollback journal), or holding a WAL database open:
     /// refused with 11 by the dry run and the real run, nothing changed; --ignore-locks replaces it anyway.
     @Test func aLockedTargetIsRefusedUnlessToldOtherwise() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Self.tool(["make", dir + "/src.db", "10"])
         try Self.pack(dir + "/a.sbk", ["--sqlite", "app=" + dir + "/src.db"])
@@ -229,7 +229,7 @@ import Testing
     /// the folder already swapped back, and the database keeps its -wal. A passing check restores both, into the
     /// plan's `restore.path`.
     @Test func aFailingCheckOrCommitRollsBack() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Self.tool(["make", dir + "/src/app.db", "12", "--wal"])
         try E.write(dir + "/src/kb/a.md", "new a")
@@ -290,7 +290,7 @@ import Testing
     /// folder is left.
     @Test(arguments: [false, true])
     func aKilledRestoreIsOldOrNewAfterTheNextRun(keep: Bool) throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Self.tool(["make", dir + "/src/app.db", "30", "--wal"])
         try E.write(dir + "/src/kb/a.md", "new a")

@@ -15,7 +15,7 @@ import Testing
         try "three\n".write(toFile: dir + "/t/c.txt", atomically: false, encoding: .utf8)
         // Larger than several frames, so that cat streams more than one.
         try Data(TestArchive.text(3_000_000)).write(to: URL(fileURLWithPath: dir + "/t/big.sql"))
-        let r = try Proc.run(Proc.sealbakBinary, ["pack", dir + "/x.sbk", "t", "--insecure-test-kdf", "--quiet", "--frame-size", "64K"], env: env, cwdHack: dir)
+        let r = try Proc.run(Proc.sealbakBinary, ["pack", dir + "/x.sbk", "t", "--insecure-test-kdf", "--quiet", "--frame-size", "64K"], env: env, cwd: dir)
         guard r.status == 0 else { throw TestFailure(r.stderr) }
         return dir + "/x.sbk"
     }
@@ -122,12 +122,5 @@ import Testing
         let json = try JSONSerialization.jsonObject(with: Data(record.stdout.utf8)) as? [String: Any]
         let unreadable = (json?["unreadable"] as? [[String: String]])?.compactMap { $0["entry"] }
         #expect(unreadable == ["t/locked", "t/secret.txt"], "\(record.stdout)")
-    }
-}
-
-extension Proc {
-    /// Runs with a working directory (the archive names entries relative to it).
-    static func run(_ exe: String, _ args: [String], env: [String: String], cwdHack dir: String) throws -> Result {
-        try run("/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", dir, exe] + args, env: env)
     }
 }

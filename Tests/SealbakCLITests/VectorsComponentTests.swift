@@ -24,7 +24,7 @@ import Testing
     }
 
     @Test func shapesAreRecordedCheckedAndRestored() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let emb = dir + "/embeddings"
         try FileManager.default.createDirectory(atPath: emb, withIntermediateDirectories: true)

@@ -2,6 +2,7 @@ import Foundation
 import SealbakArchive
 import SealbakComponents
 import SealbakS3
+import SealbakTestSupport
 import Testing
 
 /// The operations building blocks on their own: durations, retention decisions, plan blocks, the history file
@@ -96,8 +97,7 @@ import Testing
     }
 
     @Test func theHistorySurvivesATornLineAndMarksInterruptedRuns() throws {
-        let dir = NSTemporaryDirectory() + "sealbak-hist-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let h = RunHistory(stateDir: dir)
         var a = RunRecord(kind: .run, plan: "p", start: 100)

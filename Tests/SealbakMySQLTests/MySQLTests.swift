@@ -70,13 +70,7 @@ enum Sealbak {
     /// Runs sealbak; no secret given may appear in its output.
     @discardableResult
     static func run(_ args: [String], env: [String: String] = [:], secrets: [String] = []) throws -> Proc.Result {
-        var e = ["SEALBAK_PASSWORD": archivePassword]
-        for (k, v) in env { e[k] = v }
-        let r = try Proc.run(Proc.sealbakBinary, args, env: e)
-        for s in secrets + [archivePassword] where !s.isEmpty {
-            #expect(!r.stdout.contains(s) && !r.stderr.contains(s), "a secret leaked into sealbak's output")
-        }
-        return r
+        try Proc.sealbak(args, env: ["SEALBAK_PASSWORD": archivePassword].merging(env) { $1 }, secrets: secrets + [archivePassword])
     }
 }
 

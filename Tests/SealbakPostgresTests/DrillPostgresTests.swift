@@ -41,14 +41,14 @@ struct DrillPostgresTests {
             try? FileManager.default.removeItem(atPath: dir)
         }
         // cron's environment: nothing but what the plan says (pg-bin: for the client tools).
-        let run = try Run.process(Proc.sealbakBinary, ["run", "--plan", dir + "/plan.yaml"], env: ["PATH": "", "HOME": "", "PGPASSWORD": ""])
+        let run = try Proc.run(Proc.sealbakBinary, ["run", "--plan", dir + "/plan.yaml"], env: ["PATH": "", "HOME": "", "PGPASSWORD": ""])
         #expect(run.status == 0 && run.stderr.isEmpty, "\(run.stderr)")
         let runRecord = try String(contentsOfFile: dir + "/state/history.jsonl", encoding: .utf8)
         #expect(runRecord.contains("\"counts\":{\"entries\":") && runRecord.contains("\"rows\":250") && runRecord.contains("\"tables\":1"), "the run records the component's counts: \(runRecord)")
         // Only this test's databases: other tests create and drop theirs on the same server meanwhile.
         let before = try s.databases().filter { $0.hasPrefix(db) }
         try s.psql(db, "INSERT INTO orders VALUES (9999, 'after the backup')")
-        let drill = try Run.process(Proc.sealbakBinary, ["drill", "--plan", dir + "/plan.yaml"])
+        let drill = try Proc.run(Proc.sealbakBinary, ["drill", "--plan", dir + "/plan.yaml"])
         #expect(drill.status == 0 && drill.stdout.contains("drill ok"), "\(drill.stdout)\(drill.stderr)")
         #expect(drill.stdout.contains("_sbk_drill_"), "the comparison names the scratch database: \(drill.stdout)")
         #expect(!drill.stdout.contains(s.password) && !drill.stderr.contains(s.password), "the database password is never printed")
@@ -65,12 +65,12 @@ struct DrillPostgresTests {
             try? FileManager.default.removeItem(atPath: dir)
         }
         // The run's own verify does not run the SQL checks (they are restore checks): it succeeds.
-        #expect(try Run.process(Proc.sealbakBinary, ["run", "--plan", dir + "/plan.yaml"]).status == 0)
+        #expect(try Proc.run(Proc.sealbakBinary, ["run", "--plan", dir + "/plan.yaml"]).status == 0)
         let before = try s.databases().filter { $0.hasPrefix(db) }
-        let drill = try Run.process(Proc.sealbakBinary, ["drill", "--plan", dir + "/plan.yaml"])
+        let drill = try Proc.run(Proc.sealbakBinary, ["drill", "--plan", dir + "/plan.yaml"])
         #expect(drill.status == 13 && drill.stderr.contains("drill FAILED"), "\(drill.stdout)\(drill.stderr)")
         #expect(try s.databases().filter { $0.hasPrefix(db) } == before, "no scratch database is left")
-        let status = try Run.process(Proc.sealbakBinary, ["history", "--plan", dir + "/plan.yaml"])
+        let status = try Proc.run(Proc.sealbakBinary, ["history", "--plan", dir + "/plan.yaml"])
         #expect(status.stdout.contains("drill   FAILED"), "\(status.stdout)")
     }
 }

@@ -32,7 +32,7 @@ struct EngineRulePostgresTests {
         let s = try s
         let src = Server.name("midfail"), dst = Server.name("midfail_dst"), role = Server.name("rls_reader")
         let pw = "rls-pw-\(UUID().uuidString.prefix(8))"
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer {
             try? FileManager.default.removeItem(atPath: dir)
             _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(src); DROP DATABASE IF EXISTS \(dst); DROP ROLE IF EXISTS \(role)")
@@ -91,7 +91,7 @@ struct EngineRulePostgresTests {
         try #require(trusted == "f", "pgvector is marked trusted on this server; this test needs an untrusted extension")
         let src = Server.name("ext_src"), dst = Server.name("ext_dst"), role = Server.name("creator")
         let pw = "creator-pw-\(UUID().uuidString.prefix(8))"
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer {
             try? FileManager.default.removeItem(atPath: dir)
             _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(src); DROP DATABASE IF EXISTS \(dst); DROP ROLE IF EXISTS \(role)")
@@ -116,7 +116,7 @@ struct EngineRulePostgresTests {
     @Test func terminateConnectionsEndsSessionsOnTheTarget() throws {
         let s = try s
         let src = Server.name("term_src"), dst = Server.name("term_dst")
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         var session: Process?
         defer {
             if let session, session.isRunning { session.terminate(); session.waitUntilExit() }

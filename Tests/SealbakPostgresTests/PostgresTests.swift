@@ -44,7 +44,7 @@ struct Server {
     /// Runs SQL with psql; returns its output (unaligned, tuples only).
     @discardableResult
     func psql(_ database: String, _ sql: String) throws -> String {
-        let r = try Run.process(bin + "/psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url(database), "-f", "-"], stdin: Data(sql.utf8))
+        let r = try Proc.run(bin + "/psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url(database), "-f", "-"], stdin: Data(sql.utf8))
         if r.status != 0 { throw TestFailure("psql on \(database) failed: \(r.stderr)") }
         return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -60,30 +60,12 @@ struct Server {
 }
 
 enum Run {
-    typealias Result = Proc.Result
-    static let binary = Proc.sealbakBinary
     static let archivePassword = "archive-pw-\(UUID().uuidString)"
-
-    static func process(_ exe: String, _ args: [String], env: [String: String] = [:], stdin: Data? = nil) throws -> Result {
-        try Proc.run(exe, args, env: env, stdin: stdin)
-    }
 
     /// Runs sealbak with the archive password; checks that no secret given reaches its output.
     @discardableResult
-    static func sealbak(_ args: [String], env: [String: String] = [:], secrets: [String] = []) throws -> Result {
-        var e = ["SEALBAK_PASSWORD": archivePassword]
-        for (k, v) in env { e[k] = v }
-        let r = try process(binary, args, env: e)
-        for s in secrets + [archivePassword] where !s.isEmpty {
-            #expect(!r.stdout.contains(s) && !r.stderr.contains(s), "a secret leaked into sealbak's output")
-        }
-        return r
-    }
-
-    static func tempDir() throws -> String {
-        let d = NSTemporaryDirectory() + "sealbak-pg-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
+    static func sealbak(_ args: [String], env: [String: String] = [:], secrets: [String] = []) throws -> Proc.Result {
+        try Proc.sealbak(args, env: ["SEALBAK_PASSWORD": archivePassword].merging(env) { $1 }, secrets: secrets + [archivePassword])
     }
 }
 
@@ -142,7 +124,7 @@ struct PostgresTests {
     @Test func packAndRestoreAVectorDatabaseWithIdenticalContent() throws {
         let s = try s
         let src = Server.name("src"), dst = Server.name("dst")
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir); _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(src); DROP DATABASE IF EXISTS \(dst)") }
         try createAppDatabase(s, src)
         let archive = dir + "/app.sbk"
@@ -207,7 +189,7 @@ struct PostgresTests {
     @Test func countsAndDumpShareOneSnapshotWhileTheDatabaseIsWritten() throws {
         let s = try s
         let src = Server.name("busy"), dst = Server.name("busy_dst")
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir); _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(src); DROP DATABASE IF EXISTS \(dst)") }
         try s.psql("postgres", "CREATE DATABASE \(src)")
         try s.psql(src, "CREATE TABLE events (id serial PRIMARY KEY, payload text); INSERT INTO events (payload) SELECT repeat(md5(i::text), 30) FROM generate_series(1, 60000) i")
@@ -234,7 +216,7 @@ struct PostgresTests {
     @Test func credentialsComeFromPgpassPGPASSWORDOrAFileAndAreNeverStored() throws {
         let s = try s
         let src = Server.name("cred"), dst = Server.name("cred_dst")
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir); _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(src); DROP DATABASE IF EXISTS \(dst)") }
         try s.psql("postgres", "CREATE DATABASE \(src)")
         try s.psql(src, "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 10)")
@@ -273,7 +255,7 @@ struct PostgresTests {
     }
 
     @Test func anUnreachableServerFailsThePackUnlessAllowedMissing() throws {
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Data("hello".utf8).write(to: URL(fileURLWithPath: dir + "/notes.txt"))
         let down = "postgresql://postgres@127.0.0.1:1/appdb"
@@ -296,7 +278,7 @@ struct PostgresTests {
     @Test func aPgDumpThatDiesMidwayLeavesNoArchive() throws {
         let s = try s
         let src = Server.name("killed")
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir); _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(src)") }
         try s.psql("postgres", "CREATE DATABASE \(src)")
         try s.psql(src, "CREATE TABLE t (i int, pad text); INSERT INTO t SELECT i, repeat('x', 200) FROM generate_series(1, 20000) i")
@@ -327,7 +309,7 @@ struct PostgresTests {
 
     @Test func aPgDumpOlderThanTheServerIsRefusedByName() throws {
         let s = try s
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // Only Debian's pg_dump 15 is on the search path; the server is 18.
         let r = try Run.sealbak(["pack", dir + "/a.sbk", "--postgres", s.url("postgres"), "--insecure-test-kdf"], env: ["SEALBAK_PG_BIN": ""], secrets: [s.password])
@@ -337,7 +319,7 @@ struct PostgresTests {
     @Test func aCorruptDumpMidRestoreLeavesTheTargetUntouched() throws {
         let s = try s
         let src = Server.name("torn"), dst = Server.name("torn_dst")
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir); _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(src); DROP DATABASE IF EXISTS \(dst)") }
         try createAppDatabase(s, src, rows: 3000)
         let archive = dir + "/a.sbk"
@@ -365,7 +347,7 @@ struct PostgresTests {
     @Test func anInterruptedRestoreDropsItsTemporaryDatabase() throws {
         let s = try s
         let src = Server.name("intr"), dst = Server.name("intr_dst")
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir); _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(src); DROP DATABASE IF EXISTS \(dst)") }
         try s.psql("postgres", "CREATE DATABASE \(src)")
         try s.psql(src, "CREATE TABLE t (i int, pad text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 50000) i")
@@ -381,7 +363,7 @@ struct PostgresTests {
             """.utf8).write(to: URL(fileURLWithPath: fake + "/pg_restore"))
         chmod(fake + "/pg_restore", 0o755)
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Run.binary)
+        p.executableURL = URL(fileURLWithPath: Proc.sealbakBinary)
         p.arguments = ["restore", dir + "/a.sbk", "--postgres-target", s.url(dst), "--pg-bin", fake]
         p.environment = ProcessInfo.processInfo.environment.merging(["SEALBAK_PASSWORD": Run.archivePassword]) { $1 }
         p.standardOutput = FileHandle.nullDevice
@@ -402,7 +384,7 @@ struct PostgresTests {
     @Test func missingRightsAreReportedBeforeAnythingIsWritten() throws {
         let s = try s
         let db = Server.name("rights"), role = Server.name("limited"), dst = Server.name("rights_dst")
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer {
             try? FileManager.default.removeItem(atPath: dir)
             _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(db); DROP DATABASE IF EXISTS \(dst); DROP ROLE IF EXISTS \(role)")
@@ -428,7 +410,7 @@ struct PostgresTests {
     @Test func severalDatabasesAreRestoredAllOrNothing() throws {
         let s = try s
         let a = Server.name("multi_a"), b = Server.name("multi_b"), ta = Server.name("multi_ta"), tb = Server.name("multi_tb")
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir); _ = try? s.psql("postgres", [a, b, ta, tb].map { "DROP DATABASE IF EXISTS \($0);" }.joined()) }
         for db in [a, b] {
             try s.psql("postgres", "CREATE DATABASE \(db)")
@@ -455,7 +437,7 @@ struct PostgresTests {
     @Test func aCountMismatchRollsTheRestoreBack() throws {
         let s = try s
         let src = Server.name("mism"), dst = Server.name("mism_dst")
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir); _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(src); DROP DATABASE IF EXISTS \(dst)") }
         try s.psql("postgres", "CREATE DATABASE \(src)")
         try s.psql(src, "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 100)")
@@ -475,7 +457,7 @@ struct Postgres15Tests {
     @Test func debianPostgres15RoundTripsWithItsOwnTools() throws {
         guard let s = Server.pg15 else { throw TestFailure("SEALBAK_REQUIRE_PG=1 but SEALBAK_TEST_PG15_URL is not set") }
         let src = Server.name("p15"), dst = Server.name("p15_dst")
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir); _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(src); DROP DATABASE IF EXISTS \(dst)") }
         try createAppDatabase(s, src, rows: 500, vector: false)
         // No --pg-bin: Debian's pg_dump 15 is found on its own.
@@ -490,7 +472,7 @@ struct Postgres15Tests {
     @Test func aTargetWithoutPgvectorIsRefusedBeforeAnythingChanges() throws {
         guard let s15 = Server.pg15, let sv = Server.vector else { throw TestFailure("SEALBAK_REQUIRE_PG=1 but a test server is missing") }
         let src = Server.name("needsvec"), dst = Server.name("novec")
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir); _ = try? sv.psql("postgres", "DROP DATABASE IF EXISTS \(src)"); _ = try? s15.psql("postgres", "DROP DATABASE IF EXISTS \(dst)") }
         try createAppDatabase(sv, src, rows: 50)
         #expect(try Run.sealbak(["pack", dir + "/a.sbk", "--postgres", sv.url(src), "--pg-bin", sv.bin, "--insecure-test-kdf"]).status == 0)

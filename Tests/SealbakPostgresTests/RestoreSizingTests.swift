@@ -215,7 +215,7 @@ struct RestoreSizingServerTests {
         let s = try s
         let src = Server.name("size_src"), one = Server.name("size_one"), par = Server.name("size_par"), raised = Server.name("size_raised")
         let (role, pw) = try starvedRole(s)
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer {
             try? FileManager.default.removeItem(atPath: dir)
             _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(src); DROP DATABASE IF EXISTS \(one); DROP DATABASE IF EXISTS \(par); DROP DATABASE IF EXISTS \(raised); DROP ROLE IF EXISTS \(role)")
@@ -248,7 +248,7 @@ struct RestoreSizingServerTests {
         let s = try s
         let src = Server.name("refuse_src"), dst = Server.name("refuse_dst")
         let (role, pw) = try starvedRole(s)
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer {
             try? FileManager.default.removeItem(atPath: dir)
             _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(src); DROP DATABASE IF EXISTS \(dst); DROP ROLE IF EXISTS \(role)")
@@ -269,7 +269,7 @@ struct RestoreSizingServerTests {
     @Test func thePlanAndTheListShowTheIndexBuildsAndAnEstimate() throws {
         let s = try s
         let src = Server.name("plan_src")
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir); _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(src)") }
         try createProbeDatabase(s, src)
         let archive = dir + "/probe.sbk"
@@ -303,13 +303,13 @@ struct RestoreSizingServerTests {
     @Test func aParallelRestoreRemovesItsCopyAndThoseOfKilledRuns() throws {
         let s = try s
         let src = Server.name("par_src"), dst = Server.name("par_dst")
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir); _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(src); DROP DATABASE IF EXISTS \(dst)") }
         try createAppDatabase(s, src, rows: 300)
         let archive = dir + "/app.sbk"
         #expect(try Run.sealbak(["pack", archive, "--postgres", s.url(src), "--pg-bin", s.bin, "--insecure-test-kdf"]).status == 0)
         // What a killed restore left: its process is gone (a child that has exited and been reaped).
-        let gone = try Run.process("/bin/sh", ["-c", "echo $$"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let gone = try Proc.run("/bin/sh", ["-c", "echo $$"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let tmp = dir + "/tmp"
         let leftover = tmp + "/sealbak-pgrestore-\(gone)-0badf00d"
         try FileManager.default.createDirectory(atPath: leftover, withIntermediateDirectories: true)
@@ -331,7 +331,7 @@ struct RestoreSizingServerTests {
     @Test func anInterruptedParallelRestoreRemovesItsCopyAndItsDatabase() throws {
         let s = try s
         let src = Server.name("pintr"), dst = Server.name("pintr_dst")
-        let dir = try Run.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir); _ = try? s.psql("postgres", "DROP DATABASE IF EXISTS \(src); DROP DATABASE IF EXISTS \(dst)") }
         try createAppDatabase(s, src, rows: 200)
         #expect(try Run.sealbak(["pack", dir + "/a.sbk", "--postgres", s.url(src), "--pg-bin", s.bin, "--insecure-test-kdf"]).status == 0)
@@ -349,7 +349,7 @@ struct RestoreSizingServerTests {
             """.utf8).write(to: URL(fileURLWithPath: fake + "/pg_restore"))
         chmod(fake + "/pg_restore", 0o755)
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Run.binary)
+        p.executableURL = URL(fileURLWithPath: Proc.sealbakBinary)
         p.arguments = ["restore", dir + "/a.sbk", "--postgres-target", s.url(dst), "--pg-bin", fake, "--restore-jobs", "2"]
         p.environment = ProcessInfo.processInfo.environment.merging(["SEALBAK_PASSWORD": Run.archivePassword, "TMPDIR": tmp]) { $1 }
         p.standardOutput = FileHandle.nullDevice
