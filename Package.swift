@@ -61,7 +61,7 @@ let package = Package(
             swiftSettings: strict
         ),
         // Test vectors, archive builders and corruption helpers shared by tests, the vector generator and fuzzers.
-        .target(name: "SealbakTestSupport", dependencies: ["SealbakArchive"], swiftSettings: strict),
+        .target(name: "SealbakTestSupport", dependencies: ["SealbakSync", "SealbakArchive"], swiftSettings: strict),
         // Regenerates Spec/vectors deterministically (scripts/gen-vectors).
         .executableTarget(name: "SealbakVectorGen", dependencies: ["SealbakTestSupport"], swiftSettings: strict),
 

@@ -60,7 +60,7 @@ package final class OrderedPipeline<Output: Sendable>: Sendable {
 
     /// The shared state, owned by the pipeline and its threads. Every stored property is read and written only
     /// while `condition` is locked, which is what makes it safe to share.
-    private final class State: @unchecked Sendable {
+    private final class State: @unchecked Sendable {  // every stored property is touched only while `condition` is locked
         let condition = NSCondition()
         let maxWorkers: Int
         let maxInFlight: Int
@@ -191,9 +191,10 @@ package final class OrderedPipeline<Output: Sendable>: Sendable {
     }
 }
 
-/// A small pool so each worker reuses a zstd/zlib context instead of allocating one per frame. Its one lock
-/// guards `items`.
-package final class Pool<T: AnyObject>: @unchecked Sendable {
+/// A small pool so each worker reuses a zstd/zlib context instead of allocating one per frame. An item is taken
+/// out under the lock and used by one thread until it is given back. (A bare lock rather than `Locked`: the items
+/// are not `Sendable`, and region checking cannot see that each is handed to one thread at a time.)
+package final class Pool<T: AnyObject>: @unchecked Sendable {  // `items` only under `lock`; an item is used by one thread at a time
     private let lock = NSLock()
     private var items: [T] = []
     private let make: () -> T

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import Synchronization
 import SealbakArchive
 import SealbakComponents
 import SealbakCompression
@@ -8,6 +7,7 @@ import SealbakFormat
 import SealbakMySQL
 import SealbakPostgres
 import SealbakS3
+import SealbakSync
 
 struct Pack: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -196,7 +196,7 @@ struct Pack: ParsableCommand {
             jobOptions.stdinName = stdinName
             jobOptions.allowEmptyStdin = allowEmpty
             jobOptions.skipUnreadable = skipUnreadable
-            let current = Mutex<Progress?>(nil)
+            let current = Locked<Progress?>(nil)
             jobOptions.onEntry = { name in current.withLock { $0 }?.item(name) }
             var metadata = Metadata(["created-by": "sealbak \(sealbakVersion)", "host": ProcessInfo.processInfo.hostName])
             if let bp {

@@ -3,7 +3,7 @@ import Foundation
 import SealbakArchive
 import SealbakFormat
 import SealbakS3
-import Synchronization
+import SealbakSync
 
 /// Object-storage settings, shared by every command that takes an archive name (docs/s3.md). Each flag falls
 /// back to the standard AWS variables; credentials come only from the environment or a credentials file.
@@ -134,7 +134,7 @@ final class S3Connection: RemoteStorageHandler {
     private let upload: S3UploadOptions?
     private let plan: [String: String]
     private let quiet: Bool
-    private let connected = Mutex<S3Storage?>(nil)
+    private let connected = Locked<S3Storage?>(nil)
 
     init(options: S3Options, upload: S3UploadOptions?, plan: [String: String], quiet: Bool) {
         self.options = options

@@ -4,6 +4,7 @@ import SealbakArchive
 import SealbakCompression
 import SealbakComponents
 import SealbakFormat
+import SealbakSync
 
 #if canImport(Glibc)
 import Glibc
@@ -192,9 +193,17 @@ func openArchive(
 /// and percentage, rate, elapsed time, ETA, items done and the current item. Redrawn at most four times a second,
 /// cut to the terminal's width (a wrapped line could not be redrawn in place), and cleared before any other line
 /// sealbak prints (`printError` calls `Progress.clearLine`), so messages never land on top of it.
-final class Progress: @unchecked Sendable {  // every mutable field is guarded by `Progress.lock`
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var drawn: Progress?
+final class Progress: Sendable {
+    private struct State {
+        var total: UInt64?
+        var done: UInt64 = 0
+        var items = 0
+        var current = ""
+        var lastDraw = -1.0
+    }
+    /// The progress whose line is on the screen. Always taken before a progress's own `state` (never the other way
+    /// round), so drawing and clearing cannot interleave or deadlock.
+    private static let screen = Locked<Progress?>(nil)
     /// Seconds between redraws (SEALBAK_PROGRESS_INTERVAL; tests set 0 to see every update).
     private static let interval = ProcessInfo.processInfo.environment["SEALBAK_PROGRESS_INTERVAL"].flatMap(Double.init) ?? 0.25
 
@@ -202,102 +211,105 @@ final class Progress: @unchecked Sendable {  // every mutable field is guarded b
     /// `--json --progress`: JSON lines on stderr (docs/json.md "progress") instead of the terminal line.
     private let jsonCommand: String?
     private let label: String
-    private var total: UInt64?
-    private var done: UInt64 = 0
-    private var items = 0
-    private var current = ""
-    private var lastDraw = -1.0
+    private let state: Locked<State>
     private let start = Date()
 
     init(label: String, total: UInt64?, quiet: Bool, json: OutputOptions? = nil) {
         jsonCommand = json?.progress == true ? json?.command : nil
         enabled = jsonCommand != nil || (!quiet && json?.json != true && isatty(2) == 1)
         self.label = label
-        self.total = total
+        state = Locked(State(total: total))
     }
 
     func add(_ n: Int) {
         guard enabled else { return }
-        Self.lock.withLock {
-            done += UInt64(n)
-            drawIfDue()
+        Self.screen.withLock { drawn in
+            state.withLock { s in
+                s.done += UInt64(n)
+                drawIfDue(&s, &drawn)
+            }
         }
     }
 
     /// A new item (file, entry, component) begins.
     func item(_ name: String) {
         guard enabled else { return }
-        Self.lock.withLock {
-            items += 1
-            current = jsonCommand == nil ? displayName(name) : name
-            drawIfDue()
+        Self.screen.withLock { drawn in
+            state.withLock { s in
+                s.items += 1
+                s.current = jsonCommand == nil ? displayName(name) : name
+                drawIfDue(&s, &drawn)
+            }
         }
     }
 
-    private func drawIfDue() {
+    private func drawIfDue(_ s: inout State, _ drawn: inout Progress?) {
         let now = Date().timeIntervalSince(start)
-        if lastDraw >= 0 && now - lastDraw < Self.interval { return }
-        lastDraw = now
+        if s.lastDraw >= 0 && now - s.lastDraw < Self.interval { return }
+        s.lastDraw = now
         if let jsonCommand {
             var doc: [String: Any] = ["schema": JSONOutput.schema, "command": jsonCommand, "type": "progress",
-                                      "bytes_done": done, "items_done": items, "elapsed_seconds": (now * 1000).rounded() / 1000]
-            if !current.isEmpty { doc["current"] = current }
-            if let total, total >= done {
+                                      "bytes_done": s.done, "items_done": s.items, "elapsed_seconds": (now * 1000).rounded() / 1000]
+            if !s.current.isEmpty { doc["current"] = s.current }
+            if let total = s.total, total >= s.done {
                 doc["bytes_total"] = total
-                if done > 0 && now > 0 { doc["eta_seconds"] = (Double(total - done) / (Double(done) / now) * 10).rounded() / 10 }
+                if s.done > 0 && now > 0 { doc["eta_seconds"] = (Double(total - s.done) / (Double(s.done) / now) * 10).rounded() / 10 }
             }
             let text = JSONOutput.line(doc) + "\n"
             _ = text.withCString { write(2, $0, strlen($0)) }
             return
         }
         // A total that turned out too small (a stream whose size was not known) is dropped, never shown as 300%.
-        if let t = total, done > t { total = nil }
+        if let t = s.total, s.done > t { s.total = nil }
+        let done = s.done
         var parts = ["\(label) \(formatBytes(done))"]
-        if let total, total > 0 {
+        if let total = s.total, total > 0 {
             parts[0] += " / \(formatBytes(total))"
             parts.append("\(Int(Double(done) * 100 / Double(total)))%")
         }
         let rate = now > 0 ? Double(done) / now : 0
         parts.append("\(formatBytes(UInt64(rate)))/s")
         var time = formatDuration(now)
-        if let total, rate > 0, now >= 2, done < total { time += ", ETA " + formatDuration(Double(total - done) / rate) }
+        if let total = s.total, rate > 0, now >= 2, done < total { time += ", ETA " + formatDuration(Double(total - done) / rate) }
         parts.append(time)
-        if items > 0 { parts.append("\(items) item\(items == 1 ? "" : "s")") }
+        if s.items > 0 { parts.append("\(s.items) item\(s.items == 1 ? "" : "s")") }
         var line = parts.joined(separator: "  ")
         let width = Self.terminalWidth() - 1
         if line.count > width { line = String(line.prefix(max(0, width - 1))) + "…" }
         // The current item in what is left, its end kept (the file name says more than the top folder).
         let room = width - line.count - 2
-        if !current.isEmpty && room >= 8 {
-            line += "  " + (current.count <= room ? current : "…" + current.suffix(room - 1))
+        if !s.current.isEmpty && room >= 8 {
+            line += "  " + (s.current.count <= room ? s.current : "…" + s.current.suffix(room - 1))
         }
-        Self.drawn = self
+        drawn = self
         let text = "\r\u{1B}[K" + line
         _ = text.withCString { write(2, $0, strlen($0)) }
     }
 
     func finish() {
         guard enabled else { return }
-        Self.lock.withLock {
-            if jsonCommand != nil && lastDraw != .infinity {
-                lastDraw = -1  // the last line, with the final counts
-                drawIfDue()
+        Self.screen.withLock { drawn in
+            state.withLock { s in
+                if jsonCommand != nil && s.lastDraw != .infinity {
+                    s.lastDraw = -1  // the last line, with the final counts
+                    drawIfDue(&s, &drawn)
+                }
+                if drawn === self { Self.erase(&drawn) }
+                s.lastDraw = .infinity  // nothing after the end
             }
-            if Self.drawn === self { Self.erase() }
-            lastDraw = .infinity  // nothing after the end
         }
     }
 
     /// Clears a drawn progress line before another line is printed; it comes back at its next update.
     static func clearLine() {
-        lock.withLock {
+        screen.withLock { drawn in
             guard let p = drawn else { return }
-            erase()
-            p.lastDraw = -1
+            erase(&drawn)
+            p.state.withLock { $0.lastDraw = -1 }
         }
     }
 
-    private static func erase() {
+    private static func erase(_ drawn: inout Progress?) {
         _ = "\r\u{1B}[K".withCString { write(2, $0, strlen($0)) }
         drawn = nil
     }

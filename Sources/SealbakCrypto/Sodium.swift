@@ -49,7 +49,7 @@ package enum Sodium {
 ///
 /// Immutable after construction and therefore safe to share between worker threads. The memory is locked
 /// against swapping by `sodium_malloc` where the system allows it, and excluded from core dumps.
-package final class SecureBytes: @unchecked Sendable {
+package final class SecureBytes: @unchecked Sendable {  // immutable after init: the pointer and count never change
     private let pointer: UnsafeMutableRawPointer
     package let count: Int
     /// Guarded (`sodium_malloc`: guard pages, mlock) or plain heap memory. Both are wiped before release.

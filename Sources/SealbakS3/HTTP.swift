@@ -1,6 +1,6 @@
 import CCurl
 import Foundation
-import Synchronization
+import SealbakSync
 
 /// One HTTP exchange as the S3 client sees it.
 struct HTTPRequest {
@@ -25,7 +25,7 @@ struct TransportError: Error {
 }
 
 /// One libcurl easy handle, reused for the keep-alive connection it holds. Used by one thread at a time.
-final class HTTPConnection: @unchecked Sendable {
+final class HTTPConnection: @unchecked Sendable {  // a curl handle is used by one thread at a time, handed over by ConnectionPool's lock
     private let handle: UnsafeMutableRawPointer
 
     init() {
@@ -164,14 +164,11 @@ final class HTTPConnection: @unchecked Sendable {
 }
 
 /// Idle connections, so requests reuse their TCP (and TLS) sessions.
-final class ConnectionPool: @unchecked Sendable {  // `idle` is only touched under `lock`
-    // NSLock (a pthread mutex) rather than Synchronization.Mutex: ThreadSanitizer sees its ordering; with Mutex it
-    // reported the pool's array as raced between two upload workers.
-    private let lock = NSLock()
-    private var idle: [HTTPConnection] = []
+final class ConnectionPool: Sendable {
+    private let idle = Locked<[HTTPConnection]>([])
 
-    func borrow() -> HTTPConnection { lock.withLock { idle.popLast() } ?? HTTPConnection() }
-    func giveBack(_ c: HTTPConnection) { lock.withLock { idle.append(c) } }
+    func borrow() -> HTTPConnection { idle.withLock { $0.popLast() } ?? HTTPConnection() }
+    func giveBack(_ c: HTTPConnection) { idle.withLock { $0.append(c) } }
 }
 
 /// A plain GET for health checks after a restore: the HTTP status, or why there was none.

@@ -1,7 +1,7 @@
 import Foundation
 import SealbakArchive
 import SealbakCrypto
-import Synchronization
+import SealbakSync
 
 /// `s3://BUCKET/KEY`.
 package struct S3Location: Sendable, CustomStringConvertible, Hashable {
@@ -125,10 +125,10 @@ package final class S3Client: Sendable {
     package let settings: S3Settings
     private let pool = ConnectionPool()
     /// Per bucket: whether the store honours conditional completions (`probeConditionalWrites`).
-    private let conditionalWrites = Mutex<[String: Bool]>([:])
+    private let conditionalWrites = Locked<[String: Bool]>([:])
     /// The region the store named in a redirect (`x-amz-bucket-region`), used from then on instead of
     /// `settings.region`.
-    private let redirectedRegion = Mutex<String?>(nil)
+    private let redirectedRegion = Locked<String?>(nil)
 
     /// The region requests are signed for (and, without an endpoint, whose AWS host they go to).
     package var region: String { redirectedRegion.withLock { $0 } ?? settings.region }
@@ -503,11 +503,10 @@ package final class S3Client: Sendable {
 
     /// The bytes [range) of the object at version `etag`, read into one buffer sized up front.
     package func getBytes(_ loc: S3Location, range: Range<UInt64>, etag: String?) throws(SealbakError) -> [UInt8] {
-        final class Buffer: @unchecked Sendable { var bytes: [UInt8] = [] }
-        let buffer = Buffer()
-        buffer.bytes.reserveCapacity(range.count)
-        try get(loc, range: range, etag: etag) { buffer.bytes.append(contentsOf: $0) }
-        return buffer.bytes
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(range.count)
+        try get(loc, range: range, etag: etag) { bytes.append(contentsOf: $0) }
+        return bytes
     }
 
     package func putObject(_ loc: S3Location, _ bytes: UnsafeRawBufferPointer, ifNoneMatch: Bool, extraHeaders: [(String, String)] = []) throws(SealbakError) {

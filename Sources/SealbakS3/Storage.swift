@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import SealbakArchive
 import Synchronization
+import SealbakSync
 
 /// The `s3://` handler behind every command: archives are read with ranged GETs, written with streaming
 /// multipart uploads, and their headers rewritten with server-side copies.
@@ -34,14 +35,14 @@ package final class S3Storage: RemoteStorageHandler {
 }
 
 /// Waits for a value computed on another thread.
-final class Future<T: Sendable>: @unchecked Sendable {
+final class Future<T: Sendable>: Sendable {
     private let done = DispatchSemaphore(value: 0)
-    private var result: Result<T, SealbakError>?
+    private let result = Locked<Result<T, SealbakError>?>(nil)
 
     init(_ work: @escaping @Sendable () throws(SealbakError) -> T) {
         DispatchQueue.global().async {
             let r = Result { () throws(SealbakError) in try work() }
-            self.result = r
+            self.result.withLock { $0 = r }
             self.done.signal()
         }
     }
@@ -49,7 +50,27 @@ final class Future<T: Sendable>: @unchecked Sendable {
     func get() throws(SealbakError) -> T {
         done.wait()
         done.signal()
-        return try result!.get()
+        return try result.withLock { $0! }.get()
+    }
+}
+
+/// Ranged GETs of one object version, counted; shared with the prefetching thread.
+final class RangeFetcher: Sendable {
+    let client: S3Client
+    let location: S3Location
+    let etag: String
+    let fetched = Atomic<UInt64>(0)
+
+    init(client: S3Client, location: S3Location, etag: String) {
+        self.client = client
+        self.location = location
+        self.etag = etag
+    }
+
+    func fetch(_ range: Range<UInt64>) throws(SealbakError) -> [UInt8] {
+        let bytes = try client.getBytes(location, range: range, etag: etag)
+        fetched.add(UInt64(bytes.count), ordering: .relaxed)
+        return bytes
     }
 }
 
@@ -58,12 +79,12 @@ final class Future<T: Sendable>: @unchecked Sendable {
 /// Sequential reads fetch growing chunks (256 KiB first, so `list` costs little, then up to 16 MiB) with the
 /// next chunk prefetched from the second one on; a dropped connection resumes from the last byte received. Ranged reads fetch exactly
 /// the range announced with `willRead`, in pieces of at most 16 MiB.
-final class S3Input: RemoteSource, @unchecked Sendable {
+final class S3Input: RemoteSource {
     let client: S3Client
     let location: S3Location
     let size: UInt64
     let etag: String
-    private let fetched = Atomic<UInt64>(0)
+    private let fetcher: RangeFetcher
     private var window: (start: UInt64, bytes: [UInt8]) = (0, [])
     private var hint: Range<UInt64>?
     private var current: (start: UInt64, bytes: [UInt8]) = (0, [])
@@ -79,16 +100,13 @@ final class S3Input: RemoteSource, @unchecked Sendable {
         self.location = location
         size = info.size
         etag = info.etag
+        fetcher = RangeFetcher(client: client, location: location, etag: info.etag)
     }
 
     var name: String { location.description }
-    var bytesFetched: UInt64 { fetched.load(ordering: .relaxed) }
+    var bytesFetched: UInt64 { fetcher.fetched.load(ordering: .relaxed) }
 
-    private func fetch(_ range: Range<UInt64>) throws(SealbakError) -> [UInt8] {
-        let bytes = try client.getBytes(location, range: range, etag: etag)
-        fetched.add(UInt64(bytes.count), ordering: .relaxed)
-        return bytes
-    }
+    private func fetch(_ range: Range<UInt64>) throws(SealbakError) -> [UInt8] { try fetcher.fetch(range) }
 
     func willRead(_ range: Range<UInt64>) { hint = range }
 
@@ -120,7 +138,8 @@ final class S3Input: RemoteSource, @unchecked Sendable {
             // No prefetch after the first chunk: `list` and `inspect` need only the header and manifest.
             if next < size && current.start > 0 {
                 let range = next..<min(size, next + UInt64(chunk))
-                pending = (next, Future { () throws(SealbakError) in try self.fetch(range) })
+                let fetcher = self.fetcher
+                pending = (next, Future { () throws(SealbakError) in try fetcher.fetch(range) })
             }
         }
         let lo = Int(offset - current.start)

@@ -2,7 +2,7 @@ import Dispatch
 import Foundation
 import SealbakArchive
 import SealbakCrypto
-import Synchronization
+import SealbakSync
 
 /// A streaming multipart upload as an archive output (docs/s3.md).
 ///
@@ -12,7 +12,7 @@ import Synchronization
 /// Nothing appears under the name until `commit` completes the upload, with `If-None-Match: *` unless
 /// overwriting; any failure or interrupt aborts the upload. A staged upload (for `rekey`) completes under a
 /// temporary name first, is read back and verified, and only then copied to its name by the store.
-final class S3Upload: ArchiveOutput, @unchecked Sendable {
+final class S3Upload: ArchiveOutput {
     let client: S3Client
     let location: S3Location
     /// Where the parts go: `location`, or a temporary name when staged.
@@ -27,8 +27,8 @@ final class S3Upload: ArchiveOutput, @unchecked Sendable {
     private var buffer: [UInt8] = []
     private var uploadID: String?
     private var nextPart = 1
-    private let parts = Mutex<[S3Client.CompletedPart]>([])
-    private let firstError = Mutex<SealbakError?>(nil)
+    private let parts = Locked<[S3Client.CompletedPart]>([])
+    private let firstError = Locked<SealbakError?>(nil)
     private let group = DispatchGroup()
     private let slots: DispatchSemaphore
     private var interruptToken: Int?
@@ -108,8 +108,9 @@ final class S3Upload: ArchiveOutput, @unchecked Sendable {
         buffer = []
         nextPart += 1
         group.enter()
-        let client = self.client, target = self.target
-        DispatchQueue.global().async { [self] in
+        let client = self.client, target = self.target, slots = self.slots, group = self.group
+        let parts = self.parts, firstError = self.firstError
+        DispatchQueue.global().async {
             defer { slots.signal(); group.leave() }
             do throws(SealbakError) {
                 let part = try data.withUnsafeBytes { b in

@@ -9,10 +9,12 @@ package final class Locked<Value>: @unchecked Sendable {  // `value` is only tou
     private let lock = NSLock()
     private var value: Value
 
-    package init(_ value: Value) { self.value = value }
+    /// `sending`, as for `Synchronization.Mutex`: the value (and what it refers to) is reached only through the lock
+    /// from now on, which is what makes `Locked` sound for values that are not `Sendable` themselves.
+    package init(_ value: sending Value) { self.value = value }
 
     /// Runs `body` with exclusive access to the value. Do not block in `body` on anything that may take this lock.
-    package func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+    package func withLock<R, E: Error>(_ body: (inout sending Value) throws(E) -> sending R) throws(E) -> sending R {
         lock.lock()
         defer { lock.unlock() }
         return try body(&value)

@@ -6,6 +6,7 @@ import SealbakArchive
 import SealbakCompression
 import SealbakCrypto
 import SealbakFormat
+import SealbakSync
 
 /// One entry to put in a test archive.
 package struct TestEntry: Sendable {
@@ -100,12 +101,11 @@ package enum TestArchive {
 }
 
 /// Collects archive bytes from a writer sink.
-package final class ByteCollector: @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage: [UInt8] = []
+package final class ByteCollector: Sendable {
+    private let storage = Locked<[UInt8]>([])
     package init() {}
-    package func append(_ b: UnsafeRawBufferPointer) { lock.withLock { storage.append(contentsOf: b) } }
-    package var bytes: [UInt8] { lock.withLock { storage } }
+    package func append(_ b: UnsafeRawBufferPointer) { storage.withLock { $0.append(contentsOf: b) } }
+    package var bytes: [UInt8] { storage.current }
 }
 
 /// Result of reading an archive fully into memory.
