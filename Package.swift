@@ -34,36 +34,42 @@ let package = Package(
 
         // The one lock idiom (`Locked`), shared by every target that keeps state across threads.
         .target(name: "SealbakSync", swiftSettings: strict),
-        // Pure Swift: byte layouts of Spec/FORMAT.md, no C, no Foundation, no I/O (fuzzable alone).
+        // Pure Swift: byte layouts of Spec/FORMAT.md (and the metadata keys of Spec/COMPONENTS.md), no C, no Foundation,
+        // no I/O (fuzzable alone).
         .target(name: "SealbakFormat", swiftSettings: strict),
         // libsodium: AEADs, Argon2id, KDF, MAC, SHA-256, wiped key memory.
         .target(name: "SealbakCrypto", dependencies: ["SealbakSync", "CSodium", "COpenSSLCrypto"], swiftSettings: strict),
         // zstd and zlib, one frame at a time, bounded output.
         .target(name: "SealbakCompression", dependencies: ["CZstd", "CZlib"], swiftSettings: strict),
-        // The codec: streaming writer/reader, parallel frames, verification, safe extraction.
+        // Local I/O and the process around it: SealbakError, interrupts and fault points, archive inputs (one protocol,
+        // one type per backend) and atomic output, tree walking for pack, staged extraction; remote storage is passed in.
+        .target(name: "SealbakIO", dependencies: ["SealbakSync", "SealbakFormat", "CSealbakShims"], swiftSettings: strict),
+        // Keys: master key and password slots, X25519 recipients and identity files, recovery codes, password sources.
+        .target(name: "SealbakKeys", dependencies: ["SealbakFormat", "SealbakCrypto", "SealbakIO"], swiftSettings: strict),
+        // The codec: streaming writer/reader, parallel frame pipeline, one frame walker, verification, rekey, key editing.
         .target(
             name: "SealbakArchive",
-            dependencies: ["SealbakSync", "SealbakFormat", "SealbakCrypto", "SealbakCompression", "CSealbakShims"],
+            dependencies: ["SealbakFormat", "SealbakCrypto", "SealbakCompression", "SealbakIO", "SealbakKeys", "CSealbakShims"],
             swiftSettings: strict
         ),
         // PostgreSQL component: consistent pg_dump into an entry, verified restore into a live server.
-        .target(name: "SealbakPostgres", dependencies: ["SealbakSync", "SealbakArchive", "SealbakCrypto", "SealbakFormat", "CLibPQ", "CSealbakShims"], swiftSettings: strict),
+        .target(name: "SealbakPostgres", dependencies: ["SealbakSync", "SealbakIO", "SealbakCrypto", "SealbakFormat", "CLibPQ", "CSealbakShims"], swiftSettings: strict),
         // MySQL/MariaDB component: mariadb-dump with rows counted in the stream, verified restore and table swap.
         // (Reuses SealbakPostgres's Subprocess for the tools.)
-        .target(name: "SealbakMySQL", dependencies: ["SealbakArchive", "SealbakCrypto", "SealbakFormat", "SealbakPostgres", "CMariaDB"], swiftSettings: strict),
+        .target(name: "SealbakMySQL", dependencies: ["SealbakIO", "SealbakCrypto", "SealbakFormat", "SealbakPostgres", "CMariaDB"], swiftSettings: strict),
         // The other components: docs trees with ignore rules, configs, vector files, vector stores.
-        .target(name: "SealbakComponents", dependencies: ["SealbakSync", "SealbakArchive", "SealbakFormat", "SealbakPostgres", "SealbakMySQL", "SealbakS3", "CSealbakShims", "CSQLite", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
+        .target(name: "SealbakComponents", dependencies: ["SealbakSync", "SealbakArchive", "SealbakIO", "SealbakFormat", "SealbakPostgres", "SealbakMySQL", "SealbakS3", "CSealbakShims", "CSQLite", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         // S3-compatible object storage: SigV4, streaming multipart upload, ranged reads, retries, retention.
-        .target(name: "SealbakS3", dependencies: ["SealbakSync", "SealbakArchive", "SealbakCrypto", "SealbakFormat", "CCurl"], swiftSettings: strict),
+        .target(name: "SealbakS3", dependencies: ["SealbakSync", "SealbakArchive", "SealbakIO", "SealbakCrypto", "SealbakFormat", "CCurl"], swiftSettings: strict),
         .executableTarget(
             name: "SealbakCLI",
-            dependencies: ["SealbakSync", "SealbakArchive", "SealbakPostgres", "SealbakComponents", "SealbakS3", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["SealbakSync", "SealbakArchive", "SealbakIO", "SealbakKeys", "SealbakPostgres", "SealbakComponents", "SealbakS3", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         // Test vectors, archive builders and corruption helpers shared by tests, the vector generator and fuzzers.
-        .target(name: "SealbakTestSupport", dependencies: ["SealbakSync", "SealbakArchive"], swiftSettings: strict),
+        .target(name: "SealbakTestSupport", dependencies: ["SealbakSync", "SealbakArchive", "SealbakIO", "SealbakKeys"], swiftSettings: strict),
         // Regenerates Spec/vectors deterministically (scripts/gen-vectors).
-        .executableTarget(name: "SealbakVectorGen", dependencies: ["SealbakTestSupport"], swiftSettings: strict),
+        .executableTarget(name: "SealbakVectorGen", dependencies: ["SealbakTestSupport", "SealbakIO", "SealbakKeys"], swiftSettings: strict),
 
         // libFuzzer targets (fuzz/run builds them with the fuzzer and AddressSanitizer; a plain build makes inert executables).
         .executableTarget(name: "FuzzHeader", dependencies: ["SealbakTestSupport"], path: "fuzz/Sources/FuzzHeader"),
@@ -78,14 +84,14 @@ let package = Package(
         .testTarget(name: "SealbakCryptoTests", dependencies: ["SealbakCrypto"], swiftSettings: strict),
         // Frame (de)compression: bombs, windows, truncations, malformed headers.
         .testTarget(name: "SealbakCompressionTests", dependencies: ["SealbakCompression"], swiftSettings: strict),
-        .testTarget(name: "SealbakArchiveTests", dependencies: ["SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
-        .testTarget(name: "SealbakCLITests", dependencies: ["SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
-        .testTarget(name: "SealbakComponentsTests", dependencies: ["SealbakComponents", "SealbakArchive", "SealbakS3", "SealbakTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SealbakArchiveTests", dependencies: ["SealbakArchive", "SealbakIO", "SealbakKeys", "SealbakTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SealbakCLITests", dependencies: ["SealbakArchive", "SealbakKeys", "SealbakTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SealbakComponentsTests", dependencies: ["SealbakComponents", "SealbakIO", "SealbakS3", "SealbakTestSupport"], swiftSettings: strict),
         // Real PostgreSQL servers (started by scripts/pg-servers): pack, restore, failure paths.
         // SigV4 against the published vectors, retention rules, and a real SeaweedFS (scripts/s3-server).
-        .testTarget(name: "SealbakS3Tests", dependencies: ["SealbakS3", "SealbakArchive", "SealbakTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SealbakS3Tests", dependencies: ["SealbakS3", "SealbakIO", "SealbakTestSupport"], swiftSettings: strict),
         // A real MariaDB server (scripts/mysql-servers): pack, restore, swap, failure paths; the dump row counter.
-        .testTarget(name: "SealbakMySQLTests", dependencies: ["SealbakArchive", "SealbakMySQL", "SealbakTestSupport"], swiftSettings: strict),
-        .testTarget(name: "SealbakPostgresTests", dependencies: ["SealbakArchive", "SealbakPostgres", "SealbakTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SealbakMySQLTests", dependencies: ["SealbakMySQL", "SealbakTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SealbakPostgresTests", dependencies: ["SealbakArchive", "SealbakIO", "SealbakKeys", "SealbakPostgres", "SealbakTestSupport"], swiftSettings: strict),
     ]
 )

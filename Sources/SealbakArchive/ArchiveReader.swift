@@ -2,53 +2,8 @@ import Foundation
 import SealbakCompression
 import SealbakCrypto
 import SealbakFormat
-
-/// Receives verified entry data in archive order. Calls are serialized.
-package protocol EntrySink: AnyObject {
-    /// Whether the data of entry `index` is wanted (unwanted streams are skipped without decrypting).
-    func wants(_ index: Int) -> Bool
-    func begin(_ index: Int) throws
-    /// Plaintext of one verified frame.
-    func write(_ index: Int, _ bytes: [UInt8]) throws
-    /// The entry's last frame verified; `sha256` is of its whole plaintext. When the trailer is already known
-    /// (seekable input) the reader has already compared size and checksum with it.
-    func end(_ index: Int, size: UInt64, sha256: [UInt8]) throws
-}
-
-/// Forwards to a sink and reports which entry begins and how many verified bytes arrive (progress displays).
-package final class ProgressTap: EntrySink {
-    let sink: any EntrySink
-    let onBegin: (Int) -> Void
-    let onBytes: (Int) -> Void
-    package init(_ sink: any EntrySink, begin: @escaping (Int) -> Void, bytes: @escaping (Int) -> Void) {
-        self.sink = sink
-        onBegin = begin
-        onBytes = bytes
-    }
-    package func wants(_ i: Int) -> Bool { sink.wants(i) }
-    package func begin(_ i: Int) throws {
-        onBegin(i)
-        try sink.begin(i)
-    }
-    package func write(_ i: Int, _ bytes: [UInt8]) throws {
-        try sink.write(i, bytes)
-        onBytes(bytes.count)
-    }
-    package func end(_ i: Int, size: UInt64, sha256: [UInt8]) throws { try sink.end(i, size: size, sha256: sha256) }
-}
-
-/// What opens an archive: a password (or recovery code), or an X25519 identity.
-package enum ArchiveSecret: Sendable {
-    case password(Passphrase)
-    case identity(Identity)
-
-    package func unlock(header: ArchiveHeader, limits: KDFLimits, archive: String) throws -> (MasterKey, KeySlot) {
-        switch self {
-        case .password(let p): try KeySlots.unlock(header: header, passphrase: p, limits: limits, archive: archive)
-        case .identity(let i): try Recipients.unlock(header: header, identity: i, archive: archive)
-        }
-    }
-}
+import SealbakIO
+import SealbakKeys
 
 /// Options for reading.
 package struct ReadOptions: Sendable {

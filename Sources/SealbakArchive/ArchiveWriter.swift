@@ -2,6 +2,8 @@ import Foundation
 import SealbakCompression
 import SealbakCrypto
 import SealbakFormat
+import SealbakIO
+import SealbakKeys
 
 /// How an archive is written. The defaults are what `sealbak pack` uses.
 package struct WriteOptions: Sendable {

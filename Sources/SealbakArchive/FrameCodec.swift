@@ -1,6 +1,7 @@
 import SealbakCompression
 import SealbakCrypto
 import SealbakFormat
+import SealbakIO
 
 /// Seals and opens single frames (Spec §6). Stateless apart from the (de)compressor passed in, so any
 /// number of workers can use one value at once.

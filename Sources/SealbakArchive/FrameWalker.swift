@@ -1,4 +1,5 @@
 import SealbakFormat
+import SealbakIO
 
 /// Walks the frames of one stream (Spec §6.1): reads and checks each cleartext frame header, reads or skips the
 /// ciphertext, and hands the frame to the caller, which decrypts it (or not). The one frame loop behind every

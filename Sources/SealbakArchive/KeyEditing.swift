@@ -5,6 +5,8 @@ import CSealbakShims
 import Foundation
 import SealbakCrypto
 import SealbakFormat
+import SealbakIO
+import SealbakKeys
 
 /// Key-slot changes that rewrite only the header (Spec §11.3, docs/keys.md).
 ///

@@ -2,6 +2,8 @@ import Foundation
 import SealbakCompression
 import SealbakCrypto
 import SealbakFormat
+import SealbakIO
+import SealbakKeys
 
 /// Real key rotation (Spec §11.3, docs/keys.md): a new master key and archive id, every frame re-encrypted.
 ///

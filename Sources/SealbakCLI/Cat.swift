@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import SealbakArchive
 import SealbakFormat
+import SealbakIO
 
 #if canImport(Glibc)
 import Glibc

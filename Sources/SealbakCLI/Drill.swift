@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import SealbakArchive
 import SealbakComponents
+import SealbakIO
 
 struct DrillCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,4 @@
 import Foundation
-import SealbakArchive
 import SealbakComponents
 import SealbakFormat
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SealbakArchive
 import SealbakFormat
+import SealbakKeys
 
 #if canImport(Glibc)
 import Glibc

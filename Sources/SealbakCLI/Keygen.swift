@@ -1,5 +1,6 @@
 import ArgumentParser
-import SealbakArchive
+import SealbakIO
+import SealbakKeys
 
 #if canImport(Glibc)
 import Glibc

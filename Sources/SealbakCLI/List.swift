@@ -3,6 +3,7 @@ import Foundation
 import SealbakArchive
 import SealbakComponents
 import SealbakFormat
+import SealbakIO
 import SealbakPostgres
 
 struct List: ParsableCommand {

@@ -4,6 +4,8 @@ import SealbakArchive
 import SealbakComponents
 import SealbakCompression
 import SealbakFormat
+import SealbakIO
+import SealbakKeys
 import SealbakMySQL
 import SealbakPostgres
 import SealbakS3

@@ -1,6 +1,8 @@
 import ArgumentParser
 import SealbakArchive
 import SealbakFormat
+import SealbakIO
+import SealbakKeys
 
 struct RekeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
-import SealbakArchive
 import SealbakComponents
 import SealbakFormat
+import SealbakIO
 import SealbakPostgres
 
 struct Restore: ParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import SealbakArchive
 import SealbakComponents
+import SealbakIO
 
 #if canImport(Glibc)
 import Glibc

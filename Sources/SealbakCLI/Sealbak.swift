@@ -1,5 +1,5 @@
 import ArgumentParser
-import SealbakArchive
+import SealbakIO
 
 #if canImport(Glibc)
 import Glibc

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import SealbakArchive
 import SealbakComponents
+import SealbakIO
 import SealbakS3
 
 struct StatusCommand: ParsableCommand {

@@ -4,6 +4,8 @@ import SealbakArchive
 import SealbakCompression
 import SealbakComponents
 import SealbakFormat
+import SealbakIO
+import SealbakKeys
 import SealbakSync
 
 #if canImport(Glibc)

@@ -1,7 +1,7 @@
 import CSQLite
 import Foundation
-import SealbakArchive
 import SealbakFormat
+import SealbakIO
 import SealbakSync
 
 /// A ChromaDB persist directory: `chroma.sqlite3` (copied with SQLite's online backup API, so a store that a

@@ -1,6 +1,6 @@
 import Foundation
-import SealbakArchive
 import SealbakFormat
+import SealbakIO
 
 /// A configuration file or folder (`.env`, YAML, JSON, TOML), packed as `config/NAME/…`.
 ///

@@ -1,6 +1,6 @@
 import Foundation
-import SealbakArchive
 import SealbakFormat
+import SealbakIO
 
 /// A documentation tree (or any directory) packed with ignore rules: the defaults (`.git`, `node_modules`, …),
 /// `--exclude` globs, `.sealbakignore` files found in the tree, and optional `--include` globs.

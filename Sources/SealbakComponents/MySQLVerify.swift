@@ -1,6 +1,7 @@
 import Foundation
 import SealbakArchive
 import SealbakFormat
+import SealbakIO
 import SealbakMySQL
 
 /// What `verify` and `list` say about a `mysql` component.

@@ -1,5 +1,5 @@
 import Foundation
-import SealbakArchive
+import SealbakIO
 import Yams
 
 /// A backup plan (`sealbak.yaml`): an application's components and the pack options, so that

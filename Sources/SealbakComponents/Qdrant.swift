@@ -1,6 +1,6 @@
 import Foundation
-import SealbakArchive
 import SealbakFormat
+import SealbakIO
 
 /// Qdrant data, packed as `qdrant/NAME/…`: either a storage directory (offline: the server stopped) whose
 /// `collections/` folder names the collections, or snapshot files (`*.snapshot`, made with Qdrant's snapshot

@@ -1,7 +1,7 @@
 import CSQLite
 import Foundation
-import SealbakArchive
 import SealbakFormat
+import SealbakIO
 import SealbakPostgres
 
 /// The metadata keys of an SQLite component (Spec/COMPONENTS.md "SQLite"), defined once.

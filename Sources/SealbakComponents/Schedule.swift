@@ -1,5 +1,5 @@
 import Foundation
-import SealbakArchive
+import SealbakIO
 
 /// The nightly job as a systemd service + timer, or as a crontab line where systemd is absent.
 ///

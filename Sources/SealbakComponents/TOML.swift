@@ -1,4 +1,4 @@
-import SealbakArchive
+import SealbakIO
 
 /// A value of a TOML 1.0 document, as `TOMLDocument.decode` returns it.
 ///

@@ -1,6 +1,6 @@
 import Foundation
-import SealbakArchive
 import SealbakFormat
+import SealbakIO
 
 /// A folder component (docs, config, …) or a single-file component as found in a manifest.
 package struct TreeComponent: Sendable {

@@ -1,6 +1,6 @@
 import Foundation
-import SealbakArchive
 import SealbakFormat
+import SealbakIO
 
 /// Raw embedding files: NumPy `.npy` and the `.fvecs`/`.ivecs`/`.bvecs` formats of the ANN benchmarks.
 package enum VectorFileFormat: String, Sendable {

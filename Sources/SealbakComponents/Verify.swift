@@ -1,5 +1,4 @@
 import Foundation
-import SealbakArchive
 import SealbakFormat
 import SealbakMySQL
 

@@ -1,6 +1,6 @@
 internal import CMariaDB
 import Foundation
-import SealbakArchive
+import SealbakIO
 
 /// One MariaDB Connector/C connection (speaks to MySQL and MariaDB), used from a single thread.
 ///

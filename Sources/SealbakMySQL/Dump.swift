@@ -1,6 +1,6 @@
 import Foundation
-import SealbakArchive
 import SealbakFormat
+import SealbakIO
 import SealbakPostgres
 
 /// A `--mysql` argument (`URL` or `NAME=URL`) or a plan's `kind: mysql` component.

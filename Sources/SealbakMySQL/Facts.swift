@@ -1,6 +1,6 @@
 import Foundation
-import SealbakArchive
 import SealbakFormat
+import SealbakIO
 
 /// The metadata keys of a `mysql` component (Spec/COMPONENTS.md).
 extension ComponentKeys {

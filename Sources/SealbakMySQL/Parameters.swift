@@ -1,5 +1,5 @@
 import Foundation
-import SealbakArchive
+import SealbakIO
 
 #if canImport(Glibc)
 import Glibc

@@ -1,7 +1,7 @@
 import Foundation
-import SealbakArchive
 import SealbakCrypto
 import SealbakFormat
+import SealbakIO
 import SealbakPostgres
 
 #if canImport(Glibc)

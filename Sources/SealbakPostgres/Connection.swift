@@ -1,6 +1,6 @@
 import CLibPQ
 import Foundation
-import SealbakArchive
+import SealbakIO
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,6 @@
 import Foundation
-import SealbakArchive
 import SealbakFormat
+import SealbakIO
 
 /// A `--postgres` argument: `URL` or `NAME=URL`.
 package struct PostgresSourceSpec: Sendable {

@@ -1,6 +1,6 @@
 import Foundation
-import SealbakArchive
 import SealbakFormat
+import SealbakIO
 
 /// What sealbak records about a database when packing it (Spec/COMPONENTS.md), read inside the dump's snapshot.
 package struct DatabaseFacts: Codable, Sendable, Equatable {

@@ -1,6 +1,6 @@
 import CSealbakShims
 import Foundation
-import SealbakArchive
+import SealbakIO
 import SealbakSync
 
 #if canImport(Glibc)

@@ -1,5 +1,5 @@
 import Foundation
-import SealbakArchive
+import SealbakIO
 
 /// A PostgreSQL client program and its version.
 package struct Tool: Sendable {

@@ -1,6 +1,7 @@
 import Foundation
 import SealbakArchive
 import SealbakFormat
+import SealbakIO
 
 /// The archives in a folder or under an `s3://BUCKET/PREFIX`, each with its cleartext header (no password):
 /// what `sealbak ls` shows and `sealbak prune` decides on. Files that are not sealbak archives are listed as

@@ -1,6 +1,6 @@
 import Foundation
-import SealbakArchive
 import SealbakCrypto
+import SealbakIO
 import SealbakSync
 
 /// `s3://BUCKET/KEY`.

@@ -1,6 +1,6 @@
 import Foundation
-import SealbakArchive
 import SealbakCrypto
+import SealbakIO
 
 /// AWS Signature Version 4 (docs: "Signing AWS API requests", "Authenticating Requests: Using the
 /// Authorization Header"), written against the specification and tested with its published vectors.

@@ -1,6 +1,6 @@
 import Dispatch
 import Foundation
-import SealbakArchive
+import SealbakIO
 import Synchronization
 import SealbakSync
 

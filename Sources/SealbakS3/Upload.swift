@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
-import SealbakArchive
 import SealbakCrypto
+import SealbakIO
 import SealbakSync
 
 /// A streaming multipart upload as an archive output (docs/s3.md).

@@ -6,6 +6,8 @@ import SealbakArchive
 import SealbakCompression
 import SealbakCrypto
 import SealbakFormat
+import SealbakIO
+import SealbakKeys
 import SealbakSync
 
 /// One entry to put in a test archive.

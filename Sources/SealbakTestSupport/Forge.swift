@@ -3,6 +3,8 @@ import SealbakArchive
 import SealbakCompression
 import SealbakCrypto
 import SealbakFormat
+import SealbakIO
+import SealbakKeys
 
 /// Re-encrypts an archive with its own master key after editing its streams: the bytes a hostile or buggy writer
 /// that knows the password could produce, which `ArchiveWriter` refuses to write (duplicate names, a directory

@@ -1,6 +1,8 @@
 import SealbakArchive
 import SealbakCompression
 import SealbakFormat
+import SealbakIO
+import SealbakKeys
 
 /// The bodies of the libFuzzer targets in `fuzz/` (docs: fuzz/README.md). They live here so that unit tests
 /// replay every saved crash input (`fuzz/regressions/TARGET/*`) through exactly the same code.

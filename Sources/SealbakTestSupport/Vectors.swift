@@ -3,6 +3,7 @@ import SealbakArchive
 import SealbakCompression
 import SealbakCrypto
 import SealbakFormat
+import SealbakKeys
 
 /// A valid test vector of Spec §12.
 package struct ValidVector: Sendable {

@@ -1,8 +1,9 @@
 // Regenerates Spec/vectors: `swift run SealbakVectorGen [DIR]` (scripts/gen-vectors). Deterministic.
 import Foundation
-import SealbakArchive
 import SealbakFormat
 import SealbakCrypto
+import SealbakIO
+import SealbakKeys
 import SealbakTestSupport
 
 let fm = FileManager.default

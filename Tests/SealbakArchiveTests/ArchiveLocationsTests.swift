@@ -1,6 +1,8 @@
 import SealbakArchive
 import SealbakCrypto
 import SealbakFormat
+import SealbakIO
+import SealbakKeys
 import SealbakTestSupport
 import Synchronization
 import Testing

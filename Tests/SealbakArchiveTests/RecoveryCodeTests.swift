@@ -1,5 +1,5 @@
-import SealbakArchive
 import SealbakCrypto
+import SealbakKeys
 import SealbakTestSupport
 import Testing
 

@@ -3,6 +3,8 @@ import SealbakArchive
 import SealbakCompression
 import SealbakCrypto
 import SealbakFormat
+import SealbakIO
+import SealbakKeys
 import SealbakTestSupport
 import Testing
 

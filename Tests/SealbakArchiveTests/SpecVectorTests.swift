@@ -1,7 +1,7 @@
 import Foundation
-import SealbakArchive
 import SealbakCrypto
 import SealbakFormat
+import SealbakKeys
 import SealbakTestSupport
 import Testing
 

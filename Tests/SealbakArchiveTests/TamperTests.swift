@@ -2,6 +2,8 @@ import Foundation
 import SealbakArchive
 import SealbakCrypto
 import SealbakFormat
+import SealbakIO
+import SealbakKeys
 import SealbakTestSupport
 import Testing
 

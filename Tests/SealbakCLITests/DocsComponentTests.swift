@@ -1,6 +1,7 @@
 import Foundation
 import SealbakArchive
 import SealbakFormat
+import SealbakKeys
 import SealbakTestSupport
 import Testing
 

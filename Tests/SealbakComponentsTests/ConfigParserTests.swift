@@ -1,6 +1,6 @@
 import Foundation
-import SealbakArchive
 @testable import SealbakComponents
+import SealbakIO
 import Testing
 
 @Suite struct ConfigParserTests {

@@ -1,6 +1,6 @@
 import Foundation
-import SealbakArchive
 import SealbakComponents
+import SealbakIO
 import SealbakS3
 import SealbakTestSupport
 import Testing

@@ -1,6 +1,6 @@
 import Foundation
-import SealbakArchive
 @testable import SealbakComponents
+import SealbakIO
 import Testing
 
 /// The outcome record of Spec/COMPONENTS.md: the example there is exactly what sealbak writes and reads.

@@ -1,6 +1,8 @@
 import Foundation
 import SealbakArchive
 import SealbakFormat
+import SealbakIO
+import SealbakKeys
 import SealbakPostgres
 import SealbakTestSupport
 import Testing

@@ -1,5 +1,4 @@
 import Foundation
-import SealbakArchive
 @testable import SealbakPostgres
 import SealbakTestSupport
 import Testing

@@ -1,6 +1,6 @@
 import Foundation
 @testable import SealbakS3
-import SealbakArchive
+import SealbakIO
 import SealbakTestSupport
 import Testing
 

@@ -1,6 +1,5 @@
 import Foundation
 @testable import SealbakS3
-import SealbakArchive
 import SealbakTestSupport
 import Testing
 

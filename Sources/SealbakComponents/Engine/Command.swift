@@ -1,5 +1,5 @@
 import Foundation
-import SealbakArchive
+import SealbakIO
 import SealbakPostgres
 import SealbakSync
 

@@ -1,6 +1,6 @@
 import Foundation
-import SealbakArchive
 import SealbakFormat
+import SealbakIO
 
 /// The `command` kind: a source whose backup is a command's standard output (`neo4j-admin database dump
 /// --to-stdout`, `redis-cli --rdb -`, `mongodump --archive`), restored by a command fed the entry on standard

@@ -1,6 +1,6 @@
 import Foundation
-import SealbakArchive
 import SealbakFormat
+import SealbakIO
 
 /// The component engine (Spec/COMPONENTS.md): every source and target of sealbak is a component kind with one
 /// capture side (`CaptureSource`) and one restore side (`RestoreUnit`), registered in `ComponentKinds`.

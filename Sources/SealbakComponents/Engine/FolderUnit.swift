@@ -1,7 +1,7 @@
 import CSealbakShims
 import Foundation
-import SealbakArchive
 import SealbakFormat
+import SealbakIO
 
 /// Restores a folder component (docs, config, vectors, chroma, qdrant), a single-file component, or a group of
 /// loose entries, next to its target, and swaps it in.

@@ -1,5 +1,5 @@
 import Foundation
-import SealbakArchive
+import SealbakIO
 import SealbakS3
 
 /// The plan's `health-check:` after a restore: a URL that must answer 2xx, or a command that must exit 0,

@@ -1,6 +1,7 @@
 import Foundation
 import SealbakArchive
 import SealbakFormat
+import SealbakIO
 
 /// What became of every component of a pack, written as the archive's last entry (Spec/COMPONENTS.md
 /// "Capture outcome"). The manifest is written before any data, so a capture that fails half way can only be

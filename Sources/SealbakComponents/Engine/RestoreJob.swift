@@ -1,6 +1,7 @@
 import Foundation
 import SealbakArchive
 import SealbakFormat
+import SealbakIO
 import SealbakPostgres
 
 /// What `sealbak restore` was asked to do (flags and plan merged by the CLI).

@@ -1,5 +1,5 @@
 import Foundation
-import SealbakArchive
+import SealbakIO
 import SealbakPostgres
 
 /// Where each component goes: `--target`/`--postgres-target` flags win over the plan's `restore:` (or the

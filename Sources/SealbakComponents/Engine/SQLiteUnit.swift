@@ -1,7 +1,7 @@
 import CSealbakShims
 import Foundation
-import SealbakArchive
 import SealbakFormat
+import SealbakIO
 
 /// Restores an SQLite component (`kind: sqlite`) over its target file, all or nothing.
 ///

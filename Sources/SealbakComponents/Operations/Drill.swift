@@ -1,5 +1,5 @@
 import Foundation
-import SealbakArchive
+import SealbakIO
 import SealbakMySQL
 import SealbakPostgres
 import SealbakS3

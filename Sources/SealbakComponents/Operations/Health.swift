@@ -2,7 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-import SealbakArchive
+import SealbakIO
 import SealbakS3
 
 /// `sealbak status`: whether a plan's backups are healthy, from its run history. Unhealthy when the last run

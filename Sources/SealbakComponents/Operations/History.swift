@@ -1,5 +1,5 @@
 import Foundation
-import SealbakArchive
+import SealbakIO
 import SealbakS3
 
 /// One line of a plan's run history (`STATE-DIR/history.jsonl`): a run, a verification or a drill. A run writes

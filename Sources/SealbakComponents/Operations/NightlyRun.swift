@@ -1,8 +1,8 @@
 import Foundation
-import SealbakSync
-import SealbakArchive
 import SealbakFormat
+import SealbakIO
 import SealbakS3
+import SealbakSync
 
 /// What a pack inside a run produced.
 package struct RunPackResult: Sendable {

@@ -1,5 +1,5 @@
 import Foundation
-import SealbakArchive
+import SealbakIO
 import SealbakS3
 import Yams
 

@@ -4,6 +4,7 @@ import Glibc
 #endif
 import SealbakCrypto
 import SealbakFormat
+import SealbakIO
 
 /// X25519 recipients (Spec §4.6, docs/keys.md): anyone with a public key can write an archive that only the
 /// holder of the matching identity can open.

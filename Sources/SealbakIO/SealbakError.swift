@@ -1,5 +1,3 @@
-import SealbakCompression
-import SealbakCrypto
 import SealbakFormat
 
 /// The one error type that crosses the archive layer's boundary (modelled on NIO's `FileSystemError`).

@@ -455,28 +455,3 @@ package final class Extractor: EntrySink {
         return climbs <= depth
     }
 }
-
-/// A sink that verifies and discards (`sealbak verify`).
-package final class DiscardSink: EntrySink {
-    package private(set) var bytes: UInt64 = 0
-    package private(set) var entries = 0
-    private let selected: Set<Int>?
-    /// Called with the byte count of every verified chunk (progress display).
-    package var progress: ((Int) -> Void)?
-    /// Entries whose first bytes are kept in `heads` (e.g. to check a dump's magic).
-    package var captureHeads: Set<Int> = []
-    package private(set) var heads: [Int: [UInt8]] = [:]
-    /// How much of each entry `heads` keeps (a dump's header lines; a small record entry whole).
-    package static let headByteCount = 1 << 20
-    package init(selected: Set<Int>? = nil) { self.selected = selected }
-    package func wants(_ index: Int) -> Bool { selected?.contains(index) ?? true }
-    package func begin(_ index: Int) throws {}
-    package func write(_ index: Int, _ b: [UInt8]) throws {
-        bytes += UInt64(b.count)
-        progress?(b.count)
-        if captureHeads.contains(index), heads[index, default: []].count < Self.headByteCount {
-            heads[index, default: []] += b.prefix(Self.headByteCount - heads[index, default: []].count)
-        }
-    }
-    package func end(_ index: Int, size: UInt64, sha256: [UInt8]) throws { entries += 1 }
-}

@@ -1,5 +1,6 @@
 import SealbakCrypto
 import SealbakFormat
+import SealbakIO
 
 /// The archive's random 256-bit master key and the subkeys derived from it (Spec §5).
 package final class MasterKey: Sendable {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import SealbakCrypto
+import SealbakIO
 
 /// Where a password comes from (docs/usage.md "Passwords"). Never from argv.
 package enum PasswordSource: Sendable {
