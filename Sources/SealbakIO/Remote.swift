@@ -40,7 +40,7 @@ extension ArchiveOutput {
 }
 
 extension AtomicOutput: ArchiveOutput {
-    package func readBack() throws(SealbakError) -> InputFile { try InputFile(readingBack: self) }
+    package func readBack() throws(SealbakError) -> InputFile { InputFile(try FileInput(readingBack: self)) }
 }
 
 /// The handler for archive names that are URLs (`s3://…`), given to the commands through `ArchiveLocations`.
