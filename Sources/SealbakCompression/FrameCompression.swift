@@ -13,6 +13,9 @@ package enum CompressionAlgorithm: Sendable, Hashable {
     case zstd(level: Int32)
     case zlib(level: Int32)
     case stored
+    /// zstd over the 4-byte-shuffled input (`ByteShuffle`): codec 3, only in archives that declare the shuffle
+    /// feature (Spec §3.4, §6.2).
+    case shuffledZstd(level: Int32)
 
     package static let zstdLevels: ClosedRange<Int32> = 1...19
     package static let zlibLevels: ClosedRange<Int32> = 1...9
@@ -21,6 +24,8 @@ package enum CompressionAlgorithm: Sendable, Hashable {
 /// Compresses one frame at a time with a reusable context. Not thread-safe: one per worker.
 package final class FrameCompressor {
     private var cctx: OpaquePointer?
+    /// The shuffled copy of the input for `.shuffledZstd`; grows to the largest frame compressed.
+    private var scratch = ScratchBuffer()
 
     package init() {}
 
@@ -37,11 +42,11 @@ package final class FrameCompressor {
         case .stored:
             return nil
         case .zstd(let level):
-            if cctx == nil { cctx = ZSTD_createCCtx() }
-            guard let cctx else { return nil }
-            let n = ZSTD_compressCCtx(cctx, dst, capacity, src, input.count, level)
-            if ZSTD_isError(n) != 0 || n == 0 || n >= input.count { return nil }
-            return n
+            return zstd(src, count: input.count, into: dst, capacity: capacity, level: level)
+        case .shuffledZstd(let level):
+            let shuffled = scratch.buffer(input.count)
+            ByteShuffle.shuffle(input, into: shuffled)
+            return zstd(shuffled.baseAddress!, count: input.count, into: dst, capacity: capacity, level: level)
         case .zlib(let level):
             var destLength = uLongf(capacity)
             let status = compress2(dst.assumingMemoryBound(to: Bytef.self), &destLength, src.assumingMemoryBound(to: Bytef.self), uLong(input.count), level)
@@ -49,11 +54,40 @@ package final class FrameCompressor {
             return Int(destLength)
         }
     }
+
+    /// One zstd frame of `count` bytes with the frame size given (`ZSTD_compressCCtx`, Spec §6.2 rule 7); nil when
+    /// it does not shrink the input.
+    private func zstd(_ src: UnsafeRawPointer, count: Int, into dst: UnsafeMutableRawPointer, capacity: Int, level: Int32) -> Int? {
+        if cctx == nil { cctx = ZSTD_createCCtx() }
+        guard let cctx else { return nil }
+        let n = ZSTD_compressCCtx(cctx, dst, capacity, src, count, level)
+        if ZSTD_isError(n) != 0 || n == 0 || n >= count { return nil }
+        return n
+    }
+}
+
+/// A reusable heap buffer owned by one (de)compressor: allocated on first use, grown when a larger frame comes,
+/// freed with its owner. Its contents are frame plaintext, which the frame buffers themselves hold as well.
+struct ScratchBuffer: ~Copyable {
+    private var storage: UnsafeMutableRawBufferPointer?
+
+    /// The first `count` bytes of the buffer (uninitialised on first use), `count` > 0.
+    mutating func buffer(_ count: Int) -> UnsafeMutableRawBufferPointer {
+        if let storage, storage.count >= count { return UnsafeMutableRawBufferPointer(rebasing: storage[0..<count]) }
+        storage?.deallocate()
+        let grown = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
+        storage = grown
+        return grown
+    }
+
+    deinit { storage?.deallocate() }
 }
 
 /// Decompresses one frame at a time into a buffer of exactly the declared raw length.
 package final class FrameDecompressor {
     private var dctx: OpaquePointer?
+    /// The shuffled bytes of a codec-3 frame before `ByteShuffle.unshuffle`; grows to the largest frame.
+    private var scratch = ScratchBuffer()
 
     package init() {}
 
@@ -78,6 +112,15 @@ package final class FrameDecompressor {
             throw CompressionError("zstd payload does not decompress: \(String(cString: ZSTD_getErrorName(n)))")
         }
         if n != output.count { throw CompressionError("zstd payload yields \(n) bytes, the frame declares \(output.count)") }
+    }
+
+    /// Decompresses a codec-3 payload: one zstd frame, checked exactly as `zstd` checks it, whose `output.count`
+    /// bytes are unshuffled into `output` (Spec §6.2). Memory: one extra buffer of `output.count` bytes, reused.
+    package func shuffledZstd(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, maxWindow: Int) throws(CompressionError) {
+        guard output.count > 0 else { throw CompressionError("empty shuffled zstd frame") }
+        let shuffled = scratch.buffer(output.count)
+        try zstd(input, into: shuffled, maxWindow: maxWindow)
+        ByteShuffle.unshuffle(UnsafeRawBufferPointer(shuffled), into: output)
     }
 
     /// Decompresses a zlib (RFC 1950) payload that must be consumed entirely and yield exactly `output.count` bytes.

@@ -27,7 +27,7 @@ package struct ArchiveForge {
         let reader = try ArchiveReader(input: input, secret: .password(Passphrase(string: password)))
         header = reader.header
         master = reader.masterKey
-        codec = try FrameCodec(suite: header.cipherSuite, archiveID: header.archiveID, frameSize: header.frameSize)
+        codec = try FrameCodec(header: header)
         let layout = try ArchiveLayout(bytes, entryCount: reader.manifest.entries.count)
         let codec = self.codec, master = self.master
         func open(_ frames: [ArchiveLayout.FrameSpan], _ id: UInt32) throws -> [[UInt8]] {

@@ -37,6 +37,7 @@ package struct ValidVector: Sendable {
         case .zstd: "zstd"
         case .zlib: "zlib"
         case .stored: "stored"
+        case .shuffledZstd: "shuffled zstd"
         }
     }
 }
