@@ -69,6 +69,13 @@ package struct ArchiveForge {
         header.mac = master.mac(for: header)
     }
 
+    /// Declares other features (so another version, Spec §3.4) and seals the header again; the frames stay as they
+    /// are, whether the new features allow their codecs or not.
+    package mutating func setFeatures(_ features: FormatFeatures) {
+        header.features = features
+        header.mac = master.mac(for: header)
+    }
+
     /// Seals header, manifest and entries, then a trailer that records what was written (changed by `editTrailer`,
     /// then stored in frames of the frame size) and a footer that points to it.
     package func assemble(editTrailer: (inout Trailer) -> Void = { _ in }) -> [UInt8] {
