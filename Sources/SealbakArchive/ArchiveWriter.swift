@@ -95,9 +95,9 @@ package final class ArchiveWriter: @unchecked Sendable {
         // The shuffle feature is declared before any data is read (Spec §3.4 rule 3), from the names alone.
         var entryCompression = [CompressionAlgorithm](repeating: options.compression, count: manifest.entries.count)
         var features: FormatFeatures = []
-        if case .zstd(let level) = options.compression {
+        if case .zstd = options.compression {
             for (i, entry) in manifest.entries.enumerated() where options.shuffle.selects(entry) {
-                entryCompression[i] = .shuffledZstd(level: level)
+                entryCompression[i] = .shuffledZstd(level: ShuffleSelection.zstdLevel)
                 features.insert(.shuffle)
             }
         }
