@@ -357,7 +357,8 @@ struct PackFormatOptions: ParsableArguments {
     @Option(name: .long, help: "Frame compression (default zstd).")
     var compression: CompressionChoice?
 
-    @Flag(name: .long, help: "Do not shuffle vector files (*.npy, *.fvecs, data_level0.bin, …) before zstd: a version-1 archive, for sealbak older than format version 2.")
+    @Flag(name: .long, help: ArgumentHelp(
+        "Do not shuffle vector files (*.npy, *.fvecs, data_level0.bin, …) before zstd: a version-1 archive, for sealbak older than format version 2."))
     var noShuffle = false
 
     @Option(name: .long, help: ArgumentHelp("Compression level (zstd 1-19, default 3; zlib 1-9, default 6).", visibility: .hidden))

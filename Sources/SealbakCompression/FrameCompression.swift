@@ -46,7 +46,8 @@ package final class FrameCompressor {
         case .shuffledZstd(let level):
             let shuffled = scratch.buffer(input.count)
             ByteShuffle.shuffle(input, into: shuffled)
-            return zstdByLane(UnsafeRawBufferPointer(shuffled), into: UnsafeMutableRawBufferPointer(start: dst, count: capacity), level: level)
+            let out = UnsafeMutableRawBufferPointer(start: dst, count: capacity)
+            return zstdByLane(UnsafeRawBufferPointer(shuffled), into: out, level: level)
         case .zlib(let level):
             var destLength = uLongf(capacity)
             let status = compress2(dst.assumingMemoryBound(to: Bytef.self), &destLength, src.assumingMemoryBound(to: Bytef.self), uLong(input.count), level)
@@ -57,7 +58,9 @@ package final class FrameCompressor {
 
     /// One zstd frame of `count` bytes with the frame size given (`ZSTD_compressCCtx`, Spec §6.2 rule 7); nil when
     /// it does not shrink the input.
-    private func zstd(_ src: UnsafeRawPointer, count: Int, into dst: UnsafeMutableRawPointer, capacity: Int, level: Int32) -> Int? {
+    private func zstd(
+        _ src: UnsafeRawPointer, count: Int, into dst: UnsafeMutableRawPointer, capacity: Int, level: Int32
+    ) -> Int? {
         if cctx == nil { cctx = ZSTD_createCCtx() }
         guard let cctx else { return nil }
         let n = ZSTD_compressCCtx(cctx, dst, capacity, src, count, level)
@@ -72,7 +75,9 @@ package final class FrameCompressor {
     /// and shuffling gains ~1% instead of ~8% (Gaussian float32, 64 KiB frames). Flushing per lane gives each lane
     /// its own blocks at every frame size. Still one frame with the size pledged: single-segment, Window_Size and
     /// Frame_Content_Size = the input's size, no dictionary (Spec §6.2 rule 7). nil when it does not shrink.
-    private func zstdByLane(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, level: Int32) -> Int? {
+    private func zstdByLane(
+        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, level: Int32
+    ) -> Int? {
         if cctx == nil { cctx = ZSTD_createCCtx() }
         guard let cctx, let src = input.baseAddress, let dst = output.baseAddress else { return nil }
         ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters)
@@ -148,7 +153,9 @@ package final class FrameDecompressor {
 
     /// Decompresses a codec-3 payload: one zstd frame, checked exactly as `zstd` checks it, whose `output.count`
     /// bytes are unshuffled into `output` (Spec §6.2). Memory: one extra buffer of `output.count` bytes, reused.
-    package func shuffledZstd(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, maxWindow: Int) throws(CompressionError) {
+    package func shuffledZstd(
+        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, maxWindow: Int
+    ) throws(CompressionError) {
         guard output.count > 0 else { throw CompressionError("empty shuffled zstd frame") }
         let shuffled = scratch.buffer(output.count)
         try zstd(input, into: shuffled, maxWindow: maxWindow)

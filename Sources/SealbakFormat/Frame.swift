@@ -90,7 +90,10 @@ package struct FramePlaintext: Sendable {
             throw FormatError(.payload, "unknown compression codec \(plaintext[0])")
         }
         guard features.isSuperset(of: codec.requiredFeatures) else {
-            throw FormatError(.payload, "codec \(codec.rawValue) (\(codec.name)) needs feature \(codec.requiredFeatures), which this archive's header does not declare")
+            throw FormatError(
+                .payload,
+                "codec \(codec.rawValue) (\(codec.name)) needs feature \(codec.requiredFeatures), which this archive's header does not declare"
+            )
         }
         let raw = Int(plaintext[1]) | Int(plaintext[2]) << 8 | Int(plaintext[3]) << 16 | Int(plaintext[4]) << 24
         let payloadLength = plaintext.count - FormatV1.framePrefixByteCount
