@@ -126,7 +126,7 @@ import Testing
         #expect(before[0].contains(Int(CompressionCodec.shuffledZstd.rawValue)))
 
         let output = try AtomicOutput(path: rotated, overwrite: false)
-        let summary = try Rekey.run(path: path, current: .password(Passphrase(string: "password")), newPassword: Passphrase(string: "new"),
+        let summary = try Rekey.run(path: path, in: .local, current: .password(Passphrase(string: "password")), newPassword: Passphrase(string: "new"),
                                     kdf: TestArchive.cheapKDF, output: output)
         try output.commit()
         #expect(summary.frames > 0)
@@ -140,7 +140,7 @@ import Testing
         #expect(try TestReader.failureClass(out, password: "password") == .key)
 
         // A header-only change (key add) rewrites the slots and keeps version and flags.
-        let u = try KeyEditing.unlock(path: rotated, secret: .password(Passphrase(string: "new")), limits: .default)
+        let u = try KeyEditing.unlock(path: rotated, in: .local, secret: .password(Passphrase(string: "new")), limits: .default)
         _ = try KeyEditing.addPassword(u, passphrase: Passphrase(string: "second"), label: "second", kdf: TestArchive.cheapKDF)
         let edited = try [UInt8](Data(contentsOf: URL(fileURLWithPath: rotated)))
         #expect(try Self.header(edited).features == .shuffle && edited[8] == 2)

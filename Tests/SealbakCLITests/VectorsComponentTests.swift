@@ -49,7 +49,7 @@ import Testing
     /// Vector files go through the shuffle codec (format version 2, Spec §3.4); `--no-shuffle` and a plan's
     /// `shuffle: false` write version 1; an archive without vector files stays version 1.
     @Test func vectorFilesAreShuffledUnlessTurnedOff() throws {
-        let dir = try CLITests.tempDir()
+        let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let emb = dir + "/embeddings"
         try FileManager.default.createDirectory(atPath: emb, withIntermediateDirectories: true)
