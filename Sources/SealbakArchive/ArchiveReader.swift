@@ -46,7 +46,7 @@ package final class ArchiveReader {
         name = input.path
         header = try ArchiveReader.readHeader(input)
         (master, unlockedSlot) = try secret.unlock(header: header, limits: options.limits, archive: name)
-        codec = try FrameCodec(suite: header.cipherSuite, archiveID: header.archiveID, frameSize: header.frameSize)
+        codec = try FrameCodec(header: header)
         let start = input.position
         var bytes: [UInt8] = []
         let manifestName = name

@@ -10,6 +10,9 @@ package struct WriteOptions: Sendable {
     package var suite: CipherSuite = .xchacha20poly1305
     package var frameSizeLog2: UInt8 = FormatV1.defaultFrameSizeLog2
     package var compression: CompressionAlgorithm = .zstd(level: 3)
+    /// Entries compressed with the shuffle codec when `compression` is zstd (Spec §6.2 codec 3). The archive is
+    /// version 2 with the shuffle feature only when an entry is selected; otherwise version 1, as without it.
+    package var shuffle: ShuffleSelection = .vectorFiles
     package var kdf: KDFParameters = KeySlots.defaultKDF
     /// Worker threads for compression and encryption.
     package var threads: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -57,6 +60,8 @@ package final class ArchiveWriter {
     private let master: MasterKey
     private let header: ArchiveHeader
     private let manifest: Manifest
+    /// Per entry: the compression of its frames (`options.compression`, or shuffled zstd where `shuffle` selects it).
+    private let entryCompression: [CompressionAlgorithm]
     private let compressors = Pool { FrameCompressor() }
     private let pipeline: OrderedPipeline<(Int, [UInt8])>
     private let lengthsLock = NSLock()
@@ -78,6 +83,9 @@ package final class ArchiveWriter {
         guard (FormatV1.minFrameSizeLog2...FormatV1.maxFrameSizeLog2).contains(options.frameSizeLog2) else {
             throw SealbakError(.usage, "frame size must be 2^12 (4 KiB) ... 2^24 (16 MiB)")
         }
+        if case .shuffledZstd = options.compression {
+            throw SealbakError(.usage, "shuffled zstd is chosen per entry (WriteOptions.shuffle), not for a whole archive")
+        }
         do throws(FormatError) { try manifest.validate() } catch {
             throw SealbakError(.usage, "cannot write this manifest: \(error.message)")
         }
@@ -86,7 +94,17 @@ package final class ArchiveWriter {
         self.manifest = manifest
         let archiveID = options.random.bytes(FormatV1.archiveIDByteCount)
         master = MasterKey.generate(random: options.random)
-        codec = try FrameCodec(suite: options.suite, archiveID: archiveID, frameSize: 1 << Int(options.frameSizeLog2))
+        // The shuffle feature is declared before any data is read (Spec §3.4 rule 3), from the names alone.
+        var entryCompression = [CompressionAlgorithm](repeating: options.compression, count: manifest.entries.count)
+        var features: FormatFeatures = []
+        if case .zstd = options.compression {
+            for (i, entry) in manifest.entries.enumerated() where options.shuffle.selects(entry) {
+                entryCompression[i] = .shuffledZstd(level: ShuffleSelection.zstdLevel)
+                features.insert(.shuffle)
+            }
+        }
+        self.entryCompression = entryCompression
+        codec = try FrameCodec(suite: options.suite, archiveID: archiveID, frameSize: 1 << Int(options.frameSizeLog2), features: features)
         var slots: [KeySlot] = []
         for (i, spec) in passwords.enumerated() {
             slots.append(try KeySlots.passwordSlot(
@@ -98,8 +116,8 @@ package final class ArchiveWriter {
                 id: UInt16(passwords.count + i + 1), label: String(Recipients.encode(publicKey: recipient).prefix(20)),
                 createdUnix: options.createdUnix, recipient: recipient, archiveID: archiveID, master: master, random: options.random))
         }
-        var header = ArchiveHeader(cipherSuite: options.suite, frameSizeLog2: options.frameSizeLog2, archiveID: archiveID,
-                                   createdUnix: options.createdUnix, slots: slots)
+        var header = ArchiveHeader(features: features, cipherSuite: options.suite, frameSizeLog2: options.frameSizeLog2,
+                                   archiveID: archiveID, createdUnix: options.createdUnix, slots: slots)
         header.mac = master.mac(for: header)
         do throws(FormatError) { try header.validate() } catch {
             throw SealbakError(.usage, "cannot write this header: \(error.message)")
@@ -120,7 +138,7 @@ package final class ArchiveWriter {
         var manifestBytes = manifest.encoded()
         defer { manifestBytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
         var offset = 0
-        _ = try writeStream(slot: 0, streamID: FormatV1.manifestStreamID) { buf in
+        _ = try writeStream(slot: 0, streamID: FormatV1.manifestStreamID, compression: options.compression) { buf in
             let n = min(buf.count, manifestBytes.count - offset)
             manifestBytes.withUnsafeBytes { buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n])) }
             offset += n
@@ -137,7 +155,7 @@ package final class ArchiveWriter {
         let index = results.count
         guard index < manifest.entries.count else { throw SealbakError(.internalError, "more entries written than the manifest lists") }
         let entry = manifest.entries[index]
-        let r = try writeStream(slot: index + 1, streamID: UInt32(index), read: read)
+        let r = try writeStream(slot: index + 1, streamID: UInt32(index), compression: entryCompression[index], read: read)
         if (entry.kind == .directory || entry.kind == .symlink) && r.size != 0 {
             throw SealbakError(.internalError, "\(entry.kind.name) \(displayName(entry.name)) cannot carry data")
         }
@@ -177,7 +195,9 @@ package final class ArchiveWriter {
         if !finished { pipeline.drain() }
     }
 
-    private func writeStream(slot: Int, streamID: UInt32, read: (UnsafeMutableRawBufferPointer) throws -> Int) throws -> (size: UInt64, sha256: [UInt8]) {
+    private func writeStream(
+        slot: Int, streamID: UInt32, compression: CompressionAlgorithm, read: (UnsafeMutableRawBufferPointer) throws -> Int
+    ) throws -> (size: UInt64, sha256: [UInt8]) {
         let frameSize = codec.frameSize
         let key = master.streamKey(streamID)
         let hasher = SHA256Hasher()
@@ -217,7 +237,7 @@ package final class ArchiveWriter {
             if index >= FormatV1.maxFramesPerStream {
                 throw SealbakError(.usage, "entry is too large for frame size \(frameSize) (more than 2^32 frames); use a larger --frame-size")
             }
-            let data = current, frameIndex = index, codec = self.codec, compression = options.compression, compressors = self.compressors
+            let data = current, frameIndex = index, codec = self.codec, compressors = self.compressors
             try pipeline.submit {
                 let frame = data.withUnsafeBytes { raw in
                     compressors.with { c in

@@ -10,8 +10,16 @@ package struct FrameCodec: Sendable {
     package let aead: AEAD
     package let archiveID: [UInt8]
     package let frameSize: Int
+    /// The features the archive's header declares (Spec §3.4): which codecs its frames may use (codec 3 needs
+    /// `.shuffle`), both when frames are sealed and when they are parsed.
+    package let features: FormatFeatures
 
-    package init(suite: CipherSuite, archiveID: [UInt8], frameSize: Int) throws(SealbakError) {
+    /// A codec for the archive `header` describes.
+    package init(header: ArchiveHeader) throws(SealbakError) {
+        try self.init(suite: header.cipherSuite, archiveID: header.archiveID, frameSize: header.frameSize, features: header.features)
+    }
+
+    package init(suite: CipherSuite, archiveID: [UInt8], frameSize: Int, features: FormatFeatures) throws(SealbakError) {
         self.suite = suite
         do {
             aead = try AEAD(suite == .aes256gcm ? .aes256gcm : .xchacha20poly1305)
@@ -20,17 +28,22 @@ package struct FrameCodec: Sendable {
         }
         self.archiveID = archiveID
         self.frameSize = frameSize
+        self.features = features
     }
 
     /// Compresses (when it shrinks) and encrypts `raw`, returning frame header ‖ ciphertext.
     ///
     /// One allocation, nothing zero-filled: the payload is compressed (or copied) straight into the output
-    /// behind the frame header and prefix, and encrypted in place.
+    /// behind the frame header and prefix, and encrypted in place. `.shuffledZstd` asks for codec 3 (Spec §6.2),
+    /// which the archive must declare (`features` contains `.shuffle`); a frame it does not shrink is stored.
     package func seal(
         key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool,
         raw: UnsafeRawBufferPointer, compression: CompressionAlgorithm, compressor: FrameCompressor
     ) -> [UInt8] {
         precondition(raw.count <= frameSize)
+        if case .shuffledZstd = compression {
+            precondition(features.contains(.shuffle), "codec 3 in an archive that does not declare the shuffle feature")
+        }
         let headerCount = FormatV1.frameHeaderByteCount, prefix = FormatV1.framePrefixByteCount
         let capacity = headerCount + prefix + raw.count + AEAD.tagByteCount
         return [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
@@ -43,6 +56,7 @@ package struct FrameCodec: Sendable {
                 switch compression {
                 case .zstd: codec = .zstd
                 case .zlib: codec = .zlib
+                case .shuffledZstd: codec = .shuffledZstd
                 case .stored: preconditionFailure()
                 }
             } else if raw.count > 0 {
@@ -111,12 +125,15 @@ package struct FrameCodec: Sendable {
             throw FormatError(.payload, "frame \(frameIndex) failed authentication (wrong position, altered, or from another archive)")
         }
         let parsed = plain.withUnsafeBytes { p in
-            Result { () throws(FormatError) in try FramePlaintext.parse(p, frameSize: frameSize, frameIndex: frameIndex, isLast: isLast) }
+            Result { () throws(FormatError) in
+                try FramePlaintext.parse(p, frameSize: frameSize, frameIndex: frameIndex, isLast: isLast, features: features)
+            }
         }
         return (plain, try parsed.get())
     }
 
-    /// Authenticates, decrypts and decompresses one frame's ciphertext. Releases nothing unless the tag verifies.
+    /// Authenticates, decrypts and decompresses one frame's ciphertext (codec 3: and unshuffles it; it is a codec only
+    /// when `features` has `.shuffle`). Releases nothing unless the tag verifies.
     package func open(
         key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool,
         ciphertext: [UInt8], decompressor: FrameDecompressor
@@ -127,14 +144,19 @@ package struct FrameCodec: Sendable {
             // The payload moves to the front of the same buffer: no second allocation.
             plain.removeSubrange(0..<env.payload.lowerBound)
             return plain
-        case .zstd, .zlib:
+        case .zstd, .zlib, .shuffledZstd:
             var failure: CompressionError?
             let raw = plain.withUnsafeBytes { p in
                 [UInt8](unsafeUninitializedCapacity: env.rawLength) { r, count in
                     let payload = UnsafeRawBufferPointer(rebasing: p[env.payload])
                     let output = UnsafeMutableRawBufferPointer(r)
                     do throws(CompressionError) {
-                        if env.codec == .zstd { try decompressor.zstd(payload, into: output, maxWindow: frameSize) } else { try decompressor.zlib(payload, into: output) }
+                        switch env.codec {
+                        case .zstd: try decompressor.zstd(payload, into: output, maxWindow: frameSize)
+                        case .shuffledZstd: try decompressor.shuffledZstd(payload, into: output, maxWindow: frameSize)
+                        case .zlib: try decompressor.zlib(payload, into: output)
+                        case .stored: preconditionFailure()
+                        }
                         count = env.rawLength
                     } catch {
                         failure = error

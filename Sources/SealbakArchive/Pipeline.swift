@@ -65,7 +65,9 @@ package final class OrderedPipeline<Output: Sendable>: Sendable {
         let maxWorkers: Int
         let maxInFlight: Int
         var deliver: (Output) throws -> Void
-        var queue: [(seq: UInt64, work: @Sendable () throws -> Output)] = []
+        /// Submitted work not yet taken by a worker starts at `queueHead`; taken slots are emptied at once, so the
+        /// frame a closure captured is freed as soon as its worker is done with it.
+        var queue: [(seq: UInt64, work: (@Sendable () throws -> Output)?)] = []
         var queueHead = 0
         var ready: [UInt64: Result<Output, any Error>] = [:]
         var nextSubmit: UInt64 = 0
@@ -125,8 +127,10 @@ package final class OrderedPipeline<Output: Sendable>: Sendable {
                     idleWorkers -= 1
                 }
                 if queueHead == queue.count { break }
-                let (seq, work) = queue[queueHead]
+                let (seq, taken) = queue[queueHead]
+                queue[queueHead].work = nil
                 queueHead += 1
+                let work = taken!
                 if queueHead > 64 && queueHead * 2 > queue.count {
                     queue.removeFirst(queueHead)
                     queueHead = 0

@@ -8,7 +8,8 @@ import SealbakKeys
 /// Real key rotation (Spec §11.3, docs/keys.md): a new master key and archive id, every frame re-encrypted.
 ///
 /// Frames are authenticated with the old keys and their compressed payloads re-encrypted under the new ones,
-/// without decompressing or recompressing. Ciphertext lengths do not change, so every offset stays valid; only
+/// without decompressing or recompressing. The new header keeps the old one's features (Spec §3.4, §11.3):
+/// the envelopes keep their codecs, and codec 3 is valid only where the shuffle feature is declared. Ciphertext lengths do not change, so every offset stays valid; only
 /// the trailer (which names the archive id) is rebuilt. The result is written to an atomic output and fully
 /// verified with the new key (every tag, every entry's SHA-256, trailer, footer) before it replaces anything.
 package enum Rekey {
@@ -60,16 +61,16 @@ package enum Rekey {
             kept.insert(s.id)
         }
         guard !slots.isEmpty else { throw SealbakError(.usage, "the rotated archive would have no key: give a new password") }
-        var header = ArchiveHeader(cipherSuite: old.cipherSuite, frameSizeLog2: old.frameSizeLog2, archiveID: newID,
-                                   createdUnix: old.createdUnix, slots: slots)
+        var header = ArchiveHeader(features: old.features, cipherSuite: old.cipherSuite, frameSizeLog2: old.frameSizeLog2,
+                                   archiveID: newID, createdUnix: old.createdUnix, slots: slots)
         header.mac = newMaster.mac(for: header)
         try output.write(header.encoded())
 
         // Pass 2: every stream, frame by frame.
         let input = try locations.input(path)
         _ = try input.skip(UInt64(old.byteCount))
-        let oldCodec = try FrameCodec(suite: old.cipherSuite, archiveID: old.archiveID, frameSize: old.frameSize)
-        let newCodec = try FrameCodec(suite: old.cipherSuite, archiveID: newID, frameSize: old.frameSize)
+        let oldCodec = try FrameCodec(header: old)
+        let newCodec = try FrameCodec(header: header)
         var frames = 0
         let decompressor = FrameDecompressor()
         let walker = FrameWalker(input: input, frameSize: old.frameSize, archive: path)

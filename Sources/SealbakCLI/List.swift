@@ -160,7 +160,7 @@ struct Inspect: ParsableCommand {
                 ])
                 return
             }
-            print("sealbak archive, format version \(FormatV1.version)")
+            print("sealbak archive, format version \(h.version)" + (h.features.isEmpty ? "" : " (features: \(h.features))"))
             print("archive id:  \(hex(h.archiveID))")
             print("created:     \(formatTime(Int64(h.createdUnix)))")
             print("cipher:      \(h.cipherSuite.name)")
@@ -176,7 +176,7 @@ struct Inspect: ParsableCommand {
 func archiveJSON(_ path: String, header h: ArchiveHeader, manifest: Manifest?) -> [String: Any] {
     var d: [String: Any] = [
         "path": path, "id": hex(h.archiveID), "created": JSONOutput.time(Int64(h.createdUnix)), "cipher": h.cipherSuite.name,
-        "frame_size": Int(h.frameSize), "format_version": Int(FormatV1.version),
+        "frame_size": Int(h.frameSize), "format_version": Int(h.version), "features": h.features.names,
     ]
     if let manifest {
         d["metadata"] = JSONOutput.metadata(manifest.metadata)

@@ -76,6 +76,7 @@ struct Pack: ParsableCommand {
     var compression: CompressionChoice? { format.compression }
     var level: Int32? { format.level }
     var frameSize: String? { format.frameSize }
+    var noShuffle: Bool { format.noShuffle }
     var threads: Int? { format.threads }
     var kdfMemory: UInt32? { keys.kdfMemory }
     var kdfPasses: UInt32? { keys.kdfPasses }
@@ -130,6 +131,8 @@ struct Pack: ParsableCommand {
         case .zlib: options.compression = .zlib(level: level ?? 6)
         case .none: options.compression = .stored
         }
+        // Vector files go through the shuffle codec (format version 2, Spec §3.4) unless told not to.
+        options.shuffle = noShuffle || bp?.shuffle == false ? .off : .vectorFiles
         options.frameSizeLog2 = UInt8(fs.trailingZeroBitCount)
         options.kdf = insecureTestKdf ? KDFParameters(opsLimit: 1, memLimitKiB: 8) : KDFParameters(opsLimit: kdfPasses, memLimitKiB: kdfMemory * 1024)
         if let threads { options.threads = max(1, threads) }
@@ -184,7 +187,7 @@ struct Pack: ParsableCommand {
     ) throws -> (WriteSummary, CaptureOutcome, Manifest) {
             let (options, fs) = try writeOptions(bp)
             if options.suite == .aes256gcm {
-                _ = try FrameCodec(suite: .aes256gcm, archiveID: [UInt8](repeating: 0, count: 16), frameSize: fs)
+                _ = try FrameCodec(suite: .aes256gcm, archiveID: [UInt8](repeating: 0, count: 16), frameSize: fs, features: [])
             }
             if let stdinName, password.passwordFd == 0 {
                 throw SealbakError(.usage, "--stdin-name \(stdinName) reads standard input, so the password cannot come from descriptor 0")
@@ -359,6 +362,10 @@ struct PackFormatOptions: ParsableArguments {
 
     @Option(name: .long, help: "Frame compression (default zstd).")
     var compression: CompressionChoice?
+
+    @Flag(name: .long, help: ArgumentHelp(
+        "Do not shuffle vector files (*.npy, *.fvecs, data_level0.bin, …) before zstd: a version-1 archive, for sealbak older than format version 2."))
+    var noShuffle = false
 
     @Option(name: .long, help: ArgumentHelp("Compression level (zstd 1-19, default 3; zlib 1-9, default 6).", visibility: .hidden))
     var level: Int32?

@@ -53,6 +53,8 @@ package struct BackupPlan: Sendable {
     // Pack options (flags given on the command line win).
     package var cipher: String?
     package var compression: String?
+    /// `shuffle: false`: no shuffle codec for vector files, so the archive is format version 1 (`--no-shuffle`).
+    package var shuffle: Bool?
     package var level: Int?
     package var frameSize: String?
     package var kdfMemory: Int?
@@ -257,7 +259,7 @@ struct PlanReader {
 
     func packOptions(_ v: Node, _ plan: inout BackupPlan) throws(SealbakError) {
         guard case .mapping(let m) = v else { throw fail(v, "pack must be a mapping of options") }
-        let known = ["cipher", "compression", "level", "frame-size", "kdf-memory", "kdf-passes", "recipients"]
+        let known = ["cipher", "compression", "shuffle", "level", "frame-size", "kdf-memory", "kdf-passes", "recipients"]
         for (k, x) in m {
             switch try keyName(k) {
             case "cipher":
@@ -268,6 +270,7 @@ struct PlanReader {
                 let c = try string(x, "compression")
                 guard ["zstd", "zlib", "none"].contains(c) else { throw fail(x, "compression must be zstd, zlib or none") }
                 plan.compression = c
+            case "shuffle": plan.shuffle = try bool(x, "shuffle")
             case "level": plan.level = try int(x, "level", 1...19)
             case "frame-size":
                 if let i = x.int { plan.frameSize = String(i) } else { plan.frameSize = try string(x, "frame-size") }

@@ -89,6 +89,9 @@ package struct KeySlot: Hashable, Sendable {
 
 /// The cleartext header (Spec §3): everything a reader learns before it has a key.
 package struct ArchiveHeader: Hashable, Sendable {
+    /// The required features (Spec §3.4). They fix the format version: none is version 1 (flags 0), any is
+    /// version 2 with these bits in flags, so a header cannot encode a version that disagrees with them.
+    package var features: FormatFeatures
     package var cipherSuite: CipherSuite
     package var frameSizeLog2: UInt8
     package var archiveID: [UInt8]
@@ -98,6 +101,7 @@ package struct ArchiveHeader: Hashable, Sendable {
     package var mac: [UInt8]
 
     package init(
+        features: FormatFeatures = [],
         cipherSuite: CipherSuite,
         frameSizeLog2: UInt8,
         archiveID: [UInt8],
@@ -105,6 +109,7 @@ package struct ArchiveHeader: Hashable, Sendable {
         slots: [KeySlot],
         mac: [UInt8] = [UInt8](repeating: 0, count: FormatV1.headerMACByteCount)
     ) {
+        self.features = features
         self.cipherSuite = cipherSuite
         self.frameSizeLog2 = frameSizeLog2
         self.archiveID = archiveID
@@ -114,6 +119,9 @@ package struct ArchiveHeader: Hashable, Sendable {
     }
 
     package var frameSize: Int { 1 << Int(frameSizeLog2) }
+
+    /// The format version the header is written with: 1 without features, 2 with (Spec §3.4).
+    package var version: UInt16 { features.formatVersion }
 
     /// Encoded length of the whole header, MAC included.
     package var byteCount: Int { encodedWithoutMAC().count + FormatV1.headerMACByteCount }
@@ -151,9 +159,9 @@ package struct ArchiveHeader: Hashable, Sendable {
         let total = FormatV1.fixedHeaderByteCount + slotBytes.bytes.count + FormatV1.headerMACByteCount
         var w = ByteWriter(capacity: total)
         w.write(bytes: FormatV1.magic)
-        w.write(FormatV1.version)
+        w.write(version)
         w.write(UInt16(truncatingIfNeeded: total))
-        w.write(UInt16(0))
+        w.write(features.rawValue)
         w.write(cipherSuite.rawValue)
         w.write(frameSizeLog2)
         w.write(bytes: archiveID)
@@ -177,6 +185,11 @@ package struct ArchiveHeader: Hashable, Sendable {
     ///
     /// - Throws: a `.header` error for a wrong magic, a `.version` error for a newer version.
     package static func declaredLength(prefix: [UInt8]) throws(FormatError) -> Int? {
+        try declaredVersionAndLength(prefix: prefix)?.length
+    }
+
+    /// Spec §3.1 steps 1–2: magic, version (1 or 2), header_length from the first 12 bytes; nil when fewer.
+    private static func declaredVersionAndLength(prefix: [UInt8]) throws(FormatError) -> (version: UInt16, length: Int)? {
         if prefix.count < 12 {
             if !prefix.isEmpty && !FormatV1.magic.starts(with: prefix.prefix(8)) {
                 throw FormatError(.header, "not a sealbak archive (bad magic)", offset: 0)
@@ -192,10 +205,10 @@ package struct ArchiveHeader: Hashable, Sendable {
         if version == 0 {
             throw FormatError(.header, "invalid format version 0", offset: 8)
         }
-        if version > FormatV1.version {
+        if version > FormatV1.newestVersion {
             throw FormatError(
                 .version,
-                "archive format version \(version) was made by a newer sealbak; this sealbak reads version \(FormatV1.version). Upgrade sealbak to read it",
+                "archive format version \(version) was made by a newer sealbak; this sealbak reads versions 1 and \(FormatV1.newestVersion). Upgrade sealbak to read it",
                 offset: 8
             )
         }
@@ -204,12 +217,34 @@ package struct ArchiveHeader: Hashable, Sendable {
         if length < minimum {
             throw FormatError(.header, "header length \(length) is below the minimum \(minimum)", offset: 10)
         }
-        return length
+        return (version, length)
+    }
+
+    /// Spec §3.1 step 4 for flags, §3.4: version 1 has flags 0; version 2 declares at least one feature, and only
+    /// features this implementation has (an unknown bit is a newer sealbak's, class `version`, checked first).
+    private static func requiredFeatures(version: UInt16, flags: UInt16) throws(FormatError) -> FormatFeatures {
+        if version == FormatV1.version {
+            if flags != 0 { throw FormatError(.header, "reserved header flags are set (\(flags)) in a version-1 header", offset: 12) }
+            return []
+        }
+        let unknown = flags & ~FormatFeatures.implemented.rawValue
+        if unknown != 0 {
+            let bit = unknown.trailingZeroBitCount
+            throw FormatError(
+                .version,
+                "archive uses feature bit \(bit) (flags 0x\(String(flags, radix: 16))), made by a newer sealbak; this sealbak implements feature bit 0 (shuffle) only. Upgrade sealbak to read it",
+                offset: 12
+            )
+        }
+        if flags == 0 {
+            throw FormatError(.header, "a version-2 header must declare at least one feature, its flags are 0", offset: 12)
+        }
+        return FormatFeatures(rawValue: flags)
     }
 
     /// Parses exactly one header; `bytes` must hold the header and nothing else (Spec §3).
     package static func parse(_ bytes: [UInt8]) throws(FormatError) -> ArchiveHeader {
-        guard let length = try declaredLength(prefix: Array(bytes.prefix(12))) else {
+        guard let (version, length) = try declaredVersionAndLength(prefix: Array(bytes.prefix(12))) else {
             throw FormatError(.truncated, "archive ends inside the header", offset: UInt64(bytes.count))
         }
         if bytes.count < length {
@@ -219,8 +254,7 @@ package struct ArchiveHeader: Hashable, Sendable {
             throw FormatError(.header, "header is followed by unexpected bytes", offset: UInt64(length))
         }
         var r = ByteReader(bytes, range: 12..<(length - FormatV1.headerMACByteCount), errorClass: .header)
-        let flags = try r.readUInt16("header flags")
-        if flags != 0 { throw FormatError(.header, "reserved header flags are set (\(flags))", offset: 12) }
+        let features = try requiredFeatures(version: version, flags: try r.readUInt16("header flags"))
         let suiteOffset = UInt64(r.offset)
         let suiteRaw = try r.readUInt8("cipher suite")
         guard let suite = CipherSuite(rawValue: suiteRaw) else {
@@ -295,6 +329,6 @@ package struct ArchiveHeader: Hashable, Sendable {
         }
         try r.expectEnd("the last key slot", errorClass: .header)
         let mac = Array(bytes[(length - FormatV1.headerMACByteCount)..<length])
-        return ArchiveHeader(cipherSuite: suite, frameSizeLog2: fsLog2, archiveID: archiveID, createdUnix: created, slots: slots, mac: mac)
+        return ArchiveHeader(features: features, cipherSuite: suite, frameSizeLog2: fsLog2, archiveID: archiveID, createdUnix: created, slots: slots, mac: mac)
     }
 }

@@ -73,17 +73,27 @@ package struct FramePlaintext: Sendable {
     package var payload: Range<Int>
 
     /// Validates the envelope of a decrypted frame against the canonical rules of Spec §6.2.
+    ///
+    /// - Parameter features: the features the archive's header declares (Spec §3.4): codec 3 is a codec only
+    ///   in an archive that declares `.shuffle`; anywhere else it fails rule 1 like an unknown codec.
     package static func parse(
         _ plaintext: UnsafeRawBufferPointer,
         frameSize: Int,
         frameIndex: UInt64,
-        isLast: Bool
+        isLast: Bool,
+        features: FormatFeatures
     ) throws(FormatError) -> FramePlaintext {
         guard plaintext.count >= FormatV1.framePrefixByteCount else {
             throw FormatError(.payload, "frame plaintext shorter than its 5-byte prefix")
         }
         guard let codec = CompressionCodec(rawValue: plaintext[0]) else {
             throw FormatError(.payload, "unknown compression codec \(plaintext[0])")
+        }
+        guard features.isSuperset(of: codec.requiredFeatures) else {
+            throw FormatError(
+                .payload,
+                "codec \(codec.rawValue) (\(codec.name)) needs feature \(codec.requiredFeatures), which this archive's header does not declare"
+            )
         }
         let raw = Int(plaintext[1]) | Int(plaintext[2]) << 8 | Int(plaintext[3]) << 16 | Int(plaintext[4]) << 24
         let payloadLength = plaintext.count - FormatV1.framePrefixByteCount
@@ -97,7 +107,7 @@ package struct FramePlaintext: Sendable {
         switch codec {
         case .stored:
             guard payloadLength == raw else { throw FormatError(.payload, "stored frame payload is \(payloadLength) bytes, raw length says \(raw)") }
-        case .zstd, .zlib:
+        case .zstd, .zlib, .shuffledZstd:
             guard payloadLength >= 1, payloadLength < raw else {
                 throw FormatError(.payload, "compressed frame payload (\(payloadLength) bytes) is not smaller than its raw length \(raw)")
             }

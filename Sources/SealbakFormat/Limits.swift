@@ -1,8 +1,13 @@
-/// Constants and hard limits of format version 1 (Spec §2, §10).
+/// Constants and hard limits of format version 1, which version 2 shares (Spec §2, §3.4, §10).
 package enum FormatV1 {
     /// `89 53 42 4B 0D 0A 1A 0A`: "\x89SBK\r\n\x1a\n" (detects text-mode and 7-bit transfers like PNG's).
     package static let magic: [UInt8] = [0x89, 0x53, 0x42, 0x4B, 0x0D, 0x0A, 0x1A, 0x0A]
+    /// The version of an archive that declares no feature (Spec §3.4 rule 3).
     package static let version: UInt16 = 1
+    /// Version 1 plus required features in the header's flags (Spec §3.4).
+    package static let featuresVersion: UInt16 = 2
+    /// The newest version this implementation reads; a larger one is class `version` (Spec §3.1).
+    package static let newestVersion: UInt16 = 2
     /// Bytes of the fixed part of the header, before the key slots.
     package static let fixedHeaderByteCount = 41
     package static let headerMACByteCount = 32
@@ -65,12 +70,49 @@ package enum CompressionCodec: UInt8, Sendable, CaseIterable {
     case stored = 0
     case zstd = 1
     case zlib = 2
+    /// zstd over the 4-byte-shuffled raw bytes; only in archives that declare `FormatFeatures.shuffle`.
+    case shuffledZstd = 3
 
     package var name: String {
         switch self {
         case .stored: "stored"
         case .zstd: "zstd"
         case .zlib: "zlib"
+        case .shuffledZstd: "shuffled zstd"
         }
     }
+
+    /// The feature an archive must declare for frames to use this codec (Spec §3.4), if any.
+    package var requiredFeatures: FormatFeatures {
+        self == .shuffledZstd ? .shuffle : []
+    }
+}
+
+/// The required features of a version-2 header: bit i of the header's flags is feature i (Spec §3.4).
+///
+/// An archive without features is version 1 with flags 0; with any, version 2. A reader rejects a set bit it
+/// does not implement (class `version`), so every bit here changes what a reader must do.
+package struct FormatFeatures: OptionSet, Hashable, Sendable, CustomStringConvertible {
+    package let rawValue: UInt16
+
+    package init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    /// Bit 0: frames may use codec 3, zstd over 4-byte-shuffled bytes (Spec §6.2).
+    package static let shuffle = FormatFeatures(rawValue: 1 << 0)
+
+    /// Every feature this implementation reads and writes. Bits 1...15 are reserved (Spec §3.4).
+    package static let implemented: FormatFeatures = [.shuffle]
+
+    /// The format version a header with these features has: 1 without any, 2 otherwise (Spec §3.4 rule 3).
+    package var formatVersion: UInt16 { isEmpty ? FormatV1.version : FormatV1.featuresVersion }
+
+    /// Feature names, lowest bit first (`shuffle`, or `bit N` for one this implementation does not know).
+    package var names: [String] {
+        (0..<16).compactMap { bit -> String? in
+            guard rawValue & (1 << bit) != 0 else { return nil }
+            return bit == 0 ? "shuffle" : "bit \(bit)"
+        }
+    }
+
+    package var description: String { names.isEmpty ? "none" : names.joined(separator: ", ") }
 }

@@ -36,11 +36,13 @@ package enum TestArchive {
 
     package static func options(
         suite: CipherSuite = .xchacha20poly1305, compression: CompressionAlgorithm = .zstd(level: 3),
-        frameSizeLog2: UInt8 = 12, seed: String? = nil, threads: Int = 2
+        frameSizeLog2: UInt8 = 12, seed: String? = nil, threads: Int = 2, shuffle: ShuffleSelection = .off
     ) -> WriteOptions {
         var o = WriteOptions()
         o.suite = suite
         o.compression = compression
+        // Off unless asked: the committed vectors predate the shuffle feature and must stay byte-identical.
+        o.shuffle = shuffle
         o.frameSizeLog2 = frameSizeLog2
         o.kdf = cheapKDF
         o.threads = threads
@@ -88,6 +90,26 @@ package enum TestArchive {
             x ^= x << 13; x ^= x >> 7; x ^= x << 17
             return UInt8(truncatingIfNeeded: x)
         }
+    }
+
+    /// `count` float32 values, little-endian, distributed nearly like a standard normal (the sum of 4 uniform
+    /// 24-bit integers, centred and scaled: integer arithmetic and one rounding, so the same bytes on every
+    /// platform): what embedding files hold.
+    package static func gaussianFloats(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
+        var x = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        func uniform24() -> Int64 {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17
+            return Int64(x >> 40)
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(count * 4)
+        for _ in 0..<count {
+            // Irwin–Hall: mean 2^25, standard deviation 2^24 / sqrt(3); scaled to about 1.
+            let sum = uniform24() + uniform24() + uniform24() + uniform24() - (1 << 25)
+            let v = Float(sum) * (1.7320508 / Float(1 << 24))
+            withUnsafeBytes(of: v.bitPattern.littleEndian) { out += $0 }
+        }
+        return out
     }
 
     /// Compressible text.

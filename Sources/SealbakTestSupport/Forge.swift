@@ -29,7 +29,7 @@ package struct ArchiveForge {
         let reader = try ArchiveReader(input: input, secret: .password(Passphrase(string: password)))
         header = reader.header
         master = reader.masterKey
-        codec = try FrameCodec(suite: header.cipherSuite, archiveID: header.archiveID, frameSize: header.frameSize)
+        codec = try FrameCodec(header: header)
         let layout = try ArchiveLayout(bytes, entryCount: reader.manifest.entries.count)
         let codec = self.codec, master = self.master
         func open(_ frames: [ArchiveLayout.FrameSpan], _ id: UInt32) throws -> [[UInt8]] {
@@ -68,6 +68,13 @@ package struct ArchiveForge {
     /// Replaces the key slots (a header-only change, Spec §11.3: the body stays valid) and seals the header again.
     package mutating func setSlots(_ slots: [KeySlot]) {
         header.slots = slots
+        header.mac = master.mac(for: header)
+    }
+
+    /// Declares other features (so another version, Spec §3.4) and seals the header again; the frames stay as they
+    /// are, whether the new features allow their codecs or not.
+    package mutating func setFeatures(_ features: FormatFeatures) {
+        header.features = features
         header.mac = master.mac(for: header)
     }
 

@@ -57,18 +57,21 @@ package enum FuzzTargets {
     }
 
     /// Frame header, frame plaintext envelope and bounded decompression (Spec §6).
-    /// Byte 0: frame size selector and last flag; byte 1: frame index selector; then a frame header and plaintext.
+    /// Byte 0: frame size selector and last flag; byte 1: frame index selector, and bit 6 declares the shuffle
+    /// feature (codec 3); then a frame header and plaintext.
     package static func frame(_ data: [UInt8]) {
         guard data.count >= 6 else { return }
         let frameSize = 1 << (12 + Int(data[0] % 13))
         let isLast = data[0] & 0x80 != 0
         let index = UInt64(data[1] % 3)
+        let features: FormatFeatures = data[1] & 0x40 != 0 ? .shuffle : []
         if let h = try? FrameHeader.parse(Array(data[2..<6]), frameSize: frameSize) {
             precondition(h.encoded() == Array(data[2..<6]))
         }
         let plain = Array(data[6...])
         plain.withUnsafeBytes { p in
-            guard let env = try? FramePlaintext.parse(p, frameSize: frameSize, frameIndex: index, isLast: isLast) else { return }
+            guard let env = try? FramePlaintext.parse(p, frameSize: frameSize, frameIndex: index, isLast: isLast, features: features) else { return }
+            precondition(env.codec != .shuffledZstd || features.contains(.shuffle))
             precondition(env.rawLength <= frameSize)
             let payload = UnsafeRawBufferPointer(rebasing: p[env.payload])
             var raw = [UInt8](repeating: 0, count: env.rawLength)
@@ -76,6 +79,7 @@ package enum FuzzTargets {
             raw.withUnsafeMutableBytes { r in
                 switch env.codec {
                 case .zstd: try? d.zstd(payload, into: r, maxWindow: frameSize)
+                case .shuffledZstd: try? d.shuffledZstd(payload, into: r, maxWindow: frameSize)
                 case .zlib: try? d.zlib(payload, into: r)
                 case .stored: break
                 }

@@ -33,11 +33,18 @@ package struct ValidVector: Sendable {
         return forge.assemble()
     }
 
+    /// The codec byte of every frame of every entry of `bytes` (this vector, built), for the JSON of version-2
+    /// vectors (Spec §12 `frame_codecs`).
+    package static func frameCodecs(_ bytes: [UInt8], password: String) throws -> [[Int]] {
+        try ArchiveForge(bytes, password: password).entries.map { $0.map { Int($0[0]) } }
+    }
+
     package var compressionName: String {
         switch options.compression {
         case .zstd: "zstd"
         case .zlib: "zlib"
         case .stored: "stored"
+        case .shuffledZstd: "shuffled zstd"
         }
     }
 }
@@ -93,9 +100,14 @@ package enum Vectors {
         return out
     }
 
-    static func opts(_ name: String, suite: CipherSuite = .xchacha20poly1305, compression: CompressionAlgorithm = .zstd(level: 3)) -> WriteOptions {
-        TestArchive.options(suite: suite, compression: compression, frameSizeLog2: 12, seed: "sealbak vector " + name)
+    static func opts(_ name: String, suite: CipherSuite = .xchacha20poly1305, compression: CompressionAlgorithm = .zstd(level: 3),
+                     shuffle: ShuffleSelection = .off) -> WriteOptions {
+        TestArchive.options(suite: suite, compression: compression, frameSizeLog2: 12, seed: "sealbak vector " + name, shuffle: shuffle)
     }
+
+    /// The float32 entry of `valid/shuffle-codec` (Spec §12): 2 full frames and 3,075 bytes, 3 bytes into a number
+    /// (a last frame of 1,027 bytes did not shrink, so it was stored and the tail rule went untested).
+    package static let shuffleFloats = Array(TestArchive.gaussianFloats(2817, seed: 11).prefix(2 * 4096 + 3075))
 
     /// The valid vectors (frame size 4096 so that frame edges are cheap to reach).
     package static func valid() -> [ValidVector] {
@@ -167,6 +179,11 @@ package enum Vectors {
                                  passwords: [codeShapedPassword], entries: [TestEntry(.file, "notes.txt", TestArchive.text(3000))], options: opts("password-shaped-like-code"))
         shaped.edit = { forge in try addRecoverySlot(&forge, code: code.canonical) }
         v.append(shaped)
+
+        // §3.4, §6.2: format version 2 with feature bit 0; the float32 entry in codec-3 frames, the text in zstd.
+        v.append(ValidVector(name: "shuffle-codec", description: "format version 2, feature bit 0 (shuffle): embeddings.f32 (Gaussian float32, 11267 bytes: the last frame ends 3 bytes into a number) in codec-3 frames (zstd over the 4-byte-shuffled bytes), notes.txt in zstd frames",
+                             passwords: [password], entries: [TestEntry(.file, "embeddings.f32", shuffleFloats), TestEntry(.file, "notes.txt", TestArchive.text(3000))],
+                             options: opts("shuffle-codec", shuffle: .vectorFiles)))
         return v
     }
 
@@ -280,7 +297,9 @@ package enum Vectors {
             b[10] = UInt8(n & 0xFF); b[11] = UInt8(n >> 8)
         }
         // version
-        add("version-two", .version, "format version 2: made by a newer sealbak") { $0[8] = 2 }
+        // Version 2 exists since the shuffle feature (Spec §3.4): with flags 0 it declares no feature, which only
+        // version 1 may do (class header). The bytes are the same as when this vector meant "newer sealbak".
+        add("version-two", .header, "format version 2 with flags 0: a version-2 header must declare a feature (Spec §3.4 rule 1)") { $0[8] = 2 }
         // key
         add("wrong-password", .key, "the archive is intact; the password given is wrong", password: "wrong password", key: .wrongPassword) { _ in }
         add("wrapped-key-altered", .key, "one byte of the wrapped master key flipped", key: .wrongPassword) { $0[body + 49 + 5] ^= 0x01 }
@@ -423,6 +442,41 @@ package enum Vectors {
         }
         add("entry-sha256-mismatch", .trailer, "the trailer records a SHA-256 with one bit flipped", randomAccess: (.trailer, [0])) { b in
             b = try! forged("multi-frame-text", { _ in }, trailer: { $0.entries[0].sha256[0] ^= 0x01 })
+        }
+
+        // §3.1, §3.4: versions and required features. version-two (above) is version 2 with flags 0: class header.
+        add("version-three", .version, "format version 3: made by a newer sealbak") { $0[8] = 3 }
+        add("feature-bit-unknown", .version, "format version 2 with flags 0x0002: feature bit 1 is reserved, so made by a newer sealbak") { b in
+            b[8] = 2
+            b[12] = 0x02
+        }
+        add("feature-bit-unknown-with-shuffle", .version, "flags 0x8001: bit 0 (shuffle) is known, bit 15 is not, so made by a newer sealbak",
+            base: "shuffle-codec") { $0[13] = 0x80 }
+        add("shuffle-feature-stripped", .mac, "version 2 → 1 and flags 0x0001 → 0 in the header of the shuffle vector, MAC not recomputed",
+            base: "shuffle-codec") { b in
+            b[8] = 1
+            b[12] = 0
+        }
+        add("shuffle-feature-added", .mac, "version 1 → 2 and flags 0 → 0x0001 in a version-1 archive, MAC not recomputed") { b in
+            b[8] = 2
+            b[12] = 0x01
+        }
+        // §6.2 rule 1: codec 3 only where the header declares feature bit 0.
+        add("shuffle-codec-in-version-1", .payload, "the shuffle vector re-headed as version 1 (flags 0) with a valid MAC: its codec-3 frames are payload",
+            base: "shuffle-codec", randomAccess: (.payload, [0])) { b in
+            b = try! forged("shuffle-codec", { $0.setFeatures([]) })
+        }
+        // §6.2: the frame yields Unshuffle(zstd content); zstd data of the raw bytes decodes, then unshuffles to other
+        // bytes than the trailer's SHA-256 is of. A reader that skips the unshuffle accepts this and fails the valid vector.
+        add("shuffle-codec-not-shuffled", .trailer, "frame 0 of embeddings.f32 is codec 3 whose zstd data holds the raw bytes, not their shuffle: it decodes, unshuffles to other bytes, and the entry's SHA-256 differs from the trailer's",
+            base: "shuffle-codec", randomAccess: (.trailer, [0])) { b in
+            b = try! forged("shuffle-codec", { f in
+                let raw = Array(f.contents[0][0..<f.frameSize])
+                var payload = [UInt8](repeating: 0, count: raw.count)
+                let n = raw.withUnsafeBytes { r in payload.withUnsafeMutableBytes { FrameCompressor().compress(r, into: $0, algorithm: .zstd(level: 3)) } }
+                precondition(f.entries[0][0][0] == CompressionCodec.shuffledZstd.rawValue && n != nil)
+                f.entries[0][0] = FramePlaintext.prefix(codec: .shuffledZstd, rawLength: raw.count) + payload.prefix(n!)
+            })
         }
         return out
     }

@@ -39,14 +39,22 @@ func writeJSON(_ object: [String: Any], to path: String) throws {
 for v in Vectors.valid() {
     let bytes = try v.build()
     try Data(bytes).write(to: URL(fileURLWithPath: "\(dir)/valid/\(v.name).sbk"))
-    let entries: [[String: Any]] = v.entries.map { e in
+    let header = try ArchiveHeader.parse(Array(bytes.prefix(Int(bytes[10]) | Int(bytes[11]) << 8)))
+    // Version-2 vectors only (Spec §12): the version-1 JSON files stay as they were.
+    let codecs = header.version > 1 ? try ValidVector.frameCodecs(bytes, password: v.passwords[0]) : nil
+    var entries: [[String: Any]] = v.entries.map { e in
         var d: [String: Any] = ["name": e.name, "kind": e.kind.name, "size": e.data.count, "sha256": hex(SHA256Hasher.hash(e.data)),
                                 "mode": String(e.mode, radix: 8), "mtime": Int(TestArchive.fixedTime)]
         if e.kind == .symlink { d["link"] = e.link }
         if !e.metadata.isEmpty { d["metadata"] = Dictionary(uniqueKeysWithValues: e.metadata.map { ($0.key, $0.value) }) }
         return d
     }
-    try writeJSON([
+    var extra: [String: Any] = [:]
+    if let codecs {
+        for i in entries.indices { entries[i]["frame_codecs"] = codecs[i] }
+        extra = ["format_version": Int(header.version), "flags": Int(header.features.rawValue)]
+    }
+    try writeJSON(extra.merging([
         "name": v.name, "description": v.description, "file": "\(v.name).sbk", "passwords": v.openWith ?? v.passwords,
         "cipher_suite": v.options.suite.name, "compression": v.compressionName, "frame_size": 1 << Int(v.options.frameSizeLog2),
         "kdf": ["algorithm": "argon2id13", "opslimit": 1, "memlimit_kib": 8, "parallelism": 1],
@@ -54,7 +62,7 @@ for v in Vectors.valid() {
         "identities": v.identities.map { ["x25519_secret_key": $0, "public_key": Recipients.encode(publicKey: X25519.publicKey(SecureBytes(copying: Vectors.unhex($0))))] },
         "metadata": Dictionary(uniqueKeysWithValues: v.metadata.map { ($0.key, $0.value) }),
         "entries": entries,
-    ], to: "\(dir)/valid/\(v.name).json")
+    ]) { a, _ in a }, to: "\(dir)/valid/\(v.name).json")
 }
 for v in try Vectors.invalid() {
     try Data(v.bytes).write(to: URL(fileURLWithPath: "\(dir)/invalid/\(v.name).sbk"))

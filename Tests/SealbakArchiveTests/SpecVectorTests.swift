@@ -37,6 +37,15 @@ import Testing
             secrets.append(.identity(Identity(secret: secret, publicKey: X25519.publicKey(secret))))
         }
         #expect(!secrets.isEmpty)
+        // Spec §3.4, §12: version-2 vectors give the version, the flags and every frame's codec; the others are version 1.
+        let header = try ArchiveHeader.parse(Array(bytes.prefix(Int(bytes[10]) | Int(bytes[11]) << 8)))
+        #expect(Int(header.version) == meta["format_version"] as? Int ?? 1)
+        #expect(Int(header.features.rawValue) == meta["flags"] as? Int ?? 0)
+        if header.version > 1, let password = (meta["passwords"] as! [String]).first {
+            let codecs = try ValidVector.frameCodecs(bytes, password: password)
+            #expect(codecs == expected.map { $0["frame_codecs"] as? [Int] })
+            #expect(codecs.joined().contains(Int(CompressionCodec.shuffledZstd.rawValue)), "\(name) has no codec-3 frame")
+        }
         for secret in secrets {
             let back = try TestReader.readAll(bytes, secret: secret)
             #expect(back.manifest.entries.count == expected.count)
