@@ -136,7 +136,7 @@ package final class ArchiveWriter {
             }
         }
         var manifestBytes = manifest.encoded()
-        defer { manifestBytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
+        defer { _ = manifestBytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
         var offset = 0
         _ = try writeStream(slot: 0, streamID: FormatV1.manifestStreamID, compression: options.compression) { buf in
             let n = min(buf.count, manifestBytes.count - offset)

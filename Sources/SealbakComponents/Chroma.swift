@@ -103,7 +103,7 @@ package enum ChromaComponent {
             throw SealbakError(.io, "cannot open \(what): \(message(db))")
         }
         let check = try rows(db, "PRAGMA quick_check", what)
-        guard check.first?.first == "ok" else { throw SealbakError(.corrupt, "\(what) fails SQLite's integrity check: \(check.first?.first ?? "?")") }
+        guard check.first?.first == "ok" else { throw SealbakError(.corrupt, "\(what) fails SQLite's integrity check: \(check.first?.first.map { $0 ?? "NULL" } ?? "?")") }
         let sql = """
             SELECT c.name, c.dimension,
                    (SELECT count(*) FROM embeddings e JOIN segments s ON s.id = e.segment_id WHERE s.collection = c.id)

@@ -33,7 +33,12 @@ package enum Interrupts {
                 source.setEventHandler {
                     received.store(true, ordering: .releasing)
                     // Inside `deferring`, the signal waits until the protected steps are done.
-                    if deferral.withLock({ d in d.depth > 0 ? (d.pending = d.pending ?? sig) != nil : false }) { return }
+                    let deferred = deferral.withLock { d -> Bool in
+                        guard d.depth > 0 else { return false }
+                        if d.pending == nil { d.pending = sig }
+                        return true
+                    }
+                    if deferred { return }
                     let cleanups = state.withLock { s in Array(s.cleanups.values) }
                     for c in cleanups { c() }
                     _exit(128 + sig)
