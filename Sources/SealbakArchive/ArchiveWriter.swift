@@ -237,10 +237,8 @@ package final class ArchiveWriter {
             }
             let data = current, frameIndex = index, codec = self.codec, compressors = self.compressors
             try pipeline.submit {
-                let frame = data.withUnsafeBytes { raw in
-                    compressors.with { c in
-                        codec.seal(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, raw: raw, compression: compression, compressor: c)
-                    }
+                let frame = compressors.with { c in
+                    codec.seal(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, raw: data.span.bytes, compression: compression, compressor: c)
                 }
                 return (slot, frame)
             }

@@ -64,7 +64,7 @@ package final class SecureBytes: @unchecked Sendable {  // immutable after init:
     ///   from core dumps). `false` uses the ordinary heap and is meant for short-lived per-stream subkeys, created
     ///   by the thousand when packing small files: each `sodium_malloc`/`sodium_free` costs an `mmap`,
     ///   `mprotect` and `munmap` with TLB shootdowns across all cores. Both kinds are wiped before release.
-    package init(count: Int, guarded: Bool = true, initialize: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows {
+    package init<E: Error>(count: Int, guarded: Bool = true, initialize: (UnsafeMutableRawBufferPointer) throws(E) -> Void) throws(E) {
         Sodium.ensureInitialised()
         precondition(count > 0)
         let p: UnsafeMutableRawPointer
@@ -74,9 +74,8 @@ package final class SecureBytes: @unchecked Sendable {  // immutable after init:
         } else {
             p = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 16)
         }
-        self.pointer = p
-        self.count = count
-        self.guarded = guarded
+        // Filled before the stored properties are set: a throwing `initialize` then frees the memory here, and
+        // `deinit` (which runs once every stored property is set) does not free it a second time.
         do {
             try initialize(UnsafeMutableRawBufferPointer(start: p, count: count))
         } catch {
@@ -84,6 +83,9 @@ package final class SecureBytes: @unchecked Sendable {  // immutable after init:
             if guarded { sodium_free(p) } else { p.deallocate() }
             throw error
         }
+        self.pointer = p
+        self.count = count
+        self.guarded = guarded
     }
 
     /// Copies `bytes` into guarded memory. The caller should wipe its own copy.
@@ -109,6 +111,11 @@ package final class SecureBytes: @unchecked Sendable {  // immutable after init:
 
     package func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try body(UnsafeRawBufferPointer(start: pointer, count: count))
+    }
+
+    /// The secret as a `RawSpan`, for the codec APIs; it must not outlive `body`.
+    func withBytes<R, E: Error>(_ body: (RawSpan) throws(E) -> R) throws(E) -> R {
+        try body(RawSpan(_unsafeBytes: UnsafeRawBufferPointer(start: pointer, count: count)))
     }
 
     package var address: UnsafeRawPointer { UnsafeRawPointer(pointer) }
