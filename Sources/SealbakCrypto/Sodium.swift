@@ -98,7 +98,10 @@ package final class SecureBytes: @unchecked Sendable {  // immutable after init:
 
     /// Random secret bytes.
     package convenience init(random count: Int, source: any RandomSource = SystemRandom()) {
-        self.init(count: count) { source.fill($0) }
+        self.init(count: count) { buffer in
+            var bytes = MutableRawSpan(_unsafeBytes: buffer)
+            source.fill(&bytes)
+        }
     }
 
     deinit {
@@ -135,13 +138,16 @@ package func wipe(_ bytes: inout [UInt8]) {
 
 /// Where random bytes come from. The system source is the default; a seeded source exists for test vectors.
 package protocol RandomSource: Sendable {
-    func fill(_ buffer: UnsafeMutableRawBufferPointer)
+    /// Overwrites every byte of `buffer` with random bytes.
+    func fill(_ buffer: inout MutableRawSpan)
 }
 
 extension RandomSource {
     package func bytes(_ count: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
-        out.withUnsafeMutableBytes { fill($0) }
+        var span = out.mutableSpan
+        var bytes = span.mutableBytes
+        fill(&bytes)
         return out
     }
 }
@@ -149,8 +155,10 @@ extension RandomSource {
 /// The operating system's CSPRNG. Wraps `randombytes_buf`.
 package struct SystemRandom: RandomSource {
     package init() { Sodium.ensureInitialised() }
-    package func fill(_ buffer: UnsafeMutableRawBufferPointer) {
-        if buffer.count > 0 { randombytes_buf(buffer.baseAddress!, buffer.count) }
+    package func fill(_ buffer: inout MutableRawSpan) {
+        buffer.withUnsafeMutableBytes { b in
+            if b.count > 0 { randombytes_buf(b.baseAddress!, b.count) }
+        }
     }
 }
 
@@ -166,11 +174,13 @@ package final class SeededRandom: RandomSource, Sendable {
         self.seed = seed
     }
 
-    package func fill(_ buffer: UnsafeMutableRawBufferPointer) {
+    package func fill(_ buffer: inout MutableRawSpan) {
         let n = counter.withLock { c -> UInt64 in c += 1; return c }
         var blockSeed = [UInt8](repeating: 0, count: 32)
         var input = seed + (0..<8).map { UInt8(truncatingIfNeeded: n >> (8 * UInt64($0))) }
         crypto_generichash(&blockSeed, 32, &input, UInt64(input.count), nil, 0)
-        if buffer.count > 0 { randombytes_buf_deterministic(buffer.baseAddress!, buffer.count, blockSeed) }
+        buffer.withUnsafeMutableBytes { b in
+            if b.count > 0 { randombytes_buf_deterministic(b.baseAddress!, b.count, blockSeed) }
+        }
     }
 }
