@@ -61,7 +61,8 @@ package struct FrameCodec: Sendable {
             } else if rawCount > 0 {
                 raw.withUnsafeBytes { r in
                     frame.withUnsafeMutableBytes { out, initialized in
-                        UnsafeMutableRawBufferPointer(rebasing: out[initialized..<(initialized + r.count)]).copyMemory(from: r)
+                        UnsafeMutableRawBufferPointer(rebasing: out[initialized..<(initialized + r.count)])
+                            .copyMemory(from: r)
                         initialized += r.count
                     }
                 }
@@ -82,7 +83,8 @@ package struct FrameCodec: Sendable {
             frame.append(repeating: 0, count: headerCount, as: UInt8.self)
             plaintext.withUnsafeBytes { p in
                 frame.withUnsafeMutableBytes { out, initialized in
-                    UnsafeMutableRawBufferPointer(rebasing: out[initialized..<(initialized + p.count)]).copyMemory(from: p)
+                    UnsafeMutableRawBufferPointer(rebasing: out[initialized..<(initialized + p.count)])
+                        .copyMemory(from: p)
                     initialized += p.count
                 }
             }
@@ -92,7 +94,9 @@ package struct FrameCodec: Sendable {
 
     /// `frame` holds room for the frame header, then the plaintext, and has room left for the tag. Encrypts the
     /// plaintext in place, appends the tag and writes the header.
-    private func sealInPlace(key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool, frame: inout OutputRawSpan) {
+    private func sealInPlace(
+        key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool, frame: inout OutputRawSpan
+    ) {
         let headerCount = FormatV1.frameHeaderByteCount
         let ctLength = frame.byteCount - headerCount + AEAD.tagByteCount
         let nonce = FrameBinding.nonce(suite: suite, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
@@ -128,7 +132,8 @@ package struct FrameCodec: Sendable {
         } catch {
             throw FormatError(.payload, "frame \(frameIndex) failed authentication (wrong position, altered, or from another archive)")
         }
-        let envelope = try FramePlaintext.parse(plain.span.bytes, frameSize: frameSize, frameIndex: frameIndex, isLast: isLast, features: features)
+        let envelope = try FramePlaintext.parse(
+            plain.span.bytes, frameSize: frameSize, frameIndex: frameIndex, isLast: isLast, features: features)
         return (plain, envelope)
     }
 

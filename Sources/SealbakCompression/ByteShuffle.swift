@@ -18,7 +18,8 @@ package enum ByteShuffle {
         input.withUnsafeBytes { input in
             output.withUnsafeMutableBytes { out, initialized in
                 precondition(out.count - initialized >= input.count, "shuffle needs room for the input's size")
-                shuffle(input, into: UnsafeMutableRawBufferPointer(rebasing: out[initialized..<(initialized + input.count)]))
+                let target = UnsafeMutableRawBufferPointer(rebasing: out[initialized..<(initialized + input.count)])
+                shuffle(input, into: target)
                 initialized += input.count
             }
         }
@@ -63,7 +64,8 @@ package enum ByteShuffle {
         input.withUnsafeBytes { input in
             output.withUnsafeMutableBytes { out, initialized in
                 precondition(out.count - initialized >= input.count, "unshuffle needs room for the input's size")
-                unshuffle(input, into: UnsafeMutableRawBufferPointer(rebasing: out[initialized..<(initialized + input.count)]))
+                let target = UnsafeMutableRawBufferPointer(rebasing: out[initialized..<(initialized + input.count)])
+                unshuffle(input, into: target)
                 initialized += input.count
             }
         }

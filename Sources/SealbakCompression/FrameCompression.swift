@@ -47,7 +47,9 @@ package final class FrameCompressor {
         }
     }
 
-    private func compress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, algorithm: CompressionAlgorithm) -> Int? {
+    private func compress(
+        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, algorithm: CompressionAlgorithm
+    ) -> Int? {
         guard input.count > 1, let src = input.baseAddress, let dst = output.baseAddress else { return nil }
         let capacity = min(output.count, input.count - 1)
         switch algorithm {
@@ -157,7 +159,9 @@ package final class FrameDecompressor {
         }
     }
 
-    private func zstd(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, maxWindow: Int) throws(CompressionError) {
+    private func zstd(
+        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, maxWindow: Int
+    ) throws(CompressionError) {
         guard let src = input.baseAddress, input.count > 0, let dst = output.baseAddress else { throw CompressionError("empty zstd payload") }
         try ZstdFrameHeader.parse(input).check(maxWindow: UInt64(maxWindow), rawLength: UInt64(output.count))
         let frameLength = ZSTD_findFrameCompressedSize(src, input.count)
@@ -176,10 +180,14 @@ package final class FrameDecompressor {
     /// Decompresses a codec-3 payload: one zstd frame, checked exactly as `zstd` checks it, whose
     /// `output.freeCapacity` bytes are unshuffled and appended to `output` (Spec §6.2). Memory: one extra buffer
     /// of that size, reused.
-    package func shuffledZstd(_ input: RawSpan, into output: inout OutputRawSpan, maxWindow: Int) throws(CompressionError) {
+    package func shuffledZstd(
+        _ input: RawSpan, into output: inout OutputRawSpan, maxWindow: Int
+    ) throws(CompressionError) {
         guard output.freeCapacity > 0 else { throw CompressionError("empty shuffled zstd frame") }
         let shuffled = scratch.buffer(output.freeCapacity)
-        try input.withUnsafeBytes { input throws(CompressionError) in try zstd(input, into: shuffled, maxWindow: maxWindow) }
+        try input.withUnsafeBytes { input throws(CompressionError) in
+            try zstd(input, into: shuffled, maxWindow: maxWindow)
+        }
         ByteShuffle.unshuffle(RawSpan(_unsafeBytes: UnsafeRawBufferPointer(shuffled)), into: &output)
     }
 
@@ -194,7 +202,9 @@ package final class FrameDecompressor {
         }
     }
 
-    private func zlib(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws(CompressionError) {
+    private func zlib(
+        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer
+    ) throws(CompressionError) {
         guard let src = input.baseAddress, input.count > 0, let dst = output.baseAddress else { throw CompressionError("empty zlib payload") }
         var destLength = uLongf(output.count)
         var sourceLength = uLong(input.count)

@@ -133,7 +133,9 @@ package struct AEAD: Sendable {
         plaintext.withUnsafeBytes { m in
             output.withUnsafeMutableBytes { out, initialized in
                 let c = UnsafeMutableRawBufferPointer(rebasing: out[initialized...])
-                encrypt(key: key, nonce: nonce, associatedData: associatedData, plaintext: m.baseAddress, count: m.count, output: c)
+                encrypt(
+                    key: key, nonce: nonce, associatedData: associatedData,
+                    plaintext: m.baseAddress, count: m.count, output: c)
                 initialized += m.count + AEAD.tagByteCount
             }
         }
@@ -147,7 +149,9 @@ package struct AEAD: Sendable {
         precondition(buffer.freeCapacity >= AEAD.tagByteCount)
         buffer.withUnsafeMutableBytes { out, initialized in
             let body = UnsafeMutableRawBufferPointer(rebasing: out[0..<(initialized + AEAD.tagByteCount)])
-            encrypt(key: key, nonce: nonce, associatedData: associatedData, plaintext: body.baseAddress, count: initialized, output: body)
+            encrypt(
+                key: key, nonce: nonce, associatedData: associatedData,
+                plaintext: body.baseAddress, count: initialized, output: body)
             initialized += AEAD.tagByteCount
         }
     }
@@ -165,9 +169,11 @@ package struct AEAD: Sendable {
             let kp = k.baseAddress!.assumingMemoryBound(to: UInt8.self)
             switch algorithm {
             case .xchacha20poly1305:
-                _ = crypto_aead_xchacha20poly1305_ietf_encrypt(c, &outLength, m, UInt64(count), associatedData, UInt64(associatedData.count), nil, nonce, kp)
+                _ = crypto_aead_xchacha20poly1305_ietf_encrypt(
+                    c, &outLength, m, UInt64(count), associatedData, UInt64(associatedData.count), nil, nonce, kp)
             case .aes256gcm:
-                _ = crypto_aead_aes256gcm_encrypt(c, &outLength, m, UInt64(count), associatedData, UInt64(associatedData.count), nil, nonce, kp)
+                _ = crypto_aead_aes256gcm_encrypt(
+                    c, &outLength, m, UInt64(count), associatedData, UInt64(associatedData.count), nil, nonce, kp)
             }
         }
     }
@@ -191,9 +197,11 @@ package struct AEAD: Sendable {
                     let kp = k.baseAddress!.assumingMemoryBound(to: UInt8.self)
                     switch algorithm {
                     case .xchacha20poly1305:
-                        return crypto_aead_xchacha20poly1305_ietf_decrypt(m, &outLength, nil, c, UInt64(ct.count), associatedData, UInt64(associatedData.count), nonce, kp)
+                        return crypto_aead_xchacha20poly1305_ietf_decrypt(
+                            m, &outLength, nil, c, UInt64(ct.count), associatedData, UInt64(associatedData.count), nonce, kp)
                     case .aes256gcm:
-                        return crypto_aead_aes256gcm_decrypt(m, &outLength, nil, c, UInt64(ct.count), associatedData, UInt64(associatedData.count), nonce, kp)
+                        return crypto_aead_aes256gcm_decrypt(
+                            m, &outLength, nil, c, UInt64(ct.count), associatedData, UInt64(associatedData.count), nonce, kp)
                     }
                 }
                 if status == 0 { initialized += ct.count - AEAD.tagByteCount }
@@ -229,7 +237,8 @@ package struct AEAD: Sendable {
         guard ciphertext.count > AEAD.tagByteCount else { throw CryptoError.authenticationFailed }
         return try SecureBytes(count: ciphertext.count - AEAD.tagByteCount) { out throws(CryptoError) in
             var output = OutputRawSpan(buffer: out, initializedCount: 0)
-            try open(key: key, nonce: nonce, associatedData: associatedData, ciphertext: ciphertext.span.bytes, into: &output)
+            try open(
+                key: key, nonce: nonce, associatedData: associatedData, ciphertext: ciphertext.span.bytes, into: &output)
             _ = output.finalize(for: out)
         }
     }

@@ -64,7 +64,9 @@ package final class SecureBytes: @unchecked Sendable {  // immutable after init:
     ///   from core dumps). `false` uses the ordinary heap and is meant for short-lived per-stream subkeys, created
     ///   by the thousand when packing small files: each `sodium_malloc`/`sodium_free` costs an `mmap`,
     ///   `mprotect` and `munmap` with TLB shootdowns across all cores. Both kinds are wiped before release.
-    package init<E: Error>(count: Int, guarded: Bool = true, initialize: (UnsafeMutableRawBufferPointer) throws(E) -> Void) throws(E) {
+    package init<E: Error>(
+        count: Int, guarded: Bool = true, initialize: (UnsafeMutableRawBufferPointer) throws(E) -> Void
+    ) throws(E) {
         Sodium.ensureInitialised()
         precondition(count > 0)
         let p: UnsafeMutableRawPointer
