@@ -206,22 +206,15 @@ package final class ArchiveWriter {
         // never copied. A short read (a small file, a stream's end) is copied to its exact size, so a small file
         // in flight holds its size, not a frame's.
         func readFrame() throws -> [UInt8] {
-            var failure: (any Error)?
-            let frame = [UInt8](unsafeUninitializedCapacity: frameSize) { b, count in
+            // `count` always covers exactly the bytes read, so a throwing `read` leaves a consistent array to drop.
+            let frame = try [UInt8](unsafeUninitializedCapacity: frameSize) { b, count in
                 let buffer = UnsafeMutableRawBufferPointer(b)
-                var filled = 0
-                do {
-                    while filled < frameSize {
-                        let n = try read(UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<frameSize]))
-                        if n == 0 { break }
-                        filled += n
-                    }
-                } catch {
-                    failure = error
+                while count < frameSize {
+                    let n = try read(UnsafeMutableRawBufferPointer(rebasing: buffer[count..<frameSize]))
+                    if n == 0 { break }
+                    count += n
                 }
-                count = filled
             }
-            if let failure { throw failure }
             return frame.count == frameSize ? frame : Array(frame[...])
         }
         var current = try readFrame()
@@ -239,10 +232,8 @@ package final class ArchiveWriter {
             }
             let data = current, frameIndex = index, codec = self.codec, compressors = self.compressors
             try pipeline.submit {
-                let frame = data.withUnsafeBytes { raw in
-                    compressors.with { c in
-                        codec.seal(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, raw: raw, compression: compression, compressor: c)
-                    }
+                let frame = compressors.with { c in
+                    codec.seal(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, raw: data.span.bytes, compression: compression, compressor: c)
                 }
                 return (slot, frame)
             }

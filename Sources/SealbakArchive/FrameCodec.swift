@@ -38,34 +38,41 @@ package struct FrameCodec: Sendable {
     /// which the archive must declare (`features` contains `.shuffle`); a frame it does not shrink is stored.
     package func seal(
         key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool,
-        raw: UnsafeRawBufferPointer, compression: CompressionAlgorithm, compressor: FrameCompressor
+        raw: RawSpan, compression: CompressionAlgorithm, compressor: FrameCompressor
     ) -> [UInt8] {
-        precondition(raw.count <= frameSize)
+        precondition(raw.byteCount <= frameSize)
         if case .shuffledZstd = compression {
             precondition(features.contains(.shuffle), "codec 3 in an archive that does not declare the shuffle feature")
         }
         let headerCount = FormatV1.frameHeaderByteCount, prefix = FormatV1.framePrefixByteCount
-        let capacity = headerCount + prefix + raw.count + AEAD.tagByteCount
-        return [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
-            let out = UnsafeMutableRawBufferPointer(buffer)
-            let payload = UnsafeMutableRawBufferPointer(rebasing: out[(headerCount + prefix)..<(headerCount + prefix + raw.count)])
+        let rawCount = raw.byteCount
+        return [UInt8](byteCapacity: headerCount + prefix + rawCount + AEAD.tagByteCount) { frame in
+            // Header room first: its length is known only once the payload is.
+            frame.append(repeating: 0, count: headerCount, as: UInt8.self)
+            let prefixStart = frame.byteCount
+            frame.append(repeating: 0, count: prefix, as: UInt8.self)
             var codec = CompressionCodec.stored
-            var payloadCount = raw.count
-            if let compressed = compressor.compress(raw, into: payload, algorithm: compression) {
-                payloadCount = compressed
+            if compressor.compress(raw, into: &frame, algorithm: compression) != nil {
                 switch compression {
                 case .zstd: codec = .zstd
                 case .zlib: codec = .zlib
                 case .shuffledZstd: codec = .shuffledZstd
                 case .stored: preconditionFailure()
                 }
-            } else if raw.count > 0 {
-                payload.copyMemory(from: raw)
+            } else if rawCount > 0 {
+                raw.withUnsafeBytes { r in
+                    frame.withUnsafeMutableBytes { out, initialized in
+                        UnsafeMutableRawBufferPointer(rebasing: out[initialized..<(initialized + r.count)])
+                            .copyMemory(from: r)
+                        initialized += r.count
+                    }
+                }
             }
-            UnsafeMutableRawBufferPointer(rebasing: out[headerCount..<(headerCount + prefix)])
-                .copyBytes(from: FramePlaintext.prefix(codec: codec, rawLength: raw.count))
-            count = sealInPlace(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast,
-                                frame: out, plaintextCount: prefix + payloadCount)
+            frame.withUnsafeMutableBytes { out, _ in
+                UnsafeMutableRawBufferPointer(rebasing: out[prefixStart..<(prefixStart + prefix)])
+                    .copyBytes(from: FramePlaintext.prefix(codec: codec, rawLength: rawCount))
+            }
+            sealInPlace(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, frame: &frame)
         }
     }
 
@@ -73,28 +80,37 @@ package struct FrameCodec: Sendable {
     /// stream: used by rekey, which moves compressed payloads to a new key without recompressing them.
     package func sealEnvelope(key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool, plaintext: [UInt8]) -> [UInt8] {
         let headerCount = FormatV1.frameHeaderByteCount
-        return [UInt8](unsafeUninitializedCapacity: headerCount + plaintext.count + AEAD.tagByteCount) { buffer, count in
-            let out = UnsafeMutableRawBufferPointer(buffer)
-            plaintext.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: out[headerCount...]).copyMemory(from: $0) }
-            count = sealInPlace(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast,
-                                frame: out, plaintextCount: plaintext.count)
+        return [UInt8](byteCapacity: headerCount + plaintext.count + AEAD.tagByteCount) { frame in
+            frame.append(repeating: 0, count: headerCount, as: UInt8.self)
+            plaintext.withUnsafeBytes { p in
+                frame.withUnsafeMutableBytes { out, initialized in
+                    UnsafeMutableRawBufferPointer(rebasing: out[initialized..<(initialized + p.count)])
+                        .copyMemory(from: p)
+                    initialized += p.count
+                }
+            }
+            sealInPlace(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, frame: &frame)
         }
     }
 
-    /// `frame` holds room for the frame header, then `plaintextCount` bytes of plaintext, then room for the tag.
-    /// Writes the header, encrypts the plaintext in place (libsodium allows output == input) and returns the
-    /// frame's length.
-    private func sealInPlace(key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool,
-                             frame: UnsafeMutableRawBufferPointer, plaintextCount: Int) -> Int {
+    /// `frame` holds room for the frame header, then the plaintext, and has room left for the tag. Encrypts the
+    /// plaintext in place, appends the tag and writes the header.
+    private func sealInPlace(
+        key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool, frame: inout OutputRawSpan
+    ) {
         let headerCount = FormatV1.frameHeaderByteCount
-        let ctLength = plaintextCount + AEAD.tagByteCount
-        frame.copyBytes(from: FrameHeader(ciphertextLength: ctLength, isLast: isLast).encoded())
+        let ctLength = frame.byteCount - headerCount + AEAD.tagByteCount
         let nonce = FrameBinding.nonce(suite: suite, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
         let ad = FrameBinding.associatedData(archiveID: archiveID, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
-        let body = UnsafeMutableRawBufferPointer(rebasing: frame[headerCount..<(headerCount + ctLength)])
-        aead.seal(key: key, nonce: nonce, associatedData: ad,
-                  plaintext: UnsafeRawBufferPointer(rebasing: body[0..<plaintextCount]), output: body)
-        return headerCount + ctLength
+        frame.withUnsafeMutableBytes { out, initialized in
+            // The body is an OutputRawSpan of its own whose initialised bytes are the plaintext.
+            let bodyRegion = UnsafeMutableRawBufferPointer(rebasing: out[headerCount...])
+            var body = OutputRawSpan(buffer: bodyRegion, initializedCount: initialized - headerCount)
+            aead.sealInPlace(key: key, nonce: nonce, associatedData: ad, &body)
+            initialized = headerCount + body.finalize(for: bodyRegion)
+            UnsafeMutableRawBufferPointer(rebasing: out[0..<headerCount])
+                .copyBytes(from: FrameHeader(ciphertextLength: ctLength, isLast: isLast).encoded())
+        }
     }
 
     /// Authenticates and decrypts one frame and checks its plaintext envelope (Spec §6.2) without
@@ -107,29 +123,19 @@ package struct FrameCodec: Sendable {
     private func openAndParse(key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool, ciphertext: [UInt8]) throws(FormatError) -> (plain: [UInt8], envelope: FramePlaintext) {
         let nonce = FrameBinding.nonce(suite: suite, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
         let ad = FrameBinding.associatedData(archiveID: archiveID, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
-        var authFailed = false
-        // Uninitialised: libsodium writes every byte when the tag verifies; when it does not, the buffer is
-        // reported empty and dropped.
-        let plain = ciphertext.withUnsafeBytes { c in
-            [UInt8](unsafeUninitializedCapacity: c.count - AEAD.tagByteCount) { p, count in
-                do {
-                    try aead.open(key: key, nonce: nonce, associatedData: ad, ciphertext: c, output: UnsafeMutableRawBufferPointer(p))
-                    count = c.count - AEAD.tagByteCount
-                } catch {
-                    authFailed = true
-                    count = 0
-                }
+        // Uninitialised: libsodium writes every byte when the tag verifies; when it does not, nothing is appended
+        // and the buffer is dropped.
+        let plain: [UInt8]
+        do {
+            plain = try [UInt8](byteCapacity: ciphertext.count - AEAD.tagByteCount) { out throws(CryptoError) in
+                try aead.open(key: key, nonce: nonce, associatedData: ad, ciphertext: ciphertext.span.bytes, into: &out)
             }
-        }
-        if authFailed {
+        } catch {
             throw FormatError(.payload, "frame \(frameIndex) failed authentication (wrong position, altered, or from another archive)")
         }
-        let parsed = plain.withUnsafeBytes { p in
-            Result { () throws(FormatError) in
-                try FramePlaintext.parse(p, frameSize: frameSize, frameIndex: frameIndex, isLast: isLast, features: features)
-            }
-        }
-        return (plain, try parsed.get())
+        let envelope = try FramePlaintext.parse(
+            plain.span.bytes, frameSize: frameSize, frameIndex: frameIndex, isLast: isLast, features: features)
+        return (plain, envelope)
     }
 
     /// Authenticates, decrypts and decompresses one frame's ciphertext (codec 3: and unshuffles it; it is a codec only
@@ -145,27 +151,19 @@ package struct FrameCodec: Sendable {
             plain.removeSubrange(0..<env.payload.lowerBound)
             return plain
         case .zstd, .zlib, .shuffledZstd:
-            var failure: CompressionError?
-            let raw = plain.withUnsafeBytes { p in
-                [UInt8](unsafeUninitializedCapacity: env.rawLength) { r, count in
-                    let payload = UnsafeRawBufferPointer(rebasing: p[env.payload])
-                    let output = UnsafeMutableRawBufferPointer(r)
-                    do throws(CompressionError) {
-                        switch env.codec {
-                        case .zstd: try decompressor.zstd(payload, into: output, maxWindow: frameSize)
-                        case .shuffledZstd: try decompressor.shuffledZstd(payload, into: output, maxWindow: frameSize)
-                        case .zlib: try decompressor.zlib(payload, into: output)
-                        case .stored: preconditionFailure()
-                        }
-                        count = env.rawLength
-                    } catch {
-                        failure = error
-                        count = 0
+            do {
+                return try [UInt8](byteCapacity: env.rawLength) { output throws(CompressionError) in
+                    let payload = plain.span.bytes.extracting(env.payload)
+                    switch env.codec {
+                    case .zstd: try decompressor.zstd(payload, into: &output, maxWindow: frameSize)
+                    case .shuffledZstd: try decompressor.shuffledZstd(payload, into: &output, maxWindow: frameSize)
+                    case .zlib: try decompressor.zlib(payload, into: &output)
+                    case .stored: preconditionFailure()
                     }
                 }
+            } catch {
+                throw FormatError(.payload, "frame \(frameIndex): \(error.message)")
             }
-            if let failure { throw FormatError(.payload, "frame \(frameIndex): \(failure.message)") }
-            return raw
         }
     }
 }

@@ -23,11 +23,9 @@ extension FrameCodec {
         for i in 0..<count {
             let lo = i * frameSize
             let hi = min(bytes.count, lo + frameSize)
-            let frame = bytes.withUnsafeBytes { b in
-                seal(
-                    key: key, streamID: FormatV1.trailerStreamID, frameIndex: UInt64(i), isLast: i == count - 1,
-                    raw: UnsafeRawBufferPointer(rebasing: b[lo..<hi]), compression: compression, compressor: compressor)
-            }
+            let frame = seal(
+                key: key, streamID: FormatV1.trailerStreamID, frameIndex: UInt64(i), isLast: i == count - 1,
+                raw: bytes.span.bytes.extracting(lo..<hi), compression: compression, compressor: compressor)
             try write(frame)
             length += UInt64(frame.count)
         }

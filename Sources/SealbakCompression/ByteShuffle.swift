@@ -11,10 +11,22 @@ package enum ByteShuffle {
     /// Bytes per number: the lane count.
     package static let laneCount = 4
 
-    /// Writes the shuffle of `input` to `output` (Spec §6.2 `Shuffle`).
+    /// Appends the shuffle of `input` to `output` (Spec §6.2 `Shuffle`).
     ///
-    /// - Precondition: `output.count == input.count`; the buffers do not overlap.
-    package static func shuffle(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
+    /// - Precondition: `output` has room for `input.byteCount` more bytes.
+    package static func shuffle(_ input: RawSpan, into output: inout OutputRawSpan) {
+        input.withUnsafeBytes { input in
+            output.withUnsafeMutableBytes { out, initialized in
+                precondition(out.count - initialized >= input.count, "shuffle needs room for the input's size")
+                let target = UnsafeMutableRawBufferPointer(rebasing: out[initialized..<(initialized + input.count)])
+                shuffle(input, into: target)
+                initialized += input.count
+            }
+        }
+    }
+
+    /// The buffers do not overlap.
+    static func shuffle(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
         precondition(output.count == input.count, "shuffle needs an output of the input's size")
         let n = input.count, m = n / laneCount
         guard let src = input.baseAddress, let out = output.baseAddress else { return }
@@ -45,10 +57,22 @@ package enum ByteShuffle {
         for j in (4 * m)..<n { output[j] = input[j] }
     }
 
-    /// Writes the unshuffle of `input` to `output` (Spec §6.2 `Unshuffle`): the inverse of `shuffle`.
+    /// Appends the unshuffle of `input` to `output` (Spec §6.2 `Unshuffle`): the inverse of `shuffle`.
     ///
-    /// - Precondition: `output.count == input.count`; the buffers do not overlap.
-    package static func unshuffle(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
+    /// - Precondition: `output` has room for `input.byteCount` more bytes.
+    package static func unshuffle(_ input: RawSpan, into output: inout OutputRawSpan) {
+        input.withUnsafeBytes { input in
+            output.withUnsafeMutableBytes { out, initialized in
+                precondition(out.count - initialized >= input.count, "unshuffle needs room for the input's size")
+                let target = UnsafeMutableRawBufferPointer(rebasing: out[initialized..<(initialized + input.count)])
+                unshuffle(input, into: target)
+                initialized += input.count
+            }
+        }
+    }
+
+    /// The buffers do not overlap.
+    static func unshuffle(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
         precondition(output.count == input.count, "unshuffle needs an output of the input's size")
         let n = input.count, m = n / laneCount
         guard let src = input.baseAddress, let out = output.baseAddress else { return }
@@ -82,18 +106,12 @@ package enum ByteShuffle {
 
     /// `shuffle` into a new array.
     package static func shuffled(_ bytes: [UInt8]) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: bytes.count) { out, count in
-            bytes.withUnsafeBytes { shuffle($0, into: UnsafeMutableRawBufferPointer(out)) }
-            count = bytes.count
-        }
+        [UInt8](byteCapacity: bytes.count) { out in shuffle(bytes.span.bytes, into: &out) }
     }
 
     /// `unshuffle` into a new array.
     package static func unshuffled(_ bytes: [UInt8]) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: bytes.count) { out, count in
-            bytes.withUnsafeBytes { unshuffle($0, into: UnsafeMutableRawBufferPointer(out)) }
-            count = bytes.count
-        }
+        [UInt8](byteCapacity: bytes.count) { out in unshuffle(bytes.span.bytes, into: &out) }
     }
 
     /// Transposes the 4×4 byte matrix whose rows are four little-endian numbers: `x` holds rows 0 and 1 (bytes

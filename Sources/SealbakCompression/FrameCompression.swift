@@ -31,11 +31,25 @@ package final class FrameCompressor {
 
     deinit { if let cctx { ZSTD_freeCCtx(cctx) } }
 
-    /// Compresses `input` into `output` if the result is strictly smaller than the input.
+    /// Compresses `input` and appends the result to `output` if it is strictly smaller than the input; the free
+    /// capacity of `output` bounds it as well.
     ///
     /// - Returns: the compressed byte count, or nil when compression does not shrink the input (the caller
-    ///   then stores the frame raw, Spec §6.2).
-    package func compress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, algorithm: CompressionAlgorithm) -> Int? {
+    ///   then stores the frame raw, Spec §6.2). `output` is then left as it was.
+    package func compress(_ input: RawSpan, into output: inout OutputRawSpan, algorithm: CompressionAlgorithm) -> Int? {
+        input.withUnsafeBytes { input in
+            output.withUnsafeMutableBytes { out, initialized in
+                let free = UnsafeMutableRawBufferPointer(rebasing: out[initialized...])
+                guard let n = compress(input, into: free, algorithm: algorithm) else { return nil }
+                initialized += n
+                return n
+            }
+        }
+    }
+
+    private func compress(
+        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, algorithm: CompressionAlgorithm
+    ) -> Int? {
         guard input.count > 1, let src = input.baseAddress, let dst = output.baseAddress else { return nil }
         let capacity = min(output.count, input.count - 1)
         switch algorithm {
@@ -131,11 +145,23 @@ package final class FrameDecompressor {
     deinit { if let dctx { ZSTD_freeDCtx(dctx) } }
 
     /// Decompresses a zstd payload: it must be exactly one zstd frame whose header passes `ZstdFrameHeader.check`
-    /// and that yields exactly `output.count` bytes (Spec §6.2 rule 7, in that order). Output never exceeds
-    /// `output.count`, so a decompression bomb fails instead of allocating.
+    /// and that yields exactly `output.freeCapacity` bytes (Spec §6.2 rule 7, in that order), which are appended
+    /// to `output`. Output never exceeds that, so a decompression bomb fails instead of allocating. On failure
+    /// `output` is left as it was.
     ///
     /// - Parameter maxWindow: the largest Window_Size accepted: the archive's frame size.
-    package func zstd(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, maxWindow: Int) throws(CompressionError) {
+    package func zstd(_ input: RawSpan, into output: inout OutputRawSpan, maxWindow: Int) throws(CompressionError) {
+        try input.withUnsafeBytes { input throws(CompressionError) in
+            try output.withUnsafeMutableBytes { out, initialized throws(CompressionError) in
+                try zstd(input, into: UnsafeMutableRawBufferPointer(rebasing: out[initialized...]), maxWindow: maxWindow)
+                initialized = out.count
+            }
+        }
+    }
+
+    private func zstd(
+        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, maxWindow: Int
+    ) throws(CompressionError) {
         guard let src = input.baseAddress, input.count > 0, let dst = output.baseAddress else { throw CompressionError("empty zstd payload") }
         try ZstdFrameHeader.parse(input).check(maxWindow: UInt64(maxWindow), rawLength: UInt64(output.count))
         let frameLength = ZSTD_findFrameCompressedSize(src, input.count)
@@ -151,19 +177,34 @@ package final class FrameDecompressor {
         if n != output.count { throw CompressionError("zstd payload yields \(n) bytes, the frame declares \(output.count)") }
     }
 
-    /// Decompresses a codec-3 payload: one zstd frame, checked exactly as `zstd` checks it, whose `output.count`
-    /// bytes are unshuffled into `output` (Spec §6.2). Memory: one extra buffer of `output.count` bytes, reused.
+    /// Decompresses a codec-3 payload: one zstd frame, checked exactly as `zstd` checks it, whose
+    /// `output.freeCapacity` bytes are unshuffled and appended to `output` (Spec §6.2). Memory: one extra buffer
+    /// of that size, reused.
     package func shuffledZstd(
-        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, maxWindow: Int
+        _ input: RawSpan, into output: inout OutputRawSpan, maxWindow: Int
     ) throws(CompressionError) {
-        guard output.count > 0 else { throw CompressionError("empty shuffled zstd frame") }
-        let shuffled = scratch.buffer(output.count)
-        try zstd(input, into: shuffled, maxWindow: maxWindow)
-        ByteShuffle.unshuffle(UnsafeRawBufferPointer(shuffled), into: output)
+        guard output.freeCapacity > 0 else { throw CompressionError("empty shuffled zstd frame") }
+        let shuffled = scratch.buffer(output.freeCapacity)
+        try input.withUnsafeBytes { input throws(CompressionError) in
+            try zstd(input, into: shuffled, maxWindow: maxWindow)
+        }
+        ByteShuffle.unshuffle(RawSpan(_unsafeBytes: UnsafeRawBufferPointer(shuffled)), into: &output)
     }
 
-    /// Decompresses a zlib (RFC 1950) payload that must be consumed entirely and yield exactly `output.count` bytes.
-    package func zlib(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws(CompressionError) {
+    /// Decompresses a zlib (RFC 1950) payload that must be consumed entirely and yield exactly `output.freeCapacity`
+    /// bytes, which are appended to `output`. On failure `output` is left as it was.
+    package func zlib(_ input: RawSpan, into output: inout OutputRawSpan) throws(CompressionError) {
+        try input.withUnsafeBytes { input throws(CompressionError) in
+            try output.withUnsafeMutableBytes { out, initialized throws(CompressionError) in
+                try zlib(input, into: UnsafeMutableRawBufferPointer(rebasing: out[initialized...]))
+                initialized = out.count
+            }
+        }
+    }
+
+    private func zlib(
+        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer
+    ) throws(CompressionError) {
         guard let src = input.baseAddress, input.count > 0, let dst = output.baseAddress else { throw CompressionError("empty zlib payload") }
         var destLength = uLongf(output.count)
         var sourceLength = uLong(input.count)
@@ -208,7 +249,11 @@ package struct ZstdFrameHeader: Hashable, Sendable {
     ///
     /// - Throws: when the payload does not start with the zstd frame magic (a skippable frame included) or ends
     ///   inside the frame header.
-    package static func parse(_ payload: UnsafeRawBufferPointer) throws(CompressionError) -> ZstdFrameHeader {
+    package static func parse(_ payload: RawSpan) throws(CompressionError) -> ZstdFrameHeader {
+        try payload.withUnsafeBytes { p throws(CompressionError) in try parse(p) }
+    }
+
+    static func parse(_ payload: UnsafeRawBufferPointer) throws(CompressionError) -> ZstdFrameHeader {
         func le(_ at: Int, _ n: Int) -> UInt64 {
             var v: UInt64 = 0
             for i in 0..<n { v |= UInt64(payload[at + i]) << (8 * UInt64(i)) }

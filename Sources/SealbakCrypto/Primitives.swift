@@ -75,12 +75,14 @@ package final class SHA256Hasher {
 
     deinit { EVP_MD_CTX_free(context) }
 
-    package func update(_ bytes: UnsafeRawBufferPointer) {
-        if bytes.count > 0 { EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) }
+    package func update(_ bytes: RawSpan) {
+        bytes.withUnsafeBytes { b in
+            if b.count > 0 { EVP_DigestUpdate(context, b.baseAddress, b.count) }
+        }
     }
 
     package func update(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { update($0) }
+        update(bytes.span.bytes)
     }
 
     /// Call once; the hasher is spent afterwards.
@@ -120,44 +122,90 @@ package struct AEAD: Sendable {
 
     package var nonceByteCount: Int { algorithm == .aes256gcm ? 12 : 24 }
 
-    /// Encrypts `plaintext` into `output` (which must hold plaintext.count + 16 bytes).
+    /// Encrypts `plaintext` and appends ciphertext ‖ tag (`plaintext.byteCount + 16` bytes) to `output`.
+    ///
+    /// - Precondition: `output` has room for `plaintext.byteCount + tagByteCount` more bytes.
     package func seal(
         key: SecureBytes, nonce: [UInt8], associatedData: [UInt8],
-        plaintext: UnsafeRawBufferPointer, output: UnsafeMutableRawBufferPointer
+        plaintext: RawSpan, into output: inout OutputRawSpan
     ) {
-        precondition(nonce.count == nonceByteCount && output.count >= plaintext.count + AEAD.tagByteCount)
+        precondition(output.freeCapacity >= plaintext.byteCount + AEAD.tagByteCount)
+        plaintext.withUnsafeBytes { m in
+            output.withUnsafeMutableBytes { out, initialized in
+                let c = UnsafeMutableRawBufferPointer(rebasing: out[initialized...])
+                encrypt(
+                    key: key, nonce: nonce, associatedData: associatedData,
+                    plaintext: m.baseAddress, count: m.count, output: c)
+                initialized += m.count + AEAD.tagByteCount
+            }
+        }
+    }
+
+    /// Encrypts the bytes `buffer` holds in place and appends the tag: afterwards `buffer` holds ciphertext ‖ tag.
+    /// The frame path uses it so that a frame is built in one allocation (libsodium allows output == input).
+    ///
+    /// - Precondition: `buffer` has room for `tagByteCount` more bytes.
+    package func sealInPlace(key: SecureBytes, nonce: [UInt8], associatedData: [UInt8], _ buffer: inout OutputRawSpan) {
+        precondition(buffer.freeCapacity >= AEAD.tagByteCount)
+        buffer.withUnsafeMutableBytes { out, initialized in
+            let body = UnsafeMutableRawBufferPointer(rebasing: out[0..<(initialized + AEAD.tagByteCount)])
+            encrypt(
+                key: key, nonce: nonce, associatedData: associatedData,
+                plaintext: body.baseAddress, count: initialized, output: body)
+            initialized += AEAD.tagByteCount
+        }
+    }
+
+    /// The one call into libsodium's encryption; `plaintext` may be `output`'s own start (in place).
+    private func encrypt(
+        key: SecureBytes, nonce: [UInt8], associatedData: [UInt8],
+        plaintext: UnsafeRawPointer?, count: Int, output: UnsafeMutableRawBufferPointer
+    ) {
+        precondition(nonce.count == nonceByteCount && output.count >= count + AEAD.tagByteCount)
         var outLength: UInt64 = 0
-        let m = plaintext.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        let m = plaintext?.assumingMemoryBound(to: UInt8.self)
         let c = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
         key.withUnsafeBytes { k in
             let kp = k.baseAddress!.assumingMemoryBound(to: UInt8.self)
             switch algorithm {
             case .xchacha20poly1305:
-                _ = crypto_aead_xchacha20poly1305_ietf_encrypt(c, &outLength, m, UInt64(plaintext.count), associatedData, UInt64(associatedData.count), nil, nonce, kp)
+                _ = crypto_aead_xchacha20poly1305_ietf_encrypt(
+                    c, &outLength, m, UInt64(count), associatedData, UInt64(associatedData.count), nil, nonce, kp)
             case .aes256gcm:
-                _ = crypto_aead_aes256gcm_encrypt(c, &outLength, m, UInt64(plaintext.count), associatedData, UInt64(associatedData.count), nil, nonce, kp)
+                _ = crypto_aead_aes256gcm_encrypt(
+                    c, &outLength, m, UInt64(count), associatedData, UInt64(associatedData.count), nil, nonce, kp)
             }
         }
     }
 
-    /// Verifies and decrypts `ciphertext` (tag included) into `output` (ciphertext.count - 16 bytes).
-    /// Nothing is released when the tag does not verify: libsodium writes no plaintext then.
+    /// Verifies and decrypts `ciphertext` (tag included) and appends the plaintext (`ciphertext.byteCount - 16`
+    /// bytes) to `output`. Nothing is released when the tag does not verify: `output` is left as it was.
+    ///
+    /// - Precondition: `ciphertext` holds at least a tag; `output` has room for the plaintext.
     package func open(
         key: SecureBytes, nonce: [UInt8], associatedData: [UInt8],
-        ciphertext: UnsafeRawBufferPointer, output: UnsafeMutableRawBufferPointer
+        ciphertext: RawSpan, into output: inout OutputRawSpan
     ) throws(CryptoError) {
-        precondition(nonce.count == nonceByteCount && ciphertext.count >= AEAD.tagByteCount)
-        precondition(output.count >= ciphertext.count - AEAD.tagByteCount)
-        var outLength: UInt64 = 0
-        let c = ciphertext.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        let m = output.baseAddress?.assumingMemoryBound(to: UInt8.self)
-        let status: Int32 = key.withUnsafeBytes { k in
-            let kp = k.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            switch algorithm {
-            case .xchacha20poly1305:
-                return crypto_aead_xchacha20poly1305_ietf_decrypt(m, &outLength, nil, c, UInt64(ciphertext.count), associatedData, UInt64(associatedData.count), nonce, kp)
-            case .aes256gcm:
-                return crypto_aead_aes256gcm_decrypt(m, &outLength, nil, c, UInt64(ciphertext.count), associatedData, UInt64(associatedData.count), nonce, kp)
+        precondition(nonce.count == nonceByteCount && ciphertext.byteCount >= AEAD.tagByteCount)
+        precondition(output.freeCapacity >= ciphertext.byteCount - AEAD.tagByteCount)
+        let status: Int32 = ciphertext.withUnsafeBytes { ct in
+            output.withUnsafeMutableBytes { out, initialized in
+                var outLength: UInt64 = 0
+                let c = ct.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                let m = out.baseAddress.map { ($0 + initialized).assumingMemoryBound(to: UInt8.self) }
+                let status: Int32 = key.withUnsafeBytes { k in
+                    let kp = k.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                    switch algorithm {
+                    case .xchacha20poly1305:
+                        return crypto_aead_xchacha20poly1305_ietf_decrypt(
+                            m, &outLength, nil, c, UInt64(ct.count), associatedData, UInt64(associatedData.count), nonce, kp)
+                    case .aes256gcm:
+                        return crypto_aead_aes256gcm_decrypt(
+                            m, &outLength, nil, c, UInt64(ct.count), associatedData, UInt64(associatedData.count), nonce, kp)
+                    }
+                }
+                if status == 0 { initialized += ct.count - AEAD.tagByteCount }
+                return status
             }
         }
         if status != 0 { throw CryptoError.authenticationFailed }
@@ -165,22 +213,34 @@ package struct AEAD: Sendable {
 
     /// Convenience over arrays.
     package func seal(key: SecureBytes, nonce: [UInt8], associatedData: [UInt8], plaintext: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: plaintext.count + AEAD.tagByteCount)
-        plaintext.withUnsafeBytes { p in out.withUnsafeMutableBytes { o in seal(key: key, nonce: nonce, associatedData: associatedData, plaintext: p, output: o) } }
-        return out
+        seal(key: key, nonce: nonce, associatedData: associatedData, plaintext: plaintext.span.bytes)
+    }
+
+    /// Seals a secret (a wrapped key) into a new array.
+    package func seal(key: SecureBytes, nonce: [UInt8], associatedData: [UInt8], plaintext: SecureBytes) -> [UInt8] {
+        plaintext.withBytes { seal(key: key, nonce: nonce, associatedData: associatedData, plaintext: $0) }
+    }
+
+    private func seal(key: SecureBytes, nonce: [UInt8], associatedData: [UInt8], plaintext: RawSpan) -> [UInt8] {
+        [UInt8](capacity: plaintext.byteCount + AEAD.tagByteCount) { out in
+            out.withUnsafeMutableBufferPointer { buffer, count in
+                let raw = UnsafeMutableRawBufferPointer(buffer)
+                var output = OutputRawSpan(buffer: raw, initializedCount: 0)
+                seal(key: key, nonce: nonce, associatedData: associatedData, plaintext: plaintext, into: &output)
+                count = output.finalize(for: raw)
+            }
+        }
     }
 
     /// Convenience over arrays; the plaintext lands in guarded memory.
     package func openSecret(key: SecureBytes, nonce: [UInt8], associatedData: [UInt8], ciphertext: [UInt8]) throws(CryptoError) -> SecureBytes {
         guard ciphertext.count > AEAD.tagByteCount else { throw CryptoError.authenticationFailed }
-        var failure: CryptoError?
-        let secret = SecureBytes(count: ciphertext.count - AEAD.tagByteCount) { out in
-            ciphertext.withUnsafeBytes { c in
-                do throws(CryptoError) { try open(key: key, nonce: nonce, associatedData: associatedData, ciphertext: c, output: out) } catch { failure = error }
-            }
+        return try SecureBytes(count: ciphertext.count - AEAD.tagByteCount) { out throws(CryptoError) in
+            var output = OutputRawSpan(buffer: out, initializedCount: 0)
+            try open(
+                key: key, nonce: nonce, associatedData: associatedData, ciphertext: ciphertext.span.bytes, into: &output)
+            _ = output.finalize(for: out)
         }
-        if let failure { throw failure }
-        return secret
     }
 }
 

@@ -64,7 +64,9 @@ package final class SecureBytes: @unchecked Sendable {  // immutable after init:
     ///   from core dumps). `false` uses the ordinary heap and is meant for short-lived per-stream subkeys, created
     ///   by the thousand when packing small files: each `sodium_malloc`/`sodium_free` costs an `mmap`,
     ///   `mprotect` and `munmap` with TLB shootdowns across all cores. Both kinds are wiped before release.
-    package init(count: Int, guarded: Bool = true, initialize: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows {
+    package init<E: Error>(
+        count: Int, guarded: Bool = true, initialize: (UnsafeMutableRawBufferPointer) throws(E) -> Void
+    ) throws(E) {
         Sodium.ensureInitialised()
         precondition(count > 0)
         let p: UnsafeMutableRawPointer
@@ -74,9 +76,8 @@ package final class SecureBytes: @unchecked Sendable {  // immutable after init:
         } else {
             p = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 16)
         }
-        self.pointer = p
-        self.count = count
-        self.guarded = guarded
+        // Filled before the stored properties are set: a throwing `initialize` then frees the memory here, and
+        // `deinit` (which runs once every stored property is set) does not free it a second time.
         do {
             try initialize(UnsafeMutableRawBufferPointer(start: p, count: count))
         } catch {
@@ -84,6 +85,9 @@ package final class SecureBytes: @unchecked Sendable {  // immutable after init:
             if guarded { sodium_free(p) } else { p.deallocate() }
             throw error
         }
+        self.pointer = p
+        self.count = count
+        self.guarded = guarded
     }
 
     /// Copies `bytes` into guarded memory. The caller should wipe its own copy.
@@ -96,7 +100,10 @@ package final class SecureBytes: @unchecked Sendable {  // immutable after init:
 
     /// Random secret bytes.
     package convenience init(random count: Int, source: any RandomSource = SystemRandom()) {
-        self.init(count: count) { source.fill($0) }
+        self.init(count: count) { buffer in
+            var bytes = MutableRawSpan(_unsafeBytes: buffer)
+            source.fill(&bytes)
+        }
     }
 
     deinit {
@@ -109,6 +116,11 @@ package final class SecureBytes: @unchecked Sendable {  // immutable after init:
 
     package func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try body(UnsafeRawBufferPointer(start: pointer, count: count))
+    }
+
+    /// The secret as a `RawSpan`, for the codec APIs; it must not outlive `body`.
+    func withBytes<R, E: Error>(_ body: (RawSpan) throws(E) -> R) throws(E) -> R {
+        try body(RawSpan(_unsafeBytes: UnsafeRawBufferPointer(start: pointer, count: count)))
     }
 
     package var address: UnsafeRawPointer { UnsafeRawPointer(pointer) }
@@ -128,13 +140,16 @@ package func wipe(_ bytes: inout [UInt8]) {
 
 /// Where random bytes come from. The system source is the default; a seeded source exists for test vectors.
 package protocol RandomSource: Sendable {
-    func fill(_ buffer: UnsafeMutableRawBufferPointer)
+    /// Overwrites every byte of `buffer` with random bytes.
+    func fill(_ buffer: inout MutableRawSpan)
 }
 
 extension RandomSource {
     package func bytes(_ count: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
-        out.withUnsafeMutableBytes { fill($0) }
+        var span = out.mutableSpan
+        var bytes = span.mutableBytes
+        fill(&bytes)
         return out
     }
 }
@@ -142,8 +157,10 @@ extension RandomSource {
 /// The operating system's CSPRNG. Wraps `randombytes_buf`.
 package struct SystemRandom: RandomSource {
     package init() { Sodium.ensureInitialised() }
-    package func fill(_ buffer: UnsafeMutableRawBufferPointer) {
-        if buffer.count > 0 { randombytes_buf(buffer.baseAddress!, buffer.count) }
+    package func fill(_ buffer: inout MutableRawSpan) {
+        buffer.withUnsafeMutableBytes { b in
+            if b.count > 0 { randombytes_buf(b.baseAddress!, b.count) }
+        }
     }
 }
 
@@ -159,11 +176,13 @@ package final class SeededRandom: RandomSource, Sendable {
         self.seed = seed
     }
 
-    package func fill(_ buffer: UnsafeMutableRawBufferPointer) {
+    package func fill(_ buffer: inout MutableRawSpan) {
         let n = counter.withLock { c -> UInt64 in c += 1; return c }
         var blockSeed = [UInt8](repeating: 0, count: 32)
         var input = seed + (0..<8).map { UInt8(truncatingIfNeeded: n >> (8 * UInt64($0))) }
         crypto_generichash(&blockSeed, 32, &input, UInt64(input.count), nil, 0)
-        if buffer.count > 0 { randombytes_buf_deterministic(buffer.baseAddress!, buffer.count, blockSeed) }
+        buffer.withUnsafeMutableBytes { b in
+            if b.count > 0 { randombytes_buf_deterministic(b.baseAddress!, b.count, blockSeed) }
+        }
     }
 }

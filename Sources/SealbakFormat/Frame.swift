@@ -20,10 +20,12 @@ package struct FrameHeader: Hashable, Sendable {
         return .le(UInt64(word), count: 4)
     }
 
-    /// Decodes and range-checks a frame header. `bytes` must hold at least 4 bytes from `start`.
-    package static func parse(_ bytes: UnsafeRawBufferPointer, frameSize: Int) throws(FormatError) -> FrameHeader {
-        precondition(bytes.count >= 4)
-        let word = UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
+    /// Decodes and range-checks a frame header from the first 4 bytes of `bytes`.
+    ///
+    /// - Precondition: `bytes` holds at least 4 bytes.
+    package static func parse(_ bytes: RawSpan, frameSize: Int) throws(FormatError) -> FrameHeader {
+        precondition(bytes.byteCount >= 4)
+        let word = UInt32(littleEndian: bytes.unsafeLoadUnaligned(as: UInt32.self))
         let length = Int(word & 0x7FFF_FFFF)
         guard length >= minCiphertextLength, length <= maxCiphertextLength(frameSize: frameSize) else {
             throw FormatError(.payload, "frame length \(length) is outside \(minCiphertextLength)...\(maxCiphertextLength(frameSize: frameSize))")
@@ -32,12 +34,7 @@ package struct FrameHeader: Hashable, Sendable {
     }
 
     package static func parse(_ bytes: [UInt8], frameSize: Int) throws(FormatError) -> FrameHeader {
-        precondition(bytes.count >= 4)
-        var result: Result<FrameHeader, FormatError>!
-        bytes.withUnsafeBytes { raw in
-            do throws(FormatError) { result = .success(try parse(raw, frameSize: frameSize)) } catch { result = .failure(error) }
-        }
-        return try result.get()
+        try parse(bytes.span.bytes, frameSize: frameSize)
     }
 }
 
@@ -77,6 +74,18 @@ package struct FramePlaintext: Sendable {
     /// - Parameter features: the features the archive's header declares (Spec §3.4): codec 3 is a codec only
     ///   in an archive that declares `.shuffle`; anywhere else it fails rule 1 like an unknown codec.
     package static func parse(
+        _ plaintext: RawSpan,
+        frameSize: Int,
+        frameIndex: UInt64,
+        isLast: Bool,
+        features: FormatFeatures
+    ) throws(FormatError) -> FramePlaintext {
+        try plaintext.withUnsafeBytes { plaintext throws(FormatError) in
+            try parse(plaintext, frameSize: frameSize, frameIndex: frameIndex, isLast: isLast, features: features)
+        }
+    }
+
+    private static func parse(
         _ plaintext: UnsafeRawBufferPointer,
         frameSize: Int,
         frameIndex: UInt64,

@@ -33,9 +33,7 @@ package protocol ArchiveOutput: AnyObject {
 
 extension ArchiveOutput {
     package func write(_ bytes: [UInt8]) throws(SealbakError) {
-        var result: Result<Void, SealbakError> = .success(())
-        bytes.withUnsafeBytes { b in result = Result { () throws(SealbakError) in try write(b) } }
-        try result.get()
+        try bytes.span.withUnsafeBytes { b throws(SealbakError) in try write(b) }
     }
 }
 

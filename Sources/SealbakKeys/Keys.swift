@@ -77,13 +77,7 @@ package enum KeySlots {
                            body: .password(kdf: kdf, salt: salt, nonce: nonce, wrappedKey: []), isRecovery: isRecovery)
         let kek = try deriveKEK(passphrase: passphrase, kdf: kdf, salt: salt)
         let aead = try! AEAD(.xchacha20poly1305)
-        let wrapped = master.key.withUnsafeBytes { mk in
-            var out = [UInt8](repeating: 0, count: 48)
-            out.withUnsafeMutableBytes { o in
-                aead.seal(key: kek, nonce: nonce, associatedData: slot.wrapAssociatedData(archiveID: archiveID), plaintext: mk, output: o)
-            }
-            return out
-        }
+        let wrapped = aead.seal(key: kek, nonce: nonce, associatedData: slot.wrapAssociatedData(archiveID: archiveID), plaintext: master.key)
         slot.body = .password(kdf: kdf, salt: salt, nonce: nonce, wrappedKey: wrapped)
         return slot
     }

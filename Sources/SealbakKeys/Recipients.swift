@@ -67,11 +67,7 @@ package enum Recipients {
         let nonce = random.bytes(KeySlot.wrapNonceByteCount)
         var slot = KeySlot(id: id, createdUnix: createdUnix, label: label, body: .x25519(recipient: recipient, ephemeral: ephemeral, nonce: nonce, wrappedKey: []))
         let aead = try! AEAD(.xchacha20poly1305)
-        let wrapped = master.key.withUnsafeBytes { mk in
-            var out = [UInt8](repeating: 0, count: 48)
-            out.withUnsafeMutableBytes { o in aead.seal(key: kek, nonce: nonce, associatedData: slot.wrapAssociatedData(archiveID: archiveID), plaintext: mk, output: o) }
-            return out
-        }
+        let wrapped = aead.seal(key: kek, nonce: nonce, associatedData: slot.wrapAssociatedData(archiveID: archiveID), plaintext: master.key)
         slot.body = .x25519(recipient: recipient, ephemeral: ephemeral, nonce: nonce, wrappedKey: wrapped)
         return slot
     }
@@ -126,11 +122,7 @@ package struct Identity: Sendable {
             let salt = random.bytes(16), nonce = random.bytes(24)
             let kek = try KeySlots.deriveKEK(passphrase: passphrase, kdf: kdf, salt: salt)
             let aead = try! AEAD(.xchacha20poly1305)
-            let sealed = secret.withUnsafeBytes { s in
-                var out = [UInt8](repeating: 0, count: 48)
-                out.withUnsafeMutableBytes { o in aead.seal(key: kek, nonce: nonce, associatedData: Array("SBK1identity".utf8) + publicKey, plaintext: s, output: o) }
-                return out
-            }
+            let sealed = aead.seal(key: kek, nonce: nonce, associatedData: Array("SBK1identity".utf8) + publicKey, plaintext: secret)
             let blob = [UInt8].le(UInt64(kdf.opsLimit), count: 4) + .le(UInt64(kdf.memLimitKiB), count: 4) + salt + nonce + sealed
             lines.append("\(Identity.header) argon2id \(Data(blob).base64EncodedString())")
         } else {

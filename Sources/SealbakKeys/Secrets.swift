@@ -134,25 +134,22 @@ package enum PasswordReader {
     /// Reads one line byte by byte (so nothing past the newline is consumed from a shared descriptor).
     private static func readLine(fd: Int32, name: String) throws(SealbakError) -> Passphrase {
         var length = 0
-        var failure: SealbakError?
-        let buffer = SecureBytes(count: maxLength) { buf in
+        let buffer = try SecureBytes(count: maxLength) { buf throws(SealbakError) in
             var byte: UInt8 = 0
+            defer { byte = 0 }
             while length < maxLength {
                 let n = Glibc.read(fd, &byte, 1)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    failure = SealbakError.io("cannot read the password from", path: name, errno: errno)
-                    return
+                    throw SealbakError.io("cannot read the password from", path: name, errno: errno)
                 }
                 if n == 0 || byte == 0x0A { break }
                 buf[length] = byte
                 length += 1
             }
-            if length == maxLength { failure = SealbakError(.usage, "the password from \(name) is longer than \(maxLength) bytes") }
+            if length == maxLength { throw SealbakError(.usage, "the password from \(name) is longer than \(maxLength) bytes") }
             if length > 0 && buf[length - 1] == 0x0D { length -= 1 }
-            byte = 0
         }
-        if let failure { throw failure }
         if length == 0 { throw SealbakError(.usage, "the password from \(name) is empty; an empty password is not allowed") }
         let exact = buffer.withUnsafeBytes { src in
             SecureBytes(count: length) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[0..<length])) }

@@ -186,14 +186,13 @@ package enum HTTPProbe {
     /// POSTs `body` as `application/json` (run notifications): the HTTP status, or why there was none.
     package static func postJSON(_ url: String, _ body: [UInt8], timeoutSeconds: Int) -> (status: Int?, detail: String) {
         let c = HTTPConnection()
-        let result: Result<HTTPResponse, TransportError> = body.withUnsafeBytes { b in
-            do { return .success(try c.perform(HTTPRequest(method: "POST", url: url, headers: [("Content-Type", "application/json")]), body: b, timeoutSeconds: timeoutSeconds)) } catch {
-                return .failure(error as? TransportError ?? TransportError(message: "\(error)"))
+        do {
+            let r = try body.span.withUnsafeBytes { b throws(TransportError) in
+                try c.perform(HTTPRequest(method: "POST", url: url, headers: [("Content-Type", "application/json")]), body: b, timeoutSeconds: timeoutSeconds)
             }
-        }
-        switch result {
-        case .success(let r): return (r.status, String(decoding: r.body.prefix(200), as: UTF8.self))
-        case .failure(let e): return (nil, e.message)
+            return (r.status, String(decoding: r.body.prefix(200), as: UTF8.self))
+        } catch {
+            return (nil, error.message)
         }
     }
 }

@@ -525,7 +525,7 @@ package final class S3Client: Sendable {
     /// (Content-MD5 would cost another pass over every byte at about a third of SHA-256's speed here.)
     static func checksum(_ bytes: UnsafeRawBufferPointer) -> (payloadHash: String, headers: [(String, String)]) {
         let sha = SHA256Hasher()
-        sha.update(bytes)
+        sha.update(RawSpan(_unsafeBytes: bytes))
         let digest = sha.finalize()
         return (hex(digest), [("x-amz-checksum-sha256", Data(digest).base64EncodedString())])
     }

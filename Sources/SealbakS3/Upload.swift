@@ -142,11 +142,10 @@ final class S3Upload: ArchiveOutput {
                 if !self.lockHeaders.isEmpty { try self.client.putObjectRetention(self.target, lockHeaders: self.lockHeaders) }
             } else {
                 // Smaller than one part: a single PUT, checksummed and conditional like the multipart path.
-                var result: Result<Void, SealbakError> = .success(())
-                self.buffer.withUnsafeBytes { b in
-                    result = Result { () throws(SealbakError) in try self.client.putObject(self.target, b, ifNoneMatch: exclusive, extraHeaders: self.lockHeaders) }
+                let buffer = self.buffer  // a local (shares the storage): a span cannot borrow a class's property
+                try buffer.span.withUnsafeBytes { b throws(SealbakError) in
+                    try self.client.putObject(self.target, b, ifNoneMatch: exclusive, extraHeaders: self.lockHeaders)
                 }
-                try result.get()
             }
             // From here on the upload is an object: an interrupt must not abort it; a temporary one is removed.
             self.interruptToken.map(Interrupts.unregister)

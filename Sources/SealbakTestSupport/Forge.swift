@@ -114,7 +114,7 @@ extension ArchiveForge {
     package static func reheadedZstd(_ plaintext: [UInt8], windowLog: Int, dictionaryIDBytes: Int = 0) throws -> [UInt8] {
         precondition(plaintext[0] == CompressionCodec.zstd.rawValue && (10...41).contains(windowLog))
         let payload = Array(plaintext[FormatV1.framePrefixByteCount...])
-        let old = try payload.withUnsafeBytes { try ZstdFrameHeader.parse($0) }
+        let old = try ZstdFrameHeader.parse(payload.span.bytes)
         let rawLength = UInt64(plaintext[1]) | UInt64(plaintext[2]) << 8 | UInt64(plaintext[3]) << 16 | UInt64(plaintext[4]) << 24
         let didFlag: UInt8 = [0: 0, 1: 1, 2: 2, 4: 3][dictionaryIDBytes]!
         var header: [UInt8] = .le(UInt64(ZstdFrameHeader.magic), count: 4)

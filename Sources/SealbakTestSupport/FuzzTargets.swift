@@ -69,22 +69,20 @@ package enum FuzzTargets {
             precondition(h.encoded() == Array(data[2..<6]))
         }
         let plain = Array(data[6...])
-        plain.withUnsafeBytes { p in
-            guard let env = try? FramePlaintext.parse(p, frameSize: frameSize, frameIndex: index, isLast: isLast, features: features) else { return }
-            precondition(env.codec != .shuffledZstd || features.contains(.shuffle))
-            precondition(env.rawLength <= frameSize)
-            let payload = UnsafeRawBufferPointer(rebasing: p[env.payload])
-            var raw = [UInt8](repeating: 0, count: env.rawLength)
-            let d = FrameDecompressor()
-            raw.withUnsafeMutableBytes { r in
-                switch env.codec {
-                case .zstd: try? d.zstd(payload, into: r, maxWindow: frameSize)
-                case .shuffledZstd: try? d.shuffledZstd(payload, into: r, maxWindow: frameSize)
-                case .zlib: try? d.zlib(payload, into: r)
-                case .stored: break
-                }
+        guard let env = try? FramePlaintext.parse(plain.span.bytes, frameSize: frameSize, frameIndex: index, isLast: isLast, features: features) else { return }
+        precondition(env.codec != .shuffledZstd || features.contains(.shuffle))
+        precondition(env.rawLength <= frameSize)
+        let d = FrameDecompressor()
+        let raw = try? [UInt8](byteCapacity: env.rawLength) { r throws(CompressionError) in
+            let payload = plain.span.bytes.extracting(env.payload)
+            switch env.codec {
+            case .zstd: try d.zstd(payload, into: &r, maxWindow: frameSize)
+            case .shuffledZstd: try d.shuffledZstd(payload, into: &r, maxWindow: frameSize)
+            case .zlib: try d.zlib(payload, into: &r)
+            case .stored: break
             }
         }
+        if let raw, env.codec != .stored { precondition(raw.count == env.rawLength) }
     }
 
     /// The whole reader: open with the fixed password and the cheapest KDF cap, read everything sequentially

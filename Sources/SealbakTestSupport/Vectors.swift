@@ -472,10 +472,12 @@ package enum Vectors {
             base: "shuffle-codec", randomAccess: (.trailer, [0])) { b in
             b = try! forged("shuffle-codec", { f in
                 let raw = Array(f.contents[0][0..<f.frameSize])
-                var payload = [UInt8](repeating: 0, count: raw.count)
-                let n = raw.withUnsafeBytes { r in payload.withUnsafeMutableBytes { FrameCompressor().compress(r, into: $0, algorithm: .zstd(level: 3)) } }
-                precondition(f.entries[0][0][0] == CompressionCodec.shuffledZstd.rawValue && n != nil)
-                f.entries[0][0] = FramePlaintext.prefix(codec: .shuffledZstd, rawLength: raw.count) + payload.prefix(n!)
+                let payload = [UInt8](byteCapacity: raw.count) { out in
+                    let n = FrameCompressor().compress(raw.span.bytes, into: &out, algorithm: .zstd(level: 3))
+                    precondition(n != nil)
+                }
+                precondition(f.entries[0][0][0] == CompressionCodec.shuffledZstd.rawValue)
+                f.entries[0][0] = FramePlaintext.prefix(codec: .shuffledZstd, rawLength: raw.count) + payload
             })
         }
         return out

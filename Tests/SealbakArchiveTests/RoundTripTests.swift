@@ -101,29 +101,20 @@ import Testing
         let zeros = [UInt8](repeating: 0, count: 1 << 16)
         let c = FrameCompressor()
         for algorithm in [CompressionAlgorithm.zstd(level: 3), .zlib(level: 6)] {
-            var out = [UInt8](repeating: 0, count: zeros.count)
-            let n = try #require(zeros.withUnsafeBytes { z in out.withUnsafeMutableBytes { c.compress(z, into: $0, algorithm: algorithm) } })
-            let payload = Array(out.prefix(n))
-            #expect(n < 1024)
+            var n: Int?
+            let payload = [UInt8](byteCapacity: zeros.count) { out in n = c.compress(zeros.span.bytes, into: &out, algorithm: algorithm) }
+            #expect(try #require(n) < 1024 && payload.count == n)
             let d = FrameDecompressor()
-            for declared in [100, zeros.count - 1] {
-                var raw = [UInt8](repeating: 0, count: declared)
-                #expect(throws: CompressionError.self) {
-                    try payload.withUnsafeBytes { p in
-                        try raw.withUnsafeMutableBytes { r in
-                            if case .zstd = algorithm { try d.zstd(p, into: r, maxWindow: 1 << 24) } else { try d.zlib(p, into: r) }
-                        }
-                    }
+            func decompress(declared: Int) throws(CompressionError) -> [UInt8] {
+                try [UInt8](byteCapacity: declared) { r throws(CompressionError) in
+                    if case .zstd = algorithm { try d.zstd(payload.span.bytes, into: &r, maxWindow: 1 << 24) } else { try d.zlib(payload.span.bytes, into: &r) }
                 }
+            }
+            for declared in [100, zeros.count - 1] {
+                #expect(throws: CompressionError.self) { try decompress(declared: declared) }
             }
             // And exactly the declared length works.
-            var raw = [UInt8](repeating: 1, count: zeros.count)
-            try payload.withUnsafeBytes { p in
-                try raw.withUnsafeMutableBytes { r in
-                    if case .zstd = algorithm { try d.zstd(p, into: r, maxWindow: 1 << 24) } else { try d.zlib(p, into: r) }
-                }
-            }
-            #expect(raw == zeros)
+            #expect(try decompress(declared: zeros.count) == zeros)
         }
     }
 }

@@ -5,9 +5,10 @@ import Testing
 /// Spec §6.2 rule 7: what the writer's zstd frames look like, and how a frame header is read and checked.
 @Suite struct ZstdFrameHeaderTests {
     static func compress(_ input: [UInt8], level: Int32) throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: input.count)
-        let n = try #require(input.withUnsafeBytes { i in out.withUnsafeMutableBytes { FrameCompressor().compress(i, into: $0, algorithm: .zstd(level: level)) } })
-        return Array(out.prefix(n))
+        var n: Int?
+        let out = [UInt8](byteCapacity: input.count) { o in n = FrameCompressor().compress(input.span.bytes, into: &o, algorithm: .zstd(level: level)) }
+        _ = try #require(n)
+        return out
     }
 
     /// The writer compresses each frame in one call with its size known, so libzstd shrinks the window to the input:
@@ -17,7 +18,7 @@ import Testing
         let frameSize = 1 << log2
         for raw in [TestArchive.text(frameSize), TestArchive.text(frameSize / 3 + 7)] {
             let payload = try Self.compress(raw, level: level)
-            let h = try payload.withUnsafeBytes { try ZstdFrameHeader.parse($0) }
+            let h = try ZstdFrameHeader.parse(payload.span.bytes)
             #expect(h.dictionaryIDFieldSize == 0)
             #expect(h.contentSize == UInt64(raw.count))
             #expect(h.windowSize <= UInt64(frameSize), "2^\(log2) level \(level): window \(h.windowSize)")
@@ -29,7 +30,7 @@ import Testing
     @Test func windowDescriptorArithmetic() throws {
         func window(_ wd: UInt8) throws -> UInt64 {
             let bytes: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD, 0x00, wd]
-            return try bytes.withUnsafeBytes { try ZstdFrameHeader.parse($0) }.windowSize
+            return try ZstdFrameHeader.parse(bytes.span.bytes).windowSize
         }
         #expect(try window(0x00) == 1024)
         #expect(try window(0x10) == 4096)          // exponent 2
@@ -42,7 +43,7 @@ import Testing
     @Test func checksRunInTheSpecifiedOrder() throws {
         func error(_ bytes: [UInt8], maxWindow: UInt64 = 4096, raw: UInt64 = 100) -> String {
             do {
-                try bytes.withUnsafeBytes { try ZstdFrameHeader.parse($0) }.check(maxWindow: maxWindow, rawLength: raw)
+                try ZstdFrameHeader.parse(bytes.span.bytes).check(maxWindow: maxWindow, rawLength: raw)
                 return "accepted"
             } catch { return "\(error)" }
         }

@@ -94,15 +94,9 @@ import Testing
     }
 
     static func unshuffledZstd(_ payload: [UInt8], rawLength: Int, maxWindow: Int = 1 << 20) throws(CompressionError) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: rawLength)
         let d = FrameDecompressor()
-        var failure: CompressionError?
-        payload.withUnsafeBytes { p in
-            out.withUnsafeMutableBytes { o in
-                do throws(CompressionError) { try d.shuffledZstd(p, into: o, maxWindow: maxWindow) } catch { failure = error }
-            }
+        return try [UInt8](byteCapacity: rawLength) { o throws(CompressionError) in
+            try d.shuffledZstd(payload.span.bytes, into: &o, maxWindow: maxWindow)
         }
-        if let failure { throw failure }
-        return out
     }
 }

@@ -17,34 +17,24 @@ import Testing
     }
 
     static func compress(_ input: [UInt8], _ algorithm: CompressionAlgorithm) -> [UInt8]? {
-        var out = [UInt8](repeating: 0, count: input.count + 1024)
-        let n = input.withUnsafeBytes { i in out.withUnsafeMutableBytes { o in FrameCompressor().compress(i, into: o, algorithm: algorithm) } }
-        return n.map { Array(out.prefix($0)) }
+        var shrank = false
+        let out = [UInt8](byteCapacity: input.count + 1024) { o in
+            shrank = FrameCompressor().compress(input.span.bytes, into: &o, algorithm: algorithm) != nil
+        }
+        return shrank ? out : nil
     }
 
     static func zstd(_ payload: [UInt8], rawLength: Int, maxWindow: Int = 1 << 20) throws(CompressionError) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: rawLength)
         let d = FrameDecompressor()
-        var failure: CompressionError?
-        payload.withUnsafeBytes { p in
-            out.withUnsafeMutableBytes { o in
-                do throws(CompressionError) { try d.zstd(p, into: o, maxWindow: maxWindow) } catch { failure = error }
-            }
+        return try [UInt8](byteCapacity: rawLength) { o throws(CompressionError) in
+            try d.zstd(payload.span.bytes, into: &o, maxWindow: maxWindow)
         }
-        if let failure { throw failure }
-        return out
     }
 
     static func zlib(_ payload: [UInt8], rawLength: Int) throws(CompressionError) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: rawLength)
-        var failure: CompressionError?
-        payload.withUnsafeBytes { p in
-            out.withUnsafeMutableBytes { o in
-                do throws(CompressionError) { try FrameDecompressor().zlib(p, into: o) } catch { failure = error }
-            }
+        try [UInt8](byteCapacity: rawLength) { o throws(CompressionError) in
+            try FrameDecompressor().zlib(payload.span.bytes, into: &o)
         }
-        if let failure { throw failure }
-        return out
     }
 
     @Test func roundTripsAtEveryLevel() throws {

@@ -93,9 +93,7 @@ import Testing
     /// the rules of the other compressed codecs (rule 4: never an empty frame; rule 6: smaller than raw_len).
     @Test func codecThreeNeedsTheShuffleFeature() throws {
         func parse(_ b: [UInt8], _ features: FormatFeatures, index: UInt64 = 0, last: Bool = true) throws -> FramePlaintext {
-            try b.withUnsafeBytes { p throws(FormatError) in
-                try FramePlaintext.parse(p, frameSize: 4096, frameIndex: index, isLast: last, features: features)
-            }
+            try FramePlaintext.parse(b.span.bytes, frameSize: 4096, frameIndex: index, isLast: last, features: features)
         }
         let frame: [UInt8] = [3, 8, 0, 0, 0, 1, 2, 3]
         #expect(try parse(frame, .shuffle).codec == .shuffledZstd)

@@ -239,7 +239,7 @@ import Testing
 
     @Test func plaintextEnvelopeRules() throws {
         func parse(_ b: [UInt8], index: UInt64 = 0, last: Bool = true) throws -> FramePlaintext {
-            try b.withUnsafeBytes { p throws(FormatError) in try FramePlaintext.parse(p, frameSize: 4096, frameIndex: index, isLast: last, features: []) }
+            try FramePlaintext.parse(b.span.bytes, frameSize: 4096, frameIndex: index, isLast: last, features: [])
         }
         #expect(try parse([0, 0, 0, 0, 0]).rawLength == 0)                    // the empty stream
         #expect(throws: FormatError.self) { try parse([0, 0, 0, 0, 0], index: 1) }  // empty frame later on
