@@ -52,7 +52,10 @@ package final class ArchiveReader {
         let manifestName = name
         try readStreamSequential(streamID: FormatV1.manifestStreamID, context: "the manifest") { raw, _ in
             if UInt64(bytes.count + raw.count) > FormatV1.maxManifestByteCount {
-                throw SealbakError.format(FormatError(.payload, "manifest exceeds \(FormatV1.maxManifestByteCount) bytes"), archive: manifestName)
+                throw SealbakError.format(
+                    FormatError(.payload, "manifest exceeds \(FormatV1.maxManifestByteCount) bytes"),
+                    archive: manifestName
+                )
             }
             bytes.append(contentsOf: raw)
         }
@@ -72,8 +75,13 @@ package final class ArchiveReader {
             throw SealbakError.format(error, archive: name)
         }
         guard let length = declared else {
-            if prefix.isEmpty { throw SealbakError.format(FormatError(.truncated, "the file is empty", offset: 0), archive: name) }
-            throw SealbakError.format(FormatError(.truncated, "archive ends inside the header", offset: UInt64(prefix.count)), archive: name)
+            if prefix.isEmpty {
+                throw SealbakError.format(FormatError(.truncated, "the file is empty", offset: 0), archive: name)
+            }
+            throw SealbakError.format(
+                FormatError(.truncated, "archive ends inside the header", offset: UInt64(prefix.count)),
+                archive: name
+            )
         }
         let rest = try input.read(upTo: length - 12)
         do throws(FormatError) { return try ArchiveHeader.parse(prefix + rest) } catch {
@@ -87,10 +95,16 @@ package final class ArchiveReader {
     /// footer against what was read and that nothing follows. Returns the verified trailer.
     @discardableResult
     package func readAll(into sink: any EntrySink) throws -> Trailer {
-        struct Observed { var offset: UInt64; var length: UInt64; var size: UInt64?; var sha256: [UInt8]? }
+        struct Observed {
+            var offset: UInt64
+            var length: UInt64
+            var size: UInt64?
+            var sha256: [UInt8]?
+        }
         var observed: [Observed] = []
         let state = DeliveryState()
-        let pipeline = OrderedPipeline<(Int, [UInt8], Bool)>(workers: options.threads, maxInFlight: options.maxInFlight) { [unowned self] (index, raw, isLast) in
+        let pipeline = OrderedPipeline<(Int, [UInt8], Bool)>(workers: options.threads, maxInFlight: options.maxInFlight)
+        { [unowned self] (index, raw, isLast) in
             if state.hasher == nil {
                 try sink.begin(index)
                 state.hasher = SHA256Hasher()
@@ -115,17 +129,30 @@ package final class ArchiveReader {
                 let start = input.position - bodyStart
                 if sink.wants(index) {
                     let key = master.streamKey(UInt32(index))
-                    let codec = self.codec, decompressors = self.decompressors
+                    let codec = self.codec
+                    let decompressors = self.decompressors
                     try walker.walk(.sequential, context: entryContext(index)) { frame in
-                        let context = self.entryContext(index), name = self.name
+                        let context = self.entryContext(index)
+                        let name = self.name
                         try pipeline.submit {
                             do throws(FormatError) {
                                 let raw = try decompressors.with { d throws(FormatError) in
-                                    try codec.open(key: key, streamID: UInt32(index), frameIndex: frame.index, isLast: frame.isLast, ciphertext: frame.ciphertext, decompressor: d)
+                                    try codec.open(
+                                        key: key,
+                                        streamID: UInt32(index),
+                                        frameIndex: frame.index,
+                                        isLast: frame.isLast,
+                                        ciphertext: frame.ciphertext,
+                                        decompressor: d
+                                    )
                                 }
                                 return (index, raw, frame.isLast)
                             } catch {
-                                throw SealbakError.format(FormatError(error.errorClass, error.message, offset: frame.offset), archive: name, context: context)
+                                throw SealbakError.format(
+                                    FormatError(error.errorClass, error.message, offset: frame.offset),
+                                    archive: name,
+                                    context: context
+                                )
                             }
                         }
                     }
@@ -140,7 +167,10 @@ package final class ArchiveReader {
             // report the earliest failure (Spec §9.2).
             throw pipeline.earliestError(orElse: error)
         }
-        for (i, r) in state.results { observed[i].size = r.0; observed[i].sha256 = r.1 }
+        for (i, r) in state.results {
+            observed[i].size = r.0
+            observed[i].sha256 = r.1
+        }
 
         let trailerOffset = input.position - bodyStart
         let trailer = try readTrailerSequential()
@@ -148,22 +178,48 @@ package final class ArchiveReader {
         let footerBytes = try input.read(upTo: FormatV1.footerByteCount)
         let footer: Footer
         do throws(FormatError) { footer = try Footer.parse(footerBytes) } catch {
-            throw SealbakError.format(FormatError(error.errorClass, error.message, offset: input.position - UInt64(footerBytes.count)), archive: name, context: "the footer")
+            throw SealbakError.format(
+                FormatError(error.errorClass, error.message, offset: input.position - UInt64(footerBytes.count)),
+                archive: name,
+                context: "the footer"
+            )
         }
         try checkLayout(trailer, trailerOffset: trailerOffset)
         if footer.trailerOffset != trailerOffset || footer.trailerLength != trailerLength {
-            throw SealbakError.format(FormatError(.trailer, "footer points to body offset \(footer.trailerOffset)+\(footer.trailerLength), the trailer is at \(trailerOffset)+\(trailerLength)", offset: bodyStart + trailerOffset + trailerLength), archive: name)
+            throw SealbakError.format(
+                FormatError(
+                    .trailer,
+                    "footer points to body offset \(footer.trailerOffset)+\(footer.trailerLength), the trailer is at \(trailerOffset)+\(trailerLength)",
+                    offset: bodyStart + trailerOffset + trailerLength
+                ),
+                archive: name
+            )
         }
         if try !input.atEnd() {
-            throw SealbakError.format(FormatError(.trailer, "unexpected bytes after the footer", offset: input.position), archive: name)
+            throw SealbakError.format(
+                FormatError(.trailer, "unexpected bytes after the footer", offset: input.position),
+                archive: name
+            )
         }
         for (i, o) in observed.enumerated() {
             let t = trailer.entries[i]
             if t.offset != o.offset || t.length != o.length {
-                throw SealbakError.format(FormatError(.trailer, "trailer places entry \(i) at \(t.offset)+\(t.length), it was read at \(o.offset)+\(o.length)"), archive: name)
+                throw SealbakError.format(
+                    FormatError(
+                        .trailer,
+                        "trailer places entry \(i) at \(t.offset)+\(t.length), it was read at \(o.offset)+\(o.length)"
+                    ),
+                    archive: name
+                )
             }
             if let size = o.size, let sha = o.sha256, size != t.size || !Sodium.constantTimeEqual(sha, t.sha256) {
-                throw SealbakError.format(FormatError(.trailer, "size or SHA-256 of \(displayName(manifest.entries[i].name)) differs from the trailer's record"), archive: name)
+                throw SealbakError.format(
+                    FormatError(
+                        .trailer,
+                        "size or SHA-256 of \(displayName(manifest.entries[i].name)) differs from the trailer's record"
+                    ),
+                    archive: name
+                )
             }
         }
         self.trailer = trailer
@@ -180,18 +236,30 @@ package final class ArchiveReader {
     private func checkAgainstTrailer(_ index: Int, size: UInt64, sha256: [UInt8]) throws {
         guard let t = trailer?.entries[index] else { return }
         if t.size != size || !Sodium.constantTimeEqual(t.sha256, sha256) {
-            throw SealbakError.format(FormatError(.trailer, "size or SHA-256 of \(displayName(manifest.entries[index].name)) differs from the trailer's record"), archive: name)
+            throw SealbakError.format(
+                FormatError(
+                    .trailer,
+                    "size or SHA-256 of \(displayName(manifest.entries[index].name)) differs from the trailer's record"
+                ),
+                archive: name
+            )
         }
     }
 
-    private func entryContext(_ index: Int) -> String { "entry \(index) (\(displayName(manifest.entries[index].name)))" }
+    private func entryContext(_ index: Int) -> String {
+        "entry \(index) (\(displayName(manifest.entries[index].name)))"
+    }
 
     /// A directory or symlink stream with data disagrees with what the trailer must record for it (size 0, Spec
     /// §8.2 item 9): class `trailer` whether it is found in the stream (here) or in the trailer (Spec §7.2).
     private func checkCarriesNoData(_ index: Int) throws {
         let kind = manifest.entries[index].kind
         if kind == .directory || kind == .symlink {
-            throw SealbakError.format(FormatError(.trailer, "\(kind.name) carries data; the trailer must record none"), archive: name, context: entryContext(index))
+            throw SealbakError.format(
+                FormatError(.trailer, "\(kind.name) carries data; the trailer must record none"),
+                archive: name,
+                context: entryContext(index)
+            )
         }
     }
 
@@ -199,17 +267,32 @@ package final class ArchiveReader {
     private var walker: FrameWalker { FrameWalker(input: input, frameSize: codec.frameSize, archive: name) }
 
     /// Decrypts a small stream (manifest, trailer) on the calling thread.
-    private func readStreamSequential(streamID: UInt32, context: String, _ deliver: ([UInt8], Bool) throws -> Void) throws {
+    private func readStreamSequential(
+        streamID: UInt32,
+        context: String,
+        _ deliver: ([UInt8], Bool) throws -> Void
+    ) throws {
         let key = master.streamKey(streamID)
         try decompressors.with { d in
             let isTrailer = streamID == FormatV1.trailerStreamID
             try walker.walk(.sequential, context: context, isTrailer: isTrailer) { frame in
                 let raw: [UInt8]
                 do throws(FormatError) {
-                    raw = try codec.open(key: key, streamID: streamID, frameIndex: frame.index, isLast: frame.isLast, ciphertext: frame.ciphertext, decompressor: d)
+                    raw = try codec.open(
+                        key: key,
+                        streamID: streamID,
+                        frameIndex: frame.index,
+                        isLast: frame.isLast,
+                        ciphertext: frame.ciphertext,
+                        decompressor: d
+                    )
                 } catch {
                     // A failing trailer frame is a trailer failure (Spec §9), whatever stage rejected it.
-                    throw SealbakError.format(FormatError(isTrailer ? .trailer : error.errorClass, error.message, offset: frame.offset), archive: name, context: context)
+                    throw SealbakError.format(
+                        FormatError(isTrailer ? .trailer : error.errorClass, error.message, offset: frame.offset),
+                        archive: name,
+                        context: context
+                    )
                 }
                 try deliver(raw, frame.isLast)
             }
@@ -218,7 +301,8 @@ package final class ArchiveReader {
 
     private func readTrailerSequential() throws -> Trailer {
         var bytes: [UInt8] = []
-        let cap = FormatV1.maxTrailerByteCount, name = self.name
+        let cap = FormatV1.maxTrailerByteCount
+        let name = self.name
         try readStreamSequential(streamID: FormatV1.trailerStreamID, context: "the trailer") { raw, _ in
             if UInt64(bytes.count + raw.count) > cap {
                 throw SealbakError.format(FormatError(.trailer, "trailer exceeds its size limit"), archive: name)
@@ -236,7 +320,9 @@ package final class ArchiveReader {
 
     /// Checks the parsed trailer against the header and manifest (Spec §8.2).
     private func checkLayout(_ t: Trailer, trailerOffset: UInt64) throws {
-        func fail(_ m: String) -> SealbakError { SealbakError.format(FormatError(.trailer, m), archive: name, context: "the trailer") }
+        func fail(_ m: String) -> SealbakError {
+            SealbakError.format(FormatError(.trailer, m), archive: name, context: "the trailer")
+        }
         if t.archiveID != header.archiveID { throw fail("trailer belongs to another archive") }
         if t.manifestLength != manifestLength {
             throw fail("trailer gives the manifest \(t.manifestLength) bytes, it has \(manifestLength)")
@@ -244,8 +330,11 @@ package final class ArchiveReader {
         if t.entries.count != manifest.entries.count {
             throw fail("trailer lists \(t.entries.count) entries, the manifest \(manifest.entries.count)")
         }
-        if t.trailerOffset != trailerOffset { throw fail("end-of-archive record names trailer offset \(t.trailerOffset), it is at \(trailerOffset)") }
-        for (i, e) in manifest.entries.enumerated() where (e.kind == .directory || e.kind == .symlink) && t.entries[i].size != 0 {
+        if t.trailerOffset != trailerOffset {
+            throw fail("end-of-archive record names trailer offset \(t.trailerOffset), it is at \(trailerOffset)")
+        }
+        for (i, e) in manifest.entries.enumerated()
+        where (e.kind == .directory || e.kind == .symlink) && t.entries[i].size != 0 {
             throw fail("\(e.kind.name) \(displayName(e.name)) has \(t.entries[i].size) data bytes; it must have none")
         }
     }
@@ -261,31 +350,64 @@ package final class ArchiveReader {
         }
         let minimum = UInt64(header.byteCount) + manifestLength + UInt64(FormatV1.footerByteCount)
         if size < minimum {
-            throw SealbakError.format(FormatError(.truncated, "the file is \(size) bytes, too short to hold a footer", offset: size), archive: name)
+            throw SealbakError.format(
+                FormatError(.truncated, "the file is \(size) bytes, too short to hold a footer", offset: size),
+                archive: name
+            )
         }
         let footerBytes = try input.read(at: size - UInt64(FormatV1.footerByteCount), count: FormatV1.footerByteCount)
         let footer: Footer
         do throws(FormatError) { footer = try Footer.parse(footerBytes) } catch {
-            throw SealbakError.format(FormatError(error.errorClass, error.message, offset: size - UInt64(FormatV1.footerByteCount)), archive: name, context: "the footer")
+            throw SealbakError.format(
+                FormatError(error.errorClass, error.message, offset: size - UInt64(FormatV1.footerByteCount)),
+                archive: name,
+                context: "the footer"
+            )
         }
         let (end, overflow) = footer.trailerOffset.addingReportingOverflow(footer.trailerLength)
-        if overflow || end > UInt64.max - bodyStart || bodyStart + end != size - UInt64(FormatV1.footerByteCount) || footer.trailerOffset < manifestLength {
-            throw SealbakError.format(FormatError(.trailer, "footer points to body offset \(footer.trailerOffset)+\(footer.trailerLength), which does not end at the footer", offset: size - 24), archive: name)
+        if overflow || end > UInt64.max - bodyStart || bodyStart + end != size - UInt64(FormatV1.footerByteCount)
+            || footer.trailerOffset < manifestLength
+        {
+            throw SealbakError.format(
+                FormatError(
+                    .trailer,
+                    "footer points to body offset \(footer.trailerOffset)+\(footer.trailerLength), which does not end at the footer",
+                    offset: size - 24
+                ),
+                archive: name
+            )
         }
         let maxFrames = FormatV1.frameCount(size: FormatV1.maxTrailerByteCount, frameSize: codec.frameSize)
         if footer.trailerLength > maxFrames * UInt64(4 + FrameHeader.maxCiphertextLength(frameSize: codec.frameSize)) {
-            throw SealbakError.format(FormatError(.trailer, "trailer length \(footer.trailerLength) exceeds its limit"), archive: name)
+            throw SealbakError.format(
+                FormatError(.trailer, "trailer length \(footer.trailerLength) exceeds its limit"),
+                archive: name
+            )
         }
         var bytes: [UInt8] = []
         let key = master.streamKey(FormatV1.trailerStreamID)
-        input.willRead(bodyStart + footer.trailerOffset ..< bodyStart + end)
+        input.willRead(bodyStart + footer.trailerOffset..<bodyStart + end)
         try decompressors.with { d in
-            let extent = FrameWalker.Extent.range(offset: bodyStart + footer.trailerOffset, length: footer.trailerLength)
+            let extent = FrameWalker.Extent.range(
+                offset: bodyStart + footer.trailerOffset,
+                length: footer.trailerLength
+            )
             try walker.walk(extent, context: "the trailer", isTrailer: true) { frame in
                 do throws(FormatError) {
-                    bytes += try codec.open(key: key, streamID: FormatV1.trailerStreamID, frameIndex: frame.index, isLast: frame.isLast, ciphertext: frame.ciphertext, decompressor: d)
+                    bytes += try codec.open(
+                        key: key,
+                        streamID: FormatV1.trailerStreamID,
+                        frameIndex: frame.index,
+                        isLast: frame.isLast,
+                        ciphertext: frame.ciphertext,
+                        decompressor: d
+                    )
                 } catch {
-                    throw SealbakError.format(FormatError(.trailer, error.message, offset: frame.offset), archive: name, context: "the trailer")
+                    throw SealbakError.format(
+                        FormatError(.trailer, error.message, offset: frame.offset),
+                        archive: name,
+                        context: "the trailer"
+                    )
                 }
             }
         }
@@ -304,12 +426,23 @@ package final class ArchiveReader {
         for j in 0..<index {
             let end = t.entries[j].offset + t.entries[j].length
             func misplaced() -> SealbakError {
-                SealbakError.format(FormatError(.trailer, "the trailer places entry \(j) at \(t.entries[j].offset)+\(t.entries[j].length), its frames do not end there, so entry \(index) is not where the trailer says"), archive: name, context: entryContext(j))
+                SealbakError.format(
+                    FormatError(
+                        .trailer,
+                        "the trailer places entry \(j) at \(t.entries[j].offset)+\(t.entries[j].length), its frames do not end there, so entry \(index) is not where the trailer says"
+                    ),
+                    archive: name,
+                    context: entryContext(j)
+                )
             }
             if end < at { throw misplaced() }
             // Only the frame headers; a stream that does not end exactly at `end` is misplaced, however it misses.
-            try walker.walk(.range(offset: bodyStart + at, length: end - at), context: entryContext(j), readCiphertext: false,
-                            outOfRange: misplaced) { _ in }
+            try walker.walk(
+                .range(offset: bodyStart + at, length: end - at),
+                context: entryContext(j),
+                readCiphertext: false,
+                outOfRange: misplaced
+            ) { _ in }
             at = end
         }
     }
@@ -323,8 +456,11 @@ package final class ArchiveReader {
         let state = DeliveryState()
         state.hasher = SHA256Hasher()
         try sink.begin(index)
-        let codec = self.codec, decompressors = self.decompressors, name = self.name
-        let pipeline = OrderedPipeline<([UInt8], Bool)>(workers: options.threads, maxInFlight: options.maxInFlight) { [unowned self] (raw, isLast) in
+        let codec = self.codec
+        let decompressors = self.decompressors
+        let name = self.name
+        let pipeline = OrderedPipeline<([UInt8], Bool)>(workers: options.threads, maxInFlight: options.maxInFlight) {
+            [unowned self] (raw, isLast) in
             state.firstFrameVerified = true
             state.hasher!.update(raw)
             state.size += UInt64(raw.count)
@@ -333,17 +469,28 @@ package final class ArchiveReader {
                 try sink.write(index, raw)
             }
         }
-        input.willRead(bodyStart + e.offset ..< bodyStart + e.offset + e.length)
+        input.willRead(bodyStart + e.offset..<bodyStart + e.offset + e.length)
         do {
             try walker.walk(.range(offset: bodyStart + e.offset, length: e.length), context: context) { frame in
                 try pipeline.submit {
                     do throws(FormatError) {
                         let raw = try decompressors.with { d throws(FormatError) in
-                            try codec.open(key: key, streamID: UInt32(index), frameIndex: frame.index, isLast: frame.isLast, ciphertext: frame.ciphertext, decompressor: d)
+                            try codec.open(
+                                key: key,
+                                streamID: UInt32(index),
+                                frameIndex: frame.index,
+                                isLast: frame.isLast,
+                                ciphertext: frame.ciphertext,
+                                decompressor: d
+                            )
                         }
                         return (raw, frame.isLast)
                     } catch {
-                        throw SealbakError.format(FormatError(error.errorClass, error.message, offset: frame.offset), archive: name, context: context)
+                        throw SealbakError.format(
+                            FormatError(error.errorClass, error.message, offset: frame.offset),
+                            archive: name,
+                            context: context
+                        )
                     }
                 }
             }

@@ -75,16 +75,26 @@ package final class ArchiveWriter {
     ///
     /// - Parameter sink: receives the archive bytes in order (a file, a pipe, an upload).
     package init(
-        manifest: Manifest, passwords: [PasswordSlotSpec], recipients: [[UInt8]] = [], options: WriteOptions,
+        manifest: Manifest,
+        passwords: [PasswordSlotSpec],
+        recipients: [[UInt8]] = [],
+        options: WriteOptions,
         sink: @escaping (UnsafeRawBufferPointer) throws -> Void
     ) throws {
-        guard !passwords.isEmpty || !recipients.isEmpty else { throw SealbakError(.usage, "an archive needs at least one password or recipient") }
-        guard passwords.count + recipients.count <= FormatV1.maxSlotCount else { throw SealbakError(.usage, "at most \(FormatV1.maxSlotCount) key slots") }
+        guard !passwords.isEmpty || !recipients.isEmpty else {
+            throw SealbakError(.usage, "an archive needs at least one password or recipient")
+        }
+        guard passwords.count + recipients.count <= FormatV1.maxSlotCount else {
+            throw SealbakError(.usage, "at most \(FormatV1.maxSlotCount) key slots")
+        }
         guard (FormatV1.minFrameSizeLog2...FormatV1.maxFrameSizeLog2).contains(options.frameSizeLog2) else {
             throw SealbakError(.usage, "frame size must be 2^12 (4 KiB) ... 2^24 (16 MiB)")
         }
         if case .shuffledZstd = options.compression {
-            throw SealbakError(.usage, "shuffled zstd is chosen per entry (WriteOptions.shuffle), not for a whole archive")
+            throw SealbakError(
+                .usage,
+                "shuffled zstd is chosen per entry (WriteOptions.shuffle), not for a whole archive"
+            )
         }
         do throws(FormatError) { try manifest.validate() } catch {
             throw SealbakError(.usage, "cannot write this manifest: \(error.message)")
@@ -104,20 +114,48 @@ package final class ArchiveWriter {
             }
         }
         self.entryCompression = entryCompression
-        codec = try FrameCodec(suite: options.suite, archiveID: archiveID, frameSize: 1 << Int(options.frameSizeLog2), features: features)
+        codec = try FrameCodec(
+            suite: options.suite,
+            archiveID: archiveID,
+            frameSize: 1 << Int(options.frameSizeLog2),
+            features: features
+        )
         var slots: [KeySlot] = []
         for (i, spec) in passwords.enumerated() {
-            slots.append(try KeySlots.passwordSlot(
-                id: UInt16(i + 1), label: spec.label, createdUnix: options.createdUnix, passphrase: spec.passphrase,
-                kdf: spec.kdf ?? options.kdf, archiveID: archiveID, master: master, random: options.random))
+            slots.append(
+                try KeySlots.passwordSlot(
+                    id: UInt16(i + 1),
+                    label: spec.label,
+                    createdUnix: options.createdUnix,
+                    passphrase: spec.passphrase,
+                    kdf: spec.kdf ?? options.kdf,
+                    archiveID: archiveID,
+                    master: master,
+                    random: options.random
+                )
+            )
         }
         for (i, recipient) in recipients.enumerated() {
-            slots.append(try Recipients.slot(
-                id: UInt16(passwords.count + i + 1), label: String(Recipients.encode(publicKey: recipient).prefix(20)),
-                createdUnix: options.createdUnix, recipient: recipient, archiveID: archiveID, master: master, random: options.random))
+            slots.append(
+                try Recipients.slot(
+                    id: UInt16(passwords.count + i + 1),
+                    label: String(Recipients.encode(publicKey: recipient).prefix(20)),
+                    createdUnix: options.createdUnix,
+                    recipient: recipient,
+                    archiveID: archiveID,
+                    master: master,
+                    random: options.random
+                )
+            )
         }
-        var header = ArchiveHeader(features: features, cipherSuite: options.suite, frameSizeLog2: options.frameSizeLog2,
-                                   archiveID: archiveID, createdUnix: options.createdUnix, slots: slots)
+        var header = ArchiveHeader(
+            features: features,
+            cipherSuite: options.suite,
+            frameSizeLog2: options.frameSizeLog2,
+            archiveID: archiveID,
+            createdUnix: options.createdUnix,
+            slots: slots
+        )
         header.mac = master.mac(for: header)
         do throws(FormatError) { try header.validate() } catch {
             throw SealbakError(.usage, "cannot write this header: \(error.message)")
@@ -140,7 +178,9 @@ package final class ArchiveWriter {
         var offset = 0
         _ = try writeStream(slot: 0, streamID: FormatV1.manifestStreamID, compression: options.compression) { buf in
             let n = min(buf.count, manifestBytes.count - offset)
-            manifestBytes.withUnsafeBytes { buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n])) }
+            manifestBytes.withUnsafeBytes {
+                buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n]))
+            }
             offset += n
             return n
         }
@@ -153,9 +193,16 @@ package final class ArchiveWriter {
     /// count, 0 at the end of the data. Directories and symlinks must yield no bytes.
     package func writeEntry(read: (UnsafeMutableRawBufferPointer) throws -> Int) throws {
         let index = results.count
-        guard index < manifest.entries.count else { throw SealbakError(.internalError, "more entries written than the manifest lists") }
+        guard index < manifest.entries.count else {
+            throw SealbakError(.internalError, "more entries written than the manifest lists")
+        }
         let entry = manifest.entries[index]
-        let r = try writeStream(slot: index + 1, streamID: UInt32(index), compression: entryCompression[index], read: read)
+        let r = try writeStream(
+            slot: index + 1,
+            streamID: UInt32(index),
+            compression: entryCompression[index],
+            read: read
+        )
         if (entry.kind == .directory || entry.kind == .symlink) && r.size != 0 {
             throw SealbakError(.internalError, "\(entry.kind.name) \(displayName(entry.name)) cannot carry data")
         }
@@ -166,7 +213,10 @@ package final class ArchiveWriter {
     @discardableResult
     package func finish() throws -> WriteSummary {
         guard results.count == manifest.entries.count else {
-            throw SealbakError(.internalError, "only \(results.count) of \(manifest.entries.count) entries were written")
+            throw SealbakError(
+                .internalError,
+                "only \(results.count) of \(manifest.entries.count) entries were written"
+            )
         }
         try pipeline.finish()
         finished = true
@@ -178,16 +228,25 @@ package final class ArchiveWriter {
             cursor += streamLengths[i + 1]
         }
         precondition(cursor + UInt64(header.byteCount) == written)
-        let trailer = Trailer(archiveID: header.archiveID, manifestLength: streamLengths[0],
-                              entries: entries, trailerOffset: cursor)
+        let trailer = Trailer(
+            archiveID: header.archiveID,
+            manifestLength: streamLengths[0],
+            entries: entries,
+            trailerOffset: cursor
+        )
         let key = master.streamKey(FormatV1.trailerStreamID)
         let trailerLength = try compressors.with { compressor in
-            try codec.sealTrailer(trailer, key: key, compression: options.compression, compressor: compressor) { bytes in
+            try codec.sealTrailer(trailer, key: key, compression: options.compression, compressor: compressor) {
+                bytes in
                 try bytes.withUnsafeBytes { try sink($0) }
             }
         }
-        return WriteSummary(archiveBytes: UInt64(header.byteCount) + cursor + trailerLength + UInt64(FormatV1.footerByteCount),
-                            plaintextBytes: results.reduce(0) { $0 + $1.size }, entries: results.count, archiveID: header.archiveID)
+        return WriteSummary(
+            archiveBytes: UInt64(header.byteCount) + cursor + trailerLength + UInt64(FormatV1.footerByteCount),
+            plaintextBytes: results.reduce(0) { $0 + $1.size },
+            entries: results.count,
+            archiveID: header.archiveID
+        )
     }
 
     /// Waits for in-flight frames after an error so no worker outlives the writer.
@@ -196,7 +255,10 @@ package final class ArchiveWriter {
     }
 
     private func writeStream(
-        slot: Int, streamID: UInt32, compression: CompressionAlgorithm, read: (UnsafeMutableRawBufferPointer) throws -> Int
+        slot: Int,
+        streamID: UInt32,
+        compression: CompressionAlgorithm,
+        read: (UnsafeMutableRawBufferPointer) throws -> Int
     ) throws -> (size: UInt64, sha256: [UInt8]) {
         let frameSize = codec.frameSize
         let key = master.streamKey(streamID)
@@ -228,12 +290,26 @@ package final class ArchiveWriter {
             }
             let isLast = next.isEmpty
             if index >= FormatV1.maxFramesPerStream {
-                throw SealbakError(.usage, "entry is too large for frame size \(frameSize) (more than 2^32 frames); use a larger --frame-size")
+                throw SealbakError(
+                    .usage,
+                    "entry is too large for frame size \(frameSize) (more than 2^32 frames); use a larger --frame-size"
+                )
             }
-            let data = current, frameIndex = index, codec = self.codec, compressors = self.compressors
+            let data = current
+            let frameIndex = index
+            let codec = self.codec
+            let compressors = self.compressors
             try pipeline.submit {
                 let frame = compressors.with { c in
-                    codec.seal(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, raw: data.span.bytes, compression: compression, compressor: c)
+                    codec.seal(
+                        key: key,
+                        streamID: streamID,
+                        frameIndex: frameIndex,
+                        isLast: isLast,
+                        raw: data.span.bytes,
+                        compression: compression,
+                        compressor: c
+                    )
                 }
                 return (slot, frame)
             }

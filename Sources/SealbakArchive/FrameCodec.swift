@@ -16,10 +16,16 @@ package struct FrameCodec: Sendable {
 
     /// A codec for the archive `header` describes.
     package init(header: ArchiveHeader) throws(SealbakError) {
-        try self.init(suite: header.cipherSuite, archiveID: header.archiveID, frameSize: header.frameSize, features: header.features)
+        try self.init(
+            suite: header.cipherSuite,
+            archiveID: header.archiveID,
+            frameSize: header.frameSize,
+            features: header.features
+        )
     }
 
-    package init(suite: CipherSuite, archiveID: [UInt8], frameSize: Int, features: FormatFeatures) throws(SealbakError) {
+    package init(suite: CipherSuite, archiveID: [UInt8], frameSize: Int, features: FormatFeatures) throws(SealbakError)
+    {
         self.suite = suite
         do {
             aead = try AEAD(suite == .aes256gcm ? .aes256gcm : .xchacha20poly1305)
@@ -37,14 +43,20 @@ package struct FrameCodec: Sendable {
     /// behind the frame header and prefix, and encrypted in place. `.shuffledZstd` asks for codec 3 (Spec §6.2),
     /// which the archive must declare (`features` contains `.shuffle`); a frame it does not shrink is stored.
     package func seal(
-        key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool,
-        raw: RawSpan, compression: CompressionAlgorithm, compressor: FrameCompressor
+        key: SecureBytes,
+        streamID: UInt32,
+        frameIndex: UInt64,
+        isLast: Bool,
+        raw: RawSpan,
+        compression: CompressionAlgorithm,
+        compressor: FrameCompressor
     ) -> [UInt8] {
         precondition(raw.byteCount <= frameSize)
         if case .shuffledZstd = compression {
             precondition(features.contains(.shuffle), "codec 3 in an archive that does not declare the shuffle feature")
         }
-        let headerCount = FormatV1.frameHeaderByteCount, prefix = FormatV1.framePrefixByteCount
+        let headerCount = FormatV1.frameHeaderByteCount
+        let prefix = FormatV1.framePrefixByteCount
         let rawCount = raw.byteCount
         return [UInt8](byteCapacity: headerCount + prefix + rawCount + AEAD.tagByteCount) { frame in
             // Header room first: its length is known only once the payload is.
@@ -78,7 +90,13 @@ package struct FrameCodec: Sendable {
 
     /// Encrypts an already-built frame plaintext (codec ‖ raw length ‖ payload) as frame `frameIndex` of a
     /// stream: used by rekey, which moves compressed payloads to a new key without recompressing them.
-    package func sealEnvelope(key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool, plaintext: [UInt8]) -> [UInt8] {
+    package func sealEnvelope(
+        key: SecureBytes,
+        streamID: UInt32,
+        frameIndex: UInt64,
+        isLast: Bool,
+        plaintext: [UInt8]
+    ) -> [UInt8] {
         let headerCount = FormatV1.frameHeaderByteCount
         return [UInt8](byteCapacity: headerCount + plaintext.count + AEAD.tagByteCount) { frame in
             frame.append(repeating: 0, count: headerCount, as: UInt8.self)
@@ -96,12 +114,21 @@ package struct FrameCodec: Sendable {
     /// `frame` holds room for the frame header, then the plaintext, and has room left for the tag. Encrypts the
     /// plaintext in place, appends the tag and writes the header.
     private func sealInPlace(
-        key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool, frame: inout OutputRawSpan
+        key: SecureBytes,
+        streamID: UInt32,
+        frameIndex: UInt64,
+        isLast: Bool,
+        frame: inout OutputRawSpan
     ) {
         let headerCount = FormatV1.frameHeaderByteCount
         let ctLength = frame.byteCount - headerCount + AEAD.tagByteCount
         let nonce = FrameBinding.nonce(suite: suite, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
-        let ad = FrameBinding.associatedData(archiveID: archiveID, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
+        let ad = FrameBinding.associatedData(
+            archiveID: archiveID,
+            streamID: streamID,
+            frameIndex: frameIndex,
+            isLast: isLast
+        )
         frame.withUnsafeMutableBytes { out, initialized in
             // The body is an OutputRawSpan of its own whose initialised bytes are the plaintext.
             let bodyRegion = UnsafeMutableRawBufferPointer(rebasing: out[headerCount...])
@@ -115,14 +142,32 @@ package struct FrameCodec: Sendable {
 
     /// Authenticates and decrypts one frame and checks its plaintext envelope (Spec §6.2) without
     /// decompressing it. Returns the envelope (codec ‖ raw length ‖ payload).
-    package func openEnvelope(key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool, ciphertext: [UInt8]) throws(FormatError) -> [UInt8] {
-        try openAndParse(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, ciphertext: ciphertext).plain
+    package func openEnvelope(
+        key: SecureBytes,
+        streamID: UInt32,
+        frameIndex: UInt64,
+        isLast: Bool,
+        ciphertext: [UInt8]
+    ) throws(FormatError) -> [UInt8] {
+        try openAndParse(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, ciphertext: ciphertext)
+            .plain
     }
 
     /// Authenticates, decrypts and parses the envelope once; both `openEnvelope` and `open` build on it.
-    private func openAndParse(key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool, ciphertext: [UInt8]) throws(FormatError) -> (plain: [UInt8], envelope: FramePlaintext) {
+    private func openAndParse(
+        key: SecureBytes,
+        streamID: UInt32,
+        frameIndex: UInt64,
+        isLast: Bool,
+        ciphertext: [UInt8]
+    ) throws(FormatError) -> (plain: [UInt8], envelope: FramePlaintext) {
         let nonce = FrameBinding.nonce(suite: suite, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
-        let ad = FrameBinding.associatedData(archiveID: archiveID, streamID: streamID, frameIndex: frameIndex, isLast: isLast)
+        let ad = FrameBinding.associatedData(
+            archiveID: archiveID,
+            streamID: streamID,
+            frameIndex: frameIndex,
+            isLast: isLast
+        )
         // Uninitialised: libsodium writes every byte when the tag verifies; when it does not, nothing is appended
         // and the buffer is dropped.
         let plain: [UInt8]
@@ -131,20 +176,38 @@ package struct FrameCodec: Sendable {
                 try aead.open(key: key, nonce: nonce, associatedData: ad, ciphertext: ciphertext.span.bytes, into: &out)
             }
         } catch {
-            throw FormatError(.payload, "frame \(frameIndex) failed authentication (wrong position, altered, or from another archive)")
+            throw FormatError(
+                .payload,
+                "frame \(frameIndex) failed authentication (wrong position, altered, or from another archive)"
+            )
         }
         let envelope = try FramePlaintext.parse(
-            plain.span.bytes, frameSize: frameSize, frameIndex: frameIndex, isLast: isLast, features: features)
+            plain.span.bytes,
+            frameSize: frameSize,
+            frameIndex: frameIndex,
+            isLast: isLast,
+            features: features
+        )
         return (plain, envelope)
     }
 
     /// Authenticates, decrypts and decompresses one frame's ciphertext (codec 3: and unshuffles it; it is a codec only
     /// when `features` has `.shuffle`). Releases nothing unless the tag verifies.
     package func open(
-        key: SecureBytes, streamID: UInt32, frameIndex: UInt64, isLast: Bool,
-        ciphertext: [UInt8], decompressor: FrameDecompressor
+        key: SecureBytes,
+        streamID: UInt32,
+        frameIndex: UInt64,
+        isLast: Bool,
+        ciphertext: [UInt8],
+        decompressor: FrameDecompressor
     ) throws(FormatError) -> [UInt8] {
-        var (plain, env) = try openAndParse(key: key, streamID: streamID, frameIndex: frameIndex, isLast: isLast, ciphertext: ciphertext)
+        var (plain, env) = try openAndParse(
+            key: key,
+            streamID: streamID,
+            frameIndex: frameIndex,
+            isLast: isLast,
+            ciphertext: ciphertext
+        )
         switch env.codec {
         case .stored:
             // The payload moves to the front of the same buffer: no second allocation.

@@ -44,8 +44,12 @@ struct FrameWalker {
     ///     a frame runs past the end, bytes follow the last frame); nil for the errors of Spec §8.3 naming the frame.
     /// - Throws: `SealbakError` with the format class of the first problem, or what `body` throws.
     func walk(
-        _ extent: Extent, context: String, isTrailer: Bool = false, readCiphertext: Bool = true,
-        outOfRange: (() -> SealbakError)? = nil, _ body: (Frame) throws -> Void
+        _ extent: Extent,
+        context: String,
+        isTrailer: Bool = false,
+        readCiphertext: Bool = true,
+        outOfRange: (() -> SealbakError)? = nil,
+        _ body: (Frame) throws -> Void
     ) throws {
         func fail(_ cls: FormatError.Class, _ message: String, at offset: UInt64) -> SealbakError {
             SealbakError.format(FormatError(cls, message, offset: offset), archive: archive, context: context)

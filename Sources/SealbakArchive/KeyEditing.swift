@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CSealbakShims
 import Foundation
 import SealbakCrypto
 import SealbakFormat
 import SealbakIO
 import SealbakKeys
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Key-slot changes that rewrite only the header (Spec §11.3, docs/keys.md).
 ///
@@ -28,48 +29,95 @@ package enum KeyEditing {
 
     /// Reads the header of the archive `path` (in `locations`) and unlocks it with `secret`.
     package static func unlock(
-        path: String, in locations: ArchiveLocations, secret: ArchiveSecret, limits: KDFLimits
+        path: String,
+        in locations: ArchiveLocations,
+        secret: ArchiveSecret,
+        limits: KDFLimits
     ) throws -> Unlocked {
         let input = try locations.input(path)
-        guard input.isSeekable else { throw SealbakError(.usage, "key changes need a regular archive file, not \(input.path)") }
+        guard input.isSeekable else {
+            throw SealbakError(.usage, "key changes need a regular archive file, not \(input.path)")
+        }
         let header = try ArchiveReader.readHeader(input)
         let (master, slot) = try secret.unlock(header: header, limits: limits, archive: path)
         return Unlocked(header: header, master: master, openedSlot: slot, path: path, locations: locations)
     }
 
     /// Adds a password slot; returns its id.
-    package static func addPassword(_ u: Unlocked, passphrase: Passphrase, label: String, kdf: KDFParameters, random: any RandomSource = SystemRandom()) throws -> UInt16 {
+    package static func addPassword(
+        _ u: Unlocked,
+        passphrase: Passphrase,
+        label: String,
+        kdf: KDFParameters,
+        random: any RandomSource = SystemRandom()
+    ) throws -> UInt16 {
         var header = u.header
         guard header.slots.count < FormatV1.maxSlotCount else {
-            throw SealbakError(.usage, "\(u.path) already has \(FormatV1.maxSlotCount) key slots, the maximum; remove one first")
+            throw SealbakError(
+                .usage,
+                "\(u.path) already has \(FormatV1.maxSlotCount) key slots, the maximum; remove one first"
+            )
         }
         let id = (header.slots.map(\.id).max() ?? 0) &+ 1
         guard id != 0 else { throw SealbakError(.usage, "slot ids are exhausted in \(u.path)") }
-        header.slots.append(try KeySlots.passwordSlot(
-            id: id, label: label, createdUnix: now(), passphrase: passphrase, kdf: kdf,
-            archiveID: header.archiveID, master: u.master, random: random))
+        header.slots.append(
+            try KeySlots.passwordSlot(
+                id: id,
+                label: label,
+                createdUnix: now(),
+                passphrase: passphrase,
+                kdf: kdf,
+                archiveID: header.archiveID,
+                master: u.master,
+                random: random
+            )
+        )
         try replaceHeader(u, with: header)
         return id
     }
 
     /// Adds a recovery-code slot; returns its id and the code to show the user once.
-    package static func addRecoveryCode(_ u: Unlocked, label: String, kdf: KDFParameters, random: any RandomSource = SystemRandom()) throws -> (UInt16, String) {
+    package static func addRecoveryCode(
+        _ u: Unlocked,
+        label: String,
+        kdf: KDFParameters,
+        random: any RandomSource = SystemRandom()
+    ) throws -> (UInt16, String) {
         var header = u.header
         guard header.slots.count < FormatV1.maxSlotCount else {
-            throw SealbakError(.usage, "\(u.path) already has \(FormatV1.maxSlotCount) key slots, the maximum; remove one first")
+            throw SealbakError(
+                .usage,
+                "\(u.path) already has \(FormatV1.maxSlotCount) key slots, the maximum; remove one first"
+            )
         }
         let id = (header.slots.map(\.id).max() ?? 0) &+ 1
         guard id != 0 else { throw SealbakError(.usage, "slot ids are exhausted in \(u.path)") }
         let code = RecoveryCode.generate(random: random)
-        header.slots.append(try KeySlots.passwordSlot(
-            id: id, label: label, createdUnix: now(), passphrase: code.secret, kdf: kdf,
-            archiveID: header.archiveID, master: u.master, random: random, isRecovery: true))
+        header.slots.append(
+            try KeySlots.passwordSlot(
+                id: id,
+                label: label,
+                createdUnix: now(),
+                passphrase: code.secret,
+                kdf: kdf,
+                archiveID: header.archiveID,
+                master: u.master,
+                random: random,
+                isRecovery: true
+            )
+        )
         try replaceHeader(u, with: header)
         return (id, code.display)
     }
 
     /// Gives slot `id` a new password (new salt and nonce; same id and label).
-    package static func changePassword(_ u: Unlocked, slot id: UInt16, passphrase: Passphrase, kdf: KDFParameters?, random: any RandomSource = SystemRandom()) throws {
+    package static func changePassword(
+        _ u: Unlocked,
+        slot id: UInt16,
+        passphrase: Passphrase,
+        kdf: KDFParameters?,
+        random: any RandomSource = SystemRandom()
+    ) throws {
         var header = u.header
         guard let i = header.slots.firstIndex(where: { $0.id == id }) else {
             throw SealbakError(.notFound, "\(u.path) has no key slot \(id); see sealbak key list")
@@ -78,8 +126,15 @@ package enum KeyEditing {
             throw SealbakError(.usage, "key slot \(id) of \(u.path) is not a password slot")
         }
         header.slots[i] = try KeySlots.passwordSlot(
-            id: id, label: header.slots[i].label, createdUnix: now(), passphrase: passphrase, kdf: kdf ?? oldKDF,
-            archiveID: header.archiveID, master: u.master, random: random)
+            id: id,
+            label: header.slots[i].label,
+            createdUnix: now(),
+            passphrase: passphrase,
+            kdf: kdf ?? oldKDF,
+            archiveID: header.archiveID,
+            master: u.master,
+            random: random
+        )
         try replaceHeader(u, with: header)
     }
 
@@ -92,7 +147,10 @@ package enum KeyEditing {
         header.slots.remove(at: i)
         let usable = header.slots.filter { if case .unknown = $0.body { return false } else { return true } }
         if usable.isEmpty {
-            throw SealbakError(.usage, "refusing to remove key slot \(id): it is the last slot that can open \(u.path); add another key first")
+            throw SealbakError(
+                .usage,
+                "refusing to remove key slot \(id): it is the last slot that can open \(u.path); add another key first"
+            )
         }
         try replaceHeader(u, with: header)
     }
@@ -134,7 +192,9 @@ package enum KeyEditing {
             if bytes.count == u.header.byteCount, sealbak_clone_file(src, out.fd) == 0 {
                 Faults.point("rewrite: cloned")
                 let n = bytes.withUnsafeBytes { pwrite(out.fd, $0.baseAddress, $0.count, 0) }
-                if n != bytes.count { throw SealbakError.io("cannot write the new header of", path: u.path, errno: errno) }
+                if n != bytes.count {
+                    throw SealbakError.io("cannot write the new header of", path: u.path, errno: errno)
+                }
                 Faults.point("rewrite: header patched")
                 try out.commit()
                 return
@@ -163,7 +223,10 @@ package enum KeyEditing {
         while done < count {
             let want = Int(min(UInt64(buffer.count), count - done))
             let n = buffer.withUnsafeMutableBytes { pread(src, $0.baseAddress, want, off_t(offset + done)) }
-            if n < 0 { if errno == EINTR { continue }; throw SealbakError.io("cannot read", path: out.path, errno: errno) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SealbakError.io("cannot read", path: out.path, errno: errno)
+            }
             if n == 0 { throw SealbakError(.io, "\(out.path) became shorter while sealbak was copying it") }
             try buffer.withUnsafeBytes { try out.write(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             done += UInt64(n)
@@ -208,10 +271,13 @@ package final class KeyChangeLock {
         defer { if now >= 0 { close(now) } }
         var current = [UInt8](repeating: 0, count: header.count)
         guard now >= 0, fstat(now, &st) == 0, UInt64(st.st_ino) == inode,
-              pread(now, &current, current.count, 0) == current.count, current == header
+            pread(now, &current, current.count, 0) == current.count, current == header
         else {
-            throw SealbakError(.io, "\(path) changed while sealbak was rotating its keys (another key change finished "
-                + "meanwhile?); nothing was replaced: run sealbak rekey again")
+            throw SealbakError(
+                .io,
+                "\(path) changed while sealbak was rotating its keys (another key change finished "
+                    + "meanwhile?); nothing was replaced: run sealbak rekey again"
+            )
         }
     }
 }

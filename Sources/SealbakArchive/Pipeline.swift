@@ -27,8 +27,11 @@ package final class OrderedPipeline<Output: Sendable>: Sendable {
     ///   - workers: worker threads (started as work arrives, never more than this).
     ///   - maxInFlight: the bound on items that exist at once.
     ///   - deliver: called on the writer thread, in submission order.
-    package init(workers: Int = ProcessInfo.processInfo.activeProcessorCount, maxInFlight: Int,
-                 deliver: @escaping (Output) throws -> Void) {
+    package init(
+        workers: Int = ProcessInfo.processInfo.activeProcessorCount,
+        maxInFlight: Int,
+        deliver: @escaping (Output) throws -> Void
+    ) {
         state = State(workers: max(1, workers), maxInFlight: max(1, maxInFlight), deliver: deliver)
     }
 
@@ -60,7 +63,8 @@ package final class OrderedPipeline<Output: Sendable>: Sendable {
 
     /// The shared state, owned by the pipeline and its threads. Every stored property is read and written only
     /// while `condition` is locked, which is what makes it safe to share.
-    private final class State: @unchecked Sendable {  // every stored property is touched only while `condition` is locked
+    // @unchecked: every stored property is touched only while `condition` is locked.
+    private final class State: @unchecked Sendable {
         let condition = NSCondition()
         let maxWorkers: Int
         let maxInFlight: Int
@@ -198,7 +202,8 @@ package final class OrderedPipeline<Output: Sendable>: Sendable {
 /// A small pool so each worker reuses a zstd/zlib context instead of allocating one per frame. An item is taken
 /// out under the lock and used by one thread until it is given back. (A bare lock rather than `Locked`: the items
 /// are not `Sendable`, and region checking cannot see that each is handed to one thread at a time.)
-package final class Pool<T: AnyObject>: @unchecked Sendable {  // `items` only under `lock`; an item is used by one thread at a time
+// @unchecked: `items` only under `lock`; an item is used by one thread at a time.
+package final class Pool<T: AnyObject>: @unchecked Sendable {
     private let lock = NSLock()
     private var items: [T] = []
     private let make: () -> T

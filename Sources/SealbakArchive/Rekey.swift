@@ -30,9 +30,14 @@ package enum Rekey {
     ///     nil for none. Recipient (public-key) slots are carried over, re-wrapped to the same public keys.
     ///   - output: where the new archive goes (may be `path` itself; nothing is replaced before verification).
     package static func run(
-        path: String, in locations: ArchiveLocations, current: ArchiveSecret, newPassword: Passphrase?, kdf: KDFParameters?,
+        path: String,
+        in locations: ArchiveLocations,
+        current: ArchiveSecret,
+        newPassword: Passphrase?,
+        kdf: KDFParameters?,
         output: any ArchiveOutput,
-        options: ReadOptions = ReadOptions(), random: any RandomSource = SystemRandom()
+        options: ReadOptions = ReadOptions(),
+        random: any RandomSource = SystemRandom()
     ) throws -> Summary {
         // Pass 1 (through the reader): unlock, authenticate the header, decode the manifest.
         let reader = try ArchiveReader(input: try locations.input(path), secret: current, options: options)
@@ -50,19 +55,45 @@ package enum Rekey {
                 slotKDF = oldKDF
                 label = reader.unlockedSlot.label
             }
-            slots.append(try KeySlots.passwordSlot(
-                id: 1, label: label, createdUnix: KeyEditing.now(), passphrase: newPassword, kdf: kdf ?? slotKDF,
-                archiveID: newID, master: newMaster, random: random))
+            slots.append(
+                try KeySlots.passwordSlot(
+                    id: 1,
+                    label: label,
+                    createdUnix: KeyEditing.now(),
+                    passphrase: newPassword,
+                    kdf: kdf ?? slotKDF,
+                    archiveID: newID,
+                    master: newMaster,
+                    random: random
+                )
+            )
         }
         for s in old.slots {
             guard case .x25519(let recipient, _, _, _) = s.body else { continue }
-            slots.append(try Recipients.slot(id: UInt16(slots.count + 1), label: s.label, createdUnix: s.createdUnix, recipient: recipient,
-                                             archiveID: newID, master: newMaster, random: random))
+            slots.append(
+                try Recipients.slot(
+                    id: UInt16(slots.count + 1),
+                    label: s.label,
+                    createdUnix: s.createdUnix,
+                    recipient: recipient,
+                    archiveID: newID,
+                    master: newMaster,
+                    random: random
+                )
+            )
             kept.insert(s.id)
         }
-        guard !slots.isEmpty else { throw SealbakError(.usage, "the rotated archive would have no key: give a new password") }
-        var header = ArchiveHeader(features: old.features, cipherSuite: old.cipherSuite, frameSizeLog2: old.frameSizeLog2,
-                                   archiveID: newID, createdUnix: old.createdUnix, slots: slots)
+        guard !slots.isEmpty else {
+            throw SealbakError(.usage, "the rotated archive would have no key: give a new password")
+        }
+        var header = ArchiveHeader(
+            features: old.features,
+            cipherSuite: old.cipherSuite,
+            frameSizeLog2: old.frameSizeLog2,
+            archiveID: newID,
+            createdUnix: old.createdUnix,
+            slots: slots
+        )
         header.mac = newMaster.mac(for: header)
         try output.write(header.encoded())
 
@@ -74,29 +105,60 @@ package enum Rekey {
         var frames = 0
         let decompressor = FrameDecompressor()
         let walker = FrameWalker(input: input, frameSize: old.frameSize, archive: path)
-        func fail(_ e: FormatError, _ context: String) -> SealbakError { SealbakError.format(e, archive: path, context: context) }
+        func fail(_ e: FormatError, _ context: String) -> SealbakError {
+            SealbakError.format(e, archive: path, context: context)
+        }
 
         /// Calls `body` with each frame's index, last flag and old envelope (or, with `decompress`, its plaintext).
-        func eachFrame(_ streamID: UInt32, _ context: String, decompress: Bool = false, _ body: (UInt64, Bool, [UInt8]) throws -> Void) throws {
+        func eachFrame(
+            _ streamID: UInt32,
+            _ context: String,
+            decompress: Bool = false,
+            _ body: (UInt64, Bool, [UInt8]) throws -> Void
+        ) throws {
             let oldKey = oldMaster.streamKey(streamID)
             // Unlike the reader, rekey reports a rejected trailer frame with the class of the rule that rejected it
             // (as it always has), not as `trailer`.
             try walker.walk(.sequential, context: context) { frame in
                 let envelope: [UInt8]
                 do throws(FormatError) {
-                    envelope = decompress
-                        ? try oldCodec.open(key: oldKey, streamID: streamID, frameIndex: frame.index, isLast: frame.isLast, ciphertext: frame.ciphertext, decompressor: decompressor)
-                        : try oldCodec.openEnvelope(key: oldKey, streamID: streamID, frameIndex: frame.index, isLast: frame.isLast, ciphertext: frame.ciphertext)
+                    envelope =
+                        decompress
+                        ? try oldCodec.open(
+                            key: oldKey,
+                            streamID: streamID,
+                            frameIndex: frame.index,
+                            isLast: frame.isLast,
+                            ciphertext: frame.ciphertext,
+                            decompressor: decompressor
+                        )
+                        : try oldCodec.openEnvelope(
+                            key: oldKey,
+                            streamID: streamID,
+                            frameIndex: frame.index,
+                            isLast: frame.isLast,
+                            ciphertext: frame.ciphertext
+                        )
                 } catch { throw fail(FormatError(error.errorClass, error.message, offset: frame.offset), context) }
                 try body(frame.index, frame.isLast, envelope)
                 frames += 1
             }
         }
 
-        for (streamID, context) in [(FormatV1.manifestStreamID, "the manifest")] + (0..<entryCount).map({ (UInt32($0), "entry \($0)") }) {
+        for (streamID, context) in [(FormatV1.manifestStreamID, "the manifest")]
+            + (0..<entryCount).map({ (UInt32($0), "entry \($0)") })
+        {
             let newKey = newMaster.streamKey(streamID)
             try eachFrame(streamID, context) { index, last, envelope in
-                try output.write(newCodec.sealEnvelope(key: newKey, streamID: streamID, frameIndex: index, isLast: last, plaintext: envelope))
+                try output.write(
+                    newCodec.sealEnvelope(
+                        key: newKey,
+                        streamID: streamID,
+                        frameIndex: index,
+                        isLast: last,
+                        plaintext: envelope
+                    )
+                )
             }
         }
         // The trailer: decode, swap in the new archive id, re-encrypt (stored frames).
@@ -109,21 +171,32 @@ package enum Rekey {
             trailerPlain += plain
         }
         var trailer: Trailer
-        do throws(FormatError) { trailer = try Trailer.parse(trailerPlain, frameSize: old.frameSize) } catch { throw fail(error.inPlaintext("trailer"), "the trailer") }
+        do throws(FormatError) { trailer = try Trailer.parse(trailerPlain, frameSize: old.frameSize) } catch {
+            throw fail(error.inPlaintext("trailer"), "the trailer")
+        }
         guard trailer.archiveID == old.archiveID, trailer.trailerOffset == trailerBody else {
             throw fail(FormatError(.trailer, "the trailer does not describe this archive"), "the trailer")
         }
         trailer.archiveID = newID
         let newTrailerKey = newMaster.streamKey(FormatV1.trailerStreamID)
-        _ = try newCodec.sealTrailer(trailer, key: newTrailerKey, compression: .stored, compressor: FrameCompressor()) { try output.write($0) }
+        _ = try newCodec.sealTrailer(trailer, key: newTrailerKey, compression: .stored, compressor: FrameCompressor()) {
+            try output.write($0)
+        }
         let footer = try input.read(upTo: FormatV1.footerByteCount + 1)
         guard footer.count == FormatV1.footerByteCount, (try? Footer.parse(footer)) != nil else {
             throw fail(FormatError(.trailer, "the footer is missing, damaged or followed by extra bytes"), "the footer")
         }
         // The slot that was opened is "replaced" only when it was a password slot and a new password was given.
-        let replaced = (newPassword != nil && !reader.unlockedSlot.isRecovery && { if case .password = reader.unlockedSlot.body { return true } else { return false } }()) ? reader.unlockedSlot.id : nil
-        return Summary(bytes: output.bytesWritten, frames: frames,
-                       droppedSlots: old.slots.filter { !kept.contains($0.id) && $0.id != replaced }, newArchiveID: newID,
-                       oldHeader: old.encoded())
+        let replaced =
+            (newPassword != nil && !reader.unlockedSlot.isRecovery
+                && { if case .password = reader.unlockedSlot.body { return true } else { return false } }())
+            ? reader.unlockedSlot.id : nil
+        return Summary(
+            bytes: output.bytesWritten,
+            frames: frames,
+            droppedSlots: old.slots.filter { !kept.contains($0.id) && $0.id != replaced },
+            newArchiveID: newID,
+            oldHeader: old.encoded()
+        )
     }
 }

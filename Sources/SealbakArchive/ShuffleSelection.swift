@@ -55,7 +55,9 @@ package enum ShuffleSelection: String, Sendable, Hashable, CaseIterable {
             return true
         }
         if base == "data_level0.bin" { return true }
-        let inVectorStorage = components.dropLast().contains { $0 == "vector_storage" || $0.hasPrefix("vector_storage-") }
+        let inVectorStorage = components.dropLast().contains {
+            $0 == "vector_storage" || $0.hasPrefix("vector_storage-")
+        }
         guard inVectorStorage else { return false }
         if base == "matrix.dat" { return true }
         if base.hasPrefix("chunk_") && base.hasSuffix(".mmap") {

@@ -14,7 +14,10 @@ extension FrameCodec {
     ///   - write: receives each frame, then the footer, in order.
     /// - Returns: the length of the trailer stream (the footer's `trailer_length`).
     func sealTrailer(
-        _ trailer: Trailer, key: SecureBytes, compression: CompressionAlgorithm, compressor: FrameCompressor,
+        _ trailer: Trailer,
+        key: SecureBytes,
+        compression: CompressionAlgorithm,
+        compressor: FrameCompressor,
         write: ([UInt8]) throws -> Void
     ) rethrows -> UInt64 {
         let bytes = trailer.encoded()
@@ -24,8 +27,14 @@ extension FrameCodec {
             let lo = i * frameSize
             let hi = min(bytes.count, lo + frameSize)
             let frame = seal(
-                key: key, streamID: FormatV1.trailerStreamID, frameIndex: UInt64(i), isLast: i == count - 1,
-                raw: bytes.span.bytes.extracting(lo..<hi), compression: compression, compressor: compressor)
+                key: key,
+                streamID: FormatV1.trailerStreamID,
+                frameIndex: UInt64(i),
+                isLast: i == count - 1,
+                raw: bytes.span.bytes.extracting(lo..<hi),
+                compression: compression,
+                compressor: compressor
+            )
             try write(frame)
             length += UInt64(frame.count)
         }

@@ -44,11 +44,15 @@ struct Cat: ParsableCommand {
             let manifest = reader.manifest.entries
             var order: [Int] = []
             for name in entries {
-                guard let i = manifest.indices.first(where: { Array(manifest[$0].name.utf8) == Array(name.utf8) }) else {
+                guard let i = manifest.indices.first(where: { Array(manifest[$0].name.utf8) == Array(name.utf8) })
+                else {
                     throw SealbakError(.notFound, "\(archive): no entry named \(displayName(name)); see sealbak list")
                 }
                 guard manifest[i].kind != .directory && manifest[i].kind != .symlink else {
-                    throw SealbakError(.usage, "\(displayName(name)) is a \(manifest[i].kind == .directory ? "directory" : "symbolic link"), not a file; use unpack --only \(displayName(name))")
+                    throw SealbakError(
+                        .usage,
+                        "\(displayName(name)) is a \(manifest[i].kind == .directory ? "directory" : "symbolic link"), not a file; use unpack --only \(displayName(name))"
+                    )
                 }
                 order.append(i)
             }
@@ -58,7 +62,10 @@ struct Cat: ParsableCommand {
             } else if order == order.sorted() && Set(order).count == order.count {
                 try reader.readAll(into: sink)  // standard input is read once, in archive order
             } else {
-                throw SealbakError(.usage, "an archive on standard input is read once, front to back: name its entries in archive order (as sealbak list shows them), each once")
+                throw SealbakError(
+                    .usage,
+                    "an archive on standard input is read once, front to back: name its entries in archive order (as sealbak list shows them), each once"
+                )
             }
         }
     }
@@ -82,13 +89,19 @@ enum EntrySelection {
     static func matching(_ name: String, in names: [String]) -> [Int] {
         var wanted = Array(name.utf8)
         while wanted.count > 1 && wanted.last == UInt8(ascii: "/") { wanted.removeLast() }
-        let isPattern = wanted.contains { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "[") }
+        let isPattern = wanted.contains {
+            $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "[")
+        }
         // Byte comparison: "a/" + combining mark must not match a directory "a".
         let bytes = names.map { Array($0.utf8) }
         var roots: [[UInt8]] = []
         if isPattern {
             let pattern = wanted.map { CChar(bitPattern: $0) } + [0]
-            roots = bytes.filter { n in (n.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer { fnmatch(pattern, $0.baseAddress, 0) == 0 } }
+            roots = bytes.filter { n in
+                (n.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer {
+                    fnmatch(pattern, $0.baseAddress, 0) == 0
+                }
+            }
         } else {
             roots = [wanted]
         }

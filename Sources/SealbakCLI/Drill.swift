@@ -6,7 +6,8 @@ import SealbakIO
 struct DrillCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drill",
-        abstract: "Restore drill: restore the plan's newest archive into scratch targets, run every check, record the result, remove the scratch targets.",
+        abstract:
+            "Restore drill: restore the plan's newest archive into scratch targets, run every check, record the result, remove the scratch targets.",
         discussion: """
             PostgreSQL and MySQL components are restored into NAME_sbk_drill_ID databases on their usual servers (the \\
             role needs CREATEDB), folders and files under STATE-DIR/drill-ID (or --scratch). The plan's checks run as in a \\
@@ -23,10 +24,19 @@ struct DrillCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The backup plan.", valueName: "FILE"))
     var plan: String
 
-    @Option(name: .long, help: ArgumentHelp("Drill this archive instead of the newest one in the plan's destination.", valueName: "ARCHIVE"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Drill this archive instead of the newest one in the plan's destination.",
+            valueName: "ARCHIVE"
+        )
+    )
     var archive: String?
 
-    @Option(name: .long, help: ArgumentHelp("Put scratch folders under DIR (default: the plan's state folder).", valueName: "DIR"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Put scratch folders under DIR (default: the plan's state folder).", valueName: "DIR")
+    )
     var scratch: String?
 
     @Flag(name: [.short, .long], help: "Print only problems and the result line.")
@@ -44,7 +54,9 @@ struct DrillCommand: ParsableCommand {
             var drill = Drill(plan: bp, log: engineLog(quiet: quiet))
             if let scratch { drill.scratchRoot = URL(fileURLWithPath: scratch).standardizedFileURL.path }
             let storage = try reading.s3.connection(for: bp.operations.location, plan: bp.s3, quiet: true)
-            let target = try archive ?? drill.newestArchive(client: bp.operations.location.flatMap { try? storage.client(for: $0) })
+            let target =
+                try archive
+                ?? drill.newestArchive(client: bp.operations.location.flatMap { try? storage.client(for: $0) })
             let (record, code) = drill.perform(archive: target) { request in
                 let reader = try openArchive(target, in: storage.locations, password: secret, reading: reading)
                 let job = RestoreJob(reader: reader, archive: target, request: request)
@@ -53,15 +65,21 @@ struct DrillCommand: ParsableCommand {
             }
             exit = code
             if output.json {
-                var doc: [String: Any] = ["archive": target, "ok": record.status == .ok, "record": JSONOutput.record(record)]
+                var doc: [String: Any] = [
+                    "archive": target, "ok": record.status == .ok, "record": JSONOutput.record(record),
+                ]
                 if code != 0 { doc["error"] = ["exit_code": Int(code), "message": displayMessage(record.error ?? "")] }
                 JSONOutput.emit("drill", doc)
-                if code != 0 { printError("sealbak: drill FAILED (exit \(code)): \(displayMessage(record.error ?? ""))") }
+                if code != 0 {
+                    printError("sealbak: drill FAILED (exit \(code)): \(displayMessage(record.error ?? ""))")
+                }
                 return
             }
             if !quiet { for l in record.details ?? [] { print(l) } }
             if record.status == .ok {
-                print("drill ok: \(target) restored into scratch targets and checked in \(String(format: "%.1f", record.duration ?? 0)) s; scratch targets removed\((record.warnings ?? []).isEmpty ? "" : " (with problems, see above)")")
+                print(
+                    "drill ok: \(target) restored into scratch targets and checked in \(String(format: "%.1f", record.duration ?? 0)) s; scratch targets removed\((record.warnings ?? []).isEmpty ? "" : " (with problems, see above)")"
+                )
             } else {
                 printError("sealbak: drill FAILED (exit \(code)): \(displayMessage(record.error ?? ""))")
             }

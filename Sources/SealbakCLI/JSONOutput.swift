@@ -25,7 +25,9 @@ enum JSONOutput {
 
     /// A document as one line of JSON (sorted keys, `/` not escaped).
     static func line(_ doc: [String: Any]) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        let data =
+            (try? JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys, .withoutEscapingSlashes]))
+            ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }
 
@@ -34,8 +36,15 @@ enum JSONOutput {
         var t = time_t(seconds)
         var tmv = tm()
         gmtime_r(&t, &tmv)
-        let base = String(format: "%04d-%02d-%02dT%02d:%02d:%02d", Int(tmv.tm_year) + 1900, Int(tmv.tm_mon) + 1, Int(tmv.tm_mday),
-                          Int(tmv.tm_hour), Int(tmv.tm_min), Int(tmv.tm_sec))
+        let base = String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d",
+            Int(tmv.tm_year) + 1900,
+            Int(tmv.tm_mon) + 1,
+            Int(tmv.tm_mday),
+            Int(tmv.tm_hour),
+            Int(tmv.tm_min),
+            Int(tmv.tm_sec)
+        )
         if nanoseconds == 0 { return base + "Z" }
         var fraction = String(format: "%09u", nanoseconds)
         while fraction.hasSuffix("0") { fraction.removeLast() }
@@ -78,7 +87,8 @@ enum JSONOutput {
             } else if last == "valid", value == "true" || value == "false" {
                 out[key] = value == "true"
             } else if last == "facts" || key == "docs.rules" || key == "plan",
-                      let nested = try? JSONSerialization.jsonObject(with: Data(value.utf8), options: [.fragmentsAllowed]) {
+                let nested = try? JSONSerialization.jsonObject(with: Data(value.utf8), options: [.fragmentsAllowed])
+            {
                 out[key] = nested
             } else {
                 out[key] = value

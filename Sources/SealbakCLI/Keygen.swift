@@ -24,7 +24,10 @@ struct Keygen: ParsableCommand {
     @Option(name: .shortAndLong, help: ArgumentHelp("The identity file to create (mode 0600).", valueName: "IDENTITY"))
     var output: String
 
-    @Flag(name: .long, help: "Store the secret key without a password (for unattended restores; protect the file otherwise).")
+    @Flag(
+        name: .long,
+        help: "Store the secret key without a password (for unattended restores; protect the file otherwise)."
+    )
     var noPassword = false
 
     @Flag(name: .long, help: "Replace IDENTITY if it exists.")
@@ -40,7 +43,13 @@ struct Keygen: ParsableCommand {
             let out = try AtomicOutput(path: output, overwrite: force, mode: 0o600)
             // The identity file's password: the password options, SEALBAK_IDENTITY_PASSWORD, or a prompt (the same
             // sources that --identity reads it from).
-            let pass = noPassword ? nil : try PasswordReader.read(try password.identitySource(confirm: true), what: "password for the identity file")
+            let pass =
+                noPassword
+                ? nil
+                : try PasswordReader.read(
+                    try password.identitySource(confirm: true),
+                    what: "password for the identity file"
+                )
             let identity = Identity.generate()
             do {
                 try out.write(Array(try identity.fileText(passphrase: pass, kdf: kdf.parameters).utf8))
@@ -50,10 +59,18 @@ struct Keygen: ParsableCommand {
                 throw error
             }
             if report.json {
-                return JSONOutput.emit("keygen", ["identity": self.output, "public_key": Recipients.encode(publicKey: identity.publicKey), "password_protected": !noPassword])
+                return JSONOutput.emit(
+                    "keygen",
+                    [
+                        "identity": self.output, "public_key": Recipients.encode(publicKey: identity.publicKey),
+                        "password_protected": !noPassword,
+                    ]
+                )
             }
             print(Recipients.encode(publicKey: identity.publicKey))
-            printError("sealbak: wrote the identity to \(output)\(noPassword ? " (not password-protected)" : ""); the line above is its public key")
+            printError(
+                "sealbak: wrote the identity to \(output)\(noPassword ? " (not password-protected)" : ""); the line above is its public key"
+            )
         }
     }
 }

@@ -30,23 +30,32 @@ struct List: ParsableCommand {
             let tap = OutcomeTap(DiscardSink(selected: []), manifest: reader.manifest)
             let trailer = reader.input.isSeekable ? try reader.loadIndex() : try reader.readAll(into: tap)
             let outcome = reader.input.isSeekable ? try OutcomeTap.read(reader) : try tap.outcome()
-            let app = [ComponentKeys.appName, ComponentKeys.appVersion, ComponentKeys.appDescription].compactMap { reader.manifest.metadata[$0] }
+            let app = [ComponentKeys.appName, ComponentKeys.appVersion, ComponentKeys.appDescription].compactMap {
+                reader.manifest.metadata[$0]
+            }
             let h = reader.header
             // Remote: the header, manifest, footer and trailer only (ranged reads).
             defer { if let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") } }
             if output.json {
-                JSONOutput.emit("list", [
-                    "archive": archiveJSON(archive, header: h, manifest: reader.manifest),
-                    "entries": reader.manifest.entries.indices.map { entryJSON(reader.manifest.entries[$0], trailer.entries[$0]) },
-                    "outcome": outcome.map(outcomeJSON) ?? NSNull(),
-                ])
+                JSONOutput.emit(
+                    "list",
+                    [
+                        "archive": archiveJSON(archive, header: h, manifest: reader.manifest),
+                        "entries": reader.manifest.entries.indices.map {
+                            entryJSON(reader.manifest.entries[$0], trailer.entries[$0])
+                        },
+                        "outcome": outcome.map(outcomeJSON) ?? NSNull(),
+                    ]
+                )
                 return
             }
             // Metadata values are shown as recorded: escaped here (an archive is authenticated, but whoever holds its key
             // could still have put a terminal escape sequence into a recorded value).
             func show(_ line: String) { print(displayMessage(line)) }
             if !app.isEmpty { show("application: " + app.joined(separator: ", ")) }
-            show("\(reader.manifest.entries.count) entries, created \(formatTime(Int64(h.createdUnix))), \(h.cipherSuite.name)")
+            show(
+                "\(reader.manifest.entries.count) entries, created \(formatTime(Int64(h.createdUnix))), \(h.cipherSuite.name)"
+            )
             for (i, e) in reader.manifest.entries.enumerated() {
                 let kind = e.kind == .directory ? "d" : e.kind == .symlink ? "l" : e.kind == .stream ? "s" : "-"
                 let mode = String(e.mode, radix: 8)
@@ -54,61 +63,103 @@ struct List: ParsableCommand {
                 let pad = String(repeating: " ", count: max(0, 14 - size.count))
                 // Names and link targets may hold control characters (a newline, ESC sequences): escaped here;
                 // --json prints them exactly.
-                var line = "\(kind) \(String(repeating: "0", count: max(0, 4 - mode.count)))\(mode) \(pad)\(size)  \(formatTime(e.mtimeSeconds))  \(displayName(e.name))"
+                var line =
+                    "\(kind) \(String(repeating: "0", count: max(0, 4 - mode.count)))\(mode) \(pad)\(size)  \(formatTime(e.mtimeSeconds))  \(displayName(e.name))"
                 if e.kind == .symlink { line += " -> \(displayName(e.linkTarget))" }
                 show(line)
             }
             let components = try PostgresComponent.all(in: reader.manifest, archive: archive)
-            let others = reader.manifest.entries.filter { $0.metadata["component"] != nil && $0.metadata["component"] != "postgres" }
+            let others = reader.manifest.entries.filter {
+                $0.metadata["component"] != nil && $0.metadata["component"] != "postgres"
+            }
             if !components.isEmpty || !others.isEmpty { show("components:") }
             for o in outcome?.incomplete ?? [] where o.status == .failed {
-                show("  \(o.kind) \(o.name): FAILED while it was packed (\(o.bytes) partial bytes stored, never restored): \(o.reason ?? "")")
+                show(
+                    "  \(o.kind) \(o.name): FAILED while it was packed (\(o.bytes) partial bytes stored, never restored): \(o.reason ?? "")"
+                )
             }
             let failedNames = Set((outcome?.incomplete ?? []).filter { $0.status == .failed }.map(\.name))
             for e in others where !failedNames.contains(e.metadata[ComponentKeys.name] ?? "") {
                 let m = e.metadata
-                let kind = m["component"] ?? "?", name = displayName(m["component.name"] ?? e.name)
+                let kind = m["component"] ?? "?"
+                let name = displayName(m["component.name"] ?? e.name)
                 switch kind {
                 case _ where m[ComponentKeys.status] == "skipped":
                     show("  \(kind) \(name): SKIPPED when packing: \(m[ComponentKeys.reason] ?? "")")
                 case "mysql":
-                    if let line = MySQLVerifier.listLine(e, manifest: reader.manifest, counts: { i in reader.input.isSeekable ? try? MySQLVerifier.readEntry(reader, i) : nil }) { show(line) }
+                    if let line = MySQLVerifier.listLine(
+                        e,
+                        manifest: reader.manifest,
+                        counts: { i in reader.input.isSeekable ? try? MySQLVerifier.readEntry(reader, i) : nil }
+                    ) {
+                        show(line)
+                    }
                 case "command":
                     show("  command \(name): ok, the output of \(m[ComponentKeys.source] ?? "?")")
                 case "docs":
-                    show("  docs \(name): \(m["component.status"] ?? "?"), \(m["docs.files"] ?? "?") files, \(formatBytes(UInt64(m["docs.bytes"] ?? "") ?? 0)), \(m["docs.excluded"] ?? "0") left out, from \(m["component.source"] ?? "?")")
+                    show(
+                        "  docs \(name): \(m["component.status"] ?? "?"), \(m["docs.files"] ?? "?") files, \(formatBytes(UInt64(m["docs.bytes"] ?? "") ?? 0)), \(m["docs.excluded"] ?? "0") left out, from \(m["component.source"] ?? "?")"
+                    )
                 case "qdrant":
-                    show("  qdrant \(name): \(m["component.status"] ?? "?"), \(m["qdrant.layout"] ?? "?"), collections \(m["qdrant.collections"].map { $0.split(separator: ",").joined(separator: ", ") } ?? "?"), \(formatBytes(UInt64(m["qdrant.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")")
+                    show(
+                        "  qdrant \(name): \(m["component.status"] ?? "?"), \(m["qdrant.layout"] ?? "?"), collections \(m["qdrant.collections"].map { $0.split(separator: ",").joined(separator: ", ") } ?? "?"), \(formatBytes(UInt64(m["qdrant.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")"
+                    )
                 case "chroma":
-                    show("  chroma \(name): \(m["component.status"] ?? "?"), \(m["chroma.collections"] ?? "?") collection(s), \(m["chroma.embeddings"] ?? "?") embeddings, \(formatBytes(UInt64(m["chroma.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")")
-                    if let json = m["chroma.facts"], let cols = try? JSONDecoder().decode([ChromaComponent.Collection].self, from: Data(json.utf8)) {
-                        for c in cols { show("    \(c.name): \(c.embeddings) embeddings, dimension \(c.dimension.map(String.init) ?? "?")") }
+                    show(
+                        "  chroma \(name): \(m["component.status"] ?? "?"), \(m["chroma.collections"] ?? "?") collection(s), \(m["chroma.embeddings"] ?? "?") embeddings, \(formatBytes(UInt64(m["chroma.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")"
+                    )
+                    if let json = m["chroma.facts"],
+                        let cols = try? JSONDecoder().decode([ChromaComponent.Collection].self, from: Data(json.utf8))
+                    {
+                        for c in cols {
+                            show(
+                                "    \(c.name): \(c.embeddings) embeddings, dimension \(c.dimension.map(String.init) ?? "?")"
+                            )
+                        }
                     }
                 case "sqlite":
-                    show("  sqlite \(name): \(m["component.status"] ?? "?"), \(SQLiteComponent.summary(m)), from \(m["component.source"] ?? "?")")
+                    show(
+                        "  sqlite \(name): \(m["component.status"] ?? "?"), \(SQLiteComponent.summary(m)), from \(m["component.source"] ?? "?")"
+                    )
                     for t in SQLiteComponent.tableLines(m) { show("    " + t) }
                 case "vectors":
-                    show("  vectors \(name): \(m["component.status"] ?? "?"), \(m["vectors.vector-files"] ?? "?") vector file(s), \(m["vectors.vectors"] ?? "?") vectors, \(formatBytes(UInt64(m["vectors.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")")
+                    show(
+                        "  vectors \(name): \(m["component.status"] ?? "?"), \(m["vectors.vector-files"] ?? "?") vector file(s), \(m["vectors.vectors"] ?? "?") vectors, \(formatBytes(UInt64(m["vectors.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")"
+                    )
                     let prefix = e.name + "/"
-                    for f in reader.manifest.entries where f.name.hasPrefix(prefix) && (f.metadata["vectors.format"] != nil || f.metadata["vectors.error"] != nil) {
-                        if let err = f.metadata["vectors.error"] { show("    \(displayName(String(f.name.dropFirst(prefix.count)))): BROKEN: \(err)"); continue }
-                        show("    \(displayName(String(f.name.dropFirst(prefix.count)))): \(f.metadata["vectors.format"]!) \(f.metadata["vectors.dtype"] ?? "?") \(f.metadata["vectors.shape"] ?? "?")")
+                    for f in reader.manifest.entries
+                    where f.name.hasPrefix(prefix)
+                        && (f.metadata["vectors.format"] != nil || f.metadata["vectors.error"] != nil)
+                    {
+                        if let err = f.metadata["vectors.error"] {
+                            show("    \(displayName(String(f.name.dropFirst(prefix.count)))): BROKEN: \(err)")
+                            continue
+                        }
+                        show(
+                            "    \(displayName(String(f.name.dropFirst(prefix.count)))): \(f.metadata["vectors.format"]!) \(f.metadata["vectors.dtype"] ?? "?") \(f.metadata["vectors.shape"] ?? "?")"
+                        )
                     }
                 case "config":
-                    var line = "  config \(name): \(m["component.status"] ?? "?"), \(m["config.configs"] ?? "?") config file(s), contains \(m["config.secret-keys"] ?? "0") secret(s)"
+                    var line =
+                        "  config \(name): \(m["component.status"] ?? "?"), \(m["config.configs"] ?? "?") config file(s), contains \(m["config.secret-keys"] ?? "0") secret(s)"
                     if let r = m["config.redacted"], r != "0" { line += " (\(r) redacted)" }
                     if let b = m["config.invalid"], b != "0" { line += ", \(b) BROKEN" }
                     show(line + ", from \(m["component.source"] ?? "?")")
                     let prefix = e.name + "/"
-                    for f in reader.manifest.entries where f.name.hasPrefix(prefix) && f.metadata["config.format"] != nil {
+                    for f in reader.manifest.entries
+                    where f.name.hasPrefix(prefix) && f.metadata["config.format"] != nil {
                         let rel = String(f.name.dropFirst(prefix.count))
                         var d = "    \(displayName(rel)): \(f.metadata["config.format"]!)"
                         if let err = f.metadata["config.error"] { d += ", BROKEN: \(err)" }
-                        if let s = f.metadata["config.secrets"] { d += ", secrets: \(s.split(separator: ",").joined(separator: ", "))" }
+                        if let s = f.metadata["config.secrets"] {
+                            d += ", secrets: \(s.split(separator: ",").joined(separator: ", "))"
+                        }
                         show(d)
                     }
                 default:
-                    show("  \(kind) \(name): \(m["component.status"] ?? "?") (made by a newer sealbak; restore may not know this kind)")
+                    show(
+                        "  \(kind) \(name): \(m["component.status"] ?? "?") (made by a newer sealbak; restore may not know this kind)"
+                    )
                 }
             }
             for c in components where !failedNames.contains(c.name) {
@@ -116,15 +167,34 @@ struct List: ParsableCommand {
                     show("  postgres \(c.name): SKIPPED when packing: \(c.skippedReason ?? "")")
                     continue
                 }
-                var line = "  postgres \(c.name): ok, PostgreSQL \(f.serverVersion), database \(f.database) from \(c.source), \(f.tables.count) tables, \(f.totalRows) rows, \(f.largeObjects) large objects"
-                if !f.requiredExtensions.isEmpty { line += "; extensions " + f.requiredExtensions.map { "\($0.name) \($0.version)" }.joined(separator: ", ") }
-                if !f.vectorColumns.isEmpty { line += "; vector columns " + f.vectorColumns.map { "\($0.schema).\($0.table).\($0.column) \($0.type)(\($0.dimensions.map(String.init) ?? "any"))" }.joined(separator: ", ") }
+                var line =
+                    "  postgres \(c.name): ok, PostgreSQL \(f.serverVersion), database \(f.database) from \(c.source), \(f.tables.count) tables, \(f.totalRows) rows, \(f.largeObjects) large objects"
+                if !f.requiredExtensions.isEmpty {
+                    line +=
+                        "; extensions "
+                        + f.requiredExtensions.map { "\($0.name) \($0.version)" }.joined(separator: ", ")
+                }
+                if !f.vectorColumns.isEmpty {
+                    line +=
+                        "; vector columns "
+                        + f.vectorColumns.map {
+                            "\($0.schema).\($0.table).\($0.column) \($0.type)(\($0.dimensions.map(String.init) ?? "any"))"
+                        }.joined(separator: ", ")
+                }
                 show(line)
                 // What a restore rebuilds and how long it may take, before the bad day (restore --dry-run gives the
                 // same for a real target, with its memory and limits).
                 let sizing = SessionSizing.offline(f)
-                show("  " + SessionSizing.estimateLines(builds: sizing.builds, dataSeconds: sizing.dataSeconds, total: sizing.estimatedSeconds)
-                    .joined(separator: "\n  ") + "\n    (for a server with default settings and 2 cores, sealbak sizing its sessions within \(formatBytes(UInt64(sizing.budget))); restore --dry-run estimates for the real target)")
+                show(
+                    "  "
+                        + SessionSizing.estimateLines(
+                            builds: sizing.builds,
+                            dataSeconds: sizing.dataSeconds,
+                            total: sizing.estimatedSeconds
+                        )
+                        .joined(separator: "\n  ")
+                        + "\n    (for a server with default settings and 2 cores, sealbak sizing its sessions within \(formatBytes(UInt64(sizing.budget))); restore --dry-run estimates for the real target)"
+                )
             }
         }
     }
@@ -154,13 +224,19 @@ struct Inspect: ParsableCommand {
             let input = try s3.connection().locations.input(archive)
             let h = try ArchiveReader.readHeader(input)
             if output.json {
-                JSONOutput.emit("inspect", [
-                    "archive": archiveJSON(archive, header: h, manifest: nil), "authenticated": false,
-                    "header_bytes": h.byteCount, "slots": h.slots.map(slotJSON),
-                ])
+                JSONOutput.emit(
+                    "inspect",
+                    [
+                        "archive": archiveJSON(archive, header: h, manifest: nil), "authenticated": false,
+                        "header_bytes": h.byteCount, "slots": h.slots.map(slotJSON),
+                    ]
+                )
                 return
             }
-            print("sealbak archive, format version \(h.version)" + (h.features.isEmpty ? "" : " (features: \(h.features))"))
+            print(
+                "sealbak archive, format version \(h.version)"
+                    + (h.features.isEmpty ? "" : " (features: \(h.features))")
+            )
             print("archive id:  \(hex(h.archiveID))")
             print("created:     \(formatTime(Int64(h.createdUnix)))")
             print("cipher:      \(h.cipherSuite.name)")
@@ -175,7 +251,8 @@ struct Inspect: ParsableCommand {
 /// An archive as JSON (docs/json.md "archive").
 func archiveJSON(_ path: String, header h: ArchiveHeader, manifest: Manifest?) -> [String: Any] {
     var d: [String: Any] = [
-        "path": path, "id": hex(h.archiveID), "created": JSONOutput.time(Int64(h.createdUnix)), "cipher": h.cipherSuite.name,
+        "path": path, "id": hex(h.archiveID), "created": JSONOutput.time(Int64(h.createdUnix)),
+        "cipher": h.cipherSuite.name,
         "frame_size": Int(h.frameSize), "format_version": Int(h.version), "features": h.features.names,
     ]
     if let manifest {
@@ -193,7 +270,8 @@ func archiveJSON(_ path: String, header h: ArchiveHeader, manifest: Manifest?) -
 func entryJSON(_ e: ManifestEntry, _ t: TrailerEntry) -> [String: Any] {
     var d: [String: Any] = [
         "name": e.name, "kind": e.kind.name, "size": t.size, "mode": Int(e.mode),
-        "mode_octal": "0" + String(e.mode, radix: 8), "mtime": JSONOutput.time(e.mtimeSeconds, nanoseconds: e.mtimeNanoseconds),
+        "mode_octal": "0" + String(e.mode, radix: 8),
+        "mtime": JSONOutput.time(e.mtimeSeconds, nanoseconds: e.mtimeNanoseconds),
         "sha256": hex(t.sha256),
     ]
     if e.kind == .symlink { d["link"] = e.linkTarget }

@@ -24,7 +24,10 @@ struct RekeyCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The archive.", valueName: "ARCHIVE"))
     var archive: String
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("Write the rotated archive to OUT instead of replacing ARCHIVE.", valueName: "OUT"))
+    @Option(
+        name: .shortAndLong,
+        help: ArgumentHelp("Write the rotated archive to OUT instead of replacing ARCHIVE.", valueName: "OUT")
+    )
     var output: String?
 
     @Flag(name: .long, help: "Keep the current password for the new archive (when a different key leaked).")
@@ -53,13 +56,18 @@ struct RekeyCommand: ParsableCommand {
             let limits = reading.readOptions.limits
             let current = try password.withSecret(what: "current password", limits: limits) { secret in
                 // On a terminal, check the password against the header now, so a typo can be typed again.
-                if password.prompts && !ArchiveLocations.isRemote(archive) { _ = try KeyEditing.unlock(path: archive, in: locations, secret: secret, limits: limits) }
+                if password.prompts && !ArchiveLocations.isRemote(archive) {
+                    _ = try KeyEditing.unlock(path: archive, in: locations, secret: secret, limits: limits)
+                }
                 return secret
             }
             let new: Passphrase?
             if keepPassword {
                 guard case .password(let p) = current, case .notACode = RecoveryCode.parse(p) else {
-                    throw SealbakError(.usage, "--keep-password needs the archive opened with a password (not a recovery code or identity); give a new password instead")
+                    throw SealbakError(
+                        .usage,
+                        "--keep-password needs the archive opened with a password (not a recovery code or identity); give a new password instead"
+                    )
                 }
                 new = p
             } else if case .identity = current, !newPassword.given {
@@ -68,23 +76,47 @@ struct RekeyCommand: ParsableCommand {
                 new = try newPassword.read()
             }
             do {
-                let summary = try Rekey.run(path: archive, in: locations, current: current, newPassword: new, kdf: kdf.explicit, output: out, options: reading.readOptions)
+                let summary = try Rekey.run(
+                    path: archive,
+                    in: locations,
+                    current: current,
+                    newPassword: new,
+                    kdf: kdf.explicit,
+                    output: out,
+                    options: reading.readOptions
+                )
                 // Verify everything with the new key before anything is replaced.
-                let check = try ArchiveReader(input: try out.readBack(), secret: new.map { .password($0) } ?? current, options: reading.readOptions)
+                let check = try ArchiveReader(
+                    input: try out.readBack(),
+                    secret: new.map { .password($0) } ?? current,
+                    options: reading.readOptions
+                )
                 try check.readAll(into: DiscardSink())
                 // The archive must still be the one that was read: a key change that finished meanwhile wins.
                 if output == nil { try lock?.checkUnchanged(header: summary.oldHeader) }
                 try out.commit()
                 if report.json {
-                    JSONOutput.emit("rekey", ["archive": archive, "output": target, "id": hex(summary.newArchiveID), "frames": summary.frames,
-                                              "dropped_slots": summary.droppedSlots.map(slotJSON)])
+                    JSONOutput.emit(
+                        "rekey",
+                        [
+                            "archive": archive, "output": target, "id": hex(summary.newArchiveID),
+                            "frames": summary.frames,
+                            "dropped_slots": summary.droppedSlots.map(slotJSON),
+                        ]
+                    )
                 }
-                printError("sealbak: rekeyed \(archive) -> \(target): new archive id \(hex(summary.newArchiveID)), \(summary.frames) frames re-encrypted and verified")
+                printError(
+                    "sealbak: rekeyed \(archive) -> \(target): new archive id \(hex(summary.newArchiveID)), \(summary.frames) frames re-encrypted and verified"
+                )
                 for s in summary.droppedSlots {
-                    printError("sealbak: dropped key slot \(s.id) (\(slotTypeName(s)), label \"\(s.label)\"): it no longer opens the new archive")
+                    printError(
+                        "sealbak: dropped key slot \(s.id) (\(slotTypeName(s)), label \"\(s.label)\"): it no longer opens the new archive"
+                    )
                 }
                 if output != nil {
-                    printError("sealbak: \(archive) itself is unchanged and still opens with the old keys; delete it if they leaked")
+                    printError(
+                        "sealbak: \(archive) itself is unchanged and still opens with the old keys; delete it if they leaked"
+                    )
                 }
             } catch {
                 out.abandon()

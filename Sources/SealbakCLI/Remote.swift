@@ -9,62 +9,132 @@ import SealbakSync
 /// back to the standard AWS variables; credentials come only from the environment or a credentials file.
 /// The options of writing to object storage (pack, key changes, rekey, run): shown only on those commands.
 struct S3UploadOptions: ParsableArguments {
-    @Option(name: .customLong("s3-part-size"), help: ArgumentHelp("Upload part size, at least 5M (default 16M; parts double every 1,000).", valueName: "SIZE", visibility: .hidden))
+    @Option(
+        name: .customLong("s3-part-size"),
+        help: ArgumentHelp(
+            "Upload part size, at least 5M (default 16M; parts double every 1,000).",
+            valueName: "SIZE",
+            visibility: .hidden
+        )
+    )
     var partSize: String?
 
-    @Option(name: .customLong("s3-parallel"), help: ArgumentHelp("Parts uploaded at once (default 4); memory is about (N + 1) x part size.", valueName: "N", visibility: .hidden))
+    @Option(
+        name: .customLong("s3-parallel"),
+        help: ArgumentHelp(
+            "Parts uploaded at once (default 4); memory is about (N + 1) x part size.",
+            valueName: "N",
+            visibility: .hidden
+        )
+    )
     var parallel: Int?
 
-    @Flag(name: .customLong("s3-no-server-copy"), help: ArgumentHelp("Key changes and rekey stream unchanged bytes through sealbak instead of letting the store copy them (UploadPartCopy).", visibility: .hidden))
+    @Flag(
+        name: .customLong("s3-no-server-copy"),
+        help: ArgumentHelp(
+            "Key changes and rekey stream unchanged bytes through sealbak instead of letting the store copy them (UploadPartCopy).",
+            visibility: .hidden
+        )
+    )
     var noServerCopy = false
 
-    @Flag(name: .customLong("s3-uniform-parts"), help: ArgumentHelp("Every upload part but the last of the part size (for stores that require it; automatic for Cloudflare R2).", visibility: .hidden))
+    @Flag(
+        name: .customLong("s3-uniform-parts"),
+        help: ArgumentHelp(
+            "Every upload part but the last of the part size (for stores that require it; automatic for Cloudflare R2).",
+            visibility: .hidden
+        )
+    )
     var uniformParts = false
 
-    @Option(name: .customLong("s3-object-lock"), help: ArgumentHelp("Lock archives with S3 Object Lock for MODE:AGE (compliance:30d); the bucket needs Object Lock.", valueName: "MODE:AGE"))
+    @Option(
+        name: .customLong("s3-object-lock"),
+        help: ArgumentHelp(
+            "Lock archives with S3 Object Lock for MODE:AGE (compliance:30d); the bucket needs Object Lock.",
+            valueName: "MODE:AGE"
+        )
+    )
     var objectLock: String?
 
     /// `compliance:30d` or `governance:7d`.
     static func parseObjectLock(_ text: String) -> S3Settings.ObjectLock? {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         guard parts.count == 2, let mode = S3Settings.ObjectLock.Mode(rawValue: parts[0].uppercased()),
-              let period = IncompleteUploads.parseAge(parts[1]), period >= 86400 else { return nil }
+            let period = IncompleteUploads.parseAge(parts[1]), period >= 86400
+        else { return nil }
         return S3Settings.ObjectLock(mode: mode, period: period)
     }
 
     func validate() throws {
         if let objectLock, S3UploadOptions.parseObjectLock(objectLock) == nil {
-            throw ValidationError("--s3-object-lock takes MODE:AGE with MODE governance or compliance and AGE at least 1d (e.g. compliance:30d), not \(objectLock)")
+            throw ValidationError(
+                "--s3-object-lock takes MODE:AGE with MODE governance or compliance and AGE at least 1d (e.g. compliance:30d), not \(objectLock)"
+            )
         }
         if let partSize {
-            guard let n = parseSize(partSize), n >= 5 << 20, n <= 5 << 30 else { throw ValidationError("--s3-part-size must be 5M ... 5120M") }
+            guard let n = parseSize(partSize), n >= 5 << 20, n <= 5 << 30 else {
+                throw ValidationError("--s3-part-size must be 5M ... 5120M")
+            }
         }
         if let parallel, !(1...64).contains(parallel) { throw ValidationError("--s3-parallel must be 1 ... 64") }
     }
 }
 
 struct S3Options: ParsableArguments {
-    @Option(name: .customLong("s3-endpoint"), help: ArgumentHelp("S3-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS S3 in the region).", valueName: "URL"))
+    @Option(
+        name: .customLong("s3-endpoint"),
+        help: ArgumentHelp(
+            "S3-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS S3 in the region).",
+            valueName: "URL"
+        )
+    )
     var endpoint: String?
 
-    @Option(name: .customLong("s3-region"), help: ArgumentHelp("Region for signing (default: AWS_REGION, else us-east-1).", valueName: "REGION"))
+    @Option(
+        name: .customLong("s3-region"),
+        help: ArgumentHelp("Region for signing (default: AWS_REGION, else us-east-1).", valueName: "REGION")
+    )
     var region: String?
 
-    @Option(name: .customLong("s3-addressing"), help: ArgumentHelp("path (ENDPOINT/BUCKET/KEY) or virtual (BUCKET.HOST/KEY); default: path for a custom endpoint, virtual for AWS.", valueName: "STYLE", visibility: .hidden))
+    @Option(
+        name: .customLong("s3-addressing"),
+        help: ArgumentHelp(
+            "path (ENDPOINT/BUCKET/KEY) or virtual (BUCKET.HOST/KEY); default: path for a custom endpoint, virtual for AWS.",
+            valueName: "STYLE",
+            visibility: .hidden
+        )
+    )
     var addressing: String?
 
-    @Option(name: .customLong("s3-credentials-file"), help: ArgumentHelp("Read the AWS_* credentials from FILE (KEY=VALUE lines).", valueName: "FILE"))
+    @Option(
+        name: .customLong("s3-credentials-file"),
+        help: ArgumentHelp("Read the AWS_* credentials from FILE (KEY=VALUE lines).", valueName: "FILE")
+    )
     var credentialsFile: String?
 
-    @Option(name: .customLong("s3-max-attempts"), help: ArgumentHelp("Attempts per request before giving up (default 8).", valueName: "N", visibility: .hidden))
+    @Option(
+        name: .customLong("s3-max-attempts"),
+        help: ArgumentHelp("Attempts per request before giving up (default 8).", valueName: "N", visibility: .hidden)
+    )
     var maxAttempts: Int?
 
-    @Option(name: .customLong("s3-max-retry-time"), help: ArgumentHelp("Stop retrying a request after this many seconds (default 120).", valueName: "SECONDS", visibility: .hidden))
+    @Option(
+        name: .customLong("s3-max-retry-time"),
+        help: ArgumentHelp(
+            "Stop retrying a request after this many seconds (default 120).",
+            valueName: "SECONDS",
+            visibility: .hidden
+        )
+    )
     var maxRetryTime: Double?
 
     func validate() throws {
-        if let addressing, addressing != "path" && addressing != "virtual" { throw ValidationError("--s3-addressing must be path or virtual") }
-        if let maxAttempts, !(1...100).contains(maxAttempts) { throw ValidationError("--s3-max-attempts must be 1 ... 100") }
+        if let addressing, addressing != "path" && addressing != "virtual" {
+            throw ValidationError("--s3-addressing must be path or virtual")
+        }
+        if let maxAttempts, !(1...100).contains(maxAttempts) {
+            throw ValidationError("--s3-max-attempts must be 1 ... 100")
+        }
     }
 
     /// Settings from the flags (`upload`: those of a command that writes), the plan file's `s3:` section and the
@@ -80,8 +150,12 @@ struct S3Options: ParsableArguments {
                 guard !t.hasPrefix("#"), let eq = t.firstIndex(of: "=") else { continue }
                 var key = String(t[..<eq]).trimmingCharacters(in: .whitespaces)
                 if key.hasPrefix("export ") { key = String(key.dropFirst(7)).trimmingCharacters(in: .whitespaces) }
-                let value = String(t[t.index(after: eq)...]).trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
-                if ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"].contains(key) { env[key] = value }
+                let value = String(t[t.index(after: eq)...]).trimmingCharacters(in: .whitespaces).trimmingCharacters(
+                    in: CharacterSet(charactersIn: "\"'")
+                )
+                if ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"].contains(key) {
+                    env[key] = value
+                }
             }
         }
         var s = S3Settings.fromEnvironment(env)
@@ -89,13 +163,18 @@ struct S3Options: ParsableArguments {
         if let r = region ?? plan["region"] { s.region = r }
         if let a = addressing ?? plan["addressing"] { s.pathStyle = a == "path" }
         if let text = upload?.partSize ?? plan["part-size"] {
-            guard let p = parseSize(text), p >= 5 << 20, p <= 5 << 30 else { throw SealbakError(.usage, "the S3 part size must be 5M ... 5120M, not \(text)") }
+            guard let p = parseSize(text), p >= 5 << 20, p <= 5 << 30 else {
+                throw SealbakError(.usage, "the S3 part size must be 5M ... 5120M, not \(text)")
+            }
             s.partSize = p
         }
         if let p = upload?.parallel ?? plan["parallel"].flatMap({ Int($0) }) { s.parallelParts = p }
         if let text = upload?.objectLock ?? plan["object-lock"] {
             guard let lock = S3UploadOptions.parseObjectLock(text) else {
-                throw SealbakError(.usage, "the S3 object lock must be MODE:AGE with MODE governance or compliance and AGE at least 1d (e.g. compliance:30d), not \(text)")
+                throw SealbakError(
+                    .usage,
+                    "the S3 object lock must be MODE:AGE with MODE governance or compliance and AGE at least 1d (e.g. compliance:30d), not \(text)"
+                )
             }
             s.objectLock = lock
         }
@@ -103,7 +182,9 @@ struct S3Options: ParsableArguments {
         if upload?.uniformParts == true || plan["uniform-parts"] == "true" { s.uniformParts = true }
         if let m = maxAttempts { s.maxAttempts = m }
         if let m = maxRetryTime { s.maxRetrySeconds = m }
-        if let m = ProcessInfo.processInfo.environment["SEALBAK_S3_BACKOFF_BASE"].flatMap(Double.init) { s.backoffBase = m }
+        if let m = ProcessInfo.processInfo.environment["SEALBAK_S3_BACKOFF_BASE"].flatMap(Double.init) {
+            s.backoffBase = m
+        }
         return s
     }
 
@@ -117,7 +198,10 @@ struct S3Options: ParsableArguments {
     /// `s3://` URL the plan's `s3:` section applies too (flags still win), `quiet` silences the upload reports, and
     /// the storage connects now, so that bad settings fail before any work is done.
     func connection(
-        for destination: String?, upload: S3UploadOptions? = nil, plan: [String: String], quiet: Bool
+        for destination: String?,
+        upload: S3UploadOptions? = nil,
+        plan: [String: String],
+        quiet: Bool
     ) throws(SealbakError) -> S3Connection {
         guard let destination, ArchiveLocations.isRemote(destination) else { return connection(upload: upload) }
         let connection = S3Connection(options: self, upload: upload, plan: plan, quiet: quiet)
@@ -182,14 +266,16 @@ extension S3Options {
     static func fetchReport(_ input: InputFile) -> String? {
         guard let r = input.remote else { return nil }
         let pct = r.size > 0 ? Double(r.bytesFetched) * 100 / Double(r.size) : 0
-        return "fetched \(formatBytes(r.bytesFetched)) of the archive's \(formatBytes(r.size)) (\(String(format: pct < 1 ? "%.3f" : "%.1f", pct))%) from \(r.name)"
+        return
+            "fetched \(formatBytes(r.bytesFetched)) of the archive's \(formatBytes(r.size)) (\(String(format: pct < 1 ? "%.3f" : "%.1f", pct))%) from \(r.name)"
     }
 }
 
 struct Ls: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ls",
-        abstract: "List the archives in a folder or under s3://BUCKET/PREFIX with their creation time and size (from the cleartext headers; no password).",
+        abstract:
+            "List the archives in a folder or under s3://BUCKET/PREFIX with their creation time and size (from the cleartext headers; no password).",
         discussion: """
             Also shows files that are not sealbak archives (never touched) and, under s3://, multipart uploads left by
             killed packs (sealbak prune --incomplete-uploads AGE aborts them).
@@ -200,7 +286,9 @@ struct Ls: ParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("A folder or s3://BUCKET/PREFIX (a prefix ending in / is a folder).", valueName: "WHERE"))
+    @Argument(
+        help: ArgumentHelp("A folder or s3://BUCKET/PREFIX (a prefix ending in / is a folder).", valueName: "WHERE")
+    )
     var location: String
 
     @OptionGroup(title: "Output") var output: OutputOptions
@@ -215,28 +303,45 @@ struct Ls: ParsableCommand {
                 let archives: [[String: Any]] = items.filter { $0.header != nil }.map { i in
                     let h = i.header!
                     var row: [String: Any] = [
-                        "name": i.name, "location": i.location, "size": i.size, "created": JSONOutput.time(Int64(h.createdUnix)),
+                        "name": i.name, "location": i.location, "size": i.size,
+                        "created": JSONOutput.time(Int64(h.createdUnix)),
                         "id": hex(h.archiveID), "cipher": h.cipherSuite.name, "key_slots": h.slots.count,
                     ]
                     if let t = RetentionPolicy.timestamp(inName: i.name) { row["name_time"] = JSONOutput.time(t) }
                     return row
                 }
-                let others: [[String: Any]] = items.filter { $0.header == nil }.map { ["name": $0.name, "location": $0.location, "size": $0.size, "problem": $0.problem ?? "unreadable"] }
-                let uploads: [[String: Any]] = ((try storage.client(for: location)).flatMap { try? IncompleteUploads.list(location, client: $0).get() } ?? []).map { u in
-                    let bucket = (try? S3Location(url: location, allowEmptyKey: true))?.bucket ?? ""
-                    var row: [String: Any] = ["name": String(u.key.split(separator: "/").last ?? ""), "location": "s3://\(bucket)/\(u.key)", "upload_id": u.uploadID]
-                    if let t = u.initiated { row["started"] = JSONOutput.time(t) }
-                    if let size = u.size { row["size"] = size; row["parts"] = u.parts ?? 0 }
-                    return row
+                let others: [[String: Any]] = items.filter { $0.header == nil }.map {
+                    ["name": $0.name, "location": $0.location, "size": $0.size, "problem": $0.problem ?? "unreadable"]
                 }
-                JSONOutput.emit("ls", ["location": location, "archives": archives, "not_archives": others, "incomplete_uploads": uploads])
+                let uploads: [[String: Any]] =
+                    ((try storage.client(for: location)).flatMap {
+                        try? IncompleteUploads.list(location, client: $0).get()
+                    } ?? []).map { u in
+                        let bucket = (try? S3Location(url: location, allowEmptyKey: true))?.bucket ?? ""
+                        var row: [String: Any] = [
+                            "name": String(u.key.split(separator: "/").last ?? ""),
+                            "location": "s3://\(bucket)/\(u.key)", "upload_id": u.uploadID,
+                        ]
+                        if let t = u.initiated { row["started"] = JSONOutput.time(t) }
+                        if let size = u.size {
+                            row["size"] = size
+                            row["parts"] = u.parts ?? 0
+                        }
+                        return row
+                    }
+                JSONOutput.emit(
+                    "ls",
+                    ["location": location, "archives": archives, "not_archives": others, "incomplete_uploads": uploads]
+                )
                 return
             }
             let archives = items.filter { $0.header != nil }
             print("\(archives.count) archive(s) in \(location), \(formatBytes(archives.reduce(0) { $0 + $1.size })):")
             for i in archives {
                 let h = i.header!
-                print("  \(formatTime(Int64(h.createdUnix)))  \(formatBytes(i.size).padding(toLength: 10, withPad: " ", startingAt: 0))  \(h.slots.count) key slot(s)  \(i.name)")
+                print(
+                    "  \(formatTime(Int64(h.createdUnix)))  \(formatBytes(i.size).padding(toLength: 10, withPad: " ", startingAt: 0))  \(h.slots.count) key slot(s)  \(i.name)"
+                )
             }
             for i in items where i.header == nil {
                 print("  not a sealbak archive, left alone: \(i.name) (\(i.problem ?? "unreadable"))")
@@ -245,7 +350,9 @@ struct Ls: ParsableCommand {
                 switch IncompleteUploads.list(location, client: client) {
                 case .success(let uploads):
                     for u in uploads {
-                        print("  incomplete upload (billed until aborted): \(IncompleteUploads.describe(u)); sealbak prune --incomplete-uploads AGE aborts it")
+                        print(
+                            "  incomplete upload (billed until aborted): \(IncompleteUploads.describe(u)); sealbak prune --incomplete-uploads AGE aborts it"
+                        )
                     }
                 case .failure(let e):
                     print("  (incomplete uploads not shown: \(e.message))")
@@ -276,12 +383,20 @@ struct Prune: ParsableCommand {
     @Argument(help: ArgumentHelp("A folder or s3://BUCKET/PREFIX.", valueName: "WHERE"))
     var location: String
 
-    @Option(name: .long, help: ArgumentHelp("Keep every archive younger than this, counted back from the newest archive (restic's --keep-within): 7d, 36h, 2w, 6mo, 1y6mo, 90min.", valueName: "DURATION"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Keep every archive younger than this, counted back from the newest archive (restic's --keep-within): 7d, 36h, 2w, 6mo, 1y6mo, 90min.",
+            valueName: "DURATION"
+        )
+    )
     var keepWithin: String?
     @Option(name: .long, help: "Keep the N newest archives.") var keepLast = 0
     @Option(name: .long, help: "Keep the newest archive of each of the last N days that have one.") var keepDaily = 0
-    @Option(name: .long, help: "Keep the newest archive of each of the last N ISO weeks that have one.") var keepWeekly = 0
-    @Option(name: .long, help: "Keep the newest archive of each of the last N months that have one.") var keepMonthly = 0
+    @Option(name: .long, help: "Keep the newest archive of each of the last N ISO weeks that have one.")
+    var keepWeekly = 0
+    @Option(name: .long, help: "Keep the newest archive of each of the last N months that have one.") var keepMonthly =
+        0
     @Option(name: .long, help: "Keep the newest archive of each of the last N years that have one.") var keepYearly = 0
 
     @Flag(name: .long, help: "Show what would be deleted; delete nothing.")
@@ -292,7 +407,13 @@ struct Prune: ParsableCommand {
 
     @OptionGroup(title: "Output") var output: OutputOptions
 
-    @Option(name: .customLong("incomplete-uploads"), help: ArgumentHelp("Abort the multipart uploads under s3://BUCKET/PREFIX begun more than AGE ago and never completed (a killed pack), e.g. 90min, 24h, 7d; alone, only that is done.", valueName: "AGE"))
+    @Option(
+        name: .customLong("incomplete-uploads"),
+        help: ArgumentHelp(
+            "Abort the multipart uploads under s3://BUCKET/PREFIX begun more than AGE ago and never completed (a killed pack), e.g. 90min, 24h, 7d; alone, only that is done.",
+            valueName: "AGE"
+        )
+    )
     var incompleteUploads: String?
 
     @OptionGroup(title: "Object storage") var s3: S3Options
@@ -300,13 +421,25 @@ struct Prune: ParsableCommand {
     private var keeps: Bool { keepLast + keepDaily + keepWeekly + keepMonthly + keepYearly > 0 || keepWithin != nil }
 
     func validate() throws {
-        if [keepLast, keepDaily, keepWeekly, keepMonthly, keepYearly].contains(where: { $0 < 0 }) { throw ValidationError("--keep-* counts cannot be negative") }
-        if let keepWithin, RetentionDuration(keepWithin) == nil { throw ValidationError("--keep-within must be \(RetentionDuration.help)") }
+        if [keepLast, keepDaily, keepWeekly, keepMonthly, keepYearly].contains(where: { $0 < 0 }) {
+            throw ValidationError("--keep-* counts cannot be negative")
+        }
+        if let keepWithin, RetentionDuration(keepWithin) == nil {
+            throw ValidationError("--keep-within must be \(RetentionDuration.help)")
+        }
         if let incompleteUploads {
-            guard IncompleteUploads.parseAge(incompleteUploads) != nil else { throw ValidationError("--incomplete-uploads takes an age such as 90min, 24h or 7d, not \(incompleteUploads)") }
-            guard ArchiveLocations.isRemote(location) else { throw ValidationError("--incomplete-uploads is for s3://BUCKET/PREFIX (a folder has no uploads)") }
+            guard IncompleteUploads.parseAge(incompleteUploads) != nil else {
+                throw ValidationError(
+                    "--incomplete-uploads takes an age such as 90min, 24h or 7d, not \(incompleteUploads)"
+                )
+            }
+            guard ArchiveLocations.isRemote(location) else {
+                throw ValidationError("--incomplete-uploads is for s3://BUCKET/PREFIX (a folder has no uploads)")
+            }
         } else if !keeps {
-            throw ValidationError("give at least one of --keep-within, --keep-last, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly (prune never deletes everything), or --incomplete-uploads AGE")
+            throw ValidationError(
+                "give at least one of --keep-within, --keep-last, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly (prune never deletes everything), or --incomplete-uploads AGE"
+            )
         }
     }
 
@@ -316,11 +449,16 @@ struct Prune: ParsableCommand {
             let talk = (verbose || dryRun) && !output.json
             let storage = s3.connection()
             func say(_ line: String) { if !output.json { print(line) } }
-            var uploadDocs: [[String: Any]] = [], archiveDocs: [[String: Any]] = []
-            var aborted = 0, deleted = 0, freed: UInt64 = 0
+            var uploadDocs: [[String: Any]] = []
+            var archiveDocs: [[String: Any]] = []
+            var aborted = 0
+            var deleted = 0
+            var freed: UInt64 = 0
             func emit(_ archives: Int?) {
                 guard output.json else { return }
-                var doc: [String: Any] = ["location": location, "dry_run": dryRun, "incomplete_uploads": uploadDocs, "aborted": aborted]
+                var doc: [String: Any] = [
+                    "location": location, "dry_run": dryRun, "incomplete_uploads": uploadDocs, "aborted": aborted,
+                ]
                 if let archives {
                     doc["archives"] = archiveDocs
                     doc["deleted"] = deleted
@@ -334,36 +472,66 @@ struct Prune: ParsableCommand {
                 let uploads = try IncompleteUploads.list(location, client: client).get()
                 for u in uploads {
                     let old = u.initiated.map { Date().timeIntervalSince($0) >= age } ?? false
-                    var d: [String: Any] = ["name": String(u.key.split(separator: "/").last ?? ""), "upload_id": u.uploadID, "action": old ? "abort" : "keep"]
+                    var d: [String: Any] = [
+                        "name": String(u.key.split(separator: "/").last ?? ""), "upload_id": u.uploadID,
+                        "action": old ? "abort" : "keep",
+                    ]
                     if let t = u.initiated { d["started"] = JSONOutput.time(t) }
                     uploadDocs.append(d)
                     if !old {
-                        if talk { say("keep    incomplete upload \(IncompleteUploads.describe(u)): younger than \(incompleteUploads!)") }
+                        if talk {
+                            say(
+                                "keep    incomplete upload \(IncompleteUploads.describe(u)): younger than \(incompleteUploads!)"
+                            )
+                        }
                         continue
                     }
                     say("\(dryRun ? "would abort" : "abort")  incomplete upload \(IncompleteUploads.describe(u))")
-                    if !dryRun { try client.abortMultipartUpload(try S3Location(url: "s3://\(try S3Location(url: location, allowEmptyKey: true).bucket)/\(u.key)"), uploadID: u.uploadID) }
+                    if !dryRun {
+                        try client.abortMultipartUpload(
+                            try S3Location(
+                                url: "s3://\(try S3Location(url: location, allowEmptyKey: true).bucket)/\(u.key)"
+                            ),
+                            uploadID: u.uploadID
+                        )
+                    }
                     aborted += 1
                 }
-                if talk || aborted > 0 { say("\(dryRun ? "would abort" : "aborted") \(aborted) of \(uploads.count) incomplete upload(s)") }
+                if talk || aborted > 0 {
+                    say("\(dryRun ? "would abort" : "aborted") \(aborted) of \(uploads.count) incomplete upload(s)")
+                }
                 if !keeps { return emit(nil) }
             }
             let client = try storage.client(for: location)
             let items = try Catalog.list(location, client: client)
             let archives = items.filter { $0.header != nil }
-            var policy = RetentionPolicy(last: keepLast, daily: keepDaily, weekly: keepWeekly, monthly: keepMonthly, yearly: keepYearly)
+            var policy = RetentionPolicy(
+                last: keepLast,
+                daily: keepDaily,
+                weekly: keepWeekly,
+                monthly: keepMonthly,
+                yearly: keepYearly
+            )
             policy.within = keepWithin.flatMap(RetentionDuration.init)
             let byName = Dictionary(archives.map { ($0.location, $0) }, uniquingKeysWith: { a, _ in a })
-            let decisions = policy.apply(archives.map { RetentionPolicy.Candidate(name: $0.location, time: $0.time!.unix) })
+            let decisions = policy.apply(
+                archives.map { RetentionPolicy.Candidate(name: $0.location, time: $0.time!.unix) }
+            )
             for d in decisions {
                 let item = byName[d.candidate.name]!
                 let when = "\(formatTime(d.candidate.time)) (from the \(item.time!.source))"
-                var doc: [String: Any] = ["name": item.name, "location": item.location, "time": JSONOutput.time(d.candidate.time),
-                                          "time_from": item.time!.source, "size": item.size, "reasons": d.reasons]
+                var doc: [String: Any] = [
+                    "name": item.name, "location": item.location, "time": JSONOutput.time(d.candidate.time),
+                    "time_from": item.time!.source, "size": item.size, "reasons": d.reasons,
+                ]
                 defer { archiveDocs.append(doc) }
                 if d.keep {
                     doc["action"] = "keep"
-                    if talk { say("keep    \(item.name)  \(when)  \(formatBytes(item.size)): \(d.reasons.joined(separator: ", "))") }
+                    if talk {
+                        say(
+                            "keep    \(item.name)  \(when)  \(formatBytes(item.size)): \(d.reasons.joined(separator: ", "))"
+                        )
+                    }
                     continue
                 }
                 // An archive under S3 Object Lock cannot be deleted before its date: keep it and say until when.
@@ -371,8 +539,13 @@ struct Prune: ParsableCommand {
                 if let state, state.isLocked() {
                     doc["action"] = "locked"
                     if let until = state.lockedUntil { doc["locked_until"] = JSONOutput.time(until) }
-                    let until = state.lockedUntil.map { "\(state.lockMode ?? "") object lock until \(formatTime(Int64($0.timeIntervalSince1970)))" } ?? ""
-                    say("locked  \(item.name)  \(when)  \(formatBytes(item.size)): \([until, state.legalHold ? "legal hold" : ""].filter { !$0.isEmpty }.joined(separator: ", ")); kept")
+                    let until =
+                        state.lockedUntil.map {
+                            "\(state.lockMode ?? "") object lock until \(formatTime(Int64($0.timeIntervalSince1970)))"
+                        } ?? ""
+                    say(
+                        "locked  \(item.name)  \(when)  \(formatBytes(item.size)): \([until, state.legalHold ? "legal hold" : ""].filter { !$0.isEmpty }.joined(separator: ", ")); kept"
+                    )
                     continue
                 }
                 doc["action"] = "delete"
@@ -381,9 +554,15 @@ struct Prune: ParsableCommand {
                 deleted += 1
                 freed += item.size
             }
-            if talk { for i in items where i.header == nil { say("skip    \(i.name): not a sealbak archive (\(i.problem ?? "unreadable")), left alone") } }
+            if talk {
+                for i in items where i.header == nil {
+                    say("skip    \(i.name): not a sealbak archive (\(i.problem ?? "unreadable")), left alone")
+                }
+            }
             if talk || deleted > 0 {
-                say("\(dryRun ? "would delete" : "deleted") \(deleted) of \(archives.count) archive(s), \(formatBytes(freed)); kept \(archives.count - deleted)")
+                say(
+                    "\(dryRun ? "would delete" : "deleted") \(deleted) of \(archives.count) archive(s), \(formatBytes(freed)); kept \(archives.count - deleted)"
+                )
             }
             emit(archives.count)
         }
@@ -397,8 +576,10 @@ enum IncompleteUploads {
     static func list(_ location: String, client: S3Client) -> Result<[S3Client.IncompleteUpload], SealbakError> {
         Result { () throws(SealbakError) in
             let loc = try S3Location(url: location, allowEmptyKey: true)
-            return try client.incompleteUploads(bucket: loc.bucket, prefix: loc.key).filter { !$0.key.dropFirst(loc.key.count).contains("/") }
-                .sorted { ($0.initiated ?? .distantPast) < ($1.initiated ?? .distantPast) }
+            return try client.incompleteUploads(bucket: loc.bucket, prefix: loc.key).filter {
+                !$0.key.dropFirst(loc.key.count).contains("/")
+            }
+            .sorted { ($0.initiated ?? .distantPast) < ($1.initiated ?? .distantPast) }
         }
     }
 

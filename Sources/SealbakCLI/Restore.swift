@@ -27,28 +27,78 @@ struct Restore: ParsableCommand {
     @Argument(help: ArgumentHelp("The archive (- for standard input).", valueName: "ARCHIVE"))
     var archive: String
 
-    @Option(name: .long, help: ArgumentHelp("Take the targets from this backup plan (restore: or the component's own url:/path:); flags given here win.", valueName: "FILE"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Take the targets from this backup plan (restore: or the component's own url:/path:); flags given here win.",
+            valueName: "FILE"
+        )
+    )
     var plan: String?
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Where a PostgreSQL component goes: URL (when one component is restored) or NAME=URL; repeatable. The URL names the target database.", valueName: "URL"))
+    @Option(
+        name: .long,
+        parsing: .singleValue,
+        help: ArgumentHelp(
+            "Where a PostgreSQL component goes: URL (when one component is restored) or NAME=URL; repeatable. The URL names the target database.",
+            valueName: "URL"
+        )
+    )
     var postgresTarget: [String] = []
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Where a MySQL/MariaDB component goes: URL (when one component is restored) or NAME=URL; repeatable. The URL names the target database.", valueName: "URL"))
+    @Option(
+        name: .long,
+        parsing: .singleValue,
+        help: ArgumentHelp(
+            "Where a MySQL/MariaDB component goes: URL (when one component is restored) or NAME=URL; repeatable. The URL names the target database.",
+            valueName: "URL"
+        )
+    )
     var mysqlTarget: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Read the MySQL password from the first line of FILE (for target URLs without one).", valueName: "FILE"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Read the MySQL password from the first line of FILE (for target URLs without one).",
+            valueName: "FILE"
+        )
+    )
     var mysqlPasswordFile: String?
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Look for the mariadb/mysql client in DIR first; repeatable (also SEALBAK_MYSQL_BIN).", valueName: "DIR"))
+    @Option(
+        name: .long,
+        parsing: .singleValue,
+        help: ArgumentHelp(
+            "Look for the mariadb/mysql client in DIR first; repeatable (also SEALBAK_MYSQL_BIN).",
+            valueName: "DIR"
+        )
+    )
     var mysqlBin: [String] = []
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Restore only component NAME; repeatable.", valueName: "NAME"))
+    @Option(
+        name: .long,
+        parsing: .singleValue,
+        help: ArgumentHelp("Restore only component NAME; repeatable.", valueName: "NAME")
+    )
     var only: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Restore folder components into DIR/NAME, and entries outside components (PATH arguments, standard input) into DIR.", valueName: "DIR"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Restore folder components into DIR/NAME, and entries outside components (PATH arguments, standard input) into DIR.",
+            valueName: "DIR"
+        )
+    )
     var to: String?
 
-    @Option(name: [.customLong("target"), .customLong("docs-target")], parsing: .singleValue, help: ArgumentHelp("Where folder component NAME goes (a file, for a component packed from one file); repeatable.", valueName: "NAME=PATH"))
+    @Option(
+        name: [.customLong("target"), .customLong("docs-target")],
+        parsing: .singleValue,
+        help: ArgumentHelp(
+            "Where folder component NAME goes (a file, for a component packed from one file); repeatable.",
+            valueName: "NAME=PATH"
+        )
+    )
     var docsTarget: [String] = []
 
     @Flag(name: .long, help: "Replace a non-empty target (database or folder) once the restored copy has verified.")
@@ -57,31 +107,64 @@ struct Restore: ParsableCommand {
     @Flag(name: .long, help: "Do not ask before replacing a non-empty folder on a terminal (the same as --replace).")
     var yes = false
 
-    @Flag(name: .long, help: "End other sessions on an existing target database just before the swap (instead of refusing).")
+    @Flag(
+        name: .long,
+        help: "End other sessions on an existing target database just before the swap (instead of refusing)."
+    )
     var terminateConnections = false
 
-    @Flag(name: .long, help: "Replace an SQLite database even while another process holds a lock on it (refused by default: that process would go on using the replaced file).")
+    @Flag(
+        name: .long,
+        help:
+            "Replace an SQLite database even while another process holds a lock on it (refused by default: that process would go on using the replaced file)."
+    )
     var ignoreLocks = false
 
-    @Flag(name: .long, help: "Keep what the restore replaced: a database as NAME_sbk_old_XXXXXXXX, a folder or file as PATH.sbk-replaced-TIME.")
+    @Flag(
+        name: .long,
+        help:
+            "Keep what the restore replaced: a database as NAME_sbk_old_XXXXXXXX, a folder or file as PATH.sbk-replaced-TIME."
+    )
     var keepReplaced = false
 
     @Flag(name: .long, help: "Do not restore object owners and privileges (for a server without the original roles).")
     var noOwner = false
 
-    @Option(name: .long, help: ArgumentHelp("The most memory a database restore's sessions may use together for rebuilding indexes (e.g. 2GB, 512MB; default: a quarter of the server host's memory when sealbak can read it, else 512MB).", valueName: "SIZE"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The most memory a database restore's sessions may use together for rebuilding indexes (e.g. 2GB, 512MB; default: a quarter of the server host's memory when sealbak can read it, else 512MB).",
+            valueName: "SIZE"
+        )
+    )
     var restoreMemory: String?
 
-    @Option(name: .long, help: ArgumentHelp("pg_restore sessions per PostgreSQL database (default 1, straight from the archive). N > 1 restores tables and indexes side by side from a temporary plaintext copy of the verified dump in TMPDIR (owner-only, removed afterwards); the dry run says when that would pay.", valueName: "N"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "pg_restore sessions per PostgreSQL database (default 1, straight from the archive). N > 1 restores tables and indexes side by side from a temporary plaintext copy of the verified dump in TMPDIR (owner-only, removed afterwards); the dry run says when that would pay.",
+            valueName: "N"
+        )
+    )
     var restoreJobs: Int?
 
     @Flag(name: .long, help: "Show what would be restored and check the targets; change nothing.")
     var dryRun = false
 
-    @Option(name: .long, help: ArgumentHelp("Read the PostgreSQL password from the first line of FILE (for URLs without one).", valueName: "FILE"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Read the PostgreSQL password from the first line of FILE (for URLs without one).",
+            valueName: "FILE"
+        )
+    )
     var postgresPasswordFile: String?
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Look for pg_restore in DIR first; repeatable (also SEALBAK_PG_BIN).", valueName: "DIR"))
+    @Option(
+        name: .long,
+        parsing: .singleValue,
+        help: ArgumentHelp("Look for pg_restore in DIR first; repeatable (also SEALBAK_PG_BIN).", valueName: "DIR")
+    )
     var pgBin: [String] = []
 
     @Flag(name: [.short, .long], help: "Print only errors.")
@@ -98,7 +181,9 @@ struct Restore: ParsableCommand {
             r.only = only
             r.to = to
             for t in docsTarget {
-                guard let eq = t.firstIndex(of: "="), eq != t.startIndex else { throw SealbakError(.usage, "--target \(t): give NAME=PATH") }
+                guard let eq = t.firstIndex(of: "="), eq != t.startIndex else {
+                    throw SealbakError(.usage, "--target \(t): give NAME=PATH")
+                }
                 r.folderTargets[String(t[..<eq])] = String(t[t.index(after: eq)...])
             }
             r.postgresTargets = postgresTarget
@@ -113,12 +198,17 @@ struct Restore: ParsableCommand {
             r.terminateConnections = terminateConnections
             if let restoreMemory {
                 guard let n = parseMemorySize(restoreMemory), n >= 1 << 20 else {
-                    throw SealbakError(.usage, "--restore-memory \(restoreMemory): give a size of at least 1MB, e.g. 2GB or 512MB (units kB, MB, GB, TB are powers of 1024)")
+                    throw SealbakError(
+                        .usage,
+                        "--restore-memory \(restoreMemory): give a size of at least 1MB, e.g. 2GB or 512MB (units kB, MB, GB, TB are powers of 1024)"
+                    )
                 }
                 r.restoreMemory = n
             }
             if let restoreJobs {
-                guard (1...64).contains(restoreJobs) else { throw SealbakError(.usage, "--restore-jobs \(restoreJobs): give a number of sessions from 1 to 64") }
+                guard (1...64).contains(restoreJobs) else {
+                    throw SealbakError(.usage, "--restore-jobs \(restoreJobs): give a number of sessions from 1 to 64")
+                }
                 r.restoreJobs = restoreJobs
             }
             r.ignoreLocks = ignoreLocks
@@ -130,7 +220,12 @@ struct Restore: ParsableCommand {
                 }
             }
             let started = Date()
-            let progress = Progress(label: "restoring", total: nil, quiet: quiet || dryRun, json: dryRun ? nil : output.named("restore"))
+            let progress = Progress(
+                label: "restoring",
+                total: nil,
+                quiet: quiet || dryRun,
+                json: dryRun ? nil : output.named("restore")
+            )
             defer { progress.finish() }
             r.progress = { entry, bytes in
                 if let entry { progress.item(entry) } else { progress.add(bytes) }
@@ -142,12 +237,14 @@ struct Restore: ParsableCommand {
                 let (lines, error) = job.planAll()
                 if output.json {
                     var doc: [String: Any] = [
-                        "archive": archiveJSON(archive, header: reader.header, manifest: reader.manifest), "dry_run": true,
+                        "archive": archiveJSON(archive, header: reader.header, manifest: reader.manifest),
+                        "dry_run": true,
                         "would_succeed": error == nil, "steps": lines, "recovered_leftovers": job.recoveredLeftovers,
                     ]
                     guard let error else { return JSONOutput.emit("restore", doc) }
                     // One document: the refusal is its `error` (with the exit code the real run would give).
-                    let code = error.code.exitStatus, message = displayMessage(error.message)
+                    let code = error.code.exitStatus
+                    let message = displayMessage(error.message)
                     doc["error"] = ["exit_code": Int(code), "message": message]
                     JSONOutput.emit("restore", doc)
                     printError("sealbak: " + message)
@@ -158,17 +255,24 @@ struct Restore: ParsableCommand {
                     print("dry run: the restore would be refused; nothing was changed")
                     throw error
                 }
-                print(job.recoveredLeftovers.isEmpty ? "dry run: nothing was changed"
-                      : "dry run: the restore changed nothing; what killed restores had left was finished or undone first (see the notes)")
+                print(
+                    job.recoveredLeftovers.isEmpty
+                        ? "dry run: nothing was changed"
+                        : "dry run: the restore changed nothing; what killed restores had left was finished or undone first (see the notes)"
+                )
                 return
             }
             let lines = try job.run(log: engineLog(quiet: quiet))
             progress.finish()
             if output.json {
-                JSONOutput.emit("restore", [
-                    "archive": archiveJSON(archive, header: reader.header, manifest: reader.manifest), "dry_run": false,
-                    "steps": lines, "duration_seconds": (Date().timeIntervalSince(started) * 1000).rounded() / 1000,
-                ])
+                JSONOutput.emit(
+                    "restore",
+                    [
+                        "archive": archiveJSON(archive, header: reader.header, manifest: reader.manifest),
+                        "dry_run": false,
+                        "steps": lines, "duration_seconds": (Date().timeIntervalSince(started) * 1000).rounded() / 1000,
+                    ]
+                )
             } else if !quiet {
                 for l in lines { print(l) }
                 printError("sealbak: restore finished in \(formatDuration(Date().timeIntervalSince(started)))")

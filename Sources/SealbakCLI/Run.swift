@@ -14,7 +14,8 @@ import Glibc
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run a plan's nightly job: lock, pack into the destination, verify, apply retention, record the run, notify.",
+        abstract:
+            "Run a plan's nightly job: lock, pack into the destination, verify, apply retention, record the run, notify.",
         discussion: """
             Needs destination: in the plan, and a way to encrypt without a terminal: password-file: or pack.recipients \
             (or SEALBAK_PASSWORD). Silent on success unless --verbose; warnings and failures go to standard error \
@@ -28,7 +29,13 @@ struct RunCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .long, help: ArgumentHelp("The backup plan (sealbak.yaml) with destination:, and optionally retention:, notify:, status:.", valueName: "FILE"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The backup plan (sealbak.yaml) with destination:, and optionally retention:, notify:, status:.",
+            valueName: "FILE"
+        )
+    )
     var plan: String
 
     @Option(name: .long, help: ArgumentHelp("Append every log line, with a UTC timestamp, to FILE.", valueName: "FILE"))
@@ -37,7 +44,13 @@ struct RunCommand: ParsableCommand {
     @Flag(name: [.short, .long], help: "Also print progress lines on standard error on success.")
     var verbose = false
 
-    @Option(name: .long, help: ArgumentHelp("The run's clock (UTC, e.g. 2026-11-30T02:00:00Z): the archive's name, the history times and the retention reference. For drills, demos and tests.", valueName: "TIME"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The run's clock (UTC, e.g. 2026-11-30T02:00:00Z): the archive's name, the history times and the retention reference. For drills, demos and tests.",
+            valueName: "TIME"
+        )
+    )
     var now: String?
 
     @OptionGroup(title: "Passwords") var password: PasswordOptions
@@ -45,7 +58,9 @@ struct RunCommand: ParsableCommand {
     @OptionGroup(title: "Object storage uploads") var s3Upload: S3UploadOptions
 
     func validate() throws {
-        if let now, RunClock.parse(now) == nil { throw ValidationError("--now \(now): give a UTC time such as 2026-11-30T02:00:00Z") }
+        if let now, RunClock.parse(now) == nil {
+            throw ValidationError("--now \(now): give a UTC time such as 2026-11-30T02:00:00Z")
+        }
     }
 
     func run() throws {
@@ -63,7 +78,11 @@ struct RunCommand: ParsableCommand {
                 let client = job.catalogClient
                 job.remoteRecord = { record, location in
                     // PREFIX/.sealbak-runs/START-ID.json: below the archives' level, so ls and prune never see it.
-                    let loc = try S3Location(url: location + ".sealbak-runs/" + RetentionPolicy.stamp(Date(timeIntervalSince1970: record.start)) + "-" + record.id + ".json")
+                    let loc = try S3Location(
+                        url: location + ".sealbak-runs/"
+                            + RetentionPolicy.stamp(Date(timeIntervalSince1970: record.start)) + "-" + record.id
+                            + ".json"
+                    )
                     let bytes = record.jsonLine()
                     try bytes.withUnsafeBytes { b in try client?.putObject(loc, b, ifNoneMatch: false) }
                 }
@@ -74,17 +93,31 @@ struct RunCommand: ParsableCommand {
                     // The archive password: --password-file/--password-fd, SEALBAK_PASSWORD, else the plan's password-file
                     // (an identity only opens archives; with pack.recipients alone no password is needed).
                     var args = [location, "--plan", plan, "--quiet"]
-                    if let f = password.passwordFile ?? (password.explicitPassword ? nil : bp.operations.passwordFile) { args += ["--password-file", f] }
+                    if let f = password.passwordFile ?? (password.explicitPassword ? nil : bp.operations.passwordFile) {
+                        args += ["--password-file", f]
+                    }
                     if let fd = password.passwordFd { args += ["--password-fd", String(fd)] }
                     let pack = try Pack.parse(args)
                     let (summary, outcome, manifest) = try pack.perform(bp, log: log.engine, storage: storage)
-                    var result = RunPackResult(location: location, size: summary.archiveBytes, entries: summary.entries, outcome: outcome)
+                    var result = RunPackResult(
+                        location: location,
+                        size: summary.archiveBytes,
+                        entries: summary.entries,
+                        outcome: outcome
+                    )
                     result.counts = RunPackResult.counts(manifest)
                     return result
                 },
                 verify: { location in
-                    _ = try verifyArchive(location, in: storage.locations, password: secret, reading: try ReadingOptions.parse([]), quiet: true)
-                })
+                    _ = try verifyArchive(
+                        location,
+                        in: storage.locations,
+                        password: secret,
+                        reading: try ReadingOptions.parse([]),
+                        quiet: true
+                    )
+                }
+            )
             exit = code
             // Stopped by a signal: the handler records the run, cleans up and exits with 128 + the signal number;
             // the status must not depend on which thread gets there first.
@@ -141,8 +174,12 @@ final class RunLog: Sendable {
         let archive = r.archive.map { " \($0)" } ?? ""
         let size = r.size.map { " (\(formatBytes($0)))" } ?? ""
         switch r.status {
-        case .ok: return "run ok\(took):\(archive)\(size)\(r.verified == true ? ", verified" : "")\(r.deleted.map { ", retention deleted \($0.count)" } ?? "")"
-        case .warnings: return "run completed WITH WARNINGS\(took) (exit \(r.exitCode ?? 0)):\(archive)\(size): \((r.warnings ?? []).joined(separator: "; "))"
+        case .ok:
+            return
+                "run ok\(took):\(archive)\(size)\(r.verified == true ? ", verified" : "")\(r.deleted.map { ", retention deleted \($0.count)" } ?? "")"
+        case .warnings:
+            return
+                "run completed WITH WARNINGS\(took) (exit \(r.exitCode ?? 0)):\(archive)\(size): \((r.warnings ?? []).joined(separator: "; "))"
         case .busy: return "run not started: \(r.error ?? "")"
         default: return "run FAILED\(took) (exit \(r.exitCode ?? 1)): \(r.error ?? "")"
         }

@@ -33,10 +33,22 @@ struct ScheduleOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The plan the job runs.", valueName: "FILE"))
     var plan: String
 
-    @Option(name: .long, help: ArgumentHelp("Unit name (default: sealbak- and the plan file's name, or its app name for a plan called sealbak.yaml).", valueName: "NAME"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Unit name (default: sealbak- and the plan file's name, or its app name for a plan called sealbak.yaml).",
+            valueName: "NAME"
+        )
+    )
     var name: String?
 
-    @Option(name: .long, help: ArgumentHelp("Where the unit files go (default: /etc/systemd/system as root, else ~/.config/systemd/user).", valueName: "DIR"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Where the unit files go (default: /etc/systemd/system as root, else ~/.config/systemd/user).",
+            valueName: "DIR"
+        )
+    )
     var unitDir: String?
 
     @Flag(name: .long, help: "Install as a user unit (systemctl --user) even as root.")
@@ -67,16 +79,37 @@ struct ScheduleOptions: ParsableArguments {
 }
 
 struct ScheduleTiming: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Time of day, HH:MM in the machine's local time (default 02:00).", valueName: "HH:MM"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Time of day, HH:MM in the machine's local time (default 02:00).", valueName: "HH:MM")
+    )
     var at = "02:00"
 
-    @Option(name: .long, help: ArgumentHelp("Wait a random time up to this before starting (default 30m; 0 for none).", valueName: "DURATION"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Wait a random time up to this before starting (default 30m; 0 for none).",
+            valueName: "DURATION"
+        )
+    )
     var randomizedDelay = "30m"
 
-    @Option(name: .long, help: ArgumentHelp("Also pass this variable's current value to the job (repeatable; not for secrets).", valueName: "NAME"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Also pass this variable's current value to the job (repeatable; not for secrets).",
+            valueName: "NAME"
+        )
+    )
     var env: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Read further variables (secrets) from FILE when the job starts; FILE must be mode 0600.", valueName: "FILE"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Read further variables (secrets) from FILE when the job starts; FILE must be mode 0600.",
+            valueName: "FILE"
+        )
+    )
     var envFile: String?
 
     @Option(name: .long, help: ArgumentHelp("Run the job as this account (system units only).", valueName: "USER"))
@@ -99,9 +132,14 @@ struct ScheduleTiming: ParsableArguments {
                 throw SealbakError(.usage, "--env \(displayName(name)) is not a variable name")
             }
             if ScheduleSpec.looksSecret(name) {
-                throw SealbakError(.usage, "--env \(name) looks like a secret, and unit files and crontabs are readable by others; put it in a file at mode 0600 and give --env-file FILE")
+                throw SealbakError(
+                    .usage,
+                    "--env \(name) looks like a secret, and unit files and crontabs are readable by others; put it in a file at mode 0600 and give --env-file FILE"
+                )
             }
-            guard let value = current[name] else { throw SealbakError(.usage, "--env \(name): the variable is not set in this shell") }
+            guard let value = current[name] else {
+                throw SealbakError(.usage, "--env \(name): the variable is not set in this shell")
+            }
             vars.append((name, value))
         }
         var envFilePath: String?
@@ -110,7 +148,10 @@ struct ScheduleTiming: ParsableArguments {
             var st = stat()
             if stat(p, &st) != 0 { throw SealbakError.io("cannot read the --env-file", path: p, errno: errno) }
             if st.st_mode & 0o077 != 0 {
-                throw SealbakError(.usage, "\(displayName(p)) is readable by others (mode \(String(st.st_mode & 0o777, radix: 8))); it holds secrets: chmod 600 it")
+                throw SealbakError(
+                    .usage,
+                    "\(displayName(p)) is readable by others (mode \(String(st.st_mode & 0o777, radix: 8))); it holds secrets: chmod 600 it"
+                )
             }
             envFilePath = p
         }
@@ -120,8 +161,16 @@ struct ScheduleTiming: ParsableArguments {
         var extra: [String] = []
         if let logFile { extra += ["--log-file", absolutePath(logFile)] }
         return ScheduleSpec(
-            name: o.unitName, executable: executablePath(), plan: plan, hour: hour, minute: minute,
-            randomizedDelay: delay, environment: vars, environmentFile: envFilePath, runAs: runAs, extraArguments: extra
+            name: o.unitName,
+            executable: executablePath(),
+            plan: plan,
+            hour: hour,
+            minute: minute,
+            randomizedDelay: delay,
+            environment: vars,
+            environmentFile: envFilePath,
+            runAs: runAs,
+            extraArguments: extra
         )
     }
 }
@@ -152,18 +201,24 @@ struct ScheduleInstall: ParsableCommand {
         try reportingErrors {
             let spec = try timing.spec(options)
             if options.unitDir == nil && !systemdRunning() {
-                printError("sealbak: systemd is not running here; add this line with `crontab -e` as the account that runs the backups:")
+                printError(
+                    "sealbak: systemd is not running here; add this line with `crontab -e` as the account that runs the backups:"
+                )
                 print(try ScheduleUnits.crontabLine(spec))
                 return
             }
             let service = try ScheduleUnits.service(spec)
             let timer = try ScheduleUnits.timer(spec)
             let (servicePath, timerPath) = options.paths()
-            let same = (try? String(contentsOfFile: servicePath, encoding: .utf8)) == service
+            let same =
+                (try? String(contentsOfFile: servicePath, encoding: .utf8)) == service
                 && (try? String(contentsOfFile: timerPath, encoding: .utf8)) == timer
             if !same {
                 for p in [servicePath, timerPath] where !force && access(p, F_OK) == 0 {
-                    throw SealbakError(.targetExists, "\(displayName(p)) exists with a different schedule; give --force to replace it, or --name for a second schedule")
+                    throw SealbakError(
+                        .targetExists,
+                        "\(displayName(p)) exists with a different schedule; give --force to replace it, or --name for a second schedule"
+                    )
                 }
                 try makeDirectories(options.directory)
                 // The service first: a timer never points at a unit that is not there yet.
@@ -174,7 +229,9 @@ struct ScheduleInstall: ParsableCommand {
             let ctl = options.userMode ? ["systemctl", "--user"] : ["systemctl"]
             try systemctl(ctl + ["daemon-reload"])
             try systemctl(ctl + ["enable", "--now", options.unitName + ".timer"])
-            printError("sealbak: the timer is active; see its next run with: \((ctl + ["list-timers", options.unitName + ".timer"]).joined(separator: " "))")
+            printError(
+                "sealbak: the timer is active; see its next run with: \((ctl + ["list-timers", options.unitName + ".timer"]).joined(separator: " "))"
+            )
         }
     }
 }
@@ -204,9 +261,14 @@ struct ScheduleShow: ParsableCommand {
                 return
             }
             let (servicePath, timerPath) = options.paths()
-            for (p, text) in [(servicePath, try ScheduleUnits.service(spec)), (timerPath, try ScheduleUnits.timer(spec))] {
+            for (p, text) in [
+                (servicePath, try ScheduleUnits.service(spec)), (timerPath, try ScheduleUnits.timer(spec)),
+            ] {
                 let installed = try? String(contentsOfFile: p, encoding: .utf8)
-                let state = installed == nil ? "not installed" : installed == text ? "installed, matches" : "installed, differs (install --force replaces it)"
+                let state =
+                    installed == nil
+                    ? "not installed"
+                    : installed == text ? "installed, matches" : "installed, differs (install --force replaces it)"
                 print("# \(p): \(state)")
                 print(text)
             }
@@ -235,7 +297,9 @@ struct ScheduleRemove: ParsableCommand {
         try reportingErrors {
             let (servicePath, timerPath) = options.paths()
             let present = [servicePath, timerPath].filter { (p: String) in access(p, F_OK) == 0 }
-            if present.isEmpty { throw SealbakError(.notFound, "no schedule \(options.unitName) in \(displayName(options.directory))") }
+            if present.isEmpty {
+                throw SealbakError(.notFound, "no schedule \(options.unitName) in \(displayName(options.directory))")
+            }
             let ctl = options.userMode ? ["systemctl", "--user"] : ["systemctl"]
             if !noEnable && systemdRunning() { try systemctl(ctl + ["disable", "--now", options.unitName + ".timer"]) }
             for p in [timerPath, servicePath] where unlink(p) != 0 && errno != ENOENT {
@@ -283,6 +347,9 @@ private func systemctl(_ argv: [String]) throws {
     }
     p.waitUntilExit()
     if p.terminationStatus != 0 {
-        throw SealbakError(.unavailable, "`\(argv.joined(separator: " "))` failed (exit \(p.terminationStatus)); the unit files are written — run it yourself once the problem it printed is fixed")
+        throw SealbakError(
+            .unavailable,
+            "`\(argv.joined(separator: " "))` failed (exit \(p.terminationStatus)); the unit files are written — run it yourself once the problem it printed is fixed"
+        )
     }
 }

@@ -18,8 +18,11 @@ struct Sealbak: ParsableCommand {
             components / changed files, 17 another run of the plan is in progress, 18 status: unhealthy. See docs/exit-codes.md.
             """,
         version: sealbakVersion,
-        subcommands: [Pack.self, Unpack.self, Cat.self, Restore.self, List.self, Verify.self, Inspect.self, Key.self, RekeyCommand.self, Keygen.self, Ls.self, Prune.self,
-                      RunCommand.self, HistoryCommand.self, StatusCommand.self, DrillCommand.self, Schedule.self]
+        subcommands: [
+            Pack.self, Unpack.self, Cat.self, Restore.self, List.self, Verify.self, Inspect.self, Key.self,
+            RekeyCommand.self, Keygen.self, Ls.self, Prune.self,
+            RunCommand.self, HistoryCommand.self, StatusCommand.self, DrillCommand.self, Schedule.self,
+        ]
     )
 
     static func main() {
@@ -58,17 +61,24 @@ func unknownSubcommand(_ args: [String]) -> String? {
             path.append(word)
             continue
         }
-        let close = names.map { ($0, editDistance($0, word)) }.filter { $0.1 <= max(1, word.count / 3) || $0.0.hasPrefix(word) }
-            .sorted { $0.1 < $1.1 }.map(\.0)
-        let guess = close.isEmpty ? "" : "; did you mean \(close.prefix(3).map { "\(path.joined(separator: " ")) \($0)" }.joined(separator: " or "))?"
-        return "\(path.joined(separator: " ")) has no command \(displayName(word))\(guess) (commands: \(names.joined(separator: ", ")))"
+        let close = names.map { ($0, editDistance($0, word)) }.filter {
+            $0.1 <= max(1, word.count / 3) || $0.0.hasPrefix(word)
+        }
+        .sorted { $0.1 < $1.1 }.map(\.0)
+        let guess =
+            close.isEmpty
+            ? ""
+            : "; did you mean \(close.prefix(3).map { "\(path.joined(separator: " ")) \($0)" }.joined(separator: " or "))?"
+        return
+            "\(path.joined(separator: " ")) has no command \(displayName(word))\(guess) (commands: \(names.joined(separator: ", ")))"
     }
     return nil
 }
 
 /// Levenshtein distance with transpositions counted as one edit (pakc → pack is 1).
 func editDistance(_ a: String, _ b: String) -> Int {
-    let x = Array(a), y = Array(b)
+    let x = Array(a)
+    let y = Array(b)
     if x.isEmpty || y.isEmpty { return max(x.count, y.count) }
     var d = [[Int]](repeating: [Int](repeating: 0, count: y.count + 1), count: x.count + 1)
     for i in 0...x.count { d[i][0] = i }
@@ -76,7 +86,9 @@ func editDistance(_ a: String, _ b: String) -> Int {
     for i in 1...x.count {
         for j in 1...y.count {
             d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
-            if i > 1 && j > 1 && x[i - 1] == y[j - 2] && x[i - 2] == y[j - 1] { d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1) }
+            if i > 1 && j > 1 && x[i - 1] == y[j - 2] && x[i - 2] == y[j - 1] {
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+            }
         }
     }
     return d[x.count][y.count]

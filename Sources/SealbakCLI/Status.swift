@@ -7,7 +7,8 @@ import SealbakS3
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Check a plan's backups for monitoring: exit 18 when the last run failed, the last success is too old, or the archive size jumped.",
+        abstract:
+            "Check a plan's backups for monitoring: exit 18 when the last run failed, the last success is too old, or the archive size jumped.",
         discussion: """
             Thresholds come from the plan's status: block; flags win. --prometheus writes a node_exporter textfile \
             (atomically) as well.
@@ -21,13 +22,31 @@ struct StatusCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The backup plan.", valueName: "FILE"))
     var plan: String
 
-    @Option(name: .long, help: ArgumentHelp("Unhealthy when the last successful run ended longer ago than this (e.g. 26h, 2d).", valueName: "DURATION"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Unhealthy when the last successful run ended longer ago than this (e.g. 26h, 2d).",
+            valueName: "DURATION"
+        )
+    )
     var maxAge: String?
 
-    @Option(name: .long, help: ArgumentHelp("Unhealthy when the last archive's size differs from the one before by more than this fraction (0.5 = ±50%).", valueName: "FRACTION"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Unhealthy when the last archive's size differs from the one before by more than this fraction (0.5 = ±50%).",
+            valueName: "FRACTION"
+        )
+    )
     var sizeChange: Double?
 
-    @Option(name: .long, help: ArgumentHelp("Also write the metrics to this node_exporter textfile (e.g. /var/lib/prometheus/node-exporter/sealbak.prom).", valueName: "FILE"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Also write the metrics to this node_exporter textfile (e.g. /var/lib/prometheus/node-exporter/sealbak.prom).",
+            valueName: "FILE"
+        )
+    )
     var prometheus: String?
 
     @Flag(name: [.short, .long], help: "Print only problems.")
@@ -41,8 +60,12 @@ struct StatusCommand: ParsableCommand {
     static let unhealthyExitStatus: Int32 = 18
 
     func validate() throws {
-        if let maxAge, RetentionDuration(maxAge) == nil { throw ValidationError("--max-age must be \(RetentionDuration.help)") }
-        if let sizeChange, sizeChange <= 0 { throw ValidationError("--size-change must be a fraction above 0, e.g. 0.5") }
+        if let maxAge, RetentionDuration(maxAge) == nil {
+            throw ValidationError("--max-age must be \(RetentionDuration.help)")
+        }
+        if let sizeChange, sizeChange <= 0 {
+            throw ValidationError("--size-change must be a fraction above 0, e.g. 0.5")
+        }
     }
 
     func run() throws {
@@ -52,8 +75,13 @@ struct StatusCommand: ParsableCommand {
             let ops = bp.operations
             let records = try RunHistory(stateDir: ops.stateDir).read().records
             let at = now.flatMap(RunClock.parse) ?? Date().timeIntervalSince1970
-            let report = HealthReport.evaluate(plan: ops.planName, records: records, now: at,
-                                               maxAge: maxAge.flatMap(RetentionDuration.init) ?? ops.maxAge, sizeChange: sizeChange ?? ops.sizeChange)
+            let report = HealthReport.evaluate(
+                plan: ops.planName,
+                records: records,
+                now: at,
+                maxAge: maxAge.flatMap(RetentionDuration.init) ?? ops.maxAge,
+                sizeChange: sizeChange ?? ops.sizeChange
+            )
             if let path = prometheus ?? ops.prometheus { try report.writePrometheus(to: path) }
             if output.json {
                 unhealthy = !report.healthy
@@ -64,7 +92,9 @@ struct StatusCommand: ParsableCommand {
             } else if report.healthy {
                 if !quiet {
                     let s = report.lastSuccess
-                    print("OK: \(ops.planName): last successful run \(s.flatMap(\.end).map(RunClock.iso) ?? "-")\(s?.size.map { ", \(formatBytes($0))" } ?? ""), \(s?.archive ?? "")")
+                    print(
+                        "OK: \(ops.planName): last successful run \(s.flatMap(\.end).map(RunClock.iso) ?? "-")\(s?.size.map { ", \(formatBytes($0))" } ?? ""), \(s?.archive ?? "")"
+                    )
                 }
             } else {
                 unhealthy = true

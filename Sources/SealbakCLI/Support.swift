@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import SealbakArchive
-import SealbakCompression
 import SealbakComponents
+import SealbakCompression
 import SealbakFormat
 import SealbakIO
 import SealbakKeys
@@ -50,13 +50,25 @@ struct PasswordOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Read the password from the first line of FILE.", valueName: "FILE"))
     var passwordFile: String?
 
-    @Option(name: .long, help: ArgumentHelp("Read the password from the first line of file descriptor N.", valueName: "N"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Read the password from the first line of file descriptor N.", valueName: "N")
+    )
     var passwordFd: Int32?
 
-    @Option(name: .long, help: ArgumentHelp("Read the password from the first line printed by CMD (run with sh -c; it must exit 0), e.g. 'pass show backup'.", valueName: "CMD"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Read the password from the first line printed by CMD (run with sh -c; it must exit 0), e.g. 'pass show backup'.",
+            valueName: "CMD"
+        )
+    )
     var passwordCommand: String?
 
-    @Option(name: .long, help: ArgumentHelp("Open with this identity file (sealbak keygen) instead of a password.", valueName: "FILE"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Open with this identity file (sealbak keygen) instead of a password.", valueName: "FILE")
+    )
     var identity: String?
 
     func validate() throws {
@@ -93,7 +105,10 @@ struct PasswordOptions: ParsableArguments {
     func identitySource(confirm: Bool) throws -> PasswordSource {
         if let s = try flagSource() { return s }
         if getenv("SEALBAK_IDENTITY_PASSWORD") != nil { return .environment("SEALBAK_IDENTITY_PASSWORD") }
-        return .prompt(confirm: confirm, alternatives: "--password-file FILE, --password-fd N, --password-command CMD or SEALBAK_IDENTITY_PASSWORD")
+        return .prompt(
+            confirm: confirm,
+            alternatives: "--password-file FILE, --password-fd N, --password-command CMD or SEALBAK_IDENTITY_PASSWORD"
+        )
     }
 
     /// The source named by a flag, if any.
@@ -107,7 +122,12 @@ struct PasswordOptions: ParsableArguments {
 
     /// Runs `body` with the secret; on a terminal, a wrong password is asked for again (three tries in all, like sudo).
     /// `retry` is false where the archive cannot be read twice (standard input).
-    func withSecret<T>(what: String = "password", limits: KDFLimits, retry: Bool = true, _ body: (ArchiveSecret) throws -> T) throws -> T {
+    func withSecret<T>(
+        what: String = "password",
+        limits: KDFLimits,
+        retry: Bool = true,
+        _ body: (ArchiveSecret) throws -> T
+    ) throws -> T {
         var tries = 0
         while true {
             tries += 1
@@ -144,7 +164,9 @@ struct OutputOptions: ParsableArguments {
     enum CodingKeys: CodingKey { case json, progress }
 
     func validate() throws {
-        if progress && !json { throw ValidationError("--progress goes with --json (on a terminal, progress is shown without it)") }
+        if progress && !json {
+            throw ValidationError("--progress goes with --json (on a terminal, progress is shown without it)")
+        }
     }
 
     func named(_ name: String) -> OutputOptions {
@@ -157,14 +179,20 @@ struct OutputOptions: ParsableArguments {
 struct ReadingOptions: ParsableArguments {
     @OptionGroup(title: "Object storage") var s3: S3Options
 
-    @Option(name: .long, help: ArgumentHelp("Refuse key slots whose Argon2id memory exceeds MIB (default 4096).", valueName: "MIB"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Refuse key slots whose Argon2id memory exceeds MIB (default 4096).", valueName: "MIB")
+    )
     var maxKdfMemory: UInt32 = 4096
 
     func validate() throws {
         if maxKdfMemory > 1 << 22 { throw ValidationError("--max-kdf-memory is limited to 4194304 MiB") }
     }
 
-    @Option(name: .long, help: ArgumentHelp("Refuse key slots whose Argon2id passes exceed N (default 10).", valueName: "N"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Refuse key slots whose Argon2id passes exceed N (default 10).", valueName: "N")
+    )
     var maxKdfPasses: UInt32 = 10
 
     @Option(name: .long, help: "Worker threads (default: all cores).")
@@ -184,7 +212,10 @@ struct ReadingOptions: ParsableArguments {
 /// Opens the archive `path` (in `locations`) with a password from the user's chosen source (asked again on a
 /// terminal when wrong).
 func openArchive(
-    _ path: String, in locations: ArchiveLocations, password: PasswordOptions, reading: ReadingOptions
+    _ path: String,
+    in locations: ArchiveLocations,
+    password: PasswordOptions,
+    reading: ReadingOptions
 ) throws -> ArchiveReader {
     try password.withSecret(limits: reading.readOptions.limits, retry: path != "-") { secret in
         try ArchiveReader(input: try locations.input(path), secret: secret, options: reading.readOptions)
@@ -207,7 +238,8 @@ final class Progress: Sendable {
     /// round), so drawing and clearing cannot interleave or deadlock.
     private static let screen = Locked<Progress?>(nil)
     /// Seconds between redraws (SEALBAK_PROGRESS_INTERVAL; tests set 0 to see every update).
-    private static let interval = ProcessInfo.processInfo.environment["SEALBAK_PROGRESS_INTERVAL"].flatMap(Double.init) ?? 0.25
+    private static let interval =
+        ProcessInfo.processInfo.environment["SEALBAK_PROGRESS_INTERVAL"].flatMap(Double.init) ?? 0.25
 
     private let enabled: Bool
     /// `--json --progress`: JSON lines on stderr (docs/json.md "progress") instead of the terminal line.
@@ -250,12 +282,16 @@ final class Progress: Sendable {
         if s.lastDraw >= 0 && now - s.lastDraw < Self.interval { return }
         s.lastDraw = now
         if let jsonCommand {
-            var doc: [String: Any] = ["schema": JSONOutput.schema, "command": jsonCommand, "type": "progress",
-                                      "bytes_done": s.done, "items_done": s.items, "elapsed_seconds": (now * 1000).rounded() / 1000]
+            var doc: [String: Any] = [
+                "schema": JSONOutput.schema, "command": jsonCommand, "type": "progress",
+                "bytes_done": s.done, "items_done": s.items, "elapsed_seconds": (now * 1000).rounded() / 1000,
+            ]
             if !s.current.isEmpty { doc["current"] = s.current }
             if let total = s.total, total >= s.done {
                 doc["bytes_total"] = total
-                if s.done > 0 && now > 0 { doc["eta_seconds"] = (Double(total - s.done) / (Double(s.done) / now) * 10).rounded() / 10 }
+                if s.done > 0 && now > 0 {
+                    doc["eta_seconds"] = (Double(total - s.done) / (Double(s.done) / now) * 10).rounded() / 10
+                }
             }
             let text = JSONOutput.line(doc) + "\n"
             _ = text.withCString { write(2, $0, strlen($0)) }
@@ -272,7 +308,9 @@ final class Progress: Sendable {
         let rate = now > 0 ? Double(done) / now : 0
         parts.append("\(formatBytes(UInt64(rate)))/s")
         var time = formatDuration(now)
-        if let total = s.total, rate > 0, now >= 2, done < total { time += ", ETA " + formatDuration(Double(total - done) / rate) }
+        if let total = s.total, rate > 0, now >= 2, done < total {
+            time += ", ETA " + formatDuration(Double(total - done) / rate)
+        }
         parts.append(time)
         if s.items > 0 { parts.append("\(s.items) item\(s.items == 1 ? "" : "s")") }
         var line = parts.joined(separator: "  ")
@@ -360,8 +398,13 @@ func parseSize(_ s: String) -> Int? {
     let upper = s.uppercased()
     var digits = upper
     var mult = 1
-    if upper.hasSuffix("K") || upper.hasSuffix("KIB") { mult = 1 << 10; digits = String(upper.prefix(while: { $0.isNumber })) }
-    else if upper.hasSuffix("M") || upper.hasSuffix("MIB") { mult = 1 << 20; digits = String(upper.prefix(while: { $0.isNumber })) }
+    if upper.hasSuffix("K") || upper.hasSuffix("KIB") {
+        mult = 1 << 10
+        digits = String(upper.prefix(while: { $0.isNumber }))
+    } else if upper.hasSuffix("M") || upper.hasSuffix("MIB") {
+        mult = 1 << 20
+        digits = String(upper.prefix(while: { $0.isNumber }))
+    }
     guard let n = Int(digits) else { return nil }
     return n * mult
 }
@@ -376,7 +419,10 @@ enum ExitStatus {
 
 /// The engine's log on stderr (warnings even with --quiet).
 func engineLog(quiet: Bool) -> EngineLog {
-    EngineLog(info: { line in if !quiet { printError("sealbak: " + line) } }, warning: { line in printError("sealbak: warning: " + line) })
+    EngineLog(
+        info: { line in if !quiet { printError("sealbak: " + line) } },
+        warning: { line in printError("sealbak: warning: " + line) }
+    )
 }
 
 extension PasswordOptions {

@@ -25,7 +25,14 @@ struct Unpack: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Target directory (created if missing).", valueName: "DIR"))
     var to: String
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Extract only NAME (an entry or a directory, or a pattern with * ? [ ] where * also matches /); repeatable.", valueName: "NAME"))
+    @Option(
+        name: .long,
+        parsing: .singleValue,
+        help: ArgumentHelp(
+            "Extract only NAME (an entry or a directory, or a pattern with * ? [ ] where * also matches /); repeatable.",
+            valueName: "NAME"
+        )
+    )
     var only: [String] = []
 
     @Flag(name: .long, help: "Replace existing files in DIR.")
@@ -41,7 +48,10 @@ struct Unpack: ParsableCommand {
     func run() throws {
         try reportingErrors(json: output.json ? "unpack" : nil) {
             if to == "-" {
-                throw SealbakError(.usage, "--to - would create a folder named \"-\"; to write an entry to standard output use sealbak cat ARCHIVE ENTRY (or --to ./- for that folder)")
+                throw SealbakError(
+                    .usage,
+                    "--to - would create a folder named \"-\"; to write an entry to standard output use sealbak cat ARCHIVE ENTRY (or --to ./- for that folder)"
+                )
             }
             // First finish or remove what killed unpacks into DIR left (docs/usage.md "Unpack safety").
             if FileManager.default.fileExists(atPath: to) {
@@ -54,7 +64,12 @@ struct Unpack: ParsableCommand {
                 selected = []
                 for name in only {
                     let matches = EntrySelection.matching(name, in: entries.map(\.name))
-                    if matches.isEmpty { throw SealbakError(.notFound, "\(archive): no entry named \(displayName(name)); see sealbak list") }
+                    if matches.isEmpty {
+                        throw SealbakError(
+                            .notFound,
+                            "\(archive): no entry named \(displayName(name)); see sealbak list"
+                        )
+                    }
                     selected.formUnion(matches)
                 }
                 // Parent directories of selected entries come along so modes and times are restored too.
@@ -64,13 +79,17 @@ struct Unpack: ParsableCommand {
                 for i in Array(selected) {
                     var parts = entries[i].name.utf8.split(separator: UInt8(ascii: "/")).map { Array($0) }.dropLast()
                     while !parts.isEmpty {
-                        if let j = directories[Array(parts.joined(separator: [UInt8(ascii: "/")]))] { selected.insert(j) }
+                        if let j = directories[Array(parts.joined(separator: [UInt8(ascii: "/")]))] {
+                            selected.insert(j)
+                        }
                         parts = parts.dropLast()
                     }
                 }
             }
             let extractor = try Extractor(root: to, manifest: reader.manifest, selected: selected, force: force)
-            let total = reader.input.isSeekable ? (try? reader.loadIndex()).map { t in selected.reduce(UInt64(0)) { $0 + t.entries[$1].size } } : nil
+            let total =
+                reader.input.isSeekable
+                ? (try? reader.loadIndex()).map { t in selected.reduce(UInt64(0)) { $0 + t.entries[$1].size } } : nil
             let started = Date()
             let progress = Progress(label: "unpacking", total: total, quiet: quiet, json: output.named("unpack"))
             let tap = ProgressTap(extractor, manifest: reader.manifest, progress: progress)
@@ -91,13 +110,19 @@ struct Unpack: ParsableCommand {
                 printError("sealbak: warning: skipped symlink \(displayName(s)): its target leaves \(displayName(to))")
             }
             if output.json {
-                JSONOutput.emit("unpack", [
-                    "archive": archiveJSON(archive, header: reader.header, manifest: reader.manifest), "to": to,
-                    "entries": selected.count, "bytes": extractor.bytesWritten, "skipped_symlinks": extractor.skippedSymlinks,
-                    "duration_seconds": (Date().timeIntervalSince(started) * 1000).rounded() / 1000,
-                ])
+                JSONOutput.emit(
+                    "unpack",
+                    [
+                        "archive": archiveJSON(archive, header: reader.header, manifest: reader.manifest), "to": to,
+                        "entries": selected.count, "bytes": extractor.bytesWritten,
+                        "skipped_symlinks": extractor.skippedSymlinks,
+                        "duration_seconds": (Date().timeIntervalSince(started) * 1000).rounded() / 1000,
+                    ]
+                )
             } else if !quiet {
-                printError("sealbak: unpacked \(selected.count) entries, \(formatBytes(extractor.bytesWritten)) into \(displayName(to)) in \(formatDuration(Date().timeIntervalSince(started))); every entry verified")
+                printError(
+                    "sealbak: unpacked \(selected.count) entries, \(formatBytes(extractor.bytesWritten)) into \(displayName(to)) in \(formatDuration(Date().timeIntervalSince(started))); every entry verified"
+                )
             }
             if !quiet, let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") }
         }
@@ -106,7 +131,8 @@ struct Unpack: ParsableCommand {
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check every tag, checksum and structure of an archive, or of every archive in a folder or under an s3:// prefix; writes nothing.",
+        abstract:
+            "Check every tag, checksum and structure of an archive, or of every archive in a folder or under an s3:// prefix; writes nothing.",
         discussion: """
             Given a folder or s3://BUCKET/PREFIX/ (ending in /), every sealbak archive there is verified and a summary \
             printed; the exit code is the worst result (0 all intact, 15 some incomplete, else the first failure's code). \
@@ -120,16 +146,36 @@ struct Verify: ParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The archive (- for standard input), or a folder or s3://BUCKET/PREFIX/ to verify every archive in.", valueName: "ARCHIVE"))
+    @Argument(
+        help: ArgumentHelp(
+            "The archive (- for standard input), or a folder or s3://BUCKET/PREFIX/ to verify every archive in.",
+            valueName: "ARCHIVE"
+        )
+    )
     var archive: String
 
-    @Flag(name: [.short, .long], help: "Print nothing on success (a bulk verification still prints failures and its summary).")
+    @Flag(
+        name: [.short, .long],
+        help: "Print nothing on success (a bulk verification still prints failures and its summary)."
+    )
     var quiet = false
 
-    @Option(name: .long, help: ArgumentHelp("Open the archives with this plan's password-file/identity and record the results in its history.", valueName: "FILE"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Open the archives with this plan's password-file/identity and record the results in its history.",
+            valueName: "FILE"
+        )
+    )
     var plan: String?
 
-    @Option(name: .long, help: ArgumentHelp("Bulk only: skip archives the plan's history records as verified since TIME (2026-11-01 or 2026-11-01T02:00:00Z).", valueName: "TIME"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Bulk only: skip archives the plan's history records as verified since TIME (2026-11-01 or 2026-11-01T02:00:00Z).",
+            valueName: "TIME"
+        )
+    )
     var notVerifiedSince: String?
 
     @OptionGroup(title: "Output") var output: OutputOptions
@@ -137,8 +183,14 @@ struct Verify: ParsableCommand {
     @OptionGroup var reading: ReadingOptions
 
     func validate() throws {
-        if notVerifiedSince != nil && plan == nil { throw ValidationError("--not-verified-since reads the plan's run history: give --plan FILE") }
-        if let t = notVerifiedSince, RunClock.parse(t) == nil { throw ValidationError("--not-verified-since \(t): give a UTC date or time such as 2026-11-01 or 2026-11-01T02:00:00Z") }
+        if notVerifiedSince != nil && plan == nil {
+            throw ValidationError("--not-verified-since reads the plan's run history: give --plan FILE")
+        }
+        if let t = notVerifiedSince, RunClock.parse(t) == nil {
+            throw ValidationError(
+                "--not-verified-since \(t): give a UTC date or time such as 2026-11-01 or 2026-11-01T02:00:00Z"
+            )
+        }
     }
 
     func run() throws {
@@ -148,7 +200,14 @@ struct Verify: ParsableCommand {
             if isBulk {
                 throw ExitCode(try bulk(bp, secret))
             }
-            let result = try verifyArchive(archive, in: reading.locations, password: secret, reading: reading, quiet: quiet, output: output.named("verify"))
+            let result = try verifyArchive(
+                archive,
+                in: reading.locations,
+                password: secret,
+                reading: reading,
+                quiet: quiet,
+                output: output.named("verify")
+            )
             if output.json { JSONOutput.emit("verify", result.json) }
             if let bp { try? record(bp, archive, nil) }
             if !result.incomplete.isEmpty {
@@ -166,7 +225,8 @@ struct Verify: ParsableCommand {
 
     private func bulk(_ bp: BackupPlan?, _ secret: PasswordOptions) throws -> Int32 {
         // Absolute, so that the history names each archive as sealbak run recorded it.
-        let location = ArchiveLocations.isRemote(archive) ? archive : URL(fileURLWithPath: archive).standardizedFileURL.path
+        let location =
+            ArchiveLocations.isRemote(archive) ? archive : URL(fileURLWithPath: archive).standardizedFileURL.path
         let storage = reading.s3.connection()
         let items = try Catalog.list(location, client: try storage.client(for: location))
             .filter { $0.header != nil }
@@ -175,10 +235,17 @@ struct Verify: ParsableCommand {
         if let bp, let since = notVerifiedSince.flatMap(RunClock.parse) {
             let records = try RunHistory(stateDir: bp.operations.stateDir).read().records
             for r in records where (r.end ?? 0) >= since && r.archive != nil {
-                if (r.kind == .verify && (r.status == .ok || r.status == .warnings)) || (r.kind == .run && r.verified == true) { skip.insert(r.archive!) }
+                if (r.kind == .verify && (r.status == .ok || r.status == .warnings))
+                    || (r.kind == .run && r.verified == true)
+                {
+                    skip.insert(r.archive!)
+                }
             }
         }
-        var ok = 0, incomplete = 0, failed = 0, skipped = 0
+        var ok = 0
+        var incomplete = 0
+        var failed = 0
+        var skipped = 0
         var worst: Int32 = 0
         var docs: [[String: Any]] = []
         let text = !output.json
@@ -191,13 +258,21 @@ struct Verify: ParsableCommand {
                 continue
             }
             do {
-                let r = try verifyArchive(item.location, in: storage.locations, password: secret, reading: reading, quiet: true)
+                let r = try verifyArchive(
+                    item.location,
+                    in: storage.locations,
+                    password: secret,
+                    reading: reading,
+                    quiet: true
+                )
                 doc["entries"] = r.entries
                 doc["bytes"] = r.bytes
                 if r.incomplete.isEmpty {
                     ok += 1
                     doc["status"] = "ok"
-                    if text && !quiet { print("ok          \(item.name)  \(r.entries) entries, \(formatBytes(r.bytes))") }
+                    if text && !quiet {
+                        print("ok          \(item.name)  \(r.entries) entries, \(formatBytes(r.bytes))")
+                    }
                 } else {
                     incomplete += 1
                     doc["status"] = "incomplete"
@@ -217,17 +292,29 @@ struct Verify: ParsableCommand {
             docs.append(doc)
         }
         if output.json {
-            JSONOutput.emit("verify", ["location": archive, "archives": docs,
-                                       "summary": ["intact": ok, "incomplete": incomplete, "failed": failed, "skipped": skipped]])
+            JSONOutput.emit(
+                "verify",
+                [
+                    "location": archive, "archives": docs,
+                    "summary": ["intact": ok, "incomplete": incomplete, "failed": failed, "skipped": skipped],
+                ]
+            )
         } else {
             let since = notVerifiedSince.map { "; \(skipped) skipped (verified since \($0))" } ?? ""
-            print("verified \(ok + incomplete + failed) archive(s) in \(archive): \(ok) intact, \(incomplete) incomplete, \(failed) FAILED\(since)")
+            print(
+                "verified \(ok + incomplete + failed) archive(s) in \(archive): \(ok) intact, \(incomplete) incomplete, \(failed) FAILED\(since)"
+            )
         }
         return worst
     }
 
     /// One verification in the plan's run history.
-    private func record(_ bp: BackupPlan, _ location: String, _ incomplete: [String]?, error: SealbakError? = nil) throws {
+    private func record(
+        _ bp: BackupPlan,
+        _ location: String,
+        _ incomplete: [String]?,
+        error: SealbakError? = nil
+    ) throws {
         try StateDir.create(bp.operations.stateDir)
         var r = RunRecord(kind: .verify, plan: bp.operations.planName, start: Date().timeIntervalSince1970)
         r.archive = location
@@ -252,13 +339,18 @@ struct VerifyResult {
 /// Verifies one archive (in `locations`) completely (every frame, every entry's SHA-256, the component records);
 /// prints the report unless `quiet`. Throws what is wrong.
 func verifyArchive(
-    _ archive: String, in locations: ArchiveLocations, password: PasswordOptions, reading: ReadingOptions, quiet: Bool,
+    _ archive: String,
+    in locations: ArchiveLocations,
+    password: PasswordOptions,
+    reading: ReadingOptions,
+    quiet: Bool,
     output: OutputOptions? = nil
 ) throws -> VerifyResult {
     let reader = try openArchive(archive, in: locations, password: password, reading: reading)
     let sink = DiscardSink()
     sink.captureHeads = ComponentVerifier.headsNeeded(reader.manifest)
-    let total = reader.input.isSeekable ? (try? reader.loadIndex()).map { $0.entries.reduce(UInt64(0)) { $0 + $1.size } } : nil
+    let total =
+        reader.input.isSeekable ? (try? reader.loadIndex()).map { $0.entries.reduce(UInt64(0)) { $0 + $1.size } } : nil
     let started = Date()
     let progress = Progress(label: "verifying", total: total, quiet: quiet, json: output)
     defer { progress.finish() }
@@ -266,16 +358,29 @@ func verifyArchive(
     let trailer = try reader.readAll(into: tap)
     progress.finish()
     // Each component's record must agree with the entries (counts, sizes, a dump's magic).
-    let results = ComponentVerifier.check(reader.manifest, sizes: trailer.entries.map(\.size), heads: sink.heads, outcome: try tap.outcome())
+    let results = ComponentVerifier.check(
+        reader.manifest,
+        sizes: trailer.entries.map(\.size),
+        heads: sink.heads,
+        outcome: try tap.outcome()
+    )
     let bad = results.filter { !$0.ok }
     if !bad.isEmpty {
-        throw SealbakError(.corrupt, "\(archive): every byte verified, but component records disagree with the entries: " + bad.map { "\($0.kind) \(displayName($0.name)): \($0.detail)" }.joined(separator: "; "))
+        throw SealbakError(
+            .corrupt,
+            "\(archive): every byte verified, but component records disagree with the entries: "
+                + bad.map { "\($0.kind) \(displayName($0.name)): \($0.detail)" }.joined(separator: "; ")
+        )
     }
     let duration = Date().timeIntervalSince(started)
     if !quiet && output?.json != true {
-        let app = [ComponentKeys.appName, ComponentKeys.appVersion, ComponentKeys.appDescription].compactMap { reader.manifest.metadata[$0] }
+        let app = [ComponentKeys.appName, ComponentKeys.appVersion, ComponentKeys.appDescription].compactMap {
+            reader.manifest.metadata[$0]
+        }
         if !app.isEmpty { print("application: " + app.joined(separator: ", ")) }
-        print("OK: \(archive == "-" ? "standard input" : archive): \(sink.entries) entries, \(formatBytes(sink.bytes)) verified in \(formatDuration(duration)) (header MAC, every frame tag, SHA-256 of every entry, trailer and footer)")
+        print(
+            "OK: \(archive == "-" ? "standard input" : archive): \(sink.entries) entries, \(formatBytes(sink.bytes)) verified in \(formatDuration(duration)) (header MAC, every frame tag, SHA-256 of every entry, trailer and footer)"
+        )
         for r in results { print("  \(r.kind) \(displayName(r.name)): \(r.complete ? "ok, " : "")\(r.detail)") }
     }
     if !quiet, let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") }
@@ -283,7 +388,14 @@ func verifyArchive(
         "archive": archiveJSON(archive, header: reader.header, manifest: reader.manifest), "ok": true,
         "complete": results.allSatisfy(\.complete), "entries": sink.entries, "bytes": sink.bytes,
         "duration_seconds": (duration * 1000).rounded() / 1000,
-        "components": results.map { ["kind": $0.kind, "name": $0.name, "ok": $0.ok, "complete": $0.complete, "detail": $0.detail] },
+        "components": results.map {
+            ["kind": $0.kind, "name": $0.name, "ok": $0.ok, "complete": $0.complete, "detail": $0.detail]
+        },
     ]
-    return VerifyResult(entries: sink.entries, bytes: sink.bytes, incomplete: results.filter { !$0.complete }.map { "\(displayName($0.name)) \($0.detail)" }, json: json)
+    return VerifyResult(
+        entries: sink.entries,
+        bytes: sink.bytes,
+        incomplete: results.filter { !$0.complete }.map { "\(displayName($0.name)) \($0.detail)" },
+        json: json
+    )
 }

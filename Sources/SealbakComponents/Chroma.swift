@@ -27,14 +27,22 @@ package enum ChromaComponent {
 
         package func remove() {
             unlink(path)
-            if let t = token.withLock({ t -> Int? in defer { t = nil }; return t }) { Interrupts.unregister(t) }
+            if let t = token.withLock({ t -> Int? in
+                defer { t = nil }
+                return t
+            }) {
+                Interrupts.unregister(t)
+            }
         }
 
         deinit { remove() }
     }
 
     /// Adds the store; returns its collections and the snapshot to remove after packing.
-    package static func add(argument: String, to plan: inout PackPlan) throws(SealbakError) -> (String, [Collection], Snapshot) {
+    package static func add(
+        argument: String,
+        to plan: inout PackPlan
+    ) throws(SealbakError) -> (String, [Collection], Snapshot) {
         let (name, p) = try Component.argument(argument, flag: "--chroma")
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir), isDir.boolValue else {
@@ -42,9 +50,13 @@ package enum ChromaComponent {
         }
         let db = p + "/chroma.sqlite3"
         guard FileManager.default.fileExists(atPath: db) else {
-            throw SealbakError(.usage, "--chroma \(p) is not a Chroma persist directory: it has no chroma.sqlite3. Give the folder passed to chromadb.PersistentClient(path=…)")
+            throw SealbakError(
+                .usage,
+                "--chroma \(p) is not a Chroma persist directory: it has no chroma.sqlite3. Give the folder passed to chromadb.PersistentClient(path=…)"
+            )
         }
-        let snapshotPath = NSTemporaryDirectory() + "sealbak-chroma-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite3"
+        let snapshotPath =
+            NSTemporaryDirectory() + "sealbak-chroma-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite3"
         try backup(from: db, to: snapshotPath)
         let snapshot = Snapshot(path: snapshotPath)
         let collections: [Collection]
@@ -59,7 +71,9 @@ package enum ChromaComponent {
         let total = collections.reduce(0) { $0 + $1.embeddings }
         var m = Component.metadata(kind: "chroma", name: name, source: URL(fileURLWithPath: p).standardizedFileURL.path)
         m["chroma.files"] = String(stats.files + 1)
-        m["chroma.bytes"] = String(stats.bytes + UInt64((try? FileManager.default.attributesOfItem(atPath: snapshotPath)[.size] as? Int) ?? 0))
+        m["chroma.bytes"] = String(
+            stats.bytes + UInt64((try? FileManager.default.attributesOfItem(atPath: snapshotPath)[.size] as? Int) ?? 0)
+        )
         m["chroma.collections"] = String(collections.count)
         m["chroma.embeddings"] = String(total)
         let encoder = JSONEncoder()
@@ -71,8 +85,12 @@ package enum ChromaComponent {
 
     /// SQLite's online backup: a consistent copy even while another process writes.
     static func backup(from source: String, to dest: String) throws(SealbakError) {
-        var src: OpaquePointer?, dst: OpaquePointer?
-        defer { sqlite3_close(src); sqlite3_close(dst) }
+        var src: OpaquePointer?
+        var dst: OpaquePointer?
+        defer {
+            sqlite3_close(src)
+            sqlite3_close(dst)
+        }
         guard sqlite3_open_v2(source, &src, SQLITE_OPEN_READONLY, nil) == SQLITE_OK else {
             throw SealbakError(.io, "cannot open \(source): \(message(src))")
         }
@@ -90,38 +108,55 @@ package enum ChromaComponent {
             if rc == SQLITE_BUSY || rc == SQLITE_LOCKED { sqlite3_sleep(100) }
         } while rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED
         sqlite3_backup_finish(b)
-        guard rc == SQLITE_DONE else { unlink(dest); throw SealbakError(.io, "the online backup of \(source) failed: \(String(cString: sqlite3_errstr(rc)))") }
+        guard rc == SQLITE_DONE else {
+            unlink(dest)
+            throw SealbakError(.io, "the online backup of \(source) failed: \(String(cString: sqlite3_errstr(rc)))")
+        }
     }
 
-    static func message(_ db: OpaquePointer?) -> String { db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory" }
+    static func message(_ db: OpaquePointer?) -> String {
+        db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+    }
 
     /// Collections with dimension and embedding count, and an integrity check of the file.
     package static func readCollections(_ path: String, what: String) throws(SealbakError) -> [Collection] {
         var db: OpaquePointer?
         defer { sqlite3_close(db) }
-        guard sqlite3_open_v2("file:\(path)?immutable=1", &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nil) == SQLITE_OK else {
+        guard sqlite3_open_v2("file:\(path)?immutable=1", &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nil) == SQLITE_OK
+        else {
             throw SealbakError(.io, "cannot open \(what): \(message(db))")
         }
         let check = try rows(db, "PRAGMA quick_check", what)
-        guard check.first?.first == "ok" else { throw SealbakError(.corrupt, "\(what) fails SQLite's integrity check: \(check.first?.first.map { $0 ?? "NULL" } ?? "?")") }
+        guard check.first?.first == "ok" else {
+            throw SealbakError(
+                .corrupt,
+                "\(what) fails SQLite's integrity check: \(check.first?.first.map { $0 ?? "NULL" } ?? "?")"
+            )
+        }
         let sql = """
             SELECT c.name, c.dimension,
                    (SELECT count(*) FROM embeddings e JOIN segments s ON s.id = e.segment_id WHERE s.collection = c.id)
             FROM collections c ORDER BY c.name
             """
-        return try rows(db, sql, what).map { Collection(name: $0[0] ?? "", dimension: $0[1].flatMap { Int($0) }, embeddings: Int($0[2] ?? "0") ?? 0) }
+        return try rows(db, sql, what).map {
+            Collection(name: $0[0] ?? "", dimension: $0[1].flatMap { Int($0) }, embeddings: Int($0[2] ?? "0") ?? 0)
+        }
     }
 
     static func rows(_ db: OpaquePointer?, _ sql: String, _ what: String) throws(SealbakError) -> [[String?]] {
         var stmt: OpaquePointer?
-        guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK else { throw SealbakError(.usage, "\(message(db))") }
+        guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK else {
+            throw SealbakError(.usage, "\(message(db))")
+        }
         defer { sqlite3_finalize(stmt) }
         var out: [[String?]] = []
         while true {
             let rc = sqlite3_step(stmt)
             if rc == SQLITE_DONE { break }
             guard rc == SQLITE_ROW else { throw SealbakError(.io, "reading \(what): \(message(db))") }
-            out.append((0..<sqlite3_column_count(stmt)).map { i in sqlite3_column_text(stmt, i).map { String(cString: $0) } })
+            out.append(
+                (0..<sqlite3_column_count(stmt)).map { i in sqlite3_column_text(stmt, i).map { String(cString: $0) } }
+            )
         }
         return out
     }
@@ -129,13 +164,17 @@ package enum ChromaComponent {
     /// After restore: the restored database passes the integrity check and holds the recorded collections and counts.
     package static func checkRestored(root: String, manifest: Manifest, component: TreeComponent) -> [String] {
         let meta = manifest.entries[component.rootIndex].metadata
-        guard let json = meta["chroma.facts"], let recorded = try? JSONDecoder().decode([Collection].self, from: Data(json.utf8)) else {
+        guard let json = meta["chroma.facts"],
+            let recorded = try? JSONDecoder().decode([Collection].self, from: Data(json.utf8))
+        else {
             return ["no chroma.facts record"]
         }
         do {
             let now = try readCollections(root + "/chroma.sqlite3", what: "the restored chroma.sqlite3")
             if now != recorded {
-                let show: ([Collection]) -> String = { $0.map { "\($0.name): \($0.embeddings)" }.joined(separator: ", ") }
+                let show: ([Collection]) -> String = {
+                    $0.map { "\($0.name): \($0.embeddings)" }.joined(separator: ", ")
+                }
                 return ["collections \(show(now)), recorded \(show(recorded))"]
             }
             return []

@@ -19,7 +19,9 @@ package struct ConfigSpec: Sendable {
 
     package init(argument: String) throws(SealbakError) {
         // ".env" → component "env".
-        (name, path) = try Component.argument(argument, flag: "--config") { $0.hasPrefix(".") ? String($0.dropFirst()) : $0 }
+        (name, path) = try Component.argument(argument, flag: "--config") {
+            $0.hasPrefix(".") ? String($0.dropFirst()) : $0
+        }
     }
 }
 
@@ -67,7 +69,13 @@ package enum ConfigComponent {
     package static func add(_ spec: ConfigSpec, to plan: inout PackPlan) throws(SealbakError) -> Summary {
         let root = "config/\(spec.name)"
         let first = plan.entries.count
-        let stats = try Component.addFileOrTree(spec.path, root: root, flag: "--config", filter: DefaultExcludesFilter(), to: &plan)
+        let stats = try Component.addFileOrTree(
+            spec.path,
+            root: root,
+            flag: "--config",
+            filter: DefaultExcludesFilter(),
+            to: &plan
+        )
         var summary = Summary()
         summary.bytes = stats.bytes
         for i in first..<plan.entries.count where plan.entries[i].kind == .file {
@@ -75,20 +83,33 @@ package enum ConfigComponent {
             let e = plan.entries[i]
             guard let format = ConfigFormat.detect((e.name as NSString).lastPathComponent) else { continue }
             guard case .file(let fsPath) = plan.sources[i] else { continue }
-            guard let data = FileManager.default.contents(atPath: fsPath) else { throw SealbakError.io("cannot read", path: fsPath, errno: EACCES) }
+            guard let data = FileManager.default.contents(atPath: fsPath) else {
+                throw SealbakError.io("cannot read", path: fsPath, errno: EACCES)
+            }
             summary.configs += 1
             let shown = String(e.name.dropFirst(root.count + 1))
             var facts: ConfigFileFacts
             if data.count > maxParsedBytes {
-                facts = ConfigFileFacts(format: format, check: ConfigCheck(keys: [], error: "larger than 16 MiB; not parsed"))
+                facts = ConfigFileFacts(
+                    format: format,
+                    check: ConfigCheck(keys: [], error: "larger than 16 MiB; not parsed")
+                )
             } else {
                 let text = String(decoding: data, as: UTF8.self)
                 facts = ConfigFileFacts(format: format, check: ConfigParser.check(bytes: Array(data), as: format))
                 if spec.redactSecrets && (!facts.check.secretKeys.isEmpty || URLCredentials.holdsPassword(text)) {
                     guard facts.check.valid else {
-                        throw SealbakError(.usage, "--redact-secrets: \(fsPath) does not parse (\(facts.check.error!)), so its secrets cannot be redacted safely; fix it or pack without --redact-secrets")
+                        throw SealbakError(
+                            .usage,
+                            "--redact-secrets: \(fsPath) does not parse (\(facts.check.error!)), so its secrets cannot be redacted safely; fix it or pack without --redact-secrets"
+                        )
                     }
-                    let (redactedText, keys) = try Redactor.redact(text, format: format, check: facts.check, file: fsPath)
+                    let (redactedText, keys) = try Redactor.redact(
+                        text,
+                        format: format,
+                        check: facts.check,
+                        file: fsPath
+                    )
                     facts.redacted = keys
                     let stored = Array(redactedText.utf8)
                     plan.setSource(.bytes(stored), at: i)
@@ -103,7 +124,11 @@ package enum ConfigComponent {
             for (k, v) in facts.metadata { m[k] = v }
             plan.setMetadata(m, at: i)
         }
-        var m = Component.metadata(kind: "config", name: spec.name, source: URL(fileURLWithPath: spec.path).standardizedFileURL.path)
+        var m = Component.metadata(
+            kind: "config",
+            name: spec.name,
+            source: URL(fileURLWithPath: spec.path).standardizedFileURL.path
+        )
         m["config.files"] = String(summary.files)
         m["config.bytes"] = String(summary.bytes)
         m["config.configs"] = String(summary.configs)
@@ -119,9 +144,14 @@ package enum ConfigComponent {
         var problems: [String] = []
         for i in component.indices where manifest.entries[i].kind == .file {
             let e = manifest.entries[i]
-            guard e.metadata["config.valid"] == "true", let format = e.metadata["config.format"].flatMap(ConfigFormat.init(rawValue:)) else { continue }
+            guard e.metadata["config.valid"] == "true",
+                let format = e.metadata["config.format"].flatMap(ConfigFormat.init(rawValue:))
+            else { continue }
             let rel = String(e.name.dropFirst(component.rootName.count + 1))
-            guard let data = FileManager.default.contents(atPath: root + "/" + rel) else { problems.append("\(rel): missing after restore"); continue }
+            guard let data = FileManager.default.contents(atPath: root + "/" + rel) else {
+                problems.append("\(rel): missing after restore")
+                continue
+            }
             if let err = ConfigParser.check(bytes: Array(data), as: format).error { problems.append("\(rel): \(err)") }
         }
         return problems
@@ -133,17 +163,28 @@ package enum ConfigComponent {
 /// kept its value and that no URL password is left. Comments and layout stay as they were (JSON, which has no
 /// comments, is rewritten). Anything it cannot redact safely is an error, never a silent pass.
 enum Redactor {
-    static func redact(_ text: String, format: ConfigFormat, check: ConfigCheck, file: String) throws(SealbakError) -> (String, [String]) {
+    static func redact(
+        _ text: String,
+        format: ConfigFormat,
+        check: ConfigCheck,
+        file: String
+    ) throws(SealbakError) -> (String, [String]) {
         let named = Set(check.namedSecretKeys)
         var out: String
         var done: [String] = []
         switch format {
         case .json:
-            guard let obj = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else {
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
+            else {
                 throw SealbakError(.usage, "--redact-secrets: cannot re-read \(file)")
             }
             let red = redactJSON(obj, "", named, &done)
-            guard let data = try? JSONSerialization.data(withJSONObject: red, options: [.prettyPrinted, .sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]) else {
+            guard
+                let data = try? JSONSerialization.data(
+                    withJSONObject: red,
+                    options: [.prettyPrinted, .sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]
+                )
+            else {
                 throw SealbakError(.usage, "--redact-secrets: cannot rewrite \(file)")
             }
             out = String(decoding: data, as: UTF8.self) + "\n"
@@ -167,19 +208,29 @@ enum Redactor {
                 why = "the redacted copy would not parse (\(error))"
             } else if !missed.isEmpty {
                 // A secret-named table or list none of whose values is itself named like a secret.
-                let containers = missed.filter { key in check.keys.contains { $0.hasPrefix(key + ".") || $0.hasPrefix(key + "[") } }
+                let containers = missed.filter { key in
+                    check.keys.contains { $0.hasPrefix(key + ".") || $0.hasPrefix(key + "[") }
+                }
                 var parts: [String] = []
                 let values = missed.subtracting(containers)
-                if !values.isEmpty { parts.append("the value of \(values.sorted().joined(separator: ", ")) is not a single-line value") }
+                if !values.isEmpty {
+                    parts.append("the value of \(values.sorted().joined(separator: ", ")) is not a single-line value")
+                }
                 if !containers.isEmpty {
-                    parts.append("\(containers.sorted().joined(separator: ", ")) is named like a secret but holds a table or list whose "
-                        + "values are not; rename it or its values")
+                    parts.append(
+                        "\(containers.sorted().joined(separator: ", ")) is named like a secret but holds a table or list whose "
+                            + "values are not; rename it or its values"
+                    )
                 }
                 why = parts.joined(separator: "; ")
             } else {
-                why = "a URL password under \(leftURLs.sorted().joined(separator: ", ")) is written in a form it cannot find (escaped)"
+                why =
+                    "a URL password under \(leftURLs.sorted().joined(separator: ", ")) is written in a form it cannot find (escaped)"
             }
-            throw SealbakError(.usage, "--redact-secrets: cannot redact \(file) safely: \(why). Move the secret to a single line or pack without --redact-secrets")
+            throw SealbakError(
+                .usage,
+                "--redact-secrets: cannot redact \(file) safely: \(why). Move the secret to a single line or pack without --redact-secrets"
+            )
         }
         return (out, done.sorted())
     }
@@ -198,7 +249,9 @@ enum Redactor {
             }
             return r
         }
-        if let a = obj as? [Any] { return a.enumerated().map { redactJSON($0.element, prefix + "[\($0.offset)]", secrets, &done) } }
+        if let a = obj as? [Any] {
+            return a.enumerated().map { redactJSON($0.element, prefix + "[\($0.offset)]", secrets, &done) }
+        }
         if let string = obj as? String { return URLCredentials.redact(string) }
         return obj
     }
@@ -223,7 +276,12 @@ enum Redactor {
 
     /// Line-based: `KEY=value`, `key: value` whose key path (by indentation) is secret. The value's text is
     /// replaced; a trailing comment after it stays.
-    static func redactLines(_ text: String, format: ConfigFormat, secrets: Set<String>, _ done: inout [String]) -> String {
+    static func redactLines(
+        _ text: String,
+        format: ConfigFormat,
+        secrets: Set<String>,
+        _ done: inout [String]
+    ) -> String {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         var stack: [(indent: Int, key: String)] = []  // YAML mapping path by indentation
         for (n, line) in lines.enumerated() {
@@ -233,17 +291,24 @@ enum Redactor {
             let sep: Character = format == .yaml ? ":" : "="
             guard let at = trimmed.firstIndex(of: sep) else { continue }
             var key = trimmed[..<at].trimmingCharacters(in: .whitespaces)
-            if format == .env && key.hasPrefix("export ") { key = String(key.dropFirst(7)).trimmingCharacters(in: .whitespaces) }
+            if format == .env && key.hasPrefix("export ") {
+                key = String(key.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+            }
             key = key.trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
             let value = trimmed[trimmed.index(after: at)...].trimmingCharacters(in: .whitespaces)
             var path = key
             if format == .yaml {
                 while let last = stack.last, last.indent >= indent { stack.removeLast() }
                 path = (stack.map(\.key) + [key]).joined(separator: ".")
-                if value.isEmpty || value.hasPrefix("#") { stack.append((indent, key)); continue }
+                if value.isEmpty || value.hasPrefix("#") {
+                    stack.append((indent, key))
+                    continue
+                }
             }
-            guard secrets.contains(path), !value.isEmpty, !value.hasPrefix("|"), !value.hasPrefix(">"), !value.hasPrefix("{"),
-                  !value.hasPrefix("[") else { continue }
+            guard secrets.contains(path), !value.isEmpty, !value.hasPrefix("|"), !value.hasPrefix(">"),
+                !value.hasPrefix("{"),
+                !value.hasPrefix("[")
+            else { continue }
             guard let sepInLine = line.firstIndex(of: sep) else { continue }
             let afterSep = line[line.index(after: sepInLine)...]
             guard let rest = valueEnd(afterSep, format: format) else { continue }
@@ -273,7 +338,10 @@ enum Redactor {
                 if c == q {
                     // YAML writes a quote inside single quotes as ''.
                     let next = s.index(after: j)
-                    if format == .yaml && q == "'" && next < s.endIndex && s[next] == "'" { j = s.index(after: next); continue }
+                    if format == .yaml && q == "'" && next < s.endIndex && s[next] == "'" {
+                        j = s.index(after: next)
+                        continue
+                    }
                     return next
                 }
                 j = s.index(after: j)

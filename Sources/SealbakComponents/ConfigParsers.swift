@@ -89,10 +89,15 @@ package enum ConfigParser {
             if line.hasSuffix("\r") { line.removeLast() }
             if line.isEmpty || line.hasPrefix("#") { continue }
             if line.hasPrefix("export ") { line = String(line.dropFirst(7)).trimmingCharacters(in: .whitespaces) }
-            guard let eq = line.firstIndex(of: "=") else { return ConfigCheck(keys: keys, error: "line \(n): expected KEY=VALUE") }
+            guard let eq = line.firstIndex(of: "=") else {
+                return ConfigCheck(keys: keys, error: "line \(n): expected KEY=VALUE")
+            }
             let key = line[..<eq].trimmingCharacters(in: .whitespaces)
             guard let first = key.unicodeScalars.first, first == "_" || CharacterSet.letters.contains(first),
-                  key.unicodeScalars.allSatisfy({ $0 == "_" || $0 == "." || $0 == "-" || CharacterSet.alphanumerics.contains($0) }) else {
+                key.unicodeScalars.allSatisfy({
+                    $0 == "_" || $0 == "." || $0 == "-" || CharacterSet.alphanumerics.contains($0)
+                })
+            else {
                 return ConfigCheck(keys: keys, error: "line \(n): \"\(key)\" is not a valid variable name")
             }
             keys.append(key)
@@ -102,12 +107,19 @@ package enum ConfigParser {
                 let startLine = n
                 value.removeFirst()
                 while !Self.closes(value, q) {
-                    guard q == "\"", let more = lines.next() else { return ConfigCheck(keys: keys, error: "line \(startLine): unterminated \(q == "\"" ? "double" : "single")-quoted value") }
+                    guard q == "\"", let more = lines.next() else {
+                        return ConfigCheck(
+                            keys: keys,
+                            error: "line \(startLine): unterminated \(q == "\"" ? "double" : "single")-quoted value"
+                        )
+                    }
                     n += 1
                     value += "\n" + more
                 }
             }
-            if URLCredentials.passwordRanges(Array(value.utf8)).count > 0 && !credentials.contains(key) { credentials.append(key) }
+            if URLCredentials.passwordRanges(Array(value.utf8)).count > 0 && !credentials.contains(key) {
+                credentials.append(key)
+            }
         }
         return ConfigCheck(keys: keys, error: nil, credentialKeys: credentials)
     }
@@ -116,8 +128,14 @@ package enum ConfigParser {
     static func closes(_ s: String, _ q: Character) -> Bool {
         var escaped = false
         for c in s {
-            if escaped { escaped = false; continue }
-            if c == "\\" && q == "\"" { escaped = true; continue }
+            if escaped {
+                escaped = false
+                continue
+            }
+            if c == "\\" && q == "\"" {
+                escaped = true
+                continue
+            }
             if c == q { return true }
         }
         return false
@@ -138,7 +156,9 @@ package enum ConfigParser {
 
     /// Foundation reports a character offset ("around character 57") or a line; turn it into "line N: …".
     static func jsonLine(_ debug: String, _ text: String) -> String {
-        if let r = debug.range(of: "line "), let n = Int(debug[r.upperBound...].prefix { $0.isNumber }) { return "line \(n): \(debug)" }
+        if let r = debug.range(of: "line "), let n = Int(debug[r.upperBound...].prefix { $0.isNumber }) {
+            return "line \(n): \(debug)"
+        }
         if let r = debug.range(of: "character "), let c = Int(debug[r.upperBound...].prefix { $0.isNumber }) {
             let line = text.utf8.prefix(c).filter { $0 == UInt8(ascii: "\n") }.count + 1
             return "line \(line): \(debug)"
@@ -147,7 +167,13 @@ package enum ConfigParser {
     }
 
     /// `owner` is the key path a value inside arrays belongs to (`urls` for `urls[0]`).
-    static func collect(_ obj: Any, _ prefix: String, _ owner: String, _ keys: inout [String], _ credentials: inout [String]) {
+    static func collect(
+        _ obj: Any,
+        _ prefix: String,
+        _ owner: String,
+        _ keys: inout [String],
+        _ credentials: inout [String]
+    ) {
         if let d = obj as? [String: Any] {
             for k in d.keys.sorted() {
                 let path = prefix.isEmpty ? k : prefix + "." + k
@@ -156,7 +182,9 @@ package enum ConfigParser {
             }
         } else if let a = obj as? [Any] {
             for (i, v) in a.enumerated() { collect(v, prefix + "[\(i)]", owner, &keys, &credentials) }
-        } else if let string = obj as? String, !owner.isEmpty, URLCredentials.holdsPassword(string), !credentials.contains(owner) {
+        } else if let string = obj as? String, !owner.isEmpty, URLCredentials.holdsPassword(string),
+            !credentials.contains(owner)
+        {
             credentials.append(owner)
         }
     }
@@ -186,7 +214,13 @@ package enum ConfigParser {
         }
     }
 
-    static func collect(_ node: Node, _ prefix: String, _ owner: String, _ keys: inout [String], _ credentials: inout [String]) {
+    static func collect(
+        _ node: Node,
+        _ prefix: String,
+        _ owner: String,
+        _ keys: inout [String],
+        _ credentials: inout [String]
+    ) {
         switch node {
         case .mapping(let m):
             for (k, v) in m {
@@ -198,7 +232,9 @@ package enum ConfigParser {
         case .sequence(let s):
             for (i, v) in s.enumerated() { collect(v, prefix + "[\(i)]", owner, &keys, &credentials) }
         case .scalar(let scalar):
-            if !owner.isEmpty, URLCredentials.holdsPassword(scalar.string), !credentials.contains(owner) { credentials.append(owner) }
+            if !owner.isEmpty, URLCredentials.holdsPassword(scalar.string), !credentials.contains(owner) {
+                credentials.append(owner)
+            }
         default:
             break
         }
@@ -209,8 +245,10 @@ package enum ConfigParser {
 package enum SecretNames {
     /// Whole words that mark a secret: `auth_token` and `stripeSecret` are secrets, `max_tokens`, `author` and
     /// `tokenizer_path` are not.
-    static let words: Set<String> = ["password", "passwd", "pwd", "passphrase", "secret", "secrets", "token", "apikey", "privatekey",
-                                     "accesskey", "credential", "credentials", "auth", "dsn", "webhook", "bearer", "cookie", "salt"]
+    static let words: Set<String> = [
+        "password", "passwd", "pwd", "passphrase", "secret", "secrets", "token", "apikey", "privatekey",
+        "accesskey", "credential", "credentials", "auth", "dsn", "webhook", "bearer", "cookie", "salt",
+    ]
     /// Word sequences that mark a secret although no single word does (`DATABASE_URL` holds a password).
     static let phrases = ["database_url", "connection_string", "conn_str"]
 
@@ -235,7 +273,10 @@ package enum SecretNames {
                 previousLower = false
                 continue
             }
-            if ch.isUppercase && previousLower { out.append(current); current = "" }
+            if ch.isUppercase && previousLower {
+                out.append(current)
+                current = ""
+            }
             current += ch.lowercased()
             previousLower = ch.isLowercase || ch.isNumber
         }

@@ -26,12 +26,19 @@ package struct DocsSpec: Sendable {
 package enum Component {
     package static func checkName(_ n: String, flag: String) throws(SealbakError) {
         guard !n.isEmpty, n != ".", n != "..", !n.contains("/"), n.utf8.count <= 255, EntryName.problem(n) == nil else {
-            throw SealbakError(.usage, "\(flag): \"\(n)\" cannot name a component; give NAME=PATH with a NAME without /")
+            throw SealbakError(
+                .usage,
+                "\(flag): \"\(n)\" cannot name a component; give NAME=PATH with a NAME without /"
+            )
         }
     }
 
     /// `PATH` (named `defaultName(last path component)`) or `NAME=PATH`; the name is checked.
-    package static func argument(_ argument: String, flag: String, defaultName: (String) -> String = { $0 }) throws(SealbakError) -> (name: String, path: String) {
+    package static func argument(
+        _ argument: String,
+        flag: String,
+        defaultName: (String) -> String = { $0 }
+    ) throws(SealbakError) -> (name: String, path: String) {
         var path = argument
         var explicit: String? = nil
         if let eq = argument.firstIndex(of: "="), !argument[..<eq].contains("/") {
@@ -45,9 +52,17 @@ package enum Component {
     }
 
     /// A folder becomes the tree below `root`; a single file goes below a `root` that exists only in the archive.
-    package static func addFileOrTree(_ path: String, root: String, flag: String, filter: any TreeFilter, to plan: inout PackPlan) throws(SealbakError) -> TreeStats {
+    package static func addFileOrTree(
+        _ path: String,
+        root: String,
+        flag: String,
+        filter: any TreeFilter,
+        to plan: inout PackPlan
+    ) throws(SealbakError) -> TreeStats {
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw SealbakError(.notFound, "\(flag) \(path): no such file or directory") }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw SealbakError(.notFound, "\(flag) \(path): no such file or directory")
+        }
         if isDir.boolValue { return try plan.add(tree: path, as: root, filter: filter) }
         try plan.addDirectory(name: root)
         return try plan.add(tree: path, as: root + "/" + (path as NSString).lastPathComponent, filter: filter)
@@ -84,7 +99,9 @@ final class DocsFilter: TreeFilter {
     /// The rules recorded in `docs.rules` (the defaults of the sealbak that packed, not of this one).
     init(recorded: RecordedRules, ignoreText: @escaping (String) throws -> [UInt8]?) {
         rules = IgnoreRules()
-        for (i, p) in recorded.defaults.enumerated() { rules.add(line: p, base: "", origin: "default exclude \(i + 1)") }
+        for (i, p) in recorded.defaults.enumerated() {
+            rules.add(line: p, base: "", origin: "default exclude \(i + 1)")
+        }
         for (i, e) in recorded.exclude.enumerated() { rules.add(line: e, base: "", origin: "--exclude #\(i + 1)") }
         includes = recorded.include
         root = ""
@@ -95,13 +112,18 @@ final class DocsFilter: TreeFilter {
         let shown = rel.isEmpty ? ".sealbakignore" : rel + "/.sealbakignore"
         let text: [UInt8]
         if let ignoreText {
-            do { guard let t = try ignoreText(shown) else { return }; text = t } catch let e as SealbakError { throw e } catch {
+            do {
+                guard let t = try ignoreText(shown) else { return }
+                text = t
+            } catch let e as SealbakError { throw e } catch {
                 throw SealbakError(.io, "cannot read \(shown): \(error)")
             }
         } else {
             let file = fsPath + "/.sealbakignore"
             guard FileManager.default.fileExists(atPath: file) else { return }
-            guard let data = FileManager.default.contents(atPath: file) else { throw SealbakError.io("cannot read", path: file, errno: EACCES) }
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw SealbakError.io("cannot read", path: file, errno: EACCES)
+            }
             text = [UInt8](data)
         }
         rules.add(file: String(decoding: text, as: UTF8.self), base: rel, origin: shown)
@@ -138,7 +160,9 @@ package enum DocsComponent {
         guard FileManager.default.fileExists(atPath: spec.path, isDirectory: &isDir) else {
             throw SealbakError(.notFound, "--docs \(spec.path): no such directory")
         }
-        guard isDir.boolValue else { throw SealbakError(.usage, "--docs \(spec.path) is not a directory; pack single files as PATH arguments") }
+        guard isDir.boolValue else {
+            throw SealbakError(.usage, "--docs \(spec.path) is not a directory; pack single files as PATH arguments")
+        }
         let filter = DocsFilter(spec)
         let source = URL(fileURLWithPath: spec.path).standardizedFileURL.path
         // The metadata is filled in after the walk, when the counts are known.
@@ -154,7 +178,10 @@ package enum DocsComponent {
             "defaults": spec.defaultExcludes ? IgnoreRules.defaultExcludes : [],
             "exclude": spec.excludes, "include": spec.includes, "ignore-files": filter.ignoreFiles,
         ]
-        let json = (try? JSONSerialization.data(withJSONObject: rules, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        let json =
+            (try? JSONSerialization.data(withJSONObject: rules, options: [.sortedKeys])).map {
+                String(decoding: $0, as: UTF8.self)
+            } ?? "{}"
         m["docs.rules"] = json
         plan.setMetadata(m, at: first)
         return stats

@@ -23,7 +23,10 @@ package struct IgnoreRules: Sendable {
     package init() {}
 
     /// Directories and files nobody wants in a backup of a docs tree or an application folder.
-    package static let defaultExcludes = [".git/", "node_modules/", "__pycache__/", ".venv/", "venv/", ".mypy_cache/", ".pytest_cache/", ".DS_Store", "*.pyc"]
+    package static let defaultExcludes = [
+        ".git/", "node_modules/", "__pycache__/", ".venv/", "venv/", ".mypy_cache/", ".pytest_cache/", ".DS_Store",
+        "*.pyc",
+    ]
 
     package static func defaults() -> IgnoreRules {
         var r = IgnoreRules()
@@ -44,19 +47,40 @@ package struct IgnoreRules: Sendable {
         if p.last == UInt8(ascii: "\r") { p.removeLast() }
         // Trailing spaces are dropped unless escaped with a backslash.
         while p.last == UInt8(ascii: " ") {
-            if p.count >= 2 && p[p.count - 2] == UInt8(ascii: "\\") { p.remove(at: p.count - 2); break }
+            if p.count >= 2 && p[p.count - 2] == UInt8(ascii: "\\") {
+                p.remove(at: p.count - 2)
+                break
+            }
             p.removeLast()
         }
         if p.isEmpty || p.first == UInt8(ascii: "#") { return }
         var negated = false
-        if p.first == UInt8(ascii: "!") { negated = true; p.removeFirst() }
-        else if p.starts(with: [UInt8(ascii: "\\"), UInt8(ascii: "!")]) || p.starts(with: [UInt8(ascii: "\\"), UInt8(ascii: "#")]) { p.removeFirst() }
+        if p.first == UInt8(ascii: "!") {
+            negated = true
+            p.removeFirst()
+        } else if p.starts(with: [UInt8(ascii: "\\"), UInt8(ascii: "!")])
+            || p.starts(with: [UInt8(ascii: "\\"), UInt8(ascii: "#")])
+        {
+            p.removeFirst()
+        }
         var directoryOnly = false
-        if p.last == UInt8(ascii: "/") { directoryOnly = true; while p.last == UInt8(ascii: "/") { p.removeLast() } }
+        if p.last == UInt8(ascii: "/") {
+            directoryOnly = true
+            while p.last == UInt8(ascii: "/") { p.removeLast() }
+        }
         if p.isEmpty { return }
         let anchored = p.contains(UInt8(ascii: "/"))
         if p.first == UInt8(ascii: "/") { p.removeFirst() }
-        rules.append(Rule(pattern: p, negated: negated, directoryOnly: directoryOnly, anchored: anchored, base: Array(base.utf8), origin: origin))
+        rules.append(
+            Rule(
+                pattern: p,
+                negated: negated,
+                directoryOnly: directoryOnly,
+                anchored: anchored,
+                base: Array(base.utf8),
+                origin: origin
+            )
+        )
     }
 
     /// Whether `path` (relative to the root, `/`-separated) is excluded, and by which rule.
@@ -67,7 +91,8 @@ package struct IgnoreRules: Sendable {
             // Rules from a nested .sealbakignore only see paths below their directory, relative to it.
             var rel = p[...]
             if !rule.base.isEmpty {
-                guard p.count > rule.base.count, p.starts(with: rule.base), p[rule.base.count] == UInt8(ascii: "/") else { continue }
+                guard p.count > rule.base.count, p.starts(with: rule.base), p[rule.base.count] == UInt8(ascii: "/")
+                else { continue }
                 rel = p[(rule.base.count + 1)...]
             }
             let hit: Bool
@@ -90,7 +115,8 @@ package enum Glob {
     }
 
     static func match(_ p: ArraySlice<UInt8>, _ t: ArraySlice<UInt8>) -> Bool {
-        var pi = p.startIndex, ti = t.startIndex
+        var pi = p.startIndex
+        var ti = t.startIndex
         while pi < p.endIndex {
             let c = p[pi]
             switch c {
@@ -131,7 +157,11 @@ package enum Glob {
             case UInt8(ascii: "["):
                 guard ti < t.endIndex, t[ti] != UInt8(ascii: "/"), let (ok, next) = matchClass(p, pi, t[ti]) else {
                     // An unterminated "[" is an ordinary character.
-                    if ti < t.endIndex && t[ti] == c && matchClass(p, pi, 0) == nil { pi += 1; ti += 1; continue }
+                    if ti < t.endIndex && t[ti] == c && matchClass(p, pi, 0) == nil {
+                        pi += 1
+                        ti += 1
+                        continue
+                    }
                     return false
                 }
                 if !ok { return false }
@@ -154,18 +184,27 @@ package enum Glob {
     static func matchClass(_ p: ArraySlice<UInt8>, _ start: Int, _ byte: UInt8) -> (Bool, Int)? {
         var i = start + 1
         var negate = false
-        if i < p.endIndex && (p[i] == UInt8(ascii: "!") || p[i] == UInt8(ascii: "^")) { negate = true; i += 1 }
+        if i < p.endIndex && (p[i] == UInt8(ascii: "!") || p[i] == UInt8(ascii: "^")) {
+            negate = true
+            i += 1
+        }
         var matched = false
         var first = true
         while i < p.endIndex {
             var lo = p[i]
             if lo == UInt8(ascii: "]") && !first { return (matched != negate, i + 1) }
             first = false
-            if lo == UInt8(ascii: "\\") && i + 1 < p.endIndex { i += 1; lo = p[i] }
+            if lo == UInt8(ascii: "\\") && i + 1 < p.endIndex {
+                i += 1
+                lo = p[i]
+            }
             if i + 2 < p.endIndex && p[i + 1] == UInt8(ascii: "-") && p[i + 2] != UInt8(ascii: "]") {
                 var hi = p[i + 2]
                 var skip = 3
-                if hi == UInt8(ascii: "\\") && i + 3 < p.endIndex { hi = p[i + 3]; skip = 4 }
+                if hi == UInt8(ascii: "\\") && i + 3 < p.endIndex {
+                    hi = p[i + 3]
+                    skip = 4
+                }
                 if lo <= byte && byte <= hi { matched = true }
                 i += skip
             } else {

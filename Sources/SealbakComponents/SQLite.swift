@@ -65,7 +65,12 @@ final class SQLiteDatabase {
     /// Opens a file that nothing else may change while it is open (a private copy, a staged restore) read-only,
     /// without locks, side files or WAL replay.
     static func immutable(_ path: String, what: String) throws(SealbakError) -> SQLiteDatabase {
-        try SQLiteDatabase("file:" + uriEscaped(path) + "?immutable=1", flags: SQLITE_OPEN_READONLY, uri: true, what: what)
+        try SQLiteDatabase(
+            "file:" + uriEscaped(path) + "?immutable=1",
+            flags: SQLITE_OPEN_READONLY,
+            uri: true,
+            what: what
+        )
     }
 
     deinit { sqlite3_close_v2(handle) }
@@ -94,7 +99,9 @@ final class SQLiteDatabase {
             let rc = sqlite3_step(stmt)
             if rc == SQLITE_DONE { break }
             guard rc == SQLITE_ROW else { throw SQLiteDatabase.error(rc, "\(what): \(message)") }
-            out.append((0..<sqlite3_column_count(stmt)).map { i in sqlite3_column_text(stmt, i).map { String(cString: $0) } })
+            out.append(
+                (0..<sqlite3_column_count(stmt)).map { i in sqlite3_column_text(stmt, i).map { String(cString: $0) } }
+            )
         }
         return out
     }
@@ -114,20 +121,26 @@ final class SQLiteDatabase {
         }
         if problems == ["ok"] { return nil }
         // One row may hold several problems, one a line, under a "*** in database main ***" heading.
-        let lines = problems.flatMap { $0.split(separator: "\n").map(String.init) }.filter { !$0.hasPrefix("*** in database") }
+        let lines = problems.flatMap { $0.split(separator: "\n").map(String.init) }.filter {
+            !$0.hasPrefix("*** in database")
+        }
         return (max(lines.count, 1), lines.first ?? problems.first ?? "?")
     }
 
     /// The facts of this database: tables with row counts, header values, the library version.
     func facts() throws(SealbakError) -> SQLiteFacts {
         var f = SQLiteFacts()
-        let tables = try rows("SELECT name, sql LIKE 'CREATE VIRTUAL TABLE%' FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")
+        let tables = try rows(
+            "SELECT name, sql LIKE 'CREATE VIRTUAL TABLE%' FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+        )
         for t in tables {
             guard let name = t[0] else { continue }
             if t[1] == "1" {
                 f.tables.append(.init(name: name, rows: nil))
             } else {
-                f.tables.append(.init(name: name, rows: try integer("SELECT count(*) FROM " + SQLiteDatabase.quote(name))))
+                f.tables.append(
+                    .init(name: name, rows: try integer("SELECT count(*) FROM " + SQLiteDatabase.quote(name)))
+                )
             }
         }
         f.userVersion = try integer("PRAGMA user_version")
@@ -144,11 +157,15 @@ final class SQLiteDatabase {
     /// locks, which SQLite's own sleeping busy timeout keeps missing) for up to 10 s, `attempts` times, before
     /// the capture fails.
     func backup(to dest: SQLiteDatabase, attempts: Int = 3) throws(SealbakError) {
-        sqlite3_busy_handler(handle, { _, tries in
-            guard tries < 20_000 else { return 0 }
-            usleep(500)
-            return 1
-        }, nil)
+        sqlite3_busy_handler(
+            handle,
+            { _, tries in
+                guard tries < 20_000 else { return 0 }
+                usleep(500)
+                return 1
+            },
+            nil
+        )
         guard let b = sqlite3_backup_init(dest.handle, "main", handle, "main") else {
             throw SealbakError(.io, "cannot copy \(what): \(dest.message)")
         }
@@ -164,9 +181,15 @@ final class SQLiteDatabase {
         sqlite3_backup_finish(b)
         guard rc == SQLITE_DONE else {
             if busy >= attempts {
-                throw SealbakError(.unavailable, "\(what) stayed locked by another process through \(attempts) attempts (\(String(cString: sqlite3_errstr(rc)))); a writer holds it: try again when it is quieter")
+                throw SealbakError(
+                    .unavailable,
+                    "\(what) stayed locked by another process through \(attempts) attempts (\(String(cString: sqlite3_errstr(rc)))); a writer holds it: try again when it is quieter"
+                )
             }
-            throw SQLiteDatabase.error(rc, "the online backup of \(what) failed: \(String(cString: sqlite3_errstr(rc)))")
+            throw SQLiteDatabase.error(
+                rc,
+                "the online backup of \(what) failed: \(String(cString: sqlite3_errstr(rc)))"
+            )
         }
     }
 
@@ -198,17 +221,26 @@ package enum SQLiteComponent {
 
     /// Copies, checks and counts `path`; adds the entry to `plan`. Returns the facts and the copy to remove
     /// after packing.
-    static func add(name: String, path: String, to plan: inout PackPlan) throws(SealbakError) -> (SQLiteFacts, ChromaComponent.Snapshot) {
+    static func add(
+        name: String,
+        path: String,
+        to plan: inout PackPlan
+    ) throws(SealbakError) -> (SQLiteFacts, ChromaComponent.Snapshot) {
         var st = stat()
         guard stat(path, &st) == 0 else {
             if errno == ENOENT { throw SealbakError(.notFound, "--sqlite \(path): no such file") }
             throw SealbakError.io("cannot read the SQLite database", path: path, errno: errno)
         }
-        guard st.st_mode & S_IFMT == S_IFREG else { throw SealbakError(.usage, "--sqlite \(path) is not a file (give the database file, e.g. app.db)") }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw SealbakError(.usage, "--sqlite \(path) is not a file (give the database file, e.g. app.db)")
+        }
         if st.st_size > 0 {
             let head = readHead(path)
             guard head == magic else {
-                throw SealbakError(.corrupt, "\(path) is not an SQLite 3 database: it does not start with \"SQLite format 3\"; nothing was written")
+                throw SealbakError(
+                    .corrupt,
+                    "\(path) is not an SQLite 3 database: it does not start with \"SQLite format 3\"; nothing was written"
+                )
             }
         }
         // Read-write (with query_only) where sealbak may write the file: as the last connection it then removes the
@@ -219,18 +251,27 @@ package enum SQLiteComponent {
             source = try SQLiteDatabase(path, flags: SQLITE_OPEN_READONLY, what: path)
         }
         _ = try? source.rows("PRAGMA query_only = 1")
-        let copyPath = NSTemporaryDirectory() + "sealbak-sqlite-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16)).sqlite3"
+        let copyPath =
+            NSTemporaryDirectory()
+            + "sealbak-sqlite-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16)).sqlite3"
         let snapshot = ChromaComponent.Snapshot(path: copyPath)
         var facts: SQLiteFacts
         do throws(SealbakError) {
             do {
-                let copy = try SQLiteDatabase(copyPath, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, what: "the copy of \(path)")
+                let copy = try SQLiteDatabase(
+                    copyPath,
+                    flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                    what: "the copy of \(path)"
+                )
                 chmod(copyPath, 0o600)
                 try source.backup(to: copy)
             }
             let copy = try SQLiteDatabase.immutable(copyPath, what: "the copy of \(path)")
             if let (count, first) = try copy.integrityProblem() {
-                throw SealbakError(.corrupt, "\(path) fails SQLite's integrity check (\(count >= 100 ? "100 or more problems" : count == 1 ? "1 problem" : "\(count) problems")); the first: \(first). It was not packed: repair it (sqlite3 \(path) \".recover\") or restore an older backup")
+                throw SealbakError(
+                    .corrupt,
+                    "\(path) fails SQLite's integrity check (\(count >= 100 ? "100 or more problems" : count == 1 ? "1 problem" : "\(count) problems")); the first: \(first). It was not packed: repair it (sqlite3 \(path) \".recover\") or restore an older backup"
+                )
             }
             facts = try copy.facts()
         } catch {
@@ -249,7 +290,11 @@ package enum SQLiteComponent {
 
         let first = plan.entries.count
         try plan.add(tree: copyPath, as: entryName(name), filter: KeepEverything())
-        var m = Component.metadata(kind: "sqlite", name: name, source: URL(fileURLWithPath: path).standardizedFileURL.path)
+        var m = Component.metadata(
+            kind: "sqlite",
+            name: name,
+            source: URL(fileURLWithPath: path).standardizedFileURL.path
+        )
         m[SQLiteKeys.tables] = String(facts.tables.count)
         m[SQLiteKeys.rows] = String(facts.totalRows)
         m[SQLiteKeys.userVersion] = String(facts.userVersion)
@@ -290,9 +335,16 @@ package enum SQLiteComponent {
             guard e.metadata[ComponentKeys.kind] == "sqlite" else { return nil }
             let name = e.metadata[ComponentKeys.name] ?? e.name
             let skipped = e.metadata[ComponentKeys.status] == "skipped"
-            let facts = readChunked(e.metadata, SQLiteKeys.facts).flatMap { try? JSONDecoder().decode(SQLiteFacts.self, from: Data($0.utf8)) }
-            return Stored(name: name, source: e.metadata[ComponentKeys.source] ?? "", entryIndex: i, facts: skipped ? nil : facts,
-                          skippedReason: skipped ? e.metadata[ComponentKeys.reason] ?? "" : nil)
+            let facts = readChunked(e.metadata, SQLiteKeys.facts).flatMap {
+                try? JSONDecoder().decode(SQLiteFacts.self, from: Data($0.utf8))
+            }
+            return Stored(
+                name: name,
+                source: e.metadata[ComponentKeys.source] ?? "",
+                entryIndex: i,
+                facts: skipped ? nil : facts,
+                skippedReason: skipped ? e.metadata[ComponentKeys.reason] ?? "" : nil
+            )
         }
     }
 
@@ -303,7 +355,9 @@ package enum SQLiteComponent {
 
     /// The per-table lines of `list`.
     package static func tableLines(_ m: Metadata) -> [String] {
-        guard let json = readChunked(m, SQLiteKeys.facts), let f = try? JSONDecoder().decode(SQLiteFacts.self, from: Data(json.utf8)) else { return [] }
+        guard let json = readChunked(m, SQLiteKeys.facts),
+            let f = try? JSONDecoder().decode(SQLiteFacts.self, from: Data(json.utf8))
+        else { return [] }
         return f.tables.map { "\($0.name): \($0.rows.map { "\($0) rows" } ?? "virtual table (not counted)")" }
     }
 }
@@ -338,14 +392,21 @@ package final class SQLiteSource: CaptureSource {
     package func prepare(into plan: inout PackPlan, log: EngineLog) throws -> String {
         let (f, snap) = try SQLiteComponent.add(name: name, path: path, to: &plan)
         snapshot = snap
-        return "SQLite database, online backup of \(path): integrity ok, \(f.tables.count) tables, \(f.totalRows) rows counted in the copy, user_version \(f.userVersion), journal mode \(f.journalMode), \(formatBytes(f.bytes))"
+        return
+            "SQLite database, online backup of \(path): integrity ok, \(f.tables.count) tables, \(f.totalRows) rows counted in the copy, user_version \(f.userVersion), journal mode \(f.journalMode), \(formatBytes(f.bytes))"
     }
 
     package func skippedEntry(reason: String, mtime: Int64) -> ManifestEntry {
         var m = Component.metadata(kind: kind, name: name, source: sourceDescription)
         m[ComponentKeys.status] = "skipped"
         m[ComponentKeys.reason] = reason
-        return ManifestEntry(kind: .file, name: SQLiteComponent.entryName(name), mode: 0o600, mtimeSeconds: mtime, metadata: m)
+        return ManifestEntry(
+            kind: .file,
+            name: SQLiteComponent.entryName(name),
+            mode: 0o600,
+            mtimeSeconds: mtime,
+            metadata: m
+        )
     }
 
     package func close() {

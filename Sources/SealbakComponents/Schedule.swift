@@ -27,8 +27,15 @@ package struct ScheduleSpec: Equatable, Sendable {
     package var extraArguments: [String]
 
     package init(
-        name: String, executable: String, plan: String, hour: Int, minute: Int, randomizedDelay: Int = 1800,
-        environment: [(name: String, value: String)] = [], environmentFile: String? = nil, runAs: String? = nil,
+        name: String,
+        executable: String,
+        plan: String,
+        hour: Int,
+        minute: Int,
+        randomizedDelay: Int = 1800,
+        environment: [(name: String, value: String)] = [],
+        environmentFile: String? = nil,
+        runAs: String? = nil,
         extraArguments: [String] = []
     ) {
         self.name = name
@@ -56,14 +63,18 @@ package struct ScheduleSpec: Equatable, Sendable {
     /// `sealbak-` + the plan file's name without extension, reduced to the characters a unit name may hold.
     package static func unitName(forPlan path: String) -> String {
         var base = (path as NSString).lastPathComponent
-        for ext in [".yaml", ".yml", ".json", ".toml"] where base.hasSuffix(ext) { base = String(base.dropLast(ext.count)) }
+        for ext in [".yaml", ".yml", ".json", ".toml"] where base.hasSuffix(ext) {
+            base = String(base.dropLast(ext.count))
+        }
         return "sealbak-" + sanitizedUnitName(base)
     }
 
     /// Unit names hold ASCII letters, digits, `:`, `-`, `_`, `.`; anything else becomes `-`.
     package static func sanitizedUnitName(_ s: String) -> String {
         let mapped = s.unicodeScalars.map { c -> Character in
-            let ok = (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "-" || c == "_" || c == "."
+            let ok =
+                (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "-" || c == "_"
+                || c == "."
             return ok ? Character(c) : "-"
         }
         let r = String(mapped)
@@ -92,7 +103,10 @@ package struct ScheduleSpec: Equatable, Sendable {
         }
         guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(digits), n <= 86_400 / mult
         else {
-            throw SealbakError(.usage, "--randomized-delay \(displayName(s)) is not a duration of at most a day; give e.g. 0, 90s, 15m or 1h")
+            throw SealbakError(
+                .usage,
+                "--randomized-delay \(displayName(s)) is not a duration of at most a day; give e.g. 0, 90s, 15m or 1h"
+            )
         }
         return n * mult
     }
@@ -124,7 +138,8 @@ package enum ScheduleUnits {
         }
         if let file = s.environmentFile { lines.append("EnvironmentFile=\(try unitValue(file))") }
         lines += [
-            "ExecStart=" + (try s.argv.map { w throws(SealbakError) in try quotedWord(w, dollar: true) }.joined(separator: " ")),
+            "ExecStart="
+                + (try s.argv.map { w throws(SealbakError) in try quotedWord(w, dollar: true) }.joined(separator: " ")),
             // SIGTERM reaches sealbak alone, which stops its dump tools and cleans up; the rest get SIGKILL later.
             "KillMode=mixed",
             "TimeoutStopSec=120",
@@ -198,7 +213,10 @@ package enum ScheduleUnits {
     /// One shell word for a crontab line: single-quoted; `%` (a newline to cron) and line breaks are refused.
     static func shellWord(_ s: String) throws(SealbakError) -> String {
         if s.contains("%") || s.contains(where: { $0.isNewline || $0 == "\0" }) {
-            throw SealbakError(.usage, "\(displayName(s)) contains % or a line break, which a crontab line cannot carry; use systemd or move the file")
+            throw SealbakError(
+                .usage,
+                "\(displayName(s)) contains % or a line break, which a crontab line cannot carry; use systemd or move the file"
+            )
         }
         return "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }

@@ -31,15 +31,23 @@ package struct TreeComponent: Sendable {
 
     package static func all(in manifest: Manifest) -> [TreeComponent] {
         var out: [TreeComponent] = []
-        for (i, e) in manifest.entries.enumerated() where e.kind == .directory && folderKinds.contains(e.metadata[ComponentKeys.kind] ?? "") {
+        for (i, e) in manifest.entries.enumerated()
+        where e.kind == .directory && folderKinds.contains(e.metadata[ComponentKeys.kind] ?? "") {
             let kind = e.metadata[ComponentKeys.kind]!
             let prefix = Array((e.name + "/").utf8)
-            let members = [i] + manifest.entries.indices.filter { Array(manifest.entries[$0].name.utf8).starts(with: prefix) }
-            var t = TreeComponent(kind: kind, name: e.metadata[ComponentKeys.name] ?? e.name, source: e.metadata[ComponentKeys.source] ?? "",
-                                  rootIndex: i, rootName: e.name, indices: members,
-                                  fileEntries: members.filter { manifest.entries[$0].kind == .file }.count,
-                                  files: Int(e.metadata[ComponentKeys.files(kind)] ?? "") ?? 0,
-                                  bytes: UInt64(e.metadata[ComponentKeys.bytes(kind)] ?? "") ?? 0)
+            let members =
+                [i] + manifest.entries.indices.filter { Array(manifest.entries[$0].name.utf8).starts(with: prefix) }
+            var t = TreeComponent(
+                kind: kind,
+                name: e.metadata[ComponentKeys.name] ?? e.name,
+                source: e.metadata[ComponentKeys.source] ?? "",
+                rootIndex: i,
+                rootName: e.name,
+                indices: members,
+                fileEntries: members.filter { manifest.entries[$0].kind == .file }.count,
+                files: Int(e.metadata[ComponentKeys.files(kind)] ?? "") ?? 0,
+                bytes: UInt64(e.metadata[ComponentKeys.bytes(kind)] ?? "") ?? 0
+            )
             if e.metadata[ComponentKeys.status] == "skipped" {
                 t.status = .skipped
                 t.reason = e.metadata[ComponentKeys.reason]
@@ -50,7 +58,9 @@ package struct TreeComponent: Sendable {
             if children.count == 1, manifest.entries[children.first!].kind == .file {
                 let child = String(manifest.entries[children.first!].name.dropFirst(e.name.count + 1))
                 let shape = e.metadata[ComponentKeys.shape]
-                if shape == "file" || (shape == nil && !child.contains("/") && (t.source as NSString).lastPathComponent == child) {
+                if shape == "file"
+                    || (shape == nil && !child.contains("/") && (t.source as NSString).lastPathComponent == child)
+                {
                     t.isFile = true
                     t.fileName = child
                 }
@@ -62,11 +72,16 @@ package struct TreeComponent: Sendable {
 
     /// Decides which paths of an existing target were left out when packing (kept by a restore); nil when the
     /// kind keeps nothing (a Chroma store's SQLite side files must go with the old database).
-    func preserveFilter(manifest: Manifest, ignoreText: @escaping (String) throws -> [UInt8]?) throws -> (any TreeFilter)? {
+    func preserveFilter(
+        manifest: Manifest,
+        ignoreText: @escaping (String) throws -> [UInt8]?
+    ) throws -> (any TreeFilter)? {
         switch kind {
         case "docs":
             let json = manifest.entries[rootIndex].metadata["docs.rules"] ?? "{}"
-            let rules = (try? JSONDecoder().decode(RecordedRules.self, from: Data(json.utf8))) ?? RecordedRules(defaults: IgnoreRules.defaultExcludes)
+            let rules =
+                (try? JSONDecoder().decode(RecordedRules.self, from: Data(json.utf8)))
+                ?? RecordedRules(defaults: IgnoreRules.defaultExcludes)
             return DocsFilter(recorded: rules, ignoreText: ignoreText)
         case "config", "vectors", "qdrant":
             return DefaultExcludesFilter()

@@ -5,7 +5,8 @@ extension Array where Element == UInt8 {
     /// The raw-byte sibling of the standard library's `init(capacity:initializingWith:)`, whose `OutputSpan<UInt8>`
     /// offers no raw view; the codecs (`AEAD`, `FrameCompressor`, `FrameDecompressor`) write to `OutputRawSpan`.
     package init<E: Error>(
-        byteCapacity: Int, initializingWith initializer: (inout OutputRawSpan) throws(E) -> Void
+        byteCapacity: Int,
+        initializingWith initializer: (inout OutputRawSpan) throws(E) -> Void
     ) throws(E) {
         try self.init(capacity: byteCapacity) { (span: inout OutputSpan<UInt8>) throws(E) in
             try span.withUnsafeMutableBufferPointer { buffer, count throws(E) in

@@ -28,9 +28,13 @@ package enum ByteShuffle {
     /// The buffers do not overlap.
     static func shuffle(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
         precondition(output.count == input.count, "shuffle needs an output of the input's size")
-        let n = input.count, m = n / laneCount
+        let n = input.count
+        let m = n / laneCount
         guard let src = input.baseAddress, let out = output.baseAddress else { return }
-        let l0 = out, l1 = out + m, l2 = out + 2 * m, l3 = out + 3 * m
+        let l0 = out
+        let l1 = out + m
+        let l2 = out + 2 * m
+        let l3 = out + 3 * m
         var i = 0
         while i + 8 <= m {
             // Numbers i ..< i+4 in (x1, y1), i+4 ..< i+8 in (x2, y2); after the transposes x holds lanes 0 and 1,
@@ -74,9 +78,13 @@ package enum ByteShuffle {
     /// The buffers do not overlap.
     static func unshuffle(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
         precondition(output.count == input.count, "unshuffle needs an output of the input's size")
-        let n = input.count, m = n / laneCount
+        let n = input.count
+        let m = n / laneCount
         guard let src = input.baseAddress, let out = output.baseAddress else { return }
-        let l0 = src, l1 = src + m, l2 = src + 2 * m, l3 = src + 3 * m
+        let l0 = src
+        let l1 = src + m
+        let l2 = src + 2 * m
+        let l3 = src + 3 * m
         var i = 0
         while i + 8 <= m {
             let a = UInt64(littleEndian: l0.loadUnaligned(fromByteOffset: i, as: UInt64.self))
@@ -84,8 +92,10 @@ package enum ByteShuffle {
             let c = UInt64(littleEndian: l2.loadUnaligned(fromByteOffset: i, as: UInt64.self))
             let d = UInt64(littleEndian: l3.loadUnaligned(fromByteOffset: i, as: UInt64.self))
             // The transpose is its own inverse: rebuild the shuffle's (x, y) pairs and transpose them back.
-            var x1 = a & 0xFFFF_FFFF | b << 32, y1 = c & 0xFFFF_FFFF | d << 32
-            var x2 = a >> 32 | (b >> 32) << 32, y2 = c >> 32 | (d >> 32) << 32
+            var x1 = a & 0xFFFF_FFFF | b << 32
+            var y1 = c & 0xFFFF_FFFF | d << 32
+            var x2 = a >> 32 | (b >> 32) << 32
+            var y2 = c >> 32 | (d >> 32) << 32
             transpose4x4(&x1, &y1)
             transpose4x4(&x2, &y2)
             out.storeBytes(of: x1.littleEndian, toByteOffset: 4 * i, as: UInt64.self)

@@ -48,7 +48,9 @@ package final class FrameCompressor {
     }
 
     private func compress(
-        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, algorithm: CompressionAlgorithm
+        _ input: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer,
+        algorithm: CompressionAlgorithm
     ) -> Int? {
         guard input.count > 1, let src = input.baseAddress, let dst = output.baseAddress else { return nil }
         let capacity = min(output.count, input.count - 1)
@@ -64,7 +66,13 @@ package final class FrameCompressor {
             return zstdByLane(UnsafeRawBufferPointer(shuffled), into: out, level: level)
         case .zlib(let level):
             var destLength = uLongf(capacity)
-            let status = compress2(dst.assumingMemoryBound(to: Bytef.self), &destLength, src.assumingMemoryBound(to: Bytef.self), uLong(input.count), level)
+            let status = compress2(
+                dst.assumingMemoryBound(to: Bytef.self),
+                &destLength,
+                src.assumingMemoryBound(to: Bytef.self),
+                uLong(input.count),
+                level
+            )
             if status != Z_OK || destLength == 0 || Int(destLength) >= input.count { return nil }
             return Int(destLength)
         }
@@ -73,7 +81,11 @@ package final class FrameCompressor {
     /// One zstd frame of `count` bytes with the frame size given (`ZSTD_compressCCtx`, Spec §6.2 rule 7); nil when
     /// it does not shrink the input.
     private func zstd(
-        _ src: UnsafeRawPointer, count: Int, into dst: UnsafeMutableRawPointer, capacity: Int, level: Int32
+        _ src: UnsafeRawPointer,
+        count: Int,
+        into dst: UnsafeMutableRawPointer,
+        capacity: Int,
+        level: Int32
     ) -> Int? {
         if cctx == nil { cctx = ZSTD_createCCtx() }
         guard let cctx else { return nil }
@@ -90,19 +102,23 @@ package final class FrameCompressor {
     /// its own blocks at every frame size. Still one frame with the size pledged: single-segment, Window_Size and
     /// Frame_Content_Size = the input's size, no dictionary (Spec §6.2 rule 7). nil when it does not shrink.
     private func zstdByLane(
-        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, level: Int32
+        _ input: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer,
+        level: Int32
     ) -> Int? {
         if cctx == nil { cctx = ZSTD_createCCtx() }
         guard let cctx, let src = input.baseAddress, let dst = output.baseAddress else { return nil }
         ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters)
         defer { ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters) }
         guard ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)) == 0,
-              ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(cctx, UInt64(input.count))) == 0 else { return nil }
+            ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(cctx, UInt64(input.count))) == 0
+        else { return nil }
         var out = ZSTD_outBuffer(dst: dst, size: output.count, pos: 0)
         let m = input.count / ByteShuffle.laneCount
         for lane in 0..<ByteShuffle.laneCount {
             // The last lane carries the n % 4 tail bytes.
-            let lo = lane * m, hi = lane == ByteShuffle.laneCount - 1 ? input.count : (lane + 1) * m
+            let lo = lane * m
+            let hi = lane == ByteShuffle.laneCount - 1 ? input.count : (lane + 1) * m
             var inBuffer = ZSTD_inBuffer(src: src + lo, size: hi - lo, pos: 0)
             let directive = lane == ByteShuffle.laneCount - 1 ? ZSTD_e_end : ZSTD_e_flush
             while true {
@@ -153,16 +169,24 @@ package final class FrameDecompressor {
     package func zstd(_ input: RawSpan, into output: inout OutputRawSpan, maxWindow: Int) throws(CompressionError) {
         try input.withUnsafeBytes { input throws(CompressionError) in
             try output.withUnsafeMutableBytes { out, initialized throws(CompressionError) in
-                try zstd(input, into: UnsafeMutableRawBufferPointer(rebasing: out[initialized...]), maxWindow: maxWindow)
+                try zstd(
+                    input,
+                    into: UnsafeMutableRawBufferPointer(rebasing: out[initialized...]),
+                    maxWindow: maxWindow
+                )
                 initialized = out.count
             }
         }
     }
 
     private func zstd(
-        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, maxWindow: Int
+        _ input: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer,
+        maxWindow: Int
     ) throws(CompressionError) {
-        guard let src = input.baseAddress, input.count > 0, let dst = output.baseAddress else { throw CompressionError("empty zstd payload") }
+        guard let src = input.baseAddress, input.count > 0, let dst = output.baseAddress else {
+            throw CompressionError("empty zstd payload")
+        }
         try ZstdFrameHeader.parse(input).check(maxWindow: UInt64(maxWindow), rawLength: UInt64(output.count))
         let frameLength = ZSTD_findFrameCompressedSize(src, input.count)
         if ZSTD_isError(frameLength) != 0 || frameLength != input.count {
@@ -174,14 +198,18 @@ package final class FrameDecompressor {
         if ZSTD_isError(n) != 0 {
             throw CompressionError("zstd payload does not decompress: \(String(cString: ZSTD_getErrorName(n)))")
         }
-        if n != output.count { throw CompressionError("zstd payload yields \(n) bytes, the frame declares \(output.count)") }
+        if n != output.count {
+            throw CompressionError("zstd payload yields \(n) bytes, the frame declares \(output.count)")
+        }
     }
 
     /// Decompresses a codec-3 payload: one zstd frame, checked exactly as `zstd` checks it, whose
     /// `output.freeCapacity` bytes are unshuffled and appended to `output` (Spec §6.2). Memory: one extra buffer
     /// of that size, reused.
     package func shuffledZstd(
-        _ input: RawSpan, into output: inout OutputRawSpan, maxWindow: Int
+        _ input: RawSpan,
+        into output: inout OutputRawSpan,
+        maxWindow: Int
     ) throws(CompressionError) {
         guard output.freeCapacity > 0 else { throw CompressionError("empty shuffled zstd frame") }
         let shuffled = scratch.buffer(output.freeCapacity)
@@ -203,12 +231,20 @@ package final class FrameDecompressor {
     }
 
     private func zlib(
-        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer
+        _ input: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
     ) throws(CompressionError) {
-        guard let src = input.baseAddress, input.count > 0, let dst = output.baseAddress else { throw CompressionError("empty zlib payload") }
+        guard let src = input.baseAddress, input.count > 0, let dst = output.baseAddress else {
+            throw CompressionError("empty zlib payload")
+        }
         var destLength = uLongf(output.count)
         var sourceLength = uLong(input.count)
-        let status = uncompress2(dst.assumingMemoryBound(to: Bytef.self), &destLength, src.assumingMemoryBound(to: Bytef.self), &sourceLength)
+        let status = uncompress2(
+            dst.assumingMemoryBound(to: Bytef.self),
+            &destLength,
+            src.assumingMemoryBound(to: Bytef.self),
+            &sourceLength
+        )
         switch status {
         case Z_OK: break
         case Z_BUF_ERROR: throw CompressionError("zlib payload is incomplete or yields more than the frame declares")
@@ -217,7 +253,9 @@ package final class FrameDecompressor {
         default: throw CompressionError("zlib error \(status)")
         }
         if Int(sourceLength) != input.count { throw CompressionError("zlib payload has trailing bytes") }
-        if Int(destLength) != output.count { throw CompressionError("zlib payload yields \(destLength) bytes, the frame declares \(output.count)") }
+        if Int(destLength) != output.count {
+            throw CompressionError("zlib payload yields \(destLength) bytes, the frame declares \(output.count)")
+        }
     }
 }
 
@@ -260,7 +298,9 @@ package struct ZstdFrameHeader: Hashable, Sendable {
             return v
         }
         guard payload.count >= 5 else { throw CompressionError("zstd payload is shorter than a zstd frame header") }
-        guard le(0, 4) == UInt64(magic) else { throw CompressionError("zstd payload does not start with the zstd frame magic") }
+        guard le(0, 4) == UInt64(magic) else {
+            throw CompressionError("zstd payload does not start with the zstd frame magic")
+        }
         let fhd = payload[4]
         let single = fhd & 0x20 != 0
         let didSize = [0, 1, 2, 4][Int(fhd & 0x03)]
@@ -281,7 +321,14 @@ package struct ZstdFrameHeader: Hashable, Sendable {
         var fcs: UInt64? = nil
         if fcsSize > 0 { fcs = le(at, fcsSize) + (fcsSize == 2 ? 256 : 0) }
         if single { window = fcs! }
-        return ZstdFrameHeader(descriptor: fhd, windowSize: window, dictionaryIDFieldSize: didSize, dictionaryID: did, contentSize: fcs, byteCount: size)
+        return ZstdFrameHeader(
+            descriptor: fhd,
+            windowSize: window,
+            dictionaryIDFieldSize: didSize,
+            dictionaryID: did,
+            contentSize: fcs,
+            byteCount: size
+        )
     }
 
     /// Spec §6.2 rule 7 (b)–(e), in this order: reserved bit clear, no Dictionary_ID field (not even one that holds
@@ -289,10 +336,14 @@ package struct ZstdFrameHeader: Hashable, Sendable {
     package func check(maxWindow: UInt64, rawLength: UInt64) throws(CompressionError) {
         if reservedBitSet { throw CompressionError("zstd frame header has its reserved bit set") }
         if dictionaryIDFieldSize != 0 {
-            throw CompressionError("zstd frame names a dictionary (Dictionary_ID field of \(dictionaryIDFieldSize) bytes, value \(dictionaryID)); frames must not have that field")
+            throw CompressionError(
+                "zstd frame names a dictionary (Dictionary_ID field of \(dictionaryIDFieldSize) bytes, value \(dictionaryID)); frames must not have that field"
+            )
         }
         if windowSize > maxWindow {
-            throw CompressionError("zstd frame asks for a \(windowSize)-byte window, more than the frame size \(maxWindow)")
+            throw CompressionError(
+                "zstd frame asks for a \(windowSize)-byte window, more than the frame size \(maxWindow)"
+            )
         }
         if let contentSize, contentSize != rawLength {
             throw CompressionError("zstd frame declares \(contentSize) content bytes, the frame declares \(rawLength)")

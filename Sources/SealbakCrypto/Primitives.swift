@@ -9,23 +9,41 @@ package enum Argon2id {
     /// - Parameters:
     ///   - opsLimit: passes (t); memLimitBytes: memory (m × 1024).
     /// - Throws: `CryptoError.outOfMemory` when the memory cannot be had, `.invalidParameters` outside libsodium's bounds.
-    package static func deriveKey(password: SecureBytes, passwordLength: Int, salt: [UInt8], opsLimit: UInt64, memLimitBytes: UInt64) throws(CryptoError) -> SecureBytes {
+    package static func deriveKey(
+        password: SecureBytes,
+        passwordLength: Int,
+        salt: [UInt8],
+        opsLimit: UInt64,
+        memLimitBytes: UInt64
+    ) throws(CryptoError) -> SecureBytes {
         Sodium.ensureInitialised()
-        guard salt.count == Int(crypto_pwhash_SALTBYTES) else { throw CryptoError(.invalidParameters, "salt must be 16 bytes") }
-        guard opsLimit >= UInt64(crypto_pwhash_argon2id_OPSLIMIT_MIN), memLimitBytes >= UInt64(crypto_pwhash_argon2id_MEMLIMIT_MIN),
-              memLimitBytes <= UInt64(Int.max)
+        guard salt.count == Int(crypto_pwhash_SALTBYTES) else {
+            throw CryptoError(.invalidParameters, "salt must be 16 bytes")
+        }
+        guard opsLimit >= UInt64(crypto_pwhash_argon2id_OPSLIMIT_MIN),
+            memLimitBytes >= UInt64(crypto_pwhash_argon2id_MEMLIMIT_MIN),
+            memLimitBytes <= UInt64(Int.max)
         else { throw CryptoError(.invalidParameters, "Argon2id parameters outside libsodium's bounds") }
         var status: Int32 = 0
         let key = SecureBytes(count: keyByteCount) { out in
             password.withUnsafeBytes { pw in
                 status = crypto_pwhash(
-                    out.baseAddress!, UInt64(keyByteCount),
-                    pw.baseAddress!.assumingMemoryBound(to: CChar.self), UInt64(passwordLength),
-                    salt, opsLimit, Int(memLimitBytes), crypto_pwhash_ALG_ARGON2ID13)
+                    out.baseAddress!,
+                    UInt64(keyByteCount),
+                    pw.baseAddress!.assumingMemoryBound(to: CChar.self),
+                    UInt64(passwordLength),
+                    salt,
+                    opsLimit,
+                    Int(memLimitBytes),
+                    crypto_pwhash_ALG_ARGON2ID13
+                )
             }
         }
         if status != 0 {
-            throw CryptoError(.outOfMemory, "Argon2id could not allocate \(memLimitBytes >> 20) MiB; lower the KDF memory or free memory")
+            throw CryptoError(
+                .outOfMemory,
+                "Argon2id could not allocate \(memLimitBytes >> 20) MiB; lower the KDF memory or free memory"
+            )
         }
         return key
     }
@@ -115,7 +133,10 @@ package struct AEAD: Sendable {
     package init(_ algorithm: Algorithm) throws(CryptoError) {
         Sodium.ensureInitialised()
         if algorithm == .aes256gcm && !Sodium.aes256gcmAvailable {
-            throw CryptoError(.unavailable, "AES-256-GCM needs a CPU with AES-NI and PCLMUL, which this machine lacks; use XChaCha20-Poly1305")
+            throw CryptoError(
+                .unavailable,
+                "AES-256-GCM needs a CPU with AES-NI and PCLMUL, which this machine lacks; use XChaCha20-Poly1305"
+            )
         }
         self.algorithm = algorithm
     }
@@ -126,16 +147,24 @@ package struct AEAD: Sendable {
     ///
     /// - Precondition: `output` has room for `plaintext.byteCount + tagByteCount` more bytes.
     package func seal(
-        key: SecureBytes, nonce: [UInt8], associatedData: [UInt8],
-        plaintext: RawSpan, into output: inout OutputRawSpan
+        key: SecureBytes,
+        nonce: [UInt8],
+        associatedData: [UInt8],
+        plaintext: RawSpan,
+        into output: inout OutputRawSpan
     ) {
         precondition(output.freeCapacity >= plaintext.byteCount + AEAD.tagByteCount)
         plaintext.withUnsafeBytes { m in
             output.withUnsafeMutableBytes { out, initialized in
                 let c = UnsafeMutableRawBufferPointer(rebasing: out[initialized...])
                 encrypt(
-                    key: key, nonce: nonce, associatedData: associatedData,
-                    plaintext: m.baseAddress, count: m.count, output: c)
+                    key: key,
+                    nonce: nonce,
+                    associatedData: associatedData,
+                    plaintext: m.baseAddress,
+                    count: m.count,
+                    output: c
+                )
                 initialized += m.count + AEAD.tagByteCount
             }
         }
@@ -150,16 +179,25 @@ package struct AEAD: Sendable {
         buffer.withUnsafeMutableBytes { out, initialized in
             let body = UnsafeMutableRawBufferPointer(rebasing: out[0..<(initialized + AEAD.tagByteCount)])
             encrypt(
-                key: key, nonce: nonce, associatedData: associatedData,
-                plaintext: body.baseAddress, count: initialized, output: body)
+                key: key,
+                nonce: nonce,
+                associatedData: associatedData,
+                plaintext: body.baseAddress,
+                count: initialized,
+                output: body
+            )
             initialized += AEAD.tagByteCount
         }
     }
 
     /// The one call into libsodium's encryption; `plaintext` may be `output`'s own start (in place).
     private func encrypt(
-        key: SecureBytes, nonce: [UInt8], associatedData: [UInt8],
-        plaintext: UnsafeRawPointer?, count: Int, output: UnsafeMutableRawBufferPointer
+        key: SecureBytes,
+        nonce: [UInt8],
+        associatedData: [UInt8],
+        plaintext: UnsafeRawPointer?,
+        count: Int,
+        output: UnsafeMutableRawBufferPointer
     ) {
         precondition(nonce.count == nonceByteCount && output.count >= count + AEAD.tagByteCount)
         var outLength: UInt64 = 0
@@ -170,10 +208,28 @@ package struct AEAD: Sendable {
             switch algorithm {
             case .xchacha20poly1305:
                 _ = crypto_aead_xchacha20poly1305_ietf_encrypt(
-                    c, &outLength, m, UInt64(count), associatedData, UInt64(associatedData.count), nil, nonce, kp)
+                    c,
+                    &outLength,
+                    m,
+                    UInt64(count),
+                    associatedData,
+                    UInt64(associatedData.count),
+                    nil,
+                    nonce,
+                    kp
+                )
             case .aes256gcm:
                 _ = crypto_aead_aes256gcm_encrypt(
-                    c, &outLength, m, UInt64(count), associatedData, UInt64(associatedData.count), nil, nonce, kp)
+                    c,
+                    &outLength,
+                    m,
+                    UInt64(count),
+                    associatedData,
+                    UInt64(associatedData.count),
+                    nil,
+                    nonce,
+                    kp
+                )
             }
         }
     }
@@ -183,8 +239,11 @@ package struct AEAD: Sendable {
     ///
     /// - Precondition: `ciphertext` holds at least a tag; `output` has room for the plaintext.
     package func open(
-        key: SecureBytes, nonce: [UInt8], associatedData: [UInt8],
-        ciphertext: RawSpan, into output: inout OutputRawSpan
+        key: SecureBytes,
+        nonce: [UInt8],
+        associatedData: [UInt8],
+        ciphertext: RawSpan,
+        into output: inout OutputRawSpan
     ) throws(CryptoError) {
         precondition(nonce.count == nonceByteCount && ciphertext.byteCount >= AEAD.tagByteCount)
         precondition(output.freeCapacity >= ciphertext.byteCount - AEAD.tagByteCount)
@@ -198,10 +257,28 @@ package struct AEAD: Sendable {
                     switch algorithm {
                     case .xchacha20poly1305:
                         return crypto_aead_xchacha20poly1305_ietf_decrypt(
-                            m, &outLength, nil, c, UInt64(ct.count), associatedData, UInt64(associatedData.count), nonce, kp)
+                            m,
+                            &outLength,
+                            nil,
+                            c,
+                            UInt64(ct.count),
+                            associatedData,
+                            UInt64(associatedData.count),
+                            nonce,
+                            kp
+                        )
                     case .aes256gcm:
                         return crypto_aead_aes256gcm_decrypt(
-                            m, &outLength, nil, c, UInt64(ct.count), associatedData, UInt64(associatedData.count), nonce, kp)
+                            m,
+                            &outLength,
+                            nil,
+                            c,
+                            UInt64(ct.count),
+                            associatedData,
+                            UInt64(associatedData.count),
+                            nonce,
+                            kp
+                        )
                     }
                 }
                 if status == 0 { initialized += ct.count - AEAD.tagByteCount }
@@ -233,12 +310,22 @@ package struct AEAD: Sendable {
     }
 
     /// Convenience over arrays; the plaintext lands in guarded memory.
-    package func openSecret(key: SecureBytes, nonce: [UInt8], associatedData: [UInt8], ciphertext: [UInt8]) throws(CryptoError) -> SecureBytes {
+    package func openSecret(
+        key: SecureBytes,
+        nonce: [UInt8],
+        associatedData: [UInt8],
+        ciphertext: [UInt8]
+    ) throws(CryptoError) -> SecureBytes {
         guard ciphertext.count > AEAD.tagByteCount else { throw CryptoError.authenticationFailed }
         return try SecureBytes(count: ciphertext.count - AEAD.tagByteCount) { out throws(CryptoError) in
             var output = OutputRawSpan(buffer: out, initializedCount: 0)
             try open(
-                key: key, nonce: nonce, associatedData: associatedData, ciphertext: ciphertext.span.bytes, into: &output)
+                key: key,
+                nonce: nonce,
+                associatedData: associatedData,
+                ciphertext: ciphertext.span.bytes,
+                into: &output
+            )
             _ = output.finalize(for: out)
         }
     }
@@ -247,14 +334,17 @@ package struct AEAD: Sendable {
 /// X25519 (RFC 7748). Wraps `crypto_scalarmult_base` and `crypto_scalarmult`.
 package enum X25519 {
     /// A new secret scalar (guarded memory) and its public key.
-    package static func generate(random: any RandomSource = SystemRandom()) -> (secret: SecureBytes, publicKey: [UInt8]) {
+    package static func generate(random: any RandomSource = SystemRandom()) -> (secret: SecureBytes, publicKey: [UInt8])
+    {
         let secret = SecureBytes(random: 32, source: random)
         return (secret, publicKey(secret))
     }
 
     package static func publicKey(_ secret: SecureBytes) -> [UInt8] {
         var pk = [UInt8](repeating: 0, count: 32)
-        secret.withUnsafeBytes { s in _ = crypto_scalarmult_base(&pk, s.baseAddress!.assumingMemoryBound(to: UInt8.self)) }
+        secret.withUnsafeBytes { s in
+            _ = crypto_scalarmult_base(&pk, s.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
         return pk
     }
 
@@ -264,7 +354,12 @@ package enum X25519 {
         var ok = true
         let shared = SecureBytes(count: 32) { out in
             secret.withUnsafeBytes { s in
-                ok = crypto_scalarmult(out.baseAddress!.assumingMemoryBound(to: UInt8.self), s.baseAddress!.assumingMemoryBound(to: UInt8.self), publicKey) == 0
+                ok =
+                    crypto_scalarmult(
+                        out.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                        s.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                        publicKey
+                    ) == 0
             }
         }
         return ok ? shared : nil
@@ -276,7 +371,14 @@ extension Blake2bMAC {
     package static func derive(key: SecureBytes, message: [UInt8]) -> SecureBytes {
         SecureBytes(count: 32) { out in
             key.withUnsafeBytes { k in
-                _ = crypto_generichash(out.baseAddress!.assumingMemoryBound(to: UInt8.self), 32, message, UInt64(message.count), k.baseAddress!.assumingMemoryBound(to: UInt8.self), k.count)
+                _ = crypto_generichash(
+                    out.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                    32,
+                    message,
+                    UInt64(message.count),
+                    k.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                    k.count
+                )
             }
         }
     }

@@ -65,7 +65,9 @@ package final class SecureBytes: @unchecked Sendable {  // immutable after init:
     ///   by the thousand when packing small files: each `sodium_malloc`/`sodium_free` costs an `mmap`,
     ///   `mprotect` and `munmap` with TLB shootdowns across all cores. Both kinds are wiped before release.
     package init<E: Error>(
-        count: Int, guarded: Bool = true, initialize: (UnsafeMutableRawBufferPointer) throws(E) -> Void
+        count: Int,
+        guarded: Bool = true,
+        initialize: (UnsafeMutableRawBufferPointer) throws(E) -> Void
     ) throws(E) {
         Sodium.ensureInitialised()
         precondition(count > 0)
@@ -94,7 +96,11 @@ package final class SecureBytes: @unchecked Sendable {  // immutable after init:
     package convenience init(copying bytes: [UInt8]) {
         self.init(count: max(bytes.count, 1)) { buf in
             buf.initializeMemory(as: UInt8.self, repeating: 0)
-            if !bytes.isEmpty { buf.copyMemory(from: UnsafeRawBufferPointer(start: bytes.withUnsafeBytes { $0.baseAddress }, count: bytes.count)) }
+            if !bytes.isEmpty {
+                buf.copyMemory(
+                    from: UnsafeRawBufferPointer(start: bytes.withUnsafeBytes { $0.baseAddress }, count: bytes.count)
+                )
+            }
         }
     }
 
@@ -177,7 +183,10 @@ package final class SeededRandom: RandomSource, Sendable {
     }
 
     package func fill(_ buffer: inout MutableRawSpan) {
-        let n = counter.withLock { c -> UInt64 in c += 1; return c }
+        let n = counter.withLock { c -> UInt64 in
+            c += 1
+            return c
+        }
         var blockSeed = [UInt8](repeating: 0, count: 32)
         var input = seed + (0..<8).map { UInt8(truncatingIfNeeded: n >> (8 * UInt64($0))) }
         crypto_generichash(&blockSeed, 32, &input, UInt64(input.count), nil, 0)

@@ -189,7 +189,8 @@ package struct ArchiveHeader: Hashable, Sendable {
     }
 
     /// Spec §3.1 steps 1–2: magic, version (1 or 2), header_length from the first 12 bytes; nil when fewer.
-    private static func declaredVersionAndLength(prefix: [UInt8]) throws(FormatError) -> (version: UInt16, length: Int)? {
+    private static func declaredVersionAndLength(prefix: [UInt8]) throws(FormatError) -> (version: UInt16, length: Int)?
+    {
         if prefix.count < 12 {
             if !prefix.isEmpty && !FormatV1.magic.starts(with: prefix.prefix(8)) {
                 throw FormatError(.header, "not a sealbak archive (bad magic)", offset: 0)
@@ -224,7 +225,9 @@ package struct ArchiveHeader: Hashable, Sendable {
     /// features this implementation has (an unknown bit is a newer sealbak's, class `version`, checked first).
     private static func requiredFeatures(version: UInt16, flags: UInt16) throws(FormatError) -> FormatFeatures {
         if version == FormatV1.version {
-            if flags != 0 { throw FormatError(.header, "reserved header flags are set (\(flags)) in a version-1 header", offset: 12) }
+            if flags != 0 {
+                throw FormatError(.header, "reserved header flags are set (\(flags)) in a version-1 header", offset: 12)
+            }
             return []
         }
         let unknown = flags & ~FormatFeatures.implemented.rawValue
@@ -237,7 +240,11 @@ package struct ArchiveHeader: Hashable, Sendable {
             )
         }
         if flags == 0 {
-            throw FormatError(.header, "a version-2 header must declare at least one feature, its flags are 0", offset: 12)
+            throw FormatError(
+                .header,
+                "a version-2 header must declare at least one feature, its flags are 0",
+                offset: 12
+            )
         }
         return FormatFeatures(rawValue: flags)
     }
@@ -248,7 +255,11 @@ package struct ArchiveHeader: Hashable, Sendable {
             throw FormatError(.truncated, "archive ends inside the header", offset: UInt64(bytes.count))
         }
         if bytes.count < length {
-            throw FormatError(.truncated, "archive ends inside the header (\(bytes.count) of \(length) bytes)", offset: UInt64(bytes.count))
+            throw FormatError(
+                .truncated,
+                "archive ends inside the header (\(bytes.count) of \(length) bytes)",
+                offset: UInt64(bytes.count)
+            )
         }
         if bytes.count > length {
             throw FormatError(.header, "header is followed by unexpected bytes", offset: UInt64(length))
@@ -283,13 +294,21 @@ package struct ArchiveHeader: Hashable, Sendable {
             if slotFlags != 0 { throw FormatError(.header, "reserved slot flags are set", offset: slotOffset + 1) }
             let id = try r.readUInt16("slot id")
             if id <= lastID {
-                throw FormatError(.header, "slot ids must be non-zero and strictly increasing (found \(id) after \(lastID))", offset: slotOffset + 2)
+                throw FormatError(
+                    .header,
+                    "slot ids must be non-zero and strictly increasing (found \(id) after \(lastID))",
+                    offset: slotOffset + 2
+                )
             }
             lastID = id
             let created = try r.readUInt64("slot creation time")
             let labelLength = Int(try r.readUInt8("slot label length"))
             if labelLength > FormatV1.maxLabelByteCount {
-                throw FormatError(.header, "slot label of \(labelLength) bytes exceeds \(FormatV1.maxLabelByteCount)", offset: slotOffset + 12)
+                throw FormatError(
+                    .header,
+                    "slot label of \(labelLength) bytes exceeds \(FormatV1.maxLabelByteCount)",
+                    offset: slotOffset + 12
+                )
             }
             let label = try r.readUTF8(labelLength, "slot label", errorClass: .header)
             let bodyOffset = UInt64(r.offset)
@@ -298,24 +317,45 @@ package struct ArchiveHeader: Hashable, Sendable {
             switch KeySlotType(rawValue: type) {
             case .password, .recovery:
                 if bodyLength != KeySlot.passwordBodyByteCount {
-                    throw FormatError(.header, "password slot body is \(bodyLength) bytes, expected \(KeySlot.passwordBodyByteCount)", offset: bodyOffset)
+                    throw FormatError(
+                        .header,
+                        "password slot body is \(bodyLength) bytes, expected \(KeySlot.passwordBodyByteCount)",
+                        offset: bodyOffset
+                    )
                 }
                 let ops = try r.readUInt32("opslimit")
                 let mem = try r.readUInt32("memlimit")
                 let par = try r.readUInt8("parallelism")
                 if ops < FormatV1.minOpsLimit || mem < FormatV1.minMemLimitKiB {
-                    throw FormatError(.header, "Argon2id parameters below the minimum (opslimit \(ops), memlimit \(mem) KiB)", offset: bodyOffset + 2)
+                    throw FormatError(
+                        .header,
+                        "Argon2id parameters below the minimum (opslimit \(ops), memlimit \(mem) KiB)",
+                        offset: bodyOffset + 2
+                    )
                 }
                 if par != 1 {
-                    throw FormatError(.header, "Argon2id parallelism \(par) is not supported (must be 1)", offset: bodyOffset + 10)
+                    throw FormatError(
+                        .header,
+                        "Argon2id parallelism \(par) is not supported (must be 1)",
+                        offset: bodyOffset + 10
+                    )
                 }
                 let salt = try r.readBytes(KeySlot.saltByteCount, "salt")
                 let nonce = try r.readBytes(KeySlot.wrapNonceByteCount, "wrap nonce")
                 let wrapped = try r.readBytes(KeySlot.wrappedKeyByteCount, "wrapped key")
-                body = .password(kdf: KDFParameters(opsLimit: ops, memLimitKiB: mem, parallelism: par), salt: salt, nonce: nonce, wrappedKey: wrapped)
+                body = .password(
+                    kdf: KDFParameters(opsLimit: ops, memLimitKiB: mem, parallelism: par),
+                    salt: salt,
+                    nonce: nonce,
+                    wrappedKey: wrapped
+                )
             case .x25519:
                 if bodyLength != KeySlot.x25519BodyByteCount {
-                    throw FormatError(.header, "X25519 slot body is \(bodyLength) bytes, expected \(KeySlot.x25519BodyByteCount)", offset: bodyOffset)
+                    throw FormatError(
+                        .header,
+                        "X25519 slot body is \(bodyLength) bytes, expected \(KeySlot.x25519BodyByteCount)",
+                        offset: bodyOffset
+                    )
                 }
                 let recipient = try r.readBytes(32, "recipient public key")
                 let ephemeral = try r.readBytes(32, "ephemeral public key")
@@ -325,10 +365,26 @@ package struct ArchiveHeader: Hashable, Sendable {
             case nil:
                 body = .unknown(type: type, body: try r.readBytes(bodyLength, "slot body"))
             }
-            slots.append(KeySlot(id: id, createdUnix: created, label: label, body: body, isRecovery: type == KeySlotType.recovery.rawValue))
+            slots.append(
+                KeySlot(
+                    id: id,
+                    createdUnix: created,
+                    label: label,
+                    body: body,
+                    isRecovery: type == KeySlotType.recovery.rawValue
+                )
+            )
         }
         try r.expectEnd("the last key slot", errorClass: .header)
         let mac = Array(bytes[(length - FormatV1.headerMACByteCount)..<length])
-        return ArchiveHeader(features: features, cipherSuite: suite, frameSizeLog2: fsLog2, archiveID: archiveID, createdUnix: created, slots: slots, mac: mac)
+        return ArchiveHeader(
+            features: features,
+            cipherSuite: suite,
+            frameSizeLog2: fsLog2,
+            archiveID: archiveID,
+            createdUnix: created,
+            slots: slots,
+            mac: mac
+        )
     }
 }

@@ -65,7 +65,11 @@ package struct ByteReader {
     }
 
     /// Reads `n` bytes that must be valid UTF-8.
-    package mutating func readUTF8(_ n: Int, _ what: String, errorClass: FormatError.Class) throws(FormatError) -> String {
+    package mutating func readUTF8(
+        _ n: Int,
+        _ what: String,
+        errorClass: FormatError.Class
+    ) throws(FormatError) -> String {
         let start = offset
         let raw = try readBytes(n, what)
         guard let s = String(validating: raw, as: UTF8.self) else {
@@ -77,7 +81,11 @@ package struct ByteReader {
     /// Throws unless every byte has been consumed (Spec §2: trailing bytes are rejected).
     package func expectEnd(_ what: String, errorClass: FormatError.Class) throws(FormatError) {
         if !isAtEnd {
-            throw FormatError(errorClass, "\(remaining) unexpected trailing bytes after \(what)", offset: UInt64(offset))
+            throw FormatError(
+                errorClass,
+                "\(remaining) unexpected trailing bytes after \(what)",
+                offset: UInt64(offset)
+            )
         }
     }
 }

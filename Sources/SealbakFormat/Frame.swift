@@ -28,7 +28,10 @@ package struct FrameHeader: Hashable, Sendable {
         let word = UInt32(littleEndian: bytes.unsafeLoadUnaligned(as: UInt32.self))
         let length = Int(word & 0x7FFF_FFFF)
         guard length >= minCiphertextLength, length <= maxCiphertextLength(frameSize: frameSize) else {
-            throw FormatError(.payload, "frame length \(length) is outside \(minCiphertextLength)...\(maxCiphertextLength(frameSize: frameSize))")
+            throw FormatError(
+                .payload,
+                "frame length \(length) is outside \(minCiphertextLength)...\(maxCiphertextLength(frameSize: frameSize))"
+            )
         }
         return FrameHeader(ciphertextLength: length, isLast: word & 0x8000_0000 != 0)
     }
@@ -57,7 +60,12 @@ package enum FrameBinding {
     }
 
     /// AAD = archive id ‖ LE32(stream id) ‖ LE64(frame index) ‖ u8(last).
-    package static func associatedData(archiveID: [UInt8], streamID: UInt32, frameIndex: UInt64, isLast: Bool) -> [UInt8] {
+    package static func associatedData(
+        archiveID: [UInt8],
+        streamID: UInt32,
+        frameIndex: UInt64,
+        isLast: Bool
+    ) -> [UInt8] {
         archiveID + .le(UInt64(streamID), count: 4) + .le(frameIndex, count: 8) + [isLast ? 1 : 0]
     }
 }
@@ -106,19 +114,29 @@ package struct FramePlaintext: Sendable {
         }
         let raw = Int(plaintext[1]) | Int(plaintext[2]) << 8 | Int(plaintext[3]) << 16 | Int(plaintext[4]) << 24
         let payloadLength = plaintext.count - FormatV1.framePrefixByteCount
-        guard raw <= frameSize else { throw FormatError(.payload, "frame raw length \(raw) exceeds the frame size \(frameSize)") }
+        guard raw <= frameSize else {
+            throw FormatError(.payload, "frame raw length \(raw) exceeds the frame size \(frameSize)")
+        }
         if !isLast && raw != frameSize {
-            throw FormatError(.payload, "a frame that is not the last must hold exactly \(frameSize) bytes, holds \(raw)")
+            throw FormatError(
+                .payload,
+                "a frame that is not the last must hold exactly \(frameSize) bytes, holds \(raw)"
+            )
         }
         if raw == 0 && (frameIndex != 0 || codec != .stored) {
             throw FormatError(.payload, "an empty frame is allowed only as the single stored frame of an empty stream")
         }
         switch codec {
         case .stored:
-            guard payloadLength == raw else { throw FormatError(.payload, "stored frame payload is \(payloadLength) bytes, raw length says \(raw)") }
+            guard payloadLength == raw else {
+                throw FormatError(.payload, "stored frame payload is \(payloadLength) bytes, raw length says \(raw)")
+            }
         case .zstd, .zlib, .shuffledZstd:
             guard payloadLength >= 1, payloadLength < raw else {
-                throw FormatError(.payload, "compressed frame payload (\(payloadLength) bytes) is not smaller than its raw length \(raw)")
+                throw FormatError(
+                    .payload,
+                    "compressed frame payload (\(payloadLength) bytes) is not smaller than its raw length \(raw)"
+                )
             }
         }
         return FramePlaintext(codec: codec, rawLength: raw, payload: FormatV1.framePrefixByteCount..<plaintext.count)

@@ -50,7 +50,10 @@ package struct Metadata: Hashable, Sendable, Sequence {
     }
 
     package func hash(into h: inout Hasher) {
-        for p in pairs { h.combine(p.key); h.combine(p.value) }
+        for p in pairs {
+            h.combine(p.key)
+            h.combine(p.value)
+        }
     }
 
     func encode(into w: inout ByteWriter) {
@@ -69,7 +72,11 @@ package struct Metadata: Hashable, Sendable, Sequence {
         let start = UInt64(r.offset)
         let count = Int(try r.readUInt16("metadata count"))
         if count > FormatV1.maxMetadataPairs {
-            throw FormatError(.payload, "metadata has \(count) pairs, the limit is \(FormatV1.maxMetadataPairs)", offset: start)
+            throw FormatError(
+                .payload,
+                "metadata has \(count) pairs, the limit is \(FormatV1.maxMetadataPairs)",
+                offset: start
+            )
         }
         var m = Metadata()
         var previous: [UInt8]? = nil
@@ -77,7 +84,11 @@ package struct Metadata: Hashable, Sendable, Sequence {
             let keyOffset = UInt64(r.offset)
             let keyLength = Int(try r.readUInt8("metadata key length"))
             if keyLength == 0 || keyLength > FormatV1.maxMetadataKeyByteCount {
-                throw FormatError(.payload, "metadata key length \(keyLength) is outside 1...\(FormatV1.maxMetadataKeyByteCount)", offset: keyOffset)
+                throw FormatError(
+                    .payload,
+                    "metadata key length \(keyLength) is outside 1...\(FormatV1.maxMetadataKeyByteCount)",
+                    offset: keyOffset
+                )
             }
             let key = try r.readUTF8(keyLength, "metadata key", errorClass: .payload)
             let keyBytes = Array(key.utf8)
@@ -88,7 +99,11 @@ package struct Metadata: Hashable, Sendable, Sequence {
             let valueOffset = UInt64(r.offset)
             let valueLength = Int(try r.readUInt32("metadata value length"))
             if valueLength > FormatV1.maxMetadataValueByteCount {
-                throw FormatError(.payload, "metadata value of \(valueLength) bytes exceeds \(FormatV1.maxMetadataValueByteCount)", offset: valueOffset)
+                throw FormatError(
+                    .payload,
+                    "metadata value of \(valueLength) bytes exceeds \(FormatV1.maxMetadataValueByteCount)",
+                    offset: valueOffset
+                )
             }
             let value = try r.readUTF8(valueLength, "metadata value", errorClass: .payload)
             m.pairs.append((key, value))
@@ -173,11 +188,19 @@ package struct Manifest: Hashable, Sendable {
         let countOffset = UInt64(r.offset)
         let count = try r.readUInt32("entry count")
         if count > FormatV1.maxEntryCount {
-            throw FormatError(.payload, "manifest lists \(count) entries, the limit is \(FormatV1.maxEntryCount)", offset: countOffset)
+            throw FormatError(
+                .payload,
+                "manifest lists \(count) entries, the limit is \(FormatV1.maxEntryCount)",
+                offset: countOffset
+            )
         }
         // Each entry takes at least 25 bytes; refuse counts the remaining bytes cannot hold before allocating.
         if Int(count) > r.remaining / 25 {
-            throw FormatError(.payload, "manifest lists \(count) entries but holds only \(r.remaining) more bytes", offset: countOffset)
+            throw FormatError(
+                .payload,
+                "manifest lists \(count) entries but holds only \(r.remaining) more bytes",
+                offset: countOffset
+            )
         }
         var entries: [ManifestEntry] = []
         entries.reserveCapacity(Int(count))
@@ -188,40 +211,74 @@ package struct Manifest: Hashable, Sendable {
             let kindRaw = try r.readUInt8("entry kind")
             guard let kind = EntryKind(rawValue: kindRaw) else {
                 if kindRaw == 0 { throw FormatError(.payload, "entry kind 0 is invalid", offset: entryOffset) }
-                throw FormatError(.version, "entry kind \(kindRaw) was made by a newer sealbak; upgrade sealbak to read it", offset: entryOffset)
+                throw FormatError(
+                    .version,
+                    "entry kind \(kindRaw) was made by a newer sealbak; upgrade sealbak to read it",
+                    offset: entryOffset
+                )
             }
             let flags = try r.readUInt8("entry flags")
             if flags != 0 { throw FormatError(.payload, "reserved entry flags are set", offset: entryOffset + 1) }
             let nameLength = Int(try r.readUInt16("name length"))
             let name = try r.readUTF8(nameLength, "entry name", errorClass: .payload)
             if let problem = EntryName.problem(name) {
-                throw FormatError(.payload, "entry name \"\(name.debugDescription.dropFirst().dropLast())\" is not canonical: \(problem)", offset: entryOffset + 4)
+                throw FormatError(
+                    .payload,
+                    "entry name \"\(name.debugDescription.dropFirst().dropLast())\" is not canonical: \(problem)",
+                    offset: entryOffset + 4
+                )
             }
             if !seen.insert(Array(name.utf8)).inserted {
                 throw FormatError(.payload, "entry name \"\(name)\" appears twice", offset: entryOffset + 4)
             }
             let modeOffset = UInt64(r.offset)
             let mode = try r.readUInt32("mode")
-            if mode > 0o7777 { throw FormatError(.payload, "mode \(String(mode, radix: 8)) has bits outside 0o7777", offset: modeOffset) }
+            if mode > 0o7777 {
+                throw FormatError(
+                    .payload,
+                    "mode \(String(mode, radix: 8)) has bits outside 0o7777",
+                    offset: modeOffset
+                )
+            }
             let seconds = try r.readInt64("mtime seconds")
             let nanosOffset = UInt64(r.offset)
             let nanos = try r.readUInt32("mtime nanoseconds")
-            if nanos >= 1_000_000_000 { throw FormatError(.payload, "mtime nanoseconds \(nanos) out of range", offset: nanosOffset) }
+            if nanos >= 1_000_000_000 {
+                throw FormatError(.payload, "mtime nanoseconds \(nanos) out of range", offset: nanosOffset)
+            }
             let linkOffset = UInt64(r.offset)
             let linkLength = Int(try r.readUInt16("link target length"))
             if linkLength > FormatV1.maxLinkByteCount {
-                throw FormatError(.payload, "link target of \(linkLength) bytes exceeds \(FormatV1.maxLinkByteCount)", offset: linkOffset)
+                throw FormatError(
+                    .payload,
+                    "link target of \(linkLength) bytes exceeds \(FormatV1.maxLinkByteCount)",
+                    offset: linkOffset
+                )
             }
             let link = try r.readUTF8(linkLength, "link target", errorClass: .payload)
             if kind == .symlink {
                 if link.isEmpty || link.utf8.contains(0) {
-                    throw FormatError(.payload, "symlink \"\(name)\" has an empty or NUL-containing target", offset: linkOffset)
+                    throw FormatError(
+                        .payload,
+                        "symlink \"\(name)\" has an empty or NUL-containing target",
+                        offset: linkOffset
+                    )
                 }
             } else if !link.isEmpty {
                 throw FormatError(.payload, "only symlinks carry a link target", offset: linkOffset)
             }
             let metadata = try Metadata.parse(&r)
-            entries.append(ManifestEntry(kind: kind, name: name, mode: mode, mtimeSeconds: seconds, mtimeNanoseconds: nanos, linkTarget: link, metadata: metadata))
+            entries.append(
+                ManifestEntry(
+                    kind: kind,
+                    name: name,
+                    mode: mode,
+                    mtimeSeconds: seconds,
+                    mtimeNanoseconds: nanos,
+                    linkTarget: link,
+                    metadata: metadata
+                )
+            )
         }
         try r.expectEnd("the last manifest entry", errorClass: .payload)
         return Manifest(metadata: metadata, entries: entries)
@@ -239,7 +296,9 @@ package enum EntryName {
         if bytes.first == UInt8(ascii: "/") { return "absolute" }
         for component in bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
             if component.isEmpty { return "empty path component" }
-            if component.elementsEqual([UInt8(ascii: ".")]) || component.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) {
+            if component.elementsEqual([UInt8(ascii: ".")])
+                || component.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")])
+            {
                 return "\".\" or \"..\" component"
             }
         }

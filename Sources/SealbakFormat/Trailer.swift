@@ -61,7 +61,11 @@ package struct Trailer: Hashable, Sendable {
         var r = ByteReader(bytes, errorClass: .trailer)
         let count = try r.readUInt32("entry count")
         if count > FormatV1.maxEntryCount {
-            throw FormatError(.trailer, "trailer lists \(count) entries, the limit is \(FormatV1.maxEntryCount)", offset: 0)
+            throw FormatError(
+                .trailer,
+                "trailer lists \(count) entries, the limit is \(FormatV1.maxEntryCount)",
+                offset: 0
+            )
         }
         let expected = FormatV1.trailerFixedByteCount + Int(count) * TrailerEntry.byteCount
         if bytes.count != expected {
@@ -84,7 +88,11 @@ package struct Trailer: Hashable, Sendable {
             let length = try r.readUInt64("entry length")
             let sha = try r.readBytes(32, "entry sha256")
             if offset != cursor {
-                throw FormatError(.trailer, "entry \(i) starts at \(offset), expected \(cursor) (streams must be contiguous)", offset: at + 8)
+                throw FormatError(
+                    .trailer,
+                    "entry \(i) starts at \(offset), expected \(cursor) (streams must be contiguous)",
+                    offset: at + 8
+                )
             }
             let frames = FormatV1.frameCount(size: size, frameSize: frameSize)
             if frames > FormatV1.maxFramesPerStream {
@@ -93,7 +101,11 @@ package struct Trailer: Hashable, Sendable {
             let (lo, loOverflow) = frames.multipliedReportingOverflow(by: minFrame)
             let (hi, hiOverflow) = frames.multipliedReportingOverflow(by: maxFrame)
             if loOverflow || length < lo || (!hiOverflow && length > hi) {
-                throw FormatError(.trailer, "entry \(i) stream length \(length) cannot hold \(frames) frames", offset: at + 16)
+                throw FormatError(
+                    .trailer,
+                    "entry \(i) stream length \(length) cannot hold \(frames) frames",
+                    offset: at + 16
+                )
             }
             let (next, overflow) = offset.addingReportingOverflow(length)
             if overflow { throw FormatError(.trailer, "entry \(i) range overflows", offset: at + 16) }
@@ -106,10 +118,19 @@ package struct Trailer: Hashable, Sendable {
         }
         let trailerOffset = try r.readUInt64("trailer offset")
         if trailerOffset != cursor {
-            throw FormatError(.trailer, "trailer offset \(trailerOffset) does not follow the last stream (\(cursor))", offset: UInt64(r.offset - 8))
+            throw FormatError(
+                .trailer,
+                "trailer offset \(trailerOffset) does not follow the last stream (\(cursor))",
+                offset: UInt64(r.offset - 8)
+            )
         }
         try r.expectEnd("the end-of-archive record", errorClass: .trailer)
-        return Trailer(archiveID: archiveID, manifestLength: manifestLength, entries: entries, trailerOffset: trailerOffset)
+        return Trailer(
+            archiveID: archiveID,
+            manifestLength: manifestLength,
+            entries: entries,
+            trailerOffset: trailerOffset
+        )
     }
 }
 
@@ -140,7 +161,11 @@ package struct Footer: Hashable, Sendable {
         let length = try r.readUInt64("trailer length")
         let magic = try r.readBytes(8, "footer magic")
         if magic != FormatV1.footerMagic {
-            throw FormatError(.trailer, "footer magic is wrong: the archive is truncated or has bytes appended", offset: 16)
+            throw FormatError(
+                .trailer,
+                "footer magic is wrong: the archive is truncated or has bytes appended",
+                offset: 16
+            )
         }
         return Footer(trailerOffset: offset, trailerLength: length)
     }

@@ -1,5 +1,6 @@
 import CSealbakShims
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -48,7 +49,9 @@ package final class AtomicOutput {
         }
         var st = stat()
         if lstat(path, &st) == 0 {
-            if (st.st_mode & S_IFMT) == S_IFDIR { throw SealbakError(.targetExists, "\(path) is a directory; give a file name for the archive") }
+            if (st.st_mode & S_IFMT) == S_IFDIR {
+                throw SealbakError(.targetExists, "\(path) is a directory; give a file name for the archive")
+            }
             if !overwrite { throw SealbakError(.targetExists, "\(path) already exists; use --force to replace it") }
         }
         let (dir, base) = splitPath(path)
@@ -79,8 +82,14 @@ package final class AtomicOutput {
 
     /// fsync, give the data its final name, fsync the directory.
     package func commit() throws(SealbakError) {
-        guard path != "-", !finished else { finished = true; return }
-        defer { interruptToken.map(Interrupts.unregister); interruptToken = nil }
+        guard path != "-", !finished else {
+            finished = true
+            return
+        }
+        defer {
+            interruptToken.map(Interrupts.unregister)
+            interruptToken = nil
+        }
         fchmod(fd, mode)
         Faults.point("output: before fsync")
         if fsync(fd) != 0 { throw SealbakError.io("cannot flush", path: path, errno: errno) }
@@ -88,15 +97,20 @@ package final class AtomicOutput {
         if anonymous {
             if overwrite {
                 // Name it beside the target, then rename over the target (atomic replacement).
-                let temp = "\(splitPath(path).dir)/.\(splitPath(path).base).sealbak-tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-                if sealbak_link_tmpfile(fd, temp) != 0 { throw SealbakError.io("cannot create", path: temp, errno: errno) }
+                let temp =
+                    "\(splitPath(path).dir)/.\(splitPath(path).base).sealbak-tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+                if sealbak_link_tmpfile(fd, temp) != 0 {
+                    throw SealbakError.io("cannot create", path: temp, errno: errno)
+                }
                 tempPath = temp
                 interruptToken = Interrupts.register { unlink(temp) }
                 Faults.point("output: linked temp name")
             } else {
                 if sealbak_link_tmpfile(fd, path) != 0 {
                     let e = errno
-                    if e == EEXIST { throw SealbakError(.targetExists, "\(path) already exists; use --force to replace it") }
+                    if e == EEXIST {
+                        throw SealbakError(.targetExists, "\(path) already exists; use --force to replace it")
+                    }
                     throw SealbakError.io("cannot create", path: path, errno: e)
                 }
                 finished = true
@@ -119,7 +133,9 @@ package final class AtomicOutput {
             if link(tempPath, path) != 0 {
                 let e = errno
                 unlink(tempPath)
-                if e == EEXIST { throw SealbakError(.targetExists, "\(path) already exists; use --force to replace it") }
+                if e == EEXIST {
+                    throw SealbakError(.targetExists, "\(path) already exists; use --force to replace it")
+                }
                 throw SealbakError.io("cannot create", path: path, errno: e)
             }
             unlink(tempPath)

@@ -1,9 +1,10 @@
+import CSealbakShims
+import Foundation
+import SealbakFormat
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import CSealbakShims
-import SealbakFormat
 
 /// Writes verified entries under a target directory, all-or-nothing (docs/usage.md "Unpack safety").
 ///
@@ -46,12 +47,20 @@ package final class Extractor: EntrySink {
         self.force = force
         self.root = root
         try Extractor.checkArchiveConflicts(manifest)
-        if mkdir(root, 0o755) != 0 && errno != EEXIST { throw SealbakError.io("cannot create the target directory", path: root, errno: errno) }
+        if mkdir(root, 0o755) != 0 && errno != EEXIST {
+            throw SealbakError.io("cannot create the target directory", path: root, errno: errno)
+        }
         recovered = try Extractor.recoverInterrupted(in: root)
         rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if rootFD < 0 { throw SealbakError.io("cannot open the target directory", path: root, errno: errno) }
         do {
-            _ = try Extractor.targetPlan(rootFD: rootFD, root: root, manifest: manifest, selected: selected, force: force)
+            _ = try Extractor.targetPlan(
+                rootFD: rootFD,
+                root: root,
+                manifest: manifest,
+                selected: selected,
+                force: force
+            )
         } catch {
             close(rootFD)
             throw error
@@ -65,7 +74,10 @@ package final class Extractor: EntrySink {
         let staging = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
         stagingName = splitPath(staging).base
         stagingFD = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if stagingFD < 0 { close(rootFD); throw SealbakError.io("cannot open", path: staging, errno: errno) }
+        if stagingFD < 0 {
+            close(rootFD)
+            throw SealbakError.io("cannot open", path: staging, errno: errno)
+        }
         // Held until this process ends: a later run sees a live unpack even if our PID is reused.
         flock(stagingFD, LOCK_EX | LOCK_NB)
         let phase = self.phase
@@ -93,7 +105,10 @@ package final class Extractor: EntrySink {
     /// as holes, so sparse files stay sparse (the size is set by `ftruncate` at the end).
     package func write(_ index: Int, _ bytes: [UInt8]) throws {
         guard currentFD >= 0 else {
-            throw SealbakError(.corrupt, "\(manifest.entries[index].kind.name) \(displayName(manifest.entries[index].name)) carries data; the archive is invalid")
+            throw SealbakError(
+                .corrupt,
+                "\(manifest.entries[index].kind.name) \(displayName(manifest.entries[index].name)) carries data; the archive is invalid"
+            )
         }
         let path = displayName("\(root)/\(manifest.entries[index].name)")
         let block = 4096
@@ -105,13 +120,25 @@ package final class Extractor: EntrySink {
                 let misalign = Int((currentOffset + Int64(i)) % Int64(block))
                 let next = min(b.count, i + block - misalign)
                 if misalign == 0 && next - i == block && sealbak_is_zero(b.baseAddress! + i, block) != 0 {
-                    if runStart < i { try pwriteAll(UnsafeRawBufferPointer(rebasing: b[runStart..<i]), at: currentOffset + Int64(runStart), path: path) }
+                    if runStart < i {
+                        try pwriteAll(
+                            UnsafeRawBufferPointer(rebasing: b[runStart..<i]),
+                            at: currentOffset + Int64(runStart),
+                            path: path
+                        )
+                    }
                     runStart = next
                     currentSparse = true
                 }
                 i = next
             }
-            if runStart < b.count { try pwriteAll(UnsafeRawBufferPointer(rebasing: b[runStart...]), at: currentOffset + Int64(runStart), path: path) }
+            if runStart < b.count {
+                try pwriteAll(
+                    UnsafeRawBufferPointer(rebasing: b[runStart...]),
+                    at: currentOffset + Int64(runStart),
+                    path: path
+                )
+            }
         }
         currentOffset += Int64(bytes.count)
         bytesWritten += UInt64(bytes.count)
@@ -156,8 +183,11 @@ package final class Extractor: EntrySink {
     /// commits the move plan and carries it out. If a step fails, every step done is undone before the error is
     /// thrown (the target is as it was); if the process is killed, the next unpack into the target finishes it.
     package func commit() throws {
-        let entries = manifest.entries, root = self.root
-        try flusher.finish(in: stagingFD) { name in displayName(root + "/" + (Int(name).map { entries[$0].name } ?? name)) }
+        let entries = manifest.entries
+        let root = self.root
+        try flusher.finish(in: stagingFD) { name in
+            displayName(root + "/" + (Int(name).map { entries[$0].name } ?? name))
+        }
         let plan = try buildPlan()
         if fsync(stagingFD) != 0 { throw SealbakError.io("cannot flush", path: root, errno: errno) }
         Faults.point("unpack: staged")
@@ -179,7 +209,10 @@ package final class Extractor: EntrySink {
             Faults.point("unpack: rolling back")
             do { try mover.backward(plan) } catch let undo {
                 phase.finish()  // the staging directory stays: the next unpack into root finishes undoing
-                throw SealbakError(undo.code, "\(error.message); undoing the move failed too (\(undo.message)); the next sealbak unpack into \(root) finishes undoing it")
+                throw SealbakError(
+                    undo.code,
+                    "\(error.message); undoing the move failed too (\(undo.message)); the next sealbak unpack into \(root) finishes undoing it"
+                )
             }
             finishStaging()
             throw error
@@ -214,7 +247,13 @@ package final class Extractor: EntrySink {
         for i in selected where !staged.contains(i) {
             throw SealbakError(.internalError, "entry \(i) was not verified before commit")
         }
-        let items = try Extractor.targetPlan(rootFD: rootFD, root: root, manifest: manifest, selected: selected, force: force)
+        let items = try Extractor.targetPlan(
+            rootFD: rootFD,
+            root: root,
+            manifest: manifest,
+            selected: selected,
+            force: force
+        )
         var plan = MovePlan()
         for item in items {
             var stagedName: String
@@ -230,14 +269,20 @@ package final class Extractor: EntrySink {
                 }
                 stagedName = "\(item.entry!).link"
                 if symlinkat(e.linkTarget, stagingFD, stagedName) != 0 {
-                    throw SealbakError.io("cannot create the symlink", path: displayName("\(root)/\(e.name)"), errno: errno)
+                    throw SealbakError.io(
+                        "cannot create the symlink",
+                        path: displayName("\(root)/\(e.name)"),
+                        errno: errno
+                    )
                 }
                 var times = Extractor.times(e)
                 utimensat(stagingFD, stagedName, &times, AT_SYMLINK_NOFOLLOW)
             case .directory?, nil:
                 if let i = item.entry {
                     let e = manifest.entries[i]
-                    plan.attributes.append(.init(target: e.name, mode: e.mode, seconds: e.mtimeSeconds, nanoseconds: e.mtimeNanoseconds))
+                    plan.attributes.append(
+                        .init(target: e.name, mode: e.mode, seconds: e.mtimeSeconds, nanoseconds: e.mtimeNanoseconds)
+                    )
                 }
                 if item.exists { continue }
                 stagedName = "d\(plan.steps.count).dir"
@@ -250,7 +295,9 @@ package final class Extractor: EntrySink {
             if fstatat(stagingFD, stagedName, &st, AT_SYMLINK_NOFOLLOW) != 0 {
                 throw SealbakError.io("cannot inspect the staging directory in", path: root, errno: errno)
             }
-            plan.steps.append(MovePlan.Step(kind: kind, staged: stagedName, target: item.name, inode: UInt64(st.st_ino)))
+            plan.steps.append(
+                MovePlan.Step(kind: kind, staged: stagedName, target: item.name, inode: UInt64(st.st_ino))
+            )
         }
         return plan
     }
@@ -262,7 +309,10 @@ package final class Extractor: EntrySink {
 
     /// Removes the staging directory and everything in it. Nothing was placed in the target yet.
     package func abort() {
-        if currentFD >= 0 { close(currentFD); currentFD = -1 }
+        if currentFD >= 0 {
+            close(currentFD)
+            currentFD = -1
+        }
         flusher.cancel()
         guard phase.finish() else { return }
         interruptToken.map(Interrupts.unregister)
@@ -284,8 +334,11 @@ package final class Extractor: EntrySink {
             for (i, b) in name.enumerated() where b == UInt8(ascii: "/") {
                 if let kind = nonDirectories[Array(name[..<i])] {
                     let parent = String(decoding: name[..<i], as: UTF8.self)
-                    throw SealbakError(.corrupt, "the archive holds \(displayName(e.name)) below \(kind.name) \(displayName(parent)); "
-                        + "it cannot be unpacked without writing through or replacing an entry of its own (the archive may be hostile); nothing was written")
+                    throw SealbakError(
+                        .corrupt,
+                        "the archive holds \(displayName(e.name)) below \(kind.name) \(displayName(parent)); "
+                            + "it cannot be unpacked without writing through or replacing an entry of its own (the archive may be hostile); nothing was written"
+                    )
                 }
             }
         }
@@ -302,7 +355,13 @@ package final class Extractor: EntrySink {
 
     /// Looks at every selected name and every directory on its way in the target, without following symlinks;
     /// throws on the first conflict. Returns the names to place, sorted by bytes (parents first).
-    static func targetPlan(rootFD: Int32, root: String, manifest: Manifest, selected: Set<Int>, force: Bool) throws(SealbakError) -> [TargetItem] {
+    static func targetPlan(
+        rootFD: Int32,
+        root: String,
+        manifest: Manifest,
+        selected: Set<Int>,
+        force: Bool
+    ) throws(SealbakError) -> [TargetItem] {
         let slash = UInt8(ascii: "/")
         let keys = Dictionary(uniqueKeysWithValues: selected.map { ($0, Array(manifest.entries[$0].name.utf8)) })
         let order = selected.sorted { keys[$0]!.lexicographicallyPrecedes(keys[$1]!) }
@@ -323,9 +382,15 @@ package final class Extractor: EntrySink {
             var st = stat()
             if fstatat(rootFD, String(decoding: name, as: UTF8.self), &st, AT_SYMLINK_NOFOLLOW) == 0 { return st }
             if errno == ENOENT { return nil }
-            throw SealbakError.io("cannot inspect", path: displayName(root + "/" + String(decoding: name, as: UTF8.self)), errno: errno)
+            throw SealbakError.io(
+                "cannot inspect",
+                path: displayName(root + "/" + String(decoding: name, as: UTF8.self)),
+                errno: errno
+            )
         }
-        for i in order { if manifest.entries[i].kind == .directory { listed.insert(Array(manifest.entries[i].name.utf8)) } }
+        for i in order {
+            if manifest.entries[i].kind == .directory { listed.insert(Array(manifest.entries[i].name.utf8)) }
+        }
         for i in order {
             let e = manifest.entries[i]
             let name = keys[i]!
@@ -333,13 +398,19 @@ package final class Extractor: EntrySink {
             var parentMissing = false
             for (k, b) in name.enumerated() where b == slash {
                 let dir = Array(name[..<k])
-                if let known = directories[dir] { parentMissing = !known; continue }
+                if let known = directories[dir] {
+                    parentMissing = !known
+                    continue
+                }
                 if parentMissing {
                     directories[dir] = false
                 } else if let st = try look(dir) {
                     guard st.st_mode & S_IFMT == S_IFDIR else {
-                        throw SealbakError(.targetExists, "\(displayName(root + "/" + String(decoding: dir, as: UTF8.self))) is \(describe(st)), and the archive "
-                            + "has \(displayName(e.name)) inside it; sealbak never writes through or replaces it, even with --force; move it away first. Nothing was written")
+                        throw SealbakError(
+                            .targetExists,
+                            "\(displayName(root + "/" + String(decoding: dir, as: UTF8.self))) is \(describe(st)), and the archive "
+                                + "has \(displayName(e.name)) inside it; sealbak never writes through or replaces it, even with --force; move it away first. Nothing was written"
+                        )
                     }
                     directories[dir] = true
                 } else {
@@ -358,13 +429,20 @@ package final class Extractor: EntrySink {
                     items.append(TargetItem(name: e.name, entry: i, exists: true))
                     continue
                 }
-                let kindClash = isDir != (e.kind == .directory) || (st.st_mode & S_IFMT != S_IFREG && st.st_mode & S_IFMT != S_IFLNK && !isDir)
+                let kindClash =
+                    isDir != (e.kind == .directory)
+                    || (st.st_mode & S_IFMT != S_IFREG && st.st_mode & S_IFMT != S_IFLNK && !isDir)
                 if !force || kindClash {
                     let what = describe(st)
-                    let hint = kindClash
+                    let hint =
+                        kindClash
                         ? "sealbak will not replace \(what) with \(e.kind == .directory ? "a directory" : "a file"), even with --force; move it away first"
                         : "use --force to replace it, or unpack into an empty directory"
-                    throw SealbakError(.targetExists, "\(displayName(root + "/" + e.name)) already exists (\(what)); " + hint + ". Nothing was written")
+                    throw SealbakError(
+                        .targetExists,
+                        "\(displayName(root + "/" + e.name)) already exists (\(what)); " + hint
+                            + ". Nothing was written"
+                    )
                 }
             }
             items.append(TargetItem(name: e.name, entry: i, exists: existing != nil))
@@ -391,12 +469,17 @@ package final class Extractor: EntrySink {
             let planBytes = readSmallFile(stagingFD, "plan")
             guard let planBytes else {
                 try? FileManager.default.removeItem(atPath: path)
-                lines.append("removed \(displayName(path)), left by an unpack that was killed before it placed anything in \(displayName(root))")
+                lines.append(
+                    "removed \(displayName(path)), left by an unpack that was killed before it placed anything in \(displayName(root))"
+                )
                 continue
             }
             guard let plan = MovePlan(decoding: planBytes) else {
-                throw SealbakError(.corrupt, "\(displayName(path)) holds a damaged move plan of a killed unpack; "
-                    + "compare \(displayName(root)) with the archive, then remove that folder")
+                throw SealbakError(
+                    .corrupt,
+                    "\(displayName(path)) holds a damaged move plan of a killed unpack; "
+                        + "compare \(displayName(root)) with the archive, then remove that folder"
+                )
             }
             let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if rootFD < 0 { throw SealbakError.io("cannot open the target directory", path: root, errno: errno) }
@@ -404,10 +487,14 @@ package final class Extractor: EntrySink {
             let mover = Mover(root: root, rootFD: rootFD, stagingFD: stagingFD)
             if readSmallFile(stagingFD, "rollback") != nil {
                 let n = try mover.backward(plan)
-                lines.append("undid an unpack into \(displayName(root)) that was killed while undoing a failed move (\(n) of \(plan.steps.count) moves undone); \(displayName(root)) is as it was before it")
+                lines.append(
+                    "undid an unpack into \(displayName(root)) that was killed while undoing a failed move (\(n) of \(plan.steps.count) moves undone); \(displayName(root)) is as it was before it"
+                )
             } else {
                 let n = try mover.forward(plan)
-                lines.append("finished an unpack into \(displayName(root)) that was killed after every entry had verified (\(n) of \(plan.steps.count) moves were left); \(displayName(root)) now holds the whole unpack")
+                lines.append(
+                    "finished an unpack into \(displayName(root)) that was killed after every entry had verified (\(n) of \(plan.steps.count) moves were left); \(displayName(root)) now holds the whole unpack"
+                )
             }
             mover.closeAll()
             unlinkat(stagingFD, "plan", 0)
@@ -437,7 +524,8 @@ package final class Extractor: EntrySink {
     /// climb no higher than the link's own directory depth: then no chain of restored links can leave the root.
     package static func symlinkStaysInside(name: String, target: String) -> Bool {
         // Bytes, not Characters: a combining mark after "/" must not hide the separator.
-        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        let slash = UInt8(ascii: "/")
+        let dot = UInt8(ascii: ".")
         let t = Array(target.utf8)
         if t.first == slash || t.isEmpty || t.contains(0) { return false }
         let depth = name.utf8.split(separator: slash).count - 1

@@ -1,5 +1,6 @@
 import Foundation
 import SealbakSync
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,7 +25,10 @@ package enum Fault {
     package static func point(_ area: String, _ what: String) throws(SealbakError) {
         #if DEBUG
         guard let (a, n, action) = spec, a == area else { return }
-        let k = counter.withLock { n -> Int in n += 1; return n }
+        let k = counter.withLock { n -> Int in
+            n += 1
+            return n
+        }
         if ProcessInfo.processInfo.environment["SEALBAK_FAULT_TRACE"] != nil {
             FileHandle.standardError.write(Data("sealbak: fault point \(area) #\(k): \(what)\n".utf8))
         }
@@ -71,7 +75,10 @@ package enum Faults {
             try? p.run()
             p.waitUntilExit()
         }
-        let n = counter.withLock { c -> Int in c += 1; return c }
+        let n = counter.withLock { c -> Int in
+            c += 1
+            return c
+        }
         if n == signalAt {
             kill(getpid(), environment["SEALBAK_TEST_SIGNAL"] == "INT" ? SIGINT : SIGTERM)
             for _ in 0..<10_000 where !Interrupts.pending { usleep(1_000) }

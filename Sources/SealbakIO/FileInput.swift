@@ -1,7 +1,8 @@
+import CSealbakShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CSealbakShims
 
 /// A regular file, or what was written so far to an `AtomicOutput`: sequential `read(2)` from the descriptor's
 /// offset, random access with `pread(2)`.
@@ -39,7 +40,9 @@ package final class FileInput: ArchiveInputSource {
         var out = [UInt8](repeating: 0, count: count)
         var done = 0
         while done < count {
-            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
+            let n = out.withUnsafeMutableBytes {
+                pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+            }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw SealbakError.io("cannot read", path: name, errno: errno)
@@ -108,7 +111,11 @@ func openLocalInput(_ path: String) throws(SealbakError) -> any ArchiveInputSour
 }
 
 /// One `read(2)` into `buffer`, retried on EINTR; 0 at the end of the input.
-private func readDescriptor(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, name: String) throws(SealbakError) -> Int {
+private func readDescriptor(
+    _ fd: Int32,
+    into buffer: UnsafeMutableRawBufferPointer,
+    name: String
+) throws(SealbakError) -> Int {
     while true {
         let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
         if n < 0 {

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CSealbakShims
 import Dispatch
 import Foundation
 import SealbakSync
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Makes the files an unpack wrote durable without `syncfs`.
 ///
@@ -32,7 +33,10 @@ final class FlushPool: Sendable {
 
     /// fsyncs every submitted file (in `directoryFD`), `threads` at a time; throws the first failure.
     func finish(in directoryFD: Int32, describing: @escaping @Sendable (String) -> String) throws(SealbakError) {
-        let all = names.withLock { n -> [String] in defer { n.removeAll() }; return n }
+        let all = names.withLock { n -> [String] in
+            defer { n.removeAll() }
+            return n
+        }
         guard !all.isEmpty else { return }
         let next = Atomic<Int>(0)
         let failure = Locked<SealbakError?>(nil)
@@ -51,7 +55,9 @@ final class FlushPool: Sendable {
                     let e = errno
                     if fd >= 0 { close(fd) }
                     if rc != 0 {
-                        failure.withLock { f in if f == nil { f = SealbakError.io("cannot flush", path: describing(all[i]), errno: e) } }
+                        failure.withLock { f in
+                            if f == nil { f = SealbakError.io("cannot flush", path: describing(all[i]), errno: e) }
+                        }
                     }
                 }
                 done.signal()

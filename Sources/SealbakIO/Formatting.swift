@@ -5,7 +5,10 @@ package func formatBytes(_ n: UInt64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"]
     var v = Double(n)
     var u = 0
-    while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+    while v >= 1024 && u < units.count - 1 {
+        v /= 1024
+        u += 1
+    }
     return u == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[u])
 }
 
@@ -47,8 +50,8 @@ package func displayName(bytes: [UInt8], escapingBackslash: Bool = true) -> Stri
         // One UTF-8 sequence: its length from the lead byte, then validated as a whole.
         let length = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1
         if length > 1, i + length <= bytes.count,
-           let s = String(validating: bytes[i..<i + length], as: UTF8.self), let scalar = s.unicodeScalars.first,
-           s.unicodeScalars.count == 1
+            let s = String(validating: bytes[i..<i + length], as: UTF8.self), let scalar = s.unicodeScalars.first,
+            s.unicodeScalars.count == 1
         {
             if (0x80...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029 {
                 out += "\\u{" + String(scalar.value, radix: 16) + "}"

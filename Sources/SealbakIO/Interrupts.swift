@@ -73,7 +73,10 @@ package enum Interrupts {
     /// back, and tells the truth about a signal that arrived meanwhile: if `body` succeeded, the output exists,
     /// so `stored` is printed and the process exits 0 after the cleanups; if it failed, the cleanups run and the
     /// process exits with 128 + the signal number as usual.
-    package static func completing<T, E: Error>(stored: @autoclosure () -> String, _ body: () throws(E) -> T) throws(E) -> T {
+    package static func completing<T, E: Error>(
+        stored: @autoclosure () -> String,
+        _ body: () throws(E) -> T
+    ) throws(E) -> T {
         deferral.withLock { $0.depth += 1 }
         var succeeded = false
         defer {
@@ -83,7 +86,8 @@ package enum Interrupts {
             }
             if let sig = pending {
                 if succeeded {
-                    let line = "sealbak: interrupted (signal \(sig)) while the upload completed; it completed: \(stored())\n"
+                    let line =
+                        "sealbak: interrupted (signal \(sig)) while the upload completed; it completed: \(stored())\n"
                     _ = line.withCString { write(2, $0, strlen($0)) }
                 }
                 let cleanups = state.withLock { s in Array(s.cleanups.values) }

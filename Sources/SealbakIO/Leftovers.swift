@@ -1,7 +1,8 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// Temporary files and folders that killed sealbak processes left behind (`kill -9`, a power cut).
 ///
@@ -36,7 +37,8 @@ package enum Leftovers {
     static func pid(of name: String, prefix: String) -> pid_t? {
         let rest = name.utf8.dropFirst(prefix.utf8.count)
         let digits = rest.prefix(while: { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
-        guard !digits.isEmpty, digits.count <= 10, let pid = Int32(String(decoding: digits, as: UTF8.self)), pid > 0 else { return nil }
+        guard !digits.isEmpty, digits.count <= 10, let pid = Int32(String(decoding: digits, as: UTF8.self)), pid > 0
+        else { return nil }
         return pid
     }
 

@@ -17,7 +17,9 @@ package final class MemoryInput: ArchiveInputSource {
     package func readSequential(into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int {
         let n = min(buffer.count, bytes.count - offset)
         if n > 0 {
-            bytes.withUnsafeBytes { m in buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: m[offset..<offset + n])) }
+            bytes.withUnsafeBytes { m in
+                buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: m[offset..<offset + n]))
+            }
             offset += n
         }
         return n

@@ -1,8 +1,9 @@
+import CSealbakShims
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CSealbakShims
-import Foundation
 
 /// The move phase of an unpack, written down before the first name in the target changes (docs/usage.md
 /// "Unpack safety").
@@ -53,7 +54,9 @@ struct MovePlan {
     func encoded() -> [UInt8] {
         var lines = [MovePlan.magic]
         for s in steps {
-            lines.append("\(Character(Unicode.Scalar(s.kind.rawValue))) \(s.inode) \(hex(Array(s.staged.utf8))) \(hex(Array(s.target.utf8)))")
+            lines.append(
+                "\(Character(Unicode.Scalar(s.kind.rawValue))) \(s.inode) \(hex(Array(s.staged.utf8))) \(hex(Array(s.target.utf8)))"
+            )
         }
         for a in attributes {
             lines.append("a \(a.mode) \(a.seconds) \(a.nanoseconds) \(hex(Array(a.target.utf8)))")
@@ -65,16 +68,21 @@ struct MovePlan {
     /// Parses `encoded()`; nil when the text is damaged (then the plan is not trusted and nothing is moved).
     init?(decoding bytes: [UInt8]) {
         let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-        guard lines.first == Substring(MovePlan.magic), lines.count >= 3, lines[lines.count - 2] == "end", lines.last == "" else { return nil }
+        guard lines.first == Substring(MovePlan.magic), lines.count >= 3, lines[lines.count - 2] == "end",
+            lines.last == ""
+        else { return nil }
         for line in lines.dropFirst().dropLast(2) {
             let f = line.split(separator: " ")
             if f.first == "a" {
                 guard f.count == 5, let mode = UInt32(f[1]), let sec = Int64(f[2]), let nsec = UInt32(f[3]),
-                      let name = MovePlan.unhex(f[4]) else { return nil }
+                    let name = MovePlan.unhex(f[4])
+                else { return nil }
                 attributes.append(Attributes(target: name, mode: mode, seconds: sec, nanoseconds: nsec))
             } else {
-                guard f.count == 4, f[0].utf8.count == 1, let kind = Kind(rawValue: f[0].utf8.first!), let inode = UInt64(f[1]),
-                      let staged = MovePlan.unhex(f[2]), let target = MovePlan.unhex(f[3]) else { return nil }
+                guard f.count == 4, f[0].utf8.count == 1, let kind = Kind(rawValue: f[0].utf8.first!),
+                    let inode = UInt64(f[1]),
+                    let staged = MovePlan.unhex(f[2]), let target = MovePlan.unhex(f[3])
+                else { return nil }
                 steps.append(Step(kind: kind, staged: staged, target: target, inode: inode))
             }
         }
@@ -149,7 +157,10 @@ final class Mover {
             if rc != 0 {
                 let e = errno
                 if e == EEXIST {
-                    throw SealbakError(.targetExists, "\(displayName(root + "/" + step.target)) appeared while sealbak was unpacking; nothing was replaced")
+                    throw SealbakError(
+                        .targetExists,
+                        "\(displayName(root + "/" + step.target)) appeared while sealbak was unpacking; nothing was replaced"
+                    )
                 }
                 throw SealbakError.io("cannot move into place", path: displayName(root + "/" + step.target), errno: e)
             }
@@ -163,8 +174,10 @@ final class Mover {
             let fd = openat(parent, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard fd >= 0 else { continue }
             fchmod(fd, mode_t(a.mode & 0o1777))
-            var times = [timespec(tv_sec: Int(a.seconds), tv_nsec: Int(a.nanoseconds)),
-                         timespec(tv_sec: Int(a.seconds), tv_nsec: Int(a.nanoseconds))]
+            var times = [
+                timespec(tv_sec: Int(a.seconds), tv_nsec: Int(a.nanoseconds)),
+                timespec(tv_sec: Int(a.seconds), tv_nsec: Int(a.nanoseconds)),
+            ]
             futimens(fd, &times)
             fsync(fd)
             close(fd)
@@ -191,7 +204,11 @@ final class Mover {
                 if rc != 0 && errno == ENOENT { rc = Mover.renameNoReplace(parent, base, stagingFD, step.staged) }
             }
             if rc != 0 && !(step.kind == .directory && (errno == ENOTEMPTY || errno == EEXIST)) {
-                throw SealbakError.io("cannot undo the move of", path: displayName(root + "/" + step.target), errno: errno)
+                throw SealbakError.io(
+                    "cannot undo the move of",
+                    path: displayName(root + "/" + step.target),
+                    errno: errno
+                )
             }
             touched.insert(parentKey(step.target))
             undone += 1
@@ -211,9 +228,15 @@ final class Mover {
 
     private func syncTouched() throws(SealbakError) {
         for key in touched.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
-            let fd = key.isEmpty ? rootFD : (try? directory(key.split(separator: UInt8(ascii: "/")).map { Array($0) }, key: key)) ?? -1
+            let fd =
+                key.isEmpty
+                ? rootFD : (try? directory(key.split(separator: UInt8(ascii: "/")).map { Array($0) }, key: key)) ?? -1
             if fd >= 0 && fsync(fd) != 0 && errno != EINVAL {
-                throw SealbakError.io("cannot flush", path: displayName(root + "/" + String(decoding: key, as: UTF8.self)), errno: errno)
+                throw SealbakError.io(
+                    "cannot flush",
+                    path: displayName(root + "/" + String(decoding: key, as: UTF8.self)),
+                    errno: errno
+                )
             }
         }
         touched.removeAll()
@@ -237,14 +260,20 @@ final class Mover {
         if components.isEmpty { return rootFD }
         if let fd = cache[key] { return fd }
         let parentComponents = Array(components.dropLast())
-        let parent = try directory(parentComponents, key: Array(parentComponents.joined(separator: [UInt8(ascii: "/")])))
+        let parent = try directory(
+            parentComponents,
+            key: Array(parentComponents.joined(separator: [UInt8(ascii: "/")]))
+        )
         let c = String(decoding: components.last!, as: UTF8.self)
         let fd = openat(parent, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0 {
             let e = errno
             let walked = displayName(root + "/" + String(decoding: key, as: UTF8.self))
             if e == ELOOP || e == ENOTDIR {
-                throw SealbakError(.corrupt, "\(walked) is a symlink or not a directory; sealbak will not extract through it")
+                throw SealbakError(
+                    .corrupt,
+                    "\(walked) is a symlink or not a directory; sealbak will not extract through it"
+                )
             }
             throw SealbakError.io("cannot open", path: walked, errno: e)
         }
@@ -262,7 +291,10 @@ final class Mover {
         let rc = sealbak_rename_noreplace(fromFD, from, toFD, to)
         guard rc != 0, errno == EINVAL || errno == ENOSYS else { return rc }
         var st = stat()
-        if fstatat(toFD, to, &st, AT_SYMLINK_NOFOLLOW) == 0 { errno = EEXIST; return -1 }
+        if fstatat(toFD, to, &st, AT_SYMLINK_NOFOLLOW) == 0 {
+            errno = EEXIST
+            return -1
+        }
         return renameat(fromFD, from, toFD, to)
     }
 }

@@ -1,7 +1,8 @@
+import SealbakFormat
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import SealbakFormat
 
 /// Where the data of one manifest entry comes from when packing.
 package enum EntrySource: Sendable {
@@ -34,7 +35,11 @@ package struct PackPlan: Sendable {
     /// Adds the tree at `fsPath` under entry name `name`, asking `filter` about everything below it.
     /// Returns what was packed and what the filter left out.
     @discardableResult
-    package mutating func add(tree fsPath: String, as name: String, filter: any TreeFilter) throws(SealbakError) -> TreeStats {
+    package mutating func add(
+        tree fsPath: String,
+        as name: String,
+        filter: any TreeFilter
+    ) throws(SealbakError) -> TreeStats {
         var stats = TreeStats()
         try addTree(fsPath: fsPath, name: name, rel: "", filter: filter, stats: &stats)
         return stats
@@ -50,7 +55,10 @@ package struct PackPlan: Sendable {
         while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
         let base = splitPath(trimmed).base
         guard !base.isEmpty, base != ".", base != "..", base != "/" else {
-            throw SealbakError(.usage, "cannot name an entry after \(path); pass the directory by name (e.g. ../data, not ..)")
+            throw SealbakError(
+                .usage,
+                "cannot name an entry after \(path); pass the directory by name (e.g. ../data, not ..)"
+            )
         }
         var stats = TreeStats()
         try addTree(fsPath: trimmed, name: base, rel: "", filter: nil, stats: &stats)
@@ -62,14 +70,23 @@ package struct PackPlan: Sendable {
     }
 
     /// Adds a directory entry that has no directory on disk (a component's root around a single file).
-    package mutating func addDirectory(name: String, mode: UInt32 = 0o755, metadata: Metadata = Metadata()) throws(SealbakError) {
+    package mutating func addDirectory(
+        name: String,
+        mode: UInt32 = 0o755,
+        metadata: Metadata = Metadata()
+    ) throws(SealbakError) {
         if let problem = EntryName.problem(name) { throw SealbakError(.usage, "cannot store \(name): \(problem)") }
-        try append(ManifestEntry(kind: .directory, name: name, mode: mode, mtimeSeconds: currentTime(), metadata: metadata), .none)
+        try append(
+            ManifestEntry(kind: .directory, name: name, mode: mode, mtimeSeconds: currentTime(), metadata: metadata),
+            .none
+        )
     }
 
     /// Adds an entry whose bytes a component produces itself (a dump), or with the given source.
     package mutating func add(entry: ManifestEntry, source: EntrySource = .none) throws(SealbakError) {
-        if let problem = EntryName.problem(entry.name) { throw SealbakError(.usage, "cannot store \(entry.name): \(problem)") }
+        if let problem = EntryName.problem(entry.name) {
+            throw SealbakError(.usage, "cannot store \(entry.name): \(problem)")
+        }
         try append(entry, source)
     }
 
@@ -80,18 +97,30 @@ package struct PackPlan: Sendable {
 
     private mutating func append(_ e: ManifestEntry, _ s: EntrySource) throws(SealbakError) {
         if entries.count >= Int(FormatV1.maxEntryCount) {
-            throw SealbakError(.usage, "more than \(FormatV1.maxEntryCount) entries; split the backup into several archives")
+            throw SealbakError(
+                .usage,
+                "more than \(FormatV1.maxEntryCount) entries; split the backup into several archives"
+            )
         }
         entries.append(e)
         sources.append(s)
     }
 
-    private mutating func addTree(fsPath: String, name: String, rel: String, filter: (any TreeFilter)?, stats: inout TreeStats) throws(SealbakError) {
-        if let problem = EntryName.problem(name) { throw SealbakError(.usage, "\(fsPath): cannot be stored (\(problem))") }
+    private mutating func addTree(
+        fsPath: String,
+        name: String,
+        rel: String,
+        filter: (any TreeFilter)?,
+        stats: inout TreeStats
+    ) throws(SealbakError) {
+        if let problem = EntryName.problem(name) {
+            throw SealbakError(.usage, "\(fsPath): cannot be stored (\(problem))")
+        }
         var st = stat()
         if lstat(fsPath, &st) != 0 { throw SealbakError.io("cannot read", path: fsPath, errno: errno) }
         let mode = UInt32(st.st_mode) & 0o7777
-        let sec = Int64(st.st_mtim.tv_sec), nsec = UInt32(st.st_mtim.tv_nsec)
+        let sec = Int64(st.st_mtim.tv_sec)
+        let nsec = UInt32(st.st_mtim.tv_nsec)
         switch st.st_mode & S_IFMT {
         case S_IFREG:
             // Opened once now, so that a file sealbak may not read is found before anything is written.
@@ -106,7 +135,10 @@ package struct PackPlan: Sendable {
             stats.files += 1
             stats.bytes += UInt64(st.st_size)
             listed[entries.count] = FileState(st)
-            try append(ManifestEntry(kind: .file, name: name, mode: mode, mtimeSeconds: sec, mtimeNanoseconds: nsec), .file(path: fsPath))
+            try append(
+                ManifestEntry(kind: .file, name: name, mode: mode, mtimeSeconds: sec, mtimeNanoseconds: nsec),
+                .file(path: fsPath)
+            )
         case S_IFLNK:
             stats.symlinks += 1
             var buf = [CChar](repeating: 0, count: 4097)
@@ -116,9 +148,22 @@ package struct PackPlan: Sendable {
             guard let target = String(validating: raw, as: UTF8.self) else {
                 throw SealbakError(.usage, "\(fsPath): the link target is not valid UTF-8, which sealbak cannot store")
             }
-            try append(ManifestEntry(kind: .symlink, name: name, mode: 0o777, mtimeSeconds: sec, mtimeNanoseconds: nsec, linkTarget: target), .none)
+            try append(
+                ManifestEntry(
+                    kind: .symlink,
+                    name: name,
+                    mode: 0o777,
+                    mtimeSeconds: sec,
+                    mtimeNanoseconds: nsec,
+                    linkTarget: target
+                ),
+                .none
+            )
         case S_IFDIR:
-            try append(ManifestEntry(kind: .directory, name: name, mode: mode, mtimeSeconds: sec, mtimeNanoseconds: nsec), .none)
+            try append(
+                ManifestEntry(kind: .directory, name: name, mode: mode, mtimeSeconds: sec, mtimeNanoseconds: nsec),
+                .none
+            )
             stats.directories += 1
             try filter?.enter(directory: rel, fsPath: fsPath)
             guard let dir = opendir(fsPath) else {
@@ -134,7 +179,10 @@ package struct PackPlan: Sendable {
                 if child == [0x2E] || child == [0x2E, 0x2E] { continue }
                 guard let s = String(validating: child, as: UTF8.self) else {
                     closedir(dir)
-                    throw SealbakError(.usage, "\(fsPath) holds a file whose name is not valid UTF-8, which sealbak cannot store; rename it")
+                    throw SealbakError(
+                        .usage,
+                        "\(fsPath) holds a file whose name is not valid UTF-8, which sealbak cannot store; rename it"
+                    )
                 }
                 children.append(s)
             }
@@ -144,13 +192,21 @@ package struct PackPlan: Sendable {
                 let childRel = rel.isEmpty ? child : rel + "/" + child
                 if let filter {
                     var cst = stat()
-                    if lstat(fsPath + "/" + child, &cst) != 0 { throw SealbakError.io("cannot read", path: fsPath + "/" + child, errno: errno) }
+                    if lstat(fsPath + "/" + child, &cst) != 0 {
+                        throw SealbakError.io("cannot read", path: fsPath + "/" + child, errno: errno)
+                    }
                     if !filter.keep(childRel, isDirectory: cst.st_mode & S_IFMT == S_IFDIR) {
                         stats.excluded += 1
                         continue
                     }
                 }
-                try addTree(fsPath: fsPath + "/" + child, name: name + "/" + child, rel: childRel, filter: filter, stats: &stats)
+                try addTree(
+                    fsPath: fsPath + "/" + child,
+                    name: name + "/" + child,
+                    rel: childRel,
+                    filter: filter,
+                    stats: &stats
+                )
             }
         default:
             let what: String
@@ -161,16 +217,27 @@ package struct PackPlan: Sendable {
             case S_IFSOCK: what = "a socket"
             default: what = "an unsupported file type"
             }
-            throw SealbakError(.usage, "\(fsPath) is \(what); sealbak packs regular files, directories and symlinks only. Exclude it or copy its content to a file")
+            throw SealbakError(
+                .usage,
+                "\(fsPath) is \(what); sealbak packs regular files, directories and symlinks only. Exclude it or copy its content to a file"
+            )
         }
     }
 
     /// With `skipUnreadable`, records a file or folder denied to sealbak and returns true (the caller leaves it
     /// out); any other error is the caller's to throw. Without it, a denied path fails with the way out named.
-    private mutating func skipped(_ fsPath: String, name: String, errno e: Int32, what: String) throws(SealbakError) -> Bool {
+    private mutating func skipped(
+        _ fsPath: String,
+        name: String,
+        errno e: Int32,
+        what: String
+    ) throws(SealbakError) -> Bool {
         guard e == EACCES || e == EPERM else { return false }
         guard skipUnreadable else {
-            throw SealbakError(.io, "\(what) \(displayName(fsPath)): \(String(cString: strerror(e))). Fix its permissions, exclude it, or give --skip-unreadable to pack the rest and record it")
+            throw SealbakError(
+                .io,
+                "\(what) \(displayName(fsPath)): \(String(cString: strerror(e))). Fix its permissions, exclude it, or give --skip-unreadable to pack the rest and record it"
+            )
         }
         unreadable.append((name, fsPath, "\(what) it: \(String(cString: strerror(e)))"))
         return true
@@ -181,7 +248,10 @@ package struct PackPlan: Sendable {
     package func checkUnique() throws(SealbakError) {
         var seen = Set<[UInt8]>()
         for e in entries where !seen.insert(Array(e.name.utf8)).inserted {
-            throw SealbakError(.usage, "two inputs would both be stored as \(displayName(e.name)); rename one or pack its parent directory instead")
+            throw SealbakError(
+                .usage,
+                "two inputs would both be stored as \(displayName(e.name)); rename one or pack its parent directory instead"
+            )
         }
     }
 }
@@ -237,7 +307,9 @@ package struct FileState: Sendable, Equatable {
         if later.inode != inode || later.device != device { return "was replaced by another file" }
         if later.size != size { return "changed size from \(size) to \(later.size) bytes" }
         if later.mtimeSeconds != mtimeSeconds || later.mtimeNanoseconds != mtimeNanoseconds { return "was modified" }
-        if later.ctimeSeconds != ctimeSeconds || later.ctimeNanoseconds != ctimeNanoseconds { return "was changed (its change time moved)" }
+        if later.ctimeSeconds != ctimeSeconds || later.ctimeNanoseconds != ctimeNanoseconds {
+            return "was changed (its change time moved)"
+        }
         return nil
     }
 }
@@ -268,15 +340,24 @@ package final class SourceReader {
     package init(_ source: EntrySource, listed: FileState? = nil) throws(SealbakError) {
         switch source {
         case .none:
-            fd = -1; owns = false; path = ""
+            fd = -1
+            owns = false
+            path = ""
         case .bytes(let b):
-            fd = -1; owns = false; path = "memory"; memory = b
+            fd = -1
+            owns = false
+            path = "memory"
+            memory = b
         case .standardInput:
-            fd = 0; owns = false; path = "standard input"
+            fd = 0
+            owns = false
+            path = "standard input"
         case .file(let p):
             let d = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
             if d < 0 { throw SealbakError.io("cannot open", path: p, errno: errno) }
-            fd = d; owns = true; path = p
+            fd = d
+            owns = true
+            path = p
             var st = stat()
             if fstat(d, &st) == 0 {
                 let now = FileState(st)
@@ -291,7 +372,11 @@ package final class SourceReader {
     package func read(into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int {
         if fd < 0 {
             let n = min(buffer.count, memory.count - memoryOffset)
-            if n > 0 { memory.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + memoryOffset, byteCount: n) } }
+            if n > 0 {
+                memory.withUnsafeBytes {
+                    buffer.baseAddress!.copyMemory(from: $0.baseAddress! + memoryOffset, byteCount: n)
+                }
+            }
             memoryOffset += n
             return n
         }

@@ -90,7 +90,10 @@ package struct ArchiveLocations: Sendable {
 
     /// Opens the archive output `name`: an upload for a URL, else an atomic local file.
     package func output(
-        _ name: String, overwrite: Bool, staged: Bool = false, mode: mode_t = 0o600
+        _ name: String,
+        overwrite: Bool,
+        staged: Bool = false,
+        mode: mode_t = 0o600
     ) throws(SealbakError) -> any ArchiveOutput {
         if Self.isRemote(name) { return try handler(for: name).openOutput(name, overwrite: overwrite, staged: staged) }
         return try AtomicOutput(path: name, overwrite: overwrite, mode: mode)

@@ -7,7 +7,8 @@ import SealbakFormat
 package struct SealbakError: Error, Sendable, CustomStringConvertible {
     package struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Wrapped: Hashable, Sendable {
-            case usage, wrongPassword, wrongIdentity, corrupt, truncated, unsupported, targetExists, io, notFound, internalError, interrupted
+            case usage, wrongPassword, wrongIdentity, corrupt, truncated, unsupported, targetExists, io, notFound,
+                internalError, interrupted
             case unavailable, toolFailed, restoreMismatch, accessDenied
         }
 
@@ -93,7 +94,8 @@ package struct SealbakError: Error, Sendable, CustomStringConvertible {
         switch e.errorClass {
         case .header:
             code = .corrupt
-            m = "\(archive): invalid header\(at): \(e.message). The file is not a sealbak archive or its header is damaged"
+            m =
+                "\(archive): invalid header\(at): \(e.message). The file is not a sealbak archive or its header is damaged"
         case .key:
             code = .wrongPassword
             m = "\(archive): \(e.message)"
@@ -102,13 +104,15 @@ package struct SealbakError: Error, Sendable, CustomStringConvertible {
             m = "\(archive): the header was modified or damaged (header MAC mismatch). Use another copy of the archive"
         case .payload:
             code = .corrupt
-            m = "\(archive): corrupted or tampered data\(place)\(at): \(e.message). Nothing unverified was written; use another copy of the archive"
+            m =
+                "\(archive): corrupted or tampered data\(place)\(at): \(e.message). Nothing unverified was written; use another copy of the archive"
         case .truncated:
             code = .truncated
             m = "\(archive): the archive is truncated\(place)\(at): \(e.message). Was the copy or upload interrupted?"
         case .trailer:
             code = .corrupt
-            m = "\(archive): invalid trailer or footer\(at): \(e.message). The archive was altered, truncated or has bytes appended"
+            m =
+                "\(archive): invalid trailer or footer\(at): \(e.message). The archive was altered, truncated or has bytes appended"
         case .version:
             code = .unsupported
             m = "\(archive): \(e.message)"

@@ -68,24 +68,47 @@ package enum KeySlots {
 
     /// Makes a password slot that wraps `master` (Spec §4.2).
     package static func passwordSlot(
-        id: UInt16, label: String, createdUnix: UInt64, passphrase: Passphrase, kdf: KDFParameters,
-        archiveID: [UInt8], master: MasterKey, random: any RandomSource, isRecovery: Bool = false
+        id: UInt16,
+        label: String,
+        createdUnix: UInt64,
+        passphrase: Passphrase,
+        kdf: KDFParameters,
+        archiveID: [UInt8],
+        master: MasterKey,
+        random: any RandomSource,
+        isRecovery: Bool = false
     ) throws(SealbakError) -> KeySlot {
         let salt = random.bytes(KeySlot.saltByteCount)
         let nonce = random.bytes(KeySlot.wrapNonceByteCount)
-        var slot = KeySlot(id: id, createdUnix: createdUnix, label: label,
-                           body: .password(kdf: kdf, salt: salt, nonce: nonce, wrappedKey: []), isRecovery: isRecovery)
+        var slot = KeySlot(
+            id: id,
+            createdUnix: createdUnix,
+            label: label,
+            body: .password(kdf: kdf, salt: salt, nonce: nonce, wrappedKey: []),
+            isRecovery: isRecovery
+        )
         let kek = try deriveKEK(passphrase: passphrase, kdf: kdf, salt: salt)
         let aead = try! AEAD(.xchacha20poly1305)
-        let wrapped = aead.seal(key: kek, nonce: nonce, associatedData: slot.wrapAssociatedData(archiveID: archiveID), plaintext: master.key)
+        let wrapped = aead.seal(
+            key: kek,
+            nonce: nonce,
+            associatedData: slot.wrapAssociatedData(archiveID: archiveID),
+            plaintext: master.key
+        )
         slot.body = .password(kdf: kdf, salt: salt, nonce: nonce, wrappedKey: wrapped)
         return slot
     }
 
-    static func deriveKEK(passphrase: Passphrase, kdf: KDFParameters, salt: [UInt8]) throws(SealbakError) -> SecureBytes {
+    static func deriveKEK(passphrase: Passphrase, kdf: KDFParameters, salt: [UInt8]) throws(SealbakError) -> SecureBytes
+    {
         do {
-            return try Argon2id.deriveKey(password: passphrase.bytes, passwordLength: passphrase.bytes.count, salt: salt,
-                                          opsLimit: UInt64(kdf.opsLimit), memLimitBytes: kdf.memLimitBytes)
+            return try Argon2id.deriveKey(
+                password: passphrase.bytes,
+                passwordLength: passphrase.bytes.count,
+                salt: salt,
+                opsLimit: UInt64(kdf.opsLimit),
+                memLimitBytes: kdf.memLimitBytes
+            )
         } catch {
             throw SealbakError(.io, "key derivation failed: \(error.message)")
         }
@@ -95,7 +118,12 @@ package enum KeySlots {
     ///
     /// - Throws: `.wrongPassword` when no slot opens; `.unsupported` when the only candidate slots exceed
     ///   `limits`; `.corrupt` (class `mac`) when a slot opens but the header MAC fails.
-    package static func unlock(header: ArchiveHeader, passphrase: Passphrase, limits: KDFLimits, archive: String) throws(SealbakError) -> (MasterKey, KeySlot) {
+    package static func unlock(
+        header: ArchiveHeader,
+        passphrase: Passphrase,
+        limits: KDFLimits,
+        archive: String
+    ) throws(SealbakError) -> (MasterKey, KeySlot) {
         let aead = try! AEAD(.xchacha20poly1305)
         // A well-formed recovery code opens recovery slots in its canonical form. Whatever was typed is also tried
         // as a password first, so a password that happens to look like a code still works; a typo is reported
@@ -125,7 +153,13 @@ package enum KeySlots {
                 kdfFailure = error  // e.g. not enough memory for this slot: another slot may still open
                 continue
             }
-            guard let mk = try? aead.openSecret(key: kek, nonce: nonce, associatedData: slot.wrapAssociatedData(archiveID: header.archiveID), ciphertext: wrapped)
+            guard
+                let mk = try? aead.openSecret(
+                    key: kek,
+                    nonce: nonce,
+                    associatedData: slot.wrapAssociatedData(archiveID: header.archiveID),
+                    ciphertext: wrapped
+                )
             else { continue }
             let master = MasterKey(mk)
             if !Sodium.constantTimeEqual(master.mac(for: header), header.mac) {
@@ -137,17 +171,32 @@ package enum KeySlots {
             throw SealbakError(
                 .unsupported,
                 "\(archive): key slot \(slot.id) asks for Argon2id with \(kdf.memLimitKiB / 1024) MiB and \(kdf.opsLimit) passes, above this reader's cap of \(limits.maxMemLimitKiB / 1024) MiB and \(limits.maxOpsLimit) passes. If you trust this archive, raise the cap with --max-kdf-memory MIB / --max-kdf-passes N",
-                formatClass: .key)
+                formatClass: .key
+            )
         }
         if let kdfFailure { throw kdfFailure }
-        if !sawPasswordSlot && header.slots.contains(where: { if case .x25519 = $0.body { return true } else { return false } }) {
-            throw SealbakError(.wrongPassword, "\(archive): this archive has no password slot, only public-key recipients; open it with --identity FILE", formatClass: .key)
+        if !sawPasswordSlot
+            && header.slots.contains(where: { if case .x25519 = $0.body { return true } else { return false } })
+        {
+            throw SealbakError(
+                .wrongPassword,
+                "\(archive): this archive has no password slot, only public-key recipients; open it with --identity FILE",
+                formatClass: .key
+            )
         }
         if !sawPasswordSlot {
-            throw SealbakError(.unsupported, "\(archive): no key slot of a type this sealbak implements; upgrade sealbak", formatClass: .key)
+            throw SealbakError(
+                .unsupported,
+                "\(archive): no key slot of a type this sealbak implements; upgrade sealbak",
+                formatClass: .key
+            )
         }
         if case .typo = parsed, header.slots.contains(where: \.isRecovery) {
-            throw SealbakError(.usage, "\(archive): this looks like a recovery code but its checksum does not match: a character is mistyped. Check each group of four", formatClass: .key)
+            throw SealbakError(
+                .usage,
+                "\(archive): this looks like a recovery code but its checksum does not match: a character is mistyped. Check each group of four",
+                formatClass: .key
+            )
         }
         throw SealbakError(.wrongPassword, "\(archive): wrong password (no key slot opens with it)", formatClass: .key)
     }

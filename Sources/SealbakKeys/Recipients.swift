@@ -1,10 +1,11 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import SealbakCrypto
 import SealbakFormat
 import SealbakIO
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// X25519 recipients (Spec §4.6, docs/keys.md): anyone with a public key can write an archive that only the
 /// holder of the matching identity can open.
@@ -17,10 +18,15 @@ package enum Recipients {
     package static func encode(publicKey: [UInt8]) -> String {
         let data = publicKey + checksum(publicKey)
         var out = Array(publicKeyPrefix.utf8)
-        var acc: UInt32 = 0, bits = 0
+        var acc: UInt32 = 0
+        var bits = 0
         for b in data {
-            acc = acc << 8 | UInt32(b); bits += 8
-            while bits >= 5 { bits -= 5; out.append(base32[Int(acc >> UInt32(bits) & 31)]) }
+            acc = acc << 8 | UInt32(b)
+            bits += 8
+            while bits >= 5 {
+                bits -= 5
+                out.append(base32[Int(acc >> UInt32(bits) & 31)])
+            }
         }
         if bits > 0 { out.append(base32[Int(acc << UInt32(5 - bits) & 31)]) }
         return String(decoding: out, as: UTF8.self)
@@ -29,19 +35,33 @@ package enum Recipients {
     package static func decode(publicKey text: String) throws(SealbakError) -> [UInt8] {
         let s = text.trimmingCharacters(in: .whitespaces).lowercased()
         guard s.hasPrefix(publicKeyPrefix) else {
-            throw SealbakError(.usage, "\(text) is not a sealbak public key (they start with \(publicKeyPrefix); see sealbak keygen)")
+            throw SealbakError(
+                .usage,
+                "\(text) is not a sealbak public key (they start with \(publicKeyPrefix); see sealbak keygen)"
+            )
         }
         // 36 bytes = 288 bits = exactly 58 base32 characters, the last carrying 3 bits and 2 zero bits.
         let body = Array(s.utf8.dropFirst(publicKeyPrefix.count))
-        guard body.count == 58 else { throw SealbakError(.usage, "the public key \(text) has the wrong length (mistyped or truncated)") }
-        var acc: UInt32 = 0, bits = 0
+        guard body.count == 58 else {
+            throw SealbakError(.usage, "the public key \(text) has the wrong length (mistyped or truncated)")
+        }
+        var acc: UInt32 = 0
+        var bits = 0
         var out: [UInt8] = []
         for c in body {
-            guard let v = base32.firstIndex(of: c) else { throw SealbakError(.usage, "the public key \(text) contains an invalid character") }
-            acc = acc << 5 | UInt32(v); bits += 5
-            if bits >= 8 { bits -= 8; out.append(UInt8(acc >> UInt32(bits) & 0xFF)) }
+            guard let v = base32.firstIndex(of: c) else {
+                throw SealbakError(.usage, "the public key \(text) contains an invalid character")
+            }
+            acc = acc << 5 | UInt32(v)
+            bits += 5
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(acc >> UInt32(bits) & 0xFF))
+            }
         }
-        guard out.count == 36, acc & ((1 << UInt32(bits)) - 1) == 0, checksum(Array(out.prefix(32))) == Array(out.suffix(4)) else {
+        guard out.count == 36, acc & ((1 << UInt32(bits)) - 1) == 0,
+            checksum(Array(out.prefix(32))) == Array(out.suffix(4))
+        else {
             throw SealbakError(.usage, "the public key \(text) is mistyped or truncated (checksum mismatch)")
         }
         return Array(out.prefix(32))
@@ -57,31 +77,61 @@ package enum Recipients {
     }
 
     /// A recipient slot wrapping `master` for `recipient`.
-    package static func slot(id: UInt16, label: String, createdUnix: UInt64, recipient: [UInt8], archiveID: [UInt8], master: MasterKey,
-                             random: any RandomSource) throws(SealbakError) -> KeySlot {
+    package static func slot(
+        id: UInt16,
+        label: String,
+        createdUnix: UInt64,
+        recipient: [UInt8],
+        archiveID: [UInt8],
+        master: MasterKey,
+        random: any RandomSource
+    ) throws(SealbakError) -> KeySlot {
         let (ephemeralSecret, ephemeral) = X25519.generate(random: random)
         guard let shared = X25519.sharedSecret(ephemeralSecret, recipient) else {
             throw SealbakError(.usage, "the recipient public key is invalid (a low-order point)")
         }
         let kek = kek(shared: shared, ephemeral: ephemeral, recipient: recipient)
         let nonce = random.bytes(KeySlot.wrapNonceByteCount)
-        var slot = KeySlot(id: id, createdUnix: createdUnix, label: label, body: .x25519(recipient: recipient, ephemeral: ephemeral, nonce: nonce, wrappedKey: []))
+        var slot = KeySlot(
+            id: id,
+            createdUnix: createdUnix,
+            label: label,
+            body: .x25519(recipient: recipient, ephemeral: ephemeral, nonce: nonce, wrappedKey: [])
+        )
         let aead = try! AEAD(.xchacha20poly1305)
-        let wrapped = aead.seal(key: kek, nonce: nonce, associatedData: slot.wrapAssociatedData(archiveID: archiveID), plaintext: master.key)
+        let wrapped = aead.seal(
+            key: kek,
+            nonce: nonce,
+            associatedData: slot.wrapAssociatedData(archiveID: archiveID),
+            plaintext: master.key
+        )
         slot.body = .x25519(recipient: recipient, ephemeral: ephemeral, nonce: nonce, wrappedKey: wrapped)
         return slot
     }
 
     /// Opens the first recipient slot meant for `identity` and verifies the header MAC.
-    package static func unlock(header: ArchiveHeader, identity: Identity, archive: String) throws(SealbakError) -> (MasterKey, KeySlot) {
+    package static func unlock(
+        header: ArchiveHeader,
+        identity: Identity,
+        archive: String
+    ) throws(SealbakError) -> (MasterKey, KeySlot) {
         let aead = try! AEAD(.xchacha20poly1305)
         var sawRecipient = false
         for slot in header.slots {
             guard case .x25519(let recipient, let ephemeral, let nonce, let wrapped) = slot.body else { continue }
             sawRecipient = true
-            guard Sodium.constantTimeEqual(recipient, identity.publicKey), let shared = X25519.sharedSecret(identity.secret, ephemeral) else { continue }
+            guard Sodium.constantTimeEqual(recipient, identity.publicKey),
+                let shared = X25519.sharedSecret(identity.secret, ephemeral)
+            else { continue }
             let kek = kek(shared: shared, ephemeral: ephemeral, recipient: recipient)
-            guard let mk = try? aead.openSecret(key: kek, nonce: nonce, associatedData: slot.wrapAssociatedData(archiveID: header.archiveID), ciphertext: wrapped) else {
+            guard
+                let mk = try? aead.openSecret(
+                    key: kek,
+                    nonce: nonce,
+                    associatedData: slot.wrapAssociatedData(archiveID: header.archiveID),
+                    ciphertext: wrapped
+                )
+            else {
                 continue
             }
             let master = MasterKey(mk)
@@ -91,9 +141,17 @@ package enum Recipients {
             return (master, slot)
         }
         if !sawRecipient {
-            throw SealbakError(.wrongIdentity, "\(archive): the archive has no public-key recipients; open it with a password instead of --identity", formatClass: .key)
+            throw SealbakError(
+                .wrongIdentity,
+                "\(archive): the archive has no public-key recipients; open it with a password instead of --identity",
+                formatClass: .key
+            )
         }
-        throw SealbakError(.wrongIdentity, "\(archive): wrong identity: no key slot is for \(encode(publicKey: identity.publicKey))", formatClass: .key)
+        throw SealbakError(
+            .wrongIdentity,
+            "\(archive): wrong identity: no key slot is for \(encode(publicKey: identity.publicKey))",
+            formatClass: .key
+        )
     }
 }
 
@@ -115,15 +173,29 @@ package struct Identity: Sendable {
     }
 
     /// The identity file text. With a passphrase the secret is wrapped with Argon2id + XChaCha20-Poly1305.
-    package func fileText(passphrase: Passphrase?, kdf: KDFParameters, random: any RandomSource = SystemRandom()) throws(SealbakError) -> String {
+    package func fileText(
+        passphrase: Passphrase?,
+        kdf: KDFParameters,
+        random: any RandomSource = SystemRandom()
+    ) throws(SealbakError) -> String {
         let pk = Recipients.encode(publicKey: publicKey)
-        var lines = ["# sealbak identity (X25519). Keep this file secret; it opens archives packed for:", "# public key: \(pk)"]
+        var lines = [
+            "# sealbak identity (X25519). Keep this file secret; it opens archives packed for:", "# public key: \(pk)",
+        ]
         if let passphrase {
-            let salt = random.bytes(16), nonce = random.bytes(24)
+            let salt = random.bytes(16)
+            let nonce = random.bytes(24)
             let kek = try KeySlots.deriveKEK(passphrase: passphrase, kdf: kdf, salt: salt)
             let aead = try! AEAD(.xchacha20poly1305)
-            let sealed = aead.seal(key: kek, nonce: nonce, associatedData: Array("SBK1identity".utf8) + publicKey, plaintext: secret)
-            let blob = [UInt8].le(UInt64(kdf.opsLimit), count: 4) + .le(UInt64(kdf.memLimitKiB), count: 4) + salt + nonce + sealed
+            let sealed = aead.seal(
+                key: kek,
+                nonce: nonce,
+                associatedData: Array("SBK1identity".utf8) + publicKey,
+                plaintext: secret
+            )
+            let blob =
+                [UInt8].le(UInt64(kdf.opsLimit), count: 4) + .le(UInt64(kdf.memLimitKiB), count: 4) + salt + nonce
+                + sealed
             lines.append("\(Identity.header) argon2id \(Data(blob).base64EncodedString())")
         } else {
             var raw = secret.withUnsafeBytes { Array($0) }
@@ -154,12 +226,18 @@ package struct Identity: Sendable {
             guard blob.count == 32 else { throw SealbakError(.usage, "\(path): the identity line is damaged") }
             secret = SecureBytes(copying: blob)
         case "argon2id":
-            guard blob.count == 4 + 4 + 16 + 24 + 48 else { throw SealbakError(.usage, "\(path): the identity line is damaged") }
+            guard blob.count == 4 + 4 + 16 + 24 + 48 else {
+                throw SealbakError(.usage, "\(path): the identity line is damaged")
+            }
             let ops = UInt32(blob[0]) | UInt32(blob[1]) << 8 | UInt32(blob[2]) << 16 | UInt32(blob[3]) << 24
             let mem = UInt32(blob[4]) | UInt32(blob[5]) << 8 | UInt32(blob[6]) << 16 | UInt32(blob[7]) << 24
             let kdf = KDFParameters(opsLimit: ops, memLimitKiB: mem)
-            guard ops >= 1, mem >= 8, limits.allows(kdf) else { throw SealbakError(.unsupported, "\(path): the identity's KDF cost is outside the allowed range") }
-            let salt = Array(blob[8..<24]), nonce = Array(blob[24..<48]), sealed = Array(blob[48...])
+            guard ops >= 1, mem >= 8, limits.allows(kdf) else {
+                throw SealbakError(.unsupported, "\(path): the identity's KDF cost is outside the allowed range")
+            }
+            let salt = Array(blob[8..<24])
+            let nonce = Array(blob[24..<48])
+            let sealed = Array(blob[48...])
             // The public key is bound as associated data: recover it from the comment line.
             let pkMarker = Array("# public key: ".utf8)
             guard let pkLine = lines.first(where: { $0.starts(with: pkMarker) }) else {
@@ -168,12 +246,20 @@ package struct Identity: Sendable {
             let pk = try Recipients.decode(publicKey: String(decoding: pkLine.dropFirst(pkMarker.count), as: UTF8.self))
             let kek = try KeySlots.deriveKEK(passphrase: try passphrase(), kdf: kdf, salt: salt)
             do {
-                secret = try AEAD(.xchacha20poly1305).openSecret(key: kek, nonce: nonce, associatedData: Array("SBK1identity".utf8) + pk, ciphertext: sealed)
+                secret = try AEAD(.xchacha20poly1305).openSecret(
+                    key: kek,
+                    nonce: nonce,
+                    associatedData: Array("SBK1identity".utf8) + pk,
+                    ciphertext: sealed
+                )
             } catch {
                 throw SealbakError(.wrongPassword, "\(path): wrong password for this identity file")
             }
         default:
-            throw SealbakError(.usage, "\(path): unknown identity protection \(String(decoding: parts[1], as: UTF8.self))")
+            throw SealbakError(
+                .usage,
+                "\(path): unknown identity protection \(String(decoding: parts[1], as: UTF8.self))"
+            )
         }
         return Identity(secret: secret, publicKey: X25519.publicKey(secret))
     }
@@ -186,7 +272,10 @@ package struct Identity: Sendable {
         var n = 0
         while n < out.count {
             let r = out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + n, $0.count - n) }
-            if r < 0 { if errno == EINTR { continue }; throw SealbakError.io("cannot read the identity file", path: path, errno: errno) }
+            if r < 0 {
+                if errno == EINTR { continue }
+                throw SealbakError.io("cannot read the identity file", path: path, errno: errno)
+            }
             if r == 0 { break }
             n += r
         }
@@ -217,7 +306,11 @@ package struct Identity: Sendable {
             if pads > 0 && i + 4 != t.count { return nil }
             var acc: UInt32 = 0
             for (k, c) in chunk.enumerated() {
-                if c == UInt8(ascii: "=") { guard k >= 4 - pads else { return nil }; acc <<= 6; continue }
+                if c == UInt8(ascii: "=") {
+                    guard k >= 4 - pads else { return nil }
+                    acc <<= 6
+                    continue
+                }
                 guard let v = value(c) else { return nil }
                 acc = acc << 6 | v
             }

@@ -24,9 +24,13 @@ package enum RecoveryCode {
         var bytes = random.bytes(17)  // 136 bits; the first 130 are used
         var chars: [UInt8] = []
         for i in 0..<dataChars { chars.append(alphabet[Int(bits(bytes, from: i * 5, count: 5))]) }
-        defer { wipe(&bytes); wipe(&chars) }
+        defer {
+            wipe(&bytes)
+            wipe(&chars)
+        }
         let all = chars + checksum(chars)
-        let display = stride(from: 0, to: totalChars, by: 4).map { String(decoding: all[$0..<$0 + 4], as: UTF8.self) }.joined(separator: "-")
+        let display = stride(from: 0, to: totalChars, by: 4).map { String(decoding: all[$0..<$0 + 4], as: UTF8.self) }
+            .joined(separator: "-")
         var canonical = all
         defer { wipe(&canonical) }
         return (display, Passphrase(SecureBytes(copying: canonical)))
@@ -45,7 +49,9 @@ package enum RecoveryCode {
         }
         // Only the exact grouped shape (or the bare 28 characters) counts as a code.
         let grouped = raw.count == 34 && stride(from: 4, to: 34, by: 5).allSatisfy { raw[$0] == UInt8(ascii: "-") }
-        guard (grouped || raw.count == totalChars), chars.count == totalChars, chars.allSatisfy(alphabet.contains) else { return .notACode }
+        guard grouped || raw.count == totalChars, chars.count == totalChars, chars.allSatisfy(alphabet.contains) else {
+            return .notACode
+        }
         if Array(chars.suffix(2)) != checksum(Array(chars.prefix(dataChars))) { return .typo }
         defer { wipe(&chars) }
         return .code(Passphrase(SecureBytes(copying: chars)))
@@ -63,7 +69,8 @@ package enum RecoveryCode {
     /// every single mistyped character and every swap of two different neighbouring data characters (a swap of
     /// the last data character with the first check character can go unnoticed when their values differ by 16).
     static func checksum(_ data: [UInt8]) -> [UInt8] {
-        var s1 = 0, s2 = 0
+        var s1 = 0
+        var s2 = 0
         for (i, c) in data.enumerated() {
             let v = alphabet.firstIndex(of: c) ?? 0
             s1 = (s1 + v) % 32

@@ -1,8 +1,9 @@
+import SealbakCrypto
+import SealbakIO
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import SealbakCrypto
-import SealbakIO
 
 /// Where a password comes from (docs/usage.md "Passwords"). Never from argv.
 package enum PasswordSource: Sendable {
@@ -12,7 +13,11 @@ package enum PasswordSource: Sendable {
     /// `sh -c COMMAND`; the first line of its standard output (a password manager: `pass show backup`).
     case command(String)
     /// The terminal, without echo. `alternatives` names the other sources, for the message when there is no terminal.
-    case prompt(confirm: Bool, alternatives: String = "--password-file FILE, --password-fd N, --password-command CMD, SEALBAK_PASSWORD_FILE or SEALBAK_PASSWORD")
+    case prompt(
+        confirm: Bool,
+        alternatives: String =
+            "--password-file FILE, --password-fd N, --password-command CMD, SEALBAK_PASSWORD_FILE or SEALBAK_PASSWORD"
+    )
 
     /// Whether a wrong password can be asked for again (only a person at a terminal can give another one).
     package var isPrompt: Bool { if case .prompt = self { true } else { false } }
@@ -35,7 +40,9 @@ package enum PasswordReader {
             guard let p = getenv(name) else { throw SealbakError(.usage, "\(name) is not set") }
             let n = strlen(p)
             if n == 0 { throw SealbakError(.usage, "\(name) is empty; an empty password is not allowed") }
-            return Passphrase(SecureBytes(count: n) { buf in buf.copyMemory(from: UnsafeRawBufferPointer(start: p, count: n)) })
+            return Passphrase(
+                SecureBytes(count: n) { buf in buf.copyMemory(from: UnsafeRawBufferPointer(start: p, count: n)) }
+            )
         case .command(let command):
             return try fromCommand(command, what: what)
         case .prompt(let confirm, let alternatives):
@@ -47,7 +54,9 @@ package enum PasswordReader {
             let first = try prompt(tty: tty, text: "Enter \(what): ")
             if confirm {
                 let second = try prompt(tty: tty, text: "Repeat \(what): ")
-                if !first.bytes.isEqual(to: second.bytes) { throw SealbakError(.usage, "the two \(what)s differ; nothing was written") }
+                if !first.bytes.isEqual(to: second.bytes) {
+                    throw SealbakError(.usage, "the two \(what)s differ; nothing was written")
+                }
             }
             return first
         }
@@ -84,7 +93,9 @@ package enum PasswordReader {
     /// guarded memory, and requires it to exit 0. Its standard error passes through (a password manager's messages).
     private static func fromCommand(_ command: String, what: String) throws(SealbakError) -> Passphrase {
         var fds: [Int32] = [-1, -1]
-        if pipe(&fds) != 0 { throw SealbakError.io("cannot create a pipe for the password command", path: "pipe", errno: errno) }
+        if pipe(&fds) != 0 {
+            throw SealbakError.io("cannot create a pipe for the password command", path: "pipe", errno: errno)
+        }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }  // dup2 onto 1 clears it for the child's stdout
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -92,12 +103,15 @@ package enum PasswordReader {
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
         var pid: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = ["/bin/sh", "-c", command].map { (w: String) in strdup(w) } + [nil]
-        defer { argv.forEach { free($0) } }
+        defer { for p in argv { free(p) } }
         let rc = posix_spawn(&pid, "/bin/sh", &actions, nil, argv, environ)
         close(fds[1])
         if rc != 0 {
             close(fds[0])
-            throw SealbakError(.unavailable, "cannot start the \(what) command (/bin/sh): \(String(cString: strerror(rc)))")
+            throw SealbakError(
+                .unavailable,
+                "cannot start the \(what) command (/bin/sh): \(String(cString: strerror(rc)))"
+            )
         }
         let child = pid
         let token = Interrupts.register { kill(child, SIGTERM) }
@@ -126,7 +140,10 @@ package enum PasswordReader {
         let code = (status >> 8) & 0xff
         if !exited || code != 0 {
             let how = exited ? "exited with status \(code)" : "was killed by signal \(status & 0x7f)"
-            throw SealbakError(.unavailable, "the \(what) command \(how); nothing was read from it. Run it yourself to see why")
+            throw SealbakError(
+                .unavailable,
+                "the \(what) command \(how); nothing was read from it. Run it yourself to see why"
+            )
         }
         return try result.get()
     }
@@ -147,10 +164,14 @@ package enum PasswordReader {
                 buf[length] = byte
                 length += 1
             }
-            if length == maxLength { throw SealbakError(.usage, "the password from \(name) is longer than \(maxLength) bytes") }
+            if length == maxLength {
+                throw SealbakError(.usage, "the password from \(name) is longer than \(maxLength) bytes")
+            }
             if length > 0 && buf[length - 1] == 0x0D { length -= 1 }
         }
-        if length == 0 { throw SealbakError(.usage, "the password from \(name) is empty; an empty password is not allowed") }
+        if length == 0 {
+            throw SealbakError(.usage, "the password from \(name) is empty; an empty password is not allowed")
+        }
         let exact = buffer.withUnsafeBytes { src in
             SecureBytes(count: length) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[0..<length])) }
         }

@@ -14,9 +14,17 @@ package final class MySQLConnection {
     /// - Parameters:
     ///   - connectTimeout: seconds to reach the server.
     ///   - readTimeout: seconds a single result may take (row counts of big tables take a while).
-    package init(_ parameters: MySQLParameters, connectTimeout: UInt32 = 10, readTimeout: UInt32 = 3600) throws(SealbakError) {
-        guard let h = mysql_init(nil) else { throw SealbakError(.unavailable, "\(parameters.place): cannot allocate a MySQL connection") }
-        var ct = connectTimeout, rt = readTimeout, wt = readTimeout
+    package init(
+        _ parameters: MySQLParameters,
+        connectTimeout: UInt32 = 10,
+        readTimeout: UInt32 = 3600
+    ) throws(SealbakError) {
+        guard let h = mysql_init(nil) else {
+            throw SealbakError(.unavailable, "\(parameters.place): cannot allocate a MySQL connection")
+        }
+        var ct = connectTimeout
+        var rt = readTimeout
+        var wt = readTimeout
         mysql_options(h, MYSQL_OPT_CONNECT_TIMEOUT, &ct)
         mysql_options(h, MYSQL_OPT_READ_TIMEOUT, &rt)
         mysql_options(h, MYSQL_OPT_WRITE_TIMEOUT, &wt)
@@ -26,13 +34,24 @@ package final class MySQLConnection {
             var proto = UInt32(MYSQL_PROTOCOL_TCP.rawValue)
             mysql_options(h, MYSQL_OPT_PROTOCOL, &proto)
         }
-        let ok = mysql_real_connect(h, parameters.host, parameters.user, parameters.password, parameters.database,
-                                    UInt32(parameters.port), parameters.socket, 0)
+        let ok = mysql_real_connect(
+            h,
+            parameters.host,
+            parameters.user,
+            parameters.password,
+            parameters.database,
+            UInt32(parameters.port),
+            parameters.socket,
+            0
+        )
         if ok == nil {
             let code = mysql_errno(h)
             let message = String(cString: mysql_error(h))
             mysql_close(h)
-            throw SealbakError(.unavailable, "cannot connect to MySQL at \(parameters.place): \(message) (error \(code))\(Self.hint(code))")
+            throw SealbakError(
+                .unavailable,
+                "cannot connect to MySQL at \(parameters.place): \(message) (error \(code))\(Self.hint(code))"
+            )
         }
         handle = h
         self.parameters = parameters

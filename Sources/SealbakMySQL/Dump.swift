@@ -12,7 +12,10 @@ package struct MySQLSourceSpec: Sendable {
         parameters = try MySQLParameters(url, what: "the url of component \(name)")
         try parameters.fillPassword(file: passwordFile)
         guard parameters.database?.isEmpty == false else {
-            throw SealbakError(.usage, "the url of component \(name) names no database; use mysql://USER@HOST:PORT/DATABASE")
+            throw SealbakError(
+                .usage,
+                "the url of component \(name) names no database; use mysql://USER@HOST:PORT/DATABASE"
+            )
         }
         self.name = name
     }
@@ -27,7 +30,10 @@ package struct MySQLSourceSpec: Sendable {
         parameters = try MySQLParameters(text, what: "--mysql \(explicitName.map { $0 + "=" } ?? "")URL")
         try parameters.fillPassword(file: passwordFile)
         guard let db = parameters.database, !db.isEmpty else {
-            throw SealbakError(.usage, "--mysql \(parameters.display): name the database in the URL (mysql://USER@HOST:PORT/DATABASE)")
+            throw SealbakError(
+                .usage,
+                "--mysql \(parameters.display): name the database in the URL (mysql://USER@HOST:PORT/DATABASE)"
+            )
         }
         let n = explicitName ?? db
         if let problem = EntryName.problem(MySQLComponent.entryName(n)) ?? (n.contains("/") ? "contains /" : nil) {
@@ -63,7 +69,8 @@ package final class MySQLCapture {
     /// The dump's arguments: one consistent transaction (InnoDB), routines, triggers, events, binary as hex, utf8mb4.
     static func dumpArguments(_ p: MySQLParameters, optionFile: String) -> [String] {
         ["--defaults-extra-file=" + optionFile] + p.toolArguments + [
-            "--single-transaction", "--routines", "--triggers", "--events", "--hex-blob", "--default-character-set=utf8mb4",
+            "--single-transaction", "--routines", "--triggers", "--events", "--hex-blob",
+            "--default-character-set=utf8mb4",
             "--quick", "--no-tablespaces", "--", p.database ?? "",
         ]
     }
@@ -71,9 +78,19 @@ package final class MySQLCapture {
     /// Starts the dump tool; its output is the dump entry's data.
     package func startDump() throws(SealbakError) -> MySQLDumpStream {
         let options = try OptionFile(password: spec.parameters.password)
-        let p = try Subprocess(executable: tool.path, arguments: Self.dumpArguments(spec.parameters, optionFile: options.path),
-                               environment: ProcessInfo.processInfo.environment, stdin: .null, stdout: .pipe)
-        return MySQLDumpStream(p, options: options, component: spec.name, tool: (tool.path as NSString).lastPathComponent) { [weak self] counter in
+        let p = try Subprocess(
+            executable: tool.path,
+            arguments: Self.dumpArguments(spec.parameters, optionFile: options.path),
+            environment: ProcessInfo.processInfo.environment,
+            stdin: .null,
+            stdout: .pipe
+        )
+        return MySQLDumpStream(
+            p,
+            options: options,
+            component: spec.name,
+            tool: (tool.path as NSString).lastPathComponent
+        ) { [weak self] counter in
             guard let self else { return }
             counts = MySQLCounts(counter: counter, facts: facts)
         }
@@ -91,7 +108,13 @@ package final class MySQLDumpStream {
     private var counter = DumpRowCounter()
     private let done: (DumpRowCounter) -> Void
 
-    init(_ p: Subprocess, options: OptionFile, component: String, tool: String, done: @escaping (DumpRowCounter) -> Void) {
+    init(
+        _ p: Subprocess,
+        options: OptionFile,
+        component: String,
+        tool: String,
+        done: @escaping (DumpRowCounter) -> Void
+    ) {
         process = p
         self.options = options
         self.component = component
@@ -115,16 +138,27 @@ package final class MySQLDumpStream {
         options.remove()
         guard status.succeeded else {
             let said = process.errorOutput
-            throw SealbakError(.toolFailed, "\(tool) for \(component) failed (\(status))\(said.isEmpty ? "" : ": " + said)")
+            throw SealbakError(
+                .toolFailed,
+                "\(tool) for \(component) failed (\(status))\(said.isEmpty ? "" : ": " + said)"
+            )
         }
         guard MySQLCounts.headerLine(counter.firstBytes) != nil else {
-            throw SealbakError(.toolFailed, "\(tool) for \(component) did not write an SQL dump (\(counter.byteCount) bytes without a dump header)")
+            throw SealbakError(
+                .toolFailed,
+                "\(tool) for \(component) did not write an SQL dump (\(counter.byteCount) bytes without a dump header)"
+            )
         }
         if let problem = counter.problem {
-            throw SealbakError(.toolFailed, "\(tool) for \(component) exited successfully, but \(problem) after \(counter.byteCount) bytes")
+            throw SealbakError(
+                .toolFailed,
+                "\(tool) for \(component) exited successfully, but \(problem) after \(counter.byteCount) bytes"
+            )
         }
         let said = process.errorOutput
-        if !said.isEmpty { FileHandle.standardError.write(Data("sealbak: \(tool) for \(component) said: \(said)\n".utf8)) }
+        if !said.isEmpty {
+            FileHandle.standardError.write(Data("sealbak: \(tool) for \(component) said: \(said)\n".utf8))
+        }
         done(counter)
         return 0
     }

@@ -44,7 +44,9 @@ package struct DumpRowCounter {
     package mutating func feed(_ buffer: UnsafeRawBufferPointer) {
         byteCount += UInt64(buffer.count)
         if firstBytes.count < 512 { firstBytes += buffer.prefix(512 - firstBytes.count) }
-        if buffer.count >= 256 { last = Array(buffer.suffix(256)) } else {
+        if buffer.count >= 256 {
+            last = Array(buffer.suffix(256))
+        } else {
             last += buffer
             if last.count > 256 { last.removeFirst(last.count - 256) }
         }
@@ -57,7 +59,9 @@ package struct DumpRowCounter {
 
     /// Whether the stream ended between statements with mysqldump's closing line (`-- Dump completed`).
     package var endedCleanly: Bool {
-        guard lex == .code || lex == .lineComment, !versioned, phase == .start || phase == .other && head.isEmpty else { return false }
+        guard lex == .code || lex == .lineComment, !versioned, phase == .start || phase == .other && head.isEmpty else {
+            return false
+        }
         let text = String(decoding: last, as: UTF8.self)
         let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         return lines.last?.hasPrefix("-- Dump completed") == true
@@ -65,9 +69,14 @@ package struct DumpRowCounter {
 
     /// Why the stream is not a complete dump, or nil.
     package var problem: String? {
-        if lex != .code && lex != .lineComment || versioned { return "the dump ends inside a string or comment (truncated)" }
+        if lex != .code && lex != .lineComment || versioned {
+            return "the dump ends inside a string or comment (truncated)"
+        }
         if phase == .values || phase == .head { return "the dump ends inside an INSERT statement (truncated)" }
-        if !endedCleanly { return "the dump does not end with mysqldump's \"-- Dump completed\" line (truncated, or made with --skip-comments)" }
+        if !endedCleanly {
+            return
+                "the dump does not end with mysqldump's \"-- Dump completed\" line (truncated, or made with --skip-comments)"
+        }
         return nil
     }
 
@@ -76,8 +85,16 @@ package struct DumpRowCounter {
     private mutating func step(_ b: UInt8) {
         switch lex {
         case .squote, .dquote:
-            if escaped { escaped = false; note(b); return }
-            if b == UInt8(ascii: "\\") { escaped = true; note(b); return }
+            if escaped {
+                escaped = false
+                note(b)
+                return
+            }
+            if b == UInt8(ascii: "\\") {
+                escaped = true
+                note(b)
+                return
+            }
             if (lex == .squote && b == UInt8(ascii: "'")) || (lex == .dquote && b == UInt8(ascii: "\"")) { lex = .code }
             note(b)
         case .bquote:
@@ -96,7 +113,11 @@ package struct DumpRowCounter {
                     return
                 }
             }
-            if prev == UInt8(ascii: "*") && b == UInt8(ascii: "/") { lex = .code; prev = 0; return }
+            if prev == UInt8(ascii: "*") && b == UInt8(ascii: "/") {
+                lex = .code
+                prev = 0
+                return
+            }
             prev = b
         case .code:
             code(b)
@@ -113,7 +134,11 @@ package struct DumpRowCounter {
     private mutating func code(_ b: UInt8) {
         if dashDash {
             dashDash = false
-            if Self.isSpace(b) { lex = .lineComment; if b == 10 { lex = .code }; return }
+            if Self.isSpace(b) {
+                lex = .lineComment
+                if b == 10 { lex = .code }
+                return
+            }
             codeByte(UInt8(ascii: "-"))
             codeByte(UInt8(ascii: "-"))
         }
@@ -122,7 +147,10 @@ package struct DumpRowCounter {
             case UInt8(ascii: "'"): lex = .squote
             case UInt8(ascii: "\""): lex = .dquote
             case UInt8(ascii: "`"): lex = .bquote
-            case UInt8(ascii: "/") where prev == UInt8(ascii: "*"): versioned = false; prev = 0; return
+            case UInt8(ascii: "/") where prev == UInt8(ascii: "*"):
+                versioned = false
+                prev = 0
+                return
             default: break
             }
             prev = b
@@ -165,7 +193,10 @@ package struct DumpRowCounter {
         if prev == UInt8(ascii: "-") { codeByte(prev) }
         if prev == UInt8(ascii: "/") { codeByte(prev) }
         prev = 0
-        if b == UInt8(ascii: "#") && phase != .values { lex = .lineComment; return }
+        if b == UInt8(ascii: "#") && phase != .values {
+            lex = .lineComment
+            return
+        }
         codeByte(b)
     }
 
@@ -181,11 +212,17 @@ package struct DumpRowCounter {
         if lex == .code {
             // The usual one-byte delimiter needs no tail (this runs for every byte of a hex literal).
             if delimiter.count == 1 {
-                if b == delimiter[0] { endStatement(); return }
+                if b == delimiter[0] {
+                    endStatement()
+                    return
+                }
             } else {
                 tail.append(b)
                 if tail.count > delimiter.count { tail.removeFirst(tail.count - delimiter.count) }
-                if tail == delimiter { endStatement(); return }
+                if tail == delimiter {
+                    endStatement()
+                    return
+                }
             }
         } else if !tail.isEmpty {
             tail.removeAll()
@@ -201,7 +238,10 @@ package struct DumpRowCounter {
             if b == UInt8(ascii: "(") {
                 if let t = Self.insertTable(head) {
                     table = t
-                    if rows[t] == nil { rows[t] = 0; tableOrder.append(t) }
+                    if rows[t] == nil {
+                        rows[t] = 0
+                        tableOrder.append(t)
+                    }
                     rows[t]! += 1
                     depth = 1
                     phase = .values
@@ -233,7 +273,12 @@ package struct DumpRowCounter {
     }
 
     private mutating func appendHead(_ b: UInt8) {
-        if head.count < 4096 { head.append(b) } else if phase == .head { phase = .other; head.removeAll() }
+        if head.count < 4096 {
+            head.append(b)
+        } else if phase == .head {
+            phase = .other
+            head.removeAll()
+        }
     }
 
     private mutating func endStatement() {
@@ -257,7 +302,10 @@ package struct DumpRowCounter {
             let w = Array(word.utf8)
             let n = min(head.count, w.count)
             var same = true
-            for i in 0..<n where head[i] | 0x20 != w[i] | 0x20 { same = false; break }
+            for i in 0..<n where head[i] | 0x20 != w[i] | 0x20 {
+                same = false
+                break
+            }
             if same && (head.count <= w.count || isSpace(head[w.count])) { return true }
         }
         return false
@@ -285,7 +333,11 @@ package struct DumpRowCounter {
             i += 1
             while i < head.count {
                 if head[i] == UInt8(ascii: "`") {
-                    if i + 1 < head.count && head[i + 1] == UInt8(ascii: "`") { name.append(head[i]); i += 2; continue }
+                    if i + 1 < head.count && head[i + 1] == UInt8(ascii: "`") {
+                        name.append(head[i])
+                        i += 2
+                        continue
+                    }
                     break
                 }
                 name.append(head[i])
@@ -294,7 +346,11 @@ package struct DumpRowCounter {
             guard i < head.count else { return nil }
             i += 1
         } else {
-            while i < head.count, head[i] == UInt8(ascii: "_") || head[i] == UInt8(ascii: "$") || (head[i] | 0x20 >= 97 && head[i] | 0x20 <= 122) || (head[i] >= 48 && head[i] <= 57) || head[i] >= 0x80 {
+            while i < head.count,
+                head[i] == UInt8(ascii: "_") || head[i] == UInt8(ascii: "$")
+                    || (head[i] | 0x20 >= 97 && head[i] | 0x20 <= 122) || (head[i] >= 48 && head[i] <= 57)
+                    || head[i] >= 0x80
+            {
                 name.append(head[i])
                 i += 1
             }

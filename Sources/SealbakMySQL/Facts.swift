@@ -53,21 +53,55 @@ package struct MySQLFacts: Codable, Sendable, Equatable {
     static func inspect(_ c: MySQLConnection, database: String) throws(SealbakError) -> MySQLFacts {
         let version = try c.value("SELECT VERSION()") ?? c.serverInfo
         let lit = quoteMySQLLiteral(database)
-        guard let schema = try c.query("SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = \(lit)").first else {
-            throw SealbakError(.unavailable, "\(c.parameters.place): database \(database) does not exist or the user cannot see it. Check the database name and the user's rights")
+        guard
+            let schema = try c.query(
+                "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = \(lit)"
+            ).first
+        else {
+            throw SealbakError(
+                .unavailable,
+                "\(c.parameters.place): database \(database) does not exist or the user cannot see it. Check the database name and the user's rights"
+            )
         }
-        let tables = try c.query("""
+        let tables = try c.query(
+            """
             SELECT t.TABLE_NAME, COALESCE(t.ENGINE, ''), COALESCE(e.TRANSACTIONS, 'NO'), COALESCE(t.DATA_LENGTH, 0) + COALESCE(t.INDEX_LENGTH, 0)
             FROM information_schema.TABLES t LEFT JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE
             WHERE t.TABLE_SCHEMA = \(lit) AND t.TABLE_TYPE = 'BASE TABLE' ORDER BY t.TABLE_NAME
-            """).map { Table(name: $0[0] ?? "", engine: $0[1] ?? "", transactional: $0[2] == "YES", bytes: Int64($0[3] ?? "0") ?? 0) }
-        let views = try c.query("SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = \(lit) ORDER BY 1").map { $0[0] ?? "" }
-        let triggers = try c.query("SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = \(lit) ORDER BY 1").map { "\($0[0] ?? "") on \($0[1] ?? "")" }
-        let routines = try c.query("SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = \(lit) ORDER BY 2, 1").map { "\($0[0] ?? "") \($0[1] ?? "")" }
-        let events = try c.query("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = \(lit) ORDER BY 1").map { $0[0] ?? "" }
-        return MySQLFacts(database: database, flavour: version.contains("MariaDB") ? "MariaDB" : "MySQL", serverVersion: version,
-                          charset: schema[0] ?? "utf8mb4", collation: schema[1] ?? "", tables: tables, views: views,
-                          triggers: triggers, routines: routines, events: events, dumpTool: "")
+            """
+        ).map {
+            Table(
+                name: $0[0] ?? "",
+                engine: $0[1] ?? "",
+                transactional: $0[2] == "YES",
+                bytes: Int64($0[3] ?? "0") ?? 0
+            )
+        }
+        let views = try c.query(
+            "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = \(lit) ORDER BY 1"
+        ).map { $0[0] ?? "" }
+        let triggers = try c.query(
+            "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = \(lit) ORDER BY 1"
+        ).map { "\($0[0] ?? "") on \($0[1] ?? "")" }
+        let routines = try c.query(
+            "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = \(lit) ORDER BY 2, 1"
+        ).map { "\($0[0] ?? "") \($0[1] ?? "")" }
+        let events = try c.query(
+            "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = \(lit) ORDER BY 1"
+        ).map { $0[0] ?? "" }
+        return MySQLFacts(
+            database: database,
+            flavour: version.contains("MariaDB") ? "MariaDB" : "MySQL",
+            serverVersion: version,
+            charset: schema[0] ?? "utf8mb4",
+            collation: schema[1] ?? "",
+            tables: tables,
+            views: views,
+            triggers: triggers,
+            routines: routines,
+            events: events,
+            dumpTool: ""
+        )
     }
 }
 
@@ -89,7 +123,9 @@ package struct MySQLCounts: Codable, Sendable, Equatable {
     /// Every table of `facts` (0 rows when the dump held no INSERT for it), then tables only the dump had.
     package init(counter: DumpRowCounter, facts: MySQLFacts) {
         var out = facts.tables.map { Table(name: $0.name, rows: counter.rows[$0.name] ?? 0) }
-        for t in counter.tableOrder where !facts.tables.contains(where: { $0.name == t }) { out.append(Table(name: t, rows: counter.rows[t] ?? 0)) }
+        for t in counter.tableOrder where !facts.tables.contains(where: { $0.name == t }) {
+            out.append(Table(name: t, rows: counter.rows[t] ?? 0))
+        }
         tables = out
         header = Self.headerLine(counter.firstBytes) ?? ""
         dumpBytes = counter.byteCount
@@ -103,7 +139,10 @@ package struct MySQLCounts: Codable, Sendable, Equatable {
 
     package static func decode(_ bytes: [UInt8], what: String) throws(SealbakError) -> MySQLCounts {
         do { return try JSONDecoder().decode(MySQLCounts.self, from: Data(bytes)) } catch {
-            throw SealbakError(.corrupt, "\(what): the row counts of the dump cannot be read (\(bytes.count) bytes); the archive was not written by this sealbak or is damaged")
+            throw SealbakError(
+                .corrupt,
+                "\(what): the row counts of the dump cannot be read (\(bytes.count) bytes); the archive was not written by this sealbak or is damaged"
+            )
         }
     }
 
@@ -130,17 +169,29 @@ package struct MySQLComponent: Sendable {
     /// The MySQL components of a manifest, in entry order.
     package static func all(in manifest: Manifest, archive: String) throws(SealbakError) -> [MySQLComponent] {
         var out: [MySQLComponent] = []
-        for (i, e) in manifest.entries.enumerated() where e.metadata[ComponentKeys.kind] == "mysql" && e.metadata[ComponentKeys.myRole] != "counts" {
+        for (i, e) in manifest.entries.enumerated()
+        where e.metadata[ComponentKeys.kind] == "mysql" && e.metadata[ComponentKeys.myRole] != "counts" {
             let name = e.metadata[ComponentKeys.name] ?? e.name
-            var c = MySQLComponent(entryIndex: i, countsIndex: nil, name: name, source: e.metadata[ComponentKeys.source] ?? "", skippedReason: nil, facts: nil)
+            var c = MySQLComponent(
+                entryIndex: i,
+                countsIndex: nil,
+                name: name,
+                source: e.metadata[ComponentKeys.source] ?? "",
+                skippedReason: nil,
+                facts: nil
+            )
             if e.metadata[ComponentKeys.status] == "skipped" {
                 c.skippedReason = e.metadata[ComponentKeys.reason] ?? "no reason recorded"
             } else {
                 guard let json = readChunked(e.metadata, ComponentKeys.myFacts),
-                      let facts = try? JSONDecoder().decode(MySQLFacts.self, from: Data(json.utf8)),
-                      let countsName = e.metadata[ComponentKeys.myCountsEntry],
-                      let ci = manifest.entries.firstIndex(where: { $0.name == countsName }) else {
-                    throw SealbakError(.corrupt, "\(archive): the MySQL component \(name) has no readable \(ComponentKeys.myFacts) record or counts entry; it was not written by sealbak or is from an incompatible version")
+                    let facts = try? JSONDecoder().decode(MySQLFacts.self, from: Data(json.utf8)),
+                    let countsName = e.metadata[ComponentKeys.myCountsEntry],
+                    let ci = manifest.entries.firstIndex(where: { $0.name == countsName })
+                else {
+                    throw SealbakError(
+                        .corrupt,
+                        "\(archive): the MySQL component \(name) has no readable \(ComponentKeys.myFacts) record or counts entry; it was not written by sealbak or is from an incompatible version"
+                    )
                 }
                 c.facts = facts
                 c.countsIndex = ci
@@ -196,7 +247,8 @@ package struct MySQLComponent: Sendable {
 func writeChunked(_ m: inout Metadata, _ key: String, _ value: String) {
     let limit = Int(FormatV1.maxMetadataValueByteCount)
     let bytes = Array(value.utf8)
-    var start = 0, part = 1
+    var start = 0
+    var part = 1
     repeat {
         var end = min(bytes.count, start + limit)
         while end < bytes.count && bytes[end] & 0xC0 == 0x80 { end -= 1 }
@@ -209,6 +261,9 @@ func writeChunked(_ m: inout Metadata, _ key: String, _ value: String) {
 func readChunked(_ m: Metadata, _ key: String) -> String? {
     guard var value = m[key] else { return nil }
     var part = 2
-    while let more = m["\(key).\(part)"] { value += more; part += 1 }
+    while let more = m["\(key).\(part)"] {
+        value += more
+        part += 1
+    }
     return value
 }

@@ -23,11 +23,17 @@ package struct MySQLParameters: Sendable {
     package init(_ text: String, what: String) throws(SealbakError) {
         let lower = text.lowercased()
         guard lower.hasPrefix("mysql://") || lower.hasPrefix("mariadb://") else {
-            throw SealbakError(.usage, "\(what) is not a MySQL URL; use mysql://USER@HOST:PORT/DATABASE (or mariadb://…)")
+            throw SealbakError(
+                .usage,
+                "\(what) is not a MySQL URL; use mysql://USER@HOST:PORT/DATABASE (or mariadb://…)"
+            )
         }
         // URLComponents rejects some unencoded characters; its message could quote the password, so only say what is expected.
         guard let c = URLComponents(string: text), let host = c.host else {
-            throw SealbakError(.usage, "\(what) is not a valid MySQL URL (percent-encode special characters in the user and password); use mysql://USER@HOST:PORT/DATABASE")
+            throw SealbakError(
+                .usage,
+                "\(what) is not a valid MySQL URL (percent-encode special characters in the user and password); use mysql://USER@HOST:PORT/DATABASE"
+            )
         }
         user = c.user.flatMap { $0.isEmpty ? nil : $0 }
         password = c.password
@@ -47,7 +53,10 @@ package struct MySQLParameters: Sendable {
     /// (`~/.my.cnf`) may still provide one.
     package mutating func fillPassword(file: String?) throws(SealbakError) {
         guard password == nil else { return }
-        if let file { password = try Self.readPasswordFile(file); return }
+        if let file {
+            password = try Self.readPasswordFile(file)
+            return
+        }
         if let env = ProcessInfo.processInfo.environment["MYSQL_PWD"] { password = env }
     }
 
@@ -92,7 +101,11 @@ package final class OptionFile {
     package init(password: String?) throws(SealbakError) {
         var template = Array((NSTemporaryDirectory() + "sealbak-my.XXXXXX").utf8CString)
         guard let d = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw SealbakError.io("cannot create a private folder for the MySQL option file in", path: NSTemporaryDirectory(), errno: errno)
+            throw SealbakError.io(
+                "cannot create a private folder for the MySQL option file in",
+                path: NSTemporaryDirectory(),
+                errno: errno
+            )
         }
         dir = String(cString: d)
         path = dir + "/client.cnf"

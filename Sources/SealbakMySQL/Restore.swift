@@ -32,11 +32,18 @@ package struct MySQLRestorePlan: Sendable {
 
     package var description: String {
         var lines: [String] = []
-        lines.append("component \(component.name): database \(facts.database) from \(component.source), \(facts.flavour) \(facts.serverVersion), \(facts.charset)/\(facts.collation)")
-        lines.append("  target: \(target.display) (\(targetServer)), \(targetExists ? "database exists with \(targetObjects) object(s)\(targetObjects > 0 ? ", will be replaced after the restored copy verifies" : ", will be filled")" : "database will be created")")
+        lines.append(
+            "component \(component.name): database \(facts.database) from \(component.source), \(facts.flavour) \(facts.serverVersion), \(facts.charset)/\(facts.collation)"
+        )
+        lines.append(
+            "  target: \(target.display) (\(targetServer)), \(targetExists ? "database exists with \(targetObjects) object(s)\(targetObjects > 0 ? ", will be replaced after the restored copy verifies" : ", will be filled")" : "database will be created")"
+        )
         lines.append("  tool: \(tool.path) (\(tool.versionText))")
-        let rows = counts.map { "\($0.totalRows) row(s) counted in the dump" } ?? "row counts in the archive's counts entry"
-        lines.append("  \(facts.tables.count) table(s), \(rows); \(facts.views.count) view(s), \(facts.triggers.count) trigger(s), \(facts.routines.count) routine(s), \(facts.events.count) event(s)")
+        let rows =
+            counts.map { "\($0.totalRows) row(s) counted in the dump" } ?? "row counts in the archive's counts entry"
+        lines.append(
+            "  \(facts.tables.count) table(s), \(rows); \(facts.views.count) view(s), \(facts.triggers.count) trigger(s), \(facts.routines.count) routine(s), \(facts.events.count) event(s)"
+        )
         for t in facts.tables {
             let n = counts?.tables.first { $0.name == t.name }?.rows
             lines.append("    \(t.name): \(n.map { "\($0) row(s)" } ?? "? rows"), \(t.engine)")
@@ -61,12 +68,19 @@ package final class MySQLRestorer {
     let targetDatabase: String
     let options: MySQLRestoreOptions
 
-    package init(component: MySQLComponent, target: MySQLParameters, options: MySQLRestoreOptions) throws(SealbakError) {
+    package init(component: MySQLComponent, target: MySQLParameters, options: MySQLRestoreOptions) throws(SealbakError)
+    {
         guard let facts = component.facts else {
-            throw SealbakError(.notFound, "component \(component.name) was skipped when packing (\(component.skippedReason ?? "")); there is nothing to restore")
+            throw SealbakError(
+                .notFound,
+                "component \(component.name) was skipped when packing (\(component.skippedReason ?? "")); there is nothing to restore"
+            )
         }
         guard let db = target.database, !db.isEmpty else {
-            throw SealbakError(.usage, "--mysql-target \(target.display): name the target database in the URL (mysql://USER@HOST:PORT/DATABASE)")
+            throw SealbakError(
+                .usage,
+                "--mysql-target \(target.display): name the target database in the URL (mysql://USER@HOST:PORT/DATABASE)"
+            )
         }
         self.component = component
         self.facts = facts
@@ -99,51 +113,89 @@ package final class MySQLRestorer {
         let userPart = parts.dropLast().joined(separator: "@")
         let hostPart = String(parts.last ?? "")
         let grantee = quoteMySQLLiteral("'" + userPart + "'@'" + hostPart + "'")
-        var granted = Set(try m.query("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = \(grantee)").compactMap { $0[0] })
+        var granted = Set(
+            try m.query("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = \(grantee)")
+                .compactMap { $0[0] }
+        )
         if !granted.contains("ALL PRIVILEGES") {
             let prefix = shortened(targetDatabase)
             var perDB: Set<String>?
             for db in [targetDatabase, prefix + "_sbk_new_00000000", prefix + "_sbk_old_00000000"] {
-                let rows = Set(try m.query("SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = \(grantee) AND \(quoteMySQLLiteral(db)) LIKE TABLE_SCHEMA").compactMap { $0[0] })
+                let rows = Set(
+                    try m.query(
+                        "SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = \(grantee) AND \(quoteMySQLLiteral(db)) LIKE TABLE_SCHEMA"
+                    ).compactMap { $0[0] }
+                )
                 perDB = perDB.map { $0.intersection(rows) } ?? rows
             }
             granted.formUnion(perDB ?? [])
         }
         let missing = granted.contains("ALL PRIVILEGES") ? [] : neededRights.filter { !granted.contains($0) }
         if !missing.isEmpty {
-            throw SealbakError(.unavailable, "\(target.place): user \(current) lacks \(missing.joined(separator: ", ")) on \(targetDatabase) and on \(shortened(targetDatabase))_sbk_new_%/_sbk_old_% (a restore creates a database beside the target, then swaps tables); nothing was changed. Grant them, e.g. GRANT ALL ON `\(shortened(targetDatabase).replacingOccurrences(of: "_", with: "\\_"))%`.* TO …")
+            throw SealbakError(
+                .unavailable,
+                "\(target.place): user \(current) lacks \(missing.joined(separator: ", ")) on \(targetDatabase) and on \(shortened(targetDatabase))_sbk_new_%/_sbk_old_% (a restore creates a database beside the target, then swaps tables); nothing was changed. Grant them, e.g. GRANT ALL ON `\(shortened(targetDatabase).replacingOccurrences(of: "_", with: "\\_"))%`.* TO …"
+            )
         }
         let lit = quoteMySQLLiteral(targetDatabase)
         let exists = try m.value("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = \(lit)") != "0"
         var objects = 0
         if exists {
-            objects = Int(try m.value("""
-                SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = \(lit))
-                     + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = \(lit))
-                     + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = \(lit))
-                """) ?? "0") ?? 0
+            objects =
+                Int(
+                    try m.value(
+                        """
+                        SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = \(lit))
+                             + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = \(lit))
+                             + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = \(lit))
+                        """
+                    ) ?? "0"
+                ) ?? 0
             if objects > 0 && !options.replace {
-                throw SealbakError(.targetExists, "\(target.display): database \(targetDatabase) is not empty (\(objects) object(s)); nothing was changed. Give --replace to replace it once the restored copy has verified, or restore into another database")
+                throw SealbakError(
+                    .targetExists,
+                    "\(target.display): database \(targetDatabase) is not empty (\(objects) object(s)); nothing was changed. Give --replace to replace it once the restored copy has verified, or restore into another database"
+                )
             }
         }
         var notes: [String] = []
         if !facts.nonTransactional.isEmpty {
-            notes.append("table(s) \(facts.nonTransactional.map { "\($0.name) (\($0.engine))" }.joined(separator: ", ")) were not transactional when packed: their dump may not be consistent with the rest")
+            notes.append(
+                "table(s) \(facts.nonTransactional.map { "\($0.name) (\($0.engine))" }.joined(separator: ", ")) were not transactional when packed: their dump may not be consistent with the rest"
+            )
         }
         if facts.flavour == "MariaDB" && !version.contains("MariaDB") {
-            notes.append("the dump was made from MariaDB and the target is MySQL \(version): MariaDB-only syntax may be refused")
+            notes.append(
+                "the dump was made from MariaDB and the target is MySQL \(version): MariaDB-only syntax may be refused"
+            )
         }
-        return MySQLRestorePlan(component: component, facts: facts, counts: counts, target: target, targetDatabase: targetDatabase, targetServer: version,
-                                targetExists: exists, targetObjects: objects, tool: tool, notes: notes)
+        return MySQLRestorePlan(
+            component: component,
+            facts: facts,
+            counts: counts,
+            target: target,
+            targetDatabase: targetDatabase,
+            targetServer: version,
+            targetExists: exists,
+            targetObjects: objects,
+            tool: tool,
+            notes: notes
+        )
     }
 
     /// Databases beside the target left by killed restores: staged (`_sbk_new_`, never put in place) and replaced
     /// (`_sbk_old_`, kept on purpose or by a restore killed after its swap).
     package func leftovers() throws(SealbakError) -> (staged: [String], replaced: [String]) {
         let m = try admin()
-        let like = shortened(targetDatabase).replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "_", with: "\\_").replacingOccurrences(of: "%", with: "\\%")
-        let rows = try m.query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE \(quoteMySQLLiteral(like + "\\_sbk\\_new\\_%")) OR SCHEMA_NAME LIKE \(quoteMySQLLiteral(like + "\\_sbk\\_old\\_%")) ORDER BY 1")
-        var staged: [String] = [], replaced: [String] = []
+        let like = shortened(targetDatabase).replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(
+            of: "_",
+            with: "\\_"
+        ).replacingOccurrences(of: "%", with: "\\%")
+        let rows = try m.query(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE \(quoteMySQLLiteral(like + "\\_sbk\\_new\\_%")) OR SCHEMA_NAME LIKE \(quoteMySQLLiteral(like + "\\_sbk\\_old\\_%")) ORDER BY 1"
+        )
+        var staged: [String] = []
+        var replaced: [String] = []
         for r in rows {
             guard let n = r[0] else { continue }
             if n.hasPrefix(shortened(targetDatabase) + "_sbk_new_") { staged.append(n) } else { replaced.append(n) }
@@ -158,20 +210,33 @@ package final class MySQLRestorer {
     }
 
     /// Restores into a new database and verifies it; the target is not touched until `commit`.
-    package func stage(_ plan: MySQLRestorePlan, feed: (any EntrySink) throws -> Void, log: @escaping (String) -> Void) throws -> MySQLStaged {
+    package func stage(
+        _ plan: MySQLRestorePlan,
+        feed: (any EntrySink) throws -> Void,
+        log: @escaping (String) -> Void
+    ) throws -> MySQLStaged {
         let m = try admin()
         let suffix = hex(SystemRandom().bytes(4))
         let temp = shortened(targetDatabase) + "_sbk_new_" + suffix
         let staged = MySQLStaged(restorer: self, plan: plan, admin: m, temp: temp, suffix: suffix, log: log)
-        try m.query("CREATE DATABASE \(quoteMySQLIdentifier(temp)) CHARACTER SET \(quoteMySQLLiteral(facts.charset))\(facts.collation.isEmpty ? "" : " COLLATE \(quoteMySQLLiteral(facts.collation))")")
+        try m.query(
+            "CREATE DATABASE \(quoteMySQLIdentifier(temp)) CHARACTER SET \(quoteMySQLLiteral(facts.charset))\(facts.collation.isEmpty ? "" : " COLLATE \(quoteMySQLLiteral(facts.collation))")"
+        )
         staged.created = true
         log("restoring \(component.name) into \(temp) with \(plan.tool.path)")
         let options = try OptionFile(password: target.password)
         defer { options.remove() }
-        let args = ["--defaults-extra-file=" + options.path] + target.toolArguments + [
-            "--binary-mode", "--default-character-set=utf8mb4", "--batch", "--database=" + temp,
-        ]
-        let p = try Subprocess(executable: plan.tool.path, arguments: args, environment: ProcessInfo.processInfo.environment, stdin: .pipe, stdout: .null)
+        let args =
+            ["--defaults-extra-file=" + options.path] + target.toolArguments + [
+                "--binary-mode", "--default-character-set=utf8mb4", "--batch", "--database=" + temp,
+            ]
+        let p = try Subprocess(
+            executable: plan.tool.path,
+            arguments: args,
+            environment: ProcessInfo.processInfo.environment,
+            stdin: .pipe,
+            stdout: .null
+        )
         staged.pidBox.pid = p.pid
         let sink = MySQLFeedSink(p, dump: component.entryIndex, counts: component.countsIndex)
         do {
@@ -188,7 +253,10 @@ package final class MySQLRestorer {
         let counts = try plan.counts ?? MySQLCounts.decode(sink.countsBytes, what: component.name)
         let report = try verify(temp, counts: counts, streamed: sink.counter, admin: m)
         if !report.mismatches.isEmpty {
-            throw SealbakError(.restoreMismatch, "the restored \(component.name) does not match the archive; it was rolled back and \(target.display) is unchanged:\n\(report.table)")
+            throw SealbakError(
+                .restoreMismatch,
+                "the restored \(component.name) does not match the archive; it was rolled back and \(target.display) is unchanged:\n\(report.table)"
+            )
         }
         staged.report = report
         staged.counts = counts
@@ -197,36 +265,73 @@ package final class MySQLRestorer {
 
     private func restoreFailed(_ p: Subprocess, _ plan: MySQLRestorePlan) -> SealbakError {
         let said = p.errorOutput
-        return SealbakError(.toolFailed, "\((plan.tool.path as NSString).lastPathComponent) failed restoring \(component.name) (\(p.wait()))\(said.isEmpty ? "" : ": " + said). The restore was rolled back; \(target.display) is unchanged")
+        return SealbakError(
+            .toolFailed,
+            "\((plan.tool.path as NSString).lastPathComponent) failed restoring \(component.name) (\(p.wait()))\(said.isEmpty ? "" : ": " + said). The restore was rolled back; \(target.display) is unchanged"
+        )
     }
 
     /// Recounts every table of the staged database and compares with the counts made when packing; the dump fed
     /// in was counted again on its way (it must hold what the counts say), and the schema objects are checked by name.
-    private func verify(_ db: String, counts: MySQLCounts, streamed: DumpRowCounter, admin m: MySQLConnection) throws(SealbakError) -> RestoreReport {
+    private func verify(
+        _ db: String,
+        counts: MySQLCounts,
+        streamed: DumpRowCounter,
+        admin m: MySQLConnection
+    ) throws(SealbakError) -> RestoreReport {
         var checks: [RestoreCheck] = []
         let lit = quoteMySQLLiteral(db)
-        let present = Set(try m.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = \(lit) AND TABLE_TYPE = 'BASE TABLE'").compactMap { $0[0] })
+        let present = Set(
+            try m.query(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = \(lit) AND TABLE_TYPE = 'BASE TABLE'"
+            ).compactMap { $0[0] }
+        )
         for t in counts.tables {
             let inStream = streamed.rows[t.name] ?? 0
             if inStream != t.rows {
-                checks.append(RestoreCheck(what: t.name + " (dump)", expected: "\(t.rows) rows", actual: "\(inStream) rows", ok: false))
+                checks.append(
+                    RestoreCheck(
+                        what: t.name + " (dump)",
+                        expected: "\(t.rows) rows",
+                        actual: "\(inStream) rows",
+                        ok: false
+                    )
+                )
             }
             guard present.contains(t.name) else {
                 checks.append(RestoreCheck(what: t.name, expected: "\(t.rows) rows", actual: "missing", ok: false))
                 continue
             }
-            let n = Int64(try m.value("SELECT COUNT(*) FROM \(quoteMySQLIdentifier(db)).\(quoteMySQLIdentifier(t.name))") ?? "-1") ?? -1
+            let n =
+                Int64(
+                    try m.value("SELECT COUNT(*) FROM \(quoteMySQLIdentifier(db)).\(quoteMySQLIdentifier(t.name))")
+                        ?? "-1"
+                ) ?? -1
             checks.append(RestoreCheck(what: t.name, expected: "\(t.rows) rows", actual: "\(n) rows", ok: n == t.rows))
         }
         func names(_ sql: String) throws(SealbakError) -> [String] { try m.query(sql).map { $0[0] ?? "" }.sorted() }
         let views = try names("SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = \(lit)")
-        let triggers = try names("SELECT CONCAT(TRIGGER_NAME, ' on ', EVENT_OBJECT_TABLE) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = \(lit)")
-        let routines = try names("SELECT CONCAT(ROUTINE_TYPE, ' ', ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = \(lit)")
+        let triggers = try names(
+            "SELECT CONCAT(TRIGGER_NAME, ' on ', EVENT_OBJECT_TABLE) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = \(lit)"
+        )
+        let routines = try names(
+            "SELECT CONCAT(ROUTINE_TYPE, ' ', ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = \(lit)"
+        )
         let events = try names("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = \(lit)")
-        for (what, want, got) in [("views", facts.views, views), ("triggers", facts.triggers, triggers), ("routines", facts.routines, routines), ("events", facts.events, events)] {
+        for (what, want, got) in [
+            ("views", facts.views, views), ("triggers", facts.triggers, triggers),
+            ("routines", facts.routines, routines), ("events", facts.events, events),
+        ] {
             // Objects created after the facts were read may be in the dump too: every recorded one must be there.
             let missing = Set(want).subtracting(got)
-            checks.append(RestoreCheck(what: what, expected: String(want.count), actual: missing.isEmpty ? String(got.count) : "missing \(missing.sorted().joined(separator: ", "))", ok: missing.isEmpty))
+            checks.append(
+                RestoreCheck(
+                    what: what,
+                    expected: String(want.count),
+                    actual: missing.isEmpty ? String(got.count) : "missing \(missing.sorted().joined(separator: ", "))",
+                    ok: missing.isEmpty
+                )
+            )
         }
         return RestoreReport(checks: checks, replacedKeptAs: nil)
     }
@@ -234,7 +339,13 @@ package final class MySQLRestorer {
 
 /// A view, trigger, routine or event: its kind, name and the statement that creates it (with its sql_mode).
 struct SchemaObject {
-    enum Kind: String { case view = "VIEW", trigger = "TRIGGER", procedure = "PROCEDURE", function = "FUNCTION", event = "EVENT" }
+    enum Kind: String {
+        case view = "VIEW"
+        case trigger = "TRIGGER"
+        case procedure = "PROCEDURE"
+        case function = "FUNCTION"
+        case event = "EVENT"
+    }
     var kind: Kind
     var name: String
     var sqlMode: String?
@@ -242,24 +353,39 @@ struct SchemaObject {
 
     /// Every object of `db`, read with `db` selected (so that view definitions name their tables unqualified).
     static func all(in db: String, _ m: MySQLConnection) throws(SealbakError) -> [SchemaObject] {
-        let lit = quoteMySQLLiteral(db), q = quoteMySQLIdentifier(db)
+        let lit = quoteMySQLLiteral(db)
+        let q = quoteMySQLIdentifier(db)
         try m.query("USE \(q)")
         var out: [SchemaObject] = []
         for r in try m.query("SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = \(lit) ORDER BY 1") {
             let n = r[0] ?? ""
-            if let row = try m.query("SHOW CREATE VIEW \(quoteMySQLIdentifier(n))").first { out.append(SchemaObject(kind: .view, name: n, sqlMode: nil, create: row[1] ?? "")) }
+            if let row = try m.query("SHOW CREATE VIEW \(quoteMySQLIdentifier(n))").first {
+                out.append(SchemaObject(kind: .view, name: n, sqlMode: nil, create: row[1] ?? ""))
+            }
         }
-        for r in try m.query("SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = \(lit) ORDER BY 2") {
-            let kind: Kind = r[0] == "FUNCTION" ? .function : .procedure, n = r[1] ?? ""
-            if let row = try m.query("SHOW CREATE \(kind.rawValue) \(quoteMySQLIdentifier(n))").first { out.append(SchemaObject(kind: kind, name: n, sqlMode: row[1], create: row[2] ?? "")) }
+        for r in try m.query(
+            "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = \(lit) ORDER BY 2"
+        ) {
+            let kind: Kind = r[0] == "FUNCTION" ? .function : .procedure
+            let n = r[1] ?? ""
+            if let row = try m.query("SHOW CREATE \(kind.rawValue) \(quoteMySQLIdentifier(n))").first {
+                out.append(SchemaObject(kind: kind, name: n, sqlMode: row[1], create: row[2] ?? ""))
+            }
         }
-        for r in try m.query("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = \(lit) ORDER BY 1") {
+        for r in try m.query("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = \(lit) ORDER BY 1")
+        {
             let n = r[0] ?? ""
-            if let row = try m.query("SHOW CREATE EVENT \(quoteMySQLIdentifier(n))").first { out.append(SchemaObject(kind: .event, name: n, sqlMode: row[1], create: row[3] ?? "")) }
+            if let row = try m.query("SHOW CREATE EVENT \(quoteMySQLIdentifier(n))").first {
+                out.append(SchemaObject(kind: .event, name: n, sqlMode: row[1], create: row[3] ?? ""))
+            }
         }
-        for r in try m.query("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = \(lit) ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER") {
+        for r in try m.query(
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = \(lit) ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER"
+        ) {
             let n = r[0] ?? ""
-            if let row = try m.query("SHOW CREATE TRIGGER \(quoteMySQLIdentifier(n))").first { out.append(SchemaObject(kind: .trigger, name: n, sqlMode: row[1], create: row[2] ?? "")) }
+            if let row = try m.query("SHOW CREATE TRIGGER \(quoteMySQLIdentifier(n))").first {
+                out.append(SchemaObject(kind: .trigger, name: n, sqlMode: row[1], create: row[2] ?? ""))
+            }
         }
         return out
     }
@@ -275,9 +401,13 @@ struct SchemaObject {
         defer { _ = try? m.query("SET SESSION sql_mode = \(quoteMySQLLiteral(mode))") }
         var pending = objects.filter { $0.kind == .view }
         while !pending.isEmpty {
-            var failed: [SchemaObject] = [], last: SealbakError?
+            var failed: [SchemaObject] = []
+            var last: SealbakError?
             for v in pending {
-                do { try m.query(v.create) } catch { failed.append(v); last = error }
+                do { try m.query(v.create) } catch {
+                    failed.append(v)
+                    last = error
+                }
             }
             if failed.count == pending.count, let last { throw last }
             pending = failed
@@ -312,14 +442,22 @@ package final class MySQLStaged {
     private var oldObjects: [SchemaObject] = []
     private var newObjects: [SchemaObject] = []
 
-    init(restorer: MySQLRestorer, plan: MySQLRestorePlan, admin: MySQLConnection, temp: String, suffix: String, log: @escaping (String) -> Void) {
+    init(
+        restorer: MySQLRestorer,
+        plan: MySQLRestorePlan,
+        admin: MySQLConnection,
+        temp: String,
+        suffix: String,
+        log: @escaping (String) -> Void
+    ) {
         self.restorer = restorer
         self.plan = plan
         self.admin = admin
         self.temp = temp
         self.suffix = suffix
         self.log = log
-        let target = plan.target, box = pidBox
+        let target = plan.target
+        let box = pidBox
         token = Interrupts.register {
             if let pid = box.pid { _ = Glibc.kill(pid, SIGKILL) }
             if let c = try? MySQLConnection(target.with(database: nil), connectTimeout: 5, readTimeout: 30) {
@@ -335,12 +473,16 @@ package final class MySQLStaged {
     private var targetDB: String { restorer.targetDatabase }
 
     private func tables(_ db: String) throws(SealbakError) -> [String] {
-        try admin.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = \(quoteMySQLLiteral(db)) AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1").compactMap { $0[0] }
+        try admin.query(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = \(quoteMySQLLiteral(db)) AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1"
+        ).compactMap { $0[0] }
     }
 
     private func createDatabase(_ name: String) throws(SealbakError) {
         let f = plan.facts
-        try admin.query("CREATE DATABASE \(quoteMySQLIdentifier(name)) CHARACTER SET \(quoteMySQLLiteral(f.charset))\(f.collation.isEmpty ? "" : " COLLATE \(quoteMySQLLiteral(f.collation))")")
+        try admin.query(
+            "CREATE DATABASE \(quoteMySQLIdentifier(name)) CHARACTER SET \(quoteMySQLLiteral(f.charset))\(f.collation.isEmpty ? "" : " COLLATE \(quoteMySQLLiteral(f.collation))")"
+        )
     }
 
     /// Swaps the verified tables into place in one `RENAME TABLE` statement (the target's own tables move to
@@ -348,7 +490,9 @@ package final class MySQLStaged {
     package func commit() throws(SealbakError) {
         let q = quoteMySQLIdentifier
         newObjects = try SchemaObject.all(in: temp, admin)
-        let present = try admin.value("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = \(quoteMySQLLiteral(targetDB))")
+        let present = try admin.value(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = \(quoteMySQLLiteral(targetDB))"
+        )
         let exists = present != "0"
         if exists {
             oldObjects = try SchemaObject.all(in: targetDB, admin)
@@ -376,11 +520,16 @@ package final class MySQLStaged {
         } catch {
             let why = error
             undo()
-            throw SealbakError(why.code, "cannot swap the restored tables into place: \(why.message); \(restorer.target.display) is unchanged")
+            throw SealbakError(
+                why.code,
+                "cannot swap the restored tables into place: \(why.message); \(restorer.target.display) is unchanged"
+            )
         }
         // The replaced objects go with the replaced tables (best effort: they are only kept, never used).
         do { try SchemaObject.create(oldObjects, in: oldName, admin) } catch {
-            log("warning: the replaced views, triggers or routines could not be re-created in \(oldName): \(error.message)")
+            log(
+                "warning: the replaced views, triggers or routines could not be re-created in \(oldName): \(error.message)"
+            )
         }
     }
 
@@ -396,7 +545,9 @@ package final class MySQLStaged {
         let q = quoteMySQLIdentifier
         func attempt(_ what: String, _ body: () throws -> Void) {
             do { try body() } catch {
-                log("warning: rollback of \(restorer.component.name): \(what) failed: \((error as? SealbakError)?.message ?? "\(error)")")
+                log(
+                    "warning: rollback of \(restorer.component.name): \(what) failed: \((error as? SealbakError)?.message ?? "\(error)")"
+                )
             }
         }
         attempt("dropping the restored objects") {
@@ -479,7 +630,9 @@ final class MySQLFeedSink: EntrySink {
 
     func write(_ i: Int, _ bytes: [UInt8]) throws {
         if i == counts {
-            guard countsBytes.count + bytes.count <= 64 << 20 else { throw SealbakError(.corrupt, "the counts entry is larger than 64 MiB") }
+            guard countsBytes.count + bytes.count <= 64 << 20 else {
+                throw SealbakError(.corrupt, "the counts entry is larger than 64 MiB")
+            }
             countsBytes += bytes
             return
         }

@@ -16,7 +16,9 @@ package struct MySQLToolFinder: Sendable {
 
     package init(extra: [String] = []) {
         var dirs = extra
-        if let env = ProcessInfo.processInfo.environment["SEALBAK_MYSQL_BIN"] { dirs += env.split(separator: ":").map(String.init) }
+        if let env = ProcessInfo.processInfo.environment["SEALBAK_MYSQL_BIN"] {
+            dirs += env.split(separator: ":").map(String.init)
+        }
         dirs += (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map(String.init)
         dirs += ["/usr/bin", "/usr/local/mysql/bin"]
         var seen = Set<String>()
@@ -25,7 +27,9 @@ package struct MySQLToolFinder: Sendable {
 
     package enum Role: Sendable {
         case dump, client
-        var names: (mariadb: String, mysql: String) { self == .dump ? ("mariadb-dump", "mysqldump") : ("mariadb", "mysql") }
+        var names: (mariadb: String, mysql: String) {
+            self == .dump ? ("mariadb-dump", "mysqldump") : ("mariadb", "mysql")
+        }
     }
 
     /// The first directory holding the tool wins (so `--mysql-bin` does); within it, the flavour's own name first.
@@ -40,6 +44,9 @@ package struct MySQLToolFinder: Sendable {
                 return MySQLTool(path: path, versionText: text.trimmingCharacters(in: .whitespacesAndNewlines))
             }
         }
-        throw SealbakError(.unavailable, "\(order.joined(separator: " or ")) was not found (looked in \(directories.prefix(6).joined(separator: ", "))\(directories.count > 6 ? ", …" : "")). Install mariadb-client (Debian) or pass --mysql-bin DIR")
+        throw SealbakError(
+            .unavailable,
+            "\(order.joined(separator: " or ")) was not found (looked in \(directories.prefix(6).joined(separator: ", "))\(directories.count > 6 ? ", …" : "")). Install mariadb-client (Debian) or pass --mysql-bin DIR"
+        )
     }
 }

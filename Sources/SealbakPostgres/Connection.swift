@@ -23,7 +23,10 @@ package struct ConnectionParameters: Sendable {
             let reason = errmsg.map { String(cString: $0).trimmingTrailingNewlines() } ?? "out of memory"
             if let errmsg { PQfreemem(errmsg) }
             // libpq's message may quote the string, which can hold a password: say only what kind of problem it is.
-            throw SealbakError(.usage, "\(what) is not a valid PostgreSQL URL or connection string (\(Self.redactedReason(reason))). Use postgresql://USER@HOST:PORT/DATABASE")
+            throw SealbakError(
+                .usage,
+                "\(what) is not a valid PostgreSQL URL or connection string (\(Self.redactedReason(reason))). Use postgresql://USER@HOST:PORT/DATABASE"
+            )
         }
         defer { PQconninfoFree(opts) }
         var v: [String: String] = [:]
@@ -41,7 +44,9 @@ package struct ConnectionParameters: Sendable {
 
     static func redactedReason(_ reason: String) -> String {
         // "invalid URI query parameter: "x"" etc.: keep the text before a quote.
-        if let q = reason.firstIndex(of: "\"") { return String(reason[..<q]).trimmingCharacters(in: CharacterSet(charactersIn: " :")) }
+        if let q = reason.firstIndex(of: "\"") {
+            return String(reason[..<q]).trimmingCharacters(in: CharacterSet(charactersIn: " :"))
+        }
         return reason
     }
 
@@ -93,11 +98,16 @@ package final class Connection {
         let c: OpaquePointer? = withCStrings(keys) { k in
             withCStrings(values) { v in PQconnectdbParams(k, v, 0) }
         }
-        guard let c else { throw SealbakError(.unavailable, "\(parameters.display): cannot allocate a PostgreSQL connection") }
+        guard let c else {
+            throw SealbakError(.unavailable, "\(parameters.display): cannot allocate a PostgreSQL connection")
+        }
         if PQstatus(c) != CONNECTION_OK {
             let message = String(cString: PQerrorMessage(c)).trimmingTrailingNewlines()
             PQfinish(c)
-            throw SealbakError(.unavailable, "cannot connect to PostgreSQL at \(parameters.display): \(Self.oneLine(message))\(Self.hint(message))")
+            throw SealbakError(
+                .unavailable,
+                "cannot connect to PostgreSQL at \(parameters.display): \(Self.oneLine(message))\(Self.hint(message))"
+            )
         }
         // Server notices ("extension already exists, skipping") are not for the user; libpq would print them.
         PQsetNoticeProcessor(c, { _, _ in }, nil)
@@ -108,14 +118,18 @@ package final class Connection {
     deinit { PQfinish(conn) }
 
     static func oneLine(_ s: String) -> String {
-        s.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: "; ")
+        s.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(
+            separator: "; "
+        )
     }
 
     static func hint(_ message: String) -> String {
         if message.contains("password authentication failed") || message.contains("no password supplied") {
             return ". Check the password (URL, PGPASSWORD, ~/.pgpass or --postgres-password-file)"
         }
-        if message.contains("Connection refused") || message.contains("timeout expired") || message.contains("could not translate host name") {
+        if message.contains("Connection refused") || message.contains("timeout expired")
+            || message.contains("could not translate host name")
+        {
             return ". Is the server running and the host and port right?"
         }
         if message.contains("does not exist") { return ". Check the database and role names" }
@@ -130,22 +144,32 @@ package final class Connection {
         let res: OpaquePointer? = withOptionalCStrings(params) { p in
             PQexecParams(conn, sql, Int32(params.count), nil, p, nil, nil, 0)
         }
-        guard let res else { throw SealbakError(.unavailable, "\(parameters.display): out of memory or connection lost") }
+        guard let res else {
+            throw SealbakError(.unavailable, "\(parameters.display): out of memory or connection lost")
+        }
         defer { PQclear(res) }
         let status = PQresultStatus(res)
         guard status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK else {
             let message = String(cString: PQresultErrorMessage(res)).trimmingTrailingNewlines()
             let sqlstate = PQresultErrorField(res, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
-            throw QueryError(sqlstate: sqlstate, message: Self.oneLine(message.isEmpty ? String(cString: PQerrorMessage(conn)) : message)).wrapped(parameters.display)
+            throw QueryError(
+                sqlstate: sqlstate,
+                message: Self.oneLine(message.isEmpty ? String(cString: PQerrorMessage(conn)) : message)
+            ).wrapped(parameters.display)
         }
-        let rows = Int(PQntuples(res)), cols = Int(PQnfields(res))
+        let rows = Int(PQntuples(res))
+        let cols = Int(PQnfields(res))
         var out: [[String?]] = []
         out.reserveCapacity(rows)
         for r in 0..<rows {
             var row: [String?] = []
             row.reserveCapacity(cols)
             for c in 0..<cols {
-                if PQgetisnull(res, Int32(r), Int32(c)) != 0 { row.append(nil) } else { row.append(String(cString: PQgetvalue(res, Int32(r), Int32(c)))) }
+                if PQgetisnull(res, Int32(r), Int32(c)) != 0 {
+                    row.append(nil)
+                } else {
+                    row.append(String(cString: PQgetvalue(res, Int32(r), Int32(c))))
+                }
             }
             out.append(row)
         }
@@ -166,7 +190,10 @@ struct QueryError: Error {
 
     func wrapped(_ place: String) -> SealbakError {
         if sqlstate == "42501" {
-            return SealbakError(.unavailable, "\(place): \(message). The role lacks a right sealbak needs; grant it or connect as a role that has it")
+            return SealbakError(
+                .unavailable,
+                "\(place): \(message). The role lacks a right sealbak needs; grant it or connect as a role that has it"
+            )
         }
         return SealbakError(.unavailable, "\(place): \(message)")
     }
@@ -180,13 +207,13 @@ package func quoteLiteral(_ s: String) -> String { "'" + s.replacingOccurrences(
 
 func withCStrings<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
     let dup = strings.map { strdup($0) }
-    defer { dup.forEach { free($0) } }
+    defer { for p in dup { free(p) } }
     return body(dup.map { UnsafePointer($0) } + [nil])
 }
 
 func withOptionalCStrings<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
     let dup = strings.map { $0.map { strdup($0) } ?? nil }
-    defer { dup.forEach { free($0) } }
+    defer { for p in dup { free(p) } }
     return body(dup.map { UnsafePointer($0) })
 }
 

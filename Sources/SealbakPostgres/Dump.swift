@@ -10,7 +10,9 @@ package struct PostgresSourceSpec: Sendable {
     /// A named component from a backup plan.
     package init(name: String, url: String, passwordFile: String?) throws(SealbakError) {
         parameters = try ConnectionParameters(url, what: "the url of component \(name)")
-        if let passwordFile, parameters["password"] == nil { parameters["password"] = try Self.readPasswordFile(passwordFile) }
+        if let passwordFile, parameters["password"] == nil {
+            parameters["password"] = try Self.readPasswordFile(passwordFile)
+        }
         self.name = name
     }
 
@@ -27,7 +29,10 @@ package struct PostgresSourceSpec: Sendable {
             parameters["password"] = try Self.readPasswordFile(passwordFile)
         }
         guard let n = explicitName ?? parameters.database, !n.isEmpty else {
-            throw SealbakError(.usage, "--postgres \(parameters.display): name the database in the URL (postgresql://HOST/DATABASE) or give NAME=URL")
+            throw SealbakError(
+                .usage,
+                "--postgres \(parameters.display): name the database in the URL (postgresql://HOST/DATABASE) or give NAME=URL"
+            )
         }
         if let problem = EntryName.problem(PostgresComponent.entryName(n)) ?? (n.contains("/") ? "contains /" : nil) {
             throw SealbakError(.usage, "--postgres: \(n) cannot name a component (\(problem)); give NAME=URL")
@@ -60,7 +65,10 @@ package final class PostgresSnapshot {
         self.spec = spec
         let c = try Connection(spec.parameters)
         guard c.serverVersionNumber >= 90200 else {
-            throw SealbakError(.unavailable, "\(spec.parameters.display): PostgreSQL \(c.serverVersionNumber / 10000) is too old; sealbak needs 9.2 or newer (snapshot export)")
+            throw SealbakError(
+                .unavailable,
+                "\(spec.parameters.display): PostgreSQL \(c.serverVersionNumber / 10000) is too old; sealbak needs 9.2 or newer (snapshot export)"
+            )
         }
         try c.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         guard let id = try c.value("SELECT pg_export_snapshot()") else {
@@ -82,7 +90,10 @@ package final class PostgresSnapshot {
     /// Starts `pg_dump -Fc -Z0 --snapshot=…`; its output is the entry's data.
     package func startDump() throws(SealbakError) -> DumpStream {
         let env = spec.parameters.childEnvironment(base: ProcessInfo.processInfo.environment)
-        let args = ["--format=custom", "-Z0", "--snapshot=\(snapshotID)", "--no-password", "--dbname=" + dbnameConninfo(facts.database)]
+        let args = [
+            "--format=custom", "-Z0", "--snapshot=\(snapshotID)", "--no-password",
+            "--dbname=" + dbnameConninfo(facts.database),
+        ]
         let p = try Subprocess(executable: tool.path, arguments: args, environment: env, stdin: .null, stdout: .pipe)
         return DumpStream(p, component: spec.name)
     }
@@ -124,7 +135,10 @@ package final class DumpStream {
             if head.count < 5 { head += UnsafeRawBufferPointer(rebasing: buffer[0..<min(n, 5 - head.count)]) }
             if head.count >= 5 && head != Array("PGDMP".utf8) {
                 process.kill()
-                throw SealbakError(.toolFailed, "pg_dump for \(component) did not write a custom-format dump (it starts with \(head.map { String(format: "%02x", $0) }.joined()))")
+                throw SealbakError(
+                    .toolFailed,
+                    "pg_dump for \(component) did not write a custom-format dump (it starts with \(head.map { String(format: "%02x", $0) }.joined()))"
+                )
             }
             bytes += UInt64(n)
             return n
@@ -132,13 +146,21 @@ package final class DumpStream {
         let status = process.wait()
         guard status.succeeded else {
             let said = process.errorOutput
-            throw SealbakError(.toolFailed, "pg_dump for \(component) failed (\(status))\(said.isEmpty ? "" : ": " + said)")
+            throw SealbakError(
+                .toolFailed,
+                "pg_dump for \(component) failed (\(status))\(said.isEmpty ? "" : ": " + said)"
+            )
         }
         guard head == Array("PGDMP".utf8) else {
-            throw SealbakError(.toolFailed, "pg_dump for \(component) exited successfully but wrote \(bytes) bytes, not a custom-format dump")
+            throw SealbakError(
+                .toolFailed,
+                "pg_dump for \(component) exited successfully but wrote \(bytes) bytes, not a custom-format dump"
+            )
         }
         let said = process.errorOutput
-        if !said.isEmpty { FileHandle.standardError.write(Data("sealbak: pg_dump for \(component) said: \(said)\n".utf8)) }
+        if !said.isEmpty {
+            FileHandle.standardError.write(Data("sealbak: pg_dump for \(component) said: \(said)\n".utf8))
+        }
         return 0
     }
 }

@@ -75,44 +75,64 @@ package struct DatabaseFacts: Codable, Sendable, Equatable {
 
     /// Reads everything but the row counts (cheap catalog queries).
     static func inspect(_ c: Connection) throws(SealbakError) -> DatabaseFacts {
-        let db = try c.query("""
+        let db = try c.query(
+            """
             SELECT current_database(), current_setting('server_version'), current_setting('server_version_num'),
                    pg_encoding_to_char(d.encoding), d.datcollate, d.datctype
             FROM pg_database d WHERE d.datname = current_database()
-            """)
-        guard let r = db.first, r.count == 6 else { throw SealbakError(.unavailable, "\(c.parameters.display): cannot read the database's settings") }
-        let extensions = try c.query("""
+            """
+        )
+        guard let r = db.first, r.count == 6 else {
+            throw SealbakError(.unavailable, "\(c.parameters.display): cannot read the database's settings")
+        }
+        let extensions = try c.query(
+            """
             SELECT e.extname, e.extversion, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
             ORDER BY e.extname
-            """).map { Extension(name: $0[0] ?? "", version: $0[1] ?? "", schema: $0[2] ?? "") }
-        let tables = try c.query("""
+            """
+        ).map { Extension(name: $0[0] ?? "", version: $0[1] ?? "", schema: $0[2] ?? "") }
+        let tables = try c.query(
+            """
             SELECT n.nspname, c.relname, pg_total_relation_size(c.oid), has_table_privilege(c.oid, 'SELECT')
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind = 'r' AND \(userSchemaFilter)
               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
             ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"
-            """)
+            """
+        )
         let denied = tables.filter { $0[3] != "t" }.map { ($0[0] ?? "") + "." + ($0[1] ?? "") }
         if !denied.isEmpty {
-            throw SealbakError(.unavailable, "\(c.parameters.display): the role cannot read \(denied.count) table(s): \(denied.prefix(5).joined(separator: ", "))\(denied.count > 5 ? ", …" : ""). Connect as the owner or a role with SELECT on every table (pg_read_all_data)")
+            throw SealbakError(
+                .unavailable,
+                "\(c.parameters.display): the role cannot read \(denied.count) table(s): \(denied.prefix(5).joined(separator: ", "))\(denied.count > 5 ? ", …" : ""). Connect as the owner or a role with SELECT on every table (pg_read_all_data)"
+            )
         }
-        let vectors = try c.query("""
+        let vectors = try c.query(
+            """
             SELECT n.nspname, c.relname, a.attname, t.typname, a.atttypmod
             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
                  JOIN pg_type t ON t.oid = a.atttypid
             WHERE t.typname IN ('vector', 'halfvec', 'sparsevec', 'bit') AND a.attnum > 0 AND NOT a.attisdropped
               AND c.relkind = 'r' AND \(userSchemaFilter) AND (t.typname <> 'bit' OR a.atttypmod > 0)
             ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C", a.attnum
-            """).compactMap { row -> VectorColumn? in
-                // pgvector stores the dimension as the type modifier; bit(n) only counts when binary-quantised vectors use it.
-                guard row[3] != "bit" || extensions.contains(where: { $0.name == "vector" }) else { return nil }
-                let mod = Int(row[4] ?? "-1") ?? -1
-                return VectorColumn(schema: row[0] ?? "", table: row[1] ?? "", column: row[2] ?? "", type: row[3] ?? "", dimensions: mod > 0 ? mod : nil)
-            }
+            """
+        ).compactMap { row -> VectorColumn? in
+            // pgvector stores the dimension as the type modifier; bit(n) only counts when binary-quantised vectors use it.
+            guard row[3] != "bit" || extensions.contains(where: { $0.name == "vector" }) else { return nil }
+            let mod = Int(row[4] ?? "-1") ?? -1
+            return VectorColumn(
+                schema: row[0] ?? "",
+                table: row[1] ?? "",
+                column: row[2] ?? "",
+                type: row[3] ?? "",
+                dimensions: mod > 0 ? mod : nil
+            )
+        }
         let lo = Int64(try c.value("SELECT count(*) FROM pg_largeobject_metadata") ?? "0") ?? 0
         // Indexes of the recorded tables (partial and expression indexes included; their expression columns are
         // left out of `columns`). The unit separator joins arrays, which names and options cannot contain.
-        let indexes = try c.query("""
+        let indexes = try c.query(
+            """
             SELECT n.nspname, t.relname, i.relname, am.amname,
                    coalesce((SELECT string_agg(a.attname, chr(31) ORDER BY k.ord) FROM unnest(x.indkey) WITH ORDINALITY k(attnum, ord)
                              JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum WHERE k.attnum > 0), ''),
@@ -122,17 +142,34 @@ package struct DatabaseFacts: Codable, Sendable, Equatable {
             WHERE t.relkind = 'r' AND \(userSchemaFilter)
               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = t.oid AND d.deptype = 'e')
             ORDER BY n.nspname COLLATE "C", t.relname COLLATE "C", i.relname COLLATE "C"
-            """).map { r in
-                Index(schema: r[0] ?? "", table: r[1] ?? "", name: r[2] ?? "", method: r[3] ?? "",
-                      columns: (r[4] ?? "").split(separator: "\u{1F}").map(String.init),
-                      options: (r[5] ?? "").split(separator: "\u{1F}").map(String.init), bytes: Int64(r[6] ?? "0") ?? 0)
-            }
+            """
+        ).map { r in
+            Index(
+                schema: r[0] ?? "",
+                table: r[1] ?? "",
+                name: r[2] ?? "",
+                method: r[3] ?? "",
+                columns: (r[4] ?? "").split(separator: "\u{1F}").map(String.init),
+                options: (r[5] ?? "").split(separator: "\u{1F}").map(String.init),
+                bytes: Int64(r[6] ?? "0") ?? 0
+            )
+        }
         return DatabaseFacts(
-            database: r[0] ?? "", serverVersion: r[1] ?? "", serverVersionNumber: Int(r[2] ?? "0") ?? 0,
-            encoding: r[3] ?? "UTF8", collate: r[4] ?? "", ctype: r[5] ?? "",
+            database: r[0] ?? "",
+            serverVersion: r[1] ?? "",
+            serverVersionNumber: Int(r[2] ?? "0") ?? 0,
+            encoding: r[3] ?? "UTF8",
+            collate: r[4] ?? "",
+            ctype: r[5] ?? "",
             extensions: extensions,
-            tables: tables.map { Table(schema: $0[0] ?? "", name: $0[1] ?? "", rows: -1, bytes: Int64($0[2] ?? "0") ?? 0) },
-            vectorColumns: vectors, largeObjects: lo, dumpTool: "", indexes: indexes)
+            tables: tables.map {
+                Table(schema: $0[0] ?? "", name: $0[1] ?? "", rows: -1, bytes: Int64($0[2] ?? "0") ?? 0)
+            },
+            vectorColumns: vectors,
+            largeObjects: lo,
+            dumpTool: "",
+            indexes: indexes
+        )
     }
 
     /// Exact row counts (`count(*) FROM ONLY`), in the connection's current snapshot.
@@ -146,7 +183,8 @@ package struct DatabaseFacts: Codable, Sendable, Equatable {
         Int64(try c.value("SELECT count(*) FROM ONLY \(t.qualified)") ?? "0") ?? 0
     }
 
-    static let userSchemaFilter = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
+    static let userSchemaFilter =
+        "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
 }
 
 /// A PostgreSQL component as recorded in an archive.
@@ -162,13 +200,23 @@ package struct PostgresComponent: Sendable {
         var out: [PostgresComponent] = []
         for (i, e) in manifest.entries.enumerated() where e.metadata[ComponentKeys.kind] == "postgres" {
             let name = e.metadata[ComponentKeys.name] ?? e.name
-            var c = PostgresComponent(entryIndex: i, name: name, source: e.metadata[ComponentKeys.source] ?? "", skippedReason: nil, facts: nil)
+            var c = PostgresComponent(
+                entryIndex: i,
+                name: name,
+                source: e.metadata[ComponentKeys.source] ?? "",
+                skippedReason: nil,
+                facts: nil
+            )
             if e.metadata[ComponentKeys.status] == "skipped" {
                 c.skippedReason = e.metadata[ComponentKeys.reason] ?? "no reason recorded"
             } else {
                 guard let json = readChunked(e.metadata, ComponentKeys.pgFacts),
-                      let facts = try? JSONDecoder().decode(DatabaseFacts.self, from: Data(json.utf8)) else {
-                    throw SealbakError(.corrupt, "\(archive): the PostgreSQL component \(name) has no readable \(ComponentKeys.pgFacts) record; it was not written by sealbak or is from an incompatible version")
+                    let facts = try? JSONDecoder().decode(DatabaseFacts.self, from: Data(json.utf8))
+                else {
+                    throw SealbakError(
+                        .corrupt,
+                        "\(archive): the PostgreSQL component \(name) has no readable \(ComponentKeys.pgFacts) record; it was not written by sealbak or is from an incompatible version"
+                    )
                 }
                 c.facts = facts
             }
@@ -200,7 +248,9 @@ package struct PostgresComponent: Sendable {
         m[ComponentKeys.pgRows] = String(facts.totalRows)
         m[ComponentKeys.pgLargeObjects] = String(facts.largeObjects)
         m[ComponentKeys.pgExtensions] = facts.extensions.map { "\($0.name) \($0.version)" }.joined(separator: ", ")
-        m[ComponentKeys.pgVectorColumns] = facts.vectorColumns.map { "\($0.schema).\($0.table).\($0.column) \($0.type)(\($0.dimensions.map(String.init) ?? "any"))" }.joined(separator: ", ")
+        m[ComponentKeys.pgVectorColumns] = facts.vectorColumns.map {
+            "\($0.schema).\($0.table).\($0.column) \($0.type)(\($0.dimensions.map(String.init) ?? "any"))"
+        }.joined(separator: ", ")
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let json = String(decoding: (try? encoder.encode(facts)) ?? Data(), as: UTF8.self)
@@ -220,7 +270,8 @@ package struct PostgresComponent: Sendable {
 package func writeChunked(_ m: inout Metadata, _ key: String, _ value: String) {
     let limit = Int(FormatV1.maxMetadataValueByteCount)
     let bytes = Array(value.utf8)
-    var start = 0, part = 1
+    var start = 0
+    var part = 1
     repeat {
         var end = min(bytes.count, start + limit)
         while end < bytes.count && bytes[end] & 0xC0 == 0x80 { end -= 1 }  // never cut inside a character
@@ -233,6 +284,9 @@ package func writeChunked(_ m: inout Metadata, _ key: String, _ value: String) {
 package func readChunked(_ m: Metadata, _ key: String) -> String? {
     guard var value = m[key] else { return nil }
     var part = 2
-    while let more = m["\(key).\(part)"] { value += more; part += 1 }
+    while let more = m["\(key).\(part)"] {
+        value += more
+        part += 1
+    }
     return value
 }

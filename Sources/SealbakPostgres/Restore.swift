@@ -51,22 +51,34 @@ package struct RestorePlan: Sendable {
 
     package var description: String {
         var lines: [String] = []
-        lines.append("component \(component.name): database \(facts.database) from \(component.source), PostgreSQL \(facts.serverVersion), \(facts.encoding)")
-        lines.append("  target: \(target.display) (PostgreSQL \(targetServerVersion)), \(targetExists ? "database exists with \(targetObjects) object(s)\(targetObjects > 0 ? ", will be replaced after the restored copy verifies" : ", will be replaced")" : "database will be created")")
+        lines.append(
+            "component \(component.name): database \(facts.database) from \(component.source), PostgreSQL \(facts.serverVersion), \(facts.encoding)"
+        )
+        lines.append(
+            "  target: \(target.display) (PostgreSQL \(targetServerVersion)), \(targetExists ? "database exists with \(targetObjects) object(s)\(targetObjects > 0 ? ", will be replaced after the restored copy verifies" : ", will be replaced")" : "database will be created")"
+        )
         lines.append("  tool: \(restoreTool.path) (\(restoreTool.versionText))")
         for e in facts.requiredExtensions {
             let avail = availableExtensions[e.name].map { "available \($0)" } ?? "NOT AVAILABLE"
             lines.append("  extension \(e.name) \(e.version) (schema \(e.schema)): \(avail)")
         }
         for v in facts.vectorColumns {
-            lines.append("  vector column \(v.schema).\(v.table).\(v.column): \(v.type)(\(v.dimensions.map(String.init) ?? "any"))")
+            lines.append(
+                "  vector column \(v.schema).\(v.table).\(v.column): \(v.type)(\(v.dimensions.map(String.init) ?? "any"))"
+            )
         }
-        lines.append("  \(facts.tables.count) table(s), \(facts.totalRows) row(s), \(formatBytes(UInt64(max(0, facts.totalBytes)))) on the source; \(facts.largeObjects) large object(s)")
+        lines.append(
+            "  \(facts.tables.count) table(s), \(facts.totalRows) row(s), \(formatBytes(UInt64(max(0, facts.totalBytes)))) on the source; \(facts.largeObjects) large object(s)"
+        )
         for t in facts.tables {
             lines.append("    \(t.display): \(t.rows) row(s), \(formatBytes(UInt64(max(0, t.bytes))))")
         }
         lines += sizing.planLines.map { "  " + $0 }
-        if let d = parallelDirectory { lines.append("  parallel restore: pg_restore -j \(sizing.jobs) from a temporary copy of the dump in \(d) (owner-only, removed afterwards)") }
+        if let d = parallelDirectory {
+            lines.append(
+                "  parallel restore: pg_restore -j \(sizing.jobs) from a temporary copy of the dump in \(d) (owner-only, removed afterwards)"
+            )
+        }
         for n in notes { lines.append("  note: \(n)") }
         return lines.joined(separator: "\n")
     }
@@ -104,7 +116,12 @@ package struct RestoreReport: Sendable {
         let w2 = max(8, checks.map { $0.actual.count }.max() ?? 0)
         func pad(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: max(0, w - s.count)) }
         var lines = [pad("check", w0) + "  " + pad("expected", w1) + "  " + pad("restored", w2) + "  "]
-        for c in checks { lines.append(pad(c.what, w0) + "  " + pad(c.expected, w1) + "  " + pad(c.actual, w2) + "  " + (c.ok ? "ok" : "MISMATCH")) }
+        for c in checks {
+            lines.append(
+                pad(c.what, w0) + "  " + pad(c.expected, w1) + "  " + pad(c.actual, w2) + "  "
+                    + (c.ok ? "ok" : "MISMATCH")
+            )
+        }
         return lines.joined(separator: "\n")
     }
 }
@@ -121,12 +138,22 @@ package final class PostgresRestorer {
     private let targetDatabase: String
     private let options: PostgresRestoreOptions
 
-    package init(component: PostgresComponent, target: ConnectionParameters, options: PostgresRestoreOptions) throws(SealbakError) {
+    package init(
+        component: PostgresComponent,
+        target: ConnectionParameters,
+        options: PostgresRestoreOptions
+    ) throws(SealbakError) {
         guard let facts = component.facts else {
-            throw SealbakError(.notFound, "component \(component.name) was skipped when packing (\(component.skippedReason ?? "")); there is nothing to restore")
+            throw SealbakError(
+                .notFound,
+                "component \(component.name) was skipped when packing (\(component.skippedReason ?? "")); there is nothing to restore"
+            )
         }
         guard let db = target.database, !db.isEmpty else {
-            throw SealbakError(.usage, "--postgres-target \(target.display): name the target database in the URL (postgresql://HOST/DATABASE)")
+            throw SealbakError(
+                .usage,
+                "--postgres-target \(target.display): name the target database in the URL (postgresql://HOST/DATABASE)"
+            )
         }
         self.component = component
         self.facts = facts
@@ -151,11 +178,20 @@ package final class PostgresRestorer {
         let m = try maintenance()
         let version = try m.value("SELECT current_setting('server_version')") ?? "?"
         let role = try m.query("SELECT rolsuper, rolcreatedb, current_user FROM pg_roles WHERE rolname = current_user")
-        let isSuper = role.first?[0] == "t", canCreate = role.first?[1] == "t", user = role.first?[2] ?? "?"
+        let isSuper = role.first?[0] == "t"
+        let canCreate = role.first?[1] == "t"
+        let user = role.first?[2] ?? "?"
         if !isSuper && !canCreate {
-            throw SealbakError(.unavailable, "\(target.display): role \(user) cannot create databases, which a restore needs (it restores into a new database, then swaps names). Grant CREATEDB or use another role")
+            throw SealbakError(
+                .unavailable,
+                "\(target.display): role \(user) cannot create databases, which a restore needs (it restores into a new database, then swaps names). Grant CREATEDB or use another role"
+            )
         }
-        let tool = try options.finder.find("pg_restore", forServerMajor: m.serverVersionNumber / 10000, atLeast: ToolFinder.major(facts.dumpTool) ?? 0)
+        let tool = try options.finder.find(
+            "pg_restore",
+            forServerMajor: m.serverVersionNumber / 10000,
+            atLeast: ToolFinder.major(facts.dumpTool) ?? 0
+        )
         var available: [String: String] = [:]
         for row in try m.query("SELECT name, default_version FROM pg_available_extensions") {
             if let n = row[0] { available[n] = row[1] ?? "" }
@@ -163,54 +199,98 @@ package final class PostgresRestorer {
         let missing = facts.requiredExtensions.filter { available[$0.name] == nil }
         if !missing.isEmpty {
             let list = missing.map { "\($0.name) \($0.version)" }.joined(separator: ", ")
-            let hint = missing.contains { $0.name == "vector" } ? " For pgvector install the package for the server's version (e.g. postgresql-\(m.serverVersionNumber / 10000)-pgvector) or build it from source." : ""
-            throw SealbakError(.unavailable, "\(target.display): the target server lacks the extension(s) \(list) that \(component.name) needs; nothing was changed.\(hint)")
+            let hint =
+                missing.contains { $0.name == "vector" }
+                ? " For pgvector install the package for the server's version (e.g. postgresql-\(m.serverVersionNumber / 10000)-pgvector) or build it from source."
+                : ""
+            throw SealbakError(
+                .unavailable,
+                "\(target.display): the target server lacks the extension(s) \(list) that \(component.name) needs; nothing was changed.\(hint)"
+            )
         }
         // A role that may create databases may still be unable to create an extension the dump needs: only
         // trusted extensions can be created without superuser rights.
         if !isSuper {
             var untrusted: [String] = []
             for e in facts.requiredExtensions {
-                let trusted = try m.value("SELECT bool_or(trusted)::text FROM pg_available_extension_versions WHERE name = $1", [e.name])
+                let trusted = try m.value(
+                    "SELECT bool_or(trusted)::text FROM pg_available_extension_versions WHERE name = $1",
+                    [e.name]
+                )
                 if trusted != "true" { untrusted.append(e.name) }
             }
             if !untrusted.isEmpty {
-                throw SealbakError(.unavailable, "\(target.display): role \(user) may create databases but not the extension(s) \(untrusted.joined(separator: ", ")) that \(component.name) needs (they are not marked trusted, so creating them takes a superuser); nothing was changed. Restore as a superuser, or have a superuser create the extension in template1 first")
+                throw SealbakError(
+                    .unavailable,
+                    "\(target.display): role \(user) may create databases but not the extension(s) \(untrusted.joined(separator: ", ")) that \(component.name) needs (they are not marked trusted, so creating them takes a superuser); nothing was changed. Restore as a superuser, or have a superuser create the extension in template1 first"
+                )
             }
         }
         var notes: [String] = []
         let exists = try m.value("SELECT count(*) FROM pg_database WHERE datname = $1", [targetDatabase]) != "0"
         var objects = 0
         if exists {
-            let owner = try m.value("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", [targetDatabase]) ?? ""
+            let owner =
+                try m.value("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", [targetDatabase])
+                ?? ""
             if !isSuper && owner != user {
-                throw SealbakError(.unavailable, "\(target.display): database \(targetDatabase) belongs to \(owner); role \(user) cannot replace it. Restore as its owner or a superuser, or choose another target database")
+                throw SealbakError(
+                    .unavailable,
+                    "\(target.display): database \(targetDatabase) belongs to \(owner); role \(user) cannot replace it. Restore as its owner or a superuser, or choose another target database"
+                )
             }
             objects = try countObjects()
             if objects > 0 && !options.replace {
-                throw SealbakError(.targetExists, "\(target.display): database \(targetDatabase) is not empty (\(objects) object(s)); nothing was changed. Give --replace to replace it once the restored copy has verified, or restore into another database")
+                throw SealbakError(
+                    .targetExists,
+                    "\(target.display): database \(targetDatabase) is not empty (\(objects) object(s)); nothing was changed. Give --replace to replace it once the restored copy has verified, or restore into another database"
+                )
             }
             let sessions = try otherSessions(m, targetDatabase)
             if sessions > 0 {
                 guard options.terminateConnections else {
-                    throw SealbakError(.unavailable, "\(target.display): database \(targetDatabase) has \(sessions) open session(s); it cannot be replaced while in use. Stop the application (a before-restore hook can), or give --terminate-connections to end them just before the swap; nothing was changed")
+                    throw SealbakError(
+                        .unavailable,
+                        "\(target.display): database \(targetDatabase) has \(sessions) open session(s); it cannot be replaced while in use. Stop the application (a before-restore hook can), or give --terminate-connections to end them just before the swap; nothing was changed"
+                    )
                 }
-                notes.append("\(sessions) open session(s) on \(targetDatabase) will be ended just before the swap (--terminate-connections)")
+                notes.append(
+                    "\(sessions) open session(s) on \(targetDatabase) will be ended just before the swap (--terminate-connections)"
+                )
             }
         }
         for e in facts.requiredExtensions where available[e.name] != e.version {
             notes.append("the target installs \(e.name) \(available[e.name] ?? "?"), the source had \(e.version)")
         }
         if m.serverVersionNumber / 10000 < facts.serverMajor {
-            notes.append("the target server (\(version)) is older than the source (\(facts.serverVersion)); pg_restore may reject newer syntax")
+            notes.append(
+                "the target server (\(version)) is older than the source (\(facts.serverVersion)); pg_restore may reject newer syntax"
+            )
         }
         let host = hostResources(m)
         let limits = try ServerLimits.read(m)
         let (jobs, directory) = parallelJobs(host: host, server: limits, notes: &notes)
-        let sizing = SessionSizing.choose(facts: facts, server: limits, host: host, userLimit: options.restoreMemory, jobs: jobs)
-        return RestorePlan(component: component, facts: facts, target: target, targetDatabase: targetDatabase, targetServerVersion: version,
-                           targetExists: exists, targetObjects: objects, restoreTool: tool, availableExtensions: available, sizing: sizing,
-                           parallelDirectory: directory, notes: notes)
+        let sizing = SessionSizing.choose(
+            facts: facts,
+            server: limits,
+            host: host,
+            userLimit: options.restoreMemory,
+            jobs: jobs
+        )
+        return RestorePlan(
+            component: component,
+            facts: facts,
+            target: target,
+            targetDatabase: targetDatabase,
+            targetServerVersion: version,
+            targetExists: exists,
+            targetObjects: objects,
+            restoreTool: tool,
+            availableExtensions: available,
+            sizing: sizing,
+            parallelDirectory: directory,
+            notes: notes
+        )
     }
 
     /// An upper bound of the dump's size: the tables without their indexes, plus the text form of every vector
@@ -236,15 +316,31 @@ package final class PostgresRestorer {
         let need = Self.dumpBound(facts)
         var jobs = max(1, options.jobs ?? min(4, max(1, host?.cpus ?? 1)))
         if options.jobs == nil, jobs > 1 {
-            let one = SessionSizing.choose(facts: facts, server: server, host: host, userLimit: options.restoreMemory, jobs: 1).estimatedSeconds
-            let many = SessionSizing.choose(facts: facts, server: server, host: host, userLimit: options.restoreMemory, jobs: jobs).estimatedSeconds
+            let one = SessionSizing.choose(
+                facts: facts,
+                server: server,
+                host: host,
+                userLimit: options.restoreMemory,
+                jobs: 1
+            ).estimatedSeconds
+            let many = SessionSizing.choose(
+                facts: facts,
+                server: server,
+                host: host,
+                userLimit: options.restoreMemory,
+                jobs: jobs
+            ).estimatedSeconds
             let copy = Double(need) / SessionSizing.temporaryCopyBytesPerSecond
             if one - many <= copy + 1 {
                 if one >= 10 {
-                    notes.append("one pg_restore session: \(jobs) in parallel would save about \(formatSeconds(max(0, one - many))), not more than writing a temporary copy of the dump takes (about \(formatSeconds(copy))); --restore-jobs \(jobs) forces it")
+                    notes.append(
+                        "one pg_restore session: \(jobs) in parallel would save about \(formatSeconds(max(0, one - many))), not more than writing a temporary copy of the dump takes (about \(formatSeconds(copy))); --restore-jobs \(jobs) forces it"
+                    )
                 }
             } else {
-                notes.append("one pg_restore session, straight from the archive: --restore-jobs \(jobs) would save about \(formatSeconds(one - many - copy)) by loading and indexing side by side, but needs a temporary plaintext copy of the verified dump in \(temporaryDirectory) (owner-only, removed afterwards), which sealbak writes only when asked")
+                notes.append(
+                    "one pg_restore session, straight from the archive: --restore-jobs \(jobs) would save about \(formatSeconds(one - many - copy)) by loading and indexing side by side, but needs a temporary plaintext copy of the verified dump in \(temporaryDirectory) (owner-only, removed afterwards), which sealbak writes only when asked"
+                )
             }
             jobs = 1
         }
@@ -252,12 +348,16 @@ package final class PostgresRestorer {
         let dir = temporaryDirectory
         var st = statvfs()
         guard statvfs(dir, &st) == 0 else {
-            notes.append("cannot use \(dir) for a temporary copy of the dump (\(String(cString: strerror(errno)))); restoring with one session straight from the archive")
+            notes.append(
+                "cannot use \(dir) for a temporary copy of the dump (\(String(cString: strerror(errno)))); restoring with one session straight from the archive"
+            )
             return (1, nil)
         }
         let free = Int64(st.f_bavail) * Int64(st.f_frsize)
         guard free >= need else {
-            notes.append("\(dir) has \(formatBytes(UInt64(max(0, free)))) free, a temporary copy of the dump needs up to \(formatBytes(UInt64(need))); restoring with one session straight from the archive (set TMPDIR elsewhere for a parallel restore)")
+            notes.append(
+                "\(dir) has \(formatBytes(UInt64(max(0, free)))) free, a temporary copy of the dump needs up to \(formatBytes(UInt64(need))); restoring with one session straight from the archive (set TMPDIR elsewhere for a parallel restore)"
+            )
             return (1, nil)
         }
         return (jobs, dir)
@@ -268,11 +368,23 @@ package final class PostgresRestorer {
     /// (a Unix socket or a loopback address); nil when sealbak cannot tell.
     private func hostResources(_ m: Connection) -> HostResources? {
         if let text = try? m.value("SELECT pg_read_file('/proc/meminfo')") {
-            let cpus = (try? m.value("SELECT count(*) FROM regexp_matches(pg_read_file('/proc/cpuinfo'), '^processor', 'gm')")).flatMap { $0.flatMap { Int($0) } }
-            if let h = HostResources.meminfo(text, cpus: cpus.flatMap { $0 > 0 ? $0 : nil }, source: "the server's /proc/meminfo") { return h }
+            let cpus =
+                (try? m.value("SELECT count(*) FROM regexp_matches(pg_read_file('/proc/cpuinfo'), '^processor', 'gm')"))
+                .flatMap { $0.flatMap { Int($0) } }
+            if let h = HostResources.meminfo(
+                text,
+                cpus: cpus.flatMap { $0 > 0 ? $0 : nil },
+                source: "the server's /proc/meminfo"
+            ) {
+                return h
+            }
         }
         if isLocalHost(target), let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) {
-            return HostResources.meminfo(text, cpus: ProcessInfo.processInfo.activeProcessorCount, source: "/proc/meminfo of this machine, where the server runs")
+            return HostResources.meminfo(
+                text,
+                cpus: ProcessInfo.processInfo.activeProcessorCount,
+                source: "/proc/meminfo of this machine, where the server runs"
+            )
         }
         return nil
     }
@@ -282,12 +394,17 @@ package final class PostgresRestorer {
     package func leftovers() throws(SealbakError) -> (staged: [String], replaced: [String]) {
         let m = try maintenance()
         let prefix = shortened(targetDatabase)
-        let like = prefix.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "_", with: "\\_").replacingOccurrences(of: "%", with: "\\%")
-        let rows = try m.query("""
+        let like = prefix.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "_", with: "\\_")
+            .replacingOccurrences(of: "%", with: "\\%")
+        let rows = try m.query(
+            """
             SELECT d.datname, (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) FROM pg_database d
             WHERE d.datname LIKE $1 OR d.datname LIKE $2 ORDER BY 1
-            """, [like + "\\_sbk\\_new\\_%", like + "\\_sbk\\_old\\_%"])
-        var staged: [String] = [], replaced: [String] = []
+            """,
+            [like + "\\_sbk\\_new\\_%", like + "\\_sbk\\_old\\_%"]
+        )
+        var staged: [String] = []
+        var replaced: [String] = []
         for r in rows {
             guard let name = r[0], r[1] == "0" else { continue }
             if name.hasPrefix(prefix + "_sbk_new_") { staged.append(name) } else { replaced.append(name) }
@@ -297,7 +414,8 @@ package final class PostgresRestorer {
 
     /// The folder for a parallel restore's temporary copy of the dump.
     private var temporaryDirectory: String {
-        options.temporaryDirectory ?? ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        options.temporaryDirectory ?? ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? "/tmp"
     }
 
     /// Temporary copies of dumps left by killed parallel restores (of any target: they hold plaintext).
@@ -317,14 +435,18 @@ package final class PostgresRestorer {
     /// User objects in the target database (extension members not counted); the connection is closed on return.
     private func countObjects() throws(SealbakError) -> Int {
         let t = try Connection(target)
-        return Int(try t.value("""
-            SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND \(DatabaseFacts.userSchemaFilter))
-                 + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE \(DatabaseFacts.userSchemaFilter)
-                   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'))
-                 + (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql')
-                 + (SELECT count(*) FROM pg_largeobject_metadata)
-            """) ?? "0") ?? 0
+        return Int(
+            try t.value(
+                """
+                SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND \(DatabaseFacts.userSchemaFilter))
+                     + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE \(DatabaseFacts.userSchemaFilter)
+                       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'))
+                     + (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql')
+                     + (SELECT count(*) FROM pg_largeobject_metadata)
+                """
+            ) ?? "0"
+        ) ?? 0
     }
 
     /// Sessions on `database` other than ours, waiting up to 3 s for ones that are just closing (a backend
@@ -332,7 +454,13 @@ package final class PostgresRestorer {
     private func otherSessions(_ m: Connection, _ database: String) throws(SealbakError) -> Int {
         var n = 0
         for attempt in 0..<15 {
-            n = Int(try m.value("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [database]) ?? "0") ?? 0
+            n =
+                Int(
+                    try m.value(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                        [database]
+                    ) ?? "0"
+                ) ?? 0
             if n == 0 { return 0 }
             if attempt < 14 { usleep(200_000) }
         }
@@ -341,7 +469,11 @@ package final class PostgresRestorer {
 
     /// Restores into a new database and verifies it; the target is not touched until `commit`.
     /// `feed` writes the dump's verified bytes into the given sink.
-    package func stage(_ plan: RestorePlan, feed: (any EntrySink) throws -> Void, log: @escaping (String) -> Void) throws -> StagedRestore {
+    package func stage(
+        _ plan: RestorePlan,
+        feed: (any EntrySink) throws -> Void,
+        log: @escaping (String) -> Void
+    ) throws -> StagedRestore {
         let m = try maintenance()
         let suffix = hex(SystemRandom().bytes(4))
         let temp = shortened(targetDatabase) + "_sbk_new_" + suffix
@@ -357,7 +489,9 @@ package final class PostgresRestorer {
                 try t.query("CREATE EXTENSION IF NOT EXISTS \(quoteIdentifier(e.name)) WITH SCHEMA public")
             }
         }
-        log("restoring \(component.name) into \(temp) with \(plan.restoreTool.path)\(plan.parallelDirectory == nil ? "" : " -j \(plan.sizing.jobs)")")
+        log(
+            "restoring \(component.name) into \(temp) with \(plan.restoreTool.path)\(plan.parallelDirectory == nil ? "" : " -j \(plan.sizing.jobs)")"
+        )
         var args = ["--exit-on-error", "--no-password", "--dbname=" + dbnameConninfo(temp)]
         args += plan.parallelDirectory == nil ? ["--single-transaction"] : ["--jobs=\(plan.sizing.jobs)"]
         if options.noOwner { args += ["--no-owner", "--no-privileges"] }
@@ -368,19 +502,35 @@ package final class PostgresRestorer {
             // The verified dump goes into an owner-only folder first; pg_restore -j reads it from there.
             let copy = try TemporaryDump(in: dir)
             staged.temporaryDump = copy
-            defer { copy.remove(); staged.temporaryDump = nil }
+            defer {
+                copy.remove()
+                staged.temporaryDump = nil
+            }
             let sink = try FileSink(copy.file, index: component.entryIndex)
             try feed(sink)
             try sink.close()
             // In its own process group, so that an interrupt ends pg_restore's worker processes too (a negative
             // pid for kill(2) names the group).
-            let p = try Subprocess(executable: plan.restoreTool.path, arguments: args + [copy.file], environment: env, stdin: .null, stdout: .null, processGroup: true)
+            let p = try Subprocess(
+                executable: plan.restoreTool.path,
+                arguments: args + [copy.file],
+                environment: env,
+                stdin: .null,
+                stdout: .null,
+                processGroup: true
+            )
             staged.pidBox.pid = -p.pid
             if !p.wait().succeeded { throw restoreFailed(p) }
             staged.pidBox.pid = nil
             if !p.errorOutput.isEmpty { log("pg_restore said: \(p.errorOutput)") }
         } else {
-            let p = try Subprocess(executable: plan.restoreTool.path, arguments: args, environment: env, stdin: .pipe, stdout: .null)
+            let p = try Subprocess(
+                executable: plan.restoreTool.path,
+                arguments: args,
+                environment: env,
+                stdin: .pipe,
+                stdout: .null
+            )
             staged.pidBox.pid = p.pid
             let sink = PipeSink(p, index: component.entryIndex)
             do {
@@ -399,7 +549,10 @@ package final class PostgresRestorer {
 
         let report = try verify(tempParams)
         if !report.mismatches.isEmpty {
-            throw SealbakError(.restoreMismatch, "the restored \(component.name) does not match the archive; it was rolled back and \(target.display) is unchanged:\n\(report.table)")
+            throw SealbakError(
+                .restoreMismatch,
+                "the restored \(component.name) does not match the archive; it was rolled back and \(target.display) is unchanged:\n\(report.table)"
+            )
         }
         staged.report = report
         return staged
@@ -412,12 +565,18 @@ package final class PostgresRestorer {
         _ = try otherSessions(m, s.temp)
         if s.plan.targetExists {
             if options.terminateConnections {
-                let n = try m.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [targetDatabase]).count
+                let n = try m.query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    [targetDatabase]
+                ).count
                 if n > 0 { s.log("ended \(n) session(s) on \(targetDatabase) (--terminate-connections)") }
             }
             let sessions = try otherSessions(m, targetDatabase)
             if sessions > 0 {
-                throw SealbakError(.unavailable, "\(target.display): database \(targetDatabase) has \(sessions) open session(s); it cannot be replaced while in use. Stop the application or give --terminate-connections")
+                throw SealbakError(
+                    .unavailable,
+                    "\(target.display): database \(targetDatabase) has \(sessions) open session(s); it cannot be replaced while in use. Stop the application or give --terminate-connections"
+                )
             }
             let old = shortened(targetDatabase) + "_sbk_old_" + s.suffix
             do {
@@ -427,7 +586,10 @@ package final class PostgresRestorer {
                 try m.query("COMMIT")
             } catch {
                 _ = try? m.query("ROLLBACK")
-                throw SealbakError(error.code, "cannot swap the restored database into place: \(error.message); \(target.display) is unchanged")
+                throw SealbakError(
+                    error.code,
+                    "cannot swap the restored database into place: \(error.message); \(target.display) is unchanged"
+                )
             }
             s.old = old
         } else {
@@ -439,7 +601,10 @@ package final class PostgresRestorer {
     /// Puts the replaced database back under its name (the restored one gets its temporary name back and is dropped).
     fileprivate func rollback(_ s: StagedRestore) throws(SealbakError) {
         let m = s.maintenance
-        _ = try? m.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [targetDatabase])
+        _ = try? m.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            [targetDatabase]
+        )
         if let old = s.old {
             try m.query("BEGIN")
             do {
@@ -473,7 +638,10 @@ package final class PostgresRestorer {
         var last: SealbakError? = nil
         for _ in 0..<10 {
             do {
-                try m.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [database])
+                try m.query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    [database]
+                )
                 try m.query("DROP DATABASE IF EXISTS \(quoteIdentifier(database))")
                 return
             } catch {
@@ -489,7 +657,10 @@ package final class PostgresRestorer {
         for db in ["postgres", "template1"] {
             guard let c = try? Connection(target.with(database: db), timeoutSeconds: 5) else { continue }
             _ = try? c.query("SET lock_timeout = '5s'")
-            _ = try? c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [database])
+            _ = try? c.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                [database]
+            )
             for _ in 0..<10 {
                 if (try? c.query("DROP DATABASE IF EXISTS \(quoteIdentifier(database))")) != nil { return }
                 usleep(300_000)
@@ -505,14 +676,21 @@ package final class PostgresRestorer {
     /// pooler that forbids startup options, a value out of range) is left out, and the restore goes on with the
     /// server's own value. Fault injection: `SEALBAK_FAULT=pg-session:N:fail` sends the N-th setting with a value
     /// the server must refuse.
-    private func sessionOptions(_ sizing: SessionSizing, _ params: ConnectionParameters, inherited: String, log: (String) -> Void) -> String {
+    private func sessionOptions(
+        _ sizing: SessionSizing,
+        _ params: ConnectionParameters,
+        inherited: String,
+        log: (String) -> Void
+    ) -> String {
         var settings = sizing.settings
         guard !settings.isEmpty else {
             log("restore sessions: the server's maintenance settings suffice for \(sizing.builds.count) index build(s)")
             return ""
         }
         for i in settings.indices {
-            do { try Fault.point("pg-session", settings[i].name) } catch { settings[i].value = "refused-by-injected-fault" }
+            do { try Fault.point("pg-session", settings[i].name) } catch {
+                settings[i].value = "refused-by-injected-fault"
+            }
         }
         func text(_ s: [(name: String, value: String)]) -> String {
             ([inherited] + s.map { "-c \($0.name)=\($0.value)" }).filter { !$0.isEmpty }.joined(separator: " ")
@@ -538,14 +716,22 @@ package final class PostgresRestorer {
             for x in settings {
                 switch open([x]) {
                 case .success: accepted.append(x)
-                case .failure(let e): log("warning: the server refused \(x.name)=\(x.value) for the restore sessions (\(e.message)); restoring with the server's own value")
+                case .failure(let e):
+                    log(
+                        "warning: the server refused \(x.name)=\(x.value) for the restore sessions (\(e.message)); restoring with the server's own value"
+                    )
                 }
             }
             if case .success(let got) = open(accepted), !accepted.isEmpty { readBack = got }
         }
         guard !accepted.isEmpty else { return inherited }
-        let why = sizing.builds.max { $0.memory < $1.memory }.map { "; the largest index build, \($0.display) (\($0.method)), needs about \(formatBytes(UInt64($0.memory)))" } ?? ""
-        log("restore sessions: \(readBack.joined(separator: ", ")) (read back from a session opened with the options pg_restore gets)\(why); limit \(formatBytes(UInt64(sizing.budget))) from \(sizing.budgetSource)")
+        let why =
+            sizing.builds.max { $0.memory < $1.memory }.map {
+                "; the largest index build, \($0.display) (\($0.method)), needs about \(formatBytes(UInt64($0.memory)))"
+            } ?? ""
+        log(
+            "restore sessions: \(readBack.joined(separator: ", ")) (read back from a session opened with the options pg_restore gets)\(why); limit \(formatBytes(UInt64(sizing.budget))) from \(sizing.budgetSource)"
+        )
         return text(accepted)
     }
 
@@ -553,16 +739,26 @@ package final class PostgresRestorer {
         // Ended by the interrupt handler: its cleanups run and it exits with 128 + the signal; wait for that.
         if Interrupts.pending { return SealbakError(.interrupted, "pg_restore was ended by an interrupt") }
         let said = p.errorOutput
-        return SealbakError(.toolFailed, "pg_restore failed for \(component.name) (\(p.wait()))\(said.isEmpty ? "" : ": " + said). The restore was rolled back; \(target.display) is unchanged")
+        return SealbakError(
+            .toolFailed,
+            "pg_restore failed for \(component.name) (\(p.wait()))\(said.isEmpty ? "" : ": " + said). The restore was rolled back; \(target.display) is unchanged"
+        )
     }
 
     private func createDatabase(_ m: Connection, _ name: String, log: (String) -> Void) throws(SealbakError) {
-        let base = "CREATE DATABASE \(quoteIdentifier(name)) TEMPLATE template0 ENCODING \(quoteLiteral(facts.encoding))"
+        let base =
+            "CREATE DATABASE \(quoteIdentifier(name)) TEMPLATE template0 ENCODING \(quoteLiteral(facts.encoding))"
         do {
-            try m.query(base + (facts.collate.isEmpty ? "" : " LC_COLLATE \(quoteLiteral(facts.collate)) LC_CTYPE \(quoteLiteral(facts.ctype))"))
+            try m.query(
+                base
+                    + (facts.collate.isEmpty
+                        ? "" : " LC_COLLATE \(quoteLiteral(facts.collate)) LC_CTYPE \(quoteLiteral(facts.ctype))")
+            )
         } catch {
             // The source's locale may not exist on the target: fall back to the server's default, and say so.
-            log("note: the source collation \(facts.collate)/\(facts.ctype) is not usable here (\(error.message)); using the target's default")
+            log(
+                "note: the source collation \(facts.collate)/\(facts.ctype) is not usable here (\(error.message)); using the target's default"
+            )
             try m.query(base)
         }
     }
@@ -571,25 +767,42 @@ package final class PostgresRestorer {
     private func verify(_ params: ConnectionParameters) throws(SealbakError) -> RestoreReport {
         let c = try Connection(params)
         var checks: [RestoreCheck] = []
-        let present = Set(try c.query("""
-            SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'
-            """).map { ($0[0] ?? "") + "\u{0}" + ($0[1] ?? "") })
+        let present = Set(
+            try c.query(
+                """
+                SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'
+                """
+            ).map { ($0[0] ?? "") + "\u{0}" + ($0[1] ?? "") }
+        )
         for t in facts.tables {
             guard present.contains(t.schema + "\u{0}" + t.name) else {
                 checks.append(RestoreCheck(what: t.display, expected: "\(t.rows) rows", actual: "missing", ok: false))
                 continue
             }
             let n = try DatabaseFacts.count(t, c)
-            checks.append(RestoreCheck(what: t.display, expected: "\(t.rows) rows", actual: "\(n) rows", ok: n == t.rows))
+            checks.append(
+                RestoreCheck(what: t.display, expected: "\(t.rows) rows", actual: "\(n) rows", ok: n == t.rows)
+            )
         }
         let lo = Int64(try c.value("SELECT count(*) FROM pg_largeobject_metadata") ?? "0") ?? 0
-        checks.append(RestoreCheck(what: "large objects", expected: String(facts.largeObjects), actual: String(lo), ok: lo == facts.largeObjects))
+        checks.append(
+            RestoreCheck(
+                what: "large objects",
+                expected: String(facts.largeObjects),
+                actual: String(lo),
+                ok: lo == facts.largeObjects
+            )
+        )
         var installed: [String: String] = [:]
-        for row in try c.query("SELECT extname, extversion FROM pg_extension") { installed[row[0] ?? ""] = row[1] ?? "" }
+        for row in try c.query("SELECT extname, extversion FROM pg_extension") {
+            installed[row[0] ?? ""] = row[1] ?? ""
+        }
         for e in facts.requiredExtensions {
             let v = installed[e.name]
             // A newer extension version is an upgrade the target chose; a missing one is a failure.
-            checks.append(RestoreCheck(what: "extension \(e.name)", expected: e.version, actual: v ?? "missing", ok: v != nil))
+            checks.append(
+                RestoreCheck(what: "extension \(e.name)", expected: e.version, actual: v ?? "missing", ok: v != nil)
+            )
         }
         return RestoreReport(checks: checks, replacedKeptAs: nil)
     }
@@ -617,7 +830,14 @@ package final class StagedRestore {
     fileprivate var report = RestoreReport(checks: [], replacedKeptAs: nil)
     private var token: Int?
 
-    fileprivate init(restorer: PostgresRestorer, plan: RestorePlan, maintenance: Connection, temp: String, suffix: String, log: @escaping (String) -> Void) {
+    fileprivate init(
+        restorer: PostgresRestorer,
+        plan: RestorePlan,
+        maintenance: Connection,
+        temp: String,
+        suffix: String,
+        log: @escaping (String) -> Void
+    ) {
         self.restorer = restorer
         self.plan = plan
         self.maintenance = maintenance
@@ -626,7 +846,9 @@ package final class StagedRestore {
         self.log = log
         // An interruption (SIGINT, SIGTERM, SIGHUP) drops the new database from the signal-handling thread,
         // through its own connection, before the process exits.
-        let target = plan.target, box = pidBox, dumps = dumpBox
+        let target = plan.target
+        let box = pidBox
+        let dumps = dumpBox
         token = Interrupts.register {
             if let pid = box.pid { _ = Glibc.kill(pid, SIGKILL) }
             dumps.value?.remove()
@@ -688,7 +910,9 @@ final class TemporaryDump: Sendable {
     init(in dir: String) throws(SealbakError) {
         Self.removeLeftovers(in: dir)
         let path = dir + "/sealbak-pgrestore-\(getpid())-" + hex(SystemRandom().bytes(4))
-        guard mkdir(path, 0o700) == 0 else { throw SealbakError.io("cannot create a folder for the dump's temporary copy", path: path, errno: errno) }
+        guard mkdir(path, 0o700) == 0 else {
+            throw SealbakError.io("cannot create a folder for the dump's temporary copy", path: path, errno: errno)
+        }
         folder = path
     }
 
@@ -702,7 +926,8 @@ final class TemporaryDump: Sendable {
         ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted().compactMap { name in
             let parts = name.split(separator: "-")
             guard name.hasPrefix("sealbak-pgrestore-"), parts.count == 4, let pid = pid_t(parts[2]), pid != getpid(),
-                  Glibc.kill(pid, 0) != 0, errno == ESRCH else { return nil }
+                Glibc.kill(pid, 0) != 0, errno == ESRCH
+            else { return nil }
             return dir + "/" + name
         }
     }
@@ -735,7 +960,9 @@ final class FileSink: EntrySink {
 
     init(_ path: String, index: Int) throws(SealbakError) {
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SealbakError.io("cannot create the dump's temporary copy", path: path, errno: errno) }
+        guard fd >= 0 else {
+            throw SealbakError.io("cannot create the dump's temporary copy", path: path, errno: errno)
+        }
         self.path = path
         self.index = index
     }
@@ -760,7 +987,9 @@ final class FileSink: EntrySink {
     func close() throws(SealbakError) {
         guard !closed else { return }
         closed = true
-        if Glibc.close(fd) != 0 { throw SealbakError.io("cannot write the dump's temporary copy", path: path, errno: errno) }
+        if Glibc.close(fd) != 0 {
+            throw SealbakError.io("cannot write the dump's temporary copy", path: path, errno: errno)
+        }
     }
 
     deinit { if !closed { _ = Glibc.close(fd) } }

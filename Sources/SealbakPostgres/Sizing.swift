@@ -31,7 +31,8 @@ package struct HostResources: Sendable, Equatable {
 
     /// Parses /proc/meminfo (`MemTotal:  24684532 kB`, `MemAvailable: …`).
     package static func meminfo(_ text: String, cpus: Int?, source: String) -> HostResources? {
-        var total: Int64?, available: Int64?
+        var total: Int64?
+        var available: Int64?
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ", omittingEmptySubsequences: true)
             guard parts.count >= 2, let kb = Int64(parts[1]) else { continue }
@@ -57,7 +58,13 @@ package struct ServerLimits: Sendable, Equatable {
     package var maxParallelWorkers: Int
     package var maxWorkerProcesses: Int
 
-    package init(maintenanceWorkMem: Int64, maintenanceWorkMemMax: Int64, maxParallelMaintenanceWorkers: Int, maxParallelWorkers: Int, maxWorkerProcesses: Int) {
+    package init(
+        maintenanceWorkMem: Int64,
+        maintenanceWorkMemMax: Int64,
+        maxParallelMaintenanceWorkers: Int,
+        maxParallelWorkers: Int,
+        maxWorkerProcesses: Int
+    ) {
         self.maintenanceWorkMem = maintenanceWorkMem
         self.maintenanceWorkMemMax = maintenanceWorkMemMax
         self.maxParallelMaintenanceWorkers = maxParallelMaintenanceWorkers
@@ -67,16 +74,20 @@ package struct ServerLimits: Sendable, Equatable {
 
     static func read(_ c: Connection) throws(SealbakError) -> ServerLimits {
         var v: [String: (String, String)] = [:]
-        for r in try c.query("""
+        for r in try c.query(
+            """
             SELECT name, setting, coalesce(max_val, '') FROM pg_settings
             WHERE name IN ('maintenance_work_mem', 'max_parallel_maintenance_workers', 'max_parallel_workers', 'max_worker_processes')
-            """) { v[r[0] ?? ""] = (r[1] ?? "", r[2] ?? "") }
+            """
+        ) { v[r[0] ?? ""] = (r[1] ?? "", r[2] ?? "") }
         func int(_ k: String) -> Int64 { Int64(v[k]?.0 ?? "") ?? 0 }
         return ServerLimits(
             maintenanceWorkMem: int("maintenance_work_mem") * 1024,
             maintenanceWorkMemMax: (Int64(v["maintenance_work_mem"]?.1 ?? "") ?? 2_147_483_647) * 1024,
             maxParallelMaintenanceWorkers: Int(int("max_parallel_maintenance_workers")),
-            maxParallelWorkers: Int(int("max_parallel_workers")), maxWorkerProcesses: Int(int("max_worker_processes")))
+            maxParallelWorkers: Int(int("max_parallel_workers")),
+            maxWorkerProcesses: Int(int("max_worker_processes"))
+        )
     }
 }
 
@@ -126,12 +137,20 @@ package struct SessionSizing: Sendable, Equatable {
     ///   - host: the server host's memory and cores, when sealbak can tell.
     ///   - userLimit: `--restore-memory` (bytes), the most all restore sessions together may use.
     ///   - jobs: how many sessions restore at once.
-    package static func choose(facts: DatabaseFacts, server: ServerLimits, host: HostResources?, userLimit: Int64?, jobs: Int) -> SessionSizing {
+    package static func choose(
+        facts: DatabaseFacts,
+        server: ServerLimits,
+        host: HostResources?,
+        userLimit: Int64?,
+        jobs: Int
+    ) -> SessionSizing {
         var notes: [String] = []
-        var budget: Int64, source: String
+        var budget: Int64
+        var source: String
         if let host {
             budget = host.safeShare
-            source = "a quarter of the server host's memory, at most half of what is free (\(host.source): \(formatBytes(UInt64(host.totalMemory))) total, \(formatBytes(UInt64(host.availableMemory))) available)"
+            source =
+                "a quarter of the server host's memory, at most half of what is free (\(host.source): \(formatBytes(UInt64(host.totalMemory))) total, \(formatBytes(UInt64(host.availableMemory))) available)"
         } else {
             budget = unknownHostBudget
             source = "sealbak's default: the server's host memory cannot be read (give --restore-memory to allow more)"
@@ -141,7 +160,9 @@ package struct SessionSizing: Sendable, Equatable {
                 budget = userLimit
                 source = "--restore-memory"
             } else {
-                notes.append("--restore-memory \(formatBytes(UInt64(userLimit))) is more than a safe share of the server host's memory; using \(formatBytes(UInt64(budget)))")
+                notes.append(
+                    "--restore-memory \(formatBytes(UInt64(userLimit))) is more than a safe share of the server host's memory; using \(formatBytes(UInt64(budget)))"
+                )
             }
         }
         let jobs = max(1, jobs)
@@ -158,7 +179,9 @@ package struct SessionSizing: Sendable, Equatable {
             // 10% headroom over the estimate: a graph that misses by a few tuples goes to disk for the rest.
             mwm = min(perSession, roundUp(need + need / 10))
             if need > perSession {
-                notes.append("the largest index build needs about \(formatBytes(UInt64(need))) but each of \(jobs) session(s) may use \(formatBytes(UInt64(perSession))); it will spill and take longer")
+                notes.append(
+                    "the largest index build needs about \(formatBytes(UInt64(need))) but each of \(jobs) session(s) may use \(formatBytes(UInt64(perSession))); it will spill and take longer"
+                )
             }
         }
         if userLimit != nil, server.maintenanceWorkMem > perSession {
@@ -168,18 +191,32 @@ package struct SessionSizing: Sendable, Equatable {
         let effective = mwm ?? server.maintenanceWorkMem
         let setWorkers: Int? = builds.isEmpty || workers == server.maxParallelMaintenanceWorkers ? nil : workers
         let usedWorkers = setWorkers ?? server.maxParallelMaintenanceWorkers
-        for i in builds.indices { builds[i].seconds = buildSeconds(builds[i], memory: effective, workers: usedWorkers, cpus: cpus) }
+        for i in builds.indices {
+            builds[i].seconds = buildSeconds(builds[i], memory: effective, workers: usedWorkers, cpus: cpus)
+        }
         // The data: tables load side by side with several jobs, so the largest table bounds it.
         var heaps: [String: Int64] = [:]
         for t in facts.tables { heaps[t.schema + "\u{0}" + t.name] = t.bytes }
         for i in facts.indexes ?? [] { heaps[i.schema + "\u{0}" + i.table, default: 0] -= i.bytes }
-        let heap = heaps.values.reduce(0) { $0 + max(0, $1) }, largest = heaps.values.map { max(0, $0) }.max() ?? 0
+        let heap = heaps.values.reduce(0) { $0 + max(0, $1) }
+        let largest = heaps.values.map { max(0, $0) }.max() ?? 0
         let dataBytes = max(Double(largest), Double(heap) / Double(jobs))
         if facts.indexes == nil, !builds.isEmpty {
-            notes.append("this archive records no indexes (written by an older sealbak); sizing assumes an HNSW index (m=16) on every vector column")
+            notes.append(
+                "this archive records no indexes (written by an older sealbak); sizing assumes an HNSW index (m=16) on every vector column"
+            )
         }
-        return SessionSizing(builds: builds, maintenanceWorkMem: mwm, parallelWorkers: setWorkers, jobs: jobs, budget: budget, budgetSource: source,
-                             server: server, dataSeconds: dataBytes / copyBytesPerSecond, notes: notes)
+        return SessionSizing(
+            builds: builds,
+            maintenanceWorkMem: mwm,
+            parallelWorkers: setWorkers,
+            jobs: jobs,
+            budget: budget,
+            budgetSource: source,
+            server: server,
+            dataSeconds: dataBytes / copyBytesPerSecond,
+            notes: notes
+        )
     }
 
     /// Rounds up to a whole MiB (plus one), so that a setting is not cut below the estimate.
@@ -217,21 +254,40 @@ package struct SessionSizing: Sendable, Equatable {
             return facts.vectorColumns.compactMap { v in
                 guard let d = v.dimensions else { return nil }
                 let n = max(0, rows[v.schema + "\u{0}" + v.table] ?? 0)
-                return IndexBuild(display: "\(v.schema).\(v.table)(\(v.column))", method: "hnsw", rows: n, dimensions: d, efConstruction: 64,
-                                  memory: hnswMemory(rows: n, vectorBytes: vectorBytes(v.type, d), m: 16), seconds: 0, assumed: true)
+                return IndexBuild(
+                    display: "\(v.schema).\(v.table)(\(v.column))",
+                    method: "hnsw",
+                    rows: n,
+                    dimensions: d,
+                    efConstruction: 64,
+                    memory: hnswMemory(rows: n, vectorBytes: vectorBytes(v.type, d), m: 16),
+                    seconds: 0,
+                    assumed: true
+                )
             }
         }
         return indexes.map { i in
             let n = max(0, rows[i.schema + "\u{0}" + i.table] ?? 0)
-            var memory = i.bytes * 2, dims = 0
-            if i.method == "hnsw", let c = i.columns.first, let v = vector(i.schema, i.table, c), let d = v.dimensions, v.type != "sparsevec" {
+            var memory = i.bytes * 2
+            var dims = 0
+            if i.method == "hnsw", let c = i.columns.first, let v = vector(i.schema, i.table, c), let d = v.dimensions,
+                v.type != "sparsevec"
+            {
                 memory = hnswMemory(rows: n, vectorBytes: vectorBytes(v.type, d), m: i.option("m") ?? 16)
                 dims = d
             } else if i.method != "btree" {
                 memory = i.bytes
             }
-            return IndexBuild(display: i.display, method: i.method, rows: n, dimensions: dims, efConstruction: i.option("ef_construction") ?? 64,
-                              memory: max(0, memory), seconds: 0, assumed: false)
+            return IndexBuild(
+                display: i.display,
+                method: i.method,
+                rows: n,
+                dimensions: dims,
+                efConstruction: i.option("ef_construction") ?? 64,
+                memory: max(0, memory),
+                seconds: 0,
+                assumed: false
+            )
         }
     }
 
@@ -251,7 +307,9 @@ package struct SessionSizing: Sendable, Equatable {
         let parallel = 1 + 0.8 * Double(max(0, min(workers, cpus - 1)))
         switch b.method {
         case "hnsw":
-            let base = Double(b.rows) * Double(max(1, b.dimensions)) * Double(max(1, b.efConstruction)) * hnswSecondsPerUnit / parallel
+            let base =
+                Double(b.rows) * Double(max(1, b.dimensions)) * Double(max(1, b.efConstruction)) * hnswSecondsPerUnit
+                / parallel
             return memory >= b.memory ? base : base * spillFactor
         case "btree":
             return Double(b.rows) * btreeSecondsPerRow / parallel
@@ -265,9 +323,11 @@ package struct SessionSizing: Sendable, Equatable {
         var lines: [String] = []
         let set = settings.map { "\($0.name)=\($0.value)" }.joined(separator: ", ")
         let workers = parallelWorkers.map(String.init) ?? "\(server.maxParallelMaintenanceWorkers) (the server's)"
-        lines.append("session sizing: " + (set.isEmpty ? "the server's settings suffice" : "sets " + set)
-                     + " (maintenance memory \(formatBytes(UInt64(maintenanceWorkMem ?? server.maintenanceWorkMem))) per session,"
-                     + " the server's \(formatBytes(UInt64(server.maintenanceWorkMem)))), parallel maintenance workers \(workers), \(jobs) restore job(s)")
+        lines.append(
+            "session sizing: " + (set.isEmpty ? "the server's settings suffice" : "sets " + set)
+                + " (maintenance memory \(formatBytes(UInt64(maintenanceWorkMem ?? server.maintenanceWorkMem))) per session,"
+                + " the server's \(formatBytes(UInt64(server.maintenanceWorkMem)))), parallel maintenance workers \(workers), \(jobs) restore job(s)"
+        )
         lines.append("  memory limit \(formatBytes(UInt64(budget))) for all sessions: \(budgetSource)")
         lines.append(contentsOf: Self.estimateLines(builds: builds, dataSeconds: dataSeconds, total: estimatedSeconds))
         for n in notes { lines.append("  note: \(n)") }
@@ -278,16 +338,26 @@ package struct SessionSizing: Sendable, Equatable {
     package static func estimateLines(builds: [IndexBuild], dataSeconds: Double, total: Double) -> [String] {
         var lines: [String] = []
         for b in builds {
-            lines.append("  rebuilds index \(b.display) (\(b.method)\(b.assumed ? ", assumed" : ""), \(b.rows) rows): needs about \(formatBytes(UInt64(b.memory))), about \(formatSeconds(b.seconds))")
+            lines.append(
+                "  rebuilds index \(b.display) (\(b.method)\(b.assumed ? ", assumed" : ""), \(b.rows) rows): needs about \(formatBytes(UInt64(b.memory))), about \(formatSeconds(b.seconds))"
+            )
         }
-        lines.append("  estimated restore time: about \(formatSeconds(total)) (data \(formatSeconds(dataSeconds)), \(builds.count) index build(s); a rough model, ±50%)")
+        lines.append(
+            "  estimated restore time: about \(formatSeconds(total)) (data \(formatSeconds(dataSeconds)), \(builds.count) index build(s); a rough model, ±50%)"
+        )
         return lines
     }
 
     /// The estimate for an archive alone (`sealbak list`): the server's defaults assumed (64 MB, 2 workers, 2 cores)
     /// and sealbak's own sizing within its default memory limit.
     package static func offline(_ facts: DatabaseFacts) -> SessionSizing {
-        let server = ServerLimits(maintenanceWorkMem: 64 << 20, maintenanceWorkMemMax: 2_147_483_647 * 1024, maxParallelMaintenanceWorkers: 2, maxParallelWorkers: 8, maxWorkerProcesses: 8)
+        let server = ServerLimits(
+            maintenanceWorkMem: 64 << 20,
+            maintenanceWorkMemMax: 2_147_483_647 * 1024,
+            maxParallelMaintenanceWorkers: 2,
+            maxParallelWorkers: 8,
+            maxWorkerProcesses: 8
+        )
         return choose(facts: facts, server: server, host: nil, userLimit: nil, jobs: 1)
     }
 }

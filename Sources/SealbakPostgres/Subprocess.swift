@@ -45,12 +45,23 @@ package final class Subprocess: Sendable {
 
     /// - Parameter processGroup: start the child in a new process group, so that `kill` also ends what it started
     ///   (`sh -c 'a | b'`: killing only the shell would leave `a` and `b` holding the pipes open).
-    package init(executable: String, arguments: [String], environment: [String: String], stdin: Input, stdout: Output, processGroup: Bool = false) throws(SealbakError) {
+    package init(
+        executable: String,
+        arguments: [String],
+        environment: [String: String],
+        stdin: Input,
+        stdout: Output,
+        processGroup: Bool = false
+    ) throws(SealbakError) {
         name = (executable as NSString).lastPathComponent
         ownGroup = processGroup
-        var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
+        var inPipe: [Int32] = [-1, -1]
+        var outPipe: [Int32] = [-1, -1]
+        var errPipe: [Int32] = [-1, -1]
         func makePipe(_ p: inout [Int32]) throws(SealbakError) {
-            if sealbak_pipe_cloexec(&p) != 0 { throw SealbakError.io("cannot create a pipe for", path: executable, errno: errno) }
+            if sealbak_pipe_cloexec(&p) != 0 {
+                throw SealbakError.io("cannot create a pipe for", path: executable, errno: errno)
+            }
         }
         try makePipe(&errPipe)
         if stdin == .pipe {
@@ -63,8 +74,16 @@ package final class Subprocess: Sendable {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        if stdin == .pipe { posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0) } else { posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) }
-        if stdout == .pipe { posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1) } else { posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0) }
+        if stdin == .pipe {
+            posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
+        if stdout == .pipe {
+            posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        }
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
         _ = sealbak_spawn_close_inherited(&actions)
 
@@ -79,14 +98,17 @@ package final class Subprocess: Sendable {
         sigemptyset(&empty)
         posix_spawnattr_setsigmask(&attr, &empty)
         if processGroup { posix_spawnattr_setpgroup(&attr, 0) }
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (processGroup ? POSIX_SPAWN_SETPGROUP : 0)))
+        posix_spawnattr_setflags(
+            &attr,
+            Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (processGroup ? POSIX_SPAWN_SETPGROUP : 0))
+        )
 
         let argv = [executable] + arguments
         let envp = environment.map { "\($0.key)=\($0.value)" }
         var child: pid_t = 0
         let cArgv: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         let cEnvp: [UnsafeMutablePointer<CChar>?] = envp.map { strdup($0) } + [nil]
-        defer { (cArgv + cEnvp).forEach { free($0) } }
+        defer { for p in cArgv + cEnvp { free(p) } }
         let rc = posix_spawn(&child, executable, &actions, &attr, cArgv, cEnvp)
         for fd in [inPipe[0], outPipe[1], errPipe[1]] where fd >= 0 { close(fd) }
         if rc != 0 {
@@ -120,7 +142,10 @@ package final class Subprocess: Sendable {
 
     package func closeStdin() {
         stdinState.withLock { fd in
-            if fd >= 0 { close(fd); fd = -1 }
+            if fd >= 0 {
+                close(fd)
+                fd = -1
+            }
         }
     }
 
@@ -153,7 +178,9 @@ package final class Subprocess: Sendable {
 
     /// What the tool printed on standard error, trimmed.
     package var errorOutput: String {
-        state.withLock { String(decoding: $0.stderrText, as: UTF8.self) }.trimmingCharacters(in: .whitespacesAndNewlines)
+        state.withLock { String(decoding: $0.stderrText, as: UTF8.self) }.trimmingCharacters(
+            in: .whitespacesAndNewlines
+        )
     }
 
     /// Reads standard output into `buffer`; 0 at the end.
@@ -182,14 +209,25 @@ package final class Subprocess: Sendable {
 
     /// Runs a command to the end and returns its standard output (for `--version`).
     package static func output(of executable: String, _ arguments: [String]) -> String? {
-        guard let p = try? Subprocess(executable: executable, arguments: arguments, environment: ProcessInfo.processInfo.environment, stdin: .null, stdout: .pipe) else { return nil }
+        guard
+            let p = try? Subprocess(
+                executable: executable,
+                arguments: arguments,
+                environment: ProcessInfo.processInfo.environment,
+                stdin: .null,
+                stdout: .pipe
+            )
+        else { return nil }
         var out = [UInt8]()
         var buf = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = buf.withUnsafeMutableBytes { (try? p.readOutput(into: $0)) ?? 0 }
             if n <= 0 { break }
             out += buf[0..<n]
-            if out.count > 1 << 16 { p.kill(); break }
+            if out.count > 1 << 16 {
+                p.kill()
+                break
+            }
         }
         guard p.wait().succeeded else { return nil }
         return String(decoding: out, as: UTF8.self)

@@ -18,7 +18,9 @@ package struct ToolFinder: Sendable {
 
     package init(extra: [String] = []) {
         var dirs = extra
-        if let env = ProcessInfo.processInfo.environment["SEALBAK_PG_BIN"] { dirs += env.split(separator: ":").map(String.init) }
+        if let env = ProcessInfo.processInfo.environment["SEALBAK_PG_BIN"] {
+            dirs += env.split(separator: ":").map(String.init)
+        }
         dirs += (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map(String.init)
         let debian = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
         dirs += debian.compactMap { Int($0) }.sorted(by: >).map { "/usr/lib/postgresql/\($0)/bin" }
@@ -37,7 +39,9 @@ package struct ToolFinder: Sendable {
             let real = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
             guard seenReal.insert(real).inserted else { continue }
             guard let text = Subprocess.output(of: path, ["--version"]), let major = Self.major(text) else { continue }
-            out.append(Tool(path: path, major: major, versionText: text.trimmingCharacters(in: .whitespacesAndNewlines)))
+            out.append(
+                Tool(path: path, major: major, versionText: text.trimmingCharacters(in: .whitespacesAndNewlines))
+            )
         }
         return out
     }
@@ -54,7 +58,12 @@ package struct ToolFinder: Sendable {
         let need = max(serverMajor, atLeast)
         let all = candidates(name)
         if let best = all.filter({ $0.major >= need }).min(by: { $0.major < $1.major }) { return best }
-        let found = all.isEmpty ? "none was found" : "found only " + all.map { "\($0.path) (\($0.major))" }.joined(separator: ", ")
-        throw SealbakError(.unavailable, "\(name) version \(need) or newer is needed (server version \(serverMajor)); \(found). Install postgresql-client-\(need) or pass --pg-bin DIR with a newer \(name)")
+        let found =
+            all.isEmpty
+            ? "none was found" : "found only " + all.map { "\($0.path) (\($0.major))" }.joined(separator: ", ")
+        throw SealbakError(
+            .unavailable,
+            "\(name) version \(need) or newer is needed (server version \(serverMajor)); \(found). Install postgresql-client-\(need) or pass --pg-bin DIR with a newer \(name)"
+        )
     }
 }

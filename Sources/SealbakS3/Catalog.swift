@@ -35,12 +35,27 @@ package enum Catalog {
                 // Only this level (no deeper "folders"), and never sealbak's own temporaries.
                 if rest.contains("/") || o.key.contains(".sealbak-tmp-") { continue }
                 let url = "s3://\(loc.bucket)/\(o.key)"
-                var item = Item(location: url, name: String(o.key.split(separator: "/").last ?? Substring(o.key)), size: o.size)
+                var item = Item(
+                    location: url,
+                    name: String(o.key.split(separator: "/").last ?? Substring(o.key)),
+                    size: o.size
+                )
                 do {
                     let prefixLength = min(o.size, 64 << 10)
-                    var bytes = try client.getBytes(S3Location(bucket: loc.bucket, key: o.key), range: 0..<prefixLength, etag: o.etag)
-                    if bytes.count >= 12, let declared = try? ArchiveHeader.declaredLength(prefix: Array(bytes[0..<12])), UInt64(declared) > prefixLength, UInt64(declared) <= o.size {
-                        bytes = try client.getBytes(S3Location(bucket: loc.bucket, key: o.key), range: 0..<UInt64(declared), etag: o.etag)
+                    var bytes = try client.getBytes(
+                        S3Location(bucket: loc.bucket, key: o.key),
+                        range: 0..<prefixLength,
+                        etag: o.etag
+                    )
+                    if bytes.count >= 12,
+                        let declared = try? ArchiveHeader.declaredLength(prefix: Array(bytes[0..<12])),
+                        UInt64(declared) > prefixLength, UInt64(declared) <= o.size
+                    {
+                        bytes = try client.getBytes(
+                            S3Location(bucket: loc.bucket, key: o.key),
+                            range: 0..<UInt64(declared),
+                            etag: o.etag
+                        )
                     }
                     item.header = try ArchiveReader.readHeader(InputFile(bytes: bytes, name: url, seekable: true))
                 } catch {
@@ -54,7 +69,9 @@ package enum Catalog {
         guard FileManager.default.fileExists(atPath: location, isDirectory: &isDir) else {
             throw SealbakError(.notFound, "\(location) does not exist")
         }
-        guard isDir.boolValue else { throw SealbakError(.usage, "\(location) is not a folder; give the folder that holds the archives") }
+        guard isDir.boolValue else {
+            throw SealbakError(.usage, "\(location) is not a folder; give the folder that holds the archives")
+        }
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: location).sorted() } catch {
             throw SealbakError(.io, "cannot list \(location): \(error.localizedDescription)")
@@ -62,7 +79,9 @@ package enum Catalog {
         var items: [Item] = []
         for name in names where !name.hasPrefix(".") {
             let path = location.hasSuffix("/") ? location + name : location + "/" + name
-            guard let attrs = try? FileManager.default.attributesOfItem(atPath: path), attrs[.type] as? FileAttributeType == .typeRegular else { continue }
+            guard let attrs = try? FileManager.default.attributesOfItem(atPath: path),
+                attrs[.type] as? FileAttributeType == .typeRegular
+            else { continue }
             var item = Item(location: path, name: name, size: (attrs[.size] as? NSNumber)?.uint64Value ?? 0)
             do {
                 item.header = try ArchiveReader.readHeader(try InputFile(path: path))
@@ -83,7 +102,8 @@ package enum Catalog {
 
     /// Deletes an archive; in a versioned bucket (`state` has a version) exactly that version, so the space is
     /// freed rather than hidden behind a delete marker.
-    package static func delete(_ item: Item, client: S3Client?, state: S3Client.ObjectInfo? = nil) throws(SealbakError) {
+    package static func delete(_ item: Item, client: S3Client?, state: S3Client.ObjectInfo? = nil) throws(SealbakError)
+    {
         if ArchiveLocations.isRemote(item.location) {
             guard let client else { throw SealbakError(.usage, "no S3 settings") }
             try client.delete(try S3Location(url: item.location), versionID: state?.versionID)

@@ -25,7 +25,8 @@ struct TransportError: Error {
 }
 
 /// One libcurl easy handle, reused for the keep-alive connection it holds. Used by one thread at a time.
-final class HTTPConnection: @unchecked Sendable {  // a curl handle is used by one thread at a time, handed over by ConnectionPool's lock
+// @unchecked: a curl handle is used by one thread at a time, handed over by ConnectionPool's lock.
+final class HTTPConnection: @unchecked Sendable {
     private let handle: UnsafeMutableRawPointer
 
     init() {
@@ -54,9 +55,13 @@ final class HTTPConnection: @unchecked Sendable {  // a curl handle is used by o
     /// status is 2xx and a sink is set (it returns false to stop), else collecting it (at most 1 MiB).
     /// `accepts` sees the status and headers of a 2xx answer before its first body byte reaches `sink`; when it
     /// says no, the transfer stops there and the response comes back with `refused` set (no body).
-    func perform(_ request: HTTPRequest, body: UnsafeRawBufferPointer?,
-                 sink: ((UnsafeRawBufferPointer) -> Bool)? = nil, timeoutSeconds: Int? = nil,
-                 accepts: ((Int, [String: String]) -> Bool)? = nil) throws(TransportError) -> HTTPResponse {
+    func perform(
+        _ request: HTTPRequest,
+        body: UnsafeRawBufferPointer?,
+        sink: ((UnsafeRawBufferPointer) -> Bool)? = nil,
+        timeoutSeconds: Int? = nil,
+        accepts: ((Int, [String: String]) -> Bool)? = nil
+    ) throws(TransportError) -> HTTPResponse {
         curl_easy_reset(handle)
         let transfer = Transfer(upload: body ?? UnsafeRawBufferPointer(start: nil, count: 0))
         transfer.sink = sink
@@ -184,11 +189,16 @@ package enum HTTPProbe {
     }
 
     /// POSTs `body` as `application/json` (run notifications): the HTTP status, or why there was none.
-    package static func postJSON(_ url: String, _ body: [UInt8], timeoutSeconds: Int) -> (status: Int?, detail: String) {
+    package static func postJSON(_ url: String, _ body: [UInt8], timeoutSeconds: Int) -> (status: Int?, detail: String)
+    {
         let c = HTTPConnection()
         do {
             let r = try body.span.withUnsafeBytes { b throws(TransportError) in
-                try c.perform(HTTPRequest(method: "POST", url: url, headers: [("Content-Type", "application/json")]), body: b, timeoutSeconds: timeoutSeconds)
+                try c.perform(
+                    HTTPRequest(method: "POST", url: url, headers: [("Content-Type", "application/json")]),
+                    body: b,
+                    timeoutSeconds: timeoutSeconds
+                )
             }
             return (r.status, String(decoding: r.body.prefix(200), as: UTF8.self))
         } catch {

@@ -78,13 +78,28 @@ package struct RetentionPolicy: Sendable, Equatable {
     static func utc(_ t: Int64) -> DateComponents {
         var cal = Calendar(identifier: .iso8601)
         cal.timeZone = TimeZone(identifier: "UTC")!
-        return cal.dateComponents([.year, .month, .day, .yearForWeekOfYear, .weekOfYear], from: Date(timeIntervalSince1970: TimeInterval(t)))
+        return cal.dateComponents(
+            [.year, .month, .day, .yearForWeekOfYear, .weekOfYear],
+            from: Date(timeIntervalSince1970: TimeInterval(t))
+        )
     }
 
-    static func dayKey(_ t: Int64) -> String { let c = utc(t); return String(format: "%04d-%02d-%02d", c.year!, c.month!, c.day!) }
-    static func weekKey(_ t: Int64) -> String { let c = utc(t); return String(format: "%04d-W%02d", c.yearForWeekOfYear!, c.weekOfYear!) }
-    static func monthKey(_ t: Int64) -> String { let c = utc(t); return String(format: "%04d-%02d", c.year!, c.month!) }
-    static func yearKey(_ t: Int64) -> String { let c = utc(t); return String(format: "%04d", c.year!) }
+    static func dayKey(_ t: Int64) -> String {
+        let c = utc(t)
+        return String(format: "%04d-%02d-%02d", c.year!, c.month!, c.day!)
+    }
+    static func weekKey(_ t: Int64) -> String {
+        let c = utc(t)
+        return String(format: "%04d-W%02d", c.yearForWeekOfYear!, c.weekOfYear!)
+    }
+    static func monthKey(_ t: Int64) -> String {
+        let c = utc(t)
+        return String(format: "%04d-%02d", c.year!, c.month!)
+    }
+    static func yearKey(_ t: Int64) -> String {
+        let c = utc(t)
+        return String(format: "%04d", c.year!)
+    }
 
     /// The timestamp in an archive's name: the last `YYYY-MM-DD` or `YYYYMMDD`, optionally followed by `T`, `_`
     /// or `-` and `HH[:]MM[[:]SS]`, read as UTC (what `sealbak pack NAME-{now}.sbk` writes). nil when none.
@@ -99,8 +114,12 @@ package struct RetentionPolicy: Sendable, Equatable {
                 let r = m.range(at: i)
                 return r.location == NSNotFound ? nil : Int(ns.substring(with: r))
             }
-            guard let y = group(1), let mo = group(2), let d = group(3), (1970...9999).contains(y), (1...12).contains(mo), (1...31).contains(d) else { continue }
-            let h = group(4) ?? 0, mi = group(5) ?? 0, s = group(6) ?? 0
+            guard let y = group(1), let mo = group(2), let d = group(3), (1970...9999).contains(y),
+                (1...12).contains(mo), (1...31).contains(d)
+            else { continue }
+            let h = group(4) ?? 0
+            let mi = group(5) ?? 0
+            let s = group(6) ?? 0
             guard h < 24, mi < 60, s < 61 else { continue }
             var c = DateComponents()
             (c.year, c.month, c.day, c.hour, c.minute, c.second) = (y, mo, d, h, mi, s)
@@ -126,7 +145,16 @@ package struct RetentionPolicy: Sendable, Equatable {
         var t = time_t(ms / 1000)
         var tm = tm()
         gmtime_r(&t, &tm)
-        return String(format: "%04d-%02d-%02dT%02d%02d%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, Int(ms % 1000))
+        return String(
+            format: "%04d-%02d-%02dT%02d%02d%02d.%03dZ",
+            tm.tm_year + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday,
+            tm.tm_hour,
+            tm.tm_min,
+            tm.tm_sec,
+            Int(ms % 1000)
+        )
     }
 }
 
@@ -165,7 +193,8 @@ package struct RetentionDuration: Sendable, Equatable {
     }
 
     /// What a bad duration gets told.
-    package static let help = "a duration such as 7d, 36h, 2w, 6mo, 1y6mo, 90min or 30s (m alone is refused: write mo for months, min for minutes)"
+    package static let help =
+        "a duration such as 7d, 36h, 2w, 6mo, 1y6mo, 90min or 30s (m alone is refused: write mo for months, min for minutes)"
 
     /// The time `self` before `t` (months and years by the UTC calendar).
     package func before(_ t: Int64) -> Int64 {
@@ -179,5 +208,7 @@ package struct RetentionDuration: Sendable, Equatable {
     }
 
     /// Seconds, months counted as 30 days and years as 365 (for thresholds, not for retention).
-    package var approximateSeconds: Double { Double(seconds) + Double(months) * 30 * 86_400 + Double(years) * 365 * 86_400 }
+    package var approximateSeconds: Double {
+        Double(seconds) + Double(months) * 30 * 86_400 + Double(years) * 365 * 86_400
+    }
 }

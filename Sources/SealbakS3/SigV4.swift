@@ -40,8 +40,9 @@ package enum SigV4 {
         out.reserveCapacity(s.utf8.count)
         for b in s.utf8 {
             switch b {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
                 out.unicodeScalars.append(Unicode.Scalar(b))
             case UInt8(ascii: "/") where keepSlash:
                 out.append("/")
@@ -75,21 +76,36 @@ package enum SigV4 {
     /// Signs a request. `path` is the canonical URI (already encoded, starting with `/`); `headers` must include
     /// `host` and every header to be signed (`x-amz-date` is taken from `amzDate`, added by the caller).
     package static func sign(
-        method: String, path: String, query: [(String, String)], headers: [(String, String)], payloadHash: String,
-        credentials: Credentials, region: String, service: String, amzDate: String
+        method: String,
+        path: String,
+        query: [(String, String)],
+        headers: [(String, String)],
+        payloadHash: String,
+        credentials: Credentials,
+        region: String,
+        service: String,
+        amzDate: String
     ) -> Signed {
         let (canonicalHeaders, signedHeaders) = canonicalHeaders(headers)
-        let canonicalRequest = [method, path, canonicalQuery(query), canonicalHeaders, signedHeaders, payloadHash].joined(separator: "\n")
+        let canonicalRequest = [method, path, canonicalQuery(query), canonicalHeaders, signedHeaders, payloadHash]
+            .joined(separator: "\n")
         let day = String(amzDate.prefix(8))
         let scope = "\(day)/\(region)/\(service)/aws4_request"
-        let stringToSign = ["AWS4-HMAC-SHA256", amzDate, scope, hex(SHA256Hasher.hash(Array(canonicalRequest.utf8)))].joined(separator: "\n")
+        let stringToSign = ["AWS4-HMAC-SHA256", amzDate, scope, hex(SHA256Hasher.hash(Array(canonicalRequest.utf8)))]
+            .joined(separator: "\n")
         var key = HMACSHA256.mac(key: Array("AWS4\(credentials.secretKey)".utf8), message: Array(day.utf8))
         for part in [region, service, "aws4_request"] { key = HMACSHA256.mac(key: key, message: Array(part.utf8)) }
         let signature = hex(HMACSHA256.mac(key: key, message: Array(stringToSign.utf8)))
         wipe(&key)
-        let authorization = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKey)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
-        return Signed(canonicalRequest: canonicalRequest, stringToSign: stringToSign, signedHeaders: signedHeaders,
-                      signature: signature, authorization: authorization)
+        let authorization =
+            "AWS4-HMAC-SHA256 Credential=\(credentials.accessKey)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
+        return Signed(
+            canonicalRequest: canonicalRequest,
+            stringToSign: stringToSign,
+            signedHeaders: signedHeaders,
+            signature: signature,
+            authorization: authorization
+        )
     }
 
     /// `YYYYMMDD'T'HHMMSS'Z'` in UTC.
@@ -97,6 +113,14 @@ package enum SigV4 {
         var t = time_t(date.timeIntervalSince1970)
         var tm = tm()
         gmtime_r(&t, &tm)
-        return String(format: "%04d%02d%02dT%02d%02d%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
+        return String(
+            format: "%04d%02d%02dT%02d%02d%02dZ",
+            tm.tm_year + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday,
+            tm.tm_hour,
+            tm.tm_min,
+            tm.tm_sec
+        )
     }
 }

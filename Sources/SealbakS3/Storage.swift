@@ -1,8 +1,8 @@
 import Dispatch
 import Foundation
 import SealbakIO
-import Synchronization
 import SealbakSync
+import Synchronization
 
 /// The `s3://` handler behind every command: archives are read with ranged GETs, written with streaming
 /// multipart uploads, and their headers rewritten with server-side copies.
@@ -20,17 +20,35 @@ package final class S3Storage: RemoteStorageHandler {
     }
 
     package func openOutput(_ url: String, overwrite: Bool, staged: Bool) throws(SealbakError) -> any ArchiveOutput {
-        try S3Upload(client: client, location: try S3Location(url: url), overwrite: overwrite, staged: staged, report: report)
+        try S3Upload(
+            client: client,
+            location: try S3Location(url: url),
+            overwrite: overwrite,
+            staged: staged,
+            report: report
+        )
     }
 
     package func replaceHeader(_ url: String, expected: [UInt8], header: [UInt8]) throws(SealbakError) {
-        let r = try HeaderRewrite.run(client: client, location: try S3Location(url: url), expected: expected, header: header)
+        let r = try HeaderRewrite.run(
+            client: client,
+            location: try S3Location(url: url),
+            expected: expected,
+            header: header
+        )
         if !r.conditionHonoured {
-            report("warning: s3://\(try S3Location(url: url).bucket) ignores If-Match on completions, so a change made to \(url) by someone else during this one would have been overwritten without notice")
+            report(
+                "warning: s3://\(try S3Location(url: url).bucket) ignores If-Match on completions, so a change made to \(url) by someone else during this one would have been overwritten without notice"
+            )
         }
-        report("\(url): header rewritten; \(formatBytes(r.throughClient)) passed through sealbak, \(formatBytes(r.copiedOnServer)) copied by the store" +
-               (r.serverCopy ? "" : client.settings.serverCopy ? " (the store cannot copy parts, so the body was streamed through sealbak)"
-                                                                 : " (--s3-no-server-copy: the body was streamed through sealbak)"))
+        report(
+            "\(url): header rewritten; \(formatBytes(r.throughClient)) passed through sealbak, \(formatBytes(r.copiedOnServer)) copied by the store"
+                + (r.serverCopy
+                    ? ""
+                    : client.settings.serverCopy
+                        ? " (the store cannot copy parts, so the body was streamed through sealbak)"
+                        : " (--s3-no-server-copy: the body was streamed through sealbak)")
+        )
     }
 }
 
@@ -118,7 +136,9 @@ final class S3Input: RemoteSource {
             return Array(w.bytes[Int(offset - w.start)..<Int(end - w.start)])
         }
         var fetchEnd = end
-        if let hint, hint.contains(offset) { fetchEnd = max(end, min(hint.upperBound, offset + UInt64(S3Input.maxChunk))) }
+        if let hint, hint.contains(offset) {
+            fetchEnd = max(end, min(hint.upperBound, offset + UInt64(S3Input.maxChunk)))
+        }
         let bytes = try fetch(offset..<min(size, fetchEnd))
         window = (offset, bytes)
         return Array(bytes[0..<min(bytes.count, Int(end - offset))])

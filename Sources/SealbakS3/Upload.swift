@@ -35,7 +35,13 @@ final class S3Upload: ArchiveOutput {
     private var completed = false
     private var finished = false
 
-    init(client: S3Client, location: S3Location, overwrite: Bool, staged: Bool, report: @escaping @Sendable (String) -> Void = { _ in }) throws(SealbakError) {
+    init(
+        client: S3Client,
+        location: S3Location,
+        overwrite: Bool,
+        staged: Bool,
+        report: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws(SealbakError) {
         self.client = client
         self.location = location
         self.overwrite = overwrite
@@ -57,20 +63,24 @@ final class S3Upload: ArchiveOutput {
         if !overwrite && !staged {
             do throws(SealbakError) {
                 if try !client.probeConditionalWrites(.ifNoneMatch, near: location) {
-                    report("warning: s3://\(location.bucket) ignores If-None-Match on completions (a probe completed where it must not), so an archive written under \(location.key) meanwhile would be replaced without notice; only the check before packing protects it")
+                    report(
+                        "warning: s3://\(location.bucket) ignores If-None-Match on completions (a probe completed where it must not), so an archive written under \(location.key) meanwhile would be replaced without notice; only the check before packing protects it"
+                    )
                 }
             } catch {
                 report("could not check whether s3://\(location.bucket) honours conditional writes: \(error.message)")
             }
         }
-        target = staged ? S3Location(bucket: location.bucket, key: location.key + ".sealbak-tmp-" + hex(SystemRandom().bytes(6))) : location
+        target =
+            staged
+            ? S3Location(bucket: location.bucket, key: location.key + ".sealbak-tmp-" + hex(SystemRandom().bytes(6)))
+            : location
         slots = DispatchSemaphore(value: max(1, client.settings.parallelParts))
     }
 
     deinit { abandon() }
 
     var path: String { location.description }
-
 
     /// The size of part `number`: `base`, doubling every 1,000 parts unless `uniform`.
     static func partSize(base: Int, number: Int, uniform: Bool = false) -> Int {
@@ -81,7 +91,11 @@ final class S3Upload: ArchiveOutput {
         if let e = firstError.withLock({ $0 }) { throw e }
         var offset = 0
         while offset < bytes.count {
-            let size = S3Upload.partSize(base: client.settings.partSize, number: nextPart, uniform: client.settings.usesUniformParts)
+            let size = S3Upload.partSize(
+                base: client.settings.partSize,
+                number: nextPart,
+                uniform: client.settings.usesUniformParts
+            )
             if buffer.capacity < size { buffer.reserveCapacity(size) }
             let n = min(bytes.count - offset, size - buffer.count)
             buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n]))
@@ -96,22 +110,38 @@ final class S3Upload: ArchiveOutput {
         if uploadID == nil {
             let id = try client.createMultipartUpload(target, extraHeaders: lockHeaders)
             uploadID = id
-            let client = self.client, target = self.target
+            let client = self.client
+            let target = self.target
             interruptToken = Interrupts.register { try? client.abortMultipartUpload(target, uploadID: id) }
         }
         guard nextPart <= 10_000 else {
-            throw SealbakError(.usage, "\(location): more than 10,000 parts of \(formatBytes(UInt64(client.settings.partSize)))\(client.settings.usesUniformParts ? " (uniform parts)" : ""); give a larger --s3-part-size")
+            throw SealbakError(
+                .usage,
+                "\(location): more than 10,000 parts of \(formatBytes(UInt64(client.settings.partSize)))\(client.settings.usesUniformParts ? " (uniform parts)" : ""); give a larger --s3-part-size"
+            )
         }
         slots.wait()
-        if let e = firstError.withLock({ $0 }) { slots.signal(); throw e }
-        let data = buffer, number = nextPart, id = uploadID!
+        if let e = firstError.withLock({ $0 }) {
+            slots.signal()
+            throw e
+        }
+        let data = buffer
+        let number = nextPart
+        let id = uploadID!
         buffer = []
         nextPart += 1
         group.enter()
-        let client = self.client, target = self.target, slots = self.slots, group = self.group
-        let parts = self.parts, firstError = self.firstError
+        let client = self.client
+        let target = self.target
+        let slots = self.slots
+        let group = self.group
+        let parts = self.parts
+        let firstError = self.firstError
         DispatchQueue.global().async {
-            defer { slots.signal(); group.leave() }
+            defer {
+                slots.signal()
+                group.leave()
+            }
             do throws(SealbakError) {
                 let part = try data.withUnsafeBytes { b in
                     Result { () throws(SealbakError) in try client.uploadPart(target, uploadID: id, number: number, b) }
@@ -133,13 +163,23 @@ final class S3Upload: ArchiveOutput {
             group.wait()
             if let e = firstError.withLock({ $0 }) { throw e }
         }
-        let id = uploadID, all = parts.withLock { $0 }, size = bytesWritten
+        let id = uploadID
+        let all = parts.withLock { $0 }
+        let size = bytesWritten
         let complete = { () throws(SealbakError) in
             Faults.point("s3: completing \(self.target)")
             if let id {
-                try self.client.completeMultipartUpload(self.target, uploadID: id, parts: all, ifNoneMatch: exclusive, expectedSize: size,
-                                                        lostAnswer: self.report)
-                if !self.lockHeaders.isEmpty { try self.client.putObjectRetention(self.target, lockHeaders: self.lockHeaders) }
+                try self.client.completeMultipartUpload(
+                    self.target,
+                    uploadID: id,
+                    parts: all,
+                    ifNoneMatch: exclusive,
+                    expectedSize: size,
+                    lostAnswer: self.report
+                )
+                if !self.lockHeaders.isEmpty {
+                    try self.client.putObjectRetention(self.target, lockHeaders: self.lockHeaders)
+                }
             } else {
                 // Smaller than one part: a single PUT, checksummed and conditional like the multipart path.
                 let buffer = self.buffer  // a local (shares the storage): a span cannot borrow a class's property
@@ -151,7 +191,8 @@ final class S3Upload: ArchiveOutput {
             self.interruptToken.map(Interrupts.unregister)
             self.interruptToken = nil
             if self.staged {
-                let client = self.client, target = self.target
+                let client = self.client
+                let target = self.target
                 self.interruptToken = Interrupts.register { try? client.delete(target) }
             }
             self.completed = true
@@ -176,10 +217,21 @@ final class S3Upload: ArchiveOutput {
         guard !finished else { return }
         try complete()
         if staged {
-            guard let info = try client.head(target) else { throw SealbakError(.io, "\(target) vanished before it could be copied to \(location)") }
-            let streamed = try ServerCopy.copy(client: client, from: target, size: info.size, etag: info.etag, to: location, ifNoneMatch: !overwrite)
+            guard let info = try client.head(target) else {
+                throw SealbakError(.io, "\(target) vanished before it could be copied to \(location)")
+            }
+            let streamed = try ServerCopy.copy(
+                client: client,
+                from: target,
+                size: info.size,
+                etag: info.etag,
+                to: location,
+                ifNoneMatch: !overwrite
+            )
             if streamed > 0 {
-                report("\(location): \(formatBytes(streamed)) streamed through sealbak (\(client.settings.serverCopy ? "the store cannot copy parts" : "--s3-no-server-copy"))")
+                report(
+                    "\(location): \(formatBytes(streamed)) streamed through sealbak (\(client.settings.serverCopy ? "the store cannot copy parts" : "--s3-no-server-copy"))"
+                )
             }
             try? client.delete(target)
         }
@@ -209,28 +261,64 @@ enum ServerCopy {
     /// must be uniform.
     static let maxPiece: UInt64 = 1 << 30
 
-    static func piece(_ settings: S3Settings) -> UInt64 { settings.usesUniformParts ? UInt64(settings.partSize) : maxPiece }
+    static func piece(_ settings: S3Settings) -> UInt64 {
+        settings.usesUniformParts ? UInt64(settings.partSize) : maxPiece
+    }
 
     /// Part `number` = bytes [range) of `source`, copied by the store; nil when it cannot, which also turns
     /// `serverCopy` off for the rest of the object.
-    static func copied(client: S3Client, dest: S3Location, uploadID: String, number: Int, source: S3Location, range: Range<UInt64>,
-                       etag: String, serverCopy: inout Bool) throws(SealbakError) -> S3Client.CompletedPart? {
+    static func copied(
+        client: S3Client,
+        dest: S3Location,
+        uploadID: String,
+        number: Int,
+        source: S3Location,
+        range: Range<UInt64>,
+        etag: String,
+        serverCopy: inout Bool
+    ) throws(SealbakError) -> S3Client.CompletedPart? {
         guard serverCopy else { return nil }
-        if let p = try client.uploadPartCopy(dest, uploadID: uploadID, number: number, source: source, range: range, sourceETag: etag) { return p }
+        if let p = try client.uploadPartCopy(
+            dest,
+            uploadID: uploadID,
+            number: number,
+            source: source,
+            range: range,
+            sourceETag: etag
+        ) {
+            return p
+        }
         serverCopy = false
         return nil
     }
 
     /// Part `number` = bytes [range) of `source` (pinned to `etag`), read and uploaded by sealbak.
-    static func streamed(client: S3Client, dest: S3Location, uploadID: String, number: Int, source: S3Location, range: Range<UInt64>,
-                         etag: String, prefix: [UInt8] = []) throws(SealbakError) -> S3Client.CompletedPart {
+    static func streamed(
+        client: S3Client,
+        dest: S3Location,
+        uploadID: String,
+        number: Int,
+        source: S3Location,
+        range: Range<UInt64>,
+        etag: String,
+        prefix: [UInt8] = []
+    ) throws(SealbakError) -> S3Client.CompletedPart {
         let bytes = prefix + (try client.getBytes(source, range: range, etag: etag))
-        return try bytes.withUnsafeBytes { b in Result { () throws(SealbakError) in try client.uploadPart(dest, uploadID: uploadID, number: number, b) } }.get()
+        return try bytes.withUnsafeBytes { b in
+            Result { () throws(SealbakError) in try client.uploadPart(dest, uploadID: uploadID, number: number, b) }
+        }.get()
     }
 
     /// Returns the bytes streamed through sealbak (0 when the store copied everything).
     @discardableResult
-    static func copy(client: S3Client, from source: S3Location, size: UInt64, etag: String, to dest: S3Location, ifNoneMatch: Bool) throws(SealbakError) -> UInt64 {
+    static func copy(
+        client: S3Client,
+        from source: S3Location,
+        size: UInt64,
+        etag: String,
+        to dest: S3Location,
+        ifNoneMatch: Bool
+    ) throws(SealbakError) -> UInt64 {
         let lock = client.settings.objectLock?.headers()
         let id = try client.createMultipartUpload(dest, extraHeaders: lock ?? [])
         let token = Interrupts.register { try? client.abortMultipartUpload(dest, uploadID: id) }
@@ -242,19 +330,43 @@ enum ServerCopy {
             var at: UInt64 = 0
             while at < size {
                 let copyEnd = min(size, at + piece(client.settings))
-                if let p = try copied(client: client, dest: dest, uploadID: id, number: parts.count + 1, source: source, range: at..<copyEnd,
-                                      etag: etag, serverCopy: &serverCopy) {
+                if let p = try copied(
+                    client: client,
+                    dest: dest,
+                    uploadID: id,
+                    number: parts.count + 1,
+                    source: source,
+                    range: at..<copyEnd,
+                    etag: etag,
+                    serverCopy: &serverCopy
+                ) {
                     parts.append(p)
                     at = copyEnd
                     continue
                 }
                 // Streamed parts are read whole into memory: parts of the part size.
                 let end = min(size, at + UInt64(client.settings.partSize))
-                parts.append(try streamed(client: client, dest: dest, uploadID: id, number: parts.count + 1, source: source, range: at..<end, etag: etag))
+                parts.append(
+                    try streamed(
+                        client: client,
+                        dest: dest,
+                        uploadID: id,
+                        number: parts.count + 1,
+                        source: source,
+                        range: at..<end,
+                        etag: etag
+                    )
+                )
                 streamedBytes += end - at
                 at = end
             }
-            try client.completeMultipartUpload(dest, uploadID: id, parts: parts, ifNoneMatch: ifNoneMatch, expectedSize: size)
+            try client.completeMultipartUpload(
+                dest,
+                uploadID: id,
+                parts: parts,
+                ifNoneMatch: ifNoneMatch,
+                expectedSize: size
+            )
             if let lock = lock { try client.putObjectRetention(dest, lockHeaders: lock) }
         } catch {
             try? client.abortMultipartUpload(dest, uploadID: id)
@@ -277,10 +389,17 @@ enum HeaderRewrite {
         var conditionHonoured = true
     }
 
-    static func run(client: S3Client, location: S3Location, expected: [UInt8], header: [UInt8]) throws(SealbakError) -> Outcome {
+    static func run(
+        client: S3Client,
+        location: S3Location,
+        expected: [UInt8],
+        header: [UInt8]
+    ) throws(SealbakError) -> Outcome {
         guard let info = try client.head(location) else { throw SealbakError(.notFound, "\(location) does not exist") }
         let oldLength = UInt64(expected.count)
-        guard info.size >= oldLength else { throw SealbakError(.io, "\(location) changed while sealbak was working on it; run the command again") }
+        guard info.size >= oldLength else {
+            throw SealbakError(.io, "\(location) changed while sealbak was working on it; run the command again")
+        }
         let source = try S3Input(client: client, location: location)
         if try source.read(at: 0, count: expected.count) != expected {
             throw SealbakError(.io, "\(location) changed while sealbak was working on it; run the command again")
@@ -300,13 +419,25 @@ enum HeaderRewrite {
         do throws(SealbakError) {
             var first = header
             first += try source.read(at: oldLength, count: Int(firstBody))
-            var parts = [try first.withUnsafeBytes { b in Result { () throws(SealbakError) in try client.uploadPart(location, uploadID: id, number: 1, b) } }.get()]
+            var parts = [
+                try first.withUnsafeBytes { b in
+                    Result { () throws(SealbakError) in try client.uploadPart(location, uploadID: id, number: 1, b) }
+                }.get()
+            ]
             result.throughClient = firstBody + UInt64(header.count)
             var at = oldLength + firstBody
             while at < info.size {
                 let copyEnd = min(info.size, at + ServerCopy.piece(client.settings))
-                if let p = try ServerCopy.copied(client: client, dest: location, uploadID: id, number: parts.count + 1, source: location,
-                                                 range: at..<copyEnd, etag: info.etag, serverCopy: &result.serverCopy) {
+                if let p = try ServerCopy.copied(
+                    client: client,
+                    dest: location,
+                    uploadID: id,
+                    number: parts.count + 1,
+                    source: location,
+                    range: at..<copyEnd,
+                    etag: info.etag,
+                    serverCopy: &result.serverCopy
+                ) {
                     parts.append(p)
                     result.copiedOnServer += copyEnd - at
                     at = copyEnd
@@ -314,14 +445,31 @@ enum HeaderRewrite {
                 }
                 // No server-side copy here: stream the rest through sealbak in parts.
                 let end = min(info.size, at + UInt64(client.settings.partSize))
-                parts.append(try ServerCopy.streamed(client: client, dest: location, uploadID: id, number: parts.count + 1, source: location,
-                                                     range: at..<end, etag: info.etag))
+                parts.append(
+                    try ServerCopy.streamed(
+                        client: client,
+                        dest: location,
+                        uploadID: id,
+                        number: parts.count + 1,
+                        source: location,
+                        range: at..<end,
+                        etag: info.etag
+                    )
+                )
                 result.throughClient += end - at
                 at = end
             }
-            let expected = UInt64(header.count) + bodyLength, all = parts
+            let expected = UInt64(header.count) + bodyLength
+            let all = parts
             try Interrupts.completing(stored: "the new header of \(location) is in place") { () throws(SealbakError) in
-                try client.completeMultipartUpload(location, uploadID: id, parts: all, ifNoneMatch: false, ifMatch: info.etag, expectedSize: expected)
+                try client.completeMultipartUpload(
+                    location,
+                    uploadID: id,
+                    parts: all,
+                    ifNoneMatch: false,
+                    ifMatch: info.etag,
+                    expectedSize: expected
+                )
                 if !info.lockHeaders.isEmpty { try client.putObjectRetention(location, lockHeaders: info.lockHeaders) }
                 Interrupts.unregister(token)
             }
@@ -330,7 +478,10 @@ enum HeaderRewrite {
             throw error
         }
         guard let now = try client.head(location), now.size == UInt64(header.count) + bodyLength else {
-            throw SealbakError(.io, "\(location) does not have the expected size after the header rewrite; check it with sealbak verify")
+            throw SealbakError(
+                .io,
+                "\(location) does not have the expected size after the header rewrite; check it with sealbak verify"
+            )
         }
         return result
     }

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import SealbakArchive
 import SealbakCompression
 import SealbakCrypto
@@ -9,6 +6,10 @@ import SealbakFormat
 import SealbakIO
 import SealbakKeys
 import SealbakSync
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One entry to put in a test archive.
 package struct TestEntry: Sendable {
@@ -19,7 +20,14 @@ package struct TestEntry: Sendable {
     package var mode: UInt32
     package var metadata: Metadata
 
-    package init(_ kind: EntryKind = .file, _ name: String, _ data: [UInt8] = [], link: String = "", mode: UInt32? = nil, metadata: Metadata = Metadata()) {
+    package init(
+        _ kind: EntryKind = .file,
+        _ name: String,
+        _ data: [UInt8] = [],
+        link: String = "",
+        mode: UInt32? = nil,
+        metadata: Metadata = Metadata()
+    ) {
         self.kind = kind
         self.name = name
         self.data = data
@@ -35,8 +43,12 @@ package enum TestArchive {
     package static let fixedTime: UInt64 = 1_700_000_000
 
     package static func options(
-        suite: CipherSuite = .xchacha20poly1305, compression: CompressionAlgorithm = .zstd(level: 3),
-        frameSizeLog2: UInt8 = 12, seed: String? = nil, threads: Int = 2, shuffle: ShuffleSelection = .off
+        suite: CipherSuite = .xchacha20poly1305,
+        compression: CompressionAlgorithm = .zstd(level: 3),
+        frameSizeLog2: UInt8 = 12,
+        seed: String? = nil,
+        threads: Int = 2,
+        shuffle: ShuffleSelection = .off
     ) -> WriteOptions {
         var o = WriteOptions()
         o.suite = suite
@@ -51,22 +63,40 @@ package enum TestArchive {
         return o
     }
 
-    package static func manifest(_ entries: [TestEntry], metadata: Metadata = Metadata(["created-by": "sealbak test"])) -> Manifest {
-        Manifest(metadata: metadata, entries: entries.map {
-            ManifestEntry(kind: $0.kind, name: $0.name, mode: $0.mode, mtimeSeconds: Int64(fixedTime), mtimeNanoseconds: 0,
-                          linkTarget: $0.link, metadata: $0.metadata)
-        })
+    package static func manifest(
+        _ entries: [TestEntry],
+        metadata: Metadata = Metadata(["created-by": "sealbak test"])
+    ) -> Manifest {
+        Manifest(
+            metadata: metadata,
+            entries: entries.map {
+                ManifestEntry(
+                    kind: $0.kind,
+                    name: $0.name,
+                    mode: $0.mode,
+                    mtimeSeconds: Int64(fixedTime),
+                    mtimeNanoseconds: 0,
+                    linkTarget: $0.link,
+                    metadata: $0.metadata
+                )
+            }
+        )
     }
 
     /// Writes an archive to memory.
     package static func build(
-        _ entries: [TestEntry], passwords: [String] = ["password"], recipients: [[UInt8]] = [], options: WriteOptions = TestArchive.options(),
+        _ entries: [TestEntry],
+        passwords: [String] = ["password"],
+        recipients: [[UInt8]] = [],
+        options: WriteOptions = TestArchive.options(),
         metadata: Metadata = Metadata(["created-by": "sealbak test"])
     ) throws -> [UInt8] {
         let out = ByteCollector()
         let writer = try ArchiveWriter(
             manifest: manifest(entries, metadata: metadata),
-            passwords: passwords.enumerated().map { PasswordSlotSpec(passphrase: Passphrase(string: $1), label: "slot \($0 + 1)") },
+            passwords: passwords.enumerated().map {
+                PasswordSlotSpec(passphrase: Passphrase(string: $1), label: "slot \($0 + 1)")
+            },
             recipients: recipients,
             options: options
         ) { out.append($0) }
@@ -74,7 +104,9 @@ package enum TestArchive {
             var offset = 0
             try writer.writeEntry { buf in
                 let n = min(buf.count, e.data.count - offset)
-                e.data.withUnsafeBytes { buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n])) }
+                e.data.withUnsafeBytes {
+                    buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n]))
+                }
                 offset += n
                 return n
             }
@@ -87,7 +119,9 @@ package enum TestArchive {
     package static func noise(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
         var x = seed &* 0x9E37_79B9_7F4A_7C15 | 1
         return (0..<count).map { _ in
-            x ^= x << 13; x ^= x >> 7; x ^= x << 17
+            x ^= x << 13
+            x ^= x >> 7
+            x ^= x << 17
             return UInt8(truncatingIfNeeded: x)
         }
     }
@@ -98,7 +132,9 @@ package enum TestArchive {
     package static func gaussianFloats(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
         var x = seed &* 0x9E37_79B9_7F4A_7C15 | 1
         func uniform24() -> Int64 {
-            x ^= x << 13; x ^= x >> 7; x ^= x << 17
+            x ^= x << 13
+            x ^= x >> 7
+            x ^= x << 17
             return Int64(x >> 40)
         }
         var out: [UInt8] = []
@@ -159,11 +195,19 @@ package enum TestReader {
     }
 
     /// Reads the whole archive sequentially with `password`.
-    package static func readAll(_ bytes: [UInt8], password: String = "password", limits: KDFLimits = .default) throws -> ReadBack {
+    package static func readAll(
+        _ bytes: [UInt8],
+        password: String = "password",
+        limits: KDFLimits = .default
+    ) throws -> ReadBack {
         try readAll(bytes, secret: .password(Passphrase(string: password)), limits: limits)
     }
 
-    package static func readAll(_ bytes: [UInt8], secret: ArchiveSecret, limits: KDFLimits = .default) throws -> ReadBack {
+    package static func readAll(
+        _ bytes: [UInt8],
+        secret: ArchiveSecret,
+        limits: KDFLimits = .default
+    ) throws -> ReadBack {
         let (input, path) = try file(bytes)
         defer { unlink(path) }
         var o = ReadOptions()
@@ -172,7 +216,11 @@ package enum TestReader {
         let reader = try ArchiveReader(input: input, secret: secret, options: o)
         let sink = MemorySink()
         let trailer = try reader.readAll(into: sink)
-        return ReadBack(manifest: reader.manifest, data: reader.manifest.entries.indices.map { sink.data[$0] ?? [] }, trailer: trailer)
+        return ReadBack(
+            manifest: reader.manifest,
+            data: reader.manifest.entries.indices.map { sink.data[$0] ?? [] },
+            trailer: trailer
+        )
     }
 
     /// The failure class a sequential read reports, or nil when the archive reads fine.
@@ -231,7 +279,11 @@ package enum TestReader {
 
     /// Random access through the footer and trailer (Spec §8.3) of a regular file: reads `entries` (default: all, in
     /// manifest order) with one reader and returns the class of the first failure, or nil.
-    package static func randomAccessFailureClass(_ bytes: [UInt8], password: String, entries: [Int]? = nil) throws -> FormatError.Class? {
+    package static func randomAccessFailureClass(
+        _ bytes: [UInt8],
+        password: String,
+        entries: [Int]? = nil
+    ) throws -> FormatError.Class? {
         let (input, path) = try file(bytes)
         defer { unlink(path) }
         precondition(input.isSeekable)
@@ -247,7 +299,10 @@ package enum TestReader {
 
     /// The number of entries of an archive that opens with `password`.
     package static func entryCount(_ bytes: [UInt8], password: String) throws -> Int {
-        let reader = try ArchiveReader(input: InputFile(bytes: bytes, name: "count", seekable: false), secret: .password(Passphrase(string: password)))
+        let reader = try ArchiveReader(
+            input: InputFile(bytes: bytes, name: "count", seekable: false),
+            secret: .password(Passphrase(string: password))
+        )
         return reader.manifest.entries.count
     }
 
@@ -283,7 +338,9 @@ package struct ArchiveLayout: Sendable {
         func stream() -> [FrameSpan] {
             var frames: [FrameSpan] = []
             while true {
-                let word = UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
+                let word =
+                    UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3])
+                    << 24
                 let len = Int(word & 0x7FFF_FFFF) + 4
                 let last = word & 0x8000_0000 != 0
                 frames.append(FrameSpan(offset: at, length: len, isLast: last))

@@ -31,11 +31,17 @@ package struct ArchiveForge {
         master = reader.masterKey
         codec = try FrameCodec(header: header)
         let layout = try ArchiveLayout(bytes, entryCount: reader.manifest.entries.count)
-        let codec = self.codec, master = self.master
+        let codec = self.codec
+        let master = self.master
         func open(_ frames: [ArchiveLayout.FrameSpan], _ id: UInt32) throws -> [[UInt8]] {
             try frames.enumerated().map { i, f in
-                try codec.openEnvelope(key: master.streamKey(id), streamID: id, frameIndex: UInt64(i), isLast: f.isLast,
-                                       ciphertext: Array(bytes[(f.offset + 4)..<(f.offset + f.length)]))
+                try codec.openEnvelope(
+                    key: master.streamKey(id),
+                    streamID: id,
+                    frameIndex: UInt64(i),
+                    isLast: f.isLast,
+                    ciphertext: Array(bytes[(f.offset + 4)..<(f.offset + f.length)])
+                )
             }
         }
         manifest = try open(layout.manifest, FormatV1.manifestStreamID)
@@ -85,7 +91,13 @@ package struct ArchiveForge {
         let bodyStart = out.count
         func seal(_ frames: [[UInt8]], _ id: UInt32) {
             for (i, plain) in frames.enumerated() {
-                out += codec.sealEnvelope(key: master.streamKey(id), streamID: id, frameIndex: UInt64(i), isLast: i == frames.count - 1, plaintext: plain)
+                out += codec.sealEnvelope(
+                    key: master.streamKey(id),
+                    streamID: id,
+                    frameIndex: UInt64(i),
+                    isLast: i == frames.count - 1,
+                    plaintext: plain
+                )
             }
         }
         seal(manifest, FormatV1.manifestStreamID)
@@ -94,14 +106,26 @@ package struct ArchiveForge {
         for (i, frames) in entries.enumerated() {
             let offset = UInt64(out.count - bodyStart)
             seal(frames, UInt32(i))
-            records.append(TrailerEntry(size: UInt64(contents[i].count), offset: offset, length: UInt64(out.count - bodyStart) - offset,
-                                        sha256: SHA256Hasher.hash(contents[i])))
+            records.append(
+                TrailerEntry(
+                    size: UInt64(contents[i].count),
+                    offset: offset,
+                    length: UInt64(out.count - bodyStart) - offset,
+                    sha256: SHA256Hasher.hash(contents[i])
+                )
+            )
         }
         let trailerOffset = UInt64(out.count - bodyStart)
-        var trailer = Trailer(archiveID: header.archiveID, manifestLength: manifestLength, entries: records, trailerOffset: trailerOffset)
+        var trailer = Trailer(
+            archiveID: header.archiveID,
+            manifestLength: manifestLength,
+            entries: records,
+            trailerOffset: trailerOffset
+        )
         editTrailer(&trailer)
         seal(storedFrames(trailer.encoded()), FormatV1.trailerStreamID)
-        out += Footer(trailerOffset: trailerOffset, trailerLength: UInt64(out.count - bodyStart) - trailerOffset).encoded()
+        out += Footer(trailerOffset: trailerOffset, trailerLength: UInt64(out.count - bodyStart) - trailerOffset)
+            .encoded()
         return out
     }
 }
@@ -111,17 +135,19 @@ extension ArchiveForge {
     /// Window_Descriptor for a window of `2^windowLog` bytes, a Dictionary_ID field of `dictionaryIDBytes` bytes
     /// (0, 1, 2 or 4) holding 0, a 4-byte Frame_Content_Size of raw_len, the checksum flag kept. The compressed
     /// blocks are kept as they are, so the frame decodes to the same bytes under any window ≥ raw_len.
-    package static func reheadedZstd(_ plaintext: [UInt8], windowLog: Int, dictionaryIDBytes: Int = 0) throws -> [UInt8] {
+    package static func reheadedZstd(_ plaintext: [UInt8], windowLog: Int, dictionaryIDBytes: Int = 0) throws -> [UInt8]
+    {
         precondition(plaintext[0] == CompressionCodec.zstd.rawValue && (10...41).contains(windowLog))
         let payload = Array(plaintext[FormatV1.framePrefixByteCount...])
         let old = try ZstdFrameHeader.parse(payload.span.bytes)
-        let rawLength = UInt64(plaintext[1]) | UInt64(plaintext[2]) << 8 | UInt64(plaintext[3]) << 16 | UInt64(plaintext[4]) << 24
+        let rawLength =
+            UInt64(plaintext[1]) | UInt64(plaintext[2]) << 8 | UInt64(plaintext[3]) << 16 | UInt64(plaintext[4]) << 24
         let didFlag: UInt8 = [0: 0, 1: 1, 2: 2, 4: 3][dictionaryIDBytes]!
         var header: [UInt8] = .le(UInt64(ZstdFrameHeader.magic), count: 4)
-        header.append(2 << 6 | (old.hasChecksum ? 0x04 : 0) | didFlag)     // FCS 4 bytes, not single-segment
-        header.append(UInt8(windowLog - 10) << 3)                          // Window_Descriptor, mantissa 0
-        header += [UInt8](repeating: 0, count: dictionaryIDBytes)          // Dictionary_ID = 0
-        header += .le(rawLength, count: 4)                                 // Frame_Content_Size
+        header.append(2 << 6 | (old.hasChecksum ? 0x04 : 0) | didFlag)  // FCS 4 bytes, not single-segment
+        header.append(UInt8(windowLog - 10) << 3)  // Window_Descriptor, mantissa 0
+        header += [UInt8](repeating: 0, count: dictionaryIDBytes)  // Dictionary_ID = 0
+        header += .le(rawLength, count: 4)  // Frame_Content_Size
         return Array(plaintext[..<FormatV1.framePrefixByteCount]) + header + payload[old.byteCount...]
     }
 }

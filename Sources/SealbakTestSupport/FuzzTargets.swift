@@ -51,7 +51,9 @@ package enum FuzzTargets {
         if let t = try? Trailer.parse(body, frameSize: frameSize) {
             precondition(t.encoded() == body, "trailer parse/encode is not canonical")
         }
-        if body.count >= FormatV1.footerByteCount, let f = try? Footer.parse(Array(body.suffix(FormatV1.footerByteCount))) {
+        if body.count >= FormatV1.footerByteCount,
+            let f = try? Footer.parse(Array(body.suffix(FormatV1.footerByteCount)))
+        {
             precondition(f.encoded() == Array(body.suffix(FormatV1.footerByteCount)))
         }
     }
@@ -69,7 +71,15 @@ package enum FuzzTargets {
             precondition(h.encoded() == Array(data[2..<6]))
         }
         let plain = Array(data[6...])
-        guard let env = try? FramePlaintext.parse(plain.span.bytes, frameSize: frameSize, frameIndex: index, isLast: isLast, features: features) else { return }
+        guard
+            let env = try? FramePlaintext.parse(
+                plain.span.bytes,
+                frameSize: frameSize,
+                frameIndex: index,
+                isLast: isLast,
+                features: features
+            )
+        else { return }
         precondition(env.codec != .shuffledZstd || features.contains(.shuffle))
         precondition(env.rawLength <= frameSize)
         let d = FrameDecompressor()
@@ -93,7 +103,8 @@ package enum FuzzTargets {
         options.threads = 1
         for seekable in [false, true] {
             let input = InputFile(bytes: data, name: "fuzz", seekable: seekable)
-            guard let r = try? ArchiveReader(input: input, passphrase: Passphrase(string: password), options: options) else { continue }
+            guard let r = try? ArchiveReader(input: input, passphrase: Passphrase(string: password), options: options)
+            else { continue }
             if seekable {
                 if let t = try? r.loadIndex() {
                     precondition(t.entries.count == r.manifest.entries.count)
@@ -138,9 +149,14 @@ package enum FuzzTargets {
             out["trailer", default: []].append([0] + Array(bytes.suffix(FormatV1.footerByteCount)))
             let layout = try ArchiveLayout(bytes, entryCount: v.entries.count)
             let f = layout.manifest[0]
-            out["frame", default: []].append([0x80, 0] + Array(bytes[f.offset..<f.offset + 4]) + [0] + .le(UInt64(manifest.count), count: 4) + manifest)
+            out["frame", default: []].append(
+                [0x80, 0] + Array(bytes[f.offset..<f.offset + 4]) + [0] + .le(UInt64(manifest.count), count: 4)
+                    + manifest
+            )
             if v.passwords[0] == password && bytes.count < 64 << 10 { out["reader", default: []].append(bytes) }
-            out["roundtrip", default: []] += [[0] + header, [1] + manifest, [2, 0] + trailer, [3] + Array(bytes.suffix(24))]
+            out["roundtrip", default: []] += [
+                [0] + header, [1] + manifest, [2, 0] + trailer, [3] + Array(bytes.suffix(24)),
+            ]
         }
         return out
     }

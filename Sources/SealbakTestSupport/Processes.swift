@@ -13,15 +13,23 @@ package enum Proc {
     }
 
     /// The repository root (this file is Sources/SealbakTestSupport/Processes.swift).
-    package static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-    package static let sealbakBinary = ProcessInfo.processInfo.environment["SEALBAK_BIN"] ?? root + "/.build/debug/sealbak"
+    package static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    package static let sealbakBinary =
+        ProcessInfo.processInfo.environment["SEALBAK_BIN"] ?? root + "/.build/debug/sealbak"
 
     /// `env` entries override the inherited environment (or, with `inherit: false`, are the whole environment, as
     /// cron gives it); an empty value removes the variable. `stdin` is written to the program's standard input, which
     /// is then closed (default: /dev/null). A program killed by signal N has status 128 + N, as a shell reports it.
     /// Standard input is written and both output pipes are read concurrently, so no pipe can fill up and block.
-    package static func run(_ exe: String, _ args: [String], env: [String: String] = [:], inherit: Bool = true,
-                            cwd: String? = nil, stdin: Data? = nil) throws -> Result {
+    package static func run(
+        _ exe: String,
+        _ args: [String],
+        env: [String: String] = [:],
+        inherit: Bool = true,
+        cwd: String? = nil,
+        stdin: Data? = nil
+    ) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = args
@@ -29,7 +37,9 @@ package enum Proc {
         for (k, v) in env { if v.isEmpty { e.removeValue(forKey: k) } else { e[k] = v } }
         p.environment = e
         if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-        let out = Pipe(), err = Pipe(), inp = Pipe()
+        let out = Pipe()
+        let err = Pipe()
+        let inp = Pipe()
         p.standardOutput = out
         p.standardError = err
         p.standardInput = stdin == nil ? FileHandle.nullDevice : inp
@@ -48,20 +58,32 @@ package enum Proc {
         // Read both pipes concurrently so that a full stderr pipe cannot block the child.
         nonisolated(unsafe) var errData = Data()
         group.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        DispatchQueue.global().async {
+            errData = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
         let o = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         p.waitUntilExit()
         let signaled = p.terminationReason == .uncaughtSignal
-        return Result(status: signaled ? 128 + p.terminationStatus : p.terminationStatus, signaled: signaled,
-                      stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        return Result(
+            status: signaled ? 128 + p.terminationStatus : p.terminationStatus,
+            signaled: signaled,
+            stdout: String(decoding: o, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self)
+        )
     }
 
     /// Runs the built sealbak (`env` over the inherited environment, as for `run`). Fails the test, by throwing,
     /// if any of `secrets` (passwords, keys given to it) appears in its output.
     @discardableResult
-    package static func sealbak(_ args: [String], env: [String: String] = [:], secrets: [String] = [], cwd: String? = nil,
-                                stdin: Data? = nil) throws -> Result {
+    package static func sealbak(
+        _ args: [String],
+        env: [String: String] = [:],
+        secrets: [String] = [],
+        cwd: String? = nil,
+        stdin: Data? = nil
+    ) throws -> Result {
         let r = try run(sealbakBinary, args, env: env, cwd: cwd, stdin: stdin)
         if secrets.contains(where: { !$0.isEmpty && (r.stdout.contains($0) || r.stderr.contains($0)) }) {
             throw TestFailure("a secret leaked into the output of sealbak \(args.first ?? ""): \(r.all)")

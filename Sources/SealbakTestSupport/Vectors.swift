@@ -26,7 +26,13 @@ package struct ValidVector: Sendable {
     }
 
     package func build() throws -> [UInt8] {
-        let bytes = try TestArchive.build(entries, passwords: passwords, recipients: recipientKeys, options: options, metadata: metadata)
+        let bytes = try TestArchive.build(
+            entries,
+            passwords: passwords,
+            recipients: recipientKeys,
+            options: options,
+            metadata: metadata
+        )
         guard let edit else { return bytes }
         var forge = try ArchiveForge(bytes, password: passwords[0])
         try edit(&forge)
@@ -84,7 +90,12 @@ package struct ConflictVector: Sendable {
     package var inner: Int
 
     package func build() throws -> [UInt8] {
-        try TestArchive.build(entries, passwords: [Vectors.password], options: Vectors.opts(name), metadata: Metadata(["created-by": "sealbak vector generator"]))
+        try TestArchive.build(
+            entries,
+            passwords: [Vectors.password],
+            options: Vectors.opts(name),
+            metadata: Metadata(["created-by": "sealbak vector generator"])
+        )
     }
 }
 
@@ -96,13 +107,27 @@ package enum Vectors {
     package static func unhex(_ s: String) -> [UInt8] {
         var out: [UInt8] = []
         var i = s.startIndex
-        while i < s.endIndex { let j = s.index(i, offsetBy: 2); out.append(UInt8(s[i..<j], radix: 16)!); i = j }
+        while i < s.endIndex {
+            let j = s.index(i, offsetBy: 2)
+            out.append(UInt8(s[i..<j], radix: 16)!)
+            i = j
+        }
         return out
     }
 
-    static func opts(_ name: String, suite: CipherSuite = .xchacha20poly1305, compression: CompressionAlgorithm = .zstd(level: 3),
-                     shuffle: ShuffleSelection = .off) -> WriteOptions {
-        TestArchive.options(suite: suite, compression: compression, frameSizeLog2: 12, seed: "sealbak vector " + name, shuffle: shuffle)
+    static func opts(
+        _ name: String,
+        suite: CipherSuite = .xchacha20poly1305,
+        compression: CompressionAlgorithm = .zstd(level: 3),
+        shuffle: ShuffleSelection = .off
+    ) -> WriteOptions {
+        TestArchive.options(
+            suite: suite,
+            compression: compression,
+            frameSizeLog2: 12,
+            seed: "sealbak vector " + name,
+            shuffle: shuffle
+        )
     }
 
     /// The float32 entry of `valid/shuffle-codec` (Spec §12): 2 full frames and 3,075 bytes, 3 bytes into a number
@@ -113,77 +138,185 @@ package enum Vectors {
     package static func valid() -> [ValidVector] {
         let fs = 4096
         var v: [ValidVector] = []
-        func add(_ name: String, _ description: String, _ entries: [TestEntry], passwords: [String] = [password],
-                 suite: CipherSuite = .xchacha20poly1305, compression: CompressionAlgorithm = .zstd(level: 3), metadata: Metadata? = nil) {
-            var vec = ValidVector(name: name, description: description, passwords: passwords, entries: entries,
-                                  options: opts(name, suite: suite, compression: compression))
+        func add(
+            _ name: String,
+            _ description: String,
+            _ entries: [TestEntry],
+            passwords: [String] = [password],
+            suite: CipherSuite = .xchacha20poly1305,
+            compression: CompressionAlgorithm = .zstd(level: 3),
+            metadata: Metadata? = nil
+        ) {
+            var vec = ValidVector(
+                name: name,
+                description: description,
+                passwords: passwords,
+                entries: entries,
+                options: opts(name, suite: suite, compression: compression)
+            )
             if let metadata { vec.metadata = metadata }
             v.append(vec)
         }
         add("empty-archive", "an archive with no entries", [])
         add("empty-entry", "one file of zero bytes (a single empty stored frame)", [TestEntry(.file, "empty.txt")])
-        add("one-frame", "one file of exactly one frame (4096 bytes)", [TestEntry(.file, "one-frame.bin", TestArchive.noise(fs, seed: 2))])
-        add("frame-plus-one", "one file of 4097 bytes: a full frame and a 1-byte last frame",
-            [TestEntry(.file, "frame-plus-one.bin", TestArchive.noise(fs + 1, seed: 3))])
-        add("multi-frame-text", "compressible text over several frames, zstd",
-            [TestEntry(.file, "dump.sql", TestArchive.text(3 * fs + 123))])
-        add("aes-256-gcm", "cipher suite 2 (AES-256-GCM) with text and noise",
-            [TestEntry(.file, "a.txt", TestArchive.text(fs + 10)), TestEntry(.file, "b.bin", TestArchive.noise(100, seed: 4))],
-            suite: .aes256gcm)
-        add("compression-zlib", "zlib (RFC 1950) frames", [TestEntry(.file, "notes.txt", TestArchive.text(2 * fs + 7))], compression: .zlib(level: 6))
-        add("compression-stored", "no compression: every frame stored", [TestEntry(.file, "notes.txt", TestArchive.text(2 * fs + 7))], compression: .stored)
-        add("incompressible", "zstd requested on random bytes: frames fall back to stored",
-            [TestEntry(.file, "embeddings.f32", TestArchive.noise(2 * fs + 512, seed: 5))])
-        add("two-key-slots", "two password slots open the same archive (passwords[0] and passwords[1])",
-            [TestEntry(.file, "secret.env", Array("API_KEY=not-a-real-key\n".utf8))], passwords: [password, "second password"])
-        var recipient = ValidVector(name: "x25519-recipient", description: "one password slot and one X25519 recipient slot (secret key in identities[0])",
-                                    passwords: [password], entries: [TestEntry(.file, "db.dump", TestArchive.noise(5000, seed: 12))], options: opts("x25519-recipient"))
+        add(
+            "one-frame",
+            "one file of exactly one frame (4096 bytes)",
+            [TestEntry(.file, "one-frame.bin", TestArchive.noise(fs, seed: 2))]
+        )
+        add(
+            "frame-plus-one",
+            "one file of 4097 bytes: a full frame and a 1-byte last frame",
+            [TestEntry(.file, "frame-plus-one.bin", TestArchive.noise(fs + 1, seed: 3))]
+        )
+        add(
+            "multi-frame-text",
+            "compressible text over several frames, zstd",
+            [TestEntry(.file, "dump.sql", TestArchive.text(3 * fs + 123))]
+        )
+        add(
+            "aes-256-gcm",
+            "cipher suite 2 (AES-256-GCM) with text and noise",
+            [
+                TestEntry(.file, "a.txt", TestArchive.text(fs + 10)),
+                TestEntry(.file, "b.bin", TestArchive.noise(100, seed: 4)),
+            ],
+            suite: .aes256gcm
+        )
+        add(
+            "compression-zlib",
+            "zlib (RFC 1950) frames",
+            [TestEntry(.file, "notes.txt", TestArchive.text(2 * fs + 7))],
+            compression: .zlib(level: 6)
+        )
+        add(
+            "compression-stored",
+            "no compression: every frame stored",
+            [TestEntry(.file, "notes.txt", TestArchive.text(2 * fs + 7))],
+            compression: .stored
+        )
+        add(
+            "incompressible",
+            "zstd requested on random bytes: frames fall back to stored",
+            [TestEntry(.file, "embeddings.f32", TestArchive.noise(2 * fs + 512, seed: 5))]
+        )
+        add(
+            "two-key-slots",
+            "two password slots open the same archive (passwords[0] and passwords[1])",
+            [TestEntry(.file, "secret.env", Array("API_KEY=not-a-real-key\n".utf8))],
+            passwords: [password, "second password"]
+        )
+        var recipient = ValidVector(
+            name: "x25519-recipient",
+            description: "one password slot and one X25519 recipient slot (secret key in identities[0])",
+            passwords: [password],
+            entries: [TestEntry(.file, "db.dump", TestArchive.noise(5000, seed: 12))],
+            options: opts("x25519-recipient")
+        )
         recipient.identities = [identity]
         v.append(recipient)
-        var recipientOnly = ValidVector(name: "x25519-only", description: "only an X25519 recipient slot: no password opens it (secret key in identities[0])",
-                                        passwords: [], entries: [TestEntry(.file, "notes.txt", TestArchive.text(3000))], options: opts("x25519-only"))
+        var recipientOnly = ValidVector(
+            name: "x25519-only",
+            description: "only an X25519 recipient slot: no password opens it (secret key in identities[0])",
+            passwords: [],
+            entries: [TestEntry(.file, "notes.txt", TestArchive.text(3000))],
+            options: opts("x25519-only")
+        )
         recipientOnly.identities = [identity]
         v.append(recipientOnly)
-        var many: [TestEntry] = [TestEntry(.directory, "app"), TestEntry(.directory, "app/config"), TestEntry(.directory, "app/docs")]
+        var many: [TestEntry] = [
+            TestEntry(.directory, "app"), TestEntry(.directory, "app/config"), TestEntry(.directory, "app/docs"),
+        ]
         for i in 0..<30 { many.append(TestEntry(.file, "app/docs/page-\(i).md", TestArchive.text(37 * i))) }
         many.append(TestEntry(.symlink, "app/docs/latest.md", link: "page-29.md"))
         many.append(TestEntry(.file, "app/config/settings.json", Array("{\"top_k\": 8}\n".utf8), mode: 0o600))
         many.append(TestEntry(.stream, "app/db.dump", TestArchive.noise(fs * 2, seed: 6), mode: 0o600))
         add("many-entries", "36 entries: directories, files, a symlink and a stream", many)
-        add("metadata-unicode", "archive and entry metadata, non-ASCII names",
-            [TestEntry(.file, "données/résumé-日本.txt", Array("héllo\n".utf8), metadata: Metadata(["kind": "config", "secrets": "1"]))],
-            metadata: Metadata(["created-by": "sealbak vector generator", "host": "vector-host", "plan": "{\"components\": []}"]))
+        add(
+            "metadata-unicode",
+            "archive and entry metadata, non-ASCII names",
+            [
+                TestEntry(
+                    .file,
+                    "données/résumé-日本.txt",
+                    Array("héllo\n".utf8),
+                    metadata: Metadata(["kind": "config", "secrets": "1"])
+                )
+            ],
+            metadata: Metadata([
+                "created-by": "sealbak vector generator", "host": "vector-host", "plan": "{\"components\": []}",
+            ])
+        )
 
         // §6.2 rule 7: a zstd frame whose window is exactly the frame size (not single-segment) is valid.
-        var windowAtCap = ValidVector(name: "zstd-window-at-cap", description: "every zstd frame re-headed: not single-segment, Window_Size 4096 = frame_size (the largest allowed), Frame_Content_Size present",
-                                      passwords: [password], entries: [TestEntry(.file, "dump.sql", TestArchive.text(3 * fs + 123))], options: opts("zstd-window-at-cap"))
+        var windowAtCap = ValidVector(
+            name: "zstd-window-at-cap",
+            description:
+                "every zstd frame re-headed: not single-segment, Window_Size 4096 = frame_size (the largest allowed), Frame_Content_Size present",
+            passwords: [password],
+            entries: [TestEntry(.file, "dump.sql", TestArchive.text(3 * fs + 123))],
+            options: opts("zstd-window-at-cap")
+        )
         windowAtCap.edit = { forge in
-            forge.entries[0] = try forge.entries[0].map { $0[0] == CompressionCodec.zstd.rawValue ? try ArchiveForge.reheadedZstd($0, windowLog: 12) : $0 }
+            forge.entries[0] = try forge.entries[0].map {
+                $0[0] == CompressionCodec.zstd.rawValue ? try ArchiveForge.reheadedZstd($0, windowLog: 12) : $0
+            }
         }
         v.append(windowAtCap)
 
         // §7.2, §13: names are bytes. NFC "é" (c3 a9) and NFD "é" (65 cc 81) are different names, and a file named
         // with one spelling is not an ancestor of an entry below the other: nothing here conflicts.
-        add("names-nfc-nfd", "NFC and NFD spellings of the same text are different entries (names are bytes): a directory \"\u{e9}\" with a file in it, and a file \"e\u{301}\"",
-            [TestEntry(.directory, "\u{e9}"), TestEntry(.file, "\u{e9}/nfc.txt", Array("NFC\n".utf8)), TestEntry(.file, "e\u{301}", Array("NFD\n".utf8))])
+        add(
+            "names-nfc-nfd",
+            "NFC and NFD spellings of the same text are different entries (names are bytes): a directory \"\u{e9}\" with a file in it, and a file \"e\u{301}\"",
+            [
+                TestEntry(.directory, "\u{e9}"), TestEntry(.file, "\u{e9}/nfc.txt", Array("NFC\n".utf8)),
+                TestEntry(.file, "e\u{301}", Array("NFD\n".utf8)),
+            ]
+        )
 
         // §4.4, §4.5.3: a recovery slot opens with the code in any accepted spelling; a type-1 password that is
         // shaped like a code with a wrong checksum still opens its slot (typos are reported only after every slot).
         let code = recoveryCode
-        var recovery = ValidVector(name: "recovery-code", description: "a password slot and a recovery-code slot (type 3): the password and the code (grouped, bare, lower case with o for 0 and l for 1) open it",
-                                   passwords: [password], entries: [TestEntry(.file, "notes.txt", TestArchive.text(3000))], options: opts("recovery-code"))
-        recovery.openWith = [password, code.display, code.canonical, code.display.lowercased().replacingOccurrences(of: "0", with: "o").replacingOccurrences(of: "1", with: "l")]
+        var recovery = ValidVector(
+            name: "recovery-code",
+            description:
+                "a password slot and a recovery-code slot (type 3): the password and the code (grouped, bare, lower case with o for 0 and l for 1) open it",
+            passwords: [password],
+            entries: [TestEntry(.file, "notes.txt", TestArchive.text(3000))],
+            options: opts("recovery-code")
+        )
+        recovery.openWith = [
+            password, code.display, code.canonical,
+            code.display.lowercased().replacingOccurrences(of: "0", with: "o").replacingOccurrences(of: "1", with: "l"),
+        ]
         recovery.edit = { forge in try addRecoverySlot(&forge, code: code.canonical) }
         v.append(recovery)
-        var shaped = ValidVector(name: "password-shaped-like-code", description: "the type-1 slot's password is 28 code characters with a wrong checksum (a mistyped code) and the archive has a recovery slot: the password still opens its slot",
-                                 passwords: [codeShapedPassword], entries: [TestEntry(.file, "notes.txt", TestArchive.text(3000))], options: opts("password-shaped-like-code"))
+        var shaped = ValidVector(
+            name: "password-shaped-like-code",
+            description:
+                "the type-1 slot's password is 28 code characters with a wrong checksum (a mistyped code) and the archive has a recovery slot: the password still opens its slot",
+            passwords: [codeShapedPassword],
+            entries: [TestEntry(.file, "notes.txt", TestArchive.text(3000))],
+            options: opts("password-shaped-like-code")
+        )
         shaped.edit = { forge in try addRecoverySlot(&forge, code: code.canonical) }
         v.append(shaped)
 
         // §3.4, §6.2: format version 2 with feature bit 0; the float32 entry in codec-3 frames, the text in zstd.
-        v.append(ValidVector(name: "shuffle-codec", description: "format version 2, feature bit 0 (shuffle): embeddings.f32 (Gaussian float32, 11267 bytes: the last frame ends 3 bytes into a number) in codec-3 frames (zstd over the 4-byte-shuffled bytes), notes.txt in zstd frames",
-                             passwords: [password], entries: [TestEntry(.file, "embeddings.f32", shuffleFloats), TestEntry(.file, "notes.txt", TestArchive.text(3000))],
-                             options: opts("shuffle-codec", shuffle: .vectorFiles)))
+        v.append(
+            ValidVector(
+                name: "shuffle-codec",
+                description:
+                    "format version 2, feature bit 0 (shuffle): embeddings.f32 (Gaussian float32, 11267 bytes: the last frame ends 3 bytes into a number) in codec-3 frames (zstd over the 4-byte-shuffled bytes), notes.txt in zstd frames",
+                passwords: [password],
+                entries: [
+                    TestEntry(.file, "embeddings.f32", shuffleFloats),
+                    TestEntry(.file, "notes.txt", TestArchive.text(3000)),
+                ],
+                options: opts("shuffle-codec", shuffle: .vectorFiles)
+            )
+        )
         return v
     }
 
@@ -191,7 +324,9 @@ package enum Vectors {
 
     /// The recovery code of the recovery vectors (seeded, so the same every run).
     package static let recoveryCode: (display: String, canonical: String) = {
-        let (display, secret) = RecoveryCode.generate(random: SeededRandom(seed: SHA256Hasher.hash(Array("sealbak vector recovery code".utf8))))
+        let (display, secret) = RecoveryCode.generate(
+            random: SeededRandom(seed: SHA256Hasher.hash(Array("sealbak vector recovery code".utf8)))
+        )
         return (display, secret.bytes.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })
     }()
 
@@ -213,9 +348,16 @@ package enum Vectors {
     /// Adds a type-3 slot for `code` (canonical form) after the existing slots: a header-only change (§11.3).
     static func addRecoverySlot(_ forge: inout ArchiveForge, code: String) throws {
         let slot = try KeySlots.passwordSlot(
-            id: (forge.header.slots.map(\.id).max() ?? 0) + 1, label: "recovery code", createdUnix: TestArchive.fixedTime,
-            passphrase: Passphrase(string: code), kdf: TestArchive.cheapKDF, archiveID: forge.header.archiveID, master: forge.master,
-            random: SeededRandom(seed: SHA256Hasher.hash(Array("sealbak vector recovery slot".utf8))), isRecovery: true)
+            id: (forge.header.slots.map(\.id).max() ?? 0) + 1,
+            label: "recovery code",
+            createdUnix: TestArchive.fixedTime,
+            passphrase: Passphrase(string: code),
+            kdf: TestArchive.cheapKDF,
+            archiveID: forge.header.archiveID,
+            master: forge.master,
+            random: SeededRandom(seed: SHA256Hasher.hash(Array("sealbak vector recovery slot".utf8))),
+            isRecovery: true
+        )
         forge.setSlots(forge.header.slots + [slot])
     }
 
@@ -223,21 +365,59 @@ package enum Vectors {
     package static func conflicts() -> [ConflictVector] {
         let x = Array("x\n".utf8)
         return [
-            ConflictVector(name: "file-then-child", description: "file \"a\", then file \"a/b\" below it",
-                           entries: [TestEntry(.file, "a", x), TestEntry(.file, "a/b", x)], outer: 0, inner: 1),
-            ConflictVector(name: "child-then-file", description: "file \"a/b\", then file \"a\" (order does not matter)",
-                           entries: [TestEntry(.file, "a/b", x), TestEntry(.file, "a", x)], outer: 1, inner: 0),
-            ConflictVector(name: "stream-then-child", description: "stream \"s\", then directory \"s/d\"",
-                           entries: [TestEntry(.stream, "s", x), TestEntry(.directory, "s/d")], outer: 0, inner: 1),
-            ConflictVector(name: "deep-below-file", description: "directory \"a\", file \"a/b\", then file \"a/b/c/d\" two levels below the file",
-                           entries: [TestEntry(.directory, "a"), TestEntry(.file, "a/b", x), TestEntry(.file, "a/b/c/d", x)], outer: 1, inner: 2),
-            ConflictVector(name: "symlink-dot-then-child", description: "symlink \"a\" -> \".\" (rule 5 would restore it), then file \"a/b\"",
-                           entries: [TestEntry(.symlink, "a", link: "."), TestEntry(.file, "a/b", x)], outer: 0, inner: 1),
-            ConflictVector(name: "skipped-symlink-then-child", description: "symlink \"a\" -> \"/tmp\" (rule 5 skips it), then file \"a/b\": still a conflict",
-                           entries: [TestEntry(.symlink, "a", link: "/tmp"), TestEntry(.file, "a/b", x)], outer: 0, inner: 1),
-            ConflictVector(name: "directory-through-symlink", description: "directory \"d\", symlink \"a\" -> \"d\", then directory \"a/sub\" and file \"a/sub/f\" reached through the link",
-                           entries: [TestEntry(.directory, "d"), TestEntry(.symlink, "a", link: "d"), TestEntry(.directory, "a/sub"), TestEntry(.file, "a/sub/f", x)],
-                           outer: 1, inner: 2),
+            ConflictVector(
+                name: "file-then-child",
+                description: "file \"a\", then file \"a/b\" below it",
+                entries: [TestEntry(.file, "a", x), TestEntry(.file, "a/b", x)],
+                outer: 0,
+                inner: 1
+            ),
+            ConflictVector(
+                name: "child-then-file",
+                description: "file \"a/b\", then file \"a\" (order does not matter)",
+                entries: [TestEntry(.file, "a/b", x), TestEntry(.file, "a", x)],
+                outer: 1,
+                inner: 0
+            ),
+            ConflictVector(
+                name: "stream-then-child",
+                description: "stream \"s\", then directory \"s/d\"",
+                entries: [TestEntry(.stream, "s", x), TestEntry(.directory, "s/d")],
+                outer: 0,
+                inner: 1
+            ),
+            ConflictVector(
+                name: "deep-below-file",
+                description: "directory \"a\", file \"a/b\", then file \"a/b/c/d\" two levels below the file",
+                entries: [TestEntry(.directory, "a"), TestEntry(.file, "a/b", x), TestEntry(.file, "a/b/c/d", x)],
+                outer: 1,
+                inner: 2
+            ),
+            ConflictVector(
+                name: "symlink-dot-then-child",
+                description: "symlink \"a\" -> \".\" (rule 5 would restore it), then file \"a/b\"",
+                entries: [TestEntry(.symlink, "a", link: "."), TestEntry(.file, "a/b", x)],
+                outer: 0,
+                inner: 1
+            ),
+            ConflictVector(
+                name: "skipped-symlink-then-child",
+                description: "symlink \"a\" -> \"/tmp\" (rule 5 skips it), then file \"a/b\": still a conflict",
+                entries: [TestEntry(.symlink, "a", link: "/tmp"), TestEntry(.file, "a/b", x)],
+                outer: 0,
+                inner: 1
+            ),
+            ConflictVector(
+                name: "directory-through-symlink",
+                description:
+                    "directory \"d\", symlink \"a\" -> \"d\", then directory \"a/sub\" and file \"a/sub/f\" reached through the link",
+                entries: [
+                    TestEntry(.directory, "d"), TestEntry(.symlink, "a", link: "d"), TestEntry(.directory, "a/sub"),
+                    TestEntry(.file, "a/sub/f", x),
+                ],
+                outer: 1,
+                inner: 2
+            ),
         ]
     }
 
@@ -257,72 +437,137 @@ package enum Vectors {
             built[base] = b
             return b
         }
-        func add(_ name: String, _ expected: FormatError.Class, _ description: String, base: String = "multi-frame-text",
-                 password: String = Vectors.password, randomAccess: (FormatError.Class, [Int])? = nil, key: KeyFailure? = nil,
-                 _ mutate: (inout [UInt8]) throws -> Void) rethrows {
+        func add(
+            _ name: String,
+            _ expected: FormatError.Class,
+            _ description: String,
+            base: String = "multi-frame-text",
+            password: String = Vectors.password,
+            randomAccess: (FormatError.Class, [Int])? = nil,
+            key: KeyFailure? = nil,
+            _ mutate: (inout [UInt8]) throws -> Void
+        ) rethrows {
             var b = try! bytes(of: base)
             try mutate(&b)
-            out.append(InvalidVector(name: name, description: description, base: base, password: password, expected: expected, bytes: b,
-                                     randomAccess: randomAccess.map { (expected: $0.0, failingEntries: $0.1) }, keyFailure: key))
+            out.append(
+                InvalidVector(
+                    name: name,
+                    description: description,
+                    base: base,
+                    password: password,
+                    expected: expected,
+                    bytes: b,
+                    randomAccess: randomAccess.map { (expected: $0.0, failingEntries: $0.1) },
+                    keyFailure: key
+                )
+            )
         }
         /// Re-encrypts `base` after `edit` (a writer that knows the password wrote these bytes).
-        func forged(_ base: String, _ edit: (inout ArchiveForge) throws -> Void, trailer: (inout Trailer) -> Void = { _ in }) throws -> [UInt8] {
+        func forged(
+            _ base: String,
+            _ edit: (inout ArchiveForge) throws -> Void,
+            trailer: (inout Trailer) -> Void = { _ in }
+        ) throws -> [UInt8] {
             var forge = try ArchiveForge(try bytes(of: base), password: valid[base]!.passwords[0])
             try edit(&forge)
             return forge.assemble(editTrailer: trailer)
         }
         let allMany = Array(many.entries.indices)
         let h = textLayout.headerLength
-        let slot = 41 // first slot envelope
+        let slot = 41  // first slot envelope
         let labelLength = Int(textBytes[slot + 12])
-        let body = slot + 13 + labelLength + 2 // first byte of the password slot body
+        let body = slot + 13 + labelLength + 2  // first byte of the password slot body
 
         // header
         add("bad-magic", .header, "first magic byte changed") { $0[0] ^= 0xFF }
-        add("version-zero", .header, "format version 0") { $0[8] = 0; $0[9] = 0 }
+        add("version-zero", .header, "format version 0") {
+            $0[8] = 0
+            $0[9] = 0
+        }
         add("header-flags", .header, "reserved header flags set") { $0[12] = 1 }
         add("unknown-cipher", .header, "cipher suite 3 does not exist") { $0[14] = 3 }
         add("frame-size-too-small", .header, "frame size 2^11 is below the minimum") { $0[15] = 11 }
         add("frame-size-too-large", .header, "frame size 2^25 is above the maximum") { $0[15] = 25 }
         add("slot-count-zero", .header, "slot count 0") { $0[40] = 0 }
         add("slot-flags", .header, "reserved slot flags set") { $0[slot + 1] = 1 }
-        add("slot-id-zero", .header, "slot id 0 (ids must be non-zero and increasing)") { $0[slot + 2] = 0; $0[slot + 3] = 0 }
+        add("slot-id-zero", .header, "slot id 0 (ids must be non-zero and increasing)") {
+            $0[slot + 2] = 0
+            $0[slot + 3] = 0
+        }
         add("slot-label-too-long", .header, "slot label length 65 (limit 64)") { $0[slot + 12] = 65 }
         add("slot-body-length", .header, "password slot body length 96 instead of 97") { $0[body - 2] = 96 }
         add("kdf-parallelism", .header, "Argon2id parallelism 2 (only 1 is defined)") { $0[body + 8] = 2 }
-        add("kdf-memory-below-minimum", .header, "Argon2id memory 4 KiB (minimum 8)") { $0[body + 4] = 4; $0[body + 5] = 0; $0[body + 6] = 0; $0[body + 7] = 0 }
-        add("header-length-short", .truncated, "header length claims more bytes than the file has") { $0[10] = 0xFF; $0[11] = 0xFF; $0.removeSubrange(100...) }
+        add("kdf-memory-below-minimum", .header, "Argon2id memory 4 KiB (minimum 8)") {
+            $0[body + 4] = 4
+            $0[body + 5] = 0
+            $0[body + 6] = 0
+            $0[body + 7] = 0
+        }
+        add("header-length-short", .truncated, "header length claims more bytes than the file has") {
+            $0[10] = 0xFF
+            $0[11] = 0xFF
+            $0.removeSubrange(100...)
+        }
         add("header-length-long", .header, "header length 1 larger than the slots and MAC it holds") { b in
             let n = (Int(b[10]) | Int(b[11]) << 8) + 1
-            b[10] = UInt8(n & 0xFF); b[11] = UInt8(n >> 8)
+            b[10] = UInt8(n & 0xFF)
+            b[11] = UInt8(n >> 8)
         }
         // version
         // Version 2 exists since the shuffle feature (Spec §3.4): with flags 0 it declares no feature, which only
         // version 1 may do (class header). The bytes are the same as when this vector meant "newer sealbak".
-        add("version-two", .header, "format version 2 with flags 0: a version-2 header must declare a feature (Spec §3.4 rule 1)") { $0[8] = 2 }
+        add(
+            "version-two",
+            .header,
+            "format version 2 with flags 0: a version-2 header must declare a feature (Spec §3.4 rule 1)"
+        ) { $0[8] = 2 }
         // key
-        add("wrong-password", .key, "the archive is intact; the password given is wrong", password: "wrong password", key: .wrongPassword) { _ in }
-        add("wrapped-key-altered", .key, "one byte of the wrapped master key flipped", key: .wrongPassword) { $0[body + 49 + 5] ^= 0x01 }
+        add(
+            "wrong-password",
+            .key,
+            "the archive is intact; the password given is wrong",
+            password: "wrong password",
+            key: .wrongPassword
+        ) { _ in }
+        add("wrapped-key-altered", .key, "one byte of the wrapped master key flipped", key: .wrongPassword) {
+            $0[body + 49 + 5] ^= 0x01
+        }
         add("salt-altered", .key, "one byte of the Argon2id salt flipped", key: .wrongPassword) { $0[body + 9] ^= 0x01 }
-        add("archive-id-altered", .key, "archive id changed (it is bound into the key slot's associated data)", key: .wrongPassword) { $0[16] ^= 0x01 }
+        add(
+            "archive-id-altered",
+            .key,
+            "archive id changed (it is bound into the key slot's associated data)",
+            key: .wrongPassword
+        ) { $0[16] ^= 0x01 }
         // mac
         add("created-altered", .mac, "creation time changed: only the header MAC catches it") { $0[32] ^= 0x01 }
         add("label-altered", .mac, "slot label changed: only the header MAC catches it") { $0[slot + 13] ^= 0x20 }
         add("header-mac-altered", .mac, "last byte of the header MAC flipped") { $0[h - 1] ^= 0x01 }
         // payload
-        add("manifest-bit-flip", .payload, "one bit of the manifest ciphertext flipped") { $0[textLayout.manifest[0].offset + 20] ^= 0x04 }
-        add("entry-bit-flip", .payload, "one bit of an entry frame's ciphertext flipped", randomAccess: (.payload, [0])) { $0[textLayout.entries[0][1].offset + 30] ^= 0x80 }
-        add("entry-tag-flip", .payload, "last byte of frame 0's tag flipped: random access cannot tell this from a misplaced entry until it walks the frame headers (§8.3 step 8)", randomAccess: (.payload, [0])) { b in
+        add("manifest-bit-flip", .payload, "one bit of the manifest ciphertext flipped") {
+            $0[textLayout.manifest[0].offset + 20] ^= 0x04
+        }
+        add("entry-bit-flip", .payload, "one bit of an entry frame's ciphertext flipped", randomAccess: (.payload, [0]))
+        { $0[textLayout.entries[0][1].offset + 30] ^= 0x80 }
+        add(
+            "entry-tag-flip",
+            .payload,
+            "last byte of frame 0's tag flipped: random access cannot tell this from a misplaced entry until it walks the frame headers (§8.3 step 8)",
+            randomAccess: (.payload, [0])
+        ) { b in
             let f = textLayout.entries[0][0]
             b[f.offset + f.length - 1] ^= 0x01
         }
         add("frames-swapped", .payload, "frames 0 and 1 of an entry swapped") { b in
-            let f0 = textLayout.entries[0][0], f1 = textLayout.entries[0][1]
-            let a = Array(b[f0.offset..<f0.offset + f0.length]), c = Array(b[f1.offset..<f1.offset + f1.length])
+            let f0 = textLayout.entries[0][0]
+            let f1 = textLayout.entries[0][1]
+            let a = Array(b[f0.offset..<f0.offset + f0.length])
+            let c = Array(b[f1.offset..<f1.offset + f1.length])
             b.replaceSubrange(f0.offset..<f1.offset + f1.length, with: c + a)
         }
         add("frame-duplicated", .payload, "frame 0 of an entry repeated in place of frame 1") { b in
-            let f0 = textLayout.entries[0][0], f1 = textLayout.entries[0][1]
+            let f0 = textLayout.entries[0][0]
+            let f1 = textLayout.entries[0][1]
             b.replaceSubrange(f1.offset..<f1.offset + f1.length, with: Array(b[f0.offset..<f0.offset + f0.length]))
         }
         add("frame-dropped", .payload, "frame 1 of an entry removed") { b in
@@ -334,22 +579,33 @@ package enum Vectors {
         }
         add("frame-length-altered", .payload, "a frame header's length set below the minimum") { b in
             let o = textLayout.entries[0][0].offset
-            b[o] = 3; b[o + 1] = 0; b[o + 2] = 0
+            b[o] = 3
+            b[o + 1] = 0
+            b[o + 2] = 0
         }
-        add("entries-swapped", .payload, "the streams of two entries with equal-length streams swapped", base: "many-entries") { b in
+        add(
+            "entries-swapped",
+            .payload,
+            "the streams of two entries with equal-length streams swapped",
+            base: "many-entries"
+        ) { b in
             // page-1 and page-2 entries hold 37 and 74 bytes: find two file streams of equal encoded length.
             var chosen: (Range<Int>, Range<Int>)?
             outer: for i in manyLayout.entries.indices {
                 for j in manyLayout.entries.indices where j > i {
-                    let ri = manyLayout.streamRange(manyLayout.entries[i]), rj = manyLayout.streamRange(manyLayout.entries[j])
-                    if ri.count == rj.count && many.entries[i].kind == .file && many.entries[j].kind == .file && many.entries[i].data != many.entries[j].data {
+                    let ri = manyLayout.streamRange(manyLayout.entries[i])
+                    let rj = manyLayout.streamRange(manyLayout.entries[j])
+                    if ri.count == rj.count && many.entries[i].kind == .file && many.entries[j].kind == .file
+                        && many.entries[i].data != many.entries[j].data
+                    {
                         chosen = (ri, rj)
                         break outer
                     }
                 }
             }
             let (ri, rj) = chosen!
-            let a = Array(b[ri]), c = Array(b[rj])
+            let a = Array(b[ri])
+            let c = Array(b[rj])
             b.replaceSubrange(rj, with: a)
             b.replaceSubrange(ri, with: c)
         }
@@ -358,127 +614,244 @@ package enum Vectors {
         other.options = opts("multi-frame-text other archive")
         let otherBytes = try other.build()
         let otherLayout = try ArchiveLayout(otherBytes, entryCount: other.entries.count)
-        add("spliced-from-other-archive", .payload, "entry stream replaced by the same entry from another archive with the same password") { b in
+        add(
+            "spliced-from-other-archive",
+            .payload,
+            "entry stream replaced by the same entry from another archive with the same password"
+        ) { b in
             let r = textLayout.streamRange(textLayout.entries[0])
             b.replaceSubrange(r, with: otherBytes[otherLayout.streamRange(otherLayout.entries[0])])
         }
         // truncated
         add("empty-file", .truncated, "zero bytes") { $0 = [] }
         add("truncated-in-header", .truncated, "cut inside the key slot") { $0.removeSubrange(80...) }
-        add("truncated-in-frame", .truncated, "cut in the middle of an entry frame") { $0.removeSubrange((textLayout.entries[0][1].offset + 100)...) }
+        add("truncated-in-frame", .truncated, "cut in the middle of an entry frame") {
+            $0.removeSubrange((textLayout.entries[0][1].offset + 100)...)
+        }
         add("truncated-at-frame-boundary", .truncated, "cut right after an entry's last frame (trailer missing)") { b in
             b.removeSubrange(textLayout.trailer[0].offset...)
         }
         add("truncated-footer", .truncated, "the last 10 bytes of the footer missing") { $0.removeLast(10) }
         add("footer-missing", .truncated, "the whole footer missing") { $0.removeLast(FormatV1.footerByteCount) }
         // trailer
-        add("trailer-bit-flip", .trailer, "one bit of the trailer ciphertext flipped") { $0[textLayout.trailer[0].offset + 10] ^= 0x01 }
+        add("trailer-bit-flip", .trailer, "one bit of the trailer ciphertext flipped") {
+            $0[textLayout.trailer[0].offset + 10] ^= 0x01
+        }
         add("footer-magic", .trailer, "footer magic changed") { $0[$0.count - 1] ^= 0x01 }
         add("footer-offset", .trailer, "footer's trailer offset changed") { b in b[textLayout.footerOffset] ^= 0x01 }
-        add("footer-length", .trailer, "footer's trailer length changed") { b in b[textLayout.footerOffset + 8] ^= 0x01 }
+        add("footer-length", .trailer, "footer's trailer length changed") { b in b[textLayout.footerOffset + 8] ^= 0x01
+        }
         add("bytes-after-footer", .trailer, "one byte appended after the footer") { $0.append(0) }
 
         // §4.1 (item: label is UTF-8) and §3.1 step 4 order (slot type 0 is checked before the fields after it).
-        add("slot-label-not-utf8", .header, "first byte of the slot label replaced by 0xFF (labels are UTF-8)") { $0[slot + 13] = 0xFF }
-        add("slot-type-zero", .header, "slot type 0, also with reserved slot flags set: the type is checked first (field order)") { b in
+        add("slot-label-not-utf8", .header, "first byte of the slot label replaced by 0xFF (labels are UTF-8)") {
+            $0[slot + 13] = 0xFF
+        }
+        add(
+            "slot-type-zero",
+            .header,
+            "slot type 0, also with reserved slot flags set: the type is checked first (field order)"
+        ) { b in
             b[slot] = 0
             b[slot + 1] = 1
         }
 
         // §4.4 step 5 (d)/(e): a mistyped recovery code is refused only after every slot was tried.
-        add("recovery-code-mistyped", .key, "a recovery code with one mistyped character, for an archive with a recovery slot: reported as a mistyped code",
-            base: "recovery-code", password: mistypedRecoveryCode, key: .mistypedCode) { _ in }
-        add("recovery-code-mistyped-no-recovery-slot", .key, "the same mistyped code for an archive without a recovery slot: a wrong password",
-            password: mistypedRecoveryCode, key: .wrongPassword) { _ in }
+        add(
+            "recovery-code-mistyped",
+            .key,
+            "a recovery code with one mistyped character, for an archive with a recovery slot: reported as a mistyped code",
+            base: "recovery-code",
+            password: mistypedRecoveryCode,
+            key: .mistypedCode
+        ) { _ in }
+        add(
+            "recovery-code-mistyped-no-recovery-slot",
+            .key,
+            "the same mistyped code for an archive without a recovery slot: a wrong password",
+            password: mistypedRecoveryCode,
+            key: .wrongPassword
+        ) { _ in }
 
         // §6.2 rule 7: Window_Size at most frame_size; no Dictionary_ID field, even one holding 0.
         let zstdFrame = 1  // a zstd frame of multi-frame-text's entry (frame 1 of 4)
         let textFrames = try ArchiveForge(textBytes, password: password).entries[0]
         precondition(textFrames[zstdFrame][0] == CompressionCodec.zstd.rawValue)
-        add("zstd-window-over-cap", .payload, "one zstd frame re-headed with Window_Size 8192, twice the frame size; it decodes fine in libzstd",
-            randomAccess: (.payload, [0])) { b in
-            b = try! forged("multi-frame-text", { $0.entries[0][zstdFrame] = try ArchiveForge.reheadedZstd($0.entries[0][zstdFrame], windowLog: 13) })
+        add(
+            "zstd-window-over-cap",
+            .payload,
+            "one zstd frame re-headed with Window_Size 8192, twice the frame size; it decodes fine in libzstd",
+            randomAccess: (.payload, [0])
+        ) { b in
+            b = try! forged(
+                "multi-frame-text",
+                { $0.entries[0][zstdFrame] = try ArchiveForge.reheadedZstd($0.entries[0][zstdFrame], windowLog: 13) }
+            )
         }
-        add("zstd-dictionary-id-zero", .payload, "one zstd frame re-headed with a 1-byte Dictionary_ID field holding 0 (window 4096, allowed)",
-            randomAccess: (.payload, [0])) { b in
-            b = try! forged("multi-frame-text", { $0.entries[0][zstdFrame] = try ArchiveForge.reheadedZstd($0.entries[0][zstdFrame], windowLog: 12, dictionaryIDBytes: 1) })
+        add(
+            "zstd-dictionary-id-zero",
+            .payload,
+            "one zstd frame re-headed with a 1-byte Dictionary_ID field holding 0 (window 4096, allowed)",
+            randomAccess: (.payload, [0])
+        ) { b in
+            b = try! forged(
+                "multi-frame-text",
+                {
+                    $0.entries[0][zstdFrame] = try ArchiveForge.reheadedZstd(
+                        $0.entries[0][zstdFrame],
+                        windowLog: 12,
+                        dictionaryIDBytes: 1
+                    )
+                }
+            )
         }
 
         // §7.2: byte-equal names are duplicates (class payload, before anything is extracted).
-        let page1 = many.entries.firstIndex { $0.name == "app/docs/page-1.md" }!, page2 = page1 + 1
-        add("duplicate-name", .payload, "entry \"app/docs/page-2.md\" renamed to \"app/docs/page-1.md\", the name of the entry before it",
-            base: "many-entries", randomAccess: (.payload, allMany)) { b in
-            b = try! forged("many-entries", { f in
-                var m = TestArchive.manifest(many.entries, metadata: many.metadata)
-                m.entries[page2].name = m.entries[page1].name
-                f.setManifest(m)
-            })
+        let page1 = many.entries.firstIndex { $0.name == "app/docs/page-1.md" }!
+        let page2 = page1 + 1
+        add(
+            "duplicate-name",
+            .payload,
+            "entry \"app/docs/page-2.md\" renamed to \"app/docs/page-1.md\", the name of the entry before it",
+            base: "many-entries",
+            randomAccess: (.payload, allMany)
+        ) { b in
+            b = try! forged(
+                "many-entries",
+                { f in
+                    var m = TestArchive.manifest(many.entries, metadata: many.metadata)
+                    m.entries[page2].name = m.entries[page1].name
+                    f.setManifest(m)
+                }
+            )
         }
 
         // §8.2, §9.2 step 10, §8.3 step 8: an entry stream that disagrees with the trailer is class trailer, read
         // from a pipe or through the index alike.
         let dir = many.entries.firstIndex { $0.kind == .directory }!
-        add("directory-with-data", .trailer, "directory \"app\" has a 2-byte stream; the trailer records its size (2)",
-            base: "many-entries", randomAccess: (.trailer, allMany)) { b in
+        add(
+            "directory-with-data",
+            .trailer,
+            "directory \"app\" has a 2-byte stream; the trailer records its size (2)",
+            base: "many-entries",
+            randomAccess: (.trailer, allMany)
+        ) { b in
             b = try! forged("many-entries", { $0.setEntry(dir, data: Array("x\n".utf8)) })
         }
-        add("directory-with-data-recorded-empty", .trailer, "directory \"app\" has a 2-byte stream; the trailer records size 0 and the SHA-256 of nothing",
-            base: "many-entries", randomAccess: (.trailer, [dir])) { b in
-            b = try! forged("many-entries", { $0.setEntry(dir, data: Array("x\n".utf8)) }, trailer: { t in
-                t.entries[dir].size = 0
-                t.entries[dir].sha256 = SHA256Hasher.hash([])
-            })
+        add(
+            "directory-with-data-recorded-empty",
+            .trailer,
+            "directory \"app\" has a 2-byte stream; the trailer records size 0 and the SHA-256 of nothing",
+            base: "many-entries",
+            randomAccess: (.trailer, [dir])
+        ) { b in
+            b = try! forged(
+                "many-entries",
+                { $0.setEntry(dir, data: Array("x\n".utf8)) },
+                trailer: { t in
+                    t.entries[dir].size = 0
+                    t.entries[dir].sha256 = SHA256Hasher.hash([])
+                }
+            )
         }
-        add("entry-extent-shifted", .trailer, "the trailer moves the boundary between \"page-1.md\" and \"page-2.md\" 10 bytes later (offsets stay contiguous); random access to page-2 alone must walk the frame headers to tell",
-            base: "many-entries", randomAccess: (.trailer, [page1, page2])) { b in
-            b = try! forged("many-entries", { _ in }, trailer: { t in
-                t.entries[page1].length += 10
-                t.entries[page2].offset += 10
-                t.entries[page2].length -= 10
-            })
+        add(
+            "entry-extent-shifted",
+            .trailer,
+            "the trailer moves the boundary between \"page-1.md\" and \"page-2.md\" 10 bytes later (offsets stay contiguous); random access to page-2 alone must walk the frame headers to tell",
+            base: "many-entries",
+            randomAccess: (.trailer, [page1, page2])
+        ) { b in
+            b = try! forged(
+                "many-entries",
+                { _ in },
+                trailer: { t in
+                    t.entries[page1].length += 10
+                    t.entries[page2].offset += 10
+                    t.entries[page2].length -= 10
+                }
+            )
         }
-        add("entry-size-mismatch", .trailer, "the trailer records the entry's size one byte short", randomAccess: (.trailer, [0])) { b in
+        add(
+            "entry-size-mismatch",
+            .trailer,
+            "the trailer records the entry's size one byte short",
+            randomAccess: (.trailer, [0])
+        ) { b in
             b = try! forged("multi-frame-text", { _ in }, trailer: { $0.entries[0].size -= 1 })
         }
-        add("entry-sha256-mismatch", .trailer, "the trailer records a SHA-256 with one bit flipped", randomAccess: (.trailer, [0])) { b in
+        add(
+            "entry-sha256-mismatch",
+            .trailer,
+            "the trailer records a SHA-256 with one bit flipped",
+            randomAccess: (.trailer, [0])
+        ) { b in
             b = try! forged("multi-frame-text", { _ in }, trailer: { $0.entries[0].sha256[0] ^= 0x01 })
         }
 
         // §3.1, §3.4: versions and required features. version-two (above) is version 2 with flags 0: class header.
         add("version-three", .version, "format version 3: made by a newer sealbak") { $0[8] = 3 }
-        add("feature-bit-unknown", .version, "format version 2 with flags 0x0002: feature bit 1 is reserved, so made by a newer sealbak") { b in
+        add(
+            "feature-bit-unknown",
+            .version,
+            "format version 2 with flags 0x0002: feature bit 1 is reserved, so made by a newer sealbak"
+        ) { b in
             b[8] = 2
             b[12] = 0x02
         }
-        add("feature-bit-unknown-with-shuffle", .version, "flags 0x8001: bit 0 (shuffle) is known, bit 15 is not, so made by a newer sealbak",
-            base: "shuffle-codec") { $0[13] = 0x80 }
-        add("shuffle-feature-stripped", .mac, "version 2 → 1 and flags 0x0001 → 0 in the header of the shuffle vector, MAC not recomputed",
-            base: "shuffle-codec") { b in
+        add(
+            "feature-bit-unknown-with-shuffle",
+            .version,
+            "flags 0x8001: bit 0 (shuffle) is known, bit 15 is not, so made by a newer sealbak",
+            base: "shuffle-codec"
+        ) { $0[13] = 0x80 }
+        add(
+            "shuffle-feature-stripped",
+            .mac,
+            "version 2 → 1 and flags 0x0001 → 0 in the header of the shuffle vector, MAC not recomputed",
+            base: "shuffle-codec"
+        ) { b in
             b[8] = 1
             b[12] = 0
         }
-        add("shuffle-feature-added", .mac, "version 1 → 2 and flags 0 → 0x0001 in a version-1 archive, MAC not recomputed") { b in
+        add(
+            "shuffle-feature-added",
+            .mac,
+            "version 1 → 2 and flags 0 → 0x0001 in a version-1 archive, MAC not recomputed"
+        ) { b in
             b[8] = 2
             b[12] = 0x01
         }
         // §6.2 rule 1: codec 3 only where the header declares feature bit 0.
-        add("shuffle-codec-in-version-1", .payload, "the shuffle vector re-headed as version 1 (flags 0) with a valid MAC: its codec-3 frames are payload",
-            base: "shuffle-codec", randomAccess: (.payload, [0])) { b in
+        add(
+            "shuffle-codec-in-version-1",
+            .payload,
+            "the shuffle vector re-headed as version 1 (flags 0) with a valid MAC: its codec-3 frames are payload",
+            base: "shuffle-codec",
+            randomAccess: (.payload, [0])
+        ) { b in
             b = try! forged("shuffle-codec", { $0.setFeatures([]) })
         }
         // §6.2: the frame yields Unshuffle(zstd content); zstd data of the raw bytes decodes, then unshuffles to other
         // bytes than the trailer's SHA-256 is of. A reader that skips the unshuffle accepts this and fails the valid vector.
-        add("shuffle-codec-not-shuffled", .trailer, "frame 0 of embeddings.f32 is codec 3 whose zstd data holds the raw bytes, not their shuffle: it decodes, unshuffles to other bytes, and the entry's SHA-256 differs from the trailer's",
-            base: "shuffle-codec", randomAccess: (.trailer, [0])) { b in
-            b = try! forged("shuffle-codec", { f in
-                let raw = Array(f.contents[0][0..<f.frameSize])
-                let payload = [UInt8](byteCapacity: raw.count) { out in
-                    let n = FrameCompressor().compress(raw.span.bytes, into: &out, algorithm: .zstd(level: 3))
-                    precondition(n != nil)
+        add(
+            "shuffle-codec-not-shuffled",
+            .trailer,
+            "frame 0 of embeddings.f32 is codec 3 whose zstd data holds the raw bytes, not their shuffle: it decodes, unshuffles to other bytes, and the entry's SHA-256 differs from the trailer's",
+            base: "shuffle-codec",
+            randomAccess: (.trailer, [0])
+        ) { b in
+            b = try! forged(
+                "shuffle-codec",
+                { f in
+                    let raw = Array(f.contents[0][0..<f.frameSize])
+                    let payload = [UInt8](byteCapacity: raw.count) { out in
+                        let n = FrameCompressor().compress(raw.span.bytes, into: &out, algorithm: .zstd(level: 3))
+                        precondition(n != nil)
+                    }
+                    precondition(f.entries[0][0][0] == CompressionCodec.shuffledZstd.rawValue)
+                    f.entries[0][0] = FramePlaintext.prefix(codec: .shuffledZstd, rawLength: raw.count) + payload
                 }
-                precondition(f.entries[0][0][0] == CompressionCodec.shuffledZstd.rawValue)
-                f.entries[0][0] = FramePlaintext.prefix(codec: .shuffledZstd, rawLength: raw.count) + payload
-            })
+            )
         }
         return out
     }

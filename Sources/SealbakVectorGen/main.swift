@@ -1,7 +1,7 @@
 // Regenerates Spec/vectors: `swift run SealbakVectorGen [DIR]` (scripts/gen-vectors). Deterministic.
 import Foundation
-import SealbakFormat
 import SealbakCrypto
+import SealbakFormat
 import SealbakIO
 import SealbakKeys
 import SealbakTestSupport
@@ -30,9 +30,11 @@ for sub in ["valid", "invalid", "conflict"] {
     try fm.createDirectory(atPath: d, withIntermediateDirectories: true)
 }
 
-
 func writeJSON(_ object: [String: Any], to path: String) throws {
-    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    let data = try JSONSerialization.data(
+        withJSONObject: object,
+        options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    )
     try (String(decoding: data, as: UTF8.self) + "\n").write(toFile: path, atomically: true, encoding: .utf8)
 }
 
@@ -43,10 +45,14 @@ for v in Vectors.valid() {
     // Version-2 vectors only (Spec §12): the version-1 JSON files stay as they were.
     let codecs = header.version > 1 ? try ValidVector.frameCodecs(bytes, password: v.passwords[0]) : nil
     var entries: [[String: Any]] = v.entries.map { e in
-        var d: [String: Any] = ["name": e.name, "kind": e.kind.name, "size": e.data.count, "sha256": hex(SHA256Hasher.hash(e.data)),
-                                "mode": String(e.mode, radix: 8), "mtime": Int(TestArchive.fixedTime)]
+        var d: [String: Any] = [
+            "name": e.name, "kind": e.kind.name, "size": e.data.count, "sha256": hex(SHA256Hasher.hash(e.data)),
+            "mode": String(e.mode, radix: 8), "mtime": Int(TestArchive.fixedTime),
+        ]
         if e.kind == .symlink { d["link"] = e.link }
-        if !e.metadata.isEmpty { d["metadata"] = Dictionary(uniqueKeysWithValues: e.metadata.map { ($0.key, $0.value) }) }
+        if !e.metadata.isEmpty {
+            d["metadata"] = Dictionary(uniqueKeysWithValues: e.metadata.map { ($0.key, $0.value) })
+        }
         return d
     }
     var extra: [String: Any] = [:]
@@ -54,15 +60,27 @@ for v in Vectors.valid() {
         for i in entries.indices { entries[i]["frame_codecs"] = codecs[i] }
         extra = ["format_version": Int(header.version), "flags": Int(header.features.rawValue)]
     }
-    try writeJSON(extra.merging([
-        "name": v.name, "description": v.description, "file": "\(v.name).sbk", "passwords": v.openWith ?? v.passwords,
-        "cipher_suite": v.options.suite.name, "compression": v.compressionName, "frame_size": 1 << Int(v.options.frameSizeLog2),
-        "kdf": ["algorithm": "argon2id13", "opslimit": 1, "memlimit_kib": 8, "parallelism": 1],
-        "archive_sha256": hex(SHA256Hasher.hash(bytes)), "archive_size": bytes.count,
-        "identities": v.identities.map { ["x25519_secret_key": $0, "public_key": Recipients.encode(publicKey: X25519.publicKey(SecureBytes(copying: Vectors.unhex($0))))] },
-        "metadata": Dictionary(uniqueKeysWithValues: v.metadata.map { ($0.key, $0.value) }),
-        "entries": entries,
-    ]) { a, _ in a }, to: "\(dir)/valid/\(v.name).json")
+    try writeJSON(
+        extra.merging([
+            "name": v.name, "description": v.description, "file": "\(v.name).sbk",
+            "passwords": v.openWith ?? v.passwords,
+            "cipher_suite": v.options.suite.name, "compression": v.compressionName,
+            "frame_size": 1 << Int(v.options.frameSizeLog2),
+            "kdf": ["algorithm": "argon2id13", "opslimit": 1, "memlimit_kib": 8, "parallelism": 1],
+            "archive_sha256": hex(SHA256Hasher.hash(bytes)), "archive_size": bytes.count,
+            "identities": v.identities.map {
+                [
+                    "x25519_secret_key": $0,
+                    "public_key": Recipients.encode(
+                        publicKey: X25519.publicKey(SecureBytes(copying: Vectors.unhex($0)))
+                    ),
+                ]
+            },
+            "metadata": Dictionary(uniqueKeysWithValues: v.metadata.map { ($0.key, $0.value) }),
+            "entries": entries,
+        ]) { a, _ in a },
+        to: "\(dir)/valid/\(v.name).json"
+    )
 }
 for v in try Vectors.invalid() {
     try Data(v.bytes).write(to: URL(fileURLWithPath: "\(dir)/invalid/\(v.name).sbk"))
@@ -79,15 +97,23 @@ for v in try Vectors.invalid() {
 }
 for v in Vectors.conflicts() {
     try Data(try v.build()).write(to: URL(fileURLWithPath: "\(dir)/conflict/\(v.name).sbk"))
-    try writeJSON([
-        "name": v.name, "description": v.description, "file": "\(v.name).sbk", "password": Vectors.password,
-        "expected_error": "conflict",
-        "conflict": ["outer": v.entries[v.outer].name, "outer_index": v.outer, "inner": v.entries[v.inner].name, "inner_index": v.inner],
-        "entries": v.entries.map { e -> [String: Any] in
-            var d: [String: Any] = ["name": e.name, "kind": e.kind.name, "size": e.data.count]
-            if e.kind == .symlink { d["link"] = e.link }
-            return d
-        },
-    ], to: "\(dir)/conflict/\(v.name).json")
+    try writeJSON(
+        [
+            "name": v.name, "description": v.description, "file": "\(v.name).sbk", "password": Vectors.password,
+            "expected_error": "conflict",
+            "conflict": [
+                "outer": v.entries[v.outer].name, "outer_index": v.outer, "inner": v.entries[v.inner].name,
+                "inner_index": v.inner,
+            ],
+            "entries": v.entries.map { e -> [String: Any] in
+                var d: [String: Any] = ["name": e.name, "kind": e.kind.name, "size": e.data.count]
+                if e.kind == .symlink { d["link"] = e.link }
+                return d
+            },
+        ],
+        to: "\(dir)/conflict/\(v.name).json"
+    )
 }
-print("wrote \(Vectors.valid().count) valid, \(try Vectors.invalid().count) invalid and \(Vectors.conflicts().count) conflict vectors to \(dir)")
+print(
+    "wrote \(Vectors.valid().count) valid, \(try Vectors.invalid().count) invalid and \(Vectors.conflicts().count) conflict vectors to \(dir)"
+)

@@ -48,14 +48,30 @@ import Testing
         let data = TestArchive.text(30_000)
         store.put(Self.url, try TestArchive.build([TestEntry(.file, "dump.sql", data)]))
 
-        let unlocked = try KeyEditing.unlock(path: Self.url, in: locations, secret: .password(Passphrase(string: "password")), limits: .default)
-        _ = try KeyEditing.addPassword(unlocked, passphrase: Passphrase(string: "second"), label: "second", kdf: TestArchive.cheapKDF)
+        let unlocked = try KeyEditing.unlock(
+            path: Self.url,
+            in: locations,
+            secret: .password(Passphrase(string: "password")),
+            limits: .default
+        )
+        _ = try KeyEditing.addPassword(
+            unlocked,
+            passphrase: Passphrase(string: "second"),
+            label: "second",
+            kdf: TestArchive.cheapKDF
+        )
         #expect(try TestReader.readAll(try store.get(Self.url), password: "second").data == [data])
 
         let rotated = "s3://bucket/rotated.sbk"
         let out = try locations.output(rotated, overwrite: false, staged: true)
-        let summary = try Rekey.run(path: Self.url, in: locations, current: .password(Passphrase(string: "second")),
-                                    newPassword: Passphrase(string: "new"), kdf: TestArchive.cheapKDF, output: out)
+        let summary = try Rekey.run(
+            path: Self.url,
+            in: locations,
+            current: .password(Passphrase(string: "second")),
+            newPassword: Passphrase(string: "new"),
+            kdf: TestArchive.cheapKDF,
+            output: out
+        )
         try out.commit()
         #expect(summary.oldHeader == Array(try store.get(Self.url).prefix(summary.oldHeader.count)))
         #expect(try TestReader.readAll(try store.get(rotated), password: "new").data == [data])
@@ -76,7 +92,9 @@ private final class MemoryStore: RemoteStorageHandler {
 
     func names() -> [String] { objects.withLock { $0.keys.sorted() } }
 
-    func openInput(_ url: String) throws(SealbakError) -> any RemoteSource { MemorySource(name: url, bytes: try get(url)) }
+    func openInput(_ url: String) throws(SealbakError) -> any RemoteSource {
+        MemorySource(name: url, bytes: try get(url))
+    }
 
     func openOutput(_ url: String, overwrite: Bool, staged: Bool) throws(SealbakError) -> any ArchiveOutput {
         if !overwrite, objects.withLock({ $0[url] }) != nil { throw SealbakError(.targetExists, "\(url) exists") }
@@ -102,7 +120,8 @@ private final class MemorySource: RemoteSource {
     }
 
     func read(at offset: UInt64, count: Int) throws(SealbakError) -> [UInt8] {
-        let lo = Int(min(offset, size)), hi = min(bytes.count, lo + count)
+        let lo = Int(min(offset, size))
+        let hi = min(bytes.count, lo + count)
         bytesFetched += UInt64(hi - lo)
         return Array(bytes[lo..<hi])
     }

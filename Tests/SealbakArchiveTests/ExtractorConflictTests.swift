@@ -20,8 +20,10 @@ import Testing
     static let hostile: [[TestEntry]] = [
         [TestEntry(.file, "0-first", [1]), TestEntry(.file, "a", [1]), TestEntry(.file, "a/b", [2])],
         [TestEntry(.file, "0-first", [1]), TestEntry(.symlink, "a", link: "."), TestEntry(.file, "a/b", [2])],
-        [TestEntry(.file, "0-first", [1]), TestEntry(.directory, "real"), TestEntry(.symlink, "d", link: "real"),
-         TestEntry(.directory, "d/sub"), TestEntry(.file, "d/sub/f", [1])],
+        [
+            TestEntry(.file, "0-first", [1]), TestEntry(.directory, "real"), TestEntry(.symlink, "d", link: "real"),
+            TestEntry(.directory, "d/sub"), TestEntry(.file, "d/sub/f", [1]),
+        ],
         // A symlink the symlink rule skips (it leaves the root): entries below it are refused, not dropped.
         [TestEntry(.file, "0-first", [1]), TestEntry(.symlink, "out", link: "/tmp"), TestEntry(.file, "out/x", [1])],
         [TestEntry(.file, "0-first", [1]), TestEntry(.stream, "s", [1]), TestEntry(.file, "s/x", [1])],
@@ -70,12 +72,18 @@ import Testing
     @Test func namesThatDifferOnlyByNormalizationAreDifferentFolders() throws {
         let root = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let nfc = "caf\u{E9}", nfd = "cafe\u{301}"
-        let m = try manifest([TestEntry(.directory, nfc), TestEntry(.file, nfc + "/x", [1]),
-                              TestEntry(.directory, nfd), TestEntry(.file, nfd + "/x", [2])])
-        let (input, path) = try TestReader.file(try TestArchive.build([
-            TestEntry(.directory, nfc), TestEntry(.file, nfc + "/x", [1]), TestEntry(.directory, nfd), TestEntry(.file, nfd + "/x", [2]),
-        ]))
+        let nfc = "caf\u{E9}"
+        let nfd = "cafe\u{301}"
+        let m = try manifest([
+            TestEntry(.directory, nfc), TestEntry(.file, nfc + "/x", [1]),
+            TestEntry(.directory, nfd), TestEntry(.file, nfd + "/x", [2]),
+        ])
+        let (input, path) = try TestReader.file(
+            try TestArchive.build([
+                TestEntry(.directory, nfc), TestEntry(.file, nfc + "/x", [1]), TestEntry(.directory, nfd),
+                TestEntry(.file, nfd + "/x", [2]),
+            ])
+        )
         defer { unlink(path) }
         let reader = try ArchiveReader(input: input, passphrase: Passphrase(string: "password"))
         let ex = try Extractor(root: root, manifest: m, selected: Set(m.entries.indices), force: false)
@@ -100,12 +108,20 @@ import Testing
         let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let fm = FileManager.default
-        try fm.createDirectory(atPath: dir + "/.kb.sealbak-restore-2147483646-1234/x", withIntermediateDirectories: true)
+        try fm.createDirectory(
+            atPath: dir + "/.kb.sealbak-restore-2147483646-1234/x",
+            withIntermediateDirectories: true
+        )
         try fm.createDirectory(atPath: dir + "/.kb.sealbak-restore-\(getpid())-99", withIntermediateDirectories: true)
-        try fm.createDirectory(atPath: dir + "/.kb.sealbak-restore-1-5", withIntermediateDirectories: true)  // init lives
+        // init lives
+        try fm.createDirectory(atPath: dir + "/.kb.sealbak-restore-1-5", withIntermediateDirectories: true)
         try fm.createDirectory(atPath: dir + "/kb", withIntermediateDirectories: true)
         let removed = Leftovers.removeStale(prefix: ".kb.sealbak-restore-", in: dir)
         #expect(removed == [dir + "/.kb.sealbak-restore-2147483646-1234"])
-        #expect(try fm.contentsOfDirectory(atPath: dir).sorted() == [".kb.sealbak-restore-1-5", ".kb.sealbak-restore-\(getpid())-99", "kb"])
+        #expect(
+            try fm.contentsOfDirectory(atPath: dir).sorted() == [
+                ".kb.sealbak-restore-1-5", ".kb.sealbak-restore-\(getpid())-99", "kb",
+            ]
+        )
     }
 }

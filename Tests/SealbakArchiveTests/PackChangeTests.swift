@@ -19,12 +19,16 @@ import Testing
     /// Reads the whole source in 64 KiB chunks, calling `between` after the first chunk.
     func readAll(_ r: SourceReader, between: () throws -> Void = {}) throws -> Int {
         var buf = [UInt8](repeating: 0, count: 65536)
-        var total = 0, first = true
+        var total = 0
+        var first = true
         while true {
             let n = try buf.withUnsafeMutableBytes { try r.read(into: $0) }
             if n == 0 { return total }
             total += n
-            if first { first = false; try between() }
+            if first {
+                first = false
+                try between()
+            }
         }
     }
 
@@ -41,7 +45,10 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let r = try SourceReader(plan.sources[i], listed: plan.listed[i])
         _ = try readAll(r) { truncate(dir + "/tree/f", 100_000) }
-        #expect(r.changed?.contains("changed size from 200000 to 100000 bytes while it was read") == true, "\(r.changed ?? "nil")")
+        #expect(
+            r.changed?.contains("changed size from 200000 to 100000 bytes while it was read") == true,
+            "\(r.changed ?? "nil")"
+        )
     }
 
     @Test func aFileThatGrowsWhileReadIsReported() throws {

@@ -9,11 +9,20 @@ import Testing
     @Test func codesAreGroupedAndParseBack() {
         let (display, secret) = RecoveryCode.generate()
         #expect(display.count == 34 && display.split(separator: "-").count == 7)
-        guard case .code(let parsed) = RecoveryCode.parse(Passphrase(string: display)) else { Issue.record("did not parse"); return }
+        guard case .code(let parsed) = RecoveryCode.parse(Passphrase(string: display)) else {
+            Issue.record("did not parse")
+            return
+        }
         #expect(parsed.bytes.isEqual(to: secret.bytes))
         // Lower case, no dashes, O for 0 and L for 1 are all accepted.
-        let sloppy = display.lowercased().replacingOccurrences(of: "0", with: "o").replacingOccurrences(of: "1", with: "l")
-        guard case .code(let p2) = RecoveryCode.parse(Passphrase(string: sloppy)) else { Issue.record("sloppy form rejected"); return }
+        let sloppy = display.lowercased().replacingOccurrences(of: "0", with: "o").replacingOccurrences(
+            of: "1",
+            with: "l"
+        )
+        guard case .code(let p2) = RecoveryCode.parse(Passphrase(string: sloppy)) else {
+            Issue.record("sloppy form rejected")
+            return
+        }
         #expect(p2.bytes.isEqual(to: secret.bytes))
     }
 
@@ -40,7 +49,10 @@ import Testing
 
     @Test func ordinaryPasswordsAreNotCodes() {
         for p in ["hunter2", "correct horse battery staple", "ABCD-EFGH", String(repeating: "A", count: 27)] {
-            if case .notACode = RecoveryCode.parse(Passphrase(string: p)) {} else { Issue.record("\(p) taken for a code") }
+            if case .notACode = RecoveryCode.parse(Passphrase(string: p)) {
+            } else {
+                Issue.record("\(p) taken for a code")
+            }
         }
     }
 }

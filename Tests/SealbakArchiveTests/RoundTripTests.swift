@@ -17,7 +17,10 @@ import Testing
         let algorithms: [CompressionAlgorithm] = [.zstd(level: 3), .zlib(level: 6), .stored]
         for algorithm in algorithms {
             for data in [TestArchive.text(size), TestArchive.noise(size, seed: UInt64(size) + 1)] {
-                let bytes = try TestArchive.build([TestEntry(.file, "f", data)], options: TestArchive.options(compression: algorithm))
+                let bytes = try TestArchive.build(
+                    [TestEntry(.file, "f", data)],
+                    options: TestArchive.options(compression: algorithm)
+                )
                 let back = try TestReader.readAll(bytes)
                 #expect(back.data[0] == data)
                 #expect(back.trailer.entries[0].size == UInt64(size))
@@ -28,11 +31,16 @@ import Testing
 
     @Test func aes256gcmRoundTripsWhereAvailable() throws {
         guard Sodium.aes256gcmAvailable else {
-            #expect(throws: SealbakError.self) { try TestArchive.build([], options: TestArchive.options(suite: .aes256gcm)) }
+            #expect(throws: SealbakError.self) {
+                try TestArchive.build([], options: TestArchive.options(suite: .aes256gcm))
+            }
             return
         }
         let data = TestArchive.text(3 * Self.fs + 5)
-        let bytes = try TestArchive.build([TestEntry(.file, "f", data)], options: TestArchive.options(suite: .aes256gcm))
+        let bytes = try TestArchive.build(
+            [TestEntry(.file, "f", data)],
+            options: TestArchive.options(suite: .aes256gcm)
+        )
         #expect(bytes[14] == CipherSuite.aes256gcm.rawValue)
         #expect(try TestReader.readAll(bytes).data[0] == data)
     }
@@ -40,7 +48,10 @@ import Testing
     @Test func frameSizesFromMinimumToLarge() throws {
         for log2 in [UInt8(12), 16, 20] {
             let data = TestArchive.noise((1 << Int(log2)) * 2 + 3, seed: UInt64(log2))
-            let bytes = try TestArchive.build([TestEntry(.file, "f", data)], options: TestArchive.options(frameSizeLog2: log2))
+            let bytes = try TestArchive.build(
+                [TestEntry(.file, "f", data)],
+                options: TestArchive.options(frameSizeLog2: log2)
+            )
             #expect(try TestReader.readAll(bytes).data[0] == data)
         }
     }
@@ -83,7 +94,9 @@ import Testing
         var bytes = try TestArchive.build(entries)
         let layout = try ArchiveLayout(bytes, entryCount: 4)
         // Destroy entries 0, 1 and 3: reading entry 2 through the index must not touch them.
-        for i in [0, 1, 3] { for r in [layout.streamRange(layout.entries[i])] { for j in r.dropFirst(4) { bytes[j] ^= 0xFF } } }
+        for i in [0, 1, 3] {
+            for r in [layout.streamRange(layout.entries[i])] { for j in r.dropFirst(4) { bytes[j] ^= 0xFF } }
+        }
         let (input, path) = try TestReader.file(bytes)
         defer { unlink(path) }
         let reader = try ArchiveReader(input: input, passphrase: Passphrase(string: "password"))
@@ -102,12 +115,18 @@ import Testing
         let c = FrameCompressor()
         for algorithm in [CompressionAlgorithm.zstd(level: 3), .zlib(level: 6)] {
             var n: Int?
-            let payload = [UInt8](byteCapacity: zeros.count) { out in n = c.compress(zeros.span.bytes, into: &out, algorithm: algorithm) }
+            let payload = [UInt8](byteCapacity: zeros.count) { out in
+                n = c.compress(zeros.span.bytes, into: &out, algorithm: algorithm)
+            }
             #expect(try #require(n) < 1024 && payload.count == n)
             let d = FrameDecompressor()
             func decompress(declared: Int) throws(CompressionError) -> [UInt8] {
                 try [UInt8](byteCapacity: declared) { r throws(CompressionError) in
-                    if case .zstd = algorithm { try d.zstd(payload.span.bytes, into: &r, maxWindow: 1 << 24) } else { try d.zlib(payload.span.bytes, into: &r) }
+                    if case .zstd = algorithm {
+                        try d.zstd(payload.span.bytes, into: &r, maxWindow: 1 << 24)
+                    } else {
+                        try d.zlib(payload.span.bytes, into: &r)
+                    }
                 }
             }
             for declared in [100, zeros.count - 1] {

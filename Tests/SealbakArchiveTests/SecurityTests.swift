@@ -66,7 +66,16 @@ import Testing
         func record(_ stream: UInt32, _ frames: [ArchiveLayout.FrameSpan]) {
             for (i, f) in frames.enumerated() {
                 #expect(f.isLast == (i == frames.count - 1))
-                #expect(seen.insert(FrameBinding.nonce(suite: .xchacha20poly1305, streamID: stream, frameIndex: UInt64(i), isLast: f.isLast)).inserted)
+                #expect(
+                    seen.insert(
+                        FrameBinding.nonce(
+                            suite: .xchacha20poly1305,
+                            streamID: stream,
+                            frameIndex: UInt64(i),
+                            isLast: f.isLast
+                        )
+                    ).inserted
+                )
             }
         }
         record(FormatV1.manifestStreamID, layout.manifest)
@@ -79,7 +88,12 @@ import Testing
         let (input, path) = try TestReader.file(bytes)
         defer { unlink(path) }
         let header = try ArchiveReader.readHeader(input)
-        let (master, _) = try KeySlots.unlock(header: header, passphrase: Passphrase(string: "password"), limits: .default, archive: "x")
+        let (master, _) = try KeySlots.unlock(
+            header: header,
+            passphrase: Passphrase(string: "password"),
+            limits: .default,
+            archive: "x"
+        )
         #expect(master.mac(for: header) == header.mac)
         var other = header
         other.createdUnix += 1
@@ -93,13 +107,26 @@ import Testing
         let (input, path) = try TestReader.file(bytes)
         defer { unlink(path) }
         let reader = try ArchiveReader(input: input, passphrase: Passphrase(string: "password"))
-        let ex = try Extractor(root: root, manifest: reader.manifest, selected: Set(reader.manifest.entries.indices), force: force)
-        do { try reader.readAll(into: ex); try ex.commit() } catch { ex.abort(); throw error }
+        let ex = try Extractor(
+            root: root,
+            manifest: reader.manifest,
+            selected: Set(reader.manifest.entries.indices),
+            force: force
+        )
+        do {
+            try reader.readAll(into: ex)
+            try ex.commit()
+        } catch {
+            ex.abort()
+            throw error
+        }
         return ex
     }
 
-    @Test(arguments: [("a/b", "../../x"), ("a", "/etc/passwd"), ("a", "../x"), ("a/b", "c/../../../x"), ("a/b", "x/.."),
-                      ("a", "/\u{301}etc"), ("a", "../\u{301}x")])
+    @Test(arguments: [
+        ("a/b", "../../x"), ("a", "/etc/passwd"), ("a", "../x"), ("a/b", "c/../../../x"), ("a/b", "x/.."),
+        ("a", "/\u{301}etc"), ("a", "../\u{301}x"),
+    ])
     func symlinksThatLeaveTheRootAreRefused(_ pair: (String, String)) {
         #expect(!Extractor.symlinkStaysInside(name: pair.0, target: pair.1))
     }
@@ -112,7 +139,10 @@ import Testing
     @Test func escapingSymlinksAreSkippedAndNothingIsWrittenThroughThem() throws {
         let root = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let ex = try unpack([TestEntry(.symlink, "evil", link: "/tmp"), TestEntry(.file, "ok.txt", [1, 2, 3])], to: root)
+        let ex = try unpack(
+            [TestEntry(.symlink, "evil", link: "/tmp"), TestEntry(.file, "ok.txt", [1, 2, 3])],
+            to: root
+        )
         #expect(ex.skippedSymlinks == ["evil"])
         #expect(try FileManager.default.contentsOfDirectory(atPath: root).sorted() == ["ok.txt"])
     }
@@ -122,14 +152,20 @@ import Testing
         let root = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         #expect(throws: SealbakError.self) {
-            _ = try unpack([TestEntry(.directory, "real"), TestEntry(.symlink, "d", link: "real"), TestEntry(.file, "d/f", [1])], to: root)
+            _ = try unpack(
+                [TestEntry(.directory, "real"), TestEntry(.symlink, "d", link: "real"), TestEntry(.file, "d/f", [1])],
+                to: root
+            )
         }
     }
 
     @Test func aPreexistingSymlinkInTheTargetIsNeverFollowed() throws {
         let root = try Proc.tempDir()
         let outside = try Proc.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: outside) }
+        defer {
+            try? FileManager.default.removeItem(atPath: root)
+            try? FileManager.default.removeItem(atPath: outside)
+        }
         try FileManager.default.createSymbolicLink(atPath: root + "/sub", withDestinationPath: outside)
         #expect(throws: SealbakError.self) { _ = try unpack([TestEntry(.file, "sub/f", [1])], to: root) }
         #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty)
@@ -139,7 +175,9 @@ import Testing
         let root = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Data([9]).write(to: URL(fileURLWithPath: root + "/f"))
-        #expect { _ = try unpack([TestEntry(.file, "f", [1, 2])], to: root) } throws: { ($0 as? SealbakError)?.code == .targetExists }
+        #expect { _ = try unpack([TestEntry(.file, "f", [1, 2])], to: root) } throws: {
+            ($0 as? SealbakError)?.code == .targetExists
+        }
         #expect(try Data(contentsOf: URL(fileURLWithPath: root + "/f")) == Data([9]))
         _ = try unpack([TestEntry(.file, "f", [1, 2])], to: root, force: true)
         #expect(try Data(contentsOf: URL(fileURLWithPath: root + "/f")) == Data([1, 2]))
@@ -149,7 +187,9 @@ import Testing
         let root = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Data([9]).write(to: URL(fileURLWithPath: root + "/a"))
-        #expect { _ = try unpack([TestEntry(.directory, "a"), TestEntry(.file, "a/b", [1])], to: root, force: true) } throws: {
+        #expect {
+            _ = try unpack([TestEntry(.directory, "a"), TestEntry(.file, "a/b", [1])], to: root, force: true)
+        } throws: {
             ($0 as? SealbakError)?.code == .targetExists
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: root) == ["a"])
@@ -159,7 +199,10 @@ import Testing
         let root = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         // A staging directory of a process that no longer exists (pid 2^22 + 1 is above Linux's pid_max default).
-        try FileManager.default.createDirectory(atPath: root + "/.sealbak-unpack-4194305-abcdef", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: root + "/.sealbak-unpack-4194305-abcdef",
+            withIntermediateDirectories: true
+        )
         try Data([1]).write(to: URL(fileURLWithPath: root + "/.sealbak-unpack-4194305-abcdef/0"))
         _ = try unpack([TestEntry(.file, "f", [1])], to: root)
         #expect(try FileManager.default.contentsOfDirectory(atPath: root) == ["f"])
@@ -191,10 +234,24 @@ import Testing
         defer { unlink(path) }
         var header = try ArchiveReader.readHeader(input)
         let body = Array(bytes[header.byteCount...])
-        let (master, _) = try KeySlots.unlock(header: header, passphrase: Passphrase(string: "old"), limits: .default, archive: "x")
-        header.slots.append(try KeySlots.passwordSlot(
-            id: 2, label: "a much longer label than before", createdUnix: 1, passphrase: Passphrase(string: "new"),
-            kdf: TestArchive.cheapKDF, archiveID: header.archiveID, master: master, random: SystemRandom()))
+        let (master, _) = try KeySlots.unlock(
+            header: header,
+            passphrase: Passphrase(string: "old"),
+            limits: .default,
+            archive: "x"
+        )
+        header.slots.append(
+            try KeySlots.passwordSlot(
+                id: 2,
+                label: "a much longer label than before",
+                createdUnix: 1,
+                passphrase: Passphrase(string: "new"),
+                kdf: TestArchive.cheapKDF,
+                archiveID: header.archiveID,
+                master: master,
+                random: SystemRandom()
+            )
+        )
         header.mac = master.mac(for: header)
         let rewritten = header.encoded() + body
         #expect(rewritten.count > bytes.count)

@@ -53,8 +53,12 @@ import Testing
                     #expect(codec == shuffled, "\(e.name) frame \(k): \(codecs[i])")
                 }
             }
-            if e.name == "notes.txt" { #expect(codecs[i] == [Int(CompressionCodec.zstd.rawValue), Int(CompressionCodec.zstd.rawValue)]) }
-            if e.name.hasPrefix("noise") || e.kind == .directory { #expect(codecs[i].allSatisfy { $0 == 0 }, "\(e.name) is stored") }
+            if e.name == "notes.txt" {
+                #expect(codecs[i] == [Int(CompressionCodec.zstd.rawValue), Int(CompressionCodec.zstd.rawValue)])
+            }
+            if e.name.hasPrefix("noise") || e.kind == .directory {
+                #expect(codecs[i].allSatisfy { $0 == 0 }, "\(e.name) is stored")
+            }
         }
     }
 
@@ -62,7 +66,9 @@ import Testing
     /// without the feature writes (version 1, flags 0).
     @Test func versionOneWhenNothingIsSelectedOrShuffleIsOff() throws {
         let floats = TestArchive.gaussianFloats(2000)
-        let plainNames = [TestEntry(.file, "model/weights.bin", floats), TestEntry(.file, "a.txt", TestArchive.text(900))]
+        let plainNames = [
+            TestEntry(.file, "model/weights.bin", floats), TestEntry(.file, "a.txt", TestArchive.text(900)),
+        ]
         let off = try TestArchive.build(plainNames, options: TestArchive.options(seed: "v1", shuffle: .off))
         let none = try TestArchive.build(plainNames, options: TestArchive.options(seed: "v1", shuffle: .vectorFiles))
         #expect(off == none)
@@ -75,27 +81,41 @@ import Testing
         #expect(try TestReader.readAll(noShuffle).data[0] == floats)
         // Shuffle is zstd's: with zlib or no compression the archive stays version 1.
         for compression in [CompressionAlgorithm.zlib(level: 6), .stored] {
-            let b = try TestArchive.build(vector, options: TestArchive.options(compression: compression, shuffle: .vectorFiles))
+            let b = try TestArchive.build(
+                vector,
+                options: TestArchive.options(compression: compression, shuffle: .vectorFiles)
+            )
             #expect(try Self.header(b).version == 1, "\(compression)")
         }
         // Asking for codec 3 for a whole archive (manifest and trailer included) is refused.
-        #expect(throws: SealbakError.self) { try TestArchive.build(vector, options: TestArchive.options(compression: .shuffledZstd(level: 3))) }
+        #expect(throws: SealbakError.self) {
+            try TestArchive.build(vector, options: TestArchive.options(compression: .shuffledZstd(level: 3)))
+        }
     }
 
     /// The reason for the feature: Gaussian float32 data (deterministic) gives a clearly smaller archive.
     @Test func gaussianFloatsMakeASmallerArchive() throws {
-        let data = TestArchive.gaussianFloats(1 << 18, seed: 5)     // 1 MiB
+        let data = TestArchive.gaussianFloats(1 << 18, seed: 5)  // 1 MiB
         let entries = [TestEntry(.file, "embeddings.npy", data)]
         let plain = try TestArchive.build(entries, options: TestArchive.options(frameSizeLog2: 16, shuffle: .off))
-        let shuffled = try TestArchive.build(entries, options: TestArchive.options(frameSizeLog2: 16, shuffle: .vectorFiles))
-        #expect(Double(shuffled.count) < 0.97 * Double(plain.count), "shuffled \(shuffled.count) bytes, plain \(plain.count)")
+        let shuffled = try TestArchive.build(
+            entries,
+            options: TestArchive.options(frameSizeLog2: 16, shuffle: .vectorFiles)
+        )
+        #expect(
+            Double(shuffled.count) < 0.97 * Double(plain.count),
+            "shuffled \(shuffled.count) bytes, plain \(plain.count)"
+        )
         #expect(try TestReader.readAll(shuffled).data[0] == data)
     }
 
     /// Spec §3.4 rule 5: version and flags are under the header MAC. Removing the feature (version 1, flags 0) or
     /// adding it to a version-1 archive parses, opens the slot, and fails the MAC; other flag values fail parsing.
     @Test func tamperedVersionAndFlagsAreDetected() throws {
-        let v2 = try TestArchive.build([TestEntry(.file, "e.f32", TestArchive.gaussianFloats(3000))], options: TestArchive.options(shuffle: .vectorFiles))
+        let v2 = try TestArchive.build(
+            [TestEntry(.file, "e.f32", TestArchive.gaussianFloats(3000))],
+            options: TestArchive.options(shuffle: .vectorFiles)
+        )
         let v1 = try TestArchive.build([TestEntry(.file, "e.txt", TestArchive.text(3000))])
         func tampered(_ b: [UInt8], version: UInt8, flags: UInt16) -> [UInt8] {
             var b = b
@@ -119,17 +139,26 @@ import Testing
         let dir = NSTemporaryDirectory() + "sealbak-shuffle-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let entries = [TestEntry(.file, "vectors/emb.npy", TestArchive.gaussianFloats(3 * Self.fs / 4 + 1)),
-                       TestEntry(.file, "notes.txt", TestArchive.text(6000))]
+        let entries = [
+            TestEntry(.file, "vectors/emb.npy", TestArchive.gaussianFloats(3 * Self.fs / 4 + 1)),
+            TestEntry(.file, "notes.txt", TestArchive.text(6000)),
+        ]
         let bytes = try TestArchive.build(entries, options: TestArchive.options(shuffle: .vectorFiles))
-        let path = dir + "/a.sbk", rotated = dir + "/b.sbk"
+        let path = dir + "/a.sbk"
+        let rotated = dir + "/b.sbk"
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         let before = try Self.codecs(bytes)
         #expect(before[0].contains(Int(CompressionCodec.shuffledZstd.rawValue)))
 
         let output = try AtomicOutput(path: rotated, overwrite: false)
-        let summary = try Rekey.run(path: path, in: .local, current: .password(Passphrase(string: "password")), newPassword: Passphrase(string: "new"),
-                                    kdf: TestArchive.cheapKDF, output: output)
+        let summary = try Rekey.run(
+            path: path,
+            in: .local,
+            current: .password(Passphrase(string: "password")),
+            newPassword: Passphrase(string: "new"),
+            kdf: TestArchive.cheapKDF,
+            output: output
+        )
         try output.commit()
         #expect(summary.frames > 0)
         let out = try [UInt8](Data(contentsOf: URL(fileURLWithPath: rotated)))
@@ -142,8 +171,18 @@ import Testing
         #expect(try TestReader.failureClass(out, password: "password") == .key)
 
         // A header-only change (key add) rewrites the slots and keeps version and flags.
-        let u = try KeyEditing.unlock(path: rotated, in: .local, secret: .password(Passphrase(string: "new")), limits: .default)
-        _ = try KeyEditing.addPassword(u, passphrase: Passphrase(string: "second"), label: "second", kdf: TestArchive.cheapKDF)
+        let u = try KeyEditing.unlock(
+            path: rotated,
+            in: .local,
+            secret: .password(Passphrase(string: "new")),
+            limits: .default
+        )
+        _ = try KeyEditing.addPassword(
+            u,
+            passphrase: Passphrase(string: "second"),
+            label: "second",
+            kdf: TestArchive.cheapKDF
+        )
         let edited = try [UInt8](Data(contentsOf: URL(fileURLWithPath: rotated)))
         #expect(try Self.header(edited).features == .shuffle && edited[8] == 2)
         #expect(try TestReader.readAll(edited, password: "second").data == entries.map(\.data))
@@ -151,18 +190,30 @@ import Testing
 
     /// Which names `pack` shuffles (ShuffleSelection.isVectorFile).
     @Test func vectorFileNames() {
-        for name in ["emb.npy", "a/b/EMB.NPY", "sift_base.fvecs", "gt.ivecs", "x.f32", "chroma/c/0c6f/data_level0.bin",
-                     "qdrant/q/collections/docs/0/segments/s1/vector_storage/matrix.dat",
-                     "qdrant/q/collections/docs/0/segments/s1/vector_storage-image/vectors/chunk_0.mmap",
-                     "storage/vector_storage/vectors/chunk_12.mmap"] {
+        for name in [
+            "emb.npy", "a/b/EMB.NPY", "sift_base.fvecs", "gt.ivecs", "x.f32", "chroma/c/0c6f/data_level0.bin",
+            "qdrant/q/collections/docs/0/segments/s1/vector_storage/matrix.dat",
+            "qdrant/q/collections/docs/0/segments/s1/vector_storage-image/vectors/chunk_0.mmap",
+            "storage/vector_storage/vectors/chunk_12.mmap",
+        ] {
             #expect(ShuffleSelection.isVectorFile(name), "\(name)")
         }
-        for name in ["emb.npz", "x.bvecs", "data_level0.bin.bak", "chroma/c/0c6f/length.bin", "chroma/c/0c6f/link_lists.bin",
-                     "matrix.dat", "segments/s1/payload_storage/matrix.dat", "vector_storage/chunk_a.mmap",
-                     "vector_storage/chunk_.mmap", "vector_storage/vectors/status.dat", ".npy", "notes.txt", "x.f16"] {
+        for name in [
+            "emb.npz", "x.bvecs", "data_level0.bin.bak", "chroma/c/0c6f/length.bin", "chroma/c/0c6f/link_lists.bin",
+            "matrix.dat", "segments/s1/payload_storage/matrix.dat", "vector_storage/chunk_a.mmap",
+            "vector_storage/chunk_.mmap", "vector_storage/vectors/status.dat", ".npy", "notes.txt", "x.f16",
+        ] {
             #expect(!ShuffleSelection.isVectorFile(name), "\(name)")
         }
-        let dir = ManifestEntry(kind: .directory, name: "d.npy", mode: 0o755, mtimeSeconds: 0, mtimeNanoseconds: 0, linkTarget: "", metadata: Metadata())
+        let dir = ManifestEntry(
+            kind: .directory,
+            name: "d.npy",
+            mode: 0o755,
+            mtimeSeconds: 0,
+            mtimeNanoseconds: 0,
+            linkTarget: "",
+            metadata: Metadata()
+        )
         #expect(!ShuffleSelection.all.selects(dir) && !ShuffleSelection.vectorFiles.selects(dir))
     }
 }

@@ -8,7 +8,8 @@ import Testing
 /// Spec §12: the committed vectors read as described, the invalid ones fail with their labelled class, and the
 /// generator still produces exactly the committed bytes.
 @Suite struct SpecVectorTests {
-    static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
         .appendingPathComponent("Spec/vectors")
 
     static func json(_ path: URL) throws -> [String: Any] {
@@ -44,7 +45,10 @@ import Testing
         if header.version > 1, let password = (meta["passwords"] as! [String]).first {
             let codecs = try ValidVector.frameCodecs(bytes, password: password)
             #expect(codecs == expected.map { $0["frame_codecs"] as? [Int] })
-            #expect(codecs.joined().contains(Int(CompressionCodec.shuffledZstd.rawValue)), "\(name) has no codec-3 frame")
+            #expect(
+                codecs.joined().contains(Int(CompressionCodec.shuffledZstd.rawValue)),
+                "\(name) has no codec-3 frame"
+            )
         }
         for secret in secrets {
             let back = try TestReader.readAll(bytes, secret: secret)
@@ -54,7 +58,10 @@ import Testing
                 #expect(Array(back.manifest.entries[i].name.utf8) == Array((e["name"] as! String).utf8))
                 #expect(back.manifest.entries[i].kind.name == e["kind"] as! String)
                 #expect(back.data[i].count == e["size"] as! Int)
-                #expect(SHA256Hasher.hash(back.data[i]).map { String(format: "%02x", $0) }.joined() == e["sha256"] as! String)
+                #expect(
+                    SHA256Hasher.hash(back.data[i]).map { String(format: "%02x", $0) }.joined() == e["sha256"]
+                        as! String
+                )
                 #expect(back.trailer.entries[i].sha256 == SHA256Hasher.hash(back.data[i]))
             }
         }
@@ -77,8 +84,13 @@ import Testing
         let error = try #require(TestReader.failure(bytes, password: meta["password"] as! String))
         #expect(error.formatClass == .key)
         switch KeyFailure(rawValue: reason) {
-        case .mistypedCode: #expect(error.code == .usage && error.message.contains("mistyped"), "\(name): \(error.message)")
-        case .wrongPassword: #expect(error.code == .wrongPassword && error.message.contains("wrong password"), "\(name): \(error.message)")
+        case .mistypedCode:
+            #expect(error.code == .usage && error.message.contains("mistyped"), "\(name): \(error.message)")
+        case .wrongPassword:
+            #expect(
+                error.code == .wrongPassword && error.message.contains("wrong password"),
+                "\(name): \(error.message)"
+            )
         default: Issue.record("\(name): unexpected key_failure \(reason)")
         }
     }
@@ -92,8 +104,14 @@ import Testing
         guard let expected = meta["random_access_error"] as? String else { return }
         let bytes = try [UInt8](Data(contentsOf: Self.dir.appendingPathComponent("invalid/\(name).sbk")))
         let password = meta["password"] as! String
-        #expect(try TestReader.pipeFailureClass(bytes, password: password)?.rawValue == meta["expected_error"] as? String, "\(name) from a pipe")
-        #expect(try TestReader.randomAccessFailureClass(bytes, password: password)?.rawValue == expected, "\(name) through the index")
+        #expect(
+            try TestReader.pipeFailureClass(bytes, password: password)?.rawValue == meta["expected_error"] as? String,
+            "\(name) from a pipe"
+        )
+        #expect(
+            try TestReader.randomAccessFailureClass(bytes, password: password)?.rawValue == expected,
+            "\(name) through the index"
+        )
         let failing = Set(meta["random_access_failing_entries"] as! [Int])
         let count = (try? TestReader.entryCount(bytes, password: password)) ?? (failing.max().map { $0 + 1 } ?? 0)
         for i in 0..<count {
@@ -128,7 +146,10 @@ import Testing
         let back = try TestReader.readAll(bytes, password: meta["password"] as! String)
         let expected = meta["conflict"] as! [String: Any]
         let found = try #require(EntryConflict.first(in: back.manifest.entries), "\(name): no conflict found")
-        #expect(found == EntryConflict(outer: expected["outer_index"] as! Int, inner: expected["inner_index"] as! Int), "\(name)")
+        #expect(
+            found == EntryConflict(outer: expected["outer_index"] as! Int, inner: expected["inner_index"] as! Int),
+            "\(name)"
+        )
         #expect(back.manifest.entries[found.outer].name == expected["outer"] as? String)
         #expect(back.manifest.entries[found.inner].name == expected["inner"] as? String)
     }

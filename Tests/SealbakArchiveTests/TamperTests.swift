@@ -46,7 +46,10 @@ import Testing
 
     @Test func flippingAnyBitOfTheHeaderOneFrameAndTheTrailerIsDetected() throws {
         let frame = Self.layout.entries[2][0]
-        let regions = [0..<Self.layout.headerLength, frame.offset..<frame.offset + frame.length, Self.layout.streamRange(Self.layout.trailer)]
+        let regions = [
+            0..<Self.layout.headerLength, frame.offset..<frame.offset + frame.length,
+            Self.layout.streamRange(Self.layout.trailer),
+        ]
         var failures: [String] = []
         for r in regions {
             for offset in stride(from: r.lowerBound, to: r.upperBound, by: Self.step) {
@@ -54,7 +57,9 @@ import Testing
                     var b = Self.archive
                     b[offset] ^= UInt8(1 << bit)
                     let got = try TestReader.failureClass(b)
-                    if got == nil || !Self.allowed(at: offset).contains(got!) { failures.append("byte \(offset) bit \(bit): \(String(describing: got))") }
+                    if got == nil || !Self.allowed(at: offset).contains(got!) {
+                        failures.append("byte \(offset) bit \(bit): \(String(describing: got))")
+                    }
                 }
             }
         }
@@ -70,7 +75,10 @@ import Testing
     }
 
     @Test func truncationIsCaughtByTheIndexToo() throws {
-        for length in [Self.archive.count - 1, Self.layout.footerOffset, Self.layout.trailer[0].offset, Self.layout.entries[2][1].offset] {
+        for length in [
+            Self.archive.count - 1, Self.layout.footerOffset, Self.layout.trailer[0].offset,
+            Self.layout.entries[2][1].offset,
+        ] {
             let (input, path) = try TestReader.file(Array(Self.archive.prefix(length)))
             defer { unlink(path) }
             let reader = try ArchiveReader(input: input, passphrase: Passphrase(string: "password"))
@@ -100,10 +108,24 @@ import Testing
             defer { unlink(path) }
             #expect(throws: SealbakError.self) {
                 let reader = try ArchiveReader(input: input, passphrase: Passphrase(string: "password"))
-                let ex = try Extractor(root: root, manifest: reader.manifest, selected: Set(reader.manifest.entries.indices), force: false)
-                do { try reader.readAll(into: ex); try ex.commit() } catch { ex.abort(); throw error }
+                let ex = try Extractor(
+                    root: root,
+                    manifest: reader.manifest,
+                    selected: Set(reader.manifest.entries.indices),
+                    force: false
+                )
+                do {
+                    try reader.readAll(into: ex)
+                    try ex.commit()
+                } catch {
+                    ex.abort()
+                    throw error
+                }
             }
-            #expect(try FileManager.default.contentsOfDirectory(atPath: root).isEmpty, "offset \(offset) left files in the target")
+            #expect(
+                try FileManager.default.contentsOfDirectory(atPath: root).isEmpty,
+                "offset \(offset) left files in the target"
+            )
         }
     }
 
@@ -134,7 +156,9 @@ import Testing
             #expect(e.code == .unsupported)
             #expect(e.message.contains("--max-kdf"))
         }
-        #expect(try TestReader.readAll(b, limits: KDFLimits(maxOpsLimit: 2, maxMemLimitKiB: 16)).manifest.entries.isEmpty)
+        #expect(
+            try TestReader.readAll(b, limits: KDFLimits(maxOpsLimit: 2, maxMemLimitKiB: 16)).manifest.entries.isEmpty
+        )
     }
 
     @Test func streamsFromAnotherArchiveWithTheSamePasswordAreRejected() throws {
@@ -148,10 +172,16 @@ import Testing
         }
         // And the manifest and trailer streams.
         var m = Self.archive
-        m.replaceSubrange(Self.layout.streamRange(Self.layout.manifest), with: other[otherLayout.streamRange(otherLayout.manifest)])
+        m.replaceSubrange(
+            Self.layout.streamRange(Self.layout.manifest),
+            with: other[otherLayout.streamRange(otherLayout.manifest)]
+        )
         #expect(try TestReader.failureClass(m) == .payload)
         var t = Self.archive
-        t.replaceSubrange(Self.layout.streamRange(Self.layout.trailer), with: other[otherLayout.streamRange(otherLayout.trailer)])
+        t.replaceSubrange(
+            Self.layout.streamRange(Self.layout.trailer),
+            with: other[otherLayout.streamRange(otherLayout.trailer)]
+        )
         #expect(try TestReader.failureClass(t) == .trailer)
     }
 

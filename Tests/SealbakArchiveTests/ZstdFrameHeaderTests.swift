@@ -6,7 +6,9 @@ import Testing
 @Suite struct ZstdFrameHeaderTests {
     static func compress(_ input: [UInt8], level: Int32) throws -> [UInt8] {
         var n: Int?
-        let out = [UInt8](byteCapacity: input.count) { o in n = FrameCompressor().compress(input.span.bytes, into: &o, algorithm: .zstd(level: level)) }
+        let out = [UInt8](byteCapacity: input.count) { o in
+            n = FrameCompressor().compress(input.span.bytes, into: &o, algorithm: .zstd(level: level))
+        }
         _ = try #require(n)
         return out
     }
@@ -33,8 +35,8 @@ import Testing
             return try ZstdFrameHeader.parse(bytes.span.bytes).windowSize
         }
         #expect(try window(0x00) == 1024)
-        #expect(try window(0x10) == 4096)          // exponent 2
-        #expect(try window(0x18) == 8192)          // exponent 3
+        #expect(try window(0x10) == 4096)  // exponent 2
+        #expect(try window(0x18) == 8192)  // exponent 3
         #expect(try window(0x1B) == 8192 + 3 * 1024)
         #expect(try window(0xFF) == (1 << 41) + 7 * (1 << 38))
     }
@@ -48,16 +50,17 @@ import Testing
             } catch { return "\(error)" }
         }
         let magic: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD]
-        #expect(error([0x50, 0x2A, 0x4D, 0x18, 0, 0, 0, 0]).contains("magic"))                      // a skippable frame
-        #expect(error(magic + [0x09, 0xFF, 0x00]).contains("reserved bit"))                         // reserved + DID + huge window
-        #expect(error(magic + [0x01, 0xFF, 0x00]).contains("dictionary"))                           // DID present, value 0, huge window
-        #expect(error(magic + [0x41, 0x10, 0x00, 0x00, 0x00]).contains("dictionary"))               // DID before content size
-        #expect(error(magic + [0x40, 0x18, 0x00, 0x00]).contains("window"))                        // window 8192 > 4096, FCS wrong too
-        #expect(error(magic + [0x40, 0x10, 0x00, 0x00]).contains("content bytes"))                 // FCS 256 ≠ 100
-        #expect(error(magic + [0x40, 0x10, 100, 0x00], raw: 356) == "accepted")        // FCS field 2 bytes: value + 256
-        #expect(error(magic + [0x20, 100]) == "accepted")                                          // single segment: window = FCS = 100
+        #expect(error([0x50, 0x2A, 0x4D, 0x18, 0, 0, 0, 0]).contains("magic"))  // a skippable frame
+        #expect(error(magic + [0x09, 0xFF, 0x00]).contains("reserved bit"))  // reserved + DID + huge window
+        #expect(error(magic + [0x01, 0xFF, 0x00]).contains("dictionary"))  // DID present, value 0, huge window
+        #expect(error(magic + [0x41, 0x10, 0x00, 0x00, 0x00]).contains("dictionary"))  // DID before content size
+        #expect(error(magic + [0x40, 0x18, 0x00, 0x00]).contains("window"))  // window 8192 > 4096, FCS wrong too
+        #expect(error(magic + [0x40, 0x10, 0x00, 0x00]).contains("content bytes"))  // FCS 256 ≠ 100
+        #expect(error(magic + [0x40, 0x10, 100, 0x00], raw: 356) == "accepted")  // FCS field 2 bytes: value + 256
+        #expect(error(magic + [0x20, 100]) == "accepted")  // single segment: window = FCS = 100
         #expect(error(magic + [0x20, 100], raw: 101).contains("content bytes"))
-        #expect(error(magic + [0xE0, 0, 0x20, 0, 0, 0, 0, 0, 0], maxWindow: 4096).contains("window"))  // single segment, FCS 8192
+        // single segment, FCS 8192
+        #expect(error(magic + [0xE0, 0, 0x20, 0, 0, 0, 0, 0, 0], maxWindow: 4096).contains("window"))
         #expect(error(magic + [0x00]).contains("ends inside"))
     }
 }

@@ -9,9 +9,19 @@ import Testing
     /// Runs `sealbak ARGS` with the password in SEALBAK_PASSWORD (unless `env` overrides it); the password must not
     /// appear in the output. `stdin` names a file whose content is the standard input.
     @discardableResult
-    static func run(_ args: [String], env: [String: String] = [:], stdin: String? = nil, cwd: String? = nil) throws -> Proc.Result {
-        try Proc.sealbak(args, env: ["SEALBAK_PASSWORD": password].merging(env) { $1 }, secrets: [password], cwd: cwd,
-                         stdin: try stdin.map { try Data(contentsOf: URL(fileURLWithPath: $0)) })
+    static func run(
+        _ args: [String],
+        env: [String: String] = [:],
+        stdin: String? = nil,
+        cwd: String? = nil
+    ) throws -> Proc.Result {
+        try Proc.sealbak(
+            args,
+            env: ["SEALBAK_PASSWORD": password].merging(env) { $1 },
+            secrets: [password],
+            cwd: cwd,
+            stdin: try stdin.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }
+        )
     }
 
     /// A small tree with a nested directory, an empty file, a symlink and a mode.
@@ -75,7 +85,11 @@ import Testing
         let src = try Self.sampleTree(in: dir)
         _ = try Self.pack(dir + "/a.sbk", [src])
         #expect(try Self.run(["unpack", dir + "/a.sbk", "--to", dir + "/out", "--only", "app/config"]).status == 0)
-        #expect(Set(FileManager.default.subpaths(atPath: dir + "/out") ?? []) == ["app", "app/config", "app/config/.env", "app/config/empty"])
+        #expect(
+            Set(FileManager.default.subpaths(atPath: dir + "/out") ?? []) == [
+                "app", "app/config", "app/config/.env", "app/config/empty",
+            ]
+        )
         let missing = try Self.run(["unpack", dir + "/a.sbk", "--to", dir + "/out2", "--only", "nope"])
         #expect(missing.status == 9 && missing.stderr.contains("no entry named nope"))
     }
@@ -84,8 +98,15 @@ import Testing
         let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let src = try Self.sampleTree(in: dir)
-        let r = try Proc.run("/bin/bash", ["-c", "set -o pipefail; \"$0\" pack - \"$1\" --insecure-test-kdf --quiet | \"$0\" unpack - --to \"$2\" --quiet", Proc.sealbakBinary, src, dir + "/out"],
-                             env: ["SEALBAK_PASSWORD": Self.password])
+        let r = try Proc.run(
+            "/bin/bash",
+            [
+                "-c",
+                "set -o pipefail; \"$0\" pack - \"$1\" --insecure-test-kdf --quiet | \"$0\" unpack - --to \"$2\" --quiet",
+                Proc.sealbakBinary, src, dir + "/out",
+            ],
+            env: ["SEALBAK_PASSWORD": Self.password]
+        )
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try Self.tree(dir + "/out/app") == Self.tree(src))
     }
@@ -95,9 +116,17 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let input = dir + "/in.dump"
         try Data(TestArchive.noise(3_000_000, seed: 8)).write(to: URL(fileURLWithPath: input))
-        #expect(try Self.run(["pack", dir + "/a.sbk", "--stdin-name", "db/app.dump", "--insecure-test-kdf", "--quiet"], stdin: input).status == 0)
+        #expect(
+            try Self.run(
+                ["pack", dir + "/a.sbk", "--stdin-name", "db/app.dump", "--insecure-test-kdf", "--quiet"],
+                stdin: input
+            ).status == 0
+        )
         #expect(try Self.run(["unpack", dir + "/a.sbk", "--to", dir + "/out"]).status == 0)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/out/db/app.dump")) == Data(contentsOf: URL(fileURLWithPath: input)))
+        #expect(
+            try Data(contentsOf: URL(fileURLWithPath: dir + "/out/db/app.dump"))
+                == Data(contentsOf: URL(fileURLWithPath: input))
+        )
     }
 
     @Test func exitCodesAreDistinctAndMessagesSayWhatToDo() throws {
@@ -148,8 +177,19 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let src = try Self.sampleTree(in: dir)
         try Data("file password\n".utf8).write(to: URL(fileURLWithPath: dir + "/pw"))
-        #expect(try Self.run(["pack", dir + "/a.sbk", src, "--insecure-test-kdf", "--quiet", "--password-file", dir + "/pw"], env: ["SEALBAK_PASSWORD": ""]).status == 0)
-        #expect(try Self.run(["verify", dir + "/a.sbk", "--password-fd", "0"], env: ["SEALBAK_PASSWORD": ""], stdin: dir + "/pw").status == 0)
+        #expect(
+            try Self.run(
+                ["pack", dir + "/a.sbk", src, "--insecure-test-kdf", "--quiet", "--password-file", dir + "/pw"],
+                env: ["SEALBAK_PASSWORD": ""]
+            ).status == 0
+        )
+        #expect(
+            try Self.run(
+                ["verify", dir + "/a.sbk", "--password-fd", "0"],
+                env: ["SEALBAK_PASSWORD": ""],
+                stdin: dir + "/pw"
+            ).status == 0
+        )
         #expect(try Self.run(["verify", dir + "/a.sbk"]).status == 3)
     }
 
@@ -202,12 +242,19 @@ import Testing
         let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // /usr/bin/time -f %M reports each sealbak process's own peak RSS in KiB.
-        let r = try Proc.run("/bin/bash", ["-c", """
-            set -o pipefail
-            head -c 1073741824 /dev/urandom \
-              | /usr/bin/time -o "$1/pack.rss" -f %M "$0" pack - --stdin-name big --insecure-test-kdf --quiet \
-              | /usr/bin/time -o "$1/verify.rss" -f %M "$0" verify - --quiet
-            """, Proc.sealbakBinary, dir], env: ["SEALBAK_PASSWORD": Self.password])
+        let r = try Proc.run(
+            "/bin/bash",
+            [
+                "-c",
+                """
+                set -o pipefail
+                head -c 1073741824 /dev/urandom \
+                  | /usr/bin/time -o "$1/pack.rss" -f %M "$0" pack - --stdin-name big --insecure-test-kdf --quiet \
+                  | /usr/bin/time -o "$1/verify.rss" -f %M "$0" verify - --quiet
+                """, Proc.sealbakBinary, dir,
+            ],
+            env: ["SEALBAK_PASSWORD": Self.password]
+        )
         #expect(r.status == 0, "\(r.stderr)")
         for phase in ["pack", "verify"] {
             let text = try String(contentsOfFile: "\(dir)/\(phase).rss", encoding: .utf8)

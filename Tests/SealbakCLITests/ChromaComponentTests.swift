@@ -5,8 +5,13 @@ import Testing
 /// A real ChromaDB store (PyPI chromadb, explicit embeddings): packed while a process holds it open, restored
 /// elsewhere, segment files byte-identical, the same query results. scripts/test installs chromadb and sets
 /// SEALBAK_TEST_CHROMA_PYTHON; SEALBAK_REQUIRE_CHROMA=1 turns a missing installation into a failure.
-@Suite(.enabled(if: ProcessInfo.processInfo.environment["SEALBAK_TEST_CHROMA_PYTHON"] != nil
-                || ProcessInfo.processInfo.environment["SEALBAK_REQUIRE_CHROMA"] == "1", "chromadb is not installed (scripts/test installs it)"))
+@Suite(
+    .enabled(
+        if: ProcessInfo.processInfo.environment["SEALBAK_TEST_CHROMA_PYTHON"] != nil
+            || ProcessInfo.processInfo.environment["SEALBAK_REQUIRE_CHROMA"] == "1",
+        "chromadb is not installed (scripts/test installs it)"
+    )
+)
 struct ChromaComponentTests {
     static let script = Proc.root + "/scripts/chroma-store.py"
 
@@ -38,24 +43,42 @@ struct ChromaComponentTests {
         holder.standardError = FileHandle.nullDevice
         try holder.run()
         // SIGKILL: chromadb's runtime may keep a process alive on SIGTERM.
-        defer { if holder.isRunning { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() } }
+        defer {
+            if holder.isRunning {
+                kill(holder.processIdentifier, SIGKILL)
+                holder.waitUntilExit()
+            }
+        }
         _ = ready.fileHandleForReading.availableData  // "holding N" once the store is open
-        let segments = try FileManager.default.contentsOfDirectory(atPath: store).filter { $0 != "chroma.sqlite3" }.sorted()
-        let segmentFiles = try Dictionary(uniqueKeysWithValues: segments.map { ($0, try CLITests.tree(store + "/" + $0)) })
+        let segments = try FileManager.default.contentsOfDirectory(atPath: store).filter { $0 != "chroma.sqlite3" }
+            .sorted()
+        let segmentFiles = try Dictionary(
+            uniqueKeysWithValues: segments.map { ($0, try CLITests.tree(store + "/" + $0)) }
+        )
 
         let packed = try CLITests.run(["pack", dir + "/a.sbk", "--chroma", "vectors=" + store, "--insecure-test-kdf"])
         #expect(packed.status == 0, "\(packed.stderr)")
         kill(holder.processIdentifier, SIGKILL)
         holder.waitUntilExit()
-        #expect(try FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory()).filter { $0.hasPrefix("sealbak-chroma-") }.isEmpty, "the chroma.sqlite3 snapshot is removed after packing")
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory()).filter {
+                $0.hasPrefix("sealbak-chroma-")
+            }.isEmpty,
+            "the chroma.sqlite3 snapshot is removed after packing"
+        )
         let listed = try CLITests.run(["list", dir + "/a.sbk"])
         #expect(listed.stdout.contains("chroma vectors: ok, 2 collection(s), 165 embeddings"), "\(listed.stdout)")
-        #expect(listed.stdout.contains("docs: 120 embeddings, dimension 16") && listed.stdout.contains("chat: 45 embeddings, dimension 8"))
+        #expect(
+            listed.stdout.contains("docs: 120 embeddings, dimension 16")
+                && listed.stdout.contains("chat: 45 embeddings, dimension 8")
+        )
 
         let restored = try CLITests.run(["restore", dir + "/a.sbk", "--target", "vectors=" + dir + "/elsewhere/store"])
         #expect(restored.status == 0, "\(restored.stderr)")
         // Byte equality of the HNSW segments, checked before anything opens the restored store.
-        for s in segments { #expect(try CLITests.tree(dir + "/elsewhere/store/" + s) == segmentFiles[s]!, "segment \(s)") }
+        for s in segments {
+            #expect(try CLITests.tree(dir + "/elsewhere/store/" + s) == segmentFiles[s]!, "segment \(s)")
+        }
         #expect(try chroma(["query", dir + "/elsewhere/store"]) == before)
     }
 

@@ -13,7 +13,8 @@ import Testing
     static let dir = URL(fileURLWithPath: Proc.root).appendingPathComponent("Spec/vectors")
 
     static func names() -> [String] {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("conflict").path)) ?? []
+        let files =
+            (try? FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("conflict").path)) ?? []
         return files.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
     }
 
@@ -24,17 +25,27 @@ import Testing
 
     @Test(arguments: names())
     func unpackRefusesTheWholeArchiveBeforePlacingAnything(_ name: String) throws {
-        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.dir.appendingPathComponent("conflict/\(name).json"))) as! [String: Any]
+        let meta =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: Self.dir.appendingPathComponent("conflict/\(name).json"))
+            ) as! [String: Any]
         let archive = Self.dir.appendingPathComponent("conflict/\(name).sbk").path
         let conflict = meta["conflict"] as! [String: Any]
         let env = ["SEALBAK_PASSWORD": meta["password"] as! String]
         let tmp = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: tmp) }
 
-        for (how, args, stdin) in [("file", [archive], nil as Data?), ("pipe", ["-"], try Data(contentsOf: URL(fileURLWithPath: archive)))] {
+        for (how, args, stdin) in [
+            ("file", [archive], nil as Data?), ("pipe", ["-"], try Data(contentsOf: URL(fileURLWithPath: archive))),
+        ] {
             let target = tmp + "/" + how
             try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-            let r = try Proc.run(Proc.sealbakBinary, ["unpack"] + args + ["--to", target, "--quiet"], env: env, stdin: stdin)
+            let r = try Proc.run(
+                Proc.sealbakBinary,
+                ["unpack"] + args + ["--to", target, "--quiet"],
+                env: env,
+                stdin: stdin
+            )
             #expect(r.status == 4, "\(name) from a \(how): exit \(r.status), \(r.stderr)")
             #expect(Self.contents(target).isEmpty, "\(name) from a \(how): the target holds \(Self.contents(target))")
             #expect(r.stderr.contains(conflict["inner"] as! String), "\(name) from a \(how): \(r.stderr)")
@@ -46,7 +57,11 @@ import Testing
         let archive = Self.dir.appendingPathComponent("valid/names-nfc-nfd.sbk").path
         let tmp = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: tmp) }
-        let r = try Proc.run(Proc.sealbakBinary, ["unpack", archive, "--to", tmp + "/out", "--quiet"], env: ["SEALBAK_PASSWORD": Vectors.password])
+        let r = try Proc.run(
+            Proc.sealbakBinary,
+            ["unpack", archive, "--to", tmp + "/out", "--quiet"],
+            env: ["SEALBAK_PASSWORD": Vectors.password]
+        )
         #expect(r.status == 0, "\(r.stderr)")
         let entries = Self.contents(tmp + "/out").map { Array($0.utf8) }
         #expect(entries.contains(Array("\u{e9}/nfc.txt".utf8)))

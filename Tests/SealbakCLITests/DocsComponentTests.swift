@@ -8,7 +8,10 @@ import Testing
 /// `pack --docs` with ignore rules and `restore --to` with staging, atomic swap and rollback.
 @Suite struct DocsComponentTests {
     static func write(_ path: String, _ text: String) throws {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true
+        )
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
     }
 
@@ -35,14 +38,24 @@ import Testing
         let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let kb = try Self.docsTree(dir)
-        let packed = try CLITests.run(["pack", dir + "/a.sbk", "--docs", kb, "--exclude", "tools/*.py", "--insecure-test-kdf"])
+        let packed = try CLITests.run([
+            "pack", dir + "/a.sbk", "--docs", kb, "--exclude", "tools/*.py", "--insecure-test-kdf",
+        ])
         #expect(packed.status == 0, "\(packed.stderr)")
         let listed = try CLITests.run(["list", dir + "/a.sbk"])
-        let names = Set(listed.stdout.split(separator: "\n").compactMap { $0.split(separator: " ").last.map(String.init) })
-        for kept in ["docs/kb/readme.md", "docs/kb/guides/setup.md", "docs/kb/guides/keep.tmp", "docs/kb/.sealbakignore", "docs/kb/tools"] {
+        let names = Set(
+            listed.stdout.split(separator: "\n").compactMap { $0.split(separator: " ").last.map(String.init) }
+        )
+        for kept in [
+            "docs/kb/readme.md", "docs/kb/guides/setup.md", "docs/kb/guides/keep.tmp", "docs/kb/.sealbakignore",
+            "docs/kb/tools",
+        ] {
             #expect(names.contains(kept), "\(kept) should be packed")
         }
-        for left in ["docs/kb/guides/scratch.tmp", "docs/kb/drafts", "docs/kb/drafts/wip.md", "docs/kb/build.log", "docs/kb/.git", "docs/kb/node_modules", "docs/kb/tools/__pycache__", "docs/kb/tools/x.py"] {
+        for left in [
+            "docs/kb/guides/scratch.tmp", "docs/kb/drafts", "docs/kb/drafts/wip.md", "docs/kb/build.log",
+            "docs/kb/.git", "docs/kb/node_modules", "docs/kb/tools/__pycache__", "docs/kb/tools/x.py",
+        ] {
             #expect(!names.contains(left), "\(left) should be left out")
         }
         #expect(listed.stdout.contains("docs kb: ok, 5 files"), "\(listed.stdout)")
@@ -66,7 +79,10 @@ import Testing
         let replaced = try CLITests.run(["restore", dir + "/a.sbk", "--to", dir + "/out", "--replace"])
         #expect(replaced.status == 0, "\(replaced.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/out/kb/local-note.md"))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/out") == ["kb"], "no staging folder is left")
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: dir + "/out") == ["kb"],
+            "no staging folder is left"
+        )
     }
 
     @Test func aRestoreThatFailsHalfwayLeavesTheOldFolderInPlace() throws {
@@ -74,7 +90,10 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let kb = try Self.docsTree(dir)
         for i in 0..<40 { try Self.write(kb + "/many/doc-\(i).md", String(repeating: "doc \(i) ", count: 3000)) }
-        #expect(try CLITests.run(["pack", dir + "/a.sbk", "--docs", kb, "--insecure-test-kdf", "--compression", "none"]).status == 0)
+        #expect(
+            try CLITests.run(["pack", dir + "/a.sbk", "--docs", kb, "--insecure-test-kdf", "--compression", "none"])
+                .status == 0
+        )
         #expect(try CLITests.run(["restore", dir + "/a.sbk", "--docs-target", "kb=" + dir + "/live"]).status == 0)
         try Self.write(dir + "/live/precious.md", "only here")
         let before = try CLITests.tree(dir + "/live")
@@ -85,7 +104,10 @@ import Testing
         let r = try CLITests.run(["restore", dir + "/bad.sbk", "--docs-target", "kb=" + dir + "/live", "--replace"])
         #expect(r.status == 4, "\(r.stderr)")
         #expect(try CLITests.tree(dir + "/live") == before)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["a.sbk", "bad.sbk", "kb", "live"], "no staging folder is left")
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["a.sbk", "bad.sbk", "kb", "live"],
+            "no staging folder is left"
+        )
     }
 
     @Test func componentFlagsAreChecked() throws {
@@ -96,7 +118,9 @@ import Testing
         #expect(noDocs.status == 64 && noDocs.stderr.contains("--docs"))
         let missing = try CLITests.run(["pack", dir + "/a.sbk", "--docs", dir + "/nope", "--insecure-test-kdf"])
         #expect(missing.status == 9 && missing.stderr.contains("nope"))
-        #expect(try CLITests.run(["pack", dir + "/a.sbk", "--docs", "handbook=" + kb, "--insecure-test-kdf"]).status == 0)
+        #expect(
+            try CLITests.run(["pack", dir + "/a.sbk", "--docs", "handbook=" + kb, "--insecure-test-kdf"]).status == 0
+        )
         let noTarget = try CLITests.run(["restore", dir + "/a.sbk"])
         #expect(noTarget.status == 64 && noTarget.stderr.contains("--to DIR"))
         let unknown = try CLITests.run(["restore", dir + "/a.sbk", "--only", "kb", "--to", dir + "/o"])
@@ -111,8 +135,11 @@ import Testing
             var options = WriteOptions()
             options.kdf = KDFParameters(opsLimit: 1, memLimitKiB: 8)
             var out: [UInt8] = []
-            let w = try ArchiveWriter(manifest: Manifest(entries: entries), passwords: [PasswordSlotSpec(passphrase: Passphrase(string: CLITests.password))],
-                                      options: options) { out += Array($0) }
+            let w = try ArchiveWriter(
+                manifest: Manifest(entries: entries),
+                passwords: [PasswordSlotSpec(passphrase: Passphrase(string: CLITests.password))],
+                options: options
+            ) { out += Array($0) }
             for d in data {
                 var off = 0
                 try w.writeEntry { buf in
@@ -125,13 +152,30 @@ import Testing
             _ = try w.finish()
             try Data(out).write(to: URL(fileURLWithPath: path))
         }
-        let root = ManifestEntry(kind: .directory, name: "docs/kb", mode: 0o755, metadata: Metadata([
-            "component": "docs", "component.name": "kb", "component.status": "ok", "docs.files": "2", "docs.bytes": "5"]))
-        try write([root, ManifestEntry(kind: .file, name: "docs/kb/a.md")], [[], Array("hello".utf8)], to: dir + "/docs.sbk")
+        let root = ManifestEntry(
+            kind: .directory,
+            name: "docs/kb",
+            mode: 0o755,
+            metadata: Metadata([
+                "component": "docs", "component.name": "kb", "component.status": "ok", "docs.files": "2",
+                "docs.bytes": "5",
+            ])
+        )
+        try write(
+            [root, ManifestEntry(kind: .file, name: "docs/kb/a.md")],
+            [[], Array("hello".utf8)],
+            to: dir + "/docs.sbk"
+        )
         let r = try CLITests.run(["verify", dir + "/docs.sbk"])
         #expect(r.status == 4 && r.stderr.contains("docs kb: 1 files, recorded 2"), "\(r.stderr)")
-        let dump = ManifestEntry(kind: .stream, name: "postgres/db.pgdump", mode: 0o600, metadata: Metadata([
-            "component": "postgres", "component.name": "db", "component.status": "ok"]))
+        let dump = ManifestEntry(
+            kind: .stream,
+            name: "postgres/db.pgdump",
+            mode: 0o600,
+            metadata: Metadata([
+                "component": "postgres", "component.name": "db", "component.status": "ok",
+            ])
+        )
         try write([dump], [Array("not a dump at all".utf8)], to: dir + "/pg.sbk")
         let r2 = try CLITests.run(["verify", dir + "/pg.sbk"])
         #expect(r2.status == 4 && r2.stderr.contains("does not start with PGDMP"), "\(r2.stderr)")

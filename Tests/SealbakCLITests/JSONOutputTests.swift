@@ -17,17 +17,21 @@ import Testing
         try fm.createDirectory(atPath: dir + "/cfg", withIntermediateDirectories: true)
         try "# notes\n".write(toFile: dir + "/kb/a.md", atomically: false, encoding: .utf8)
         try "b\n".write(toFile: dir + "/kb/sub/b.md", atomically: false, encoding: .utf8)
-        try "DATABASE_URL=postgresql://app:hunter2@db/app\nAPI_TOKEN=abc\n".write(toFile: dir + "/cfg/.env", atomically: false, encoding: .utf8)
+        try "DATABASE_URL=postgresql://app:hunter2@db/app\nAPI_TOKEN=abc\n".write(
+            toFile: dir + "/cfg/.env",
+            atomically: false,
+            encoding: .utf8
+        )
         let tool = Proc.root + "/scripts/sqlite-tool.py"
         let made = try Proc.run("/usr/bin/env", ["python3", tool, "make", dir + "/app.sqlite3", "20"])
         guard made.status == 0 else { throw TestFailure(made.stderr) }
         try """
-            app: {name: "json test", version: "2"}
-            components:
-              - {kind: docs, name: kb, path: \(dir)/kb}
-              - {kind: config, name: cfg, path: \(dir)/cfg}
-              - {kind: sqlite, name: app, path: \(dir)/app.sqlite3}
-            """.write(toFile: dir + "/plan.yaml", atomically: false, encoding: .utf8)
+        app: {name: "json test", version: "2"}
+        components:
+          - {kind: docs, name: kb, path: \(dir)/kb}
+          - {kind: config, name: cfg, path: \(dir)/cfg}
+          - {kind: sqlite, name: app, path: \(dir)/app.sqlite3}
+        """.write(toFile: dir + "/plan.yaml", atomically: false, encoding: .utf8)
         return dir + "/a.sbk"
     }
 
@@ -35,7 +39,8 @@ import Testing
         let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let a = try Self.archive(in: dir)
-        var stdout: [String] = [], stderr: [String] = []
+        var stdout: [String] = []
+        var stderr: [String] = []
         func run(_ args: [String], status: Int32 = 0) throws {
             let r = try Self.sb(args)
             #expect(r.status == status, "\(args): \(r.stderr)")
@@ -43,7 +48,9 @@ import Testing
             stdout.append(r.stdout)
             stderr.append(r.stderr.split(separator: "\n").filter { $0.hasPrefix("{") }.joined(separator: "\n"))
         }
-        try run(["pack", a, "--plan", dir + "/plan.yaml", "--redact-secrets", "--insecure-test-kdf", "--json", "--progress"])
+        try run([
+            "pack", a, "--plan", dir + "/plan.yaml", "--redact-secrets", "--insecure-test-kdf", "--json", "--progress",
+        ])
         try run(["list", a, "--json"])
         try run(["verify", a, "--json", "--progress"])
         try run(["inspect", a, "--json"])
@@ -72,12 +79,18 @@ import Testing
         #expect(wrong.status == 3 && wrong.stderr.contains("wrong password"))
         stdout.append(wrong.stdout)
 
-        let docs = dir + "/stdout.jsonl", progress = dir + "/stderr.jsonl"
+        let docs = dir + "/stdout.jsonl"
+        let progress = dir + "/stderr.jsonl"
         try stdout.joined(separator: "\n").write(toFile: docs, atomically: false, encoding: .utf8)
         try stderr.joined(separator: "\n").write(toFile: progress, atomically: false, encoding: .utf8)
         #expect(stderr.joined().contains("\"type\":\"progress\""), "no progress lines: \(stderr)")
-        let python = try Proc.run(Proc.root + "/scripts/jsonschema-python", []).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let v = try Proc.run(python, [Proc.root + "/scripts/validate-json.py", Proc.root + "/docs/json-schema.json", docs, progress])
+        let python = try Proc.run(Proc.root + "/scripts/jsonschema-python", []).stdout.trimmingCharacters(
+            in: .whitespacesAndNewlines
+        )
+        let v = try Proc.run(
+            python,
+            [Proc.root + "/scripts/validate-json.py", Proc.root + "/docs/json-schema.json", docs, progress]
+        )
         #expect(v.status == 0, "schema violations:\n\(v.stdout)\(v.stderr)")
 
         // What a schema cannot say: the values mean what docs/json.md says.
@@ -111,14 +124,14 @@ import Testing
         try "hello\n".write(toFile: dir + "/kb/a.md", atomically: false, encoding: .utf8)
         try "pw-\(UUID().uuidString)\n".write(toFile: dir + "/pw", atomically: false, encoding: .utf8)
         try """
-            app: {name: jsonops}
-            components:
-              - {kind: docs, name: kb, path: \(dir)/kb}
-            password-file: \(dir)/pw
-            state-dir: \(dir)/state
-            destination: {location: \(dir)/backups, verify: true}
-            retention: {keep-last: 1}
-            """.write(toFile: dir + "/plan.yaml", atomically: false, encoding: .utf8)
+        app: {name: jsonops}
+        components:
+          - {kind: docs, name: kb, path: \(dir)/kb}
+        password-file: \(dir)/pw
+        state-dir: \(dir)/state
+        destination: {location: \(dir)/backups, verify: true}
+        retention: {keep-last: 1}
+        """.write(toFile: dir + "/plan.yaml", atomically: false, encoding: .utf8)
         let plan = ["--plan", dir + "/plan.yaml"]
         for night in ["2026-11-20T02:00:00Z", "2026-11-21T02:00:00Z"] {
             let r = try Proc.run(Proc.sealbakBinary, ["run"] + plan + ["--now", night], env: ["SEALBAK_PASSWORD": ""])
@@ -140,8 +153,13 @@ import Testing
         try run(["prune", dir + "/backups", "--keep-last", "1", "--dry-run", "--json"])
         let docs = dir + "/ops.jsonl"
         try lines.joined(separator: "\n").write(toFile: docs, atomically: false, encoding: .utf8)
-        let python = try Proc.run(Proc.root + "/scripts/jsonschema-python", []).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let v = try Proc.run(python, [Proc.root + "/scripts/validate-json.py", Proc.root + "/docs/json-schema.json", docs])
+        let python = try Proc.run(Proc.root + "/scripts/jsonschema-python", []).stdout.trimmingCharacters(
+            in: .whitespacesAndNewlines
+        )
+        let v = try Proc.run(
+            python,
+            [Proc.root + "/scripts/validate-json.py", Proc.root + "/docs/json-schema.json", docs]
+        )
         #expect(v.status == 0, "schema violations:\n\(v.stdout)\(v.stderr)")
         let history = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
         let records = try #require(history["records"] as? [[String: Any]])

@@ -9,7 +9,10 @@ import Testing
     static func archive(in dir: String, size: Int = 2_000_000, password: String = CLI.password) throws -> String {
         try Data(TestArchive.noise(size, seed: 11)).write(to: URL(fileURLWithPath: dir + "/data"))
         let path = dir + "/a.sbk"
-        let r = try CLI.run(["pack", path, dir + "/data", "--insecure-test-kdf", "--quiet"], env: ["SEALBAK_PASSWORD": password])
+        let r = try CLI.run(
+            ["pack", path, dir + "/data", "--insecure-test-kdf", "--quiet"],
+            env: ["SEALBAK_PASSWORD": password]
+        )
         #expect(r.status == 0)
         try FileManager.default.removeItem(atPath: dir + "/data")
         return path
@@ -29,7 +32,12 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try Self.archive(in: dir)
         let body = try Self.body(path)
-        #expect(try CLI.run(["key", "add", path, "--label", "laptop", "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "second"]).status == 0)
+        #expect(
+            try CLI.run(
+                ["key", "add", path, "--label", "laptop", "--insecure-test-kdf"],
+                env: ["SEALBAK_NEW_PASSWORD": "second"]
+            ).status == 0
+        )
         #expect(try Self.body(path) == body)
         #expect(try Self.opens(path, CLI.password) && Self.opens(path, "second"))
         let list = try CLI.run(["key", "list", path, "--json"], env: ["SEALBAK_PASSWORD": ""])
@@ -37,7 +45,12 @@ import Testing
         #expect((doc["slots"] as! [[String: Any]]).map { $0["label"] as! String } == ["password", "laptop"])
         #expect(!list.stdout.contains("salt") && !list.stdout.contains("wrapped"))
 
-        #expect(try CLI.run(["key", "passwd", path, "--slot", "2", "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "third"]).status == 0)
+        #expect(
+            try CLI.run(
+                ["key", "passwd", path, "--slot", "2", "--insecure-test-kdf"],
+                env: ["SEALBAK_NEW_PASSWORD": "third"]
+            ).status == 0
+        )
         #expect(try Self.body(path) == body)
         #expect(try !Self.opens(path, "second") && Self.opens(path, "third"))
 
@@ -52,11 +65,17 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try Self.archive(in: dir)
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
-        let wrong = try CLI.run(["key", "add", path, "--insecure-test-kdf"], env: ["SEALBAK_PASSWORD": "nope", "SEALBAK_NEW_PASSWORD": "x"])
+        let wrong = try CLI.run(
+            ["key", "add", path, "--insecure-test-kdf"],
+            env: ["SEALBAK_PASSWORD": "nope", "SEALBAK_NEW_PASSWORD": "x"]
+        )
         #expect(wrong.status == 3 && wrong.stderr.contains("wrong password"))
         let last = try CLI.run(["key", "remove", path, "--slot", "1"])
         #expect(last.status == 64 && last.stderr.contains("last slot"))
-        let missing = try CLI.run(["key", "passwd", path, "--slot", "7", "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "x"])
+        let missing = try CLI.run(
+            ["key", "passwd", path, "--slot", "7", "--insecure-test-kdf"],
+            env: ["SEALBAK_NEW_PASSWORD": "x"]
+        )
         #expect(missing.status == 9 && missing.stderr.contains("no key slot 7"))
         let noNew = try CLI.run(["key", "add", path, "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": ""])
         #expect(noNew.status == 64 && noNew.stderr.contains("new password"))
@@ -69,8 +88,13 @@ import Testing
         let path = try Self.archive(in: dir)
         let r = try CLI.run(["key", "add", path, "--recovery", "--insecure-test-kdf"])
         #expect(r.status == 0)
-        let code = r.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { $0.count == 34 && $0.filter { $0 == "-" }.count == 6 }
-        guard let code else { Issue.record("no code printed: \(r.stdout)"); return }
+        let code = r.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first {
+            $0.count == 34 && $0.filter { $0 == "-" }.count == 6
+        }
+        guard let code else {
+            Issue.record("no code printed: \(r.stdout)")
+            return
+        }
         #expect(try Self.opens(path, code))
         #expect(try Self.opens(path, code.lowercased().replacingOccurrences(of: "-", with: "")))
         var typo = Array(code)
@@ -80,14 +104,22 @@ import Testing
         let list = try CLI.run(["key", "list", path])
         #expect(list.stdout.contains("recovery code") && !list.stdout.contains(code))
         // A recovery code cannot be "changed" like a password: remove it and add a new one.
-        #expect(try CLI.run(["key", "passwd", path, "--slot", "2", "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "x"]).status == 64)
+        #expect(
+            try CLI.run(
+                ["key", "passwd", path, "--slot", "2", "--insecure-test-kdf"],
+                env: ["SEALBAK_NEW_PASSWORD": "x"]
+            ).status == 64
+        )
     }
 
     @Test func rekeyRevokesEveryOldKeyAndKeepsTheData() throws {
         let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try Self.archive(in: dir)
-        #expect(try CLI.run(["key", "add", path, "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "second"]).status == 0)
+        #expect(
+            try CLI.run(["key", "add", path, "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "second"]).status
+                == 0
+        )
         let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
         let r = try CLI.run(["rekey", path, "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "fresh"])
         #expect(r.status == 0 && r.stderr.contains("dropped key slot 2"))
@@ -97,12 +129,17 @@ import Testing
         #expect(try !Self.opens(path, CLI.password) && !Self.opens(path, "second"))
         // An old header in front of the new body opens nothing: the data keys changed.
         let oldHeaderLength = Int(original[10]) | Int(original[11]) << 8
-        try Data(Array(original.prefix(oldHeaderLength)) + (try Self.body(path))).write(to: URL(fileURLWithPath: dir + "/spliced.sbk"))
+        try Data(Array(original.prefix(oldHeaderLength)) + (try Self.body(path))).write(
+            to: URL(fileURLWithPath: dir + "/spliced.sbk")
+        )
         #expect(try CLI.run(["verify", dir + "/spliced.sbk"], env: ["SEALBAK_PASSWORD": "second"]).status != 0)
         try FileManager.default.removeItem(atPath: dir + "/spliced.sbk")
         // Same content.
         #expect(try CLI.run(["unpack", path, "--to", dir + "/out"], env: ["SEALBAK_PASSWORD": "fresh"]).status == 0)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/out/data")) == Data(TestArchive.noise(2_000_000, seed: 11)))
+        #expect(
+            try Data(contentsOf: URL(fileURLWithPath: dir + "/out/data"))
+                == Data(TestArchive.noise(2_000_000, seed: 11))
+        )
         // Frames keep their lengths: only the header and the trailer may change size.
         #expect(abs(rotated.count - original.count) < 200)
     }
@@ -112,7 +149,10 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try Self.archive(in: dir)
         let original = try Data(contentsOf: URL(fileURLWithPath: path))
-        let wrong = try CLI.run(["rekey", path, "--insecure-test-kdf"], env: ["SEALBAK_PASSWORD": "nope", "SEALBAK_NEW_PASSWORD": "x"])
+        let wrong = try CLI.run(
+            ["rekey", path, "--insecure-test-kdf"],
+            env: ["SEALBAK_PASSWORD": "nope", "SEALBAK_NEW_PASSWORD": "x"]
+        )
         #expect(wrong.status == 3)
         var damaged = [UInt8](original)
         damaged[damaged.count / 2] ^= 1
@@ -125,8 +165,12 @@ import Testing
         // A crash at any step of an in-place rekey leaves the old archive or the complete new one.
         var step = 1
         while step < 40 {
-            let r = try CLI.run(["rekey", path, "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "new-\(step)", "SEALBAK_TEST_CRASH_AT": "\(step)"])
-            let old = try Self.opens(path, CLI.password), new = try Self.opens(path, "new-\(step)")
+            let r = try CLI.run(
+                ["rekey", path, "--insecure-test-kdf"],
+                env: ["SEALBAK_NEW_PASSWORD": "new-\(step)", "SEALBAK_TEST_CRASH_AT": "\(step)"]
+            )
+            let old = try Self.opens(path, CLI.password)
+            let new = try Self.opens(path, "new-\(step)")
             #expect(old != new, "step \(step)")
             if r.status == 0 { break }
             #expect(r.status == 86)
@@ -139,7 +183,10 @@ import Testing
     @Test func recipientsLetAServerWriteWhatOnlyTheIdentityReads() throws {
         let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let gen = try CLI.run(["keygen", "-o", dir + "/id", "--insecure-test-kdf"], env: ["SEALBAK_IDENTITY_PASSWORD": "identity pw"])
+        let gen = try CLI.run(
+            ["keygen", "-o", dir + "/id", "--insecure-test-kdf"],
+            env: ["SEALBAK_IDENTITY_PASSWORD": "identity pw"]
+        )
         #expect(gen.status == 0)
         let pk = gen.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(pk.hasPrefix("sbkpk1"))
@@ -153,28 +200,51 @@ import Testing
 
         try Data(TestArchive.text(50_000)).write(to: URL(fileURLWithPath: dir + "/dump.sql"))
         // The "server" has no password and no identity, only the public key.
-        let packed = try CLI.run(["pack", dir + "/a.sbk", dir + "/dump.sql", "--recipient", pk, "--quiet"], env: ["SEALBAK_PASSWORD": ""])
+        let packed = try CLI.run(
+            ["pack", dir + "/a.sbk", dir + "/dump.sql", "--recipient", pk, "--quiet"],
+            env: ["SEALBAK_PASSWORD": ""]
+        )
         #expect(packed.status == 0)
         let withPassword = try CLI.run(["verify", dir + "/a.sbk"], env: ["SEALBAK_PASSWORD": "anything"])
         #expect(withPassword.status == 3 && withPassword.stderr.contains("--identity"))
-        let ok = try CLI.run(["unpack", dir + "/a.sbk", "--to", dir + "/out", "--identity", dir + "/id"], env: ["SEALBAK_PASSWORD": "", "SEALBAK_IDENTITY_PASSWORD": "identity pw"])
+        let ok = try CLI.run(
+            ["unpack", dir + "/a.sbk", "--to", dir + "/out", "--identity", dir + "/id"],
+            env: ["SEALBAK_PASSWORD": "", "SEALBAK_IDENTITY_PASSWORD": "identity pw"]
+        )
         #expect(ok.status == 0)
         #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/out/dump.sql")) == Data(TestArchive.text(50_000)))
         let wrongIdentity = try CLI.run(["verify", dir + "/a.sbk", "--identity", dir + "/other"])
         #expect(wrongIdentity.status == 10 && wrongIdentity.stderr.contains("wrong identity"))
-        let wrongIdentityPassword = try CLI.run(["verify", dir + "/a.sbk", "--identity", dir + "/id"], env: ["SEALBAK_IDENTITY_PASSWORD": "nope"])
+        let wrongIdentityPassword = try CLI.run(
+            ["verify", dir + "/a.sbk", "--identity", dir + "/id"],
+            env: ["SEALBAK_IDENTITY_PASSWORD": "nope"]
+        )
         #expect(wrongIdentityPassword.status == 3 && wrongIdentityPassword.stderr.contains("identity file"))
         // Change the last character to a different one (a fixed replacement equals it one time in 32).
         let mistyped = String(pk.dropLast()) + (pk.hasSuffix("a") ? "b" : "a")
         let badKey = try CLI.run(["pack", dir + "/b.sbk", dir + "/dump.sql", "--recipient", mistyped, "--quiet"])
         #expect(badKey.status == 64 && badKey.stderr.contains("mistyped"))
         // The identity can add a password and rotate; recipients survive rotation.
-        #expect(try CLI.run(["key", "add", dir + "/a.sbk", "--identity", dir + "/id", "--insecure-test-kdf"],
-                            env: ["SEALBAK_IDENTITY_PASSWORD": "identity pw", "SEALBAK_NEW_PASSWORD": "added"]).status == 0)
+        #expect(
+            try CLI.run(
+                ["key", "add", dir + "/a.sbk", "--identity", dir + "/id", "--insecure-test-kdf"],
+                env: ["SEALBAK_IDENTITY_PASSWORD": "identity pw", "SEALBAK_NEW_PASSWORD": "added"]
+            ).status == 0
+        )
         #expect(try Self.opens(dir + "/a.sbk", "added"))
-        #expect(try CLI.run(["rekey", dir + "/a.sbk", "--identity", dir + "/id"], env: ["SEALBAK_IDENTITY_PASSWORD": "identity pw"]).status == 0)
+        #expect(
+            try CLI.run(
+                ["rekey", dir + "/a.sbk", "--identity", dir + "/id"],
+                env: ["SEALBAK_IDENTITY_PASSWORD": "identity pw"]
+            ).status == 0
+        )
         #expect(try !Self.opens(dir + "/a.sbk", "added"))
-        #expect(try CLI.run(["verify", dir + "/a.sbk", "--identity", dir + "/id"], env: ["SEALBAK_IDENTITY_PASSWORD": "identity pw"]).status == 0)
+        #expect(
+            try CLI.run(
+                ["verify", dir + "/a.sbk", "--identity", dir + "/id"],
+                env: ["SEALBAK_IDENTITY_PASSWORD": "identity pw"]
+            ).status == 0
+        )
     }
 
     @Test func aPasswordShapedLikeARecoveryCodeStillWorks() throws {
@@ -184,7 +254,12 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try Self.archive(in: dir, password: lookalike)
         #expect(try Self.opens(path, lookalike))
-        #expect(try CLI.run(["key", "add", path, "--recovery", "--insecure-test-kdf"], env: ["SEALBAK_PASSWORD": lookalike]).status == 0)
+        #expect(
+            try CLI.run(
+                ["key", "add", path, "--recovery", "--insecure-test-kdf"],
+                env: ["SEALBAK_PASSWORD": lookalike]
+            ).status == 0
+        )
         #expect(try Self.opens(path, lookalike))
     }
 
@@ -198,7 +273,9 @@ import Testing
         let r = try CLI.run(["key", "add", path, "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "x"])
         #expect(r.status == 8 && r.stderr.contains("another sealbak"))
         flock(fd, LOCK_UN)
-        #expect(try CLI.run(["key", "add", path, "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "x"]).status == 0)
+        #expect(
+            try CLI.run(["key", "add", path, "--insecure-test-kdf"], env: ["SEALBAK_NEW_PASSWORD": "x"]).status == 0
+        )
     }
 
     @Test func newPasswordFromFileAndDescriptor() throws {
@@ -206,10 +283,15 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try Self.archive(in: dir)
         try Data("from a file\n".utf8).write(to: URL(fileURLWithPath: dir + "/new"))
-        #expect(try CLI.run(["key", "add", path, "--insecure-test-kdf", "--new-password-file", dir + "/new"]).status == 0)
+        #expect(
+            try CLI.run(["key", "add", path, "--insecure-test-kdf", "--new-password-file", dir + "/new"]).status == 0
+        )
         #expect(try Self.opens(path, "from a file"))
         try Data("from fd\n".utf8).write(to: URL(fileURLWithPath: dir + "/fd"))
-        #expect(try CLI.run(["key", "add", path, "--insecure-test-kdf", "--new-password-fd", "0"], stdin: dir + "/fd").status == 0)
+        #expect(
+            try CLI.run(["key", "add", path, "--insecure-test-kdf", "--new-password-fd", "0"], stdin: dir + "/fd")
+                .status == 0
+        )
         #expect(try Self.opens(path, "from fd"))
     }
 
@@ -220,27 +302,53 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try Self.archive(in: dir)
         var step = 1
-        var sawOld = false, sawNew = false
+        var sawOld = false
+        var sawNew = false
         while step < 50 {
-            let r = try CLI.run(["key", "passwd", path, "--insecure-test-kdf"],
-                                env: ["SEALBAK_NEW_PASSWORD": "new-\(step)", "SEALBAK_TEST_CRASH_AT": "\(step)"])
-            let old = try Self.opens(path, CLI.password), new = try Self.opens(path, "new-\(step)")
+            let r = try CLI.run(
+                ["key", "passwd", path, "--insecure-test-kdf"],
+                env: ["SEALBAK_NEW_PASSWORD": "new-\(step)", "SEALBAK_TEST_CRASH_AT": "\(step)"]
+            )
+            let old = try Self.opens(path, CLI.password)
+            let new = try Self.opens(path, "new-\(step)")
             #expect(old != new, "step \(step): old opens \(old), new opens \(new)")
             // Only a crash in the instant between naming the finished copy and the rename may leave a file,
             // named .a.sbk.sealbak-tmp-PID-N; the next command on the archive removes it (dead PID).
             let extra = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0 != "a.sbk" }
-            #expect(extra.allSatisfy { $0.hasPrefix(".a.sbk.sealbak-tmp-") } && extra.count <= 1, "step \(step) left \(extra)")
+            #expect(
+                extra.allSatisfy { $0.hasPrefix(".a.sbk.sealbak-tmp-") } && extra.count <= 1,
+                "step \(step) left \(extra)"
+            )
             if !extra.isEmpty {
-                #expect(try CLI.run(["key", "add", path, "--insecure-test-kdf"], env: ["SEALBAK_PASSWORD": old ? CLI.password : "new-\(step)", "SEALBAK_NEW_PASSWORD": "tmp", "SEALBAK_TEST_CRASH_AT": "1"]).status == 86)
-                #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["a.sbk"], "the leftover of step \(step) was not cleaned")
+                #expect(
+                    try CLI.run(
+                        ["key", "add", path, "--insecure-test-kdf"],
+                        env: [
+                            "SEALBAK_PASSWORD": old ? CLI.password : "new-\(step)", "SEALBAK_NEW_PASSWORD": "tmp",
+                            "SEALBAK_TEST_CRASH_AT": "1",
+                        ]
+                    ).status == 86
+                )
+                #expect(
+                    try FileManager.default.contentsOfDirectory(atPath: dir) == ["a.sbk"],
+                    "the leftover of step \(step) was not cleaned"
+                )
             }
-            if r.status == 0 { sawNew = true; break }
+            if r.status == 0 {
+                sawNew = true
+                break
+            }
             #expect(r.status == 86, "step \(step): \(r.stderr)")
             if old { sawOld = true }
             if new {
                 // The crash came after the rename: put the old password back for the next step.
                 sawNew = true
-                #expect(try CLI.run(["key", "passwd", path, "--insecure-test-kdf"], env: ["SEALBAK_PASSWORD": "new-\(step)", "SEALBAK_NEW_PASSWORD": CLI.password]).status == 0)
+                #expect(
+                    try CLI.run(
+                        ["key", "passwd", path, "--insecure-test-kdf"],
+                        env: ["SEALBAK_PASSWORD": "new-\(step)", "SEALBAK_NEW_PASSWORD": CLI.password]
+                    ).status == 0
+                )
             }
             step += 1
         }
@@ -267,7 +375,8 @@ import Testing
             usleep(useconds_t.random(in: 0...60_000))
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
-            let old = try Self.opens(path, current), new = try Self.opens(path, next)
+            let old = try Self.opens(path, current)
+            let new = try Self.opens(path, next)
             #expect(old != new, "iteration \(i): old \(old), new \(new)")
             if new { current = next }
             #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["a.sbk"], "iteration \(i) left a file")

@@ -14,7 +14,9 @@ import Testing
             for i in 0..<n {
                 let seg = storage + "/collections/\(c)/0/segments/seg-\(i)"
                 try FileManager.default.createDirectory(atPath: seg, withIntermediateDirectories: true)
-                try Data(TestArchive.noise(10_000 * (i + 1), seed: UInt64(i))).write(to: URL(fileURLWithPath: seg + "/vector_storage.dat"))
+                try Data(TestArchive.noise(10_000 * (i + 1), seed: UInt64(i))).write(
+                    to: URL(fileURLWithPath: seg + "/vector_storage.dat")
+                )
             }
             try Data("{\"params\":{}}".utf8).write(to: URL(fileURLWithPath: storage + "/collections/\(c)/config.json"))
         }
@@ -29,11 +31,21 @@ import Testing
         // Snapshots: tar archives named COLLECTION-ID-YYYY-MM-DD-hh-mm-ss.snapshot.
         let snaps = dir + "/snapshots"
         try FileManager.default.createDirectory(atPath: snaps, withIntermediateDirectories: true)
-        let tar = try Proc.run("/usr/bin/tar", ["-cf", snaps + "/docs-2410538812212434-2026-11-21-10-00-00.snapshot", "-C", storage + "/collections", "docs"])
+        let tar = try Proc.run(
+            "/usr/bin/tar",
+            [
+                "-cf", snaps + "/docs-2410538812212434-2026-11-21-10-00-00.snapshot", "-C", storage + "/collections",
+                "docs",
+            ]
+        )
         #expect(tar.status == 0, "\(tar.stderr)")
         let s = try CLITests.run(["pack", dir + "/s.sbk", "--qdrant", snaps, "--insecure-test-kdf"])
         #expect(s.status == 0, "\(s.stderr)")
-        #expect(try CLITests.run(["list", dir + "/s.sbk"]).stdout.contains("qdrant snapshots: ok, snapshots, collections docs"))
+        #expect(
+            try CLITests.run(["list", dir + "/s.sbk"]).stdout.contains(
+                "qdrant snapshots: ok, snapshots, collections docs"
+            )
+        )
         #expect(try CLITests.run(["restore", dir + "/s.sbk", "--to", dir + "/back"]).status == 0)
         // Anything else is refused with what to do.
         try Data("not a tar".utf8).write(to: URL(fileURLWithPath: dir + "/fake.snapshot"))

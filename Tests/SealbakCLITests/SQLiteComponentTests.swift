@@ -49,7 +49,10 @@ import Testing
             return rest
         }
         deinit {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
         }
     }
 
@@ -64,7 +67,9 @@ import Testing
     /// Private copies (`sealbak-sqlite-PID-…` in the temporary folder) of packs that have ended.
     static func copiesOfDeadPacks() -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())) ?? []).filter { n in
-            guard n.hasPrefix("sealbak-sqlite-"), let pid = Int32(n.dropFirst("sealbak-sqlite-".count).split(separator: "-").first ?? "") else { return false }
+            guard n.hasPrefix("sealbak-sqlite-"),
+                let pid = Int32(n.dropFirst("sealbak-sqlite-".count).split(separator: "-").first ?? "")
+            else { return false }
             return kill(pid, 0) != 0 && errno == ESRCH
         }
     }
@@ -93,19 +98,41 @@ import Testing
         try E.write(dir + "/stop", "")
         let written = Int(writer.finish().trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
         #expect(packed.status == 0, "\(packed.stderr)")
-        #expect(packed.stderr.contains("app: SQLite database, online backup of") && packed.stderr.contains("journal mode \(wal ? "wal" : "delete")"), "\(packed.stderr)")
-        #expect(Self.copiesOfDeadPacks().isEmpty, "the private copy is removed after packing: \(Self.copiesOfDeadPacks())")
+        #expect(
+            packed.stderr.contains("app: SQLite database, online backup of")
+                && packed.stderr.contains("journal mode \(wal ? "wal" : "delete")"),
+            "\(packed.stderr)"
+        )
+        #expect(
+            Self.copiesOfDeadPacks().isEmpty,
+            "the private copy is removed after packing: \(Self.copiesOfDeadPacks())"
+        )
 
         let listed = try E.sb(["list", dir + "/a.sbk"])
-        #expect(listed.stdout.contains("sqlite app: ok, 10 tables") && listed.stdout.contains("user_version 7"), "\(listed.stdout)")
-        let recorded = listed.stdout.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("events: ") }
+        #expect(
+            listed.stdout.contains("sqlite app: ok, 10 tables") && listed.stdout.contains("user_version 7"),
+            "\(listed.stdout)"
+        )
+        let recorded =
+            listed.stdout.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("events: ") }
             .flatMap { Int($0.split(separator: " ")[1]) } ?? -1
         let restored = try E.sb(["restore", dir + "/a.sbk", "--to", dir + "/out"])
         #expect(restored.status == 0 && restored.stdout.contains("integrity_check ok"), "\(restored.all)")
-        let inCopy = Int(try Self.tool(["count", dir + "/out/app.sqlite3", "events"]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -2
+        let inCopy =
+            Int(
+                try Self.tool(["count", dir + "/out/app.sqlite3", "events"]).trimmingCharacters(
+                    in: .whitespacesAndNewlines
+                )
+            ) ?? -2
         #expect(recorded == inCopy, "recorded \(recorded) events, the restored copy holds \(inCopy)")
         #expect(inCopy >= 50 && inCopy <= written, "the copy holds \(inCopy) of the \(written) events written")
-        #expect(Int(try Self.tool(["count", dir + "/out/app.sqlite3", "notes"]).trimmingCharacters(in: .whitespacesAndNewlines)) == 200)
+        #expect(
+            Int(
+                try Self.tool(["count", dir + "/out/app.sqlite3", "notes"]).trimmingCharacters(
+                    in: .whitespacesAndNewlines
+                )
+            ) == 200
+        )
     }
 
     /// A source that fails `PRAGMA integrity_check` is refused naming the file and the first problem (exit 4, no
@@ -119,7 +146,11 @@ import Testing
         try Self.tool(["corrupt", db])
         let r = try E.sb(["pack", dir + "/a.sbk", "--sqlite", db, "--insecure-test-kdf"])
         #expect(r.status == 4, "\(r.all)")
-        #expect(r.stderr.contains(db) && r.stderr.contains("fails SQLite's integrity check") && r.stderr.contains("the first: "), "\(r.stderr)")
+        #expect(
+            r.stderr.contains(db) && r.stderr.contains("fails SQLite's integrity check")
+                && r.stderr.contains("the first: "),
+            "\(r.stderr)"
+        )
         #expect(r.stderr.split(separator: "\n").count <= 2, "one clear message, not every problem: \(r.stderr)")
         #expect(!E.exists(dir + "/a.sbk"))
 
@@ -128,15 +159,23 @@ import Testing
         #expect(r2.status == 4 && r2.stderr.contains("is not an SQLite 3 database"), "\(r2.all)")
 
         try Self.tool(["make", dir + "/ok.db", "3"])
-        let r3 = try E.sb(["pack", dir + "/a.sbk", "--sqlite", dir + "/gone.db", "--sqlite", dir + "/ok.db", "--insecure-test-kdf"])
+        let r3 = try E.sb([
+            "pack", dir + "/a.sbk", "--sqlite", dir + "/gone.db", "--sqlite", dir + "/ok.db", "--insecure-test-kdf",
+        ])
         #expect(r3.status == 9 && r3.stderr.contains("gone.db"), "\(r3.all)")
-        let r4 = try E.sb(["pack", dir + "/a.sbk", "--sqlite", dir + "/gone.db", "--sqlite", dir + "/ok.db", "--allow-missing", "gone", "--insecure-test-kdf"])
+        let r4 = try E.sb([
+            "pack", dir + "/a.sbk", "--sqlite", dir + "/gone.db", "--sqlite", dir + "/ok.db", "--allow-missing", "gone",
+            "--insecure-test-kdf",
+        ])
         #expect(r4.status == 15 && r4.stderr.contains("gone is skipped"), "\(r4.all)")
         #expect(try E.sb(["list", dir + "/a.sbk"]).stdout.contains("sqlite gone: SKIPPED"))
         let restored = try E.sb(["restore", dir + "/a.sbk", "--to", dir + "/out"])
         #expect(restored.status == 0 && restored.stderr.contains("note: gone is not restored"), "\(restored.all)")
         #expect(E.exists(dir + "/out/ok.sqlite3") && !E.exists(dir + "/out/gone.sqlite3"))
-        #expect(Self.copiesOfDeadPacks().isEmpty, "the private copy is removed after a refused pack: \(Self.copiesOfDeadPacks())")
+        #expect(
+            Self.copiesOfDeadPacks().isEmpty,
+            "the private copy is removed after a refused pack: \(Self.copiesOfDeadPacks())"
+        )
     }
 
     /// A 5 MB database in 64 KiB frames: verify checks the entry's SQLite header and size, and a restore from a
@@ -150,7 +189,11 @@ import Testing
         #expect(size > 5_000_000, "\(size) bytes")
         try Self.pack(dir + "/a.sbk", ["--sqlite", "big=" + db, "--frame-size", "64K"])
         let verified = try E.sb(["verify", dir + "/a.sbk"])
-        #expect(verified.status == 0 && verified.stdout.contains("sqlite big: ok, SQLite database, \(size) bytes as recorded"), "\(verified.all)")
+        #expect(
+            verified.status == 0
+                && verified.stdout.contains("sqlite big: ok, SQLite database, \(size) bytes as recorded"),
+            "\(verified.all)"
+        )
         let restored = try E.sb(["restore", "-", "--target", "big=" + dir + "/restored/big.db"], stdin: dir + "/a.sbk")
         #expect(restored.status == 0, "\(restored.all)")
         #expect(try Self.state(dir + "/restored/big.db") == (try Self.state(db)))
@@ -176,17 +219,30 @@ import Testing
             let old = try Self.state(live)
             #expect(old.contains("notes 8 "), "the -wal holds 3 more notes: \(old)")
             let dry = try E.sb(["restore", dir + "/a.sbk", "--target", "app=" + live, "--replace", "--dry-run"])
-            #expect(dry.status == 0 && dry.stdout.contains("app.db-wal") && dry.stdout.contains("move aside"), "\(dry.all)")
+            #expect(
+                dry.status == 0 && dry.stdout.contains("app.db-wal") && dry.stdout.contains("move aside"),
+                "\(dry.all)"
+            )
             #expect(try Self.state(live) == old && E.exists(live + "-wal"), "the dry run changed nothing")
-            let r = try E.sb(["restore", dir + "/a.sbk", "--target", "app=" + live, "--replace"] + (keep ? ["--keep-replaced"] : []))
+            let r = try E.sb(
+                ["restore", dir + "/a.sbk", "--target", "app=" + live, "--replace"] + (keep ? ["--keep-replaced"] : [])
+            )
             #expect(r.status == 0, "\(r.all)")
-            #expect(Self.sideFiles(live).isEmpty, "the old side files stay beside the new database: \(Self.sideFiles(live))")
+            #expect(
+                Self.sideFiles(live).isEmpty,
+                "the old side files stay beside the new database: \(Self.sideFiles(live))"
+            )
             #expect(try Self.state(live) == archived)
-            let kept = try FileManager.default.contentsOfDirectory(atPath: dir + "/live-\(keep)").filter { $0.contains(".sbk-replaced-") }.sorted()
+            let kept = try FileManager.default.contentsOfDirectory(atPath: dir + "/live-\(keep)").filter {
+                $0.contains(".sbk-replaced-")
+            }.sorted()
             if keep {
                 #expect(kept.count == 2 && kept[1].hasSuffix("-wal") || kept.count == 3, "\(kept)")
                 #expect(r.stdout.contains("kept as"), "\(r.stdout)")
-                #expect(try Self.state(dir + "/live-\(keep)/" + kept[0]) == old, "the kept database has its uncheckpointed rows")
+                #expect(
+                    try Self.state(dir + "/live-\(keep)/" + kept[0]) == old,
+                    "the kept database has its uncheckpointed rows"
+                )
             } else {
                 #expect(kept.isEmpty, "\(kept)")
             }
@@ -212,7 +268,11 @@ import Testing
             let dry = try E.sb(args + ["--dry-run"])
             let real = try E.sb(args)
             for r in [dry, real] {
-                #expect(r.status == 11 && r.all.contains("is in use: process \(holder.process.processIdentifier)") && r.all.contains("--ignore-locks"), "\(mode): \(r.all)")
+                #expect(
+                    r.status == 11 && r.all.contains("is in use: process \(holder.process.processIdentifier)")
+                        && r.all.contains("--ignore-locks"),
+                    "\(mode): \(r.all)"
+                )
             }
             #expect(real.stderr.contains(mode == "write" ? "holds a write lock" : "has it open"), "\(real.stderr)")
             #expect(try Self.state(live) == old)
@@ -235,7 +295,9 @@ import Testing
         try E.write(dir + "/src/kb/a.md", "new a")
         func plan(_ expect: Int) throws -> String {
             let path = dir + "/plan-\(expect).yaml"
-            try E.write(path, """
+            try E.write(
+                path,
+                """
                 components:
                   - name: app
                     kind: sqlite
@@ -248,7 +310,8 @@ import Testing
                     kind: docs
                     path: src/kb
                     restore: {path: live/kb}
-                """)
+                """
+            )
             return path
         }
         let packed = try E.sb(["pack", dir + "/a.sbk", "--plan", try plan(12), "--insecure-test-kdf", "--quiet"])
@@ -263,24 +326,49 @@ import Testing
         try reset()
         let old = try Self.state(dir + "/live/app.db")
         let failed = try E.sb(["restore", dir + "/a.sbk", "--plan", try plan(13), "--replace"])
-        #expect(failed.status == 13 && failed.stderr.contains("returned 12, expected 13") && failed.stderr.contains("nothing was changed"), "\(failed.all)")
-        #expect(try Self.state(dir + "/live/app.db") == old && E.read(dir + "/live/kb/a.md") == "old a" && E.exists(dir + "/live/app.db-wal"))
+        #expect(
+            failed.status == 13 && failed.stderr.contains("returned 12, expected 13")
+                && failed.stderr.contains("nothing was changed"),
+            "\(failed.all)"
+        )
+        #expect(
+            try Self.state(dir + "/live/app.db") == old && E.read(dir + "/live/kb/a.md") == "old a"
+                && E.exists(dir + "/live/app.db-wal")
+        )
         #expect(Self.stagingLeftovers(dir).isEmpty, "\(Self.stagingLeftovers(dir))")
 
-        let trace = try E.sb(["restore", dir + "/a.sbk", "--plan", try plan(12), "--replace"], env: ["SEALBAK_FAULT": "restore:100000:fail", "SEALBAK_FAULT_TRACE": "1"])
+        let trace = try E.sb(
+            ["restore", dir + "/a.sbk", "--plan", try plan(12), "--replace"],
+            env: ["SEALBAK_FAULT": "restore:100000:fail", "SEALBAK_FAULT_TRACE": "1"]
+        )
         #expect(trace.status == 0, "\(trace.all)")
         let steps = trace.stderr.split(separator: "\n").filter { $0.contains("fault point restore #") }
         let swap = steps.firstIndex { $0.hasSuffix("swap " + dir + "/live/app.db") }
-        #expect(swap != nil && steps.prefix(swap ?? 0).contains { $0.hasSuffix("swap " + dir + "/live/kb") }, "kb is swapped before app: \(steps)")
+        #expect(
+            swap != nil && steps.prefix(swap ?? 0).contains { $0.hasSuffix("swap " + dir + "/live/kb") },
+            "kb is swapped before app: \(steps)"
+        )
         try reset()
-        let r = try E.sb(["restore", dir + "/a.sbk", "--plan", try plan(12), "--replace"], env: ["SEALBAK_FAULT": "restore:\((swap ?? 0) + 1):fail"])
-        #expect(r.status == 8 && r.stderr.contains("app could not be put in place") && r.stderr.contains("rolled back kb"), "\(r.all)")
-        #expect(try Self.state(dir + "/live/app.db") == old && E.read(dir + "/live/kb/a.md") == "old a" && E.exists(dir + "/live/app.db-wal"))
+        let r = try E.sb(
+            ["restore", dir + "/a.sbk", "--plan", try plan(12), "--replace"],
+            env: ["SEALBAK_FAULT": "restore:\((swap ?? 0) + 1):fail"]
+        )
+        #expect(
+            r.status == 8 && r.stderr.contains("app could not be put in place") && r.stderr.contains("rolled back kb"),
+            "\(r.all)"
+        )
+        #expect(
+            try Self.state(dir + "/live/app.db") == old && E.read(dir + "/live/kb/a.md") == "old a"
+                && E.exists(dir + "/live/app.db-wal")
+        )
         #expect(Self.stagingLeftovers(dir).isEmpty, "\(Self.stagingLeftovers(dir))")
 
         let ok = try E.sb(["restore", dir + "/a.sbk", "--plan", try plan(12), "--replace"])
         #expect(ok.status == 0 && ok.stderr.contains("app: check") && ok.stderr.contains("passed"), "\(ok.all)")
-        #expect(try Self.state(dir + "/live/app.db") == (try Self.state(dir + "/src/app.db")) && E.read(dir + "/live/kb/a.md") == "new a")
+        #expect(
+            try Self.state(dir + "/live/app.db") == (try Self.state(dir + "/src/app.db"))
+                && E.read(dir + "/live/kb/a.md") == "new a"
+        )
     }
 
     /// Kills the restore (SIGKILL) of an SQLite database in WAL mode (with an uncheckpointed -wal) and a docs
@@ -296,7 +384,8 @@ import Testing
         try E.write(dir + "/src/kb/a.md", "new a")
         try E.write(dir + "/src/kb/sub/b.md", "new b")
         try Self.pack(dir + "/a.sbk", ["--sqlite", "app=" + dir + "/src/app.db", "--docs", "kb=" + dir + "/src/kb"])
-        let db = dir + "/live/app.db", kb = dir + "/live/kb"
+        let db = dir + "/live/app.db"
+        let kb = dir + "/live/kb"
         func reset() throws {
             try? FileManager.default.removeItem(atPath: dir + "/live")
             try FileManager.default.createDirectory(atPath: dir + "/live", withIntermediateDirectories: true)
@@ -304,9 +393,20 @@ import Testing
             try Self.tool(["wal", db, "2"])
             try E.write(kb + "/a.md", "old a")
         }
-        func state() throws -> String { try Self.state(db) + "\n" + (try CLITests.tree(kb)).keys.sorted().map { "\($0)=\(E.read(kb + "/" + $0) ?? "")" }.joined(separator: ",") }
-        func kept() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/live")) ?? []).filter { $0.contains(".sbk-replaced-") } }
-        let args = ["restore", dir + "/a.sbk", "--target", "app=" + db, "--target", "kb=" + kb, "--replace"] + (keep ? ["--keep-replaced"] : [])
+        func state() throws -> String {
+            try Self.state(db) + "\n"
+                + (try CLITests.tree(kb)).keys.sorted().map { "\($0)=\(E.read(kb + "/" + $0) ?? "")" }.joined(
+                    separator: ","
+                )
+        }
+        func kept() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/live")) ?? []).filter {
+                $0.contains(".sbk-replaced-")
+            }
+        }
+        let args =
+            ["restore", dir + "/a.sbk", "--target", "app=" + db, "--target", "kb=" + kb, "--replace"]
+            + (keep ? ["--keep-replaced"] : [])
         try reset()
         let old = try state()
         #expect(try E.sb(args).status == 0)
@@ -323,25 +423,37 @@ import Testing
                 break
             }
             let leftovers = Self.stagingLeftovers(dir)
-            let next = try E.sb(["restore", dir + "/a.sbk", "--target", "app=" + db, "--target", "kb=" + kb, "--replace", "--dry-run"], cwd: "/")
+            let next = try E.sb(
+                ["restore", dir + "/a.sbk", "--target", "app=" + db, "--target", "kb=" + kb, "--replace", "--dry-run"],
+                cwd: "/"
+            )
             #expect(next.status == 0, "kill at step \(n): \(next.all)")
-            if !leftovers.isEmpty { #expect(next.all.contains("killed"), "kill at step \(n): \(leftovers) not named: \(next.all)") }
+            if !leftovers.isEmpty {
+                #expect(next.all.contains("killed"), "kill at step \(n): \(leftovers) not named: \(next.all)")
+            }
             let s = try state()
             let outcome = s == old ? "old" : s == new ? "new" : "MIXED"
             outcomes[outcome, default: 0] += 1
             #expect(outcome != "MIXED", "kill at step \(n) (keep-replaced \(keep)): \(s)")
-            if outcome == "new" { #expect(Self.sideFiles(db).isEmpty, "kill at step \(n): \(Self.sideFiles(db)) beside the new database") }
+            if outcome == "new" {
+                #expect(Self.sideFiles(db).isEmpty, "kill at step \(n): \(Self.sideFiles(db)) beside the new database")
+            }
             if outcome == "old" { #expect(E.exists(db + "-wal"), "kill at step \(n): the old database lost its -wal") }
             #expect(Self.stagingLeftovers(dir).isEmpty, "kill at step \(n): \(Self.stagingLeftovers(dir)) left")
             if keep && outcome == "new" {
-                #expect(kept().contains { $0.hasPrefix("app.db.sbk-replaced-") && $0.hasSuffix("-wal") } && kept().contains { $0.hasPrefix("kb.sbk-replaced-") },
-                        "kill at step \(n): the replaced database (with its -wal) and folder are kept: \(kept())")
+                #expect(
+                    kept().contains { $0.hasPrefix("app.db.sbk-replaced-") && $0.hasSuffix("-wal") }
+                        && kept().contains { $0.hasPrefix("kb.sbk-replaced-") },
+                    "kill at step \(n): the replaced database (with its -wal) and folder are kept: \(kept())"
+                )
             } else if outcome == "old" || !keep {
                 #expect(kept().isEmpty, "kill at step \(n): \(kept())")
             }
             n += 1
         }
-        print("sqlite kill test (keep-replaced \(keep)): \(n - 1) kill points; outcomes old \(outcomes["old"] ?? 0), new \(outcomes["new"] ?? 0), mixed \(outcomes["MIXED"] ?? 0)")
+        print(
+            "sqlite kill test (keep-replaced \(keep)): \(n - 1) kill points; outcomes old \(outcomes["old"] ?? 0), new \(outcomes["new"] ?? 0), mixed \(outcomes["MIXED"] ?? 0)"
+        )
         #expect(n > 8 && n < 100)
         #expect((outcomes["old"] ?? 0) > 0 && (outcomes["new"] ?? 0) > 0)
     }

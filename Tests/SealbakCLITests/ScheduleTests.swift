@@ -5,18 +5,20 @@ import Testing
 /// `sealbak schedule`: the units it writes are accepted by systemd's own checker, installing is idempotent and never
 /// clobbers a different schedule, secrets are refused, and the crontab line runs the job under cron's bare environment.
 @Suite struct ScheduleTests {
-    static let analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    static let analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].first {
+        FileManager.default.isExecutableFile(atPath: $0)
+    }
 
     static func plan(in dir: String, name: String = "app plan.yaml") throws -> String {
         try FileManager.default.createDirectory(atPath: dir + "/docs", withIntermediateDirectories: true)
         try "hello\n".write(toFile: dir + "/docs/a.txt", atomically: false, encoding: .utf8)
         let path = dir + "/" + name
         try """
-            components:
-              - kind: docs
-                name: notes
-                path: \(dir)/docs
-            """.write(toFile: path, atomically: false, encoding: .utf8)
+        components:
+          - kind: docs
+            name: notes
+            path: \(dir)/docs
+        """.write(toFile: path, atomically: false, encoding: .utf8)
         return path
     }
 
@@ -30,11 +32,16 @@ import Testing
         let plan = try Self.plan(in: dir)
         let units = dir + "/units"
         let base = ["--plan", plan, "--unit-dir", units]
-        let first = try Self.sb(["schedule", "install"] + base + ["--at", "03:15", "--randomized-delay", "10m", "--no-enable"])
+        let first = try Self.sb(
+            ["schedule", "install"] + base + ["--at", "03:15", "--randomized-delay", "10m", "--no-enable"]
+        )
         #expect(first.status == 0, "\(first.stderr)")
         let service = try String(contentsOfFile: units + "/sealbak-app-plan.service", encoding: .utf8)
         let timer = try String(contentsOfFile: units + "/sealbak-app-plan.timer", encoding: .utf8)
-        #expect(timer.contains("OnCalendar=*-*-* 03:15:00\n") && timer.contains("Persistent=true\n") && timer.contains("RandomizedDelaySec=600\n"))
+        #expect(
+            timer.contains("OnCalendar=*-*-* 03:15:00\n") && timer.contains("Persistent=true\n")
+                && timer.contains("RandomizedDelaySec=600\n")
+        )
         // The plan's path has a space: one quoted word, absolute; the job gets the installer's PATH.
         #expect(service.contains("\"run\" \"--plan\" \"\(plan)\"\n"), "\(service)")
         #expect(service.contains("Environment=\"PATH=\(ProcessInfo.processInfo.environment["PATH"] ?? "")\"\n"))
@@ -42,14 +49,21 @@ import Testing
         #expect(stat(units + "/sealbak-app-plan.service", &st) == 0 && st.st_mode & 0o777 == 0o644)
 
         if let analyze = Self.analyze {
-            let v = try Proc.run(analyze, ["verify", units + "/sealbak-app-plan.service", units + "/sealbak-app-plan.timer"])
+            let v = try Proc.run(
+                analyze,
+                ["verify", units + "/sealbak-app-plan.service", units + "/sealbak-app-plan.timer"]
+            )
             #expect(v.status == 0 && v.stderr.isEmpty, "systemd-analyze verify: \(v.stderr)")
         } else {
-            Issue.record("systemd-analyze is not installed (scripts/deps installs systemd); the units were not verified")
+            Issue.record(
+                "systemd-analyze is not installed (scripts/deps installs systemd); the units were not verified"
+            )
         }
 
         // Again, the same: nothing changes. Different: refused (7) unless --force; show says which.
-        let again = try Self.sb(["schedule", "install"] + base + ["--at", "03:15", "--randomized-delay", "10m", "--no-enable"])
+        let again = try Self.sb(
+            ["schedule", "install"] + base + ["--at", "03:15", "--randomized-delay", "10m", "--no-enable"]
+        )
         #expect(again.status == 0 && again.stderr.contains("unchanged"), "\(again.stderr)")
         let other = try Self.sb(["schedule", "install"] + base + ["--at", "04:00", "--no-enable"])
         #expect(other.status == 7 && other.stderr.contains("--force"), "\(other.stderr)")
@@ -58,7 +72,11 @@ import Testing
         #expect(show.status == 0 && show.stdout.contains("installed, differs"), "\(show.stdout)")
         let forced = try Self.sb(["schedule", "install"] + base + ["--at", "04:00", "--no-enable", "--force"])
         #expect(forced.status == 0, "\(forced.stderr)")
-        #expect(try String(contentsOfFile: units + "/sealbak-app-plan.timer", encoding: .utf8).contains("OnCalendar=*-*-* 04:00:00\n"))
+        #expect(
+            try String(contentsOfFile: units + "/sealbak-app-plan.timer", encoding: .utf8).contains(
+                "OnCalendar=*-*-* 04:00:00\n"
+            )
+        )
 
         let removed = try Self.sb(["schedule", "remove"] + base + ["--no-enable"])
         #expect(removed.status == 0, "\(removed.stderr)")
@@ -71,11 +89,17 @@ import Testing
         let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let plan = try Self.plan(in: dir, name: "sealbak.yaml")
-        try ("app: {name: \"rag app\"}\n" + (try String(contentsOfFile: plan, encoding: .utf8))).write(toFile: plan, atomically: false, encoding: .utf8)
+        try ("app: {name: \"rag app\"}\n" + (try String(contentsOfFile: plan, encoding: .utf8))).write(
+            toFile: plan,
+            atomically: false,
+            encoding: .utf8
+        )
         let r = try Self.sb(["schedule", "install", "--plan", plan, "--unit-dir", dir + "/units", "--no-enable"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(FileManager.default.fileExists(atPath: dir + "/units/sealbak-rag-app.timer"), "\(r.stderr)")
-        #expect(try Self.sb(["schedule", "remove", "--plan", plan, "--unit-dir", dir + "/units", "--no-enable"]).status == 0)
+        #expect(
+            try Self.sb(["schedule", "remove", "--plan", plan, "--unit-dir", dir + "/units", "--no-enable"]).status == 0
+        )
     }
 
     @Test func secretsNeverGoIntoUnitsAndTheEnvFileMustBePrivate() throws {
@@ -85,7 +109,10 @@ import Testing
         let base = ["schedule", "install", "--plan", plan, "--unit-dir", dir + "/units", "--no-enable"]
         for name in ["PGPASSWORD", "MYSQL_PWD", "AWS_SECRET_ACCESS_KEY", "SEALBAK_PASSWORD", "API_TOKEN"] {
             let r = try Self.sb(base + ["--env", name], env: [name: "hunter2-\(name)"])
-            #expect(r.status == 64 && r.stderr.contains("--env-file") && !r.stderr.contains("hunter2"), "\(name): \(r.stderr)")
+            #expect(
+                r.status == 64 && r.stderr.contains("--env-file") && !r.stderr.contains("hunter2"),
+                "\(name): \(r.stderr)"
+            )
         }
         #expect(!FileManager.default.fileExists(atPath: dir + "/units"))
         let envFile = dir + "/secrets.env"
@@ -97,11 +124,16 @@ import Testing
         let ok = try Self.sb(base + ["--env-file", envFile, "--env", "PGHOST"], env: ["PGHOST": "/run/postgresql"])
         #expect(ok.status == 0, "\(ok.stderr)")
         let service = try String(contentsOfFile: dir + "/units/sealbak-app-plan.service", encoding: .utf8)
-        #expect(service.contains("EnvironmentFile=\(envFile)\n") && service.contains("Environment=\"PGHOST=/run/postgresql\"\n"))
+        #expect(
+            service.contains("EnvironmentFile=\(envFile)\n")
+                && service.contains("Environment=\"PGHOST=/run/postgresql\"\n")
+        )
         #expect(!service.contains("hunter2"))
         // A plan that does not parse would fail every night: refused at install time.
         try "components: [".write(toFile: dir + "/bad.yaml", atomically: false, encoding: .utf8)
-        let bad = try Self.sb(["schedule", "install", "--plan", dir + "/bad.yaml", "--unit-dir", dir + "/units2", "--no-enable"])
+        let bad = try Self.sb([
+            "schedule", "install", "--plan", dir + "/bad.yaml", "--unit-dir", dir + "/units2", "--no-enable",
+        ])
         #expect(bad.status != 0 && !FileManager.default.fileExists(atPath: dir + "/units2"), "\(bad.stderr)")
         let badTime = try Self.sb(base + ["--at", "24:00"])
         #expect(badTime.status == 64 && badTime.stderr.contains("HH:MM"), "\(badTime.stderr)")
@@ -116,8 +148,10 @@ import Testing
         let envFile = dir + "/secrets.env"
         try "SECRET_FOR_JOB='it''s here'\n".write(toFile: envFile, atomically: false, encoding: .utf8)
         chmod(envFile, 0o600)
-        let r = try Self.sb(["schedule", "show", "--plan", plan, "--at", "01:05", "--cron", "--env-file", envFile, "--env", "PGHOST"],
-                            env: ["PGHOST": "db host"])
+        let r = try Self.sb(
+            ["schedule", "show", "--plan", plan, "--at", "01:05", "--cron", "--env-file", envFile, "--env", "PGHOST"],
+            env: ["PGHOST": "db host"]
+        )
         #expect(r.status == 0, "\(r.stderr)")
         let line = r.stdout.trimmingCharacters(in: .newlines)
         #expect(line.hasPrefix("5 1 * * * "), "\(line)")
@@ -130,7 +164,10 @@ import Testing
             .replacingOccurrences(of: "'\(try Self.realBinary())'", with: "'\(recorder)'")
         let sh = try Proc.run("/usr/bin/env", ["-i", "/bin/sh", "-c", command])
         #expect(sh.status == 0, "\(sh.stderr)")
-        let got = try String(contentsOfFile: dir + "/got", encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        let got = try String(contentsOfFile: dir + "/got", encoding: .utf8).split(
+            separator: "\n",
+            omittingEmptySubsequences: false
+        )
         #expect(got.first == "db host|its here|\(ProcessInfo.processInfo.environment["PATH"] ?? "")", "\(got)")
         #expect(Array(got.dropFirst().prefix(3)) == ["run", "--plan", Substring(plan)])
     }

@@ -21,9 +21,17 @@ import Testing
         }
         close(fd)
         let env = ["SEALBAK_PASSWORD": "sparse"]
-        let pack = try Proc.run(Proc.sealbakBinary, ["pack", dir + "/a.sbk", image, "--insecure-test-kdf", "--quiet"], env: env)
+        let pack = try Proc.run(
+            Proc.sealbakBinary,
+            ["pack", dir + "/a.sbk", image, "--insecure-test-kdf", "--quiet"],
+            env: env
+        )
         #expect(pack.status == 0, "\(pack.stderr)")
-        let unpack = try Proc.run(Proc.sealbakBinary, ["unpack", dir + "/a.sbk", "--to", dir + "/out", "--quiet"], env: env)
+        let unpack = try Proc.run(
+            Proc.sealbakBinary,
+            ["unpack", dir + "/a.sbk", "--to", dir + "/out", "--quiet"],
+            env: env
+        )
         #expect(unpack.status == 0, "\(unpack.stderr)")
         var st = stat()
         #expect(stat(dir + "/out/img", &st) == 0)

@@ -39,8 +39,12 @@ import Testing
         let fm = FileManager.default
         for (version, root) in [(1, dir + "/v1/app"), (2, dir + "/v2/app")] {
             try fm.createDirectory(atPath: root + "/sub", withIntermediateDirectories: true)
-            for i in 0..<8 { try "v\(version) file \(i)\n".write(toFile: root + "/f\(i).txt", atomically: false, encoding: .utf8) }
-            for i in 0..<4 { try "v\(version) sub \(i)\n".write(toFile: root + "/sub/s\(i).txt", atomically: false, encoding: .utf8) }
+            for i in 0..<8 {
+                try "v\(version) file \(i)\n".write(toFile: root + "/f\(i).txt", atomically: false, encoding: .utf8)
+            }
+            for i in 0..<4 {
+                try "v\(version) sub \(i)\n".write(toFile: root + "/sub/s\(i).txt", atomically: false, encoding: .utf8)
+            }
             try fm.createSymbolicLink(atPath: root + "/latest", withDestinationPath: version == 1 ? "f0.txt" : "f1.txt")
             if version == 2 {
                 try fm.createDirectory(atPath: root + "/new/deeper", withIntermediateDirectories: true)
@@ -65,15 +69,25 @@ import Testing
         let (v1, v2) = try Self.makeTrees(in: dir)
         let archive = dir + "/v2.sbk"
         #expect(try Self.run(["pack", archive, v2, "--insecure-test-kdf", "--quiet"]).status == 0)
-        let old = try Self.tree(v1), new = try Self.tree(v2)
-        var kills = 0, oldOutcomes = 0, newOutcomes = 0, finishedByNextRun = 0, pointsNamed: Set<String> = []
+        let old = try Self.tree(v1)
+        let new = try Self.tree(v2)
+        var kills = 0
+        var oldOutcomes = 0
+        var newOutcomes = 0
+        var finishedByNextRun = 0
+        var pointsNamed: Set<String> = []
         for withOld in [true, false] {
             let target = dir + "/target"
             var n = 1
             while n < 200 {
                 try Self.freshTarget(target, v1: v1, withOld: withOld)
-                let r = try Self.run(["unpack", archive, "--to", target, "--quiet"] + (withOld ? ["--force"] : []),
-                                     env: ["SEALBAK_TEST_CRASH_AT": "\(n)", "SEALBAK_TEST_CRASH_SIGNAL": "KILL", "SEALBAK_TEST_CRASH_VERBOSE": "1"])
+                let r = try Self.run(
+                    ["unpack", archive, "--to", target, "--quiet"] + (withOld ? ["--force"] : []),
+                    env: [
+                        "SEALBAK_TEST_CRASH_AT": "\(n)", "SEALBAK_TEST_CRASH_SIGNAL": "KILL",
+                        "SEALBAK_TEST_CRASH_VERBOSE": "1",
+                    ]
+                )
                 if r.status == 0 { break }  // fewer than n fault points: the unpack simply finished
                 #expect(r.signaled && r.status == 128 + SIGKILL, "point \(n): \(r.stderr)")
                 if let name = r.stderr.split(separator: "(").last { pointsNamed.insert(String(name.dropLast(2))) }
@@ -81,7 +95,10 @@ import Testing
                 // The next sealbak command in the target finishes (or removes) what the killed one left, and says so.
                 let next = try Self.run(["unpack", dir + "/no-such.sbk", "--to", target])
                 #expect(next.status == 9)
-                #expect(next.stderr.contains("finished an unpack") || next.stderr.contains("removed"), "point \(n): \(next.stderr)")
+                #expect(
+                    next.stderr.contains("finished an unpack") || next.stderr.contains("removed"),
+                    "point \(n): \(next.stderr)"
+                )
                 if next.stderr.contains("finished an unpack") { finishedByNextRun += 1 }
                 #expect(try Self.leftovers(target).isEmpty, "point \(n) left a staging directory after recovery")
                 let now = try Self.tree(target + "/app")
@@ -90,12 +107,16 @@ import Testing
                 } else if now == (withOld ? old : [:]) {
                     oldOutcomes += 1
                 } else {
-                    Issue.record("killed at point \(n) (force: \(withOld)): the target is neither old nor new: \(now.keys.sorted())")
+                    Issue.record(
+                        "killed at point \(n) (force: \(withOld)): the target is neither old nor new: \(now.keys.sorted())"
+                    )
                 }
                 n += 1
             }
         }
-        print("unpack kill test: \(kills) SIGKILLs at \(pointsNamed.count) distinct fault points; all old: \(oldOutcomes), all new: \(newOutcomes) (of which the next run finished \(finishedByNextRun)), mixed: \(kills - oldOutcomes - newOutcomes)")
+        print(
+            "unpack kill test: \(kills) SIGKILLs at \(pointsNamed.count) distinct fault points; all old: \(oldOutcomes), all new: \(newOutcomes) (of which the next run finished \(finishedByNextRun)), mixed: \(kills - oldOutcomes - newOutcomes)"
+        )
         // Every step of the move phase is a kill point: 20+ moves for the v2 tree, in both scenarios.
         #expect(kills >= 40)
         #expect(oldOutcomes + newOutcomes == kills)
@@ -108,12 +129,16 @@ import Testing
         let (v1, v2) = try Self.makeTrees(in: dir)
         let archive = dir + "/v2.sbk"
         #expect(try Self.run(["pack", archive, v2, "--insecure-test-kdf", "--quiet"]).status == 0)
-        let old = try Self.tree(v1), new = try Self.tree(v2)
+        let old = try Self.tree(v1)
+        let new = try Self.tree(v2)
         let target = dir + "/target"
         var failures = 0
         for n in 1..<200 {
             try Self.freshTarget(target, v1: v1, withOld: true)
-            let r = try Self.run(["unpack", archive, "--to", target, "--force", "--quiet"], env: ["SEALBAK_TEST_FAIL_AT": "\(n)", "SEALBAK_TEST_CRASH_VERBOSE": "1"])
+            let r = try Self.run(
+                ["unpack", archive, "--to", target, "--force", "--quiet"],
+                env: ["SEALBAK_TEST_FAIL_AT": "\(n)", "SEALBAK_TEST_CRASH_VERBOSE": "1"]
+            )
             #expect(try Self.leftovers(target).isEmpty)
             if r.stderr.contains("(unpack: move ") {
                 // A failed rename (EIO, EACCES, ENOSPC alike): everything moved before it is moved back.
@@ -136,13 +161,16 @@ import Testing
         let (v1, v2) = try Self.makeTrees(in: dir)
         let archive = dir + "/v2.sbk"
         #expect(try Self.run(["pack", archive, v2, "--insecure-test-kdf", "--quiet"]).status == 0)
-        let old = try Self.tree(v1), new = try Self.tree(v2)
+        let old = try Self.tree(v1)
+        let new = try Self.tree(v2)
         let target = dir + "/target"
         var undone = 0
         for n in 1..<200 {
             try Self.freshTarget(target, v1: v1, withOld: true)
-            let r = try Self.run(["unpack", archive, "--to", target, "--force", "--quiet"],
-                                 env: ["SEALBAK_TEST_SIGNAL_AT": "\(n)", "SEALBAK_TEST_CRASH_VERBOSE": "1"])
+            let r = try Self.run(
+                ["unpack", archive, "--to", target, "--force", "--quiet"],
+                env: ["SEALBAK_TEST_SIGNAL_AT": "\(n)", "SEALBAK_TEST_CRASH_VERBOSE": "1"]
+            )
             #expect(try Self.leftovers(target).isEmpty, "SIGTERM at point \(n) left a staging directory")
             if r.status == 0 { break }  // no fault point n: not interrupted at all
             #expect(r.status == 143 && !r.signaled, "\(r.stderr)")
@@ -161,7 +189,10 @@ import Testing
         let archive = dir + "/v2.sbk"
         #expect(try Self.run(["pack", archive, v2, "--insecure-test-kdf", "--quiet"]).status == 0)
         let target = dir + "/target"
-        try FileManager.default.createDirectory(atPath: target + "/.sealbak-unpack-2147483646-AbCdEf", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: target + "/.sealbak-unpack-2147483646-AbCdEf",
+            withIntermediateDirectories: true
+        )
         try "partial".write(toFile: target + "/.sealbak-unpack-2147483646-AbCdEf/3", atomically: false, encoding: .utf8)
         let r = try Self.run(["unpack", archive, "--to", target])
         #expect(r.status == 0)
@@ -183,7 +214,10 @@ import Testing
         try "in the way\n".write(toFile: target + "/app/new", atomically: false, encoding: .utf8)
         let before = try Self.tree(target)
         let r = try Self.run(["unpack", archive, "--to", target, "--force"])
-        #expect(r.status == 7 && r.stderr.contains("app/new") && r.stderr.contains("Nothing was written"), "\(r.stderr)")
+        #expect(
+            r.status == 7 && r.stderr.contains("app/new") && r.stderr.contains("Nothing was written"),
+            "\(r.stderr)"
+        )
         #expect(try Self.tree(target) == before)
         #expect(try Self.leftovers(target).isEmpty)
         // A symlink on the way is never followed, not even to a folder inside the target.

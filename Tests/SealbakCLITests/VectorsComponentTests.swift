@@ -8,7 +8,9 @@ import Testing
     static func npy(rows: Int, cols: Int, values: [UInt8]? = nil) -> Data {
         var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(rows), \(cols)), }"
         header += String(repeating: " ", count: 63 - (10 + header.utf8.count) % 64) + "\n"
-        var d = Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)])
+        var d = Data(
+            [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)]
+        )
         d += Data(header.utf8)
         d += Data(values ?? TestArchive.noise(rows * cols * 4, seed: 3))
         return d
@@ -33,17 +35,30 @@ import Testing
         try Self.fvecs(rows: 3, dim: 8).prefix(50).write(to: URL(fileURLWithPath: emb + "/torn.fvecs"))
         try Data("ids".utf8).write(to: URL(fileURLWithPath: emb + "/ids.txt"))
         let packed = try CLITests.run(["pack", dir + "/a.sbk", "--vectors", emb, "--insecure-test-kdf"])
-        #expect(packed.status == 0 && packed.stderr.contains("torn.fvecs") && packed.stderr.contains("flagged"), "\(packed.stderr)")
+        #expect(
+            packed.status == 0 && packed.stderr.contains("torn.fvecs") && packed.stderr.contains("flagged"),
+            "\(packed.stderr)"
+        )
         let listed = try CLITests.run(["list", dir + "/a.sbk"])
         #expect(listed.stdout.contains("vectors embeddings: ok, 2 vector file(s), 420 vectors"), "\(listed.stdout)")
-        #expect(listed.stdout.contains("docs.npy: npy <f4 300x384") && listed.stdout.contains("base.fvecs: fvecs float32 120x96"))
+        #expect(
+            listed.stdout.contains("docs.npy: npy <f4 300x384")
+                && listed.stdout.contains("base.fvecs: fvecs float32 120x96")
+        )
         #expect(listed.stdout.contains("torn.fvecs: BROKEN"))
         let restored = try CLITests.run(["restore", dir + "/a.sbk", "--to", dir + "/out"])
         #expect(restored.status == 0, "\(restored.stderr)")
         #expect(try CLITests.tree(dir + "/out/embeddings") == CLITests.tree(emb))
         // A single file works as well; its component is named after the file.
-        #expect(try CLITests.run(["pack", dir + "/b.sbk", "--vectors", emb + "/docs.npy", "--insecure-test-kdf"]).status == 0)
-        #expect(try CLITests.run(["list", dir + "/b.sbk"]).stdout.contains("vectors docs: ok, 1 vector file(s), 300 vectors"))
+        #expect(
+            try CLITests.run(["pack", dir + "/b.sbk", "--vectors", emb + "/docs.npy", "--insecure-test-kdf"]).status
+                == 0
+        )
+        #expect(
+            try CLITests.run(["list", dir + "/b.sbk"]).stdout.contains(
+                "vectors docs: ok, 1 vector file(s), 300 vectors"
+            )
+        )
     }
 
     /// Vector files go through the shuffle codec (format version 2, Spec §3.4); `--no-shuffle` and a plan's
@@ -63,7 +78,10 @@ import Testing
             let archive = json["archive"] as! [String: Any]
             return (archive["format_version"] as! Int, archive["features"] as! [String])
         }
-        let shuffled = dir + "/s.sbk", plain = dir + "/p.sbk", text = dir + "/t.sbk", planned = dir + "/plan.sbk"
+        let shuffled = dir + "/s.sbk"
+        let plain = dir + "/p.sbk"
+        let text = dir + "/t.sbk"
+        let planned = dir + "/plan.sbk"
         #expect(try CLITests.run(["pack", shuffled, "--vectors", emb, "--insecure-test-kdf"]).status == 0)
         #expect(try CLITests.run(["pack", plain, "--vectors", emb, "--no-shuffle", "--insecure-test-kdf"]).status == 0)
         #expect(try CLITests.run(["pack", text, dir + "/notes.txt", "--insecure-test-kdf"]).status == 0)
@@ -78,7 +96,8 @@ import Testing
         #expect(FileManager.default.contents(atPath: dir + "/out/embeddings/docs.npy") == npy)
 
         let plan = dir + "/sealbak.yaml"
-        try "version: 1\ncomponents:\n  - {name: emb, kind: vectors, path: \(emb)}\npack: {shuffle: false, kdf-memory: 8, kdf-passes: 1}\n"
+        try
+            "version: 1\ncomponents:\n  - {name: emb, kind: vectors, path: \(emb)}\npack: {shuffle: false, kdf-memory: 8, kdf-passes: 1}\n"
             .write(toFile: plan, atomically: true, encoding: .utf8)
         let r = try CLITests.run(["pack", planned, "--plan", plan])
         #expect(r.status == 0, "\(r.stderr)")

@@ -23,11 +23,16 @@ import Testing
     }
 
     @Test func keepWithinCountsFromTheNewestArchiveAndTheNewestIsAlwaysKept() {
-        let c = [0, 1, 2, 3, 10].map { RetentionPolicy.Candidate(name: "a\($0)", time: Self.t0 - Int64($0) * Self.day + 60) }
+        let c = [0, 1, 2, 3, 10].map {
+            RetentionPolicy.Candidate(name: "a\($0)", time: Self.t0 - Int64($0) * Self.day + 60)
+        }
         var p = RetentionPolicy()
         p.within = RetentionDuration("2d")
         let kept = p.apply(c).filter(\.keep).map(\.candidate.name)
-        #expect(kept == ["a0", "a1"], "within 2d of the newest (a0): a1 (1 day older); a2 is exactly 2 days older: \(kept)")
+        #expect(
+            kept == ["a0", "a1"],
+            "within 2d of the newest (a0): a1 (1 day older); a2 is exactly 2 days older: \(kept)"
+        )
         // Ten days without a backup do not make the last ones expire (restic's rule).
         let old = c.map { RetentionPolicy.Candidate(name: $0.name, time: $0.time - 10 * Self.day) }
         #expect(p.apply(old).filter(\.keep).map(\.candidate.name) == ["a0", "a1"])
@@ -35,9 +40,15 @@ import Testing
         p.within = RetentionDuration("1min")
         let d = p.apply(c, protect: ["a3": "the newest successful run's archive"])
         #expect(d.filter(\.keep).map(\.candidate.name) == ["a0", "a3"])
-        #expect(d.first?.reasons == ["within 1min of the newest"] && d.first { $0.candidate.name == "a3" }?.reasons == ["the newest successful run's archive"])
+        #expect(
+            d.first?.reasons == ["within 1min of the newest"]
+                && d.first { $0.candidate.name == "a3" }?.reasons == ["the newest successful run's archive"]
+        )
         // keep-daily keeps the newest of each day: the manual backup of the same day goes (what keep-within fixes).
-        let sameDay = [RetentionPolicy.Candidate(name: "manual", time: Self.t0 - 300), RetentionPolicy.Candidate(name: "nightly", time: Self.t0)]
+        let sameDay = [
+            RetentionPolicy.Candidate(name: "manual", time: Self.t0 - 300),
+            RetentionPolicy.Candidate(name: "nightly", time: Self.t0),
+        ]
         #expect(RetentionPolicy(daily: 7).apply(sameDay).filter(\.keep).map(\.candidate.name) == ["nightly"])
         var within = RetentionPolicy()
         within.within = RetentionDuration("1d")
@@ -56,7 +67,8 @@ import Testing
     }
 
     @Test func planBlocksAreReadWithDefaults() throws {
-        let p = try Self.plan("""
+        let p = try Self.plan(
+            """
             app: {name: shop}
             destination: {location: s3://bucket/backups, name: "{plan}-nightly-{now}.sbk", verify: true}
             retention: {keep-within: 7d, keep-monthly: 12}
@@ -66,12 +78,16 @@ import Testing
             status: {max-age: 26h, size-change: 0.5, prometheus: /var/lib/node_exporter/sealbak.prom}
             password-file: secret.pass
 
-            """)
+            """
+        )
         let o = p.operations
         #expect(o.location == "s3://bucket/backups/" && o.verify && o.planName == "shop")
         #expect(o.retention?.within == RetentionDuration("7d") && o.retention?.monthly == 12)
         #expect(o.notify.count == 2 && o.notify[0].on == [.failure, .warning] && o.notify[1].on == [.failure])
-        #expect(o.maxAge?.seconds == 26 * 3600 && o.sizeChange == 0.5 && o.stateDir == "/srv/app/.sealbak/shop" && o.passwordFile == "/srv/app/secret.pass")
+        #expect(
+            o.maxAge?.seconds == 26 * 3600 && o.sizeChange == 0.5 && o.stateDir == "/srv/app/.sealbak/shop"
+                && o.passwordFile == "/srv/app/secret.pass"
+        )
         let name = o.archiveName(now: Date(timeIntervalSince1970: 1_795_226_400))
         #expect(name == "shop-nightly-2026-11-21T020000.000Z.sbk" && o.matches(name))
         #expect(!o.matches("shop-nightly-latest.sbk") && !o.matches("other-nightly-2026-11-21T020000.000Z.sbk"))
@@ -81,7 +97,10 @@ import Testing
     @Test(arguments: [
         ("retention: {keep-within: 6m}\n", "p.yaml:3: retention.keep-within must be a duration such as 7d"),
         ("retention: {}\n", "p.yaml:3: retention keeps nothing"),
-        ("destination: {name: x.sbk, location: b}\n", "p.yaml:3: destination.name must be a file name with {now} in it"),
+        (
+            "destination: {name: x.sbk, location: b}\n",
+            "p.yaml:3: destination.name must be a file name with {now} in it"
+        ),
         ("destination: {verify: true}\n", "p.yaml:3: destination has no location:"),
         ("notify:\n  - {on: [sometimes], command: x}\n", "p.yaml:4: notify.on: unknown event sometimes"),
         ("notify:\n  - {on: [failure]}\n", "p.yaml:4: a notify entry needs exactly one of command: or webhook:"),
@@ -115,7 +134,10 @@ import Testing
         let closed = try h.closeInterrupted(except: nil, foundBy: "test", now: 300)
         #expect(closed.map(\.id) == [b.id])
         let (records, bad) = try h.read()
-        #expect(bad == 1 && records.map(\.status) == [.ok, .interrupted] && records[0].duration == 60, "\(bad) \(records) \(String(decoding: FileManager.default.contents(atPath: h.path) ?? Data(), as: UTF8.self))")
+        #expect(
+            bad == 1 && records.map(\.status) == [.ok, .interrupted] && records[0].duration == 60,
+            "\(bad) \(records) \(String(decoding: FileManager.default.contents(atPath: h.path) ?? Data(), as: UTF8.self))"
+        )
         #expect(records[1].error?.contains("killed") == true && records[1].end == nil)
     }
 
@@ -129,23 +151,52 @@ import Testing
             r.exitCode = status == .ok ? 0 : 8
             return r
         }
-        let ok1 = run(1000, .ok, size: 1000), ok2 = run(90_000, .ok, size: 1400)
+        let ok1 = run(1000, .ok, size: 1000)
+        let ok2 = run(90_000, .ok, size: 1400)
         let maxAge = RetentionDuration("26h")
-        #expect(HealthReport.evaluate(plan: "shop", records: [ok1, ok2], now: 100_000, maxAge: maxAge, sizeChange: 0.5).healthy)
-        let stale = HealthReport.evaluate(plan: "shop", records: [ok1, ok2], now: 90_030 + 26 * 3600 + 1, maxAge: maxAge, sizeChange: nil)
+        #expect(
+            HealthReport.evaluate(plan: "shop", records: [ok1, ok2], now: 100_000, maxAge: maxAge, sizeChange: 0.5)
+                .healthy
+        )
+        let stale = HealthReport.evaluate(
+            plan: "shop",
+            records: [ok1, ok2],
+            now: 90_030 + 26 * 3600 + 1,
+            maxAge: maxAge,
+            sizeChange: nil
+        )
         #expect(stale.problems.count == 1 && stale.problems[0].contains("more than 26h"))
         let jump = HealthReport.evaluate(plan: "shop", records: [ok1, ok2], now: 100_000, maxAge: nil, sizeChange: 0.3)
         #expect(jump.problems.count == 1 && jump.problems[0].contains("larger (+40%)"))
-        let failed = HealthReport.evaluate(plan: "shop", records: [ok1, ok2, run(100_000, .failed)], now: 100_100, maxAge: maxAge, sizeChange: nil)
+        let failed = HealthReport.evaluate(
+            plan: "shop",
+            records: [ok1, ok2, run(100_000, .failed)],
+            now: 100_100,
+            maxAge: maxAge,
+            sizeChange: nil
+        )
         #expect(failed.problems.count == 1 && failed.problems[0].contains("FAILED") && failed.lastSuccess?.size == 1400)
         #expect(!HealthReport.evaluate(plan: "shop", records: [], now: 0, maxAge: nil, sizeChange: nil).healthy)
         let text = failed.prometheusText()
-        #expect(text.contains("# TYPE sealbak_last_success_timestamp_seconds gauge\nsealbak_last_success_timestamp_seconds{plan=\"shop\"} 90030\n"))
-        #expect(text.contains("sealbak_last_run_status{plan=\"shop\"} 2\n") && text.contains("sealbak_last_run_exit_code{plan=\"shop\"} 8\n"))
-        #expect(text.contains("sealbak_last_archive_size_bytes{plan=\"shop\"} 1400\n") && text.contains("sealbak_healthy{plan=\"shop\"} 0\n"))
+        #expect(
+            text.contains(
+                "# TYPE sealbak_last_success_timestamp_seconds gauge\nsealbak_last_success_timestamp_seconds{plan=\"shop\"} 90030\n"
+            )
+        )
+        #expect(
+            text.contains("sealbak_last_run_status{plan=\"shop\"} 2\n")
+                && text.contains("sealbak_last_run_exit_code{plan=\"shop\"} 8\n")
+        )
+        #expect(
+            text.contains("sealbak_last_archive_size_bytes{plan=\"shop\"} 1400\n")
+                && text.contains("sealbak_healthy{plan=\"shop\"} 0\n")
+        )
         // Every sample line is NAME{plan="…"} VALUE (the textfile collector rejects anything else).
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            #expect(line.range(of: #"^sealbak_[a-z_]+\{plan="shop"\} -?[0-9.]+$"#, options: .regularExpression) != nil, "\(line)")
+            #expect(
+                line.range(of: #"^sealbak_[a-z_]+\{plan="shop"\} -?[0-9.]+$"#, options: .regularExpression) != nil,
+                "\(line)"
+            )
         }
     }
 }

@@ -19,7 +19,9 @@ extension TOMLValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral,
 }
 
 private func date(_ y: Int, _ m: Int, _ d: Int) -> TOMLDate { TOMLDate(year: y, month: m, day: d) }
-private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOMLTime(hour: h, minute: m, second: s, nanosecond: ns) }
+private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime {
+    TOMLTime(hour: h, minute: m, second: s, nanosecond: ns)
+}
 
 /// A case table over every section of TOML 1.0 (keys, strings, integers, floats, booleans, date/times, arrays,
 /// tables, inline tables, arrays of tables): valid documents decode to exactly the expected values, invalid
@@ -35,16 +37,37 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
     }
 
     /// Rejected; when given, on `line` and with `message` in the text. Every message is one line.
-    static func rejects(_ toml: String, line: Int? = nil, _ message: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
+    static func rejects(
+        _ toml: String,
+        line: Int? = nil,
+        _ message: String? = nil,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         do {
             let document = try TOMLDocument.decode(toml)
             Issue.record("\(toml.debugDescription) was accepted as \(document.root)", sourceLocation: sourceLocation)
         } catch {
-            if let line { #expect(error.line == line, "\(toml.debugDescription): \(error)", sourceLocation: sourceLocation) }
-            if let message { #expect(error.message.contains(message), "\(toml.debugDescription): \(error)", sourceLocation: sourceLocation) }
-            #expect(!error.description.contains("\n") && !error.description.contains("\r"), sourceLocation: sourceLocation)
-            #expect(!error.description.unicodeScalars.contains { $0.properties.generalCategory == .format || $0.value < 0x20 },
-                    "\(error.description.debugDescription)", sourceLocation: sourceLocation)
+            if let line {
+                #expect(error.line == line, "\(toml.debugDescription): \(error)", sourceLocation: sourceLocation)
+            }
+            if let message {
+                #expect(
+                    error.message.contains(message),
+                    "\(toml.debugDescription): \(error)",
+                    sourceLocation: sourceLocation
+                )
+            }
+            #expect(
+                !error.description.contains("\n") && !error.description.contains("\r"),
+                sourceLocation: sourceLocation
+            )
+            #expect(
+                !error.description.unicodeScalars.contains {
+                    $0.properties.generalCategory == .format || $0.value < 0x20
+                },
+                "\(error.description.debugDescription)",
+                sourceLocation: sourceLocation
+            )
         }
     }
 
@@ -129,7 +152,10 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
             ("3.14159 = \"pi\"", ["3": ["14159": "pi"]]),
             ("a.b = 1\na.c = 2", ["a": ["b": 1, "c": 2]]),
             ("a.b.c = 1\na.b.d = 2\na.e = 3", ["a": ["b": ["c": 1, "d": 2], "e": 3]]),
-            ("fruit.apple.color = \"red\"\nfruit.orange.color = \"orange\"", ["fruit": ["apple": ["color": "red"], "orange": ["color": "orange"]]]),
+            (
+                "fruit.apple.color = \"red\"\nfruit.orange.color = \"orange\"",
+                ["fruit": ["apple": ["color": "red"], "orange": ["color": "orange"]]]
+            ),
             ("\"a.b\" = 1\na.b = 2", ["a.b": 1, "a": ["b": 2]]),
             ("a = 1\nA = 2", ["a": 1, "A": 2]),
             ("true = 1\nfalse = 2\ninf = 3\nnan = 4", ["true": 1, "false": 2, "inf": 3, "nan": 4]),
@@ -230,15 +256,33 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
             ("\"\"\"\r\nCRLF first newline trimmed\"\"\"", "CRLF first newline trimmed"),
             ("\"\"\"\n\nonly the first\"\"\"", "\nonly the first"),
             ("\"\"\"\nRoses are red\nViolets are blue\"\"\"", "Roses are red\nViolets are blue"),
-            ("\"\"\"\nThe quick brown \\\n\n\n  fox jumps over \\\n    the lazy dog.\"\"\"", "The quick brown fox jumps over the lazy dog."),
-            ("\"\"\"\\\n       The quick brown \\\n       fox jumps over \\\n       the lazy dog.\\\n       \"\"\"", "The quick brown fox jumps over the lazy dog."),
-            ("\"\"\"line ending backslash with trailing spaces \\   \n   next\"\"\"", "line ending backslash with trailing spaces next"),
+            (
+                "\"\"\"\nThe quick brown \\\n\n\n  fox jumps over \\\n    the lazy dog.\"\"\"",
+                "The quick brown fox jumps over the lazy dog."
+            ),
+            (
+                "\"\"\"\\\n       The quick brown \\\n       fox jumps over \\\n       the lazy dog.\\\n       \"\"\"",
+                "The quick brown fox jumps over the lazy dog."
+            ),
+            (
+                "\"\"\"line ending backslash with trailing spaces \\   \n   next\"\"\"",
+                "line ending backslash with trailing spaces next"
+            ),
             ("\"\"\"backslash then tab \\\t\n\tnext\"\"\"", "backslash then tab next"),
             ("\"\"\"a \\\r\n  b\"\"\"", "a b"),
-            ("\"\"\"Here are two quotation marks: \"\". Simple enough.\"\"\"", "Here are two quotation marks: \"\". Simple enough."),
+            (
+                "\"\"\"Here are two quotation marks: \"\". Simple enough.\"\"\"",
+                "Here are two quotation marks: \"\". Simple enough."
+            ),
             ("\"\"\"Here are three quotation marks: \"\"\\\".\"\"\"", "Here are three quotation marks: \"\"\"."),
-            ("\"\"\"Here are fifteen quotation marks: \"\"\\\"\"\"\\\"\"\"\\\"\"\"\\\"\"\"\\\".\"\"\"", "Here are fifteen quotation marks: \"\"\"\"\"\"\"\"\"\"\"\"\"\"\"."),
-            ("\"\"\"\"This,\" she said, \"is just a pointless statement.\"\"\"\"", "\"This,\" she said, \"is just a pointless statement.\""),
+            (
+                "\"\"\"Here are fifteen quotation marks: \"\"\\\"\"\"\\\"\"\"\\\"\"\"\\\"\"\"\\\".\"\"\"",
+                "Here are fifteen quotation marks: \"\"\"\"\"\"\"\"\"\"\"\"\"\"\"."
+            ),
+            (
+                "\"\"\"\"This,\" she said, \"is just a pointless statement.\"\"\"\"",
+                "\"This,\" she said, \"is just a pointless statement.\""
+            ),
             ("\"\"\"ends with one quote\"\"\"\"", "ends with one quote\""),
             ("\"\"\"ends with two quotes\"\"\"\"\"", "ends with two quotes\"\""),
             ("\"\"\"\"\"\"\"", "\""),
@@ -276,8 +320,14 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
             ("'tab\there'", "tab\there"),
             ("'ünïcödé'", "ünïcödé"),
             ("'''I [dw]on't need \\d{2} apples'''", "I [dw]on't need \\d{2} apples"),
-            ("'''\nThe first newline is\ntrimmed in raw strings.\n   All other whitespace\n   is preserved.\n'''", "The first newline is\ntrimmed in raw strings.\n   All other whitespace\n   is preserved.\n"),
-            ("'''Here are fifteen quotation marks: \"\"\"\"\"\"\"\"\"\"\"\"\"\"\"'''", "Here are fifteen quotation marks: \"\"\"\"\"\"\"\"\"\"\"\"\"\"\""),
+            (
+                "'''\nThe first newline is\ntrimmed in raw strings.\n   All other whitespace\n   is preserved.\n'''",
+                "The first newline is\ntrimmed in raw strings.\n   All other whitespace\n   is preserved.\n"
+            ),
+            (
+                "'''Here are fifteen quotation marks: \"\"\"\"\"\"\"\"\"\"\"\"\"\"\"'''",
+                "Here are fifteen quotation marks: \"\"\"\"\"\"\"\"\"\"\"\"\"\"\""
+            ),
             ("''''That,' she said, 'is still pointless.''''", "'That,' she said, 'is still pointless.'"),
             ("'''one quote at the end''''", "one quote at the end'"),
             ("'''two quotes at the end'''''", "two quotes at the end''"),
@@ -309,7 +359,8 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
             ("1_000", 1000), ("5_349_221", 5_349_221), ("53_49_221", 5_349_221), ("1_2_3_4_5", 12345),
             ("9223372036854775807", .max), ("-9223372036854775808", .min), ("+9223372036854775807", .max),
             ("9_223_372_036_854_775_807", .max),
-            ("0xDEADBEEF", 0xDEADBEEF), ("0xdeadbeef", 0xDEADBEEF), ("0xdead_beef", 0xDEADBEEF), ("0x0", 0), ("0x00", 0),
+            ("0xDEADBEEF", 0xDEAD_BEEF), ("0xdeadbeef", 0xDEAD_BEEF), ("0xdead_beef", 0xDEAD_BEEF), ("0x0", 0),
+            ("0x00", 0),
             ("0x7FFFFFFFFFFFFFFF", .max), ("0x0000000000000000001", 1),
             ("0o01234567", 0o01234567), ("0o755", 0o755), ("0o7_7", 0o77), ("0o777777777777777777777", .max),
             ("0b11010110", 0b11010110), ("0b0", 0), ("0b1_0", 2),
@@ -324,7 +375,8 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
             ("0xFFFFFFFFFFFFFFFF", "does not fit in 64 bits"),
             ("0o1000000000000000000000", "does not fit in 64 bits"),
             ("0b1000000000000000000000000000000000000000000000000000000000000000", "does not fit in 64 bits"),
-            ("012", "leading zeros"), ("-01", "leading zeros"), ("+00", "leading zeros"), ("0_1", "is not a TOML value"),
+            ("012", "leading zeros"), ("-01", "leading zeros"), ("+00", "leading zeros"),
+            ("0_1", "is not a TOML value"),
             ("1__000", "is not a TOML value"), ("_1", "is not a TOML value"), ("1_", "is not a TOML value"),
             ("+_1", "is not a TOML value"), ("1_000_", "is not a TOML value"),
             ("0X1F", "is not a TOML value"), ("0O17", "is not a TOML value"), ("0B1", "is not a TOML value"),
@@ -376,7 +428,9 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
     @Test func booleans() {
         Self.decodes("t = true\nf = false", ["t": true, "f": false])
         Self.decodes("a = [true, false]", ["a": [true, false]])
-        for text in ["True", "FALSE", "tru", "fals", "truthy", "falsey", "yes", "no", "on", "off", "1true", "t", "f", "TRUE"] {
+        for text in [
+            "True", "FALSE", "tru", "fals", "truthy", "falsey", "yes", "no", "on", "off", "1true", "t", "f", "TRUE",
+        ] {
             Self.rejects("b = " + text, line: 1, "is not a TOML value")
         }
     }
@@ -393,11 +447,23 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
             ("1979-05-27T00:32:00+00:00", .offsetDateTime(date(1979, 5, 27), time(0, 32, 0), offsetMinutes: 0)),
             ("1979-05-27T00:32:00-00:00", .offsetDateTime(date(1979, 5, 27), time(0, 32, 0), offsetMinutes: 0)),
             ("1979-05-27T00:32:00+23:59", .offsetDateTime(date(1979, 5, 27), time(0, 32, 0), offsetMinutes: 1439)),
-            ("1979-05-27T00:32:00.999999-07:00", .offsetDateTime(date(1979, 5, 27), time(0, 32, 0, 999_999_000), offsetMinutes: -420)),
+            (
+                "1979-05-27T00:32:00.999999-07:00",
+                .offsetDateTime(date(1979, 5, 27), time(0, 32, 0, 999_999_000), offsetMinutes: -420)
+            ),
             ("1979-05-27 07:32:00Z", .offsetDateTime(date(1979, 5, 27), time(7, 32, 0), offsetMinutes: 0)),
-            ("1979-05-27T07:32:00.5Z", .offsetDateTime(date(1979, 5, 27), time(7, 32, 0, 500_000_000), offsetMinutes: 0)),
-            ("1979-05-27T07:32:00.123456789Z", .offsetDateTime(date(1979, 5, 27), time(7, 32, 0, 123_456_789), offsetMinutes: 0)),
-            ("1979-05-27T07:32:00.1234567891Z", .offsetDateTime(date(1979, 5, 27), time(7, 32, 0, 123_456_789), offsetMinutes: 0)),
+            (
+                "1979-05-27T07:32:00.5Z",
+                .offsetDateTime(date(1979, 5, 27), time(7, 32, 0, 500_000_000), offsetMinutes: 0)
+            ),
+            (
+                "1979-05-27T07:32:00.123456789Z",
+                .offsetDateTime(date(1979, 5, 27), time(7, 32, 0, 123_456_789), offsetMinutes: 0)
+            ),
+            (
+                "1979-05-27T07:32:00.1234567891Z",
+                .offsetDateTime(date(1979, 5, 27), time(7, 32, 0, 123_456_789), offsetMinutes: 0)
+            ),
             ("1979-05-27T07:32:00", .localDateTime(date(1979, 5, 27), time(7, 32, 0))),
             ("1979-05-27 07:32:00", .localDateTime(date(1979, 5, 27), time(7, 32, 0))),
             ("1979-05-27T00:32:00.999999", .localDateTime(date(1979, 5, 27), time(0, 32, 0, 999_999_000))),
@@ -416,7 +482,10 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
         // A date followed by a comment or in an array, and a date with a space then a non-time.
         Self.decodes("d = 1979-05-27 # a date", ["d": .localDate(date(1979, 5, 27))])
         Self.decodes("d = [1979-05-27, 07:32:00]", ["d": [.localDate(date(1979, 5, 27)), .localTime(time(7, 32, 0))]])
-        Self.decodes("d = {x = 1979-05-27 07:32:00Z}", ["d": ["x": .offsetDateTime(date(1979, 5, 27), time(7, 32, 0), offsetMinutes: 0)]])
+        Self.decodes(
+            "d = {x = 1979-05-27 07:32:00Z}",
+            ["d": ["x": .offsetDateTime(date(1979, 5, 27), time(7, 32, 0), offsetMinutes: 0)]]
+        )
         let invalid: [(String, String)] = [
             ("1979-02-30", "day 30 does not exist in 1979-02"),
             ("1979-02-29", "day 29 does not exist in 1979-02"),
@@ -465,12 +534,17 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
     /// come from this table, not from the reader).
     @Test func calendarDaysPerMonth() {
         let lengths = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-        for (year, leap) in [(1900, false), (1979, false), (2000, true), (2023, false), (2024, true), (2100, false), (2400, true)] {
+        for (year, leap) in [
+            (1900, false), (1979, false), (2000, true), (2023, false), (2024, true), (2100, false), (2400, true),
+        ] {
             for month in 1...12 {
                 let last = lengths[month - 1] + (month == 2 && leap ? 1 : 0)
                 let m = month < 10 ? "0\(month)" : "\(month)"
                 Self.decodes("d = \(year)-\(m)-\(last)", ["d": .localDate(date(year, month, last))])
-                Self.decodes("d = \(year)-\(m)-01T12:00:00Z", ["d": .offsetDateTime(date(year, month, 1), time(12, 0, 0), offsetMinutes: 0)])
+                Self.decodes(
+                    "d = \(year)-\(m)-01T12:00:00Z",
+                    ["d": .offsetDateTime(date(year, month, 1), time(12, 0, 0), offsetMinutes: 0)]
+                )
                 Self.rejects("d = \(year)-\(m)-\(last + 1)", line: 1, "day \(last + 1) does not exist")
             }
         }
@@ -503,10 +577,15 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
             ("[\"red\", \"yellow\", \"green\"]", ["red", "yellow", "green"]),
             ("[ [ 1, 2 ], [3, 4, 5] ]", [[1, 2], [3, 4, 5]]),
             ("[ [ 1, 2 ], [\"a\", \"b\", \"c\"] ]", [[1, 2], ["a", "b", "c"]]),
-            ("[ \"all\", 'strings', \"\"\"are the same\"\"\", '''type''' ]", ["all", "strings", "are the same", "type"]),
+            (
+                "[ \"all\", 'strings', \"\"\"are the same\"\"\", '''type''' ]",
+                ["all", "strings", "are the same", "type"]
+            ),
             ("[ 0.1, 0.2, 0.5, 1, 2, 5 ]", [0.1, 0.2, 0.5, 1, 2, 5]),
-            ("[ { x = 1, y = 2, z = 3 }, { x = 7, y = 8, z = 9 }, { x = 2, y = 4, z = 8 } ]",
-             [["x": 1, "y": 2, "z": 3], ["x": 7, "y": 8, "z": 9], ["x": 2, "y": 4, "z": 8]]),
+            (
+                "[ { x = 1, y = 2, z = 3 }, { x = 7, y = 8, z = 9 }, { x = 2, y = 4, z = 8 } ]",
+                [["x": 1, "y": 2, "z": 3], ["x": 7, "y": 8, "z": 9], ["x": 2, "y": 4, "z": 8]]
+            ),
             ("[\n  1,\n  2, # comment\n]", [1, 2]),
             ("[ # comment after the bracket\n  1\n  # comment line\n  , 2\n]", [1, 2]),
             ("[\r\n1,\r\n2\r\n]", [1, 2]),
@@ -536,11 +615,22 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
         ]
         for (toml, line, message) in invalid { Self.rejects(toml, line: line, message) }
         // Nesting is bounded (toml-test suggests 128): deep enough for any config, not a stack overflow.
-        Self.decodes("a = " + String(repeating: "[", count: 100) + String(repeating: "]", count: 100), ["a": (0..<99).reduce(TOMLValue.array([])) { v, _ in .array([v]) }])
+        Self.decodes(
+            "a = " + String(repeating: "[", count: 100) + String(repeating: "]", count: 100),
+            ["a": (0..<99).reduce(TOMLValue.array([])) { v, _ in .array([v]) }]
+        )
         Self.rejects("a = " + String(repeating: "[", count: 100_000), line: 1, "nested more than 128 levels")
         Self.rejects("a = " + String(repeating: "{b = ", count: 100_000), line: 1, "nested more than 128 levels")
-        Self.rejects("[" + Array(repeating: "a", count: 10_000).joined(separator: ".") + "]", line: 1, "nested more than 128 levels")
-        Self.rejects(Array(repeating: "a", count: 10_000).joined(separator: ".") + " = 1", line: 1, "nested more than 128 levels")
+        Self.rejects(
+            "[" + Array(repeating: "a", count: 10_000).joined(separator: ".") + "]",
+            line: 1,
+            "nested more than 128 levels"
+        )
+        Self.rejects(
+            Array(repeating: "a", count: 10_000).joined(separator: ".") + " = 1",
+            line: 1,
+            "nested more than 128 levels"
+        )
     }
 
     // MARK: Tables
@@ -548,8 +638,10 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
     @Test func tables() {
         let valid: [(String, TOMLTable)] = [
             ("[table]", ["table": [:]]),
-            ("[table-1]\nkey1 = \"some string\"\nkey2 = 123\n[table-2]\nkey1 = \"another string\"\nkey2 = 456",
-             ["table-1": ["key1": "some string", "key2": 123], "table-2": ["key1": "another string", "key2": 456]]),
+            (
+                "[table-1]\nkey1 = \"some string\"\nkey2 = 123\n[table-2]\nkey1 = \"another string\"\nkey2 = 456",
+                ["table-1": ["key1": "some string", "key2": 123], "table-2": ["key1": "another string", "key2": 456]]
+            ),
             ("[dog.\"tater.man\"]\ntype.name = \"pug\"", ["dog": ["tater.man": ["type": ["name": "pug"]]]]),
             ("[a.b.c]", ["a": ["b": ["c": [:]]]]),
             ("[ d.e.f ]", ["d": ["e": ["f": [:]]]]),
@@ -559,8 +651,10 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
             ("[x.y.z.w]\n[x.y]\na = 1", ["x": ["y": ["a": 1, "z": ["w": [:]]]]]),
             ("[a]\n[b]\n[c]", ["a": [:], "b": [:], "c": [:]]),
             ("top = 1\n[t]\nx = 1", ["top": 1, "t": ["x": 1]]),
-            ("[fruit]\napple.color = \"red\"\napple.taste.sweet = true\n[fruit.apple.texture]\nsmooth = true",
-             ["fruit": ["apple": ["color": "red", "taste": ["sweet": true], "texture": ["smooth": true]]]]),
+            (
+                "[fruit]\napple.color = \"red\"\napple.taste.sweet = true\n[fruit.apple.texture]\nsmooth = true",
+                ["fruit": ["apple": ["color": "red", "taste": ["sweet": true], "texture": ["smooth": true]]]]
+            ),
             ("[a.b]\nc = 1\n[a]\nd = 2", ["a": ["b": ["c": 1], "d": 2]]),
             ("[a]\nb.c = 1\nb.d = 2", ["a": ["b": ["c": 1, "d": 2]]]),
             ("[\"\"]\nx = 1", ["": ["x": 1]]),
@@ -578,7 +672,10 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
             ("[a]\n[a.b]\n[a.b]", 3, "the table [a.b] is defined twice"),
             ("[a]\n[ a ]", 2, "the table [a] is defined twice"),
             ("[a]\n[\"a\"]", 2, "the table [a] is defined twice"),
-            ("[fruit]\napple.color = \"red\"\n[fruit.apple]", 3, "the table [fruit.apple] was already defined by dotted keys"),
+            (
+                "[fruit]\napple.color = \"red\"\n[fruit.apple]", 3,
+                "the table [fruit.apple] was already defined by dotted keys"
+            ),
             ("[fruit]\napple.taste.sweet = true\n[fruit.apple.taste]", 3, "was already defined by dotted keys"),
             ("a.b = 1\n[a]", 2, "the table [a] was already defined by dotted keys"),
             ("[a]\nb = 1\n[a.b]", 3, "[a.b] redefines a.b, which is already a value"),
@@ -610,7 +707,10 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
 
     @Test func inlineTables() {
         let valid: [(String, TOMLTable)] = [
-            ("name = { first = \"Tom\", last = \"Preston-Werner\" }", ["name": ["first": "Tom", "last": "Preston-Werner"]]),
+            (
+                "name = { first = \"Tom\", last = \"Preston-Werner\" }",
+                ["name": ["first": "Tom", "last": "Preston-Werner"]]
+            ),
             ("point = { x = 1, y = 2 }", ["point": ["x": 1, "y": 2]]),
             ("animal = { type.name = \"pug\" }", ["animal": ["type": ["name": "pug"]]]),
             ("e = {}", ["e": [:]]),
@@ -628,7 +728,10 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
         for (toml, expected) in valid { Self.decodes(toml, expected) }
         let invalid: [(String, Int, String)] = [
             // The issue: an inline table extended later.
-            ("[product]\ntype = { name = \"Nail\" }\ntype.edible = false", 3, "product.type is a value; the dotted key type.edible cannot add to it"),
+            (
+                "[product]\ntype = { name = \"Nail\" }\ntype.edible = false", 3,
+                "product.type is a value; the dotted key type.edible cannot add to it"
+            ),
             ("[product]\ntype.name = \"Nail\"\ntype = { edible = false }", 3, "the key product.type is defined twice"),
             ("a = { b = 1 }\n[a]", 2, "[a] redefines a, which is already a value"),
             ("a = { b = 1 }\n[a.c]", 2, "a is already a value, so [a.c] cannot add to it"),
@@ -657,13 +760,27 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
 
     @Test func arraysOfTables() {
         let valid: [(String, TOMLTable)] = [
-            ("[[products]]\nname = \"Hammer\"\nsku = 738594937\n\n[[products]]\n\n[[products]]\nname = \"Nail\"\nsku = 284758393\ncolor = \"gray\"",
-             ["products": [["name": "Hammer", "sku": 738594937], [:], ["name": "Nail", "sku": 284758393, "color": "gray"]]]),
-            ("[[fruits]]\nname = \"apple\"\n[fruits.physical]\ncolor = \"red\"\nshape = \"round\"\n[[fruits.varieties]]\nname = \"red delicious\"\n[[fruits.varieties]]\nname = \"granny smith\"\n[[fruits]]\nname = \"banana\"\n[[fruits.varieties]]\nname = \"plantain\"",
-             ["fruits": [
-                ["name": "apple", "physical": ["color": "red", "shape": "round"], "varieties": [["name": "red delicious"], ["name": "granny smith"]]],
-                ["name": "banana", "varieties": [["name": "plantain"]]],
-             ]]),
+            (
+                "[[products]]\nname = \"Hammer\"\nsku = 738594937\n\n[[products]]\n\n[[products]]\nname = \"Nail\"\nsku = 284758393\ncolor = \"gray\"",
+                [
+                    "products": [
+                        ["name": "Hammer", "sku": 738_594_937], [:],
+                        ["name": "Nail", "sku": 284_758_393, "color": "gray"],
+                    ]
+                ]
+            ),
+            (
+                "[[fruits]]\nname = \"apple\"\n[fruits.physical]\ncolor = \"red\"\nshape = \"round\"\n[[fruits.varieties]]\nname = \"red delicious\"\n[[fruits.varieties]]\nname = \"granny smith\"\n[[fruits]]\nname = \"banana\"\n[[fruits.varieties]]\nname = \"plantain\"",
+                [
+                    "fruits": [
+                        [
+                            "name": "apple", "physical": ["color": "red", "shape": "round"],
+                            "varieties": [["name": "red delicious"], ["name": "granny smith"]],
+                        ],
+                        ["name": "banana", "varieties": [["name": "plantain"]]],
+                    ]
+                ]
+            ),
             ("[[a]]\n[[a]]", ["a": [[:], [:]]]),
             ("[[a]]\nx = 1\n[[a]]\nx = 2", ["a": [["x": 1], ["x": 2]]]),
             ("[[a]]\n[a.b]\nx = 1\n[[a]]\n[a.b]\nx = 2", ["a": [["b": ["x": 1]], ["b": ["x": 2]]]]),
@@ -677,12 +794,18 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
         for (toml, expected) in valid { Self.decodes(toml, expected) }
         let invalid: [(String, Int, String)] = [
             // The issue: an array of tables after a static array.
-            ("fruits = []\n[[fruits]]", 2, "[[fruits]] cannot append to fruits, which is a value (a static array is closed)"),
+            (
+                "fruits = []\n[[fruits]]", 2,
+                "[[fruits]] cannot append to fruits, which is a value (a static array is closed)"
+            ),
             ("fruits = [{ name = \"apple\" }]\n[[fruits]]\nname = \"banana\"", 2, "a static array is closed"),
             ("a = [1]\n[a]", 2, "[a] redefines a, which is already a value"),
             ("a = [{}]\n[a.b]", 2, "a is already a value, so [a.b] cannot add to it"),
-            ("[[fruits]]\nname = \"apple\"\n[[fruits.varieties]]\nname = \"red delicious\"\n[fruits.varieties]\nname = \"granny smith\"", 5,
-             "[fruits.varieties] redefines the array of tables [[fruits.varieties]]"),
+            (
+                "[[fruits]]\nname = \"apple\"\n[[fruits.varieties]]\nname = \"red delicious\"\n[fruits.varieties]\nname = \"granny smith\"",
+                5,
+                "[fruits.varieties] redefines the array of tables [[fruits.varieties]]"
+            ),
             ("[fruit.physical]\ncolor = \"red\"\n[[fruit]]", 3, "[[fruit]] redefines the table [fruit]"),
             ("[a]\n[[a]]", 2, "[[a]] redefines the table [a]"),
             ("[[a]]\n[a]", 2, "[a] redefines the array of tables [[a]]"),
@@ -728,22 +851,35 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
             """
         let expected: TOMLTable = [
             "title": "TOML Example",
-            "owner": ["name": "Tom Preston-Werner", "dob": .offsetDateTime(date(1979, 5, 27), time(7, 32, 0), offsetMinutes: -480)],
-            "database": ["enabled": true, "ports": [8000, 8001, 8002], "data": [["delta", "phi"], [3.14]], "temp_targets": ["cpu": 79.5, "case": 72.0]],
-            "servers": ["alpha": ["ip": "10.0.0.1", "role": "frontend"], "beta": ["ip": "10.0.0.2", "role": "backend"]],
+            "owner": [
+                "name": "Tom Preston-Werner",
+                "dob": .offsetDateTime(date(1979, 5, 27), time(7, 32, 0), offsetMinutes: -480),
+            ],
+            "database": [
+                "enabled": true, "ports": [8000, 8001, 8002], "data": [["delta", "phi"], [3.14]],
+                "temp_targets": ["cpu": 79.5, "case": 72.0],
+            ],
+            "servers": [
+                "alpha": ["ip": "10.0.0.1", "role": "frontend"], "beta": ["ip": "10.0.0.2", "role": "backend"],
+            ],
         ]
         Self.decodes(toml, expected)
         let document = try TOMLDocument.decode(toml)
         #expect(document.root.keys == ["title", "owner", "database", "servers"])
-        #expect(document.keyPaths == [
-            "title", "owner", "owner.name", "owner.dob", "database", "database.enabled", "database.ports", "database.data",
-            "database.temp_targets", "database.temp_targets.cpu", "database.temp_targets.case", "servers", "servers.alpha",
-            "servers.alpha.ip", "servers.alpha.role", "servers.beta", "servers.beta.ip", "servers.beta.role",
-        ])
+        #expect(
+            document.keyPaths == [
+                "title", "owner", "owner.name", "owner.dob", "database", "database.enabled", "database.ports",
+                "database.data",
+                "database.temp_targets", "database.temp_targets.cpu", "database.temp_targets.case", "servers",
+                "servers.alpha",
+                "servers.alpha.ip", "servers.alpha.role", "servers.beta", "servers.beta.ip", "servers.beta.role",
+            ]
+        )
     }
 
     @Test func spansCoverEachValueText() throws {
-        let toml = "a = \"x\" # c\n[t]\nb = [1,\n 2]\nc = { d = 'y', e.f = 1979-05-27 07:32:00Z }\n[[r]]\ng = \"\"\"m\nl\"\"\"\n"
+        let toml =
+            "a = \"x\" # c\n[t]\nb = [1,\n 2]\nc = { d = 'y', e.f = 1979-05-27 07:32:00Z }\n[[r]]\ng = \"\"\"m\nl\"\"\"\n"
         let document = try TOMLDocument.decode(toml)
         let bytes = Array(toml.utf8)
         let texts = document.spans.map { ($0.path, String(decoding: bytes[$0.range], as: UTF8.self)) }
@@ -753,7 +889,10 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
 
     /// The messages named in the issue: one line, the BOM and control characters escaped.
     @Test func messagesAreOneLine() {
-        for toml in ["\u{FEFF}\u{FEFF}a = 1", "a = 1\n\u{FEFF}", "k = \"\u{1B}\"", "\"\u{FEFF}\" = 1\n\"\u{FEFF}\" = 2", "a = [\n1\n2]"] {
+        for toml in [
+            "\u{FEFF}\u{FEFF}a = 1", "a = 1\n\u{FEFF}", "k = \"\u{1B}\"", "\"\u{FEFF}\" = 1\n\"\u{FEFF}\" = 2",
+            "a = [\n1\n2]",
+        ] {
             Self.rejects(toml)
         }
     }
@@ -789,7 +928,9 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime { TOM
             outcomes += 1
         }
         for n in 0...bytes.count { run(Array(bytes[..<n])) }
-        let replacements: [UInt8] = [0x22, 0x27, 0x5B, 0x5D, 0x7B, 0x7D, 0x3D, 0x0A, 0x0D, 0x5C, 0x2E, 0x23, 0x2C, 0x00, 0xFF, 0xC3, 0x20]
+        let replacements: [UInt8] = [
+            0x22, 0x27, 0x5B, 0x5D, 0x7B, 0x7D, 0x3D, 0x0A, 0x0D, 0x5C, 0x2E, 0x23, 0x2C, 0x00, 0xFF, 0xC3, 0x20,
+        ]
         for k in bytes.indices {
             for r in replacements where r != bytes[k] {
                 var copy = bytes

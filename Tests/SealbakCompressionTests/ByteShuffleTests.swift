@@ -17,7 +17,9 @@ import Testing
     static func floats(_ count: Int, seed: UInt64 = 7) -> [UInt8] {
         var s = seed | 1
         func next() -> Float {
-            s ^= s << 13; s ^= s >> 7; s ^= s << 17
+            s ^= s << 13
+            s ^= s >> 7
+            s ^= s << 17
             return Float(s >> 40) / Float(1 << 24)
         }
         var out: [UInt8] = []
@@ -39,11 +41,13 @@ import Testing
     /// 9 numbers and 2 tail bytes: 8 numbers take the word path, the 9th the byte loop.
     @Test func knownAnswerAcrossTheWordPath() {
         let x = (0..<38).map { UInt8($0) }
-        let expected: [UInt8] = [0, 4, 8, 12, 16, 20, 24, 28, 32,
-                                 1, 5, 9, 13, 17, 21, 25, 29, 33,
-                                 2, 6, 10, 14, 18, 22, 26, 30, 34,
-                                 3, 7, 11, 15, 19, 23, 27, 31, 35,
-                                 36, 37]
+        let expected: [UInt8] = [
+            0, 4, 8, 12, 16, 20, 24, 28, 32,
+            1, 5, 9, 13, 17, 21, 25, 29, 33,
+            2, 6, 10, 14, 18, 22, 26, 30, 34,
+            3, 7, 11, 15, 19, 23, 27, 31, 35,
+            36, 37,
+        ]
         #expect(ByteShuffle.shuffled(x) == expected)
         #expect(ByteShuffle.unshuffled(expected) == x)
     }
@@ -77,7 +81,9 @@ import Testing
             #expect(try Self.unshuffledZstd(c, rawLength: input.count) == input)
             #expect(throws: CompressionError.self) { try Self.unshuffledZstd(c, rawLength: input.count + 1) }
             if input.count > 4096 {
-                #expect(throws: CompressionError.self) { try Self.unshuffledZstd(c, rawLength: input.count, maxWindow: 4096) }
+                #expect(throws: CompressionError.self) {
+                    try Self.unshuffledZstd(c, rawLength: input.count, maxWindow: 4096)
+                }
             }
         }
         // A frame that does not shrink is stored by the caller (nil), as for plain zstd.
@@ -87,13 +93,17 @@ import Testing
 
     /// The reason for codec 3: Gaussian float32 data compresses clearly better shuffled.
     @Test func shuffledFloatsCompressBetter() throws {
-        let input = Self.floats(256 * 1024)     // 1 MiB
+        let input = Self.floats(256 * 1024)  // 1 MiB
         let plain = try #require(FrameCompressionTests.compress(input, .zstd(level: 3)))
         let shuffled = try #require(FrameCompressionTests.compress(input, .shuffledZstd(level: 3)))
         #expect(Double(shuffled.count) < 0.97 * Double(plain.count), "shuffled \(shuffled.count), plain \(plain.count)")
     }
 
-    static func unshuffledZstd(_ payload: [UInt8], rawLength: Int, maxWindow: Int = 1 << 20) throws(CompressionError) -> [UInt8] {
+    static func unshuffledZstd(
+        _ payload: [UInt8],
+        rawLength: Int,
+        maxWindow: Int = 1 << 20
+    ) throws(CompressionError) -> [UInt8] {
         let d = FrameDecompressor()
         return try [UInt8](byteCapacity: rawLength) { o throws(CompressionError) in
             try d.shuffledZstd(payload.span.bytes, into: &o, maxWindow: maxWindow)

@@ -50,7 +50,12 @@ import Testing
         // Data that does not shrink, and tiny inputs, are stored raw (nil), never expanded.
         var noise = [UInt8](repeating: 0, count: 65536)
         var x: UInt64 = 0x9E37_79B9_7F4A_7C15
-        for i in noise.indices { x ^= x << 13; x ^= x >> 7; x ^= x << 17; noise[i] = UInt8(truncatingIfNeeded: x) }
+        for i in noise.indices {
+            x ^= x << 13
+            x ^= x >> 7
+            x ^= x << 17
+            noise[i] = UInt8(truncatingIfNeeded: x)
+        }
         #expect(Self.compress(noise, .zstd(level: 3)) == nil && Self.compress(noise, .zlib(level: 6)) == nil)
         #expect(Self.compress([42], .zstd(level: 3)) == nil && Self.compress(input, .stored) == nil)
     }
@@ -61,7 +66,8 @@ import Testing
         let zBomb = try #require(Self.compress(big, .zstd(level: 3)))
         #expect(zBomb.count < 64 << 10)
         #expect(throws: CompressionError.self) { try Self.zstd(zBomb, rawLength: 1 << 20, maxWindow: 1 << 20) }
-        #expect(throws: CompressionError.self) { try Self.zstd(zBomb, rawLength: 64 << 20, maxWindow: 1 << 20) }  // window
+        // window
+        #expect(throws: CompressionError.self) { try Self.zstd(zBomb, rawLength: 64 << 20, maxWindow: 1 << 20) }
         let lBomb = try #require(Self.compress(big, .zlib(level: 9)))
         #expect(throws: CompressionError.self) { try Self.zlib(lBomb, rawLength: 1 << 20) }
         // One byte fewer or more than the frame declares: refused, both codecs.
@@ -80,8 +86,16 @@ import Testing
         let input = Self.text(20_000)
         let z = try #require(Self.compress(input, .zstd(level: 19)))
         let l = try #require(Self.compress(input, .zlib(level: 9)))
-        for n in 0..<z.count { #expect(throws: CompressionError.self, "zstd prefix \(n)") { try Self.zstd(Array(z.prefix(n)), rawLength: input.count) } }
-        for n in 0..<l.count { #expect(throws: CompressionError.self, "zlib prefix \(n)") { try Self.zlib(Array(l.prefix(n)), rawLength: input.count) } }
+        for n in 0..<z.count {
+            #expect(throws: CompressionError.self, "zstd prefix \(n)") {
+                try Self.zstd(Array(z.prefix(n)), rawLength: input.count)
+            }
+        }
+        for n in 0..<l.count {
+            #expect(throws: CompressionError.self, "zlib prefix \(n)") {
+                try Self.zlib(Array(l.prefix(n)), rawLength: input.count)
+            }
+        }
         // Every single-byte change either fails or yields exactly the declared length (no overrun, no crash).
         for i in z.indices {
             var bad = z

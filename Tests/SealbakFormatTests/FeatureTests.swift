@@ -50,10 +50,13 @@ import Testing
             var b = Self.header(.shuffle).encoded()
             b[12] = UInt8(flags & 0xFF)
             b[13] = UInt8(flags >> 8)
-            b[14] = 9   // unknown cipher suite: later in field order, so not the reported defect
+            b[14] = 9  // unknown cipher suite: later in field order, so not the reported defect
             let e = Self.error(b)
             #expect(e?.errorClass == .version && e?.offset == 12, "flags \(flags): \(String(describing: e))")
-            #expect(e?.message.contains("feature bit \(bit)") == true && e?.message.contains("newer sealbak") == true, "\(String(describing: e))")
+            #expect(
+                e?.message.contains("feature bit \(bit)") == true && e?.message.contains("newer sealbak") == true,
+                "\(String(describing: e))"
+            )
         }
     }
 
@@ -92,7 +95,12 @@ import Testing
     /// Spec §6.2 rule 1: codec 3 is a codec only where the header declares feature bit 0; its payload follows
     /// the rules of the other compressed codecs (rule 4: never an empty frame; rule 6: smaller than raw_len).
     @Test func codecThreeNeedsTheShuffleFeature() throws {
-        func parse(_ b: [UInt8], _ features: FormatFeatures, index: UInt64 = 0, last: Bool = true) throws -> FramePlaintext {
+        func parse(
+            _ b: [UInt8],
+            _ features: FormatFeatures,
+            index: UInt64 = 0,
+            last: Bool = true
+        ) throws -> FramePlaintext {
             try FramePlaintext.parse(b.span.bytes, frameSize: 4096, frameIndex: index, isLast: last, features: features)
         }
         let frame: [UInt8] = [3, 8, 0, 0, 0, 1, 2, 3]
@@ -102,9 +110,9 @@ import Testing
             guard let e = e as? FormatError else { return false }
             return e.errorClass == .payload && e.message.contains("shuffle")
         }
-        #expect(throws: FormatError.self) { try parse([3, 0, 0, 0, 0], .shuffle) }               // empty: stored only
-        #expect(throws: FormatError.self) { try parse([3, 2, 0, 0, 0, 7, 7], .shuffle) }         // not smaller
-        #expect(throws: FormatError.self) { try parse([4, 8, 0, 0, 0, 1, 2, 3], .shuffle) }      // codec 4 never
-        #expect(try parse([1, 8, 0, 0, 0, 1, 2, 3], .shuffle).codec == .zstd)                    // the others stay
+        #expect(throws: FormatError.self) { try parse([3, 0, 0, 0, 0], .shuffle) }  // empty: stored only
+        #expect(throws: FormatError.self) { try parse([3, 2, 0, 0, 0, 7, 7], .shuffle) }  // not smaller
+        #expect(throws: FormatError.self) { try parse([4, 8, 0, 0, 0, 1, 2, 3], .shuffle) }  // codec 4 never
+        #expect(try parse([1, 8, 0, 0, 0, 1, 2, 3], .shuffle).codec == .zstd)  // the others stay
     }
 }

@@ -60,7 +60,8 @@ import Testing
         var rng = SystemRandomNumberGenerator()
         let bytes = Array(Self.dump.utf8)
         for _ in 0..<50 {
-            var c = DumpRowCounter(), i = 0
+            var c = DumpRowCounter()
+            var i = 0
             while i < bytes.count {
                 let n = Int.random(in: 1...40, using: &rng)
                 c.feed(Array(bytes[i..<min(bytes.count, i + n)]))

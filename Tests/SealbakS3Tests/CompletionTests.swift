@@ -1,7 +1,8 @@
 import Foundation
-@testable import SealbakS3
 import SealbakTestSupport
 import Testing
+
+@testable import SealbakS3
 
 /// The step that makes an archive exist: a signal that arrives during the completion, and a completion whose
 /// answer is lost (scripts/flaky-proxy.py forwards it to SeaweedFS and resets the client's connection).
@@ -19,17 +20,25 @@ import Testing
         let (dir, file) = try blob(11 << 20)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let url = env.url("signal/a.sbk")
-        let r = try env.sealbak(["pack", url, file, "--insecure-test-kdf", "--s3-part-size", "5M"],
-                                extraEnv: ["SEALBAK_TEST_SIGNAL_AT": "1", "SEALBAK_TEST_SIGNAL": "INT"])
+        let r = try env.sealbak(
+            ["pack", url, file, "--insecure-test-kdf", "--s3-part-size", "5M"],
+            extraEnv: ["SEALBAK_TEST_SIGNAL_AT": "1", "SEALBAK_TEST_SIGNAL": "INT"]
+        )
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stderr.contains("interrupted (signal 2) while the upload completed; it completed: \(url) is stored"), "\(r.stderr)")
+        #expect(
+            r.stderr.contains("interrupted (signal 2) while the upload completed; it completed: \(url) is stored"),
+            "\(r.stderr)"
+        )
         let v = try env.sealbak(["verify", url])
         #expect(v.status == 0 && v.stdout.contains("OK:"), "\(v.stderr)")
         #expect(try env.client().listMultipartUploads(bucket: env.bucket, prefix: env.key("signal/")).isEmpty)
         // The same for a single PUT (an archive smaller than one part).
         try Data("tiny".utf8).write(to: URL(fileURLWithPath: dir + "/tiny"))
         let small = env.url("signal/small.sbk")
-        let s = try env.sealbak(["pack", small, dir + "/tiny", "--insecure-test-kdf"], extraEnv: ["SEALBAK_TEST_SIGNAL_AT": "1", "SEALBAK_TEST_SIGNAL": "INT"])
+        let s = try env.sealbak(
+            ["pack", small, dir + "/tiny", "--insecure-test-kdf"],
+            extraEnv: ["SEALBAK_TEST_SIGNAL_AT": "1", "SEALBAK_TEST_SIGNAL": "INT"]
+        )
         #expect(s.status == 0 && s.stderr.contains("it completed: \(small) is stored"), "\(s.stderr)")
         #expect(try env.sealbak(["verify", "-q", small]).status == 0)
     }
@@ -43,13 +52,20 @@ import Testing
         try Data("other".utf8).write(to: URL(fileURLWithPath: dir + "/other"))
         let url = env.url("signal-fail/a.sbk")
         let hook = "'\(Proc.sealbakBinary)' pack '\(url)' '\(dir)/other' --insecure-test-kdf --quiet"
-        let r = try env.sealbak(["pack", url, file, "--insecure-test-kdf", "--s3-part-size", "5M"],
-                                extraEnv: ["SEALBAK_TEST_SIGNAL_AT": "1", "SEALBAK_TEST_SIGNAL": "INT",
-                                           "SEALBAK_TEST_HOOK_POINT": "s3: completing \(url)", "SEALBAK_TEST_HOOK": hook])
+        let r = try env.sealbak(
+            ["pack", url, file, "--insecure-test-kdf", "--s3-part-size", "5M"],
+            extraEnv: [
+                "SEALBAK_TEST_SIGNAL_AT": "1", "SEALBAK_TEST_SIGNAL": "INT",
+                "SEALBAK_TEST_HOOK_POINT": "s3: completing \(url)", "SEALBAK_TEST_HOOK": hook,
+            ]
+        )
         #expect(r.status == 130, "\(r.stderr)")
         #expect(!r.stderr.contains("it completed"), "\(r.stderr)")
         let client = try env.client()
-        #expect(try client.listMultipartUploads(bucket: env.bucket, prefix: env.key("signal-fail/")).isEmpty, "the upload was aborted")
+        #expect(
+            try client.listMultipartUploads(bucket: env.bucket, prefix: env.key("signal-fail/")).isEmpty,
+            "the upload was aborted"
+        )
         let stored = try #require(try client.head(try S3Location(url: url)), "the other pack's archive")
         #expect(stored.size < 1 << 20, "the name holds the other (small) archive, not this one")
     }
@@ -64,7 +80,10 @@ import Testing
         let proxy = try FlakyProxy(upstream: env.endpoint, mode: "lose-complete", times: 1, match: "/a.sbk?")
         defer { proxy.stop() }
         let url = env.url("lost/a.sbk")
-        let r = try env.sealbak(["pack", url, file, "--insecure-test-kdf", "--s3-part-size", "5M"], endpoint: proxy.endpoint)
+        let r = try env.sealbak(
+            ["pack", url, file, "--insecure-test-kdf", "--s3-part-size", "5M"],
+            endpoint: proxy.endpoint
+        )
         #expect(r.status == 0, "\(r.stderr)")
         #expect(proxy.stats()["faults"] == 1)
         #expect(r.stderr.contains("was lost, and a retry found the archive stored"), "\(r.stderr)")
@@ -74,7 +93,10 @@ import Testing
         let other = try S3Location(url: env.url("lost/other.bin"))
         try [UInt8]("x".utf8).withUnsafeBytes { try client.putObject(other, $0, ifNoneMatch: true) }
         #expect(try client.completedEarlier(other, parts: 3, expectedSize: 11 << 20) == false)
-        #expect(try client.completedEarlier(try S3Location(url: env.url("lost/none.bin")), parts: 3, expectedSize: 5) == false)
+        #expect(
+            try client.completedEarlier(try S3Location(url: env.url("lost/none.bin")), parts: 3, expectedSize: 5)
+                == false
+        )
     }
 }
 
@@ -90,12 +112,22 @@ import Testing
         _ = try part.withUnsafeBytes { try client.uploadPart(left, uploadID: id, number: 1, $0) }
         let ls = try env.sealbak(["ls", env.url("leftovers/")])
         #expect(ls.status == 0, "\(ls.stderr)")
-        #expect(ls.stdout.contains("incomplete upload (billed until aborted): app-2026-11-30T010000Z.sbk, started") && ls.stdout.contains("5.0 MiB in 1 part(s)"), "\(ls.stdout)")
+        #expect(
+            ls.stdout.contains("incomplete upload (billed until aborted): app-2026-11-30T010000Z.sbk, started")
+                && ls.stdout.contains("5.0 MiB in 1 part(s)"),
+            "\(ls.stdout)"
+        )
         let json = try env.sealbak(["ls", env.url("leftovers/"), "--json"])
-        let doc = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any], "\(json.stdout)")
+        let doc = try #require(
+            try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any],
+            "\(json.stdout)"
+        )
         let rows = try #require(doc["incomplete_uploads"] as? [[String: Any]], "\(json.stdout)")
         let row = try #require(rows.first, "\(json.stdout)")
-        #expect(row["location"] as? String == left.description && row["size"] as? Int == 5 << 20 && row["upload_id"] as? String == id)
+        #expect(
+            row["location"] as? String == left.description && row["size"] as? Int == 5 << 20
+                && row["upload_id"] as? String == id
+        )
         let young = try env.sealbak(["prune", env.url("leftovers/"), "--incomplete-uploads", "1h", "--verbose"])
         #expect(young.status == 0 && young.stdout.contains("aborted 0 of 1"), "\(young.stdout)\(young.stderr)")
         // Quiet unless something is aborted (cron mails every line).
@@ -126,13 +158,23 @@ import Testing
         // Behind a proxy that turns every 412 into 200, the store looks like one that ignores the condition.
         let proxy = try FlakyProxy(upstream: env.endpoint, mode: "accept-412", times: -1)
         defer { proxy.stop() }
-        let r = try env.sealbak(["pack", env.url("probe-ignored/a.sbk"), dir + "/f", "--insecure-test-kdf"], endpoint: proxy.endpoint)
+        let r = try env.sealbak(
+            ["pack", env.url("probe-ignored/a.sbk"), dir + "/f", "--insecure-test-kdf"],
+            endpoint: proxy.endpoint
+        )
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stderr.contains("ignores If-None-Match on completions") && r.stderr.contains("only the check before packing protects it"), "\(r.stderr)")
+        #expect(
+            r.stderr.contains("ignores If-None-Match on completions")
+                && r.stderr.contains("only the check before packing protects it"),
+            "\(r.stderr)"
+        )
         #expect((proxy.stats()["faults"] ?? 0) >= 1)
         // The probe object is one byte next to the archives, hidden from ls and never pruned.
         let ls = try env.sealbak(["ls", env.url("probe-ignored/")])
-        #expect(ls.status == 0 && ls.stdout.contains("1 archive(s)") && !ls.stdout.contains(".sealbak-tmp-probe"), "\(ls.stdout)")
+        #expect(
+            ls.status == 0 && ls.stdout.contains("1 archive(s)") && !ls.stdout.contains(".sealbak-tmp-probe"),
+            "\(ls.stdout)"
+        )
         let all = try env.client().list(bucket: env.bucket, prefix: env.key("probe-ignored/")).map(\.key)
         #expect(Set(all) == [env.key("probe-ignored/a.sbk"), env.key("probe-ignored/.sealbak-tmp-probe")], "\(all)")
     }
@@ -147,11 +189,20 @@ extension MotoServerTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Data(TestArchive.noise(7 << 20, seed: 71)).write(to: URL(fileURLWithPath: dir + "/blob"))
         let url = env.url("probe/a.sbk")
-        let pack = try env.sealbak(["pack", url, dir + "/blob", "--insecure-test-kdf", "--s3-part-size", "5M"], role: .admin)
+        let pack = try env.sealbak(
+            ["pack", url, dir + "/blob", "--insecure-test-kdf", "--s3-part-size", "5M"],
+            role: .admin
+        )
         #expect(pack.status == 0 && !pack.stderr.contains("ignores"), "\(pack.stderr)")
-        let change = try env.sealbak(["key", "passwd", url, "--slot", "1", "--insecure-test-kdf"], role: .admin, extraEnv: ["SEALBAK_NEW_PASSWORD": "moto-new"])
+        let change = try env.sealbak(
+            ["key", "passwd", url, "--slot", "1", "--insecure-test-kdf"],
+            role: .admin,
+            extraEnv: ["SEALBAK_NEW_PASSWORD": "moto-new"]
+        )
         #expect(change.status == 0, "\(change.stderr)")
         #expect(change.stderr.contains("ignores If-Match on completions"), "\(change.stderr)")
-        #expect(try env.sealbak(["verify", "-q", url], role: .admin, extraEnv: ["SEALBAK_PASSWORD": "moto-new"]).status == 0)
+        #expect(
+            try env.sealbak(["verify", "-q", url], role: .admin, extraEnv: ["SEALBAK_PASSWORD": "moto-new"]).status == 0
+        )
     }
 }

@@ -1,8 +1,9 @@
 import Foundation
-@testable import SealbakS3
 import SealbakIO
 import SealbakTestSupport
 import Testing
+
+@testable import SealbakS3
 
 /// Against moto in server mode (scripts/moto-server, started by scripts/test): a second S3 implementation that
 /// checks every signature and enforces IAM policies. The roles of docs/s3.md ("Least privilege") hold the
@@ -15,21 +16,37 @@ import Testing
         let env = try MotoEnv.get()
         let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let keygen = try Proc.run(Proc.sealbakBinary, ["keygen", "-o", dir + "/identity", "--no-password", "--insecure-test-kdf"])
+        let keygen = try Proc.run(
+            Proc.sealbakBinary,
+            ["keygen", "-o", dir + "/identity", "--no-password", "--insecure-test-kdf"]
+        )
         #expect(keygen.status == 0, "\(keygen.stderr)")
         let publicKey = keygen.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         try Data(TestArchive.noise(11 << 20, seed: 21)).write(to: URL(fileURLWithPath: dir + "/blob"))
         try Data("small".utf8).write(to: URL(fileURLWithPath: dir + "/small"))
-        let big = env.url("roles/big.sbk"), small = env.url("roles/small.sbk")
+        let big = env.url("roles/big.sbk")
+        let small = env.url("roles/small.sbk")
         // Multipart (three 5 MiB parts) and a single PUT, each with the recipient only (no password source).
         for (url, input) in [(big, dir + "/blob"), (small, dir + "/small")] {
-            let r = try env.sealbak(["pack", url, input, "--recipient", publicKey, "--s3-part-size", "5M"], role: .writer, password: false)
+            let r = try env.sealbak(
+                ["pack", url, input, "--recipient", publicKey, "--s3-part-size", "5M"],
+                role: .writer,
+                password: false
+            )
             #expect(r.status == 0, "\(r.stderr)")
-            #expect(r.stderr.contains("could not check whether \(url) exists") && r.stderr.contains("relying on the store's conditional write"), "\(r.stderr)")
+            #expect(
+                r.stderr.contains("could not check whether \(url) exists")
+                    && r.stderr.contains("relying on the store's conditional write"),
+                "\(r.stderr)"
+            )
         }
         // The store's conditional write refuses a second archive under the name (the writer could not check first).
         for (url, input) in [(big, dir + "/blob"), (small, dir + "/small")] {
-            let again = try env.sealbak(["pack", url, input, "--recipient", publicKey, "--quiet", "--s3-part-size", "5M"], role: .writer, password: false)
+            let again = try env.sealbak(
+                ["pack", url, input, "--recipient", publicKey, "--quiet", "--s3-part-size", "5M"],
+                role: .writer,
+                password: false
+            )
             #expect(again.status == 7 && again.stderr.contains("already exists"), "\(again.stderr)")
         }
         // Nothing else is allowed to the writer.
@@ -43,7 +60,10 @@ import Testing
         // What it wrote is complete and opens with the identity (read with the reader's key).
         let check = try env.sealbak(["verify", big, "--identity", dir + "/identity"], role: .reader)
         #expect(check.status == 0 && check.stdout.contains("OK:"), "\(check.stderr)")
-        #expect(try env.client(.admin).listMultipartUploads(bucket: env.bucket, prefix: env.key("roles/")).isEmpty, "no upload left behind")
+        #expect(
+            try env.client(.admin).listMultipartUploads(bucket: env.bucket, prefix: env.key("roles/")).isEmpty,
+            "no upload left behind"
+        )
     }
 
     /// The reader (and restorer) lists, verifies and unpacks, but may neither write nor delete.
@@ -53,14 +73,23 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Data("reader test\n".utf8).write(to: URL(fileURLWithPath: dir + "/notes.txt"))
         let url = env.url("reader/app-2026-11-01T000000Z.sbk")
-        #expect(try env.sealbak(["pack", url, dir + "/notes.txt", "--insecure-test-kdf", "--quiet"], role: .writer).status == 0)
+        #expect(
+            try env.sealbak(["pack", url, dir + "/notes.txt", "--insecure-test-kdf", "--quiet"], role: .writer).status
+                == 0
+        )
         let ls = try env.sealbak(["ls", env.url("reader/")], role: .reader)
         #expect(ls.status == 0 && ls.stdout.contains("1 archive(s)"), "\(ls.stdout)\(ls.stderr)")
         let out = dir + "/out"
         let unpack = try env.sealbak(["unpack", url, "--to", out], role: .reader)
         #expect(unpack.status == 0, "\(unpack.stderr)")
-        #expect(FileManager.default.contentsEqual(atPath: out + "/notes.txt", andPath: dir + "/notes.txt"), "\(unpack.stderr)")
-        let pack = try env.sealbak(["pack", env.url("reader/other.sbk"), dir + "/notes.txt", "--insecure-test-kdf", "--quiet"], role: .reader)
+        #expect(
+            FileManager.default.contentsEqual(atPath: out + "/notes.txt", andPath: dir + "/notes.txt"),
+            "\(unpack.stderr)"
+        )
+        let pack = try env.sealbak(
+            ["pack", env.url("reader/other.sbk"), dir + "/notes.txt", "--insecure-test-kdf", "--quiet"],
+            role: .reader
+        )
         #expect(pack.status == 14 && pack.stderr.contains("AccessDenied"), "\(pack.stderr)")
         let prune = try env.sealbak(["prune", env.url("reader/"), "--keep-daily", "1", "--verbose"], role: .reader)
         // One archive and keep-daily 1: nothing to delete, so the reader's prune succeeds without deleting.
@@ -76,13 +105,24 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Data("x".utf8).write(to: URL(fileURLWithPath: dir + "/f"))
         for day in ["01", "02", "03"] {
-            #expect(try env.sealbak(["pack", env.url("pruner/app-2026-11-\(day)T000000Z.sbk"), dir + "/f", "--insecure-test-kdf", "--quiet"], role: .writer).status == 0)
+            #expect(
+                try env.sealbak(
+                    [
+                        "pack", env.url("pruner/app-2026-11-\(day)T000000Z.sbk"), dir + "/f", "--insecure-test-kdf",
+                        "--quiet",
+                    ],
+                    role: .writer
+                ).status == 0
+            )
         }
         let prune = try env.sealbak(["prune", env.url("pruner/"), "--keep-last", "1"], role: .pruner)
         #expect(prune.status == 0 && prune.stdout.contains("deleted 2 of 3"), "\(prune.stdout)\(prune.stderr)")
         let left = try env.client(.admin).list(bucket: env.bucket, prefix: env.key("pruner/")).archives.map(\.key)
         #expect(left == [env.key("pruner/app-2026-11-03T000000Z.sbk")])
-        let pack = try env.sealbak(["pack", env.url("pruner/new.sbk"), dir + "/f", "--insecure-test-kdf", "--quiet"], role: .pruner)
+        let pack = try env.sealbak(
+            ["pack", env.url("pruner/new.sbk"), dir + "/f", "--insecure-test-kdf", "--quiet"],
+            role: .pruner
+        )
         #expect(pack.status == 14, "\(pack.stderr)")
     }
 
@@ -96,13 +136,24 @@ import Testing
         try Data(TestArchive.noise(6 << 20, seed: 24)).write(to: URL(fileURLWithPath: dir + "/blob"))
         try Data("x".utf8).write(to: URL(fileURLWithPath: dir + "/f"))
         let b = env.lockBucket
-        let locked = [env.url("lock/app-2026-11-01T000000Z.sbk", bucket: b), env.url("lock/app-2026-11-03T000000Z.sbk", bucket: b)]
+        let locked = [
+            env.url("lock/app-2026-11-01T000000Z.sbk", bucket: b),
+            env.url("lock/app-2026-11-03T000000Z.sbk", bucket: b),
+        ]
         let plain = env.url("lock/app-2026-11-02T000000Z.sbk", bucket: b)
         for (url, input) in [(locked[0], dir + "/blob"), (locked[1], dir + "/f")] {
-            let r = try env.sealbak(["pack", url, input, "--insecure-test-kdf", "--quiet", "--s3-part-size", "5M", "--s3-object-lock", "compliance:2d"], role: .writer)
+            let r = try env.sealbak(
+                [
+                    "pack", url, input, "--insecure-test-kdf", "--quiet", "--s3-part-size", "5M", "--s3-object-lock",
+                    "compliance:2d",
+                ],
+                role: .writer
+            )
             #expect(r.status == 0, "\(r.stderr)")
         }
-        #expect(try env.sealbak(["pack", plain, dir + "/f", "--insecure-test-kdf", "--quiet"], role: .writer).status == 0)
+        #expect(
+            try env.sealbak(["pack", plain, dir + "/f", "--insecure-test-kdf", "--quiet"], role: .writer).status == 0
+        )
         let admin = try env.client(.admin)
         for url in locked {
             let info = try #require(try admin.head(try S3Location(url: url)))
@@ -110,16 +161,28 @@ import Testing
             let until = try #require(info.lockedUntil)
             #expect(until.timeIntervalSinceNow > 47 * 3600 && until.timeIntervalSinceNow < 49 * 3600, "\(until)")
             // Not even the administrator can delete the locked version.
-            let e = #expect(throws: SealbakError.self) { try admin.delete(try S3Location(url: url), versionID: info.versionID) }
+            let e = #expect(throws: SealbakError.self) {
+                try admin.delete(try S3Location(url: url), versionID: info.versionID)
+            }
             #expect(e?.code == .accessDenied, "\(e?.message ?? "")")
         }
-        let bad = try env.sealbak(["pack", env.url("lock/x.sbk", bucket: b), dir + "/f", "--s3-object-lock", "forever:1d"], role: .writer)
+        let bad = try env.sealbak(
+            ["pack", env.url("lock/x.sbk", bucket: b), dir + "/f", "--s3-object-lock", "forever:1d"],
+            role: .writer
+        )
         #expect(bad.status == 64, "\(bad.stderr)")
         // keep-last 1 keeps 11-03; 11-02 is deleted (its version, so the space is freed); 11-01 is locked.
         let prune = try env.sealbak(["prune", env.url("lock/", bucket: b), "--keep-last", "1"], role: .pruner)
         #expect(prune.status == 0, "\(prune.stdout)\(prune.stderr)")
-        #expect(prune.stdout.contains("locked  app-2026-11-01T000000Z.sbk") && prune.stdout.contains("COMPLIANCE object lock until"), "\(prune.stdout)")
-        #expect(prune.stdout.contains("delete  app-2026-11-02T000000Z.sbk") && prune.stdout.contains("deleted 1 of 3"), "\(prune.stdout)")
+        #expect(
+            prune.stdout.contains("locked  app-2026-11-01T000000Z.sbk")
+                && prune.stdout.contains("COMPLIANCE object lock until"),
+            "\(prune.stdout)"
+        )
+        #expect(
+            prune.stdout.contains("delete  app-2026-11-02T000000Z.sbk") && prune.stdout.contains("deleted 1 of 3"),
+            "\(prune.stdout)"
+        )
         let left = Set(try admin.list(bucket: b, prefix: env.key("lock/")).archives.map(\.key))
         #expect(left == Set(locked.map { String($0.dropFirst("s3://\(b)/".count)) }), "\(left)")
         let v = try env.sealbak(["verify", locked[0]], role: .reader)
@@ -133,7 +196,12 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Data(TestArchive.noise(6 << 20, seed: 23)).write(to: URL(fileURLWithPath: dir + "/blob"))
         let url = env.url("types/a.sbk")
-        #expect(try env.sealbak(["pack", url, dir + "/blob", "--insecure-test-kdf", "--quiet", "--s3-part-size", "5M"], role: .admin).status == 0)
+        #expect(
+            try env.sealbak(
+                ["pack", url, dir + "/blob", "--insecure-test-kdf", "--quiet", "--s3-part-size", "5M"],
+                role: .admin
+            ).status == 0
+        )
         let client = try env.client(.admin)
         let loc = try S3Location(url: url)
         let head = try client.send(S3Client.Call(method: "HEAD", bucket: loc.bucket, key: loc.key, what: "test"))
@@ -150,21 +218,32 @@ struct MotoEnv {
     static var required: Bool { env["SEALBAK_REQUIRE_MOTO"] == "1" }
     static let run = UUID().uuidString.prefix(8).lowercased()
 
-    enum Role: String { case admin = "ADMIN", writer = "WRITER", reader = "READER", pruner = "PRUNER" }
+    enum Role: String {
+        case admin = "ADMIN"
+        case writer = "WRITER"
+        case reader = "READER"
+        case pruner = "PRUNER"
+    }
 
     var endpoint: String
     var bucket: String
     var lockBucket: String
 
     static func get() throws -> MotoEnv {
-        guard let e = env["SEALBAK_TEST_MOTO_ENDPOINT"], let b = env["SEALBAK_TEST_MOTO_BUCKET"], let l = env["SEALBAK_TEST_MOTO_LOCK_BUCKET"] else {
-            throw TestFailure("no moto server: run the tests through scripts/test (it starts moto with scripts/moto-server)")
+        guard let e = env["SEALBAK_TEST_MOTO_ENDPOINT"], let b = env["SEALBAK_TEST_MOTO_BUCKET"],
+            let l = env["SEALBAK_TEST_MOTO_LOCK_BUCKET"]
+        else {
+            throw TestFailure(
+                "no moto server: run the tests through scripts/test (it starts moto with scripts/moto-server)"
+            )
         }
         return MotoEnv(endpoint: e, bucket: b, lockBucket: l)
     }
 
     func credentials(_ role: Role) throws -> (key: String, secret: String) {
-        guard let k = MotoEnv.env["SEALBAK_TEST_MOTO_\(role.rawValue)_KEY"], let s = MotoEnv.env["SEALBAK_TEST_MOTO_\(role.rawValue)_SECRET"] else {
+        guard let k = MotoEnv.env["SEALBAK_TEST_MOTO_\(role.rawValue)_KEY"],
+            let s = MotoEnv.env["SEALBAK_TEST_MOTO_\(role.rawValue)_SECRET"]
+        else {
             throw TestFailure("scripts/moto-server wrote no credentials for the \(role) role")
         }
         return (k, s)
@@ -185,10 +264,17 @@ struct MotoEnv {
 
     /// Runs sealbak with `role`'s key; `password: false` leaves SEALBAK_PASSWORD unset (recipient-only packs).
     @discardableResult
-    func sealbak(_ args: [String], role: Role, password: Bool = true, extraEnv: [String: String] = [:]) throws -> Proc.Result {
+    func sealbak(
+        _ args: [String],
+        role: Role,
+        password: Bool = true,
+        extraEnv: [String: String] = [:]
+    ) throws -> Proc.Result {
         let c = try credentials(role)
-        var e = ["AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": c.key, "AWS_SECRET_ACCESS_KEY": c.secret,
-                 "AWS_REGION": "us-east-1", "SEALBAK_S3_BACKOFF_BASE": "0.05"]
+        var e = [
+            "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": c.key, "AWS_SECRET_ACCESS_KEY": c.secret,
+            "AWS_REGION": "us-east-1", "SEALBAK_S3_BACKOFF_BASE": "0.05",
+        ]
         e["SEALBAK_PASSWORD"] = password ? "moto-test-password" : ""  // empty: removed from the environment
         for (k, v) in extraEnv { e[k] = v }
         return try Proc.sealbak(args, env: e, secrets: [c.secret])

@@ -1,8 +1,9 @@
 import Foundation
-@testable import SealbakS3
 import SealbakIO
 import SealbakTestSupport
 import Testing
+
+@testable import SealbakS3
 
 /// Against a real SeaweedFS (scripts/s3-server, started by scripts/test): pack to S3 and restore from it,
 /// ranged extraction from a multi-GB archive, dropped connections (through scripts/flaky-proxy.py), throttling,
@@ -18,11 +19,15 @@ import Testing
         try Data("# hello\n".utf8).write(to: URL(fileURLWithPath: src + "/README.md"))
         let url = env.url("roundtrip/app-{now}.sbk")
         // Parts of 5 MiB: the 9 MiB archive needs two, uploaded in parallel.
-        let pack = try env.sealbak(["pack", url, "--docs", "docs=" + src, "--insecure-test-kdf", "--s3-part-size", "5M"])
+        let pack = try env.sealbak([
+            "pack", url, "--docs", "docs=" + src, "--insecure-test-kdf", "--s3-part-size", "5M",
+        ])
         #expect(pack.status == 0, "\(pack.stderr)")
         let listing = try env.sealbak(["ls", env.url("roundtrip/")])
         #expect(listing.status == 0 && listing.stdout.contains("1 archive(s)"), "\(listing.stdout)\(listing.stderr)")
-        let name = try #require(listing.stdout.split(separator: " ").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })
+        let name = try #require(
+            listing.stdout.split(separator: " ").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        )
         #expect(RetentionPolicy.timestamp(inName: name) != nil, "{now} was expanded into the name")
         let archive = env.url("roundtrip/" + name)
         let list = try env.sealbak(["list", archive])
@@ -33,11 +38,20 @@ import Testing
         let out = dir + "/out"
         let unpack = try env.sealbak(["unpack", archive, "--to", out])
         #expect(unpack.status == 0, "\(unpack.stderr)")
-        #expect(FileManager.default.contentsEqual(atPath: out + "/docs/docs/guides/big.bin", andPath: src + "/guides/big.bin"), "\(unpack.stderr)")
+        #expect(
+            FileManager.default.contentsEqual(
+                atPath: out + "/docs/docs/guides/big.bin",
+                andPath: src + "/guides/big.bin"
+            ),
+            "\(unpack.stderr)"
+        )
         let restored = dir + "/restored"
         let restore = try env.sealbak(["restore", archive, "--to", restored, "--yes"])
         #expect(restore.status == 0, "\(restore.stderr)")
-        #expect(FileManager.default.contentsEqual(atPath: restored + "/docs/README.md", andPath: src + "/README.md"), "\(restore.stderr)")
+        #expect(
+            FileManager.default.contentsEqual(atPath: restored + "/docs/README.md", andPath: src + "/README.md"),
+            "\(restore.stderr)"
+        )
     }
 
     /// A multi-GB archive: `unpack --only` of one small entry fetches its frames, the header, manifest,
@@ -58,7 +72,9 @@ import Testing
         let needle = Data(TestArchive.noise(300_000, seed: 7))
         try needle.write(to: URL(fileURLWithPath: dir + "/data/b-needle.bin"))
         let url = env.url("ranged/big.sbk")
-        let pack = try env.sealbak(["pack", url, dir + "/data", "--compression", "none", "--insecure-test-kdf", "--quiet"])
+        let pack = try env.sealbak([
+            "pack", url, dir + "/data", "--compression", "none", "--insecure-test-kdf", "--quiet",
+        ])
         #expect(pack.status == 0, "\(pack.stderr)")
         let out = dir + "/out"
         let r = try env.sealbak(["unpack", url, "--to", out, "--only", "data/b-needle.bin"])
@@ -78,13 +94,21 @@ import Testing
         let proxy = try FlakyProxy(upstream: env.endpoint, mode: "drop-upload", afterBytes: 3 << 20, times: -1)
         defer { proxy.stop() }
         let url = env.url("dropped/a.sbk")
-        let r = try env.sealbak(["pack", url, dir + "/blob", "--insecure-test-kdf", "--quiet", "--s3-part-size", "5M", "--s3-max-attempts", "3"],
-                                endpoint: proxy.endpoint)
+        let r = try env.sealbak(
+            [
+                "pack", url, dir + "/blob", "--insecure-test-kdf", "--quiet", "--s3-part-size", "5M",
+                "--s3-max-attempts", "3",
+            ],
+            endpoint: proxy.endpoint
+        )
         #expect(r.status == 11, "gives up with 'unavailable' after its retries: \(r.stderr)")
         #expect(r.stderr.contains("attempt"), "\(r.stderr)")
         let client = try env.client()
         #expect(try client.head(try S3Location(url: url)) == nil, "no object after a failed upload")
-        #expect(try client.listMultipartUploads(bucket: env.bucket, prefix: env.key("dropped/")).isEmpty, "the upload was aborted")
+        #expect(
+            try client.listMultipartUploads(bucket: env.bucket, prefix: env.key("dropped/")).isEmpty,
+            "the upload was aborted"
+        )
     }
 
     @Test func aConnectionDroppedOnceIsRetriedAndResumed() throws {
@@ -98,7 +122,10 @@ import Testing
             // when one kept-alive connection carried two parts, which parallel uploads made a matter of timing.
             let proxy = try FlakyProxy(upstream: env.endpoint, mode: "drop-upload", afterBytes: 3 << 20, times: 1)
             defer { proxy.stop() }
-            let r = try env.sealbak(["pack", url, dir + "/blob", "--insecure-test-kdf", "--quiet", "--s3-part-size", "5M"], endpoint: proxy.endpoint)
+            let r = try env.sealbak(
+                ["pack", url, dir + "/blob", "--insecure-test-kdf", "--quiet", "--s3-part-size", "5M"],
+                endpoint: proxy.endpoint
+            )
             #expect(r.status == 0, "\(r.stderr)")
             #expect(proxy.stats()["drops"] == 1)
         }
@@ -117,7 +144,11 @@ import Testing
         #expect(l.status == 0, "\(l.stderr)")
         #expect(slow.stats()["http503"] == 3)
         // Each retry is said as it is scheduled (no silent wait), naming the failure and the attempt.
-        #expect(l.stderr.components(separatedBy: "sealbak: warning: ").count - 1 == 3 && l.stderr.contains("503") && l.stderr.contains("attempt 2 of"), "\(l.stderr)")
+        #expect(
+            l.stderr.components(separatedBy: "sealbak: warning: ").count - 1 == 3 && l.stderr.contains("503")
+                && l.stderr.contains("attempt 2 of"),
+            "\(l.stderr)"
+        )
     }
 
     @Test func wrongCredentialsAndMissingThingsAreClearErrors() throws {
@@ -125,7 +156,10 @@ import Testing
         let wrongSecret = "not-the-secret-\(UUID().uuidString)"
         let r = try env.sealbak(["ls", env.url("")], extraEnv: ["AWS_SECRET_ACCESS_KEY": wrongSecret])
         #expect(r.status == 14, "\(r.stderr)")
-        #expect(r.stderr.contains("refused the credentials") && r.stderr.contains("SignatureDoesNotMatch"), "\(r.stderr)")
+        #expect(
+            r.stderr.contains("refused the credentials") && r.stderr.contains("SignatureDoesNotMatch"),
+            "\(r.stderr)"
+        )
         #expect(!r.stderr.contains(wrongSecret) && !r.stderr.contains(env.secretKey))
         let u = try env.sealbak(["list", env.url("x.sbk")], extraEnv: ["AWS_ACCESS_KEY_ID": "NOSUCHKEY"])
         #expect(u.status == 14 && u.stderr.contains("InvalidAccessKeyId"), "\(u.stderr)")
@@ -133,7 +167,10 @@ import Testing
         #expect(none.status == 9 && none.stderr.contains("bucket does not exist"), "\(none.stderr)")
         let missing = try env.sealbak(["verify", env.url("nothing-here.sbk")])
         #expect(missing.status == 9 && missing.stderr.contains("does not exist"), "\(missing.stderr)")
-        let noCreds = try env.sealbak(["ls", env.url("")], extraEnv: ["AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""])
+        let noCreds = try env.sealbak(
+            ["ls", env.url("")],
+            extraEnv: ["AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""]
+        )
         #expect(noCreds.status == 14 && noCreds.stderr.contains("no S3 credentials"), "\(noCreds.stderr)")
     }
 
@@ -153,7 +190,9 @@ import Testing
         #expect(try client.head(try S3Location(url: url))?.etag != before.etag)
         // The conditional write itself (not only the check before packing): a PUT with If-None-Match refuses.
         let exists = #expect(throws: SealbakError.self) {
-            try [UInt8]("x".utf8).withUnsafeBytes { try client.putObject(try S3Location(url: url), $0, ifNoneMatch: true) }
+            try [UInt8]("x".utf8).withUnsafeBytes {
+                try client.putObject(try S3Location(url: url), $0, ifNoneMatch: true)
+            }
         }
         #expect(exists?.code == .targetExists)
     }
@@ -165,14 +204,23 @@ import Testing
         let loc = try S3Location(url: env.url("checksums/a.bin"))
         let id = try client.createMultipartUpload(loc)
         defer { try? client.abortMultipartUpload(loc, uploadID: id) }
-        let good = [UInt8](repeating: 1, count: 1000), bad = [UInt8](repeating: 2, count: 1000)
-        var call = S3Client.Call(method: "PUT", bucket: loc.bucket, key: loc.key, query: [("partNumber", "1"), ("uploadId", id)], what: "test part")
+        let good = [UInt8](repeating: 1, count: 1000)
+        let bad = [UInt8](repeating: 2, count: 1000)
+        var call = S3Client.Call(
+            method: "PUT",
+            bucket: loc.bucket,
+            key: loc.key,
+            query: [("partNumber", "1"), ("uploadId", id)],
+            what: "test part"
+        )
         let sum = good.withUnsafeBytes { S3Client.checksum($0) }
         call.headers = sum.headers
         // The signed payload hash is the bad body's (SeaweedFS does not check that one); the checksum is the good one's.
         let e = #expect(throws: SealbakError.self) { try bad.withUnsafeBytes { try client.send(call, body: $0) } }
         #expect(e?.message.contains("BadDigest") == true, "\(e?.message ?? "")")
-        #expect(try good.withUnsafeBytes { try client.uploadPart(loc, uploadID: id, number: 1, $0) }.etag.isEmpty == false)
+        #expect(
+            try good.withUnsafeBytes { try client.uploadPart(loc, uploadID: id, number: 1, $0) }.etag.isEmpty == false
+        )
     }
 
     @Test func pruneKeepsWhatThePolicySays() throws {
@@ -181,29 +229,51 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Data("x".utf8).write(to: URL(fileURLWithPath: dir + "/f"))
         // 2026-09-28 ... 2026-11-21: 12 archives at irregular days, two on 2026-11-21.
-        let stamps = ["2026-09-28T010000Z", "2026-10-05T010000Z", "2026-10-19T010000Z", "2026-10-31T230000Z", "2026-11-09T010000Z",
-                      "2026-11-14T010000Z", "2026-11-16T010000Z", "2026-11-18T010000Z", "2026-11-19T010000Z", "2026-11-20T010000Z",
-                      "2026-11-21T010000Z", "2026-11-21T120000Z"]
+        let stamps = [
+            "2026-09-28T010000Z", "2026-10-05T010000Z", "2026-10-19T010000Z", "2026-10-31T230000Z",
+            "2026-11-09T010000Z",
+            "2026-11-14T010000Z", "2026-11-16T010000Z", "2026-11-18T010000Z", "2026-11-19T010000Z",
+            "2026-11-20T010000Z",
+            "2026-11-21T010000Z", "2026-11-21T120000Z",
+        ]
         for s in stamps {
-            let r = try env.sealbak(["pack", env.url("prune/app-\(s).sbk"), dir + "/f", "--insecure-test-kdf", "--quiet"])
+            let r = try env.sealbak([
+                "pack", env.url("prune/app-\(s).sbk"), dir + "/f", "--insecure-test-kdf", "--quiet",
+            ])
             #expect(r.status == 0, "\(r.stderr)")
         }
-        let args = ["prune", env.url("prune/"), "--keep-last", "2", "--keep-daily", "3", "--keep-weekly", "3", "--keep-monthly", "3"]
+        let args = [
+            "prune", env.url("prune/"), "--keep-last", "2", "--keep-daily", "3", "--keep-weekly", "3", "--keep-monthly",
+            "3",
+        ]
         let dry = try env.sealbak(args + ["--dry-run"])
         #expect(dry.status == 0, "\(dry.stderr)")
         #expect(dry.stdout.contains("would delete 5 of 12"), "\(dry.stdout)")
         #expect(dry.stdout.contains("would delete  app-2026-10-05T010000Z.sbk"), "\(dry.stdout)")
-        #expect(try env.client().list(bucket: env.bucket, prefix: env.key("prune/")).archives.count == 12, "a dry run deletes nothing")
+        #expect(
+            try env.client().list(bucket: env.bucket, prefix: env.key("prune/")).archives.count == 12,
+            "a dry run deletes nothing"
+        )
         let real = try env.sealbak(args + ["--verbose"])
         #expect(real.status == 0 && real.stdout.contains("deleted 5 of 12"), "\(real.stdout)\(real.stderr)")
-        #expect(real.stdout.contains("keep    app-2026-11-21T120000Z.sbk") && real.stdout.contains("last 2, daily 2026-11-21, weekly 2026-W47, monthly 2026-11"), "\(real.stdout)")
-        let left = Set(try env.client().list(bucket: env.bucket, prefix: env.key("prune/")).archives.map { String($0.key.dropFirst(env.key("prune/").count)) })
+        #expect(
+            real.stdout.contains("keep    app-2026-11-21T120000Z.sbk")
+                && real.stdout.contains("last 2, daily 2026-11-21, weekly 2026-W47, monthly 2026-11"),
+            "\(real.stdout)"
+        )
+        let left = Set(
+            try env.client().list(bucket: env.bucket, prefix: env.key("prune/")).archives.map {
+                String($0.key.dropFirst(env.key("prune/").count))
+            }
+        )
         // Kept: last 2 (both of 11-21); daily 11-21, 11-20, 11-19; weekly W47 (11-16..22: 11-21), W46 (11-09..15: 11-14),
         // W44 (10-26..11-01: 10-31; W45 has none); monthly 2026-11, 2026-10 (10-31), 2026-09 (09-28).
         // Deleted: 11-18, 11-16, 11-09, 10-19, 10-05.
-        let expected: Set<String> = ["app-2026-11-21T120000Z.sbk", "app-2026-11-21T010000Z.sbk", "app-2026-11-20T010000Z.sbk",
-                                     "app-2026-11-19T010000Z.sbk", "app-2026-11-14T010000Z.sbk", "app-2026-10-31T230000Z.sbk",
-                                     "app-2026-09-28T010000Z.sbk"]
+        let expected: Set<String> = [
+            "app-2026-11-21T120000Z.sbk", "app-2026-11-21T010000Z.sbk", "app-2026-11-20T010000Z.sbk",
+            "app-2026-11-19T010000Z.sbk", "app-2026-11-14T010000Z.sbk", "app-2026-10-31T230000Z.sbk",
+            "app-2026-09-28T010000Z.sbk",
+        ]
         #expect(left == expected, "\(real.stdout)")
     }
 
@@ -217,7 +287,11 @@ import Testing
         let client = try env.client()
         let size = try #require(try client.head(try S3Location(url: url))).size
         let newPassword = "new-\(UUID().uuidString)"
-        let r = try env.sealbak(["key", "passwd", url, "--slot", "1", "--insecure-test-kdf"], extraEnv: ["SEALBAK_NEW_PASSWORD": newPassword], secrets: [newPassword])
+        let r = try env.sealbak(
+            ["key", "passwd", url, "--slot", "1", "--insecure-test-kdf"],
+            extraEnv: ["SEALBAK_NEW_PASSWORD": newPassword],
+            secrets: [newPassword]
+        )
         #expect(r.status == 0, "\(r.stderr)")
         // 5 MiB of body plus the header pass through sealbak; the other ~15 MiB are copied by the store.
         #expect(r.stderr.contains("copied by the store") && r.stderr.contains("5.0 MiB passed through"), "\(r.stderr)")
@@ -226,7 +300,11 @@ import Testing
         let v = try env.sealbak(["verify", url], extraEnv: ["SEALBAK_PASSWORD": newPassword], secrets: [newPassword])
         #expect(v.status == 0, "\(v.stderr)")
         // A changed object is detected: the rewrite is pinned to the version whose header was authenticated.
-        let add = try env.sealbak(["key", "add", url, "--insecure-test-kdf"], extraEnv: ["SEALBAK_PASSWORD": newPassword, "SEALBAK_NEW_PASSWORD": "third"], secrets: [newPassword])
+        let add = try env.sealbak(
+            ["key", "add", url, "--insecure-test-kdf"],
+            extraEnv: ["SEALBAK_PASSWORD": newPassword, "SEALBAK_NEW_PASSWORD": "third"],
+            secrets: [newPassword]
+        )
         #expect(add.status == 0, "\(add.stderr)")
         #expect(try env.sealbak(["verify", "-q", url], extraEnv: ["SEALBAK_PASSWORD": "third"]).status == 0)
         #expect(try client.listMultipartUploads(bucket: env.bucket, prefix: env.key("keys/")).isEmpty)
@@ -238,14 +316,21 @@ import Testing
         let url = env.url("interrupted/a.sbk")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Proc.sealbakBinary)
-        p.arguments = ["pack", url, "--stdin-name", "x", "--insecure-test-kdf", "--quiet", "--s3-part-size", "5M", "--compression", "none"]
+        p.arguments = [
+            "pack", url, "--stdin-name", "x", "--insecure-test-kdf", "--quiet", "--s3-part-size", "5M", "--compression",
+            "none",
+        ]
         var e = ProcessInfo.processInfo.environment
-        for (k, v) in ["AWS_ENDPOINT_URL": env.endpoint, "AWS_ACCESS_KEY_ID": env.accessKey, "AWS_SECRET_ACCESS_KEY": env.secretKey, "SEALBAK_PASSWORD": "pw"] { e[k] = v }
+        for (k, v) in [
+            "AWS_ENDPOINT_URL": env.endpoint, "AWS_ACCESS_KEY_ID": env.accessKey,
+            "AWS_SECRET_ACCESS_KEY": env.secretKey, "SEALBAK_PASSWORD": "pw",
+        ] { e[k] = v }
         p.environment = e
         let input = Pipe()
         p.standardInput = input
         try p.run()
-        input.fileHandleForWriting.write(Data(TestArchive.noise(12 << 20, seed: 2)))  // two parts, then keep the pipe open
+        // two parts, then keep the pipe open
+        input.fileHandleForWriting.write(Data(TestArchive.noise(12 << 20, seed: 2)))
         let client = try env.client()
         var started = false
         for _ in 0..<100 where !started {
@@ -257,7 +342,10 @@ import Testing
         p.interrupt()
         p.waitUntilExit()
         #expect(p.terminationStatus == 130)
-        #expect(try client.listMultipartUploads(bucket: env.bucket, prefix: env.key("interrupted/")).isEmpty, "the upload was aborted")
+        #expect(
+            try client.listMultipartUploads(bucket: env.bucket, prefix: env.key("interrupted/")).isEmpty,
+            "the upload was aborted"
+        )
         #expect(try client.head(try S3Location(url: url)) == nil)
     }
 
@@ -267,10 +355,20 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Data("x".utf8).write(to: URL(fileURLWithPath: dir + "/f"))
         try FileManager.default.createDirectory(atPath: dir + "/backups", withIntermediateDirectories: true)
-        for d in 1...5 { #expect(try env.sealbak(["pack", dir + "/backups/db-2026-11-0\(d).sbk", dir + "/f", "--insecure-test-kdf", "--quiet"]).status == 0) }
+        for d in 1...5 {
+            #expect(
+                try env.sealbak([
+                    "pack", dir + "/backups/db-2026-11-0\(d).sbk", dir + "/f", "--insecure-test-kdf", "--quiet",
+                ]).status == 0
+            )
+        }
         try Data("not an archive".utf8).write(to: URL(fileURLWithPath: dir + "/backups/notes.txt"))
         let r = try env.sealbak(["prune", dir + "/backups", "--keep-last", "2", "--verbose"])
-        #expect(r.status == 0 && r.stdout.contains("deleted 3 of 5") && r.stdout.contains("notes.txt: not a sealbak archive"), "\(r.stdout)\(r.stderr)")
+        #expect(
+            r.status == 0 && r.stdout.contains("deleted 3 of 5")
+                && r.stdout.contains("notes.txt: not a sealbak archive"),
+            "\(r.stdout)\(r.stderr)"
+        )
         let left = Set(try FileManager.default.contentsOfDirectory(atPath: dir + "/backups"))
         #expect(left == ["db-2026-11-04.sbk", "db-2026-11-05.sbk", "notes.txt"])
     }
@@ -287,7 +385,8 @@ extension S3ServerTests {
         try FileManager.default.createDirectory(atPath: dir + "/docs", withIntermediateDirectories: true)
         try Data("# runbook\n".utf8).write(to: URL(fileURLWithPath: dir + "/docs/runbook.md"))
         let prefix = env.url("nightly/")
-        try Data("""
+        try Data(
+            """
             version: 1
             app: {name: shop}
             components:
@@ -297,37 +396,72 @@ extension S3ServerTests {
             destination: {location: \(prefix), verify: true}
             retention: {keep-last: 1}
 
-            """.utf8).write(to: URL(fileURLWithPath: dir + "/plan.yaml"))
+            """.utf8
+        ).write(to: URL(fileURLWithPath: dir + "/plan.yaml"))
         for night in ["2026-11-20T02:00:00Z", "2026-11-21T02:00:00Z"] {
             let r = try env.sealbak(["run", "--plan", dir + "/plan.yaml", "--now", night])
             #expect(r.status == 0 && r.stderr.isEmpty, "\(night): \(r.stderr)")
         }
-        let objects = try env.client().list(bucket: env.bucket, prefix: env.key("nightly/")).map { String($0.key.dropFirst(env.key("nightly/").count)) }
-            .filter { $0 != ".sealbak-tmp-probe" }.sorted()  // the conditional-write probe stays on purpose (docs/s3.md)
-        #expect(objects.count == 3 && objects[0].hasPrefix(".sealbak-runs/2026-11-20T020000.000Z-") && objects[2] == "shop-2026-11-21T020000.000Z.sbk", "\(objects)")
+        let objects = try env.client().list(bucket: env.bucket, prefix: env.key("nightly/")).map {
+            String($0.key.dropFirst(env.key("nightly/").count))
+        }
+        .filter { $0 != ".sealbak-tmp-probe" }.sorted()  // the conditional-write probe stays on purpose (docs/s3.md)
+        #expect(
+            objects.count == 3 && objects[0].hasPrefix(".sealbak-runs/2026-11-20T020000.000Z-")
+                && objects[2] == "shop-2026-11-21T020000.000Z.sbk",
+            "\(objects)"
+        )
         let ls = try env.sealbak(["ls", prefix])
-        #expect(ls.stdout.contains("1 archive(s)") && !ls.stdout.contains("sealbak-runs"), "run records are not archives: \(ls.stdout)")
+        #expect(
+            ls.stdout.contains("1 archive(s)") && !ls.stdout.contains("sealbak-runs"),
+            "run records are not archives: \(ls.stdout)"
+        )
         let remote = try env.sealbak(["history", "--from", prefix, "--json"])
         let doc = try JSONSerialization.jsonObject(with: Data(remote.stdout.utf8)) as? [String: Any]
         let records = doc?["records"] as? [[String: Any]] ?? []
-        #expect(remote.status == 0 && records.count == 2 && records.allSatisfy { $0["status"] as? String == "ok" }, "\(remote.stdout)\(remote.stderr)")
-        #expect(records.last?["deleted"] as? [String] == ["\(prefix)shop-2026-11-20T020000.000Z.sbk"], "\(remote.stdout)")
-        #expect((records.first?["start"] as? String)?.hasPrefix("2026-11-20T02:00:00") == true, "times are RFC 3339: \(remote.stdout)")
+        #expect(
+            remote.status == 0 && records.count == 2 && records.allSatisfy { $0["status"] as? String == "ok" },
+            "\(remote.stdout)\(remote.stderr)"
+        )
+        #expect(
+            records.last?["deleted"] as? [String] == ["\(prefix)shop-2026-11-20T020000.000Z.sbk"],
+            "\(remote.stdout)"
+        )
+        #expect(
+            (records.first?["start"] as? String)?.hasPrefix("2026-11-20T02:00:00") == true,
+            "times are RFC 3339: \(remote.stdout)"
+        )
         // What a run killed during its upload leaves: an unfinished multipart upload of one of the plan's names (and
         // one of another name, which is not the plan's to touch). The next run aborts the first.
         let client = try env.client()
-        let stale = try client.createMultipartUpload(S3Location(bucket: env.bucket, key: env.key("nightly/shop-2026-11-21T020000.500Z.sbk")))
-        let foreign = try client.createMultipartUpload(S3Location(bucket: env.bucket, key: env.key("nightly/other-upload.bin")))
+        let stale = try client.createMultipartUpload(
+            S3Location(bucket: env.bucket, key: env.key("nightly/shop-2026-11-21T020000.500Z.sbk"))
+        )
+        let foreign = try client.createMultipartUpload(
+            S3Location(bucket: env.bucket, key: env.key("nightly/other-upload.bin"))
+        )
         let third = try env.sealbak(["run", "--plan", dir + "/plan.yaml", "--now", "2026-11-22T02:00:00Z"])
         #expect(third.status == 0, "\(third.stderr)")
-        #expect(third.stderr.contains("aborted the unfinished upload of shop-2026-11-21T020000.500Z.sbk"), "\(third.stderr)")
+        #expect(
+            third.stderr.contains("aborted the unfinished upload of shop-2026-11-21T020000.500Z.sbk"),
+            "\(third.stderr)"
+        )
         let uploads = try client.listMultipartUploads(bucket: env.bucket, prefix: env.key("nightly/")).map(\.uploadID)
         #expect(!uploads.contains(stale) && uploads.contains(foreign), "\(uploads)")
-        try client.abortMultipartUpload(S3Location(bucket: env.bucket, key: env.key("nightly/other-upload.bin")), uploadID: foreign)
+        try client.abortMultipartUpload(
+            S3Location(bucket: env.bucket, key: env.key("nightly/other-upload.bin")),
+            uploadID: foreign
+        )
         let bulk = try env.sealbak(["verify", prefix, "--plan", dir + "/plan.yaml"])
-        #expect(bulk.status == 0 && bulk.stdout.contains("verified 1 archive(s)") && bulk.stdout.contains("1 intact"), "\(bulk.stdout)\(bulk.stderr)")
+        #expect(
+            bulk.status == 0 && bulk.stdout.contains("verified 1 archive(s)") && bulk.stdout.contains("1 intact"),
+            "\(bulk.stdout)\(bulk.stderr)"
+        )
         let drill = try env.sealbak(["drill", "--plan", dir + "/plan.yaml"])
-        #expect(drill.status == 0 && drill.stdout.contains("drill ok: \(prefix)shop-2026-11-22T020000.000Z.sbk"), "\(drill.stdout)\(drill.stderr)")
+        #expect(
+            drill.status == 0 && drill.stdout.contains("drill ok: \(prefix)shop-2026-11-22T020000.000Z.sbk"),
+            "\(drill.stdout)\(drill.stderr)"
+        )
     }
 }
 
@@ -343,8 +477,12 @@ struct S3Env {
     var secretKey: String
 
     static func get() throws -> S3Env {
-        guard let e = env["SEALBAK_TEST_S3_ENDPOINT"], let b = env["SEALBAK_TEST_S3_BUCKET"], let a = env["SEALBAK_TEST_S3_ACCESS_KEY"], let s = env["SEALBAK_TEST_S3_SECRET_KEY"] else {
-            throw TestFailure("no S3 test server: run the tests through scripts/test (it starts SeaweedFS with scripts/s3-server)")
+        guard let e = env["SEALBAK_TEST_S3_ENDPOINT"], let b = env["SEALBAK_TEST_S3_BUCKET"],
+            let a = env["SEALBAK_TEST_S3_ACCESS_KEY"], let s = env["SEALBAK_TEST_S3_SECRET_KEY"]
+        else {
+            throw TestFailure(
+                "no S3 test server: run the tests through scripts/test (it starts SeaweedFS with scripts/s3-server)"
+            )
         }
         return S3Env(endpoint: e, bucket: b, accessKey: a, secretKey: s)
     }
@@ -361,9 +499,17 @@ struct S3Env {
     }
 
     @discardableResult
-    func sealbak(_ args: [String], endpoint: String? = nil, extraEnv: [String: String] = [:], secrets: [String] = []) throws -> Proc.Result {
-        var e = ["AWS_ENDPOINT_URL": endpoint ?? self.endpoint, "AWS_ACCESS_KEY_ID": accessKey, "AWS_SECRET_ACCESS_KEY": secretKey,
-                 "AWS_REGION": "us-east-1", "SEALBAK_PASSWORD": "s3-test-password", "SEALBAK_S3_BACKOFF_BASE": "0.05"]
+    func sealbak(
+        _ args: [String],
+        endpoint: String? = nil,
+        extraEnv: [String: String] = [:],
+        secrets: [String] = []
+    ) throws -> Proc.Result {
+        var e = [
+            "AWS_ENDPOINT_URL": endpoint ?? self.endpoint, "AWS_ACCESS_KEY_ID": accessKey,
+            "AWS_SECRET_ACCESS_KEY": secretKey,
+            "AWS_REGION": "us-east-1", "SEALBAK_PASSWORD": "s3-test-password", "SEALBAK_S3_BACKOFF_BASE": "0.05",
+        ]
         for (k, v) in extraEnv { e[k] = v }
         return try Proc.sealbak(args, env: e, secrets: secrets + [secretKey, "s3-test-password"])
     }
@@ -386,26 +532,45 @@ final class FlakyProxy {
     let endpoint: String
 
     /// `match`: HTTP-level modes act only on requests whose request line contains it (e.g. "/a.sbk?").
-    init(upstream: String, mode: String, afterBytes: Int = 0, times: Int, match: String = "", region: String = "eu-west-1") throws {
+    init(
+        upstream: String,
+        mode: String,
+        afterBytes: Int = 0,
+        times: Int,
+        match: String = "",
+        region: String = "eu-west-1"
+    ) throws {
         dir = try Proc.tempDir()
         let hostPort = upstream.replacingOccurrences(of: "http://", with: "")
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Proc.root + "/scripts/flaky-proxy.py", "--listen-port-file", dir + "/port", "--upstream", hostPort,
-                             "--mode", mode, "--after-bytes", String(afterBytes), "--times", String(times), "--stats-file", dir + "/stats",
-                             "--match", match, "--region", region]
+        process.arguments = [
+            "python3", Proc.root + "/scripts/flaky-proxy.py", "--listen-port-file", dir + "/port", "--upstream",
+            hostPort,
+            "--mode", mode, "--after-bytes", String(afterBytes), "--times", String(times), "--stats-file",
+            dir + "/stats",
+            "--match", match, "--region", region,
+        ]
         process.standardError = FileHandle.nullDevice
         try process.run()
         var port: String?
         for _ in 0..<100 {
-            if let p = try? String(contentsOfFile: dir + "/port", encoding: .utf8), !p.isEmpty { port = p.trimmingCharacters(in: .whitespacesAndNewlines); break }
+            if let p = try? String(contentsOfFile: dir + "/port", encoding: .utf8), !p.isEmpty {
+                port = p.trimmingCharacters(in: .whitespacesAndNewlines)
+                break
+            }
             usleep(50_000)
         }
-        guard let port else { kill(process.processIdentifier, SIGKILL); throw TestFailure("flaky-proxy.py did not start") }
+        guard let port else {
+            kill(process.processIdentifier, SIGKILL)
+            throw TestFailure("flaky-proxy.py did not start")
+        }
         endpoint = "http://127.0.0.1:\(port)"
     }
 
     func stats() -> [String: Int] {
-        guard let d = FileManager.default.contents(atPath: dir + "/stats"), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return [:] }
+        guard let d = FileManager.default.contents(atPath: dir + "/stats"),
+            let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any]
+        else { return [:] }
         return o.compactMapValues { $0 as? Int }
     }
 

@@ -1,7 +1,8 @@
 import Foundation
-@testable import SealbakS3
 import SealbakTestSupport
 import Testing
+
+@testable import SealbakS3
 
 /// Key changes and `rekey` on a remote archive when the store cannot copy parts (UploadPartCopy answered with
 /// 501, or with 200 and no result: injected by scripts/flaky-proxy.py in front of SeaweedFS), when server copies
@@ -25,10 +26,17 @@ import Testing
             let proxy = try FlakyProxy(upstream: env.endpoint, mode: mode, times: -1)
             defer { proxy.stop() }
             let new = "new-\(mode)-\(UUID().uuidString)"
-            let r = try env.sealbak(["key", "passwd", url, "--slot", "1", "--insecure-test-kdf"], endpoint: proxy.endpoint,
-                                    extraEnv: ["SEALBAK_PASSWORD": password, "SEALBAK_NEW_PASSWORD": new], secrets: [password, new])
+            let r = try env.sealbak(
+                ["key", "passwd", url, "--slot", "1", "--insecure-test-kdf"],
+                endpoint: proxy.endpoint,
+                extraEnv: ["SEALBAK_PASSWORD": password, "SEALBAK_NEW_PASSWORD": new],
+                secrets: [password, new]
+            )
             #expect(r.status == 0, "\(mode): \(r.stderr)")
-            #expect(r.stderr.contains("the store cannot copy parts, so the body was streamed through sealbak"), "\(mode): \(r.stderr)")
+            #expect(
+                r.stderr.contains("the store cannot copy parts, so the body was streamed through sealbak"),
+                "\(mode): \(r.stderr)"
+            )
             #expect(proxy.stats()["faults"] == 1, "\(mode): one copy was tried, then none")
             password = new
             let v = try env.sealbak(["verify", url], extraEnv: ["SEALBAK_PASSWORD": password], secrets: [password])
@@ -43,8 +51,12 @@ import Testing
         let proxy = try FlakyProxy(upstream: env.endpoint, mode: "copy-empty", times: -1)
         defer { proxy.stop() }
         let new = "rekeyed-\(UUID().uuidString)"
-        let r = try env.sealbak(["rekey", url, "--insecure-test-kdf", "--s3-part-size", "5M"], endpoint: proxy.endpoint,
-                                extraEnv: ["SEALBAK_NEW_PASSWORD": new], secrets: [new])
+        let r = try env.sealbak(
+            ["rekey", url, "--insecure-test-kdf", "--s3-part-size", "5M"],
+            endpoint: proxy.endpoint,
+            extraEnv: ["SEALBAK_NEW_PASSWORD": new],
+            secrets: [new]
+        )
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.contains("streamed through sealbak (the store cannot copy parts)"), "\(r.stderr)")
         let v = try env.sealbak(["verify", url], extraEnv: ["SEALBAK_PASSWORD": new], secrets: [new])
@@ -60,8 +72,12 @@ import Testing
         let url = try packed(env, "streamed/a.sbk", bytes: 12 << 20)
         let proxy = try FlakyProxy(upstream: env.endpoint, mode: "http-pass", times: 0, match: "/a.sbk?")
         defer { proxy.stop() }
-        let r = try env.sealbak(["key", "passwd", url, "--slot", "1", "--insecure-test-kdf", "--s3-no-server-copy"], endpoint: proxy.endpoint,
-                                extraEnv: ["SEALBAK_NEW_PASSWORD": "streamed-pw"], secrets: ["streamed-pw"])
+        let r = try env.sealbak(
+            ["key", "passwd", url, "--slot", "1", "--insecure-test-kdf", "--s3-no-server-copy"],
+            endpoint: proxy.endpoint,
+            extraEnv: ["SEALBAK_NEW_PASSWORD": "streamed-pw"],
+            secrets: ["streamed-pw"]
+        )
         #expect(r.status == 0 && r.stderr.contains("--s3-no-server-copy"), "\(r.stderr)")
         let parts = try #require(proxy.parts())
         #expect(!parts.isEmpty && parts.allSatisfy { $0.copy == false }, "\(parts)")
@@ -74,8 +90,12 @@ import Testing
         let url = try packed(env, "uniform/a.sbk", bytes: 17 << 20)
         let proxy = try FlakyProxy(upstream: env.endpoint, mode: "http-pass", times: 0, match: "/a.sbk?")
         defer { proxy.stop() }
-        let r = try env.sealbak(["key", "passwd", url, "--slot", "1", "--insecure-test-kdf", "--s3-uniform-parts", "--s3-part-size", "5M"],
-                                endpoint: proxy.endpoint, extraEnv: ["SEALBAK_NEW_PASSWORD": "uniform-pw"], secrets: ["uniform-pw"])
+        let r = try env.sealbak(
+            ["key", "passwd", url, "--slot", "1", "--insecure-test-kdf", "--s3-uniform-parts", "--s3-part-size", "5M"],
+            endpoint: proxy.endpoint,
+            extraEnv: ["SEALBAK_NEW_PASSWORD": "uniform-pw"],
+            secrets: ["uniform-pw"]
+        )
         #expect(r.status == 0, "\(r.stderr)")
         let parts = try #require(proxy.parts()).sorted { $0.number < $1.number }
         #expect(parts.count == 4 && parts.contains { $0.copy }, "\(parts)")
@@ -90,8 +110,10 @@ import Testing
 extension FlakyProxy {
     /// The UploadPart / UploadPartCopy requests the proxy saw (HTTP-level modes).
     func parts() -> [(number: Int, bytes: Int, copy: Bool)]? {
-        guard let d = FileManager.default.contents(atPath: dir + "/stats"), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
-              let list = o["parts"] as? [[Int]] else { return nil }
+        guard let d = FileManager.default.contents(atPath: dir + "/stats"),
+            let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
+            let list = o["parts"] as? [[Int]]
+        else { return nil }
         return list.map { ($0[0], $0[1], $0[2] == 1) }
     }
 }

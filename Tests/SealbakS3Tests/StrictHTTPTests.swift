@@ -1,7 +1,8 @@
 import Foundation
-@testable import SealbakS3
 import SealbakTestSupport
 import Testing
+
+@testable import SealbakS3
 
 /// Answers a real store does not give, injected by scripts/flaky-proxy.py between sealbak and SeaweedFS: a
 /// ranged GET answered with 200 or the wrong Content-Range, a redirect to another region. Plus the content
@@ -59,7 +60,11 @@ import Testing
         defer { blind.stop() }
         let b = try env.sealbak(["list", url], endpoint: blind.endpoint)
         #expect(b.status == 64, "\(b.stderr)")
-        #expect(b.stderr.contains("the storage redirected the request (HTTP 301)") && b.stderr.contains("Check --s3-region and --s3-endpoint"), "\(b.stderr)")
+        #expect(
+            b.stderr.contains("the storage redirected the request (HTTP 301)")
+                && b.stderr.contains("Check --s3-region and --s3-endpoint"),
+            "\(b.stderr)"
+        )
     }
 
     /// Archives are stored as application/octet-stream, multipart or single PUT (libcurl's default form type on

@@ -25,40 +25,74 @@ package struct CommandSpec: Sendable, Equatable {
 
     /// For messages: the command line, arguments with spaces quoted.
     package var display: String {
-        argv.map { $0.contains(" ") || $0.isEmpty ? "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" : $0 }.joined(separator: " ")
+        argv.map { $0.contains(" ") || $0.isEmpty ? "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" : $0 }
+            .joined(separator: " ")
     }
 
     /// The executable: a path, or looked up in PATH.
     package func executable() throws(SealbakError) -> String {
         guard let first = argv.first, !first.isEmpty else { throw SealbakError(.usage, "an empty command") }
         if first.contains("/") { return first }
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":")
+        {
             let p = String(dir) + "/" + first
             if access(p, X_OK) == 0 { return p }
         }
-        throw SealbakError(.unavailable, "\(first) (from \(display)) is not found in PATH; give its full path in the plan")
+        throw SealbakError(
+            .unavailable,
+            "\(first) (from \(display)) is not found in PATH; give its full path in the plan"
+        )
     }
 
     /// Starts the command in a process group of its own, so that a timeout ends whatever it started too;
     /// `workingDirectory` through `sh -c 'cd DIR && exec …'` (posix_spawn has no portable chdir).
-    package func start(workingDirectory: String? = nil, environment extra: [String: String] = [:], stdin: Subprocess.Input, stdout: Subprocess.Output) throws(SealbakError) -> RunningCommand {
+    package func start(
+        workingDirectory: String? = nil,
+        environment extra: [String: String] = [:],
+        stdin: Subprocess.Input,
+        stdout: Subprocess.Output
+    ) throws(SealbakError) -> RunningCommand {
         let exe = try executable()
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         for (k, v) in extra { env[k] = v }
         let p: Subprocess
         if let workingDirectory {
-            p = try Subprocess(executable: "/bin/sh", arguments: ["-c", "cd -- \"$1\" && shift && exec \"$@\"", "sh", workingDirectory, exe] + argv.dropFirst(),
-                               environment: env, stdin: stdin, stdout: stdout, processGroup: true)
+            p = try Subprocess(
+                executable: "/bin/sh",
+                arguments: ["-c", "cd -- \"$1\" && shift && exec \"$@\"", "sh", workingDirectory, exe]
+                    + argv.dropFirst(),
+                environment: env,
+                stdin: stdin,
+                stdout: stdout,
+                processGroup: true
+            )
         } else {
-            p = try Subprocess(executable: exe, arguments: Array(argv.dropFirst()), environment: env, stdin: stdin, stdout: stdout, processGroup: true)
+            p = try Subprocess(
+                executable: exe,
+                arguments: Array(argv.dropFirst()),
+                environment: env,
+                stdin: stdin,
+                stdout: stdout,
+                processGroup: true
+            )
         }
         return RunningCommand(p, timeout: timeoutSeconds, display: display)
     }
 
     /// Runs the command to its end (or its timeout), feeding `input` on standard input when given.
-    package func run(workingDirectory: String? = nil, environment: [String: String] = [:], input: [UInt8]?, what: String) throws(SealbakError) -> CommandResult {
-        let c = try start(workingDirectory: workingDirectory, environment: environment, stdin: input == nil ? .null : .pipe, stdout: .pipe)
+    package func run(
+        workingDirectory: String? = nil,
+        environment: [String: String] = [:],
+        input: [UInt8]?,
+        what: String
+    ) throws(SealbakError) -> CommandResult {
+        let c = try start(
+            workingDirectory: workingDirectory,
+            environment: environment,
+            stdin: input == nil ? .null : .pipe,
+            stdout: .pipe
+        )
         do {
             if let input {
                 _ = try input.withUnsafeBytes { b in try c.process.writeInput(b) }
@@ -118,7 +152,12 @@ package final class RunningCommand: Sendable {
     package func finish() -> CommandResult {
         let s = process.wait()
         state.withLock { $0.done = true }
-        if let token = interruptToken.withLock({ t -> Int? in defer { t = nil }; return t }) { Interrupts.unregister(token) }
+        if let token = interruptToken.withLock({ t -> Int? in
+            defer { t = nil }
+            return t
+        }) {
+            Interrupts.unregister(token)
+        }
         return CommandResult(status: s, timedOut: timedOut, errorText: process.errorOutput)
     }
 

@@ -26,7 +26,14 @@ package final class CommandSource: CaptureSource {
     /// Where the dump command's standard error goes when it succeeded (set by `prepare`).
     private var engineLog: EngineLog = .silent
 
-    package init(name: String, dump: CommandSpec, restore: CommandSpec?, check: CommandSpec?, allowEmpty: Bool, allowMissing: Bool) {
+    package init(
+        name: String,
+        dump: CommandSpec,
+        restore: CommandSpec?,
+        check: CommandSpec?,
+        allowEmpty: Bool,
+        allowMissing: Bool
+    ) {
         self.name = name
         self.dump = dump
         self.restore = restore
@@ -47,7 +54,15 @@ package final class CommandSource: CaptureSource {
             m[CommandKeys.timeout] = String(Int(restore.timeoutSeconds))
         }
         if let check { m[CommandKeys.check] = json(check.argv) }
-        try plan.add(entry: ManifestEntry(kind: .stream, name: Self.entryName(name), mode: 0o600, mtimeSeconds: Int64(Date().timeIntervalSince1970), metadata: m))
+        try plan.add(
+            entry: ManifestEntry(
+                kind: .stream,
+                name: Self.entryName(name),
+                mode: 0o600,
+                mtimeSeconds: Int64(Date().timeIntervalSince1970),
+                metadata: m
+            )
+        )
         return "the output of \(dump.display) (timeout \(Int(dump.timeoutSeconds)) s)"
     }
 
@@ -67,13 +82,22 @@ package final class CommandSource: CaptureSource {
             }
             let r = running.finish()
             if r.timedOut {
-                throw SealbakError(.toolFailed, "\(dump.display) did not finish within \(Int(dump.timeoutSeconds)) s and was stopped\(r.errorText.isEmpty ? "" : "; it said: " + r.errorText)")
+                throw SealbakError(
+                    .toolFailed,
+                    "\(dump.display) did not finish within \(Int(dump.timeoutSeconds)) s and was stopped\(r.errorText.isEmpty ? "" : "; it said: " + r.errorText)"
+                )
             }
             guard r.status.succeeded else {
-                throw SealbakError(.toolFailed, "\(dump.display) failed (\(r.status)) after \(total) bytes\(r.errorText.isEmpty ? "" : ": " + r.errorText)")
+                throw SealbakError(
+                    .toolFailed,
+                    "\(dump.display) failed (\(r.status)) after \(total) bytes\(r.errorText.isEmpty ? "" : ": " + r.errorText)"
+                )
             }
             if total == 0 && !allowEmpty {
-                throw SealbakError(.toolFailed, "\(dump.display) exited 0 but printed nothing\(r.errorText.isEmpty ? "" : " (it said: " + r.errorText + ")"); give allow-empty: true if an empty backup is right")
+                throw SealbakError(
+                    .toolFailed,
+                    "\(dump.display) exited 0 but printed nothing\(r.errorText.isEmpty ? "" : " (it said: " + r.errorText + ")"); give allow-empty: true if an empty backup is right"
+                )
             }
             // What the command said on success is its log (bounded to the last 64 KiB), like pg_dump's.
             if !r.errorText.isEmpty { self.engineLog.info("\(self.name): \(self.dump.argv[0]) said: \(r.errorText)") }
@@ -109,10 +133,16 @@ package struct CommandComponent: Sendable {
             func argv(_ k: String) -> [String]? {
                 e.metadata[k].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] }
             }
-            return CommandComponent(entryIndex: i, name: e.metadata[ComponentKeys.name] ?? e.name, source: e.metadata[ComponentKeys.source] ?? "",
-                                    skippedReason: e.metadata[ComponentKeys.status] == "skipped" ? (e.metadata[ComponentKeys.reason] ?? "") : nil,
-                                    restore: argv(CommandKeys.restore), restoreTimeout: Double(e.metadata[CommandKeys.timeout] ?? "") ?? 600,
-                                    check: argv(CommandKeys.check))
+            return CommandComponent(
+                entryIndex: i,
+                name: e.metadata[ComponentKeys.name] ?? e.name,
+                source: e.metadata[ComponentKeys.source] ?? "",
+                skippedReason: e.metadata[ComponentKeys.status] == "skipped"
+                    ? (e.metadata[ComponentKeys.reason] ?? "") : nil,
+                restore: argv(CommandKeys.restore),
+                restoreTimeout: Double(e.metadata[CommandKeys.timeout] ?? "") ?? 600,
+                check: argv(CommandKeys.check)
+            )
         }
     }
 }
@@ -138,7 +168,10 @@ package final class CommandUnit: RestoreUnit {
         } else if let argv = c.restore, !argv.isEmpty {
             restore = CommandSpec(argv: argv, timeoutSeconds: c.restoreTimeout)
         } else {
-            throw SealbakError(.usage, "command component \(c.name) has no restore command: give restore: for it in the plan (--plan FILE)")
+            throw SealbakError(
+                .usage,
+                "command component \(c.name) has no restore command: give restore: for it in the plan (--plan FILE)"
+            )
         }
         check = spec?.check ?? c.check.map { CommandSpec(argv: $0) }
     }
@@ -149,16 +182,28 @@ package final class CommandUnit: RestoreUnit {
 
     package func plan() throws -> [String] {
         _ = try restore.executable()
-        var lines = ["component \(displayName(name)): command output from \(displayName(component.source))", "  restore: \(restore.display) < the entry (timeout \(Int(restore.timeoutSeconds)) s); cannot be undone, runs after every other component is in place"]
-        if let check { _ = try check.executable(); lines.append("  check: \(check.display)") }
+        var lines = [
+            "component \(displayName(name)): command output from \(displayName(component.source))",
+            "  restore: \(restore.display) < the entry (timeout \(Int(restore.timeoutSeconds)) s); cannot be undone, runs after every other component is in place",
+        ]
+        if let check {
+            _ = try check.executable()
+            lines.append("  check: \(check.display)")
+        }
         return lines
     }
 
     package func stage(feed: (any EntrySink) throws -> Void, log: EngineLog) throws {
         let base = NSTemporaryDirectory()
-        for path in Leftovers.removeStale(prefix: "sealbak-restore-", in: base) { log.warning("removed \(path), left by a killed restore of a command component") }
-        let d = base + (base.hasSuffix("/") ? "" : "/") + "sealbak-restore-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
-        if mkdir(d, 0o700) != 0 { throw SealbakError.io("cannot create a private temporary folder", path: d, errno: errno) }
+        for path in Leftovers.removeStale(prefix: "sealbak-restore-", in: base) {
+            log.warning("removed \(path), left by a killed restore of a command component")
+        }
+        let d =
+            base + (base.hasSuffix("/") ? "" : "/")
+            + "sealbak-restore-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        if mkdir(d, 0o700) != 0 {
+            throw SealbakError.io("cannot create a private temporary folder", path: d, errno: errno)
+        }
         dir = d
         token = Interrupts.register { try? FileManager.default.removeItem(atPath: d) }
         let sink = FileSink(index: component.entryIndex, path: d + "/entry")
@@ -180,19 +225,32 @@ package final class CommandUnit: RestoreUnit {
             let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
-            if try !buf.withUnsafeBytes({ try running.process.writeInput(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) { broken = true; break }
+            if try !buf.withUnsafeBytes({ try running.process.writeInput(UnsafeRawBufferPointer(rebasing: $0[0..<n])) })
+            {
+                broken = true
+                break
+            }
         }
         running.process.closeStdin()
         let r = running.finish()
         guard r.status.succeeded, !r.timedOut, !broken else {
-            let why = r.timedOut ? "did not finish within \(Int(restore.timeoutSeconds)) s" : broken && r.status.succeeded ? "stopped reading its input" : "failed (\(r.status))"
-            throw SealbakError(.toolFailed, "the restore command of \(name), \(restore.display), \(why)\(r.errorText.isEmpty ? "" : ": " + r.errorText)")
+            let why =
+                r.timedOut
+                ? "did not finish within \(Int(restore.timeoutSeconds)) s"
+                : broken && r.status.succeeded ? "stopped reading its input" : "failed (\(r.status))"
+            throw SealbakError(
+                .toolFailed,
+                "the restore command of \(name), \(restore.display), \(why)\(r.errorText.isEmpty ? "" : ": " + r.errorText)"
+            )
         }
         if !r.errorText.isEmpty { log.info("\(name): \(restore.argv[0]) said: \(r.errorText)") }
         if let check {
             let c = try check.run(input: nil, what: "the check of \(name)")
             guard c.status.succeeded else {
-                throw SealbakError(.restoreMismatch, "the check of \(name), \(check.display), failed (\(c.timedOut ? "timed out" : "\(c.status)"))\(c.errorText.isEmpty ? "" : ": " + c.errorText); \(name) could not be undone (its restore command ran)")
+                throw SealbakError(
+                    .restoreMismatch,
+                    "the check of \(name), \(check.display), failed (\(c.timedOut ? "timed out" : "\(c.status)"))\(c.errorText.isEmpty ? "" : ": " + c.errorText); \(name) could not be undone (its restore command ran)"
+                )
             }
             log.info("\(name): check \(check.display) passed")
         }
@@ -202,7 +260,9 @@ package final class CommandUnit: RestoreUnit {
 
     package func finalize(log: EngineLog) -> [String] {
         abandon(log: log)
-        return ["restored \(displayName(name)) with \(restore.display)\(check.map { "; check \($0.display) passed" } ?? "")"]
+        return [
+            "restored \(displayName(name)) with \(restore.display)\(check.map { "; check \($0.display) passed" } ?? "")"
+        ]
     }
 
     package func abandon(log: EngineLog) {
@@ -231,7 +291,10 @@ final class FileSink: EntrySink {
         var off = 0
         while off < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 { if errno == EINTR { continue }; throw SealbakError.io("cannot write", path: path, errno: errno) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SealbakError.io("cannot write", path: path, errno: errno)
+            }
             off += n
         }
     }

@@ -42,7 +42,13 @@ package final class FolderUnit: RestoreUnit {
     private var journal = Journal()
     private var targetExisted = false
 
-    package init(_ component: TreeComponent, target: String, manifest: Manifest, options: Options, peek: ((Int) throws -> [UInt8])?) {
+    package init(
+        _ component: TreeComponent,
+        target: String,
+        manifest: Manifest,
+        options: Options,
+        peek: ((Int) throws -> [UInt8])?
+    ) {
         self.component = component
         var t = target
         while t.count > 1 && t.hasSuffix("/") { t.removeLast() }
@@ -66,7 +72,9 @@ package final class FolderUnit: RestoreUnit {
     // MARK: plan
 
     package func plan() throws -> [String] {
-        var lines = ["component \(displayName(name)): \(kind) \(component.isFile ? "file" : "tree") from \(displayName(component.source)), \(component.files) file(s), \(formatBytes(component.bytes))"]
+        var lines = [
+            "component \(displayName(name)): \(kind) \(component.isFile ? "file" : "tree") from \(displayName(component.source)), \(component.files) file(s), \(formatBytes(component.bytes))"
+        ]
         var st = stat()
         targetExisted = lstat(target, &st) == 0
         try checkParentWritable()
@@ -77,32 +85,54 @@ package final class FolderUnit: RestoreUnit {
         let isDir = st.st_mode & S_IFMT == S_IFDIR
         if component.isFile {
             guard st.st_mode & S_IFMT == S_IFREG else {
-                throw SealbakError(.targetExists, "\(target) exists and is not a regular file; \(name) was not restored. Move it away or choose another target")
+                throw SealbakError(
+                    .targetExists,
+                    "\(target) exists and is not a regular file; \(name) was not restored. Move it away or choose another target"
+                )
             }
         } else if !isDir {
-            throw SealbakError(.targetExists, "\(target) exists and is not a directory; \(name) was not restored. Move it away or choose another target")
+            throw SealbakError(
+                .targetExists,
+                "\(target) exists and is not a directory; \(name) was not restored. Move it away or choose another target"
+            )
         }
-        let nonEmpty = component.isFile || !((try? FileManager.default.contentsOfDirectory(atPath: target)) ?? []).isEmpty
+        let nonEmpty =
+            component.isFile || !((try? FileManager.default.contentsOfDirectory(atPath: target)) ?? []).isEmpty
         if nonEmpty && !options.replace {
-            if let confirm = options.confirm, confirm("\(target) exists. Replace it with \(name) from the archive (what it replaces is kept until the restore has succeeded)?") {
+            if let confirm = options.confirm,
+                confirm(
+                    "\(target) exists. Replace it with \(name) from the archive (what it replaces is kept until the restore has succeeded)?"
+                )
+            {
                 // Confirmed on the terminal: the commit replaces it as with --replace.
             } else {
-                throw SealbakError(.targetExists, "\(target) exists\(component.isFile ? "" : " and is not empty"); nothing was changed. Give --replace (the old \(component.isFile ? "file" : "folder") is kept aside until every component is in place, and put back on failure) or choose another target")
+                throw SealbakError(
+                    .targetExists,
+                    "\(target) exists\(component.isFile ? "" : " and is not empty"); nothing was changed. Give --replace (the old \(component.isFile ? "file" : "folder") is kept aside until every component is in place, and put back on failure) or choose another target"
+                )
             }
         }
         if component.isFile {
-            lines.append("  target: \(displayName(target)) (exists: will be replaced\(options.keepReplaced ? "; the old file is kept as \(base).sbk-replaced-…" : ""))")
+            lines.append(
+                "  target: \(displayName(target)) (exists: will be replaced\(options.keepReplaced ? "; the old file is kept as \(base).sbk-replaced-…" : ""))"
+            )
             return lines
         }
         let diff = try self.diff(ignoreText: { rel in
             // The dry run reads the archive's ignore files (the real run reads the staged copies).
-            guard let peek = self.peek, let i = self.manifest.entries.firstIndex(where: { $0.name == self.component.rootName + "/" + rel }) else {
+            guard let peek = self.peek,
+                let i = self.manifest.entries.firstIndex(where: { $0.name == self.component.rootName + "/" + rel })
+            else {
                 return FileManager.default.contents(atPath: self.target + "/" + rel).map { [UInt8]($0) }
             }
             return try peek(i)
         })
-        lines.append("  target: \(displayName(target)) (exists: \(diff.added.count) added, \(diff.replaced.count) replaced, \(diff.deleted.count) deleted, \(diff.kept.count) kept because they were excluded when packing\(options.keepReplaced ? "; the old folder is kept as \(base).sbk-replaced-…" : ""))")
-        for (label, list) in [("add", diff.added), ("replace", diff.replaced), ("delete", diff.deleted), ("keep", diff.kept)] {
+        lines.append(
+            "  target: \(displayName(target)) (exists: \(diff.added.count) added, \(diff.replaced.count) replaced, \(diff.deleted.count) deleted, \(diff.kept.count) kept because they were excluded when packing\(options.keepReplaced ? "; the old folder is kept as \(base).sbk-replaced-…" : ""))"
+        )
+        for (label, list) in [
+            ("add", diff.added), ("replace", diff.replaced), ("delete", diff.deleted), ("keep", diff.kept),
+        ] {
             for p in list.prefix(20) { lines.append("    \(label) \(displayName(p))") }
             if list.count > 20 { lines.append("    … and \(list.count - 20) more to \(label)") }
         }
@@ -114,8 +144,12 @@ package final class FolderUnit: RestoreUnit {
         while true {
             var st = stat()
             if stat(dir, &st) == 0 {
-                guard st.st_mode & S_IFMT == S_IFDIR else { throw SealbakError(.targetExists, "\(dir) is not a directory; \(name) cannot be restored below it") }
-                guard access(dir, W_OK) == 0 else { throw SealbakError.io("cannot restore \(name) into", path: dir, errno: EACCES) }
+                guard st.st_mode & S_IFMT == S_IFDIR else {
+                    throw SealbakError(.targetExists, "\(dir) is not a directory; \(name) cannot be restored below it")
+                }
+                guard access(dir, W_OK) == 0 else {
+                    throw SealbakError.io("cannot restore \(name) into", path: dir, errno: EACCES)
+                }
                 return
             }
             let up = (dir as NSString).deletingLastPathComponent
@@ -137,7 +171,10 @@ package final class FolderUnit: RestoreUnit {
         let filter = try component.preserveFilter(manifest: manifest, ignoreText: ignoreText)
         var present = Set<String>()
         try walk(rel: "", filter: filter) { rel, isDir, keep in
-            if !keep { d.kept.append(rel); return }
+            if !keep {
+                d.kept.append(rel)
+                return
+            }
             present.insert(rel)
             if let k = archived[rel] {
                 if !(isDir && k == .directory) { d.replaced.append(rel) }
@@ -156,7 +193,10 @@ package final class FolderUnit: RestoreUnit {
     private func walk(rel: String, filter: (any TreeFilter)?, visit: (String, Bool, Bool) throws -> Void) throws {
         let dir = rel.isEmpty ? target : target + "/" + rel
         try filter?.enter(directory: rel, fsPath: dir)
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir))?.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) } ?? []
+        let names =
+            (try? FileManager.default.contentsOfDirectory(atPath: dir))?.sorted {
+                Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8))
+            } ?? []
         for n in names {
             let childRel = rel.isEmpty ? n : rel + "/" + n
             var st = stat()
@@ -179,7 +219,10 @@ package final class FolderUnit: RestoreUnit {
     package var leftovers: [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []).filter { n in
             guard n.hasPrefix("." + base + ".sealbak-restore-"),
-                  let pid = Int32(n.dropFirst(base.count + ".sealbak-restore-".count + 1).split(separator: "-").first ?? "") else { return false }
+                let pid = Int32(
+                    n.dropFirst(base.count + ".sealbak-restore-".count + 1).split(separator: "-").first ?? ""
+                )
+            else { return false }
             return pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH
         }.map { parent + "/" + $0 }
     }
@@ -189,7 +232,9 @@ package final class FolderUnit: RestoreUnit {
         do { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
             throw SealbakError(.io, "cannot create \(parent) for \(name): \(error.localizedDescription)")
         }
-        let s = parent + "/." + base + ".sealbak-restore-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        let s =
+            parent + "/." + base
+            + ".sealbak-restore-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         if mkdir(s, 0o700) != 0 { throw SealbakError.io("cannot create the staging folder", path: s, errno: errno) }
         staging = s
         interruptToken = Interrupts.register { try? FileManager.default.removeItem(atPath: s) }
@@ -212,20 +257,38 @@ package final class FolderUnit: RestoreUnit {
         var st = stat()
         if component.isFile && component.fileName.isEmpty {
             files = lstat(tree, &st) == 0 && st.st_mode & S_IFMT == S_IFREG ? 1 : 0
-        } else if let walk = FileManager.default.enumerator(at: URL(fileURLWithPath: tree), includingPropertiesForKeys: [.isRegularFileKey]) {
-            for case let url as URL in walk where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true { files += 1 }
+        } else if let walk = FileManager.default.enumerator(
+            at: URL(fileURLWithPath: tree),
+            includingPropertiesForKeys: [.isRegularFileKey]
+        ) {
+            for case let url as URL in walk
+            where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true { files += 1 }
         }
         if files != component.fileEntries || (component.recordsFiles && files != component.files) {
-            throw SealbakError(.corrupt, "restored \(name) holds \(files) files, the archive records \(component.files); nothing was changed")
+            throw SealbakError(
+                .corrupt,
+                "restored \(name) holds \(files) files, the archive records \(component.files); nothing was changed"
+            )
         }
         let problems = ComponentKinds.restoreCheck(kind)?(tree, manifest, component) ?? []
         if !problems.isEmpty {
-            throw SealbakError(.restoreMismatch, "restored \(kind) component \(name) does not match what was packed; nothing was changed: \(problems.joined(separator: "; "))")
+            throw SealbakError(
+                .restoreMismatch,
+                "restored \(kind) component \(name) does not match what was packed; nothing was changed: \(problems.joined(separator: "; "))"
+            )
         }
         for c in options.checks {
-            let r = try c.run(workingDirectory: component.isFile ? (stagedPath as NSString).deletingLastPathComponent : stagedPath, environment: ["SEALBAK_STAGED": stagedPath], input: nil, what: "check of \(name)")
+            let r = try c.run(
+                workingDirectory: component.isFile ? (stagedPath as NSString).deletingLastPathComponent : stagedPath,
+                environment: ["SEALBAK_STAGED": stagedPath],
+                input: nil,
+                what: "check of \(name)"
+            )
             guard r.status.succeeded else {
-                throw SealbakError(.restoreMismatch, "the check \(c.display) of \(name) failed (\(r.status))\(r.errorText.isEmpty ? "" : ": " + r.errorText); nothing was changed")
+                throw SealbakError(
+                    .restoreMismatch,
+                    "the check \(c.display) of \(name) failed (\(r.status))\(r.errorText.isEmpty ? "" : ": " + r.errorText); nothing was changed"
+                )
             }
             log.info("\(name): check \(c.display) passed")
         }
@@ -252,18 +315,30 @@ package final class FolderUnit: RestoreUnit {
         journal.phase = "committing"
         try writeJournal()
         for rel in journal.preserved {
-            let from = target + "/" + rel, to = stagedPath + "/" + rel
-            try FileManager.default.createDirectory(atPath: (to as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let from = target + "/" + rel
+            let to = stagedPath + "/" + rel
+            try FileManager.default.createDirectory(
+                atPath: (to as NSString).deletingLastPathComponent,
+                withIntermediateDirectories: true
+            )
             try Fault.point("restore", "keep \(rel)")
             if sealbak_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) != 0 {
-                throw SealbakError.io("cannot keep \(rel) (excluded when packing) in the restored \(name): moving it failed for", path: to, errno: errno)
+                throw SealbakError.io(
+                    "cannot keep \(rel) (excluded when packing) in the restored \(name): moving it failed for",
+                    path: to,
+                    errno: errno
+                )
             }
         }
         try Fault.point("restore", "swap \(target)")
         if targetExisted {
-            if sealbak_exchange(stagedPath, target) != 0 { throw SealbakError.io("cannot swap the restored \(name) into", path: target, errno: errno) }
+            if sealbak_exchange(stagedPath, target) != 0 {
+                throw SealbakError.io("cannot swap the restored \(name) into", path: target, errno: errno)
+            }
         } else {
-            if sealbak_rename_noreplace(AT_FDCWD, stagedPath, AT_FDCWD, target) != 0 { throw SealbakError.io("cannot move the restored \(name) to", path: target, errno: errno) }
+            if sealbak_rename_noreplace(AT_FDCWD, stagedPath, AT_FDCWD, target) != 0 {
+                throw SealbakError.io("cannot move the restored \(name) to", path: target, errno: errno)
+            }
         }
         journal.phase = "committed"
         fsyncDirectory(parent)
@@ -275,7 +350,10 @@ package final class FolderUnit: RestoreUnit {
         do {
             if journal.phase == "committed" {
                 try Fault.point("restore", "swap back \(target)")
-                let ok = targetExisted ? sealbak_exchange(stagedPath, target) == 0 : sealbak_rename_noreplace(AT_FDCWD, target, AT_FDCWD, stagedPath) == 0
+                let ok =
+                    targetExisted
+                    ? sealbak_exchange(stagedPath, target) == 0
+                    : sealbak_rename_noreplace(AT_FDCWD, target, AT_FDCWD, stagedPath) == 0
                 if !ok { throw SealbakError.io("cannot put the previous \(name) back at", path: target, errno: errno) }
                 journal.phase = "committing"
             }
@@ -284,17 +362,22 @@ package final class FolderUnit: RestoreUnit {
             try writeJournal()
             fsyncDirectory(parent)
         } catch {
-            log.warning("ROLLBACK OF \(name) FAILED: \((error as? SealbakError)?.message ?? "\(error)"). The staging folder \(staging ?? "?") holds the other copy; the next sealbak restore into \(parent) finishes the rollback")
+            log.warning(
+                "ROLLBACK OF \(name) FAILED: \((error as? SealbakError)?.message ?? "\(error)"). The staging folder \(staging ?? "?") holds the other copy; the next sealbak restore into \(parent) finishes the rollback"
+            )
         }
     }
 
     private func movePreservedBack() throws {
         for rel in journal.preserved.reversed() {
-            let from = stagedPath + "/" + rel, to = target + "/" + rel
+            let from = stagedPath + "/" + rel
+            let to = target + "/" + rel
             var st = stat()
             guard lstat(from, &st) == 0, lstat(to, &st) != 0 else { continue }
             try Fault.point("restore", "put back \(rel)")
-            if sealbak_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) != 0 { throw SealbakError.io("cannot put \(rel) back into", path: target, errno: errno) }
+            if sealbak_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) != 0 {
+                throw SealbakError.io("cannot put \(rel) back into", path: target, errno: errno)
+            }
         }
     }
 
@@ -305,9 +388,13 @@ package final class FolderUnit: RestoreUnit {
             if options.keepReplaced {
                 let kept = parent + "/" + base + ".sbk-replaced-" + FolderUnit.stamp()
                 if (try? Fault.point("restore", "keep old \(target)")) != nil, rename(stagedPath, kept) == 0 {
-                    lines.append("  the replaced \(component.isFile ? "file" : "folder") is kept as \(displayName(kept))")
+                    lines.append(
+                        "  the replaced \(component.isFile ? "file" : "folder") is kept as \(displayName(kept))"
+                    )
                 } else {
-                    log.warning("could not keep the replaced \(name) as \(kept) (\(String(cString: strerror(errno)))); it is left in \(staging)")
+                    log.warning(
+                        "could not keep the replaced \(name) as \(kept) (\(String(cString: strerror(errno)))); it is left in \(staging)"
+                    )
                     journal.phase = "done"
                     try? writeJournal()
                     return lines
@@ -315,7 +402,9 @@ package final class FolderUnit: RestoreUnit {
             } else if journal.preserved.isEmpty {
                 lines.append("  the previous \(component.isFile ? "file" : "folder") was replaced")
             } else {
-                lines.append("  the previous folder was replaced; \(journal.preserved.count) path(s) excluded when packing were kept")
+                lines.append(
+                    "  the previous folder was replaced; \(journal.preserved.count) path(s) excluded when packing were kept"
+                )
             }
         }
         journal.phase = "done"
@@ -329,7 +418,9 @@ package final class FolderUnit: RestoreUnit {
         if journal.phase == "committing" {
             // A commit that failed half way: put the kept paths back before the staging folder goes.
             do { try movePreservedBack() } catch {
-                log.warning("could not put the excluded paths of \(name) back: \((error as? SealbakError)?.message ?? "\(error)"); they are in \(staging!)")
+                log.warning(
+                    "could not put the excluded paths of \(name) back: \((error as? SealbakError)?.message ?? "\(error)"); they are in \(staging!)"
+                )
                 return
             }
         }
@@ -379,12 +470,16 @@ package final class FolderUnit: RestoreUnit {
             // Completion markers of killed restores outlive their staging folders (which may lie in other folders);
             // they are tiny and removed after a week.
             var st = stat()
-            if lstat(parent + "/" + n, &st) == 0, Int(time(nil)) - st.st_mtim.tv_sec > 7 * 86400 { unlink(parent + "/" + n) }
+            if lstat(parent + "/" + n, &st) == 0, Int(time(nil)) - st.st_mtim.tv_sec > 7 * 86400 {
+                unlink(parent + "/" + n)
+            }
         }
         for n in names where n.hasPrefix(".") && n.contains(".sealbak-restore-") {
             if let base, !n.hasPrefix("." + base + ".sealbak-restore-") { continue }
-            guard let pidText = n.components(separatedBy: ".sealbak-restore-").last?.split(separator: "-").first, let pid = Int32(pidText), pid > 0,
-                  pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            guard let pidText = n.components(separatedBy: ".sealbak-restore-").last?.split(separator: "-").first,
+                let pid = Int32(pidText), pid > 0,
+                pid != getpid(), kill(pid, 0) != 0, errno == ESRCH
+            else { continue }
             let dir = parent + "/" + n
             out.append(recover(dir))
         }
@@ -401,27 +496,45 @@ package final class FolderUnit: RestoreUnit {
         func putBack() -> Bool {
             for rel in j.preserved.reversed() {
                 var s2 = stat()
-                let from = j.staged + "/" + rel, to = j.target + "/" + rel
-                if lstat(from, &s2) == 0 && lstat(to, &s2) != 0 && sealbak_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) != 0 { return false }
+                let from = j.staged + "/" + rel
+                let to = j.target + "/" + rel
+                if lstat(from, &s2) == 0 && lstat(to, &s2) != 0
+                    && sealbak_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) != 0
+                {
+                    return false
+                }
             }
             return true
         }
         if committed && (j.phase == "done" || (!j.marker.isEmpty && FileManager.default.fileExists(atPath: j.marker))) {
             if j.targetExisted && j.keepReplaced {
-                let kept = (j.target as NSString).deletingLastPathComponent + "/" + (j.target as NSString).lastPathComponent + ".sbk-replaced-" + stamp()
+                let kept =
+                    (j.target as NSString).deletingLastPathComponent + "/" + (j.target as NSString).lastPathComponent
+                    + ".sbk-replaced-" + stamp()
                 if rename(j.staged, kept) == 0 {
                     try? FileManager.default.removeItem(atPath: dir)
-                    return "finished the restore into \(j.target) that was killed after it completed; the replaced copy is kept as \(kept)"
+                    return
+                        "finished the restore into \(j.target) that was killed after it completed; the replaced copy is kept as \(kept)"
                 }
             }
             try? FileManager.default.removeItem(atPath: dir)
-            return "finished the restore into \(j.target) that was killed after it completed (removed the replaced copy in \(dir))"
+            return
+                "finished the restore into \(j.target) that was killed after it completed (removed the replaced copy in \(dir))"
         }
         if committed {
-            let ok = j.targetExisted ? sealbak_exchange(j.staged, j.target) == 0 : sealbak_rename_noreplace(AT_FDCWD, j.target, AT_FDCWD, j.staged) == 0
-            guard ok else { return "could not undo the killed restore into \(j.target) (\(String(cString: strerror(errno)))); \(dir) holds the previous copy: move it back by hand" }
+            let ok =
+                j.targetExisted
+                ? sealbak_exchange(j.staged, j.target) == 0
+                : sealbak_rename_noreplace(AT_FDCWD, j.target, AT_FDCWD, j.staged) == 0
+            guard ok else {
+                return
+                    "could not undo the killed restore into \(j.target) (\(String(cString: strerror(errno)))); \(dir) holds the previous copy: move it back by hand"
+            }
         }
-        guard putBack() else { return "could not put back the excluded paths of \(j.target) from \(dir) (\(String(cString: strerror(errno)))); move them back by hand" }
+        guard putBack() else {
+            return
+                "could not put back the excluded paths of \(j.target) from \(dir) (\(String(cString: strerror(errno)))); move them back by hand"
+        }
         try? FileManager.default.removeItem(atPath: dir)
         return committed
             ? "undid the restore into \(j.target) that was killed before every component was in place: the previous copy is back (removed \(dir))"
@@ -476,6 +589,8 @@ func writeJournalFile(_ journal: some Encodable, to path: String) throws(Sealbak
     if fd < 0 { throw SealbakError.io("cannot write the restore journal", path: tmp, errno: errno) }
     let ok = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) == $0.count } && fsync(fd) == 0
     close(fd)
-    if !ok || rename(tmp, path) != 0 { throw SealbakError.io("cannot write the restore journal", path: path, errno: errno) }
+    if !ok || rename(tmp, path) != 0 {
+        throw SealbakError.io("cannot write the restore journal", path: path, errno: errno)
+    }
     fsyncDirectory((path as NSString).deletingLastPathComponent)
 }

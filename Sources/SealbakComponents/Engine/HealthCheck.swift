@@ -36,7 +36,9 @@ package struct HealthCheck: Sendable {
                     log.info("health check passed: \(command.display)")
                     return
                 }
-                last = (r.timedOut ? "timed out after \(Int(timeout)) s" : "\(r.status)") + (r.errorText.isEmpty ? "" : ": " + r.errorText)
+                last =
+                    (r.timedOut ? "timed out after \(Int(timeout)) s" : "\(r.status)")
+                    + (r.errorText.isEmpty ? "" : ": " + r.errorText)
             }
         }
         throw SealbakError(.restoreMismatch, "the health check (\(display)) failed: \(last)")

@@ -8,11 +8,14 @@ import SealbakPostgres
 /// for the components of a manifest.
 package enum ComponentKinds {
     /// Every kind this sealbak packs and restores.
-    package static let names = ["postgres", "mysql", "docs", "config", "vectors", "chroma", "qdrant", "command", "sqlite"]
+    package static let names = [
+        "postgres", "mysql", "docs", "config", "vectors", "chroma", "qdrant", "command", "sqlite",
+    ]
 
     /// Finds each kind's components in a manifest for a restore. A new kind adds its finder here.
     static let restoreFinders: [@Sendable (RestoreContext) throws -> [RestoreCandidate]] = [
-        PostgresUnit.candidates, MySQLUnit.candidates, FolderUnit.candidates, CommandUnit.candidates, SQLiteUnit.candidates, LooseEntries.candidates,
+        PostgresUnit.candidates, MySQLUnit.candidates, FolderUnit.candidates, CommandUnit.candidates,
+        SQLiteUnit.candidates, LooseEntries.candidates,
     ]
 
     /// What a folder kind checks on its staged copy before it is put in place (problems; empty when fine).
@@ -39,7 +42,13 @@ package final class FolderSource: CaptureSource {
     private let add: (inout PackPlan) throws -> String
     private var chromaSnapshot: ChromaComponent.Snapshot?
 
-    private init(kind: String, name: String, path: String, allowMissing: Bool, add: @escaping (inout PackPlan) throws -> String) {
+    private init(
+        kind: String,
+        name: String,
+        path: String,
+        allowMissing: Bool,
+        add: @escaping (inout PackPlan) throws -> String
+    ) {
         self.kind = kind
         self.name = name
         self.path = path
@@ -50,7 +59,8 @@ package final class FolderSource: CaptureSource {
     package static func docs(_ spec: DocsSpec, allowMissing: Bool = false) -> FolderSource {
         FolderSource(kind: "docs", name: spec.name, path: spec.path, allowMissing: allowMissing) { plan in
             let s = try DocsComponent.add(spec, to: &plan)
-            return "\(s.files) files, \(formatBytes(s.bytes)) from \(spec.path); \(s.excluded) left out by the ignore rules"
+            return
+                "\(s.files) files, \(formatBytes(s.bytes)) from \(spec.path); \(s.excluded) left out by the ignore rules"
         }
     }
 
@@ -79,7 +89,9 @@ package final class FolderSource: CaptureSource {
         let source = FolderSource(kind: "chroma", name: name, path: path, allowMissing: allowMissing) { plan in
             let (_, collections, snapshot) = try ChromaComponent.add(argument: name + "=" + path, to: &plan)
             me?.chromaSnapshot = snapshot
-            let list = collections.map { "\($0.name) (\($0.embeddings) embeddings, dimension \($0.dimension.map(String.init) ?? "?"))" }.joined(separator: ", ")
+            let list = collections.map {
+                "\($0.name) (\($0.embeddings) embeddings, dimension \($0.dimension.map(String.init) ?? "?"))"
+            }.joined(separator: ", ")
             return "Chroma store, online backup of chroma.sqlite3; \(collections.count) collection(s): \(list)"
         }
         me = source
@@ -89,7 +101,8 @@ package final class FolderSource: CaptureSource {
     package static func qdrant(name: String, path: String, allowMissing: Bool = false) -> FolderSource {
         FolderSource(kind: "qdrant", name: name, path: path, allowMissing: allowMissing) { plan in
             let (_, collections) = try QdrantComponent.add(argument: name + "=" + path, to: &plan)
-            return "Qdrant, \(collections.count) collection(s): \(collections.map { "\($0.name) (\(formatBytes($0.bytes)))" }.joined(separator: ", "))"
+            return
+                "Qdrant, \(collections.count) collection(s): \(collections.map { "\($0.name) (\(formatBytes($0.bytes)))" }.joined(separator: ", "))"
         }
     }
 
@@ -98,7 +111,9 @@ package final class FolderSource: CaptureSource {
         let line = try add(&plan)
         // A single file restores to its own path: say so on the root entry.
         var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue, first < plan.entries.count {
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue,
+            first < plan.entries.count
+        {
             var m = plan.entries[first].metadata
             m[ComponentKeys.shape] = "file"
             plan.setMetadata(m, at: first)
@@ -140,13 +155,18 @@ package final class PostgresSource: CaptureSource {
         snapshot = snap
         try plan.add(entry: snap.entry(mtime: Int64(Date().timeIntervalSince1970)))
         let f = snap.facts
-        return "PostgreSQL \(f.serverVersion), \(f.tables.count) tables, \(f.totalRows) rows counted in the dump's snapshot; dumping with \(f.dumpTool)"
+        return
+            "PostgreSQL \(f.serverVersion), \(f.tables.count) tables, \(f.totalRows) rows counted in the dump's snapshot; dumping with \(f.dumpTool)"
     }
 
     package func stream(for index: Int) throws -> (any CaptureStream)? {
         guard let snapshot else { throw SealbakError(.internalError, "\(name) was not prepared") }
         let dump = try snapshot.startDump()
-        return ClosureStream { buf in try dump.read(into: buf) } onEnd: { snapshot.close() }
+        return ClosureStream { buf in
+            try dump.read(into: buf)
+        } onEnd: {
+            snapshot.close()
+        }
     }
 
     package func skippedEntry(reason: String, mtime: Int64) -> ManifestEntry {
@@ -188,7 +208,12 @@ package final class PostgresUnit: RestoreUnit {
     package var entries: [Int] { [component.entryIndex] }
     package var reversible: Bool { true }
 
-    package init(_ component: PostgresComponent, target: ConnectionParameters, options: PostgresRestoreOptions, checks: [SQLCheck]) throws(SealbakError) {
+    package init(
+        _ component: PostgresComponent,
+        target: ConnectionParameters,
+        options: PostgresRestoreOptions,
+        checks: [SQLCheck]
+    ) throws(SealbakError) {
         self.component = component
         restorer = try PostgresRestorer(component: component, target: target, options: options)
         self.checks = checks
@@ -212,7 +237,10 @@ package final class PostgresUnit: RestoreUnit {
         for c in checks {
             let got = try c.run(on: staged.stagedParameters)
             guard got == c.expect else {
-                throw SealbakError(.restoreMismatch, "the check \(c.display) on the restored \(name) returned \(got ?? "no row"), expected \(c.expect); it was rolled back and nothing was changed")
+                throw SealbakError(
+                    .restoreMismatch,
+                    "the check \(c.display) on the restored \(name) returned \(got ?? "no row"), expected \(c.expect); it was rolled back and nothing was changed"
+                )
             }
             log.info("\(name): check \(c.display) passed")
         }
@@ -229,7 +257,9 @@ package final class PostgresUnit: RestoreUnit {
             try staged.rollback()
             committed = false
         } catch {
-            log.warning("ROLLBACK OF \(name) FAILED: \(error.message); the previous database may be kept under a _sbk_old_ name: rename it back by hand")
+            log.warning(
+                "ROLLBACK OF \(name) FAILED: \(error.message); the previous database may be kept under a _sbk_old_ name: rename it back by hand"
+            )
         }
     }
 
@@ -237,7 +267,9 @@ package final class PostgresUnit: RestoreUnit {
         guard committed, let staged, let plan_ else { return [] }
         let kept = staged.finalize()
         let f = plan_.facts
-        var line = staged.checkReport.table + "\nrestored \(name) into \(plan_.target.display): \(f.tables.count) tables, \(f.totalRows) rows and \(f.largeObjects) large objects verified"
+        var line =
+            staged.checkReport.table
+            + "\nrestored \(name) into \(plan_.target.display): \(f.tables.count) tables, \(f.totalRows) rows and \(f.largeObjects) large objects verified"
         if let kept { line += "; the replaced database is kept as \(kept)" }
         return [line]
     }
@@ -250,14 +282,23 @@ package final class PostgresUnit: RestoreUnit {
     package var leftovers: [String] {
         let copies = restorer.temporaryLeftovers.map { "temporary copy of a dump \($0)" }
         guard let (staged, replaced) = try? restorer.leftovers() else { return copies }
-        return staged.map { "database \($0)" } + replaced.map { "database \($0) (replaced by an earlier restore; never dropped automatically)" } + copies
+        return staged.map { "database \($0)" }
+            + replaced.map { "database \($0) (replaced by an earlier restore; never dropped automatically)" } + copies
     }
 
     package func recover(log: EngineLog) {
-        for folder in restorer.removeTemporaryLeftovers() { log.warning("removed \(folder), the temporary copy of a dump left by a killed parallel restore") }
-        for name in restorer.dropStagedLeftovers() { log.warning("dropped the database \(name), left by a killed restore of \(component.name) (never put in place)") }
+        for folder in restorer.removeTemporaryLeftovers() {
+            log.warning("removed \(folder), the temporary copy of a dump left by a killed parallel restore")
+        }
+        for name in restorer.dropStagedLeftovers() {
+            log.warning(
+                "dropped the database \(name), left by a killed restore of \(component.name) (never put in place)"
+            )
+        }
         if let (_, replaced) = try? restorer.leftovers(), !replaced.isEmpty {
-            log.warning("the database(s) \(replaced.joined(separator: ", ")) hold what an earlier restore replaced (--keep-replaced, or a restore killed after its swap); drop them when no longer needed")
+            log.warning(
+                "the database(s) \(replaced.joined(separator: ", ")) hold what an earlier restore replaced (--keep-replaced, or a restore killed after its swap); drop them when no longer needed"
+            )
         }
     }
 }
@@ -276,7 +317,10 @@ package struct SQLCheck: Sendable, Equatable {
     func run(on params: ConnectionParameters) throws(SealbakError) -> String? {
         let c = try Connection(params)
         do { return try c.value(sql) } catch {
-            throw SealbakError(.restoreMismatch, "the check \(display) failed to run: \(error.message); it was rolled back and nothing was changed")
+            throw SealbakError(
+                .restoreMismatch,
+                "the check \(display) failed to run: \(error.message); it was rolled back and nothing was changed"
+            )
         }
     }
 }
@@ -286,8 +330,15 @@ package enum LooseEntries {
     package static func groups(in manifest: Manifest) -> [TreeComponent] {
         var owned = Set<Int>()
         for t in TreeComponent.all(in: manifest) { owned.formUnion(t.indices) }
-        for (i, e) in manifest.entries.enumerated() where e.metadata[ComponentKeys.kind] != nil || e.metadata[ComponentKeys.outcomeMarker] != nil { owned.insert(i) }
-        if let outcome = manifest.metadata[ComponentKeys.outcomeEntry], let i = manifest.entries.firstIndex(where: { $0.name == outcome }) { owned.insert(i) }
+        for (i, e) in manifest.entries.enumerated()
+        where e.metadata[ComponentKeys.kind] != nil || e.metadata[ComponentKeys.outcomeMarker] != nil {
+            owned.insert(i)
+        }
+        if let outcome = manifest.metadata[ComponentKeys.outcomeEntry],
+            let i = manifest.entries.firstIndex(where: { $0.name == outcome })
+        {
+            owned.insert(i)
+        }
         var order: [String] = []
         var groups: [String: [Int]] = [:]
         for (i, e) in manifest.entries.enumerated() where !owned.contains(i) {
@@ -299,8 +350,18 @@ package enum LooseEntries {
             let idx = groups[top]!
             let root = idx.first { manifest.entries[$0].name == top }
             let files = idx.filter { manifest.entries[$0].kind == .file || manifest.entries[$0].kind == .stream }.count
-            var t = TreeComponent(kind: "files", name: top, source: "", rootIndex: root ?? idx[0], rootName: top, indices: idx,
-                                  fileEntries: files, files: files, bytes: 0, recordsFiles: false)
+            var t = TreeComponent(
+                kind: "files",
+                name: top,
+                source: "",
+                rootIndex: root ?? idx[0],
+                rootName: top,
+                indices: idx,
+                fileEntries: files,
+                files: files,
+                bytes: 0,
+                recordsFiles: false
+            )
             if let root, manifest.entries[root].kind != .directory {
                 t.isFile = true
             }
@@ -344,12 +405,31 @@ extension BackupPlan {
             case .chroma: return FolderSource.chroma(name: c.name, path: c.path!, allowMissing: missing)
             case .qdrant: return FolderSource.qdrant(name: c.name, path: c.path!, allowMissing: missing)
             case .postgres:
-                let spec = try PostgresSourceSpec(name: c.name, url: c.url!, passwordFile: c.passwordFile ?? flags.postgresPasswordFile)
+                let spec = try PostgresSourceSpec(
+                    name: c.name,
+                    url: c.url!,
+                    passwordFile: c.passwordFile ?? flags.postgresPasswordFile
+                )
                 return PostgresSource(spec, finder: finder, allowMissing: missing)
             case .mysql:
-                return MySQLSource(try MySQLSourceSpec(name: c.name, url: c.url!, passwordFile: c.passwordFile ?? flags.mysqlPasswordFile), finder: MySQLToolFinder(extra: flags.mysqlBin), allowMissing: missing)
+                return MySQLSource(
+                    try MySQLSourceSpec(
+                        name: c.name,
+                        url: c.url!,
+                        passwordFile: c.passwordFile ?? flags.mysqlPasswordFile
+                    ),
+                    finder: MySQLToolFinder(extra: flags.mysqlBin),
+                    allowMissing: missing
+                )
             case .command:
-                return CommandSource(name: c.name, dump: c.dump!, restore: c.restoreCommand, check: c.check, allowEmpty: c.allowEmpty, allowMissing: missing)
+                return CommandSource(
+                    name: c.name,
+                    dump: c.dump!,
+                    restore: c.restoreCommand,
+                    check: c.check,
+                    allowEmpty: c.allowEmpty,
+                    allowMissing: missing
+                )
             case .sqlite: return SQLiteSource(name: c.name, path: c.path!, allowMissing: missing)
             }
         }
@@ -375,11 +455,18 @@ extension PostgresUnit {
             options.jobs = r.restoreJobs
             options.finder = ToolFinder(extra: r.pgBin + (r.plan?.pgBin ?? []))
             let checks = r.plan?.components.first { $0.name == c.name }?.sqlChecks ?? []
-            return RestoreCandidate(name: c.name, kind: "postgres", status: ctx.status(c.name, skipped: c.skippedReason != nil),
-                                    reason: c.skippedReason ?? ctx.failed[c.name]?.reason, make: {
-                guard let target = targets[c.name] else { throw SealbakError(.usage, "no target for PostgreSQL component \(c.name)") }
-                return try PostgresUnit(c, target: target, options: options, checks: checks)
-            })
+            return RestoreCandidate(
+                name: c.name,
+                kind: "postgres",
+                status: ctx.status(c.name, skipped: c.skippedReason != nil),
+                reason: c.skippedReason ?? ctx.failed[c.name]?.reason,
+                make: {
+                    guard let target = targets[c.name] else {
+                        throw SealbakError(.usage, "no target for PostgreSQL component \(c.name)")
+                    }
+                    return try PostgresUnit(c, target: target, options: options, checks: checks)
+                }
+            )
         }
     }
 }
@@ -396,10 +483,15 @@ extension FolderUnit {
             options.keepReplaced = r.keepReplaced
             options.confirm = r.dryRun ? nil : r.confirm
             options.checks = r.plan?.components.first { $0.name == t.name }?.commandChecks ?? []
-            return RestoreCandidate(name: t.name, kind: t.kind, status: ctx.status(t.name, skipped: t.status == .skipped),
-                                    reason: t.reason ?? ctx.failed[t.name]?.reason, make: {
-                FolderUnit(t, target: targets[t.name]!, manifest: ctx.manifest, options: options, peek: ctx.peek)
-            })
+            return RestoreCandidate(
+                name: t.name,
+                kind: t.kind,
+                status: ctx.status(t.name, skipped: t.status == .skipped),
+                reason: t.reason ?? ctx.failed[t.name]?.reason,
+                make: {
+                    FolderUnit(t, target: targets[t.name]!, manifest: ctx.manifest, options: options, peek: ctx.peek)
+                }
+            )
         }
     }
 }
@@ -408,10 +500,15 @@ extension CommandUnit {
     static func candidates(_ ctx: RestoreContext) throws -> [RestoreCandidate] {
         CommandComponent.all(in: ctx.manifest).map { c in
             let spec = ctx.request.plan?.components.first { $0.name == c.name && $0.kind == .command }
-            return RestoreCandidate(name: c.name, kind: "command", status: ctx.status(c.name, skipped: c.skippedReason != nil),
-                                    reason: c.skippedReason ?? ctx.failed[c.name]?.reason, make: {
-                try CommandUnit(c, spec: spec)
-            })
+            return RestoreCandidate(
+                name: c.name,
+                kind: "command",
+                status: ctx.status(c.name, skipped: c.skippedReason != nil),
+                reason: c.skippedReason ?? ctx.failed[c.name]?.reason,
+                make: {
+                    try CommandUnit(c, spec: spec)
+                }
+            )
         }
     }
 }
@@ -423,16 +520,29 @@ extension LooseEntries {
         return groups(in: ctx.manifest).map { g in
             guard let to = r.to else {
                 let n = g.indices.count
-                return RestoreCandidate(name: g.name, kind: "files", status: .ok, reason: nil, make: nil,
-                                        note: "\(displayName(g.name)) (\(n) entr\(n == 1 ? "y" : "ies") outside any component) is not restored: give --to DIR to restore it into DIR/\(displayName(g.name)), or use sealbak unpack")
+                return RestoreCandidate(
+                    name: g.name,
+                    kind: "files",
+                    status: .ok,
+                    reason: nil,
+                    make: nil,
+                    note:
+                        "\(displayName(g.name)) (\(n) entr\(n == 1 ? "y" : "ies") outside any component) is not restored: give --to DIR to restore it into DIR/\(displayName(g.name)), or use sealbak unpack"
+                )
             }
             var options = FolderUnit.Options()
             options.replace = r.replace
             options.keepReplaced = r.keepReplaced
             options.confirm = r.dryRun ? nil : r.confirm
-            return RestoreCandidate(name: g.name, kind: "files", status: .ok, reason: nil, make: {
-                FolderUnit(g, target: to + "/" + g.name, manifest: ctx.manifest, options: options, peek: nil)
-            })
+            return RestoreCandidate(
+                name: g.name,
+                kind: "files",
+                status: .ok,
+                reason: nil,
+                make: {
+                    FolderUnit(g, target: to + "/" + g.name, manifest: ctx.manifest, options: options, peek: nil)
+                }
+            )
         }
     }
 }

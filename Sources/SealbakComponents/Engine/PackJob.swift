@@ -42,7 +42,10 @@ package struct CaptureOutcome: Codable, Sendable, Equatable {
 
     package static func decode(_ bytes: [UInt8]) throws(SealbakError) -> CaptureOutcome {
         do { return try JSONDecoder().decode(CaptureOutcome.self, from: Data(bytes)) } catch {
-            throw SealbakError(.corrupt, "the archive's outcome record (\(entryName)) cannot be read: \(error); it was not written by a compatible sealbak")
+            throw SealbakError(
+                .corrupt,
+                "the archive's outcome record (\(entryName)) cannot be read: \(error); it was not written by a compatible sealbak"
+            )
         }
     }
 
@@ -94,8 +97,14 @@ package final class PackJob {
     /// or fails the job.
     package func prepare(log: EngineLog) throws {
         var names = Set<[UInt8]>()
-        for s in sources where !names.insert(Array(s.name.utf8)).inserted || !names.insert(Array((s.kind + "\u{0}" + s.name).utf8)).inserted {
-            throw SealbakError(.usage, "two components are named \(s.name); give each its own name (NAME=PATH or name: in the plan)")
+        for s in sources
+        where !names.insert(Array(s.name.utf8)).inserted
+            || !names.insert(Array((s.kind + "\u{0}" + s.name).utf8)).inserted
+        {
+            throw SealbakError(
+                .usage,
+                "two components are named \(s.name); give each its own name (NAME=PATH or name: in the plan)"
+            )
         }
         let now = Int64(Date().timeIntervalSince1970)
         plan.skipUnreadable = options.skipUnreadable
@@ -107,7 +116,9 @@ package final class PackJob {
             do {
                 let line = try s.prepare(into: &plan, log: log)
                 for (k, l) in line.split(separator: "\n").enumerated() {
-                    k == 0 ? log.info("\(s.name): \(l)") : log.warning(String(l.hasPrefix("warning: ") ? l.dropFirst(9) : l[...]))
+                    k == 0
+                        ? log.info("\(s.name): \(l)")
+                        : log.warning(String(l.hasPrefix("warning: ") ? l.dropFirst(9) : l[...]))
                 }
             } catch let e as SealbakError where s.allowMissing && e.code != .interrupted {
                 plan = saved
@@ -129,10 +140,21 @@ package final class PackJob {
         }
         if !plan.unreadable.isEmpty {
             outcome.unreadable = plan.unreadable.map { .init(entry: $0.name, warning: $0.reason) }
-            for u in plan.unreadable { log.warning("\(displayName(u.path)) is left out: \(u.reason) (--skip-unreadable; recorded in the archive)") }
+            for u in plan.unreadable {
+                log.warning(
+                    "\(displayName(u.path)) is left out: \(u.reason) (--skip-unreadable; recorded in the archive)"
+                )
+            }
         }
-        try plan.add(entry: ManifestEntry(kind: .stream, name: CaptureOutcome.entryName, mode: 0o600, mtimeSeconds: now,
-                                          metadata: Metadata([ComponentKeys.outcomeMarker: "1"])))
+        try plan.add(
+            entry: ManifestEntry(
+                kind: .stream,
+                name: CaptureOutcome.entryName,
+                mode: 0o600,
+                mtimeSeconds: now,
+                metadata: Metadata([ComponentKeys.outcomeMarker: "1"])
+            )
+        )
         outcomeIndex = plan.entries.count - 1
         try plan.checkUnique()
     }
@@ -150,7 +172,9 @@ package final class PackJob {
         // listed; the progress display drops a total that turns out too small.)
         let streams = plan.sources.enumerated().contains { i, s in
             if case .standardInput = s { return true }
-            return owner[i].map { ["postgres", "mysql", "command"].contains(sources[$0].kind) && outcome.components[$0].status == .ok } ?? false
+            return owner[i].map {
+                ["postgres", "mysql", "command"].contains(sources[$0].kind) && outcome.components[$0].status == .ok
+            } ?? false
         }
         return streams ? nil : plan.fileBytes
     }
@@ -159,8 +183,13 @@ package final class PackJob {
     /// `passwords` is asked for once the output is known to be writable and before any source is touched.
     /// On any failure the output is abandoned (no archive, no temporary file) and the error says which part failed.
     package func run(
-        to out: any ArchiveOutput, passwords: () throws -> [PasswordSlotSpec], recipients: [[UInt8]], options: WriteOptions,
-        hooks: BackupPlan.Hooks, progress: @escaping (UInt64?) -> (Int) -> Void, log: EngineLog
+        to out: any ArchiveOutput,
+        passwords: () throws -> [PasswordSlotSpec],
+        recipients: [[UInt8]],
+        options: WriteOptions,
+        hooks: BackupPlan.Hooks,
+        progress: @escaping (UInt64?) -> (Int) -> Void,
+        log: EngineLog
     ) throws -> (WriteSummary, CaptureOutcome) {
         let writer: ArchiveWriter
         let add: (Int) -> Void
@@ -174,7 +203,8 @@ package final class PackJob {
             // Probes and snapshots: databases are counted in the snapshot their dump will use.
             try prepare(log: log)
             add = progress(knownBytes)
-            writer = try ArchiveWriter(manifest: manifest, passwords: slots, recipients: recipients, options: options) { bytes in
+            writer = try ArchiveWriter(manifest: manifest, passwords: slots, recipients: recipients, options: options) {
+                bytes in
                 try out.write(bytes)
             }
         } catch {
@@ -202,10 +232,16 @@ package final class PackJob {
     }
 
     /// Writes every entry's data, then the outcome record, into `writer` (which must have `manifest`).
-    package func write(to writer: ArchiveWriter, progress: @escaping (Int) -> Void, log: EngineLog) throws -> CaptureOutcome {
+    package func write(
+        to writer: ArchiveWriter,
+        progress: @escaping (Int) -> Void,
+        log: EngineLog
+    ) throws -> CaptureOutcome {
         defer { for s in sources { s.close() } }
         for i in plan.entries.indices {
-            if i != outcomeIndex && plan.entries[i].kind != .directory && plan.entries[i].kind != .symlink { options.onEntry?(plan.entries[i].name) }
+            if i != outcomeIndex && plan.entries[i].kind != .directory && plan.entries[i].kind != .symlink {
+                options.onEntry?(plan.entries[i].name)
+            }
             if i == outcomeIndex {
                 let bytes = outcome.encoded()
                 var off = 0
@@ -229,9 +265,15 @@ package final class PackJob {
             }
             let stream: any CaptureStream
             do {
-                if let own = try s.stream(for: i) { stream = own } else {
+                if let own = try s.stream(for: i) {
+                    stream = own
+                } else {
                     let r = try SourceReader(plan.sources[i], listed: plan.listed[i])
-                    stream = ClosureStream { buf in try r.read(into: buf) } onEnd: { [weak self] in self?.noteChange(i, r.changed, log: log) }
+                    stream = ClosureStream { buf in
+                        try r.read(into: buf)
+                    } onEnd: { [weak self] in
+                        self?.noteChange(i, r.changed, log: log)
+                    }
                 }
             } catch {
                 try failed(si, error, log: log)
@@ -259,9 +301,14 @@ package final class PackJob {
         let message = (error as? SealbakError)?.message ?? "\(error)"
         let code = (error as? SealbakError)?.code ?? .internalError
         guard s.allowMissing, code != .interrupted else {
-            throw SealbakError(code, "\(s.kind) component \(s.name) failed while it was captured: \(message). The archive was not written")
+            throw SealbakError(
+                code,
+                "\(s.kind) component \(s.name) failed while it was captured: \(message). The archive was not written"
+            )
         }
-        log.warning("\(s.name) FAILED while it was captured and is recorded as failed (allow-missing); its partial data will never be restored: \(message)")
+        log.warning(
+            "\(s.name) FAILED while it was captured and is recorded as failed (allow-missing); its partial data will never be restored: \(message)"
+        )
         outcome.components[si].status = .failed
         outcome.components[si].reason = message
     }
@@ -273,7 +320,12 @@ package final class PackJob {
         outcome.warnings.append(.init(entry: plan.entries[i].name, warning: change))
     }
 
-    private func writeLoose(_ i: Int, to writer: ArchiveWriter, progress: @escaping (Int) -> Void, log: EngineLog) throws {
+    private func writeLoose(
+        _ i: Int,
+        to writer: ArchiveWriter,
+        progress: @escaping (Int) -> Void,
+        log: EngineLog
+    ) throws {
         let reader = try SourceReader(plan.sources[i], listed: plan.listed[i])
         defer { noteChange(i, reader.changed, log: log) }
         var total = 0
@@ -284,7 +336,10 @@ package final class PackJob {
             return n
         }
         if i == stdinIndex && total == 0 && !options.allowEmptyStdin {
-            throw SealbakError(.toolFailed, "standard input was empty, so \(options.stdinName ?? "the entry") would be stored as 0 bytes; nothing was written. The command feeding sealbak probably failed (a pipe hides its exit status: use a command component in the plan so sealbak checks it), or give --allow-empty if empty is right")
+            throw SealbakError(
+                .toolFailed,
+                "standard input was empty, so \(options.stdinName ?? "the entry") would be stored as 0 bytes; nothing was written. The command feeding sealbak probably failed (a pipe hides its exit status: use a command component in the plan so sealbak checks it), or give --allow-empty if empty is right"
+            )
         }
     }
 }
@@ -306,7 +361,9 @@ package final class OutcomeTap: EntrySink {
         if i == index && bytes.count < 16 << 20 { bytes += b }
         if inner.wants(i) { try inner.write(i, b) }
     }
-    package func end(_ i: Int, size: UInt64, sha256: [UInt8]) throws { if inner.wants(i) { try inner.end(i, size: size, sha256: sha256) } }
+    package func end(_ i: Int, size: UInt64, sha256: [UInt8]) throws {
+        if inner.wants(i) { try inner.end(i, size: size, sha256: sha256) }
+    }
 
     /// The outcome record, when the archive has one (after the reader went past it).
     package func outcome() throws(SealbakError) -> CaptureOutcome? {
@@ -329,7 +386,10 @@ package enum Hook {
         log.info("\(when) hook: \(h.display)")
         let r = try h.run(input: nil, what: "the \(when) hook")
         guard r.status.succeeded else {
-            throw SealbakError(.toolFailed, "the \(when) hook \(h.display) failed (\(r.timedOut ? "timed out after \(Int(h.timeoutSeconds)) s" : "\(r.status)"))\(r.errorText.isEmpty ? "" : ": " + r.errorText)")
+            throw SealbakError(
+                .toolFailed,
+                "the \(when) hook \(h.display) failed (\(r.timedOut ? "timed out after \(Int(h.timeoutSeconds)) s" : "\(r.status)"))\(r.errorText.isEmpty ? "" : ": " + r.errorText)"
+            )
         }
     }
 }

@@ -76,11 +76,13 @@ package final class RestoreJob {
             outcome = try CaptureOutcome.decode(sink.bytes)
         }
         let failed = Dictionary((outcome?.incomplete ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let peek: ((Int) throws -> [UInt8])? = seekable ? { [reader] i in
-            let s = CaptureSink(index: i, limit: 1 << 20)
-            try reader.readEntry(i, into: s)
-            return s.bytes
-        } : nil
+        let peek: ((Int) throws -> [UInt8])? =
+            seekable
+            ? { [reader] i in
+                let s = CaptureSink(index: i, limit: 1 << 20)
+                try reader.readEntry(i, into: s)
+                return s.bytes
+            } : nil
         let context = RestoreContext(manifest: manifest, archive: archive, request: request, failed: failed, peek: peek)
         var candidates: [RestoreCandidate] = []
         for find in ComponentKinds.restoreFinders { candidates += try find(context) }
@@ -92,24 +94,41 @@ package final class RestoreJob {
         let allNames = candidates.map(\.name)
         if allNames.isEmpty {
             // Only entries outside components, and no --to: say what they are and how to restore them.
-            if !notes.isEmpty { throw SealbakError(.usage, "\(archive) holds no components: " + notes.joined(separator: "; ")) }
+            if !notes.isEmpty {
+                throw SealbakError(.usage, "\(archive) holds no components: " + notes.joined(separator: "; "))
+            }
             throw SealbakError(.notFound, "\(archive) holds nothing to restore")
         }
         for name in request.only where !allNames.contains(name) {
-            throw SealbakError(.notFound, "\(archive): no component named \(name) (components: \(allNames.joined(separator: ", ")))")
+            throw SealbakError(
+                .notFound,
+                "\(archive): no component named \(name) (components: \(allNames.joined(separator: ", ")))"
+            )
         }
         for c in candidates where request.only.isEmpty || request.only.contains(c.name) {
             guard c.status == .ok else {
-                let what = c.status == .skipped ? "was skipped when packing" : "FAILED while it was packed (its partial data is never restored)"
-                if request.only.contains(c.name) { throw SealbakError(.notFound, "component \(c.name) \(what): \(c.reason ?? "no reason recorded")") }
+                let what =
+                    c.status == .skipped
+                    ? "was skipped when packing" : "FAILED while it was packed (its partial data is never restored)"
+                if request.only.contains(c.name) {
+                    throw SealbakError(.notFound, "component \(c.name) \(what): \(c.reason ?? "no reason recorded")")
+                }
                 notes.append("\(c.name) is not restored: it \(what): \(c.reason ?? "no reason recorded")")
                 continue
             }
             units.append(try c.make!())
         }
-        if units.isEmpty { throw SealbakError(.notFound, "\(archive): every selected component was skipped or failed when packing; nothing to restore") }
+        if units.isEmpty {
+            throw SealbakError(
+                .notFound,
+                "\(archive): every selected component was skipped or failed when packing; nothing to restore"
+            )
+        }
         if units.count > 1 && !seekable {
-            throw SealbakError(.usage, "restoring several components needs a seekable archive, not a pipe; save it to a file or use --only NAME")
+            throw SealbakError(
+                .usage,
+                "restoring several components needs a seekable archive, not a pipe; save it to a file or use --only NAME"
+            )
         }
     }
 
@@ -139,11 +158,17 @@ package final class RestoreJob {
         if let plan = request.plan {
             for h in plan.hooks.beforeRestore { lines.append("before the swap: run \(h.display)") }
             for h in plan.hooks.afterRestore { lines.append("after the swap: run \(h.display)") }
-            if let hc = plan.healthCheck { lines.append("then health check: \(hc.display) (a failure rolls everything back)") }
+            if let hc = plan.healthCheck {
+                lines.append("then health check: \(hc.display) (a failure rolls everything back)")
+            }
         }
         for n in notes { lines.append("note: " + n) }
         for u in units {
-            for l in u.leftovers { lines.append("note: \(displayName(l)) was left by a killed restore; the real run finishes, undoes or removes it first") }
+            for l in u.leftovers {
+                lines.append(
+                    "note: \(displayName(l)) was left by a killed restore; the real run finishes, undoes or removes it first"
+                )
+            }
         }
         return (lines, first)
     }
@@ -160,20 +185,27 @@ package final class RestoreJob {
         let manifest = self.manifest
         let progress = request.progress
         for u in units {
-            try u.stage(feed: { target in
-                let sink: any EntrySink = progress.map { p in
-                    ProgressTap(target, begin: { p(manifest.entries[$0].name, 0) }, bytes: { p(nil, $0) })
-                } ?? target
-                if seekable {
-                    for i in u.entries { try reader.readEntry(i, into: sink) }
-                } else {
-                    let capture = outcomeIndex.map { CaptureSink(index: $0) }
-                    _ = try reader.readAll(into: TeeSink(sink, capture))
-                    if let capture { outcome = try CaptureOutcome.decode(capture.bytes) }
-                }
-            }, log: log)
+            try u.stage(
+                feed: { target in
+                    let sink: any EntrySink =
+                        progress.map { p in
+                            ProgressTap(target, begin: { p(manifest.entries[$0].name, 0) }, bytes: { p(nil, $0) })
+                        } ?? target
+                    if seekable {
+                        for i in u.entries { try reader.readEntry(i, into: sink) }
+                    } else {
+                        let capture = outcomeIndex.map { CaptureSink(index: $0) }
+                        _ = try reader.readAll(into: TeeSink(sink, capture))
+                        if let capture { outcome = try CaptureOutcome.decode(capture.bytes) }
+                    }
+                },
+                log: log
+            )
             if let o = outcome?.incomplete.first(where: { $0.name == u.name }) {
-                throw SealbakError(.notFound, "component \(u.name) FAILED while it was packed; its partial data is not restored: \(o.reason ?? "")")
+                throw SealbakError(
+                    .notFound,
+                    "component \(u.name) FAILED while it was packed; its partial data is not restored: \(o.reason ?? "")"
+                )
             }
         }
         for u in units { try u.check(log: log) }
@@ -181,7 +213,8 @@ package final class RestoreJob {
         let order = units.filter(\.reversible) + units.filter { !$0.reversible }
         let folders = units.compactMap { $0 as? any JournaledUnit }
         let marker = folders.first.map { f in
-            (f.target as NSString).deletingLastPathComponent.nonEmpty + "/.sealbak-complete-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+            (f.target as NSString).deletingLastPathComponent.nonEmpty
+                + "/.sealbak-complete-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         }
         if let marker { for f in folders { f.completionMarker = marker } }
         return try Interrupts.deferring { () throws -> [String] in
@@ -189,8 +222,13 @@ package final class RestoreJob {
             func undo(_ why: String) -> String {
                 for u in committed.reversed() { u.rollback(log: log) }
                 let irreversible = committed.filter { !$0.reversible }.map(\.name)
-                var s = committed.isEmpty ? "nothing was changed" : "rolled back \(committed.filter(\.reversible).map(\.name).joined(separator: ", "))"
-                if !irreversible.isEmpty { s += "; \(irreversible.joined(separator: ", ")) could not be undone (its restore command ran)" }
+                var s =
+                    committed.isEmpty
+                    ? "nothing was changed"
+                    : "rolled back \(committed.filter(\.reversible).map(\.name).joined(separator: ", "))"
+                if !irreversible.isEmpty {
+                    s += "; \(irreversible.joined(separator: ", ")) could not be undone (its restore command ran)"
+                }
                 return why + "; " + s
             }
             if let hooks = request.plan?.hooks.beforeRestore {
@@ -214,7 +252,10 @@ package final class RestoreJob {
             }
             if let marker {
                 let fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
-                if fd >= 0 { fsync(fd); close(fd) }
+                if fd >= 0 {
+                    fsync(fd)
+                    close(fd)
+                }
                 fsyncDirectory((marker as NSString).deletingLastPathComponent)
             }
             var lines: [String] = []
@@ -268,7 +309,9 @@ final class CaptureSink: EntrySink {
     func wants(_ i: Int) -> Bool { i == index }
     func begin(_ i: Int) throws {}
     func write(_ i: Int, _ b: [UInt8]) throws {
-        guard bytes.count + b.count <= limit else { throw SealbakError(.corrupt, "entry \(i) is larger than \(limit) bytes") }
+        guard bytes.count + b.count <= limit else {
+            throw SealbakError(.corrupt, "entry \(i) is larger than \(limit) bytes")
+        }
         bytes += b
     }
     func end(_ i: Int, size: UInt64, sha256: [UInt8]) throws {}
@@ -284,6 +327,10 @@ final class TeeSink: EntrySink {
     }
     func wants(_ i: Int) -> Bool { a.wants(i) || (b?.wants(i) ?? false) }
     func begin(_ i: Int) throws { if a.wants(i) { try a.begin(i) } else { try b?.begin(i) } }
-    func write(_ i: Int, _ bytes: [UInt8]) throws { if a.wants(i) { try a.write(i, bytes) } else { try b?.write(i, bytes) } }
-    func end(_ i: Int, size: UInt64, sha256: [UInt8]) throws { if a.wants(i) { try a.end(i, size: size, sha256: sha256) } else { try b?.end(i, size: size, sha256: sha256) } }
+    func write(_ i: Int, _ bytes: [UInt8]) throws {
+        if a.wants(i) { try a.write(i, bytes) } else { try b?.write(i, bytes) }
+    }
+    func end(_ i: Int, size: UInt64, sha256: [UInt8]) throws {
+        if a.wants(i) { try a.end(i, size: size, sha256: sha256) } else { try b?.end(i, size: size, sha256: sha256) }
+    }
 }

@@ -58,7 +58,10 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
 
     package init(_ component: SQLiteComponent.Stored, target: String, options: Options) throws(SealbakError) {
         guard let facts = component.facts else {
-            throw SealbakError(.corrupt, "the SQLite component \(component.name) has no readable \(SQLiteKeys.facts) record")
+            throw SealbakError(
+                .corrupt,
+                "the SQLite component \(component.name) has no readable \(SQLiteKeys.facts) record"
+            )
         }
         self.component = component
         self.facts = facts
@@ -77,33 +80,59 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
     // MARK: plan
 
     package func plan() throws -> [String] {
-        var lines = ["component \(displayName(name)): sqlite database from \(displayName(component.source)), \(facts.tables.count) tables, \(facts.totalRows) rows, user_version \(facts.userVersion), journal mode \(facts.journalMode), \(formatBytes(facts.bytes))"]
-        guard !base.isEmpty, base != ".", base != ".." else { throw SealbakError(.usage, "\(target) cannot be the target of the SQLite component \(name): give a file path") }
+        var lines = [
+            "component \(displayName(name)): sqlite database from \(displayName(component.source)), \(facts.tables.count) tables, \(facts.totalRows) rows, user_version \(facts.userVersion), journal mode \(facts.journalMode), \(formatBytes(facts.bytes))"
+        ]
+        guard !base.isEmpty, base != ".", base != ".." else {
+            throw SealbakError(
+                .usage,
+                "\(target) cannot be the target of the SQLite component \(name): give a file path"
+            )
+        }
         try checkParentWritable()
         var st = stat()
         let exists = lstat(target, &st) == 0
         let sides = Self.sideSuffixes.filter { Self.exists(target + $0) }
-        let sideText = sides.isEmpty ? "" : "; its \(sides.map { base + $0 }.joined(separator: ", ")) move aside with it"
+        let sideText =
+            sides.isEmpty ? "" : "; its \(sides.map { base + $0 }.joined(separator: ", ")) move aside with it"
         if exists {
             guard st.st_mode & S_IFMT == S_IFREG else {
-                throw SealbakError(.targetExists, "\(target) exists and is not a regular file; \(name) was not restored. Move it away or choose another target")
+                throw SealbakError(
+                    .targetExists,
+                    "\(target) exists and is not a regular file; \(name) was not restored. Move it away or choose another target"
+                )
             }
             if !options.replace && !replaceConfirmed {
-                if let confirm = options.confirm, confirm("\(target) exists. Replace it with the database \(name) from the archive (the old one is kept until the restore has succeeded)?") {
+                if let confirm = options.confirm,
+                    confirm(
+                        "\(target) exists. Replace it with the database \(name) from the archive (the old one is kept until the restore has succeeded)?"
+                    )
+                {
                     replaceConfirmed = true
                 } else {
-                    throw SealbakError(.targetExists, "\(target) exists; nothing was changed. Give --replace (the old database and its -wal/-shm are kept aside until every component is in place, and put back on failure) or choose another target")
+                    throw SealbakError(
+                        .targetExists,
+                        "\(target) exists; nothing was changed. Give --replace (the old database and its -wal/-shm are kept aside until every component is in place, and put back on failure) or choose another target"
+                    )
                 }
             }
-            lines.append("  target: \(displayName(target)) (exists: will be replaced\(sideText)\(options.keepReplaced ? "; the old database is kept as \(base).sbk-replaced-…" : ""))")
+            lines.append(
+                "  target: \(displayName(target)) (exists: will be replaced\(sideText)\(options.keepReplaced ? "; the old database is kept as \(base).sbk-replaced-…" : ""))"
+            )
         } else {
-            lines.append("  target: \(displayName(target)) (will be created\(sides.isEmpty ? "" : "; the stray \(sides.map { base + $0 }.joined(separator: ", ")) of a missing database move aside"))")
+            lines.append(
+                "  target: \(displayName(target)) (will be created\(sides.isEmpty ? "" : "; the stray \(sides.map { base + $0 }.joined(separator: ", ")) of a missing database move aside"))"
+            )
         }
         if let held = SQLiteLocks.holder(target) {
             guard options.ignoreLocks else { throw SQLiteLocks.refusal(target, held, name: name) }
-            lines.append("  WARNING: \(held.description) on \(displayName(target)); --ignore-locks: it is replaced anyway (that process goes on using the old file)")
+            lines.append(
+                "  WARNING: \(held.description) on \(displayName(target)); --ignore-locks: it is replaced anyway (that process goes on using the old file)"
+            )
         }
-        lines.append("  check before the swap: integrity_check, \(facts.tables.filter { $0.rows != nil }.count) table counts")
+        lines.append(
+            "  check before the swap: integrity_check, \(facts.tables.filter { $0.rows != nil }.count) table counts"
+        )
         for c in options.checks { lines.append("  check before the swap: \(c.display)") }
         return lines
     }
@@ -113,8 +142,12 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
         while true {
             var st = stat()
             if stat(dir, &st) == 0 {
-                guard st.st_mode & S_IFMT == S_IFDIR else { throw SealbakError(.targetExists, "\(dir) is not a directory; \(name) cannot be restored below it") }
-                guard access(dir, W_OK) == 0 else { throw SealbakError.io("cannot restore \(name) into", path: dir, errno: EACCES) }
+                guard st.st_mode & S_IFMT == S_IFDIR else {
+                    throw SealbakError(.targetExists, "\(dir) is not a directory; \(name) cannot be restored below it")
+                }
+                guard access(dir, W_OK) == 0 else {
+                    throw SealbakError.io("cannot restore \(name) into", path: dir, errno: EACCES)
+                }
                 return
             }
             let up = (dir as NSString).deletingLastPathComponent
@@ -135,19 +168,30 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
         do { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
             throw SealbakError(.io, "cannot create \(parent) for \(name): \(error.localizedDescription)")
         }
-        let s = parent + "/." + base + Self.stagingInfix + "\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        let s =
+            parent + "/." + base + Self.stagingInfix
+            + "\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         if mkdir(s, 0o700) != 0 { throw SealbakError.io("cannot create the staging folder", path: s, errno: errno) }
         staging = s
         interruptToken = Interrupts.register { try? FileManager.default.removeItem(atPath: s) }
         for d in [s + "/new", s + "/old"] where mkdir(d, 0o700) != 0 {
             throw SealbakError.io("cannot create the staging folder", path: d, errno: errno)
         }
-        journal = SQLiteJournal(target: target, staged: stagedPath, oldDir: s + "/old", keepReplaced: options.keepReplaced)
+        journal = SQLiteJournal(
+            target: target,
+            staged: stagedPath,
+            oldDir: s + "/old",
+            keepReplaced: options.keepReplaced
+        )
         try writeJournal()
         // The new file gets the old one's mode (and owner, when sealbak may set it); 0600 when there is none.
         var st = stat()
         let old = stat(target, &st) == 0 ? st : nil
-        let sink = try StagedFileSink(path: stagedPath, index: component.entryIndex, mode: old.map { mode_t($0.st_mode & 0o7777) } ?? 0o600)
+        let sink = try StagedFileSink(
+            path: stagedPath,
+            index: component.entryIndex,
+            mode: old.map { mode_t($0.st_mode & 0o7777) } ?? 0o600
+        )
         do {
             try feed(sink)
             try sink.finish()
@@ -164,7 +208,9 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
         let db = try SQLiteDatabase.immutable(stagedPath, what: "the restored \(name)")
         var problems: [String] = []
         do {
-            if let (count, first) = try db.integrityProblem() { problems.append("integrity_check found \(count) problem(s), the first: \(first)") }
+            if let (count, first) = try db.integrityProblem() {
+                problems.append("integrity_check found \(count) problem(s), the first: \(first)")
+            }
         } catch {
             problems.append("integrity_check failed: \(error.message)")
         }
@@ -172,24 +218,46 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
             let now = try db.facts()
             let counted = Dictionary(now.tables.map { ($0.name, $0.rows) }, uniquingKeysWith: { a, _ in a })
             for t in facts.tables {
-                guard let have = counted[t.name] else { problems.append("table \(t.name) is missing"); continue }
-                if have != t.rows { problems.append("table \(t.name): \(have.map(String.init) ?? "virtual") rows, recorded \(t.rows.map(String.init) ?? "virtual")") }
+                guard let have = counted[t.name] else {
+                    problems.append("table \(t.name) is missing")
+                    continue
+                }
+                if have != t.rows {
+                    problems.append(
+                        "table \(t.name): \(have.map(String.init) ?? "virtual") rows, recorded \(t.rows.map(String.init) ?? "virtual")"
+                    )
+                }
             }
-            for t in now.tables where !facts.tables.contains(where: { $0.name == t.name }) { problems.append("table \(t.name) was not recorded") }
-            if now.userVersion != facts.userVersion { problems.append("user_version \(now.userVersion), recorded \(facts.userVersion)") }
-            if now.applicationID != facts.applicationID { problems.append("application_id \(now.applicationID), recorded \(facts.applicationID)") }
+            for t in now.tables where !facts.tables.contains(where: { $0.name == t.name }) {
+                problems.append("table \(t.name) was not recorded")
+            }
+            if now.userVersion != facts.userVersion {
+                problems.append("user_version \(now.userVersion), recorded \(facts.userVersion)")
+            }
+            if now.applicationID != facts.applicationID {
+                problems.append("application_id \(now.applicationID), recorded \(facts.applicationID)")
+            }
         }
         if !problems.isEmpty {
-            throw SealbakError(.restoreMismatch, "the restored SQLite database \(name) does not match what was packed; nothing was changed: \(problems.joined(separator: "; "))")
+            throw SealbakError(
+                .restoreMismatch,
+                "the restored SQLite database \(name) does not match what was packed; nothing was changed: \(problems.joined(separator: "; "))"
+            )
         }
         log.info("\(name): integrity_check ok, \(facts.tables.count) tables and \(facts.totalRows) rows as recorded")
         for c in options.checks {
             let got: String?
             do { got = try db.value(c.sql) } catch {
-                throw SealbakError(.restoreMismatch, "the check \(c.display) on the restored \(name) failed to run: \(error.message); nothing was changed")
+                throw SealbakError(
+                    .restoreMismatch,
+                    "the check \(c.display) on the restored \(name) failed to run: \(error.message); nothing was changed"
+                )
             }
             guard got == c.expect else {
-                throw SealbakError(.restoreMismatch, "the check \(c.display) on the restored \(name) returned \(got ?? "no row"), expected \(c.expect); nothing was changed")
+                throw SealbakError(
+                    .restoreMismatch,
+                    "the check \(c.display) on the restored \(name) returned \(got ?? "no row"), expected \(c.expect); nothing was changed"
+                )
             }
             log.info("\(name): check \(c.display) passed")
         }
@@ -200,7 +268,9 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
     package func commit(log: EngineLog) throws {
         guard let staging else { throw SealbakError(.internalError, "\(name) was not staged") }
         // A process may have opened the database since the plan was made.
-        if !options.ignoreLocks, let held = SQLiteLocks.holder(target) { throw SQLiteLocks.refusal(target, held, name: name) }
+        if !options.ignoreLocks, let held = SQLiteLocks.holder(target) {
+            throw SQLiteLocks.refusal(target, held, name: name)
+        }
         var st = stat()
         journal.targetExisted = lstat(target, &st) == 0
         var sst = stat()
@@ -215,9 +285,13 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
         }
         try Fault.point("restore", "swap \(target)")
         if journal.targetExisted {
-            if sealbak_exchange(stagedPath, target) != 0 { throw SealbakError.io("cannot swap the restored \(name) into", path: target, errno: errno) }
+            if sealbak_exchange(stagedPath, target) != 0 {
+                throw SealbakError.io("cannot swap the restored \(name) into", path: target, errno: errno)
+            }
         } else {
-            if sealbak_rename_noreplace(AT_FDCWD, stagedPath, AT_FDCWD, target) != 0 { throw SealbakError.io("cannot move the restored \(name) to", path: target, errno: errno) }
+            if sealbak_rename_noreplace(AT_FDCWD, stagedPath, AT_FDCWD, target) != 0 {
+                throw SealbakError.io("cannot move the restored \(name) to", path: target, errno: errno)
+            }
         }
         journal.phase = "committed"
         fsyncDirectory(parent)
@@ -228,7 +302,10 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
         do {
             if journal.phase == "committed" {
                 try Fault.point("restore", "swap back \(target)")
-                let ok = journal.targetExisted ? sealbak_exchange(stagedPath, target) == 0 : sealbak_rename_noreplace(AT_FDCWD, target, AT_FDCWD, stagedPath) == 0
+                let ok =
+                    journal.targetExisted
+                    ? sealbak_exchange(stagedPath, target) == 0
+                    : sealbak_rename_noreplace(AT_FDCWD, target, AT_FDCWD, stagedPath) == 0
                 if !ok { throw SealbakError.io("cannot put the previous \(name) back at", path: target, errno: errno) }
                 journal.phase = "committing"
             }
@@ -237,7 +314,9 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
             try writeJournal()
             fsyncDirectory(parent)
         } catch {
-            log.warning("ROLLBACK OF \(name) FAILED: \((error as? SealbakError)?.message ?? "\(error)"). The staging folder \(staging ?? "?") holds the other copy; the next sealbak restore into \(parent) finishes the rollback")
+            log.warning(
+                "ROLLBACK OF \(name) FAILED: \((error as? SealbakError)?.message ?? "\(error)"). The staging folder \(staging ?? "?") holds the other copy; the next sealbak restore into \(parent) finishes the rollback"
+            )
         }
     }
 
@@ -252,23 +331,37 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
 
     package func finalize(log: EngineLog) -> [String] {
         guard let staging, journal.phase == "committed" else { return [] }
-        var lines = ["restored \(displayName(name)) into \(displayName(target)): integrity_check ok, \(facts.tables.count) tables and \(facts.totalRows) rows verified"]
+        var lines = [
+            "restored \(displayName(name)) into \(displayName(target)): integrity_check ok, \(facts.tables.count) tables and \(facts.totalRows) rows verified"
+        ]
         let replaced = journal.targetExisted || Self.sideSuffixes.contains { Self.exists(aside($0)) }
         if replaced && options.keepReplaced {
             let kept = parent + "/" + base + ".sbk-replaced-" + FolderUnit.stamp()
             journal.keptAs = kept
             do {
                 try writeJournal()
-                try Self.keep(staged: stagedPath, oldDir: staging + "/old", base: base, as: kept, targetExisted: journal.targetExisted)
-                lines.append("  the replaced database is kept as \(displayName(kept))\(Self.sideSuffixes.contains { Self.exists(kept + $0) } ? " (with its side files)" : "")")
+                try Self.keep(
+                    staged: stagedPath,
+                    oldDir: staging + "/old",
+                    base: base,
+                    as: kept,
+                    targetExisted: journal.targetExisted
+                )
+                lines.append(
+                    "  the replaced database is kept as \(displayName(kept))\(Self.sideSuffixes.contains { Self.exists(kept + $0) } ? " (with its side files)" : "")"
+                )
             } catch {
-                log.warning("could not keep the replaced \(name) as \(kept) (\(error.message)); it is left in \(staging)")
+                log.warning(
+                    "could not keep the replaced \(name) as \(kept) (\(error.message)); it is left in \(staging)"
+                )
                 journal.phase = "done"
                 try? writeJournal()
                 return lines
             }
         } else if replaced {
-            lines.append("  the previous database was replaced\(Self.sideSuffixes.contains { Self.exists(aside($0)) } ? " (its side files with it)" : "")")
+            lines.append(
+                "  the previous database was replaced\(Self.sideSuffixes.contains { Self.exists(aside($0)) } ? " (its side files with it)" : "")"
+            )
         }
         journal.phase = "done"
         try? writeJournal()
@@ -277,10 +370,18 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
     }
 
     /// Moves the replaced database (at `staged` after the exchange) and its side files to `kept` and `kept-wal` ….
-    private static func keep(staged: String, oldDir: String, base: String, as kept: String, targetExisted: Bool) throws(SealbakError) {
+    private static func keep(
+        staged: String,
+        oldDir: String,
+        base: String,
+        as kept: String,
+        targetExisted: Bool
+    ) throws(SealbakError) {
         if targetExisted && exists(staged) {
             try Fault.point("restore", "keep old \(kept)")
-            if sealbak_rename_noreplace(AT_FDCWD, staged, AT_FDCWD, kept) != 0 { throw SealbakError.io("cannot keep the replaced database as", path: kept, errno: errno) }
+            if sealbak_rename_noreplace(AT_FDCWD, staged, AT_FDCWD, kept) != 0 {
+                throw SealbakError.io("cannot keep the replaced database as", path: kept, errno: errno)
+            }
         }
         for suffix in sideSuffixes where exists(oldDir + "/" + base + suffix) {
             try Fault.point("restore", "keep old \(kept)\(suffix)")
@@ -295,7 +396,9 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
         if journal.phase == "committing" {
             // A commit that failed half way: the side files go back before the staging folder goes.
             do { try moveSideFilesBack() } catch {
-                log.warning("could not put the side files of \(name) back: \((error as? SealbakError)?.message ?? "\(error)"); they are in \(staging!)/old")
+                log.warning(
+                    "could not put the side files of \(name) back: \((error as? SealbakError)?.message ?? "\(error)"); they are in \(staging!)/old"
+                )
                 return
             }
         }
@@ -330,13 +433,16 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
     package func recoverLeftovers() -> [String] { Self.recoverLeftovers(in: parent, base: base) }
 
     package var leftovers: [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []).filter { Self.deadStaging($0, base: base) }.map { parent + "/" + $0 }
+        ((try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []).filter {
+            Self.deadStaging($0, base: base)
+        }.map { parent + "/" + $0 }
     }
 
     /// Whether `n` is the staging folder of a restore into `base` by a process that is gone.
     private static func deadStaging(_ n: String, base: String) -> Bool {
         guard n.hasPrefix("." + base + stagingInfix),
-              let pid = Int32(n.dropFirst(base.count + 1 + stagingInfix.count).split(separator: "-").first ?? ""), pid > 0 else { return false }
+            let pid = Int32(n.dropFirst(base.count + 1 + stagingInfix.count).split(separator: "-").first ?? ""), pid > 0
+        else { return false }
         return pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH
     }
 
@@ -358,25 +464,40 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
         if committed && (j.phase == "done" || (!j.marker.isEmpty && exists(j.marker))) {
             if j.keepReplaced {
                 let kept = j.keptAs.isEmpty ? (j.target + ".sbk-replaced-" + FolderUnit.stamp()) : j.keptAs
-                do { try keep(staged: j.staged, oldDir: j.oldDir, base: base, as: kept, targetExisted: j.targetExisted) } catch {
-                    return "finished the restore into \(j.target) that was killed after it completed, but could not keep the replaced database (\(error.message)); it is in \(dir)"
+                do {
+                    try keep(staged: j.staged, oldDir: j.oldDir, base: base, as: kept, targetExisted: j.targetExisted)
+                } catch {
+                    return
+                        "finished the restore into \(j.target) that was killed after it completed, but could not keep the replaced database (\(error.message)); it is in \(dir)"
                 }
                 try? FileManager.default.removeItem(atPath: dir)
-                return "finished the restore into \(j.target) that was killed after it completed; the replaced database is kept as \(kept)"
+                return
+                    "finished the restore into \(j.target) that was killed after it completed; the replaced database is kept as \(kept)"
             }
             try? FileManager.default.removeItem(atPath: dir)
-            return "finished the restore into \(j.target) that was killed after it completed (removed the replaced database in \(dir))"
+            return
+                "finished the restore into \(j.target) that was killed after it completed (removed the replaced database in \(dir))"
         }
         if committed {
             if let held = SQLiteLocks.holder(j.target) {
-                return "could not undo the killed restore into \(j.target): \(held.description); stop it and run sealbak restore again (\(dir) holds the previous database)"
+                return
+                    "could not undo the killed restore into \(j.target): \(held.description); stop it and run sealbak restore again (\(dir) holds the previous database)"
             }
-            let ok = j.targetExisted ? sealbak_exchange(j.staged, j.target) == 0 : sealbak_rename_noreplace(AT_FDCWD, j.target, AT_FDCWD, j.staged) == 0
-            guard ok else { return "could not undo the killed restore into \(j.target) (\(String(cString: strerror(errno)))); \(dir) holds the previous database: move it back by hand" }
+            let ok =
+                j.targetExisted
+                ? sealbak_exchange(j.staged, j.target) == 0
+                : sealbak_rename_noreplace(AT_FDCWD, j.target, AT_FDCWD, j.staged) == 0
+            guard ok else {
+                return
+                    "could not undo the killed restore into \(j.target) (\(String(cString: strerror(errno)))); \(dir) holds the previous database: move it back by hand"
+            }
         }
         for suffix in sideSuffixes where exists(j.oldDir + "/" + base + suffix) {
-            if exists(j.target + suffix) || sealbak_rename_noreplace(AT_FDCWD, j.oldDir + "/" + base + suffix, AT_FDCWD, j.target + suffix) != 0 {
-                return "could not put \(base)\(suffix) back beside \(j.target) from \(dir)/old (\(exists(j.target + suffix) ? "a new one exists" : String(cString: strerror(errno)))); move it back by hand"
+            if exists(j.target + suffix)
+                || sealbak_rename_noreplace(AT_FDCWD, j.oldDir + "/" + base + suffix, AT_FDCWD, j.target + suffix) != 0
+            {
+                return
+                    "could not put \(base)\(suffix) back beside \(j.target) from \(dir)/old (\(exists(j.target + suffix) ? "a new one exists" : String(cString: strerror(errno)))); move it back by hand"
             }
         }
         fsyncDirectory((j.target as NSString).deletingLastPathComponent.nonEmpty)
@@ -509,7 +630,10 @@ enum SQLiteLocks {
     }
 
     static func refusal(_ target: String, _ held: Holder, name: String) -> SealbakError {
-        SealbakError(.unavailable, "\(target) is in use: \(held.description); \(name) was not restored and nothing was changed. Stop the application (a before-restore hook can), or give --ignore-locks to replace it anyway (that process goes on using the replaced file, and what it writes there is lost)")
+        SealbakError(
+            .unavailable,
+            "\(target) is in use: \(held.description); \(name) was not restored and nothing was changed. Stop the application (a before-restore hook can), or give --ignore-locks to replace it anyway (that process goes on using the replaced file, and what it writes there is lost)"
+        )
     }
 }
 
@@ -517,7 +641,9 @@ enum SQLiteLocks {
 
 extension ComponentKinds {
     /// Components of kinds other than folders that take `--target NAME=PATH` (SQLite files).
-    static func fileTargetNames(_ manifest: Manifest) -> Set<String> { Set(SQLiteComponent.all(in: manifest).map(\.name)) }
+    static func fileTargetNames(_ manifest: Manifest) -> Set<String> {
+        Set(SQLiteComponent.all(in: manifest).map(\.name))
+    }
 }
 
 extension SQLiteUnit {
@@ -533,11 +659,18 @@ extension SQLiteUnit {
             options.ignoreLocks = r.ignoreLocks
             options.confirm = r.dryRun ? nil : r.confirm
             options.checks = r.plan?.components.first { $0.name == c.name && $0.kind == .sqlite }?.sqlChecks ?? []
-            return RestoreCandidate(name: c.name, kind: "sqlite", status: ctx.status(c.name, skipped: c.skippedReason != nil),
-                                    reason: c.skippedReason ?? ctx.failed[c.name]?.reason, make: {
-                guard let target = targets[c.name] else { throw SealbakError(.usage, "no target for SQLite component \(c.name)") }
-                return try SQLiteUnit(c, target: target, options: options)
-            })
+            return RestoreCandidate(
+                name: c.name,
+                kind: "sqlite",
+                status: ctx.status(c.name, skipped: c.skippedReason != nil),
+                reason: c.skippedReason ?? ctx.failed[c.name]?.reason,
+                make: {
+                    guard let target = targets[c.name] else {
+                        throw SealbakError(.usage, "no target for SQLite component \(c.name)")
+                    }
+                    return try SQLiteUnit(c, target: target, options: options)
+                }
+            )
         }
     }
 }
@@ -545,7 +678,10 @@ extension SQLiteUnit {
 extension RestoreTargets {
     /// SQLite components go to `--target NAME=FILE`, else `--to DIR` as `DIR/NAME.sqlite3`, else the plan's
     /// `restore.path` or `path`.
-    static func sqlite(_ components: [SQLiteComponent.Stored], _ r: RestoreRequest) throws(SealbakError) -> [String: String] {
+    static func sqlite(
+        _ components: [SQLiteComponent.Stored],
+        _ r: RestoreRequest
+    ) throws(SealbakError) -> [String: String] {
         var out: [String: String] = [:]
         for c in r.plan?.components ?? [] where c.kind == .sqlite && components.contains(where: { $0.name == c.name }) {
             out[c.name] = r.to.map { $0 + "/" + c.name + ".sqlite3" } ?? c.restorePath ?? c.path
@@ -554,7 +690,10 @@ extension RestoreTargets {
             if let t = r.folderTargets[c.name] { out[c.name] = t }
             if out[c.name] == nil, let to = r.to { out[c.name] = to + "/" + c.name + ".sqlite3" }
             guard out[c.name] != nil else {
-                throw SealbakError(.usage, "no target for sqlite component \(c.name): give --target \(c.name)=FILE or --to DIR (restores into DIR/\(c.name).sqlite3)")
+                throw SealbakError(
+                    .usage,
+                    "no target for sqlite component \(c.name): give --target \(c.name)=FILE or --to DIR (restores into DIR/\(c.name).sqlite3)"
+                )
             }
         }
         return out

@@ -45,7 +45,9 @@ package struct Drill {
         for c in plan.components {
             switch c.kind {
             case .command:
-                s.leftOut.append("command component \(c.name) is not drilled (its restore command has no scratch target)")
+                s.leftOut.append(
+                    "command component \(c.name) is not drilled (its restore command has no scratch target)"
+                )
                 continue
             case .postgres, .mysql:
                 let db = Self.scratchDatabase(for: c, id: id)
@@ -60,8 +62,11 @@ package struct Drill {
 
     static func scratchDatabase(for c: BackupPlan.Component, id: String) -> String {
         let base: String?
-        if c.kind == .postgres { base = (try? ConnectionParameters(c.restoreURL ?? c.url!, what: c.name))?.database }
-        else { base = (try? MySQLParameters(c.restoreURL ?? c.url!, what: c.name))?.database }
+        if c.kind == .postgres {
+            base = (try? ConnectionParameters(c.restoreURL ?? c.url!, what: c.name))?.database
+        } else {
+            base = (try? MySQLParameters(c.restoreURL ?? c.url!, what: c.name))?.database
+        }
         return String((base ?? c.name).prefix(40)) + "_sbk_drill_" + id
     }
 
@@ -69,14 +74,18 @@ package struct Drill {
     package func remove(_ s: Scratch) -> [String] {
         var problems: [String] = []
         if FileManager.default.fileExists(atPath: s.folder) {
-            do { try FileManager.default.removeItem(atPath: s.folder) } catch { problems.append("cannot remove \(s.folder): \(error.localizedDescription)") }
+            do { try FileManager.default.removeItem(atPath: s.folder) } catch {
+                problems.append("cannot remove \(s.folder): \(error.localizedDescription)")
+            }
         }
         for (name, db) in s.databases.sorted(by: { $0.key < $1.key }) {
             guard let c = plan.components.first(where: { $0.name == name }) else { continue }
             do {
                 if c.kind == .postgres {
                     var p = try ConnectionParameters(c.restoreURL ?? c.url!, what: "the url of \(name)")
-                    if let f = c.passwordFile, p["password"] == nil { p["password"] = try PostgresSourceSpec.readPasswordFile(f) }
+                    if let f = c.passwordFile, p["password"] == nil {
+                        p["password"] = try PostgresSourceSpec.readPasswordFile(f)
+                    }
                     let conn = try Connection(p.with(database: "postgres"))
                     _ = try conn.query("DROP DATABASE IF EXISTS \(quoteIdentifier(db)) WITH (FORCE)")
                 } else {
@@ -96,11 +105,19 @@ package struct Drill {
     /// The newest archive of the plan in its destination.
     package func newestArchive(client: S3Client?) throws(SealbakError) -> String {
         guard let location = plan.operations.location else {
-            throw SealbakError(.usage, "\(plan.file): the plan has no destination:; give the archive to drill with --archive")
+            throw SealbakError(
+                .usage,
+                "\(plan.file): the plan has no destination:; give the archive to drill with --archive"
+            )
         }
-        let items = try Catalog.list(location, client: client).filter { $0.header != nil && plan.operations.matches($0.name) }
+        let items = try Catalog.list(location, client: client).filter {
+            $0.header != nil && plan.operations.matches($0.name)
+        }
         guard let newest = items.max(by: { ($0.time?.unix ?? 0, $0.name) < ($1.time?.unix ?? 0, $1.name) }) else {
-            throw SealbakError(.notFound, "no archive of \(plan.operations.planName) in \(location) (names like \(plan.operations.namePattern)); run sealbak run first")
+            throw SealbakError(
+                .notFound,
+                "no archive of \(plan.operations.planName) in \(location) (names like \(plan.operations.namePattern)); run sealbak run first"
+            )
         }
         return newest.location
     }
@@ -134,9 +151,16 @@ package struct Drill {
         do {
             try cleanLeftovers(history)
             // The scratch names go into the history first: a killed drill's leftovers are removed by the next one.
-            record.details = ["scratch folder \(s.folder)"] + s.databases.sorted { $0.key < $1.key }.map { "scratch database \($0.value) (\($0.key))" }
+            record.details =
+                ["scratch folder \(s.folder)"]
+                + s.databases.sorted { $0.key < $1.key }.map { "scratch database \($0.value) (\($0.key))" }
             try history.append(record)
-            guard !s.request.only.isEmpty else { throw SealbakError(.usage, "\(plan.file): no component of the plan can be drilled (\(s.leftOut.joined(separator: "; ")))") }
+            guard !s.request.only.isEmpty else {
+                throw SealbakError(
+                    .usage,
+                    "\(plan.file): no component of the plan can be drilled (\(s.leftOut.joined(separator: "; ")))"
+                )
+            }
             try Fault.point("drill", "before the restore")
             let lines = try restore(s.request)
             record.details = lines + s.leftOut
@@ -155,7 +179,9 @@ package struct Drill {
         s.databases = [:]
         record.exitCode = exit
         record.end = Date().timeIntervalSince1970
-        do { try history.append(record) } catch { log.warning("the drill's record could not be written: \(error.message)") }
+        do { try history.append(record) } catch {
+            log.warning("the drill's record could not be written: \(error.message)")
+        }
         _ = plan.operations.sendNotifications(record, log: log)
         return (record, exit)
     }

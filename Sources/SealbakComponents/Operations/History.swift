@@ -125,8 +125,13 @@ package struct RunHistory: Sendable {
         var bad = 0
         let decoder = JSONDecoder()
         for line in data.split(separator: 0x0A) where !line.isEmpty {
-            guard let r = try? decoder.decode(RunRecord.self, from: Data(line)) else { bad += 1; continue }
-            if let i = byID[r.id] { out[i] = r } else {
+            guard let r = try? decoder.decode(RunRecord.self, from: Data(line)) else {
+                bad += 1
+                continue
+            }
+            if let i = byID[r.id] {
+                out[i] = r
+            } else {
                 byID[r.id] = out.count
                 out.append(r)
             }
@@ -137,12 +142,17 @@ package struct RunHistory: Sendable {
     /// Records `interrupted` for every run still `running` that is not `current` (call with the plan's lock held:
     /// no other run of the plan can be alive). Returns them.
     @discardableResult
-    package func closeInterrupted(except current: String?, foundBy: String, now: Double) throws(SealbakError) -> [RunRecord] {
+    package func closeInterrupted(
+        except current: String?,
+        foundBy: String,
+        now: Double
+    ) throws(SealbakError) -> [RunRecord] {
         var closed: [RunRecord] = []
         for var r in try read().records where r.status == .running && r.id != current {
             r.status = .interrupted
             r.end = nil
-            r.error = "the \(r.kind.rawValue) (pid \(r.pid) on \(r.host)) was killed or its machine stopped before it ended (found by \(foundBy))"
+            r.error =
+                "the \(r.kind.rawValue) (pid \(r.pid) on \(r.host)) was killed or its machine stopped before it ended (found by \(foundBy))"
                 + (r.archive.map { "; the archive \($0) may have been written but was not verified or recorded" } ?? "")
             try append(r)
             closed.append(r)
@@ -173,16 +183,21 @@ package final class PlanLock {
         guard fd >= 0 else { throw SealbakError.io("cannot open the plan lock", path: path, errno: errno) }
         var buf = [UInt8](repeating: 0, count: 512)
         let n = pread(fd, &buf, buf.count, 0)
-        let holder = n > 0 ? String(decoding: buf[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
+        let holder =
+            n > 0 ? String(decoding: buf[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let e = errno
             close(fd)
             guard e == EWOULDBLOCK else { throw SealbakError.io("cannot lock", path: path, errno: e) }
-            throw Busy(message: "another run of this plan is in progress (\(holder.isEmpty ? "holder unknown" : holder)); it holds \(path). Nothing was done; if runs overlap every night, schedule them further apart")
+            throw Busy(
+                message:
+                    "another run of this plan is in progress (\(holder.isEmpty ? "holder unknown" : holder)); it holds \(path). Nothing was done; if runs overlap every night, schedule them further apart"
+            )
         }
         self.fd = fd
         previousHolder = holder.isEmpty ? nil : holder
-        let me = "pid \(getpid()) on \(ProcessInfo.processInfo.hostName) since \(RunClock.iso(Date().timeIntervalSince1970))\n"
+        let me =
+            "pid \(getpid()) on \(ProcessInfo.processInfo.hostName) since \(RunClock.iso(Date().timeIntervalSince1970))\n"
         _ = ftruncate(fd, 0)
         _ = me.withCString { pwrite(fd, $0, strlen($0), 0) }
     }
@@ -213,14 +228,27 @@ package enum RunClock {
         var s = time_t(ms / 1000)
         var tm = tm()
         gmtime_r(&s, &tm)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, Int(ms % 1000))
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+            tm.tm_year + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday,
+            tm.tm_hour,
+            tm.tm_min,
+            tm.tm_sec,
+            Int(ms % 1000)
+        )
     }
 
     /// Reads `2026-11-30T02:00:00Z`, `2026-11-30T02:00:00.123Z`, `2026-11-30T020000Z`, `2026-11-30` (UTC).
     package static func parse(_ text: String) -> Double? {
         guard let t = RetentionPolicy.timestamp(inName: text) else { return nil }
         var frac = 0.0
-        if let dot = text.firstIndex(of: "."), let f = Double("0" + text[dot...].prefix(while: { $0 == "." || $0.isNumber })) { frac = f }
+        if let dot = text.firstIndex(of: "."),
+            let f = Double("0" + text[dot...].prefix(while: { $0 == "." || $0.isNumber }))
+        {
+            frac = f
+        }
         return Double(t) + frac
     }
 }

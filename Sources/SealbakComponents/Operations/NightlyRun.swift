@@ -19,7 +19,10 @@ package struct RunPackResult: Sendable {
 
     /// The counts of every component in `manifest` (entries, and tables/rows where the kind records them).
     package static func counts(_ manifest: Manifest) -> [String: [String: UInt64]] {
-        let keys = [ComponentKeys.pgTables: "tables", ComponentKeys.pgRows: "rows", "mysql.tables": "tables", "sqlite.tables": "tables", "sqlite.rows": "rows"]
+        let keys = [
+            ComponentKeys.pgTables: "tables", ComponentKeys.pgRows: "rows", "mysql.tables": "tables",
+            "sqlite.tables": "tables", "sqlite.rows": "rows",
+        ]
         var out: [String: [String: UInt64]] = [:]
         // A component's first entry carries its name; the entries below it (ROOT/…) belong to it.
         var current: (name: String, root: String)?
@@ -73,14 +76,20 @@ package struct NightlyRun {
     private func clock(_ began: Date) -> Double { now.timeIntervalSince1970 + Date().timeIntervalSince(began) }
 
     /// Runs the job; returns its record (already in the history) and the exit status.
-    package func perform(pack: (String) throws -> RunPackResult, verify: ((String) throws -> Void)?) -> (RunRecord, Int32) {
+    package func perform(
+        pack: (String) throws -> RunPackResult,
+        verify: ((String) throws -> Void)?
+    ) -> (RunRecord, Int32) {
         let began = Date()
         var record = RunRecord(kind: .run, plan: ops.planName, start: now.timeIntervalSince1970)
         let history = RunHistory(stateDir: ops.stateDir)
         let lock: PlanLock
         do {
             guard ops.location != nil else {
-                throw SealbakError(.usage, "\(plan.file): the plan has no destination: (a folder or s3://BUCKET/PREFIX/ for the archives)")
+                throw SealbakError(
+                    .usage,
+                    "\(plan.file): the plan has no destination: (a folder or s3://BUCKET/PREFIX/ for the archives)"
+                )
             }
             try StateDir.create(ops.stateDir)
             lock = try PlanLock(stateDir: ops.stateDir)
@@ -105,7 +114,9 @@ package struct NightlyRun {
                 guard r.status == .running else { return nil }
                 r.status = .interrupted
                 r.end = Date().timeIntervalSince1970
-                r.error = NightlyRun.stoppedBySignal + (r.archive.map { "; the archive \($0) was written but not verified or recorded" } ?? "")
+                r.error =
+                    NightlyRun.stoppedBySignal
+                    + (r.archive.map { "; the archive \($0) was written but not verified or recorded" } ?? "")
                 return r
             }
             if let ended { try? history.append(ended) }
@@ -113,10 +124,18 @@ package struct NightlyRun {
         defer { Interrupts.unregister(token) }
         var exit: Int32 = 0
         do {
-            for r in try history.closeInterrupted(except: nil, foundBy: "the run of \(RunClock.iso(record.start))", now: record.start) {
-                log.warning("the run of \(RunClock.iso(r.start)) (pid \(r.pid)) was interrupted before it ended; recorded as interrupted")
+            for r in try history.closeInterrupted(
+                except: nil,
+                foundBy: "the run of \(RunClock.iso(record.start))",
+                now: record.start
+            ) {
+                log.warning(
+                    "the run of \(RunClock.iso(r.start)) (pid \(r.pid)) was interrupted before it ended; recorded as interrupted"
+                )
             }
-            if let holder = lock.previousHolder { log.info("took over the lock left by a run that ended without releasing it (\(holder))") }
+            if let holder = lock.previousHolder {
+                log.info("took over the lock left by a run that ended without releasing it (\(holder))")
+            }
             abortStaleUploads()
             try history.append(record)
             latest.withLock { $0 = record }
@@ -126,7 +145,10 @@ package struct NightlyRun {
             if let dest = ops.location, !ArchiveLocations.isRemote(dest) {
                 var isDir: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: dest, isDirectory: &isDir), isDir.boolValue else {
-                    throw SealbakError(.notFound, "the destination folder \(dest) does not exist; create it (sealbak does not, so that a backup disk that is not mounted is never replaced by a folder on the system disk)")
+                    throw SealbakError(
+                        .notFound,
+                        "the destination folder \(dest) does not exist; create it (sealbak does not, so that a backup disk that is not mounted is never replaced by a folder on the system disk)"
+                    )
                 }
             }
             let result = try pack(location)
@@ -134,14 +156,22 @@ package struct NightlyRun {
             record.size = result.size
             record.entries = result.entries
             record.components = result.outcome.components.map {
-                var c = RunRecord.ComponentRecord(name: $0.name, kind: $0.kind, status: $0.status.rawValue, bytes: $0.bytes, reason: $0.reason)
+                var c = RunRecord.ComponentRecord(
+                    name: $0.name,
+                    kind: $0.kind,
+                    status: $0.status.rawValue,
+                    bytes: $0.bytes,
+                    reason: $0.reason
+                )
                 c.counts = result.counts[$0.name]
                 return c
             }
             record.warnings = result.outcome.warnings.map { "\($0.entry): \($0.warning)" }
             if !result.outcome.incomplete.isEmpty {
                 exit = 15
-                record.warnings = (record.warnings ?? []) + result.outcome.incomplete.map { "\($0.name) \($0.status.rawValue): \($0.reason ?? "")" }
+                record.warnings =
+                    (record.warnings ?? [])
+                    + result.outcome.incomplete.map { "\($0.name) \($0.status.rawValue): \($0.reason ?? "")" }
             } else if !result.outcome.warnings.isEmpty {
                 exit = 16
             }
@@ -158,7 +188,12 @@ package struct NightlyRun {
             }
             try Fault.point("run", "before retention")
             if let policy = ops.retention {
-                record.deleted = try applyRetention(policy, history: history, newest: location, newestIsSuccess: exit == 0)
+                record.deleted = try applyRetention(
+                    policy,
+                    history: history,
+                    newest: location,
+                    newestIsSuccess: exit == 0
+                )
             }
             try Fault.point("run", "before the end of the run is recorded")
             record.status = exit == 0 ? .ok : .warnings
@@ -189,7 +224,8 @@ package struct NightlyRun {
         return (record, exit)
     }
 
-    static let stoppedBySignal = "stopped by a signal (SIGINT, SIGTERM or SIGHUP: systemctl stop, Ctrl-C, a closed terminal) before it ended"
+    static let stoppedBySignal =
+        "stopped by a signal (SIGINT, SIGTERM or SIGHUP: systemctl stop, Ctrl-C, a closed terminal) before it ended"
 
     /// A run that failed before it held the lock: recorded if the history can be written at all.
     private func finishEarly(_ r: RunRecord, _ error: any Error, _ began: Date) -> RunRecord {
@@ -208,13 +244,21 @@ package struct NightlyRun {
         if let path = ops.prometheus {
             do {
                 let records = try RunHistory(stateDir: ops.stateDir).read().records
-                try HealthReport.evaluate(plan: ops.planName, records: records, now: r.end ?? r.start, maxAge: ops.maxAge, sizeChange: ops.sizeChange)
-                    .writePrometheus(to: path)
+                try HealthReport.evaluate(
+                    plan: ops.planName,
+                    records: records,
+                    now: r.end ?? r.start,
+                    maxAge: ops.maxAge,
+                    sizeChange: ops.sizeChange
+                )
+                .writePrometheus(to: path)
             } catch { log.warning("the Prometheus textfile \(path) could not be written: \(error.message)") }
         }
         if let remoteRecord, let location = ops.location {
             do { try remoteRecord(r, location) } catch {
-                log.warning("the run record could not be stored next to the archives: \((error as? SealbakError)?.message ?? "\(error)")")
+                log.warning(
+                    "the run record could not be stored next to the archives: \((error as? SealbakError)?.message ?? "\(error)")"
+                )
             }
         }
         _ = ops.sendNotifications(r, log: log)
@@ -225,7 +269,8 @@ package struct NightlyRun {
     /// uploading. A failure here is a warning.
     private func abortStaleUploads() {
         guard let client = catalogClient, let location = ops.location, ArchiveLocations.isRemote(location),
-              let base = try? S3Location(url: location, allowEmptyKey: true) else { return }
+            let base = try? S3Location(url: location, allowEmptyKey: true)
+        else { return }
         do {
             for u in try client.listMultipartUploads(bucket: base.bucket, prefix: base.key) {
                 let name = String(u.key.dropFirst(base.key.count))
@@ -241,15 +286,28 @@ package struct NightlyRun {
 
     /// Deletes the plan's archives that `policy` does not keep; never the newest archive, never the newest
     /// archive of a successful run, never a file that is not a sealbak archive or not named by this plan.
-    private func applyRetention(_ policy: RetentionPolicy, history: RunHistory, newest: String, newestIsSuccess: Bool) throws -> [String] {
+    private func applyRetention(
+        _ policy: RetentionPolicy,
+        history: RunHistory,
+        newest: String,
+        newestIsSuccess: Bool
+    ) throws -> [String] {
         guard let location = ops.location else { return [] }
-        let items = try Catalog.list(location, client: catalogClient).filter { $0.header != nil && ops.matches($0.name) }
+        let items = try Catalog.list(location, client: catalogClient).filter {
+            $0.header != nil && ops.matches($0.name)
+        }
         var protect: [String: String] = [newest: "written by this run"]
         let okRuns = try history.read().records.filter { $0.kind == .run && $0.status == .ok && $0.archive != nil }
-        if !newestIsSuccess, let lastOK = okRuns.last(where: { a in items.contains { $0.location == a.archive } })?.archive, protect[lastOK] == nil {
+        if !newestIsSuccess,
+            let lastOK = okRuns.last(where: { a in items.contains { $0.location == a.archive } })?.archive,
+            protect[lastOK] == nil
+        {
             protect[lastOK] = "the newest successful run's archive"
         }
-        let decisions = policy.apply(items.map { RetentionPolicy.Candidate(name: $0.location, time: $0.time!.unix) }, protect: protect)
+        let decisions = policy.apply(
+            items.map { RetentionPolicy.Candidate(name: $0.location, time: $0.time!.unix) },
+            protect: protect
+        )
         var deleted: [String] = []
         for d in decisions where !d.keep {
             guard let item = items.first(where: { $0.location == d.candidate.name }) else { continue }
@@ -265,8 +323,17 @@ package struct NightlyRun {
 /// The plan's state folder: created (with parents) private to its owner.
 package enum StateDir {
     package static func create(_ path: String) throws(SealbakError) {
-        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) } catch {
-            throw SealbakError(.io, "cannot create the state folder \(path): \(error.localizedDescription); set state-dir: in the plan to a writable folder")
+        do {
+            try FileManager.default.createDirectory(
+                atPath: path,
+                withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700]
+            )
+        } catch {
+            throw SealbakError(
+                .io,
+                "cannot create the state folder \(path): \(error.localizedDescription); set state-dir: in the plan to a writable folder"
+            )
         }
     }
 }

@@ -18,16 +18,33 @@ extension Operations {
         let body = record.jsonLine()
         for n in notify where n.on.contains(event) {
             if let url = n.webhook {
-                let (status, detail) = HTTPProbe.postJSON(url, body, timeoutSeconds: max(1, Int(n.timeout.rounded(.up))))
-                if let status, (200..<300).contains(status) { log.info("notified \(Operations.redact(url)): HTTP \(status)"); continue }
-                problems.append("the notify webhook \(Operations.redact(url)) failed: \(status.map { "HTTP \($0)" } ?? detail)")
+                let (status, detail) = HTTPProbe.postJSON(
+                    url,
+                    body,
+                    timeoutSeconds: max(1, Int(n.timeout.rounded(.up)))
+                )
+                if let status, (200..<300).contains(status) {
+                    log.info("notified \(Operations.redact(url)): HTTP \(status)")
+                    continue
+                }
+                problems.append(
+                    "the notify webhook \(Operations.redact(url)) failed: \(status.map { "HTTP \($0)" } ?? detail)"
+                )
             } else if var command = n.command {
                 command.timeoutSeconds = n.timeout
                 do {
-                    let env = ["SEALBAK_EVENT": event.rawValue, "SEALBAK_PLAN": record.plan, "SEALBAK_EXIT_CODE": String(record.exitCode ?? 0)]
+                    let env = [
+                        "SEALBAK_EVENT": event.rawValue, "SEALBAK_PLAN": record.plan,
+                        "SEALBAK_EXIT_CODE": String(record.exitCode ?? 0),
+                    ]
                     let r = try command.run(environment: env, input: body, what: "the notify command")
-                    if r.status.succeeded { log.info("notified: \(command.display)"); continue }
-                    problems.append("the notify command \(command.display) failed (\(r.timedOut ? "timed out" : "\(r.status)"))\(r.errorText.isEmpty ? "" : ": " + r.errorText)")
+                    if r.status.succeeded {
+                        log.info("notified: \(command.display)")
+                        continue
+                    }
+                    problems.append(
+                        "the notify command \(command.display) failed (\(r.timedOut ? "timed out" : "\(r.status)"))\(r.errorText.isEmpty ? "" : ": " + r.errorText)"
+                    )
                 } catch {
                     problems.append("the notify command \(command.display) could not run: \(error.message)")
                 }

@@ -48,7 +48,9 @@ package struct Operations: Sendable {
 extension PlanReader {
     func duration(_ v: Node, _ what: String) throws(SealbakError) -> RetentionDuration {
         let text = try string(v, what)
-        guard let d = RetentionDuration(text) else { throw fail(v, "\(what) must be \(RetentionDuration.help), not \(text)") }
+        guard let d = RetentionDuration(text) else {
+            throw fail(v, "\(what) must be \(RetentionDuration.help), not \(text)")
+        }
         return d
     }
 
@@ -57,21 +59,28 @@ extension PlanReader {
             ops.location = try location(v, "destination")
             return
         }
-        guard case .mapping(let m) = v else { throw fail(v, "destination must be a folder or s3:// prefix, or a mapping with location:, name:, verify:") }
+        guard case .mapping(let m) = v else {
+            throw fail(v, "destination must be a folder or s3:// prefix, or a mapping with location:, name:, verify:")
+        }
         for (k, x) in m {
             switch try keyName(k) {
             case "location": ops.location = try location(x, "destination.location")
             case "name":
                 let n = try string(x, "destination.name")
                 guard !n.contains("/"), n.contains("{now}") else {
-                    throw fail(x, "destination.name must be a file name with {now} in it (e.g. {plan}-{now}.sbk): {now} gives every run its own name, and retention reads the time from it")
+                    throw fail(
+                        x,
+                        "destination.name must be a file name with {now} in it (e.g. {plan}-{now}.sbk): {now} gives every run its own name, and retention reads the time from it"
+                    )
                 }
                 ops.namePattern = n
             case "verify": ops.verify = try bool(x, "destination.verify")
             case let other: throw fail(k, "unknown key \"destination.\(other)\" (expected location, name, verify)")
             }
         }
-        guard ops.location != nil else { throw fail(v, "destination has no location: (a folder or s3://BUCKET/PREFIX/)") }
+        guard ops.location != nil else {
+            throw fail(v, "destination has no location: (a folder or s3://BUCKET/PREFIX/)")
+        }
     }
 
     private func location(_ v: Node, _ what: String) throws(SealbakError) -> String {
@@ -81,7 +90,12 @@ extension PlanReader {
     }
 
     func retention(_ v: Node) throws(SealbakError) -> RetentionPolicy {
-        guard case .mapping(let m) = v else { throw fail(v, "retention must be a mapping (keep-within, keep-last, keep-daily, keep-weekly, keep-monthly, keep-yearly)") }
+        guard case .mapping(let m) = v else {
+            throw fail(
+                v,
+                "retention must be a mapping (keep-within, keep-last, keep-daily, keep-weekly, keep-monthly, keep-yearly)"
+            )
+        }
         var p = RetentionPolicy()
         for (k, x) in m {
             switch try keyName(k) {
@@ -91,52 +105,78 @@ extension PlanReader {
             case "keep-weekly": p.weekly = try int(x, "retention.keep-weekly", 0...100_000)
             case "keep-monthly": p.monthly = try int(x, "retention.keep-monthly", 0...100_000)
             case "keep-yearly": p.yearly = try int(x, "retention.keep-yearly", 0...100_000)
-            case let other: throw fail(k, "unknown key \"retention.\(other)\" (expected keep-within, keep-last, keep-daily, keep-weekly, keep-monthly, keep-yearly)")
+            case let other:
+                throw fail(
+                    k,
+                    "unknown key \"retention.\(other)\" (expected keep-within, keep-last, keep-daily, keep-weekly, keep-monthly, keep-yearly)"
+                )
             }
         }
-        guard !p.isEmpty else { throw fail(v, "retention keeps nothing: give at least one keep- rule (remove retention: to keep every archive)") }
+        guard !p.isEmpty else {
+            throw fail(
+                v,
+                "retention keeps nothing: give at least one keep- rule (remove retention: to keep every archive)"
+            )
+        }
         return p
     }
 
     func notify(_ v: Node) throws(SealbakError) -> [Operations.Notify] {
-        guard case .sequence(let list) = v else { throw fail(v, "notify must be a list of {on:, command:} or {on:, webhook:}") }
+        guard case .sequence(let list) = v else {
+            throw fail(v, "notify must be a list of {on:, command:} or {on:, webhook:}")
+        }
         var out: [Operations.Notify] = []
         for item in list {
-            guard case .mapping(let m) = item else { throw fail(item, "each notify entry is a mapping with on: and command: or webhook:") }
+            guard case .mapping(let m) = item else {
+                throw fail(item, "each notify entry is a mapping with on: and command: or webhook:")
+            }
             var n = Operations.Notify(line: item.mark?.line ?? 1)
             for (k, x) in m {
                 switch try keyName(k) {
                 case "on":
                     var events = Set<Operations.Notify.Event>()
                     for e in try strings(x, "notify.on") {
-                        guard let ev = Operations.Notify.Event(rawValue: e) else { throw fail(x, "notify.on: unknown event \(e) (expected success, warning, failure)") }
+                        guard let ev = Operations.Notify.Event(rawValue: e) else {
+                            throw fail(x, "notify.on: unknown event \(e) (expected success, warning, failure)")
+                        }
                         events.insert(ev)
                     }
                     n.on = events
                 case "command": n.command = try command(x, "notify.command")
                 case "timeout":
-                    guard let t = x.float ?? x.int.map(Double.init), t > 0, t <= 3600 else { throw fail(x, "notify.timeout must be a number of seconds (1 to 3600)") }
+                    guard let t = x.float ?? x.int.map(Double.init), t > 0, t <= 3600 else {
+                        throw fail(x, "notify.timeout must be a number of seconds (1 to 3600)")
+                    }
                     n.timeout = t
                 case "webhook":
                     let u = try string(x, "notify.webhook")
-                    guard u.hasPrefix("http://") || u.hasPrefix("https://") else { throw fail(x, "notify.webhook must be an http:// or https:// URL") }
+                    guard u.hasPrefix("http://") || u.hasPrefix("https://") else {
+                        throw fail(x, "notify.webhook must be an http:// or https:// URL")
+                    }
                     n.webhook = u
-                case let other: throw fail(k, "unknown key \"notify.\(other)\" (expected on, command, webhook, timeout)")
+                case let other:
+                    throw fail(k, "unknown key \"notify.\(other)\" (expected on, command, webhook, timeout)")
                 }
             }
-            guard (n.command == nil) != (n.webhook == nil) else { throw fail(item, "a notify entry needs exactly one of command: or webhook:") }
+            guard (n.command == nil) != (n.webhook == nil) else {
+                throw fail(item, "a notify entry needs exactly one of command: or webhook:")
+            }
             out.append(n)
         }
         return out
     }
 
     func status(_ v: Node, _ ops: inout Operations) throws(SealbakError) {
-        guard case .mapping(let m) = v else { throw fail(v, "status must be a mapping (max-age, size-change, prometheus)") }
+        guard case .mapping(let m) = v else {
+            throw fail(v, "status must be a mapping (max-age, size-change, prometheus)")
+        }
         for (k, x) in m {
             switch try keyName(k) {
             case "max-age": ops.maxAge = try duration(x, "status.max-age")
             case "size-change":
-                guard let f = x.float ?? x.int.map(Double.init), f > 0 else { throw fail(x, "status.size-change must be a fraction above 0, e.g. 0.5 for ±50%") }
+                guard let f = x.float ?? x.int.map(Double.init), f > 0 else {
+                    throw fail(x, "status.size-change must be a fraction above 0, e.g. 0.5 for ±50%")
+                }
                 ops.sizeChange = f
             case "prometheus": ops.prometheus = resolve(try string(x, "status.prometheus"))
             case let other: throw fail(k, "unknown key \"status.\(other)\" (expected max-age, size-change, prometheus)")
@@ -148,7 +188,9 @@ extension PlanReader {
     func finish(_ plan: inout BackupPlan) {
         let stem = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
         plan.operations.planName = plan.app["name"] ?? (stem.isEmpty ? "sealbak" : stem)
-        if plan.operations.stateDir.isEmpty { plan.operations.stateDir = resolve(".sealbak/" + Operations.safeName(plan.operations.planName)) }
+        if plan.operations.stateDir.isEmpty {
+            plan.operations.stateDir = resolve(".sealbak/" + Operations.safeName(plan.operations.planName))
+        }
     }
 }
 
@@ -160,17 +202,22 @@ extension Operations {
 
     /// The archive name for a run at `now`.
     package func archiveName(now: Date) -> String {
-        RetentionPolicy.expandName(namePattern.replacingOccurrences(of: "{plan}", with: Operations.safeName(planName)), now: now)
+        RetentionPolicy.expandName(
+            namePattern.replacingOccurrences(of: "{plan}", with: Operations.safeName(planName)),
+            now: now
+        )
     }
 
     /// Whether `name` was made from `namePattern` (retention only considers the plan's own archives).
     package func matches(_ name: String) -> Bool {
         let pattern = namePattern.replacingOccurrences(of: "{plan}", with: Operations.safeName(planName))
         guard let r = pattern.range(of: "{now}") else { return name == pattern }
-        let head = String(pattern[..<r.lowerBound]), tail = String(pattern[r.upperBound...])
+        let head = String(pattern[..<r.lowerBound])
+        let tail = String(pattern[r.upperBound...])
         guard name.hasPrefix(head), name.hasSuffix(tail), name.count > head.count + tail.count else { return false }
         let middle = name.dropFirst(head.count).dropLast(tail.count)
-        return middle.allSatisfy { $0.isNumber || "-T.Z:".contains($0) } && RetentionPolicy.timestamp(inName: String(middle)) != nil
+        return middle.allSatisfy { $0.isNumber || "-T.Z:".contains($0) }
+            && RetentionPolicy.timestamp(inName: String(middle)) != nil
     }
 
     /// `location` joined with `name`.
