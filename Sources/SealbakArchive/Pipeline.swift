@@ -1,4 +1,5 @@
 import Foundation
+import SealbakCrypto
 
 // The codec's threading model, in one place.
 //
@@ -32,6 +33,8 @@ package final class OrderedPipeline<Output: Sendable>: Sendable {
         maxInFlight: Int,
         deliver: @escaping (Output) throws -> Void
     ) {
+        // The delivery thread hashes; OpenSSL must not first initialise itself there (see OpenSSLLibrary).
+        OpenSSLLibrary.ensureInitialised()
         state = State(workers: max(1, workers), maxInFlight: max(1, maxInFlight), deliver: deliver)
     }
 

@@ -79,6 +79,14 @@ package enum Blake2bMAC {
     }
 }
 
+/// OpenSSL's one-time initialisation (run by its first use) allocates error state owned by the thread that runs
+/// it. Run it on a thread that lives as long as the process (the caller's), not on a pipeline thread that may still
+/// be ending when the process exits: LeakSanitizer then reported that state as leaked, at random.
+package enum OpenSSLLibrary {
+    package static func ensureInitialised() { _ = initialised }
+    private static let initialised: Void = { _ = SHA256Hasher.hash([]) }()
+}
+
 /// Streaming SHA-256 (FIPS 180-4). Wraps OpenSSL's `EVP_Digest*` with `EVP_sha256()`, which uses the CPU's
 /// SHA extensions where present (libsodium's portable SHA-256 was the single-threaded bottleneck of pack).
 package final class SHA256Hasher {
