@@ -15,11 +15,22 @@ package enum ByteShuffle {
     ///
     /// - Precondition: `output` has room for `input.byteCount` more bytes.
     package static func shuffle(_ input: RawSpan, into output: inout OutputRawSpan) {
+        append(input, to: &output, transform: shuffle)
+    }
+
+    /// Runs `transform` from `input` into the next `input.byteCount` bytes of `output`, which it initialises.
+    private static func append(
+        _ input: RawSpan,
+        to output: inout OutputRawSpan,
+        transform: (UnsafeRawBufferPointer, UnsafeMutableRawBufferPointer) -> Void
+    ) {
         input.withUnsafeBytes { input in
             output.withUnsafeMutableBytes { out, initialized in
-                precondition(out.count - initialized >= input.count, "shuffle needs room for the input's size")
-                let target = UnsafeMutableRawBufferPointer(rebasing: out[initialized..<(initialized + input.count)])
-                shuffle(input, into: target)
+                precondition(out.count - initialized >= input.count, "the output needs room for the input's size")
+                transform(
+                    input,
+                    UnsafeMutableRawBufferPointer(rebasing: out[initialized..<(initialized + input.count)])
+                )
                 initialized += input.count
             }
         }
@@ -65,14 +76,7 @@ package enum ByteShuffle {
     ///
     /// - Precondition: `output` has room for `input.byteCount` more bytes.
     package static func unshuffle(_ input: RawSpan, into output: inout OutputRawSpan) {
-        input.withUnsafeBytes { input in
-            output.withUnsafeMutableBytes { out, initialized in
-                precondition(out.count - initialized >= input.count, "unshuffle needs room for the input's size")
-                let target = UnsafeMutableRawBufferPointer(rebasing: out[initialized..<(initialized + input.count)])
-                unshuffle(input, into: target)
-                initialized += input.count
-            }
-        }
+        append(input, to: &output, transform: unshuffle)
     }
 
     /// The buffers do not overlap.

@@ -24,6 +24,17 @@ package final class MasterKey: Sendable {
         SubkeyDerivation.derive(master: key, id: UInt64(id), context: SubkeyDerivation.streamContext, guarded: false)
     }
 
+    /// The master key wrapped for `slot` under `kek` (Spec §4.2, §4.6.2): XChaCha20-Poly1305 with the slot's
+    /// associated data, so a wrapped key cannot be moved to another slot or archive.
+    package func wrapped(for slot: KeySlot, kek: SecureBytes, nonce: [UInt8], archiveID: [UInt8]) -> [UInt8] {
+        try! AEAD(.xchacha20poly1305).seal(
+            key: kek,
+            nonce: nonce,
+            associatedData: slot.wrapAssociatedData(archiveID: archiveID),
+            plaintext: key
+        )
+    }
+
     /// Computes the header MAC over everything before it (Spec §3.3).
     package func mac(for header: ArchiveHeader) -> [UInt8] {
         Blake2bMAC.mac(key: headerMACKey, message: header.encodedWithoutMAC())
@@ -88,13 +99,7 @@ package enum KeySlots {
             isRecovery: isRecovery
         )
         let kek = try deriveKEK(passphrase: passphrase, kdf: kdf, salt: salt)
-        let aead = try! AEAD(.xchacha20poly1305)
-        let wrapped = aead.seal(
-            key: kek,
-            nonce: nonce,
-            associatedData: slot.wrapAssociatedData(archiveID: archiveID),
-            plaintext: master.key
-        )
+        let wrapped = master.wrapped(for: slot, kek: kek, nonce: nonce, archiveID: archiveID)
         slot.body = .password(kdf: kdf, salt: salt, nonce: nonce, wrappedKey: wrapped)
         return slot
     }

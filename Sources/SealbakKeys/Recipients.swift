@@ -98,13 +98,7 @@ package enum Recipients {
             label: label,
             body: .x25519(recipient: recipient, ephemeral: ephemeral, nonce: nonce, wrappedKey: [])
         )
-        let aead = try! AEAD(.xchacha20poly1305)
-        let wrapped = aead.seal(
-            key: kek,
-            nonce: nonce,
-            associatedData: slot.wrapAssociatedData(archiveID: archiveID),
-            plaintext: master.key
-        )
+        let wrapped = master.wrapped(for: slot, kek: kek, nonce: nonce, archiveID: archiveID)
         slot.body = .x25519(recipient: recipient, ephemeral: ephemeral, nonce: nonce, wrappedKey: wrapped)
         return slot
     }
