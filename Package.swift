@@ -78,7 +78,8 @@ let package = Package(
         .target(
             name: "SealbakArchive",
             dependencies: [
-                "SealbakFormat", "SealbakCrypto", "SealbakCompression", "SealbakIO", "SealbakKeys", "CSealbakShims",
+                "SealbakFormat", "SealbakCrypto", "SealbakCompression", "SealbakIO", "SealbakKeys", "SealbakSync",
+                "CSealbakShims",
             ],
             swiftSettings: strict
         ),

@@ -31,6 +31,27 @@ package final class ArchiveReader {
     /// Known once `loadIndex()` ran or a sequential pass reached the trailer.
     package private(set) var trailer: Trailer?
     private var manifestLength: UInt64 = 0
+    /// A chained archive's index stream (Spec §14.3), known once a sequential pass read it or `loadChunkIndex()` ran.
+    package private(set) var chunkIndex: ChunkIndex?
+    /// Whether the archive declares feature bit 1 (Spec §14).
+    package var isChained: Bool { header.features.contains(.chained) }
+    /// The opened chain of a chained archive (`attachChain`).
+    package private(set) var chain: ChainResolver?
+
+    /// Opens this archive's chain (every base down to the root, checked, Spec §14.5), so that `readAll` and
+    /// `readEntry` can resolve references. A chain root needs no other archive.
+    ///
+    /// - Parameter open: opens a base found in `catalog` (typically with the same secret as this archive).
+    @discardableResult
+    package func attachChain(
+        catalog: ChainCatalog?,
+        open: (String, InputFile) throws -> ArchiveReader
+    ) throws -> ChainResolver {
+        if let chain { return chain }
+        let r = try ChainResolver(head: self, catalog: catalog, open: open)
+        chain = r
+        return r
+    }
     /// Absolute offset of the body (first byte after the header); trailer and footer offsets count from here.
     private var bodyStart: UInt64 { UInt64(header.byteCount) }
 
@@ -95,6 +116,34 @@ package final class ArchiveReader {
     /// footer against what was read and that nothing follows. Returns the verified trailer.
     @discardableResult
     package func readAll(into sink: any EntrySink) throws -> Trailer {
+        // Content that nobody wants needs no chain (a listing read from a pipe).
+        guard isChained, chain != nil || manifest.entries.indices.contains(where: sink.wants) else {
+            return try readAllStreams(into: sink)
+        }
+        let chained = ChainedEntrySink(sink, resolver: try resolver())
+        let trailer = try readAllStreams(into: chained)
+        try chained.checkAll()
+        return trailer
+    }
+
+    /// Verifies this archive as a file (Spec §9.2): every frame of every stream, the index stream, trailer and footer,
+    /// without resolving references (`verify --chain` does this for each base).
+    package func verifyStored() throws {
+        try readAllStreams(into: DiscardSink())
+    }
+
+    /// The chain this archive's references are read from (Spec §14.5); set by `attachChain`.
+    private func resolver() throws -> ChainResolver {
+        guard let chain else {
+            throw SealbakError(
+                .chain,
+                "\(name) is an incremental archive: reading it needs its chain (the archives it builds on); name the folder or s3:// prefix that holds them with --chain-from"
+            )
+        }
+        return chain
+    }
+
+    private func readAllStreams(into sink: any EntrySink) throws -> Trailer {
         struct Observed {
             var offset: UInt64
             var length: UInt64
@@ -172,6 +221,10 @@ package final class ArchiveReader {
             observed[i].sha256 = r.1
         }
 
+        if isChained {
+            let bytes = try readSmallStream(streamID: FormatV1.indexStreamID, context: "the index stream", cap: FormatV1.maxIndexPlaintext, errorClass: .payload)
+            chunkIndex = try parseChunkIndex(bytes)
+        }
         let trailerOffset = input.position - bodyStart
         let trailer = try readTrailerSequential()
         let trailerLength = input.position - bodyStart - trailerOffset
@@ -300,20 +353,44 @@ package final class ArchiveReader {
     }
 
     private func readTrailerSequential() throws -> Trailer {
+        try parseTrailer(
+            readSmallStream(
+                streamID: FormatV1.trailerStreamID,
+                context: "the trailer",
+                cap: FormatV1.maxTrailerByteCount,
+                errorClass: .trailer
+            )
+        )
+    }
+
+    /// Reads a whole stream from the sequential position, failing as soon as its plaintext exceeds `cap`.
+    private func readSmallStream(
+        streamID: UInt32,
+        context: String,
+        cap: UInt64,
+        errorClass: FormatError.Class
+    ) throws -> [UInt8] {
         var bytes: [UInt8] = []
-        let cap = FormatV1.maxTrailerByteCount
         let name = self.name
-        try readStreamSequential(streamID: FormatV1.trailerStreamID, context: "the trailer") { raw, _ in
+        try readStreamSequential(streamID: streamID, context: context) { raw, _ in
             if UInt64(bytes.count + raw.count) > cap {
-                throw SealbakError.format(FormatError(.trailer, "trailer exceeds its size limit"), archive: name)
+                throw SealbakError.format(FormatError(errorClass, "\(context) exceeds its size limit"), archive: name)
             }
             bytes.append(contentsOf: raw)
         }
-        return try parseTrailer(bytes)
+        return bytes
+    }
+
+    private func parseChunkIndex(_ bytes: [UInt8]) throws -> ChunkIndex {
+        do throws(FormatError) {
+            return try ChunkIndex.parse(bytes, expectedEntryCount: manifest.entries.count)
+        } catch {
+            throw SealbakError.format(error.inPlaintext("index stream"), archive: name, context: "the index stream")
+        }
     }
 
     private func parseTrailer(_ bytes: [UInt8]) throws -> Trailer {
-        do throws(FormatError) { return try Trailer.parse(bytes, frameSize: codec.frameSize) } catch {
+        do throws(FormatError) { return try Trailer.parse(bytes, frameSize: codec.frameSize, chained: isChained) } catch {
             throw SealbakError.format(error.inPlaintext("trailer"), archive: name, context: "the trailer")
         }
     }
@@ -447,8 +524,16 @@ package final class ArchiveReader {
         }
     }
 
-    /// Extracts one entry through the index (seekable input), verifying size and SHA-256 against the trailer.
+    /// Extracts one entry through the index (seekable input), verifying size and SHA-256 against the trailer (in a
+    /// chained archive, also the content's against the index stream).
     package func readEntry(_ index: Int, into sink: any EntrySink) throws {
+        guard isChained else { return try readEntryStream(index, into: sink) }
+        let resolver = try resolver()
+        try loadChunkIndex()
+        try readEntryStream(index, into: ChainedEntrySink(sink, resolver: resolver))
+    }
+
+    private func readEntryStream(_ index: Int, into sink: any EntrySink) throws {
         let t = try loadIndex()
         let e = t.entries[index]
         let context = entryContext(index)
@@ -508,5 +593,221 @@ package final class ArchiveReader {
         let sha = state.hasher!.finalize()
         try checkAgainstTrailer(index, size: state.size, sha256: sha)
         try sink.end(index, size: state.size, sha256: sha)
+    }
+}
+
+// MARK: Chained archives (Spec §14)
+
+extension ArchiveReader {
+    /// Reads the index stream of a chained archive through the trailer (seekable input): it occupies the body offsets
+    /// from the end of the last entry stream to the trailer (Spec §14.3).
+    @discardableResult
+    package func loadChunkIndex() throws -> ChunkIndex {
+        if let chunkIndex { return chunkIndex }
+        guard isChained else {
+            throw SealbakError(.internalError, "\(name) is not a chained archive; it has no index stream")
+        }
+        let t = try loadIndex()
+        let start = t.streamsEnd
+        let extent = FrameWalker.Extent.range(offset: bodyStart + start, length: t.trailerOffset - start)
+        input.willRead(bodyStart + start..<bodyStart + t.trailerOffset)
+        var bytes: [UInt8] = []
+        let key = master.streamKey(FormatV1.indexStreamID)
+        let name = self.name
+        try decompressors.with { d in
+            try walker.walk(extent, context: "the index stream") { frame in
+                do throws(FormatError) {
+                    bytes += try codec.open(
+                        key: key,
+                        streamID: FormatV1.indexStreamID,
+                        frameIndex: frame.index,
+                        isLast: frame.isLast,
+                        ciphertext: frame.ciphertext,
+                        decompressor: d
+                    )
+                } catch {
+                    throw SealbakError.format(
+                        FormatError(error.errorClass, error.message, offset: frame.offset),
+                        archive: name,
+                        context: "the index stream"
+                    )
+                }
+                if UInt64(bytes.count) > FormatV1.maxIndexPlaintext {
+                    throw SealbakError.format(
+                        FormatError(.payload, "the index stream exceeds its size limit", offset: frame.offset),
+                        archive: name
+                    )
+                }
+            }
+        }
+        let index = try parseChunkIndex(bytes)
+        chunkIndex = index
+        return index
+    }
+
+    /// SHA-256 of the trailer stream as stored (frame headers and ciphertexts): what the base record of an archive
+    /// built on this one names (Spec §14.1). Needs seekable input; the trailer is authenticated first.
+    package func storedTrailerSHA256() throws -> [UInt8] {
+        let t = try loadIndex()
+        guard let size = input.size else {
+            throw SealbakError(.usage, "\(name) is not seekable; a chain's base must be a file or an object")
+        }
+        let start = bodyStart + t.trailerOffset
+        let end = size - UInt64(FormatV1.footerByteCount)
+        let hasher = SHA256Hasher()
+        var at = start
+        while at < end {
+            let n = Int(min(UInt64(1 << 20), end - at))
+            let bytes = try input.read(at: at, count: n)
+            if bytes.count < n {
+                throw SealbakError.format(FormatError(.truncated, "archive ends inside its trailer", offset: at), archive: name)
+            }
+            hasher.update(bytes)
+            at += UInt64(n)
+        }
+        return hasher.finalize()
+    }
+
+    /// A reader of byte ranges of one entry stream's stored plaintext (Spec §14.2: what a reference names).
+    package func streamCursor(entry: Int) throws -> StreamCursor {
+        let t = try loadIndex()
+        return StreamCursor(reader: self, entry: entry, extent: t.entries[entry])
+    }
+
+    /// Decrypts frame `index` of entry stream `entry`, whose header is at absolute offset `at`.
+    fileprivate func openFrame(entry: Int, index: UInt64, at: UInt64, end: UInt64) throws -> (raw: [UInt8], next: UInt64, isLast: Bool) {
+        let context = entryContext(entry)
+        let fh = try frameHeader(at: at, end: end, context: context)
+        let start = at + UInt64(FormatV1.frameHeaderByteCount)
+        let ciphertext = try input.read(at: start, count: fh.ciphertextLength)
+        if ciphertext.count < fh.ciphertextLength {
+            throw SealbakError.format(FormatError(.truncated, "archive ends inside frame \(index)", offset: start), archive: name, context: context)
+        }
+        let key = master.streamKey(UInt32(entry))
+        do throws(FormatError) {
+            let raw = try decompressors.with { d throws(FormatError) in
+                try codec.open(
+                    key: key,
+                    streamID: UInt32(entry),
+                    frameIndex: index,
+                    isLast: fh.isLast,
+                    ciphertext: ciphertext,
+                    decompressor: d
+                )
+            }
+            return (raw, start + UInt64(fh.ciphertextLength), fh.isLast)
+        } catch {
+            throw SealbakError.format(FormatError(error.errorClass, error.message, offset: at), archive: name, context: context)
+        }
+    }
+
+    /// Reads and checks the frame header at `at` inside an extent ending at `end`; returns it.
+    fileprivate func frameHeader(at: UInt64, end: UInt64, context: String) throws -> FrameHeader {
+        let n = FormatV1.frameHeaderByteCount
+        if end < at || end - at < UInt64(n) {
+            throw SealbakError.format(FormatError(.trailer, "stream ends before its last frame", offset: at), archive: name, context: context)
+        }
+        let bytes = try input.read(at: at, count: n)
+        if bytes.count < n {
+            throw SealbakError.format(FormatError(.truncated, "archive ends inside a frame header", offset: at), archive: name, context: context)
+        }
+        let fh: FrameHeader
+        do throws(FormatError) { fh = try FrameHeader.parse(bytes.span.bytes, frameSize: codec.frameSize) } catch {
+            throw SealbakError.format(FormatError(error.errorClass, error.message, offset: at), archive: name, context: context)
+        }
+        if end - at - UInt64(n) < UInt64(fh.ciphertextLength) {
+            throw SealbakError.format(FormatError(.trailer, "frame runs past the end of its stream", offset: at), archive: name, context: context)
+        }
+        return fh
+    }
+
+    package var frameSize: Int { codec.frameSize }
+    package var archiveName: String { name }
+}
+
+/// Reads ranges of one entry stream's stored plaintext through the trailer, front to back as references usually
+/// ask (a restore of the newest archive reads its base mostly in order): frames before the wanted one are skipped by
+/// their cleartext headers, the last decrypted frame is kept, and a range before it restarts from the stream's start.
+/// Every byte returned was authenticated (Spec §8.3 step 8).
+package final class StreamCursor {
+    private let reader: ArchiveReader
+    private let entry: Int
+    private let start: UInt64
+    private let end: UInt64
+    /// Absolute offset and index of the next frame header to read.
+    private var position: UInt64
+    private var nextIndex: UInt64 = 0
+    private var cached: (index: UInt64, raw: [UInt8])?
+
+    fileprivate init(reader: ArchiveReader, entry: Int, extent: TrailerEntry) {
+        self.reader = reader
+        self.entry = entry
+        start = UInt64(reader.header.byteCount) + extent.offset
+        end = start + extent.length
+        position = start
+    }
+
+    /// The stored plaintext bytes `offset ..< offset + length` (the caller checked them against the trailer's size).
+    package func read(offset: UInt64, length: Int) throws -> [UInt8] {
+        let frameSize = UInt64(reader.frameSize)
+        var out: [UInt8] = []
+        out.reserveCapacity(length)
+        var at = offset
+        let stop = offset + UInt64(length)
+        while at < stop {
+            let k = at / frameSize
+            let raw = try frame(k)
+            let from = Int(at - k * frameSize)
+            let to = Int(min(stop - k * frameSize, UInt64(raw.count)))
+            if to <= from {
+                throw SealbakError.format(
+                    FormatError(.trailer, "stream ends before byte \(at)"),
+                    archive: reader.archiveName
+                )
+            }
+            out += raw[from..<to]
+            at = k * frameSize + UInt64(to)
+        }
+        return out
+    }
+
+    private func frame(_ k: UInt64) throws -> [UInt8] {
+        if let cached, cached.index == k { return cached.raw }
+        if k < nextIndex {
+            position = start
+            nextIndex = 0
+        }
+        while nextIndex < k {
+            let fh = try reader.frameHeader(at: position, end: end, context: "entry \(entry)")
+            if fh.isLast {
+                throw SealbakError.format(FormatError(.trailer, "stream ends before frame \(k)"), archive: reader.archiveName)
+            }
+            position += UInt64(FormatV1.frameHeaderByteCount + fh.ciphertextLength)
+            nextIndex += 1
+        }
+        let (raw, next, isLast) = try reader.openFrame(entry: entry, index: k, at: position, end: end)
+        if !isLast && raw.count != reader.frameSize || isLast && next != end {
+            throw SealbakError.format(FormatError(.trailer, "entry \(entry) does not fit its extent"), archive: reader.archiveName)
+        }
+        position = next
+        nextIndex = k + 1
+        cached = (k, raw)
+        return raw
+    }
+}
+
+extension ArchiveReader {
+    /// `t` with each entry's size and SHA-256 those of its content: unchanged for a full archive; in a chained one the
+    /// index stream's (Spec §14.3), since the trailer's describe the record streams. What listings, progress totals
+    /// and component checks use.
+    package func contentView(_ t: Trailer) throws -> Trailer {
+        guard isChained else { return t }
+        let index = try chunkIndex ?? loadChunkIndex()
+        var view = t
+        for i in view.entries.indices {
+            view.entries[i].size = index.entries[i].size
+            view.entries[i].sha256 = index.entries[i].sha256
+        }
+        return view
     }
 }

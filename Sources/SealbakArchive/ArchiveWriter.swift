@@ -18,6 +18,8 @@ package struct WriteOptions: Sendable {
     package var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     package var random: any RandomSource = SystemRandom()
     package var createdUnix: UInt64 = UInt64(Date().timeIntervalSince1970)
+    /// A chained archive (Spec §14): entries become records that refer to the chain where it holds a chunk.
+    package var chain: ChainWriteContext?
 
     package init() {}
 
@@ -48,6 +50,11 @@ package struct WriteSummary: Sendable {
     package var plaintextBytes: UInt64
     package var entries: Int
     package var archiveID: [UInt8]
+    /// SHA-256 of the trailer stream as written (what an archive built on this one names, Spec §14.1).
+    package var trailerSHA256: [UInt8]
+    /// Chained archives: content bytes written as references into the chain, and as literals.
+    package var referencedBytes: UInt64 = 0
+    package var literalBytes: UInt64 = 0
 }
 
 /// Writes an archive front to back without ever seeking (Spec §1): header, manifest stream, one stream per
@@ -69,6 +76,10 @@ package final class ArchiveWriter {
     private var streamLengths: [UInt64]
     private var written: UInt64 = 0
     private var results: [(size: UInt64, sha256: [UInt8])] = []
+    /// Chained archives: each entry's content size and SHA-256, and every chunk with its place (Spec §14.3).
+    private var contentResults: [(size: UInt64, sha256: [UInt8])] = []
+    private var chunks: [(id: [UInt8], location: ChunkLocation)] = []
+    private var referencedBytes: UInt64 = 0
     private var finished = false
 
     /// Writes the header and the manifest.
@@ -101,6 +112,11 @@ package final class ArchiveWriter {
         }
         self.sink = sink
         self.options = options
+        var manifest = manifest
+        if let chain = options.chain {
+            manifest.metadata[ChainMetadata.chunkKeyName] = ChainMetadata.hex(chain.chunkKey)
+            manifest.metadata[ChainMetadata.chunkerName] = chain.parameters.text
+        }
         self.manifest = manifest
         let archiveID = options.random.bytes(FormatV1.archiveIDByteCount)
         master = MasterKey.generate(random: options.random)
@@ -113,6 +129,7 @@ package final class ArchiveWriter {
                 features.insert(.shuffle)
             }
         }
+        if options.chain != nil { features.insert(.chained) }
         self.entryCompression = entryCompression
         codec = try FrameCodec(
             suite: options.suite,
@@ -154,14 +171,16 @@ package final class ArchiveWriter {
             frameSizeLog2: options.frameSizeLog2,
             archiveID: archiveID,
             createdUnix: options.createdUnix,
-            slots: slots
+            slots: slots,
+            base: options.chain?.base
         )
         header.mac = master.mac(for: header)
         do throws(FormatError) { try header.validate() } catch {
             throw SealbakError(.usage, "cannot write this header: \(error.message)")
         }
         self.header = header
-        streamLengths = [UInt64](repeating: 0, count: manifest.entries.count + 1)
+        // Slot n + 1 is a chained archive's index stream.
+        streamLengths = [UInt64](repeating: 0, count: manifest.entries.count + 2)
         pipeline = OrderedPipeline(workers: options.threads, maxInFlight: options.maxInFlight) { _ in }
         let bytes = header.encoded()
         try bytes.withUnsafeBytes { try sink($0) }
@@ -197,12 +216,27 @@ package final class ArchiveWriter {
             throw SealbakError(.internalError, "more entries written than the manifest lists")
         }
         let entry = manifest.entries[index]
+        if let chain = options.chain, entry.kind == .file || entry.kind == .stream {
+            let producer = RecordProducer(source: read, context: chain, archiveID: header.archiveID, entry: UInt32(index))
+            let r = try writeStream(
+                slot: index + 1,
+                streamID: UInt32(index),
+                compression: entryCompression[index],
+                read: { try producer.read(into: $0) }
+            )
+            results.append(r)
+            contentResults.append((producer.contentSize, producer.contentSHA256))
+            chunks += producer.chunks
+            referencedBytes += producer.referencedBytes
+            return
+        }
         let r = try writeStream(
             slot: index + 1,
             streamID: UInt32(index),
             compression: entryCompression[index],
             read: read
         )
+        contentResults.append(r)
         if (entry.kind == .directory || entry.kind == .symlink) && r.size != 0 {
             throw SealbakError(.internalError, "\(entry.kind.name) \(displayName(entry.name)) cannot carry data")
         }
@@ -218,8 +252,22 @@ package final class ArchiveWriter {
                 "only \(results.count) of \(manifest.entries.count) entries were written"
             )
         }
+        var indexLength: UInt64 = 0
+        if options.chain != nil {
+            var bytes = ChunkIndex(entries: contentResults.map { LogicalEntry(size: $0.size, sha256: $0.sha256) }, chunks: chunks).encoded()
+            chunks = []
+            var offset = 0
+            _ = try writeStream(slot: manifest.entries.count + 1, streamID: FormatV1.indexStreamID, compression: options.compression) { buf in
+                let n = min(buf.count, bytes.count - offset)
+                bytes.withUnsafeBytes { buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n])) }
+                offset += n
+                return n
+            }
+            bytes = []
+        }
         try pipeline.finish()
         finished = true
+        if options.chain != nil { indexLength = streamLengths[manifest.entries.count + 1] }
         // Offsets are body offsets (Spec §8.1): the manifest starts at 0, right after the header.
         var cursor = streamLengths[0]
         var entries: [TrailerEntry] = []
@@ -227,6 +275,7 @@ package final class ArchiveWriter {
             entries.append(TrailerEntry(size: r.size, offset: cursor, length: streamLengths[i + 1], sha256: r.sha256))
             cursor += streamLengths[i + 1]
         }
+        cursor += indexLength
         precondition(cursor + UInt64(header.byteCount) == written)
         let trailer = Trailer(
             archiveID: header.archiveID,
@@ -235,17 +284,26 @@ package final class ArchiveWriter {
             trailerOffset: cursor
         )
         let key = master.streamKey(FormatV1.trailerStreamID)
+        let trailerHash = SHA256Hasher()
+        var previous: [UInt8]?
         let trailerLength = try compressors.with { compressor in
             try codec.sealTrailer(trailer, key: key, compression: options.compression, compressor: compressor) {
                 bytes in
+                // Every write but the last (the footer) is a frame of the trailer stream (Spec §14.1).
+                if let previous { trailerHash.update(previous) }
+                previous = bytes
                 try bytes.withUnsafeBytes { try sink($0) }
             }
         }
+        let content = contentResults.reduce(0) { $0 + $1.size }
         return WriteSummary(
             archiveBytes: UInt64(header.byteCount) + cursor + trailerLength + UInt64(FormatV1.footerByteCount),
-            plaintextBytes: results.reduce(0) { $0 + $1.size },
+            plaintextBytes: content,
             entries: results.count,
-            archiveID: header.archiveID
+            archiveID: header.archiveID,
+            trailerSHA256: trailerHash.finalize(),
+            referencedBytes: referencedBytes,
+            literalBytes: content - referencedBytes
         )
     }
 

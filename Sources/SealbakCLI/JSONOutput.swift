@@ -1,3 +1,4 @@
+import SealbakArchive
 import Foundation
 import SealbakComponents
 import SealbakFormat
@@ -68,7 +69,11 @@ enum JSONOutput {
     /// joined first) nested, everything else as the string it is.
     static func metadata(_ m: Metadata) -> [String: Any] {
         var out: [String: Any] = [:]
-        var pairs = Dictionary(m.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        // A chained archive's chunk key is never shown (Spec §14.4).
+        var pairs = Dictionary(
+            m.filter { !ChainMetadata.isHidden($0.key) }.map { ($0.key, $0.value) },
+            uniquingKeysWith: { a, _ in a }
+        )
         // Split facts: `X.facts`, `X.facts.2`, … are one JSON text.
         for key in pairs.keys.filter({ $0.hasSuffix(".facts") }) {
             var text = pairs[key]!

@@ -26,9 +26,17 @@ struct List: ParsableCommand {
 
     func run() throws {
         try reportingErrors(json: output.json ? "list" : nil) {
-            let reader = try openArchive(archive, in: reading.locations, password: password, reading: reading)
+            let reader = try openArchive(
+                archive,
+                in: reading.locations,
+                password: password,
+                reading: reading,
+                chain: false
+            )
             let tap = OutcomeTap(DiscardSink(selected: []), manifest: reader.manifest)
-            let trailer = reader.input.isSeekable ? try reader.loadIndex() : try reader.readAll(into: tap)
+            let trailer = try reader.contentView(
+                reader.input.isSeekable ? try reader.loadIndex() : try reader.readAll(into: tap)
+            )
             let outcome = reader.input.isSeekable ? try OutcomeTap.read(reader) : try tap.outcome()
             let app = [ComponentKeys.appName, ComponentKeys.appVersion, ComponentKeys.appDescription].compactMap {
                 reader.manifest.metadata[$0]
@@ -242,6 +250,13 @@ struct Inspect: ParsableCommand {
             print("cipher:      \(h.cipherSuite.name)")
             print("frame size:  \(formatBytes(UInt64(h.frameSize)))")
             print("header:      \(h.byteCount) bytes (authenticated only once a password opens a slot)")
+            if let b = h.base {
+                print(
+                    b.isRoot
+                        ? "chain:       root of a chain (a full archive incremental ones can build on)"
+                        : "chain:       incremental, archive \(b.depth + 1) of its chain; base \(hex(b.archiveID)) (its trailer's SHA-256 \(hex(b.trailerSHA256)))"
+                )
+            }
             print("key slots:   \(h.slots.count)")
             for s in h.slots { print("  " + describeSlot(s)) }
         }
@@ -255,6 +270,12 @@ func archiveJSON(_ path: String, header h: ArchiveHeader, manifest: Manifest?) -
         "cipher": h.cipherSuite.name,
         "frame_size": Int(h.frameSize), "format_version": Int(h.version), "features": h.features.names,
     ]
+    if let b = h.base {
+        d["chain"] =
+            b.isRoot
+            ? ["depth": 0, "base": NSNull()] as [String: Any]
+            : ["depth": Int(b.depth), "base": hex(b.archiveID), "base_trailer_sha256": hex(b.trailerSHA256)]
+    }
     if let manifest {
         d["metadata"] = JSONOutput.metadata(manifest.metadata)
         var app: [String: Any] = [:]

@@ -52,6 +52,21 @@ struct Pack: ParsableCommand {
     @Flag(name: .long, help: "Replace OUT if it exists.")
     var force = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Pack incrementally: store only what PREVIOUS (a file or s3:// object of the same chain) and its bases do not hold, and refer to the rest (Spec §14). PREVIOUS opens with the same password (or --identity).",
+            valueName: "PREVIOUS"
+        )
+    )
+    var base: String?
+
+    @Flag(
+        name: .long,
+        help: "Start a chain: a full archive that later `pack --base` runs can build on (implied by --base)."
+    )
+    var chained = false
+
     @Flag(name: [.short, .long], help: "No progress or summary on stderr.")
     var quiet = false
 
@@ -190,9 +205,11 @@ struct Pack: ParsableCommand {
                     "--json prints on standard output, where pack - writes the archive; give the archive a file name"
                 )
             }
-            try password.refuseIdentity(
-                "an identity opens archives; to pack for its owner, give its public key with --recipient"
-            )
+            if base == nil {
+                try password.refuseIdentity(
+                    "an identity opens archives (with --base, the previous archive); to pack for its owner, give its public key with --recipient"
+                )
+            }
             if output == "-" && isatty(1) == 1 {
                 throw SealbakError(
                     .usage,
@@ -254,7 +271,7 @@ struct Pack: ParsableCommand {
         log: EngineLog,
         storage: S3Connection? = nil
     ) throws -> (WriteSummary, CaptureOutcome, Manifest) {
-        let (options, fs) = try writeOptions(bp)
+        var (options, fs) = try writeOptions(bp)
         if options.suite == .aes256gcm {
             _ = try FrameCodec(
                 suite: .aes256gcm,
@@ -296,11 +313,28 @@ struct Pack: ParsableCommand {
         // Refuse an existing target before asking for a password.
         let storage = try storage ?? s3.connection(for: output, upload: s3Upload, plan: bp?.s3 ?? [:], quiet: quiet)
         let out = try storage.locations.output(output, overwrite: force)
+        // An incremental pack opens its base first (with the password the new archive gets, or an identity).
+        var basePassphrase: Passphrase?
+        if let base {
+            do {
+                let reader = try password.withSecret(limits: KDFLimits.default) { secret in
+                    if case .password(let p) = secret { basePassphrase = p }
+                    return try ArchiveReader(input: try storage.locations.input(base), secret: secret)
+                }
+                options.chain = try ChainWriteContext.continuing(from: reader)
+            } catch {
+                out.abandon()
+                throw error
+            }
+        } else if chained {
+            options.chain = .root(random: options.random)
+        }
         var progress: Progress?
         defer { progress?.finish() }
         let (summary, outcome) = try job.run(
             to: out,
             passwords: {
+                if let basePassphrase { return [PasswordSlotSpec(passphrase: basePassphrase, label: label)] }
                 guard recipients.isEmpty || password.explicitPassword else { return [] }
                 return [
                     PasswordSlotSpec(

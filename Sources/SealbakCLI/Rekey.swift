@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SealbakArchive
 import SealbakFormat
 import SealbakIO
@@ -75,6 +76,10 @@ struct RekeyCommand: ParsableCommand {
             } else {
                 new = try newPassword.read()
             }
+            if try ArchiveReader.readHeader(try locations.input(archive)).base != nil {
+                try rekeyChained(current: current, new: new, out: out, locations: locations, lock: lock)
+                return
+            }
             do {
                 let summary = try Rekey.run(
                     path: archive,
@@ -122,6 +127,56 @@ struct RekeyCommand: ParsableCommand {
                 out.abandon()
                 throw error
             }
+        }
+    }
+
+    /// An incremental archive is re-encrypted by writing its content, read through its chain, as one full archive
+    /// (Spec §14.8): its chunks live in other files under other keys, which rotation must not depend on.
+    private func rekeyChained(
+        current: ArchiveSecret,
+        new: Passphrase?,
+        out: any ArchiveOutput,
+        locations: ArchiveLocations,
+        lock: KeyChangeLock?
+    ) throws {
+        do {
+            let reader = try ArchiveReader(input: try locations.input(archive), secret: current, options: reading.readOptions)
+            try reader.attachChain(catalog: chainCatalog(for: archive, chain: reading.chainFrom, reading: reading)) {
+                _, input in try ArchiveReader(input: input, secret: current, options: reading.readOptions)
+            }
+            var options = WriteOptions()
+            if let k = kdf.explicit { options.kdf = k }
+            if let threads = reading.threads { options.threads = max(1, threads) }
+            let summary = try Consolidate.copy(
+                from: reader,
+                passwords: new.map { [PasswordSlotSpec(passphrase: $0)] } ?? [],
+                recipients: recipientKeys(reader.header),
+                options: options,
+                sink: { try out.write($0) }
+            )
+            let check = try ArchiveReader(
+                input: try out.readBack(),
+                secret: new.map { .password($0) } ?? current,
+                options: reading.readOptions
+            )
+            try check.readAll(into: DiscardSink())
+            if output == nil { try lock?.checkUnchanged(header: reader.header) }
+            try out.commit()
+            if report.json {
+                JSONOutput.emit(
+                    "rekey",
+                    [
+                        "archive": archive, "output": output ?? archive, "id": hex(summary.archiveID),
+                        "frames": NSNull(), "dropped_slots": [] as [Any], "consolidated": true,
+                    ]
+                )
+            }
+            printError(
+                "sealbak: rekeyed incremental \(archive) -> \(output ?? archive): its content, read through its chain of \(reader.chain?.bases.count ?? 0) base archive(s), is now one full archive with the new archive id \(hex(summary.archiveID)), verified; the chain's other archives keep their keys"
+            )
+        } catch {
+            out.abandon()
+            throw error
         }
     }
 }

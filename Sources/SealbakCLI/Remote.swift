@@ -515,7 +515,8 @@ struct Prune: ParsableCommand {
             policy.within = keepWithin.flatMap(RetentionDuration.init)
             let byName = Dictionary(archives.map { ($0.location, $0) }, uniquingKeysWith: { a, _ in a })
             let decisions = policy.apply(
-                archives.map { RetentionPolicy.Candidate(name: $0.location, time: $0.time!.unix) }
+                archives.map { RetentionPolicy.Candidate(name: $0.location, time: $0.time!.unix) },
+                bases: Catalog.bases(archives)
             )
             for d in decisions {
                 let item = byName[d.candidate.name]!

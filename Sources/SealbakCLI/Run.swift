@@ -89,7 +89,7 @@ struct RunCommand: ParsableCommand {
             }
             log.info("run of \(bp.operations.planName) (\(plan)) started")
             let (record, code) = job.perform(
-                pack: { location in
+                pack: { location, chain in
                     // The archive password: --password-file/--password-fd, SEALBAK_PASSWORD, else the plan's password-file
                     // (an identity only opens archives; with pack.recipients alone no password is needed).
                     var args = [location, "--plan", plan, "--quiet"]
@@ -97,6 +97,11 @@ struct RunCommand: ParsableCommand {
                         args += ["--password-file", f]
                     }
                     if let fd = password.passwordFd { args += ["--password-fd", String(fd)] }
+                    switch chain {
+                    case .full: break
+                    case .root: args.append("--chained")
+                    case .base(let b): args += ["--base", b]
+                    }
                     let pack = try Pack.parse(args)
                     let (summary, outcome, manifest) = try pack.perform(bp, log: log.engine, storage: storage)
                     var result = RunPackResult(

@@ -22,6 +22,7 @@ struct Sealbak: ParsableCommand {
             Pack.self, Unpack.self, Cat.self, Restore.self, List.self, Verify.self, Inspect.self, Key.self,
             RekeyCommand.self, Keygen.self, Ls.self, Prune.self,
             RunCommand.self, HistoryCommand.self, StatusCommand.self, DrillCommand.self, Schedule.self,
+            ConsolidateCommand.self,
         ]
     )
 

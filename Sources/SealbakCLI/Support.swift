@@ -6,6 +6,7 @@ import SealbakCompression
 import SealbakFormat
 import SealbakIO
 import SealbakKeys
+import SealbakS3
 import SealbakSync
 
 #if canImport(Glibc)
@@ -198,6 +199,15 @@ struct ReadingOptions: ParsableArguments {
     @Option(name: .long, help: "Worker threads (default: all cores).")
     var threads: Int?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Where an incremental archive's chain (the archives it builds on) is: a folder or s3:// prefix (default: the archive's own).",
+            valueName: "LOCATION"
+        )
+    )
+    var chainFrom: String?
+
     /// Where this command's archive names are: local files, and `s3://` objects through these options' storage.
     var locations: ArchiveLocations { s3.connection().locations }
 
@@ -210,16 +220,56 @@ struct ReadingOptions: ParsableArguments {
 }
 
 /// Opens the archive `path` (in `locations`) with a password from the user's chosen source (asked again on a
-/// terminal when wrong).
+/// terminal when wrong), and the chain of an incremental archive unless `chain` is false.
 func openArchive(
     _ path: String,
     in locations: ArchiveLocations,
     password: PasswordOptions,
-    reading: ReadingOptions
+    reading: ReadingOptions,
+    chain: Bool = true
 ) throws -> ArchiveReader {
     try password.withSecret(limits: reading.readOptions.limits, retry: path != "-") { secret in
-        try ArchiveReader(input: try locations.input(path), secret: secret, options: reading.readOptions)
+        let reader = try ArchiveReader(input: try locations.input(path), secret: secret, options: reading.readOptions)
+        // A chained archive reads its content through its chain (Spec §14.5): opened now, so that a missing or wrong
+        // base fails before anything is written. Listing needs no content.
+        if reader.isChained && chain {
+            try reader.attachChain(catalog: chainCatalog(for: path, chain: reading.chainFrom, reading: reading)) {
+                name, input in
+                do {
+                    return try ArchiveReader(input: input, secret: secret, options: reading.readOptions)
+                } catch let e as SealbakError {
+                    throw SealbakError(e.code, "base of \(path) in the chain: \(e.message)", formatClass: e.formatClass)
+                }
+            }
+        }
+        return reader
     }
+}
+
+/// Where the chain of the incremental archive `path` is looked for: `--chain-from`, else the folder or prefix that holds
+/// the archive (nothing for standard input).
+func chainCatalog(for path: String, chain: String?, reading: ReadingOptions) -> ChainCatalog? {
+    let location: String
+    if let chain {
+        location = chain
+    } else if path == "-" {
+        return nil
+    } else if ArchiveLocations.isRemote(path) {
+        location = String(path[...path.lastIndex(of: "/")!])
+    } else {
+        let dir = (path as NSString).deletingLastPathComponent
+        location = dir.isEmpty ? "." : dir
+    }
+    let connection = reading.s3.connection()
+    return ChainCatalog(
+        location: location,
+        list: {
+            try Catalog.list(location, client: try connection.client(for: location)).compactMap { item in
+                item.header.map { (item.location, $0.archiveID) }
+            }
+        },
+        open: { name in try connection.locations.input(name) }
+    )
 }
 
 /// A single-line progress display on stderr, only when stderr is a terminal: bytes (of the total when known), a bar

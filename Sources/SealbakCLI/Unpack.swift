@@ -89,7 +89,7 @@ struct Unpack: ParsableCommand {
             let extractor = try Extractor(root: to, manifest: reader.manifest, selected: selected, force: force)
             let total =
                 reader.input.isSeekable
-                ? (try? reader.loadIndex()).map { t in selected.reduce(UInt64(0)) { $0 + t.entries[$1].size } } : nil
+                ? (try? reader.contentView(reader.loadIndex())).map { t in selected.reduce(UInt64(0)) { $0 + t.entries[$1].size } } : nil
             let started = Date()
             let progress = Progress(label: "unpacking", total: total, quiet: quiet, json: output.named("unpack"))
             let tap = ProgressTap(extractor, manifest: reader.manifest, progress: progress)
@@ -178,6 +178,12 @@ struct Verify: ParsableCommand {
     )
     var notVerifiedSince: String?
 
+    @Flag(
+        name: .long,
+        help: "An incremental archive: also verify every archive of its chain completely, each as a file (not only the ranges this one refers to)."
+    )
+    var chain = false
+
     @OptionGroup(title: "Output") var output: OutputOptions
     @OptionGroup(title: "Passwords") var password: PasswordOptions
     @OptionGroup var reading: ReadingOptions
@@ -206,7 +212,8 @@ struct Verify: ParsableCommand {
                 password: secret,
                 reading: reading,
                 quiet: quiet,
-                output: output.named("verify")
+                output: output.named("verify"),
+                wholeChain: chain
             )
             if output.json { JSONOutput.emit("verify", result.json) }
             if let bp { try? record(bp, archive, nil) }
@@ -344,13 +351,15 @@ func verifyArchive(
     password: PasswordOptions,
     reading: ReadingOptions,
     quiet: Bool,
-    output: OutputOptions? = nil
+    output: OutputOptions? = nil,
+    wholeChain: Bool = false
 ) throws -> VerifyResult {
     let reader = try openArchive(archive, in: locations, password: password, reading: reading)
     let sink = DiscardSink()
     sink.captureHeads = ComponentVerifier.headsNeeded(reader.manifest)
     let total =
-        reader.input.isSeekable ? (try? reader.loadIndex()).map { $0.entries.reduce(UInt64(0)) { $0 + $1.size } } : nil
+        reader.input.isSeekable
+        ? (try? reader.contentView(reader.loadIndex())).map { $0.entries.reduce(UInt64(0)) { $0 + $1.size } } : nil
     let started = Date()
     let progress = Progress(label: "verifying", total: total, quiet: quiet, json: output)
     defer { progress.finish() }
@@ -360,7 +369,7 @@ func verifyArchive(
     // Each component's record must agree with the entries (counts, sizes, a dump's magic).
     let results = ComponentVerifier.check(
         reader.manifest,
-        sizes: trailer.entries.map(\.size),
+        sizes: try reader.contentView(trailer).entries.map(\.size),
         heads: sink.heads,
         outcome: try tap.outcome()
     )
@@ -372,6 +381,14 @@ func verifyArchive(
                 + bad.map { "\($0.kind) \(displayName($0.name)): \($0.detail)" }.joined(separator: "; ")
         )
     }
+    // `verify --chain`: every link as a file (Spec §9.2: every frame, trailer and index stream of each base).
+    var links: [[String: Any]] = []
+    if wholeChain, let chain = reader.chain {
+        for (name, base) in chain.bases {
+            try base.verifyStored()
+            links.append(["archive": name, "id": hex(base.header.archiveID), "depth": Int(base.header.base?.depth ?? 0)])
+        }
+    }
     let duration = Date().timeIntervalSince(started)
     if !quiet && output?.json != true {
         let app = [ComponentKeys.appName, ComponentKeys.appVersion, ComponentKeys.appDescription].compactMap {
@@ -382,12 +399,22 @@ func verifyArchive(
             "OK: \(archive == "-" ? "standard input" : archive): \(sink.entries) entries, \(formatBytes(sink.bytes)) verified in \(formatDuration(duration)) (header MAC, every frame tag, SHA-256 of every entry, trailer and footer)"
         )
         for r in results { print("  \(r.kind) \(displayName(r.name)): \(r.complete ? "ok, " : "")\(r.detail)") }
+        if let chain = reader.chain, !chain.bases.isEmpty {
+            print(
+                wholeChain
+                    ? "  chain: \(chain.bases.count) base archive(s) verified completely: \(chain.bases.map(\.name).joined(separator: ", "))"
+                    : "  chain: \(chain.bases.count) base archive(s) checked (trailer hashes), the ranges referred to verified; --chain verifies them completely"
+            )
+        }
     }
     if !quiet, let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") }
     let json: [String: Any] = [
         "archive": archiveJSON(archive, header: reader.header, manifest: reader.manifest), "ok": true,
         "complete": results.allSatisfy(\.complete), "entries": sink.entries, "bytes": sink.bytes,
         "duration_seconds": (duration * 1000).rounded() / 1000,
+        "chain": reader.chain.map { c in
+            ["bases": c.bases.map(\.name), "verified_completely": wholeChain, "links": links] as [String: Any]
+        } ?? NSNull(),
         "components": results.map {
             ["kind": $0.kind, "name": $0.name, "ok": $0.ok, "complete": $0.complete, "detail": $0.detail]
         },

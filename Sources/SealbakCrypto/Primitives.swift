@@ -77,6 +77,18 @@ package enum Blake2bMAC {
         }
         return out
     }
+
+    /// The keyed BLAKE2b-256 of `message` (a chunk identity, Spec §14.4).
+    package static func mac(key: SecureBytes, message: RawSpan) -> [UInt8] {
+        Sodium.ensureInitialised()
+        var out = [UInt8](repeating: 0, count: 32)
+        key.withUnsafeBytes { k in
+            message.withUnsafeBytes { m in
+                _ = crypto_generichash(&out, 32, m.baseAddress, UInt64(m.count), k.baseAddress!, k.count)
+            }
+        }
+        return out
+    }
 }
 
 /// OpenSSL's one-time initialisation (run by its first use) allocates error state owned by the thread that runs

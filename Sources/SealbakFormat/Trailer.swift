@@ -29,6 +29,10 @@ package struct Trailer: Hashable, Sendable {
     /// Body offset of the trailer stream (repeated in the footer).
     package var trailerOffset: UInt64
 
+    /// Body offset right after the last entry stream (after the manifest when there are no entries): where the
+    /// trailer starts, or in a chained archive the index stream (Spec §14.3).
+    package var streamsEnd: UInt64 { entries.last.map { $0.offset + $0.length } ?? manifestLength }
+
     package init(archiveID: [UInt8], manifestLength: UInt64, entries: [TrailerEntry], trailerOffset: UInt64) {
         self.archiveID = archiveID
         self.manifestLength = manifestLength
@@ -54,7 +58,9 @@ package struct Trailer: Hashable, Sendable {
 
     /// Parses the trailer plaintext and checks that the layout it describes is contiguous and plausible
     /// for `frameSize` (Spec §8.2).
-    package static func parse(_ bytes: [UInt8], frameSize: Int) throws(FormatError) -> Trailer {
+    /// - Parameter chained: the archive declares feature bit 1: an index stream lies between the last entry stream
+    ///   and the trailer (Spec §14.3), so the trailer starts at least one frame after the last entry stream.
+    package static func parse(_ bytes: [UInt8], frameSize: Int, chained: Bool = false) throws(FormatError) -> Trailer {
         if UInt64(bytes.count) > FormatV1.maxTrailerByteCount {
             throw FormatError(.trailer, "trailer of \(bytes.count) bytes exceeds its limit")
         }
@@ -117,7 +123,15 @@ package struct Trailer: Hashable, Sendable {
             throw FormatError(.trailer, "end-of-archive record has a bad magic", offset: UInt64(r.offset - 8))
         }
         let trailerOffset = try r.readUInt64("trailer offset")
-        if trailerOffset != cursor {
+        if chained {
+            if trailerOffset < cursor || trailerOffset - cursor < minFrame {
+                throw FormatError(
+                    .trailer,
+                    "trailer offset \(trailerOffset) leaves no index stream after the last entry stream (\(cursor))",
+                    offset: UInt64(r.offset - 8)
+                )
+            }
+        } else if trailerOffset != cursor {
             throw FormatError(
                 .trailer,
                 "trailer offset \(trailerOffset) does not follow the last stream (\(cursor))",

@@ -9,7 +9,7 @@ package struct SealbakError: Error, Sendable, CustomStringConvertible {
         private enum Wrapped: Hashable, Sendable {
             case usage, wrongPassword, wrongIdentity, corrupt, truncated, unsupported, targetExists, io, notFound,
                 internalError, interrupted
-            case unavailable, toolFailed, restoreMismatch, accessDenied
+            case unavailable, toolFailed, restoreMismatch, accessDenied, chain
         }
 
         private let wrapped: Wrapped
@@ -44,6 +44,9 @@ package struct SealbakError: Error, Sendable, CustomStringConvertible {
         /// Object storage refused the credentials or the request: unknown access key, wrong secret, no
         /// permission on the bucket (exit 14).
         package static let accessDenied = Code(.accessDenied)
+        /// An incremental archive's chain does not fit: a base is missing, or is not the archive it was made
+        /// against, or a reference points outside the chain (Spec §14.5, class `chain`; exit 19).
+        package static let chain = Code(.chain)
         /// Interrupted by a signal (exit 130).
         package static let interrupted = Code(.interrupted)
         /// A bug in sealbak (exit 1).
@@ -65,6 +68,7 @@ package struct SealbakError: Error, Sendable, CustomStringConvertible {
             case .toolFailed: 12
             case .restoreMismatch: 13
             case .accessDenied: 14
+            case .chain: 19
             case .interrupted: 130
             }
         }

@@ -24,6 +24,18 @@ package enum Catalog {
         }
     }
 
+    /// For each incremental archive of `items`, the location of the archive it builds on, where that is among them
+    /// (found by the archive id in its cleartext base record, Spec §14.1).
+    package static func bases(_ items: [Item]) -> [String: String] {
+        var byID: [[UInt8]: String] = [:]
+        for i in items { if let h = i.header, byID[h.archiveID] == nil { byID[h.archiveID] = i.location } }
+        var out: [String: String] = [:]
+        for i in items {
+            if let b = i.header?.base, !b.isRoot, let base = byID[b.archiveID] { out[i.location] = base }
+        }
+        return out
+    }
+
     /// Lists `where` (a folder, or `s3://BUCKET/PREFIX` where a prefix ending in `/` is a folder).
     package static func list(_ location: String, client: S3Client?) throws(SealbakError) -> [Item] {
         if ArchiveLocations.isRemote(location) {

@@ -44,7 +44,14 @@ package struct RetentionPolicy: Sendable, Equatable {
 
     /// Decisions newest first. `protect` names archives kept whatever the rules say (name → reason), e.g. the
     /// newest successful run's archive; the newest archive is always kept.
-    package func apply(_ candidates: [Candidate], protect: [String: String] = [:]) -> [Decision] {
+    ///
+    /// `bases` maps an incremental archive to the archive it builds on (Spec §14): every archive a kept one needs,
+    /// down to its chain's root, is kept too, so that no kept archive loses what it refers to.
+    package func apply(
+        _ candidates: [Candidate],
+        protect: [String: String] = [:],
+        bases: [String: String] = [:]
+    ) -> [Decision] {
         let sorted = candidates.sorted { $0.time != $1.time ? $0.time > $1.time : $0.name > $1.name }
         var decisions = sorted.map { Decision(candidate: $0, reasons: []) }
         for i in decisions.indices where i < last { decisions[i].reasons.append("last \(last)") }
@@ -72,6 +79,20 @@ package struct RetentionPolicy: Sendable, Equatable {
             if let why = protect[decisions[i].candidate.name] { decisions[i].reasons.append(why) }
         }
         if !decisions.isEmpty && decisions[0].reasons.isEmpty { decisions[0].reasons.append("the newest archive") }
+        let position = Dictionary(
+            decisions.indices.map { (decisions[$0].candidate.name, $0) },
+            uniquingKeysWith: { a, _ in a }
+        )
+        for i in decisions.indices where decisions[i].keep {
+            var current = decisions[i].candidate.name
+            var steps = 0
+            while let base = bases[current], let j = position[base], steps < 1100 {
+                let why = "base of \((decisions[i].candidate.name as NSString).lastPathComponent)"
+                if !decisions[j].reasons.contains(why) { decisions[j].reasons.append(why) }
+                current = base
+                steps += 1
+            }
+        }
         return decisions
     }
 

@@ -76,8 +76,18 @@ package struct NightlyRun {
     private func clock(_ began: Date) -> Double { now.timeIntervalSince1970 + Date().timeIntervalSince(began) }
 
     /// Runs the job; returns its record (already in the history) and the exit status.
+    /// What a run's archive builds on (`destination.incremental`, Spec §14).
+    package enum ChainChoice: Equatable, Sendable {
+        /// A full archive that is not part of a chain.
+        case full
+        /// A full archive that starts a chain.
+        case root
+        /// An incremental archive on top of this one.
+        case base(String)
+    }
+
     package func perform(
-        pack: (String) throws -> RunPackResult,
+        pack: (String, ChainChoice) throws -> RunPackResult,
         verify: ((String) throws -> Void)?
     ) -> (RunRecord, Int32) {
         let began = Date()
@@ -151,7 +161,13 @@ package struct NightlyRun {
                     )
                 }
             }
-            let result = try pack(location)
+            let chain = try chainChoice(history: history)
+            switch chain {
+            case .full: break
+            case .root: log.info("incremental: this run writes a full archive that starts a chain")
+            case .base(let b): log.info("incremental: this run builds on \(b)")
+            }
+            let result = try pack(location, chain)
             record.archive = location
             record.size = result.size
             record.entries = result.entries
@@ -286,6 +302,27 @@ package struct NightlyRun {
 
     /// Deletes the plan's archives that `policy` does not keep; never the newest archive, never the newest
     /// archive of a successful run, never a file that is not a sealbak archive or not named by this plan.
+    /// With `destination.incremental`: the newest chained archive of this plan that no run recorded as failed,
+    /// unless its chain already holds `full-every` archives (then a new chain starts).
+    private func chainChoice(history: RunHistory) throws -> ChainChoice {
+        guard ops.incremental, let location = ops.location else { return .full }
+        let failed = Set(
+            try history.read().records.filter { $0.status == .failed || $0.status == .interrupted }.compactMap(\.archive)
+        )
+        let candidates = try Catalog.list(location, client: catalogClient).filter {
+            $0.header?.base != nil && ops.matches($0.name) && !failed.contains($0.location) && $0.time != nil
+        }
+        guard let newest = candidates.max(by: { $0.time!.unix < $1.time!.unix }), let depth = newest.header?.base?.depth
+        else { return .root }
+        if Int(depth) + 1 >= ops.fullEvery {
+            log.info(
+                "incremental: \(newest.name) is archive \(depth + 1) of its chain (full-every: \(ops.fullEvery)); starting a new chain"
+            )
+            return .root
+        }
+        return .base(newest.location)
+    }
+
     private func applyRetention(
         _ policy: RetentionPolicy,
         history: RunHistory,
@@ -306,7 +343,8 @@ package struct NightlyRun {
         }
         let decisions = policy.apply(
             items.map { RetentionPolicy.Candidate(name: $0.location, time: $0.time!.unix) },
-            protect: protect
+            protect: protect,
+            bases: Catalog.bases(items)
         )
         var deleted: [String] = []
         for d in decisions where !d.keep {

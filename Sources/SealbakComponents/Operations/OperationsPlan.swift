@@ -24,6 +24,10 @@ package struct Operations: Sendable {
     package var namePattern = "{plan}-{now}.sbk"
     /// `destination.verify`: verify the archive after it was written (needs a way to open it: password-file or identity).
     package var verify = false
+    /// `destination.incremental`: each run builds on the newest archive of the destination (Spec §14).
+    package var incremental = false
+    /// `destination.full-every`: at most this many archives per chain (the root included); then a full one.
+    package var fullEvery = 7
     /// `state-dir`: the history, the lock and the last status; default `.sealbak/<plan name>` beside the plan.
     package var stateDir: String = ""
     /// `password-file`: the archive password for run (pack and verify), verify and drill.
@@ -75,7 +79,17 @@ extension PlanReader {
                 }
                 ops.namePattern = n
             case "verify": ops.verify = try bool(x, "destination.verify")
-            case let other: throw fail(k, "unknown key \"destination.\(other)\" (expected location, name, verify)")
+            case "incremental": ops.incremental = try bool(x, "destination.incremental")
+            case "full-every":
+                guard let n = x.int, n >= 1, n <= 1025 else {
+                    throw fail(x, "destination.full-every must be a whole number of archives from 1 to 1025")
+                }
+                ops.fullEvery = Int(n)
+            case let other:
+                throw fail(
+                    k,
+                    "unknown key \"destination.\(other)\" (expected location, name, verify, incremental, full-every)"
+                )
             }
         }
         guard ops.location != nil else {
