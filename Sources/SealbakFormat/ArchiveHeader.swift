@@ -140,16 +140,18 @@ package struct BaseRecord: Sendable, Hashable {
         let idIsZero = id.allSatisfy { $0 == 0 }
         let hashIsZero = hash.allSatisfy { $0 == 0 }
         if depth == 0 && !(idIsZero && hashIsZero) {
+            let field = idIsZero ? "base trailer hash" : "base archive id"
             throw FormatError(
                 .header,
-                "base record of a chain root (depth 0) has a non-zero \(idIsZero ? "base trailer hash" : "base archive id")",
+                "base record of a chain root (depth 0) has a non-zero \(field)",
                 offset: idIsZero ? start + 16 : start
             )
         }
         if depth != 0 && (idIsZero || hashIsZero) {
+            let field = idIsZero ? "base archive id" : "base trailer hash"
             throw FormatError(
                 .header,
-                "base record at chain depth \(depth) has an all-zero \(idIsZero ? "base archive id" : "base trailer hash")",
+                "base record at chain depth \(depth) has an all-zero \(field)",
                 offset: idIsZero ? start : start + 16
             )
         }
@@ -330,7 +332,8 @@ package struct ArchiveHeader: Hashable, Sendable {
             let bit = unknown.trailingZeroBitCount
             throw FormatError(
                 .version,
-                "archive uses feature bit \(bit) (flags 0x\(String(flags, radix: 16))), made by a newer sealbak; this sealbak implements \(Self.implementedDescription). Upgrade sealbak to read it",
+                "archive uses feature bit \(bit) (flags 0x\(String(flags, radix: 16))), made by a newer sealbak; "
+                    + "this sealbak implements \(Self.implementedDescription). Upgrade sealbak to read it",
                 offset: 12
             )
         }

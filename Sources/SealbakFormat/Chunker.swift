@@ -19,7 +19,8 @@ package struct ChunkerParameters: Sendable, Hashable, CustomStringConvertible {
     package init(minSize: Int, averageSize: Int, maxSize: Int) {
         precondition(
             Self.isValid(minSize: minSize, averageSize: averageSize, maxSize: maxSize),
-            "chunker sizes \(minSize)/\(averageSize)/\(maxSize) need 64 ≤ min < average < max ≤ 16 MiB, average a power of two"
+            "chunker sizes \(minSize)/\(averageSize)/\(maxSize) need 64 ≤ min < average < max ≤ 16 MiB, "
+                + "average a power of two"
         )
         self.minSize = minSize
         self.averageSize = averageSize
