@@ -92,7 +92,8 @@ package enum Rekey {
             frameSizeLog2: old.frameSizeLog2,
             archiveID: newID,
             createdUnix: old.createdUnix,
-            slots: slots
+            slots: slots,
+            base: old.base
         )
         header.mac = newMaster.mac(for: header)
         try output.write(header.encoded())

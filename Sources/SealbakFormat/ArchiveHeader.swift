@@ -87,6 +87,88 @@ package struct KeySlot: Hashable, Sendable {
     }
 }
 
+/// The base record of a chained archive's header (`FormatFeatures.chained`): which archive it builds on.
+///
+/// 50 bytes between the last key slot and the header MAC: `base_archive_id` [16], `base_trailer_sha256` [32],
+/// `chain_depth` u16. A root of a chain has all three zero; any other archive has depth 1...1024, a non-zero
+/// base archive id (not its own) and a non-zero hash.
+package struct BaseRecord: Sendable, Hashable {
+    /// The archive_id of the base archive (16 bytes).
+    package var archiveID: [UInt8]
+    /// The SHA-256 of the base archive's trailer (32 bytes).
+    package var trailerSHA256: [UInt8]
+    /// 0 for the root of a chain; otherwise one more than the base archive's depth.
+    package var depth: UInt16
+
+    package static let byteCount = 50
+    package static let trailerSHA256ByteCount = 32
+
+    /// The record of an archive that starts a chain: everything zero.
+    package static let root = BaseRecord(
+        archiveID: [UInt8](repeating: 0, count: FormatV1.archiveIDByteCount),
+        trailerSHA256: [UInt8](repeating: 0, count: trailerSHA256ByteCount),
+        depth: 0
+    )
+
+    package init(archiveID: [UInt8], trailerSHA256: [UInt8], depth: UInt16) {
+        self.archiveID = archiveID
+        self.trailerSHA256 = trailerSHA256
+        self.depth = depth
+    }
+
+    package var isRoot: Bool { depth == 0 }
+
+    /// The 50 bytes as they appear in the header.
+    package func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: Self.byteCount)
+        w.write(bytes: archiveID)
+        w.write(bytes: trailerSHA256)
+        w.write(depth)
+        return w.bytes
+    }
+
+    /// Reads the record from `r` and checks its rules against the header's own `archiveID` (class `header`):
+    /// depth 0 ⇔ base id all zero ⇔ hash all zero; depth ≤ `FormatV1.maxChainDepth`; base id ≠ own id.
+    fileprivate static func read(
+        _ r: inout ByteReader,
+        ownArchiveID: [UInt8]
+    ) throws(FormatError) -> BaseRecord {
+        let start = UInt64(r.offset)
+        let id = try r.readBytes(FormatV1.archiveIDByteCount, "base archive id")
+        let hash = try r.readBytes(trailerSHA256ByteCount, "base trailer SHA-256")
+        let depth = try r.readUInt16("chain depth")
+        let idIsZero = id.allSatisfy { $0 == 0 }
+        let hashIsZero = hash.allSatisfy { $0 == 0 }
+        if depth == 0 && !(idIsZero && hashIsZero) {
+            let field = idIsZero ? "base trailer hash" : "base archive id"
+            throw FormatError(
+                .header,
+                "base record of a chain root (depth 0) has a non-zero \(field)",
+                offset: idIsZero ? start + 16 : start
+            )
+        }
+        if depth != 0 && (idIsZero || hashIsZero) {
+            let field = idIsZero ? "base archive id" : "base trailer hash"
+            throw FormatError(
+                .header,
+                "base record at chain depth \(depth) has an all-zero \(field)",
+                offset: idIsZero ? start : start + 16
+            )
+        }
+        if depth > FormatV1.maxChainDepth {
+            throw FormatError(
+                .header,
+                "chain depth \(depth) exceeds the maximum \(FormatV1.maxChainDepth)",
+                offset: start + 48
+            )
+        }
+        if depth != 0 && id == ownArchiveID {
+            throw FormatError(.header, "the base archive id is the archive's own id", offset: start)
+        }
+        return BaseRecord(archiveID: id, trailerSHA256: hash, depth: depth)
+    }
+}
+
 /// The cleartext header (Spec §3): everything a reader learns before it has a key.
 package struct ArchiveHeader: Hashable, Sendable {
     /// The required features (Spec §3.4). They fix the format version: none is version 1 (flags 0), any is
@@ -97,6 +179,9 @@ package struct ArchiveHeader: Hashable, Sendable {
     package var archiveID: [UInt8]
     package var createdUnix: UInt64
     package var slots: [KeySlot]
+    /// The base record, between the last key slot and the MAC: present exactly when `features` contains
+    /// `.chained` (`validate` and `parse` enforce it).
+    package var base: BaseRecord?
     /// The 32-byte MAC that closes the header (Spec §3.3). Zero-filled until sealed.
     package var mac: [UInt8]
 
@@ -107,6 +192,7 @@ package struct ArchiveHeader: Hashable, Sendable {
         archiveID: [UInt8],
         createdUnix: UInt64,
         slots: [KeySlot],
+        base: BaseRecord? = nil,
         mac: [UInt8] = [UInt8](repeating: 0, count: FormatV1.headerMACByteCount)
     ) {
         self.features = features
@@ -115,6 +201,7 @@ package struct ArchiveHeader: Hashable, Sendable {
         self.archiveID = archiveID
         self.createdUnix = createdUnix
         self.slots = slots
+        self.base = base
         self.mac = mac
     }
 
@@ -126,7 +213,7 @@ package struct ArchiveHeader: Hashable, Sendable {
     /// Encoded length of the whole header, MAC included.
     package var byteCount: Int { encodedWithoutMAC().count + FormatV1.headerMACByteCount }
 
-    /// The bytes the header MAC covers: offset 0 up to the MAC (Spec §3.3).
+    /// The bytes the header MAC covers: offset 0 up to the MAC (Spec §3.3), the base record included.
     package func encodedWithoutMAC() -> [UInt8] {
         var slotBytes = ByteWriter()
         for slot in slots {
@@ -156,7 +243,9 @@ package struct ArchiveHeader: Hashable, Sendable {
             slotBytes.write(UInt16(truncatingIfNeeded: body.count))
             slotBytes.write(bytes: body)
         }
-        let total = FormatV1.fixedHeaderByteCount + slotBytes.bytes.count + FormatV1.headerMACByteCount
+        let baseBytes = base?.encoded() ?? []
+        let total =
+            FormatV1.fixedHeaderByteCount + slotBytes.bytes.count + baseBytes.count + FormatV1.headerMACByteCount
         var w = ByteWriter(capacity: total)
         w.write(bytes: FormatV1.magic)
         w.write(version)
@@ -168,6 +257,7 @@ package struct ArchiveHeader: Hashable, Sendable {
         w.write(createdUnix)
         w.write(UInt8(truncatingIfNeeded: slots.count))
         w.write(bytes: slotBytes.bytes)
+        w.write(bytes: baseBytes)
         return w.bytes
     }
 
@@ -176,6 +266,13 @@ package struct ArchiveHeader: Hashable, Sendable {
 
     /// Checks the writer-side limits that `parse` enforces, so a writer never emits what a reader rejects.
     package func validate() throws(FormatError) {
+        if features.contains(.chained) != (base != nil) {
+            throw FormatError(
+                .header,
+                features.contains(.chained)
+                    ? "a chained header needs a base record" : "a base record needs the chained feature"
+            )
+        }
         let bytes = encoded()
         let parsed = try ArchiveHeader.parse(bytes)
         if parsed != self { throw FormatError(.header, "header does not round-trip") }
@@ -235,7 +332,8 @@ package struct ArchiveHeader: Hashable, Sendable {
             let bit = unknown.trailingZeroBitCount
             throw FormatError(
                 .version,
-                "archive uses feature bit \(bit) (flags 0x\(String(flags, radix: 16))), made by a newer sealbak; this sealbak implements feature bit 0 (shuffle) only. Upgrade sealbak to read it",
+                "archive uses feature bit \(bit) (flags 0x\(String(flags, radix: 16))), made by a newer sealbak; "
+                    + "this sealbak implements \(Self.implementedDescription). Upgrade sealbak to read it",
                 offset: 12
             )
         }
@@ -375,6 +473,18 @@ package struct ArchiveHeader: Hashable, Sendable {
                 )
             )
         }
+        var base: BaseRecord?
+        if features.contains(.chained) {
+            if r.remaining != BaseRecord.byteCount {
+                throw FormatError(
+                    .header,
+                    "the key slots must end \(BaseRecord.byteCount) bytes before the header MAC, where the base record "
+                        + "of a chained archive sits; \(r.remaining) bytes are left",
+                    offset: UInt64(r.offset)
+                )
+            }
+            base = try BaseRecord.read(&r, ownArchiveID: archiveID)
+        }
         try r.expectEnd("the last key slot", errorClass: .header)
         let mac = Array(bytes[(length - FormatV1.headerMACByteCount)..<length])
         return ArchiveHeader(
@@ -384,7 +494,16 @@ package struct ArchiveHeader: Hashable, Sendable {
             archiveID: archiveID,
             createdUnix: created,
             slots: slots,
+            base: base,
             mac: mac
         )
+    }
+
+    /// "feature bits 0 (shuffle) and 1 (chained)", for the message of an unknown bit.
+    private static var implementedDescription: String {
+        let bits = (0..<16).filter { FormatFeatures.implemented.rawValue & (1 << $0) != 0 }
+            .map { "\($0) (\(FormatFeatures.name(ofBit: $0)))" }
+        let list = bits.count <= 1 ? bits.joined() : bits.dropLast().joined(separator: ", ") + " and " + bits.last!
+        return bits.count == 1 ? "feature bit \(list) only" : "feature bits \(list)"
     }
 }

@@ -46,6 +46,13 @@ package enum FormatV1 {
     /// Stream identifiers of Spec §5.
     package static let manifestStreamID: UInt32 = 0xFFFF_FFFE
     package static let trailerStreamID: UInt32 = 0xFFFF_FFFF
+    /// The chunk index stream of a chained archive (`FormatFeatures.chained`).
+    package static let indexStreamID: UInt32 = 0xFFFF_FFFD
+
+    /// The longest chain of base archives a chained archive may declare (its base record's `chain_depth`).
+    package static let maxChainDepth: UInt16 = 1024
+    /// Decoded chunk index plaintext cap; a reader accumulating the index stream's frames checks it.
+    package static let maxIndexPlaintext: UInt64 = 1 << 30
 
     /// Argon2id bounds a writer may use (libsodium's minimum; Spec §4.2).
     package static let minOpsLimit: UInt32 = 1
@@ -100,17 +107,30 @@ package struct FormatFeatures: OptionSet, Hashable, Sendable, CustomStringConver
     /// Bit 0: frames may use codec 3, zstd over 4-byte-shuffled bytes (Spec §6.2).
     package static let shuffle = FormatFeatures(rawValue: 1 << 0)
 
-    /// Every feature this implementation reads and writes. Bits 1...15 are reserved (Spec §3.4).
-    package static let implemented: FormatFeatures = [.shuffle]
+    /// Bit 1: an incremental archive. The header carries a base record (`BaseRecord`), entry streams are chunk
+    /// records (`ChunkRecords`) that may refer to chunks of earlier archives, and a chunk index stream follows.
+    package static let chained = FormatFeatures(rawValue: 1 << 1)
+
+    /// Every feature this implementation reads and writes. Bits 2...15 are reserved (Spec §3.4).
+    package static let implemented: FormatFeatures = [.shuffle, .chained]
 
     /// The format version a header with these features has: 1 without any, 2 otherwise (Spec §3.4 rule 3).
     package var formatVersion: UInt16 { isEmpty ? FormatV1.version : FormatV1.featuresVersion }
 
-    /// Feature names, lowest bit first (`shuffle`, or `bit N` for one this implementation does not know).
+    /// Feature names, lowest bit first (`shuffle`, `chained`, or `bit N` for one this implementation does not know).
     package var names: [String] {
         (0..<16).compactMap { bit -> String? in
             guard rawValue & (1 << bit) != 0 else { return nil }
-            return bit == 0 ? "shuffle" : "bit \(bit)"
+            return Self.name(ofBit: bit)
+        }
+    }
+
+    /// The name of feature bit `bit`: `shuffle`, `chained`, or `bit N`.
+    package static func name(ofBit bit: Int) -> String {
+        switch bit {
+        case 0: "shuffle"
+        case 1: "chained"
+        default: "bit \(bit)"
         }
     }
 

@@ -793,10 +793,10 @@ package enum Vectors {
         add(
             "feature-bit-unknown",
             .version,
-            "format version 2 with flags 0x0002: feature bit 1 is reserved, so made by a newer sealbak"
+            "format version 2 with flags 0x0004: feature bit 2 is reserved, so made by a newer sealbak"
         ) { b in
             b[8] = 2
-            b[12] = 0x02
+            b[12] = 0x04
         }
         add(
             "feature-bit-unknown-with-shuffle",
