@@ -217,17 +217,26 @@ package final class ArchiveWriter {
         }
         let entry = manifest.entries[index]
         if let chain = options.chain, entry.kind == .file || entry.kind == .stream {
-            let producer = RecordProducer(source: read, context: chain, archiveID: header.archiveID, entry: UInt32(index))
-            let r = try writeStream(
-                slot: index + 1,
-                streamID: UInt32(index),
-                compression: entryCompression[index],
-                read: { try producer.read(into: $0) }
-            )
+            let (r, producer) = try withoutActuallyEscaping(read) { read in
+                // The producer lives only for this call.
+                let producer = RecordProducer(
+                    source: read,
+                    context: chain,
+                    archiveID: header.archiveID,
+                    entry: UInt32(index)
+                )
+                let r = try writeStream(
+                    slot: index + 1,
+                    streamID: UInt32(index),
+                    compression: entryCompression[index],
+                    read: { try producer.read(into: $0) }
+                )
+                return (r, (producer.contentSize, producer.contentSHA256, producer.chunks, producer.referencedBytes))
+            }
             results.append(r)
-            contentResults.append((producer.contentSize, producer.contentSHA256))
-            chunks += producer.chunks
-            referencedBytes += producer.referencedBytes
+            contentResults.append((producer.0, producer.1))
+            chunks += producer.2
+            referencedBytes += producer.3
             return
         }
         let r = try writeStream(

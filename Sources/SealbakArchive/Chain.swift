@@ -124,7 +124,7 @@ final class RecordProducer {
     private var sourceEnded = false
     private var pending: [UInt8] = []
     private var pendingStart = 0
-    /// Record stream bytes produced so far: where the next record starts.
+    /// Record stream bytes handed out before `pending`: where its first byte is in the stream.
     private var streamOffset: UInt64 = 0
     private let content = SHA256Hasher()
     private(set) var contentSize: UInt64 = 0
@@ -152,6 +152,7 @@ final class RecordProducer {
         var written = 0
         while written < out.count {
             if pendingStart == pending.count {
+                streamOffset += UInt64(pending.count)
                 pending.removeAll(keepingCapacity: true)
                 pendingStart = 0
                 if try !produceRecord() { break }
@@ -169,13 +170,22 @@ final class RecordProducer {
         return written
     }
 
-    /// Cuts the next chunk and appends its record to `pending`; false when the content ended.
+    /// An open reference: consecutive chunks stored back to back in one stream of the chain become one reference
+    /// (an unchanged stretch of a database dump costs one record, not one per chunk).
+    private var run: (location: ChunkLocation, mac: Blake2bMACHasher)?
+    /// The most bytes one reference covers (what a reader holds to check its chunk id).
+    static let maxReferenceLength = 4 << 20
+
+    /// Cuts the next chunk and appends its record(s) to `pending`; false when the content ended.
     private func produceRecord() throws -> Bool {
         let maxSize = context.parameters.maxSize
         if bufferEnd - bufferStart < maxSize && !sourceEnded {
             if bufferStart > 0 {
                 buffer.withUnsafeMutableBytes { b in
-                    b.baseAddress!.copyMemory(from: b.baseAddress!.advanced(by: bufferStart), byteCount: bufferEnd - bufferStart)
+                    b.baseAddress!.copyMemory(
+                        from: b.baseAddress!.advanced(by: bufferStart),
+                        byteCount: bufferEnd - bufferStart
+                    )
                 }
                 bufferEnd -= bufferStart
                 bufferStart = 0
@@ -187,39 +197,59 @@ final class RecordProducer {
                 if n == 0 { sourceEnded = true } else { bufferEnd += n }
             }
         }
-        if bufferStart == bufferEnd { return false }
-        let available = buffer.span.bytes.extracting(bufferStart..<bufferEnd)
+        if bufferStart == bufferEnd {
+            flushReference()
+            return !pending.isEmpty
+        }
+        let local = buffer  // shares the storage (nothing below writes to `buffer`)
+        let available = local.span.bytes.extracting(bufferStart..<bufferEnd)
         let length = Chunker.chunkLength(available, parameters: context.parameters)
         let chunk = available.extracting(0..<length)
         let id = Blake2bMAC.mac(key: context.chunkKey, message: chunk)
         content.update(chunk)
         contentSize += UInt64(length)
         if let location = context.baseIndex?.location(of: id), Int(location.length) == length {
-            ChunkRecords.appendReference(
-                ChunkReference(
-                    archiveID: location.archiveID,
-                    entry: location.entry,
-                    offset: location.offset,
-                    length: location.length,
-                    chunkID: id
-                ),
-                to: &pending
-            )
             chunks.append((id, location))
             referencedBytes += UInt64(length)
+            if let open = run, open.location.archiveID == location.archiveID, open.location.entry == location.entry,
+                open.location.offset + UInt64(open.location.length) == location.offset,
+                Int(open.location.length) + length <= Self.maxReferenceLength
+            {
+                open.mac.update(chunk)
+                run!.location.length += UInt32(length)
+            } else {
+                flushReference()
+                let mac = Blake2bMACHasher(key: context.chunkKey)
+                mac.update(chunk)
+                run = (location, mac)
+            }
         } else {
+            flushReference()
             ChunkRecords.appendLiteralHeader(length: length, to: &pending)
             let contentOffset = streamOffset + UInt64(pending.count)
-            buffer.withUnsafeBytes { b in
-                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[bufferStart..<bufferStart + length]))
-            }
+            pending.append(contentsOf: local[bufferStart..<bufferStart + length])
             chunks.append(
                 (id, ChunkLocation(archiveID: archiveID, entry: entry, offset: contentOffset, length: UInt32(length)))
             )
         }
-        streamOffset += UInt64(pending.count)
         bufferStart += length
         return true
+    }
+
+    /// Appends the open reference, if any, to `pending`.
+    private func flushReference() {
+        guard let open = run else { return }
+        run = nil
+        ChunkRecords.appendReference(
+            ChunkReference(
+                archiveID: open.location.archiveID,
+                entry: open.location.entry,
+                offset: open.location.offset,
+                length: open.location.length,
+                chunkID: open.mac.finalize()
+            ),
+            to: &pending
+        )
     }
 }
 
@@ -394,24 +424,29 @@ package final class ChainedEntrySink: EntrySink {
 
     package func write(_ index: Int, _ bytes: [UInt8]) throws {
         let head = resolver.head
-        do {
-            try parser.feed(bytes) { event in
-                switch event {
-                case .literal(let piece):
-                    let chunk = Array(piece)
-                    hasher.update(chunk)
-                    size += UInt64(chunk.count)
-                    try inner.write(index, chunk)
-                case .reference(let ref, let at):
-                    let chunk = try resolver.bytes(for: ref, in: index, at: at)
-                    hasher.update(chunk)
-                    size += UInt64(chunk.count)
-                    referencedBytes += UInt64(chunk.count)
-                    try inner.write(index, chunk)
-                }
+        var at = 0
+        while true {
+            let event: ChunkRecordParser.Event?
+            do throws(FormatError) { event = try parser.next(in: bytes, at: &at) } catch {
+                throw SealbakError.format(
+                    error,
+                    archive: head.archiveName,
+                    context: "entry \(index) (\(displayName(head.manifest.entries[index].name)))"
+                )
             }
-        } catch let e as FormatError {
-            throw SealbakError.format(e, archive: head.archiveName, context: "entry \(index) (\(displayName(head.manifest.entries[index].name)))")
+            guard let event else { return }
+            let chunk: [UInt8]
+            switch event {
+            case .literal(let piece, _):
+                chunk = Array(piece)
+            case .reference(let ref):
+                let recordOffset = parser.consumed - UInt64(ChunkRecords.referenceByteCount)
+                chunk = try resolver.bytes(for: ref, in: index, at: recordOffset)
+                referencedBytes += UInt64(chunk.count)
+            }
+            hasher.update(chunk)
+            size += UInt64(chunk.count)
+            try inner.write(index, chunk)
         }
     }
 

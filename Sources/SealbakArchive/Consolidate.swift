@@ -33,9 +33,12 @@ package enum Consolidate {
         let queue = ContentQueue(limit: 16 << 20)
         let failure = Locked<(any Error)?>(nil)
         let done = DispatchSemaphore(value: 0)
+        // The reading thread owns the reader (and the queue's producing side) until `done` is signalled; this thread
+        // does not touch the reader meanwhile.
+        nonisolated(unsafe) let owned = reader
         let thread = Thread {
             do {
-                try reader.readAll(into: queue)
+                try owned.readAll(into: queue)
                 queue.finish(nil)
             } catch {
                 failure.withLock { $0 = error }

@@ -4,6 +4,7 @@ import SealbakArchive
 import SealbakFormat
 import SealbakIO
 import SealbakKeys
+import SealbakS3
 
 struct ConsolidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,6 +42,7 @@ struct ConsolidateCommand: ParsableCommand {
     var quiet = false
 
     @OptionGroup(title: "Passwords") var password: PasswordOptions
+    @OptionGroup var kdf: KDFOptions
     @OptionGroup var reading: ReadingOptions
     @OptionGroup(title: "Object storage uploads") var s3Upload: S3UploadOptions
     @OptionGroup(title: "Output") var report: OutputOptions
@@ -54,6 +56,7 @@ struct ConsolidateCommand: ParsableCommand {
                 let (summary, reader) = try password.withSecret(limits: reading.readOptions.limits) { secret in
                     let reader = try openArchive(archive, in: locations, password: password, reading: reading)
                     var options = WriteOptions()
+                    if let k = kdf.explicit { options.kdf = k }
                     if let threads = reading.threads { options.threads = max(1, threads) }
                     if chained { options.chain = .root(random: options.random) }
                     let summary = try Consolidate.copy(

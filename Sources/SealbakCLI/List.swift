@@ -26,13 +26,7 @@ struct List: ParsableCommand {
 
     func run() throws {
         try reportingErrors(json: output.json ? "list" : nil) {
-            let reader = try openArchive(
-                archive,
-                in: reading.locations,
-                password: password,
-                reading: reading,
-                chain: false
-            )
+            let reader = try openArchive(archive, in: reading.locations, password: password, reading: reading)
             let tap = OutcomeTap(DiscardSink(selected: []), manifest: reader.manifest)
             let trailer = try reader.contentView(
                 reader.input.isSeekable ? try reader.loadIndex() : try reader.readAll(into: tap)

@@ -160,7 +160,7 @@ struct RekeyCommand: ParsableCommand {
                 options: reading.readOptions
             )
             try check.readAll(into: DiscardSink())
-            if output == nil { try lock?.checkUnchanged(header: reader.header) }
+            if output == nil { try lock?.checkUnchanged(header: reader.header.encoded()) }
             try out.commit()
             if report.json {
                 JSONOutput.emit(

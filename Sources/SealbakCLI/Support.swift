@@ -220,19 +220,18 @@ struct ReadingOptions: ParsableArguments {
 }
 
 /// Opens the archive `path` (in `locations`) with a password from the user's chosen source (asked again on a
-/// terminal when wrong), and the chain of an incremental archive unless `chain` is false.
+/// terminal when wrong), and the chain of an incremental archive.
 func openArchive(
     _ path: String,
     in locations: ArchiveLocations,
     password: PasswordOptions,
-    reading: ReadingOptions,
-    chain: Bool = true
+    reading: ReadingOptions
 ) throws -> ArchiveReader {
     try password.withSecret(limits: reading.readOptions.limits, retry: path != "-") { secret in
         let reader = try ArchiveReader(input: try locations.input(path), secret: secret, options: reading.readOptions)
         // A chained archive reads its content through its chain (Spec §14.5): opened now, so that a missing or wrong
-        // base fails before anything is written. Listing needs no content.
-        if reader.isChained && chain {
+        // base fails before anything is written.
+        if reader.isChained {
             try reader.attachChain(catalog: chainCatalog(for: path, chain: reading.chainFrom, reading: reading)) {
                 name, input in
                 do {

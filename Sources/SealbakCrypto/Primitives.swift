@@ -91,6 +91,45 @@ package enum Blake2bMAC {
     }
 }
 
+/// Keyed BLAKE2b-256 over data given in pieces (a reference's chunk identity over several chunks, Spec §14.2).
+package final class Blake2bMACHasher {
+    private let state: UnsafeMutableRawPointer
+
+    package init(key: SecureBytes) {
+        Sodium.ensureInitialised()
+        state = UnsafeMutableRawPointer.allocate(byteCount: crypto_generichash_statebytes(), alignment: 64)
+        key.withUnsafeBytes { k in
+            _ = crypto_generichash_init(
+                OpaquePointer(state),
+                k.baseAddress!,
+                k.count,
+                32
+            )
+        }
+    }
+
+    deinit {
+        sodium_memzero(state, crypto_generichash_statebytes())
+        state.deallocate()
+    }
+
+    package func update(_ bytes: RawSpan) {
+        bytes.withUnsafeBytes { b in
+            _ = crypto_generichash_update(
+                OpaquePointer(state),
+                b.baseAddress,
+                UInt64(b.count)
+            )
+        }
+    }
+
+    package func finalize() -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        _ = crypto_generichash_final(OpaquePointer(state), &out, 32)
+        return out
+    }
+}
+
 /// OpenSSL's one-time initialisation (run by its first use) allocates error state owned by the thread that runs
 /// it. Run it on a thread that lives as long as the process (the caller's), not on a pipeline thread that may still
 /// be ending when the process exits: LeakSanitizer then reported that state as leaked, at random.

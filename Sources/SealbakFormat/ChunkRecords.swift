@@ -1,12 +1,12 @@
-/// Where a chunk's bytes are: `length` bytes at `offset` of the restored content of entry `entry` of the archive
-/// `archiveID`, with SHA-256 `chunkID`.
+/// Where a chunk's bytes are: `length` bytes at `offset` of the stored plaintext (the record stream) of entry stream
+/// `entry` of the archive `archiveID`, with the keyed hash `chunkID` (Spec §14.2, §14.4).
 package struct ChunkReference: Sendable, Hashable {
     /// 16 bytes.
     package var archiveID: [UInt8]
     package var entry: UInt32
     package var offset: UInt64
     package var length: UInt32
-    /// The SHA-256 of the chunk's bytes (32 bytes).
+    /// BLAKE2b-256 of the chunk's bytes, keyed with the chain's chunk key (32 bytes).
     package var chunkID: [UInt8]
 
     package init(archiveID: [UInt8], entry: UInt32, offset: UInt64, length: UInt32, chunkID: [UInt8]) {
@@ -31,37 +31,39 @@ package enum ChunkRecord: Sendable, Hashable {
 /// (`FormatFeatures.chained`). Directory and symlink streams stay empty; an empty file has no record.
 ///
 /// ```
-/// literal:   0x01, u32 length (1 ≤ length ≤ 2^24), then `length` bytes of content
-/// reference: 0x02, archive_id [16], entry u32, offset u64, length u32 (1 ≤ length ≤ 2^24), chunk_id [32]
+/// literal:   0x01 00 00 00, u32 length (1 ≤ length ≤ 2^24), then `length` bytes of content
+/// reference: 0x02 00 00 00, archive_id [16], entry u32, offset u64, length u32 (1 ≤ length ≤ 2^24), chunk_id [32]
 /// ```
-/// Any other tag, a length outside the bounds, or a stream that ends inside a record is class `payload`.
+/// Record headers are multiples of 4 bytes, so that a root's content keeps its 4-byte alignment for the shuffle codec.
+/// Any other tag, a non-zero byte after the tag, a length outside the bounds, or a stream that ends inside a record
+/// is class `payload`.
 package enum ChunkRecords {
     package static let literalTag: UInt8 = 1
     package static let referenceTag: UInt8 = 2
-    /// Tag and length of a literal, before its content.
-    package static let literalHeaderByteCount = 5
-    /// A whole reference record: 1 + 16 + 4 + 8 + 4 + 32 bytes.
-    package static let referenceByteCount = 65
+    /// Tag, three zero bytes and length of a literal, before its content.
+    package static let literalHeaderByteCount = 8
+    /// A whole reference record: 4 + 16 + 4 + 8 + 4 + 32 bytes.
+    package static let referenceByteCount = 68
     /// The largest literal or reference length: 16 MiB.
     package static let maxLength = 1 << 24
     package static let chunkIDByteCount = 32
 
-    /// Appends the 5 bytes that precede `length` bytes of literal content.
+    /// Appends the 8 bytes that precede `length` bytes of literal content.
     ///
     /// - Precondition: `1 ≤ length ≤ maxLength`.
     package static func appendLiteralHeader(length: Int, to out: inout [UInt8]) {
         precondition(length >= 1 && length <= maxLength, "literal length \(length) is outside 1...\(maxLength)")
-        out.append(literalTag)
+        out += [literalTag, 0, 0, 0]
         appendLE(UInt64(length), 4, to: &out)
     }
 
-    /// Appends a 65-byte reference record.
+    /// Appends a 68-byte reference record.
     ///
     /// - Precondition: a 16-byte archive id, a 32-byte chunk id, `1 ≤ length ≤ maxLength`.
     package static func appendReference(_ r: ChunkReference, to out: inout [UInt8]) {
         precondition(r.archiveID.count == FormatV1.archiveIDByteCount && r.chunkID.count == chunkIDByteCount)
         precondition(r.length >= 1 && r.length <= maxLength, "reference length \(r.length) is outside 1...\(maxLength)")
-        out.append(referenceTag)
+        out += [referenceTag, 0, 0, 0]
         out.append(contentsOf: r.archiveID)
         appendLE(UInt64(r.entry), 4, to: &out)
         appendLE(r.offset, 8, to: &out)
@@ -241,13 +243,20 @@ package struct ChunkRecordParser: Sendable {
             return v
         }
         let isLiteral = h[s] == ChunkRecords.literalTag
-        let length = isLiteral ? le(1, 4) : le(29, 4)
+        guard h[s + 1] == 0 && h[s + 2] == 0 && h[s + 3] == 0 else {
+            throw FormatError(
+                .payload,
+                "record \(recordCount) at stream offset \(recordStart) has non-zero bytes after its tag (reserved)",
+                offset: recordStart + 1
+            )
+        }
+        let length = isLiteral ? le(4, 4) : le(32, 4)
         guard length >= 1 && length <= UInt64(ChunkRecords.maxLength) else {
             throw FormatError(
                 .payload,
                 "record \(recordCount) at stream offset \(recordStart), a \(isLiteral ? "literal" : "reference"), "
                     + "has length \(length), outside 1...\(ChunkRecords.maxLength)",
-                offset: recordStart + (isLiteral ? 1 : 29)
+                offset: recordStart + (isLiteral ? 4 : 32)
             )
         }
         if isLiteral {
@@ -257,11 +266,11 @@ package struct ChunkRecordParser: Sendable {
         recordCount += 1
         return .reference(
             ChunkReference(
-                archiveID: Array(h[(s + 1)..<(s + 17)]),
-                entry: UInt32(truncatingIfNeeded: le(17, 4)),
-                offset: le(21, 8),
+                archiveID: Array(h[(s + 4)..<(s + 20)]),
+                entry: UInt32(truncatingIfNeeded: le(20, 4)),
+                offset: le(24, 8),
                 length: UInt32(truncatingIfNeeded: length),
-                chunkID: Array(h[(s + 33)..<(s + 65)])
+                chunkID: Array(h[(s + 36)..<(s + 68)])
             )
         )
     }
