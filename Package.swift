@@ -147,6 +147,16 @@ let package = Package(
             dependencies: ["SealbakTestSupport"],
             path: "fuzz/Sources/FuzzRoundTrip"
         ),
+        .executableTarget(
+            name: "FuzzChunkRecords",
+            dependencies: ["SealbakTestSupport"],
+            path: "fuzz/Sources/FuzzChunkRecords"
+        ),
+        .executableTarget(
+            name: "FuzzChunkIndex",
+            dependencies: ["SealbakTestSupport"],
+            path: "fuzz/Sources/FuzzChunkIndex"
+        ),
 
         .testTarget(name: "SealbakFormatTests", dependencies: ["SealbakFormat"], swiftSettings: strict),
         // Known-answer tests of every primitive (RFC and specification vectors) and tamper refusal of the AEADs.

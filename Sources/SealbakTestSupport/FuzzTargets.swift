@@ -9,7 +9,9 @@ import SealbakKeys
 ///
 /// Expected parse errors are swallowed; broken invariants trap (which is what the fuzzer reports).
 package enum FuzzTargets {
-    package static let all = ["header", "manifest", "trailer", "frame", "reader", "roundtrip"]
+    package static let all = [
+        "header", "manifest", "trailer", "frame", "reader", "roundtrip", "chunkrecords", "chunkindex",
+    ]
 
     /// The password of the fuzz seed archives (the test-vector password).
     package static let password = Vectors.password
@@ -22,6 +24,8 @@ package enum FuzzTargets {
         case "frame": frame(data)
         case "reader": reader(data)
         case "roundtrip": roundTrip(data)
+        case "chunkrecords": chunkRecords(data)
+        case "chunkindex": chunkIndex(data)
         default: preconditionFailure("unknown fuzz target \(target)")
         }
     }
@@ -133,10 +137,116 @@ package enum FuzzTargets {
         }
     }
 
+    /// Record stream parser of chained archives (`ChunkRecordParser`). Byte 0 picks how the rest is split into
+    /// feeds (0: one byte each, otherwise pieces of 1...255 bytes, the size varying with the bytes seen). Fed in
+    /// pieces or whole, the stream gives the same records or fails at the same place; what parses re-encodes to
+    /// the input.
+    package static func chunkRecords(_ data: [UInt8]) {
+        guard let selector = data.first else { return }
+        let stream = Array(data.dropFirst())
+        let whole: Result<[ChunkRecord], FormatError> = Result { () throws(FormatError) in
+            try ChunkRecords.parse(stream)
+        }
+        var parser = ChunkRecordParser()
+        var records: [ChunkRecord] = []
+        var literal: [UInt8] = []
+        var start = 0
+        var failure: FormatError?
+        pieces: while start < stream.count {
+            let size = selector == 0 ? 1 : 1 + Int((selector &+ stream[start]) % 255)
+            let piece = Array(stream[start..<min(stream.count, start + size)])
+            var index = 0
+            var content = 0
+            let before = parser.consumed
+            do throws(FormatError) {
+                while let event = try parser.next(in: piece, at: &index) {
+                    switch event {
+                    case .literal(let bytes, let endsRecord):
+                        precondition(!bytes.isEmpty && bytes.startIndex >= 0 && bytes.endIndex <= piece.count)
+                        content += bytes.count
+                        literal += bytes
+                        if endsRecord {
+                            records.append(.literal(literal))
+                            literal = []
+                        }
+                    case .reference(let r):
+                        precondition(r.length >= 1 && Int(r.length) <= ChunkRecords.maxLength)
+                        records.append(.reference(r))
+                    }
+                }
+            } catch {
+                failure = error
+                break pieces
+            }
+            precondition(index == piece.count && parser.consumed == before + UInt64(piece.count))
+            precondition(content <= piece.count)
+            start += piece.count
+        }
+        if failure == nil {
+            do throws(FormatError) { try parser.finish() } catch { failure = error }
+        }
+        switch whole {
+        case .success(let all):
+            precondition(failure == nil && all == records, "split parsing disagrees with whole parsing")
+            precondition(ChunkRecords.encode(all) == stream, "record stream parse/encode is not canonical")
+        case .failure(let e):
+            precondition(e.errorClass == .payload && failure?.errorClass == .payload)
+            precondition(e.offset == failure?.offset, "split parsing fails elsewhere than whole parsing")
+        }
+    }
+
+    /// Chunk index parser (`ChunkIndex`). The expected entry count is the one the input declares, so that the
+    /// fuzzer gets past it. Whatever parses re-encodes to the input, and every id is found where it is.
+    package static func chunkIndex(_ data: [UInt8]) {
+        guard data.count >= 4 else {
+            precondition((try? ChunkIndex.parse(data, expectedEntryCount: 0)) == nil)
+            return
+        }
+        let declared = Int(data[0]) | Int(data[1]) << 8 | Int(data[2]) << 16 | Int(data[3]) << 24
+        guard let index = try? ChunkIndex.parse(data, expectedEntryCount: declared) else { return }
+        precondition(index.encoded() == data, "chunk index parse/encode is not canonical")
+        precondition(index.entries.count == declared)
+        for i in 0..<index.chunkCount {
+            precondition(index.index(of: index.chunkID(at: i)) == i)
+            precondition(index.location(of: index.chunkID(at: i)) == index.location(at: i))
+        }
+    }
+
+    /// Seed inputs of the chained-archive targets: record streams and chunk indexes.
+    package static func chainedSeeds() -> [String: [[UInt8]]] {
+        let id = (0..<16).map { UInt8($0) }
+        let reference = ChunkReference(
+            archiveID: id,
+            entry: 2,
+            offset: 8192,
+            length: 4096,
+            chunkID: [UInt8](repeating: 0xC3, count: 32)
+        )
+        let streams: [[ChunkRecord]] = [
+            [], [.literal(Array("hello, world".utf8))], [.reference(reference)],
+            [.literal([0]), .reference(reference), .literal(Array(repeating: 0x41, count: 300))],
+        ]
+        var records: [[UInt8]] = []
+        for (i, stream) in streams.enumerated() {
+            records.append([UInt8(i * 3)] + ChunkRecords.encode(stream))
+        }
+        var chunks: [(id: [UInt8], location: ChunkLocation)] = []
+        for n in 0..<4 {
+            let location = ChunkLocation(archiveID: id, entry: UInt32(n), offset: UInt64(n) << 12, length: 4096)
+            chunks.append((id: [UInt8](repeating: UInt8(0x10 * n + 1), count: 32), location: location))
+        }
+        let indexes = [
+            ChunkIndex(entries: [], chunks: []),
+            ChunkIndex(entries: [LogicalEntry(size: 16384, sha256: [UInt8](repeating: 7, count: 32))], chunks: chunks),
+        ]
+        return ["chunkrecords": records, "chunkindex": indexes.map { $0.encoded() }]
+    }
+
     /// Seed inputs per target, derived from the valid test vectors.
     package static func seeds() throws -> [String: [[UInt8]]] {
-        var out: [String: [[UInt8]]] = [:]
-        for v in Vectors.valid() {
+        var out = chainedSeeds()
+        // A vector opened only by an identity (x25519-only) has no password to read it with here.
+        for v in Vectors.valid() where !v.passwords.isEmpty {
             let bytes = try v.build()
             let back = try TestReader.readAll(bytes, password: v.passwords[0])
             let hl = Int(bytes[10]) | Int(bytes[11]) << 8
