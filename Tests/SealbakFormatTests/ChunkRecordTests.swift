@@ -63,16 +63,16 @@ import Testing
     @Test func encodingIsTheSpecifiedLayout() {
         var out: [UInt8] = []
         ChunkRecords.appendLiteralHeader(length: 0x0001_0203, to: &out)
-        #expect(out == [1, 0x03, 0x02, 0x01, 0x00])
+        #expect(out == [1, 0, 0, 0, 0x03, 0x02, 0x01, 0x00])
         out = []
         ChunkRecords.appendReference(Self.reference, to: &out)
-        #expect(out.count == ChunkRecords.referenceByteCount && out.count == 65)
-        #expect(out[0] == 2 && Array(out[1..<17]) == Array(1...16))
-        #expect(Array(out[17..<21]) == [4, 3, 2, 1])
-        #expect(Array(out[21..<29]) == [8, 7, 6, 5, 4, 3, 2, 1])
-        #expect(Array(out[29..<33]) == [0, 0x10, 0, 0])
-        #expect(Array(out[33..<65]) == Array(100..<132))
-        #expect(ChunkRecords.maxLength == 16_777_216 && ChunkRecords.literalHeaderByteCount == 5)
+        #expect(out.count == ChunkRecords.referenceByteCount && out.count == 68)
+        #expect(Array(out[0..<4]) == [2, 0, 0, 0] && Array(out[4..<20]) == Array(1...16))
+        #expect(Array(out[20..<24]) == [4, 3, 2, 1])
+        #expect(Array(out[24..<32]) == [8, 7, 6, 5, 4, 3, 2, 1])
+        #expect(Array(out[32..<36]) == [0, 0x10, 0, 0])
+        #expect(Array(out[36..<68]) == Array(100..<132))
+        #expect(ChunkRecords.maxLength == 16_777_216 && ChunkRecords.literalHeaderByteCount == 8)
     }
 
     @Test func roundTrips() throws {
@@ -103,38 +103,53 @@ import Testing
             Issue.record("expected a literal, got \(String(describing: event))")
             return
         }
-        #expect(slice.startIndex == 5 && slice.endIndex == 1005 && index == 1005)
+        #expect(slice.startIndex == 8 && slice.endIndex == 1008 && index == 1008)
         #expect(try parser.next(in: stream, at: &index) == nil)
         #expect(parser.isBetweenRecords && parser.recordCount == 1)
     }
 
     @Test func unknownTagsArePayloadErrorsNamingRecordAndOffset() {
-        let good = ChunkRecords.encode(Array(Self.records.prefix(2)))  // 15 + 65 bytes
+        let good = ChunkRecords.encode(Array(Self.records.prefix(2)))  // 18 + 68 bytes
         for tag: UInt8 in [0, 3, 0xFF] {
             for pieces in [[good + [tag, 0, 0, 0]], (good + [tag]).map { [$0] }] {
                 let e = Self.error(pieces)
-                #expect(e?.errorClass == .payload && e?.offset == 80, "\(String(describing: e))")
-                #expect(e?.message.contains("record 2 at stream offset 80") == true, "\(String(describing: e))")
+                #expect(e?.errorClass == .payload && e?.offset == 86, "\(String(describing: e))")
+                #expect(e?.message.contains("record 2 at stream offset 86") == true, "\(String(describing: e))")
                 #expect(e?.message.contains("unknown tag 0x\(String(tag, radix: 16))") == true)
             }
         }
     }
 
     @Test func lengthsOutsideTheBoundsArePayloadErrors() {
-        let zeroLiteral: [UInt8] = [1, 0, 0, 0, 0]
-        let tooLong: [UInt8] = [1, 0x01, 0x00, 0x00, 0x01]  // 2^24 + 1
+        let zeroLiteral: [UInt8] = [1, 0, 0, 0, 0, 0, 0, 0]
+        let tooLong: [UInt8] = [1, 0, 0, 0, 0x01, 0x00, 0x00, 0x01]  // 2^24 + 1
         var reference: [UInt8] = []
         ChunkRecords.appendReference(Self.reference, to: &reference)
         var zeroReference = reference
-        zeroReference.replaceSubrange(29..<33, with: [0, 0, 0, 0])
+        zeroReference.replaceSubrange(32..<36, with: [0, 0, 0, 0])
         var longReference = reference
-        longReference.replaceSubrange(29..<33, with: [0xFF, 0xFF, 0xFF, 0xFF])
-        for (stream, fieldOffset) in [(zeroLiteral, 1), (tooLong, 1), (zeroReference, 29), (longReference, 29)] {
+        longReference.replaceSubrange(32..<36, with: [0xFF, 0xFF, 0xFF, 0xFF])
+        for (stream, fieldOffset) in [(zeroLiteral, 4), (tooLong, 4), (zeroReference, 32), (longReference, 32)] {
             for pieces in [[stream], stream.map { [$0] }] {
                 let e = Self.error(pieces)
                 #expect(e?.errorClass == .payload && e?.offset == UInt64(fieldOffset), "\(String(describing: e))")
                 #expect(e?.message.contains("record 0 at stream offset 0") == true, "\(String(describing: e))")
                 #expect(e?.message.contains("outside 1...16777216") == true)
+            }
+        }
+    }
+
+    /// The three bytes after a tag pad record headers to multiples of 4: anything but zero is class `payload`.
+    @Test func nonZeroPaddingIsAPayloadError() {
+        let stream = ChunkRecords.encode(Self.records)
+        for position in [1, 2, 3, 18 + 1, 18 + 3] {
+            var bad = stream
+            bad[position] = 0x01
+            for pieces in [[bad], bad.map { [$0] }] {
+                let e = Self.error(pieces)
+                let start = position < 18 ? 0 : 18
+                #expect(e?.errorClass == .payload && e?.offset == UInt64(start + 1), "\(String(describing: e))")
+                #expect(e?.message.contains("non-zero bytes after its tag") == true, "\(String(describing: e))")
             }
         }
     }
@@ -153,11 +168,11 @@ import Testing
             #expect(e?.errorClass == .payload && e?.offset == UInt64(cut), "cut \(cut): \(String(describing: e))")
             #expect(e?.message.contains("ends at offset \(cut) inside record") == true, "\(String(describing: e))")
         }
-        let e = Self.error([[1, 5, 0, 0, 0, 1, 2]])
+        let e = Self.error([[1, 0, 0, 0, 5, 0, 0, 0, 1, 2]])
         #expect(
             e?.message.contains("a literal starting at stream offset 0: 3 bytes of its content are missing") == true
         )
         let r = Self.error([[2, 1, 2]])
-        #expect(r?.message.contains("a reference starting at stream offset 0: 3 of its 65 header bytes") == true)
+        #expect(r?.message.contains("a reference starting at stream offset 0: 3 of its 68 header bytes") == true)
     }
 }
