@@ -222,7 +222,12 @@ package final class ArchiveReader {
         }
 
         if isChained {
-            let bytes = try readSmallStream(streamID: FormatV1.indexStreamID, context: "the index stream", cap: FormatV1.maxIndexPlaintext, errorClass: .payload)
+            let bytes = try readSmallStream(
+                streamID: FormatV1.indexStreamID,
+                context: "the index stream",
+                cap: FormatV1.maxIndexPlaintext,
+                errorClass: .payload
+            )
             chunkIndex = try parseChunkIndex(bytes)
         }
         let trailerOffset = input.position - bodyStart
@@ -390,7 +395,8 @@ package final class ArchiveReader {
     }
 
     private func parseTrailer(_ bytes: [UInt8]) throws -> Trailer {
-        do throws(FormatError) { return try Trailer.parse(bytes, frameSize: codec.frameSize, chained: isChained) } catch {
+        do throws(FormatError) { return try Trailer.parse(bytes, frameSize: codec.frameSize, chained: isChained) } catch
+        {
             throw SealbakError.format(error.inPlaintext("trailer"), archive: name, context: "the trailer")
         }
     }
@@ -660,7 +666,10 @@ extension ArchiveReader {
             let n = Int(min(UInt64(1 << 20), end - at))
             let bytes = try input.read(at: at, count: n)
             if bytes.count < n {
-                throw SealbakError.format(FormatError(.truncated, "archive ends inside its trailer", offset: at), archive: name)
+                throw SealbakError.format(
+                    FormatError(.truncated, "archive ends inside its trailer", offset: at),
+                    archive: name
+                )
             }
             hasher.update(bytes)
             at += UInt64(n)
@@ -675,13 +684,22 @@ extension ArchiveReader {
     }
 
     /// Decrypts frame `index` of entry stream `entry`, whose header is at absolute offset `at`.
-    fileprivate func openFrame(entry: Int, index: UInt64, at: UInt64, end: UInt64) throws -> (raw: [UInt8], next: UInt64, isLast: Bool) {
+    fileprivate func openFrame(
+        entry: Int,
+        index: UInt64,
+        at: UInt64,
+        end: UInt64
+    ) throws -> (raw: [UInt8], next: UInt64, isLast: Bool) {
         let context = entryContext(entry)
         let fh = try frameHeader(at: at, end: end, context: context)
         let start = at + UInt64(FormatV1.frameHeaderByteCount)
         let ciphertext = try input.read(at: start, count: fh.ciphertextLength)
         if ciphertext.count < fh.ciphertextLength {
-            throw SealbakError.format(FormatError(.truncated, "archive ends inside frame \(index)", offset: start), archive: name, context: context)
+            throw SealbakError.format(
+                FormatError(.truncated, "archive ends inside frame \(index)", offset: start),
+                archive: name,
+                context: context
+            )
         }
         let key = master.streamKey(UInt32(entry))
         do throws(FormatError) {
@@ -697,7 +715,11 @@ extension ArchiveReader {
             }
             return (raw, start + UInt64(fh.ciphertextLength), fh.isLast)
         } catch {
-            throw SealbakError.format(FormatError(error.errorClass, error.message, offset: at), archive: name, context: context)
+            throw SealbakError.format(
+                FormatError(error.errorClass, error.message, offset: at),
+                archive: name,
+                context: context
+            )
         }
     }
 
@@ -705,18 +727,34 @@ extension ArchiveReader {
     fileprivate func frameHeader(at: UInt64, end: UInt64, context: String) throws -> FrameHeader {
         let n = FormatV1.frameHeaderByteCount
         if end < at || end - at < UInt64(n) {
-            throw SealbakError.format(FormatError(.trailer, "stream ends before its last frame", offset: at), archive: name, context: context)
+            throw SealbakError.format(
+                FormatError(.trailer, "stream ends before its last frame", offset: at),
+                archive: name,
+                context: context
+            )
         }
         let bytes = try input.read(at: at, count: n)
         if bytes.count < n {
-            throw SealbakError.format(FormatError(.truncated, "archive ends inside a frame header", offset: at), archive: name, context: context)
+            throw SealbakError.format(
+                FormatError(.truncated, "archive ends inside a frame header", offset: at),
+                archive: name,
+                context: context
+            )
         }
         let fh: FrameHeader
         do throws(FormatError) { fh = try FrameHeader.parse(bytes.span.bytes, frameSize: codec.frameSize) } catch {
-            throw SealbakError.format(FormatError(error.errorClass, error.message, offset: at), archive: name, context: context)
+            throw SealbakError.format(
+                FormatError(error.errorClass, error.message, offset: at),
+                archive: name,
+                context: context
+            )
         }
         if end - at - UInt64(n) < UInt64(fh.ciphertextLength) {
-            throw SealbakError.format(FormatError(.trailer, "frame runs past the end of its stream", offset: at), archive: name, context: context)
+            throw SealbakError.format(
+                FormatError(.trailer, "frame runs past the end of its stream", offset: at),
+                archive: name,
+                context: context
+            )
         }
         return fh
     }
@@ -780,14 +818,20 @@ package final class StreamCursor {
         while nextIndex < k {
             let fh = try reader.frameHeader(at: position, end: end, context: "entry \(entry)")
             if fh.isLast {
-                throw SealbakError.format(FormatError(.trailer, "stream ends before frame \(k)"), archive: reader.archiveName)
+                throw SealbakError.format(
+                    FormatError(.trailer, "stream ends before frame \(k)"),
+                    archive: reader.archiveName
+                )
             }
             position += UInt64(FormatV1.frameHeaderByteCount + fh.ciphertextLength)
             nextIndex += 1
         }
         let (raw, next, isLast) = try reader.openFrame(entry: entry, index: k, at: position, end: end)
         if !isLast && raw.count != reader.frameSize || isLast && next != end {
-            throw SealbakError.format(FormatError(.trailer, "entry \(entry) does not fit its extent"), archive: reader.archiveName)
+            throw SealbakError.format(
+                FormatError(.trailer, "entry \(entry) does not fit its extent"),
+                archive: reader.archiveName
+            )
         }
         position = next
         nextIndex = k + 1

@@ -263,12 +263,21 @@ package final class ArchiveWriter {
         }
         var indexLength: UInt64 = 0
         if options.chain != nil {
-            var bytes = ChunkIndex(entries: contentResults.map { LogicalEntry(size: $0.size, sha256: $0.sha256) }, chunks: chunks).encoded()
+            var bytes = ChunkIndex(
+                entries: contentResults.map { LogicalEntry(size: $0.size, sha256: $0.sha256) },
+                chunks: chunks
+            ).encoded()
             chunks = []
             var offset = 0
-            _ = try writeStream(slot: manifest.entries.count + 1, streamID: FormatV1.indexStreamID, compression: options.compression) { buf in
+            _ = try writeStream(
+                slot: manifest.entries.count + 1,
+                streamID: FormatV1.indexStreamID,
+                compression: options.compression
+            ) { buf in
                 let n = min(buf.count, bytes.count - offset)
-                bytes.withUnsafeBytes { buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n])) }
+                bytes.withUnsafeBytes {
+                    buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n]))
+                }
                 offset += n
                 return n
             }

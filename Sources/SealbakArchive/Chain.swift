@@ -76,8 +76,7 @@ package struct ChainWriteContext: Sendable {
     }
 
     /// The first archive of a new chain: a fresh chunk key, every chunk a literal.
-    package static func root(random: any RandomSource, parameters: ChunkerParameters = .standard) -> ChainWriteContext
-    {
+    package static func root(random: any RandomSource, parameters: ChunkerParameters = .standard) -> ChainWriteContext {
         var bytes = random.bytes(32)
         defer { wipe(&bytes) }
         let key = SecureBytes(count: 32) { $0.copyBytes(from: bytes) }
@@ -94,7 +93,10 @@ package struct ChainWriteContext: Sendable {
             )
         }
         if Int(record.depth) + 1 > Int(FormatV1.maxChainDepth) {
-            throw SealbakError(.usage, "\(base.archiveName) ends a chain of \(record.depth + 1) archives, the limit; pack a full archive")
+            throw SealbakError(
+                .usage,
+                "\(base.archiveName) ends a chain of \(record.depth + 1) archives, the limit; pack a full archive"
+            )
         }
         let index = try base.loadChunkIndex()
         return ChainWriteContext(
@@ -359,7 +361,8 @@ package final class ChainResolver {
 
     /// The stored bytes a reference names, checked against its chunk id (Spec §14.2).
     package func bytes(for ref: ChunkReference, in entry: Int, at recordOffset: UInt64) throws -> [UInt8] {
-        let place = "\(head.archiveName): entry \(entry) (\(displayName(head.manifest.entries[entry].name))), reference at stream byte \(recordOffset)"
+        let place =
+            "\(head.archiveName): entry \(entry) (\(displayName(head.manifest.entries[entry].name))), reference at stream byte \(recordOffset)"
         guard let base = byID[ref.archiveID] else {
             throw SealbakError(.chain, "\(place) names archive \(hex(ref.archiveID)), which is not in its chain")
         }

@@ -9,7 +9,8 @@ import SealbakS3
 struct ConsolidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "consolidate",
-        abstract: "Write an incremental archive's content as one full archive, so that the older links of its chain can go.",
+        abstract:
+            "Write an incremental archive's content as one full archive, so that the older links of its chain can go.",
         discussion: """
             Reads ARCHIVE through its chain (every referenced chunk verified) and writes everything it holds to OUT \
             as an archive that needs no other file. OUT gets the password ARCHIVE was opened with and ARCHIVE's \
@@ -67,7 +68,11 @@ struct ConsolidateCommand: ParsableCommand {
                         sink: { try out.write($0) }
                     )
                     // Everything again, from what was written, before it gets its name.
-                    let check = try ArchiveReader(input: try out.readBack(), secret: secret, options: reading.readOptions)
+                    let check = try ArchiveReader(
+                        input: try out.readBack(),
+                        secret: secret,
+                        options: reading.readOptions
+                    )
                     if check.isChained { try check.attachChain(catalog: nil) { _, _ in check } }
                     try check.readAll(into: DiscardSink())
                     return (summary, reader)

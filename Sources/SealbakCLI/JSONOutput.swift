@@ -1,5 +1,5 @@
-import SealbakArchive
 import Foundation
+import SealbakArchive
 import SealbakComponents
 import SealbakFormat
 

@@ -140,9 +140,14 @@ struct RekeyCommand: ParsableCommand {
         lock: KeyChangeLock?
     ) throws {
         do {
-            let reader = try ArchiveReader(input: try locations.input(archive), secret: current, options: reading.readOptions)
+            let reader = try ArchiveReader(
+                input: try locations.input(archive),
+                secret: current,
+                options: reading.readOptions
+            )
             try reader.attachChain(catalog: chainCatalog(for: archive, chain: reading.chainFrom, reading: reading)) {
-                _, input in try ArchiveReader(input: input, secret: current, options: reading.readOptions)
+                _,
+                input in try ArchiveReader(input: input, secret: current, options: reading.readOptions)
             }
             var options = WriteOptions()
             if let k = kdf.explicit { options.kdf = k }
@@ -167,7 +172,7 @@ struct RekeyCommand: ParsableCommand {
                     "rekey",
                     [
                         "archive": archive, "output": output ?? archive, "id": hex(summary.archiveID),
-                        "frames": NSNull(), "dropped_slots": [] as [Any], "consolidated": true,
+                        "dropped_slots": [] as [Any], "consolidated": true,
                     ]
                 )
             }

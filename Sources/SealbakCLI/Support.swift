@@ -233,7 +233,8 @@ func openArchive(
         // base fails before anything is written.
         if reader.isChained {
             try reader.attachChain(catalog: chainCatalog(for: path, chain: reading.chainFrom, reading: reading)) {
-                name, input in
+                name,
+                input in
                 do {
                     return try ArchiveReader(input: input, secret: secret, options: reading.readOptions)
                 } catch let e as SealbakError {

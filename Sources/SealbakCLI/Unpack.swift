@@ -89,7 +89,9 @@ struct Unpack: ParsableCommand {
             let extractor = try Extractor(root: to, manifest: reader.manifest, selected: selected, force: force)
             let total =
                 reader.input.isSeekable
-                ? (try? reader.contentView(reader.loadIndex())).map { t in selected.reduce(UInt64(0)) { $0 + t.entries[$1].size } } : nil
+                ? (try? reader.contentView(reader.loadIndex())).map { t in
+                    selected.reduce(UInt64(0)) { $0 + t.entries[$1].size }
+                } : nil
             let started = Date()
             let progress = Progress(label: "unpacking", total: total, quiet: quiet, json: output.named("unpack"))
             let tap = ProgressTap(extractor, manifest: reader.manifest, progress: progress)
@@ -180,7 +182,8 @@ struct Verify: ParsableCommand {
 
     @Flag(
         name: .long,
-        help: "An incremental archive: also verify every archive of its chain completely, each as a file (not only the ranges this one refers to)."
+        help:
+            "An incremental archive: also verify every archive of its chain completely, each as a file (not only the ranges this one refers to)."
     )
     var chain = false
 
@@ -386,7 +389,9 @@ func verifyArchive(
     if wholeChain, let chain = reader.chain {
         for (name, base) in chain.bases {
             try base.verifyStored()
-            links.append(["archive": name, "id": hex(base.header.archiveID), "depth": Int(base.header.base?.depth ?? 0)])
+            links.append([
+                "archive": name, "id": hex(base.header.archiveID), "depth": Int(base.header.base?.depth ?? 0),
+            ])
         }
     }
     let duration = Date().timeIntervalSince(started)
@@ -408,17 +413,18 @@ func verifyArchive(
         }
     }
     if !quiet, let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") }
-    let json: [String: Any] = [
+    var json: [String: Any] = [
         "archive": archiveJSON(archive, header: reader.header, manifest: reader.manifest), "ok": true,
         "complete": results.allSatisfy(\.complete), "entries": sink.entries, "bytes": sink.bytes,
         "duration_seconds": (duration * 1000).rounded() / 1000,
-        "chain": reader.chain.map { c in
-            ["bases": c.bases.map(\.name), "verified_completely": wholeChain, "links": links] as [String: Any]
-        } ?? NSNull(),
         "components": results.map {
             ["kind": $0.kind, "name": $0.name, "ok": $0.ok, "complete": $0.complete, "detail": $0.detail]
         },
     ]
+    if let c = reader.chain {
+        json["chain"] =
+            ["bases": c.bases.map(\.name), "verified_completely": wholeChain, "links": links] as [String: Any]
+    }
     return VerifyResult(
         entries: sink.entries,
         bytes: sink.bytes,

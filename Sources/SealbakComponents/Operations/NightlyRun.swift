@@ -307,7 +307,9 @@ package struct NightlyRun {
     private func chainChoice(history: RunHistory) throws -> ChainChoice {
         guard ops.incremental, let location = ops.location else { return .full }
         let failed = Set(
-            try history.read().records.filter { $0.status == .failed || $0.status == .interrupted }.compactMap(\.archive)
+            try history.read().records.filter { $0.status == .failed || $0.status == .interrupted }.compactMap(
+                \.archive
+            )
         )
         let candidates = try Catalog.list(location, client: catalogClient).filter {
             $0.header?.base != nil && ops.matches($0.name) && !failed.contains($0.location) && $0.time != nil
