@@ -815,6 +815,13 @@ package final class StreamCursor {
             position = start
             nextIndex = 0
         }
+        // A remote base fetches what the walk to frame k and a few frames after it cover, in one range, not one
+        // request per frame header (references mostly move forward).
+        let frameBound = UInt64(
+            FormatV1.frameHeaderByteCount + FrameHeader.maxCiphertextLength(frameSize: reader.frameSize)
+        )
+        let (ahead, overflow) = (k - nextIndex + 4).multipliedReportingOverflow(by: frameBound)
+        reader.input.willRead(position..<(overflow ? end : min(end, position + ahead)))
         while nextIndex < k {
             let fh = try reader.frameHeader(at: position, end: end, context: "entry \(entry)")
             if fh.isLast {

@@ -55,6 +55,8 @@ package struct WriteSummary: Sendable {
     /// Chained archives: content bytes written as references into the chain, and as literals.
     package var referencedBytes: UInt64 = 0
     package var literalBytes: UInt64 = 0
+    /// Chained archives: the index stream written (for the writer's chain state, Spec §14.8).
+    package var chainIndex: ChunkIndex?
 }
 
 /// Writes an archive front to back without ever seeking (Spec §1): header, manifest stream, one stream per
@@ -262,11 +264,14 @@ package final class ArchiveWriter {
             )
         }
         var indexLength: UInt64 = 0
+        var chainIndex: ChunkIndex?
         if options.chain != nil {
-            var bytes = ChunkIndex(
+            let index = ChunkIndex(
                 entries: contentResults.map { LogicalEntry(size: $0.size, sha256: $0.sha256) },
                 chunks: chunks
-            ).encoded()
+            )
+            chainIndex = index
+            var bytes = index.encoded()
             chunks = []
             var offset = 0
             _ = try writeStream(
@@ -321,7 +326,8 @@ package final class ArchiveWriter {
             archiveID: header.archiveID,
             trailerSHA256: trailerHash.finalize(),
             referencedBytes: referencedBytes,
-            literalBytes: content - referencedBytes
+            literalBytes: content - referencedBytes,
+            chainIndex: chainIndex
         )
     }
 

@@ -67,6 +67,19 @@ struct Pack: ParsableCommand {
     )
     var chained = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Keep what the next `pack --base` needs in FILE (mode 0600; no data key) and use it when it is for PREVIOUS: then PREVIOUS need not be opened, so a writer that packs for recipients only can pack incrementally (Spec §14.8).",
+            valueName: "FILE"
+        )
+    )
+    var chainState: String?
+
+    /// `sealbak run`: when the base cannot be used (no secret opens it, or it fails), start a new chain instead.
+    @Flag(name: .long, help: ArgumentHelp("", visibility: .private))
+    var baseOrRoot = false
+
     @Flag(name: [.short, .long], help: "No progress or summary on stderr.")
     var quiet = false
 
@@ -317,11 +330,21 @@ struct Pack: ParsableCommand {
         var basePassphrase: Passphrase?
         if let base {
             do {
-                let reader = try password.withSecret(limits: KDFLimits.default) { secret in
-                    if case .password(let p) = secret { basePassphrase = p }
-                    return try ArchiveReader(input: try storage.locations.input(base), secret: secret)
+                if let path = chainState, let state = ChainState.load(path: path),
+                    let context = try ChainWriteContext.continuing(from: state, base: storage.locations.input(base))
+                {
+                    options.chain = context
+                } else {
+                    let reader = try password.withSecret(limits: KDFLimits.default) { secret in
+                        if case .password(let p) = secret { basePassphrase = p }
+                        return try ArchiveReader(input: try storage.locations.input(base), secret: secret)
+                    }
+                    options.chain = try ChainWriteContext.continuing(from: reader)
                 }
-                options.chain = try ChainWriteContext.continuing(from: reader)
+            } catch let e as SealbakError where baseOrRoot && e.code != .interrupted {
+                log.warning("\(base) cannot be built on (\(e.message)); this archive starts a new chain")
+                basePassphrase = nil
+                options.chain = .root(random: options.random)
             } catch {
                 out.abandon()
                 throw error
@@ -356,6 +379,21 @@ struct Pack: ParsableCommand {
         )
         progress?.finish()
         progress = nil
+        if let path = chainState, let chain = options.chain, let index = summary.chainIndex {
+            let state = ChainState(
+                archiveID: summary.archiveID,
+                trailerSHA256: summary.trailerSHA256,
+                depth: chain.base.depth,
+                chunkKey: chain.chunkKey,
+                parameters: chain.parameters,
+                index: index
+            )
+            do { try state.save(path: path) } catch {
+                log.warning(
+                    "the chain state \(path) could not be written (\((error as? SealbakError)?.message ?? "\(error)")); the next incremental pack opens its base instead"
+                )
+            }
+        }
         return (summary, outcome, job.manifest)
     }
 

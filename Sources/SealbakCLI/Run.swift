@@ -97,10 +97,13 @@ struct RunCommand: ParsableCommand {
                         args += ["--password-file", f]
                     }
                     if let fd = password.passwordFd { args += ["--password-fd", String(fd)] }
+                    // The chain state in the state folder lets the next night build on this one without opening it
+                    // (a plan with pack.recipients only holds no secret that could).
+                    let state = (bp.operations.stateDir as NSString).appendingPathComponent("chain-state")
                     switch chain {
                     case .full: break
-                    case .root: args.append("--chained")
-                    case .base(let b): args += ["--base", b]
+                    case .root: args += ["--chained", "--chain-state", state]
+                    case .base(let b): args += ["--base", b, "--base-or-root", "--chain-state", state]
                     }
                     let pack = try Pack.parse(args)
                     let (summary, outcome, manifest) = try pack.perform(bp, log: log.engine, storage: storage)

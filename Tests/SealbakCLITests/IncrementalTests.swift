@@ -246,3 +246,59 @@ import Testing
         #expect(headers[2].contains("root of a chain"))  // full-every: 2
     }
 }
+
+extension IncrementalTests {
+    /// A writer that packs for recipients only holds no secret that opens its archives: the chain state it keeps lets
+    /// it pack incrementally all the same, and holds no key that opens them (Spec §14.8).
+    @Test func aWriteOnlyWriterPacksIncrementallyFromItsChainState() throws {
+        let dir = try Proc.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = try Self.source(in: dir, lines: 20_000)
+        let arch = dir + "/archives"
+        try FileManager.default.createDirectory(atPath: arch, withIntermediateDirectories: true)
+        let key = try CLI.run(["keygen", "-o", dir + "/id", "--no-password"], env: ["SEALBAK_PASSWORD": ""])
+        #expect(key.status == 0)
+        let pub = String(key.stdout.split(separator: "\n").first { $0.contains("sbkpk1") }!)
+            .components(separatedBy: " ").first { $0.hasPrefix("sbkpk1") }!
+        let state = dir + "/state/chain"
+        try FileManager.default.createDirectory(atPath: dir + "/state", withIntermediateDirectories: true)
+        let noSecret = ["SEALBAK_PASSWORD": ""]
+        var r = try Proc.sealbak(
+            ["pack", arch + "/n1.sbk", src, "--recipient", pub, "--chained", "--chain-state", state, "--quiet"],
+            env: noSecret
+        )
+        #expect(r.status == 0, "\(r.stderr)")
+        let attrs = try FileManager.default.attributesOfItem(atPath: state)
+        #expect((attrs[.posixPermissions] as! NSNumber).intValue == 0o600)
+        try Self.change(src)
+        r = try Proc.sealbak(
+            [
+                "pack", arch + "/n2.sbk", src, "--recipient", pub, "--base", arch + "/n1.sbk", "--chain-state", state,
+                "--quiet",
+            ],
+            env: noSecret
+        )
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try Self.size(arch + "/n2.sbk") < (try Self.size(arch + "/n1.sbk")) / 2)
+        let out = dir + "/out"
+        r = try Proc.sealbak(
+            ["unpack", arch + "/n2.sbk", "--to", out, "--identity", dir + "/id", "--quiet"],
+            env: noSecret
+        )
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try CLI.tree(out + "/app") == (try CLI.tree(src)))
+
+        // The state names n2 now: building on n1 again needs n1 opened, and nothing here opens it.
+        r = try Proc.sealbak(
+            [
+                "pack", arch + "/n3.sbk", src, "--recipient", pub, "--base", arch + "/n1.sbk", "--chain-state", state,
+                "--quiet",
+            ],
+            env: noSecret
+        )
+        #expect(r.status != 0 && !FileManager.default.fileExists(atPath: arch + "/n3.sbk"))
+        // The state holds no data key: it does not open the archives (it is not an identity or password either).
+        r = try Proc.sealbak(["verify", arch + "/n2.sbk", "--password-file", state, "--quiet"], env: noSecret)
+        #expect(r.status != 0)
+    }
+}
