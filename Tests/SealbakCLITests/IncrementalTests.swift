@@ -302,3 +302,24 @@ extension IncrementalTests {
         #expect(r.status != 0)
     }
 }
+
+extension IncrementalTests {
+    /// Components restore from an incremental archive as from a full one: the engine's checks see the content.
+    @Test func componentsRestoreFromAnIncrementalArchive() throws {
+        let dir = try Proc.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = try Self.source(in: dir, lines: 20_000)
+        let arch = dir + "/archives"
+        try FileManager.default.createDirectory(atPath: arch, withIntermediateDirectories: true)
+        #expect(try CLI.pack(arch + "/n1.sbk", [], extra: ["--docs", "kb=" + src, "--chained"]).status == 0)
+        try Self.change(src)
+        #expect(
+            try CLI.pack(arch + "/n2.sbk", [], extra: ["--docs", "kb=" + src, "--base", arch + "/n1.sbk"]).status == 0
+        )
+        let dry = try CLI.run(["restore", arch + "/n2.sbk", "--to", dir + "/out", "--dry-run"])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        let restored = try CLI.run(["restore", arch + "/n2.sbk", "--to", dir + "/out"])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(try CLI.tree(dir + "/out/kb") == (try CLI.tree(src)))
+    }
+}
