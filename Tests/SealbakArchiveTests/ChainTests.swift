@@ -394,3 +394,18 @@ extension ChainTests {
         #expect(try TestReader.randomAccessFailureClass(bytes, password: Vectors.password) == .trailer)
     }
 }
+
+extension ChainTests {
+    /// The fuzz target's chain round trip (fuzz/Sources/FuzzRoundTrip, selector 0xF0) over every edit kind and edge
+    /// sizes: empty content, content shorter than a chunk, edits at the start and past the end.
+    @Test func fuzzChainRoundTripHoldsForEveryEditKind() {
+        for choice: UInt8 in [0x00, 0x01, 0x02, 0x03, 0x10, 0x21, 0x42, 0x73] {
+            for size in [0, 1, 63, 700, 9000] {
+                for position: [UInt8] in [[0, 0], [0xFF, 0xFF]] {
+                    let data = [choice] + position + [0x30, 0x02] + TestArchive.noise(size, seed: UInt64(size + 1))
+                    FuzzTargets.roundTrip([0xF0] + data)
+                }
+            }
+        }
+    }
+}
