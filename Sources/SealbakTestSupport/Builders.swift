@@ -168,6 +168,50 @@ package final class ByteCollector: Sendable {
     package var bytes: [UInt8] { storage.current }
 }
 
+/// The failure classes of Spec §9.1 as the test helpers report them: the format classes, and `chain` (Spec §14.5),
+/// which the reader reports as `SealbakError.Code.chain` rather than as a format class.
+package enum FailureClass: String, Sendable, Hashable, CaseIterable {
+    case header, version, key, mac, payload, truncated, trailer, chain
+
+    package init(_ c: FormatError.Class) { self = FailureClass(rawValue: c.rawValue)! }
+}
+
+/// Archives of a chain, in memory (Spec §14.5): what a chained archive's references are resolved against.
+package struct TestChain: Sendable {
+    /// Every archive a reader may find (a base, its base, …), by name.
+    package var archives: [(name: String, bytes: [UInt8])]
+
+    package init(_ archives: [(name: String, bytes: [UInt8])] = []) { self.archives = archives }
+    /// Bases named `base-0`, `base-1`, … in the order given.
+    package init(bases: [[UInt8]]) { archives = bases.enumerated().map { ("base-\($0)", $1) } }
+
+    package var catalog: ChainCatalog {
+        let archives = self.archives
+        return ChainCatalog(
+            location: "mem",
+            list: {
+                archives.compactMap { a in
+                    guard let h = try? ArchiveReader.readHeader(InputFile(bytes: a.bytes, name: a.name, seekable: true))
+                    else { return nil }
+                    return (a.name, h.archiveID)
+                }
+            },
+            open: { name in
+                guard let a = archives.first(where: { $0.name == name }) else {
+                    throw SealbakError(.notFound, "\(name) is not in the test chain")
+                }
+                return InputFile(bytes: a.bytes, name: name, seekable: true)
+            }
+        )
+    }
+
+    /// Attaches this chain to `reader` when it is chained (a root needs no base), opening bases with `secret`.
+    package func attach(to reader: ArchiveReader, secret: ArchiveSecret) throws {
+        guard reader.isChained else { return }
+        try reader.attachChain(catalog: catalog) { _, input in try ArchiveReader(input: input, secret: secret) }
+    }
+}
+
 /// Result of reading an archive fully into memory.
 package struct ReadBack: Sendable {
     package var manifest: Manifest
@@ -194,19 +238,21 @@ package enum TestReader {
         return (try InputFile(path: path), path)
     }
 
-    /// Reads the whole archive sequentially with `password`.
+    /// Reads the whole archive sequentially with `password` (a chained one through `chain`).
     package static func readAll(
         _ bytes: [UInt8],
         password: String = "password",
-        limits: KDFLimits = .default
+        limits: KDFLimits = .default,
+        chain: TestChain = TestChain()
     ) throws -> ReadBack {
-        try readAll(bytes, secret: .password(Passphrase(string: password)), limits: limits)
+        try readAll(bytes, secret: .password(Passphrase(string: password)), limits: limits, chain: chain)
     }
 
     package static func readAll(
         _ bytes: [UInt8],
         secret: ArchiveSecret,
-        limits: KDFLimits = .default
+        limits: KDFLimits = .default,
+        chain: TestChain = TestChain()
     ) throws -> ReadBack {
         let (input, path) = try file(bytes)
         defer { unlink(path) }
@@ -214,6 +260,7 @@ package enum TestReader {
         o.limits = limits
         o.threads = 2
         let reader = try ArchiveReader(input: input, secret: secret, options: o)
+        try chain.attach(to: reader, secret: secret)
         let sink = MemorySink()
         let trailer = try reader.readAll(into: sink)
         return ReadBack(
@@ -226,26 +273,38 @@ package enum TestReader {
     /// The failure class a sequential read reports, or nil when the archive reads fine.
     /// Throws when the read fails with an error that has no format class (an I/O or internal error): a tamper test
     /// must not pass because something else broke.
-    package static func failureClass(_ bytes: [UInt8], password: String = "password") throws -> FormatError.Class? {
-        try formatClass(failure(bytes, password: password))
+    package static func failureClass(
+        _ bytes: [UInt8],
+        password: String = "password",
+        chain: TestChain = TestChain()
+    ) throws -> FailureClass? {
+        try formatClass(failure(bytes, password: password, chain: chain))
     }
 
-    /// The format class of a reader's error; nil for no error; a test failure for an error without one.
-    package static func formatClass(_ e: SealbakError?) throws -> FormatError.Class? {
+    /// The class of a reader's error (a format class, or `chain`, Spec §14.5); nil for no error; a test failure for
+    /// an error with neither.
+    package static func formatClass(_ e: SealbakError?) throws -> FailureClass? {
         guard let e else { return nil }
-        guard let c = e.formatClass else {
-            throw TestFailure("the reader failed with an error that is not a format error (\(e.code)): \(e.message)")
-        }
-        return c
+        if let c = e.formatClass { return FailureClass(c) }
+        if e.code == .chain { return .chain }
+        throw TestFailure("the reader failed with an error that is not a format error (\(e.code)): \(e.message)")
     }
 
     /// The error of a sequential read of every entry, or nil when the archive reads fine.
-    package static func failure(_ bytes: [UInt8], password: String = "password") -> SealbakError? {
-        classify { _ = try readAll(bytes, password: password) }
+    package static func failure(
+        _ bytes: [UInt8],
+        password: String = "password",
+        chain: TestChain = TestChain()
+    ) -> SealbakError? {
+        classify { _ = try readAll(bytes, password: password, chain: chain) }
     }
 
     /// Reads the whole archive front to back from a real pipe (not seekable, Spec §9.2): the class it fails with.
-    package static func pipeFailureClass(_ bytes: [UInt8], password: String) throws -> FormatError.Class? {
+    package static func pipeFailureClass(
+        _ bytes: [UInt8],
+        password: String,
+        chain: TestChain = TestChain()
+    ) throws -> FailureClass? {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw TestFailure("pipe failed") }
         let writeFD = fds[1]
@@ -267,7 +326,9 @@ package enum TestReader {
         var o = ReadOptions()
         o.threads = 2
         let result = classify {
-            let reader = try ArchiveReader(input: input, secret: .password(Passphrase(string: password)), options: o)
+            let secret = ArchiveSecret.password(Passphrase(string: password))
+            let reader = try ArchiveReader(input: input, secret: secret, options: o)
+            try chain.attach(to: reader, secret: secret)
             try reader.readAll(into: MemorySink())
         }
         // Drain what the reader left so the writer thread can finish.
@@ -282,15 +343,18 @@ package enum TestReader {
     package static func randomAccessFailureClass(
         _ bytes: [UInt8],
         password: String,
-        entries: [Int]? = nil
-    ) throws -> FormatError.Class? {
+        entries: [Int]? = nil,
+        chain: TestChain = TestChain()
+    ) throws -> FailureClass? {
         let (input, path) = try file(bytes)
         defer { unlink(path) }
         precondition(input.isSeekable)
         var o = ReadOptions()
         o.threads = 2
         let failure = classify {
-            let reader = try ArchiveReader(input: input, secret: .password(Passphrase(string: password)), options: o)
+            let secret = ArchiveSecret.password(Passphrase(string: password))
+            let reader = try ArchiveReader(input: input, secret: secret, options: o)
+            try chain.attach(to: reader, secret: secret)
             try reader.loadIndex()
             for i in entries ?? Array(reader.manifest.entries.indices) { try reader.readEntry(i, into: MemorySink()) }
         }
@@ -329,6 +393,8 @@ package struct ArchiveLayout: Sendable {
     package var headerLength: Int
     package var manifest: [FrameSpan]
     package var entries: [[FrameSpan]]
+    /// The index stream of a chained archive (Spec §14.3), between the last entry stream and the trailer.
+    package var index: [FrameSpan]?
     package var trailer: [FrameSpan]
     package var footerOffset: Int
 
@@ -350,6 +416,9 @@ package struct ArchiveLayout: Sendable {
         }
         manifest = stream()
         entries = (0..<entryCount).map { _ in stream() }
+        // Version 2 with feature bit 1 (Spec §3.4, §14).
+        let chained = bytes[8] == 2 && bytes[9] == 0 && bytes[12] & 0x02 != 0
+        index = chained ? stream() : nil
         trailer = stream()
         footerOffset = at
     }

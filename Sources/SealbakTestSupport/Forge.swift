@@ -10,6 +10,10 @@ import SealbakKeys
 /// that knows the password could produce, which `ArchiveWriter` refuses to write (duplicate names, a directory
 /// with data, a trailer that misplaces entries, zstd frames with unusual headers, extra key slots). Deterministic:
 /// frame nonces follow from positions (Spec §6.3), so the same edits give the same bytes.
+///
+/// A chained archive (Spec §14) is opened without its chain: `contents` are its record streams (what the trailer
+/// records), references are not resolved, and `index` holds the plaintext of its index stream, which `assemble` seals
+/// again between the last entry stream and the trailer.
 package struct ArchiveForge {
     package private(set) var header: ArchiveHeader
     package let master: MasterKey
@@ -20,8 +24,12 @@ package struct ArchiveForge {
     package var entries: [[[UInt8]]]
     /// The decoded plaintext of every entry stream: what an honest trailer records (size, SHA-256).
     package var contents: [[UInt8]]
+    /// A chained archive's index stream plaintext (Spec §14.3); nil for other archives. Set it to nil in a chained
+    /// archive to leave the index stream out (the trailer then follows the last entry stream).
+    package var index: [UInt8]?
 
     package var frameSize: Int { codec.frameSize }
+    package var isChained: Bool { header.features.contains(.chained) }
 
     /// Opens `bytes` with `password` and decrypts every frame of the manifest and the entries.
     package init(_ bytes: [UInt8], password: String) throws {
@@ -46,9 +54,30 @@ package struct ArchiveForge {
         }
         manifest = try open(layout.manifest, FormatV1.manifestStreamID)
         entries = try layout.entries.enumerated().map { i, frames in try open(frames, UInt32(i)) }
-        let sink = MemorySink()
-        _ = try reader.readAll(into: sink)
-        contents = reader.manifest.entries.indices.map { sink.data[$0] ?? [] }
+        guard reader.isChained, let indexFrames = layout.index else {
+            let sink = MemorySink()
+            _ = try reader.readAll(into: sink)
+            contents = reader.manifest.entries.indices.map { sink.data[$0] ?? [] }
+            index = nil
+            return
+        }
+        // Every stream as stored, without the chain: the record streams are what is edited.
+        try reader.verifyStored()
+        let decompressor = FrameDecompressor()
+        func decode(_ frames: [ArchiveLayout.FrameSpan], _ id: UInt32) throws -> [UInt8] {
+            try frames.enumerated().flatMap { i, f in
+                try codec.open(
+                    key: master.streamKey(id),
+                    streamID: id,
+                    frameIndex: UInt64(i),
+                    isLast: f.isLast,
+                    ciphertext: Array(bytes[(f.offset + 4)..<(f.offset + f.length)]),
+                    decompressor: decompressor
+                )
+            }
+        }
+        contents = try layout.entries.enumerated().map { i, frames in try decode(frames, UInt32(i)) }
+        index = try decode(indexFrames, FormatV1.indexStreamID)
     }
 
     /// `plaintext` cut into frames of the frame size (Spec §6), every frame stored (codec 0).
@@ -77,6 +106,21 @@ package struct ArchiveForge {
         header.mac = master.mac(for: header)
     }
 
+    /// Replaces the base record of a chained archive's header (Spec §14.1), as it stands (not validated), and seals
+    /// the header again.
+    package mutating func setBase(_ base: BaseRecord?) {
+        header.base = base
+        header.mac = master.mac(for: header)
+    }
+
+    /// Replaces the record stream of entry `index` with `records` (Spec §14.2), in stored frames.
+    package mutating func setRecords(_ index: Int, _ records: [ChunkRecord]) {
+        setEntry(index, data: ChunkRecords.encode(records))
+    }
+
+    /// The records of entry `index`'s stream.
+    package func records(_ index: Int) throws -> [ChunkRecord] { try ChunkRecords.parse(contents[index]) }
+
     /// Declares other features (so another version, Spec §3.4) and seals the header again; the frames stay as they
     /// are, whether the new features allow their codecs or not.
     package mutating func setFeatures(_ features: FormatFeatures) {
@@ -84,8 +128,9 @@ package struct ArchiveForge {
         header.mac = master.mac(for: header)
     }
 
-    /// Seals header, manifest and entries, then a trailer that records what was written (changed by `editTrailer`,
-    /// then stored in frames of the frame size) and a footer that points to it.
+    /// Seals header, manifest and entries, a chained archive's index stream (if `index` is set), then a trailer that
+    /// records what was written (changed by `editTrailer`, then stored in frames of the frame size) and a footer
+    /// that points to it.
     package func assemble(editTrailer: (inout Trailer) -> Void = { _ in }) -> [UInt8] {
         var out = header.encoded()
         let bodyStart = out.count
@@ -115,6 +160,7 @@ package struct ArchiveForge {
                 )
             )
         }
+        if isChained, let index { seal(storedFrames(index), FormatV1.indexStreamID) }
         let trailerOffset = UInt64(out.count - bodyStart)
         var trailer = Trailer(
             archiveID: header.archiveID,

@@ -120,10 +120,12 @@ package enum FuzzTargets {
         }
     }
 
-    /// Canonical round trip over every structure: whatever parses re-encodes to exactly the input bytes.
+    /// Canonical round trip over every structure: whatever parses re-encodes to exactly the input bytes. Selectors
+    /// 0xF0 and above: a chain written and read back (`chainRoundTrip`).
     package static func roundTrip(_ data: [UInt8]) {
         guard let selector = data.first else { return }
         let rest = Array(data.dropFirst())
+        if selector >= 0xF0 { return chainRoundTrip(rest) }
         switch selector % 5 {
         case 0: header(rest)
         case 1: manifest(rest)
@@ -134,6 +136,75 @@ package enum FuzzTargets {
             if rest.count >= 4, let h = try? FrameHeader.parse(Array(rest.prefix(4)), frameSize: 1 << 24) {
                 precondition(h.encoded() == Array(rest.prefix(4)))
             }
+        }
+    }
+
+    /// Chained archives (Spec §14) written and read back: a root holding fuzzer-chosen content, then an incremental
+    /// archive built on it after fuzzer-chosen edits (an insertion, a deletion, a replacement or an append in a file;
+    /// a file deleted, a file added). Both read back through the chain, sequentially and entry by entry, to exactly
+    /// what was written. Bytes 0–4 choose the edits; the rest (at most 64 KiB) is the content. Small chunks (64 / 256 /
+    /// 1024) so that a few kilobytes make many.
+    package static func chainRoundTrip(_ data: [UInt8]) {
+        guard data.count >= 5 else { return }
+        let choice = data[0]
+        let content = Array(data[5...].prefix(1 << 16))
+        let position = content.isEmpty ? 0 : (Int(data[1]) | Int(data[2]) << 8) % (content.count + 1)
+        let amount = Int(data[3]) | Int(data[4]) << 8
+        var edited = content
+        switch choice % 4 {
+        case 0: edited.insert(contentsOf: content.prefix(amount % 4096).reversed(), at: position)
+        case 1: edited.removeSubrange(position..<min(content.count, position + amount))
+        case 2:
+            for i in position..<min(content.count, position + amount % 64) { edited[i] ^= 0x5A }
+        default: edited += content.prefix(amount)
+        }
+        let secret = ArchiveSecret.password(Passphrase(string: password))
+        var rootEntries = [
+            TestEntry(.directory, "d"), TestEntry(.file, "d/a", content), TestEntry(.file, "d/empty"),
+            TestEntry(.symlink, "d/l", link: "a"),
+        ]
+        if choice & 0x10 != 0 { rootEntries.append(TestEntry(.stream, "gone", content.reversed())) }
+        var nextEntries = [TestEntry(.directory, "d"), TestEntry(.file, "d/a", edited)]
+        if choice & 0x20 != 0 { nextEntries.append(TestEntry(.file, "new", Array(content.suffix(amount % 5000)))) }
+        if choice & 0x40 != 0 { nextEntries.append(TestEntry(.file, "d/copy", content)) }
+        do {
+            var o = TestArchive.options(seed: "fuzz chain root", threads: 1)
+            o.chain = .root(
+                random: o.random,
+                parameters: ChunkerParameters(minSize: 64, averageSize: 256, maxSize: 1024)
+            )
+            let root = try TestArchive.build(rootEntries, passwords: [password], options: o)
+            var n = TestArchive.options(seed: "fuzz chain next", threads: 1)
+            let base = try ArchiveReader(input: InputFile(bytes: root, name: "root", seekable: true), secret: secret)
+            n.chain = try ChainWriteContext.continuing(from: base)
+            let next = try TestArchive.build(nextEntries, passwords: [password], options: n)
+            let chain = TestChain([("root", root)])
+            for (bytes, entries) in [(root, rootEntries), (next, nextEntries)] {
+                var options = ReadOptions()
+                options.threads = 1
+                let pipe = try ArchiveReader(
+                    input: InputFile(bytes: bytes, name: "fuzz", seekable: false),
+                    secret: secret,
+                    options: options
+                )
+                try chain.attach(to: pipe, secret: secret)
+                let sink = MemorySink()
+                try pipe.readAll(into: sink)
+                let file = try ArchiveReader(
+                    input: InputFile(bytes: bytes, name: "fuzz", seekable: true),
+                    secret: secret,
+                    options: options
+                )
+                try chain.attach(to: file, secret: secret)
+                for (i, e) in entries.enumerated() {
+                    precondition((sink.data[i] ?? []) == e.data, "chain round trip: entry \(i) read back differs")
+                    let one = MemorySink()
+                    try file.readEntry(i, into: one)
+                    precondition((one.data[i] ?? []) == e.data, "chain round trip: entry \(i) differs by random access")
+                }
+            }
+        } catch {
+            preconditionFailure("chain round trip failed: \(error)")
         }
     }
 
@@ -247,8 +318,9 @@ package enum FuzzTargets {
         var out = chainedSeeds()
         // A vector opened only by an identity (x25519-only) has no password to read it with here.
         for v in Vectors.valid() where !v.passwords.isEmpty {
+            let vectorPassword = v.passwords[0]
             let bytes = try v.build()
-            let back = try TestReader.readAll(bytes, password: v.passwords[0])
+            let back = try TestReader.readAll(bytes, password: vectorPassword, chain: v.chainArchives())
             let hl = Int(bytes[10]) | Int(bytes[11]) << 8
             let header = Array(bytes.prefix(hl))
             let manifest = back.manifest.encoded()
@@ -263,10 +335,14 @@ package enum FuzzTargets {
                 [0x80, 0] + Array(bytes[f.offset..<f.offset + 4]) + [0] + .le(UInt64(manifest.count), count: 4)
                     + manifest
             )
-            if v.passwords[0] == password && bytes.count < 64 << 10 { out["reader", default: []].append(bytes) }
+            if vectorPassword == password && bytes.count < 64 << 10 { out["reader", default: []].append(bytes) }
             out["roundtrip", default: []] += [
                 [0] + header, [1] + manifest, [2, 0] + trailer, [3] + Array(bytes.suffix(24)),
             ]
+        }
+        // Chains (selector 0xF0): each edit kind, with a deleted, a new and a copied file.
+        for choice: UInt8 in [0x00, 0x11, 0x22, 0x43, 0x70] {
+            out["roundtrip", default: []].append([0xF0, choice, 0x10, 0x0F, 0x40, 0x01] + TestArchive.text(6000))
         }
         return out
     }

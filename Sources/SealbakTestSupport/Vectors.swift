@@ -3,6 +3,7 @@ import SealbakArchive
 import SealbakCompression
 import SealbakCrypto
 import SealbakFormat
+import SealbakIO
 import SealbakKeys
 
 /// A valid test vector of Spec §12.
@@ -20,12 +21,49 @@ package struct ValidVector: Sendable {
     package var openWith: [String]?
     /// Re-encrypts the archive after `ArchiveWriter` wrote it (bytes no writer of sealbak emits, but valid).
     package var edit: (@Sendable (inout ArchiveForge) throws -> Void)?
+    /// A chained archive (Spec §14): a root, or an incremental archive built on another valid vector.
+    package var chain: ChainSpec?
+
+    package enum ChainSpec: Sendable {
+        /// The first archive of a chain, cutting chunks with these parameters.
+        case root(ChunkerParameters)
+        /// An archive whose base is the valid vector of this name.
+        case incremental(base: String)
+    }
+
+    /// The valid vector this one's base record names, if any.
+    package var chainBase: ValidVector? {
+        guard case .incremental(let base) = chain else { return nil }
+        return Vectors.valid().first { $0.name == base }!
+    }
+
+    /// The archives this vector's references may need, nearest base first, as a `TestChain` names them (the file
+    /// names of the vectors).
+    package func chainArchives() throws -> TestChain {
+        var out = TestChain()
+        var next = chainBase
+        while let base = next {
+            out.archives.append(("\(base.name).sbk", try base.build()))
+            next = base.chainBase
+        }
+        return out
+    }
 
     package var recipientKeys: [[UInt8]] {
         identities.map { X25519.publicKey(SecureBytes(copying: Vectors.unhex($0))) }
     }
 
     package func build() throws -> [UInt8] {
+        var options = self.options
+        switch chain {
+        case nil: break
+        case .root(let parameters): options.chain = .root(random: options.random, parameters: parameters)
+        case .incremental:
+            let base = chainBase!
+            let input = InputFile(bytes: try base.build(), name: "\(base.name).sbk", seekable: true)
+            let reader = try ArchiveReader(input: input, secret: .password(Passphrase(string: base.passwords[0])))
+            options.chain = try ChainWriteContext.continuing(from: reader)
+        }
         let bytes = try TestArchive.build(
             entries,
             passwords: passwords,
@@ -61,13 +99,15 @@ package struct InvalidVector: Sendable {
     package var description: String
     package var base: String
     package var password: String
-    package var expected: FormatError.Class
+    package var expected: FailureClass
     package var bytes: [UInt8]
     /// The class a random-access reader (Spec §8.3) reports when it reads every entry, and the entries that fail
     /// when each is read alone (all others read fine): given where the class must not depend on the procedure.
-    package var randomAccess: (expected: FormatError.Class, failingEntries: [Int])?
+    package var randomAccess: (expected: FailureClass, failingEntries: [Int])?
     /// For class `key`: which distinction of Spec §4.4 step 5 the reader reports.
     package var keyFailure: KeyFailure?
+    /// For an incremental archive (Spec §14): its base, as a path relative to the `invalid/` folder.
+    package var chainBase: String?
 }
 
 /// The messages of Spec §4.4 step 5 (all class `key`), in the order the spec checks them.
@@ -317,7 +357,73 @@ package enum Vectors {
                 options: opts("shuffle-codec", shuffle: .vectorFiles)
             )
         )
+
+        // §14: a chain of two archives. Small chunks (256 / 1024 / 4096) so that a few kilobytes make several.
+        var root = ValidVector(
+            name: "chain-root",
+            description:
+                "the root of a chain (format version 2, feature bit 1, chain depth 0): every chunk a literal, chunker fastcdc-1 256 1024 4096",
+            passwords: [password],
+            entries: chainRootEntries,
+            options: opts("chain-root")
+        )
+        root.chain = .root(chainParameters)
+        v.append(root)
+        var incremental = ValidVector(
+            name: "chain-incremental",
+            description:
+                "an incremental archive (chain depth 1) whose base is chain-root: notes.txt and db.dump unchanged (references), 100 bytes inserted in the middle of dump.sql (references and literals), new.bin new (literals), old.log deleted",
+            passwords: [password],
+            entries: chainIncrementalEntries,
+            options: opts("chain-incremental")
+        )
+        incremental.chain = .incremental(base: "chain-root")
+        v.append(incremental)
         return v
+    }
+
+    /// The chunking parameters of the chain vectors.
+    package static let chainParameters = ChunkerParameters(minSize: 256, averageSize: 1024, maxSize: 4096)
+
+    /// The content of `app/dump.sql` in the chain root (several chunks).
+    static let chainDump = TestArchive.text(10_000)
+
+    package static let chainRootEntries: [TestEntry] = [
+        TestEntry(.directory, "app"),
+        TestEntry(.file, "app/dump.sql", chainDump),
+        TestEntry(.file, "app/notes.txt", TestArchive.noise(3000, seed: 21)),
+        TestEntry(.file, "app/old.log", TestArchive.noise(2000, seed: 22)),
+        TestEntry(.file, "app/empty.txt"),
+        TestEntry(.symlink, "app/latest", link: "dump.sql"),
+        TestEntry(.stream, "app/db.dump", TestArchive.noise(6000, seed: 23), mode: 0o600),
+    ]
+
+    package static let chainIncrementalEntries: [TestEntry] = [
+        TestEntry(.directory, "app"),
+        TestEntry(
+            .file,
+            "app/dump.sql",
+            Array(chainDump[..<5000]) + Array(repeating: UInt8(ascii: "+"), count: 100) + Array(chainDump[5000...])
+        ),
+        TestEntry(.file, "app/notes.txt", TestArchive.noise(3000, seed: 21)),
+        TestEntry(.file, "app/new.bin", TestArchive.noise(1500, seed: 24)),
+        TestEntry(.file, "app/empty.txt"),
+        TestEntry(.symlink, "app/latest", link: "dump.sql"),
+        TestEntry(.stream, "app/db.dump", TestArchive.noise(6000, seed: 23), mode: 0o600),
+    ]
+
+    /// The kind of every record of every entry of a chained archive (`literal`, `reference`; Spec §14.2), read
+    /// without the chain: for the JSON of the chain vectors.
+    package static func recordKinds(_ bytes: [UInt8], password: String) throws -> [[String]] {
+        let forge = try ArchiveForge(bytes, password: password)
+        return try forge.contents.indices.map { i in
+            try forge.records(i).map {
+                switch $0 {
+                case .literal: "literal"
+                case .reference: "reference"
+                }
+            }
+        }
     }
 
     static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
@@ -439,16 +545,17 @@ package enum Vectors {
         }
         func add(
             _ name: String,
-            _ expected: FormatError.Class,
+            _ expected: FailureClass,
             _ description: String,
             base: String = "multi-frame-text",
             password: String = Vectors.password,
-            randomAccess: (FormatError.Class, [Int])? = nil,
+            randomAccess: (FailureClass, [Int])? = nil,
             key: KeyFailure? = nil,
             _ mutate: (inout [UInt8]) throws -> Void
         ) rethrows {
             var b = try! bytes(of: base)
             try mutate(&b)
+            let chainBase = valid[base]!.chainBase.map { "../valid/\($0.name).sbk" }
             out.append(
                 InvalidVector(
                     name: name,
@@ -458,7 +565,8 @@ package enum Vectors {
                     expected: expected,
                     bytes: b,
                     randomAccess: randomAccess.map { (expected: $0.0, failingEntries: $0.1) },
-                    keyFailure: key
+                    keyFailure: key,
+                    chainBase: chainBase
                 )
             )
         }
@@ -852,6 +960,280 @@ package enum Vectors {
                     f.entries[0][0] = FramePlaintext.prefix(codec: .shuffledZstd, rawLength: raw.count) + payload
                 }
             )
+        }
+        for d in try chainDefects() {
+            add(d.name, d.expected, d.description, base: d.base, randomAccess: d.randomAccess) { b in
+                b = try! forged(d.base, d.edit, trailer: d.trailer)
+            }
+        }
+        return out
+    }
+}
+
+/// One invalid chain vector: a valid chain vector re-encrypted after an edit.
+struct ChainDefect {
+    var name: String
+    var expected: FailureClass
+    var description: String
+    var base: String
+    var randomAccess: (FailureClass, [Int])?
+    var edit: (inout ArchiveForge) throws -> Void
+    var trailer: (inout Trailer) -> Void
+}
+
+extension Vectors {
+    /// Spec §14: one defect each in a chain root or in the incremental archive built on it (whose base is
+    /// `valid/chain-root.sbk`).
+    static func chainDefects() throws -> [ChainDefect] {
+        var out: [ChainDefect] = []
+        let root = "chain-root"
+        let incremental = "chain-incremental"
+        let rootEntries = chainRootEntries
+        let entries = chainIncrementalEntries
+        let dump = rootEntries.firstIndex { $0.name == "app/dump.sql" }!
+        let notes = entries.firstIndex { $0.name == "app/notes.txt" }!
+        let all = Array(entries.indices)
+        let allRoot = Array(rootEntries.indices)
+        let rootForge = try ArchiveForge(try valid().first { $0.name == root }!.build(), password: password)
+        func chainAdd(
+            _ name: String,
+            _ expected: FailureClass,
+            _ description: String,
+            base: String,
+            randomAccess: (FailureClass, [Int])? = nil,
+            _ edit: @escaping (inout ArchiveForge) throws -> Void,
+            trailer: @escaping (inout Trailer) -> Void = { _ in }
+        ) throws {
+            out.append(
+                ChainDefect(
+                    name: name,
+                    expected: expected,
+                    description: description,
+                    base: base,
+                    randomAccess: randomAccess,
+                    edit: edit,
+                    trailer: trailer
+                )
+            )
+        }
+        func base(_ f: ArchiveForge) -> BaseRecord { f.header.base! }
+
+        // §14.1: the base record (class header, checked after the slots, before any key is tried).
+        try chainAdd(
+            "chain-root-hash-nonzero",
+            .header,
+            "a root's base record (depth 0, base archive id zero) with a non-zero base trailer SHA-256; MAC recomputed",
+            base: root
+        ) { f in
+            f.setBase(
+                BaseRecord(
+                    archiveID: [UInt8](repeating: 0, count: 16),
+                    trailerSHA256: [1] + [UInt8](repeating: 0, count: 31),
+                    depth: 0
+                )
+            )
+        }
+        try chainAdd(
+            "chain-root-id-nonzero",
+            .header,
+            "a base record of depth 0 with a non-zero base archive id (hash zero); MAC recomputed",
+            base: root
+        ) { f in
+            f.setBase(
+                BaseRecord(
+                    archiveID: [UInt8](repeating: 0x5A, count: 16),
+                    trailerSHA256: [UInt8](repeating: 0, count: 32),
+                    depth: 0
+                )
+            )
+        }
+        try chainAdd(
+            "chain-base-is-self",
+            .header,
+            "the incremental archive's base record names its own archive id (hash and depth 1 kept); MAC recomputed",
+            base: incremental
+        ) { f in
+            var b = base(f)
+            b.archiveID = f.header.archiveID
+            f.setBase(b)
+        }
+        try chainAdd(
+            "chain-depth-over-limit",
+            .header,
+            "the incremental archive's base record has chain depth 1025 (limit 1024); MAC recomputed",
+            base: incremental
+        ) { f in
+            var b = base(f)
+            b.depth = 1025
+            f.setBase(b)
+        }
+
+        // §14.2: record rules (class payload), in the root so that no base is involved.
+        func editRecords(_ edit: @escaping (inout [UInt8]) -> Void) -> (inout ArchiveForge) throws -> Void {
+            { f in
+                var records = f.contents[dump]
+                edit(&records)
+                f.setEntry(dump, data: records)
+            }
+        }
+        try chainAdd(
+            "chain-record-tag-3",
+            .payload,
+            "the first record of app/dump.sql has tag 3 (1: literal, 2: reference)",
+            base: root,
+            randomAccess: (.payload, [dump]),
+            editRecords { $0[0] = 3 }
+        )
+        try chainAdd(
+            "chain-record-reserved-byte",
+            .payload,
+            "the byte after the tag of app/dump.sql's first record (a literal) is 1 instead of 0",
+            base: root,
+            randomAccess: (.payload, [dump]),
+            editRecords { $0[1] = 1 }
+        )
+        try chainAdd(
+            "chain-literal-length-zero",
+            .payload,
+            "the first record of app/dump.sql is a literal of length 0",
+            base: root,
+            randomAccess: (.payload, [dump]),
+            editRecords { $0.replaceSubrange(4..<8, with: [0, 0, 0, 0]) }
+        )
+        try chainAdd(
+            "chain-record-truncated",
+            .payload,
+            "the record stream of app/dump.sql ends one byte before the end of its last literal",
+            base: root,
+            randomAccess: (.payload, [dump]),
+            editRecords { $0.removeLast() }
+        )
+
+        // §14.3: the index stream.
+        let entryBytes = 4 + ChunkIndex.entryByteCount * rootEntries.count
+        try chainAdd(
+            "chain-index-unsorted",
+            .payload,
+            "chunks 0 and 1 of the root's index stream swapped: ids not strictly ascending",
+            base: root,
+            randomAccess: (.payload, allRoot)
+        ) { f in
+            var i = f.index!
+            let c0 = entryBytes + 8
+            let first = Array(i[c0..<c0 + 64])
+            i.replaceSubrange(c0..<c0 + 64, with: i[c0 + 64..<c0 + 128])
+            i.replaceSubrange(c0 + 64..<c0 + 128, with: first)
+            f.index = i
+        }
+        try chainAdd(
+            "chain-index-entry-count",
+            .payload,
+            "the root's index stream gives entry_count 8, the manifest 7",
+            base: root,
+            randomAccess: (.payload, allRoot)
+        ) { f in f.index![0] += 1 }
+        try chainAdd(
+            "chain-index-content-sha256",
+            .trailer,
+            "the root's index stream records a content SHA-256 of app/dump.sql with one bit flipped",
+            base: root,
+            randomAccess: (.trailer, [dump])
+        ) { f in f.index![4 + ChunkIndex.entryByteCount * dump + 8] ^= 0x01 }
+        try chainAdd(
+            "chain-index-stream-missing",
+            .payload,
+            "no index stream: the trailer follows the last entry stream and its trailer_offset is that stream's end. A sequential reader meets the trailer's first frame where the index stream must be: its tag fails under the index stream's key (payload). A random-access reader finds trailer_offset = the end of the last entry stream in the trailer (trailer, Spec §14.3 / §8.2 item 7)",
+            base: root
+        ) { f in f.index = nil }
+        try chainAdd(
+            "chain-trailer-offset-at-streams-end",
+            .trailer,
+            "the index stream is present but the trailer's trailer_offset is the end of the last entry stream (§8.2 item 7 as §14.3 amends it); the footer points to the trailer",
+            base: root,
+            randomAccess: (.trailer, allRoot)
+        ) { _ in
+        } trailer: { t in
+            t.trailerOffset = t.streamsEnd
+        }
+
+        // §14.2, §14.5: references of the incremental archive (its base is valid/chain-root.sbk).
+        func editReference(_ edit: @escaping (inout ChunkReference) -> Void) -> (inout ArchiveForge) throws -> Void {
+            { f in
+                var records = try f.records(notes)
+                guard case .reference(var r) = records[0] else { preconditionFailure("notes.txt is one reference") }
+                edit(&r)
+                records[0] = .reference(r)
+                f.setRecords(notes, records)
+            }
+        }
+        let rootNotes = rootEntries.firstIndex { $0.name == "app/notes.txt" }!
+        let rootNotesStream = UInt64(rootForge.contents[rootNotes].count)
+        try chainAdd(
+            "chain-reference-chunk-id",
+            .payload,
+            "app/notes.txt's reference has a chunk_id with one bit flipped: the referenced bytes do not hash to it",
+            base: incremental,
+            randomAccess: (.payload, [notes]),
+            editReference { $0.chunkID[0] ^= 0x01 }
+        )
+        try chainAdd(
+            "chain-reference-past-end",
+            .chain,
+            "app/notes.txt's reference ends one byte past the end of the base entry's stream (offset + length = size + 1)",
+            base: incremental,
+            randomAccess: (.chain, [notes]),
+            editReference { $0.offset = rootNotesStream + 1 - UInt64($0.length) }
+        )
+        try chainAdd(
+            "chain-reference-unknown-archive",
+            .chain,
+            "app/notes.txt's reference names archive 5a5a…5a, which is not in the chain",
+            base: incremental,
+            randomAccess: (.chain, [notes]),
+            editReference { $0.archiveID = [UInt8](repeating: 0x5A, count: 16) }
+        )
+        try chainAdd(
+            "chain-reference-to-directory",
+            .chain,
+            "app/notes.txt's reference names entry 0 of the base, a directory",
+            base: incremental,
+            randomAccess: (.chain, [notes]),
+            editReference { $0.entry = 0 }
+        )
+
+        // §14.5: the base found is not the one the base record names.
+        try chainAdd(
+            "chain-base-trailer-hash-differs",
+            .chain,
+            "the incremental archive's base record names a base trailer SHA-256 with one bit flipped; MAC recomputed",
+            base: incremental,
+            randomAccess: (.chain, all)
+        ) { f in
+            var b = base(f)
+            b.trailerSHA256[0] ^= 0x01
+            f.setBase(b)
+        }
+        try chainAdd(
+            "chain-base-depth-differs",
+            .chain,
+            "the incremental archive's base record says chain depth 2 (its base is a root, depth 0); MAC recomputed",
+            base: incremental,
+            randomAccess: (.chain, all)
+        ) { f in
+            var b = base(f)
+            b.depth = 2
+            f.setBase(b)
+        }
+        try chainAdd(
+            "chain-base-missing",
+            .chain,
+            "the incremental archive's base record names archive 5a5a…5a, which is nowhere: the base is missing; MAC recomputed",
+            base: incremental,
+            randomAccess: (.chain, all)
+        ) { f in
+            var b = base(f)
+            b.archiveID = [UInt8](repeating: 0x5A, count: 16)
+            f.setBase(b)
         }
         return out
     }

@@ -1,5 +1,6 @@
 // Regenerates Spec/vectors: `swift run SealbakVectorGen [DIR]` (scripts/gen-vectors). Deterministic.
 import Foundation
+import SealbakArchive
 import SealbakCrypto
 import SealbakFormat
 import SealbakIO
@@ -60,6 +61,18 @@ for v in Vectors.valid() {
         for i in entries.indices { entries[i]["frame_codecs"] = codecs[i] }
         extra = ["format_version": Int(header.version), "flags": Int(header.features.rawValue)]
     }
+    // Chained vectors (Spec §14): depth and base, the kinds of every entry's records, and the archive metadata as
+    // stored (the writer adds the chunk key and the chunking parameters).
+    if let base = header.base {
+        let kinds = try Vectors.recordKinds(bytes, password: v.passwords[0])
+        for i in entries.indices { entries[i]["records"] = kinds[i] }
+        extra["chain"] = ["depth": Int(base.depth), "base": v.chainBase.map { "\($0.name).sbk" } ?? NSNull()]
+        let reader = try ArchiveReader(
+            input: InputFile(bytes: bytes, name: v.name, seekable: true),
+            secret: .password(Passphrase(string: v.passwords[0]))
+        )
+        extra["metadata"] = Dictionary(uniqueKeysWithValues: reader.manifest.metadata.map { ($0.key, $0.value) })
+    }
     try writeJSON(
         extra.merging([
             "name": v.name, "description": v.description, "file": "\(v.name).sbk",
@@ -93,6 +106,7 @@ for v in try Vectors.invalid() {
         json["random_access_failing_entries"] = r.failingEntries
     }
     if let k = v.keyFailure { json["key_failure"] = k.rawValue }
+    if let base = v.chainBase { json["chain"] = ["base": base] }
     try writeJSON(json, to: "\(dir)/invalid/\(v.name).json")
 }
 for v in Vectors.conflicts() {

@@ -16,6 +16,22 @@ import Testing
         try JSONSerialization.jsonObject(with: Data(contentsOf: path)) as! [String: Any]
     }
 
+    /// The chain a vector's references are resolved against (Spec §14.5): its `chain.base` (a path relative to the
+    /// vector's folder), that base's own base, and so on.
+    static func chain(_ meta: [String: Any], in sub: String) throws -> TestChain {
+        var out = TestChain()
+        var folder = dir.appendingPathComponent(sub)
+        var next = (meta["chain"] as? [String: Any])?["base"] as? String
+        while let path = next {
+            let file = folder.appendingPathComponent(path).standardizedFileURL
+            out.archives.append((file.lastPathComponent, try [UInt8](Data(contentsOf: file))))
+            folder = file.deletingLastPathComponent()
+            let baseMeta = try json(file.deletingPathExtension().appendingPathExtension("json"))
+            next = (baseMeta["chain"] as? [String: Any])?["base"] as? String
+        }
+        return out
+    }
+
     static func names(_ sub: String) -> [String] {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent(sub).path)) ?? []
         return files.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
@@ -46,12 +62,21 @@ import Testing
             let codecs = try ValidVector.frameCodecs(bytes, password: password)
             #expect(codecs == expected.map { $0["frame_codecs"] as? [Int] })
             #expect(
-                codecs.joined().contains(Int(CompressionCodec.shuffledZstd.rawValue)),
+                !header.features.contains(.shuffle)
+                    || codecs.joined().contains(Int(CompressionCodec.shuffledZstd.rawValue)),
                 "\(name) has no codec-3 frame"
             )
         }
+        // Spec §14: a chained vector gives its depth and base, and the kinds of every entry's records.
+        let chain = try Self.chain(meta, in: "valid")
+        if let c = meta["chain"] as? [String: Any], let password = (meta["passwords"] as! [String]).first {
+            #expect(Int(header.base?.depth ?? 0) == c["depth"] as? Int)
+            #expect(header.base?.isRoot == (c["base"] is NSNull))
+            let kinds = try Vectors.recordKinds(bytes, password: password)
+            #expect(kinds == expected.map { $0["records"] as! [String] })
+        }
         for secret in secrets {
-            let back = try TestReader.readAll(bytes, secret: secret)
+            let back = try TestReader.readAll(bytes, secret: secret, chain: chain)
             #expect(back.manifest.entries.count == expected.count)
             for (i, e) in expected.enumerated() {
                 // Names are bytes (Spec §7.2): Swift's String == would equate NFC and NFD spellings.
@@ -62,7 +87,9 @@ import Testing
                     SHA256Hasher.hash(back.data[i]).map { String(format: "%02x", $0) }.joined() == e["sha256"]
                         as! String
                 )
-                #expect(back.trailer.entries[i].sha256 == SHA256Hasher.hash(back.data[i]))
+                if !header.features.contains(.chained) {
+                    #expect(back.trailer.entries[i].sha256 == SHA256Hasher.hash(back.data[i]))
+                }
             }
         }
     }
@@ -71,7 +98,8 @@ import Testing
     func invalidVectorFailsWithItsClass(_ name: String) throws {
         let meta = try Self.json(Self.dir.appendingPathComponent("invalid/\(name).json"))
         let bytes = try [UInt8](Data(contentsOf: Self.dir.appendingPathComponent("invalid/\(name).sbk")))
-        let got = try TestReader.failureClass(bytes, password: meta["password"] as! String)
+        let chain = try Self.chain(meta, in: "invalid")
+        let got = try TestReader.failureClass(bytes, password: meta["password"] as! String, chain: chain)
         #expect(got?.rawValue == meta["expected_error"] as? String, "\(name): \(meta["description"] ?? "")")
     }
 
@@ -104,18 +132,20 @@ import Testing
         guard let expected = meta["random_access_error"] as? String else { return }
         let bytes = try [UInt8](Data(contentsOf: Self.dir.appendingPathComponent("invalid/\(name).sbk")))
         let password = meta["password"] as! String
+        let chain = try Self.chain(meta, in: "invalid")
         #expect(
-            try TestReader.pipeFailureClass(bytes, password: password)?.rawValue == meta["expected_error"] as? String,
+            try TestReader.pipeFailureClass(bytes, password: password, chain: chain)?.rawValue
+                == meta["expected_error"] as? String,
             "\(name) from a pipe"
         )
         #expect(
-            try TestReader.randomAccessFailureClass(bytes, password: password)?.rawValue == expected,
+            try TestReader.randomAccessFailureClass(bytes, password: password, chain: chain)?.rawValue == expected,
             "\(name) through the index"
         )
         let failing = Set(meta["random_access_failing_entries"] as! [Int])
         let count = (try? TestReader.entryCount(bytes, password: password)) ?? (failing.max().map { $0 + 1 } ?? 0)
         for i in 0..<count {
-            let got = try TestReader.randomAccessFailureClass(bytes, password: password, entries: [i])
+            let got = try TestReader.randomAccessFailureClass(bytes, password: password, entries: [i], chain: chain)
             #expect(got?.rawValue == (failing.contains(i) ? expected : nil), "\(name): entry \(i) read alone")
         }
     }
@@ -160,6 +190,7 @@ import Testing
         let meta = try Self.json(Self.dir.appendingPathComponent("valid/\(name).json"))
         let bytes = try [UInt8](Data(contentsOf: Self.dir.appendingPathComponent("valid/\(name).sbk")))
         guard let password = (meta["passwords"] as! [String]).first else { return }
-        #expect(EntryConflict.first(in: try TestReader.readAll(bytes, password: password).manifest.entries) == nil)
+        let back = try TestReader.readAll(bytes, password: password, chain: try Self.chain(meta, in: "valid"))
+        #expect(EntryConflict.first(in: back.manifest.entries) == nil)
     }
 }

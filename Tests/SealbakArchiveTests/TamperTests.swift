@@ -20,7 +20,7 @@ import Testing
     static let layout = try! ArchiveLayout(archive, entryCount: entries.count)
 
     /// Classes that may result from changing a byte in each region.
-    static func allowed(at offset: Int) -> Set<FormatError.Class> {
+    static func allowed(at offset: Int) -> Set<FailureClass> {
         if offset < 41 { return [.header, .version, .key, .mac, .truncated] }
         if offset < layout.headerLength - 32 { return [.header, .key, .mac, .truncated] }
         if offset < layout.headerLength { return [.mac] }
