@@ -225,7 +225,8 @@ package final class ArchiveWriter {
                     source: read,
                     context: chain,
                     archiveID: header.archiveID,
-                    entry: UInt32(index)
+                    entry: UInt32(index),
+                    threads: options.threads
                 )
                 let r = try writeStream(
                     slot: index + 1,

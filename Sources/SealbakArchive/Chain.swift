@@ -115,11 +115,15 @@ package struct ChainWriteContext: Sendable {
 /// Turns an entry's content into its record stream (Spec §14.2) for the writer: cuts chunks, names each by its keyed
 /// hash, and writes a reference for every chunk the base's chunk table holds, a literal for the others. Produces the
 /// stream through `read(into:)`, the shape `ArchiveWriter.writeStream` reads from.
+///
+/// Work goes by blocks of about 4 MiB: the chunker cuts a block on the calling thread, then the block's content
+/// SHA-256 (one sequential stream) and its chunks' identities run at the same time on `lanes` threads.
 final class RecordProducer {
     private let source: (UnsafeMutableRawBufferPointer) throws -> Int
     private let context: ChainWriteContext
     private let archiveID: [UInt8]
     private let entry: UInt32
+    private let lanes: Int
     private var buffer: [UInt8]
     private var bufferStart = 0
     private var bufferEnd = 0
@@ -133,18 +137,21 @@ final class RecordProducer {
     /// Every chunk of this entry with where it is stored (Spec §14.3).
     private(set) var chunks: [(id: [UInt8], location: ChunkLocation)] = []
     private(set) var referencedBytes: UInt64 = 0
+    static let blockSize = 4 << 20
 
     init(
         source: @escaping (UnsafeMutableRawBufferPointer) throws -> Int,
         context: ChainWriteContext,
         archiveID: [UInt8],
-        entry: UInt32
+        entry: UInt32,
+        threads: Int
     ) {
         self.source = source
         self.context = context
         self.archiveID = archiveID
         self.entry = entry
-        buffer = [UInt8](repeating: 0, count: 2 * context.parameters.maxSize + (1 << 20))
+        lanes = max(2, threads)
+        buffer = [UInt8](repeating: 0, count: Self.blockSize + context.parameters.maxSize)
     }
 
     var contentSHA256: [UInt8] { content.finalize() }
@@ -157,7 +164,7 @@ final class RecordProducer {
                 streamOffset += UInt64(pending.count)
                 pending.removeAll(keepingCapacity: true)
                 pendingStart = 0
-                if try !produceRecord() { break }
+                if try !produceBlock() { break }
             }
             let n = min(out.count - written, pending.count - pendingStart)
             pending.withUnsafeBytes { p in
@@ -172,86 +179,103 @@ final class RecordProducer {
         return written
     }
 
-    /// An open reference: consecutive chunks stored back to back in one stream of the chain become one reference
-    /// (an unchanged stretch of a database dump costs one record, not one per chunk).
-    private var run: (location: ChunkLocation, mac: Blake2bMACHasher)?
-    /// The most bytes one reference covers (what a reader holds to check its chunk id).
-    static let maxReferenceLength = 4 << 20
-
-    /// Cuts the next chunk and appends its record(s) to `pending`; false when the content ended.
-    private func produceRecord() throws -> Bool {
+    /// Reads up to a block, cuts it into chunks, hashes them, and appends their records to `pending`; false when the
+    /// content ended.
+    private func produceBlock() throws -> Bool {
         let maxSize = context.parameters.maxSize
-        if bufferEnd - bufferStart < maxSize && !sourceEnded {
-            if bufferStart > 0 {
-                buffer.withUnsafeMutableBytes { b in
-                    b.baseAddress!.copyMemory(
-                        from: b.baseAddress!.advanced(by: bufferStart),
-                        byteCount: bufferEnd - bufferStart
-                    )
-                }
-                bufferEnd -= bufferStart
-                bufferStart = 0
+        if bufferStart > 0 {
+            buffer.withUnsafeMutableBytes { b in
+                b.baseAddress!.copyMemory(
+                    from: b.baseAddress!.advanced(by: bufferStart),
+                    byteCount: bufferEnd - bufferStart
+                )
             }
-            while bufferEnd < buffer.count && !sourceEnded {
-                let n = try buffer.withUnsafeMutableBytes { b in
-                    try source(UnsafeMutableRawBufferPointer(rebasing: b[bufferEnd...]))
-                }
-                if n == 0 { sourceEnded = true } else { bufferEnd += n }
+            bufferEnd -= bufferStart
+            bufferStart = 0
+        }
+        while bufferEnd < buffer.count && !sourceEnded {
+            let n = try buffer.withUnsafeMutableBytes { b in
+                try source(UnsafeMutableRawBufferPointer(rebasing: b[bufferEnd...]))
             }
+            if n == 0 { sourceEnded = true } else { bufferEnd += n }
         }
-        if bufferStart == bufferEnd {
-            flushReference()
-            return !pending.isEmpty
-        }
+        if bufferEnd == 0 { return false }
+        // Cut: every chunk that starts with at least a maximum chunk ahead (or the input's end) is final.
         let local = buffer  // shares the storage (nothing below writes to `buffer`)
-        let available = local.span.bytes.extracting(bufferStart..<bufferEnd)
-        let length = Chunker.chunkLength(available, parameters: context.parameters)
-        let chunk = available.extracting(0..<length)
-        let id = Blake2bMAC.mac(key: context.chunkKey, message: chunk)
-        content.update(chunk)
-        contentSize += UInt64(length)
-        if let location = context.baseIndex?.location(of: id), Int(location.length) == length {
-            chunks.append((id, location))
-            referencedBytes += UInt64(length)
-            if let open = run, open.location.archiveID == location.archiveID, open.location.entry == location.entry,
-                open.location.offset + UInt64(open.location.length) == location.offset,
-                Int(open.location.length) + length <= Self.maxReferenceLength
-            {
-                open.mac.update(chunk)
-                run!.location.length += UInt32(length)
-            } else {
-                flushReference()
-                let mac = Blake2bMACHasher(key: context.chunkKey)
-                mac.update(chunk)
-                run = (location, mac)
-            }
-        } else {
-            flushReference()
-            ChunkRecords.appendLiteralHeader(length: length, to: &pending)
-            let contentOffset = streamOffset + UInt64(pending.count)
-            pending.append(contentsOf: local[bufferStart..<bufferStart + length])
-            chunks.append(
-                (id, ChunkLocation(archiveID: archiveID, entry: entry, offset: contentOffset, length: UInt32(length)))
+        var cuts: [(start: Int, length: Int)] = []
+        var at = 0
+        while at < bufferEnd && (bufferEnd - at >= maxSize || sourceEnded) {
+            let length = Chunker.chunkLength(
+                local.span.bytes.extracting(at..<bufferEnd),
+                parameters: context.parameters
             )
+            cuts.append((at, length))
+            at += length
         }
-        bufferStart += length
-        return true
-    }
-
-    /// Appends the open reference, if any, to `pending`.
-    private func flushReference() {
-        guard let open = run else { return }
-        run = nil
-        ChunkRecords.appendReference(
-            ChunkReference(
-                archiveID: open.location.archiveID,
-                entry: open.location.entry,
-                offset: open.location.offset,
-                length: open.location.length,
-                chunkID: open.mac.finalize()
-            ),
-            to: &pending
-        )
+        let blockEnd = at
+        let blockCuts = cuts
+        // Hash: the content's SHA-256 on one lane, the chunk identities on the others, at the same time.
+        var ids = [[UInt8]](repeating: [], count: cuts.count)
+        let key = context.chunkKey
+        let content = self.content
+        let lanes = min(self.lanes, cuts.count + 1)
+        local.withUnsafeBytes { raw in
+            ids.withUnsafeMutableBufferPointer { out in
+                nonisolated(unsafe) let raw = raw
+                nonisolated(unsafe) let out = out
+                nonisolated(unsafe) let content = content
+                DispatchQueue.concurrentPerform(iterations: lanes) { lane in
+                    if lane == 0 {
+                        content.update(UnsafeRawBufferPointer(rebasing: raw[0..<blockEnd]).bytes)
+                        return
+                    }
+                    var i = lane - 1
+                    while i < blockCuts.count {
+                        let c = blockCuts[i]
+                        out[i] = Blake2bMAC.mac(
+                            key: key,
+                            message: UnsafeRawBufferPointer(rebasing: raw[c.start..<c.start + c.length]).bytes
+                        )
+                        i += lanes - 1
+                    }
+                }
+            }
+        }
+        contentSize += UInt64(blockEnd)
+        for (i, c) in cuts.enumerated() {
+            let id = ids[i]
+            if let location = context.baseIndex?.location(of: id), Int(location.length) == c.length {
+                ChunkRecords.appendReference(
+                    ChunkReference(
+                        archiveID: location.archiveID,
+                        entry: location.entry,
+                        offset: location.offset,
+                        length: location.length,
+                        chunkID: id
+                    ),
+                    to: &pending
+                )
+                chunks.append((id, location))
+                referencedBytes += UInt64(c.length)
+            } else {
+                ChunkRecords.appendLiteralHeader(length: c.length, to: &pending)
+                let contentOffset = streamOffset + UInt64(pending.count)
+                pending.append(contentsOf: local[c.start..<c.start + c.length])
+                chunks.append(
+                    (
+                        id,
+                        ChunkLocation(
+                            archiveID: archiveID,
+                            entry: entry,
+                            offset: contentOffset,
+                            length: UInt32(c.length)
+                        )
+                    )
+                )
+            }
+        }
+        bufferStart = blockEnd
+        return !cuts.isEmpty
     }
 }
 
