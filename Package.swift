@@ -160,7 +160,7 @@ let package = Package(
 
         .testTarget(name: "SealbakFormatTests", dependencies: ["SealbakFormat"], swiftSettings: strict),
         // Known-answer tests of every primitive (RFC and specification vectors) and tamper refusal of the AEADs.
-        .testTarget(name: "SealbakCryptoTests", dependencies: ["SealbakCrypto"], swiftSettings: strict),
+        .testTarget(name: "SealbakCryptoTests", dependencies: ["SealbakCrypto", "SealbakSync"], swiftSettings: strict),
         // Frame (de)compression: bombs, windows, truncations, malformed headers.
         .testTarget(name: "SealbakCompressionTests", dependencies: ["SealbakCompression"], swiftSettings: strict),
         .testTarget(

@@ -82,6 +82,7 @@ package final class ArchiveWriter {
     private var contentResults: [(size: UInt64, sha256: [UInt8])] = []
     private var chunks: [(id: [UInt8], location: ChunkLocation)] = []
     private var referencedBytes: UInt64 = 0
+    private let chunkScratch = ChunkScratch()
     private var finished = false
 
     /// Writes the header and the manifest.
@@ -226,7 +227,8 @@ package final class ArchiveWriter {
                     context: chain,
                     archiveID: header.archiveID,
                     entry: UInt32(index),
-                    threads: options.threads
+                    threads: options.threads,
+                    scratch: chunkScratch
                 )
                 let r = try writeStream(
                     slot: index + 1,

@@ -64,13 +64,16 @@ package enum ChainMetadata {
 /// chunking parameters, and where the base's chunks are stored (nil for a root).
 package struct ChainWriteContext: Sendable {
     package var base: BaseRecord
-    package var chunkKey: SecureBytes
+    package let chunkKey: SecureBytes
     package var parameters: ChunkerParameters
     package var baseIndex: ChunkIndex?
+    /// HMAC-SHA-256 under the chunk key: a chunk's identity (Spec §14.4).
+    let chunkIdentity: KeyedSHA256
 
     package init(base: BaseRecord, chunkKey: SecureBytes, parameters: ChunkerParameters, baseIndex: ChunkIndex?) {
         self.base = base
         self.chunkKey = chunkKey
+        chunkIdentity = KeyedSHA256(key: chunkKey)
         self.parameters = parameters
         self.baseIndex = baseIndex
     }
@@ -116,18 +119,33 @@ package struct ChainWriteContext: Sendable {
 /// hash, and writes a reference for every chunk the base's chunk table holds, a literal for the others. Produces the
 /// stream through `read(into:)`, the shape `ArchiveWriter.writeStream` reads from.
 ///
-/// Work goes by blocks of about 4 MiB: the chunker cuts a block on the calling thread, then the block's content
-/// SHA-256 (one sequential stream) and its chunks' identities run at the same time on `lanes` threads.
+/// Work goes by blocks of 4 MiB, in two buffers. The calling thread reads and cuts block k + 1 while block k is
+/// hashed on the other cores (its content's SHA-256 as one task, its chunks' identities as the others, spread over
+/// every core by `concurrentPerform`); then block k's records are written and block k + 1's hashing starts. Blocks are
+/// hashed one after the other, so the content's SHA-256 sees them in order.
 final class RecordProducer {
+    private struct Block {
+        var buffer: Int
+        var cuts: [(start: Int, length: Int)]
+        var end: Int
+        var ids: [[UInt8]] = []
+    }
+
     private let source: (UnsafeMutableRawBufferPointer) throws -> Int
     private let context: ChainWriteContext
     private let archiveID: [UInt8]
     private let entry: UInt32
     private let lanes: Int
-    private var buffer: [UInt8]
-    private var bufferStart = 0
-    private var bufferEnd = 0
+    /// Blocks smaller than this are hashed on the calling thread.
+    static let inlineBlock = 512 << 10
+    /// Two block buffers, reused from entry to entry.
+    private let scratch: ChunkScratch
     private var sourceEnded = false
+    /// The tail of the previous block that no cut reached (its buffer and range): the next block starts with it.
+    private var tail: (buffer: Int, start: Int, count: Int)?
+    private var nextBuffer = 0
+    /// The block being hashed, and the group that says when it is done.
+    private var hashing: (block: Block, group: DispatchGroup, ids: IDs)?
     private var pending: [UInt8] = []
     private var pendingStart = 0
     /// Record stream bytes handed out before `pending`: where its first byte is in the stream.
@@ -137,21 +155,29 @@ final class RecordProducer {
     /// Every chunk of this entry with where it is stored (Spec §14.3).
     private(set) var chunks: [(id: [UInt8], location: ChunkLocation)] = []
     private(set) var referencedBytes: UInt64 = 0
-    static let blockSize = 4 << 20
+
+    /// The identities of one block, written by the hashing tasks (each its own indices) and read after the group.
+    // @unchecked: each slot is written by one task, and read only after the group that runs them finished.
+    private final class IDs: @unchecked Sendable {
+        var values: [[UInt8]]
+        init(_ count: Int) { values = [[UInt8]](repeating: [], count: count) }
+    }
 
     init(
         source: @escaping (UnsafeMutableRawBufferPointer) throws -> Int,
         context: ChainWriteContext,
         archiveID: [UInt8],
         entry: UInt32,
-        threads: Int
+        threads: Int,
+        scratch: ChunkScratch
     ) {
         self.source = source
         self.context = context
         self.archiveID = archiveID
         self.entry = entry
         lanes = max(2, threads)
-        buffer = [UInt8](repeating: 0, count: Self.blockSize + context.parameters.maxSize)
+        self.scratch = scratch
+        scratch.prepare(ChunkScratch.blockSize + context.parameters.maxSize)
     }
 
     var contentSHA256: [UInt8] { content.finalize() }
@@ -164,7 +190,7 @@ final class RecordProducer {
                 streamOffset += UInt64(pending.count)
                 pending.removeAll(keepingCapacity: true)
                 pendingStart = 0
-                if try !produceBlock() { break }
+                if try !produce() { break }
             }
             let n = min(out.count - written, pending.count - pendingStart)
             pending.withUnsafeBytes { p in
@@ -179,71 +205,98 @@ final class RecordProducer {
         return written
     }
 
-    /// Reads up to a block, cuts it into chunks, hashes them, and appends their records to `pending`; false when the
-    /// content ended.
-    private func produceBlock() throws -> Bool {
+    /// Appends the records of the next block to `pending`; false when the content ended.
+    private func produce() throws -> Bool {
+        if hashing == nil {
+            guard let first = try cutBlock() else { return false }
+            startHashing(first)
+        }
+        let next = try cutBlock()  // overlaps the hashing of the current block
+        let (block, group, ids) = hashing!
+        group.wait()
+        hashing = nil
+        var done = block
+        done.ids = ids.values
+        writeRecords(done)
+        if let next { startHashing(next) }
+        return true
+    }
+
+    /// Reads the next block into the other buffer (after the bytes carried over) and cuts it; nil at the end.
+    private func cutBlock() throws -> Block? {
+        let index = nextBuffer
+        let buffer = scratch.buffers[index]
+        // Copied only now: this buffer's previous block is written out, and the other buffer's block is hashed
+        // only up to where its tail starts.
+        var filled = 0
+        if let t = tail {
+            buffer.baseAddress!.copyMemory(
+                from: scratch.buffers[t.buffer].baseAddress!.advanced(by: t.start),
+                byteCount: t.count
+            )
+            filled = t.count
+            tail = nil
+        }
+        while filled < buffer.count && !sourceEnded {
+            let n = try source(UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
+            if n == 0 { sourceEnded = true } else { filled += n }
+        }
+        if filled == 0 { return nil }
         let maxSize = context.parameters.maxSize
-        if bufferStart > 0 {
-            buffer.withUnsafeMutableBytes { b in
-                b.baseAddress!.copyMemory(
-                    from: b.baseAddress!.advanced(by: bufferStart),
-                    byteCount: bufferEnd - bufferStart
-                )
-            }
-            bufferEnd -= bufferStart
-            bufferStart = 0
-        }
-        while bufferEnd < buffer.count && !sourceEnded {
-            let n = try buffer.withUnsafeMutableBytes { b in
-                try source(UnsafeMutableRawBufferPointer(rebasing: b[bufferEnd...]))
-            }
-            if n == 0 { sourceEnded = true } else { bufferEnd += n }
-        }
-        if bufferEnd == 0 { return false }
-        // Cut: every chunk that starts with at least a maximum chunk ahead (or the input's end) is final.
-        let local = buffer  // shares the storage (nothing below writes to `buffer`)
         var cuts: [(start: Int, length: Int)] = []
         var at = 0
-        while at < bufferEnd && (bufferEnd - at >= maxSize || sourceEnded) {
-            let length = Chunker.chunkLength(
-                local.span.bytes.extracting(at..<bufferEnd),
-                parameters: context.parameters
-            )
+        while at < filled && (filled - at >= maxSize || sourceEnded) {
+            let span = UnsafeRawBufferPointer(rebasing: buffer[at..<filled]).bytes
+            let length = Chunker.chunkLength(span, parameters: context.parameters)
             cuts.append((at, length))
             at += length
         }
-        let blockEnd = at
-        let blockCuts = cuts
-        // Hash: the content's SHA-256 on one lane, the chunk identities on the others, at the same time.
-        var ids = [[UInt8]](repeating: [], count: cuts.count)
-        let key = context.chunkKey
-        let content = self.content
-        let lanes = min(self.lanes, cuts.count + 1)
-        local.withUnsafeBytes { raw in
-            ids.withUnsafeMutableBufferPointer { out in
-                nonisolated(unsafe) let raw = raw
-                nonisolated(unsafe) let out = out
-                nonisolated(unsafe) let content = content
-                DispatchQueue.concurrentPerform(iterations: lanes) { lane in
-                    if lane == 0 {
-                        content.update(UnsafeRawBufferPointer(rebasing: raw[0..<blockEnd]).bytes)
-                        return
-                    }
-                    var i = lane - 1
-                    while i < blockCuts.count {
-                        let c = blockCuts[i]
-                        out[i] = Blake2bMAC.mac(
-                            key: key,
-                            message: UnsafeRawBufferPointer(rebasing: raw[c.start..<c.start + c.length]).bytes
-                        )
-                        i += lanes - 1
-                    }
+        if filled > at { tail = (index, at, filled - at) }
+        nextBuffer = 1 - index
+        return Block(buffer: index, cuts: cuts, end: at)
+    }
+
+    private func startHashing(_ block: Block) {
+        let group = DispatchGroup()
+        let ids = IDs(block.cuts.count)
+        nonisolated(unsafe) let raw = UnsafeRawBufferPointer(scratch.buffers[block.buffer])
+        nonisolated(unsafe) let content = self.content
+        let identity = context.chunkIdentity
+        let cuts = block.cuts
+        let end = block.end
+        let slices = min(cuts.count, 4 * lanes)
+        let work: @Sendable () -> Void = {
+            DispatchQueue.concurrentPerform(iterations: slices + 1) { iteration in
+                if iteration == 0 {
+                    content.update(UnsafeRawBufferPointer(rebasing: raw[0..<end]).bytes)
+                    return
+                }
+                let slice = iteration - 1
+                for i in (cuts.count * slice / slices)..<(cuts.count * (slice + 1) / slices) {
+                    let c = cuts[i]
+                    ids.values[i] = identity.mac(
+                        UnsafeRawBufferPointer(rebasing: raw[c.start..<c.start + c.length]).bytes
+                    )
                 }
             }
         }
-        contentSize += UInt64(blockEnd)
-        for (i, c) in cuts.enumerated() {
-            let id = ids[i]
+        if end < Self.inlineBlock {
+            // A small file: handing it to other threads costs more than hashing it here.
+            content.update(UnsafeRawBufferPointer(rebasing: raw[0..<end]).bytes)
+            for (i, c) in cuts.enumerated() {
+                ids.values[i] = identity.mac(UnsafeRawBufferPointer(rebasing: raw[c.start..<c.start + c.length]).bytes)
+            }
+        } else {
+            DispatchQueue.global().async(group: group, execute: work)
+        }
+        hashing = (block, group, ids)
+    }
+
+    private func writeRecords(_ block: Block) {
+        let raw = UnsafeRawBufferPointer(scratch.buffers[block.buffer])
+        contentSize += UInt64(block.end)
+        for (i, c) in block.cuts.enumerated() {
+            let id = block.ids[i]
             if let location = context.baseIndex?.location(of: id), Int(location.length) == c.length {
                 ChunkRecords.appendReference(
                     ChunkReference(
@@ -260,7 +313,7 @@ final class RecordProducer {
             } else {
                 ChunkRecords.appendLiteralHeader(length: c.length, to: &pending)
                 let contentOffset = streamOffset + UInt64(pending.count)
-                pending.append(contentsOf: local[c.start..<c.start + c.length])
+                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[c.start..<c.start + c.length]))
                 chunks.append(
                     (
                         id,
@@ -274,9 +327,25 @@ final class RecordProducer {
                 )
             }
         }
-        bufferStart = blockEnd
-        return !cuts.isEmpty
     }
+
+    /// Waits for a block still being hashed (an entry abandoned after an error), so no task outlives the buffers.
+    deinit { hashing?.group.wait() }
+}
+
+/// The two block buffers of `RecordProducer`, kept by the writer for all its entries (a fresh 4 MiB per small file
+/// cost more than hashing it).
+final class ChunkScratch {
+    static let blockSize = 4 << 20
+    private(set) var buffers: [UnsafeMutableRawBufferPointer] = []
+
+    func prepare(_ size: Int) {
+        if buffers.first?.count == size { return }
+        for b in buffers { b.deallocate() }
+        buffers = (0..<2).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64) }
+    }
+
+    deinit { for b in buffers { b.deallocate() } }
 }
 
 /// Where the archives of a chain may be: a local folder or an object-storage prefix. Finds an archive by its
@@ -340,7 +409,7 @@ package final class ChainResolver {
     package private(set) var bases: [(name: String, reader: ArchiveReader)] = []
     private var byID: [[UInt8]: ArchiveReader] = [:]
     private var cursors: [[UInt8]: [Int: StreamCursor]] = [:]
-    private let chunkKey: SecureBytes
+    private let chunkIdentity: KeyedSHA256
 
     /// Opens every base of `head` now, so that a missing or wrong link fails before anything is restored.
     ///
@@ -351,7 +420,7 @@ package final class ChainResolver {
         open: (String, InputFile) throws -> ArchiveReader
     ) throws {
         self.head = head
-        chunkKey = try ChainMetadata.chunkKey(of: head.manifest, archive: head.archiveName)
+        chunkIdentity = KeyedSHA256(key: try ChainMetadata.chunkKey(of: head.manifest, archive: head.archiveName))
         var current = head
         while let record = current.header.base, !record.isRoot {
             let wanted = hex(record.archiveID)
@@ -409,7 +478,7 @@ package final class ChainResolver {
             cursors[ref.archiveID, default: [:]][e] = cursor
         }
         let bytes = try cursor.read(offset: ref.offset, length: Int(ref.length))
-        let id = Blake2bMAC.mac(key: chunkKey, message: bytes.span.bytes)
+        let id = chunkIdentity.mac(bytes.span.bytes)
         if !Sodium.constantTimeEqual(id, ref.chunkID) {
             throw SealbakError.format(
                 FormatError(.payload, "the chunk a reference names differs from the referenced bytes"),

@@ -78,55 +78,57 @@ package enum Blake2bMAC {
         return out
     }
 
-    /// The keyed BLAKE2b-256 of `message` (a chunk identity, Spec §14.4).
-    package static func mac(key: SecureBytes, message: RawSpan) -> [UInt8] {
-        Sodium.ensureInitialised()
-        var out = [UInt8](repeating: 0, count: 32)
-        key.withUnsafeBytes { k in
-            message.withUnsafeBytes { m in
-                _ = crypto_generichash(&out, 32, m.baseAddress, UInt64(m.count), k.baseAddress!, k.count)
-            }
-        }
-        return out
-    }
 }
 
-/// Keyed BLAKE2b-256 over data given in pieces (a reference's chunk identity over several chunks, Spec §14.2).
-package final class Blake2bMACHasher {
-    private let state: UnsafeMutableRawPointer
+/// HMAC-SHA-256 (RFC 2104, FIPS 198-1) under one key, for many messages from many threads: a chunk's identity
+/// (Spec §14.4). Over OpenSSL's SHA-256, which uses the CPU's SHA extensions; the key's inner and outer pads are
+/// absorbed once, and each message starts from copies of those two states.
+package final class KeyedSHA256: Sendable {
+    // Set up in init and only read afterwards (EVP_MD_CTX_copy_ex reads its source).
+    nonisolated(unsafe) private let inner: OpaquePointer
+    nonisolated(unsafe) private let outer: OpaquePointer
 
     package init(key: SecureBytes) {
-        Sodium.ensureInitialised()
-        state = UnsafeMutableRawPointer.allocate(byteCount: crypto_generichash_statebytes(), alignment: 64)
+        OpenSSLLibrary.ensureInitialised()
+        precondition(key.count <= 64)
+        var ipad = [UInt8](repeating: 0x36, count: 64)
+        var opad = [UInt8](repeating: 0x5C, count: 64)
         key.withUnsafeBytes { k in
-            _ = crypto_generichash_init(
-                OpaquePointer(state),
-                k.baseAddress!,
-                k.count,
-                32
-            )
+            for i in 0..<k.count {
+                ipad[i] ^= k[i]
+                opad[i] ^= k[i]
+            }
         }
+        defer {
+            wipe(&ipad)
+            wipe(&opad)
+        }
+        guard let i = EVP_MD_CTX_new(), let o = EVP_MD_CTX_new(), EVP_DigestInit_ex(i, EVP_sha256(), nil) == 1,
+            EVP_DigestInit_ex(o, EVP_sha256(), nil) == 1
+        else { fatalError("OpenSSL cannot provide SHA-256") }
+        EVP_DigestUpdate(i, ipad, 64)
+        EVP_DigestUpdate(o, opad, 64)
+        inner = i
+        outer = o
     }
 
     deinit {
-        sodium_memzero(state, crypto_generichash_statebytes())
-        state.deallocate()
+        EVP_MD_CTX_free(inner)
+        EVP_MD_CTX_free(outer)
     }
 
-    package func update(_ bytes: RawSpan) {
-        bytes.withUnsafeBytes { b in
-            _ = crypto_generichash_update(
-                OpaquePointer(state),
-                b.baseAddress,
-                UInt64(b.count)
-            )
-        }
-    }
-
-    package func finalize() -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        _ = crypto_generichash_final(OpaquePointer(state), &out, 32)
-        return out
+    package func mac(_ message: RawSpan) -> [UInt8] {
+        let c = EVP_MD_CTX_new()!
+        defer { EVP_MD_CTX_free(c) }
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        EVP_MD_CTX_copy_ex(c, inner)
+        message.withUnsafeBytes { m in if m.count > 0 { EVP_DigestUpdate(c, m.baseAddress, m.count) } }
+        EVP_DigestFinal_ex(c, &digest, &length)
+        EVP_MD_CTX_copy_ex(c, outer)
+        EVP_DigestUpdate(c, digest, 32)
+        EVP_DigestFinal_ex(c, &digest, &length)
+        return digest
     }
 }
 

@@ -6,7 +6,7 @@ package struct ChunkReference: Sendable, Hashable {
     package var entry: UInt32
     package var offset: UInt64
     package var length: UInt32
-    /// BLAKE2b-256 of the chunk's bytes, keyed with the chain's chunk key (32 bytes).
+    /// HMAC-SHA-256 of the chunk's bytes under the chain's chunk key (32 bytes).
     package var chunkID: [UInt8]
 
     package init(archiveID: [UInt8], entry: UInt32, offset: UInt64, length: UInt32, chunkID: [UInt8]) {

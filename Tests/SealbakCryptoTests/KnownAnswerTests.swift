@@ -1,4 +1,6 @@
+import Foundation
 import SealbakCrypto
+import SealbakSync
 import Testing
 
 /// Known-answer tests: each primitive sealbak uses gives the published output for published inputs, and every AEAD
@@ -184,5 +186,39 @@ import Testing
             Self.hex(HMACSHA256.mac(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8)))
                 == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         )
+    }
+
+    /// `KeyedSHA256` (chunk identities, Spec §14.4, over OpenSSL) is HMAC-SHA-256: RFC 4231 test cases 1, 2 and 4,
+    /// the same key for many messages and from many threads, and equal to libsodium's HMAC for every length around
+    /// the 64-byte block.
+    @Test func keyedSHA256IsHMAC() {
+        func keyed(_ key: [UInt8]) -> KeyedSHA256 { KeyedSHA256(key: SecureBytes(copying: key)) }
+        let k1 = keyed([UInt8](repeating: 0x0b, count: 20))
+        #expect(
+            Self.hex(k1.mac(Array("Hi There".utf8).span.bytes))
+                == "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        )
+        #expect(
+            Self.hex(keyed(Array("Jefe".utf8)).mac(Array("what do ya want for nothing?".utf8).span.bytes))
+                == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        )
+        let k4 = keyed((1...25).map { UInt8($0) })
+        #expect(
+            Self.hex(k4.mac([UInt8](repeating: 0xcd, count: 50).span.bytes))
+                == "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"
+        )
+        let key = (0..<32).map { UInt8($0 * 7 & 0xff) }
+        let shared = keyed(key)
+        for n in [0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 1000] {
+            let m = (0..<n).map { UInt8($0 & 0xff) }
+            #expect(shared.mac(m.span.bytes) == HMACSHA256.mac(key: key, message: m))
+        }
+        let expected = HMACSHA256.mac(key: key, message: Array("same".utf8))
+        let results = Locked([[UInt8]]())
+        DispatchQueue.concurrentPerform(iterations: 64) { _ in
+            let mac = shared.mac(Array("same".utf8).span.bytes)
+            results.withLock { $0.append(mac) }
+        }
+        #expect(results.withLock { $0 }.allSatisfy { $0 == expected })
     }
 }
