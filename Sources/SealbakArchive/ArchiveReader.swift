@@ -4,6 +4,7 @@ import SealbakCrypto
 import SealbakFormat
 import SealbakIO
 import SealbakKeys
+import SealbakSync
 
 /// Options for reading.
 package struct ReadOptions: Sendable {
@@ -684,43 +685,69 @@ extension ArchiveReader {
     }
 
     /// Decrypts frame `index` of entry stream `entry`, whose header is at absolute offset `at`.
-    fileprivate func openFrame(
+    /// Reads frames `first ..< first + count` of entry stream `entry` (the first header at absolute offset `at`, the
+    /// stream ending at `end`), stopping after the frame flagged last, and decrypts them on all cores. Returns the
+    /// plaintexts in order, where the frame after them starts, and whether the last one ended the stream. A failure
+    /// is that of the earliest frame.
+    fileprivate func openFrames(
         entry: Int,
-        index: UInt64,
+        first: UInt64,
+        count: Int,
         at: UInt64,
         end: UInt64
-    ) throws -> (raw: [UInt8], next: UInt64, isLast: Bool) {
+    ) throws -> (raw: [[UInt8]], next: UInt64, isLast: Bool) {
         let context = entryContext(entry)
-        let fh = try frameHeader(at: at, end: end, context: context)
-        let start = at + UInt64(FormatV1.frameHeaderByteCount)
-        let ciphertext = try input.read(at: start, count: fh.ciphertextLength)
-        if ciphertext.count < fh.ciphertextLength {
-            throw SealbakError.format(
-                FormatError(.truncated, "archive ends inside frame \(index)", offset: start),
-                archive: name,
-                context: context
-            )
-        }
-        let key = master.streamKey(UInt32(entry))
-        do throws(FormatError) {
-            let raw = try decompressors.with { d throws(FormatError) in
-                try codec.open(
-                    key: key,
-                    streamID: UInt32(entry),
-                    frameIndex: index,
-                    isLast: fh.isLast,
-                    ciphertext: ciphertext,
-                    decompressor: d
+        var frames: [(index: UInt64, isLast: Bool, ciphertext: [UInt8], offset: UInt64)] = []
+        var position = at
+        while frames.count < count {
+            let fh = try frameHeader(at: position, end: end, context: context)
+            let start = position + UInt64(FormatV1.frameHeaderByteCount)
+            let ciphertext = try input.read(at: start, count: fh.ciphertextLength)
+            if ciphertext.count < fh.ciphertextLength {
+                throw SealbakError.format(
+                    FormatError(.truncated, "archive ends inside frame \(first + UInt64(frames.count))", offset: start),
+                    archive: name,
+                    context: context
                 )
             }
-            return (raw, start + UInt64(fh.ciphertextLength), fh.isLast)
-        } catch {
-            throw SealbakError.format(
-                FormatError(error.errorClass, error.message, offset: at),
-                archive: name,
-                context: context
-            )
+            frames.append((first + UInt64(frames.count), fh.isLast, ciphertext, position))
+            position = start + UInt64(fh.ciphertextLength)
+            if fh.isLast { break }
         }
+        let key = master.streamKey(UInt32(entry))
+        let codec = self.codec
+        let decompressors = self.decompressors
+        let batch = frames
+        let results = Locked([Result<[UInt8], FormatError>?](repeating: nil, count: batch.count))
+        DispatchQueue.concurrentPerform(iterations: batch.count) { i in
+            let f = batch[i]
+            let r = Result { () throws(FormatError) -> [UInt8] in
+                try decompressors.with { d throws(FormatError) in
+                    try codec.open(
+                        key: key,
+                        streamID: UInt32(entry),
+                        frameIndex: f.index,
+                        isLast: f.isLast,
+                        ciphertext: f.ciphertext,
+                        decompressor: d
+                    )
+                }
+            }
+            results.withLock { $0[i] = r }
+        }
+        var raw: [[UInt8]] = []
+        for (i, r) in results.withLock({ $0 }).enumerated() {
+            switch r! {
+            case .success(let bytes): raw.append(bytes)
+            case .failure(let error):
+                throw SealbakError.format(
+                    FormatError(error.errorClass, error.message, offset: batch[i].offset),
+                    archive: name,
+                    context: context
+                )
+            }
+        }
+        return (raw, position, frames.last!.isLast)
     }
 
     /// Reads and checks the frame header at `at` inside an extent ending at `end`; returns it.
@@ -775,7 +802,10 @@ package final class StreamCursor {
     /// Absolute offset and index of the next frame header to read.
     private var position: UInt64
     private var nextIndex: UInt64 = 0
-    private var cached: (index: UInt64, raw: [UInt8])?
+    /// The frames decoded last (frame index → plaintext): at most `readAhead`.
+    private var cached: [UInt64: [UInt8]] = [:]
+    /// Frames decoded together when a reference needs one that is not cached.
+    static let readAhead = 8
 
     fileprivate init(reader: ArchiveReader, entry: Int, extent: TrailerEntry) {
         self.reader = reader
@@ -810,17 +840,17 @@ package final class StreamCursor {
     }
 
     private func frame(_ k: UInt64) throws -> [UInt8] {
-        if let cached, cached.index == k { return cached.raw }
+        if let raw = cached[k] { return raw }
         if k < nextIndex {
             position = start
             nextIndex = 0
         }
-        // A remote base fetches what the walk to frame k and a few frames after it cover, in one range, not one
+        // A remote base fetches what the walk to frame k and the frames decoded with it cover, in one range, not one
         // request per frame header (references mostly move forward).
         let frameBound = UInt64(
             FormatV1.frameHeaderByteCount + FrameHeader.maxCiphertextLength(frameSize: reader.frameSize)
         )
-        let (ahead, overflow) = (k - nextIndex + 4).multipliedReportingOverflow(by: frameBound)
+        let (ahead, overflow) = (k - nextIndex + UInt64(Self.readAhead)).multipliedReportingOverflow(by: frameBound)
         reader.input.willRead(position..<(overflow ? end : min(end, position + ahead)))
         while nextIndex < k {
             let fh = try reader.frameHeader(at: position, end: end, context: "entry \(entry)")
@@ -833,17 +863,33 @@ package final class StreamCursor {
             position += UInt64(FormatV1.frameHeaderByteCount + fh.ciphertextLength)
             nextIndex += 1
         }
-        let (raw, next, isLast) = try reader.openFrame(entry: entry, index: k, at: position, end: end)
-        if !isLast && raw.count != reader.frameSize || isLast && next != end {
+        // Frame k and the next few, decrypted at once on all cores: references mostly ask for them next.
+        let (raws, next, isLast) = try reader.openFrames(
+            entry: entry,
+            first: k,
+            count: Self.readAhead,
+            at: position,
+            end: end
+        )
+        for (i, raw) in raws.enumerated() where i < raws.count - 1 || !isLast {
+            if raw.count != reader.frameSize {
+                throw SealbakError.format(
+                    FormatError(.trailer, "entry \(entry) does not fit its extent"),
+                    archive: reader.archiveName
+                )
+            }
+        }
+        if isLast && next != end {
             throw SealbakError.format(
                 FormatError(.trailer, "entry \(entry) does not fit its extent"),
                 archive: reader.archiveName
             )
         }
         position = next
-        nextIndex = k + 1
-        cached = (k, raw)
-        return raw
+        nextIndex = k + UInt64(raws.count)
+        cached = [:]
+        for (i, raw) in raws.enumerated() { cached[k + UInt64(i)] = raw }
+        return raws[0]
     }
 }
 

@@ -408,7 +408,10 @@ package final class ChainResolver {
     /// The bases, nearest first (empty for a root).
     package private(set) var bases: [(name: String, reader: ArchiveReader)] = []
     private var byID: [[UInt8]: ArchiveReader] = [:]
-    private var cursors: [[UInt8]: [Int: StreamCursor]] = [:]
+    /// Open streams of the chain, most recently used last; each holds a few decoded frames, so only the last
+    /// `maxCursors` are kept (memory stays bounded however many entries the chain has).
+    private var cursors: [(archiveID: [UInt8], entry: Int, cursor: StreamCursor)] = []
+    static let maxCursors = 4
     private let chunkIdentity: KeyedSHA256
 
     /// Opens every base of `head` now, so that a missing or wrong link fails before anything is restored.
@@ -471,12 +474,13 @@ package final class ChainResolver {
             throw SealbakError(.chain, "\(place) names bytes past the end of entry \(ref.entry) of \(base.archiveName)")
         }
         let cursor: StreamCursor
-        if let c = cursors[ref.archiveID]?[e] {
-            cursor = c
+        if let at = cursors.firstIndex(where: { $0.entry == e && $0.archiveID == ref.archiveID }) {
+            cursor = cursors.remove(at: at).cursor
         } else {
             cursor = try base.streamCursor(entry: e)
-            cursors[ref.archiveID, default: [:]][e] = cursor
+            if cursors.count >= Self.maxCursors { cursors.removeFirst() }
         }
+        cursors.append((ref.archiveID, e, cursor))
         let bytes = try cursor.read(offset: ref.offset, length: Int(ref.length))
         let id = chunkIdentity.mac(bytes.span.bytes)
         if !Sodium.constantTimeEqual(id, ref.chunkID) {
