@@ -3,6 +3,7 @@ import SealbakCrypto
 import SealbakFormat
 import SealbakIO
 import SealbakKeys
+import SealbakSync
 
 // Chained (incremental) archives, Spec §14. The writer side cuts entries into chunks and writes records
 // (`RecordProducer`); the reader side turns records back into content (`ChainedEntrySink`), reading referenced
@@ -455,7 +456,8 @@ package final class ChainResolver {
         }
     }
 
-    /// The stored bytes a reference names, checked against its chunk id (Spec §14.2).
+    /// The stored bytes a reference names (Spec §14.2), authenticated by its archive's frames; the caller checks them
+    /// against the reference's chunk id before it releases them.
     package func bytes(for ref: ChunkReference, in entry: Int, at recordOffset: UInt64) throws -> [UInt8] {
         let place =
             "\(head.archiveName): entry \(entry) (\(displayName(head.manifest.entries[entry].name))), reference at stream byte \(recordOffset)"
@@ -481,16 +483,18 @@ package final class ChainResolver {
             if cursors.count >= Self.maxCursors { cursors.removeFirst() }
         }
         cursors.append((ref.archiveID, e, cursor))
-        let bytes = try cursor.read(offset: ref.offset, length: Int(ref.length))
-        let id = chunkIdentity.mac(bytes.span.bytes)
-        if !Sodium.constantTimeEqual(id, ref.chunkID) {
-            throw SealbakError.format(
-                FormatError(.payload, "the chunk a reference names differs from the referenced bytes"),
-                archive: head.archiveName,
-                context: "entry \(entry), reference at stream byte \(recordOffset)"
-            )
-        }
-        return bytes
+        return try cursor.read(offset: ref.offset, length: Int(ref.length))
+    }
+
+    /// The chunk identity of referenced bytes (thread-safe).
+    var identity: KeyedSHA256 { chunkIdentity }
+
+    func mismatch(in entry: Int, at recordOffset: UInt64) -> SealbakError {
+        SealbakError.format(
+            FormatError(.payload, "the chunk a reference names differs from the referenced bytes"),
+            archive: head.archiveName,
+            context: "entry \(entry), reference at stream byte \(recordOffset)"
+        )
     }
 }
 
@@ -522,33 +526,72 @@ package final class ChainedEntrySink: EntrySink {
         try inner.begin(index)
     }
 
+    /// Turns a piece of record stream into content in batches of about 4 MiB: references are fetched first, then the
+    /// batch's chunk identities and the content's SHA-256 are computed at once on all cores, and only then is the
+    /// batch released to the inner sink, in order.
     package func write(_ index: Int, _ bytes: [UInt8]) throws {
         let head = resolver.head
         var at = 0
-        while true {
-            let event: ChunkRecordParser.Event?
-            do throws(FormatError) { event = try parser.next(in: bytes, at: &at) } catch {
-                throw SealbakError.format(
-                    error,
-                    archive: head.archiveName,
-                    context: "entry \(index) (\(displayName(head.manifest.entries[index].name)))"
-                )
+        var finished = false
+        while !finished {
+            var pieces: [(bytes: [UInt8], check: (id: [UInt8], offset: UInt64)?)] = []
+            var batch = 0
+            while batch < Self.batchBytes {
+                let event: ChunkRecordParser.Event?
+                do throws(FormatError) { event = try parser.next(in: bytes, at: &at) } catch {
+                    throw SealbakError.format(
+                        error,
+                        archive: head.archiveName,
+                        context: "entry \(index) (\(displayName(head.manifest.entries[index].name)))"
+                    )
+                }
+                guard let event else {
+                    finished = true
+                    break
+                }
+                switch event {
+                case .literal(let piece, _):
+                    pieces.append((Array(piece), nil))
+                    batch += piece.count
+                case .reference(let ref):
+                    let recordOffset = parser.consumed - UInt64(ChunkRecords.referenceByteCount)
+                    let chunk = try resolver.bytes(for: ref, in: index, at: recordOffset)
+                    pieces.append((chunk, (ref.chunkID, recordOffset)))
+                    batch += chunk.count
+                }
             }
-            guard let event else { return }
-            let chunk: [UInt8]
-            switch event {
-            case .literal(let piece, _):
-                chunk = Array(piece)
-            case .reference(let ref):
-                let recordOffset = parser.consumed - UInt64(ChunkRecords.referenceByteCount)
-                chunk = try resolver.bytes(for: ref, in: index, at: recordOffset)
-                referencedBytes += UInt64(chunk.count)
+            if pieces.isEmpty { continue }
+            let batchPieces = pieces
+            let identity = resolver.identity
+            let ok = Locked([Bool](repeating: true, count: batchPieces.count))
+            nonisolated(unsafe) let hasher = self.hasher
+            let slices = min(batchPieces.count, 8)
+            DispatchQueue.concurrentPerform(iterations: slices + 1) { iteration in
+                if iteration == 0 {
+                    for p in batchPieces { hasher.update(p.bytes) }
+                    return
+                }
+                let slice = iteration - 1
+                for i in (batchPieces.count * slice / slices)..<(batchPieces.count * (slice + 1) / slices) {
+                    guard let check = batchPieces[i].check else { continue }
+                    let chunk = batchPieces[i].bytes
+                    if !Sodium.constantTimeEqual(identity.mac(chunk.span.bytes), check.id) {
+                        ok.withLock { $0[i] = false }
+                    }
+                }
             }
-            hasher.update(chunk)
-            size += UInt64(chunk.count)
-            try inner.write(index, chunk)
+            if let bad = ok.withLock({ $0 }).firstIndex(of: false) {
+                throw resolver.mismatch(in: index, at: batchPieces[bad].check!.offset)
+            }
+            for p in batchPieces {
+                size += UInt64(p.bytes.count)
+                if p.check != nil { referencedBytes += UInt64(p.bytes.count) }
+                try inner.write(index, p.bytes)
+            }
         }
     }
+
+    static let batchBytes = 4 << 20
 
     package func end(_ index: Int, size _: UInt64, sha256 _: [UInt8]) throws {
         let head = resolver.head
