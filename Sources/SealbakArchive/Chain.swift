@@ -157,11 +157,22 @@ final class RecordProducer {
     private(set) var chunks: [(id: [UInt8], location: ChunkLocation)] = []
     private(set) var referencedBytes: UInt64 = 0
 
-    /// The identities of one block, written by the hashing tasks (each its own indices) and read after the group.
+    /// The identities of one block, written by the hashing tasks (each its own slots, through a pointer: writing
+    /// elements of a Swift array property from several threads is an access race on the whole property) and read
+    /// after the group.
     // @unchecked: each slot is written by one task, and read only after the group that runs them finished.
     private final class IDs: @unchecked Sendable {
-        var values: [[UInt8]]
-        init(_ count: Int) { values = [[UInt8]](repeating: [], count: count) }
+        let slots: UnsafeMutableBufferPointer<[UInt8]>
+        init(_ count: Int) {
+            slots = .allocate(capacity: count)
+            slots.initialize(repeating: [])
+        }
+        func set(_ i: Int, _ id: [UInt8]) { slots[i] = id }
+        var values: [[UInt8]] { Array(slots) }
+        deinit {
+            slots.deinitialize()
+            slots.deallocate()
+        }
     }
 
     init(
@@ -275,9 +286,7 @@ final class RecordProducer {
                 let slice = iteration - 1
                 for i in (cuts.count * slice / slices)..<(cuts.count * (slice + 1) / slices) {
                     let c = cuts[i]
-                    ids.values[i] = identity.mac(
-                        UnsafeRawBufferPointer(rebasing: raw[c.start..<c.start + c.length]).bytes
-                    )
+                    ids.set(i, identity.mac(UnsafeRawBufferPointer(rebasing: raw[c.start..<c.start + c.length]).bytes))
                 }
             }
         }
@@ -285,7 +294,7 @@ final class RecordProducer {
             // A small file: handing it to other threads costs more than hashing it here.
             content.update(UnsafeRawBufferPointer(rebasing: raw[0..<end]).bytes)
             for (i, c) in cuts.enumerated() {
-                ids.values[i] = identity.mac(UnsafeRawBufferPointer(rebasing: raw[c.start..<c.start + c.length]).bytes)
+                ids.set(i, identity.mac(UnsafeRawBufferPointer(rebasing: raw[c.start..<c.start + c.length]).bytes))
             }
         } else {
             DispatchQueue.global().async(group: group, execute: work)
