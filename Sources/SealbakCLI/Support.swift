@@ -32,8 +32,10 @@ func reportingErrors(json: String? = nil, _ body: () throws -> Void) throws {
     do {
         try body()
     } catch let e as SealbakError {
-        // Stopped by a signal: the handler exits with 128 + its number once the cleanups are done.
-        if e.code == .interrupted && Interrupts.pending { Interrupts.waitForHandlerExit() }
+        // Stopped by a signal: the handler exits with 128 + its number once the cleanups are done. Any error after a
+        // signal is waited out too: it may come from those cleanups (a staging folder removed under a file being
+        // created in it), and reporting it would race the handler's exit (seen once under ThreadSanitizer).
+        if Interrupts.pending { Interrupts.waitForHandlerExit() }
         // Names inside messages are escaped where they are inserted; this catches any that were not (a message
         // may span lines on purpose, so newlines stay).
         throw fail(e.code.exitStatus, displayMessage(e.message))
