@@ -660,22 +660,13 @@ extension ArchiveReader {
             throw SealbakError(.usage, "\(name) is not seekable; a chain's base must be a file or an object")
         }
         let start = bodyStart + t.trailerOffset
-        let end = size - UInt64(FormatV1.footerByteCount)
-        let hasher = SHA256Hasher()
-        var at = start
-        while at < end {
-            let n = Int(min(UInt64(1 << 20), end - at))
-            let bytes = try input.read(at: at, count: n)
-            if bytes.count < n {
-                throw SealbakError.format(
-                    FormatError(.truncated, "archive ends inside its trailer", offset: at),
-                    archive: name
-                )
-            }
-            hasher.update(bytes)
-            at += UInt64(n)
+        guard let hash = try input.sha256(start..<size - UInt64(FormatV1.footerByteCount)) else {
+            throw SealbakError.format(
+                FormatError(.truncated, "archive ends inside its trailer", offset: start),
+                archive: name
+            )
         }
-        return hasher.finalize()
+        return hash
     }
 
     /// A reader of byte ranges of one entry stream's stored plaintext (Spec §14.2: what a reference names).
@@ -906,5 +897,21 @@ extension ArchiveReader {
             view.entries[i].sha256 = index.entries[i].sha256
         }
         return view
+    }
+}
+
+extension InputFile {
+    /// SHA-256 of the bytes `range` of a seekable input, read in pieces of 1 MiB; nil when the input ends first.
+    func sha256(_ range: Range<UInt64>) throws -> [UInt8]? {
+        let hasher = SHA256Hasher()
+        var at = range.lowerBound
+        while at < range.upperBound {
+            let n = Int(min(UInt64(1 << 20), range.upperBound - at))
+            let bytes = try read(at: at, count: n)
+            if bytes.count < n { return nil }
+            hasher.update(bytes)
+            at += UInt64(n)
+        }
+        return hasher.finalize()
     }
 }

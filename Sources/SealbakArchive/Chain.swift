@@ -518,8 +518,6 @@ package final class ChainedEntrySink: EntrySink {
     private var hasher = SHA256Hasher()
     private var size: UInt64 = 0
     private var results: [Int: (size: UInt64, sha256: [UInt8])] = [:]
-    /// Bytes that came from references (for the summary).
-    package private(set) var referencedBytes: UInt64 = 0
 
     package init(_ inner: any EntrySink, resolver: ChainResolver) {
         self.inner = inner
@@ -594,7 +592,6 @@ package final class ChainedEntrySink: EntrySink {
             }
             for p in batchPieces {
                 size += UInt64(p.bytes.count)
-                if p.check != nil { referencedBytes += UInt64(p.bytes.count) }
                 try inner.write(index, p.bytes)
             }
         }

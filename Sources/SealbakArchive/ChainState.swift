@@ -116,16 +116,8 @@ extension ChainWriteContext {
         guard footer.trailerOffset <= footerAt, start <= footerAt, footerAt - start == footer.trailerLength else {
             return nil
         }
-        let hasher = SHA256Hasher()
-        var at = start
-        while at < footerAt {
-            let n = Int(min(UInt64(1 << 20), footerAt - at))
-            let bytes = try input.read(at: at, count: n)
-            if bytes.count < n { return nil }
-            hasher.update(bytes)
-            at += UInt64(n)
-        }
-        guard Sodium.constantTimeEqual(hasher.finalize(), state.trailerSHA256) else { return nil }
+        guard let hash = try input.sha256(start..<footerAt), Sodium.constantTimeEqual(hash, state.trailerSHA256)
+        else { return nil }
         if Int(state.depth) + 1 > Int(FormatV1.maxChainDepth) { return nil }
         return ChainWriteContext(
             base: BaseRecord(archiveID: state.archiveID, trailerSHA256: state.trailerSHA256, depth: state.depth + 1),
