@@ -16,8 +16,9 @@ import SealbakCrypto
 // Memory: at most `maxInFlight` items exist at once (submitted, running, or waiting for delivery).
 // Errors: the first error (from a closure or from `deliver`) stops delivery; later results are discarded, and
 // `submit`, `finish` and `earliestError` report it.
-// Synchronisation: one `NSCondition` guards all state (the codec's one lock idiom: a pthread mutex, which
-// ThreadSanitizer understands); nothing here is lock-free.
+// Synchronisation: one pthread mutex guards all state, with one wait condition per kind of thread (workers, the
+// writer, the feeder), each signalled only when what its thread waits for may have happened; the writer delivers
+// every result that is ready per turn of the lock. ThreadSanitizer understands these; nothing here is lock-free.
 
 /// Runs work items on a fixed pool of worker threads and hands their results, in submission order, to one
 /// delivery closure on a thread of its own. See the file header for the threading model.
@@ -40,7 +41,9 @@ package final class OrderedPipeline<Output: Sendable>: Sendable {
 
     /// Replaces the delivery closure; call before the first `submit`.
     package func setDelivery(_ deliver: @escaping (Output) throws -> Void) {
-        state.condition.withLock { state.deliver = deliver }
+        state.lock.lock()
+        state.deliver = deliver
+        state.lock.unlock()
     }
 
     /// Queues `work`; waits while `maxInFlight` items exist. Throws the pipeline's first error, if any.
@@ -65,25 +68,35 @@ package final class OrderedPipeline<Output: Sendable>: Sendable {
     deinit { state.abandon() }
 
     /// The shared state, owned by the pipeline and its threads. Every stored property is read and written only
-    /// while `condition` is locked, which is what makes it safe to share.
-    // @unchecked: every stored property is touched only while `condition` is locked.
+    /// while `lock` is held, which is what makes it safe to share.
+    // @unchecked: every stored property is touched only while `lock` is held.
     private final class State: @unchecked Sendable {
-        let condition = NSCondition()
+        /// One mutex, three wait conditions: each kind of thread waits on its own, and is woken only when what it
+        /// waits for may have happened (a worker for queued work, the writer for the next result in order, the
+        /// feeder for room or the end). One broadcast condition for all woke every thread on every event.
+        let lock = MutexWithConditions(conditions: 3)
+        static var workerWait: Int { 0 }
+        static var writerWait: Int { 1 }
+        static var feederWait: Int { 2 }
+
         let maxWorkers: Int
         let maxInFlight: Int
         var deliver: (Output) throws -> Void
-        /// Submitted work not yet taken by a worker starts at `queueHead`; taken slots are emptied at once, so the
-        /// frame a closure captured is freed as soon as its worker is done with it.
-        var queue: [(seq: UInt64, work: (@Sendable () throws -> Output)?)] = []
-        var queueHead = 0
-        var ready: [UInt64: Result<Output, any Error>] = [:]
+        /// Rings of `maxInFlight` slots indexed by sequence number modulo `maxInFlight`: at most that many items
+        /// exist at once, so a slot is free again before its number comes round. A slot's work is emptied when a
+        /// worker takes it, so the frame a closure captured is freed as soon as its worker is done with it.
+        var work: [(@Sendable () throws -> Output)?]
+        var results: [Result<Output, any Error>?]
         var nextSubmit: UInt64 = 0
+        var nextTake: UInt64 = 0
         var nextDeliver: UInt64 = 0
         var firstError: (any Error)?
         var workers = 0
         var idleWorkers = 0
         var writerStarted = false
         var writerRunning = false
+        var writerWaiting = false
+        var feederWaiting = false
         var delivering = false
         /// No more work will come: threads exit once nothing is left for them.
         var closing = false
@@ -94,28 +107,41 @@ package final class OrderedPipeline<Output: Sendable>: Sendable {
             maxWorkers = workers
             self.maxInFlight = maxInFlight
             self.deliver = deliver
+            work = Array(repeating: nil, count: maxInFlight)
+            results = Array(repeating: nil, count: maxInFlight)
         }
 
         private var inFlight: Int { Int(nextSubmit - nextDeliver) }
+        private func slot(_ seq: UInt64) -> Int { Int(seq % UInt64(maxInFlight)) }
+
+        /// Wakes the feeder if it waits (for room, in `drain` or in `abandon`); called with the lock held.
+        private func wakeFeeder() {
+            if feederWaiting { lock.broadcast(Self.feederWait) }
+        }
 
         func submit(_ work: @escaping @Sendable () throws -> Output) throws {
-            condition.lock()
-            defer { condition.unlock() }
-            while inFlight >= maxInFlight && firstError == nil { condition.wait() }
+            lock.lock()
+            defer { lock.unlock() }
+            while inFlight >= maxInFlight && firstError == nil {
+                feederWaiting = true
+                lock.wait(Self.feederWait)
+                feederWaiting = false
+            }
             if let firstError { throw firstError }
             precondition(!closing, "submit after finish")
-            queue.append((nextSubmit, work))
+            self.work[slot(nextSubmit)] = work
             nextSubmit += 1
             if !writerStarted {
                 writerStarted = true
                 writerRunning = true
                 start("sealbak-deliver") { $0.writerLoop() }
             }
-            if idleWorkers == 0 && workers < maxWorkers {
+            if idleWorkers > 0 {
+                lock.signal(Self.workerWait)
+            } else if workers < maxWorkers {
                 workers += 1
                 start("sealbak-frame") { $0.workerLoop() }
             }
-            condition.broadcast()
         }
 
         private func start(_ name: String, _ body: @escaping @Sendable (State) -> Void) {
@@ -126,80 +152,134 @@ package final class OrderedPipeline<Output: Sendable>: Sendable {
 
         /// Takes queued work in order and stores each result for the writer.
         func workerLoop() {
-            condition.lock()
+            lock.lock()
             while true {
-                while queueHead == queue.count && !closing {
+                while nextTake == nextSubmit && !closing {
                     idleWorkers += 1
-                    condition.wait()
+                    lock.wait(Self.workerWait)
                     idleWorkers -= 1
                 }
-                if queueHead == queue.count { break }
-                let (seq, taken) = queue[queueHead]
-                queue[queueHead].work = nil
-                queueHead += 1
-                let work = taken!
-                if queueHead > 64 && queueHead * 2 > queue.count {
-                    queue.removeFirst(queueHead)
-                    queueHead = 0
-                }
+                if nextTake == nextSubmit { break }
+                let seq = nextTake
+                nextTake += 1
+                let taken = work[slot(seq)]!
+                work[slot(seq)] = nil
                 let skip = firstError != nil || abandoned
-                condition.unlock()
-                let result: Result<Output, any Error> = skip ? .failure(CancellationError()) : Result { try work() }
-                condition.lock()
-                ready[seq] = result
-                condition.broadcast()
+                lock.unlock()
+                let result: Result<Output, any Error> = skip ? .failure(CancellationError()) : Result { try taken() }
+                lock.lock()
+                results[slot(seq)] = result
+                if seq == nextDeliver && writerWaiting { lock.signal(Self.writerWait) }
             }
             workers -= 1
-            condition.broadcast()
-            condition.unlock()
+            wakeFeeder()
+            lock.unlock()
         }
 
-        /// Delivers results in submission order; after the first error only counts them off.
+        /// Delivers results in submission order, every result that is ready at once per turn of the lock; after
+        /// the first error only counts them off.
         func writerLoop() {
-            condition.lock()
+            lock.lock()
+            var batch: [Result<Output, any Error>] = []
+            batch.reserveCapacity(maxInFlight)
             while true {
-                while ready[nextDeliver] == nil && !(closing && nextDeliver == nextSubmit) { condition.wait() }
-                guard let item = ready.removeValue(forKey: nextDeliver) else { break }
+                while results[slot(nextDeliver)] == nil && !(closing && nextDeliver == nextSubmit) {
+                    writerWaiting = true
+                    lock.wait(Self.writerWait)
+                    writerWaiting = false
+                }
+                var seq = nextDeliver
+                while seq < nextSubmit, let item = results[slot(seq)] {
+                    results[slot(seq)] = nil
+                    batch.append(item)
+                    seq += 1
+                }
+                if batch.isEmpty { break }
                 if firstError == nil && !abandoned {
                     delivering = true
                     let deliver = self.deliver
-                    condition.unlock()
+                    lock.unlock()
                     var failure: (any Error)?
-                    do { try deliver(try item.get()) } catch { failure = error }
-                    condition.lock()
+                    for item in batch where failure == nil {
+                        do { try deliver(try item.get()) } catch { failure = error }
+                    }
+                    lock.lock()
                     delivering = false
                     if let failure, firstError == nil { firstError = failure }
                 }
-                nextDeliver += 1
-                condition.broadcast()
+                batch.removeAll(keepingCapacity: true)
+                nextDeliver = seq
+                wakeFeeder()
+                // An error releases a feeder waiting for room; workers waiting for work have nothing to skip.
             }
             writerRunning = false
-            condition.broadcast()
-            condition.unlock()
+            wakeFeeder()
+            lock.unlock()
         }
 
         /// Waits for every item to be delivered (or dropped after an error), lets the threads exit and waits for
         /// them; returns the first error.
         func drain() -> (any Error)? {
-            condition.lock()
-            defer { condition.unlock() }
+            lock.lock()
+            defer { lock.unlock() }
             closing = true
-            condition.broadcast()
-            while writerRunning || workers > 0 { condition.wait() }
+            lock.broadcast(Self.workerWait)
+            lock.signal(Self.writerWait)
+            while writerRunning || workers > 0 {
+                feederWaiting = true
+                lock.wait(Self.feederWait)
+                feederWaiting = false
+            }
             return firstError
         }
 
         /// The pipeline was released without `finish`/`drain`: drop what is left without delivering it. Waits
         /// for a delivery in progress, whose closure may refer to the pipeline's owner.
         func abandon() {
-            condition.lock()
-            defer { condition.unlock() }
+            lock.lock()
+            defer { lock.unlock() }
             abandoned = true
             closing = true
-            condition.broadcast()
-            while delivering { condition.wait() }
+            lock.broadcast(Self.workerWait)
+            lock.signal(Self.writerWait)
+            while delivering {
+                feederWaiting = true
+                lock.wait(Self.feederWait)
+                feederWaiting = false
+            }
         }
     }
+}
+
+/// A pthread mutex with several condition variables over it, so that threads waiting for different things can be
+/// woken separately (`NSCondition` has one of each). ThreadSanitizer follows pthread mutexes and conditions.
+// @unchecked: the pthread objects live at fixed addresses for the object's life and are thread-safe by design.
+package final class MutexWithConditions: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let conditions: UnsafeMutablePointer<pthread_cond_t>
+    private let count: Int
+
+    package init(conditions count: Int) {
+        self.count = count
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        conditions = .allocate(capacity: count)
+        for i in 0..<count { pthread_cond_init(conditions + i, nil) }
+    }
+
+    deinit {
+        for i in 0..<count { pthread_cond_destroy(conditions + i) }
+        conditions.deallocate()
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    package func lock() { pthread_mutex_lock(mutex) }
+    package func unlock() { pthread_mutex_unlock(mutex) }
+    /// Waits on condition `i`; the mutex must be held. Wake-ups may be spurious: wait in a loop on the predicate.
+    package func wait(_ i: Int) { pthread_cond_wait(conditions + i, mutex) }
+    package func signal(_ i: Int) { pthread_cond_signal(conditions + i) }
+    package func broadcast(_ i: Int) { pthread_cond_broadcast(conditions + i) }
 }
 
 /// A small pool so each worker reuses a zstd/zlib context instead of allocating one per frame. An item is taken
