@@ -133,10 +133,16 @@ int sealbak_is_zero(const void *p, size_t count) {
 }
 
 int sealbak_start_writeback(int fd) {
+    return sealbak_start_writeback_range(fd, 0, 0);
+}
+
+int sealbak_start_writeback_range(int fd, long long offset, long long length) {
 #ifdef __linux__
-    return sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    return sync_file_range(fd, (off_t)offset, (off_t)length, SYNC_FILE_RANGE_WRITE);
 #else
     (void)fd;
+    (void)offset;
+    (void)length;
     errno = ENOSYS;
     return -1;
 #endif

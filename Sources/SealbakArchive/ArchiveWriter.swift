@@ -57,6 +57,10 @@ package struct WriteSummary: Sendable {
     package var literalBytes: UInt64 = 0
     /// Chained archives: the index stream written (for the writer's chain state, Spec §14.8).
     package var chainIndex: ChunkIndex?
+    /// Chained archives: the files whose state the next archive may compare with (the chain state's file table).
+    package var chainFiles: [ChainFileRecord] = []
+    /// Chained archives: files found unchanged since the base (by the chain state's file table), not read.
+    package var unchangedFiles = 0
 }
 
 /// Writes an archive front to back without ever seeking (Spec §1): header, manifest stream, one stream per
@@ -83,6 +87,19 @@ package final class ArchiveWriter {
     private var chunks: [(id: [UInt8], location: ChunkLocation)] = []
     private var referencedBytes: UInt64 = 0
     private let chunkScratch = ChunkScratch()
+    /// Chained archives, per file entry: its chunk ids in order (32 bytes each), for the next chain state.
+    private var entryChunkIDs: [Int: [UInt8]] = [:]
+    /// Chained archives: the state each file had while it was read, for those that may be recorded.
+    private var fileStates: [Int: FileState] = [:]
+    private var unchangedFiles = 0
+    private var chainFiles: [ChainFileRecord] = []
+    /// When this writer started (nanoseconds since the epoch): files changed less than a second before are never
+    /// recorded as unchanged, since a change within the file system's timestamp granularity could not be told apart.
+    private let startedNanoseconds: Int64 = {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }()
     private var finished = false
 
     /// Writes the header and the manifest.
@@ -240,6 +257,12 @@ package final class ArchiveWriter {
             }
             results.append(r)
             contentResults.append((producer.0, producer.1))
+            if entry.kind == .file {
+                var ids: [UInt8] = []
+                ids.reserveCapacity(producer.2.count * ChunkIndex.chunkIDByteCount)
+                for c in producer.2 { ids += c.id }
+                entryChunkIDs[index] = ids
+            }
             chunks += producer.2
             referencedBytes += producer.3
             return
@@ -255,6 +278,74 @@ package final class ArchiveWriter {
             throw SealbakError(.internalError, "\(entry.kind.name) \(displayName(entry.name)) cannot carry data")
         }
         results.append(r)
+    }
+
+    /// A chained archive's next entry, when it is a file that the chain state's file table holds in exactly `state`
+    /// (size, modification and change times, inode, device): writes its records as references to where the base
+    /// chain stores its chunks, without reading the file, and returns true. Returns false, having written nothing,
+    /// for anything else; the caller then reads the file with `writeEntry`.
+    package func writeUnchangedEntry(_ state: FileState) throws -> Bool {
+        let index = results.count
+        guard let chain = options.chain, let table = chain.baseIndex, index < manifest.entries.count else {
+            return false
+        }
+        let entry = manifest.entries[index]
+        guard entry.kind == .file, let record = chain.files[entry.name], record.state == state else { return false }
+        var records: [UInt8] = []
+        records.reserveCapacity(record.chunks.count * ChunkRecords.referenceByteCount)
+        var ids: [UInt8] = []
+        ids.reserveCapacity(record.chunks.count * ChunkIndex.chunkIDByteCount)
+        var list: [(id: [UInt8], location: ChunkLocation)] = []
+        list.reserveCapacity(record.chunks.count)
+        var total: UInt64 = 0
+        for c in record.chunks {
+            guard Int(c) < table.chunkCount else { return false }
+            let id = table.chunkID(at: Int(c))
+            let location = table.location(at: Int(c))
+            ChunkRecords.appendReference(
+                ChunkReference(
+                    archiveID: location.archiveID,
+                    entry: location.entry,
+                    offset: location.offset,
+                    length: location.length,
+                    chunkID: id
+                ),
+                to: &records
+            )
+            ids += id
+            list.append((id, location))
+            total += UInt64(location.length)
+        }
+        guard total == state.size else { return false }
+        var offset = 0
+        let r = try writeStream(slot: index + 1, streamID: UInt32(index), compression: entryCompression[index]) { buf in
+            let n = min(buf.count, records.count - offset)
+            records.withUnsafeBytes { buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n])) }
+            offset += n
+            return n
+        }
+        results.append(r)
+        contentResults.append((state.size, record.sha256))
+        chunks += list
+        referencedBytes += state.size
+        entryChunkIDs[index] = ids
+        fileStates[index] = state
+        unchangedFiles += 1
+        return true
+    }
+
+    /// Records the state the file just written (the last `writeEntry`) had while it was read, unchanged from open
+    /// to end, so that the next archive of the chain may refer to it without reading it if it is still in that
+    /// state. Ignored for anything but a chained archive's file, and for files changed less than a second before
+    /// this writer started.
+    package func noteFileState(_ state: FileState) {
+        let index = results.count - 1
+        guard options.chain != nil, index >= 0, manifest.entries[index].kind == .file, entryChunkIDs[index] != nil,
+            contentResults[index].size == state.size
+        else { return }
+        let changed = state.ctimeSeconds * 1_000_000_000 + state.ctimeNanoseconds
+        guard changed < startedNanoseconds - 1_000_000_000 else { return }
+        fileStates[index] = state
     }
 
     /// Writes the trailer and the footer. The caller then commits its output.
@@ -274,6 +365,27 @@ package final class ArchiveWriter {
                 chunks: chunks
             )
             chainIndex = index
+            for (i, state) in fileStates.sorted(by: { $0.key < $1.key }) {
+                guard let ids = entryChunkIDs[i] else { continue }
+                var positions: [UInt32] = []
+                positions.reserveCapacity(ids.count / ChunkIndex.chunkIDByteCount)
+                var at = 0
+                while at < ids.count, let p = index.index(of: Array(ids[at..<at + ChunkIndex.chunkIDByteCount])) {
+                    positions.append(UInt32(p))
+                    at += ChunkIndex.chunkIDByteCount
+                }
+                guard at == ids.count else { continue }
+                chainFiles.append(
+                    ChainFileRecord(
+                        name: manifest.entries[i].name,
+                        state: state,
+                        sha256: contentResults[i].sha256,
+                        chunks: positions
+                    )
+                )
+            }
+            entryChunkIDs = [:]
+            fileStates = [:]
             var bytes = index.encoded()
             chunks = []
             var offset = 0
@@ -330,7 +442,9 @@ package final class ArchiveWriter {
             trailerSHA256: trailerHash.finalize(),
             referencedBytes: referencedBytes,
             literalBytes: content - referencedBytes,
-            chainIndex: chainIndex
+            chainIndex: chainIndex,
+            chainFiles: chainFiles,
+            unchangedFiles: unchangedFiles
         )
     }
 

@@ -68,15 +68,27 @@ package struct ChainWriteContext: Sendable {
     package let chunkKey: SecureBytes
     package var parameters: ChunkerParameters
     package var baseIndex: ChunkIndex?
+    /// The base's files as its writer read them, by entry name (from a chain state; positions are in `baseIndex`).
+    /// Empty: every file is read.
+    package var files: [String: ChainFileRecord]
     /// HMAC-SHA-256 under the chunk key: a chunk's identity (Spec §14.4).
     let chunkIdentity: KeyedSHA256
 
-    package init(base: BaseRecord, chunkKey: SecureBytes, parameters: ChunkerParameters, baseIndex: ChunkIndex?) {
+    package init(
+        base: BaseRecord,
+        chunkKey: SecureBytes,
+        parameters: ChunkerParameters,
+        baseIndex: ChunkIndex?,
+        files: [ChainFileRecord] = []
+    ) {
         self.base = base
         self.chunkKey = chunkKey
         chunkIdentity = KeyedSHA256(key: chunkKey)
         self.parameters = parameters
         self.baseIndex = baseIndex
+        var byName: [String: ChainFileRecord] = [:]
+        for f in files { byName[f.name] = f }
+        self.files = byName
     }
 
     /// The first archive of a new chain: a fresh chunk key, every chunk a literal.

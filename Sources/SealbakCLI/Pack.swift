@@ -76,6 +76,13 @@ struct Pack: ParsableCommand {
     )
     var chainState: String?
 
+    @Flag(
+        name: .long,
+        help:
+            "Read every file, also those the chain state records as unchanged since PREVIOUS (same size, modification and change times, inode); without it they are referred to without being read."
+    )
+    var reread = false
+
     /// `sealbak run`: when the base cannot be used (no secret opens it, or it fails), start a new chain instead.
     @Flag(name: .long, help: ArgumentHelp("", visibility: .private))
     var baseOrRoot = false
@@ -240,7 +247,17 @@ struct Pack: ParsableCommand {
                         "bytes_in": summary.plaintextBytes, "bytes_out": summary.archiveBytes,
                         "duration_seconds": (Date().timeIntervalSince(started) * 1000).rounded() / 1000,
                         "complete": outcome.incomplete.isEmpty, "outcome": outcomeJSON(outcome),
-                    ]
+                    ].merging(
+                        summary.chainIndex == nil
+                            ? [:]
+                            : [
+                                "incremental": [
+                                    "referenced_bytes": summary.referencedBytes, "literal_bytes": summary.literalBytes,
+                                    "unchanged_files": summary.unchangedFiles,
+                                ]
+                            ],
+                        uniquingKeysWith: { a, _ in a }
+                    )
                 )
             } else if !quiet {
                 // A ratio says something only once the data outweighs the header and key slots (a few KiB).
@@ -253,6 +270,11 @@ struct Pack: ParsableCommand {
                 printError(
                     "sealbak: packed \(summary.entries) entries, \(formatBytes(summary.plaintextBytes)) into \(output == "-" ? "standard output" : output): \(formatBytes(summary.archiveBytes))\(ratio) in \(formatDuration(Date().timeIntervalSince(started)))"
                 )
+                if summary.chainIndex != nil && base != nil {
+                    printError(
+                        "sealbak: incremental: \(formatBytes(summary.referencedBytes)) referred to in the chain, \(formatBytes(summary.literalBytes)) new; \(summary.unchangedFiles) file(s) unchanged since the base were not read"
+                    )
+                }
             }
             let incomplete = outcome.incomplete
             if !incomplete.isEmpty {
@@ -334,6 +356,7 @@ struct Pack: ParsableCommand {
                     let context = try ChainWriteContext.continuing(from: state, base: storage.locations.input(base))
                 {
                     options.chain = context
+                    if reread { options.chain?.files = [:] }
                 } else {
                     let reader = try password.withSecret(limits: KDFLimits.default) { secret in
                         if case .password(let p) = secret { basePassphrase = p }
@@ -386,7 +409,8 @@ struct Pack: ParsableCommand {
                 depth: chain.base.depth,
                 chunkKey: chain.chunkKey,
                 parameters: chain.parameters,
-                index: index
+                index: index,
+                files: summary.chainFiles
             )
             do { try state.save(path: path) } catch {
                 log.warning(

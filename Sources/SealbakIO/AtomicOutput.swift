@@ -37,6 +37,11 @@ package final class AtomicOutput {
     private var finished = false
     private var interruptToken: Int?
     package private(set) var bytesWritten: UInt64 = 0
+    /// Where write-back was last started: every `writebackStep` bytes the kernel is told to start writing the
+    /// new data out, so that the fsync in `commit` finds most of it on disk instead of writing the whole archive
+    /// while nothing else runs (measured: 0.17 s of a 2.3 s pack of 840 MB).
+    private var writebackStarted: UInt64 = 0
+    private static let writebackStep: UInt64 = 8 << 20
 
     package init(path: String, overwrite: Bool, mode: mode_t = 0o600) throws(SealbakError) {
         self.path = path
@@ -78,6 +83,11 @@ package final class AtomicOutput {
     package func write(_ bytes: UnsafeRawBufferPointer) throws(SealbakError) {
         try writeAll(fd: fd, bytes, path: path == "-" ? "standard output" : path)
         bytesWritten += UInt64(bytes.count)
+        if path != "-" && bytesWritten - writebackStarted >= Self.writebackStep {
+            // Does not wait (SYNC_FILE_RANGE_WRITE only); failure is harmless, the fsync in `commit` decides.
+            _ = sealbak_start_writeback_range(fd, Int64(writebackStarted), Int64(bytesWritten - writebackStarted))
+            writebackStarted = bytesWritten
+        }
     }
 
     /// fsync, give the data its final name, fsync the directory.

@@ -292,6 +292,17 @@ package struct FileState: Sendable, Equatable {
     package var inode: UInt64
     package var device: UInt64
 
+    /// All zero (filled in field by field by a reader of a saved state).
+    package init() {
+        size = 0
+        mtimeSeconds = 0
+        mtimeNanoseconds = 0
+        ctimeSeconds = 0
+        ctimeNanoseconds = 0
+        inode = 0
+        device = 0
+    }
+
     package init(_ st: stat) {
         size = UInt64(max(0, st.st_size))
         mtimeSeconds = Int64(st.st_mtim.tv_sec)
@@ -311,6 +322,15 @@ package struct FileState: Sendable, Equatable {
             return "was changed (its change time moved)"
         }
         return nil
+    }
+}
+
+extension FileState {
+    /// The current state of the regular file at `path` (not following a final symlink); nil if it is not one.
+    package static func current(_ path: String) -> FileState? {
+        var st = stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return FileState(st)
     }
 }
 
@@ -334,6 +354,13 @@ package final class SourceReader {
     /// Nil while the file is unchanged; otherwise what changed ("changed size from 10 to 4 bytes while it was
     /// read"). Final once `read` returned 0.
     package private(set) var changed: String?
+
+    /// The state of a regular file that stayed the same from before it was opened to its end (read to the end,
+    /// with as many bytes as its size); nil for anything else.
+    package var unchangedState: FileState? {
+        guard checkedAtEnd, changed == nil, let reference, bytesRead == reference.size else { return nil }
+        return reference
+    }
 
     /// - Parameter listed: the file's state when it was listed (`PackPlan.listed`); nil compares with the state
     ///   at open only.

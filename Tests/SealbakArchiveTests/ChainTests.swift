@@ -407,3 +407,77 @@ extension ChainTests {
         }
     }
 }
+
+/// The writer's chain state file (`ChainState`): its file table survives a round trip, a state written before file
+/// tables existed is still read, and a damaged one, or one whose table points outside its chunk table, is refused.
+@Suite struct ChainStateFileTests {
+    static func state(files: [ChainFileRecord]) -> ChainState {
+        let a = [UInt8](repeating: 0xA1, count: 16)
+        let chunks = (0..<3).map { i in
+            (
+                id: [UInt8](repeating: UInt8(i + 1), count: 32),
+                location: ChunkLocation(archiveID: a, entry: 1, offset: UInt64(i) * 10, length: 10)
+            )
+        }
+        return ChainState(
+            archiveID: a,
+            trailerSHA256: [UInt8](repeating: 7, count: 32),
+            depth: 2,
+            chunkKey: SecureBytes(count: 32) { $0.initializeMemory(as: UInt8.self, repeating: 9) },
+            parameters: .standard,
+            index: ChunkIndex(
+                entries: [LogicalEntry(size: 30, sha256: [UInt8](repeating: 3, count: 32))],
+                chunks: chunks
+            ),
+            files: files
+        )
+    }
+
+    static func file(chunks: [UInt32], size: UInt64) -> ChainFileRecord {
+        var st = FileState()
+        st.size = size
+        st.mtimeSeconds = 1_700_000_000
+        st.mtimeNanoseconds = 123_456_789
+        st.ctimeSeconds = 1_700_000_001
+        st.ctimeNanoseconds = 987_654_321
+        st.inode = 42
+        st.device = 0x803
+        return ChainFileRecord(
+            name: "app/docs/é.md",
+            state: st,
+            sha256: [UInt8](repeating: 5, count: 32),
+            chunks: chunks
+        )
+    }
+
+    @Test func theFileTableSurvivesARoundTrip() throws {
+        let s = Self.state(files: [Self.file(chunks: [2, 0, 1], size: 30), Self.file(chunks: [], size: 0)])
+        let parsed = try #require(ChainState.parse(s.encoded()))
+        #expect(parsed.files == s.files)
+        #expect(parsed.index == s.index && parsed.depth == 2 && parsed.archiveID == s.archiveID)
+    }
+
+    @Test func aVersion1StateIsStillRead() throws {
+        // Version 1: the same fields, then the index stream to the end, then the SHA-256 (no length, no file table).
+        let s = Self.state(files: [])
+        var v1 = Array("SBKCHST1".utf8) + s.archiveID + s.trailerSHA256 + [2, 0]
+        s.chunkKey.withUnsafeBytes { v1 += $0 }
+        let text = Array(s.parameters.text.utf8)
+        v1 += [UInt8(text.count), 0] + text + s.index.encoded()
+        v1 += SHA256Hasher.hash(v1)
+        let parsed = try #require(ChainState.parse(v1))
+        #expect(parsed.index == s.index && parsed.files.isEmpty)
+    }
+
+    @Test func damagedOrInconsistentStatesAreRefused() {
+        let good = Self.state(files: [Self.file(chunks: [0, 1], size: 20)]).encoded()
+        #expect(ChainState.parse(good) != nil)
+        var flipped = good
+        flipped[good.count / 2] ^= 1
+        #expect(ChainState.parse(flipped) == nil)
+        #expect(ChainState.parse(Array(good.dropLast(5))) == nil)
+        // A table position outside the chunk table, or chunks that do not add up to the file's size.
+        #expect(ChainState.parse(Self.state(files: [Self.file(chunks: [3], size: 10)]).encoded()) == nil)
+        #expect(ChainState.parse(Self.state(files: [Self.file(chunks: [0], size: 11)]).encoded()) == nil)
+    }
+}

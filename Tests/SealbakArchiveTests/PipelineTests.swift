@@ -1,7 +1,8 @@
 import Foundation
-@testable import SealbakArchive
 import SealbakSync
 import Testing
+
+@testable import SealbakArchive
 
 /// The frame pipeline's contract, checked directly: results arrive in submission order on one thread, at most
 /// `maxInFlight` items exist at once, the first error stops delivery and is the one reported, and a pipeline

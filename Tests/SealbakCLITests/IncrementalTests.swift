@@ -322,4 +322,71 @@ extension IncrementalTests {
         #expect(restored.status == 0, "\(restored.stderr)")
         #expect(try CLI.tree(dir + "/out/kb") == (try CLI.tree(src)))
     }
+
+    /// The pack's JSON report, parsed.
+    static func packJSON(_ args: [String]) throws -> [String: Any] {
+        let r = try CLI.run(["pack"] + args + ["--insecure-test-kdf", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let line = r.stdout.split(separator: "\n").last { $0.contains("\"pack\"") } ?? ""
+        return (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]) ?? [:]
+    }
+
+    static func unchangedFiles(_ report: [String: Any]) -> Int? {
+        ((report["incremental"] as? [String: Any])?["unchanged_files"] as? NSNumber)?.intValue
+    }
+
+    /// With a chain state, files in the state their base read them in (size, times, inode) are referred to without
+    /// being read; a file rewritten with its size and modification time put back is still read (its change time
+    /// moved), and `--reread` reads everything. Every night restores exactly.
+    @Test func unchangedFilesAreReferredToWithoutBeingRead() throws {
+        let dir = try Proc.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = try Self.source(in: dir, lines: 20_000)
+        let arch = dir + "/archives"
+        try FileManager.default.createDirectory(atPath: arch, withIntermediateDirectories: true)
+        let state = dir + "/chain-state"
+        // Files changed less than a second before a pack are never recorded as unchanged (timestamp granularity).
+        Thread.sleep(forTimeInterval: 1.2)
+        var report = try Self.packJSON([arch + "/n1.sbk", src, "--chained", "--chain-state", state])
+        #expect(report["incremental"] != nil)
+
+        try Self.change(src)  // dump.sql and d3.md rewritten, new.md added, d4.md removed
+        // d5.md: the same size and modification time, other content; only its change time tells.
+        let d5 = src + "/docs/d5.md"
+        var before = stat()
+        #expect(stat(d5, &before) == 0)
+        let text = try String(contentsOfFile: d5, encoding: .utf8)
+        try Data(text.uppercased().utf8).write(to: URL(fileURLWithPath: d5))
+        var times = [before.st_atim, before.st_mtim]
+        #expect(utimensat(AT_FDCWD, d5, &times, 0) == 0)
+        var after = stat()
+        #expect(stat(d5, &after) == 0)
+        #expect(after.st_mtim.tv_sec == before.st_mtim.tv_sec && after.st_mtim.tv_nsec == before.st_mtim.tv_nsec)
+        #expect(after.st_size == before.st_size)
+
+        report = try Self.packJSON([arch + "/n2.sbk", src, "--base", arch + "/n1.sbk", "--chain-state", state])
+        // 20 documents less d3, d4 and d5, plus emb.f32.
+        #expect(Self.unchangedFiles(report) == 18, "\(report)")
+        #expect(try Self.unpacked(arch + "/n2.sbk", in: dir) == (try CLI.tree(src)))
+
+        report = try Self.packJSON([
+            arch + "/n3.sbk", src, "--base", arch + "/n2.sbk", "--chain-state", state, "--reread",
+        ])
+        #expect(Self.unchangedFiles(report) == 0, "\(report)")
+        #expect(try Self.unpacked(arch + "/n3.sbk", in: dir) == (try CLI.tree(src)))
+        let v = try CLI.run(["verify", arch + "/n3.sbk", "--chain", "--quiet"])
+        #expect(v.status == 0, "\(v.stderr)")
+
+        // A docs component's files are found unchanged too (same chain state, the entries' names differ: a new
+        // chain, then a night with nothing changed).
+        Thread.sleep(forTimeInterval: 1.2)
+        _ = try Self.packJSON([arch + "/c1.sbk", "--docs", "kb=" + src, "--chained", "--chain-state", state])
+        report = try Self.packJSON([
+            arch + "/c2.sbk", "--docs", "kb=" + src, "--base", arch + "/c1.sbk", "--chain-state", state,
+        ])
+        #expect(Self.unchangedFiles(report) == 22, "\(report)")
+        let restored = try CLI.run(["restore", arch + "/c2.sbk", "--to", dir + "/restored"])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(try CLI.tree(dir + "/restored/kb") == (try CLI.tree(src)))
+    }
 }

@@ -92,6 +92,20 @@ struct TestBytes {
         }
     }
 
+    /// The chunker reads two bytes per turn; every input length (odd and even, either side of the average and
+    /// the maximum) must still cut where the one-byte reference does.
+    @Test func everyInputLengthMatchesTheReference() {
+        var g = TestBytes(seed: 11)
+        let p = ChunkerParameters(minSize: 64, averageSize: 128, maxSize: 256)
+        for trial in 0..<200 {
+            let data = g.bytes(300)
+            for count in 60...300 where count % 7 == trial % 7 || count > 250 || count < 70 {
+                let n = Chunker.chunkLength(data.span.bytes.extracting(0..<count), parameters: p)
+                #expect(n == Self.reference(data[0..<count], p), "trial \(trial), \(count) bytes")
+            }
+        }
+    }
+
     @Test func shortInputsAreOneChunk() {
         let p = ChunkerParameters.standard
         var g = TestBytes(seed: 1)

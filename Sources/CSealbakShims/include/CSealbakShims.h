@@ -49,6 +49,8 @@ int sealbak_rename_exchange(int olddirfd, const char *oldpath, int newdirfd, con
 /// sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE): starts writing the file's dirty pages back without waiting
 /// (a later fsync then finds most of them written). 0, or -1 + errno (ENOSYS elsewhere: harmless to ignore).
 int sealbak_start_writeback(int fd);
+/// Starts write-back of `length` bytes at `offset` (0: to the end) without waiting for it; Linux only.
+int sealbak_start_writeback_range(int fd, long long offset, long long length);
 
 /// 1 when the count bytes at p are all zero (a hole can be left instead of writing them), else 0.
 int sealbak_is_zero(const void *p, size_t count);

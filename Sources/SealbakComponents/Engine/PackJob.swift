@@ -264,16 +264,23 @@ package final class PackJob {
                 continue
             }
             let stream: any CaptureStream
+            var fileReader: SourceReader?
             do {
                 if let own = try s.stream(for: i) {
                     stream = own
                 } else {
+                    if let size = try writeUnchanged(i, to: writer) {
+                        outcome.components[si].bytes += size
+                        progress(Int(size))
+                        continue
+                    }
                     let r = try SourceReader(plan.sources[i], listed: plan.listed[i])
                     stream = ClosureStream { buf in
                         try r.read(into: buf)
                     } onEnd: { [weak self] in
                         self?.noteChange(i, r.changed, log: log)
                     }
+                    fileReader = r
                 }
             } catch {
                 try failed(si, error, log: log)
@@ -292,6 +299,7 @@ package final class PackJob {
                     return 0
                 }
             }
+            if let state = fileReader?.unchangedState { writer.noteFileState(state) }
         }
         return outcome
     }
@@ -320,12 +328,25 @@ package final class PackJob {
         outcome.warnings.append(.init(entry: plan.entries[i].name, warning: change))
     }
 
+    /// A chained archive's file entry that is still in the state its base read it in (and still as listed): written
+    /// as references without being read. Returns its size, or nil when the file must be read.
+    private func writeUnchanged(_ i: Int, to writer: ArchiveWriter) throws -> UInt64? {
+        guard case .file(let path) = plan.sources[i], let listed = plan.listed[i], FileState.current(path) == listed,
+            try writer.writeUnchangedEntry(listed)
+        else { return nil }
+        return listed.size
+    }
+
     private func writeLoose(
         _ i: Int,
         to writer: ArchiveWriter,
         progress: @escaping (Int) -> Void,
         log: EngineLog
     ) throws {
+        if let size = try writeUnchanged(i, to: writer) {
+            progress(Int(size))
+            return
+        }
         let reader = try SourceReader(plan.sources[i], listed: plan.listed[i])
         defer { noteChange(i, reader.changed, log: log) }
         var total = 0
@@ -335,6 +356,7 @@ package final class PackJob {
             progress(n)
             return n
         }
+        if let state = reader.unchangedState { writer.noteFileState(state) }
         if i == stdinIndex && total == 0 && !options.allowEmptyStdin {
             throw SealbakError(
                 .toolFailed,
