@@ -72,6 +72,16 @@ import Testing
         try runEnv(["key", "remove", a, "--slot", "2", "--json"], [:])
         try runEnv(["keygen", "-o", dir + "/id", "--no-password", "--json"], [:])
         try runEnv(["rekey", a, "--output", dir + "/rotated.sbk", "--insecure-test-kdf", "--json"], newPW)
+        // An incremental pair: its pack documents carry `incremental`.
+        try run([
+            "pack", dir + "/c1.sbk", "--plan", dir + "/plan.yaml", "--chained", "--chain-state", dir + "/chain",
+            "--insecure-test-kdf", "--json",
+        ])
+        try run([
+            "pack", dir + "/c2.sbk", "--plan", dir + "/plan.yaml", "--base", dir + "/c1.sbk", "--chain-state",
+            dir + "/chain", "--insecure-test-kdf", "--json",
+        ])
+        #expect(stdout.last?.contains("\"unchanged_files\"") == true, "\(stdout.last ?? "")")
         // Failures: one error document on stdout, the message on stderr too.
         try run(["list", dir + "/missing.sbk", "--json"], status: 9)
         try run(["restore", a, "--to", dir + "/r", "--dry-run", "--json"], status: 7)
