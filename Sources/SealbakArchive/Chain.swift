@@ -546,15 +546,56 @@ package final class ChainedEntrySink: EntrySink {
     private var hasher = SHA256Hasher()
     private var size: UInt64 = 0
     private var results: [Int: (size: UInt64, sha256: [UInt8])] = [:]
+    /// The batch being hashed and handed to `inner` on `queue` while the next one is resolved (at most one at a
+    /// time, so the base's frames are decrypted while the previous batch is written), and the first error there.
+    private var pending: DispatchGroup?
+    private let failure = Locked<(any Error)?>(nil)
+    private let queue = DispatchQueue(label: "sealbak-chain-content")
 
     package init(_ inner: any EntrySink, resolver: ChainResolver) {
         self.inner = inner
         self.resolver = resolver
     }
 
+    deinit { pending?.wait() }
+
     package func wants(_ index: Int) -> Bool { inner.wants(index) }
 
+    /// Waits for the batch in flight; throws what it failed with.
+    private func settle() throws {
+        pending?.wait()
+        pending = nil
+        if let e = failure.withLock({ $0 }) { throw e }
+    }
+
+    /// Hands a resolved batch to `queue`: hashed, joined into one buffer and written there, in order.
+    private func release(_ index: Int, _ pieces: [[UInt8]], bytes: Int) throws {
+        try settle()
+        size += UInt64(bytes)
+        let group = DispatchGroup()
+        nonisolated(unsafe) let inner = self.inner
+        nonisolated(unsafe) let hasher = self.hasher
+        nonisolated(unsafe) let batch = pieces
+        let failure = self.failure
+        queue.async(group: group) {
+            let joined: [UInt8]
+            if batch.count == 1 {
+                joined = batch[0]
+            } else {
+                var all: [UInt8] = []
+                all.reserveCapacity(bytes)
+                for p in batch { all += p }
+                joined = all
+            }
+            hasher.update(joined)
+            // One write per batch, not one per chunk (a 16 KiB chunk per write cost a system call each).
+            do { try inner.write(index, joined) } catch { failure.withLock { if $0 == nil { $0 = error } } }
+        }
+        pending = group
+    }
+
     package func begin(_ index: Int) throws {
+        try settle()
         parser = ChunkRecordParser()
         hasher = SHA256Hasher()
         size = 0
@@ -565,6 +606,15 @@ package final class ChainedEntrySink: EntrySink {
     /// against the chunk table of the archive it names, the content's SHA-256 goes on, and the batch is released to
     /// the inner sink in one write.
     package func write(_ index: Int, _ bytes: [UInt8]) throws {
+        do { try resolve(index, bytes) } catch {
+            // Nothing may still be writing into `inner` once the caller sees the error and cleans up.
+            pending?.wait()
+            pending = nil
+            throw error
+        }
+    }
+
+    private func resolve(_ index: Int, _ bytes: [UInt8]) throws {
         let head = resolver.head
         var at = 0
         var finished = false
@@ -597,19 +647,7 @@ package final class ChainedEntrySink: EntrySink {
                 }
             }
             if pieces.isEmpty { continue }
-            let batchPieces = pieces
-            for p in batchPieces { hasher.update(p) }
-            // One write per batch, not one per chunk (a 16 KiB chunk per write cost a system call each).
-            if batchPieces.count == 1 {
-                size += UInt64(batchPieces[0].count)
-                try inner.write(index, batchPieces[0])
-            } else {
-                var joined: [UInt8] = []
-                joined.reserveCapacity(batch)
-                for p in batchPieces { joined += p }
-                size += UInt64(joined.count)
-                try inner.write(index, joined)
-            }
+            try release(index, pieces, bytes: batch)
         }
     }
 
@@ -617,6 +655,7 @@ package final class ChainedEntrySink: EntrySink {
 
     package func end(_ index: Int, size _: UInt64, sha256 _: [UInt8]) throws {
         let head = resolver.head
+        try settle()
         do throws(FormatError) { try parser.finish() } catch {
             throw SealbakError.format(error, archive: head.archiveName, context: "entry \(index)")
         }
