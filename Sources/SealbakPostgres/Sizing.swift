@@ -114,12 +114,26 @@ package struct SessionSizing: Sendable, Equatable {
     /// When the server's host memory cannot be read: what sealbak dares to ask for without being told more.
     package static let unknownHostBudget: Int64 = 512 << 20
 
-    /// The estimated wall time of the whole restore (data plus index builds at `jobs` at a time).
+    /// The server host's cores as the estimate counts them (2 when they cannot be read).
+    package var cpus = 2
+    /// How much faster one build runs with its parallel workers than alone (the model's `parallel` factor).
+    package var buildSpeedup = 1.0
+
+    /// The estimated wall time of the whole restore: the data, then the index builds at `jobs` at a time, and never
+    /// faster than the cores allow: builds that run side by side share them (each one's parallel workers included),
+    /// so on 2 cores two builds with 2 workers each take as long as one after the other.
     package var estimatedSeconds: Double {
         let indexes = builds.map(\.seconds).reduce(0, +)
         let longest = builds.map(\.seconds).max() ?? 0
-        return dataSeconds + max(longest, indexes / Double(max(1, jobs)))
+        // A build's single-process seconds are its seconds × its speed-up; the host delivers at most the speed-up
+        // of one build using every core.
+        let capacity = SessionSizing.speedup(workers: max(0, cpus - 1), cpus: cpus)
+        let coreBound = indexes * buildSpeedup / capacity
+        return dataSeconds + max(longest, indexes / Double(max(1, jobs)), coreBound)
     }
+
+    /// The model's speed-up of one build with `workers` parallel maintenance workers on `cpus` cores.
+    static func speedup(workers: Int, cpus: Int) -> Double { 1 + 0.8 * Double(max(0, min(workers, cpus - 1))) }
 
     /// `-c NAME=VALUE` pairs for the sessions, in the order they are applied.
     package var settings: [(name: String, value: String)] {
@@ -206,7 +220,7 @@ package struct SessionSizing: Sendable, Equatable {
                 "this archive records no indexes (written by an older sealbak); sizing assumes an HNSW index (m=16) on every vector column"
             )
         }
-        return SessionSizing(
+        var sizing = SessionSizing(
             builds: builds,
             maintenanceWorkMem: mwm,
             parallelWorkers: setWorkers,
@@ -217,6 +231,9 @@ package struct SessionSizing: Sendable, Equatable {
             dataSeconds: dataBytes / copyBytesPerSecond,
             notes: notes
         )
+        sizing.cpus = cpus
+        sizing.buildSpeedup = speedup(workers: usedWorkers, cpus: cpus)
+        return sizing
     }
 
     /// Rounds up to a whole MiB (plus one), so that a setting is not cut below the estimate.
@@ -304,7 +321,7 @@ package struct SessionSizing: Sendable, Equatable {
     }
 
     static func buildSeconds(_ b: IndexBuild, memory: Int64, workers: Int, cpus: Int) -> Double {
-        let parallel = 1 + 0.8 * Double(max(0, min(workers, cpus - 1)))
+        let parallel = speedup(workers: workers, cpus: cpus)
         switch b.method {
         case "hnsw":
             let base =

@@ -247,11 +247,55 @@ import Testing
                 bytes: 200_000 * 1600
             )
         ]
-        let serial = SessionSizing.choose(facts: two, server: Self.defaults, host: Self.host, userLimit: nil, jobs: 1)
+        // With cores to spare (8, and a server that gives each session 2 parallel workers) they do.
+        var capped = Self.defaults
+        capped.maxParallelWorkers = 2
+        let host8 = HostResources(totalMemory: 64 << 30, availableMemory: 60 << 30, cpus: 8, source: "test")
+        let serial = SessionSizing.choose(facts: two, server: capped, host: host8, userLimit: nil, jobs: 1)
             .estimatedSeconds
-        let parallel = SessionSizing.choose(facts: two, server: Self.defaults, host: Self.host, userLimit: nil, jobs: 2)
+        let parallel = SessionSizing.choose(facts: two, server: capped, host: host8, userLimit: nil, jobs: 2)
             .estimatedSeconds
         #expect(serial - parallel > Double(PostgresRestorer.dumpBound(two)) / SessionSizing.temporaryCopyBytesPerSecond)
+    }
+
+    /// Index builds that run side by side share the cores: on 2 cores two HNSW builds with their parallel workers
+    /// take as long in two sessions as in one; on 8 cores, with 2 workers per session, two sessions nearly halve
+    /// the index phase.
+    @Test func indexBuildsSideBySideShareTheCores() {
+        var two = Self.facts(rows: 200_000)
+        two.tables.append(.init(schema: "public", name: "notes", rows: 200_000, bytes: 200_000 * 2200))
+        two.vectorColumns.append(
+            .init(schema: "public", table: "notes", column: "embedding", type: "vector", dimensions: 384)
+        )
+        two.indexes! += [
+            .init(
+                schema: "public",
+                table: "notes",
+                name: "notes_embedding_idx",
+                method: "hnsw",
+                columns: ["embedding"],
+                options: [],
+                bytes: 200_000 * 1600
+            )
+        ]
+        // A server that gives a session at most 2 parallel workers (max_parallel_workers = 2).
+        var capped = Self.defaults
+        capped.maxParallelWorkers = 2
+        func phases(cpus: Int, jobs: Int) -> (index: Double, builds: Double) {
+            let host = HostResources(totalMemory: 64 << 30, availableMemory: 60 << 30, cpus: cpus, source: "test")
+            let s = SessionSizing.choose(facts: two, server: capped, host: host, userLimit: nil, jobs: jobs)
+            let builds = s.builds.filter { $0.method == "hnsw" }.map(\.seconds)
+            #expect(builds.count == 2)
+            return (s.estimatedSeconds - s.dataSeconds, builds.reduce(0, +))
+        }
+        let small1 = phases(cpus: 2, jobs: 1)
+        let small2 = phases(cpus: 2, jobs: 2)
+        // On 2 cores the builds each use both cores already: side by side they cannot finish sooner.
+        #expect(small2.index >= small1.index * 0.99, "\(small2.index) vs \(small1.index)")
+        let big1 = phases(cpus: 8, jobs: 1)
+        let big2 = phases(cpus: 8, jobs: 2)
+        // On 8 cores with 2 workers each, two sessions use twice the cores.
+        #expect(big2.index < big1.index * 0.6, "\(big2.index) vs \(big1.index)")
     }
 
     @Test func memorySizesParseAsPostgreSQLWritesThem() {
