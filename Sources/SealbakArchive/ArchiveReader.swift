@@ -130,7 +130,7 @@ package final class ArchiveReader {
     /// Verifies this archive as a file (Spec §9.2): every frame of every stream, the index stream, trailer and footer,
     /// without resolving references (`verify --chain` does this for each base).
     package func verifyStored() throws {
-        try readAllStreams(into: DiscardSink())
+        _ = try readAllStreams(into: DiscardSink())
     }
 
     /// The chain this archive's references are read from (Spec §14.5); set by `attachChain`.

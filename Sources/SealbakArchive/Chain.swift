@@ -169,22 +169,17 @@ final class RecordProducer {
     private(set) var chunks: [(id: [UInt8], location: ChunkLocation)] = []
     private(set) var referencedBytes: UInt64 = 0
 
-    /// The identities of one block, written by the hashing tasks (each its own slots, through a pointer: writing
-    /// elements of a Swift array property from several threads is an access race on the whole property) and read
-    /// after the group.
-    // @unchecked: each slot is written by one task, and read only after the group that runs them finished.
-    private final class IDs: @unchecked Sendable {
-        let slots: UnsafeMutableBufferPointer<[UInt8]>
-        init(_ count: Int) {
-            slots = .allocate(capacity: count)
-            slots.initialize(repeating: [])
+    /// The identities of one block: each hashing task computes its slice's, then stores them under the lock at once
+    /// (one lock per slice); read after the group that runs the tasks finished.
+    private final class IDs: Sendable {
+        private let slots: Locked<[[UInt8]]>
+        init(_ count: Int) { slots = Locked(Array(repeating: [], count: count)) }
+        func set(_ start: Int, _ ids: [[UInt8]]) {
+            slots.withLock { s in
+                for (k, id) in ids.enumerated() { s[start + k] = id }
+            }
         }
-        func set(_ i: Int, _ id: [UInt8]) { slots[i] = id }
-        var values: [[UInt8]] { Array(slots) }
-        deinit {
-            slots.deinitialize()
-            slots.deallocate()
-        }
+        var values: [[UInt8]] { slots.current }
     }
 
     init(
@@ -296,18 +291,21 @@ final class RecordProducer {
                     return
                 }
                 let slice = iteration - 1
-                for i in (cuts.count * slice / slices)..<(cuts.count * (slice + 1) / slices) {
+                let range = (cuts.count * slice / slices)..<(cuts.count * (slice + 1) / slices)
+                let computed = range.map { i in
                     let c = cuts[i]
-                    ids.set(i, identity.mac(UnsafeRawBufferPointer(rebasing: raw[c.start..<c.start + c.length]).bytes))
+                    return identity.mac(UnsafeRawBufferPointer(rebasing: raw[c.start..<c.start + c.length]).bytes)
                 }
+                ids.set(range.lowerBound, computed)
             }
         }
         if end < Self.inlineBlock {
             // A small file: handing it to other threads costs more than hashing it here.
             content.update(UnsafeRawBufferPointer(rebasing: raw[0..<end]).bytes)
-            for (i, c) in cuts.enumerated() {
-                ids.set(i, identity.mac(UnsafeRawBufferPointer(rebasing: raw[c.start..<c.start + c.length]).bytes))
-            }
+            ids.set(
+                0,
+                cuts.map { identity.mac(UnsafeRawBufferPointer(rebasing: raw[$0.start..<$0.start + $0.length]).bytes) }
+            )
         } else {
             DispatchQueue.global().async(group: group, execute: work)
         }
@@ -575,7 +573,7 @@ package final class ChainedEntrySink: EntrySink {
         let group = DispatchGroup()
         nonisolated(unsafe) let inner = self.inner
         nonisolated(unsafe) let hasher = self.hasher
-        nonisolated(unsafe) let batch = pieces
+        let batch = pieces
         let failure = self.failure
         queue.async(group: group) {
             let joined: [UInt8]

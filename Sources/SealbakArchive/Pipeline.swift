@@ -252,9 +252,9 @@ package final class OrderedPipeline<Output: Sendable>: Sendable {
 }
 
 /// A pthread mutex with several condition variables over it, so that threads waiting for different things can be
-/// woken separately (`NSCondition` has one of each). ThreadSanitizer follows pthread mutexes and conditions.
-// @unchecked: the pthread objects live at fixed addresses for the object's life and are thread-safe by design.
-package final class MutexWithConditions: @unchecked Sendable {
+/// woken separately (`NSCondition` has one of each). ThreadSanitizer follows pthread mutexes and conditions. Not
+/// `Sendable` itself: it is shared only as a part of the pipeline's `State`, whose conformance it makes true.
+package final class MutexWithConditions {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let conditions: UnsafeMutablePointer<pthread_cond_t>
     private let count: Int
