@@ -122,6 +122,7 @@ package final class ArchiveReader {
             return try readAllStreams(into: sink)
         }
         let chained = ChainedEntrySink(sink, resolver: try resolver())
+        defer { chained.drain() }  // before any error reaches the caller, which then cleans `sink` up
         let trailer = try readAllStreams(into: chained)
         try chained.checkAll()
         return trailer
@@ -537,7 +538,9 @@ package final class ArchiveReader {
         guard isChained else { return try readEntryStream(index, into: sink) }
         let resolver = try resolver()
         try loadChunkIndex()
-        try readEntryStream(index, into: ChainedEntrySink(sink, resolver: resolver))
+        let chained = ChainedEntrySink(sink, resolver: resolver)
+        defer { chained.drain() }  // before any error reaches the caller, which then cleans `sink` up
+        try readEntryStream(index, into: chained)
     }
 
     private func readEntryStream(_ index: Int, into sink: any EntrySink) throws {

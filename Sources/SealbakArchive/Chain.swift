@@ -559,6 +559,13 @@ package final class ChainedEntrySink: EntrySink {
 
     package func wants(_ index: Int) -> Bool { inner.wants(index) }
 
+    /// Waits for the batch in flight without reporting its failure: whoever reads through this sink calls it before
+    /// an error of its own surfaces, so that nothing writes into the inner sink while the caller cleans it up.
+    package func drain() {
+        pending?.wait()
+        pending = nil
+    }
+
     /// Waits for the batch in flight; throws what it failed with.
     private func settle() throws {
         pending?.wait()
