@@ -302,16 +302,7 @@ package final class ArchiveWriter {
             guard Int(c) < table.chunkCount else { return false }
             let id = table.chunkID(at: Int(c))
             let location = table.location(at: Int(c))
-            ChunkRecords.appendReference(
-                ChunkReference(
-                    archiveID: location.archiveID,
-                    entry: location.entry,
-                    offset: location.offset,
-                    length: location.length,
-                    chunkID: id
-                ),
-                to: &records
-            )
+            ChunkRecords.appendReference(ChunkReference(location, chunkID: id), to: &records)
             ids += id
             list.append((id, location))
             total += UInt64(location.length)

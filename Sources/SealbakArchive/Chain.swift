@@ -61,6 +61,19 @@ package enum ChainMetadata {
     }
 }
 
+extension ChunkReference {
+    /// A reference to the chunk `chunkID` where a chunk table says it is stored.
+    init(_ location: ChunkLocation, chunkID: [UInt8]) {
+        self.init(
+            archiveID: location.archiveID,
+            entry: location.entry,
+            offset: location.offset,
+            length: location.length,
+            chunkID: chunkID
+        )
+    }
+}
+
 /// What the writer of a chained archive knows of its chain (Spec §14.6): the base record, the chain's chunk key and
 /// chunking parameters, and where the base's chunks are stored (nil for a root).
 package struct ChainWriteContext: Sendable {
@@ -318,16 +331,7 @@ final class RecordProducer {
         for (i, c) in block.cuts.enumerated() {
             let id = block.ids[i]
             if let location = context.baseIndex?.location(of: id), Int(location.length) == c.length {
-                ChunkRecords.appendReference(
-                    ChunkReference(
-                        archiveID: location.archiveID,
-                        entry: location.entry,
-                        offset: location.offset,
-                        length: location.length,
-                        chunkID: id
-                    ),
-                    to: &pending
-                )
+                ChunkRecords.appendReference(ChunkReference(location, chunkID: id), to: &pending)
                 chunks.append((id, location))
                 referencedBytes += UInt64(c.length)
             } else {
@@ -432,7 +436,6 @@ package final class ChainResolver {
     /// `maxCursors` are kept (memory stays bounded however many entries the chain has).
     private var cursors: [(archiveID: [UInt8], entry: Int, cursor: StreamCursor)] = []
     static let maxCursors = 4
-    private let chunkIdentity: KeyedSHA256
 
     /// Opens every base of `head` now, so that a missing or wrong link fails before anything is restored.
     ///
@@ -443,7 +446,8 @@ package final class ChainResolver {
         open: (String, InputFile) throws -> ArchiveReader
     ) throws {
         self.head = head
-        chunkIdentity = KeyedSHA256(key: try ChainMetadata.chunkKey(of: head.manifest, archive: head.archiveName))
+        // A chained archive must hold its chunk key (Spec §14.4), though reading checks references by table.
+        _ = try ChainMetadata.chunkKey(of: head.manifest, archive: head.archiveName)
         var current = head
         while let record = current.header.base, !record.isRoot {
             let wanted = hex(record.archiveID)
@@ -504,9 +508,6 @@ package final class ChainResolver {
         cursors.append((ref.archiveID, e, cursor))
         return try cursor.read(offset: ref.offset, length: Int(ref.length))
     }
-
-    /// The chunk identity of referenced bytes (thread-safe).
-    var identity: KeyedSHA256 { chunkIdentity }
 
     /// Whether the chunk table of the archive a reference names lists the reference's chunk id at exactly the place
     /// it names (Spec §14.2). That archive's writer computed the id from those bytes when it stored them, and its

@@ -221,17 +221,9 @@ import Testing
         }
     }
 
-    @Test func parallelJobsPayForTwoLargeTablesNotForOne() {
-        // One large table with one large HNSW index: a second job has nothing to do in parallel.
-        let one = Self.facts(rows: 200_000)
-        let gainOne =
-            SessionSizing.choose(facts: one, server: Self.defaults, host: Self.host, userLimit: nil, jobs: 1)
-            .estimatedSeconds
-            - SessionSizing.choose(facts: one, server: Self.defaults, host: Self.host, userLimit: nil, jobs: 2)
-            .estimatedSeconds
-        #expect(gainOne < Double(PostgresRestorer.dumpBound(one)) / SessionSizing.temporaryCopyBytesPerSecond)
-        // Two such tables: their loads and index builds run side by side.
-        var two = one
+    /// `chunks` and a second table as large, `notes`, each with an HNSW index on a vector(384) column.
+    static func twoVectorTables() -> DatabaseFacts {
+        var two = facts(rows: 200_000)
         two.tables.append(.init(schema: "public", name: "notes", rows: 200_000, bytes: 200_000 * 2200))
         two.vectorColumns.append(
             .init(schema: "public", table: "notes", column: "embedding", type: "vector", dimensions: 384)
@@ -247,6 +239,20 @@ import Testing
                 bytes: 200_000 * 1600
             )
         ]
+        return two
+    }
+
+    @Test func parallelJobsPayForTwoLargeTablesNotForOne() {
+        // One large table with one large HNSW index: a second job has nothing to do in parallel.
+        let one = Self.facts(rows: 200_000)
+        let gainOne =
+            SessionSizing.choose(facts: one, server: Self.defaults, host: Self.host, userLimit: nil, jobs: 1)
+            .estimatedSeconds
+            - SessionSizing.choose(facts: one, server: Self.defaults, host: Self.host, userLimit: nil, jobs: 2)
+            .estimatedSeconds
+        #expect(gainOne < Double(PostgresRestorer.dumpBound(one)) / SessionSizing.temporaryCopyBytesPerSecond)
+        // Two such tables: their loads and index builds run side by side.
+        let two = Self.twoVectorTables()
         // With cores to spare (8, and a server that gives each session 2 parallel workers) they do.
         var capped = Self.defaults
         capped.maxParallelWorkers = 2
@@ -262,22 +268,7 @@ import Testing
     /// take as long in two sessions as in one; on 8 cores, with 2 workers per session, two sessions nearly halve
     /// the index phase.
     @Test func indexBuildsSideBySideShareTheCores() {
-        var two = Self.facts(rows: 200_000)
-        two.tables.append(.init(schema: "public", name: "notes", rows: 200_000, bytes: 200_000 * 2200))
-        two.vectorColumns.append(
-            .init(schema: "public", table: "notes", column: "embedding", type: "vector", dimensions: 384)
-        )
-        two.indexes! += [
-            .init(
-                schema: "public",
-                table: "notes",
-                name: "notes_embedding_idx",
-                method: "hnsw",
-                columns: ["embedding"],
-                options: [],
-                bytes: 200_000 * 1600
-            )
-        ]
+        let two = Self.twoVectorTables()
         // A server that gives a session at most 2 parallel workers (max_parallel_workers = 2).
         var capped = Self.defaults
         capped.maxParallelWorkers = 2
