@@ -27,7 +27,8 @@ package final class ArchiveReader {
     package var masterKey: MasterKey { master }
     private let codec: FrameCodec
     private let options: ReadOptions
-    private let decompressors = Pool { FrameDecompressor() }
+    /// The decompressor of the reader's own thread (sequential reads); pipeline workers have their own.
+    private let decompressor = FrameDecompressor()
     private let name: String
     /// Known once `loadIndex()` ran or a sequential pass reached the trailer.
     package private(set) var trailer: Trailer?
@@ -181,22 +182,19 @@ package final class ArchiveReader {
                 if sink.wants(index) {
                     let key = master.streamKey(UInt32(index))
                     let codec = self.codec
-                    let decompressors = self.decompressors
                     try walker.walk(.sequential, context: entryContext(index)) { frame in
                         let context = self.entryContext(index)
                         let name = self.name
-                        try pipeline.submit {
+                        try pipeline.submit { scratch in
                             do throws(FormatError) {
-                                let raw = try decompressors.with { d throws(FormatError) in
-                                    try codec.open(
-                                        key: key,
-                                        streamID: UInt32(index),
-                                        frameIndex: frame.index,
-                                        isLast: frame.isLast,
-                                        ciphertext: frame.ciphertext,
-                                        decompressor: d
-                                    )
-                                }
+                                let raw = try codec.open(
+                                    key: key,
+                                    streamID: UInt32(index),
+                                    frameIndex: frame.index,
+                                    isLast: frame.isLast,
+                                    ciphertext: frame.ciphertext,
+                                    decompressor: scratch.decompressor
+                                )
                                 return (index, raw, frame.isLast)
                             } catch {
                                 throw SealbakError.format(
@@ -333,7 +331,7 @@ package final class ArchiveReader {
         _ deliver: ([UInt8], Bool) throws -> Void
     ) throws {
         let key = master.streamKey(streamID)
-        try decompressors.with { d in
+        try withDecompressor { d in
             let isTrailer = streamID == FormatV1.trailerStreamID
             try walker.walk(.sequential, context: context, isTrailer: isTrailer) { frame in
                 let raw: [UInt8]
@@ -472,7 +470,7 @@ package final class ArchiveReader {
         var bytes: [UInt8] = []
         let key = master.streamKey(FormatV1.trailerStreamID)
         input.willRead(bodyStart + footer.trailerOffset..<bodyStart + end)
-        try decompressors.with { d in
+        try withDecompressor { d in
             let extent = FrameWalker.Extent.range(
                 offset: bodyStart + footer.trailerOffset,
                 length: footer.trailerLength
@@ -552,7 +550,6 @@ package final class ArchiveReader {
         state.hasher = SHA256Hasher()
         try sink.begin(index)
         let codec = self.codec
-        let decompressors = self.decompressors
         let name = self.name
         let pipeline = OrderedPipeline<([UInt8], Bool)>(workers: options.threads, maxInFlight: options.maxInFlight) {
             [unowned self] (raw, isLast) in
@@ -567,18 +564,16 @@ package final class ArchiveReader {
         input.willRead(bodyStart + e.offset..<bodyStart + e.offset + e.length)
         do {
             try walker.walk(.range(offset: bodyStart + e.offset, length: e.length), context: context) { frame in
-                try pipeline.submit {
+                try pipeline.submit { scratch in
                     do throws(FormatError) {
-                        let raw = try decompressors.with { d throws(FormatError) in
-                            try codec.open(
-                                key: key,
-                                streamID: UInt32(index),
-                                frameIndex: frame.index,
-                                isLast: frame.isLast,
-                                ciphertext: frame.ciphertext,
-                                decompressor: d
-                            )
-                        }
+                        let raw = try codec.open(
+                            key: key,
+                            streamID: UInt32(index),
+                            frameIndex: frame.index,
+                            isLast: frame.isLast,
+                            ciphertext: frame.ciphertext,
+                            decompressor: scratch.decompressor
+                        )
                         return (raw, frame.isLast)
                     } catch {
                         throw SealbakError.format(
@@ -624,7 +619,7 @@ extension ArchiveReader {
         var bytes: [UInt8] = []
         let key = master.streamKey(FormatV1.indexStreamID)
         let name = self.name
-        try decompressors.with { d in
+        try withDecompressor { d in
             try walker.walk(extent, context: "the index stream") { frame in
                 do throws(FormatError) {
                     bytes += try codec.open(
@@ -710,13 +705,15 @@ extension ArchiveReader {
         }
         let key = master.streamKey(UInt32(entry))
         let codec = self.codec
-        let decompressors = self.decompressors
         let batch = frames
         let results = Locked([Result<[UInt8], FormatError>?](repeating: nil, count: batch.count))
-        DispatchQueue.concurrentPerform(iterations: batch.count) { i in
-            let f = batch[i]
-            let r = Result { () throws(FormatError) -> [UInt8] in
-                try decompressors.with { d throws(FormatError) in
+        // One decompressor per lane, each lane taking every `lanes`-th frame.
+        let lanes = min(batch.count, ProcessInfo.processInfo.activeProcessorCount)
+        DispatchQueue.concurrentPerform(iterations: lanes) { lane in
+            let d = FrameDecompressor()
+            for i in stride(from: lane, to: batch.count, by: lanes) {
+                let f = batch[i]
+                let r = Result { () throws(FormatError) -> [UInt8] in
                     try codec.open(
                         key: key,
                         streamID: UInt32(entry),
@@ -726,8 +723,8 @@ extension ArchiveReader {
                         decompressor: d
                     )
                 }
+                results.withLock { $0[i] = r }
             }
-            results.withLock { $0[i] = r }
         }
         var raw: [[UInt8]] = []
         for (i, r) in results.withLock({ $0 }).enumerated() {
@@ -742,6 +739,11 @@ extension ArchiveReader {
             }
         }
         return (raw, position, frames.last!.isLast)
+    }
+
+    /// Runs `body` with the reader's own decompressor (the sequential reads, on the caller's thread).
+    private func withDecompressor<R, E: Error>(_ body: (FrameDecompressor) throws(E) -> R) throws(E) -> R {
+        try body(decompressor)
     }
 
     /// Reads and checks the frame header at `at` inside an extent ending at `end`; returns it.

@@ -75,7 +75,8 @@ package final class ArchiveWriter {
     private let manifest: Manifest
     /// Per entry: the compression of its frames (`options.compression`, or shuffled zstd where `shuffle` selects it).
     private let entryCompression: [CompressionAlgorithm]
-    private let compressors = Pool { FrameCompressor() }
+    /// The compressor of the writer's own thread (the trailer); the pipeline's workers have their own.
+    private let compressor = FrameCompressor()
     private let pipeline: OrderedPipeline<(Int, [UInt8])>
     private let lengthsLock = NSLock()
     /// Bytes written per stream slot: 0 = manifest, 1...n = entries.
@@ -415,14 +416,16 @@ package final class ArchiveWriter {
         let key = master.streamKey(FormatV1.trailerStreamID)
         let trailerHash = SHA256Hasher()
         var previous: [UInt8]?
-        let trailerLength = try compressors.with { compressor in
-            try codec.sealTrailer(trailer, key: key, compression: options.compression, compressor: compressor) {
-                bytes in
-                // Every write but the last (the footer) is a frame of the trailer stream (Spec §14.1).
-                if let previous { trailerHash.update(previous) }
-                previous = bytes
-                try bytes.withUnsafeBytes { try sink($0) }
-            }
+        let trailerLength = try codec.sealTrailer(
+            trailer,
+            key: key,
+            compression: options.compression,
+            compressor: compressor
+        ) { bytes in
+            // Every write but the last (the footer) is a frame of the trailer stream (Spec §14.1).
+            if let previous { trailerHash.update(previous) }
+            previous = bytes
+            try bytes.withUnsafeBytes { try sink($0) }
         }
         let content = contentResults.reduce(0) { $0 + $1.size }
         return WriteSummary(
@@ -488,19 +491,16 @@ package final class ArchiveWriter {
             let data = current
             let frameIndex = index
             let codec = self.codec
-            let compressors = self.compressors
-            try pipeline.submit {
-                let frame = compressors.with { c in
-                    codec.seal(
-                        key: key,
-                        streamID: streamID,
-                        frameIndex: frameIndex,
-                        isLast: isLast,
-                        raw: data.span.bytes,
-                        compression: compression,
-                        compressor: c
-                    )
-                }
+            try pipeline.submit { scratch in
+                let frame = codec.seal(
+                    key: key,
+                    streamID: streamID,
+                    frameIndex: frameIndex,
+                    isLast: isLast,
+                    raw: data.span.bytes,
+                    compression: compression,
+                    compressor: scratch.compressor
+                )
                 return (slot, frame)
             }
             if isLast { break }

@@ -1,4 +1,5 @@
 import Foundation
+import SealbakCompression
 import SealbakCrypto
 
 // The codec's threading model, in one place.
@@ -8,6 +9,8 @@ import SealbakCrypto
 //   frames. Read: it reads frame headers and ciphertexts from the archive. It never compresses or encrypts.
 // - *Workers*: `workers` long-lived threads named `sealbak-frame`, started on demand, run the submitted closures
 //   (compress + encrypt, or decrypt + decompress). They are pure computation: they call no sink and do no I/O.
+//   Each worker creates its own `FrameScratch` (its zstd/zlib contexts) and passes it to every closure it runs;
+//   a scratch never leaves its thread, so no pool or lock is needed for them.
 // - The *writer*: one thread named `sealbak-deliver` takes results in submission order and alone calls `deliver`
 //   (SHA-256 of the plaintext, file writes, the pipe into pg_restore, S3 part buffering with its blocking wait).
 //   A slow or blocking sink therefore stalls only the writer; the workers keep going until `maxInFlight` items
@@ -46,8 +49,9 @@ package final class OrderedPipeline<Output: Sendable>: Sendable {
         state.lock.unlock()
     }
 
-    /// Queues `work`; waits while `maxInFlight` items exist. Throws the pipeline's first error, if any.
-    package func submit(_ work: @escaping @Sendable () throws -> Output) throws {
+    /// Queues `work`; waits while `maxInFlight` items exist. Throws the pipeline's first error, if any. `work` is
+    /// given the running worker's own `FrameScratch`.
+    package func submit(_ work: @escaping @Sendable (FrameScratch) throws -> Output) throws {
         try state.submit(work)
     }
 
@@ -85,7 +89,7 @@ package final class OrderedPipeline<Output: Sendable>: Sendable {
         /// Rings of `maxInFlight` slots indexed by sequence number modulo `maxInFlight`: at most that many items
         /// exist at once, so a slot is free again before its number comes round. A slot's work is emptied when a
         /// worker takes it, so the frame a closure captured is freed as soon as its worker is done with it.
-        var work: [(@Sendable () throws -> Output)?]
+        var work: [(@Sendable (FrameScratch) throws -> Output)?]
         var results: [Result<Output, any Error>?]
         var nextSubmit: UInt64 = 0
         var nextTake: UInt64 = 0
@@ -119,7 +123,7 @@ package final class OrderedPipeline<Output: Sendable>: Sendable {
             if feederWaiting { lock.broadcast(Self.feederWait) }
         }
 
-        func submit(_ work: @escaping @Sendable () throws -> Output) throws {
+        func submit(_ work: @escaping @Sendable (FrameScratch) throws -> Output) throws {
             lock.lock()
             defer { lock.unlock() }
             while inFlight >= maxInFlight && firstError == nil {
@@ -152,6 +156,7 @@ package final class OrderedPipeline<Output: Sendable>: Sendable {
 
         /// Takes queued work in order and stores each result for the writer.
         func workerLoop() {
+            let scratch = FrameScratch()
             lock.lock()
             while true {
                 while nextTake == nextSubmit && !closing {
@@ -166,7 +171,8 @@ package final class OrderedPipeline<Output: Sendable>: Sendable {
                 work[slot(seq)] = nil
                 let skip = firstError != nil || abandoned
                 lock.unlock()
-                let result: Result<Output, any Error> = skip ? .failure(CancellationError()) : Result { try taken() }
+                let result: Result<Output, any Error> =
+                    skip ? .failure(CancellationError()) : Result { try taken(scratch) }
                 lock.lock()
                 results[slot(seq)] = result
                 if seq == nextDeliver && writerWaiting { lock.signal(Self.writerWait) }
@@ -282,20 +288,13 @@ package final class MutexWithConditions {
     package func broadcast(_ i: Int) { pthread_cond_broadcast(conditions + i) }
 }
 
-/// A small pool so each worker reuses a zstd/zlib context instead of allocating one per frame. An item is taken
-/// out under the lock and used by one thread until it is given back. (A bare lock rather than `Locked`: the items
-/// are not `Sendable`, and region checking cannot see that each is handed to one thread at a time.)
-// @unchecked: `items` only under `lock`; an item is used by one thread at a time.
-package final class Pool<T: AnyObject>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: [T] = []
-    private let make: () -> T
+/// The compression contexts of one thread: a zstd/zlib compressor and decompressor, made when first used and kept
+/// for every later frame (making them per frame costs an allocation and a first touch of their windows each time).
+/// Not `Sendable`: each pipeline worker creates one on its own thread and hands it only to the closures it runs;
+/// single-threaded paths keep their own.
+package final class FrameScratch {
+    package private(set) lazy var compressor = FrameCompressor()
+    package private(set) lazy var decompressor = FrameDecompressor()
 
-    package init(_ make: @escaping () -> T) { self.make = make }
-
-    package func with<R, E: Error>(_ body: (T) throws(E) -> R) throws(E) -> R {
-        let item = lock.withLock { items.popLast() } ?? make()
-        defer { lock.withLock { items.append(item) } }
-        return try body(item)
-    }
+    package init() {}
 }

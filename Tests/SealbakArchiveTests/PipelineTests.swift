@@ -27,7 +27,7 @@ import Testing
         }
         var most = 0
         for seq in 0..<2_000 {
-            try pipeline.submit { Self.spin(seq) }
+            try pipeline.submit { _ in Self.spin(seq) }
             // Admitted items not yet delivered (deliveries only grow, so this never overstates).
             most = max(most, seq + 1 - delivered.withLock { $0.count })
         }
@@ -44,7 +44,7 @@ import Testing
         var submitError: (any Error)?
         for seq in 0..<500 {
             do {
-                try pipeline.submit {
+                try pipeline.submit { _ in
                     if seq == 137 || seq == 301 { throw Boom(seq: seq) }
                     return Self.spin(seq)
                 }
@@ -66,7 +66,7 @@ import Testing
             delivered.withLock { $0 += 1 }
         }
         let error = #expect(throws: Boom.self) {
-            for seq in 0..<10_000 { try pipeline.submit { seq } }
+            for seq in 0..<10_000 { try pipeline.submit { _ in seq } }
             try pipeline.finish()
         }
         #expect(error == Boom(seq: 50))
@@ -78,7 +78,7 @@ import Testing
         let delivered = Locked(0)
         do {
             let pipeline = OrderedPipeline<Int>(workers: 3, maxInFlight: 8) { _ in delivered.withLock { $0 += 1 } }
-            for seq in 0..<8 { try pipeline.submit { Self.spin(seq * 1_000) } }
+            for seq in 0..<8 { try pipeline.submit { _ in Self.spin(seq * 1_000) } }
         }
         let settled = delivered.current
         Thread.sleep(forTimeInterval: 0.05)
@@ -93,7 +93,7 @@ import Testing
         let pipeline = OrderedPipeline<Int>(workers: 2, maxInFlight: 5) { _ in gate.wait() }
         let feeder = Thread {
             for seq in 0..<20 {
-                try? pipeline.submit { seq }
+                try? pipeline.submit { _ in seq }
                 submitted.withLock { $0 += 1 }
             }
         }
@@ -110,5 +110,24 @@ import Testing
         while submitted.current < 20 { Thread.sleep(forTimeInterval: 0.001) }
         try pipeline.finish()
         #expect(submitted.current == 20)
+    }
+
+    /// Each worker hands its own scratch (its compression contexts) to the work it runs, and no other thread ever
+    /// sees that scratch: the contexts need no lock because they never cross threads.
+    @Test func eachWorkerKeepsItsOwnScratch() throws {
+        let seen = Locked<[ObjectIdentifier: Set<UInt>]>([:])
+        let pipeline = OrderedPipeline<Int>(workers: 3, maxInFlight: 16) { _ in }
+        for seq in 0..<3_000 {
+            try pipeline.submit { scratch in
+                let id = ObjectIdentifier(scratch)
+                seen.withLock { _ = $0[id, default: []].insert(UInt(pthread_self())) }
+                return Self.spin(seq)
+            }
+        }
+        try pipeline.finish()
+        let map = seen.withLock { $0 }
+        #expect(!map.isEmpty && map.count <= 3)
+        #expect(map.values.allSatisfy { $0.count == 1 })
+        #expect(Set(map.values.flatMap { $0 }).count == map.count)
     }
 }
