@@ -49,9 +49,10 @@ package enum Consolidate {
         thread.name = "sealbak-consolidate-read"
         thread.stackSize = 1 << 20
         thread.start()
+        let cursor = ContentCursor(queue)
         do {
             for i in manifest.entries.indices {
-                try writer.writeEntry { buffer in try queue.read(entry: i, into: buffer) }
+                try writer.writeEntry { buffer in try cursor.read(entry: i, into: buffer) }
             }
             try queue.expectEnd()
             done.wait()
@@ -61,28 +62,39 @@ package enum Consolidate {
             queue.cancel()
             done.wait()
             writer.abandon()
-            throw failure.withLock({ $0 }) ?? error
+            // The reader's own failure explains the writer's; its stop (our cancel) does not.
+            let readerFailure = failure.withLock { $0 }
+            throw readerFailure is ContentQueue.Stopped ? error : readerFailure ?? error
         }
     }
 }
 
 /// Verified entry content from the reading thread to the writing one, in order, at most `limit` bytes queued.
-private final class ContentQueue: EntrySink, @unchecked Sendable {  // all state under `condition`
+///
+/// One producer (the reading thread, through `EntrySink`) and one consumer (the writing thread, through a
+/// `ContentCursor`). Everything shared is in a `Locked`; the two semaphores only wake a side that said, under the
+/// lock, that it is about to wait (a signal given before the wait is kept, so no wake-up is lost).
+private final class ContentQueue: EntrySink, Sendable {
     private enum Item {
         case bytes([UInt8])
         case end
     }
-    private let condition = NSCondition()
-    private var items: [(entry: Int, item: Item)] = []
-    private var head = 0
-    private var queued = 0
+    private struct State {
+        var items: [(entry: Int, item: Item)] = []
+        var head = 0
+        var queued = 0
+        var finished = false
+        var failure: (any Error)?
+        var cancelled = false
+        var producerWaiting = false
+        var consumerWaiting = false
+    }
+    private let state = Locked(State())
+    private let roomMade = DispatchSemaphore(value: 0)
+    private let itemAdded = DispatchSemaphore(value: 0)
     private let limit: Int
-    private var finished = false
-    private var failure: (any Error)?
-    private var cancelled = false
-    /// The item being consumed and how far.
-    private var current: [UInt8] = []
-    private var currentOffset = 0
+    /// What the reading side throws once the writing side gave up (never shown: the writer's error is).
+    struct Stopped: Error {}
 
     init(limit: Int) { self.limit = limit }
 
@@ -93,79 +105,121 @@ private final class ContentQueue: EntrySink, @unchecked Sendable {  // all state
     func end(_ index: Int, size: UInt64, sha256: [UInt8]) throws { try push(index, .end, count: 0) }
 
     private func push(_ entry: Int, _ item: Item, count: Int) throws {
-        condition.lock()
-        defer { condition.unlock() }
-        while queued + count > limit && queued > 0 && !cancelled { condition.wait() }
-        if cancelled { throw SealbakError(.internalError, "the copy was stopped") }
-        items.append((entry, item))
-        queued += count
-        condition.broadcast()
+        while true {
+            let (added, wake) = state.withLock { s -> (Bool?, Bool) in
+                if s.cancelled { return (nil, false) }
+                guard s.queued + count <= limit || s.queued == 0 else {
+                    s.producerWaiting = true
+                    return (false, false)
+                }
+                s.items.append((entry, item))
+                s.queued += count
+                defer { s.consumerWaiting = false }
+                return (true, s.consumerWaiting)
+            }
+            if wake { itemAdded.signal() }
+            switch added {
+            case nil: throw Stopped()
+            case true?: return
+            case false?: roomMade.wait()
+            }
+        }
     }
 
+    /// The reading thread is done (`error` if it failed).
     func finish(_ error: (any Error)?) {
-        condition.lock()
-        finished = true
-        failure = error
-        condition.broadcast()
-        condition.unlock()
+        let wake = state.withLock { s -> Bool in
+            s.finished = true
+            s.failure = error
+            defer { s.consumerWaiting = false }
+            return s.consumerWaiting
+        }
+        if wake { itemAdded.signal() }
     }
 
+    /// The writing side gave up: a producer waiting for room stops.
     func cancel() {
-        condition.lock()
-        cancelled = true
-        condition.broadcast()
-        condition.unlock()
+        let wake = state.withLock { s -> Bool in
+            s.cancelled = true
+            defer { s.producerWaiting = false }
+            return s.producerWaiting
+        }
+        if wake { roomMade.signal() }
     }
 
     // Writing thread.
-    /// Fills `buffer` with the next bytes of `entry`; 0 at its end.
-    func read(entry: Int, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        if currentOffset < current.count {
-            let n = min(buffer.count, current.count - currentOffset)
-            current.withUnsafeBytes {
-                buffer.baseAddress!.copyMemory(from: $0.baseAddress!.advanced(by: currentOffset), byteCount: n)
+    /// The next item of `entry`: its bytes, or nil at its end.
+    fileprivate func next(entry: Int) throws -> [UInt8]? {
+        while true {
+            let taken = try state.withLock { s throws -> (item: Item?, wake: Bool) in
+                guard s.head < s.items.count else {
+                    if s.finished {
+                        throw s.failure
+                            ?? SealbakError(.internalError, "the archive being copied ended before entry \(entry) did")
+                    }
+                    s.consumerWaiting = true
+                    return (nil, false)
+                }
+                let (e, item) = s.items[s.head]
+                guard e == entry else {
+                    throw SealbakError(.internalError, "the copy expected entry \(entry), the reader delivered \(e)")
+                }
+                s.items[s.head] = (e, .end)
+                s.head += 1
+                if s.head > 1024 {
+                    s.items.removeFirst(s.head)
+                    s.head = 0
+                }
+                if case .bytes(let bytes) = item { s.queued -= bytes.count }
+                defer { s.producerWaiting = false }
+                return (item, s.producerWaiting)
             }
-            currentOffset += n
-            return n
-        }
-        condition.lock()
-        defer { condition.unlock() }
-        while head == items.count {
-            if finished {
-                throw failure
-                    ?? SealbakError(.internalError, "the archive being copied ended before entry \(entry) did")
+            if taken.wake { roomMade.signal() }
+            switch taken.item {
+            case nil: itemAdded.wait()
+            case .end?: return nil
+            case .bytes(let bytes)?: return bytes
             }
-            condition.wait()
-        }
-        let (e, item) = items[head]
-        guard e == entry else {
-            throw SealbakError(.internalError, "the copy expected entry \(entry), the reader delivered \(e)")
-        }
-        items[head] = (e, .end)
-        head += 1
-        if head > 1024 {
-            items.removeFirst(head)
-            head = 0
-        }
-        switch item {
-        case .end:
-            return 0
-        case .bytes(let bytes):
-            queued -= bytes.count
-            condition.broadcast()
-            current = bytes
-            let n = min(buffer.count, bytes.count)
-            bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: n) }
-            currentOffset = n
-            return n
         }
     }
 
     /// After the last entry: the reader must have ended without error.
     func expectEnd() throws {
-        condition.lock()
-        defer { condition.unlock() }
-        while !finished { condition.wait() }
-        if let failure { throw failure }
+        while true {
+            let outcome = state.withLock { s -> Result<Bool, any Error> in
+                guard s.finished else {
+                    s.consumerWaiting = true
+                    return .success(false)
+                }
+                return s.failure.map { .failure($0) } ?? .success(true)
+            }
+            if try outcome.get() { return }
+            itemAdded.wait()
+        }
+    }
+}
+
+/// The writing thread's position in the item it is copying out of a `ContentQueue`. Not shared: it lives on the
+/// writing thread only.
+private final class ContentCursor {
+    private let queue: ContentQueue
+    private var current: [UInt8] = []
+    private var offset = 0
+
+    init(_ queue: ContentQueue) { self.queue = queue }
+
+    /// Fills `buffer` with the next bytes of `entry`; 0 at its end.
+    func read(entry: Int, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while offset == current.count {
+            guard let next = try queue.next(entry: entry) else { return 0 }
+            current = next
+            offset = 0
+        }
+        let n = min(buffer.count, current.count - offset)
+        current.withUnsafeBytes {
+            buffer.baseAddress!.copyMemory(from: $0.baseAddress!.advanced(by: offset), byteCount: n)
+        }
+        offset += n
+        return n
     }
 }
