@@ -707,10 +707,12 @@ extension ArchiveReader {
         let codec = self.codec
         let batch = frames
         let results = Locked([Result<[UInt8], FormatError>?](repeating: nil, count: batch.count))
-        // One decompressor per lane, each lane taking every `lanes`-th frame.
+        // Lane i takes every `lanes`-th frame with its thread's own decompressor (kept by the thread: a chained
+        // restore opens frames of its bases thousands of times, and a zstd context made per call cost an allocation
+        // and a first touch of its window each time). A single frame is opened on this thread.
         let lanes = min(batch.count, ProcessInfo.processInfo.activeProcessorCount)
-        DispatchQueue.concurrentPerform(iterations: lanes) { lane in
-            let d = FrameDecompressor()
+        let run = { @Sendable (lane: Int) in
+            let d = FrameScratch.current.decompressor
             for i in stride(from: lane, to: batch.count, by: lanes) {
                 let f = batch[i]
                 let r = Result { () throws(FormatError) -> [UInt8] in
@@ -726,6 +728,7 @@ extension ArchiveReader {
                 results.withLock { $0[i] = r }
             }
         }
+        if lanes == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: lanes, execute: run) }
         var raw: [[UInt8]] = []
         for (i, r) in results.withLock({ $0 }).enumerated() {
             switch r! {
