@@ -804,7 +804,7 @@ package final class StreamCursor {
     /// The frames decoded last (frame index → plaintext): at most `readAhead`.
     private var cached: [UInt64: [UInt8]] = [:]
     /// Frames decoded together when a reference needs one that is not cached.
-    static let readAhead = 8
+    static let readAhead = min(8, 2 * ProcessInfo.processInfo.activeProcessorCount)
 
     fileprivate init(reader: ArchiveReader, entry: Int, extent: TrailerEntry) {
         self.reader = reader
@@ -814,11 +814,10 @@ package final class StreamCursor {
         position = start
     }
 
-    /// The stored plaintext bytes `offset ..< offset + length` (the caller checked them against the trailer's size).
-    package func read(offset: UInt64, length: Int) throws -> [UInt8] {
+    /// Appends the stored plaintext bytes `offset ..< offset + length` to `out` (the caller checked them against
+    /// the trailer's size). On failure `out` may hold part of them.
+    package func read(offset: UInt64, length: Int, appendingTo out: inout [UInt8]) throws {
         let frameSize = UInt64(reader.frameSize)
-        var out: [UInt8] = []
-        out.reserveCapacity(length)
         var at = offset
         let stop = offset + UInt64(length)
         while at < stop {
@@ -835,7 +834,6 @@ package final class StreamCursor {
             out += raw[from..<to]
             at = k * frameSize + UInt64(to)
         }
-        return out
     }
 
     private func frame(_ k: UInt64) throws -> [UInt8] {

@@ -479,9 +479,9 @@ package final class ChainResolver {
         }
     }
 
-    /// The stored bytes a reference names (Spec §14.2), authenticated by its archive's frames; the caller checks them
-    /// against the reference's chunk id before it releases them.
-    package func bytes(for ref: ChunkReference, in entry: Int, at recordOffset: UInt64) throws -> [UInt8] {
+    /// Appends the stored bytes a reference names (Spec §14.2), authenticated by its archive's frames, to `out`; the
+    /// caller checks the reference against the chunk table before it releases them.
+    package func append(_ ref: ChunkReference, in entry: Int, at recordOffset: UInt64, to out: inout [UInt8]) throws {
         let place =
             "\(head.archiveName): entry \(entry) (\(displayName(head.manifest.entries[entry].name))), reference at stream byte \(recordOffset)"
         guard let base = byID[ref.archiveID] else {
@@ -506,7 +506,7 @@ package final class ChainResolver {
             if cursors.count >= Self.maxCursors { cursors.removeFirst() }
         }
         cursors.append((ref.archiveID, e, cursor))
-        return try cursor.read(offset: ref.offset, length: Int(ref.length))
+        try cursor.read(offset: ref.offset, length: Int(ref.length), appendingTo: &out)
     }
 
     /// Whether the chunk table of the archive a reference names lists the reference's chunk id at exactly the place
@@ -574,28 +574,25 @@ package final class ChainedEntrySink: EntrySink {
         if let e = failure.withLock({ $0 }) { throw e }
     }
 
-    /// Hands a resolved batch to `queue`: hashed, joined into one buffer and written there, in order.
-    private func release(_ index: Int, _ pieces: [[UInt8]], bytes: Int) throws {
+    /// Hands a resolved batch on, in order: to `queue` (hashed and written there while the next batch is resolved)
+    /// when more of the same piece of record stream follows; the piece's last batch is hashed and written here, since
+    /// nothing is left to overlap with it, and a hand-over per small file cost more than it saved.
+    private func release(_ index: Int, _ batch: [UInt8], last: Bool) throws {
         try settle()
-        size += UInt64(bytes)
+        size += UInt64(batch.count)
+        if last {
+            hasher.update(batch)
+            try inner.write(index, batch)
+            return
+        }
         let group = DispatchGroup()
         nonisolated(unsafe) let inner = self.inner
         nonisolated(unsafe) let hasher = self.hasher
-        let batch = pieces
         let failure = self.failure
         queue.async(group: group) {
-            let joined: [UInt8]
-            if batch.count == 1 {
-                joined = batch[0]
-            } else {
-                var all: [UInt8] = []
-                all.reserveCapacity(bytes)
-                for p in batch { all += p }
-                joined = all
-            }
-            hasher.update(joined)
+            hasher.update(batch)
             // One write per batch, not one per chunk (a 16 KiB chunk per write cost a system call each).
-            do { try inner.write(index, joined) } catch { failure.withLock { if $0 == nil { $0 = error } } }
+            do { try inner.write(index, batch) } catch { failure.withLock { if $0 == nil { $0 = error } } }
         }
         pending = group
     }
@@ -625,9 +622,10 @@ package final class ChainedEntrySink: EntrySink {
         var at = 0
         var finished = false
         while !finished {
-            var pieces: [[UInt8]] = []
-            var batch = 0
-            while batch < Self.batchBytes {
+            // Literals and referenced chunks are appended straight into the batch: no array per chunk, no join.
+            var batch: [UInt8] = []
+            batch.reserveCapacity(Self.batchBytes + Self.batchSlack)
+            while batch.count < Self.batchBytes {
                 let event: ChunkRecordParser.Event?
                 do throws(FormatError) { event = try parser.next(in: bytes, at: &at) } catch {
                     throw SealbakError.format(
@@ -642,22 +640,22 @@ package final class ChainedEntrySink: EntrySink {
                 }
                 switch event {
                 case .literal(let piece, _):
-                    pieces.append(Array(piece))
-                    batch += piece.count
+                    batch += piece
                 case .reference(let ref):
                     let recordOffset = parser.consumed - UInt64(ChunkRecords.referenceByteCount)
-                    let chunk = try resolver.bytes(for: ref, in: index, at: recordOffset)
+                    try resolver.append(ref, in: index, at: recordOffset, to: &batch)
                     guard resolver.tableAgrees(ref) else { throw resolver.mismatch(in: index, at: recordOffset) }
-                    pieces.append(chunk)
-                    batch += chunk.count
                 }
             }
-            if pieces.isEmpty { continue }
-            try release(index, pieces, bytes: batch)
+            if batch.isEmpty { continue }
+            try release(index, batch, last: finished)
         }
     }
 
     static let batchBytes = 4 << 20
+    /// Room past `batchBytes` for the piece that crosses it (64 KiB with the standard chunker; a larger one grows the
+    /// buffer once).
+    static let batchSlack = 64 << 10
 
     package func end(_ index: Int, size _: UInt64, sha256 _: [UInt8]) throws {
         let head = resolver.head
