@@ -539,6 +539,7 @@ package final class ArchiveReader {
         let chained = ChainedEntrySink(sink, resolver: resolver)
         defer { chained.drain() }  // before any error reaches the caller, which then cleans `sink` up
         try readEntryStream(index, into: chained)
+        try chained.finish()
     }
 
     private func readEntryStream(_ index: Int, into sink: any EntrySink) throws {
@@ -707,28 +708,33 @@ extension ArchiveReader {
         let codec = self.codec
         let batch = frames
         let results = Locked([Result<[UInt8], FormatError>?](repeating: nil, count: batch.count))
-        // Lane i takes every `lanes`-th frame with its thread's own decompressor (kept by the thread: a chained
-        // restore opens frames of its bases thousands of times, and a zstd context made per call cost an allocation
-        // and a first touch of its window each time). A single frame is opened on this thread.
+        // A single frame (a small file's whole content, typically) is opened on this thread with the reader's own
+        // decompressor: a chained restore does this thousands of times, and a zstd context made per call cost an
+        // allocation and a first touch of its window each time. Several frames are spread over the cores in lanes,
+        // each lane with a decompressor of its own for its share.
         let lanes = min(batch.count, ProcessInfo.processInfo.activeProcessorCount)
-        let run = { @Sendable (lane: Int) in
-            let d = FrameScratch.current.decompressor
-            for i in stride(from: lane, to: batch.count, by: lanes) {
-                let f = batch[i]
-                let r = Result { () throws(FormatError) -> [UInt8] in
-                    try codec.open(
-                        key: key,
-                        streamID: UInt32(entry),
-                        frameIndex: f.index,
-                        isLast: f.isLast,
-                        ciphertext: f.ciphertext,
-                        decompressor: d
-                    )
-                }
-                results.withLock { $0[i] = r }
+        let open = { @Sendable (i: Int, d: FrameDecompressor) in
+            let f = batch[i]
+            let r = Result { () throws(FormatError) -> [UInt8] in
+                try codec.open(
+                    key: key,
+                    streamID: UInt32(entry),
+                    frameIndex: f.index,
+                    isLast: f.isLast,
+                    ciphertext: f.ciphertext,
+                    decompressor: d
+                )
+            }
+            results.withLock { $0[i] = r }
+        }
+        if lanes == 1 {
+            for i in batch.indices { open(i, decompressor) }
+        } else {
+            DispatchQueue.concurrentPerform(iterations: lanes) { lane in
+                let d = FrameDecompressor()
+                for i in stride(from: lane, to: batch.count, by: lanes) { open(i, d) }
             }
         }
-        if lanes == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: lanes, execute: run) }
         var raw: [[UInt8]] = []
         for (i, r) in results.withLock({ $0 }).enumerated() {
             switch r! {

@@ -482,21 +482,29 @@ package final class ChainResolver {
     /// Appends the stored bytes a reference names (Spec §14.2), authenticated by its archive's frames, to `out`; the
     /// caller checks the reference against the chunk table before it releases them.
     package func append(_ ref: ChunkReference, in entry: Int, at recordOffset: UInt64, to out: inout [UInt8]) throws {
-        let place =
+        // Only built for an error: this runs once per reference.
+        func place() -> String {
             "\(head.archiveName): entry \(entry) (\(displayName(head.manifest.entries[entry].name))), reference at stream byte \(recordOffset)"
+        }
         guard let base = byID[ref.archiveID] else {
-            throw SealbakError(.chain, "\(place) names archive \(hex(ref.archiveID)), which is not in its chain")
+            throw SealbakError(.chain, "\(place()) names archive \(hex(ref.archiveID)), which is not in its chain")
         }
         let e = Int(ref.entry)
         let t = try base.loadIndex()
         guard e < base.manifest.entries.count,
             base.manifest.entries[e].kind == .file || base.manifest.entries[e].kind == .stream
         else {
-            throw SealbakError(.chain, "\(place) names entry \(ref.entry) of \(base.archiveName), which holds no data")
+            throw SealbakError(
+                .chain,
+                "\(place()) names entry \(ref.entry) of \(base.archiveName), which holds no data"
+            )
         }
         let (end, overflow) = ref.offset.addingReportingOverflow(UInt64(ref.length))
         guard !overflow, end <= t.entries[e].size else {
-            throw SealbakError(.chain, "\(place) names bytes past the end of entry \(ref.entry) of \(base.archiveName)")
+            throw SealbakError(
+                .chain,
+                "\(place()) names bytes past the end of entry \(ref.entry) of \(base.archiveName)"
+            )
         }
         let cursor: StreamCursor
         if let at = cursors.firstIndex(where: { $0.entry == e && $0.archiveID == ref.archiveID }) {
@@ -538,86 +546,79 @@ package final class ChainResolver {
 /// through, references are read from the chain. Checks each entry's content size and SHA-256 against the index
 /// stream: at the entry's end when the index is already known (random access), otherwise in `checkAll()` once the
 /// sequential reader read it.
+///
+/// Two threads: the caller's (the reader's delivery thread) parses records and fetches referenced chunks; every call
+/// into `inner` (begin, write, end), with the hashing, runs in order on `queue`. So while one file is created,
+/// written and hashed there, the next one's chunks are already being decrypted here. What may wait on `queue` is
+/// bounded by `budgetUnits` (about 10 MiB of content, or 40 calls); the first error there stops the rest
+/// and is thrown by the next call here, by `finish()` or `checkAll()`.
 package final class ChainedEntrySink: EntrySink {
-    private let inner: any EntrySink
     private let resolver: ChainResolver
     private var parser = ChunkRecordParser()
-    private var hasher = SHA256Hasher()
+    /// Content bytes resolved so far for the current entry.
     private var size: UInt64 = 0
-    private var results: [Int: (size: UInt64, sha256: [UInt8])] = [:]
-    /// The batch being hashed and handed to `inner` on `queue` while the next one is resolved (at most one at a
-    /// time, so the base's frames are decrypted while the previous batch is written), and the first error there.
-    private var pending: DispatchGroup?
+    /// The writing side: touched only on `queue`, and by `checkAll` after `queue` drained.
+    private final class Output {
+        let inner: any EntrySink
+        var hasher = SHA256Hasher()
+        var results: [Int: (size: UInt64, sha256: [UInt8])] = [:]
+        init(_ inner: any EntrySink) { self.inner = inner }
+    }
+    private let output: Output
     private let failure = Locked<(any Error)?>(nil)
-    private let queue = DispatchQueue(label: "sealbak-chain-content")
+    /// One unit per queued call and per started `unitBytes` of content in it.
+    private let queue = OrderedWorker(name: "sealbak-chain-write", limit: ChainedEntrySink.budgetUnits)
+    static let unitBytes = 256 << 10
+    static let budgetUnits = 40
 
     package init(_ inner: any EntrySink, resolver: ChainResolver) {
-        self.inner = inner
+        output = Output(inner)
         self.resolver = resolver
     }
 
-    deinit { pending?.wait() }
-
-    package func wants(_ index: Int) -> Bool { inner.wants(index) }
-
-    /// Waits for the batch in flight without reporting its failure: whoever reads through this sink calls it before
-    /// an error of its own surfaces, so that nothing writes into the inner sink while the caller cleans it up.
-    package func drain() {
-        pending?.wait()
-        pending = nil
+    deinit {
+        queue.drain()
+        queue.close()
     }
 
-    /// Waits for the batch in flight; throws what it failed with.
-    private func settle() throws {
-        pending?.wait()
-        pending = nil
+    package func wants(_ index: Int) -> Bool { output.inner.wants(index) }
+
+    /// Waits until every queued call ran, without reporting a failure: whoever reads through this sink calls it
+    /// before an error of its own surfaces, so that nothing writes into the inner sink while the caller cleans it up.
+    package func drain() { queue.drain() }
+
+    /// Waits until every queued call ran; throws the first failure among them. Call after the last entry's `end`.
+    package func finish() throws {
+        drain()
         if let e = failure.withLock({ $0 }) { throw e }
     }
 
-    /// Hands a resolved batch on, in order: to `queue` (hashed and written there while the next batch is resolved)
-    /// when more of the same piece of record stream follows; the piece's last batch is hashed and written here, since
-    /// nothing is left to overlap with it, and a hand-over per small file cost more than it saved.
-    private func release(_ index: Int, _ batch: [UInt8], last: Bool) throws {
-        try settle()
-        size += UInt64(batch.count)
-        if last {
-            hasher.update(batch)
-            try inner.write(index, batch)
-            return
-        }
-        let group = DispatchGroup()
-        nonisolated(unsafe) let inner = self.inner
-        nonisolated(unsafe) let hasher = self.hasher
+    /// Queues `work` for `queue` after the calls before it; throws a failure that already happened there.
+    private func enqueue(bytes: Int, _ work: @escaping (Output) throws -> Void) throws {
+        if let e = failure.withLock({ $0 }) { throw e }
+        // `output` and `work` are handed to the worker thread and touched only there from now on (jobs run one at a
+        // time, in order), which region checking cannot follow through a queue of jobs.
+        nonisolated(unsafe) let output = self.output
+        nonisolated(unsafe) let work = work
         let failure = self.failure
-        queue.async(group: group) {
-            hasher.update(batch)
-            // One write per batch, not one per chunk (a 16 KiB chunk per write cost a system call each).
-            do { try inner.write(index, batch) } catch { failure.withLock { if $0 == nil { $0 = error } } }
+        queue.submit(units: 1 + (bytes + Self.unitBytes - 1) / Self.unitBytes) {
+            guard failure.withLock({ $0 == nil }) else { return }
+            do { try work(output) } catch { failure.withLock { if $0 == nil { $0 = error } } }
         }
-        pending = group
     }
 
     package func begin(_ index: Int) throws {
-        try settle()
         parser = ChunkRecordParser()
-        hasher = SHA256Hasher()
         size = 0
-        try inner.begin(index)
-    }
-
-    /// Turns a piece of record stream into content in batches of about 4 MiB: each reference is fetched and checked
-    /// against the chunk table of the archive it names, the content's SHA-256 goes on, and the batch is released to
-    /// the inner sink in one write.
-    package func write(_ index: Int, _ bytes: [UInt8]) throws {
-        do { try resolve(index, bytes) } catch {
-            // Nothing may still be writing into `inner` once the caller sees the error and cleans up.
-            pending?.wait()
-            pending = nil
-            throw error
+        try enqueue(bytes: 0) { output in
+            output.hasher = SHA256Hasher()
+            try output.inner.begin(index)
         }
     }
 
-    private func resolve(_ index: Int, _ bytes: [UInt8]) throws {
+    /// Turns a piece of record stream into content in batches of about 4 MiB: each reference is fetched and checked
+    /// against the chunk table of the archive it names, and each batch is queued for hashing and one write.
+    package func write(_ index: Int, _ bytes: [UInt8]) throws {
         let head = resolver.head
         var at = 0
         var finished = false
@@ -648,7 +649,13 @@ package final class ChainedEntrySink: EntrySink {
                 }
             }
             if batch.isEmpty { continue }
-            try release(index, batch, last: finished)
+            size += UInt64(batch.count)
+            let content = batch
+            // One write per batch, not one per chunk (a 16 KiB chunk per write cost a system call each).
+            try enqueue(bytes: content.count) { output in
+                output.hasher.update(content)
+                try output.inner.write(index, content)
+            }
         }
     }
 
@@ -659,36 +666,180 @@ package final class ChainedEntrySink: EntrySink {
 
     package func end(_ index: Int, size _: UInt64, sha256 _: [UInt8]) throws {
         let head = resolver.head
-        try settle()
         do throws(FormatError) { try parser.finish() } catch {
             throw SealbakError.format(error, archive: head.archiveName, context: "entry \(index)")
         }
-        let sha = hasher.finalize()
-        results[index] = (size, sha)
-        if let expected = head.chunkIndex { try check(index, size: size, sha256: sha, against: expected) }
-        try inner.end(index, size: size, sha256: sha)
+        let size = self.size
+        let expected = head.chunkIndex?.entries[index]
+        let archive = head.archiveName
+        let name = head.manifest.entries[index].name
+        try enqueue(bytes: 0) { output in
+            let sha = output.hasher.finalize()
+            output.results[index] = (size, sha)
+            if let expected {
+                try Self.check(size: size, sha256: sha, against: expected, name: name, archive: archive)
+            }
+            try output.inner.end(index, size: size, sha256: sha)
+        }
     }
 
-    /// Checks every entry read so far against the index stream (after a sequential pass).
+    /// Checks every entry read so far against the index stream (after a sequential pass); waits for the queued
+    /// calls first and throws their failure, if any.
     package func checkAll() throws {
-        guard let expected = resolver.head.chunkIndex else {
-            throw SealbakError(.internalError, "the index stream of \(resolver.head.archiveName) was not read")
+        try finish()
+        let head = resolver.head
+        guard let expected = head.chunkIndex else {
+            throw SealbakError(.internalError, "the index stream of \(head.archiveName) was not read")
         }
-        for (i, r) in results.sorted(by: { $0.key < $1.key }) {
-            try check(i, size: r.size, sha256: r.sha256, against: expected)
+        for (i, r) in output.results.sorted(by: { $0.key < $1.key }) {
+            try Self.check(
+                size: r.size,
+                sha256: r.sha256,
+                against: expected.entries[i],
+                name: head.manifest.entries[i].name,
+                archive: head.archiveName
+            )
         }
     }
 
-    private func check(_ index: Int, size: UInt64, sha256: [UInt8], against expected: ChunkIndex) throws {
-        let e = expected.entries[index]
+    private static func check(
+        size: UInt64,
+        sha256: [UInt8],
+        against e: LogicalEntry,
+        name: String,
+        archive: String
+    ) throws {
         if e.size != size || !Sodium.constantTimeEqual(e.sha256, sha256) {
             throw SealbakError.format(
                 FormatError(
                     .trailer,
-                    "size or SHA-256 of \(displayName(resolver.head.manifest.entries[index].name)) differs from the index stream's record"
+                    "size or SHA-256 of \(displayName(name)) differs from the index stream's record"
                 ),
-                archive: resolver.head.archiveName
+                archive: archive
             )
+        }
+    }
+}
+
+/// Runs jobs in submission order on one thread of its own (started with the first job); `submit` waits while
+/// `limit` units are queued. Everything shared is in a `Locked`; the semaphores only wake a side that said, under
+/// the lock, that it is about to wait (a signal given before the wait is kept, so no wake-up is lost). One thread
+/// submits; `drain` may be called from another once it stopped submitting.
+///
+/// (Not a `DispatchQueue`: async calls from the reader's delivery thread, which also runs `concurrentPerform`,
+/// made libdispatch free a cached continuation twice when that thread exited; AddressSanitizer caught it.)
+final class OrderedWorker: Sendable {
+    typealias Job = @Sendable () -> Void
+    private struct State {
+        var jobs: [(job: Job, units: Int)?] = []
+        var head = 0
+        var queuedUnits = 0
+        var running = false
+        var started = false
+        var closing = false
+        var workerWaiting = false
+        var submitterWaiting = false
+        var drainerWaiting = false
+    }
+    private let state = Locked(State())
+    private let jobAdded = DispatchSemaphore(value: 0)
+    private let roomMade = DispatchSemaphore(value: 0)
+    private let drained = DispatchSemaphore(value: 0)
+    private let name: String
+    private let limit: Int
+
+    init(name: String, limit: Int) {
+        self.name = name
+        self.limit = max(1, limit)
+    }
+
+    /// Queues `job` (weighing `units`), waiting for room first.
+    func submit(units: Int, _ job: @escaping Job) {
+        let units = min(max(1, units), limit)
+        while true {
+            let (added, wake, start) = state.withLock { s -> (Bool, Bool, Bool) in
+                precondition(!s.closing, "submit after close")
+                guard s.queuedUnits == 0 || s.queuedUnits + units <= limit else {
+                    s.submitterWaiting = true
+                    return (false, false, false)
+                }
+                s.jobs.append((job, units))
+                s.queuedUnits += units
+                let start = !s.started
+                s.started = true
+                defer { s.workerWaiting = false }
+                return (true, s.workerWaiting, start)
+            }
+            if start {
+                let thread = Thread { [self] in run() }
+                thread.name = name
+                thread.start()
+            }
+            if wake { jobAdded.signal() }
+            if added { return }
+            roomMade.wait()
+        }
+    }
+
+    /// Waits until every queued job ran.
+    func drain() {
+        let wait = state.withLock { s -> Bool in
+            guard s.head < s.jobs.count || s.running else { return false }
+            s.drainerWaiting = true
+            return true
+        }
+        if wait { drained.wait() }
+    }
+
+    /// Lets the thread exit once the queue is empty; no job may be submitted after.
+    func close() {
+        let wake = state.withLock { s -> Bool in
+            s.closing = true
+            defer { s.workerWaiting = false }
+            return s.workerWaiting
+        }
+        if wake { jobAdded.signal() }
+    }
+
+    private func run() {
+        var finished = 0  // units of the job that just ran
+        while true {
+            let (job, wakeSubmitter, wakeDrainer, exit) = state.withLock { s -> (Job?, Bool, Bool, Bool) in
+                var wakeSubmitter = false
+                if finished > 0 {
+                    s.queuedUnits -= finished
+                    s.running = false
+                    wakeSubmitter = s.submitterWaiting
+                    s.submitterWaiting = false
+                }
+                if s.head < s.jobs.count {
+                    let next = s.jobs[s.head]!
+                    s.jobs[s.head] = nil
+                    s.head += 1
+                    if s.head > 1024 {
+                        s.jobs.removeFirst(s.head)
+                        s.head = 0
+                    }
+                    s.running = true
+                    finished = next.units
+                    return (next.job, wakeSubmitter, false, false)
+                }
+                finished = 0
+                let wakeDrainer = s.drainerWaiting
+                s.drainerWaiting = false
+                if s.closing { return (nil, wakeSubmitter, wakeDrainer, true) }
+                s.workerWaiting = true
+                return (nil, wakeSubmitter, wakeDrainer, false)
+            }
+            if wakeSubmitter { roomMade.signal() }
+            if wakeDrainer { drained.signal() }
+            if let job {
+                job()
+            } else if exit {
+                return
+            } else {
+                jobAdded.wait()
+            }
         }
     }
 }

@@ -297,24 +297,4 @@ package final class FrameScratch {
     package private(set) lazy var decompressor = FrameDecompressor()
 
     package init() {}
-
-    /// The calling thread's own scratch, made on first use and released when the thread exits: for work that runs
-    /// on threads it does not own (`DispatchQueue.concurrentPerform`), which persist across calls.
-    package static var current: FrameScratch {
-        if let p = pthread_getspecific(threadKey) {
-            return Unmanaged<FrameScratch>.fromOpaque(p).takeUnretainedValue()
-        }
-        let scratch = FrameScratch()
-        pthread_setspecific(threadKey, Unmanaged.passRetained(scratch).toOpaque())
-        return scratch
-    }
-
-    private static let threadKey: pthread_key_t = {
-        var key = pthread_key_t()
-        let rc = pthread_key_create(&key) { p in
-            if let p { Unmanaged<FrameScratch>.fromOpaque(p).release() }
-        }
-        precondition(rc == 0, "pthread_key_create failed")
-        return key
-    }()
 }

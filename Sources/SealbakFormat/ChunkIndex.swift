@@ -268,8 +268,15 @@ package struct ChunkIndex: Sendable, Equatable {
         return a.count - b.count
     }
 
+    /// Byte-wise order of two chunk ids, compared eight bytes at a time (big-endian words order like their bytes).
     private static func compare(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>) -> Int {
-        for i in 0..<chunkIDByteCount where a[i] != b[i] { return a[i] < b[i] ? -1 : 1 }
+        let x = UnsafeRawPointer(a)
+        let y = UnsafeRawPointer(b)
+        for offset in stride(from: 0, to: chunkIDByteCount, by: 8) {
+            let p = x.loadUnaligned(fromByteOffset: offset, as: UInt64.self).bigEndian
+            let q = y.loadUnaligned(fromByteOffset: offset, as: UInt64.self).bigEndian
+            if p != q { return p < q ? -1 : 1 }
+        }
         return 0
     }
 }

@@ -130,20 +130,4 @@ import Testing
         #expect(map.values.allSatisfy { $0.count == 1 })
         #expect(Set(map.values.flatMap { $0 }).count == map.count)
     }
-
-    /// A thread that is not a pipeline worker gets a scratch of its own that it keeps across calls.
-    @Test func eachThreadKeepsOneCurrentScratch() {
-        let here = ObjectIdentifier(FrameScratch.current)
-        #expect(ObjectIdentifier(FrameScratch.current) == here)
-        let there = Locked<[ObjectIdentifier]>([])
-        let done = DispatchSemaphore(value: 0)
-        let thread = Thread {
-            there.withLock { $0 = [ObjectIdentifier(FrameScratch.current), ObjectIdentifier(FrameScratch.current)] }
-            done.signal()
-        }
-        thread.start()
-        done.wait()
-        let ids = there.current
-        #expect(ids.count == 2 && ids[0] == ids[1] && ids[0] != here)
-    }
 }
