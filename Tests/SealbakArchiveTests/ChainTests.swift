@@ -220,6 +220,48 @@ import Testing
         #expect(records.count == chunks)
     }
 
+    /// The sink's calls run on a writing thread of their own (ChainedEntrySink): a sink that fails there must be the
+    /// error the read reports, both ways, and it must get no call after the one that failed.
+    @Test func aFailingSinkIsTheErrorReportedAndGetsNoMoreCalls() throws {
+        struct DiskFull: Error {}
+        final class FailingSink: EntrySink {
+            let failAt: Int
+            var callsAfterFailure = 0
+            var failed = false
+            init(failAt: Int) { self.failAt = failAt }
+            func wants(_ index: Int) -> Bool { true }
+            func begin(_ index: Int) throws { if failed { callsAfterFailure += 1 } }
+            func write(_ index: Int, _ bytes: [UInt8]) throws {
+                if failed { callsAfterFailure += 1 }
+                if index == failAt {
+                    failed = true
+                    throw DiskFull()
+                }
+            }
+            func end(_ index: Int, size: UInt64, sha256: [UInt8]) throws { if failed { callsAfterFailure += 1 } }
+        }
+        let entries = (0..<30).map { TestEntry(.file, "f\($0)", TestArchive.text(3_000 + $0 * 101)) }
+        let root = try TestArchive.build(entries, options: Self.options("failing sink root"))
+        let next = try Self.next(entries, after: root, seed: "failing sink next")
+        let chain = TestChain(bases: [root])
+        for seekable in [false, true] {
+            let sink = FailingSink(failAt: 17)
+            let reader = try ArchiveReader(
+                input: InputFile(bytes: next, name: "next", seekable: seekable),
+                secret: Self.secret
+            )
+            try chain.attach(to: reader, secret: Self.secret)
+            #expect(throws: DiskFull.self) {
+                if seekable {
+                    for i in entries.indices { try reader.readEntry(i, into: sink) }
+                } else {
+                    try reader.readAll(into: sink)
+                }
+            }
+            #expect(sink.failed && sink.callsAfterFailure == 0)
+        }
+    }
+
     // MARK: The base changes
 
     static let base: [UInt8] = try! TestArchive.build(
