@@ -37,7 +37,8 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
         ),
-        // MariaDB Connector/C, the MySQL/MariaDB client library (facts, counts, staging and swap; the dump tools do the data).
+        // MariaDB Connector/C, the MySQL/MariaDB client library (facts, counts, staging and swap; the dump tools do the
+        // data).
         .systemLibrary(
             name: "CMariaDB",
             pkgConfig: "libmariadb",
@@ -50,7 +51,8 @@ let package = Package(
 
         // The one lock idiom (`Locked`), shared by every target that keeps state across threads.
         .target(name: "SealbakSync", swiftSettings: strict),
-        // Pure Swift: byte layouts of Spec/FORMAT.md (and the metadata keys of Spec/COMPONENTS.md), no C, no Foundation,
+        // Pure Swift: byte layouts of Spec/FORMAT.md (and the metadata keys of Spec/COMPONENTS.md), no C, no
+        // Foundation,
         // no I/O (fuzzable alone).
         .target(name: "SealbakFormat", swiftSettings: strict),
         // libsodium: AEADs, Argon2id, KDF, MAC, SHA-256, wiped key memory.
@@ -62,7 +64,8 @@ let package = Package(
         // zstd and zlib, one frame at a time, bounded output.
         .target(name: "SealbakCompression", dependencies: ["CZstd", "CZlib"], swiftSettings: strict),
         // Local I/O and the process around it: SealbakError, interrupts and fault points, archive inputs (one protocol,
-        // one type per backend) and atomic output, tree walking for pack, staged extraction; remote storage is passed in.
+        // one type per backend) and atomic output, tree walking for pack, staged extraction; remote storage is passed
+        // in.
         .target(
             name: "SealbakIO",
             dependencies: ["SealbakSync", "SealbakFormat", "CSealbakShims"],
@@ -74,7 +77,8 @@ let package = Package(
             dependencies: ["SealbakFormat", "SealbakCrypto", "SealbakIO"],
             swiftSettings: strict
         ),
-        // The codec: streaming writer/reader, parallel frame pipeline, one frame walker, verification, rekey, key editing.
+        // The codec: streaming writer/reader, parallel frame pipeline, one frame walker, verification, rekey, key
+        // editing.
         .target(
             name: "SealbakArchive",
             dependencies: [
@@ -132,7 +136,8 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        // libFuzzer targets (fuzz/run builds them with the fuzzer and AddressSanitizer; a plain build makes inert executables).
+        // libFuzzer targets (fuzz/run builds them with the fuzzer and AddressSanitizer; a plain build makes inert
+        // executables).
         .executableTarget(name: "FuzzHeader", dependencies: ["SealbakTestSupport"], path: "fuzz/Sources/FuzzHeader"),
         .executableTarget(
             name: "FuzzManifest",

@@ -140,7 +140,8 @@ package final class ArchiveReader {
         guard let chain else {
             throw SealbakError(
                 .chain,
-                "\(name) is an incremental archive: reading it needs its chain (the archives it builds on); name the folder or s3:// prefix that holds them with --chain-from"
+                "\(name) is an incremental archive: reading it needs its chain (the archives it builds on); name the "
+                    + "folder or s3:// prefix that holds them with --chain-from"
             )
         }
         return chain
@@ -247,7 +248,8 @@ package final class ArchiveReader {
             throw SealbakError.format(
                 FormatError(
                     .trailer,
-                    "footer points to body offset \(footer.trailerOffset)+\(footer.trailerLength), the trailer is at \(trailerOffset)+\(trailerLength)",
+                    "footer points to body offset \(footer.trailerOffset)+\(footer.trailerLength), the trailer is at "
+                        + "\(trailerOffset)+\(trailerLength)",
                     offset: bodyStart + trailerOffset + trailerLength
                 ),
                 archive: name
@@ -454,7 +456,8 @@ package final class ArchiveReader {
             throw SealbakError.format(
                 FormatError(
                     .trailer,
-                    "footer points to body offset \(footer.trailerOffset)+\(footer.trailerLength), which does not end at the footer",
+                    "footer points to body offset \(footer.trailerOffset)+\(footer.trailerLength), which does not "
+                        + "end at the footer",
                     offset: size - 24
                 ),
                 archive: name
@@ -512,7 +515,8 @@ package final class ArchiveReader {
                 SealbakError.format(
                     FormatError(
                         .trailer,
-                        "the trailer places entry \(j) at \(t.entries[j].offset)+\(t.entries[j].length), its frames do not end there, so entry \(index) is not where the trailer says"
+                        "the trailer places entry \(j) at \(t.entries[j].offset)+\(t.entries[j].length), its frames "
+                            + "do not end there, so entry \(index) is not where the trailer says"
                     ),
                     archive: name,
                     context: entryContext(j)

@@ -118,7 +118,8 @@ package struct ChainWriteContext: Sendable {
         guard let record = base.header.base else {
             throw SealbakError(
                 .usage,
-                "\(base.archiveName) is not part of a chain, so nothing can build on it. Start a chain with `sealbak pack --chained` (or `incremental: true` in a plan)"
+                "\(base.archiveName) is not part of a chain, so nothing can build on it. Start a chain with `sealbak "
+                    + "pack --chained` (or `incremental: true` in a plan)"
             )
         }
         if Int(record.depth) + 1 > Int(FormatV1.maxChainDepth) {
@@ -454,13 +455,16 @@ package final class ChainResolver {
             guard let catalog else {
                 throw SealbakError(
                     .chain,
-                    "\(current.archiveName) is incremental: its base \(wanted) is needed; name the folder or s3:// prefix that holds its chain with --chain-from"
+                    "\(current.archiveName) is incremental: its base \(wanted) is needed; name the folder or s3:// "
+                        + "prefix that holds its chain with --chain-from"
                 )
             }
             guard let (name, input) = try catalog.find(record.archiveID) else {
                 throw SealbakError(
                     .chain,
-                    "\(current.archiveName): its base \(wanted) (chain depth \(record.depth - 1)) is missing from \(catalog.location). Restore it there, or name the place that holds the chain with --chain-from"
+                    "\(current.archiveName): its base \(wanted) (chain depth \(record.depth - 1)) is missing from "
+                        + "\(catalog.location). Restore it there, or name the place that holds the chain with "
+                        + "--chain-from"
                 )
             }
             let base = try open(name, input)
@@ -469,7 +473,9 @@ package final class ChainResolver {
             if !Sodium.constantTimeEqual(hash, record.trailerSHA256) || depth != record.depth - 1 {
                 throw SealbakError(
                     .chain,
-                    "\(name) has the archive id of \(current.archiveName)'s base \(wanted), but it is not the base this archive was made against (another trailer or chain depth): a different file under that name?"
+                    "\(name) has the archive id of \(current.archiveName)'s base \(wanted), but it is not the base "
+                        + "this archive was made against (another trailer or chain depth): a different file under that "
+                        + "name?"
                 )
             }
             try base.loadChunkIndex()
@@ -484,7 +490,8 @@ package final class ChainResolver {
     package func append(_ ref: ChunkReference, in entry: Int, at recordOffset: UInt64, to out: inout [UInt8]) throws {
         // Only built for an error: this runs once per reference.
         func place() -> String {
-            "\(head.archiveName): entry \(entry) (\(displayName(head.manifest.entries[entry].name))), reference at stream byte \(recordOffset)"
+            "\(head.archiveName): entry \(entry) (\(displayName(head.manifest.entries[entry].name))), reference at "
+                + "stream byte \(recordOffset)"
         }
         guard let base = byID[ref.archiveID] else {
             throw SealbakError(.chain, "\(place()) names archive \(hex(ref.archiveID)), which is not in its chain")

@@ -9,7 +9,8 @@ import SealbakKeys
 ///
 /// Frames are authenticated with the old keys and their compressed payloads re-encrypted under the new ones,
 /// without decompressing or recompressing. The new header keeps the old one's features (Spec §3.4, §11.3):
-/// the envelopes keep their codecs, and codec 3 is valid only where the shuffle feature is declared. Ciphertext lengths do not change, so every offset stays valid; only
+/// the envelopes keep their codecs, and codec 3 is valid only where the shuffle feature is declared. Ciphertext lengths
+/// do not change, so every offset stays valid; only
 /// the trailer (which names the archive id) is rebuilt. The result is written to an atomic output and fully
 /// verified with the new key (every tag, every entry's SHA-256, trailer, footer) before it replaces anything.
 package enum Rekey {

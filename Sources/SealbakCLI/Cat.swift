@@ -51,7 +51,9 @@ struct Cat: ParsableCommand {
                 guard manifest[i].kind != .directory && manifest[i].kind != .symlink else {
                     throw SealbakError(
                         .usage,
-                        "\(displayName(name)) is a \(manifest[i].kind == .directory ? "directory" : "symbolic link"), not a file; use unpack --only \(displayName(name))"
+                        "\(displayName(name)) is a "
+                            + "\(manifest[i].kind == .directory ? "directory" : "symbolic link"), not a file; use "
+                            + "unpack --only \(displayName(name))"
                     )
                 }
                 order.append(i)
@@ -64,7 +66,8 @@ struct Cat: ParsableCommand {
             } else {
                 throw SealbakError(
                     .usage,
-                    "an archive on standard input is read once, front to back: name its entries in archive order (as sealbak list shows them), each once"
+                    "an archive on standard input is read once, front to back: name its entries in archive order (as "
+                        + "sealbak list shows them), each once"
                 )
             }
         }

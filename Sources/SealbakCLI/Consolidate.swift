@@ -89,7 +89,10 @@ struct ConsolidateCommand: ParsableCommand {
                     )
                 } else if !quiet {
                     printError(
-                        "sealbak: consolidated \(archive) (and \(reader.chain?.bases.count ?? 0) base archive(s)) into \(output): \(summary.entries) entries, \(formatBytes(summary.plaintextBytes)) in \(formatBytes(summary.archiveBytes)), verified, in \(formatDuration(Date().timeIntervalSince(started)))"
+                        "sealbak: consolidated \(archive) (and \(reader.chain?.bases.count ?? 0) base archive(s)) "
+                            + "into \(output): \(summary.entries) entries, \(formatBytes(summary.plaintextBytes)) in "
+                            + "\(formatBytes(summary.archiveBytes)), verified, in "
+                            + "\(formatDuration(Date().timeIntervalSince(started)))"
                     )
                 }
             } catch {

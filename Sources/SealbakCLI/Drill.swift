@@ -7,7 +7,8 @@ struct DrillCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drill",
         abstract:
-            "Restore drill: restore the plan's newest archive into scratch targets, run every check, record the result, remove the scratch targets.",
+            "Restore drill: restore the plan's newest archive into scratch targets, run every check, record the "
+            + "result, remove the scratch targets.",
         discussion: """
             PostgreSQL and MySQL components are restored into NAME_sbk_drill_ID databases on their usual servers (the \\
             role needs CREATEDB), folders and files under STATE-DIR/drill-ID (or --scratch). The plan's checks run as in a \\
@@ -78,7 +79,9 @@ struct DrillCommand: ParsableCommand {
             if !quiet { for l in record.details ?? [] { print(l) } }
             if record.status == .ok {
                 print(
-                    "drill ok: \(target) restored into scratch targets and checked in \(String(format: "%.1f", record.duration ?? 0)) s; scratch targets removed\((record.warnings ?? []).isEmpty ? "" : " (with problems, see above)")"
+                    "drill ok: \(target) restored into scratch targets and checked in "
+                        + "\(String(format: "%.1f", record.duration ?? 0)) s; scratch targets "
+                        + "removed\((record.warnings ?? []).isEmpty ? "" : " (with problems, see above)")"
                 )
             } else {
                 printError("sealbak: drill FAILED (exit \(code)): \(displayMessage(record.error ?? ""))")

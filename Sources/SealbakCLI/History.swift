@@ -58,14 +58,16 @@ struct HistoryCommand: ParsableCommand {
                 records = r
                 if bad > 0 {
                     note =
-                        "\(bad) line(s) of \(bp.operations.stateDir)/history.jsonl are not records (torn by a kill or a full disk) and were skipped"
+                        "\(bad) line(s) of \(bp.operations.stateDir)/history.jsonl are not records (torn by a kill "
+                        + "or a full disk) and were skipped"
                 }
                 running = PlanLock.isHeld(stateDir: bp.operations.stateDir)
             } else {
                 records = try Self.remote(from!, client: s3.connection().client(for: from!))
                 running = true  // another machine's lock cannot be seen from here
             }
-            // A run that started but did not end while nothing holds the lock was interrupted (the next run records it).
+            // A run that started but did not end while nothing holds the lock was interrupted (the next run records
+            // it).
             if !running {
                 for i in records.indices where records[i].status == .running { records[i].status = .interrupted }
             }
@@ -90,7 +92,9 @@ struct HistoryCommand: ParsableCommand {
                         tail += (tail.isEmpty ? "" : "; ") + d.joined(separator: "; ")
                     }
                     print(
-                        "\(RunClock.iso(r.start))  \(r.kind.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0))  \(r.status.rawValue.uppercased().padding(toLength: 11, withPad: " ", startingAt: 0))  \(took.padding(toLength: 7, withPad: " ", startingAt: 0))  \(size.padding(toLength: 10, withPad: " ", startingAt: 0))  \(displayMessage(tail))"
+                        "\(RunClock.iso(r.start))  "
+                            + "\(r.kind.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0))  "
+                            + "\(r.status.rawValue.uppercased().padding(toLength: 11, withPad: " ", startingAt: 0))  \(took.padding(toLength: 7, withPad: " ", startingAt: 0))  \(size.padding(toLength: 10, withPad: " ", startingAt: 0))  \(displayMessage(tail))"
                     )
                 }
             }

@@ -65,7 +65,8 @@ enum JSONOutput {
         "vector-files", "page-size", "user-version", "application-id",
     ]
 
-    /// Metadata as JSON: counts as numbers, `*.valid` as a boolean, JSON values (facts, rules, the plan; facts split over `.facts.2`, `.facts.3`
+    /// Metadata as JSON: counts as numbers, `*.valid` as a boolean, JSON values (facts, rules, the plan; facts split
+    /// over `.facts.2`, `.facts.3`
     /// joined first) nested, everything else as the string it is.
     static func metadata(_ m: Metadata) -> [String: Any] {
         var out: [String: Any] = [:]

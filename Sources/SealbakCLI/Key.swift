@@ -67,7 +67,8 @@ struct NewPasswordOptions: ParsableArguments {
         return .prompt(
             confirm: true,
             alternatives:
-                "--new-password-file FILE, --new-password-fd N, --new-password-command CMD, SEALBAK_NEW_PASSWORD_FILE or SEALBAK_NEW_PASSWORD"
+                "--new-password-file FILE, --new-password-fd N, --new-password-command CMD, "
+                + "SEALBAK_NEW_PASSWORD_FILE or SEALBAK_NEW_PASSWORD"
         )
     }
 
@@ -91,8 +92,10 @@ struct KDFOptions: ParsableArguments {
 
     @Flag(
         name: .long,
-        help:
-            "Allow --kdf-memory above 4096 MiB or --kdf-passes above 10 (readers then need --max-kdf-memory/--max-kdf-passes)."
+        help: ArgumentHelp(
+            "Allow --kdf-memory above 4096 MiB or --kdf-passes above 10 (readers then need "
+                + "--max-kdf-memory/--max-kdf-passes)."
+        )
     )
     var allowExpensiveKdf = false
 
@@ -112,8 +115,10 @@ struct KDFOptions: ParsableArguments {
         let (maxMemory, maxPasses): (UInt32, UInt32) = (4096, 10)
         guard memoryMiB > maxMemory || passes > maxPasses else { return nil }
         return
-            "--kdf-memory \(memoryMiB) / --kdf-passes \(passes) is above what readers accept by default (\(maxMemory) MiB, \(maxPasses) passes): "
-            + "every later verify, list or unpack would need --max-kdf-memory/--max-kdf-passes. Use lower values, or add --allow-expensive-kdf if that is what you want"
+            "--kdf-memory \(memoryMiB) / --kdf-passes \(passes) is above what readers accept by default "
+            + "(\(maxMemory) MiB, \(maxPasses) passes): "
+            + "every later verify, list or unpack would need --max-kdf-memory/--max-kdf-passes. Use lower values, or "
+            + "add --allow-expensive-kdf if that is what you want"
     }
 
     /// The parameters asked for, or nil when none was given (keep the existing ones where that applies).
@@ -190,13 +195,16 @@ func describeSlot(_ s: KeySlot) -> String {
     case .password(let kdf, _, _, _):
         let mem = kdf.memLimitKiB >= 1024 ? "\(kdf.memLimitKiB / 1024) MiB" : "\(kdf.memLimitKiB) KiB"
         return
-            "slot \(s.id): \(s.isRecovery ? "recovery code" : "password"), Argon2id \(kdf.opsLimit) passes, \(mem), parallelism \(kdf.parallelism), label \"\(s.label)\", created \(formatTime(Int64(s.createdUnix)))"
+            "slot \(s.id): \(s.isRecovery ? "recovery code" : "password"), Argon2id \(kdf.opsLimit) passes, \(mem), "
+            + "parallelism \(kdf.parallelism), label \"\(s.label)\", created \(formatTime(Int64(s.createdUnix)))"
     case .x25519(let recipient, _, _, _):
         return
-            "slot \(s.id): public key \(Recipients.encode(publicKey: recipient)), label \"\(s.label)\", created \(formatTime(Int64(s.createdUnix)))"
+            "slot \(s.id): public key \(Recipients.encode(publicKey: recipient)), label \"\(s.label)\", created "
+            + "\(formatTime(Int64(s.createdUnix)))"
     case .unknown(let t, _):
         return
-            "slot \(s.id): type \(t) (not supported by this sealbak), label \"\(s.label)\", created \(formatTime(Int64(s.createdUnix)))"
+            "slot \(s.id): type \(t) (not supported by this sealbak), label \"\(s.label)\", created "
+            + "\(formatTime(Int64(s.createdUnix)))"
     }
 }
 
@@ -248,7 +256,8 @@ struct KeyAdd: ParsableCommand {
                     )
                 }
                 print(
-                    "Recovery code for \(archive) (key slot \(id)). Write it down and keep it somewhere safe; it is shown only this once:"
+                    "Recovery code for \(archive) (key slot \(id)). Write it down and keep it somewhere safe; it is "
+                        + "shown only this once:"
                 )
                 print("")
                 print("    \(code)")
@@ -292,7 +301,8 @@ struct KeyPasswd: ParsableCommand {
             try KeyEditing.changePassword(u, slot: id, passphrase: new, kdf: kdf.explicit)
             if output.json { JSONOutput.emit("key passwd", ["archive": archive, "slot": Int(id)]) }
             printError(
-                "sealbak: changed the password of key slot \(id) of \(archive). Copies of the old file still open with the old password; sealbak rekey revokes it"
+                "sealbak: changed the password of key slot \(id) of \(archive). Copies of the old file still open "
+                    + "with the old password; sealbak rekey revokes it"
             )
         }
     }
@@ -321,7 +331,8 @@ struct KeyRemove: ParsableCommand {
             try KeyEditing.removeSlot(u, slot: slot)
             if output.json { JSONOutput.emit("key remove", ["archive": archive, "slot": Int(slot)]) }
             printError(
-                "sealbak: removed key slot \(slot) from \(archive). Copies of the old file still open with that key; sealbak rekey revokes it"
+                "sealbak: removed key slot \(slot) from \(archive). Copies of the old file still open with that key; "
+                    + "sealbak rekey revokes it"
             )
         }
     }

@@ -69,7 +69,8 @@ struct Keygen: ParsableCommand {
             }
             print(Recipients.encode(publicKey: identity.publicKey))
             printError(
-                "sealbak: wrote the identity to \(output)\(noPassword ? " (not password-protected)" : ""); the line above is its public key"
+                "sealbak: wrote the identity to \(output)\(noPassword ? " (not password-protected)" : ""); the line "
+                    + "above is its public key"
             )
         }
     }

@@ -51,12 +51,14 @@ struct List: ParsableCommand {
                 )
                 return
             }
-            // Metadata values are shown as recorded: escaped here (an archive is authenticated, but whoever holds its key
+            // Metadata values are shown as recorded: escaped here (an archive is authenticated, but whoever holds its
+            // key
             // could still have put a terminal escape sequence into a recorded value).
             func show(_ line: String) { print(displayMessage(line)) }
             if !app.isEmpty { show("application: " + app.joined(separator: ", ")) }
             show(
-                "\(reader.manifest.entries.count) entries, created \(formatTime(Int64(h.createdUnix))), \(h.cipherSuite.name)"
+                "\(reader.manifest.entries.count) entries, created \(formatTime(Int64(h.createdUnix))), "
+                    + "\(h.cipherSuite.name)"
             )
             for (i, e) in reader.manifest.entries.enumerated() {
                 let kind = e.kind == .directory ? "d" : e.kind == .symlink ? "l" : e.kind == .stream ? "s" : "-"
@@ -66,7 +68,8 @@ struct List: ParsableCommand {
                 // Names and link targets may hold control characters (a newline, ESC sequences): escaped here;
                 // --json prints them exactly.
                 var line =
-                    "\(kind) \(String(repeating: "0", count: max(0, 4 - mode.count)))\(mode) \(pad)\(size)  \(formatTime(e.mtimeSeconds))  \(displayName(e.name))"
+                    "\(kind) \(String(repeating: "0", count: max(0, 4 - mode.count)))\(mode) \(pad)\(size)  "
+                    + "\(formatTime(e.mtimeSeconds))  \(displayName(e.name))"
                 if e.kind == .symlink { line += " -> \(displayName(e.linkTarget))" }
                 show(line)
             }
@@ -77,7 +80,8 @@ struct List: ParsableCommand {
             if !components.isEmpty || !others.isEmpty { show("components:") }
             for o in outcome?.incomplete ?? [] where o.status == .failed {
                 show(
-                    "  \(o.kind) \(o.name): FAILED while it was packed (\(o.bytes) partial bytes stored, never restored): \(o.reason ?? "")"
+                    "  \(o.kind) \(o.name): FAILED while it was packed (\(o.bytes) partial bytes stored, never "
+                        + "restored): \(o.reason ?? "")"
                 )
             }
             let failedNames = Set((outcome?.incomplete ?? []).filter { $0.status == .failed }.map(\.name))
@@ -100,33 +104,45 @@ struct List: ParsableCommand {
                     show("  command \(name): ok, the output of \(m[ComponentKeys.source] ?? "?")")
                 case "docs":
                     show(
-                        "  docs \(name): \(m["component.status"] ?? "?"), \(m["docs.files"] ?? "?") files, \(formatBytes(UInt64(m["docs.bytes"] ?? "") ?? 0)), \(m["docs.excluded"] ?? "0") left out, from \(m["component.source"] ?? "?")"
+                        "  docs \(name): \(m["component.status"] ?? "?"), \(m["docs.files"] ?? "?") files, "
+                            + "\(formatBytes(UInt64(m["docs.bytes"] ?? "") ?? 0)), \(m["docs.excluded"] ?? "0") left "
+                            + "out, from \(m["component.source"] ?? "?")"
                     )
                 case "qdrant":
                     show(
-                        "  qdrant \(name): \(m["component.status"] ?? "?"), \(m["qdrant.layout"] ?? "?"), collections \(m["qdrant.collections"].map { $0.split(separator: ",").joined(separator: ", ") } ?? "?"), \(formatBytes(UInt64(m["qdrant.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")"
+                        "  qdrant \(name): \(m["component.status"] ?? "?"), \(m["qdrant.layout"] ?? "?"), "
+                            + "collections "
+                            + "\(m["qdrant.collections"].map { $0.split(separator: ",").joined(separator: ", ") } ?? "?"), \(formatBytes(UInt64(m["qdrant.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")"
                     )
                 case "chroma":
                     show(
-                        "  chroma \(name): \(m["component.status"] ?? "?"), \(m["chroma.collections"] ?? "?") collection(s), \(m["chroma.embeddings"] ?? "?") embeddings, \(formatBytes(UInt64(m["chroma.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")"
+                        "  chroma \(name): \(m["component.status"] ?? "?"), \(m["chroma.collections"] ?? "?") "
+                            + "collection(s), \(m["chroma.embeddings"] ?? "?") embeddings, "
+                            + "\(formatBytes(UInt64(m["chroma.bytes"] ?? "") ?? 0)), from "
+                            + "\(m["component.source"] ?? "?")"
                     )
                     if let json = m["chroma.facts"],
                         let cols = try? JSONDecoder().decode([ChromaComponent.Collection].self, from: Data(json.utf8))
                     {
                         for c in cols {
                             show(
-                                "    \(c.name): \(c.embeddings) embeddings, dimension \(c.dimension.map(String.init) ?? "?")"
+                                "    \(c.name): \(c.embeddings) embeddings, dimension "
+                                    + "\(c.dimension.map(String.init) ?? "?")"
                             )
                         }
                     }
                 case "sqlite":
                     show(
-                        "  sqlite \(name): \(m["component.status"] ?? "?"), \(SQLiteComponent.summary(m)), from \(m["component.source"] ?? "?")"
+                        "  sqlite \(name): \(m["component.status"] ?? "?"), \(SQLiteComponent.summary(m)), from "
+                            + "\(m["component.source"] ?? "?")"
                     )
                     for t in SQLiteComponent.tableLines(m) { show("    " + t) }
                 case "vectors":
                     show(
-                        "  vectors \(name): \(m["component.status"] ?? "?"), \(m["vectors.vector-files"] ?? "?") vector file(s), \(m["vectors.vectors"] ?? "?") vectors, \(formatBytes(UInt64(m["vectors.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")"
+                        "  vectors \(name): \(m["component.status"] ?? "?"), \(m["vectors.vector-files"] ?? "?") "
+                            + "vector file(s), \(m["vectors.vectors"] ?? "?") vectors, "
+                            + "\(formatBytes(UInt64(m["vectors.bytes"] ?? "") ?? 0)), from "
+                            + "\(m["component.source"] ?? "?")"
                     )
                     let prefix = e.name + "/"
                     for f in reader.manifest.entries
@@ -138,12 +154,15 @@ struct List: ParsableCommand {
                             continue
                         }
                         show(
-                            "    \(displayName(String(f.name.dropFirst(prefix.count)))): \(f.metadata["vectors.format"]!) \(f.metadata["vectors.dtype"] ?? "?") \(f.metadata["vectors.shape"] ?? "?")"
+                            "    \(displayName(String(f.name.dropFirst(prefix.count)))): "
+                                + "\(f.metadata["vectors.format"]!) \(f.metadata["vectors.dtype"] ?? "?") "
+                                + "\(f.metadata["vectors.shape"] ?? "?")"
                         )
                     }
                 case "config":
                     var line =
-                        "  config \(name): \(m["component.status"] ?? "?"), \(m["config.configs"] ?? "?") config file(s), contains \(m["config.secret-keys"] ?? "0") secret(s)"
+                        "  config \(name): \(m["component.status"] ?? "?"), \(m["config.configs"] ?? "?") config "
+                        + "file(s), contains \(m["config.secret-keys"] ?? "0") secret(s)"
                     if let r = m["config.redacted"], r != "0" { line += " (\(r) redacted)" }
                     if let b = m["config.invalid"], b != "0" { line += ", \(b) BROKEN" }
                     show(line + ", from \(m["component.source"] ?? "?")")
@@ -160,7 +179,8 @@ struct List: ParsableCommand {
                     }
                 default:
                     show(
-                        "  \(kind) \(name): \(m["component.status"] ?? "?") (made by a newer sealbak; restore may not know this kind)"
+                        "  \(kind) \(name): \(m["component.status"] ?? "?") (made by a newer sealbak; restore may "
+                            + "not know this kind)"
                     )
                 }
             }
@@ -170,7 +190,8 @@ struct List: ParsableCommand {
                     continue
                 }
                 var line =
-                    "  postgres \(c.name): ok, PostgreSQL \(f.serverVersion), database \(f.database) from \(c.source), \(f.tables.count) tables, \(f.totalRows) rows, \(f.largeObjects) large objects"
+                    "  postgres \(c.name): ok, PostgreSQL \(f.serverVersion), database \(f.database) from "
+                    + "\(c.source), \(f.tables.count) tables, \(f.totalRows) rows, \(f.largeObjects) large objects"
                 if !f.requiredExtensions.isEmpty {
                     line +=
                         "; extensions "
@@ -180,7 +201,8 @@ struct List: ParsableCommand {
                     line +=
                         "; vector columns "
                         + f.vectorColumns.map {
-                            "\($0.schema).\($0.table).\($0.column) \($0.type)(\($0.dimensions.map(String.init) ?? "any"))"
+                            "\($0.schema).\($0.table).\($0.column) "
+                                + "\($0.type)(\($0.dimensions.map(String.init) ?? "any"))"
                         }.joined(separator: ", ")
                 }
                 show(line)
@@ -195,7 +217,8 @@ struct List: ParsableCommand {
                             total: sizing.estimatedSeconds
                         )
                         .joined(separator: "\n  ")
-                        + "\n    (for a server with default settings and 2 cores, sealbak sizing its sessions within \(formatBytes(UInt64(sizing.budget))); restore --dry-run estimates for the real target)"
+                        + "\n    (for a server with default settings and 2 cores, sealbak sizing its sessions within "
+                        + "\(formatBytes(UInt64(sizing.budget))); restore --dry-run estimates for the real target)"
                 )
             }
         }
@@ -248,7 +271,8 @@ struct Inspect: ParsableCommand {
                 print(
                     b.isRoot
                         ? "chain:       root of a chain (a full archive incremental ones can build on)"
-                        : "chain:       incremental, archive \(b.depth + 1) of its chain; base \(hex(b.archiveID)) (its trailer's SHA-256 \(hex(b.trailerSHA256)))"
+                        : "chain:       incremental, archive \(b.depth + 1) of its chain; base \(hex(b.archiveID)) "
+                            + "(its trailer's SHA-256 \(hex(b.trailerSHA256)))"
                 )
             }
             print("key slots:   \(h.slots.count)")

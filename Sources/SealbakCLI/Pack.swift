@@ -30,7 +30,9 @@ struct Pack: ParsableCommand {
 
     @Argument(
         help: ArgumentHelp(
-            "The archive to create: a file, s3://BUCKET/PATH/NAME.sbk, or - for standard output. {now} in the name becomes the UTC time (NAME-2026-11-21T030000.123Z.sbk, to the millisecond), which sealbak prune reads.",
+            "The archive to create: a file, s3://BUCKET/PATH/NAME.sbk, or - for standard output. {now} in the name "
+                + "becomes the UTC time (NAME-2026-11-21T030000.123Z.sbk, to the millisecond), which sealbak prune "
+                + "reads.",
             valueName: "OUT"
         ),
         transform: { RetentionPolicy.expandName($0) }
@@ -43,7 +45,8 @@ struct Pack: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Take the components and pack options from this backup plan (sealbak.yaml); flags given here are added or win.",
+            "Take the components and pack options from this backup plan (sealbak.yaml); flags given here are added "
+                + "or win.",
             valueName: "FILE"
         )
     )
@@ -55,7 +58,8 @@ struct Pack: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Pack incrementally: store only what PREVIOUS (a file or s3:// object of the same chain) and its bases do not hold, and refer to the rest (Spec §14). PREVIOUS opens with the same password (or --identity).",
+            "Pack incrementally: store only what PREVIOUS (a file or s3:// object of the same chain) and its bases "
+                + "do not hold, and refer to the rest (Spec §14). PREVIOUS opens with the same password (or --identity).",
             valueName: "PREVIOUS"
         )
     )
@@ -70,7 +74,9 @@ struct Pack: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Keep what the next `pack --base` needs in FILE (mode 0600; no data key) and use it when it is for PREVIOUS: then PREVIOUS need not be opened, so a writer that packs for recipients only can pack incrementally (Spec §14.8).",
+            "Keep what the next `pack --base` needs in FILE (mode 0600; no data key) and use it when it is for "
+                + "PREVIOUS: then PREVIOUS need not be opened, so a writer that packs for recipients only can pack "
+                + "incrementally (Spec §14.8).",
             valueName: "FILE"
         )
     )
@@ -78,8 +84,10 @@ struct Pack: ParsableCommand {
 
     @Flag(
         name: .long,
-        help:
-            "Read every file, also those the chain state records as unchanged since PREVIOUS (same size, modification and change times, inode); without it they are referred to without being read."
+        help: ArgumentHelp(
+            "Read every file, also those the chain state records as unchanged since PREVIOUS (same size, "
+                + "modification and change times, inode); without it they are referred to without being read."
+        )
     )
     var reread = false
 
@@ -141,7 +149,8 @@ struct Pack: ParsableCommand {
             && config.isEmpty && vectors.isEmpty && chroma.isEmpty && qdrant.isEmpty && sqlite.isEmpty
         {
             throw ValidationError(
-                "nothing to pack: give --plan FILE, PATHs, --docs DIR, --config PATH, --vectors PATH, --postgres URL, --mysql URL, --sqlite PATH or --stdin-name NAME"
+                "nothing to pack: give --plan FILE, PATHs, --docs DIR, --config PATH, --vectors PATH, --postgres "
+                    + "URL, --mysql URL, --sqlite PATH or --stdin-name NAME"
             )
         }
         if redactSecrets && config.isEmpty && plan == nil {
@@ -227,13 +236,15 @@ struct Pack: ParsableCommand {
             }
             if base == nil {
                 try password.refuseIdentity(
-                    "an identity opens archives (with --base, the previous archive); to pack for its owner, give its public key with --recipient"
+                    "an identity opens archives (with --base, the previous archive); to pack for its owner, give its "
+                        + "public key with --recipient"
                 )
             }
             if output == "-" && isatty(1) == 1 {
                 throw SealbakError(
                     .usage,
-                    "refusing to write a binary archive to the terminal; redirect standard output (> FILE, | ssh …) or give a file name"
+                    "refusing to write a binary archive to the terminal; redirect standard output (> FILE, | ssh …) "
+                        + "or give a file name"
                 )
             }
             let bp = try plan.map { try BackupPlan.load($0) }
@@ -268,30 +279,38 @@ struct Pack: ParsableCommand {
                         Double(summary.archiveBytes) * 100 / Double(summary.plaintextBytes)
                     ) : ""
                 printError(
-                    "sealbak: packed \(summary.entries) entries, \(formatBytes(summary.plaintextBytes)) into \(output == "-" ? "standard output" : output): \(formatBytes(summary.archiveBytes))\(ratio) in \(formatDuration(Date().timeIntervalSince(started)))"
+                    "sealbak: packed \(summary.entries) entries, \(formatBytes(summary.plaintextBytes)) into "
+                        + "\(output == "-" ? "standard output" : output): \(formatBytes(summary.archiveBytes))\(ratio) "
+                        + "in \(formatDuration(Date().timeIntervalSince(started)))"
                 )
                 if summary.chainIndex != nil && base != nil {
                     printError(
-                        "sealbak: incremental: \(formatBytes(summary.referencedBytes)) referred to in the chain, \(formatBytes(summary.literalBytes)) new; \(summary.unchangedFiles) file(s) unchanged since the base were not read"
+                        "sealbak: incremental: \(formatBytes(summary.referencedBytes)) referred to in the chain, "
+                            + "\(formatBytes(summary.literalBytes)) new; \(summary.unchangedFiles) file(s) unchanged "
+                            + "since the base were not read"
                     )
                 }
             }
             let incomplete = outcome.incomplete
             if !incomplete.isEmpty {
                 printError(
-                    "sealbak: the archive is INCOMPLETE: \(incomplete.map { "\($0.name) \($0.status.rawValue) (\($0.reason ?? ""))" }.joined(separator: "; "))"
+                    "sealbak: the archive is INCOMPLETE: "
+                        + "\(incomplete.map { "\($0.name) \($0.status.rawValue) (\($0.reason ?? ""))" }.joined(separator: "; "))"
                 )
                 throw ExitCode(ExitStatus.skippedComponents)
             }
             if let unreadable = outcome.unreadable, !unreadable.isEmpty {
                 printError(
-                    "sealbak: \(unreadable.count) file(s) or folder(s) could not be read and are NOT in the archive (named above, recorded in it); fix their permissions or run sealbak as a user that may read them"
+                    "sealbak: \(unreadable.count) file(s) or folder(s) could not be read and are NOT in the archive "
+                        + "(named above, recorded in it); fix their permissions or run sealbak as a user that may read "
+                        + "them"
                 )
                 throw ExitCode(ExitStatus.completedWithWarnings)
             }
             if !outcome.warnings.isEmpty && !acceptChanges {
                 printError(
-                    "sealbak: \(outcome.warnings.count) file(s) changed while they were read (named above, recorded in the archive); pack again when the application is quiet, or give --accept-changes"
+                    "sealbak: \(outcome.warnings.count) file(s) changed while they were read (named above, recorded "
+                        + "in the archive); pack again when the application is quiet, or give --accept-changes"
                 )
                 throw ExitCode(ExitStatus.completedWithWarnings)
             }
@@ -325,7 +344,8 @@ struct Pack: ParsableCommand {
         for name in allowMissing where !sources.contains(where: { $0.name == name }) {
             throw SealbakError(
                 .usage,
-                "--allow-missing \(name): no component has that name (components: \(sources.map(\.name).joined(separator: ", ")))"
+                "--allow-missing \(name): no component has that name (components: "
+                    + "\(sources.map(\.name).joined(separator: ", ")))"
             )
         }
         var jobOptions = PackJob.Options()
@@ -414,7 +434,9 @@ struct Pack: ParsableCommand {
             )
             do { try state.save(path: path) } catch {
                 log.warning(
-                    "the chain state \(path) could not be written (\((error as? SealbakError)?.message ?? "\(error)")); the next incremental pack opens its base instead"
+                    "the chain state \(path) could not be written "
+                        + "(\((error as? SealbakError)?.message ?? "\(error)")); the next incremental pack opens its "
+                        + "base instead"
                 )
             }
         }
@@ -479,7 +501,8 @@ struct PackComponentOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Also pack standard input as entry NAME (a command component, kind: command, also checks the command's exit status).",
+            "Also pack standard input as entry NAME (a command component, kind: command, also checks the command's "
+                + "exit status).",
             valueName: "NAME"
         )
     )
@@ -489,7 +512,8 @@ struct PackComponentOptions: ParsableArguments {
         name: .long,
         parsing: .singleValue,
         help: ArgumentHelp(
-            "Dump this PostgreSQL database (postgresql://USER@HOST:PORT/DB or NAME=URL); repeatable. Credentials from the URL, PGPASSWORD, ~/.pgpass or --postgres-password-file; never stored.",
+            "Dump this PostgreSQL database (postgresql://USER@HOST:PORT/DB or NAME=URL); repeatable. Credentials "
+                + "from the URL, PGPASSWORD, ~/.pgpass or --postgres-password-file; never stored.",
             valueName: "URL"
         )
     )
@@ -508,7 +532,8 @@ struct PackComponentOptions: ParsableArguments {
         name: .long,
         parsing: .singleValue,
         help: ArgumentHelp(
-            "Dump this MySQL/MariaDB database (mysql://USER@HOST:PORT/DB or NAME=URL) in one transaction; repeatable. Credentials as the mysql client finds them; never stored.",
+            "Dump this MySQL/MariaDB database (mysql://USER@HOST:PORT/DB or NAME=URL) in one transaction; "
+                + "repeatable. Credentials as the mysql client finds them; never stored.",
             valueName: "URL"
         )
     )
@@ -537,7 +562,8 @@ struct PackComponentOptions: ParsableArguments {
         name: .long,
         parsing: .singleValue,
         help: ArgumentHelp(
-            "Pack a documentation tree (or any folder) as component NAME (default: the folder's name), honouring .sealbakignore files, --exclude and --include; repeatable.",
+            "Pack a documentation tree (or any folder) as component NAME (default: the folder's name), honouring "
+                + ".sealbakignore files, --exclude and --include; repeatable.",
             valueName: "[NAME=]DIR"
         )
     )
@@ -547,7 +573,8 @@ struct PackComponentOptions: ParsableArguments {
         name: .long,
         parsing: .singleValue,
         help: ArgumentHelp(
-            "Pack a config file or folder (.env, YAML, JSON, TOML) as component NAME: each is parsed (broken ones are packed and flagged) and secret-looking key names are recorded; repeatable.",
+            "Pack a config file or folder (.env, YAML, JSON, TOML) as component NAME: each is parsed (broken ones "
+                + "are packed and flagged) and secret-looking key names are recorded; repeatable.",
             valueName: "[NAME=]PATH"
         )
     )
@@ -557,7 +584,8 @@ struct PackComponentOptions: ParsableArguments {
         name: .long,
         parsing: .singleValue,
         help: ArgumentHelp(
-            "Pack embedding files (.npy, .fvecs, .ivecs, .bvecs; a file or a folder) as component NAME, recording dtype, shape and count; repeatable.",
+            "Pack embedding files (.npy, .fvecs, .ivecs, .bvecs; a file or a folder) as component NAME, recording "
+                + "dtype, shape and count; repeatable.",
             valueName: "[NAME=]PATH"
         )
     )
@@ -587,7 +615,8 @@ struct PackComponentOptions: ParsableArguments {
         name: .long,
         parsing: .singleValue,
         help: ArgumentHelp(
-            "Pack an SQLite database through its online backup (consistent while written), integrity-checked; repeatable.",
+            "Pack an SQLite database through its online backup (consistent while written), integrity-checked; "
+                + "repeatable.",
             valueName: "[NAME=]PATH"
         )
     )
@@ -603,7 +632,8 @@ struct PackComponentOptions: ParsableArguments {
     @Flag(
         name: .long,
         help: ArgumentHelp(
-            "Accept an empty standard input for --stdin-name (refused by default: the command feeding the pipe probably failed).",
+            "Accept an empty standard input for --stdin-name (refused by default: the command feeding the pipe "
+                + "probably failed).",
             visibility: .hidden
         )
     )
@@ -644,7 +674,9 @@ struct PackRuleOptions: ParsableArguments {
         name: .long,
         parsing: .singleValue,
         help: ArgumentHelp(
-            "If component NAME cannot be reached or fails while it is captured, record it as skipped or failed (with the reason; its partial data is never restored) and go on; the pack then exits 15. Any kind; repeatable.",
+            "If component NAME cannot be reached or fails while it is captured, record it as skipped or failed (with "
+                + "the reason; its partial data is never restored) and go on; the pack then exits 15. Any kind; "
+                + "repeatable.",
             valueName: "NAME"
         )
     )
@@ -652,8 +684,10 @@ struct PackRuleOptions: ParsableArguments {
 
     @Flag(
         name: .long,
-        help:
-            "Exit 0 even if files changed while they were read (they are still named and recorded in the archive; without this flag the pack exits 16)."
+        help: ArgumentHelp(
+            "Exit 0 even if files changed while they were read (they are still named and recorded in the archive; "
+                + "without this flag the pack exits 16)."
+        )
     )
     var acceptChanges = false
 
@@ -671,7 +705,8 @@ struct PackFormatOptions: ParsableArguments {
     @Flag(
         name: .long,
         help: ArgumentHelp(
-            "Do not shuffle vector files (*.npy, *.fvecs, data_level0.bin, …) before zstd: a version-1 archive, for sealbak older than format version 2."
+            "Do not shuffle vector files (*.npy, *.fvecs, data_level0.bin, …) before zstd: a version-1 archive, for "
+                + "sealbak older than format version 2."
         )
     )
     var noShuffle = false
@@ -715,7 +750,8 @@ struct PackKeyOptions: ParsableArguments {
     @Flag(
         name: .long,
         help: ArgumentHelp(
-            "Allow --kdf-memory above 4096 MiB or --kdf-passes above 10 (readers then need --max-kdf-memory/--max-kdf-passes).",
+            "Allow --kdf-memory above 4096 MiB or --kdf-passes above 10 (readers then need "
+                + "--max-kdf-memory/--max-kdf-passes).",
             visibility: .hidden
         )
     )

@@ -67,7 +67,8 @@ struct RekeyCommand: ParsableCommand {
                 guard case .password(let p) = current, case .notACode = RecoveryCode.parse(p) else {
                     throw SealbakError(
                         .usage,
-                        "--keep-password needs the archive opened with a password (not a recovery code or identity); give a new password instead"
+                        "--keep-password needs the archive opened with a password (not a recovery code or identity); "
+                            + "give a new password instead"
                     )
                 }
                 new = p
@@ -111,16 +112,19 @@ struct RekeyCommand: ParsableCommand {
                     )
                 }
                 printError(
-                    "sealbak: rekeyed \(archive) -> \(target): new archive id \(hex(summary.newArchiveID)), \(summary.frames) frames re-encrypted and verified"
+                    "sealbak: rekeyed \(archive) -> \(target): new archive id \(hex(summary.newArchiveID)), "
+                        + "\(summary.frames) frames re-encrypted and verified"
                 )
                 for s in summary.droppedSlots {
                     printError(
-                        "sealbak: dropped key slot \(s.id) (\(slotTypeName(s)), label \"\(s.label)\"): it no longer opens the new archive"
+                        "sealbak: dropped key slot \(s.id) (\(slotTypeName(s)), label \"\(s.label)\"): it no longer "
+                            + "opens the new archive"
                     )
                 }
                 if output != nil {
                     printError(
-                        "sealbak: \(archive) itself is unchanged and still opens with the old keys; delete it if they leaked"
+                        "sealbak: \(archive) itself is unchanged and still opens with the old keys; delete it if "
+                            + "they leaked"
                     )
                 }
             } catch {
@@ -177,7 +181,9 @@ struct RekeyCommand: ParsableCommand {
                 )
             }
             printError(
-                "sealbak: rekeyed incremental \(archive) -> \(output ?? archive): its content, read through its chain of \(reader.chain?.bases.count ?? 0) base archive(s), is now one full archive with the new archive id \(hex(summary.archiveID)), verified; the chain's other archives keep their keys"
+                "sealbak: rekeyed incremental \(archive) -> \(output ?? archive): its content, read through its "
+                    + "chain of \(reader.chain?.bases.count ?? 0) base archive(s), is now one full archive with the "
+                    + "new archive id \(hex(summary.archiveID)), verified; the chain's other archives keep their keys"
             )
         } catch {
             out.abandon()

@@ -32,7 +32,8 @@ struct S3UploadOptions: ParsableArguments {
     @Flag(
         name: .customLong("s3-no-server-copy"),
         help: ArgumentHelp(
-            "Key changes and rekey stream unchanged bytes through sealbak instead of letting the store copy them (UploadPartCopy).",
+            "Key changes and rekey stream unchanged bytes through sealbak instead of letting the store copy them "
+                + "(UploadPartCopy).",
             visibility: .hidden
         )
     )
@@ -41,7 +42,8 @@ struct S3UploadOptions: ParsableArguments {
     @Flag(
         name: .customLong("s3-uniform-parts"),
         help: ArgumentHelp(
-            "Every upload part but the last of the part size (for stores that require it; automatic for Cloudflare R2).",
+            "Every upload part but the last of the part size (for stores that require it; automatic for Cloudflare "
+                + "R2).",
             visibility: .hidden
         )
     )
@@ -68,7 +70,8 @@ struct S3UploadOptions: ParsableArguments {
     func validate() throws {
         if let objectLock, S3UploadOptions.parseObjectLock(objectLock) == nil {
             throw ValidationError(
-                "--s3-object-lock takes MODE:AGE with MODE governance or compliance and AGE at least 1d (e.g. compliance:30d), not \(objectLock)"
+                "--s3-object-lock takes MODE:AGE with MODE governance or compliance and AGE at least 1d (e.g. "
+                    + "compliance:30d), not \(objectLock)"
             )
         }
         if let partSize {
@@ -99,7 +102,8 @@ struct S3Options: ParsableArguments {
     @Option(
         name: .customLong("s3-addressing"),
         help: ArgumentHelp(
-            "path (ENDPOINT/BUCKET/KEY) or virtual (BUCKET.HOST/KEY); default: path for a custom endpoint, virtual for AWS.",
+            "path (ENDPOINT/BUCKET/KEY) or virtual (BUCKET.HOST/KEY); default: path for a custom endpoint, virtual "
+                + "for AWS.",
             valueName: "STYLE",
             visibility: .hidden
         )
@@ -173,7 +177,8 @@ struct S3Options: ParsableArguments {
             guard let lock = S3UploadOptions.parseObjectLock(text) else {
                 throw SealbakError(
                     .usage,
-                    "the S3 object lock must be MODE:AGE with MODE governance or compliance and AGE at least 1d (e.g. compliance:30d), not \(text)"
+                    "the S3 object lock must be MODE:AGE with MODE governance or compliance and AGE at least 1d "
+                        + "(e.g. compliance:30d), not \(text)"
                 )
             }
             s.objectLock = lock
@@ -267,7 +272,8 @@ extension S3Options {
         guard let r = input.remote else { return nil }
         let pct = r.size > 0 ? Double(r.bytesFetched) * 100 / Double(r.size) : 0
         return
-            "fetched \(formatBytes(r.bytesFetched)) of the archive's \(formatBytes(r.size)) (\(String(format: pct < 1 ? "%.3f" : "%.1f", pct))%) from \(r.name)"
+            "fetched \(formatBytes(r.bytesFetched)) of the archive's \(formatBytes(r.size)) "
+            + "(\(String(format: pct < 1 ? "%.3f" : "%.1f", pct))%) from \(r.name)"
     }
 }
 
@@ -275,7 +281,8 @@ struct Ls: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ls",
         abstract:
-            "List the archives in a folder or under s3://BUCKET/PREFIX with their creation time and size (from the cleartext headers; no password).",
+            "List the archives in a folder or under s3://BUCKET/PREFIX with their creation time and size (from the "
+            + "cleartext headers; no password).",
         discussion: """
             Also shows files that are not sealbak archives (never touched) and, under s3://, multipart uploads left by
             killed packs (sealbak prune --incomplete-uploads AGE aborts them).
@@ -340,7 +347,9 @@ struct Ls: ParsableCommand {
             for i in archives {
                 let h = i.header!
                 print(
-                    "  \(formatTime(Int64(h.createdUnix)))  \(formatBytes(i.size).padding(toLength: 10, withPad: " ", startingAt: 0))  \(h.slots.count) key slot(s)  \(i.name)"
+                    "  \(formatTime(Int64(h.createdUnix)))  "
+                        + "\(formatBytes(i.size).padding(toLength: 10, withPad: " ", startingAt: 0))  \(h.slots.count) "
+                        + "key slot(s)  \(i.name)"
                 )
             }
             for i in items where i.header == nil {
@@ -351,7 +360,8 @@ struct Ls: ParsableCommand {
                 case .success(let uploads):
                     for u in uploads {
                         print(
-                            "  incomplete upload (billed until aborted): \(IncompleteUploads.describe(u)); sealbak prune --incomplete-uploads AGE aborts it"
+                            "  incomplete upload (billed until aborted): \(IncompleteUploads.describe(u)); sealbak "
+                                + "prune --incomplete-uploads AGE aborts it"
                         )
                     }
                 case .failure(let e):
@@ -386,7 +396,8 @@ struct Prune: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Keep every archive younger than this, counted back from the newest archive (restic's --keep-within): 7d, 36h, 2w, 6mo, 1y6mo, 90min.",
+            "Keep every archive younger than this, counted back from the newest archive (restic's --keep-within): "
+                + "7d, 36h, 2w, 6mo, 1y6mo, 90min.",
             valueName: "DURATION"
         )
     )
@@ -410,7 +421,8 @@ struct Prune: ParsableCommand {
     @Option(
         name: .customLong("incomplete-uploads"),
         help: ArgumentHelp(
-            "Abort the multipart uploads under s3://BUCKET/PREFIX begun more than AGE ago and never completed (a killed pack), e.g. 90min, 24h, 7d; alone, only that is done.",
+            "Abort the multipart uploads under s3://BUCKET/PREFIX begun more than AGE ago and never completed (a "
+                + "killed pack), e.g. 90min, 24h, 7d; alone, only that is done.",
             valueName: "AGE"
         )
     )
@@ -438,7 +450,8 @@ struct Prune: ParsableCommand {
             }
         } else if !keeps {
             throw ValidationError(
-                "give at least one of --keep-within, --keep-last, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly (prune never deletes everything), or --incomplete-uploads AGE"
+                "give at least one of --keep-within, --keep-last, --keep-daily, --keep-weekly, --keep-monthly, "
+                    + "--keep-yearly (prune never deletes everything), or --incomplete-uploads AGE"
             )
         }
     }
@@ -481,7 +494,8 @@ struct Prune: ParsableCommand {
                     if !old {
                         if talk {
                             say(
-                                "keep    incomplete upload \(IncompleteUploads.describe(u)): younger than \(incompleteUploads!)"
+                                "keep    incomplete upload \(IncompleteUploads.describe(u)): younger than "
+                                    + "\(incompleteUploads!)"
                             )
                         }
                         continue
@@ -530,7 +544,8 @@ struct Prune: ParsableCommand {
                     doc["action"] = "keep"
                     if talk {
                         say(
-                            "keep    \(item.name)  \(when)  \(formatBytes(item.size)): \(d.reasons.joined(separator: ", "))"
+                            "keep    \(item.name)  \(when)  \(formatBytes(item.size)): "
+                                + "\(d.reasons.joined(separator: ", "))"
                         )
                     }
                     continue
@@ -545,7 +560,8 @@ struct Prune: ParsableCommand {
                             "\(state.lockMode ?? "") object lock until \(formatTime(Int64($0.timeIntervalSince1970)))"
                         } ?? ""
                     say(
-                        "locked  \(item.name)  \(when)  \(formatBytes(item.size)): \([until, state.legalHold ? "legal hold" : ""].filter { !$0.isEmpty }.joined(separator: ", ")); kept"
+                        "locked  \(item.name)  \(when)  \(formatBytes(item.size)): "
+                            + "\([until, state.legalHold ? "legal hold" : ""].filter { !$0.isEmpty }.joined(separator: ", ")); kept"
                     )
                     continue
                 }
@@ -562,7 +578,8 @@ struct Prune: ParsableCommand {
             }
             if talk || deleted > 0 {
                 say(
-                    "\(dryRun ? "would delete" : "deleted") \(deleted) of \(archives.count) archive(s), \(formatBytes(freed)); kept \(archives.count - deleted)"
+                    "\(dryRun ? "would delete" : "deleted") \(deleted) of \(archives.count) archive(s), "
+                        + "\(formatBytes(freed)); kept \(archives.count - deleted)"
                 )
             }
             emit(archives.count)

@@ -30,7 +30,8 @@ struct Restore: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Take the targets from this backup plan (restore: or the component's own url:/path:); flags given here win.",
+            "Take the targets from this backup plan (restore: or the component's own url:/path:); flags given here "
+                + "win.",
             valueName: "FILE"
         )
     )
@@ -40,7 +41,8 @@ struct Restore: ParsableCommand {
         name: .long,
         parsing: .singleValue,
         help: ArgumentHelp(
-            "Where a PostgreSQL component goes: URL (when one component is restored) or NAME=URL; repeatable. The URL names the target database.",
+            "Where a PostgreSQL component goes: URL (when one component is restored) or NAME=URL; repeatable. The "
+                + "URL names the target database.",
             valueName: "URL"
         )
     )
@@ -50,7 +52,8 @@ struct Restore: ParsableCommand {
         name: .long,
         parsing: .singleValue,
         help: ArgumentHelp(
-            "Where a MySQL/MariaDB component goes: URL (when one component is restored) or NAME=URL; repeatable. The URL names the target database.",
+            "Where a MySQL/MariaDB component goes: URL (when one component is restored) or NAME=URL; repeatable. The "
+                + "URL names the target database.",
             valueName: "URL"
         )
     )
@@ -85,7 +88,8 @@ struct Restore: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Restore folder components into DIR/NAME, and entries outside components (PATH arguments, standard input) into DIR.",
+            "Restore folder components into DIR/NAME, and entries outside components (PATH arguments, standard "
+                + "input) into DIR.",
             valueName: "DIR"
         )
     )
@@ -115,15 +119,19 @@ struct Restore: ParsableCommand {
 
     @Flag(
         name: .long,
-        help:
-            "Replace an SQLite database even while another process holds a lock on it (refused by default: that process would go on using the replaced file)."
+        help: ArgumentHelp(
+            "Replace an SQLite database even while another process holds a lock on it (refused by default: that "
+                + "process would go on using the replaced file)."
+        )
     )
     var ignoreLocks = false
 
     @Flag(
         name: .long,
-        help:
-            "Keep what the restore replaced: a database as NAME_sbk_old_XXXXXXXX, a folder or file as PATH.sbk-replaced-TIME."
+        help: ArgumentHelp(
+            "Keep what the restore replaced: a database as NAME_sbk_old_XXXXXXXX, a folder or file as "
+                + "PATH.sbk-replaced-TIME."
+        )
     )
     var keepReplaced = false
 
@@ -133,7 +141,8 @@ struct Restore: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "The most memory a database restore's sessions may use together for rebuilding indexes (e.g. 2GB, 512MB; default: a quarter of the server host's memory when sealbak can read it, else 512MB).",
+            "The most memory a database restore's sessions may use together for rebuilding indexes (e.g. 2GB, 512MB; "
+                + "default: a quarter of the server host's memory when sealbak can read it, else 512MB).",
             valueName: "SIZE"
         )
     )
@@ -142,7 +151,9 @@ struct Restore: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "pg_restore sessions per PostgreSQL database (default 1, straight from the archive). N > 1 restores tables and indexes side by side from a temporary plaintext copy of the verified dump in TMPDIR (owner-only, removed afterwards); the dry run says when that would pay.",
+            "pg_restore sessions per PostgreSQL database (default 1, straight from the archive). N > 1 restores "
+                + "tables and indexes side by side from a temporary plaintext copy of the verified dump in TMPDIR "
+                + "(owner-only, removed afterwards); the dry run says when that would pay.",
             valueName: "N"
         )
     )
@@ -200,7 +211,8 @@ struct Restore: ParsableCommand {
                 guard let n = parseMemorySize(restoreMemory), n >= 1 << 20 else {
                     throw SealbakError(
                         .usage,
-                        "--restore-memory \(restoreMemory): give a size of at least 1MB, e.g. 2GB or 512MB (units kB, MB, GB, TB are powers of 1024)"
+                        "--restore-memory \(restoreMemory): give a size of at least 1MB, e.g. 2GB or 512MB (units "
+                            + "kB, MB, GB, TB are powers of 1024)"
                     )
                 }
                 r.restoreMemory = n
@@ -258,7 +270,8 @@ struct Restore: ParsableCommand {
                 print(
                     job.recoveredLeftovers.isEmpty
                         ? "dry run: nothing was changed"
-                        : "dry run: the restore changed nothing; what killed restores had left was finished or undone first (see the notes)"
+                        : "dry run: the restore changed nothing; what killed restores had left was finished or "
+                            + "undone first (see the notes)"
                 )
                 return
             }

@@ -15,7 +15,8 @@ struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract:
-            "Run a plan's nightly job: lock, pack into the destination, verify, apply retention, record the run, notify.",
+            "Run a plan's nightly job: lock, pack into the destination, verify, apply retention, record the run, "
+            + "notify.",
         discussion: """
             Needs destination: in the plan, and a way to encrypt without a terminal: password-file: or pack.recipients \
             (or SEALBAK_PASSWORD). Silent on success unless --verbose; warnings and failures go to standard error \
@@ -47,7 +48,8 @@ struct RunCommand: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "The run's clock (UTC, e.g. 2026-11-30T02:00:00Z): the archive's name, the history times and the retention reference. For drills, demos and tests.",
+            "The run's clock (UTC, e.g. 2026-11-30T02:00:00Z): the archive's name, the history times and the "
+                + "retention reference. For drills, demos and tests.",
             valueName: "TIME"
         )
     )
@@ -90,7 +92,8 @@ struct RunCommand: ParsableCommand {
             log.info("run of \(bp.operations.planName) (\(plan)) started")
             let (record, code) = job.perform(
                 pack: { location, chain in
-                    // The archive password: --password-file/--password-fd, SEALBAK_PASSWORD, else the plan's password-file
+                    // The archive password: --password-file/--password-fd, SEALBAK_PASSWORD, else the plan's
+                    // password-file
                     // (an identity only opens archives; with pack.recipients alone no password is needed).
                     var args = [location, "--plan", plan, "--quiet"]
                     if let f = password.passwordFile ?? (password.explicitPassword ? nil : bp.operations.passwordFile) {
@@ -184,10 +187,12 @@ final class RunLog: Sendable {
         switch r.status {
         case .ok:
             return
-                "run ok\(took):\(archive)\(size)\(r.verified == true ? ", verified" : "")\(r.deleted.map { ", retention deleted \($0.count)" } ?? "")"
+                "run "
+                + "ok\(took):\(archive)\(size)\(r.verified == true ? ", verified" : "")\(r.deleted.map { ", retention deleted \($0.count)" } ?? "")"
         case .warnings:
             return
-                "run completed WITH WARNINGS\(took) (exit \(r.exitCode ?? 0)):\(archive)\(size): \((r.warnings ?? []).joined(separator: "; "))"
+                "run completed WITH WARNINGS\(took) (exit \(r.exitCode ?? 0)):\(archive)\(size): "
+                + "\((r.warnings ?? []).joined(separator: "; "))"
         case .busy: return "run not started: \(r.error ?? "")"
         default: return "run FAILED\(took) (exit \(r.exitCode ?? 1)): \(r.error ?? "")"
         }

@@ -134,7 +134,8 @@ struct ScheduleTiming: ParsableArguments {
             if ScheduleSpec.looksSecret(name) {
                 throw SealbakError(
                     .usage,
-                    "--env \(name) looks like a secret, and unit files and crontabs are readable by others; put it in a file at mode 0600 and give --env-file FILE"
+                    "--env \(name) looks like a secret, and unit files and crontabs are readable by others; put it "
+                        + "in a file at mode 0600 and give --env-file FILE"
                 )
             }
             guard let value = current[name] else {
@@ -150,7 +151,8 @@ struct ScheduleTiming: ParsableArguments {
             if st.st_mode & 0o077 != 0 {
                 throw SealbakError(
                     .usage,
-                    "\(displayName(p)) is readable by others (mode \(String(st.st_mode & 0o777, radix: 8))); it holds secrets: chmod 600 it"
+                    "\(displayName(p)) is readable by others (mode \(String(st.st_mode & 0o777, radix: 8))); it "
+                        + "holds secrets: chmod 600 it"
                 )
             }
             envFilePath = p
@@ -202,7 +204,8 @@ struct ScheduleInstall: ParsableCommand {
             let spec = try timing.spec(options)
             if options.unitDir == nil && !systemdRunning() {
                 printError(
-                    "sealbak: systemd is not running here; add this line with `crontab -e` as the account that runs the backups:"
+                    "sealbak: systemd is not running here; add this line with `crontab -e` as the account that runs "
+                        + "the backups:"
                 )
                 print(try ScheduleUnits.crontabLine(spec))
                 return
@@ -217,7 +220,8 @@ struct ScheduleInstall: ParsableCommand {
                 for p in [servicePath, timerPath] where !force && access(p, F_OK) == 0 {
                     throw SealbakError(
                         .targetExists,
-                        "\(displayName(p)) exists with a different schedule; give --force to replace it, or --name for a second schedule"
+                        "\(displayName(p)) exists with a different schedule; give --force to replace it, or --name "
+                            + "for a second schedule"
                     )
                 }
                 try makeDirectories(options.directory)
@@ -230,7 +234,8 @@ struct ScheduleInstall: ParsableCommand {
             try systemctl(ctl + ["daemon-reload"])
             try systemctl(ctl + ["enable", "--now", options.unitName + ".timer"])
             printError(
-                "sealbak: the timer is active; see its next run with: \((ctl + ["list-timers", options.unitName + ".timer"]).joined(separator: " "))"
+                "sealbak: the timer is active; see its next run with: "
+                    + "\((ctl + ["list-timers", options.unitName + ".timer"]).joined(separator: " "))"
             )
         }
     }
@@ -349,7 +354,8 @@ private func systemctl(_ argv: [String]) throws {
     if p.terminationStatus != 0 {
         throw SealbakError(
             .unavailable,
-            "`\(argv.joined(separator: " "))` failed (exit \(p.terminationStatus)); the unit files are written — run it yourself once the problem it printed is fixed"
+            "`\(argv.joined(separator: " "))` failed (exit \(p.terminationStatus)); the unit files are written — run "
+                + "it yourself once the problem it printed is fixed"
         )
     }
 }

@@ -69,9 +69,11 @@ func unknownSubcommand(_ args: [String]) -> String? {
         let guess =
             close.isEmpty
             ? ""
-            : "; did you mean \(close.prefix(3).map { "\(path.joined(separator: " ")) \($0)" }.joined(separator: " or "))?"
+            : "; did you mean "
+                + "\(close.prefix(3).map { "\(path.joined(separator: " ")) \($0)" }.joined(separator: " or "))?"
         return
-            "\(path.joined(separator: " ")) has no command \(displayName(word))\(guess) (commands: \(names.joined(separator: ", ")))"
+            "\(path.joined(separator: " ")) has no command \(displayName(word))\(guess) (commands: "
+            + "\(names.joined(separator: ", ")))"
     }
     return nil
 }

@@ -8,7 +8,8 @@ struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract:
-            "Check a plan's backups for monitoring: exit 18 when the last run failed, the last success is too old, or the archive size jumped.",
+            "Check a plan's backups for monitoring: exit 18 when the last run failed, the last success is too old, "
+            + "or the archive size jumped.",
         discussion: """
             Thresholds come from the plan's status: block; flags win. --prometheus writes a node_exporter textfile \
             (atomically) as well.
@@ -34,7 +35,8 @@ struct StatusCommand: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Unhealthy when the last archive's size differs from the one before by more than this fraction (0.5 = ±50%).",
+            "Unhealthy when the last archive's size differs from the one before by more than this fraction (0.5 = "
+                + "±50%).",
             valueName: "FRACTION"
         )
     )
@@ -43,7 +45,8 @@ struct StatusCommand: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Also write the metrics to this node_exporter textfile (e.g. /var/lib/prometheus/node-exporter/sealbak.prom).",
+            "Also write the metrics to this node_exporter textfile (e.g. "
+                + "/var/lib/prometheus/node-exporter/sealbak.prom).",
             valueName: "FILE"
         )
     )
@@ -93,7 +96,8 @@ struct StatusCommand: ParsableCommand {
                 if !quiet {
                     let s = report.lastSuccess
                     print(
-                        "OK: \(ops.planName): last successful run \(s.flatMap(\.end).map(RunClock.iso) ?? "-")\(s?.size.map { ", \(formatBytes($0))" } ?? ""), \(s?.archive ?? "")"
+                        "OK: \(ops.planName): last successful run "
+                            + "\(s.flatMap(\.end).map(RunClock.iso) ?? "-")\(s?.size.map { ", \(formatBytes($0))" } ?? ""), \(s?.archive ?? "")"
                     )
                 }
             } else {

@@ -62,7 +62,8 @@ struct PasswordOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Read the password from the first line printed by CMD (run with sh -c; it must exit 0), e.g. 'pass show backup'.",
+            "Read the password from the first line printed by CMD (run with sh -c; it must exit 0), e.g. 'pass show "
+                + "backup'.",
             valueName: "CMD"
         )
     )
@@ -204,7 +205,8 @@ struct ReadingOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Where an incremental archive's chain (the archives it builds on) is: a folder or s3:// prefix (default: the archive's own).",
+            "Where an incremental archive's chain (the archives it builds on) is: a folder or s3:// prefix (default: "
+                + "the archive's own).",
             valueName: "LOCATION"
         )
     )
@@ -248,7 +250,8 @@ func openArchive(
     }
 }
 
-/// Where the chain of the incremental archive `path` is looked for: `--chain-from`, else the folder or prefix that holds
+/// Where the chain of the incremental archive `path` is looked for: `--chain-from`, else the folder or prefix that
+/// holds
 /// the archive (nothing for standard input).
 func chainCatalog(for path: String, chain: String?, reading: ReadingOptions) -> ChainCatalog? {
     let location: String
@@ -482,7 +485,8 @@ extension PasswordOptions {
     /// (what `run`, `verify --plan` and `drill` open archives with).
     func orPlan(_ bp: BackupPlan?) throws -> PasswordOptions {
         guard let ops = bp?.operations, identity == nil, !explicitPassword else { return self }
-        // An identity opens archives without the archive password (its own password, if any: SEALBAK_IDENTITY_PASSWORD).
+        // An identity opens archives without the archive password (its own password, if any:
+        // SEALBAK_IDENTITY_PASSWORD).
         if let i = ops.identity { return try PasswordOptions.parse(["--identity", i]) }
         if let f = ops.passwordFile { return try PasswordOptions.parse(["--password-file", f]) }
         return self

@@ -29,7 +29,8 @@ struct Unpack: ParsableCommand {
         name: .long,
         parsing: .singleValue,
         help: ArgumentHelp(
-            "Extract only NAME (an entry or a directory, or a pattern with * ? [ ] where * also matches /); repeatable.",
+            "Extract only NAME (an entry or a directory, or a pattern with * ? [ ] where * also matches /); "
+                + "repeatable.",
             valueName: "NAME"
         )
     )
@@ -50,7 +51,8 @@ struct Unpack: ParsableCommand {
             if to == "-" {
                 throw SealbakError(
                     .usage,
-                    "--to - would create a folder named \"-\"; to write an entry to standard output use sealbak cat ARCHIVE ENTRY (or --to ./- for that folder)"
+                    "--to - would create a folder named \"-\"; to write an entry to standard output use sealbak cat "
+                        + "ARCHIVE ENTRY (or --to ./- for that folder)"
                 )
             }
             // First finish or remove what killed unpacks into DIR left (docs/usage.md "Unpack safety").
@@ -123,7 +125,9 @@ struct Unpack: ParsableCommand {
                 )
             } else if !quiet {
                 printError(
-                    "sealbak: unpacked \(selected.count) entries, \(formatBytes(extractor.bytesWritten)) into \(displayName(to)) in \(formatDuration(Date().timeIntervalSince(started))); every entry verified"
+                    "sealbak: unpacked \(selected.count) entries, \(formatBytes(extractor.bytesWritten)) into "
+                        + "\(displayName(to)) in \(formatDuration(Date().timeIntervalSince(started))); every entry "
+                        + "verified"
                 )
             }
             if !quiet, let r = S3Options.fetchReport(reader.input) { printError("sealbak: \(r)") }
@@ -134,7 +138,8 @@ struct Unpack: ParsableCommand {
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Check every tag, checksum and structure of an archive, or of every archive in a folder or under an s3:// prefix; writes nothing.",
+            "Check every tag, checksum and structure of an archive, or of every archive in a folder or under an "
+            + "s3:// prefix; writes nothing.",
         discussion: """
             Given a folder or s3://BUCKET/PREFIX/ (ending in /), every sealbak archive there is verified and a summary \
             printed; the exit code is the worst result (0 all intact, 15 some incomplete, else the first failure's code). \
@@ -174,7 +179,8 @@ struct Verify: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Bulk only: skip archives the plan's history records as verified since TIME (2026-11-01 or 2026-11-01T02:00:00Z).",
+            "Bulk only: skip archives the plan's history records as verified since TIME (2026-11-01 or "
+                + "2026-11-01T02:00:00Z).",
             valueName: "TIME"
         )
     )
@@ -182,8 +188,10 @@ struct Verify: ParsableCommand {
 
     @Flag(
         name: .long,
-        help:
-            "An incremental archive: also verify every archive of its chain completely, each as a file (not only the ranges this one refers to)."
+        help: ArgumentHelp(
+            "An incremental archive: also verify every archive of its chain completely, each as a file (not only the "
+                + "ranges this one refers to)."
+        )
     )
     var chain = false
 
@@ -312,7 +320,8 @@ struct Verify: ParsableCommand {
         } else {
             let since = notVerifiedSince.map { "; \(skipped) skipped (verified since \($0))" } ?? ""
             print(
-                "verified \(ok + incomplete + failed) archive(s) in \(archive): \(ok) intact, \(incomplete) incomplete, \(failed) FAILED\(since)"
+                "verified \(ok + incomplete + failed) archive(s) in \(archive): \(ok) intact, \(incomplete) "
+                    + "incomplete, \(failed) FAILED\(since)"
             )
         }
         return worst
@@ -401,14 +410,18 @@ func verifyArchive(
         }
         if !app.isEmpty { print("application: " + app.joined(separator: ", ")) }
         print(
-            "OK: \(archive == "-" ? "standard input" : archive): \(sink.entries) entries, \(formatBytes(sink.bytes)) verified in \(formatDuration(duration)) (header MAC, every frame tag, SHA-256 of every entry, trailer and footer)"
+            "OK: \(archive == "-" ? "standard input" : archive): \(sink.entries) entries, \(formatBytes(sink.bytes)) "
+                + "verified in \(formatDuration(duration)) (header MAC, every frame tag, SHA-256 of every entry, "
+                + "trailer and footer)"
         )
         for r in results { print("  \(r.kind) \(displayName(r.name)): \(r.complete ? "ok, " : "")\(r.detail)") }
         if let chain = reader.chain, !chain.bases.isEmpty {
             print(
                 wholeChain
-                    ? "  chain: \(chain.bases.count) base archive(s) verified completely: \(chain.bases.map(\.name).joined(separator: ", "))"
-                    : "  chain: \(chain.bases.count) base archive(s) checked (trailer hashes), the ranges referred to verified; --chain verifies them completely"
+                    ? "  chain: \(chain.bases.count) base archive(s) verified completely: "
+                        + "\(chain.bases.map(\.name).joined(separator: ", "))"
+                    : "  chain: \(chain.bases.count) base archive(s) checked (trailer hashes), the ranges referred "
+                        + "to verified; --chain verifies them completely"
             )
         }
     }

@@ -52,7 +52,8 @@ package enum ChromaComponent {
         guard FileManager.default.fileExists(atPath: db) else {
             throw SealbakError(
                 .usage,
-                "--chroma \(p) is not a Chroma persist directory: it has no chroma.sqlite3. Give the folder passed to chromadb.PersistentClient(path=…)"
+                "--chroma \(p) is not a Chroma persist directory: it has no chroma.sqlite3. Give the folder passed "
+                    + "to chromadb.PersistentClient(path=…)"
             )
         }
         let snapshotPath =

@@ -101,7 +101,8 @@ package enum ConfigComponent {
                     guard facts.check.valid else {
                         throw SealbakError(
                             .usage,
-                            "--redact-secrets: \(fsPath) does not parse (\(facts.check.error!)), so its secrets cannot be redacted safely; fix it or pack without --redact-secrets"
+                            "--redact-secrets: \(fsPath) does not parse (\(facts.check.error!)), so its secrets "
+                                + "cannot be redacted safely; fix it or pack without --redact-secrets"
                         )
                     }
                     let (redactedText, keys) = try Redactor.redact(
@@ -218,18 +219,21 @@ enum Redactor {
                 }
                 if !containers.isEmpty {
                     parts.append(
-                        "\(containers.sorted().joined(separator: ", ")) is named like a secret but holds a table or list whose "
+                        "\(containers.sorted().joined(separator: ", ")) is named like a secret but holds a table or "
+                            + "list whose "
                             + "values are not; rename it or its values"
                     )
                 }
                 why = parts.joined(separator: "; ")
             } else {
                 why =
-                    "a URL password under \(leftURLs.sorted().joined(separator: ", ")) is written in a form it cannot find (escaped)"
+                    "a URL password under \(leftURLs.sorted().joined(separator: ", ")) is written in a form it "
+                    + "cannot find (escaped)"
             }
             throw SealbakError(
                 .usage,
-                "--redact-secrets: cannot redact \(file) safely: \(why). Move the secret to a single line or pack without --redact-secrets"
+                "--redact-secrets: cannot redact \(file) safely: \(why). Move the secret to a single line or pack "
+                    + "without --redact-secrets"
             )
         }
         return (out, done.sorted())

@@ -43,11 +43,13 @@ package enum MySQLVerifier {
         }
         return result(
             true,
-            "\(header.dropFirst(3)), \(sizes[i]) bytes, \(counts.tables.count) tables and \(counts.totalRows) rows counted in the dump stream"
+            "\(header.dropFirst(3)), \(sizes[i]) bytes, \(counts.tables.count) tables and \(counts.totalRows) rows "
+                + "counted in the dump stream"
         )
     }
 
-    /// `list`'s line for the dump entry (nil for the counts entry); `counts` reads an entry when the archive is seekable.
+    /// `list`'s line for the dump entry (nil for the counts entry); `counts` reads an entry when the archive is
+    /// seekable.
     package static func listLine(_ e: ManifestEntry, manifest: Manifest, counts: (Int) -> [UInt8]?) -> String? {
         guard e.metadata[ComponentKeys.myRole] != "counts" else { return nil }
         let m = e.metadata
@@ -64,7 +66,9 @@ package enum MySQLVerifier {
             rows = "\(n.totalRows) rows"
         }
         var line =
-            "  mysql \(name): ok, \(f.flavour) \(f.serverVersion), database \(f.database) from \(c.source), \(f.tables.count) tables, \(rows), \(f.views.count) views, \(f.triggers.count) triggers, \(f.routines.count) routines, \(f.events.count) events"
+            "  mysql \(name): ok, \(f.flavour) \(f.serverVersion), database \(f.database) from \(c.source), "
+            + "\(f.tables.count) tables, \(rows), \(f.views.count) views, \(f.triggers.count) triggers, "
+            + "\(f.routines.count) routines, \(f.events.count) events"
         if !f.nonTransactional.isEmpty {
             line +=
                 "; not transactional: " + f.nonTransactional.map { "\($0.name) (\($0.engine))" }.joined(separator: ", ")

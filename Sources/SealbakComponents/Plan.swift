@@ -102,7 +102,8 @@ struct PlanReader {
         do { root = try Yams.compose(yaml: text) } catch let e as YamlError {
             throw SealbakError(
                 .usage,
-                "\(file):\(ConfigParser.describe(e).replacingOccurrences(of: "line ", with: "")) (the plan is not valid YAML)"
+                "\(file):\(ConfigParser.describe(e).replacingOccurrences(of: "line ", with: "")) (the plan is not "
+                    + "valid YAML)"
             )
         } catch { throw SealbakError(.usage, "\(file): \(error)") }
         guard let root, case .mapping(let top) = root else {
@@ -157,7 +158,8 @@ struct PlanReader {
                     case let other:
                         throw fail(
                             k,
-                            "unknown hook \"\(other)\" (expected one of: before-pack, after-pack, before-restore, after-restore)"
+                            "unknown hook \"\(other)\" (expected one of: before-pack, after-pack, before-restore, "
+                                + "after-restore)"
                         )
                     }
                 }
@@ -362,7 +364,8 @@ struct PlanReader {
             case "access-key-id", "secret-access-key", "session-token":
                 throw fail(
                     k,
-                    "credentials do not belong in the plan: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --s3-credentials-file"
+                    "credentials do not belong in the plan: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or "
+                        + "--s3-credentials-file"
                 )
             default: throw fail(k, "unknown s3 option \"\(key)\" (expected one of: \(known.joined(separator: ", ")))")
             }
@@ -382,13 +385,15 @@ struct PlanReader {
         guard let kindNode = fields["kind"]?.1 else {
             throw fail(
                 node,
-                "the component has no kind: (one of \(BackupPlan.Kind.allCases.map(\.rawValue).joined(separator: ", ")))"
+                "the component has no kind: (one of "
+                    + "\(BackupPlan.Kind.allCases.map(\.rawValue).joined(separator: ", ")))"
             )
         }
         guard let kind = BackupPlan.Kind(rawValue: try string(kindNode, "kind")) else {
             throw fail(
                 kindNode,
-                "unknown kind \"\(kindNode.string ?? "")\" (expected one of: \(BackupPlan.Kind.allCases.map(\.rawValue).joined(separator: ", ")))"
+                "unknown kind \"\(kindNode.string ?? "")\" (expected one of: "
+                    + "\(BackupPlan.Kind.allCases.map(\.rawValue).joined(separator: ", ")))"
             )
         }
         guard let nameNode = fields["name"]?.1 else { throw fail(node, "the \(kind.rawValue) component has no name:") }
@@ -414,7 +419,8 @@ struct PlanReader {
             guard allowed.contains(key) else {
                 throw fail(
                     k,
-                    "unknown key \"\(key)\" for a \(kind.rawValue) component (expected one of: \(allowed.joined(separator: ", ")))"
+                    "unknown key \"\(key)\" for a \(kind.rawValue) component (expected one of: "
+                        + "\(allowed.joined(separator: ", ")))"
                 )
             }
             switch key {
@@ -463,7 +469,8 @@ struct PlanReader {
                         } else {
                             throw fail(
                                 item,
-                                "each check of a \(kind.rawValue) component is a mapping with command: (run in the restored folder before it is put in place)"
+                                "each check of a \(kind.rawValue) component is a mapping with command: (run in the "
+                                    + "restored folder before it is put in place)"
                             )
                         }
                     }
@@ -485,7 +492,8 @@ struct PlanReader {
                     default:
                         throw fail(
                             rk,
-                            "unknown key \"restore.\(rkey)\" for a \(kind.rawValue) component (expected restore.\(kind == .postgres || kind == .mysql ? "url" : "path"))"
+                            "unknown key \"restore.\(rkey)\" for a \(kind.rawValue) component (expected "
+                                + "restore.\(kind == .postgres || kind == .mysql ? "url" : "path"))"
                         )
                     }
                 }

@@ -40,7 +40,8 @@ package enum QdrantComponent {
             guard !files.isEmpty, files.allSatisfy({ $0.hasSuffix(".snapshot") }) else {
                 throw SealbakError(
                     .usage,
-                    "--qdrant \(p) is neither a Qdrant storage folder (it has no collections/) nor *.snapshot files. Stop Qdrant and give its storage folder, or take snapshots first (see docs/usage.md)"
+                    "--qdrant \(p) is neither a Qdrant storage folder (it has no collections/) nor *.snapshot files. "
+                        + "Stop Qdrant and give its storage folder, or take snapshots first (see docs/usage.md)"
                 )
             }
             for f in files {
@@ -105,7 +106,8 @@ package enum QdrantComponent {
                 }
                 throw SealbakError(
                     .usage,
-                    "\(path) is not a complete Qdrant snapshot: the tar archive ends at byte \(offset) without its end marker (cut short while it was written or copied?); take the snapshot again"
+                    "\(path) is not a complete Qdrant snapshot: the tar archive ends at byte \(offset) without its "
+                        + "end marker (cut short while it was written or copied?); take the snapshot again"
                 )
             }
             if header.allSatisfy({ $0 == 0 }) {
@@ -136,7 +138,8 @@ package enum QdrantComponent {
             guard next <= fileSize else {
                 throw SealbakError(
                     .usage,
-                    "\(path) is not a complete Qdrant snapshot: member \(members + 1) needs \(size) bytes after byte \(offset + 512) but the file ends at \(fileSize); take the snapshot again"
+                    "\(path) is not a complete Qdrant snapshot: member \(members + 1) needs \(size) bytes after byte "
+                        + "\(offset + 512) but the file ends at \(fileSize); take the snapshot again"
                 )
             }
             offset = next

@@ -131,7 +131,8 @@ final class SQLiteDatabase {
     func facts() throws(SealbakError) -> SQLiteFacts {
         var f = SQLiteFacts()
         let tables = try rows(
-            "SELECT name, sql LIKE 'CREATE VIRTUAL TABLE%' FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+            "SELECT name, sql LIKE 'CREATE VIRTUAL TABLE%' FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE "
+                + "'sqlite\\_%' ESCAPE '\\' ORDER BY name"
         )
         for t in tables {
             guard let name = t[0] else { continue }
@@ -183,7 +184,8 @@ final class SQLiteDatabase {
             if busy >= attempts {
                 throw SealbakError(
                     .unavailable,
-                    "\(what) stayed locked by another process through \(attempts) attempts (\(String(cString: sqlite3_errstr(rc)))); a writer holds it: try again when it is quieter"
+                    "\(what) stayed locked by another process through \(attempts) attempts "
+                        + "(\(String(cString: sqlite3_errstr(rc)))); a writer holds it: try again when it is quieter"
                 )
             }
             throw SQLiteDatabase.error(
@@ -239,7 +241,8 @@ package enum SQLiteComponent {
             guard head == magic else {
                 throw SealbakError(
                     .corrupt,
-                    "\(path) is not an SQLite 3 database: it does not start with \"SQLite format 3\"; nothing was written"
+                    "\(path) is not an SQLite 3 database: it does not start with \"SQLite format 3\"; nothing was "
+                        + "written"
                 )
             }
         }
@@ -270,7 +273,8 @@ package enum SQLiteComponent {
             if let (count, first) = try copy.integrityProblem() {
                 throw SealbakError(
                     .corrupt,
-                    "\(path) fails SQLite's integrity check (\(count >= 100 ? "100 or more problems" : count == 1 ? "1 problem" : "\(count) problems")); the first: \(first). It was not packed: repair it (sqlite3 \(path) \".recover\") or restore an older backup"
+                    "\(path) fails SQLite's integrity check "
+                        + "(\(count >= 100 ? "100 or more problems" : count == 1 ? "1 problem" : "\(count) problems")); the first: \(first). It was not packed: repair it (sqlite3 \(path) \".recover\") or restore an older backup"
                 )
             }
             facts = try copy.facts()
@@ -350,7 +354,10 @@ package enum SQLiteComponent {
 
     /// One line for `list`: tables, rows, user_version, journal mode.
     package static func summary(_ m: Metadata) -> String {
-        "\(m[SQLiteKeys.tables] ?? "?") tables, \(m[SQLiteKeys.rows] ?? "?") rows, user_version \(m[SQLiteKeys.userVersion] ?? "?"), journal mode \(m[SQLiteKeys.journalMode] ?? "?"), page size \(m[SQLiteKeys.pageSize] ?? "?"), \(formatBytes(UInt64(m[SQLiteKeys.bytes] ?? "") ?? 0)), SQLite \(m[SQLiteKeys.version] ?? "?")"
+        "\(m[SQLiteKeys.tables] ?? "?") tables, \(m[SQLiteKeys.rows] ?? "?") rows, user_version "
+            + "\(m[SQLiteKeys.userVersion] ?? "?"), journal mode \(m[SQLiteKeys.journalMode] ?? "?"), page size "
+            + "\(m[SQLiteKeys.pageSize] ?? "?"), \(formatBytes(UInt64(m[SQLiteKeys.bytes] ?? "") ?? 0)), SQLite "
+            + "\(m[SQLiteKeys.version] ?? "?")"
     }
 
     /// The per-table lines of `list`.
@@ -393,7 +400,9 @@ package final class SQLiteSource: CaptureSource {
         let (f, snap) = try SQLiteComponent.add(name: name, path: path, to: &plan)
         snapshot = snap
         return
-            "SQLite database, online backup of \(path): integrity ok, \(f.tables.count) tables, \(f.totalRows) rows counted in the copy, user_version \(f.userVersion), journal mode \(f.journalMode), \(formatBytes(f.bytes))"
+            "SQLite database, online backup of \(path): integrity ok, \(f.tables.count) tables, \(f.totalRows) rows "
+            + "counted in the copy, user_version \(f.userVersion), journal mode \(f.journalMode), "
+            + "\(formatBytes(f.bytes))"
     }
 
     package func skippedEntry(reason: String, mtime: Int64) -> ManifestEntry {

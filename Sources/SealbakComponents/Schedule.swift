@@ -215,7 +215,8 @@ package enum ScheduleUnits {
         if s.contains("%") || s.contains(where: { $0.isNewline || $0 == "\0" }) {
             throw SealbakError(
                 .usage,
-                "\(displayName(s)) contains % or a line break, which a crontab line cannot carry; use systemd or move the file"
+                "\(displayName(s)) contains % or a line break, which a crontab line cannot carry; use systemd or "
+                    + "move the file"
             )
         }
         return "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"

@@ -79,7 +79,8 @@ package struct VectorFileFacts: Sendable, Equatable {
         guard expected == size else {
             throw SealbakError(
                 .usage,
-                "\(path): shape \(shape) of \(descr) needs \(expected) bytes, the file has \(size); it is truncated or not a plain array"
+                "\(path): shape \(shape) of \(descr) needs \(expected) bytes, the file has \(size); it is truncated "
+                    + "or not a plain array"
             )
         }
         return VectorFileFacts(format: .npy, dtype: descr, shape: shape)
@@ -123,7 +124,8 @@ package struct VectorFileFacts: Sendable, Equatable {
         guard d > 0, d < 1 << 20, size % record == 0 else {
             throw SealbakError(
                 .usage,
-                "\(path): a \(format.rawValue) file of dimension \(d) has records of \(record) bytes, but the file has \(size) bytes"
+                "\(path): a \(format.rawValue) file of dimension \(d) has records of \(record) bytes, but the file "
+                    + "has \(size) bytes"
             )
         }
         let n = size / record
@@ -211,7 +213,8 @@ package enum VectorsComponent {
                 let shape = f.shape.map(String.init).joined(separator: "x")
                 if f.dtype != e.metadata["vectors.dtype"] || shape != e.metadata["vectors.shape"] {
                     problems.append(
-                        "\(rel): \(f.dtype) \(shape), recorded \(e.metadata["vectors.dtype"] ?? "?") \(e.metadata["vectors.shape"] ?? "?")"
+                        "\(rel): \(f.dtype) \(shape), recorded \(e.metadata["vectors.dtype"] ?? "?") "
+                            + "\(e.metadata["vectors.shape"] ?? "?")"
                     )
                 }
             } catch {

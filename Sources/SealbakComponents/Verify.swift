@@ -58,7 +58,8 @@ package enum ComponentVerifier {
                         ok: true,
                         complete: false,
                         detail:
-                            "FAILED while it was packed (\(o.bytes) partial bytes stored, never restored): \(o.reason ?? "")"
+                            "FAILED while it was packed (\(o.bytes) partial bytes stored, never restored): "
+                            + "\(o.reason ?? "")"
                     )
                 )
                 continue
@@ -74,7 +75,9 @@ package enum ComponentVerifier {
                         ok: ok,
                         complete: true,
                         detail: ok
-                            ? "pg_dump custom-format dump, \(sizes[i]) bytes, \(e.metadata["postgres.tables"] ?? "?") tables and \(e.metadata["postgres.rows"] ?? "?") rows recorded"
+                            ? "pg_dump custom-format dump, \(sizes[i]) bytes, "
+                                + "\(e.metadata["postgres.tables"] ?? "?") tables and "
+                                + "\(e.metadata["postgres.rows"] ?? "?") rows recorded"
                             : "the dump does not start with PGDMP (\(sizes[i]) bytes)"
                     )
                 )
@@ -93,9 +96,14 @@ package enum ComponentVerifier {
                         ok: ok,
                         complete: true,
                         detail: ok
-                            ? "SQLite database, \(sizes[i]) bytes as recorded, \(e.metadata[SQLiteKeys.tables] ?? "?") tables and \(e.metadata[SQLiteKeys.rows] ?? "?") rows recorded (user_version \(e.metadata[SQLiteKeys.userVersion] ?? "?"), journal mode \(e.metadata[SQLiteKeys.journalMode] ?? "?"))"
+                            ? "SQLite database, \(sizes[i]) bytes as recorded, "
+                                + "\(e.metadata[SQLiteKeys.tables] ?? "?") tables and "
+                                + "\(e.metadata[SQLiteKeys.rows] ?? "?") rows recorded (user_version "
+                                + "\(e.metadata[SQLiteKeys.userVersion] ?? "?"), journal mode "
+                                + "\(e.metadata[SQLiteKeys.journalMode] ?? "?"))"
                             : !magicOK
-                                ? "the entry does not start with the SQLite header \"SQLite format 3\" (\(sizes[i]) bytes)"
+                                ? "the entry does not start with the SQLite header \"SQLite format 3\" (\(sizes[i]) "
+                                    + "bytes)"
                                 : "\(sizes[i]) bytes, recorded \(recorded ?? 0)"
                     )
                 )
@@ -110,7 +118,8 @@ package enum ComponentVerifier {
                         ok: ok,
                         complete: true,
                         detail: ok
-                            ? "the output of \(e.metadata[ComponentKeys.source] ?? "?"), \(sizes[i]) bytes\(recorded == nil ? "" : " as recorded")"
+                            ? "the output of \(e.metadata[ComponentKeys.source] ?? "?"), \(sizes[i]) "
+                                + "bytes\(recorded == nil ? "" : " as recorded")"
                             : "\(sizes[i]) bytes, but the command printed \(recorded ?? 0)"
                     )
                 )
@@ -155,7 +164,8 @@ package enum ComponentVerifier {
                 }
                 let detail =
                     anyChanged
-                    ? "\(files.count) files, \(bytes) bytes (files changed while they were packed; the archive names them)"
+                    ? "\(files.count) files, \(bytes) bytes (files changed while they were packed; the archive names "
+                        + "them)"
                     : "\(files.count) files, \(bytes) bytes as recorded"
                 out.append(
                     Result(

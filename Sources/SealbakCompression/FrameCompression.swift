@@ -337,7 +337,8 @@ package struct ZstdFrameHeader: Hashable, Sendable {
         if reservedBitSet { throw CompressionError("zstd frame header has its reserved bit set") }
         if dictionaryIDFieldSize != 0 {
             throw CompressionError(
-                "zstd frame names a dictionary (Dictionary_ID field of \(dictionaryIDFieldSize) bytes, value \(dictionaryID)); frames must not have that field"
+                "zstd frame names a dictionary (Dictionary_ID field of \(dictionaryIDFieldSize) bytes, value "
+                    + "\(dictionaryID)); frames must not have that field"
             )
         }
         if windowSize > maxWindow {

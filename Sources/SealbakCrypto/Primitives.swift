@@ -8,7 +8,8 @@ package enum Argon2id {
     /// Derives a 32-byte key-encryption key from `password`.
     /// - Parameters:
     ///   - opsLimit: passes (t); memLimitBytes: memory (m × 1024).
-    /// - Throws: `CryptoError.outOfMemory` when the memory cannot be had, `.invalidParameters` outside libsodium's bounds.
+    /// - Throws: `CryptoError.outOfMemory` when the memory cannot be had, `.invalidParameters` outside libsodium's
+    /// bounds.
     package static func deriveKey(
         password: SecureBytes,
         passwordLength: Int,

@@ -306,7 +306,8 @@ package struct ArchiveHeader: Hashable, Sendable {
         if version > FormatV1.newestVersion {
             throw FormatError(
                 .version,
-                "archive format version \(version) was made by a newer sealbak; this sealbak reads versions 1 and \(FormatV1.newestVersion). Upgrade sealbak to read it",
+                "archive format version \(version) was made by a newer sealbak; this sealbak reads versions 1 and "
+                    + "\(FormatV1.newestVersion). Upgrade sealbak to read it",
                 offset: 8
             )
         }

@@ -30,7 +30,8 @@ package struct FrameHeader: Hashable, Sendable {
         guard length >= minCiphertextLength, length <= maxCiphertextLength(frameSize: frameSize) else {
             throw FormatError(
                 .payload,
-                "frame length \(length) is outside \(minCiphertextLength)...\(maxCiphertextLength(frameSize: frameSize))"
+                "frame length \(length) is outside "
+                    + "\(minCiphertextLength)...\(maxCiphertextLength(frameSize: frameSize))"
             )
         }
         return FrameHeader(ciphertextLength: length, isLast: word & 0x8000_0000 != 0)
@@ -109,7 +110,8 @@ package struct FramePlaintext: Sendable {
         guard features.isSuperset(of: codec.requiredFeatures) else {
             throw FormatError(
                 .payload,
-                "codec \(codec.rawValue) (\(codec.name)) needs feature \(codec.requiredFeatures), which this archive's header does not declare"
+                "codec \(codec.rawValue) (\(codec.name)) needs feature \(codec.requiredFeatures), which this "
+                    + "archive's header does not declare"
             )
         }
         let raw = Int(plaintext[1]) | Int(plaintext[2]) << 8 | Int(plaintext[3]) << 16 | Int(plaintext[4]) << 24

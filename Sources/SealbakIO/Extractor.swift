@@ -12,7 +12,8 @@ import Glibc
 /// symlink entry) and with the target (an existing file where a directory must go, a symlink on the way, a name
 /// taken without `--force`). Data goes to a private, locked staging directory inside the target; each file's
 /// write-back starts as soon as it verified, and the staged files are fsynced on a few threads before the move
-/// (`FlushPool`; no `syncfs`, which would wait for other programs' writes too). Only after the whole archive (or every selected entry) verified does `commit()` stage new directories
+/// (`FlushPool`; no `syncfs`, which would wait for other programs' writes too). Only after the whole archive (or every
+/// selected entry) verified does `commit()` stage new directories
 /// and symlinks, write the move plan (`MovePlan`) and carry it out with one `renameat2` per top item; an error
 /// during the move undoes what was moved, and a killed run is finished or undone by the next unpack into the same
 /// target (`recoverInterrupted(in:)`). `abort()` removes the staging directory. Paths are resolved one component
@@ -107,7 +108,8 @@ package final class Extractor: EntrySink {
         guard currentFD >= 0 else {
             throw SealbakError(
                 .corrupt,
-                "\(manifest.entries[index].kind.name) \(displayName(manifest.entries[index].name)) carries data; the archive is invalid"
+                "\(manifest.entries[index].kind.name) \(displayName(manifest.entries[index].name)) carries data; the "
+                    + "archive is invalid"
             )
         }
         let path = displayName("\(root)/\(manifest.entries[index].name)")
@@ -211,7 +213,8 @@ package final class Extractor: EntrySink {
                 phase.finish()  // the staging directory stays: the next unpack into root finishes undoing
                 throw SealbakError(
                     undo.code,
-                    "\(error.message); undoing the move failed too (\(undo.message)); the next sealbak unpack into \(root) finishes undoing it"
+                    "\(error.message); undoing the move failed too (\(undo.message)); the next sealbak unpack into "
+                        + "\(root) finishes undoing it"
                 )
             }
             finishStaging()
@@ -337,7 +340,8 @@ package final class Extractor: EntrySink {
                     throw SealbakError(
                         .corrupt,
                         "the archive holds \(displayName(e.name)) below \(kind.name) \(displayName(parent)); "
-                            + "it cannot be unpacked without writing through or replacing an entry of its own (the archive may be hostile); nothing was written"
+                            + "it cannot be unpacked without writing through or replacing an entry of its own (the "
+                            + "archive may be hostile); nothing was written"
                     )
                 }
             }
@@ -408,8 +412,10 @@ package final class Extractor: EntrySink {
                     guard st.st_mode & S_IFMT == S_IFDIR else {
                         throw SealbakError(
                             .targetExists,
-                            "\(displayName(root + "/" + String(decoding: dir, as: UTF8.self))) is \(describe(st)), and the archive "
-                                + "has \(displayName(e.name)) inside it; sealbak never writes through or replaces it, even with --force; move it away first. Nothing was written"
+                            "\(displayName(root + "/" + String(decoding: dir, as: UTF8.self))) is \(describe(st)), "
+                                + "and the archive "
+                                + "has \(displayName(e.name)) inside it; sealbak never writes through or replaces "
+                                + "it, even with --force; move it away first. Nothing was written"
                         )
                     }
                     directories[dir] = true
@@ -436,7 +442,8 @@ package final class Extractor: EntrySink {
                     let what = describe(st)
                     let hint =
                         kindClash
-                        ? "sealbak will not replace \(what) with \(e.kind == .directory ? "a directory" : "a file"), even with --force; move it away first"
+                        ? "sealbak will not replace \(what) with \(e.kind == .directory ? "a directory" : "a file"), "
+                            + "even with --force; move it away first"
                         : "use --force to replace it, or unpack into an empty directory"
                     throw SealbakError(
                         .targetExists,
@@ -470,7 +477,8 @@ package final class Extractor: EntrySink {
             guard let planBytes else {
                 try? FileManager.default.removeItem(atPath: path)
                 lines.append(
-                    "removed \(displayName(path)), left by an unpack that was killed before it placed anything in \(displayName(root))"
+                    "removed \(displayName(path)), left by an unpack that was killed before it placed anything in "
+                        + "\(displayName(root))"
                 )
                 continue
             }
@@ -488,12 +496,14 @@ package final class Extractor: EntrySink {
             if readSmallFile(stagingFD, "rollback") != nil {
                 let n = try mover.backward(plan)
                 lines.append(
-                    "undid an unpack into \(displayName(root)) that was killed while undoing a failed move (\(n) of \(plan.steps.count) moves undone); \(displayName(root)) is as it was before it"
+                    "undid an unpack into \(displayName(root)) that was killed while undoing a failed move (\(n) of "
+                        + "\(plan.steps.count) moves undone); \(displayName(root)) is as it was before it"
                 )
             } else {
                 let n = try mover.forward(plan)
                 lines.append(
-                    "finished an unpack into \(displayName(root)) that was killed after every entry had verified (\(n) of \(plan.steps.count) moves were left); \(displayName(root)) now holds the whole unpack"
+                    "finished an unpack into \(displayName(root)) that was killed after every entry had verified "
+                        + "(\(n) of \(plan.steps.count) moves were left); \(displayName(root)) now holds the whole unpack"
                 )
             }
             mover.closeAll()

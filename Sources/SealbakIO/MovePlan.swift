@@ -55,7 +55,8 @@ struct MovePlan {
         var lines = [MovePlan.magic]
         for s in steps {
             lines.append(
-                "\(Character(Unicode.Scalar(s.kind.rawValue))) \(s.inode) \(hex(Array(s.staged.utf8))) \(hex(Array(s.target.utf8)))"
+                "\(Character(Unicode.Scalar(s.kind.rawValue))) \(s.inode) \(hex(Array(s.staged.utf8))) "
+                    + "\(hex(Array(s.target.utf8)))"
             )
         }
         for a in attributes {
@@ -159,7 +160,8 @@ final class Mover {
                 if e == EEXIST {
                     throw SealbakError(
                         .targetExists,
-                        "\(displayName(root + "/" + step.target)) appeared while sealbak was unpacking; nothing was replaced"
+                        "\(displayName(root + "/" + step.target)) appeared while sealbak was unpacking; nothing was "
+                            + "replaced"
                     )
                 }
                 throw SealbakError.io("cannot move into place", path: displayName(root + "/" + step.target), errno: e)

@@ -219,7 +219,8 @@ package struct PackPlan: Sendable {
             }
             throw SealbakError(
                 .usage,
-                "\(fsPath) is \(what); sealbak packs regular files, directories and symlinks only. Exclude it or copy its content to a file"
+                "\(fsPath) is \(what); sealbak packs regular files, directories and symlinks only. Exclude it or "
+                    + "copy its content to a file"
             )
         }
     }
@@ -236,7 +237,8 @@ package struct PackPlan: Sendable {
         guard skipUnreadable else {
             throw SealbakError(
                 .io,
-                "\(what) \(displayName(fsPath)): \(String(cString: strerror(e))). Fix its permissions, exclude it, or give --skip-unreadable to pack the rest and record it"
+                "\(what) \(displayName(fsPath)): \(String(cString: strerror(e))). Fix its permissions, exclude it, "
+                    + "or give --skip-unreadable to pack the rest and record it"
             )
         }
         unreadable.append((name, fsPath, "\(what) it: \(String(cString: strerror(e)))"))
@@ -250,7 +252,8 @@ package struct PackPlan: Sendable {
         for e in entries where !seen.insert(Array(e.name.utf8)).inserted {
             throw SealbakError(
                 .usage,
-                "two inputs would both be stored as \(displayName(e.name)); rename one or pack its parent directory instead"
+                "two inputs would both be stored as \(displayName(e.name)); rename one or pack its parent directory "
+                    + "instead"
             )
         }
     }

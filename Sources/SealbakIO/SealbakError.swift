@@ -99,7 +99,8 @@ package struct SealbakError: Error, Sendable, CustomStringConvertible {
         case .header:
             code = .corrupt
             m =
-                "\(archive): invalid header\(at): \(e.message). The file is not a sealbak archive or its header is damaged"
+                "\(archive): invalid header\(at): \(e.message). The file is not a sealbak archive or its header is "
+                + "damaged"
         case .key:
             code = .wrongPassword
             m = "\(archive): \(e.message)"
@@ -109,14 +110,16 @@ package struct SealbakError: Error, Sendable, CustomStringConvertible {
         case .payload:
             code = .corrupt
             m =
-                "\(archive): corrupted or tampered data\(place)\(at): \(e.message). Nothing unverified was written; use another copy of the archive"
+                "\(archive): corrupted or tampered data\(place)\(at): \(e.message). Nothing unverified was written; "
+                + "use another copy of the archive"
         case .truncated:
             code = .truncated
             m = "\(archive): the archive is truncated\(place)\(at): \(e.message). Was the copy or upload interrupted?"
         case .trailer:
             code = .corrupt
             m =
-                "\(archive): invalid trailer or footer\(at): \(e.message). The archive was altered, truncated or has bytes appended"
+                "\(archive): invalid trailer or footer\(at): \(e.message). The archive was altered, truncated or has "
+                + "bytes appended"
         case .version:
             code = .unsupported
             m = "\(archive): \(e.message)"

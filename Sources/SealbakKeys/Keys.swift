@@ -175,7 +175,10 @@ package enum KeySlots {
         if let (slot, kdf) = overCap.first {
             throw SealbakError(
                 .unsupported,
-                "\(archive): key slot \(slot.id) asks for Argon2id with \(kdf.memLimitKiB / 1024) MiB and \(kdf.opsLimit) passes, above this reader's cap of \(limits.maxMemLimitKiB / 1024) MiB and \(limits.maxOpsLimit) passes. If you trust this archive, raise the cap with --max-kdf-memory MIB / --max-kdf-passes N",
+                "\(archive): key slot \(slot.id) asks for Argon2id with \(kdf.memLimitKiB / 1024) MiB and "
+                    + "\(kdf.opsLimit) passes, above this reader's cap of \(limits.maxMemLimitKiB / 1024) MiB and "
+                    + "\(limits.maxOpsLimit) passes. If you trust this archive, raise the cap with "
+                    + "--max-kdf-memory MIB / --max-kdf-passes N",
                 formatClass: .key
             )
         }
@@ -185,7 +188,8 @@ package enum KeySlots {
         {
             throw SealbakError(
                 .wrongPassword,
-                "\(archive): this archive has no password slot, only public-key recipients; open it with --identity FILE",
+                "\(archive): this archive has no password slot, only public-key recipients; open it with --identity "
+                    + "FILE",
                 formatClass: .key
             )
         }
@@ -199,7 +203,8 @@ package enum KeySlots {
         if case .typo = parsed, header.slots.contains(where: \.isRecovery) {
             throw SealbakError(
                 .usage,
-                "\(archive): this looks like a recovery code but its checksum does not match: a character is mistyped. Check each group of four",
+                "\(archive): this looks like a recovery code but its checksum does not match: a character is "
+                    + "mistyped. Check each group of four",
                 formatClass: .key
             )
         }

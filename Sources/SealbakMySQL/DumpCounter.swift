@@ -75,7 +75,8 @@ package struct DumpRowCounter {
         if phase == .values || phase == .head { return "the dump ends inside an INSERT statement (truncated)" }
         if !endedCleanly {
             return
-                "the dump does not end with mysqldump's \"-- Dump completed\" line (truncated, or made with --skip-comments)"
+                "the dump does not end with mysqldump's \"-- Dump completed\" line (truncated, or made with "
+                + "--skip-comments)"
         }
         return nil
     }

@@ -55,12 +55,14 @@ package struct MySQLFacts: Codable, Sendable, Equatable {
         let lit = quoteMySQLLiteral(database)
         guard
             let schema = try c.query(
-                "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = \(lit)"
+                "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE "
+                    + "SCHEMA_NAME = \(lit)"
             ).first
         else {
             throw SealbakError(
                 .unavailable,
-                "\(c.parameters.place): database \(database) does not exist or the user cannot see it. Check the database name and the user's rights"
+                "\(c.parameters.place): database \(database) does not exist or the user cannot see it. Check the "
+                    + "database name and the user's rights"
             )
         }
         let tables = try c.query(
@@ -81,10 +83,12 @@ package struct MySQLFacts: Codable, Sendable, Equatable {
             "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = \(lit) ORDER BY 1"
         ).map { $0[0] ?? "" }
         let triggers = try c.query(
-            "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = \(lit) ORDER BY 1"
+            "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = \(lit) "
+                + "ORDER BY 1"
         ).map { "\($0[0] ?? "") on \($0[1] ?? "")" }
         let routines = try c.query(
-            "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = \(lit) ORDER BY 2, 1"
+            "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = \(lit) ORDER "
+                + "BY 2, 1"
         ).map { "\($0[0] ?? "") \($0[1] ?? "")" }
         let events = try c.query(
             "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = \(lit) ORDER BY 1"
@@ -141,7 +145,8 @@ package struct MySQLCounts: Codable, Sendable, Equatable {
         do { return try JSONDecoder().decode(MySQLCounts.self, from: Data(bytes)) } catch {
             throw SealbakError(
                 .corrupt,
-                "\(what): the row counts of the dump cannot be read (\(bytes.count) bytes); the archive was not written by this sealbak or is damaged"
+                "\(what): the row counts of the dump cannot be read (\(bytes.count) bytes); the archive was not "
+                    + "written by this sealbak or is damaged"
             )
         }
     }
@@ -190,7 +195,8 @@ package struct MySQLComponent: Sendable {
                 else {
                     throw SealbakError(
                         .corrupt,
-                        "\(archive): the MySQL component \(name) has no readable \(ComponentKeys.myFacts) record or counts entry; it was not written by sealbak or is from an incompatible version"
+                        "\(archive): the MySQL component \(name) has no readable \(ComponentKeys.myFacts) record or "
+                            + "counts entry; it was not written by sealbak or is from an incompatible version"
                     )
                 }
                 c.facts = facts

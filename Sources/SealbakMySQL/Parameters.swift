@@ -28,11 +28,13 @@ package struct MySQLParameters: Sendable {
                 "\(what) is not a MySQL URL; use mysql://USER@HOST:PORT/DATABASE (or mariadb://…)"
             )
         }
-        // URLComponents rejects some unencoded characters; its message could quote the password, so only say what is expected.
+        // URLComponents rejects some unencoded characters; its message could quote the password, so only say what is
+        // expected.
         guard let c = URLComponents(string: text), let host = c.host else {
             throw SealbakError(
                 .usage,
-                "\(what) is not a valid MySQL URL (percent-encode special characters in the user and password); use mysql://USER@HOST:PORT/DATABASE"
+                "\(what) is not a valid MySQL URL (percent-encode special characters in the user and password); use "
+                    + "mysql://USER@HOST:PORT/DATABASE"
             )
         }
         user = c.user.flatMap { $0.isEmpty ? nil : $0 }

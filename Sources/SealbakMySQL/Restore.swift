@@ -33,16 +33,19 @@ package struct MySQLRestorePlan: Sendable {
     package var description: String {
         var lines: [String] = []
         lines.append(
-            "component \(component.name): database \(facts.database) from \(component.source), \(facts.flavour) \(facts.serverVersion), \(facts.charset)/\(facts.collation)"
+            "component \(component.name): database \(facts.database) from \(component.source), \(facts.flavour) "
+                + "\(facts.serverVersion), \(facts.charset)/\(facts.collation)"
         )
         lines.append(
-            "  target: \(target.display) (\(targetServer)), \(targetExists ? "database exists with \(targetObjects) object(s)\(targetObjects > 0 ? ", will be replaced after the restored copy verifies" : ", will be filled")" : "database will be created")"
+            "  target: \(target.display) (\(targetServer)), "
+                + "\(targetExists ? "database exists with \(targetObjects) object(s)\(targetObjects > 0 ? ", will be replaced after the restored copy verifies" : ", will be filled")" : "database will be created")"
         )
         lines.append("  tool: \(tool.path) (\(tool.versionText))")
         let rows =
             counts.map { "\($0.totalRows) row(s) counted in the dump" } ?? "row counts in the archive's counts entry"
         lines.append(
-            "  \(facts.tables.count) table(s), \(rows); \(facts.views.count) view(s), \(facts.triggers.count) trigger(s), \(facts.routines.count) routine(s), \(facts.events.count) event(s)"
+            "  \(facts.tables.count) table(s), \(rows); \(facts.views.count) view(s), \(facts.triggers.count) "
+                + "trigger(s), \(facts.routines.count) routine(s), \(facts.events.count) event(s)"
         )
         for t in facts.tables {
             let n = counts?.tables.first { $0.name == t.name }?.rows
@@ -73,13 +76,15 @@ package final class MySQLRestorer {
         guard let facts = component.facts else {
             throw SealbakError(
                 .notFound,
-                "component \(component.name) was skipped when packing (\(component.skippedReason ?? "")); there is nothing to restore"
+                "component \(component.name) was skipped when packing (\(component.skippedReason ?? "")); there is "
+                    + "nothing to restore"
             )
         }
         guard let db = target.database, !db.isEmpty else {
             throw SealbakError(
                 .usage,
-                "--mysql-target \(target.display): name the target database in the URL (mysql://USER@HOST:PORT/DATABASE)"
+                "--mysql-target \(target.display): name the target database in the URL "
+                    + "(mysql://USER@HOST:PORT/DATABASE)"
             )
         }
         self.component = component
@@ -123,7 +128,8 @@ package final class MySQLRestorer {
             for db in [targetDatabase, prefix + "_sbk_new_00000000", prefix + "_sbk_old_00000000"] {
                 let rows = Set(
                     try m.query(
-                        "SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = \(grantee) AND \(quoteMySQLLiteral(db)) LIKE TABLE_SCHEMA"
+                        "SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = \(grantee) "
+                            + "AND \(quoteMySQLLiteral(db)) LIKE TABLE_SCHEMA"
                     ).compactMap { $0[0] }
                 )
                 perDB = perDB.map { $0.intersection(rows) } ?? rows
@@ -134,7 +140,10 @@ package final class MySQLRestorer {
         if !missing.isEmpty {
             throw SealbakError(
                 .unavailable,
-                "\(target.place): user \(current) lacks \(missing.joined(separator: ", ")) on \(targetDatabase) and on \(shortened(targetDatabase))_sbk_new_%/_sbk_old_% (a restore creates a database beside the target, then swaps tables); nothing was changed. Grant them, e.g. GRANT ALL ON `\(shortened(targetDatabase).replacingOccurrences(of: "_", with: "\\_"))%`.* TO …"
+                "\(target.place): user \(current) lacks \(missing.joined(separator: ", ")) on \(targetDatabase) and "
+                    + "on \(shortened(targetDatabase))_sbk_new_%/_sbk_old_% (a restore creates a database beside the "
+                    + "target, then swaps tables); nothing was changed. Grant them, e.g. GRANT ALL ON "
+                    + "`\(shortened(targetDatabase).replacingOccurrences(of: "_", with: "\\_"))%`.* TO …"
             )
         }
         let lit = quoteMySQLLiteral(targetDatabase)
@@ -154,14 +163,17 @@ package final class MySQLRestorer {
             if objects > 0 && !options.replace {
                 throw SealbakError(
                     .targetExists,
-                    "\(target.display): database \(targetDatabase) is not empty (\(objects) object(s)); nothing was changed. Give --replace to replace it once the restored copy has verified, or restore into another database"
+                    "\(target.display): database \(targetDatabase) is not empty (\(objects) object(s)); nothing was "
+                        + "changed. Give --replace to replace it once the restored copy has verified, or restore into "
+                        + "another database"
                 )
             }
         }
         var notes: [String] = []
         if !facts.nonTransactional.isEmpty {
             notes.append(
-                "table(s) \(facts.nonTransactional.map { "\($0.name) (\($0.engine))" }.joined(separator: ", ")) were not transactional when packed: their dump may not be consistent with the rest"
+                "table(s) \(facts.nonTransactional.map { "\($0.name) (\($0.engine))" }.joined(separator: ", ")) were "
+                    + "not transactional when packed: their dump may not be consistent with the rest"
             )
         }
         if facts.flavour == "MariaDB" && !version.contains("MariaDB") {
@@ -192,7 +204,9 @@ package final class MySQLRestorer {
             with: "\\_"
         ).replacingOccurrences(of: "%", with: "\\%")
         let rows = try m.query(
-            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE \(quoteMySQLLiteral(like + "\\_sbk\\_new\\_%")) OR SCHEMA_NAME LIKE \(quoteMySQLLiteral(like + "\\_sbk\\_old\\_%")) ORDER BY 1"
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE "
+                + "\(quoteMySQLLiteral(like + "\\_sbk\\_new\\_%")) OR SCHEMA_NAME LIKE "
+                + "\(quoteMySQLLiteral(like + "\\_sbk\\_old\\_%")) ORDER BY 1"
         )
         var staged: [String] = []
         var replaced: [String] = []
@@ -220,7 +234,8 @@ package final class MySQLRestorer {
         let temp = shortened(targetDatabase) + "_sbk_new_" + suffix
         let staged = MySQLStaged(restorer: self, plan: plan, admin: m, temp: temp, suffix: suffix, log: log)
         try m.query(
-            "CREATE DATABASE \(quoteMySQLIdentifier(temp)) CHARACTER SET \(quoteMySQLLiteral(facts.charset))\(facts.collation.isEmpty ? "" : " COLLATE \(quoteMySQLLiteral(facts.collation))")"
+            "CREATE DATABASE \(quoteMySQLIdentifier(temp)) CHARACTER SET "
+                + "\(quoteMySQLLiteral(facts.charset))\(facts.collation.isEmpty ? "" : " COLLATE \(quoteMySQLLiteral(facts.collation))")"
         )
         staged.created = true
         log("restoring \(component.name) into \(temp) with \(plan.tool.path)")
@@ -255,7 +270,8 @@ package final class MySQLRestorer {
         if !report.mismatches.isEmpty {
             throw SealbakError(
                 .restoreMismatch,
-                "the restored \(component.name) does not match the archive; it was rolled back and \(target.display) is unchanged:\n\(report.table)"
+                "the restored \(component.name) does not match the archive; it was rolled back and \(target.display) "
+                    + "is unchanged:\n\(report.table)"
             )
         }
         staged.report = report
@@ -267,7 +283,9 @@ package final class MySQLRestorer {
         let said = p.errorOutput
         return SealbakError(
             .toolFailed,
-            "\((plan.tool.path as NSString).lastPathComponent) failed restoring \(component.name) (\(p.wait()))\(said.isEmpty ? "" : ": " + said). The restore was rolled back; \(target.display) is unchanged"
+            "\((plan.tool.path as NSString).lastPathComponent) failed restoring \(component.name) "
+                + "(\(p.wait()))\(said.isEmpty ? "" : ": " + said). The restore was rolled back; \(target.display) is "
+                + "unchanged"
         )
     }
 
@@ -283,7 +301,8 @@ package final class MySQLRestorer {
         let lit = quoteMySQLLiteral(db)
         let present = Set(
             try m.query(
-                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = \(lit) AND TABLE_TYPE = 'BASE TABLE'"
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = \(lit) AND TABLE_TYPE = 'BASE "
+                    + "TABLE'"
             ).compactMap { $0[0] }
         )
         for t in counts.tables {
@@ -312,10 +331,12 @@ package final class MySQLRestorer {
         func names(_ sql: String) throws(SealbakError) -> [String] { try m.query(sql).map { $0[0] ?? "" }.sorted() }
         let views = try names("SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = \(lit)")
         let triggers = try names(
-            "SELECT CONCAT(TRIGGER_NAME, ' on ', EVENT_OBJECT_TABLE) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = \(lit)"
+            "SELECT CONCAT(TRIGGER_NAME, ' on ', EVENT_OBJECT_TABLE) FROM information_schema.TRIGGERS WHERE "
+                + "TRIGGER_SCHEMA = \(lit)"
         )
         let routines = try names(
-            "SELECT CONCAT(ROUTINE_TYPE, ' ', ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = \(lit)"
+            "SELECT CONCAT(ROUTINE_TYPE, ' ', ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = "
+                + "\(lit)"
         )
         let events = try names("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = \(lit)")
         for (what, want, got) in [
@@ -364,7 +385,8 @@ struct SchemaObject {
             }
         }
         for r in try m.query(
-            "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = \(lit) ORDER BY 2"
+            "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = \(lit) ORDER "
+                + "BY 2"
         ) {
             let kind: Kind = r[0] == "FUNCTION" ? .function : .procedure
             let n = r[1] ?? ""
@@ -380,7 +402,8 @@ struct SchemaObject {
             }
         }
         for r in try m.query(
-            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = \(lit) ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER"
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = \(lit) ORDER BY "
+                + "EVENT_OBJECT_TABLE, ACTION_ORDER"
         ) {
             let n = r[0] ?? ""
             if let row = try m.query("SHOW CREATE TRIGGER \(quoteMySQLIdentifier(n))").first {
@@ -474,14 +497,16 @@ package final class MySQLStaged {
 
     private func tables(_ db: String) throws(SealbakError) -> [String] {
         try admin.query(
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = \(quoteMySQLLiteral(db)) AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1"
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = \(quoteMySQLLiteral(db)) AND "
+                + "TABLE_TYPE = 'BASE TABLE' ORDER BY 1"
         ).compactMap { $0[0] }
     }
 
     private func createDatabase(_ name: String) throws(SealbakError) {
         let f = plan.facts
         try admin.query(
-            "CREATE DATABASE \(quoteMySQLIdentifier(name)) CHARACTER SET \(quoteMySQLLiteral(f.charset))\(f.collation.isEmpty ? "" : " COLLATE \(quoteMySQLLiteral(f.collation))")"
+            "CREATE DATABASE \(quoteMySQLIdentifier(name)) CHARACTER SET "
+                + "\(quoteMySQLLiteral(f.charset))\(f.collation.isEmpty ? "" : " COLLATE \(quoteMySQLLiteral(f.collation))")"
         )
     }
 
@@ -528,7 +553,8 @@ package final class MySQLStaged {
         // The replaced objects go with the replaced tables (best effort: they are only kept, never used).
         do { try SchemaObject.create(oldObjects, in: oldName, admin) } catch {
             log(
-                "warning: the replaced views, triggers or routines could not be re-created in \(oldName): \(error.message)"
+                "warning: the replaced views, triggers or routines could not be re-created in \(oldName): "
+                    + "\(error.message)"
             )
         }
     }
@@ -546,7 +572,8 @@ package final class MySQLStaged {
         func attempt(_ what: String, _ body: () throws -> Void) {
             do { try body() } catch {
                 log(
-                    "warning: rollback of \(restorer.component.name): \(what) failed: \((error as? SealbakError)?.message ?? "\(error)")"
+                    "warning: rollback of \(restorer.component.name): \(what) failed: "
+                        + "\((error as? SealbakError)?.message ?? "\(error)")"
                 )
             }
         }

@@ -46,7 +46,9 @@ package struct MySQLToolFinder: Sendable {
         }
         throw SealbakError(
             .unavailable,
-            "\(order.joined(separator: " or ")) was not found (looked in \(directories.prefix(6).joined(separator: ", "))\(directories.count > 6 ? ", …" : "")). Install mariadb-client (Debian) or pass --mysql-bin DIR"
+            "\(order.joined(separator: " or ")) was not found (looked in "
+                + "\(directories.prefix(6).joined(separator: ", "))\(directories.count > 6 ? ", …" : "")). Install "
+                + "mariadb-client (Debian) or pass --mysql-bin DIR"
         )
     }
 }

@@ -25,7 +25,8 @@ package struct ConnectionParameters: Sendable {
             // libpq's message may quote the string, which can hold a password: say only what kind of problem it is.
             throw SealbakError(
                 .usage,
-                "\(what) is not a valid PostgreSQL URL or connection string (\(Self.redactedReason(reason))). Use postgresql://USER@HOST:PORT/DATABASE"
+                "\(what) is not a valid PostgreSQL URL or connection string (\(Self.redactedReason(reason))). Use "
+                    + "postgresql://USER@HOST:PORT/DATABASE"
             )
         }
         defer { PQconninfoFree(opts) }

@@ -31,7 +31,8 @@ package struct PostgresSourceSpec: Sendable {
         guard let n = explicitName ?? parameters.database, !n.isEmpty else {
             throw SealbakError(
                 .usage,
-                "--postgres \(parameters.display): name the database in the URL (postgresql://HOST/DATABASE) or give NAME=URL"
+                "--postgres \(parameters.display): name the database in the URL (postgresql://HOST/DATABASE) or give "
+                    + "NAME=URL"
             )
         }
         if let problem = EntryName.problem(PostgresComponent.entryName(n)) ?? (n.contains("/") ? "contains /" : nil) {
@@ -67,7 +68,8 @@ package final class PostgresSnapshot {
         guard c.serverVersionNumber >= 90200 else {
             throw SealbakError(
                 .unavailable,
-                "\(spec.parameters.display): PostgreSQL \(c.serverVersionNumber / 10000) is too old; sealbak needs 9.2 or newer (snapshot export)"
+                "\(spec.parameters.display): PostgreSQL \(c.serverVersionNumber / 10000) is too old; sealbak needs "
+                    + "9.2 or newer (snapshot export)"
             )
         }
         try c.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -137,7 +139,8 @@ package final class DumpStream {
                 process.kill()
                 throw SealbakError(
                     .toolFailed,
-                    "pg_dump for \(component) did not write a custom-format dump (it starts with \(head.map { String(format: "%02x", $0) }.joined()))"
+                    "pg_dump for \(component) did not write a custom-format dump (it starts with "
+                        + "\(head.map { String(format: "%02x", $0) }.joined()))"
                 )
             }
             bytes += UInt64(n)

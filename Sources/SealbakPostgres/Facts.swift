@@ -104,7 +104,9 @@ package struct DatabaseFacts: Codable, Sendable, Equatable {
         if !denied.isEmpty {
             throw SealbakError(
                 .unavailable,
-                "\(c.parameters.display): the role cannot read \(denied.count) table(s): \(denied.prefix(5).joined(separator: ", "))\(denied.count > 5 ? ", …" : ""). Connect as the owner or a role with SELECT on every table (pg_read_all_data)"
+                "\(c.parameters.display): the role cannot read \(denied.count) table(s): "
+                    + "\(denied.prefix(5).joined(separator: ", "))\(denied.count > 5 ? ", …" : ""). Connect as the "
+                    + "owner or a role with SELECT on every table (pg_read_all_data)"
             )
         }
         let vectors = try c.query(
@@ -117,7 +119,8 @@ package struct DatabaseFacts: Codable, Sendable, Equatable {
             ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C", a.attnum
             """
         ).compactMap { row -> VectorColumn? in
-            // pgvector stores the dimension as the type modifier; bit(n) only counts when binary-quantised vectors use it.
+            // pgvector stores the dimension as the type modifier; bit(n) only counts when binary-quantised vectors use
+            // it.
             guard row[3] != "bit" || extensions.contains(where: { $0.name == "vector" }) else { return nil }
             let mod = Int(row[4] ?? "-1") ?? -1
             return VectorColumn(
@@ -184,7 +187,8 @@ package struct DatabaseFacts: Codable, Sendable, Equatable {
     }
 
     static let userSchemaFilter =
-        "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
+        "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname "
+        + "NOT LIKE 'pg\\_temp\\_%'"
 }
 
 /// A PostgreSQL component as recorded in an archive.
@@ -215,7 +219,8 @@ package struct PostgresComponent: Sendable {
                 else {
                     throw SealbakError(
                         .corrupt,
-                        "\(archive): the PostgreSQL component \(name) has no readable \(ComponentKeys.pgFacts) record; it was not written by sealbak or is from an incompatible version"
+                        "\(archive): the PostgreSQL component \(name) has no readable \(ComponentKeys.pgFacts) "
+                            + "record; it was not written by sealbak or is from an incompatible version"
                     )
                 }
                 c.facts = facts
@@ -266,7 +271,8 @@ package struct PostgresComponent: Sendable {
     }
 }
 
-/// Splits a long value over KEY, KEY.2, KEY.3, … (each at most the 1 MiB metadata value limit, cut at UTF-8 boundaries).
+/// Splits a long value over KEY, KEY.2, KEY.3, … (each at most the 1 MiB metadata value limit, cut at UTF-8
+/// boundaries).
 package func writeChunked(_ m: inout Metadata, _ key: String, _ value: String) {
     let limit = Int(FormatV1.maxMetadataValueByteCount)
     let bytes = Array(value.utf8)

@@ -22,7 +22,8 @@ package struct PostgresRestoreOptions: Sendable {
     /// share of the server host's memory, or 512 MiB when that cannot be read).
     package var restoreMemory: Int64?
     /// `--restore-jobs`: pg_restore sessions at once (nil: one per core of the server's host, at most 4, when that
-    /// saves more than writing the temporary copy costs and the temporary folder has room; 1: straight from the archive).
+    /// saves more than writing the temporary copy costs and the temporary folder has room; 1: straight from the
+    /// archive).
     package var jobs: Int?
     /// Where a parallel restore keeps its temporary copy of the dump (default TMPDIR, else /tmp).
     package var temporaryDirectory: String?
@@ -45,17 +46,20 @@ package struct RestorePlan: Sendable {
     package var availableExtensions: [String: String]
     /// The settings the restore sessions get, and the restore-time estimate.
     package var sizing: SessionSizing
-    /// The folder for the dump's temporary copy when restoring with several sessions (nil: one session, from the archive).
+    /// The folder for the dump's temporary copy when restoring with several sessions (nil: one session, from the
+    /// archive).
     package var parallelDirectory: String?
     package var notes: [String]
 
     package var description: String {
         var lines: [String] = []
         lines.append(
-            "component \(component.name): database \(facts.database) from \(component.source), PostgreSQL \(facts.serverVersion), \(facts.encoding)"
+            "component \(component.name): database \(facts.database) from \(component.source), PostgreSQL "
+                + "\(facts.serverVersion), \(facts.encoding)"
         )
         lines.append(
-            "  target: \(target.display) (PostgreSQL \(targetServerVersion)), \(targetExists ? "database exists with \(targetObjects) object(s)\(targetObjects > 0 ? ", will be replaced after the restored copy verifies" : ", will be replaced")" : "database will be created")"
+            "  target: \(target.display) (PostgreSQL \(targetServerVersion)), "
+                + "\(targetExists ? "database exists with \(targetObjects) object(s)\(targetObjects > 0 ? ", will be replaced after the restored copy verifies" : ", will be replaced")" : "database will be created")"
         )
         lines.append("  tool: \(restoreTool.path) (\(restoreTool.versionText))")
         for e in facts.requiredExtensions {
@@ -64,11 +68,13 @@ package struct RestorePlan: Sendable {
         }
         for v in facts.vectorColumns {
             lines.append(
-                "  vector column \(v.schema).\(v.table).\(v.column): \(v.type)(\(v.dimensions.map(String.init) ?? "any"))"
+                "  vector column \(v.schema).\(v.table).\(v.column): "
+                    + "\(v.type)(\(v.dimensions.map(String.init) ?? "any"))"
             )
         }
         lines.append(
-            "  \(facts.tables.count) table(s), \(facts.totalRows) row(s), \(formatBytes(UInt64(max(0, facts.totalBytes)))) on the source; \(facts.largeObjects) large object(s)"
+            "  \(facts.tables.count) table(s), \(facts.totalRows) row(s), "
+                + "\(formatBytes(UInt64(max(0, facts.totalBytes)))) on the source; \(facts.largeObjects) large object(s)"
         )
         for t in facts.tables {
             lines.append("    \(t.display): \(t.rows) row(s), \(formatBytes(UInt64(max(0, t.bytes))))")
@@ -76,7 +82,8 @@ package struct RestorePlan: Sendable {
         lines += sizing.planLines.map { "  " + $0 }
         if let d = parallelDirectory {
             lines.append(
-                "  parallel restore: pg_restore -j \(sizing.jobs) from a temporary copy of the dump in \(d) (owner-only, removed afterwards)"
+                "  parallel restore: pg_restore -j \(sizing.jobs) from a temporary copy of the dump in \(d) "
+                    + "(owner-only, removed afterwards)"
             )
         }
         for n in notes { lines.append("  note: \(n)") }
@@ -146,7 +153,8 @@ package final class PostgresRestorer {
         guard let facts = component.facts else {
             throw SealbakError(
                 .notFound,
-                "component \(component.name) was skipped when packing (\(component.skippedReason ?? "")); there is nothing to restore"
+                "component \(component.name) was skipped when packing (\(component.skippedReason ?? "")); there is "
+                    + "nothing to restore"
             )
         }
         guard let db = target.database, !db.isEmpty else {
@@ -184,7 +192,8 @@ package final class PostgresRestorer {
         if !isSuper && !canCreate {
             throw SealbakError(
                 .unavailable,
-                "\(target.display): role \(user) cannot create databases, which a restore needs (it restores into a new database, then swaps names). Grant CREATEDB or use another role"
+                "\(target.display): role \(user) cannot create databases, which a restore needs (it restores into a "
+                    + "new database, then swaps names). Grant CREATEDB or use another role"
             )
         }
         let tool = try options.finder.find(
@@ -201,11 +210,13 @@ package final class PostgresRestorer {
             let list = missing.map { "\($0.name) \($0.version)" }.joined(separator: ", ")
             let hint =
                 missing.contains { $0.name == "vector" }
-                ? " For pgvector install the package for the server's version (e.g. postgresql-\(m.serverVersionNumber / 10000)-pgvector) or build it from source."
+                ? " For pgvector install the package for the server's version (e.g. "
+                    + "postgresql-\(m.serverVersionNumber / 10000)-pgvector) or build it from source."
                 : ""
             throw SealbakError(
                 .unavailable,
-                "\(target.display): the target server lacks the extension(s) \(list) that \(component.name) needs; nothing was changed.\(hint)"
+                "\(target.display): the target server lacks the extension(s) \(list) that \(component.name) needs; "
+                    + "nothing was changed.\(hint)"
             )
         }
         // A role that may create databases may still be unable to create an extension the dump needs: only
@@ -222,7 +233,10 @@ package final class PostgresRestorer {
             if !untrusted.isEmpty {
                 throw SealbakError(
                     .unavailable,
-                    "\(target.display): role \(user) may create databases but not the extension(s) \(untrusted.joined(separator: ", ")) that \(component.name) needs (they are not marked trusted, so creating them takes a superuser); nothing was changed. Restore as a superuser, or have a superuser create the extension in template1 first"
+                    "\(target.display): role \(user) may create databases but not the extension(s) "
+                        + "\(untrusted.joined(separator: ", ")) that \(component.name) needs (they are not marked "
+                        + "trusted, so creating them takes a superuser); nothing was changed. Restore as a "
+                        + "superuser, or have a superuser create the extension in template1 first"
                 )
             }
         }
@@ -236,14 +250,17 @@ package final class PostgresRestorer {
             if !isSuper && owner != user {
                 throw SealbakError(
                     .unavailable,
-                    "\(target.display): database \(targetDatabase) belongs to \(owner); role \(user) cannot replace it. Restore as its owner or a superuser, or choose another target database"
+                    "\(target.display): database \(targetDatabase) belongs to \(owner); role \(user) cannot replace "
+                        + "it. Restore as its owner or a superuser, or choose another target database"
                 )
             }
             objects = try countObjects()
             if objects > 0 && !options.replace {
                 throw SealbakError(
                     .targetExists,
-                    "\(target.display): database \(targetDatabase) is not empty (\(objects) object(s)); nothing was changed. Give --replace to replace it once the restored copy has verified, or restore into another database"
+                    "\(target.display): database \(targetDatabase) is not empty (\(objects) object(s)); nothing was "
+                        + "changed. Give --replace to replace it once the restored copy has verified, or restore into "
+                        + "another database"
                 )
             }
             let sessions = try otherSessions(m, targetDatabase)
@@ -251,11 +268,14 @@ package final class PostgresRestorer {
                 guard options.terminateConnections else {
                     throw SealbakError(
                         .unavailable,
-                        "\(target.display): database \(targetDatabase) has \(sessions) open session(s); it cannot be replaced while in use. Stop the application (a before-restore hook can), or give --terminate-connections to end them just before the swap; nothing was changed"
+                        "\(target.display): database \(targetDatabase) has \(sessions) open session(s); it cannot be "
+                            + "replaced while in use. Stop the application (a before-restore hook can), or give "
+                            + "--terminate-connections to end them just before the swap; nothing was changed"
                     )
                 }
                 notes.append(
-                    "\(sessions) open session(s) on \(targetDatabase) will be ended just before the swap (--terminate-connections)"
+                    "\(sessions) open session(s) on \(targetDatabase) will be ended just before the swap "
+                        + "(--terminate-connections)"
                 )
             }
         }
@@ -264,7 +284,8 @@ package final class PostgresRestorer {
         }
         if m.serverVersionNumber / 10000 < facts.serverMajor {
             notes.append(
-                "the target server (\(version)) is older than the source (\(facts.serverVersion)); pg_restore may reject newer syntax"
+                "the target server (\(version)) is older than the source (\(facts.serverVersion)); pg_restore may "
+                    + "reject newer syntax"
             )
         }
         let host = hostResources(m)
@@ -334,12 +355,17 @@ package final class PostgresRestorer {
             if one - many <= copy + 1 {
                 if one >= 10 {
                     notes.append(
-                        "one pg_restore session: \(jobs) in parallel would save about \(formatSeconds(max(0, one - many))), not more than writing a temporary copy of the dump takes (about \(formatSeconds(copy))); --restore-jobs \(jobs) forces it"
+                        "one pg_restore session: \(jobs) in parallel would save about "
+                            + "\(formatSeconds(max(0, one - many))), not more than writing a temporary copy of the "
+                            + "dump takes (about \(formatSeconds(copy))); --restore-jobs \(jobs) forces it"
                     )
                 }
             } else {
                 notes.append(
-                    "one pg_restore session, straight from the archive: --restore-jobs \(jobs) would save about \(formatSeconds(one - many - copy)) by loading and indexing side by side, but needs a temporary plaintext copy of the verified dump in \(temporaryDirectory) (owner-only, removed afterwards), which sealbak writes only when asked"
+                    "one pg_restore session, straight from the archive: --restore-jobs \(jobs) would save about "
+                        + "\(formatSeconds(one - many - copy)) by loading and indexing side by side, but needs a "
+                        + "temporary plaintext copy of the verified dump in \(temporaryDirectory) (owner-only, "
+                        + "removed afterwards), which sealbak writes only when asked"
                 )
             }
             jobs = 1
@@ -349,14 +375,17 @@ package final class PostgresRestorer {
         var st = statvfs()
         guard statvfs(dir, &st) == 0 else {
             notes.append(
-                "cannot use \(dir) for a temporary copy of the dump (\(String(cString: strerror(errno)))); restoring with one session straight from the archive"
+                "cannot use \(dir) for a temporary copy of the dump (\(String(cString: strerror(errno)))); restoring "
+                    + "with one session straight from the archive"
             )
             return (1, nil)
         }
         let free = Int64(st.f_bavail) * Int64(st.f_frsize)
         guard free >= need else {
             notes.append(
-                "\(dir) has \(formatBytes(UInt64(max(0, free)))) free, a temporary copy of the dump needs up to \(formatBytes(UInt64(need))); restoring with one session straight from the archive (set TMPDIR elsewhere for a parallel restore)"
+                "\(dir) has \(formatBytes(UInt64(max(0, free)))) free, a temporary copy of the dump needs up to "
+                    + "\(formatBytes(UInt64(need))); restoring with one session straight from the archive (set TMPDIR "
+                    + "elsewhere for a parallel restore)"
             )
             return (1, nil)
         }
@@ -490,7 +519,8 @@ package final class PostgresRestorer {
             }
         }
         log(
-            "restoring \(component.name) into \(temp) with \(plan.restoreTool.path)\(plan.parallelDirectory == nil ? "" : " -j \(plan.sizing.jobs)")"
+            "restoring \(component.name) into \(temp) with "
+                + "\(plan.restoreTool.path)\(plan.parallelDirectory == nil ? "" : " -j \(plan.sizing.jobs)")"
         )
         var args = ["--exit-on-error", "--no-password", "--dbname=" + dbnameConninfo(temp)]
         args += plan.parallelDirectory == nil ? ["--single-transaction"] : ["--jobs=\(plan.sizing.jobs)"]
@@ -551,7 +581,8 @@ package final class PostgresRestorer {
         if !report.mismatches.isEmpty {
             throw SealbakError(
                 .restoreMismatch,
-                "the restored \(component.name) does not match the archive; it was rolled back and \(target.display) is unchanged:\n\(report.table)"
+                "the restored \(component.name) does not match the archive; it was rolled back and \(target.display) "
+                    + "is unchanged:\n\(report.table)"
             )
         }
         staged.report = report
@@ -566,7 +597,8 @@ package final class PostgresRestorer {
         if s.plan.targetExists {
             if options.terminateConnections {
                 let n = try m.query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> "
+                        + "pg_backend_pid()",
                     [targetDatabase]
                 ).count
                 if n > 0 { s.log("ended \(n) session(s) on \(targetDatabase) (--terminate-connections)") }
@@ -575,7 +607,8 @@ package final class PostgresRestorer {
             if sessions > 0 {
                 throw SealbakError(
                     .unavailable,
-                    "\(target.display): database \(targetDatabase) has \(sessions) open session(s); it cannot be replaced while in use. Stop the application or give --terminate-connections"
+                    "\(target.display): database \(targetDatabase) has \(sessions) open session(s); it cannot be "
+                        + "replaced while in use. Stop the application or give --terminate-connections"
                 )
             }
             let old = shortened(targetDatabase) + "_sbk_old_" + s.suffix
@@ -639,7 +672,8 @@ package final class PostgresRestorer {
         for _ in 0..<10 {
             do {
                 try m.query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> "
+                        + "pg_backend_pid()",
                     [database]
                 )
                 try m.query("DROP DATABASE IF EXISTS \(quoteIdentifier(database))")
@@ -718,7 +752,8 @@ package final class PostgresRestorer {
                 case .success: accepted.append(x)
                 case .failure(let e):
                     log(
-                        "warning: the server refused \(x.name)=\(x.value) for the restore sessions (\(e.message)); restoring with the server's own value"
+                        "warning: the server refused \(x.name)=\(x.value) for the restore sessions (\(e.message)); "
+                            + "restoring with the server's own value"
                     )
                 }
             }
@@ -730,7 +765,8 @@ package final class PostgresRestorer {
                 "; the largest index build, \($0.display) (\($0.method)), needs about \(formatBytes(UInt64($0.memory)))"
             } ?? ""
         log(
-            "restore sessions: \(readBack.joined(separator: ", ")) (read back from a session opened with the options pg_restore gets)\(why); limit \(formatBytes(UInt64(sizing.budget))) from \(sizing.budgetSource)"
+            "restore sessions: \(readBack.joined(separator: ", ")) (read back from a session opened with the options "
+                + "pg_restore gets)\(why); limit \(formatBytes(UInt64(sizing.budget))) from \(sizing.budgetSource)"
         )
         return text(accepted)
     }
@@ -741,7 +777,8 @@ package final class PostgresRestorer {
         let said = p.errorOutput
         return SealbakError(
             .toolFailed,
-            "pg_restore failed for \(component.name) (\(p.wait()))\(said.isEmpty ? "" : ": " + said). The restore was rolled back; \(target.display) is unchanged"
+            "pg_restore failed for \(component.name) (\(p.wait()))\(said.isEmpty ? "" : ": " + said). The restore "
+                + "was rolled back; \(target.display) is unchanged"
         )
     }
 
@@ -757,7 +794,8 @@ package final class PostgresRestorer {
         } catch {
             // The source's locale may not exist on the target: fall back to the server's default, and say so.
             log(
-                "note: the source collation \(facts.collate)/\(facts.ctype) is not usable here (\(error.message)); using the target's default"
+                "note: the source collation \(facts.collate)/\(facts.ctype) is not usable here (\(error.message)); "
+                    + "using the target's default"
             )
             try m.query(base)
         }

@@ -164,7 +164,9 @@ package struct SessionSizing: Sendable, Equatable {
         if let host {
             budget = host.safeShare
             source =
-                "a quarter of the server host's memory, at most half of what is free (\(host.source): \(formatBytes(UInt64(host.totalMemory))) total, \(formatBytes(UInt64(host.availableMemory))) available)"
+                "a quarter of the server host's memory, at most half of what is free (\(host.source): "
+                + "\(formatBytes(UInt64(host.totalMemory))) total, \(formatBytes(UInt64(host.availableMemory))) "
+                + "available)"
         } else {
             budget = unknownHostBudget
             source = "sealbak's default: the server's host memory cannot be read (give --restore-memory to allow more)"
@@ -175,7 +177,8 @@ package struct SessionSizing: Sendable, Equatable {
                 source = "--restore-memory"
             } else {
                 notes.append(
-                    "--restore-memory \(formatBytes(UInt64(userLimit))) is more than a safe share of the server host's memory; using \(formatBytes(UInt64(budget)))"
+                    "--restore-memory \(formatBytes(UInt64(userLimit))) is more than a safe share of the server "
+                        + "host's memory; using \(formatBytes(UInt64(budget)))"
                 )
             }
         }
@@ -194,7 +197,8 @@ package struct SessionSizing: Sendable, Equatable {
             mwm = min(perSession, roundUp(need + need / 10))
             if need > perSession {
                 notes.append(
-                    "the largest index build needs about \(formatBytes(UInt64(need))) but each of \(jobs) session(s) may use \(formatBytes(UInt64(perSession))); it will spill and take longer"
+                    "the largest index build needs about \(formatBytes(UInt64(need))) but each of \(jobs) session(s) "
+                        + "may use \(formatBytes(UInt64(perSession))); it will spill and take longer"
                 )
             }
         }
@@ -217,7 +221,8 @@ package struct SessionSizing: Sendable, Equatable {
         let dataBytes = max(Double(largest), Double(heap) / Double(jobs))
         if facts.indexes == nil, !builds.isEmpty {
             notes.append(
-                "this archive records no indexes (written by an older sealbak); sizing assumes an HNSW index (m=16) on every vector column"
+                "this archive records no indexes (written by an older sealbak); sizing assumes an HNSW index (m=16) "
+                    + "on every vector column"
             )
         }
         var sizing = SessionSizing(
@@ -342,8 +347,10 @@ package struct SessionSizing: Sendable, Equatable {
         let workers = parallelWorkers.map(String.init) ?? "\(server.maxParallelMaintenanceWorkers) (the server's)"
         lines.append(
             "session sizing: " + (set.isEmpty ? "the server's settings suffice" : "sets " + set)
-                + " (maintenance memory \(formatBytes(UInt64(maintenanceWorkMem ?? server.maintenanceWorkMem))) per session,"
-                + " the server's \(formatBytes(UInt64(server.maintenanceWorkMem)))), parallel maintenance workers \(workers), \(jobs) restore job(s)"
+                + " (maintenance memory \(formatBytes(UInt64(maintenanceWorkMem ?? server.maintenanceWorkMem))) per "
+                + "session,"
+                + " the server's \(formatBytes(UInt64(server.maintenanceWorkMem)))), parallel maintenance workers "
+                + "\(workers), \(jobs) restore job(s)"
         )
         lines.append("  memory limit \(formatBytes(UInt64(budget))) for all sessions: \(budgetSource)")
         lines.append(contentsOf: Self.estimateLines(builds: builds, dataSeconds: dataSeconds, total: estimatedSeconds))
@@ -356,11 +363,13 @@ package struct SessionSizing: Sendable, Equatable {
         var lines: [String] = []
         for b in builds {
             lines.append(
-                "  rebuilds index \(b.display) (\(b.method)\(b.assumed ? ", assumed" : ""), \(b.rows) rows): needs about \(formatBytes(UInt64(b.memory))), about \(formatSeconds(b.seconds))"
+                "  rebuilds index \(b.display) (\(b.method)\(b.assumed ? ", assumed" : ""), \(b.rows) rows): needs "
+                    + "about \(formatBytes(UInt64(b.memory))), about \(formatSeconds(b.seconds))"
             )
         }
         lines.append(
-            "  estimated restore time: about \(formatSeconds(total)) (data \(formatSeconds(dataSeconds)), \(builds.count) index build(s); a rough model, ±50%)"
+            "  estimated restore time: about \(formatSeconds(total)) (data \(formatSeconds(dataSeconds)), "
+                + "\(builds.count) index build(s); a rough model, ±50%)"
         )
         return lines
     }

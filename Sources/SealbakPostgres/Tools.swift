@@ -63,7 +63,8 @@ package struct ToolFinder: Sendable {
             ? "none was found" : "found only " + all.map { "\($0.path) (\($0.major))" }.joined(separator: ", ")
         throw SealbakError(
             .unavailable,
-            "\(name) version \(need) or newer is needed (server version \(serverMajor)); \(found). Install postgresql-client-\(need) or pass --pg-bin DIR with a newer \(name)"
+            "\(name) version \(need) or newer is needed (server version \(serverMajor)); \(found). Install "
+                + "postgresql-client-\(need) or pass --pg-bin DIR with a newer \(name)"
         )
     }
 }

@@ -215,7 +215,8 @@ package struct RetentionDuration: Sendable, Equatable {
 
     /// What a bad duration gets told.
     package static let help =
-        "a duration such as 7d, 36h, 2w, 6mo, 1y6mo, 90min or 30s (m alone is refused: write mo for months, min for minutes)"
+        "a duration such as 7d, 36h, 2w, 6mo, 1y6mo, 90min or 30s (m alone is refused: write mo for months, min for "
+        + "minutes)"
 
     /// The time `self` before `t` (months and years by the UTC calendar).
     package func before(_ t: Int64) -> Int64 {

@@ -212,7 +212,8 @@ package final class S3Client: Sendable {
         if case .success(let r2) = second, let again = S3Client.redirectRegion(r2) {
             throw SealbakError(
                 .usage,
-                "\(call.what): the bucket s3://\(call.bucket) is in another region than \(from) (the storage named \(again)); give --s3-region \(again) or set AWS_REGION=\(again)"
+                "\(call.what): the bucket s3://\(call.bucket) is in another region than \(from) (the storage named "
+                    + "\(again)); give --s3-region \(again) or set AWS_REGION=\(again)"
             )
         }
         return second
@@ -311,11 +312,13 @@ package final class S3Client: Sendable {
             if attempt >= settings.maxAttempts || elapsed + delay > settings.maxRetrySeconds {
                 throw SealbakError(
                     .unavailable,
-                    "\(what) failed after \(attempt) attempt(s) over \(String(format: "%.1f", elapsed)) s: \(failure). Check that the storage endpoint is reachable, then run the command again"
+                    "\(what) failed after \(attempt) attempt(s) over \(String(format: "%.1f", elapsed)) s: "
+                        + "\(failure). Check that the storage endpoint is reachable, then run the command again"
                 )
             }
             settings.onRetry?(
-                "\(what): \(failure); attempt \(attempt + 1) of \(settings.maxAttempts) in \(String(format: "%.1f", delay)) s (giving up after \(Int(settings.maxRetrySeconds)) s)"
+                "\(what): \(failure); attempt \(attempt + 1) of \(settings.maxAttempts) in "
+                    + "\(String(format: "%.1f", delay)) s (giving up after \(Int(settings.maxRetrySeconds)) s)"
             )
             usleep(UInt32(delay * 1_000_000))
         }
@@ -364,7 +367,8 @@ package final class S3Client: Sendable {
             (403, "ExpiredToken"):
             return SealbakError(
                 .accessDenied,
-                "\(what): the storage refused the credentials: \(said). Check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN"
+                "\(what): the storage refused the credentials: \(said). Check AWS_ACCESS_KEY_ID, "
+                    + "AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN"
             )
         case (403, _), (401, _):
             return SealbakError(
@@ -378,7 +382,8 @@ package final class S3Client: Sendable {
         case (301, _), (307, _):
             return SealbakError(
                 .usage,
-                "\(what): the storage redirected the request (\(said)): the bucket is in another region or served by another endpoint. Check --s3-region and --s3-endpoint"
+                "\(what): the storage redirected the request (\(said)): the bucket is in another region or served by "
+                    + "another endpoint. Check --s3-region and --s3-endpoint"
             )
         default:
             return SealbakError(.io, "\(what): the storage answered \(said)")
@@ -608,7 +613,8 @@ package final class S3Client: Sendable {
                     return take == bytes.count
                 },
                 accepts: { status, headers in
-                    // Only 206 with exactly the range asked for: a 200 carries the object from byte 0, whatever was asked.
+                    // Only 206 with exactly the range asked for: a 200 carries the object from byte 0, whatever was
+                    // asked.
                     status == 206
                         && S3Client.contentRange(headers["content-range"]).map { $0.first == from && $0.last == to }
                             == true
@@ -620,7 +626,8 @@ package final class S3Client: Sendable {
                 if received >= UInt64(range.count) { return }
                 try backoff.wait(after: t.message, what: what)
             case .success(let r) where r.refused:
-                // Nothing of this answer was used; ask again (a proxy or cache in between may answer properly next time).
+                // Nothing of this answer was used; ask again (a proxy or cache in between may answer properly next
+                // time).
                 let said =
                     r.status == 206
                     ? "HTTP 206 with Content-Range \(r.headers["content-range"] ?? "(none)")"
@@ -633,7 +640,8 @@ package final class S3Client: Sendable {
                 } catch {
                     throw SealbakError(
                         .io,
-                        "\(what): the storage does not answer ranged reads correctly (\(said)); sealbak needs a store that answers Range requests with 206 Partial Content"
+                        "\(what): the storage does not answer ranged reads correctly (\(said)); sealbak needs a "
+                            + "store that answers Range requests with 206 Partial Content"
                     )
                 }
             case .success(let r):
@@ -851,7 +859,8 @@ package final class S3Client: Sendable {
                 if mayHaveCompleted && (r.status == 404 || r.status == 412) {
                     if try completedEarlier(loc, parts: parts.count, expectedSize: expectedSize) {
                         lostAnswer?(
-                            "the answer to completing the upload of \(loc) was lost, and a retry found the archive stored"
+                            "the answer to completing the upload of \(loc) was lost, and a retry found the archive "
+                                + "stored"
                         )
                         return ""
                     }
@@ -887,7 +896,9 @@ package final class S3Client: Sendable {
         case .unknown(let why):
             throw SealbakError(
                 .io,
-                "the answer to completing the upload of \(loc) was lost and the retry found no upload; whether the archive was stored is unknown (\(why)). Check it with a credential that may read, e.g. sealbak verify \(loc)"
+                "the answer to completing the upload of \(loc) was lost and the retry found no upload; whether the "
+                    + "archive was stored is unknown (\(why)). Check it with a credential that may read, e.g. sealbak "
+                    + "verify \(loc)"
             )
         case .exists(let info):
             if let expectedSize, info.size != expectedSize { return false }
@@ -919,7 +930,8 @@ package final class S3Client: Sendable {
             return
         }
         let xml =
-            "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>\(mode)</Mode><RetainUntilDate>\(until)</RetainUntilDate></Retention>"
+            "<Retention "
+            + "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>\(mode)</Mode><RetainUntilDate>\(until)</RetainUntilDate></Retention>"
         var call = Call(
             method: "PUT",
             bucket: loc.bucket,

@@ -61,7 +61,8 @@ package enum SigV4 {
             .joined(separator: "&")
     }
 
-    /// Lower-cased names; values trimmed with inner runs of spaces collapsed; several values of one name joined by commas.
+    /// Lower-cased names; values trimmed with inner runs of spaces collapsed; several values of one name joined by
+    /// commas.
     static func canonicalHeaders(_ headers: [(String, String)]) -> (String, String) {
         var merged: [String: [String]] = [:]
         for (name, value) in headers {
@@ -98,7 +99,8 @@ package enum SigV4 {
         let signature = hex(HMACSHA256.mac(key: key, message: Array(stringToSign.utf8)))
         wipe(&key)
         let authorization =
-            "AWS4-HMAC-SHA256 Credential=\(credentials.accessKey)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
+            "AWS4-HMAC-SHA256 Credential=\(credentials.accessKey)/\(scope), SignedHeaders=\(signedHeaders), "
+            + "Signature=\(signature)"
         return Signed(
             canonicalRequest: canonicalRequest,
             stringToSign: stringToSign,

@@ -38,11 +38,13 @@ package final class S3Storage: RemoteStorageHandler {
         )
         if !r.conditionHonoured {
             report(
-                "warning: s3://\(try S3Location(url: url).bucket) ignores If-Match on completions, so a change made to \(url) by someone else during this one would have been overwritten without notice"
+                "warning: s3://\(try S3Location(url: url).bucket) ignores If-Match on completions, so a change made "
+                    + "to \(url) by someone else during this one would have been overwritten without notice"
             )
         }
         report(
-            "\(url): header rewritten; \(formatBytes(r.throughClient)) passed through sealbak, \(formatBytes(r.copiedOnServer)) copied by the store"
+            "\(url): header rewritten; \(formatBytes(r.throughClient)) passed through sealbak, "
+                + "\(formatBytes(r.copiedOnServer)) copied by the store"
                 + (r.serverCopy
                     ? ""
                     : client.settings.serverCopy
@@ -95,7 +97,8 @@ final class RangeFetcher: Sendable {
 /// A remote archive read through ranged GETs pinned to one version (If-Match on the ETag).
 ///
 /// Sequential reads fetch growing chunks (256 KiB first, so `list` costs little, then up to 16 MiB) with the
-/// next chunk prefetched from the second one on; a dropped connection resumes from the last byte received. Ranged reads fetch exactly
+/// next chunk prefetched from the second one on; a dropped connection resumes from the last byte received. Ranged reads
+/// fetch exactly
 /// the range announced with `willRead`, in pieces of at most 16 MiB.
 final class S3Input: RemoteSource {
     let client: S3Client

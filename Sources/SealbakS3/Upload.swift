@@ -7,7 +7,8 @@ import SealbakSync
 /// A streaming multipart upload as an archive output (docs/s3.md).
 ///
 /// Parts are cut as the archive is written and uploaded by up to `parallelParts` threads, each with its
-/// SHA-256 (signed, and as x-amz-checksum-sha256) so the store checks it; memory stays at (parts in flight + 1) x part size. Part sizes
+/// SHA-256 (signed, and as x-amz-checksum-sha256) so the store checks it; memory stays at (parts in flight + 1) x part
+/// size. Part sizes
 /// double every 1,000 parts, so a stream of unknown length fits S3's 10,000-part limit up to 5 TiB and beyond.
 /// Nothing appears under the name until `commit` completes the upload, with `If-None-Match: *` unless
 /// overwriting; any failure or interrupt aborts the upload. A staged upload (for `rekey`) completes under a
@@ -64,7 +65,9 @@ final class S3Upload: ArchiveOutput {
             do throws(SealbakError) {
                 if try !client.probeConditionalWrites(.ifNoneMatch, near: location) {
                     report(
-                        "warning: s3://\(location.bucket) ignores If-None-Match on completions (a probe completed where it must not), so an archive written under \(location.key) meanwhile would be replaced without notice; only the check before packing protects it"
+                        "warning: s3://\(location.bucket) ignores If-None-Match on completions (a probe completed "
+                            + "where it must not), so an archive written under \(location.key) meanwhile would be "
+                            + "replaced without notice; only the check before packing protects it"
                     )
                 }
             } catch {
@@ -117,7 +120,8 @@ final class S3Upload: ArchiveOutput {
         guard nextPart <= 10_000 else {
             throw SealbakError(
                 .usage,
-                "\(location): more than 10,000 parts of \(formatBytes(UInt64(client.settings.partSize)))\(client.settings.usesUniformParts ? " (uniform parts)" : ""); give a larger --s3-part-size"
+                "\(location): more than 10,000 parts of "
+                    + "\(formatBytes(UInt64(client.settings.partSize)))\(client.settings.usesUniformParts ? " (uniform parts)" : ""); give a larger --s3-part-size"
             )
         }
         slots.wait()
@@ -230,7 +234,8 @@ final class S3Upload: ArchiveOutput {
             )
             if streamed > 0 {
                 report(
-                    "\(location): \(formatBytes(streamed)) streamed through sealbak (\(client.settings.serverCopy ? "the store cannot copy parts" : "--s3-no-server-copy"))"
+                    "\(location): \(formatBytes(streamed)) streamed through sealbak "
+                        + "(\(client.settings.serverCopy ? "the store cannot copy parts" : "--s3-no-server-copy"))"
                 )
             }
             try? client.delete(target)

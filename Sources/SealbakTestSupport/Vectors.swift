@@ -292,7 +292,8 @@ package enum Vectors {
         var windowAtCap = ValidVector(
             name: "zstd-window-at-cap",
             description:
-                "every zstd frame re-headed: not single-segment, Window_Size 4096 = frame_size (the largest allowed), Frame_Content_Size present",
+                "every zstd frame re-headed: not single-segment, Window_Size 4096 = frame_size (the largest "
+                + "allowed), Frame_Content_Size present",
             passwords: [password],
             entries: [TestEntry(.file, "dump.sql", TestArchive.text(3 * fs + 123))],
             options: opts("zstd-window-at-cap")
@@ -308,7 +309,8 @@ package enum Vectors {
         // with one spelling is not an ancestor of an entry below the other: nothing here conflicts.
         add(
             "names-nfc-nfd",
-            "NFC and NFD spellings of the same text are different entries (names are bytes): a directory \"\u{e9}\" with a file in it, and a file \"e\u{301}\"",
+            "NFC and NFD spellings of the same text are different entries (names are bytes): a directory \"\u{e9}\" "
+                + "with a file in it, and a file \"e\u{301}\"",
             [
                 TestEntry(.directory, "\u{e9}"), TestEntry(.file, "\u{e9}/nfc.txt", Array("NFC\n".utf8)),
                 TestEntry(.file, "e\u{301}", Array("NFD\n".utf8)),
@@ -321,7 +323,8 @@ package enum Vectors {
         var recovery = ValidVector(
             name: "recovery-code",
             description:
-                "a password slot and a recovery-code slot (type 3): the password and the code (grouped, bare, lower case with o for 0 and l for 1) open it",
+                "a password slot and a recovery-code slot (type 3): the password and the code (grouped, bare, lower "
+                + "case with o for 0 and l for 1) open it",
             passwords: [password],
             entries: [TestEntry(.file, "notes.txt", TestArchive.text(3000))],
             options: opts("recovery-code")
@@ -335,7 +338,8 @@ package enum Vectors {
         var shaped = ValidVector(
             name: "password-shaped-like-code",
             description:
-                "the type-1 slot's password is 28 code characters with a wrong checksum (a mistyped code) and the archive has a recovery slot: the password still opens its slot",
+                "the type-1 slot's password is 28 code characters with a wrong checksum (a mistyped code) and the "
+                + "archive has a recovery slot: the password still opens its slot",
             passwords: [codeShapedPassword],
             entries: [TestEntry(.file, "notes.txt", TestArchive.text(3000))],
             options: opts("password-shaped-like-code")
@@ -348,7 +352,9 @@ package enum Vectors {
             ValidVector(
                 name: "shuffle-codec",
                 description:
-                    "format version 2, feature bit 0 (shuffle): embeddings.f32 (Gaussian float32, 11267 bytes: the last frame ends 3 bytes into a number) in codec-3 frames (zstd over the 4-byte-shuffled bytes), notes.txt in zstd frames",
+                    "format version 2, feature bit 0 (shuffle): embeddings.f32 (Gaussian float32, 11267 bytes: the "
+                    + "last frame ends 3 bytes into a number) in codec-3 frames (zstd over the 4-byte-shuffled "
+                    + "bytes), notes.txt in zstd frames",
                 passwords: [password],
                 entries: [
                     TestEntry(.file, "embeddings.f32", shuffleFloats),
@@ -362,7 +368,8 @@ package enum Vectors {
         var root = ValidVector(
             name: "chain-root",
             description:
-                "the root of a chain (format version 2, feature bit 1, chain depth 0): every chunk a literal, chunker fastcdc-1 256 1024 4096",
+                "the root of a chain (format version 2, feature bit 1, chain depth 0): every chunk a literal, "
+                + "chunker fastcdc-1 256 1024 4096",
             passwords: [password],
             entries: chainRootEntries,
             options: opts("chain-root")
@@ -372,7 +379,9 @@ package enum Vectors {
         var incremental = ValidVector(
             name: "chain-incremental",
             description:
-                "an incremental archive (chain depth 1) whose base is chain-root: notes.txt and db.dump unchanged (references), 100 bytes inserted in the middle of dump.sql (references and literals), new.bin new (literals), old.log deleted",
+                "an incremental archive (chain depth 1) whose base is chain-root: notes.txt and db.dump unchanged "
+                + "(references), 100 bytes inserted in the middle of dump.sql (references and literals), new.bin "
+                + "new (literals), old.log deleted",
             passwords: [password],
             entries: chainIncrementalEntries,
             options: opts("chain-incremental")
@@ -516,7 +525,8 @@ package enum Vectors {
             ConflictVector(
                 name: "directory-through-symlink",
                 description:
-                    "directory \"d\", symlink \"a\" -> \"d\", then directory \"a/sub\" and file \"a/sub/f\" reached through the link",
+                    "directory \"d\", symlink \"a\" -> \"d\", then directory \"a/sub\" and file \"a/sub/f\" reached "
+                    + "through the link",
                 entries: [
                     TestEntry(.directory, "d"), TestEntry(.symlink, "a", link: "d"), TestEntry(.directory, "a/sub"),
                     TestEntry(.file, "a/sub/f", x),
@@ -660,7 +670,8 @@ package enum Vectors {
         add(
             "entry-tag-flip",
             .payload,
-            "last byte of frame 0's tag flipped: random access cannot tell this from a misplaced entry until it walks the frame headers (§8.3 step 8)",
+            "last byte of frame 0's tag flipped: random access cannot tell this from a misplaced entry until it "
+                + "walks the frame headers (§8.3 step 8)",
             randomAccess: (.payload, [0])
         ) { b in
             let f = textLayout.entries[0][0]
@@ -768,7 +779,8 @@ package enum Vectors {
         add(
             "recovery-code-mistyped",
             .key,
-            "a recovery code with one mistyped character, for an archive with a recovery slot: reported as a mistyped code",
+            "a recovery code with one mistyped character, for an archive with a recovery slot: reported as a "
+                + "mistyped code",
             base: "recovery-code",
             password: mistypedRecoveryCode,
             key: .mistypedCode
@@ -865,7 +877,8 @@ package enum Vectors {
         add(
             "entry-extent-shifted",
             .trailer,
-            "the trailer moves the boundary between \"page-1.md\" and \"page-2.md\" 10 bytes later (offsets stay contiguous); random access to page-2 alone must walk the frame headers to tell",
+            "the trailer moves the boundary between \"page-1.md\" and \"page-2.md\" 10 bytes later (offsets stay "
+                + "contiguous); random access to page-2 alone must walk the frame headers to tell",
             base: "many-entries",
             randomAccess: (.trailer, [page1, page2])
         ) { b in
@@ -940,11 +953,13 @@ package enum Vectors {
             b = try! forged("shuffle-codec", { $0.setFeatures([]) })
         }
         // §6.2: the frame yields Unshuffle(zstd content); zstd data of the raw bytes decodes, then unshuffles to other
-        // bytes than the trailer's SHA-256 is of. A reader that skips the unshuffle accepts this and fails the valid vector.
+        // bytes than the trailer's SHA-256 is of. A reader that skips the unshuffle accepts this and fails the valid
+        // vector.
         add(
             "shuffle-codec-not-shuffled",
             .trailer,
-            "frame 0 of embeddings.f32 is codec 3 whose zstd data holds the raw bytes, not their shuffle: it decodes, unshuffles to other bytes, and the entry's SHA-256 differs from the trailer's",
+            "frame 0 of embeddings.f32 is codec 3 whose zstd data holds the raw bytes, not their shuffle: it "
+                + "decodes, unshuffles to other bytes, and the entry's SHA-256 differs from the trailer's",
             base: "shuffle-codec",
             randomAccess: (.trailer, [0])
         ) { b in
@@ -1142,13 +1157,17 @@ extension Vectors {
         try chainAdd(
             "chain-index-stream-missing",
             .payload,
-            "no index stream: the trailer follows the last entry stream and its trailer_offset is that stream's end. A sequential reader meets the trailer's first frame where the index stream must be: its tag fails under the index stream's key (payload). A random-access reader finds trailer_offset = the end of the last entry stream in the trailer (trailer, Spec §14.3 / §8.2 item 7)",
+            "no index stream: the trailer follows the last entry stream and its trailer_offset is that stream's end. "
+                + "A sequential reader meets the trailer's first frame where the index stream must be: its tag fails "
+                + "under the index stream's key (payload). A random-access reader finds trailer_offset = the end "
+                + "of the last entry stream in the trailer (trailer, Spec §14.3 / §8.2 item 7)",
             base: root
         ) { f in f.index = nil }
         try chainAdd(
             "chain-trailer-offset-at-streams-end",
             .trailer,
-            "the index stream is present but the trailer's trailer_offset is the end of the last entry stream (§8.2 item 7 as §14.3 amends it); the footer points to the trailer",
+            "the index stream is present but the trailer's trailer_offset is the end of the last entry stream (§8.2 "
+                + "item 7 as §14.3 amends it); the footer points to the trailer",
             base: root,
             randomAccess: (.trailer, allRoot)
         ) { _ in
@@ -1179,7 +1198,8 @@ extension Vectors {
         try chainAdd(
             "chain-reference-past-end",
             .chain,
-            "app/notes.txt's reference ends one byte past the end of the base entry's stream (offset + length = size + 1)",
+            "app/notes.txt's reference ends one byte past the end of the base entry's stream (offset + length = size "
+                + "+ 1)",
             base: incremental,
             randomAccess: (.chain, [notes]),
             editReference { $0.offset = rootNotesStream + 1 - UInt64($0.length) }
@@ -1227,7 +1247,8 @@ extension Vectors {
         try chainAdd(
             "chain-base-missing",
             .chain,
-            "the incremental archive's base record names archive 5a5a…5a, which is nowhere: the base is missing; MAC recomputed",
+            "the incremental archive's base record names archive 5a5a…5a, which is nowhere: the base is missing; MAC "
+                + "recomputed",
             base: incremental,
             randomAccess: (.chain, all)
         ) { f in

@@ -129,5 +129,6 @@ for v in Vectors.conflicts() {
     )
 }
 print(
-    "wrote \(Vectors.valid().count) valid, \(try Vectors.invalid().count) invalid and \(Vectors.conflicts().count) conflict vectors to \(dir)"
+    "wrote \(Vectors.valid().count) valid, \(try Vectors.invalid().count) invalid and \(Vectors.conflicts().count) "
+        + "conflict vectors to \(dir)"
 )

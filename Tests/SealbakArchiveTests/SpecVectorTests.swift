@@ -54,7 +54,8 @@ import Testing
             secrets.append(.identity(Identity(secret: secret, publicKey: X25519.publicKey(secret))))
         }
         #expect(!secrets.isEmpty)
-        // Spec §3.4, §12: version-2 vectors give the version, the flags and every frame's codec; the others are version 1.
+        // Spec §3.4, §12: version-2 vectors give the version, the flags and every frame's codec; the others are version
+        // 1.
         let header = try ArchiveHeader.parse(Array(bytes.prefix(Int(bytes[10]) | Int(bytes[11]) << 8)))
         #expect(Int(header.version) == meta["format_version"] as? Int ?? 1)
         #expect(Int(header.features.rawValue) == meta["flags"] as? Int ?? 0)

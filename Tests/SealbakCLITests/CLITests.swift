@@ -102,7 +102,8 @@ import Testing
             "/bin/bash",
             [
                 "-c",
-                "set -o pipefail; \"$0\" pack - \"$1\" --insecure-test-kdf --quiet | \"$0\" unpack - --to \"$2\" --quiet",
+                "set -o pipefail; \"$0\" pack - \"$1\" --insecure-test-kdf --quiet | \"$0\" unpack - --to \"$2\" "
+                    + "--quiet",
                 Proc.sealbakBinary, src, dir + "/out",
             ],
             env: ["SEALBAK_PASSWORD": Self.password]

@@ -26,7 +26,8 @@ import Testing
             let bStart = env["SEALBAK_TEST_REDIS_B_START"]
         else {
             throw TestFailure(
-                "SEALBAK_REQUIRE_REDIS=1 but SEALBAK_TEST_REDIS_A_PORT/_B_PORT/_B_DIR/_B_START are not set: scripts/redis-servers did not start"
+                "SEALBAK_REQUIRE_REDIS=1 but SEALBAK_TEST_REDIS_A_PORT/_B_PORT/_B_DIR/_B_START are not set: "
+                    + "scripts/redis-servers did not start"
             )
         }
         return Redis(a: a, b: b, bDir: bDir, bStart: bStart, cli: env["SEALBAK_TEST_REDIS_CLI"] ?? "/usr/bin/redis-cli")
@@ -128,7 +129,8 @@ import Testing
             r.a,
             [
                 "EVAL",
-                "for i = 1, 3000 do redis.call('SET', 'k:' .. i, string.rep('v', i % 97) .. i) end; for i = 1, 800 do redis.call('HSET', 'hash:big', 'f' .. i, i * i) end",
+                "for i = 1, 3000 do redis.call('SET', 'k:' .. i, string.rep('v', i % 97) .. i) end; for i = 1, 800 "
+                    + "do redis.call('HSET', 'hash:big', 'f' .. i, i * i) end",
                 "0",
             ]
         )

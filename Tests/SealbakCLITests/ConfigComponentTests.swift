@@ -10,7 +10,8 @@ import Testing
         let cfg = dir + "/cfg"
         try DocsComponentTests.write(
             cfg + "/.env",
-            "# keys\nOPENAI_API_KEY=\(secrets[0])\nexport DATABASE_URL=\"postgres://app:\(secrets[1])@db/app\"\nMODEL=mini\n"
+            "# keys\nOPENAI_API_KEY=\(secrets[0])\nexport "
+                + "DATABASE_URL=\"postgres://app:\(secrets[1])@db/app\"\nMODEL=mini\n"
         )
         try DocsComponentTests.write(
             cfg + "/app.yaml",
@@ -137,7 +138,8 @@ import Testing
         try DocsComponentTests.write(cfg + "/app.json", "{\"broker\": \"amqp://guest:\(passwords[2])@rabbit/\"}\n")
         try DocsComponentTests.write(
             cfg + "/app.toml",
-            "# settings\n[db]\nendpoint = \"mysql://root:\(passwords[3])@127.0.0.1/app\" # main db\npassword = '\(passwords[4])' # named\nport = 3306 # kept\n"
+            "# settings\n[db]\nendpoint = \"mysql://root:\(passwords[3])@127.0.0.1/app\" # main db\npassword = "
+                + "'\(passwords[4])' # named\nport = 3306 # kept\n"
         )
         let listedBefore = try CLITests.run(["pack", dir + "/plain.sbk", "--config", cfg, "--insecure-test-kdf"])
         #expect(listedBefore.status == 0, "\(listedBefore.stderr)")
@@ -167,7 +169,8 @@ import Testing
         #expect(file("app.json").contains("amqp://guest:<redacted-by-sealbak>@rabbit/"))
         #expect(
             file("app.toml")
-                == "# settings\n[db]\nendpoint = \"mysql://root:<redacted-by-sealbak>@127.0.0.1/app\" # main db\npassword = \"<redacted-by-sealbak>\" # named\nport = 3306 # kept\n"
+                == "# settings\n[db]\nendpoint = \"mysql://root:<redacted-by-sealbak>@127.0.0.1/app\" # main "
+                + "db\npassword = \"<redacted-by-sealbak>\" # named\nport = 3306 # kept\n"
         )
         #expect(try CLITests.run(["restore", dir + "/r.sbk", "--to", dir + "/out"]).status == 0)
     }

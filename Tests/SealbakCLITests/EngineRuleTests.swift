@@ -338,7 +338,10 @@ import Testing
                 outcomes[outcome, default: 0] += 1
                 #expect(
                     outcome != "MIXED",
-                    "kill at step \(n) (keep-replaced \(keep)): targets are neither all old nor all new: \(zip(s, zip(old, new)).map { $0.0 == $0.1.0 ? "old" : $0.0 == $0.1.1 ? "new" : "mixed" })"
+                    """
+                    kill at step \(n) (keep-replaced \(keep)): targets are neither all old nor all new: \
+                    \(zip(s, zip(old, new)).map { $0.0 == $0.1.0 ? "old" : $0.0 == $0.1.1 ? "new" : "mixed" })
+                    """
                 )
                 #expect(
                     Self.read(f.targets[0] + "/.git/HEAD") == "ref: refs/heads/live",
@@ -365,7 +368,8 @@ import Testing
                 n += 1
             }
             print(
-                "rule 2 kill test (keep-replaced \(keep), relative targets \(relative)): \(n - 1) kill points; outcomes old \(outcomes["old"] ?? 0), new \(outcomes["new"] ?? 0), mixed \(outcomes["MIXED"] ?? 0)"
+                "rule 2 kill test (keep-replaced \(keep), relative targets \(relative)): \(n - 1) kill points; "
+                    + "outcomes old \(outcomes["old"] ?? 0), new \(outcomes["new"] ?? 0), mixed \(outcomes["MIXED"] ?? 0)"
             )
             #expect(n > 5 && n < 200)
             #expect(

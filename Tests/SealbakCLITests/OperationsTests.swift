@@ -319,7 +319,8 @@ import Testing
         // 2 MiB that do not compress, into 512 KiB.
         try Data(TestArchive.noise(2 << 20, seed: 9)).write(to: URL(fileURLWithPath: s.dir + "/docs/sub/big.bin"))
         let script =
-            "mount -t tmpfs -o size=512k tmpfs \(s.backups) || exit 99; env -i \(Self.bin) run --plan \(s.plan); rc=$?; echo \"left: $(ls -A \(s.backups))\"; df -k \(s.backups) | tail -1; exit $rc"
+            "mount -t tmpfs -o size=512k tmpfs \(s.backups) || exit 99; env -i \(Self.bin) run --plan \(s.plan); "
+            + "rc=$?; echo \"left: $(ls -A \(s.backups))\"; df -k \(s.backups) | tail -1; exit $rc"
         let r = try Proc.run("/usr/bin/unshare", ["--user", "--map-root-user", "--mount", "sh", "-c", script])
         #expect(r.status == 8, "\(r.stdout)\(r.stderr)")
         #expect(
@@ -590,7 +591,8 @@ import Testing
             atPath: s.state + "/drill-" + (try s.history().last?["id"] as? String ?? "x") + "/files",
             withIntermediateDirectories: true
         )
-        // A nightly run comes first and records the killed drill as interrupted; the next drill still cleans up after it.
+        // A nightly run comes first and records the killed drill as interrupted; the next drill still cleans up after
+        // it.
         #expect(try Self.bare(["run", "--plan", s.plan]).status == 0)
         _ = try Self.bare(["drill", "--plan", s.plan])
         #expect(try FileManager.default.contentsOfDirectory(atPath: s.state).sorted() == ["history.jsonl", "lock"])

@@ -69,7 +69,10 @@ import Testing
             let d = try Self.onTerminal(steps, args)
             #expect(
                 d.status == 130 && d.echo == true,
-                "\(args.first!): status \(String(describing: d.status)), echo \(String(describing: d.echo)): \(d.output)"
+                """
+                \(args.first!): status \(String(describing: d.status)), echo \(String(describing: d.echo)): \
+                \(d.output)
+                """
             )
             #expect(
                 !d.output.contains("abc") && !d.output.contains(Self.password),

@@ -58,7 +58,8 @@ import Testing
             env: Self.env.merging([
                 "SEALBAK_TEST_HOOK_POINT": "rekey: before the header check",
                 "SEALBAK_TEST_HOOK":
-                    "SEALBAK_NEW_PASSWORD=second '\(Proc.sealbakBinary)' key passwd '\(path)' --insecure-test-kdf 2>'\(dir)/passwd.err'; echo $? >'\(dir)/passwd.status'",
+                    "SEALBAK_NEW_PASSWORD=second '\(Proc.sealbakBinary)' key passwd '\(path)' --insecure-test-kdf "
+                    + "2>'\(dir)/passwd.err'; echo $? >'\(dir)/passwd.status'",
             ]) { a, _ in a }
         )
         #expect(r.status == 0, "\(r.stderr)")
@@ -81,7 +82,8 @@ import Testing
                 "SEALBAK_PASSWORD": "first", "SEALBAK_NEW_PASSWORD": "second",
                 "SEALBAK_TEST_HOOK_POINT": "output: before fsync",
                 "SEALBAK_TEST_HOOK":
-                    "SEALBAK_NEW_PASSWORD=rekeyed '\(Proc.sealbakBinary)' rekey '\(path)' --insecure-test-kdf 2>'\(dir)/rekey.err'; echo $? >'\(dir)/rekey.status'",
+                    "SEALBAK_NEW_PASSWORD=rekeyed '\(Proc.sealbakBinary)' rekey '\(path)' --insecure-test-kdf "
+                    + "2>'\(dir)/rekey.err'; echo $? >'\(dir)/rekey.status'",
             ]
         )
         #expect(r.status == 0, "\(r.stderr)")

@@ -452,7 +452,8 @@ import Testing
             n += 1
         }
         print(
-            "sqlite kill test (keep-replaced \(keep)): \(n - 1) kill points; outcomes old \(outcomes["old"] ?? 0), new \(outcomes["new"] ?? 0), mixed \(outcomes["MIXED"] ?? 0)"
+            "sqlite kill test (keep-replaced \(keep)): \(n - 1) kill points; outcomes old \(outcomes["old"] ?? 0), "
+                + "new \(outcomes["new"] ?? 0), mixed \(outcomes["MIXED"] ?? 0)"
         )
         #expect(n > 8 && n < 100)
         #expect((outcomes["old"] ?? 0) > 0 && (outcomes["new"] ?? 0) > 0)

@@ -108,14 +108,19 @@ import Testing
                     oldOutcomes += 1
                 } else {
                     Issue.record(
-                        "killed at point \(n) (force: \(withOld)): the target is neither old nor new: \(now.keys.sorted())"
+                        """
+                        killed at point \(n) (force: \(withOld)): the target is neither old nor new: \
+                        \(now.keys.sorted())
+                        """
                     )
                 }
                 n += 1
             }
         }
         print(
-            "unpack kill test: \(kills) SIGKILLs at \(pointsNamed.count) distinct fault points; all old: \(oldOutcomes), all new: \(newOutcomes) (of which the next run finished \(finishedByNextRun)), mixed: \(kills - oldOutcomes - newOutcomes)"
+            "unpack kill test: \(kills) SIGKILLs at \(pointsNamed.count) distinct fault points; all old: "
+                + "\(oldOutcomes), all new: \(newOutcomes) (of which the next run finished \(finishedByNextRun)), "
+                + "mixed: \(kills - oldOutcomes - newOutcomes)"
         )
         // Every step of the move phase is a kill point: 20+ moves for the v2 tree, in both scenarios.
         #expect(kills >= 40)

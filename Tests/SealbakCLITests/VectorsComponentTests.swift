@@ -97,7 +97,8 @@ import Testing
 
         let plan = dir + "/sealbak.yaml"
         try
-            "version: 1\ncomponents:\n  - {name: emb, kind: vectors, path: \(emb)}\npack: {shuffle: false, kdf-memory: 8, kdf-passes: 1}\n"
+            ("version: 1\ncomponents:\n  - {name: emb, kind: vectors, path: \(emb)}\npack: {shuffle: false, "
+            + "kdf-memory: 8, kdf-passes: 1}\n")
             .write(toFile: plan, atomically: true, encoding: .utf8)
         let r = try CLITests.run(["pack", planned, "--plan", plan])
         #expect(r.status == 0, "\(r.stderr)")

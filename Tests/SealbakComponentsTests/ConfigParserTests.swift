@@ -7,7 +7,8 @@ import Testing
 @Suite struct ConfigParserTests {
     @Test func envFilesGiveKeysAndLineNumbers() {
         let ok = ConfigParser.check(
-            "# comment\nexport OPENAI_API_KEY=sk-x\nDATABASE_URL=\"postgres://a:b@h/db\"\nMULTI=\"line one\nline two\"\nEMPTY=\n",
+            "# comment\nexport OPENAI_API_KEY=sk-x\nDATABASE_URL=\"postgres://a:b@h/db\"\nMULTI=\"line one\nline "
+                + "two\"\nEMPTY=\n",
             as: .env
         )
         #expect(ok.valid && ok.keys == ["OPENAI_API_KEY", "DATABASE_URL", "MULTI", "EMPTY"])
@@ -121,7 +122,8 @@ import Testing
         )
         #expect(Set(json.credentialKeys) == ["db.url", "urls"], "\(json)")
         let toml = ConfigParser.check(
-            "[db]\nurl = \"postgresql://u:p@h/db\"\nurls = ['x://a:b@h']\nhost = \"https://example.org/x\"\ninline = { dsn = \"amqp://g:g@rabbit\" }\n",
+            "[db]\nurl = \"postgresql://u:p@h/db\"\nurls = ['x://a:b@h']\nhost = \"https://example.org/x\"\ninline = "
+                + "{ dsn = \"amqp://g:g@rabbit\" }\n",
             as: .toml
         )
         #expect(toml.credentialKeys == ["db.url", "db.urls", "db.inline.dsn"], "\(toml)")
@@ -203,22 +205,27 @@ import Testing
 
     @Test func envYamlAndJsonRedactionKeepCommentsAndFindURLs() throws {
         let (env, envKeys) = try Self.redacted(
-            "# comment\nAPI_KEY=sk-1 # inline comment\nDATABASE=postgresql://u:pw@h/db # db\nexport TOKEN=\"a b\" # quoted\nMODEL=mini # kept\n",
+            "# comment\nAPI_KEY=sk-1 # inline comment\nDATABASE=postgresql://u:pw@h/db # db\nexport TOKEN=\"a b\" # "
+                + "quoted\nMODEL=mini # kept\n",
             .env
         )
         #expect(
             env
-                == "# comment\nAPI_KEY=\(redactedPlaceholder) # inline comment\nDATABASE=postgresql://u:\(redactedPlaceholder)@h/db # db\nexport TOKEN=\(redactedPlaceholder) # quoted\nMODEL=mini # kept\n",
+                == "# comment\nAPI_KEY=\(redactedPlaceholder) # inline "
+                + "comment\nDATABASE=postgresql://u:\(redactedPlaceholder)@h/db # db\nexport "
+                + "TOKEN=\(redactedPlaceholder) # quoted\nMODEL=mini # kept\n",
             "\(env)"
         )
         #expect(envKeys == ["API_KEY", "DATABASE", "TOKEN"])
         let (yaml, yamlKeys) = try Self.redacted(
-            "# top\nserver:\n  password: hunter2 # pw\n  url: \"postgresql://u:pw@h/db\"  # db\n  name: 'it''s' # kept\n",
+            "# top\nserver:\n  password: hunter2 # pw\n  url: \"postgresql://u:pw@h/db\"  # db\n  name: 'it''s' # "
+                + "kept\n",
             .yaml
         )
         #expect(
             yaml
-                == "# top\nserver:\n  password: \"\(redactedPlaceholder)\" # pw\n  url: \"postgresql://u:\(redactedPlaceholder)@h/db\"  # db\n  name: 'it''s' # kept\n",
+                == "# top\nserver:\n  password: \"\(redactedPlaceholder)\" # pw\n  url: "
+                + "\"postgresql://u:\(redactedPlaceholder)@h/db\"  # db\n  name: 'it''s' # kept\n",
             "\(yaml)"
         )
         #expect(yamlKeys == ["server.password", "server.url"])

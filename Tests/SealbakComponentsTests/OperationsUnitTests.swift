@@ -136,7 +136,10 @@ import Testing
         let (records, bad) = try h.read()
         #expect(
             bad == 1 && records.map(\.status) == [.ok, .interrupted] && records[0].duration == 60,
-            "\(bad) \(records) \(String(decoding: FileManager.default.contents(atPath: h.path) ?? Data(), as: UTF8.self))"
+            Comment(
+                rawValue: "\(bad) \(records) "
+                    + "\(String(decoding: FileManager.default.contents(atPath: h.path) ?? Data(), as: UTF8.self))"
+            )
         )
         #expect(records[1].error?.contains("killed") == true && records[1].end == nil)
     }
@@ -180,7 +183,8 @@ import Testing
         let text = failed.prometheusText()
         #expect(
             text.contains(
-                "# TYPE sealbak_last_success_timestamp_seconds gauge\nsealbak_last_success_timestamp_seconds{plan=\"shop\"} 90030\n"
+                "# TYPE sealbak_last_success_timestamp_seconds "
+                    + "gauge\nsealbak_last_success_timestamp_seconds{plan=\"shop\"} 90030\n"
             )
         )
         #expect(

@@ -20,7 +20,8 @@ import Testing
                 name: "app",
                 status: .failed,
                 reason:
-                    "pg_dump for app failed (exit status 1): pg_dump: error: Dumping the contents of table \"chunks\" failed",
+                    "pg_dump for app failed (exit status 1): pg_dump: error: Dumping the contents of table "
+                    + "\"chunks\" failed",
                 bytes: 1_048_576
             ),
             .init(kind: "docs", name: "kb", status: .ok, reason: nil, bytes: 4096),

@@ -56,11 +56,13 @@ import Testing
     @Test(arguments: [
         (
             "components:\n  - name: a\n    kind: docs\n    pth: ./x\n",
-            "p.yaml:4: unknown key \"pth\" for a docs component (expected one of: name, kind, path, exclude, include, default-excludes, allow-missing, restore, checks)"
+            "p.yaml:4: unknown key \"pth\" for a docs component (expected one of: name, kind, path, exclude, "
+                + "include, default-excludes, allow-missing, restore, checks)"
         ),
         (
             "components:\n  - name: a\n    kind: mongo\n    path: x\n",
-            "p.yaml:3: unknown kind \"mongo\" (expected one of: postgres, mysql, docs, config, vectors, chroma, qdrant, command, sqlite)"
+            "p.yaml:3: unknown kind \"mongo\" (expected one of: postgres, mysql, docs, config, vectors, chroma, "
+                + "qdrant, command, sqlite)"
         ),
         ("components:\n  - name: a\n    kind: docs\n", "p.yaml:2: the docs component a has no path:"),
         (
@@ -73,7 +75,8 @@ import Testing
         ),
         (
             "compnents: []\n",
-            "p.yaml:1: unknown key \"compnents\" (expected one of: version, app, components, pack, pg-bin, s3, hooks, health-check, destination, state-dir, retention, notify, status, password-file, identity)"
+            "p.yaml:1: unknown key \"compnents\" (expected one of: version, app, components, pack, pg-bin, s3, "
+                + "hooks, health-check, destination, state-dir, retention, notify, status, password-file, identity)"
         ),
         (
             "pack:\n  level: 42\ncomponents:\n  - {name: a, kind: docs, path: x}\n",
@@ -97,7 +100,8 @@ import Testing
         ),
         (
             "s3:\n  secret-access-key: abc\ncomponents:\n  - {name: a, kind: docs, path: x}\n",
-            "p.yaml:2: credentials do not belong in the plan: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --s3-credentials-file"
+            "p.yaml:2: credentials do not belong in the plan: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or "
+                + "--s3-credentials-file"
         ),
         (
             "s3:\n  endpoint: ftp://x\ncomponents:\n  - {name: a, kind: docs, path: x}\n",

@@ -51,7 +51,8 @@ import Testing
             }
         }
         print(
-            "toml-test: valid: \(valid.passed)/\(valid.total) accepted with equal values, invalid: \(invalid.passed)/\(invalid.total) rejected"
+            "toml-test: valid: \(valid.passed)/\(valid.total) accepted with equal values, invalid: "
+                + "\(invalid.passed)/\(invalid.total) rejected"
         )
         for f in failures { print("  " + f) }
         #expect(valid.total > 0 && invalid.total > 0)

@@ -761,7 +761,8 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime {
     @Test func arraysOfTables() {
         let valid: [(String, TOMLTable)] = [
             (
-                "[[products]]\nname = \"Hammer\"\nsku = 738594937\n\n[[products]]\n\n[[products]]\nname = \"Nail\"\nsku = 284758393\ncolor = \"gray\"",
+                "[[products]]\nname = \"Hammer\"\nsku = 738594937\n\n[[products]]\n\n[[products]]\nname = "
+                    + "\"Nail\"\nsku = 284758393\ncolor = \"gray\"",
                 [
                     "products": [
                         ["name": "Hammer", "sku": 738_594_937], [:],
@@ -770,7 +771,9 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime {
                 ]
             ),
             (
-                "[[fruits]]\nname = \"apple\"\n[fruits.physical]\ncolor = \"red\"\nshape = \"round\"\n[[fruits.varieties]]\nname = \"red delicious\"\n[[fruits.varieties]]\nname = \"granny smith\"\n[[fruits]]\nname = \"banana\"\n[[fruits.varieties]]\nname = \"plantain\"",
+                "[[fruits]]\nname = \"apple\"\n[fruits.physical]\ncolor = \"red\"\nshape = "
+                    + "\"round\"\n[[fruits.varieties]]\nname = \"red delicious\"\n[[fruits.varieties]]\nname = "
+                    + "\"granny smith\"\n[[fruits]]\nname = \"banana\"\n[[fruits.varieties]]\nname = \"plantain\"",
                 [
                     "fruits": [
                         [
@@ -802,7 +805,8 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime {
             ("a = [1]\n[a]", 2, "[a] redefines a, which is already a value"),
             ("a = [{}]\n[a.b]", 2, "a is already a value, so [a.b] cannot add to it"),
             (
-                "[[fruits]]\nname = \"apple\"\n[[fruits.varieties]]\nname = \"red delicious\"\n[fruits.varieties]\nname = \"granny smith\"",
+                "[[fruits]]\nname = \"apple\"\n[[fruits.varieties]]\nname = \"red "
+                    + "delicious\"\n[fruits.varieties]\nname = \"granny smith\"",
                 5,
                 "[fruits.varieties] redefines the array of tables [[fruits.varieties]]"
             ),
@@ -879,7 +883,8 @@ private func time(_ h: Int, _ m: Int, _ s: Int, _ ns: Int = 0) -> TOMLTime {
 
     @Test func spansCoverEachValueText() throws {
         let toml =
-            "a = \"x\" # c\n[t]\nb = [1,\n 2]\nc = { d = 'y', e.f = 1979-05-27 07:32:00Z }\n[[r]]\ng = \"\"\"m\nl\"\"\"\n"
+            "a = \"x\" # c\n[t]\nb = [1,\n 2]\nc = { d = 'y', e.f = 1979-05-27 07:32:00Z }\n[[r]]\ng = "
+            + "\"\"\"m\nl\"\"\"\n"
         let document = try TOMLDocument.decode(toml)
         let bytes = Array(toml.utf8)
         let texts = document.spans.map { ($0.path, String(decoding: bytes[$0.range], as: UTF8.self)) }

@@ -24,8 +24,8 @@ import Testing
         let nonce = Self.hex("404142434445464748494a4b4c4d4e4f5051525354555657")
         let aad = Self.hex("50515253c0c1c2c3c4c5c6c7")
         let plaintext = Array(
-            "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it."
-                .utf8
+            ("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen "
+                + "would be it.").utf8
         )
         let expected = Self.hex(
             """
@@ -119,7 +119,8 @@ import Testing
         let shared = "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742"
         #expect(X25519.sharedSecret(Self.secret(alice), bobPublic).map { Self.hex(Self.bytes($0)) } == shared)
         #expect(X25519.sharedSecret(Self.secret(bob), alicePublic).map { Self.hex(Self.bytes($0)) } == shared)
-        // Points of small order give an all-zero secret: refused (a recipient slot could otherwise be opened by anyone).
+        // Points of small order give an all-zero secret: refused (a recipient slot could otherwise be opened by
+        // anyone).
         for lowOrder in [
             "0000000000000000000000000000000000000000000000000000000000000000",
             "0100000000000000000000000000000000000000000000000000000000000000",

@@ -15,7 +15,8 @@ struct DrillMySQLTests {
         try s.sql(nil, "CREATE DATABASE `\(db)`")
         try s.sql(
             db,
-            "CREATE TABLE posts (id INT PRIMARY KEY, title VARCHAR(80)); INSERT INTO posts SELECT seq, CONCAT('post ', seq) FROM seq_1_to_120;"
+            "CREATE TABLE posts (id INT PRIMARY KEY, title VARCHAR(80)); INSERT INTO posts SELECT seq, CONCAT('post "
+                + "', seq) FROM seq_1_to_120;"
         )
         let dir = try Proc.tempDir()
         defer {

@@ -71,7 +71,8 @@ struct MyServer {
     func digest(_ db: String) throws -> [String] {
         let tables = try sql(
             db,
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1"
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE "
+                + "TABLE' ORDER BY 1"
         ).split(separator: "\n")
         return try tables.map { t in
             let q = "`" + t.replacingOccurrences(of: "`", with: "``") + "`"
@@ -211,7 +212,8 @@ struct MySQLTests {
         #expect(try s.sql(dst, "SELECT COUNT(*) FROM audit") == "1")
         #expect(try s.databases().filter { $0.hasPrefix(dst + "_sbk_") }.isEmpty)
 
-        // A target with tables: refused without --replace (the dry run says the same), replaced with it, kept with --keep-replaced.
+        // A target with tables: refused without --replace (the dry run says the same), replaced with it, kept with
+        // --keep-replaced.
         let dryRefused = try Sealbak.run(
             ["restore", archive, "--mysql-target", s.url(dst), "--mysql-bin", s.bin, "--dry-run"],
             secrets: [s.password]

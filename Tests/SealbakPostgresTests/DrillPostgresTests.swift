@@ -21,7 +21,8 @@ struct DrillPostgresTests {
         try s.psql("postgres", "CREATE DATABASE \(db)")
         try s.psql(
             db,
-            "CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 250) g;"
+            "CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, 'item ' || g FROM "
+                + "generate_series(1, 250) g;"
         )
         let dir = try Proc.tempDir()
         try Data("drill-pass\n".utf8).write(to: URL(fileURLWithPath: dir + "/pass"))

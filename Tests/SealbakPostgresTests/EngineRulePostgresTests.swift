@@ -236,7 +236,8 @@ struct EngineRulePostgresTests {
             seen =
                 try s.psql(
                     "postgres",
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = '\(dst)' AND application_name = 'held_session'"
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = '\(dst)' AND application_name = "
+                        + "'held_session'"
                 ) == "1"
             if !seen { usleep(50_000) }
         }

@@ -98,19 +98,23 @@ func contentDigest(_ s: Server, _ db: String) throws -> [String: String] {
     }
     out["large objects"] = try s.psql(
         db,
-        "SELECT coalesce(string_agg(oid::text || '=' || md5(lo_get(oid)), ',' ORDER BY oid), '') FROM pg_largeobject_metadata"
+        "SELECT coalesce(string_agg(oid::text || '=' || md5(lo_get(oid)), ',' ORDER BY oid), '') FROM "
+            + "pg_largeobject_metadata"
     )
     out["sequences"] = try s.psql(
         db,
-        "SELECT coalesce(string_agg(schemaname || '.' || sequencename || '=' || coalesce(last_value, 0), ',' ORDER BY 1), '') FROM pg_sequences"
+        "SELECT coalesce(string_agg(schemaname || '.' || sequencename || '=' || coalesce(last_value, 0), ',' ORDER "
+            + "BY 1), '') FROM pg_sequences"
     )
     out["views"] = try s.psql(
         db,
-        "SELECT coalesce(string_agg(schemaname || '.' || viewname, ',' ORDER BY 1), '') FROM pg_views WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+        "SELECT coalesce(string_agg(schemaname || '.' || viewname, ',' ORDER BY 1), '') FROM pg_views WHERE "
+            + "schemaname NOT IN ('pg_catalog', 'information_schema')"
     )
     out["indexes"] = try s.psql(
         db,
-        "SELECT coalesce(string_agg(indexdef, E'\\n' ORDER BY indexdef), '') FROM pg_indexes WHERE schemaname NOT IN ('pg_catalog')"
+        "SELECT coalesce(string_agg(indexdef, E'\\n' ORDER BY indexdef), '') FROM pg_indexes WHERE schemaname NOT IN "
+            + "('pg_catalog')"
     )
     return out
 }
@@ -229,19 +233,23 @@ struct PostgresTests {
             "\(restored.stdout)\(restored.stderr)"
         )
         #expect(try contentDigest(s, src) == contentDigest(s, dst))
-        // Exact nearest neighbours give the same ids; the restored HNSW index exists, is used and finds the query's own row.
+        // Exact nearest neighbours give the same ids; the restored HNSW index exists, is used and finds the query's own
+        // row.
         let exact =
-            "SET enable_indexscan = off; SELECT string_agg(id::text, ',') FROM (SELECT id FROM app.documents ORDER BY embedding <-> (SELECT embedding FROM app.documents WHERE id = 42) LIMIT 10) q"
+            "SET enable_indexscan = off; SELECT string_agg(id::text, ',') FROM (SELECT id FROM app.documents ORDER "
+            + "BY embedding <-> (SELECT embedding FROM app.documents WHERE id = 42) LIMIT 10) q"
         let before = try s.psql(src, exact)
         let after = try s.psql(dst, exact)
         #expect(before == after && before.hasPrefix("42,"))
         let viaIndex =
-            "SET enable_seqscan = off; SET hnsw.ef_search = 200; SELECT id FROM app.documents ORDER BY embedding <-> (SELECT embedding FROM app.documents WHERE id = 42) LIMIT 1"
+            "SET enable_seqscan = off; SET hnsw.ef_search = 200; SELECT id FROM app.documents ORDER BY embedding <-> "
+            + "(SELECT embedding FROM app.documents WHERE id = 42) LIMIT 1"
         #expect(try s.psql(dst, viaIndex) == "42")
         #expect(
             try s.psql(
                 dst,
-                "EXPLAIN SELECT id FROM app.documents ORDER BY embedding <-> (SELECT embedding FROM app.documents WHERE id = 42) LIMIT 10"
+                "EXPLAIN SELECT id FROM app.documents ORDER BY embedding <-> (SELECT embedding FROM app.documents "
+                    + "WHERE id = 42) LIMIT 10"
             ).contains("documents_embedding")
         )
         #expect(try s.databases().filter { $0.hasPrefix(dst + "_sbk_") }.isEmpty)
@@ -277,7 +285,8 @@ struct PostgresTests {
         try s.psql("postgres", "CREATE DATABASE \(src)")
         try s.psql(
             src,
-            "CREATE TABLE events (id serial PRIMARY KEY, payload text); INSERT INTO events (payload) SELECT repeat(md5(i::text), 30) FROM generate_series(1, 60000) i"
+            "CREATE TABLE events (id serial PRIMARY KEY, payload text); INSERT INTO events (payload) SELECT "
+                + "repeat(md5(i::text), 30) FROM generate_series(1, 60000) i"
         )
         // A writer commits one row at a time from before the pack until after it: the test waits for it to have
         // written before packing, and stops it only once rows exist beyond what the archive counted.
@@ -438,7 +447,8 @@ struct PostgresTests {
         try s.psql("postgres", "CREATE DATABASE \(src)")
         try s.psql(
             src,
-            "CREATE TABLE t (i int, pad text); INSERT INTO t SELECT i, repeat('x', 200) FROM generate_series(1, 20000) i"
+            "CREATE TABLE t (i int, pad text); INSERT INTO t SELECT i, repeat('x', 200) FROM generate_series(1, "
+                + "20000) i"
         )
         // A pg_dump that streams part of the real dump and is then killed with SIGKILL.
         let fake = dir + "/bin"

@@ -72,7 +72,8 @@ import Testing
             jobs: 1
         )
         let need = s.builds.map(\.memory).max()!
-        // Enough for the whole graph with 10% headroom, rounded up to a whole MiB, within a quarter of the host's memory.
+        // Enough for the whole graph with 10% headroom, rounded up to a whole MiB, within a quarter of the host's
+        // memory.
         #expect(s.maintenanceWorkMem! >= need + need / 10 && s.maintenanceWorkMem! <= need + need / 10 + (2 << 20))
         #expect(s.budget == 2 << 30 && s.budgetSource.contains("quarter"))
         #expect(
@@ -350,17 +351,20 @@ struct RestoreSizingServerTests {
         )
     }
 
-    /// How many probe rows the index holds with `value` as the building session's maintenance_work_mem (index scan only).
+    /// How many probe rows the index holds with `value` as the building session's maintenance_work_mem (index scan
+    /// only).
     func builtWith(_ s: Server, _ db: String, _ value: String) throws -> Int {
         Int(
             try s.psql(
                 db,
-                "SET enable_seqscan = off; SET enable_bitmapscan = off; SELECT count(*) FROM probe WHERE session_memory(id) = '\(value)'"
+                "SET enable_seqscan = off; SET enable_bitmapscan = off; SELECT count(*) FROM probe WHERE "
+                    + "session_memory(id) = '\(value)'"
             )
         ) ?? -1
     }
 
-    /// A superuser whose sessions start with maintenance_work_mem = 1MB (a role default, which startup options override).
+    /// A superuser whose sessions start with maintenance_work_mem = 1MB (a role default, which startup options
+    /// override).
     func starvedRole(_ s: Server) throws -> (name: String, password: String) {
         let role = Server.name("sbk_small")
         let pw = UUID().uuidString
@@ -398,7 +402,8 @@ struct RestoreSizingServerTests {
             try? FileManager.default.removeItem(atPath: dir)
             _ = try? s.psql(
                 "postgres",
-                "DROP DATABASE IF EXISTS \(src); DROP DATABASE IF EXISTS \(one); DROP DATABASE IF EXISTS \(par); DROP DATABASE IF EXISTS \(raised); DROP ROLE IF EXISTS \(role)"
+                "DROP DATABASE IF EXISTS \(src); DROP DATABASE IF EXISTS \(one); DROP DATABASE IF EXISTS \(par); "
+                    + "DROP DATABASE IF EXISTS \(raised); DROP ROLE IF EXISTS \(role)"
             )
         }
         try createProbeDatabase(s, src)
@@ -668,7 +673,8 @@ struct RestoreSizingServerTests {
         p.interrupt()
         p.waitUntilExit()
         #expect(p.terminationStatus == 130)
-        // pg_restore's whole process group was ended, not just its first process (a child left running, or a zombie, counts as gone).
+        // pg_restore's whole process group was ended, not just its first process (a child left running, or a zombie,
+        // counts as gone).
         let sleeper = try String(contentsOfFile: dir + "/sleep.pid", encoding: .utf8).trimmingCharacters(
             in: .whitespacesAndNewlines
         )

@@ -215,7 +215,8 @@ import Testing
         )
         let sum = good.withUnsafeBytes { S3Client.checksum($0) }
         call.headers = sum.headers
-        // The signed payload hash is the bad body's (SeaweedFS does not check that one); the checksum is the good one's.
+        // The signed payload hash is the bad body's (SeaweedFS does not check that one); the checksum is the good
+        // one's.
         let e = #expect(throws: SealbakError.self) { try bad.withUnsafeBytes { try client.send(call, body: $0) } }
         #expect(e?.message.contains("BadDigest") == true, "\(e?.message ?? "")")
         #expect(
@@ -266,7 +267,8 @@ import Testing
                 String($0.key.dropFirst(env.key("prune/").count))
             }
         )
-        // Kept: last 2 (both of 11-21); daily 11-21, 11-20, 11-19; weekly W47 (11-16..22: 11-21), W46 (11-09..15: 11-14),
+        // Kept: last 2 (both of 11-21); daily 11-21, 11-20, 11-19; weekly W47 (11-16..22: 11-21), W46 (11-09..15:
+        // 11-14),
         // W44 (10-26..11-01: 10-31; W45 has none); monthly 2026-11, 2026-10 (10-31), 2026-09 (09-28).
         // Deleted: 11-18, 11-16, 11-09, 10-19, 10-05.
         let expected: Set<String> = [

@@ -84,19 +84,23 @@ package final class CommandSource: CaptureSource {
             if r.timedOut {
                 throw SealbakError(
                     .toolFailed,
-                    "\(dump.display) did not finish within \(Int(dump.timeoutSeconds)) s and was stopped\(r.errorText.isEmpty ? "" : "; it said: " + r.errorText)"
+                    "\(dump.display) did not finish within \(Int(dump.timeoutSeconds)) s and was "
+                        + "stopped\(r.errorText.isEmpty ? "" : "; it said: " + r.errorText)"
                 )
             }
             guard r.status.succeeded else {
                 throw SealbakError(
                     .toolFailed,
-                    "\(dump.display) failed (\(r.status)) after \(total) bytes\(r.errorText.isEmpty ? "" : ": " + r.errorText)"
+                    "\(dump.display) failed (\(r.status)) after \(total) "
+                        + "bytes\(r.errorText.isEmpty ? "" : ": " + r.errorText)"
                 )
             }
             if total == 0 && !allowEmpty {
                 throw SealbakError(
                     .toolFailed,
-                    "\(dump.display) exited 0 but printed nothing\(r.errorText.isEmpty ? "" : " (it said: " + r.errorText + ")"); give allow-empty: true if an empty backup is right"
+                    "\(dump.display) exited 0 but printed "
+                        + "nothing\(r.errorText.isEmpty ? "" : " (it said: " + r.errorText + ")"); give allow-empty: "
+                        + "true if an empty backup is right"
                 )
             }
             // What the command said on success is its log (bounded to the last 64 KiB), like pg_dump's.
@@ -184,7 +188,8 @@ package final class CommandUnit: RestoreUnit {
         _ = try restore.executable()
         var lines = [
             "component \(displayName(name)): command output from \(displayName(component.source))",
-            "  restore: \(restore.display) < the entry (timeout \(Int(restore.timeoutSeconds)) s); cannot be undone, runs after every other component is in place",
+            "  restore: \(restore.display) < the entry (timeout \(Int(restore.timeoutSeconds)) s); cannot be undone, "
+                + "runs after every other component is in place",
         ]
         if let check {
             _ = try check.executable()
@@ -240,7 +245,8 @@ package final class CommandUnit: RestoreUnit {
                 : broken && r.status.succeeded ? "stopped reading its input" : "failed (\(r.status))"
             throw SealbakError(
                 .toolFailed,
-                "the restore command of \(name), \(restore.display), \(why)\(r.errorText.isEmpty ? "" : ": " + r.errorText)"
+                "the restore command of \(name), \(restore.display), "
+                    + "\(why)\(r.errorText.isEmpty ? "" : ": " + r.errorText)"
             )
         }
         if !r.errorText.isEmpty { log.info("\(name): \(restore.argv[0]) said: \(r.errorText)") }
@@ -249,7 +255,8 @@ package final class CommandUnit: RestoreUnit {
             guard c.status.succeeded else {
                 throw SealbakError(
                     .restoreMismatch,
-                    "the check of \(name), \(check.display), failed (\(c.timedOut ? "timed out" : "\(c.status)"))\(c.errorText.isEmpty ? "" : ": " + c.errorText); \(name) could not be undone (its restore command ran)"
+                    "the check of \(name), \(check.display), failed "
+                        + "(\(c.timedOut ? "timed out" : "\(c.status)"))\(c.errorText.isEmpty ? "" : ": " + c.errorText); \(name) could not be undone (its restore command ran)"
                 )
             }
             log.info("\(name): check \(check.display) passed")

@@ -73,7 +73,8 @@ package final class FolderUnit: RestoreUnit {
 
     package func plan() throws -> [String] {
         var lines = [
-            "component \(displayName(name)): \(kind) \(component.isFile ? "file" : "tree") from \(displayName(component.source)), \(component.files) file(s), \(formatBytes(component.bytes))"
+            "component \(displayName(name)): \(kind) \(component.isFile ? "file" : "tree") from "
+                + "\(displayName(component.source)), \(component.files) file(s), \(formatBytes(component.bytes))"
         ]
         var st = stat()
         targetExisted = lstat(target, &st) == 0
@@ -87,13 +88,15 @@ package final class FolderUnit: RestoreUnit {
             guard st.st_mode & S_IFMT == S_IFREG else {
                 throw SealbakError(
                     .targetExists,
-                    "\(target) exists and is not a regular file; \(name) was not restored. Move it away or choose another target"
+                    "\(target) exists and is not a regular file; \(name) was not restored. Move it away or choose "
+                        + "another target"
                 )
             }
         } else if !isDir {
             throw SealbakError(
                 .targetExists,
-                "\(target) exists and is not a directory; \(name) was not restored. Move it away or choose another target"
+                "\(target) exists and is not a directory; \(name) was not restored. Move it away or choose another "
+                    + "target"
             )
         }
         let nonEmpty =
@@ -101,20 +104,24 @@ package final class FolderUnit: RestoreUnit {
         if nonEmpty && !options.replace {
             if let confirm = options.confirm,
                 confirm(
-                    "\(target) exists. Replace it with \(name) from the archive (what it replaces is kept until the restore has succeeded)?"
+                    "\(target) exists. Replace it with \(name) from the archive (what it replaces is kept until the "
+                        + "restore has succeeded)?"
                 )
             {
                 // Confirmed on the terminal: the commit replaces it as with --replace.
             } else {
                 throw SealbakError(
                     .targetExists,
-                    "\(target) exists\(component.isFile ? "" : " and is not empty"); nothing was changed. Give --replace (the old \(component.isFile ? "file" : "folder") is kept aside until every component is in place, and put back on failure) or choose another target"
+                    "\(target) exists\(component.isFile ? "" : " and is not empty"); nothing was changed. Give "
+                        + "--replace (the old \(component.isFile ? "file" : "folder") is kept aside until every "
+                        + "component is in place, and put back on failure) or choose another target"
                 )
             }
         }
         if component.isFile {
             lines.append(
-                "  target: \(displayName(target)) (exists: will be replaced\(options.keepReplaced ? "; the old file is kept as \(base).sbk-replaced-…" : ""))"
+                "  target: \(displayName(target)) (exists: will be "
+                    + "replaced\(options.keepReplaced ? "; the old file is kept as \(base).sbk-replaced-…" : ""))"
             )
             return lines
         }
@@ -128,7 +135,9 @@ package final class FolderUnit: RestoreUnit {
             return try peek(i)
         })
         lines.append(
-            "  target: \(displayName(target)) (exists: \(diff.added.count) added, \(diff.replaced.count) replaced, \(diff.deleted.count) deleted, \(diff.kept.count) kept because they were excluded when packing\(options.keepReplaced ? "; the old folder is kept as \(base).sbk-replaced-…" : ""))"
+            "  target: \(displayName(target)) (exists: \(diff.added.count) added, \(diff.replaced.count) replaced, "
+                + "\(diff.deleted.count) deleted, \(diff.kept.count) kept because they were excluded when "
+                + "packing\(options.keepReplaced ? "; the old folder is kept as \(base).sbk-replaced-…" : ""))"
         )
         for (label, list) in [
             ("add", diff.added), ("replace", diff.replaced), ("delete", diff.deleted), ("keep", diff.kept),
@@ -274,7 +283,8 @@ package final class FolderUnit: RestoreUnit {
         if !problems.isEmpty {
             throw SealbakError(
                 .restoreMismatch,
-                "restored \(kind) component \(name) does not match what was packed; nothing was changed: \(problems.joined(separator: "; "))"
+                "restored \(kind) component \(name) does not match what was packed; nothing was changed: "
+                    + "\(problems.joined(separator: "; "))"
             )
         }
         for c in options.checks {
@@ -287,7 +297,8 @@ package final class FolderUnit: RestoreUnit {
             guard r.status.succeeded else {
                 throw SealbakError(
                     .restoreMismatch,
-                    "the check \(c.display) of \(name) failed (\(r.status))\(r.errorText.isEmpty ? "" : ": " + r.errorText); nothing was changed"
+                    "the check \(c.display) of \(name) failed "
+                        + "(\(r.status))\(r.errorText.isEmpty ? "" : ": " + r.errorText); nothing was changed"
                 )
             }
             log.info("\(name): check \(c.display) passed")
@@ -363,7 +374,9 @@ package final class FolderUnit: RestoreUnit {
             fsyncDirectory(parent)
         } catch {
             log.warning(
-                "ROLLBACK OF \(name) FAILED: \((error as? SealbakError)?.message ?? "\(error)"). The staging folder \(staging ?? "?") holds the other copy; the next sealbak restore into \(parent) finishes the rollback"
+                "ROLLBACK OF \(name) FAILED: \((error as? SealbakError)?.message ?? "\(error)"). The staging folder "
+                    + "\(staging ?? "?") holds the other copy; the next sealbak restore into \(parent) finishes the "
+                    + "rollback"
             )
         }
     }
@@ -393,7 +406,8 @@ package final class FolderUnit: RestoreUnit {
                     )
                 } else {
                     log.warning(
-                        "could not keep the replaced \(name) as \(kept) (\(String(cString: strerror(errno)))); it is left in \(staging)"
+                        "could not keep the replaced \(name) as \(kept) (\(String(cString: strerror(errno)))); it is "
+                            + "left in \(staging)"
                     )
                     journal.phase = "done"
                     try? writeJournal()
@@ -403,7 +417,8 @@ package final class FolderUnit: RestoreUnit {
                 lines.append("  the previous \(component.isFile ? "file" : "folder") was replaced")
             } else {
                 lines.append(
-                    "  the previous folder was replaced; \(journal.preserved.count) path(s) excluded when packing were kept"
+                    "  the previous folder was replaced; \(journal.preserved.count) path(s) excluded when packing "
+                        + "were kept"
                 )
             }
         }
@@ -419,7 +434,8 @@ package final class FolderUnit: RestoreUnit {
             // A commit that failed half way: put the kept paths back before the staging folder goes.
             do { try movePreservedBack() } catch {
                 log.warning(
-                    "could not put the excluded paths of \(name) back: \((error as? SealbakError)?.message ?? "\(error)"); they are in \(staging!)"
+                    "could not put the excluded paths of \(name) back: "
+                        + "\((error as? SealbakError)?.message ?? "\(error)"); they are in \(staging!)"
                 )
                 return
             }
@@ -514,12 +530,14 @@ package final class FolderUnit: RestoreUnit {
                 if rename(j.staged, kept) == 0 {
                     try? FileManager.default.removeItem(atPath: dir)
                     return
-                        "finished the restore into \(j.target) that was killed after it completed; the replaced copy is kept as \(kept)"
+                        "finished the restore into \(j.target) that was killed after it completed; the replaced copy "
+                        + "is kept as \(kept)"
                 }
             }
             try? FileManager.default.removeItem(atPath: dir)
             return
-                "finished the restore into \(j.target) that was killed after it completed (removed the replaced copy in \(dir))"
+                "finished the restore into \(j.target) that was killed after it completed (removed the replaced copy "
+                + "in \(dir))"
         }
         if committed {
             let ok =
@@ -528,17 +546,21 @@ package final class FolderUnit: RestoreUnit {
                 : sealbak_rename_noreplace(AT_FDCWD, j.target, AT_FDCWD, j.staged) == 0
             guard ok else {
                 return
-                    "could not undo the killed restore into \(j.target) (\(String(cString: strerror(errno)))); \(dir) holds the previous copy: move it back by hand"
+                    "could not undo the killed restore into \(j.target) (\(String(cString: strerror(errno)))); "
+                    + "\(dir) holds the previous copy: move it back by hand"
             }
         }
         guard putBack() else {
             return
-                "could not put back the excluded paths of \(j.target) from \(dir) (\(String(cString: strerror(errno)))); move them back by hand"
+                "could not put back the excluded paths of \(j.target) from \(dir) "
+                + "(\(String(cString: strerror(errno)))); move them back by hand"
         }
         try? FileManager.default.removeItem(atPath: dir)
         return committed
-            ? "undid the restore into \(j.target) that was killed before every component was in place: the previous copy is back (removed \(dir))"
-            : "removed \(dir), left by a killed restore; \(j.target) was not changed\(j.preserved.isEmpty ? "" : " (excluded paths put back)")"
+            ? "undid the restore into \(j.target) that was killed before every component was in place: the previous "
+                + "copy is back (removed \(dir))"
+            : "removed \(dir), left by a killed restore; \(j.target) was not "
+                + "changed\(j.preserved.isEmpty ? "" : " (excluded paths put back)")"
     }
 }
 

@@ -60,7 +60,8 @@ package final class FolderSource: CaptureSource {
         FolderSource(kind: "docs", name: spec.name, path: spec.path, allowMissing: allowMissing) { plan in
             let s = try DocsComponent.add(spec, to: &plan)
             return
-                "\(s.files) files, \(formatBytes(s.bytes)) from \(spec.path); \(s.excluded) left out by the ignore rules"
+                "\(s.files) files, \(formatBytes(s.bytes)) from \(spec.path); \(s.excluded) left out by the ignore "
+                + "rules"
         }
     }
 
@@ -102,7 +103,8 @@ package final class FolderSource: CaptureSource {
         FolderSource(kind: "qdrant", name: name, path: path, allowMissing: allowMissing) { plan in
             let (_, collections) = try QdrantComponent.add(argument: name + "=" + path, to: &plan)
             return
-                "Qdrant, \(collections.count) collection(s): \(collections.map { "\($0.name) (\(formatBytes($0.bytes)))" }.joined(separator: ", "))"
+                "Qdrant, \(collections.count) collection(s): "
+                + "\(collections.map { "\($0.name) (\(formatBytes($0.bytes)))" }.joined(separator: ", "))"
         }
     }
 
@@ -156,7 +158,8 @@ package final class PostgresSource: CaptureSource {
         try plan.add(entry: snap.entry(mtime: Int64(Date().timeIntervalSince1970)))
         let f = snap.facts
         return
-            "PostgreSQL \(f.serverVersion), \(f.tables.count) tables, \(f.totalRows) rows counted in the dump's snapshot; dumping with \(f.dumpTool)"
+            "PostgreSQL \(f.serverVersion), \(f.tables.count) tables, \(f.totalRows) rows counted in the dump's "
+            + "snapshot; dumping with \(f.dumpTool)"
     }
 
     package func stream(for index: Int) throws -> (any CaptureStream)? {
@@ -239,7 +242,8 @@ package final class PostgresUnit: RestoreUnit {
             guard got == c.expect else {
                 throw SealbakError(
                     .restoreMismatch,
-                    "the check \(c.display) on the restored \(name) returned \(got ?? "no row"), expected \(c.expect); it was rolled back and nothing was changed"
+                    "the check \(c.display) on the restored \(name) returned \(got ?? "no row"), expected "
+                        + "\(c.expect); it was rolled back and nothing was changed"
                 )
             }
             log.info("\(name): check \(c.display) passed")
@@ -258,7 +262,8 @@ package final class PostgresUnit: RestoreUnit {
             committed = false
         } catch {
             log.warning(
-                "ROLLBACK OF \(name) FAILED: \(error.message); the previous database may be kept under a _sbk_old_ name: rename it back by hand"
+                "ROLLBACK OF \(name) FAILED: \(error.message); the previous database may be kept under a _sbk_old_ "
+                    + "name: rename it back by hand"
             )
         }
     }
@@ -269,7 +274,8 @@ package final class PostgresUnit: RestoreUnit {
         let f = plan_.facts
         var line =
             staged.checkReport.table
-            + "\nrestored \(name) into \(plan_.target.display): \(f.tables.count) tables, \(f.totalRows) rows and \(f.largeObjects) large objects verified"
+            + "\nrestored \(name) into \(plan_.target.display): \(f.tables.count) tables, \(f.totalRows) rows and "
+            + "\(f.largeObjects) large objects verified"
         if let kept { line += "; the replaced database is kept as \(kept)" }
         return [line]
     }
@@ -297,7 +303,8 @@ package final class PostgresUnit: RestoreUnit {
         }
         if let (_, replaced) = try? restorer.leftovers(), !replaced.isEmpty {
             log.warning(
-                "the database(s) \(replaced.joined(separator: ", ")) hold what an earlier restore replaced (--keep-replaced, or a restore killed after its swap); drop them when no longer needed"
+                "the database(s) \(replaced.joined(separator: ", ")) hold what an earlier restore replaced "
+                    + "(--keep-replaced, or a restore killed after its swap); drop them when no longer needed"
             )
         }
     }
@@ -527,7 +534,9 @@ extension LooseEntries {
                     reason: nil,
                     make: nil,
                     note:
-                        "\(displayName(g.name)) (\(n) entr\(n == 1 ? "y" : "ies") outside any component) is not restored: give --to DIR to restore it into DIR/\(displayName(g.name)), or use sealbak unpack"
+                        "\(displayName(g.name)) (\(n) entr\(n == 1 ? "y" : "ies") outside any component) is not "
+                        + "restored: give --to DIR to restore it into DIR/\(displayName(g.name)), or use sealbak "
+                        + "unpack"
                 )
             }
             var options = FolderUnit.Options()

@@ -29,10 +29,14 @@ package final class MySQLSource: CaptureSource {
         for e in c.entries(mtime: Int64(Date().timeIntervalSince1970)) { try plan.add(entry: e) }
         let f = c.facts
         var line =
-            "\(f.flavour) \(f.serverVersion), \(f.tables.count) tables, \(f.views.count) views, \(f.triggers.count) triggers, \(f.routines.count) routines; dumping with \(f.dumpTool), rows counted in the dump stream"
+            "\(f.flavour) \(f.serverVersion), \(f.tables.count) tables, \(f.views.count) views, \(f.triggers.count) "
+            + "triggers, \(f.routines.count) routines; dumping with \(f.dumpTool), rows counted in the dump stream"
         if !f.nonTransactional.isEmpty {
             line +=
-                "\nwarning: \(name): table(s) \(f.nonTransactional.map { "\($0.name) (\($0.engine))" }.joined(separator: ", ")) are not transactional: the dump's transaction cannot make them consistent with the rest (only a lock or a stopped application can)"
+                "\nwarning: \(name): table(s) "
+                + "\(f.nonTransactional.map { "\($0.name) (\($0.engine))" }.joined(separator: ", ")) are not "
+                + "transactional: the dump's transaction cannot make them consistent with the rest (only a "
+                + "lock or a stopped application can)"
         }
         return line
     }
@@ -114,13 +118,15 @@ package final class MySQLUnit: RestoreUnit {
             do { got = try MySQLConnection(staged.stagedParameters).value(c.sql) } catch {
                 throw SealbakError(
                     .restoreMismatch,
-                    "the check \(c.display) failed to run on the restored \(name): \(error.message); it was rolled back and nothing was changed"
+                    "the check \(c.display) failed to run on the restored \(name): \(error.message); it was rolled "
+                        + "back and nothing was changed"
                 )
             }
             guard got == c.expect else {
                 throw SealbakError(
                     .restoreMismatch,
-                    "the check \(c.display) on the restored \(name) returned \(got ?? "no row"), expected \(c.expect); it was rolled back and nothing was changed"
+                    "the check \(c.display) on the restored \(name) returned \(got ?? "no row"), expected "
+                        + "\(c.expect); it was rolled back and nothing was changed"
                 )
             }
             log.info("\(name): check \(c.display) passed")
@@ -139,7 +145,8 @@ package final class MySQLUnit: RestoreUnit {
             committed = false
         } catch {
             log.warning(
-                "ROLLBACK OF \(name) FAILED: \(error.message); the previous tables may be in a _sbk_old_ database: move them back by hand"
+                "ROLLBACK OF \(name) FAILED: \(error.message); the previous tables may be in a _sbk_old_ database: "
+                    + "move them back by hand"
             )
         }
     }
@@ -150,7 +157,9 @@ package final class MySQLUnit: RestoreUnit {
         let f = plan_.facts
         var line =
             staged.checkReport.table
-            + "\nrestored \(name) into \(plan_.target.display): \(f.tables.count) tables, \(staged.counts?.totalRows ?? 0) rows, \(f.views.count) views, \(f.triggers.count) triggers, \(f.routines.count) routines verified"
+            + "\nrestored \(name) into \(plan_.target.display): \(f.tables.count) tables, "
+            + "\(staged.counts?.totalRows ?? 0) rows, \(f.views.count) views, \(f.triggers.count) triggers, "
+            + "\(f.routines.count) routines verified"
         if let kept { line += "; the replaced tables are kept in \(kept)" }
         return [line]
     }
@@ -172,7 +181,8 @@ package final class MySQLUnit: RestoreUnit {
         }
         if let (_, replaced) = try? restorer.leftovers(), !replaced.isEmpty {
             log.warning(
-                "the database(s) \(replaced.joined(separator: ", ")) hold what an earlier restore replaced (--keep-replaced, or a restore killed after its swap); drop them when no longer needed"
+                "the database(s) \(replaced.joined(separator: ", ")) hold what an earlier restore replaced "
+                    + "(--keep-replaced, or a restore killed after its swap); drop them when no longer needed"
             )
         }
     }
@@ -232,7 +242,8 @@ extension MySQLUnit {
                 guard components.contains(where: { $0.name == name }) else {
                     throw SealbakError(
                         .usage,
-                        "--mysql-target \(name)=…: no selected component has that name (components: \(components.map(\.name).joined(separator: ", ")))"
+                        "--mysql-target \(name)=…: no selected component has that name (components: "
+                            + "\(components.map(\.name).joined(separator: ", ")))"
                     )
                 }
                 out[name] = try parameters(
@@ -251,7 +262,9 @@ extension MySQLUnit {
             guard open.count == 1 else {
                 throw SealbakError(
                     .usage,
-                    "--mysql-target URL is ambiguous: \(open.count) components (\(open.map(\.name).joined(separator: ", "))) have no target; give NAME=URL for each or use --only NAME"
+                    "--mysql-target URL is ambiguous: \(open.count) components "
+                        + "(\(open.map(\.name).joined(separator: ", "))) have no target; give NAME=URL for each or use "
+                        + "--only NAME"
                 )
             }
             out[open[0].name] = try parameters(url, what: "--mysql-target URL", file: nil)

@@ -44,7 +44,8 @@ package struct CaptureOutcome: Codable, Sendable, Equatable {
         do { return try JSONDecoder().decode(CaptureOutcome.self, from: Data(bytes)) } catch {
             throw SealbakError(
                 .corrupt,
-                "the archive's outcome record (\(entryName)) cannot be read: \(error); it was not written by a compatible sealbak"
+                "the archive's outcome record (\(entryName)) cannot be read: \(error); it was not written by a "
+                    + "compatible sealbak"
             )
         }
     }
@@ -315,7 +316,8 @@ package final class PackJob {
             )
         }
         log.warning(
-            "\(s.name) FAILED while it was captured and is recorded as failed (allow-missing); its partial data will never be restored: \(message)"
+            "\(s.name) FAILED while it was captured and is recorded as failed (allow-missing); its partial data will "
+                + "never be restored: \(message)"
         )
         outcome.components[si].status = .failed
         outcome.components[si].reason = message
@@ -360,7 +362,10 @@ package final class PackJob {
         if i == stdinIndex && total == 0 && !options.allowEmptyStdin {
             throw SealbakError(
                 .toolFailed,
-                "standard input was empty, so \(options.stdinName ?? "the entry") would be stored as 0 bytes; nothing was written. The command feeding sealbak probably failed (a pipe hides its exit status: use a command component in the plan so sealbak checks it), or give --allow-empty if empty is right"
+                "standard input was empty, so \(options.stdinName ?? "the entry") would be stored as 0 bytes; "
+                    + "nothing was written. The command feeding sealbak probably failed (a pipe hides its exit status: "
+                    + "use a command component in the plan so sealbak checks it), or give --allow-empty if empty "
+                    + "is right"
             )
         }
     }
@@ -410,7 +415,8 @@ package enum Hook {
         guard r.status.succeeded else {
             throw SealbakError(
                 .toolFailed,
-                "the \(when) hook \(h.display) failed (\(r.timedOut ? "timed out after \(Int(h.timeoutSeconds)) s" : "\(r.status)"))\(r.errorText.isEmpty ? "" : ": " + r.errorText)"
+                "the \(when) hook \(h.display) failed "
+                    + "(\(r.timedOut ? "timed out after \(Int(h.timeoutSeconds)) s" : "\(r.status)"))\(r.errorText.isEmpty ? "" : ": " + r.errorText)"
             )
         }
     }

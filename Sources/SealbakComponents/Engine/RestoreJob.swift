@@ -127,7 +127,8 @@ package final class RestoreJob {
         if units.count > 1 && !seekable {
             throw SealbakError(
                 .usage,
-                "restoring several components needs a seekable archive, not a pipe; save it to a file or use --only NAME"
+                "restoring several components needs a seekable archive, not a pipe; save it to a file or use --only "
+                    + "NAME"
             )
         }
     }
@@ -166,7 +167,8 @@ package final class RestoreJob {
         for u in units {
             for l in u.leftovers {
                 lines.append(
-                    "note: \(displayName(l)) was left by a killed restore; the real run finishes, undoes or removes it first"
+                    "note: \(displayName(l)) was left by a killed restore; the real run finishes, undoes or removes "
+                        + "it first"
                 )
             }
         }
@@ -204,7 +206,8 @@ package final class RestoreJob {
             if let o = outcome?.incomplete.first(where: { $0.name == u.name }) {
                 throw SealbakError(
                     .notFound,
-                    "component \(u.name) FAILED while it was packed; its partial data is not restored: \(o.reason ?? "")"
+                    "component \(u.name) FAILED while it was packed; its partial data is not restored: "
+                        + "\(o.reason ?? "")"
                 )
             }
         }

@@ -20,7 +20,8 @@ enum RestoreTargets {
             guard trees.contains(where: { $0.name == name }) else {
                 throw SealbakError(
                     .usage,
-                    "--target \(name)=…: no selected folder component has that name (components: \(trees.map(\.name).joined(separator: ", ")))"
+                    "--target \(name)=…: no selected folder component has that name (components: "
+                        + "\(trees.map(\.name).joined(separator: ", ")))"
                 )
             }
             out[name] = path
@@ -29,7 +30,8 @@ enum RestoreTargets {
             guard let to = r.to else {
                 throw SealbakError(
                     .usage,
-                    "no target for \(t.kind) component \(t.name): give --to DIR (restores into DIR/\(t.name)) or --target \(t.name)=\(t.isFile ? "FILE" : "DIR")"
+                    "no target for \(t.kind) component \(t.name): give --to DIR (restores into DIR/\(t.name)) or "
+                        + "--target \(t.name)=\(t.isFile ? "FILE" : "DIR")"
                 )
             }
             out[t.name] = to + "/" + t.name
@@ -70,7 +72,8 @@ enum RestoreTargets {
                 guard components.contains(where: { $0.name == name }) else {
                     throw SealbakError(
                         .usage,
-                        "--postgres-target \(name)=…: no selected component has that name (components: \(components.map(\.name).joined(separator: ", ")))"
+                        "--postgres-target \(name)=…: no selected component has that name (components: "
+                            + "\(components.map(\.name).joined(separator: ", ")))"
                     )
                 }
                 out[name] = try parameters(String(t[t.index(after: eq)...]), what: "--postgres-target \(name)=URL")
@@ -87,7 +90,9 @@ enum RestoreTargets {
             guard open.count == 1 else {
                 throw SealbakError(
                     .usage,
-                    "--postgres-target URL is ambiguous: \(open.count) components (\(open.map(\.name).joined(separator: ", "))) have no target; give NAME=URL for each or use --only NAME"
+                    "--postgres-target URL is ambiguous: \(open.count) components "
+                        + "(\(open.map(\.name).joined(separator: ", "))) have no target; give NAME=URL for each or use "
+                        + "--only NAME"
                 )
             }
             out[open[0].name] = try parameters(url, what: "--postgres-target URL")
@@ -95,7 +100,8 @@ enum RestoreTargets {
         for c in components where out[c.name] == nil && needed(c) {
             throw SealbakError(
                 .usage,
-                "no target for PostgreSQL component \(c.name): give --postgres-target \(c.name)=postgresql://USER@HOST:PORT/DATABASE"
+                "no target for PostgreSQL component \(c.name): give --postgres-target "
+                    + "\(c.name)=postgresql://USER@HOST:PORT/DATABASE"
             )
         }
         for (name, db) in r.databaseNames { if let p = out[name] { out[name] = p.with(database: db) } }

@@ -81,7 +81,9 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
 
     package func plan() throws -> [String] {
         var lines = [
-            "component \(displayName(name)): sqlite database from \(displayName(component.source)), \(facts.tables.count) tables, \(facts.totalRows) rows, user_version \(facts.userVersion), journal mode \(facts.journalMode), \(formatBytes(facts.bytes))"
+            "component \(displayName(name)): sqlite database from \(displayName(component.source)), "
+                + "\(facts.tables.count) tables, \(facts.totalRows) rows, user_version \(facts.userVersion), journal "
+                + "mode \(facts.journalMode), \(formatBytes(facts.bytes))"
         ]
         guard !base.isEmpty, base != ".", base != ".." else {
             throw SealbakError(
@@ -99,35 +101,42 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
             guard st.st_mode & S_IFMT == S_IFREG else {
                 throw SealbakError(
                     .targetExists,
-                    "\(target) exists and is not a regular file; \(name) was not restored. Move it away or choose another target"
+                    "\(target) exists and is not a regular file; \(name) was not restored. Move it away or choose "
+                        + "another target"
                 )
             }
             if !options.replace && !replaceConfirmed {
                 if let confirm = options.confirm,
                     confirm(
-                        "\(target) exists. Replace it with the database \(name) from the archive (the old one is kept until the restore has succeeded)?"
+                        "\(target) exists. Replace it with the database \(name) from the archive (the old one is "
+                            + "kept until the restore has succeeded)?"
                     )
                 {
                     replaceConfirmed = true
                 } else {
                     throw SealbakError(
                         .targetExists,
-                        "\(target) exists; nothing was changed. Give --replace (the old database and its -wal/-shm are kept aside until every component is in place, and put back on failure) or choose another target"
+                        "\(target) exists; nothing was changed. Give --replace (the old database and its -wal/-shm "
+                            + "are kept aside until every component is in place, and put back on failure) or choose "
+                            + "another target"
                     )
                 }
             }
             lines.append(
-                "  target: \(displayName(target)) (exists: will be replaced\(sideText)\(options.keepReplaced ? "; the old database is kept as \(base).sbk-replaced-…" : ""))"
+                "  target: \(displayName(target)) (exists: will be "
+                    + "replaced\(sideText)\(options.keepReplaced ? "; the old database is kept as \(base).sbk-replaced-…" : ""))"
             )
         } else {
             lines.append(
-                "  target: \(displayName(target)) (will be created\(sides.isEmpty ? "" : "; the stray \(sides.map { base + $0 }.joined(separator: ", ")) of a missing database move aside"))"
+                "  target: \(displayName(target)) (will be "
+                    + "created\(sides.isEmpty ? "" : "; the stray \(sides.map { base + $0 }.joined(separator: ", ")) of a missing database move aside"))"
             )
         }
         if let held = SQLiteLocks.holder(target) {
             guard options.ignoreLocks else { throw SQLiteLocks.refusal(target, held, name: name) }
             lines.append(
-                "  WARNING: \(held.description) on \(displayName(target)); --ignore-locks: it is replaced anyway (that process goes on using the old file)"
+                "  WARNING: \(held.description) on \(displayName(target)); --ignore-locks: it is replaced anyway "
+                    + "(that process goes on using the old file)"
             )
         }
         lines.append(
@@ -224,7 +233,8 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
                 }
                 if have != t.rows {
                     problems.append(
-                        "table \(t.name): \(have.map(String.init) ?? "virtual") rows, recorded \(t.rows.map(String.init) ?? "virtual")"
+                        "table \(t.name): \(have.map(String.init) ?? "virtual") rows, recorded "
+                            + "\(t.rows.map(String.init) ?? "virtual")"
                     )
                 }
             }
@@ -241,7 +251,8 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
         if !problems.isEmpty {
             throw SealbakError(
                 .restoreMismatch,
-                "the restored SQLite database \(name) does not match what was packed; nothing was changed: \(problems.joined(separator: "; "))"
+                "the restored SQLite database \(name) does not match what was packed; nothing was changed: "
+                    + "\(problems.joined(separator: "; "))"
             )
         }
         log.info("\(name): integrity_check ok, \(facts.tables.count) tables and \(facts.totalRows) rows as recorded")
@@ -250,13 +261,15 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
             do { got = try db.value(c.sql) } catch {
                 throw SealbakError(
                     .restoreMismatch,
-                    "the check \(c.display) on the restored \(name) failed to run: \(error.message); nothing was changed"
+                    "the check \(c.display) on the restored \(name) failed to run: \(error.message); nothing was "
+                        + "changed"
                 )
             }
             guard got == c.expect else {
                 throw SealbakError(
                     .restoreMismatch,
-                    "the check \(c.display) on the restored \(name) returned \(got ?? "no row"), expected \(c.expect); nothing was changed"
+                    "the check \(c.display) on the restored \(name) returned \(got ?? "no row"), expected "
+                        + "\(c.expect); nothing was changed"
                 )
             }
             log.info("\(name): check \(c.display) passed")
@@ -315,7 +328,9 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
             fsyncDirectory(parent)
         } catch {
             log.warning(
-                "ROLLBACK OF \(name) FAILED: \((error as? SealbakError)?.message ?? "\(error)"). The staging folder \(staging ?? "?") holds the other copy; the next sealbak restore into \(parent) finishes the rollback"
+                "ROLLBACK OF \(name) FAILED: \((error as? SealbakError)?.message ?? "\(error)"). The staging folder "
+                    + "\(staging ?? "?") holds the other copy; the next sealbak restore into \(parent) finishes the "
+                    + "rollback"
             )
         }
     }
@@ -332,7 +347,8 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
     package func finalize(log: EngineLog) -> [String] {
         guard let staging, journal.phase == "committed" else { return [] }
         var lines = [
-            "restored \(displayName(name)) into \(displayName(target)): integrity_check ok, \(facts.tables.count) tables and \(facts.totalRows) rows verified"
+            "restored \(displayName(name)) into \(displayName(target)): integrity_check ok, \(facts.tables.count) "
+                + "tables and \(facts.totalRows) rows verified"
         ]
         let replaced = journal.targetExisted || Self.sideSuffixes.contains { Self.exists(aside($0)) }
         if replaced && options.keepReplaced {
@@ -348,7 +364,8 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
                     targetExisted: journal.targetExisted
                 )
                 lines.append(
-                    "  the replaced database is kept as \(displayName(kept))\(Self.sideSuffixes.contains { Self.exists(kept + $0) } ? " (with its side files)" : "")"
+                    "  the replaced database is kept as "
+                        + "\(displayName(kept))\(Self.sideSuffixes.contains { Self.exists(kept + $0) } ? " (with its side files)" : "")"
                 )
             } catch {
                 log.warning(
@@ -360,7 +377,8 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
             }
         } else if replaced {
             lines.append(
-                "  the previous database was replaced\(Self.sideSuffixes.contains { Self.exists(aside($0)) } ? " (its side files with it)" : "")"
+                "  the previous database was "
+                    + "replaced\(Self.sideSuffixes.contains { Self.exists(aside($0)) } ? " (its side files with it)" : "")"
             )
         }
         journal.phase = "done"
@@ -397,7 +415,8 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
             // A commit that failed half way: the side files go back before the staging folder goes.
             do { try moveSideFilesBack() } catch {
                 log.warning(
-                    "could not put the side files of \(name) back: \((error as? SealbakError)?.message ?? "\(error)"); they are in \(staging!)/old"
+                    "could not put the side files of \(name) back: "
+                        + "\((error as? SealbakError)?.message ?? "\(error)"); they are in \(staging!)/old"
                 )
                 return
             }
@@ -468,20 +487,24 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
                     try keep(staged: j.staged, oldDir: j.oldDir, base: base, as: kept, targetExisted: j.targetExisted)
                 } catch {
                     return
-                        "finished the restore into \(j.target) that was killed after it completed, but could not keep the replaced database (\(error.message)); it is in \(dir)"
+                        "finished the restore into \(j.target) that was killed after it completed, but could not "
+                        + "keep the replaced database (\(error.message)); it is in \(dir)"
                 }
                 try? FileManager.default.removeItem(atPath: dir)
                 return
-                    "finished the restore into \(j.target) that was killed after it completed; the replaced database is kept as \(kept)"
+                    "finished the restore into \(j.target) that was killed after it completed; the replaced database "
+                    + "is kept as \(kept)"
             }
             try? FileManager.default.removeItem(atPath: dir)
             return
-                "finished the restore into \(j.target) that was killed after it completed (removed the replaced database in \(dir))"
+                "finished the restore into \(j.target) that was killed after it completed (removed the replaced "
+                + "database in \(dir))"
         }
         if committed {
             if let held = SQLiteLocks.holder(j.target) {
                 return
-                    "could not undo the killed restore into \(j.target): \(held.description); stop it and run sealbak restore again (\(dir) holds the previous database)"
+                    "could not undo the killed restore into \(j.target): \(held.description); stop it and run "
+                    + "sealbak restore again (\(dir) holds the previous database)"
             }
             let ok =
                 j.targetExisted
@@ -489,7 +512,8 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
                 : sealbak_rename_noreplace(AT_FDCWD, j.target, AT_FDCWD, j.staged) == 0
             guard ok else {
                 return
-                    "could not undo the killed restore into \(j.target) (\(String(cString: strerror(errno)))); \(dir) holds the previous database: move it back by hand"
+                    "could not undo the killed restore into \(j.target) (\(String(cString: strerror(errno)))); "
+                    + "\(dir) holds the previous database: move it back by hand"
             }
         }
         for suffix in sideSuffixes where exists(j.oldDir + "/" + base + suffix) {
@@ -497,13 +521,16 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
                 || sealbak_rename_noreplace(AT_FDCWD, j.oldDir + "/" + base + suffix, AT_FDCWD, j.target + suffix) != 0
             {
                 return
-                    "could not put \(base)\(suffix) back beside \(j.target) from \(dir)/old (\(exists(j.target + suffix) ? "a new one exists" : String(cString: strerror(errno)))); move it back by hand"
+                    "could not put \(base)\(suffix) back beside \(j.target) from \(dir)/old "
+                    + "(\(exists(j.target + suffix) ? "a new one exists" : String(cString: strerror(errno)))); "
+                    + "move it back by hand"
             }
         }
         fsyncDirectory((j.target as NSString).deletingLastPathComponent.nonEmpty)
         try? FileManager.default.removeItem(atPath: dir)
         return committed
-            ? "undid the restore into \(j.target) that was killed before every component was in place: the previous database is back with its side files (removed \(dir))"
+            ? "undid the restore into \(j.target) that was killed before every component was in place: the previous "
+                + "database is back with its side files (removed \(dir))"
             : "removed \(dir), left by a killed restore; \(j.target) was not changed"
     }
 }
@@ -632,7 +659,9 @@ enum SQLiteLocks {
     static func refusal(_ target: String, _ held: Holder, name: String) -> SealbakError {
         SealbakError(
             .unavailable,
-            "\(target) is in use: \(held.description); \(name) was not restored and nothing was changed. Stop the application (a before-restore hook can), or give --ignore-locks to replace it anyway (that process goes on using the replaced file, and what it writes there is lost)"
+            "\(target) is in use: \(held.description); \(name) was not restored and nothing was changed. Stop the "
+                + "application (a before-restore hook can), or give --ignore-locks to replace it anyway (that process "
+                + "goes on using the replaced file, and what it writes there is lost)"
         )
     }
 }
@@ -692,7 +721,8 @@ extension RestoreTargets {
             guard out[c.name] != nil else {
                 throw SealbakError(
                     .usage,
-                    "no target for sqlite component \(c.name): give --target \(c.name)=FILE or --to DIR (restores into DIR/\(c.name).sqlite3)"
+                    "no target for sqlite component \(c.name): give --target \(c.name)=FILE or --to DIR (restores "
+                        + "into DIR/\(c.name).sqlite3)"
                 )
             }
         }

@@ -116,7 +116,8 @@ package struct Drill {
         guard let newest = items.max(by: { ($0.time?.unix ?? 0, $0.name) < ($1.time?.unix ?? 0, $1.name) }) else {
             throw SealbakError(
                 .notFound,
-                "no archive of \(plan.operations.planName) in \(location) (names like \(plan.operations.namePattern)); run sealbak run first"
+                "no archive of \(plan.operations.planName) in \(location) (names like "
+                    + "\(plan.operations.namePattern)); run sealbak run first"
             )
         }
         return newest.location

@@ -51,7 +51,8 @@ package struct HealthReport: Sendable {
                 let age = now - end
                 if age > maxAge.approximateSeconds {
                     r.problems.append(
-                        "the last successful run ended \(RunClock.iso(end)), \(describe(age)) ago, more than \(maxAge.text)"
+                        "the last successful run ended \(RunClock.iso(end)), \(describe(age)) ago, more than "
+                            + "\(maxAge.text)"
                     )
                 }
             } else {
@@ -64,7 +65,8 @@ package struct HealthReport: Sendable {
                 r.problems.append(
                     String(
                         format:
-                            "the last archive is %@ (%+.0f%%) than the one before (%llu vs %llu bytes), beyond the allowed ±%.0f%%",
+                            "the last archive is %@ (%+.0f%%) than the one before (%llu vs %llu bytes), beyond the "
+                            + "allowed ±%.0f%%",
                         change > 0 ? "larger" : "smaller",
                         change * 100,
                         a,
@@ -94,7 +96,8 @@ package struct HealthReport: Sendable {
             lines.append("# HELP \(name) \(help)")
             lines.append("# TYPE \(name) gauge")
             lines.append(
-                "\(name)\(label) \(value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(format: "%.3f", value))"
+                "\(name)\(label) "
+                    + "\(value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(format: "%.3f", value))"
             )
         }
         gauge("sealbak_last_success_timestamp_seconds", "End of the last successful run (Unix time).", lastSuccess?.end)

@@ -152,7 +152,8 @@ package struct RunHistory: Sendable {
             r.status = .interrupted
             r.end = nil
             r.error =
-                "the \(r.kind.rawValue) (pid \(r.pid) on \(r.host)) was killed or its machine stopped before it ended (found by \(foundBy))"
+                "the \(r.kind.rawValue) (pid \(r.pid) on \(r.host)) was killed or its machine stopped before it "
+                + "ended (found by \(foundBy))"
                 + (r.archive.map { "; the archive \($0) may have been written but was not verified or recorded" } ?? "")
             try append(r)
             closed.append(r)
@@ -191,13 +192,15 @@ package final class PlanLock {
             guard e == EWOULDBLOCK else { throw SealbakError.io("cannot lock", path: path, errno: e) }
             throw Busy(
                 message:
-                    "another run of this plan is in progress (\(holder.isEmpty ? "holder unknown" : holder)); it holds \(path). Nothing was done; if runs overlap every night, schedule them further apart"
+                    "another run of this plan is in progress (\(holder.isEmpty ? "holder unknown" : holder)); it "
+                    + "holds \(path). Nothing was done; if runs overlap every night, schedule them further apart"
             )
         }
         self.fd = fd
         previousHolder = holder.isEmpty ? nil : holder
         let me =
-            "pid \(getpid()) on \(ProcessInfo.processInfo.hostName) since \(RunClock.iso(Date().timeIntervalSince1970))\n"
+            "pid \(getpid()) on \(ProcessInfo.processInfo.hostName) since "
+            + "\(RunClock.iso(Date().timeIntervalSince1970))\n"
         _ = ftruncate(fd, 0)
         _ = me.withCString { pwrite(fd, $0, strlen($0), 0) }
     }

@@ -140,7 +140,8 @@ package struct NightlyRun {
                 now: record.start
             ) {
                 log.warning(
-                    "the run of \(RunClock.iso(r.start)) (pid \(r.pid)) was interrupted before it ended; recorded as interrupted"
+                    "the run of \(RunClock.iso(r.start)) (pid \(r.pid)) was interrupted before it ended; recorded as "
+                        + "interrupted"
                 )
             }
             if let holder = lock.previousHolder {
@@ -157,7 +158,8 @@ package struct NightlyRun {
                 guard FileManager.default.fileExists(atPath: dest, isDirectory: &isDir), isDir.boolValue else {
                     throw SealbakError(
                         .notFound,
-                        "the destination folder \(dest) does not exist; create it (sealbak does not, so that a backup disk that is not mounted is never replaced by a folder on the system disk)"
+                        "the destination folder \(dest) does not exist; create it (sealbak does not, so that a "
+                            + "backup disk that is not mounted is never replaced by a folder on the system disk)"
                     )
                 }
             }
@@ -273,7 +275,8 @@ package struct NightlyRun {
         if let remoteRecord, let location = ops.location {
             do { try remoteRecord(r, location) } catch {
                 log.warning(
-                    "the run record could not be stored next to the archives: \((error as? SealbakError)?.message ?? "\(error)")"
+                    "the run record could not be stored next to the archives: "
+                        + "\((error as? SealbakError)?.message ?? "\(error)")"
                 )
             }
         }
@@ -318,7 +321,8 @@ package struct NightlyRun {
         else { return .root }
         if Int(depth) + 1 >= ops.fullEvery {
             log.info(
-                "incremental: \(newest.name) is archive \(depth + 1) of its chain (full-every: \(ops.fullEvery)); starting a new chain"
+                "incremental: \(newest.name) is archive \(depth + 1) of its chain (full-every: \(ops.fullEvery)); "
+                    + "starting a new chain"
             )
             return .root
         }
@@ -372,7 +376,8 @@ package enum StateDir {
         } catch {
             throw SealbakError(
                 .io,
-                "cannot create the state folder \(path): \(error.localizedDescription); set state-dir: in the plan to a writable folder"
+                "cannot create the state folder \(path): \(error.localizedDescription); set state-dir: in the plan "
+                    + "to a writable folder"
             )
         }
     }

@@ -43,7 +43,8 @@ extension Operations {
                         continue
                     }
                     problems.append(
-                        "the notify command \(command.display) failed (\(r.timedOut ? "timed out" : "\(r.status)"))\(r.errorText.isEmpty ? "" : ": " + r.errorText)"
+                        "the notify command \(command.display) failed "
+                            + "(\(r.timedOut ? "timed out" : "\(r.status)"))\(r.errorText.isEmpty ? "" : ": " + r.errorText)"
                     )
                 } catch {
                     problems.append("the notify command \(command.display) could not run: \(error.message)")

@@ -22,7 +22,8 @@ package struct Operations: Sendable {
     package var location: String?
     /// `destination.name`: the archive name; `{now}` is the UTC time to the millisecond, `{plan}` the plan's name.
     package var namePattern = "{plan}-{now}.sbk"
-    /// `destination.verify`: verify the archive after it was written (needs a way to open it: password-file or identity).
+    /// `destination.verify`: verify the archive after it was written (needs a way to open it: password-file or
+    /// identity).
     package var verify = false
     /// `destination.incremental`: each run builds on the newest archive of the destination (Spec §14).
     package var incremental = false
@@ -74,7 +75,8 @@ extension PlanReader {
                 guard !n.contains("/"), n.contains("{now}") else {
                     throw fail(
                         x,
-                        "destination.name must be a file name with {now} in it (e.g. {plan}-{now}.sbk): {now} gives every run its own name, and retention reads the time from it"
+                        "destination.name must be a file name with {now} in it (e.g. {plan}-{now}.sbk): {now} gives "
+                            + "every run its own name, and retention reads the time from it"
                     )
                 }
                 ops.namePattern = n
@@ -107,7 +109,8 @@ extension PlanReader {
         guard case .mapping(let m) = v else {
             throw fail(
                 v,
-                "retention must be a mapping (keep-within, keep-last, keep-daily, keep-weekly, keep-monthly, keep-yearly)"
+                "retention must be a mapping (keep-within, keep-last, keep-daily, keep-weekly, keep-monthly, "
+                    + "keep-yearly)"
             )
         }
         var p = RetentionPolicy()
@@ -122,7 +125,8 @@ extension PlanReader {
             case let other:
                 throw fail(
                     k,
-                    "unknown key \"retention.\(other)\" (expected keep-within, keep-last, keep-daily, keep-weekly, keep-monthly, keep-yearly)"
+                    "unknown key \"retention.\(other)\" (expected keep-within, keep-last, keep-daily, keep-weekly, "
+                        + "keep-monthly, keep-yearly)"
                 )
             }
         }
