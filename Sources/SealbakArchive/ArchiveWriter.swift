@@ -67,7 +67,7 @@ package struct WriteSummary: Sendable {
 /// manifest entry in order, trailer stream, footer. Frames are compressed and encrypted on all cores and
 /// written in order; memory stays bounded by `WriteOptions.maxInFlight` frames.
 package final class ArchiveWriter {
-    private let sink: (UnsafeRawBufferPointer) throws -> Void
+    private let sink: (RawSpan) throws -> Void
     private let options: WriteOptions
     private let codec: FrameCodec
     private let master: MasterKey
@@ -111,7 +111,7 @@ package final class ArchiveWriter {
         passwords: [PasswordSlotSpec],
         recipients: [[UInt8]] = [],
         options: WriteOptions,
-        sink: @escaping (UnsafeRawBufferPointer) throws -> Void
+        sink: @escaping (RawSpan) throws -> Void
     ) throws {
         guard !passwords.isEmpty || !recipients.isEmpty else {
             throw SealbakError(.usage, "an archive needs at least one password or recipient")
@@ -204,10 +204,10 @@ package final class ArchiveWriter {
         streamLengths = [UInt64](repeating: 0, count: manifest.entries.count + 2)
         pipeline = OrderedPipeline(workers: options.threads, maxInFlight: options.maxInFlight) { _ in }
         let bytes = header.encoded()
-        try bytes.withUnsafeBytes { try sink($0) }
+        try sink(bytes.span.bytes)
         written = UInt64(bytes.count)
         pipeline.setDelivery { [unowned self] (slot, frame) in
-            try frame.withUnsafeBytes { try self.sink($0) }
+            try self.sink(frame.span.bytes)
             self.lengthsLock.withLock {
                 self.streamLengths[slot] += UInt64(frame.count)
                 self.written += UInt64(frame.count)
@@ -425,7 +425,7 @@ package final class ArchiveWriter {
             // Every write but the last (the footer) is a frame of the trailer stream (Spec §14.1).
             if let previous { trailerHash.update(previous) }
             previous = bytes
-            try bytes.withUnsafeBytes { try sink($0) }
+            try sink(bytes.span.bytes)
         }
         let content = contentResults.reduce(0) { $0 + $1.size }
         return WriteSummary(

@@ -18,7 +18,7 @@ package enum Consolidate {
         passwords: [PasswordSlotSpec],
         recipients: [[UInt8]],
         options: WriteOptions,
-        sink: @escaping (UnsafeRawBufferPointer) throws -> Void
+        sink: @escaping (RawSpan) throws -> Void
     ) throws -> WriteSummary {
         var manifest = reader.manifest
         manifest.metadata[ChainMetadata.chunkKeyName] = nil

@@ -228,7 +228,7 @@ package enum KeyEditing {
                 throw SealbakError.io("cannot read", path: out.path, errno: errno)
             }
             if n == 0 { throw SealbakError(.io, "\(out.path) became shorter while sealbak was copying it") }
-            try buffer.withUnsafeBytes { try out.write(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            try out.write(buffer.span.bytes.extracting(0..<n))
             done += UInt64(n)
         }
     }

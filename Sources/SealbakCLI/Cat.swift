@@ -81,7 +81,7 @@ private final class StdoutSink: EntrySink {
     func wants(_ index: Int) -> Bool { wanted.contains(index) }
     func begin(_ index: Int) throws {}
     func write(_ index: Int, _ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { b in try writeAll(fd: 1, b, path: "standard output") }
+        try writeAll(fd: 1, bytes.span.bytes, path: "standard output")
     }
     func end(_ index: Int, size: UInt64, sha256: [UInt8]) throws {}
 }

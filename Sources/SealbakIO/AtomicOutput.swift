@@ -8,15 +8,17 @@ import Darwin
 #endif
 
 /// Writes everything to a file descriptor, retrying short writes and EINTR.
-package func writeAll(fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SealbakError) {
-    var done = 0
-    while done < bytes.count {
-        let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw SealbakError.io("cannot write", path: path, errno: errno)
+package func writeAll(fd: Int32, _ bytes: RawSpan, path: String) throws(SealbakError) {
+    try bytes.withUnsafeBytes { bytes throws(SealbakError) in
+        var done = 0
+        while done < bytes.count {
+            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SealbakError.io("cannot write", path: path, errno: errno)
+            }
+            done += n
         }
-        done += n
     }
 }
 
@@ -80,9 +82,9 @@ package final class AtomicOutput {
 
     deinit { abandon() }
 
-    package func write(_ bytes: UnsafeRawBufferPointer) throws(SealbakError) {
+    package func write(_ bytes: RawSpan) throws(SealbakError) {
         try writeAll(fd: fd, bytes, path: path == "-" ? "standard output" : path)
-        bytesWritten += UInt64(bytes.count)
+        bytesWritten += UInt64(bytes.byteCount)
         if path != "-" && bytesWritten - writebackStarted >= Self.writebackStep {
             // Does not wait (SYNC_FILE_RANGE_WRITE only); failure is harmless, the fsync in `commit` decides.
             _ = sealbak_start_writeback_range(fd, Int64(writebackStarted), Int64(bytesWritten - writebackStarted))

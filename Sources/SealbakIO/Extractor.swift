@@ -240,7 +240,7 @@ package final class Extractor: EntrySink {
         let fd = openat(stagingFD, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         if fd < 0 { throw SealbakError.io("cannot write the move plan in", path: root, errno: errno) }
         defer { close(fd) }
-        try bytes.withUnsafeBytes { b in try writeAll(fd: fd, b, path: root + "/" + stagingName + "/" + name) }
+        try writeAll(fd: fd, bytes.span.bytes, path: root + "/" + stagingName + "/" + name)
         if fsync(fd) != 0 { throw SealbakError.io("cannot flush the move plan in", path: root, errno: errno) }
     }
 

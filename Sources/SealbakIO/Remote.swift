@@ -24,7 +24,7 @@ package protocol RemoteSource: AnyObject {
 package protocol ArchiveOutput: AnyObject {
     var path: String { get }
     var bytesWritten: UInt64 { get }
-    func write(_ bytes: UnsafeRawBufferPointer) throws(SealbakError)
+    func write(_ bytes: RawSpan) throws(SealbakError)
     func commit() throws(SealbakError)
     func abandon()
     /// Everything written so far, readable before `commit` (to verify an archive before it replaces another).
@@ -33,7 +33,7 @@ package protocol ArchiveOutput: AnyObject {
 
 extension ArchiveOutput {
     package func write(_ bytes: [UInt8]) throws(SealbakError) {
-        try bytes.span.withUnsafeBytes { b throws(SealbakError) in try write(b) }
+        try write(bytes.span.bytes)
     }
 }
 

@@ -664,7 +664,7 @@ final class MySQLFeedSink: EntrySink {
             return
         }
         counter.feed(bytes)
-        let ok = try bytes.withUnsafeBytes { b throws(SealbakError) in try process.writeInput(b) }
+        let ok = try process.writeInput(bytes.span.bytes)
         if !ok {
             brokenPipe = true
             throw SealbakError(.toolFailed, "the mariadb client stopped reading")

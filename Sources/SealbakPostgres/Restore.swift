@@ -1048,7 +1048,7 @@ final class PipeSink: EntrySink {
     func begin(_ i: Int) throws {}
 
     func write(_ i: Int, _ bytes: [UInt8]) throws {
-        let ok = try bytes.withUnsafeBytes { b throws(SealbakError) in try process.writeInput(b) }
+        let ok = try process.writeInput(bytes.span.bytes)
         if !ok {
             brokenPipe = true
             throw SealbakError(.toolFailed, "pg_restore stopped reading")

@@ -193,18 +193,20 @@ package final class Subprocess: Sendable {
     }
 
     /// Writes all of `bytes` to standard input; false if the child closed it (EPIPE).
-    package func writeInput(_ bytes: UnsafeRawBufferPointer) throws(SealbakError) -> Bool {
-        var off = 0
-        while off < bytes.count {
-            let n = write(stdinFD, bytes.baseAddress! + off, bytes.count - off)
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EPIPE { return false }
-                throw SealbakError.io("cannot write to", path: name, errno: errno)
+    package func writeInput(_ bytes: RawSpan) throws(SealbakError) -> Bool {
+        try bytes.withUnsafeBytes { bytes throws(SealbakError) -> Bool in
+            var off = 0
+            while off < bytes.count {
+                let n = write(stdinFD, bytes.baseAddress! + off, bytes.count - off)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    if errno == EPIPE { return false }
+                    throw SealbakError.io("cannot write to", path: name, errno: errno)
+                }
+                off += n
             }
-            off += n
+            return true
         }
-        return true
     }
 
     /// Runs a command to the end and returns its standard output (for `--version`).

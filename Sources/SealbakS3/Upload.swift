@@ -90,22 +90,22 @@ final class S3Upload: ArchiveOutput {
         uniform ? base : min(5 << 30, base << min(22, (number - 1) / 1000))
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer) throws(SealbakError) {
+    func write(_ bytes: RawSpan) throws(SealbakError) {
         if let e = firstError.withLock({ $0 }) { throw e }
         var offset = 0
-        while offset < bytes.count {
+        while offset < bytes.byteCount {
             let size = S3Upload.partSize(
                 base: client.settings.partSize,
                 number: nextPart,
                 uniform: client.settings.usesUniformParts
             )
             if buffer.capacity < size { buffer.reserveCapacity(size) }
-            let n = min(bytes.count - offset, size - buffer.count)
-            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n]))
+            let n = min(bytes.byteCount - offset, size - buffer.count)
+            bytes.extracting(offset..<offset + n).withUnsafeBytes { buffer.append(contentsOf: $0) }
             offset += n
             if buffer.count == size { try flushPart() }
         }
-        bytesWritten += UInt64(bytes.count)
+        bytesWritten += UInt64(bytes.byteCount)
     }
 
     /// Hands the full buffer to an upload thread (waiting while `parallelParts` are in flight).

@@ -164,7 +164,7 @@ package enum TestArchive {
 package final class ByteCollector: Sendable {
     private let storage = Locked<[UInt8]>([])
     package init() {}
-    package func append(_ b: UnsafeRawBufferPointer) { storage.withLock { $0.append(contentsOf: b) } }
+    package func append(_ b: RawSpan) { b.withUnsafeBytes { b in storage.withLock { $0.append(contentsOf: b) } } }
     package var bytes: [UInt8] { storage.current }
 }
 

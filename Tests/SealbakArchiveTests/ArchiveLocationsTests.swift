@@ -146,7 +146,7 @@ private final class MemoryUpload: ArchiveOutput {
     }
 
     var bytesWritten: UInt64 { UInt64(bytes.count) }
-    func write(_ b: UnsafeRawBufferPointer) throws(SealbakError) { bytes += b }
+    func write(_ b: RawSpan) throws(SealbakError) { b.withUnsafeBytes { bytes += $0 } }
     func commit() throws(SealbakError) { complete(bytes) }
     func abandon() { bytes = [] }
     func readBack() throws(SealbakError) -> InputFile { InputFile(bytes: bytes, name: path, seekable: true) }

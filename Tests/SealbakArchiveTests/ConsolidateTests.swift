@@ -18,7 +18,7 @@ import Testing
         TestEntry(.file, "c", TestArchive.noise(7 << 20, seed: 2)),
     ]
 
-    static func copy(_ bytes: [UInt8], sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
+    static func copy(_ bytes: [UInt8], sink: @escaping (RawSpan) throws -> Void) throws {
         let (input, path) = try TestReader.file(bytes)
         defer { unlink(path) }
         var o = ReadOptions()
@@ -49,7 +49,7 @@ import Testing
         #expect(throws: DiskFull.self) {
             try Self.copy(original) { b in
                 let total = written.withLock {
-                    $0 += b.count
+                    $0 += b.byteCount
                     return $0
                 }
                 if total > 3 << 20 { throw DiskFull() }

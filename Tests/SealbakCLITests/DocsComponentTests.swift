@@ -139,7 +139,7 @@ import Testing
                 manifest: Manifest(entries: entries),
                 passwords: [PasswordSlotSpec(passphrase: Passphrase(string: CLITests.password))],
                 options: options
-            ) { out += Array($0) }
+            ) { b in b.withUnsafeBytes { out += $0 } }
             for d in data {
                 var off = 0
                 try w.writeEntry { buf in

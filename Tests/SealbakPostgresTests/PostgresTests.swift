@@ -830,7 +830,7 @@ func rewriteFacts(_ archive: String, to out: String, entry: Int = 0, _ change: (
         passwords: [PasswordSlotSpec(passphrase: Passphrase(string: Run.archivePassword))],
         recipients: [],
         options: options
-    ) { bytes += Array($0) }
+    ) { b in b.withUnsafeBytes { bytes += $0 } }
     for d in sink.data {
         var offset = 0
         try writer.writeEntry { buf in

@@ -95,7 +95,7 @@ package struct CommandSpec: Sendable, Equatable {
         )
         do {
             if let input {
-                _ = try input.withUnsafeBytes { b in try c.process.writeInput(b) }
+                _ = try c.process.writeInput(input.span.bytes)
                 c.process.closeStdin()
             }
             var buf = [UInt8](repeating: 0, count: 16384)

@@ -230,8 +230,7 @@ package final class CommandUnit: RestoreUnit {
             let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
-            if try !buf.withUnsafeBytes({ try running.process.writeInput(UnsafeRawBufferPointer(rebasing: $0[0..<n])) })
-            {
+            if try !running.process.writeInput(buf.span.bytes.extracting(0..<n)) {
                 broken = true
                 break
             }
