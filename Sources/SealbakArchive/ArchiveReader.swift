@@ -123,10 +123,15 @@ package final class ArchiveReader {
             return try readAllStreams(into: sink)
         }
         let chained = ChainedEntrySink(sink, resolver: try resolver())
-        defer { chained.drain() }  // before any error reaches the caller, which then cleans `sink` up
-        let trailer = try readAllStreams(into: chained)
-        try chained.checkAll()
-        return trailer
+        do {
+            let trailer = try readAllStreams(into: chained)
+            try chained.checkAll()
+            return trailer
+        } catch {
+            // Waits for the writing thread (the caller cleans `sink` up next); a failure there came from content
+            // delivered before whatever this thread failed on, so it is the one reported (Spec §9.2).
+            throw chained.earliestError(orElse: error)
+        }
     }
 
     /// Verifies this archive as a file (Spec §9.2): every frame of every stream, the index stream, trailer and footer,
@@ -541,9 +546,12 @@ package final class ArchiveReader {
         let resolver = try resolver()
         try loadChunkIndex()
         let chained = ChainedEntrySink(sink, resolver: resolver)
-        defer { chained.drain() }  // before any error reaches the caller, which then cleans `sink` up
-        try readEntryStream(index, into: chained)
-        try chained.finish()
+        do {
+            try readEntryStream(index, into: chained)
+            try chained.finish()
+        } catch {
+            throw chained.earliestError(orElse: error)  // as in `readAll`
+        }
     }
 
     private func readEntryStream(_ index: Int, into sink: any EntrySink) throws {

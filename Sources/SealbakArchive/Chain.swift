@@ -590,14 +590,17 @@ package final class ChainedEntrySink: EntrySink {
 
     package func wants(_ index: Int) -> Bool { output.inner.wants(index) }
 
-    /// Waits until every queued call ran, without reporting a failure: whoever reads through this sink calls it
-    /// before an error of its own surfaces, so that nothing writes into the inner sink while the caller cleans it up.
-    package func drain() { queue.drain() }
-
     /// Waits until every queued call ran; throws the first failure among them. Call after the last entry's `end`.
     package func finish() throws {
-        drain()
+        queue.drain()
         if let e = failure.withLock({ $0 }) { throw e }
+    }
+
+    /// Waits until every queued call ran; returns the first failure among them, else `other`. For the caller's own
+    /// error: what failed here came from content delivered before it.
+    package func earliestError(orElse other: any Error) -> any Error {
+        queue.drain()
+        return failure.withLock { $0 } ?? other
     }
 
     /// Queues `work` for `queue` after the calls before it; throws a failure that already happened there.
@@ -731,7 +734,8 @@ package final class ChainedEntrySink: EntrySink {
 /// Runs jobs in submission order on one thread of its own (started with the first job); `submit` waits while
 /// `limit` units are queued. Everything shared is in a `Locked`; the semaphores only wake a side that said, under
 /// the lock, that it is about to wait (a signal given before the wait is kept, so no wake-up is lost). One thread
-/// submits; `drain` may be called from another once it stopped submitting.
+/// submits; `drain` may be called by one thread at a time, from another thread once submitting stopped; `close`
+/// must be called for the thread to end.
 ///
 /// (Not a `DispatchQueue`: async calls from the reader's delivery thread, which also runs `concurrentPerform`,
 /// made libdispatch free a cached continuation twice when that thread exited; AddressSanitizer caught it.)

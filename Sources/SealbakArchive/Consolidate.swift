@@ -50,17 +50,20 @@ package enum Consolidate {
         thread.stackSize = 1 << 20
         thread.start()
         let cursor = ContentCursor(queue)
+        var readerJoined = false
         do {
             for i in manifest.entries.indices {
                 try writer.writeEntry { buffer in try cursor.read(entry: i, into: buffer) }
             }
             try queue.expectEnd()
             done.wait()
+            readerJoined = true
             if let error = failure.withLock({ $0 }) { throw error }
             return try writer.finish()
         } catch {
             queue.cancel()
-            done.wait()
+            // `done` is signalled once: a failure after the reader ended (the trailer's write) must not wait again.
+            if !readerJoined { done.wait() }
             writer.abandon()
             // The reader's own failure explains the writer's; its stop (our cancel) does not.
             let readerFailure = failure.withLock { $0 }

@@ -262,6 +262,30 @@ import Testing
         }
     }
 
+    /// A sink failure on the writing thread came from content delivered before anything the reading thread fails on
+    /// later (here the damaged footer): it is the error reported (Spec §9.2, the earliest failure).
+    @Test func aSinkFailureBeatsALaterFormatError() throws {
+        struct DiskFull: Error {}
+        final class FailsAtEnd: EntrySink {
+            let last: Int
+            init(last: Int) { self.last = last }
+            func wants(_ index: Int) -> Bool { true }
+            func begin(_ index: Int) throws {}
+            func write(_ index: Int, _ bytes: [UInt8]) throws {}
+            func end(_ index: Int, size: UInt64, sha256: [UInt8]) throws { if index == last { throw DiskFull() } }
+        }
+        let entries = (0..<5).map { TestEntry(.file, "f\($0)", TestArchive.text(2_000 + $0)) }
+        let root = try TestArchive.build(entries, options: Self.options("earliest root"))
+        var next = try Self.next(entries, after: root, seed: "earliest next")
+        next[next.count - 1] ^= 0x01  // the footer
+        let reader = try ArchiveReader(
+            input: InputFile(bytes: next, name: "next", seekable: false),
+            secret: Self.secret
+        )
+        try TestChain(bases: [root]).attach(to: reader, secret: Self.secret)
+        #expect(throws: DiskFull.self) { try reader.readAll(into: FailsAtEnd(last: entries.count - 1)) }
+    }
+
     // MARK: The base changes
 
     static let base: [UInt8] = try! TestArchive.build(

@@ -42,6 +42,26 @@ import Testing
         #expect(back.data == Self.entries.map(\.data))
     }
 
+    /// The last write (the trailer and footer) failing, after the reading thread ended, is reported (and does not
+    /// wait for that thread a second time).
+    @Test func aFailureWritingTheTrailerIsReported() throws {
+        struct DiskFull: Error {}
+        let original = try TestArchive.build(Self.entries, options: TestArchive.options(frameSizeLog2: 20))
+        let size = Locked(0)
+        try Self.copy(original) { b in size.withLock { $0 += b.byteCount } }
+        let total = size.current
+        let written = Locked(0)
+        #expect(throws: DiskFull.self) {
+            try Self.copy(original) { b in
+                let after = written.withLock {
+                    $0 += b.byteCount
+                    return $0
+                }
+                if after == total { throw DiskFull() }
+            }
+        }
+    }
+
     @Test func aFailingWriterStopsTheReaderAndItsErrorSurfaces() throws {
         struct DiskFull: Error {}
         let original = try TestArchive.build(Self.entries, options: TestArchive.options(frameSizeLog2: 20))
