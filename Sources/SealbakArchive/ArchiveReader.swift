@@ -192,23 +192,15 @@ package final class ArchiveReader {
                         let context = self.entryContext(index)
                         let name = self.name
                         try pipeline.submit { scratch in
-                            do throws(FormatError) {
-                                let raw = try codec.open(
-                                    key: key,
-                                    streamID: UInt32(index),
-                                    frameIndex: frame.index,
-                                    isLast: frame.isLast,
-                                    ciphertext: frame.ciphertext,
-                                    decompressor: scratch.decompressor
-                                )
-                                return (index, raw, frame.isLast)
-                            } catch {
-                                throw SealbakError.format(
-                                    FormatError(error.errorClass, error.message, offset: frame.offset),
-                                    archive: name,
-                                    context: context
-                                )
-                            }
+                            let raw = try codec.open(
+                                frame,
+                                key: key,
+                                streamID: UInt32(index),
+                                decompressor: scratch.decompressor,
+                                archive: name,
+                                context: context
+                            )
+                            return (index, raw, frame.isLast)
                         }
                     }
                 } else {
@@ -338,29 +330,28 @@ package final class ArchiveReader {
         _ deliver: ([UInt8], Bool) throws -> Void
     ) throws {
         let key = master.streamKey(streamID)
-        try withDecompressor { d in
-            let isTrailer = streamID == FormatV1.trailerStreamID
-            try walker.walk(.sequential, context: context, isTrailer: isTrailer) { frame in
-                let raw: [UInt8]
-                do throws(FormatError) {
-                    raw = try codec.open(
-                        key: key,
-                        streamID: streamID,
-                        frameIndex: frame.index,
-                        isLast: frame.isLast,
-                        ciphertext: frame.ciphertext,
-                        decompressor: d
-                    )
-                } catch {
-                    // A failing trailer frame is a trailer failure (Spec §9), whatever stage rejected it.
-                    throw SealbakError.format(
-                        FormatError(isTrailer ? .trailer : error.errorClass, error.message, offset: frame.offset),
-                        archive: name,
-                        context: context
-                    )
-                }
-                try deliver(raw, frame.isLast)
+        let d = decompressor
+        let isTrailer = streamID == FormatV1.trailerStreamID
+        try walker.walk(.sequential, context: context, isTrailer: isTrailer) { frame in
+            let raw: [UInt8]
+            do throws(FormatError) {
+                raw = try codec.open(
+                    key: key,
+                    streamID: streamID,
+                    frameIndex: frame.index,
+                    isLast: frame.isLast,
+                    ciphertext: frame.ciphertext,
+                    decompressor: d
+                )
+            } catch {
+                // A failing trailer frame is a trailer failure (Spec §9), whatever stage rejected it.
+                throw SealbakError.format(
+                    FormatError(isTrailer ? .trailer : error.errorClass, error.message, offset: frame.offset),
+                    archive: name,
+                    context: context
+                )
             }
+            try deliver(raw, frame.isLast)
         }
     }
 
@@ -478,28 +469,27 @@ package final class ArchiveReader {
         var bytes: [UInt8] = []
         let key = master.streamKey(FormatV1.trailerStreamID)
         input.willRead(bodyStart + footer.trailerOffset..<bodyStart + end)
-        try withDecompressor { d in
-            let extent = FrameWalker.Extent.range(
-                offset: bodyStart + footer.trailerOffset,
-                length: footer.trailerLength
-            )
-            try walker.walk(extent, context: "the trailer", isTrailer: true) { frame in
-                do throws(FormatError) {
-                    bytes += try codec.open(
-                        key: key,
-                        streamID: FormatV1.trailerStreamID,
-                        frameIndex: frame.index,
-                        isLast: frame.isLast,
-                        ciphertext: frame.ciphertext,
-                        decompressor: d
-                    )
-                } catch {
-                    throw SealbakError.format(
-                        FormatError(.trailer, error.message, offset: frame.offset),
-                        archive: name,
-                        context: "the trailer"
-                    )
-                }
+        let d = decompressor
+        let extent = FrameWalker.Extent.range(
+            offset: bodyStart + footer.trailerOffset,
+            length: footer.trailerLength
+        )
+        try walker.walk(extent, context: "the trailer", isTrailer: true) { frame in
+            do throws(FormatError) {
+                bytes += try codec.open(
+                    key: key,
+                    streamID: FormatV1.trailerStreamID,
+                    frameIndex: frame.index,
+                    isLast: frame.isLast,
+                    ciphertext: frame.ciphertext,
+                    decompressor: d
+                )
+            } catch {
+                throw SealbakError.format(
+                    FormatError(.trailer, error.message, offset: frame.offset),
+                    archive: name,
+                    context: "the trailer"
+                )
             }
         }
         let t = try parseTrailer(bytes)
@@ -578,23 +568,15 @@ package final class ArchiveReader {
         do {
             try walker.walk(.range(offset: bodyStart + e.offset, length: e.length), context: context) { frame in
                 try pipeline.submit { scratch in
-                    do throws(FormatError) {
-                        let raw = try codec.open(
-                            key: key,
-                            streamID: UInt32(index),
-                            frameIndex: frame.index,
-                            isLast: frame.isLast,
-                            ciphertext: frame.ciphertext,
-                            decompressor: scratch.decompressor
-                        )
-                        return (raw, frame.isLast)
-                    } catch {
-                        throw SealbakError.format(
-                            FormatError(error.errorClass, error.message, offset: frame.offset),
-                            archive: name,
-                            context: context
-                        )
-                    }
+                    let raw = try codec.open(
+                        frame,
+                        key: key,
+                        streamID: UInt32(index),
+                        decompressor: scratch.decompressor,
+                        archive: name,
+                        context: context
+                    )
+                    return (raw, frame.isLast)
                 }
             }
             try pipeline.finish()
@@ -632,30 +614,29 @@ extension ArchiveReader {
         var bytes: [UInt8] = []
         let key = master.streamKey(FormatV1.indexStreamID)
         let name = self.name
-        try withDecompressor { d in
-            try walker.walk(extent, context: "the index stream") { frame in
-                do throws(FormatError) {
-                    bytes += try codec.open(
-                        key: key,
-                        streamID: FormatV1.indexStreamID,
-                        frameIndex: frame.index,
-                        isLast: frame.isLast,
-                        ciphertext: frame.ciphertext,
-                        decompressor: d
-                    )
-                } catch {
-                    throw SealbakError.format(
-                        FormatError(error.errorClass, error.message, offset: frame.offset),
-                        archive: name,
-                        context: "the index stream"
-                    )
-                }
-                if UInt64(bytes.count) > FormatV1.maxIndexPlaintext {
-                    throw SealbakError.format(
-                        FormatError(.payload, "the index stream exceeds its size limit", offset: frame.offset),
-                        archive: name
-                    )
-                }
+        let d = decompressor
+        try walker.walk(extent, context: "the index stream") { frame in
+            do throws(FormatError) {
+                bytes += try codec.open(
+                    key: key,
+                    streamID: FormatV1.indexStreamID,
+                    frameIndex: frame.index,
+                    isLast: frame.isLast,
+                    ciphertext: frame.ciphertext,
+                    decompressor: d
+                )
+            } catch {
+                throw SealbakError.format(
+                    FormatError(error.errorClass, error.message, offset: frame.offset),
+                    archive: name,
+                    context: "the index stream"
+                )
+            }
+            if UInt64(bytes.count) > FormatV1.maxIndexPlaintext {
+                throw SealbakError.format(
+                    FormatError(.payload, "the index stream exceeds its size limit", offset: frame.offset),
+                    archive: name
+                )
             }
         }
         let index = try parseChunkIndex(bytes)
@@ -760,11 +741,6 @@ extension ArchiveReader {
             }
         }
         return (raw, position, frames.last!.isLast)
-    }
-
-    /// Runs `body` with the reader's own decompressor (the sequential reads, on the caller's thread).
-    private func withDecompressor<R, E: Error>(_ body: (FrameDecompressor) throws(E) -> R) throws(E) -> R {
-        try body(decompressor)
     }
 
     /// Reads and checks the frame header at `at` inside an extent ending at `end`; returns it.
@@ -937,5 +913,35 @@ extension InputFile {
             at += UInt64(n)
         }
         return hasher.finalize()
+    }
+}
+
+extension FrameCodec {
+    /// Opens a frame the walker read, on a pipeline worker; a failure names the archive, the stream and the frame's
+    /// offset.
+    fileprivate func open(
+        _ frame: FrameWalker.Frame,
+        key: SecureBytes,
+        streamID: UInt32,
+        decompressor: FrameDecompressor,
+        archive: String,
+        context: String
+    ) throws -> [UInt8] {
+        do throws(FormatError) {
+            return try open(
+                key: key,
+                streamID: streamID,
+                frameIndex: frame.index,
+                isLast: frame.isLast,
+                ciphertext: frame.ciphertext,
+                decompressor: decompressor
+            )
+        } catch {
+            throw SealbakError.format(
+                FormatError(error.errorClass, error.message, offset: frame.offset),
+                archive: archive,
+                context: context
+            )
+        }
     }
 }

@@ -731,6 +731,20 @@ package final class ChainedEntrySink: EntrySink {
     }
 }
 
+/// One thread's intent to wait on a semaphore for something guarded by a lock (`OrderedWorker`, Consolidate's
+/// queue): the thread sets `waiting` under the lock, then waits outside it; whoever changes what it waits for calls
+/// `take()` under the same lock and signals the semaphore only if it returns true. So every signal meets exactly one
+/// wait, and a signal given before the wait is kept by the semaphore: no wake-up is lost or left over.
+struct WakeFlag {
+    var waiting = false
+
+    /// Whether a thread waits (it is then no longer marked waiting: the caller must signal it).
+    mutating func take() -> Bool {
+        defer { waiting = false }
+        return waiting
+    }
+}
+
 /// Runs jobs in submission order on one thread of its own (started with the first job); `submit` waits while
 /// `limit` units are queued. Everything shared is in a `Locked`; the semaphores only wake a side that said, under
 /// the lock, that it is about to wait (a signal given before the wait is kept, so no wake-up is lost). One thread
@@ -744,13 +758,13 @@ final class OrderedWorker: Sendable {
     private struct State {
         var jobs: [(job: Job, units: Int)?] = []
         var head = 0
+        /// The units of jobs queued or running (a job's units are given back once it ran).
         var queuedUnits = 0
-        var running = false
         var started = false
         var closing = false
-        var workerWaiting = false
-        var submitterWaiting = false
-        var drainerWaiting = false
+        var worker = WakeFlag()
+        var submitter = WakeFlag()
+        var drainer = WakeFlag()
     }
     private let state = Locked(State())
     private let jobAdded = DispatchSemaphore(value: 0)
@@ -771,15 +785,14 @@ final class OrderedWorker: Sendable {
             let (added, wake, start) = state.withLock { s -> (Bool, Bool, Bool) in
                 precondition(!s.closing, "submit after close")
                 guard s.queuedUnits == 0 || s.queuedUnits + units <= limit else {
-                    s.submitterWaiting = true
+                    s.submitter.waiting = true
                     return (false, false, false)
                 }
                 s.jobs.append((job, units))
                 s.queuedUnits += units
                 let start = !s.started
                 s.started = true
-                defer { s.workerWaiting = false }
-                return (true, s.workerWaiting, start)
+                return (true, s.worker.take(), start)
             }
             if start {
                 let thread = Thread { [self] in run() }
@@ -795,8 +808,8 @@ final class OrderedWorker: Sendable {
     /// Waits until every queued job ran.
     func drain() {
         let wait = state.withLock { s -> Bool in
-            guard s.head < s.jobs.count || s.running else { return false }
-            s.drainerWaiting = true
+            guard s.queuedUnits > 0 else { return false }
+            s.drainer.waiting = true
             return true
         }
         if wait { drained.wait() }
@@ -806,8 +819,7 @@ final class OrderedWorker: Sendable {
     func close() {
         let wake = state.withLock { s -> Bool in
             s.closing = true
-            defer { s.workerWaiting = false }
-            return s.workerWaiting
+            return s.worker.take()
         }
         if wake { jobAdded.signal() }
     }
@@ -819,9 +831,7 @@ final class OrderedWorker: Sendable {
                 var wakeSubmitter = false
                 if finished > 0 {
                     s.queuedUnits -= finished
-                    s.running = false
-                    wakeSubmitter = s.submitterWaiting
-                    s.submitterWaiting = false
+                    wakeSubmitter = s.submitter.take()
                 }
                 if s.head < s.jobs.count {
                     let next = s.jobs[s.head]!
@@ -831,15 +841,13 @@ final class OrderedWorker: Sendable {
                         s.jobs.removeFirst(s.head)
                         s.head = 0
                     }
-                    s.running = true
                     finished = next.units
                     return (next.job, wakeSubmitter, false, false)
                 }
                 finished = 0
-                let wakeDrainer = s.drainerWaiting
-                s.drainerWaiting = false
+                let wakeDrainer = s.drainer.take()
                 if s.closing { return (nil, wakeSubmitter, wakeDrainer, true) }
-                s.workerWaiting = true
+                s.worker.waiting = true
                 return (nil, wakeSubmitter, wakeDrainer, false)
             }
             if wakeSubmitter { roomMade.signal() }

@@ -89,8 +89,8 @@ private final class ContentQueue: EntrySink, Sendable {
         var finished = false
         var failure: (any Error)?
         var cancelled = false
-        var producerWaiting = false
-        var consumerWaiting = false
+        var producer = WakeFlag()
+        var consumer = WakeFlag()
     }
     private let state = Locked(State())
     private let roomMade = DispatchSemaphore(value: 0)
@@ -112,13 +112,12 @@ private final class ContentQueue: EntrySink, Sendable {
             let (added, wake) = state.withLock { s -> (Bool?, Bool) in
                 if s.cancelled { return (nil, false) }
                 guard s.queued + count <= limit || s.queued == 0 else {
-                    s.producerWaiting = true
+                    s.producer.waiting = true
                     return (false, false)
                 }
                 s.items.append((entry, item))
                 s.queued += count
-                defer { s.consumerWaiting = false }
-                return (true, s.consumerWaiting)
+                return (true, s.consumer.take())
             }
             if wake { itemAdded.signal() }
             switch added {
@@ -134,8 +133,7 @@ private final class ContentQueue: EntrySink, Sendable {
         let wake = state.withLock { s -> Bool in
             s.finished = true
             s.failure = error
-            defer { s.consumerWaiting = false }
-            return s.consumerWaiting
+            return s.consumer.take()
         }
         if wake { itemAdded.signal() }
     }
@@ -144,8 +142,7 @@ private final class ContentQueue: EntrySink, Sendable {
     func cancel() {
         let wake = state.withLock { s -> Bool in
             s.cancelled = true
-            defer { s.producerWaiting = false }
-            return s.producerWaiting
+            return s.producer.take()
         }
         if wake { roomMade.signal() }
     }
@@ -160,7 +157,7 @@ private final class ContentQueue: EntrySink, Sendable {
                         throw s.failure
                             ?? SealbakError(.internalError, "the archive being copied ended before entry \(entry) did")
                     }
-                    s.consumerWaiting = true
+                    s.consumer.waiting = true
                     return (nil, false)
                 }
                 let (e, item) = s.items[s.head]
@@ -174,8 +171,7 @@ private final class ContentQueue: EntrySink, Sendable {
                     s.head = 0
                 }
                 if case .bytes(let bytes) = item { s.queued -= bytes.count }
-                defer { s.producerWaiting = false }
-                return (item, s.producerWaiting)
+                return (item, s.producer.take())
             }
             if taken.wake { roomMade.signal() }
             switch taken.item {
@@ -191,7 +187,7 @@ private final class ContentQueue: EntrySink, Sendable {
         while true {
             let outcome = state.withLock { s -> Result<Bool, any Error> in
                 guard s.finished else {
-                    s.consumerWaiting = true
+                    s.consumer.waiting = true
                     return .success(false)
                 }
                 return s.failure.map { .failure($0) } ?? .success(true)

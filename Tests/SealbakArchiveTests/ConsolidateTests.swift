@@ -42,38 +42,32 @@ import Testing
         #expect(back.data == Self.entries.map(\.data))
     }
 
+    struct DiskFull: Error {}
+
+    /// Copies the test archive into a sink that fails (disk full) once `failsAt(total written)` holds.
+    static func copyFailing(_ original: [UInt8], when failsAt: @escaping (Int) -> Bool) throws {
+        let written = Locked(0)
+        try copy(original) { b in
+            let total = written.withLock {
+                $0 += b.byteCount
+                return $0
+            }
+            if failsAt(total) { throw DiskFull() }
+        }
+    }
+
     /// The last write (the trailer and footer) failing, after the reading thread ended, is reported (and does not
     /// wait for that thread a second time).
     @Test func aFailureWritingTheTrailerIsReported() throws {
-        struct DiskFull: Error {}
         let original = try TestArchive.build(Self.entries, options: TestArchive.options(frameSizeLog2: 20))
         let size = Locked(0)
         try Self.copy(original) { b in size.withLock { $0 += b.byteCount } }
         let total = size.current
-        let written = Locked(0)
-        #expect(throws: DiskFull.self) {
-            try Self.copy(original) { b in
-                let after = written.withLock {
-                    $0 += b.byteCount
-                    return $0
-                }
-                if after == total { throw DiskFull() }
-            }
-        }
+        #expect(throws: DiskFull.self) { try Self.copyFailing(original) { $0 == total } }
     }
 
     @Test func aFailingWriterStopsTheReaderAndItsErrorSurfaces() throws {
-        struct DiskFull: Error {}
         let original = try TestArchive.build(Self.entries, options: TestArchive.options(frameSizeLog2: 20))
-        let written = Locked(0)
-        #expect(throws: DiskFull.self) {
-            try Self.copy(original) { b in
-                let total = written.withLock {
-                    $0 += b.byteCount
-                    return $0
-                }
-                if total > 3 << 20 { throw DiskFull() }
-            }
-        }
+        #expect(throws: DiskFull.self) { try Self.copyFailing(original) { $0 > 3 << 20 } }
     }
 }

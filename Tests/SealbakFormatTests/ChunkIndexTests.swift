@@ -43,6 +43,29 @@ import Testing
         #expect(ChunkIndex(entries: [], chunks: []).location(of: Self.id(0)) == nil)
     }
 
+    /// Ids equal up to one byte, at every position and on both sides of it: the lookup compares whole ids in byte
+    /// order (eight bytes at a time), so a wrong word order or a word left out would lose some of them.
+    @Test func idsDifferingInOneByteAreFoundAtEveryPosition() {
+        let base = [UInt8](repeating: 0x80, count: 32)
+        var ids: [[UInt8]] = [base]
+        for p in 0..<32 {
+            for v: UInt8 in [0x7F, 0x81, 0x00, 0xFF] {
+                var id = base
+                id[p] = v
+                ids.append(id)
+            }
+        }
+        let index = ChunkIndex(
+            entries: [],
+            chunks: ids.enumerated().map { (id: $1, location: Self.location($0)) }
+        )
+        #expect(index.chunkCount == ids.count)
+        for (n, id) in ids.enumerated() { #expect(index.location(of: id) == Self.location(n)) }
+        var missing = base
+        missing[31] = 0x82
+        #expect(index.location(of: missing) == nil)
+    }
+
     @Test func duplicateIDsKeepTheFirst() {
         let index = ChunkIndex(
             entries: [],
