@@ -147,9 +147,11 @@ package struct ChainWriteContext: Sendable {
 /// stream through `read(into:)`, the shape `ArchiveWriter.writeStream` reads from.
 ///
 /// Work goes by blocks of 4 MiB, in two buffers. The calling thread reads and cuts block k + 1 while block k is
-/// hashed on the other cores (its content's SHA-256 as one task, its chunks' identities as the others, spread over
-/// every core by `concurrentPerform`); then block k's records are written and block k + 1's hashing starts. Blocks are
-/// hashed one after the other, so the content's SHA-256 sees them in order.
+/// hashed on the other cores, and hands block k + 1 to them as soon as it is cut, before it waits for block k and
+/// writes its records: so the hashing threads never wait for the calling thread's writing. A block's hashing is two
+/// kinds of task: its chunks' identities (spread over every core by `concurrentPerform`), and its content's SHA-256,
+/// which starts only when the previous block's SHA-256 is done (`DispatchGroup.notify`), so the content's SHA-256
+/// sees the blocks in order. At most two blocks are in flight, one per buffer.
 final class RecordProducer {
     private struct Block {
         var buffer: Int
@@ -171,8 +173,10 @@ final class RecordProducer {
     /// The tail of the previous block that no cut reached (its buffer and range): the next block starts with it.
     private var tail: (buffer: Int, start: Int, count: Int)?
     private var nextBuffer = 0
-    /// The block being hashed, and the group that says when it is done.
-    private var hashing: (block: Block, group: DispatchGroup, ids: IDs)?
+    /// The blocks being hashed (at most two, oldest first), each with the group that says when it is done.
+    private var hashing: [(block: Block, group: DispatchGroup, ids: IDs)] = []
+    /// Leaves when the content SHA-256 of the newest block handed out is done (an empty group: none is pending).
+    private var contentDone = DispatchGroup()
     private var pending: [UInt8] = []
     private var pendingStart = 0
     /// Record stream bytes handed out before `pending`: where its first byte is in the stream.
@@ -240,18 +244,18 @@ final class RecordProducer {
 
     /// Appends the records of the next block to `pending`; false when the content ended.
     private func produce() throws -> Bool {
-        if hashing == nil {
+        if hashing.isEmpty {
             guard let first = try cutBlock() else { return false }
             startHashing(first)
         }
-        let next = try cutBlock()  // overlaps the hashing of the current block
-        let (block, group, ids) = hashing!
+        // Overlaps the hashing of the oldest block, and is hashed while that block's records are written. Its buffer
+        // is the one the oldest block does not use: the block before that one was waited for in the previous call.
+        if let next = try cutBlock() { startHashing(next) }
+        let (block, group, ids) = hashing.removeFirst()
         group.wait()
-        hashing = nil
         var done = block
         done.ids = ids.values
         writeRecords(done)
-        if let next { startHashing(next) }
         return true
     }
 
@@ -297,14 +301,21 @@ final class RecordProducer {
         let identity = context.chunkIdentity
         let cuts = block.cuts
         let end = block.end
+        if end < Self.inlineBlock {
+            // A small file (or a file's small last block): handing it to other threads costs more than hashing it
+            // here. The previous block's content SHA-256 comes first.
+            contentDone.wait()
+            content.update(UnsafeRawBufferPointer(rebasing: raw[0..<end]).bytes)
+            ids.set(
+                0,
+                cuts.map { identity.mac(UnsafeRawBufferPointer(rebasing: raw[$0.start..<$0.start + $0.length]).bytes) }
+            )
+            hashing.append((block, group, ids))
+            return
+        }
         let slices = min(cuts.count, 4 * lanes)
-        let work: @Sendable () -> Void = {
-            DispatchQueue.concurrentPerform(iterations: slices + 1) { iteration in
-                if iteration == 0 {
-                    content.update(UnsafeRawBufferPointer(rebasing: raw[0..<end]).bytes)
-                    return
-                }
-                let slice = iteration - 1
+        DispatchQueue.global().async(group: group) {
+            DispatchQueue.concurrentPerform(iterations: slices) { slice in
                 let range = (cuts.count * slice / slices)..<(cuts.count * (slice + 1) / slices)
                 let computed = range.map { i in
                     let c = cuts[i]
@@ -313,17 +324,17 @@ final class RecordProducer {
                 ids.set(range.lowerBound, computed)
             }
         }
-        if end < Self.inlineBlock {
-            // A small file: handing it to other threads costs more than hashing it here.
+        let previous = contentDone
+        let done = DispatchGroup()
+        done.enter()
+        group.enter()
+        previous.notify(queue: .global()) {
             content.update(UnsafeRawBufferPointer(rebasing: raw[0..<end]).bytes)
-            ids.set(
-                0,
-                cuts.map { identity.mac(UnsafeRawBufferPointer(rebasing: raw[$0.start..<$0.start + $0.length]).bytes) }
-            )
-        } else {
-            DispatchQueue.global().async(group: group, execute: work)
+            done.leave()
+            group.leave()
         }
-        hashing = (block, group, ids)
+        contentDone = done
+        hashing.append((block, group, ids))
     }
 
     private func writeRecords(_ block: Block) {
@@ -355,7 +366,7 @@ final class RecordProducer {
     }
 
     /// Waits for a block still being hashed (an entry abandoned after an error), so no task outlives the buffers.
-    deinit { hashing?.group.wait() }
+    deinit { for h in hashing { h.group.wait() } }
 }
 
 /// The two block buffers of `RecordProducer`, kept by the writer for all its entries (a fresh 4 MiB per small file

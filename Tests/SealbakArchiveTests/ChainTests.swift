@@ -208,6 +208,27 @@ import Testing
         }
     }
 
+    /// Files of several 4 MiB blocks: each block is hashed on other threads while the next one is cut, two blocks at
+    /// a time, and the content's SHA-256 must still see the blocks in order (a small last block is hashed on the
+    /// writing thread, after the block before it). Each reads back whole through the chain, and the next archive refers
+    /// to every chunk.
+    @Test func filesOfManyBlocksAreHashedInOrder() throws {
+        let entries = [
+            TestEntry(.file, "three-blocks-and-a-small-one", TestArchive.noise((12 << 20) + (100 << 10), seed: 51)),
+            TestEntry(.file, "two-blocks-and-a-large-one", TestArchive.noise((9 << 20) + (700 << 10), seed: 52)),
+            TestEntry(.file, "small", TestArchive.text(20_000)),
+        ]
+        let root = try TestArchive.build(entries, options: Self.options("many blocks root"))
+        let (sequential, random) = try Self.readBothWays(root, chain: TestChain(bases: []))
+        #expect(sequential == entries.map(\.data))
+        #expect(random == entries.map(\.data))
+        let next = try Self.next(entries, after: root, seed: "many blocks next")
+        #expect(next.count * 50 < root.count, "incremental \(next.count) bytes, root \(root.count)")
+        let again = try Self.readBothWays(next, chain: TestChain(bases: [root]))
+        #expect(again.sequential == entries.map(\.data))
+        #expect(again.random == entries.map(\.data))
+    }
+
     /// An unchanged multi-chunk file of an incremental archive is all references, one per chunk (each carries the
     /// chunk's identity, so the writer hashes every byte once).
     @Test func unchangedFileIsAllReferences() throws {
