@@ -215,23 +215,27 @@ package final class ArchiveWriter {
         }
         var manifestBytes = manifest.encoded()
         defer { _ = manifestBytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
-        var offset = 0
-        _ = try writeStream(slot: 0, streamID: FormatV1.manifestStreamID, compression: options.compression) { buf in
-            let n = min(buf.count, manifestBytes.count - offset)
-            manifestBytes.withUnsafeBytes {
-                buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n]))
-            }
-            offset += n
-            return n
-        }
+        _ = try writeStream(
+            slot: 0,
+            streamID: FormatV1.manifestStreamID,
+            compression: options.compression,
+            bytes: manifestBytes
+        )
     }
 
     package var archiveHeader: ArchiveHeader { header }
     package var nextEntryIndex: Int { results.count }
 
-    /// Writes the data of the next entry (manifest order). `read` fills the buffer and returns the byte
-    /// count, 0 at the end of the data. Directories and symlinks must yield no bytes.
-    package func writeEntry(read: (UnsafeMutableRawBufferPointer) throws -> Int) throws {
+    /// Writes the next entry's data from memory.
+    package func writeEntry(bytes: [UInt8]) throws {
+        var offset = 0
+        try writeEntry { out in offset += out.appendPrefix(of: bytes.span.extracting(offset...)) }
+    }
+
+    /// Writes the data of the next entry (manifest order). `read` appends the next bytes to the frame being filled
+    /// (at least one while any is left) and appends nothing at the end of the data. Directories and symlinks must
+    /// yield no bytes.
+    package func writeEntry(read: (inout OutputSpan<UInt8>) throws -> Void) throws {
         let index = results.count
         guard index < manifest.entries.count else {
             throw SealbakError(.internalError, "more entries written than the manifest lists")
@@ -252,7 +256,7 @@ package final class ArchiveWriter {
                     slot: index + 1,
                     streamID: UInt32(index),
                     compression: entryCompression[index],
-                    read: { try producer.read(into: $0) }
+                    read: { try producer.read(into: &$0) }
                 )
                 return (r, (producer.contentSize, producer.contentSHA256, producer.chunks, producer.referencedBytes))
             }
@@ -309,13 +313,12 @@ package final class ArchiveWriter {
             total += UInt64(location.length)
         }
         guard total == state.size else { return false }
-        var offset = 0
-        let r = try writeStream(slot: index + 1, streamID: UInt32(index), compression: entryCompression[index]) { buf in
-            let n = min(buf.count, records.count - offset)
-            records.withUnsafeBytes { buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n])) }
-            offset += n
-            return n
-        }
+        let r = try writeStream(
+            slot: index + 1,
+            streamID: UInt32(index),
+            compression: entryCompression[index],
+            bytes: records
+        )
         results.append(r)
         contentResults.append((state.size, record.sha256))
         chunks += list
@@ -380,19 +383,12 @@ package final class ArchiveWriter {
             fileStates = [:]
             var bytes = index.encoded()
             chunks = []
-            var offset = 0
             _ = try writeStream(
                 slot: manifest.entries.count + 1,
                 streamID: FormatV1.indexStreamID,
-                compression: options.compression
-            ) { buf in
-                let n = min(buf.count, bytes.count - offset)
-                bytes.withUnsafeBytes {
-                    buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n]))
-                }
-                offset += n
-                return n
-            }
+                compression: options.compression,
+                bytes: bytes
+            )
             bytes = []
         }
         try pipeline.finish()
@@ -447,11 +443,24 @@ package final class ArchiveWriter {
         if !finished { pipeline.drain() }
     }
 
+    /// Writes a stream whose content is in memory.
     private func writeStream(
         slot: Int,
         streamID: UInt32,
         compression: CompressionAlgorithm,
-        read: (UnsafeMutableRawBufferPointer) throws -> Int
+        bytes: [UInt8]
+    ) throws -> (size: UInt64, sha256: [UInt8]) {
+        var offset = 0
+        return try writeStream(slot: slot, streamID: streamID, compression: compression) { out in
+            offset += out.appendPrefix(of: bytes.span.extracting(offset...))
+        }
+    }
+
+    private func writeStream(
+        slot: Int,
+        streamID: UInt32,
+        compression: CompressionAlgorithm,
+        read: (inout OutputSpan<UInt8>) throws -> Void
     ) throws -> (size: UInt64, sha256: [UInt8]) {
         let frameSize = codec.frameSize
         let key = master.streamKey(streamID)
@@ -461,13 +470,11 @@ package final class ArchiveWriter {
         // never copied. A short read (a small file, a stream's end) is copied to its exact size, so a small file
         // in flight holds its size, not a frame's.
         func readFrame() throws -> [UInt8] {
-            // `count` always covers exactly the bytes read, so a throwing `read` leaves a consistent array to drop.
-            let frame = try [UInt8](unsafeUninitializedCapacity: frameSize) { b, count in
-                let buffer = UnsafeMutableRawBufferPointer(b)
-                while count < frameSize {
-                    let n = try read(UnsafeMutableRawBufferPointer(rebasing: buffer[count..<frameSize]))
-                    if n == 0 { break }
-                    count += n
+            let frame = try [UInt8](capacity: frameSize) { out in
+                while !out.isFull {
+                    let before = out.count
+                    try read(&out)
+                    if out.count == before { break }
                 }
             }
             return frame.count == frameSize ? frame : Array(frame[...])

@@ -160,7 +160,7 @@ final class RecordProducer {
         var ids: [[UInt8]] = []
     }
 
-    private let source: (UnsafeMutableRawBufferPointer) throws -> Int
+    private let source: (inout OutputSpan<UInt8>) throws -> Void
     private let context: ChainWriteContext
     private let archiveID: [UInt8]
     private let entry: UInt32
@@ -201,7 +201,7 @@ final class RecordProducer {
     }
 
     init(
-        source: @escaping (UnsafeMutableRawBufferPointer) throws -> Int,
+        source: @escaping (inout OutputSpan<UInt8>) throws -> Void,
         context: ChainWriteContext,
         archiveID: [UInt8],
         entry: UInt32,
@@ -219,27 +219,17 @@ final class RecordProducer {
 
     var contentSHA256: [UInt8] { content.finalize() }
 
-    /// Fills `out` with the next record stream bytes; 0 at the end.
-    func read(into out: UnsafeMutableRawBufferPointer) throws -> Int {
-        var written = 0
-        while written < out.count {
+    /// Appends the next record stream bytes to `out` until it is full; nothing at the end.
+    func read(into out: inout OutputSpan<UInt8>) throws {
+        while !out.isFull {
             if pendingStart == pending.count {
                 streamOffset += UInt64(pending.count)
                 pending.removeAll(keepingCapacity: true)
                 pendingStart = 0
                 if try !produce() { break }
             }
-            let n = min(out.count - written, pending.count - pendingStart)
-            pending.withUnsafeBytes { p in
-                out.baseAddress!.advanced(by: written).copyMemory(
-                    from: p.baseAddress!.advanced(by: pendingStart),
-                    byteCount: n
-                )
-            }
-            pendingStart += n
-            written += n
+            pendingStart += out.appendPrefix(of: pending.span.extracting(pendingStart...))
         }
-        return written
     }
 
     /// Appends the records of the next block to `pending`; false when the content ended.
@@ -275,7 +265,11 @@ final class RecordProducer {
             tail = nil
         }
         while filled < buffer.count && !sourceEnded {
-            let n = try source(UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
+            let region = UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]).bindMemory(to: UInt8.self)
+            var out = OutputSpan(buffer: region, initializedCount: 0)
+            // A throwing source ends the entry: the bytes it appended are dropped with the block.
+            try source(&out)
+            let n = out.finalize(for: region)
             if n == 0 { sourceEnded = true } else { filled += n }
         }
         if filled == 0 { return nil }

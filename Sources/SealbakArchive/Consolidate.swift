@@ -53,7 +53,7 @@ package enum Consolidate {
         var readerJoined = false
         do {
             for i in manifest.entries.indices {
-                try writer.writeEntry { buffer in try cursor.read(entry: i, into: buffer) }
+                try writer.writeEntry { out in try cursor.read(entry: i, into: &out) }
             }
             try queue.expectEnd()
             done.wait()
@@ -207,18 +207,13 @@ private final class ContentCursor {
 
     init(_ queue: ContentQueue) { self.queue = queue }
 
-    /// Fills `buffer` with the next bytes of `entry`; 0 at its end.
-    func read(entry: Int, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    /// Appends the next bytes of `entry` to `out`; nothing at its end.
+    func read(entry: Int, into out: inout OutputSpan<UInt8>) throws {
         while offset == current.count {
-            guard let next = try queue.next(entry: entry) else { return 0 }
+            guard let next = try queue.next(entry: entry) else { return }
             current = next
             offset = 0
         }
-        let n = min(buffer.count, current.count - offset)
-        current.withUnsafeBytes {
-            buffer.baseAddress!.copyMemory(from: $0.baseAddress!.advanced(by: offset), byteCount: n)
-        }
-        offset += n
-        return n
+        offset += out.appendPrefix(of: current.span.extracting(offset...))
     }
 }

@@ -9,8 +9,9 @@ package protocol ArchiveInputSource: AnyObject {
     var isSeekable: Bool { get }
     /// The input's length in bytes, where it is known (seekable inputs).
     var size: UInt64? { get }
-    /// Sequential reading: fills `buffer` with the next bytes and returns how many; 0 at the end of the input.
-    func readSequential(into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int
+    /// Sequential reading: appends the next bytes to `out` (at least one while any is left and `out` has room);
+    /// appends nothing at the end of the input.
+    func readSequential(into out: inout OutputSpan<UInt8>) throws(SealbakError)
     /// Moves the sequential position `count` bytes on without reading them, where the source can do that cheaply;
     /// returns how many bytes it moved (fewer only at the end), or nil when the caller must read them instead.
     func skipSequential(_ count: UInt64) -> UInt64?

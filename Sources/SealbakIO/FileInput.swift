@@ -32,8 +32,8 @@ package final class FileInput: ArchiveInputSource {
 
     deinit { if ownsDescriptor { close(fd) } }
 
-    package func readSequential(into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int {
-        try readDescriptor(fd, into: buffer, name: name)
+    package func readSequential(into out: inout OutputSpan<UInt8>) throws(SealbakError) {
+        if out.appendRead(from: fd) < 0 { throw SealbakError.io("cannot read", path: name, errno: errno) }
     }
 
     package func read(at offset: UInt64, count: Int) throws(SealbakError) -> [UInt8] {
@@ -72,8 +72,8 @@ package final class PipeInput: ArchiveInputSource {
 
     deinit { if ownsDescriptor { close(fd) } }
 
-    package func readSequential(into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int {
-        try readDescriptor(fd, into: buffer, name: name)
+    package func readSequential(into out: inout OutputSpan<UInt8>) throws(SealbakError) {
+        if out.appendRead(from: fd) < 0 { throw SealbakError.io("cannot read", path: name, errno: errno) }
     }
 
     package func read(at offset: UInt64, count: Int) throws(SealbakError) -> [UInt8] {
@@ -108,20 +108,4 @@ func openLocalInput(_ path: String) throws(SealbakError) -> any ArchiveInputSour
         return FileInput(fd: fd, ownsDescriptor: ownsDescriptor, name: name, size: UInt64(st.st_size))
     }
     return PipeInput(fd: fd, ownsDescriptor: ownsDescriptor, name: name)
-}
-
-/// One `read(2)` into `buffer`, retried on EINTR; 0 at the end of the input.
-private func readDescriptor(
-    _ fd: Int32,
-    into buffer: UnsafeMutableRawBufferPointer,
-    name: String
-) throws(SealbakError) -> Int {
-    while true {
-        let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw SealbakError.io("cannot read", path: name, errno: errno)
-        }
-        return n
-    }
 }

@@ -88,12 +88,8 @@ package final class InputFile {
     }
 
     private func refill() throws(SealbakError) -> Bool {
-        var result: Result<Int, SealbakError> = .success(0)
         let source = self.source
-        buffer.withUnsafeMutableBytes { b in
-            result = Result { () throws(SealbakError) in try source.readSequential(into: b) }
-        }
-        let n = try result.get()
+        let n = try fillBytes(&buffer) { (out) throws(SealbakError) in try source.readSequential(into: &out) }
         bufferStart = 0
         bufferEnd = n
         return n > 0

@@ -14,15 +14,9 @@ package final class MemoryInput: ArchiveInputSource {
         isSeekable = seekable
     }
 
-    package func readSequential(into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int {
-        let n = min(buffer.count, bytes.count - offset)
-        if n > 0 {
-            bytes.withUnsafeBytes { m in
-                buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: m[offset..<offset + n]))
-            }
-            offset += n
-        }
-        return n
+    package func readSequential(into out: inout OutputSpan<UInt8>) throws(SealbakError) {
+        let bytes = self.bytes  // a local: a span cannot outlive an access to a class's property
+        offset += out.appendPrefix(of: bytes.span.extracting(offset...))
     }
 
     package func read(at offset: UInt64, count: Int) throws(SealbakError) -> [UInt8] {

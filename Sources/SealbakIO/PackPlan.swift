@@ -399,29 +399,21 @@ package final class SourceReader {
 
     deinit { if owns { close(fd) } }
 
-    package func read(into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int {
+    /// Appends the next bytes of the entry to `out`; nothing at its end.
+    package func read(into out: inout OutputSpan<UInt8>) throws(SealbakError) {
         if fd < 0 {
-            let n = min(buffer.count, memory.count - memoryOffset)
-            if n > 0 {
-                memory.withUnsafeBytes {
-                    buffer.baseAddress!.copyMemory(from: $0.baseAddress! + memoryOffset, byteCount: n)
-                }
-            }
-            memoryOffset += n
-            return n
+            memoryOffset += out.appendPrefix(of: memory.span.extracting(memoryOffset...))
+            return
         }
-        if reference != nil, seekHoles, let n = try readSkippingHoles(into: buffer) {
+        if reference != nil, seekHoles, let n = try readSkippingHoles(into: &out) {
             bytesRead += UInt64(n)
             if n == 0 { checkAtEnd() }
-            return n
+            return
         }
-        while true {
-            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
-            if n > 0 { bytesRead += UInt64(n) }
-            if n == 0 { checkAtEnd() }
-            if n >= 0 { return n }
-            if errno != EINTR { throw SealbakError.io("cannot read", path: path, errno: errno) }
-        }
+        let n = out.appendRead(from: fd)
+        if n < 0 { throw SealbakError.io("cannot read", path: path, errno: errno) }
+        bytesRead += UInt64(n)
+        if n == 0 { checkAtEnd() }
     }
 
     /// Plain sequential reads from `position` on (pread left the file offset at 0).
@@ -443,7 +435,7 @@ package final class SourceReader {
 
     /// Reads a regular file without reading its holes: zeros are produced for them (a 4 GiB image with 8 KiB of
     /// data costs no 4 GiB of reads). Returns nil when the file system cannot tell where holes are.
-    private func readSkippingHoles(into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int? {
+    private func readSkippingHoles(into out: inout OutputSpan<UInt8>) throws(SealbakError) -> Int? {
         let position = bytesRead
         if position >= holeStart {
             let data = lseek(fd, off_t(position), seekData)
@@ -462,21 +454,15 @@ package final class SourceReader {
             }
         }
         if position < dataStart {
-            let n = Int(min(UInt64(buffer.count), dataStart - position))
-            memset(buffer.baseAddress!, 0, n)
-            return n
+            return out.appendZeros(upTo: Int(min(UInt64(out.freeCapacity), dataStart - position)))
         }
         if position >= holeStart { return 0 }  // end of file
-        let want = Int(min(UInt64(buffer.count), holeStart - position))
-        while true {
-            let n = pread(fd, buffer.baseAddress, want, off_t(position))
-            if n >= 0 {
-                // A file that shrank under us: the next call looks again (and reports end of file).
-                if n < want { holeStart = position + UInt64(n) }
-                return n
-            }
-            if errno != EINTR { throw SealbakError.io("cannot read", path: path, errno: errno) }
-        }
+        let want = Int(min(UInt64(out.freeCapacity), holeStart - position))
+        let n = out.appendRead(from: fd, at: position, limit: want)
+        if n < 0 { throw SealbakError.io("cannot read", path: path, errno: errno) }
+        // A file that shrank under us: the next call looks again (and reports end of file).
+        if n < want { holeStart = position + UInt64(n) }
+        return n
     }
 
     /// At end of file: the state again, and the byte count against the size.

@@ -13,8 +13,9 @@ package protocol RemoteSource: AnyObject {
     var bytesFetched: UInt64 { get }
     /// Reads up to `count` bytes at `offset`; fewer only at the end of the object.
     func read(at offset: UInt64, count: Int) throws(SealbakError) -> [UInt8]
-    /// Sequential reading: fills `buffer` with the bytes from `offset` on and returns how many; 0 at the end.
-    func readSequential(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int
+    /// Sequential reading: appends the bytes from `offset` on to `out` (at least one while any is left and `out` has
+    /// room); appends nothing at the end.
+    func readSequential(at offset: UInt64, into out: inout OutputSpan<UInt8>) throws(SealbakError)
     /// The byte range the next `read(at:)` calls will cover, so it can be fetched in large pieces and no further.
     func willRead(_ range: Range<UInt64>)
 }

@@ -15,10 +15,10 @@ package final class RemoteInput: ArchiveInputSource {
         size = remote.size
     }
 
-    package func readSequential(into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int {
-        let n = try remote.readSequential(at: offset, into: buffer)
-        offset += UInt64(n)
-        return n
+    package func readSequential(into out: inout OutputSpan<UInt8>) throws(SealbakError) {
+        let before = out.count
+        try remote.readSequential(at: offset, into: &out)
+        offset += UInt64(out.count - before)
     }
 
     package func skipSequential(_ count: UInt64) -> UInt64? {

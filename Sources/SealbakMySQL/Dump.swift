@@ -128,11 +128,13 @@ package final class MySQLDumpStream {
         options.remove()
     }
 
-    package func read(into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int {
-        let n = try process.readOutput(into: buffer)
+    /// Appends the next bytes of the dump to `out`; nothing at its end, after checking how the dump tool ended.
+    package func read(into out: inout OutputSpan<UInt8>) throws(SealbakError) {
+        let start = out.count
+        let n = try process.readOutput(into: &out)
         if n > 0 {
-            counter.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            return n
+            counter.feed(out.span.extracting(start..<start + n))
+            return
         }
         let status = process.wait()
         options.remove()
@@ -160,6 +162,5 @@ package final class MySQLDumpStream {
             FileHandle.standardError.write(Data("sealbak: \(tool) for \(component) said: \(said)\n".utf8))
         }
         done(counter)
-        return 0
     }
 }

@@ -41,7 +41,11 @@ package struct DumpRowCounter {
 
     package var totalRows: Int64 { rows.values.reduce(0, +) }
 
-    package mutating func feed(_ buffer: UnsafeRawBufferPointer) {
+    package mutating func feed(_ bytes: Span<UInt8>) {
+        bytes.withUnsafeBufferPointer { feed(buffer: $0) }
+    }
+
+    private mutating func feed(buffer: UnsafeBufferPointer<UInt8>) {
         byteCount += UInt64(buffer.count)
         if firstBytes.count < 512 { firstBytes += buffer.prefix(512 - firstBytes.count) }
         if buffer.count >= 256 {
@@ -54,7 +58,7 @@ package struct DumpRowCounter {
     }
 
     package mutating func feed(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { feed($0) }
+        feed(bytes.span)
     }
 
     /// Whether the stream ended between statements with mysqldump's closing line (`-- Dump completed`).

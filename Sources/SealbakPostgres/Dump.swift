@@ -131,10 +131,15 @@ package final class DumpStream {
         process.wait()
     }
 
-    package func read(into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int {
-        let n = try process.readOutput(into: buffer)
+    /// Appends the next bytes of the dump to `out`; nothing at its end, after checking how pg_dump ended.
+    package func read(into out: inout OutputSpan<UInt8>) throws(SealbakError) {
+        let start = out.count
+        let n = try process.readOutput(into: &out)
         if n > 0 {
-            if head.count < 5 { head += UnsafeRawBufferPointer(rebasing: buffer[0..<min(n, 5 - head.count)]) }
+            if head.count < 5 {
+                let new = out.span.extracting(start..<start + min(n, 5 - head.count))
+                for i in new.indices { head.append(new[i]) }
+            }
             if head.count >= 5 && head != Array("PGDMP".utf8) {
                 process.kill()
                 throw SealbakError(
@@ -144,7 +149,7 @@ package final class DumpStream {
                 )
             }
             bytes += UInt64(n)
-            return n
+            return
         }
         let status = process.wait()
         guard status.succeeded else {
@@ -164,6 +169,5 @@ package final class DumpStream {
         if !said.isEmpty {
             FileHandle.standardError.write(Data("sealbak: pg_dump for \(component) said: \(said)\n".utf8))
         }
-        return 0
     }
 }

@@ -183,13 +183,12 @@ package final class Subprocess: Sendable {
         )
     }
 
-    /// Reads standard output into `buffer`; 0 at the end.
-    package func readOutput(into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int {
-        while true {
-            let n = read(stdoutFD, buffer.baseAddress, buffer.count)
-            if n >= 0 { return n }
-            if errno != EINTR { throw SealbakError.io("cannot read the output of", path: name, errno: errno) }
-        }
+    /// Appends what standard output has to `out` (one read); returns the count, 0 at the end.
+    @discardableResult
+    package func readOutput(into out: inout OutputSpan<UInt8>) throws(SealbakError) -> Int {
+        let n = out.appendRead(from: stdoutFD)
+        if n < 0 { throw SealbakError.io("cannot read the output of", path: name, errno: errno) }
+        return n
     }
 
     /// Writes all of `bytes` to standard input; false if the child closed it (EPIPE).
@@ -223,7 +222,7 @@ package final class Subprocess: Sendable {
         var out = [UInt8]()
         var buf = [UInt8](repeating: 0, count: 4096)
         while true {
-            let n = buf.withUnsafeMutableBytes { (try? p.readOutput(into: $0)) ?? 0 }
+            let n = (try? fillBytes(&buf) { (o) throws(SealbakError) in try p.readOutput(into: &o) }) ?? 0
             if n <= 0 { break }
             out += buf[0..<n]
             if out.count > 1 << 16 {

@@ -147,8 +147,8 @@ final class S3Input: RemoteSource {
         return Array(bytes[0..<min(bytes.count, Int(end - offset))])
     }
 
-    func readSequential(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int {
-        guard offset < size, buffer.count > 0 else { return 0 }
+    func readSequential(at offset: UInt64, into out: inout OutputSpan<UInt8>) throws(SealbakError) {
+        guard offset < size, out.freeCapacity > 0 else { return }
         if !(offset >= current.start && offset < current.start + UInt64(current.bytes.count)) {
             if let p = pending, p.start == offset {
                 current = (offset, try p.future.get())
@@ -165,9 +165,7 @@ final class S3Input: RemoteSource {
                 pending = (next, Future { () throws(SealbakError) in try fetcher.fetch(range) })
             }
         }
-        let lo = Int(offset - current.start)
-        let n = min(buffer.count, current.bytes.count - lo)
-        current.bytes.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[lo..<lo + n])) }
-        return n
+        let bytes = current.bytes  // a local: a span cannot outlive an access to a class's property
+        out.appendPrefix(of: bytes.span.extracting(Int(offset - current.start)...))
     }
 }

@@ -101,15 +101,7 @@ package enum TestArchive {
             options: options
         ) { out.append($0) }
         for e in entries {
-            var offset = 0
-            try writer.writeEntry { buf in
-                let n = min(buf.count, e.data.count - offset)
-                e.data.withUnsafeBytes {
-                    buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n]))
-                }
-                offset += n
-                return n
-            }
+            try writer.writeEntry(bytes: e.data)
         }
         try writer.finish()
         return out.bytes

@@ -126,10 +126,9 @@ private final class MemorySource: RemoteSource {
         return Array(bytes[lo..<hi])
     }
 
-    func readSequential(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(SealbakError) -> Int {
-        let chunk = try read(at: offset, count: buffer.count)
-        chunk.withUnsafeBytes { buffer.copyMemory(from: $0) }
-        return chunk.count
+    func readSequential(at offset: UInt64, into out: inout OutputSpan<UInt8>) throws(SealbakError) {
+        let chunk = try read(at: offset, count: out.freeCapacity)
+        out.appendPrefix(of: chunk.span)
     }
 
     func willRead(_ range: Range<UInt64>) {}

@@ -22,7 +22,7 @@ import Testing
         var total = 0
         var first = true
         while true {
-            let n = try buf.withUnsafeMutableBytes { try r.read(into: $0) }
+            let n = try fillBytes(&buf) { (out) throws(SealbakError) in try r.read(into: &out) }
             if n == 0 { return total }
             total += n
             if first {
@@ -96,7 +96,7 @@ import Testing
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0xEE, count: 300_000)
         while true {
-            let n = try buf.withUnsafeMutableBytes { try r.read(into: $0) }
+            let n = try fillBytes(&buf) { (out) throws(SealbakError) in try r.read(into: &out) }
             if n == 0 { break }
             out += buf[0..<n]
         }

@@ -141,13 +141,7 @@ import Testing
                 options: options
             ) { b in b.withUnsafeBytes { out += $0 } }
             for d in data {
-                var off = 0
-                try w.writeEntry { buf in
-                    let n = min(buf.count, d.count - off)
-                    d.withUnsafeBytes { buf.baseAddress!.copyMemory(from: $0.baseAddress! + off, byteCount: n) }
-                    off += n
-                    return n
-                }
+                try w.writeEntry(bytes: d)
             }
             _ = try w.finish()
             try Data(out).write(to: URL(fileURLWithPath: path))

@@ -832,14 +832,7 @@ func rewriteFacts(_ archive: String, to out: String, entry: Int = 0, _ change: (
         options: options
     ) { b in b.withUnsafeBytes { bytes += $0 } }
     for d in sink.data {
-        var offset = 0
-        try writer.writeEntry { buf in
-            let n = min(buf.count, d.count - offset)
-            d.withUnsafeBytes { src in buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[offset..<offset + n]))
-            }
-            offset += n
-            return n
-        }
+        try writer.writeEntry(bytes: d)
     }
     _ = try writer.finish()
     try Data(bytes).write(to: URL(fileURLWithPath: out))

@@ -99,11 +99,11 @@ package struct CommandSpec: Sendable, Equatable {
                 c.process.closeStdin()
             }
             var buf = [UInt8](repeating: 0, count: 16384)
-            while try buf.withUnsafeMutableBytes({ b in try c.process.readOutput(into: b) }) > 0 {}
+            while try fillBytes(&buf, { (out) throws(SealbakError) in try c.process.readOutput(into: &out) }) > 0 {}
         } catch {
             c.kill()
             _ = c.finish()
-            throw (error as? SealbakError) ?? SealbakError(.io, "\(what): \(error)")
+            throw error
         }
         return c.finish()
     }

@@ -69,16 +69,16 @@ package final class CommandSource: CaptureSource {
     package func stream(for index: Int) throws -> (any CaptureStream)? {
         let running = try dump.start(stdin: .null, stdout: .pipe)
         var total: UInt64 = 0
-        return ClosureStream { [self] buf in
+        return ClosureStream { [self] out in
             let n: Int
-            do { n = try running.process.readOutput(into: buf) } catch {
+            do { n = try running.process.readOutput(into: &out) } catch {
                 running.kill()
                 _ = running.finish()
                 throw error
             }
             if n > 0 {
                 total += UInt64(n)
-                return n
+                return
             }
             let r = running.finish()
             if r.timedOut {
@@ -105,7 +105,6 @@ package final class CommandSource: CaptureSource {
             }
             // What the command said on success is its log (bounded to the last 64 KiB), like pg_dump's.
             if !r.errorText.isEmpty { self.engineLog.info("\(self.name): \(self.dump.argv[0]) said: \(r.errorText)") }
-            return 0
         }
     }
 

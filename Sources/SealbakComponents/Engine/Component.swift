@@ -60,8 +60,9 @@ package struct EngineLog: Sendable {
 
 /// The data of one entry produced by a component while the archive is written (a dump's output).
 package protocol CaptureStream: AnyObject {
-    /// Fills `buffer`; 0 at the end. Throws when the capture failed (the tool's exit status, a timeout…).
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+    /// Appends the next bytes to `out` (at least one while any is left); nothing at the end. Throws when the capture
+    /// failed (the tool's exit status, a timeout…).
+    func read(into out: inout OutputSpan<UInt8>) throws
 }
 
 /// The pack side of a component kind.

@@ -165,8 +165,8 @@ package final class PostgresSource: CaptureSource {
     package func stream(for index: Int) throws -> (any CaptureStream)? {
         guard let snapshot else { throw SealbakError(.internalError, "\(name) was not prepared") }
         let dump = try snapshot.startDump()
-        return ClosureStream { buf in
-            try dump.read(into: buf)
+        return ClosureStream { out in
+            try dump.read(into: &out)
         } onEnd: {
             snapshot.close()
         }
@@ -183,16 +183,23 @@ package final class PostgresSource: CaptureSource {
 
 /// A stream over a read function, with an action at its end.
 package final class ClosureStream: CaptureStream {
-    private let body: (UnsafeMutableRawBufferPointer) throws -> Int
+    private let body: (inout OutputSpan<UInt8>) throws -> Void
     private let onEnd: () -> Void
-    package init(_ body: @escaping (UnsafeMutableRawBufferPointer) throws -> Int, onEnd: @escaping () -> Void = {}) {
+    package init(_ body: @escaping (inout OutputSpan<UInt8>) throws -> Void, onEnd: @escaping () -> Void = {}) {
         self.body = body
         self.onEnd = onEnd
     }
-    package func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        let n = try body(buffer)
-        if n == 0 { onEnd() }
-        return n
+
+    /// A stream of bytes already in memory.
+    package convenience init(bytes: [UInt8]) {
+        var offset = 0
+        self.init { out in offset += out.appendPrefix(of: bytes.span.extracting(offset...)) }
+    }
+
+    package func read(into out: inout OutputSpan<UInt8>) throws {
+        let before = out.count
+        try body(&out)
+        if out.count == before { onEnd() }
     }
 }
 

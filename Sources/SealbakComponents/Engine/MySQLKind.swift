@@ -45,20 +45,13 @@ package final class MySQLSource: CaptureSource {
         guard let capture else { throw SealbakError(.internalError, "\(name) was not prepared") }
         if index == dumpIndex {
             let dump = try capture.startDump()
-            return ClosureStream { buf in try dump.read(into: buf) }
+            return ClosureStream { out in try dump.read(into: &out) }
         }
         // The counts entry comes after the dump: the dump stream has ended (cleanly, or the pack failed).
         guard let counts = capture.counts else {
             throw SealbakError(.toolFailed, "the dump of \(name) did not complete, so its rows were not counted")
         }
-        let bytes = counts.encoded()
-        var off = 0
-        return ClosureStream { buf in
-            let n = min(buf.count, bytes.count - off)
-            bytes.withUnsafeBytes { buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[off..<off + n])) }
-            off += n
-            return n
-        }
+        return ClosureStream(bytes: counts.encoded())
     }
 
     package func skippedEntry(reason: String, mtime: Int64) -> ManifestEntry {

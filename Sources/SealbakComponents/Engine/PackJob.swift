@@ -244,14 +244,7 @@ package final class PackJob {
                 options.onEntry?(plan.entries[i].name)
             }
             if i == outcomeIndex {
-                let bytes = outcome.encoded()
-                var off = 0
-                try writer.writeEntry { buf in
-                    let n = min(buf.count, bytes.count - off)
-                    bytes.withUnsafeBytes { buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[off..<off + n])) }
-                    off += n
-                    return n
-                }
+                try writer.writeEntry(bytes: outcome.encoded())
                 continue
             }
             guard let si = owner[i] else {
@@ -261,7 +254,7 @@ package final class PackJob {
             let s = sources[si]
             defer { if lastEntry[si] == i { s.close() } }
             guard outcome.components[si].status == .ok else {
-                try writer.writeEntry { _ in 0 }
+                try writer.writeEntry(bytes: [])
                 continue
             }
             let stream: any CaptureStream
@@ -276,8 +269,8 @@ package final class PackJob {
                         continue
                     }
                     let r = try SourceReader(plan.sources[i], listed: plan.listed[i])
-                    stream = ClosureStream { buf in
-                        try r.read(into: buf)
+                    stream = ClosureStream { out in
+                        try r.read(into: &out)
                     } onEnd: { [weak self] in
                         self?.noteChange(i, r.changed, log: log)
                     }
@@ -285,19 +278,19 @@ package final class PackJob {
                 }
             } catch {
                 try failed(si, error, log: log)
-                try writer.writeEntry { _ in 0 }
+                try writer.writeEntry(bytes: [])
                 continue
             }
-            try writer.writeEntry { buf in
+            try writer.writeEntry { out in
                 do {
-                    let n = try stream.read(into: buf)
+                    let before = out.count
+                    try stream.read(into: &out)
+                    let n = out.count - before
                     outcome.components[si].bytes += UInt64(n)
                     progress(n)
-                    return n
                 } catch {
                     // The entry ends with what was read; the outcome record marks it failed (never restored).
                     try failed(si, error, log: log)
-                    return 0
                 }
             }
             if let state = fileReader?.unchangedState { writer.noteFileState(state) }
@@ -352,11 +345,11 @@ package final class PackJob {
         let reader = try SourceReader(plan.sources[i], listed: plan.listed[i])
         defer { noteChange(i, reader.changed, log: log) }
         var total = 0
-        try writer.writeEntry { buf in
-            let n = try reader.read(into: buf)
-            total += n
-            progress(n)
-            return n
+        try writer.writeEntry { out in
+            let before = out.count
+            try reader.read(into: &out)
+            total += out.count - before
+            progress(out.count - before)
         }
         if let state = reader.unchangedState { writer.noteFileState(state) }
         if i == stdinIndex && total == 0 && !options.allowEmptyStdin {
