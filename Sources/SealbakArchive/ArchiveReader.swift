@@ -25,7 +25,7 @@ package final class ArchiveReader {
     private let master: MasterKey
     /// The unlocked master key (for key rotation, which re-encrypts under a new one).
     package var masterKey: MasterKey { master }
-    private let codec: FrameCodec
+    private var codec: FrameCodec
     private let options: ReadOptions
     /// The decompressor of the reader's own thread (sequential reads); pipeline workers have their own.
     private let decompressor = FrameDecompressor()
@@ -87,7 +87,13 @@ package final class ArchiveReader {
             throw SealbakError.format(error.inPlaintext("manifest"), archive: name, context: "the manifest")
         }
         _ = bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        if header.features.contains(.dictionary) {
+            codec = codec.with(dictionary: try ArchiveDictionary.load(from: manifest, archive: name))
+        }
     }
+
+    /// The archive's zstd dictionary (Spec §7.4), when it declares the dictionary feature.
+    package var dictionary: ZstdDictionary? { codec.dictionary }
 
     /// Reads and parses only the cleartext header (no password; `sealbak inspect`).
     package static func readHeader(_ input: InputFile) throws -> ArchiveHeader {

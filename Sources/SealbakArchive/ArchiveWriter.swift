@@ -20,6 +20,10 @@ package struct WriteOptions: Sendable {
     package var createdUnix: UInt64 = UInt64(Date().timeIntervalSince1970)
     /// A chained archive (Spec §14): entries become records that refer to the chain where it holds a chunk.
     package var chain: ChainWriteContext?
+    /// A zstd dictionary (`ZstdDictionary.train`). With zstd compression, the archive declares the dictionary
+    /// feature, keeps the dictionary in its metadata and compresses the frames of files and streams that are
+    /// smaller than a frame with it (codec 4, Spec §6.2); entries compressed with the shuffle codec keep it.
+    package var dictionary: [UInt8]?
 
     package init() {}
 
@@ -122,11 +126,18 @@ package final class ArchiveWriter {
         guard (FormatV1.minFrameSizeLog2...FormatV1.maxFrameSizeLog2).contains(options.frameSizeLog2) else {
             throw SealbakError(.usage, "frame size must be 2^12 (4 KiB) ... 2^24 (16 MiB)")
         }
-        if case .shuffledZstd = options.compression {
+        switch options.compression {
+        case .shuffledZstd:
             throw SealbakError(
                 .usage,
                 "shuffled zstd is chosen per entry (WriteOptions.shuffle), not for a whole archive"
             )
+        case .dictionaryZstd:
+            throw SealbakError(
+                .usage,
+                "dictionary zstd is chosen per frame (WriteOptions.dictionary), not for a whole archive"
+            )
+        default: break
         }
         do throws(FormatError) { try manifest.validate() } catch {
             throw SealbakError(.usage, "cannot write this manifest: \(error.message)")
@@ -138,7 +149,6 @@ package final class ArchiveWriter {
             manifest.metadata[ChainMetadata.chunkKeyName] = ChainMetadata.hex(chain.chunkKey)
             manifest.metadata[ChainMetadata.chunkerName] = chain.parameters.text
         }
-        self.manifest = manifest
         let archiveID = options.random.bytes(FormatV1.archiveIDByteCount)
         master = MasterKey.generate(random: options.random)
         // The shuffle feature is declared before any data is read (Spec §3.4 rule 3), from the names alone.
@@ -151,13 +161,33 @@ package final class ArchiveWriter {
             }
         }
         if options.chain != nil { features.insert(.chained) }
+        var dictionary: ZstdDictionary?
+        // The key belongs to the writer: a manifest copied from another archive does not bring it along.
+        manifest.metadata[ArchiveDictionary.metadataKey] = nil
+        if case .zstd(let level) = options.compression, let bytes = options.dictionary {
+            do throws(CompressionError) { dictionary = try ZstdDictionary(bytes, level: level) } catch {
+                throw SealbakError(.usage, "cannot use this dictionary: \(error.message)")
+            }
+            for (i, entry) in manifest.entries.enumerated()
+            where entry.kind == .file || entry.kind == .stream {
+                if case .zstd = entryCompression[i] { entryCompression[i] = .dictionaryZstd(dictionary!) }
+            }
+            features.insert(.dictionary)
+            manifest.metadata[ArchiveDictionary.metadataKey] = ArchiveDictionary.encode(bytes)
+            do throws(FormatError) { try manifest.validate() } catch {
+                throw SealbakError(.usage, "cannot write this manifest with its dictionary: \(error.message)")
+            }
+        }
+        self.manifest = manifest
         self.entryCompression = entryCompression
-        codec = try FrameCodec(
+        var codec = try FrameCodec(
             suite: options.suite,
             archiveID: archiveID,
             frameSize: 1 << Int(options.frameSizeLog2),
             features: features
         )
+        if let dictionary { codec = codec.with(dictionary: dictionary) }
+        self.codec = codec
         var slots: [KeySlot] = []
         for (i, spec) in passwords.enumerated() {
             slots.append(

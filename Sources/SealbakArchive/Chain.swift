@@ -14,7 +14,7 @@ package enum ChainMetadata {
     package static let chunkKeyName = "sealbak.chain.chunk-key"
     package static let chunkerName = "sealbak.chain.chunker"
     /// Keys the CLI never displays.
-    package static func isHidden(_ key: String) -> Bool { key == chunkKeyName }
+    package static func isHidden(_ key: String) -> Bool { key == chunkKeyName || key == ArchiveDictionary.metadataKey }
 
     /// The chunk key of a chained archive (64 lowercase hex digits).
     package static func chunkKey(of manifest: Manifest, archive: String) throws -> SecureBytes {

@@ -1,4 +1,5 @@
 import Foundation
+import SealbakCompression
 import SealbakFormat
 import SealbakIO
 import SealbakKeys
@@ -23,6 +24,9 @@ package enum Consolidate {
         var manifest = reader.manifest
         manifest.metadata[ChainMetadata.chunkKeyName] = nil
         manifest.metadata[ChainMetadata.chunkerName] = nil
+        var options = options
+        // The dictionary was trained on these very files.
+        if options.dictionary == nil { options.dictionary = reader.dictionary?.bytes }
         let writer = try ArchiveWriter(
             manifest: manifest,
             passwords: passwords,

@@ -13,6 +13,9 @@ package struct FrameCodec: Sendable {
     /// The features the archive's header declares (Spec §3.4): which codecs its frames may use (codec 3 needs
     /// `.shuffle`), both when frames are sealed and when they are parsed.
     package let features: FormatFeatures
+    /// The archive's zstd dictionary (Spec §6.2 codec 4, §7.4): known once the manifest is read, so a manifest frame
+    /// can never use it.
+    package private(set) var dictionary: ZstdDictionary?
 
     /// A codec for the archive `header` describes.
     package init(header: ArchiveHeader) throws(SealbakError) {
@@ -37,6 +40,14 @@ package struct FrameCodec: Sendable {
         self.features = features
     }
 
+    /// This codec with the archive's dictionary, which only an archive that declares the dictionary feature has.
+    package func with(dictionary: ZstdDictionary) -> FrameCodec {
+        precondition(features.contains(.dictionary))
+        var c = self
+        c.dictionary = dictionary
+        return c
+    }
+
     /// Compresses (when it shrinks) and encrypts `raw`, returning frame header ‖ ciphertext.
     ///
     /// One allocation, nothing zero-filled: the payload is compressed (or copied) straight into the output
@@ -52,8 +63,15 @@ package struct FrameCodec: Sendable {
         compressor: FrameCompressor
     ) -> [UInt8] {
         precondition(raw.byteCount <= frameSize)
-        if case .shuffledZstd = compression {
+        var compression = compression
+        switch compression {
+        case .shuffledZstd:
             precondition(features.contains(.shuffle), "codec 3 in an archive that does not declare the shuffle feature")
+        case .dictionaryZstd(let d):
+            precondition(features.contains(.dictionary), "codec 4 in an archive without the dictionary feature")
+            // A full frame has history enough of its own: the dictionary is for small files and last frames.
+            if raw.byteCount == frameSize { compression = .zstd(level: d.level) }
+        default: break
         }
         let headerCount = FormatV1.frameHeaderByteCount
         let prefix = FormatV1.framePrefixByteCount
@@ -69,6 +87,7 @@ package struct FrameCodec: Sendable {
                 case .zstd: codec = .zstd
                 case .zlib: codec = .zlib
                 case .shuffledZstd: codec = .shuffledZstd
+                case .dictionaryZstd: codec = .dictionaryZstd
                 case .stored: preconditionFailure()
                 }
             } else if rawCount > 0 {
@@ -213,13 +232,30 @@ package struct FrameCodec: Sendable {
             // The payload moves to the front of the same buffer: no second allocation.
             plain.removeSubrange(0..<env.payload.lowerBound)
             return plain
-        case .zstd, .zlib, .shuffledZstd:
+        case .zstd, .zlib, .shuffledZstd, .dictionaryZstd:
+            if env.codec == .dictionaryZstd {
+                // Spec §6.2 rule 1, §7.4: only entry streams (ids below the special ones), and only once the
+                // manifest has given the dictionary.
+                guard streamID < FormatV1.indexStreamID, let _ = dictionary else {
+                    throw FormatError(
+                        .payload,
+                        "frame \(frameIndex) uses codec 4 (dictionary zstd), which only entry streams may use"
+                    )
+                }
+            }
             do {
                 return try [UInt8](byteCapacity: env.rawLength) { output throws(CompressionError) in
                     let payload = plain.span.bytes.extracting(env.payload)
                     switch env.codec {
                     case .zstd: try decompressor.zstd(payload, into: &output, maxWindow: frameSize)
                     case .shuffledZstd: try decompressor.shuffledZstd(payload, into: &output, maxWindow: frameSize)
+                    case .dictionaryZstd:
+                        try decompressor.dictionaryZstd(
+                            payload,
+                            into: &output,
+                            maxWindow: frameSize,
+                            dictionary: dictionary!
+                        )
                     case .zlib: try decompressor.zlib(payload, into: &output)
                     case .stored: preconditionFailure()
                     }

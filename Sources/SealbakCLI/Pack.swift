@@ -132,6 +132,7 @@ struct Pack: ParsableCommand {
     var level: Int32? { format.level }
     var frameSize: String? { format.frameSize }
     var noShuffle: Bool { format.noShuffle }
+    var noDictionary: Bool { format.noDictionary }
     var threads: Int? { format.threads }
     var kdfMemory: UInt32? { keys.kdfMemory }
     var kdfPasses: UInt32? { keys.kdfPasses }
@@ -353,6 +354,7 @@ struct Pack: ParsableCommand {
         jobOptions.stdinName = stdinName
         jobOptions.allowEmptyStdin = allowEmpty
         jobOptions.skipUnreadable = skipUnreadable
+        jobOptions.trainDictionary = !noDictionary && bp?.dictionary != false
         let current = Locked<Progress?>(nil)
         jobOptions.onEntry = { name in current.withLock { $0 }?.item(name) }
         var metadata = Metadata(["created-by": "sealbak \(sealbakVersion)", "host": ProcessInfo.processInfo.hostName])
@@ -710,6 +712,15 @@ struct PackFormatOptions: ParsableArguments {
         )
     )
     var noShuffle = false
+
+    @Flag(
+        name: .long,
+        help: ArgumentHelp(
+            "Do not train a zstd dictionary on the small files: each small file is then compressed alone (larger "
+                + "archives of document trees), and the archive does not need format feature bit 2 (dictionary)."
+        )
+    )
+    var noDictionary = false
 
     @Option(
         name: .long,

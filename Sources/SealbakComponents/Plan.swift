@@ -57,6 +57,8 @@ package struct BackupPlan: Sendable {
     package var compression: String?
     /// `shuffle: false`: no shuffle codec for vector files, so the archive is format version 1 (`--no-shuffle`).
     package var shuffle: Bool?
+    /// `dictionary: false`: no zstd dictionary for small files (`--no-dictionary`).
+    package var dictionary: Bool?
     package var level: Int?
     package var frameSize: String?
     package var kdfMemory: Int?
@@ -308,7 +310,8 @@ struct PlanReader {
     func packOptions(_ v: Node, _ plan: inout BackupPlan) throws(SealbakError) {
         guard case .mapping(let m) = v else { throw fail(v, "pack must be a mapping of options") }
         let known = [
-            "cipher", "compression", "shuffle", "level", "frame-size", "kdf-memory", "kdf-passes", "recipients",
+            "cipher", "compression", "shuffle", "dictionary", "level", "frame-size", "kdf-memory", "kdf-passes",
+            "recipients",
         ]
         for (k, x) in m {
             switch try keyName(k) {
@@ -325,6 +328,7 @@ struct PlanReader {
                 }
                 plan.compression = c
             case "shuffle": plan.shuffle = try bool(x, "shuffle")
+            case "dictionary": plan.dictionary = try bool(x, "dictionary")
             case "level": plan.level = try int(x, "level", 1...19)
             case "frame-size":
                 if let i = x.int { plan.frameSize = String(i) } else { plan.frameSize = try string(x, "frame-size") }

@@ -16,6 +16,9 @@ package enum CompressionAlgorithm: Sendable, Hashable {
     /// zstd over the 4-byte-shuffled input (`ByteShuffle`): codec 3, only in archives that declare the shuffle
     /// feature (Spec §3.4, §6.2).
     case shuffledZstd(level: Int32)
+    /// zstd with the archive's dictionary, at the dictionary's level: codec 4, only in archives that declare the
+    /// dictionary feature (Spec §3.4, §6.2).
+    case dictionaryZstd(ZstdDictionary)
 
     package static let zstdLevels: ClosedRange<Int32> = 1...19
     package static let zlibLevels: ClosedRange<Int32> = 1...9
@@ -59,6 +62,8 @@ package final class FrameCompressor {
             return nil
         case .zstd(let level):
             return zstd(src, count: input.count, into: dst, capacity: capacity, level: level)
+        case .dictionaryZstd(let dictionary):
+            return zstd(src, count: input.count, into: dst, capacity: capacity, dictionary: dictionary)
         case .shuffledZstd(let level):
             let shuffled = scratch.buffer(input.count)
             ByteShuffle.shuffle(input, into: shuffled)
@@ -90,6 +95,32 @@ package final class FrameCompressor {
         if cctx == nil { cctx = ZSTD_createCCtx() }
         guard let cctx else { return nil }
         let n = ZSTD_compressCCtx(cctx, dst, capacity, src, count, level)
+        if ZSTD_isError(n) != 0 || n == 0 || n >= count { return nil }
+        return n
+    }
+
+    /// One zstd frame of `count` bytes compressed with `dictionary` (Spec §6.2 codec 4): the size pledged (so the frame
+    /// is single-segment with Frame_Content_Size), no Dictionary_ID field; nil when it does not shrink the input.
+    private func zstd(
+        _ src: UnsafeRawPointer,
+        count: Int,
+        into dst: UnsafeMutableRawPointer,
+        capacity: Int,
+        dictionary: ZstdDictionary
+    ) -> Int? {
+        if cctx == nil { cctx = ZSTD_createCCtx() }
+        guard let cctx, let cdict = dictionary.compressionDictionary else { return nil }
+        ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters)
+        defer { ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters) }
+        guard ZSTD_isError(ZSTD_CCtx_refCDict(cctx, cdict)) == 0,
+            ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_dictIDFlag, 0)) == 0,
+            ZSTD_isError(
+                // ZSTD_c_forceAttachDict, a C macro for this parameter that Swift does not import.
+                ZSTD_CCtx_setParameter(cctx, ZSTD_c_experimentalParam4, Int32(ZSTD_dictForceAttach.rawValue))
+            ) == 0,
+            ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(cctx, UInt64(count))) == 0
+        else { return nil }
+        let n = ZSTD_compress2(cctx, dst, capacity, src, count)
         if ZSTD_isError(n) != 0 || n == 0 || n >= count { return nil }
         return n
     }
@@ -179,10 +210,32 @@ package final class FrameDecompressor {
         }
     }
 
+    /// Decompresses a codec-4 payload with the archive's dictionary: one zstd frame, checked exactly as `zstd` checks
+    /// it (no Dictionary_ID field either: the dictionary is the archive's), appended to `output` (Spec §6.2).
+    package func dictionaryZstd(
+        _ input: RawSpan,
+        into output: inout OutputRawSpan,
+        maxWindow: Int,
+        dictionary: ZstdDictionary
+    ) throws(CompressionError) {
+        try input.withUnsafeBytes { input throws(CompressionError) in
+            try output.withUnsafeMutableBytes { out, initialized throws(CompressionError) in
+                try zstd(
+                    input,
+                    into: UnsafeMutableRawBufferPointer(rebasing: out[initialized...]),
+                    maxWindow: maxWindow,
+                    dictionary: dictionary
+                )
+                initialized = out.count
+            }
+        }
+    }
+
     private func zstd(
         _ input: UnsafeRawBufferPointer,
         into output: UnsafeMutableRawBufferPointer,
-        maxWindow: Int
+        maxWindow: Int,
+        dictionary: ZstdDictionary? = nil
     ) throws(CompressionError) {
         guard let src = input.baseAddress, input.count > 0, let dst = output.baseAddress else {
             throw CompressionError("empty zstd payload")
@@ -194,7 +247,19 @@ package final class FrameDecompressor {
         }
         if dctx == nil { dctx = ZSTD_createDCtx() }
         guard let dctx else { throw CompressionError("cannot allocate a zstd context") }
-        let n = ZSTD_decompressDCtx(dctx, dst, output.count, src, input.count)
+        let n =
+            if let dictionary {
+                ZSTD_decompress_usingDDict(
+                    dctx,
+                    dst,
+                    output.count,
+                    src,
+                    input.count,
+                    dictionary.decompressionDictionary
+                )
+            } else {
+                ZSTD_decompressDCtx(dctx, dst, output.count, src, input.count)
+            }
         if ZSTD_isError(n) != 0 {
             throw CompressionError("zstd payload does not decompress: \(String(cString: ZSTD_getErrorName(n)))")
         }

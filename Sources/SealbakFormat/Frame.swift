@@ -133,7 +133,7 @@ package struct FramePlaintext: Sendable {
             guard payloadLength == raw else {
                 throw FormatError(.payload, "stored frame payload is \(payloadLength) bytes, raw length says \(raw)")
             }
-        case .zstd, .zlib, .shuffledZstd:
+        case .zstd, .zlib, .shuffledZstd, .dictionaryZstd:
             guard payloadLength >= 1, payloadLength < raw else {
                 throw FormatError(
                     .payload,

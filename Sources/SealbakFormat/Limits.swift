@@ -79,6 +79,8 @@ package enum CompressionCodec: UInt8, Sendable, CaseIterable {
     case zlib = 2
     /// zstd over the 4-byte-shuffled raw bytes; only in archives that declare `FormatFeatures.shuffle`.
     case shuffledZstd = 3
+    /// zstd with the archive's dictionary; only in archives that declare `FormatFeatures.dictionary`.
+    case dictionaryZstd = 4
 
     package var name: String {
         switch self {
@@ -86,12 +88,17 @@ package enum CompressionCodec: UInt8, Sendable, CaseIterable {
         case .zstd: "zstd"
         case .zlib: "zlib"
         case .shuffledZstd: "shuffled zstd"
+        case .dictionaryZstd: "dictionary zstd"
         }
     }
 
     /// The feature an archive must declare for frames to use this codec (Spec §3.4), if any.
     package var requiredFeatures: FormatFeatures {
-        self == .shuffledZstd ? .shuffle : []
+        switch self {
+        case .shuffledZstd: .shuffle
+        case .dictionaryZstd: .dictionary
+        default: []
+        }
     }
 }
 
@@ -111,13 +118,18 @@ package struct FormatFeatures: OptionSet, Hashable, Sendable, CustomStringConver
     /// records (`ChunkRecords`) that may refer to chunks of earlier archives, and a chunk index stream follows.
     package static let chained = FormatFeatures(rawValue: 1 << 1)
 
-    /// Every feature this implementation reads and writes. Bits 2...15 are reserved (Spec §3.4).
-    package static let implemented: FormatFeatures = [.shuffle, .chained]
+    /// Bit 2: frames may use codec 4, zstd with the archive's dictionary, which the archive metadata holds
+    /// (Spec §6.2, §7.4).
+    package static let dictionary = FormatFeatures(rawValue: 1 << 2)
+
+    /// Every feature this implementation reads and writes. Bits 3...15 are reserved (Spec §3.4).
+    package static let implemented: FormatFeatures = [.shuffle, .chained, .dictionary]
 
     /// The format version a header with these features has: 1 without any, 2 otherwise (Spec §3.4 rule 3).
     package var formatVersion: UInt16 { isEmpty ? FormatV1.version : FormatV1.featuresVersion }
 
-    /// Feature names, lowest bit first (`shuffle`, `chained`, or `bit N` for one this implementation does not know).
+    /// Feature names, lowest bit first (`shuffle`, `chained`, `dictionary`, or `bit N` for one this implementation does
+    /// not know).
     package var names: [String] {
         (0..<16).compactMap { bit -> String? in
             guard rawValue & (1 << bit) != 0 else { return nil }
@@ -125,11 +137,12 @@ package struct FormatFeatures: OptionSet, Hashable, Sendable, CustomStringConver
         }
     }
 
-    /// The name of feature bit `bit`: `shuffle`, `chained`, or `bit N`.
+    /// The name of feature bit `bit`: `shuffle`, `chained`, `dictionary`, or `bit N`.
     package static func name(ofBit bit: Int) -> String {
         switch bit {
         case 0: "shuffle"
         case 1: "chained"
+        case 2: "dictionary"
         default: "bit \(bit)"
         }
     }

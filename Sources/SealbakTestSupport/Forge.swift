@@ -37,7 +37,9 @@ package struct ArchiveForge {
         let reader = try ArchiveReader(input: input, secret: .password(Passphrase(string: password)))
         header = reader.header
         master = reader.masterKey
-        codec = try FrameCodec(header: header)
+        // The dictionary the reader loaded (Spec §7.4), for the codec-4 frames of chained archives decoded below.
+        let plainCodec = try FrameCodec(header: header)
+        codec = reader.dictionary.map { plainCodec.with(dictionary: $0) } ?? plainCodec
         let layout = try ArchiveLayout(bytes, entryCount: reader.manifest.entries.count)
         let codec = self.codec
         let master = self.master

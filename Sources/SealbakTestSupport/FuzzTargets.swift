@@ -62,15 +62,32 @@ package enum FuzzTargets {
         }
     }
 
+    /// A fixed dictionary for codec-4 frames: trained on generated text, the same on every run.
+    package static let fuzzDictionary: ZstdDictionary = {
+        var samples: [[UInt8]] = []
+        var state: UInt64 = 0x5EA1_BA4C
+        let words = ["vector", "chunk", "embedding", "index", "backup", "archive", "frame", "restore", "query", "row"]
+        for _ in 0..<64 {
+            var text = ""
+            for _ in 0..<300 {
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                text += words[Int(state >> 33) % words.count] + " "
+            }
+            samples.append(Array(text.utf8))
+        }
+        return try! ZstdDictionary(ZstdDictionary.train(samples: samples, capacity: 16 << 10)!, level: 3)
+    }()
+
     /// Frame header, frame plaintext envelope and bounded decompression (Spec §6).
-    /// Byte 0: frame size selector and last flag; byte 1: frame index selector, and bit 6 declares the shuffle
-    /// feature (codec 3); then a frame header and plaintext.
+    /// Byte 0: frame size selector and last flag; byte 1: frame index selector, bit 6 declares the shuffle feature
+    /// (codec 3) and bit 5 the dictionary feature (codec 4, with `fuzzDictionary`); then a frame header and plaintext.
     package static func frame(_ data: [UInt8]) {
         guard data.count >= 6 else { return }
         let frameSize = 1 << (12 + Int(data[0] % 13))
         let isLast = data[0] & 0x80 != 0
         let index = UInt64(data[1] % 3)
-        let features: FormatFeatures = data[1] & 0x40 != 0 ? .shuffle : []
+        var features: FormatFeatures = data[1] & 0x40 != 0 ? .shuffle : []
+        if data[1] & 0x20 != 0 { features.insert(.dictionary) }
         if let h = try? FrameHeader.parse(Array(data[2..<6]), frameSize: frameSize) {
             precondition(h.encoded() == Array(data[2..<6]))
         }
@@ -85,6 +102,7 @@ package enum FuzzTargets {
             )
         else { return }
         precondition(env.codec != .shuffledZstd || features.contains(.shuffle))
+        precondition(env.codec != .dictionaryZstd || features.contains(.dictionary))
         precondition(env.rawLength <= frameSize)
         let d = FrameDecompressor()
         let raw = try? [UInt8](byteCapacity: env.rawLength) { r throws(CompressionError) in
@@ -92,6 +110,8 @@ package enum FuzzTargets {
             switch env.codec {
             case .zstd: try d.zstd(payload, into: &r, maxWindow: frameSize)
             case .shuffledZstd: try d.shuffledZstd(payload, into: &r, maxWindow: frameSize)
+            case .dictionaryZstd:
+                try d.dictionaryZstd(payload, into: &r, maxWindow: frameSize, dictionary: fuzzDictionary)
             case .zlib: try d.zlib(payload, into: &r)
             case .stored: break
             }

@@ -89,6 +89,7 @@ package struct ValidVector: Sendable {
         case .zlib: "zlib"
         case .stored: "stored"
         case .shuffledZstd: "shuffled zstd"
+        case .dictionaryZstd: "dictionary zstd"
         }
     }
 }
@@ -173,6 +174,32 @@ package enum Vectors {
     /// The float32 entry of `valid/shuffle-codec` (Spec §12): 2 full frames and 3,075 bytes, 3 bytes into a number
     /// (a last frame of 1,027 bytes did not shrink, so it was stored and the tail rule went untested).
     package static let shuffleFloats = Array(TestArchive.gaussianFloats(2817, seed: 11).prefix(2 * 4096 + 3075))
+
+    /// The notes of `valid/dictionary-codec` (Spec §12): generated text over one vocabulary, 600 to 3,000 bytes each,
+    /// and note 5 of 5,000 bytes (one full frame and a last one).
+    package static let dictionaryNotes: [[UInt8]] = {
+        let words = [
+            "vector", "chunk", "embedding", "index", "backup", "archive", "frame", "restore", "query", "row", "the",
+            "of", "a", "database", "document", "model", "retrieval", "answer", "context", "token",
+        ]
+        var state: UInt64 = 0x5EA1_B0C5
+        func next() -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int(state >> 33)
+        }
+        return (0..<24).map { i in
+            let size = i == 5 ? 5000 : 600 + next() % 2400
+            var text = "# Note \(i)\n\n"
+            while text.utf8.count < size { text += words[next() % words.count] + (next() % 12 == 0 ? ".\n" : " ") }
+            return Array(text.utf8.prefix(size))
+        }
+    }()
+
+    /// The dictionary of `valid/dictionary-codec`: 4 KiB trained on its notes (deterministic for one libzstd).
+    package static let dictionaryVectorDictionary: [UInt8] = ZstdDictionary.train(
+        samples: dictionaryNotes,
+        capacity: 4096
+    )!
 
     /// The valid vectors (frame size 4096 so that frame edges are cheap to reach).
     package static func valid() -> [ValidVector] {
@@ -361,6 +388,25 @@ package enum Vectors {
                     TestEntry(.file, "notes.txt", TestArchive.text(3000)),
                 ],
                 options: opts("shuffle-codec", shuffle: .vectorFiles)
+            )
+        )
+
+        // §3.4, §6.2, §7.4: format version 2 with feature bit 2; frames smaller than a frame in codec 4 (zstd with the
+        // archive's dictionary), the full frame of the larger note in zstd.
+        var dictionaryOptions = opts("dictionary-codec")
+        dictionaryOptions.dictionary = dictionaryVectorDictionary
+        v.append(
+            ValidVector(
+                name: "dictionary-codec",
+                description:
+                    "format version 2, feature bit 2 (dictionary): a 4 KiB zstd dictionary trained on the notes in the "
+                    + "archive metadata (sealbak.zstd-dictionary, base64); every note smaller than a frame is one "
+                    + "codec-4 frame, note-05.md (5000 bytes) a full zstd frame and a codec-4 last frame",
+                passwords: [password],
+                entries: dictionaryNotes.enumerated().map { i, text in
+                    TestEntry(.file, "notes/note-\(i < 10 ? "0" : "")\(i).md", text)
+                },
+                options: dictionaryOptions
             )
         )
 
@@ -914,10 +960,10 @@ package enum Vectors {
         add(
             "feature-bit-unknown",
             .version,
-            "format version 2 with flags 0x0004: feature bit 2 is reserved, so made by a newer sealbak"
+            "format version 2 with flags 0x0008: feature bit 3 is reserved, so made by a newer sealbak"
         ) { b in
             b[8] = 2
-            b[12] = 0x04
+            b[12] = 0x08
         }
         add(
             "feature-bit-unknown-with-shuffle",
@@ -973,6 +1019,117 @@ package enum Vectors {
                     }
                     precondition(f.entries[0][0][0] == CompressionCodec.shuffledZstd.rawValue)
                     f.entries[0][0] = FramePlaintext.prefix(codec: .shuffledZstd, rawLength: raw.count) + payload
+                }
+            )
+        }
+        // §6.2 rule 1, §7.4: codec 4 only where the header declares feature bit 2, and then only with a dictionary.
+        add(
+            "dictionary-codec-in-version-1",
+            .payload,
+            "the dictionary vector re-headed as version 1 (flags 0) with a valid MAC: its codec-4 frames are payload",
+            base: "dictionary-codec",
+            randomAccess: (.payload, Array(dictionaryNotes.indices))
+        ) { b in
+            b = try! forged("dictionary-codec", { $0.setFeatures([]) })
+        }
+        func dictionaryManifest(_ edit: (inout Manifest) -> Void) -> (inout ArchiveForge) throws -> Void {
+            let reader = try! ArchiveReader(
+                input: InputFile(bytes: try! bytes(of: "dictionary-codec"), name: "vector", seekable: true),
+                secret: .password(Passphrase(string: password))
+            )
+            var manifest = reader.manifest
+            edit(&manifest)
+            return { $0.setManifest(manifest) }
+        }
+        add(
+            "dictionary-missing",
+            .payload,
+            "feature bit 2 declared, but the archive metadata has no sealbak.zstd-dictionary",
+            base: "dictionary-codec"
+        ) { b in
+            b = try! forged("dictionary-codec", dictionaryManifest { $0.metadata[ArchiveDictionary.metadataKey] = nil })
+        }
+        add(
+            "dictionary-base64-not-canonical",
+            .payload,
+            "sealbak.zstd-dictionary is base64 whose last character before the padding has a padding bit set: it "
+                + "decodes, but it is not the one canonical encoding",
+            base: "dictionary-codec"
+        ) { b in
+            b = try! forged(
+                "dictionary-codec",
+                dictionaryManifest { m in
+                    let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+                    var text = Array(m.metadata[ArchiveDictionary.metadataKey]!)
+                    let at = text.lastIndex { $0 != "=" }!
+                    precondition(text.count - at - 1 == 2, "4096 bytes end with two padding characters")
+                    text[at] = alphabet[alphabet.firstIndex(of: text[at])! ^ 1]
+                    m.metadata[ArchiveDictionary.metadataKey] = String(text)
+                }
+            )
+        }
+        add(
+            "dictionary-not-a-dictionary",
+            .payload,
+            "sealbak.zstd-dictionary is canonical base64 of 4096 bytes of text: no dictionary magic (37 A4 30 EC)",
+            base: "dictionary-codec"
+        ) { b in
+            b = try! forged(
+                "dictionary-codec",
+                dictionaryManifest {
+                    $0.metadata[ArchiveDictionary.metadataKey] = ArchiveDictionary.encode(TestArchive.text(4096))
+                }
+            )
+        }
+        add(
+            "dictionary-codec-in-manifest",
+            .payload,
+            "the manifest stream in codec-4 frames compressed with the archive's own dictionary: only entry streams "
+                + "may use codec 4, and the dictionary is not known while the manifest is read",
+            base: "dictionary-codec"
+        ) { b in
+            b = try! forged(
+                "dictionary-codec",
+                { f in
+                    let reader = try ArchiveReader(
+                        input: InputFile(bytes: try bytes(of: "dictionary-codec"), name: "vector", seekable: true),
+                        secret: .password(Passphrase(string: password))
+                    )
+                    let plain = reader.manifest.encoded()
+                    let d = try ZstdDictionary(dictionaryVectorDictionary, level: 3)
+                    f.manifest = f.storedFrames(plain).map { frame in
+                        let raw = Array(frame[FormatV1.framePrefixByteCount...])
+                        let payload = [UInt8](byteCapacity: raw.count) { out in
+                            precondition(
+                                FrameCompressor().compress(raw.span.bytes, into: &out, algorithm: .dictionaryZstd(d))
+                                    != nil
+                            )
+                        }
+                        return FramePlaintext.prefix(codec: .dictionaryZstd, rawLength: raw.count) + payload
+                    }
+                }
+            )
+        }
+        // §6.2 rule 7 c holds for codec 4 too: the dictionary is the archive's, never named in a frame.
+        add(
+            "dictionary-codec-with-dictionary-id",
+            .payload,
+            "frame 0 of notes/note-00.md is codec 4 with a 4-byte Dictionary_ID field (the dictionary's id) inserted "
+                + "into its zstd frame header",
+            base: "dictionary-codec",
+            randomAccess: (.payload, [0])
+        ) { b in
+            b = try! forged(
+                "dictionary-codec",
+                { f in
+                    var env = f.entries[0][0]
+                    precondition(env[0] == CompressionCodec.dictionaryZstd.rawValue)
+                    let p = FormatV1.framePrefixByteCount
+                    precondition(env[p + 4] & 0x23 == 0x20, "single-segment, no Dictionary_ID field")
+                    env[p + 4] |= 0x03
+                    let id = ZstdDictionary.id(of: dictionaryVectorDictionary)
+                    env.insert(contentsOf: [UInt8].le(UInt64(id), count: 4), at: p + 5)
+                    f.entries[0][0] = env
                 }
             )
         }

@@ -73,6 +73,15 @@ for v in Vectors.valid() {
         )
         extra["metadata"] = Dictionary(uniqueKeysWithValues: reader.manifest.metadata.map { ($0.key, $0.value) })
     }
+    // Dictionary vectors (Spec §7.4): the archive metadata as stored (the dictionary in base64) and its id.
+    if header.features.contains(.dictionary) {
+        let reader = try ArchiveReader(
+            input: InputFile(bytes: bytes, name: v.name, seekable: true),
+            secret: .password(Passphrase(string: v.passwords[0]))
+        )
+        extra["metadata"] = Dictionary(uniqueKeysWithValues: reader.manifest.metadata.map { ($0.key, $0.value) })
+        extra["dictionary_id"] = Int(reader.dictionary!.id)
+    }
     try writeJSON(
         extra.merging([
             "name": v.name, "description": v.description, "file": "\(v.name).sbk",

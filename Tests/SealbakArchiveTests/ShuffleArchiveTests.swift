@@ -129,7 +129,9 @@ import Testing
         #expect(try TestReader.failureClass(tampered(v1, version: 2, flags: 1)) == .mac)
         #expect(try TestReader.failureClass(tampered(v2, version: 2, flags: 0)) == .header)
         #expect(try TestReader.failureClass(tampered(v2, version: 1, flags: 1)) == .header)
-        #expect(try TestReader.failureClass(tampered(v2, version: 2, flags: 5)) == .version)
+        #expect(try TestReader.failureClass(tampered(v2, version: 2, flags: 9)) == .version)
+        // Bit 2 (dictionary) is known: adding it is a MAC failure like adding any known feature.
+        #expect(try TestReader.failureClass(tampered(v2, version: 2, flags: 5)) == .mac)
         // Bit 1 (chained) is known but needs a base record this header lacks.
         #expect(try TestReader.failureClass(tampered(v2, version: 2, flags: 3)) == .header)
         #expect(try TestReader.failureClass(tampered(v2, version: 3, flags: 1)) == .version)

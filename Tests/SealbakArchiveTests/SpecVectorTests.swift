@@ -1,6 +1,8 @@
 import Foundation
+import SealbakArchive
 import SealbakCrypto
 import SealbakFormat
+import SealbakIO
 import SealbakKeys
 import SealbakTestSupport
 import Testing
@@ -66,6 +68,21 @@ import Testing
                 !header.features.contains(.shuffle)
                     || codecs.joined().contains(Int(CompressionCodec.shuffledZstd.rawValue)),
                 "\(name) has no codec-3 frame"
+            )
+        }
+        // Spec §7.4: a dictionary vector gives the archive metadata as stored and the dictionary's id.
+        if header.features.contains(.dictionary), let password = (meta["passwords"] as! [String]).first {
+            let reader = try ArchiveReader(
+                input: InputFile(bytes: bytes, name: name, seekable: true),
+                secret: .password(Passphrase(string: password))
+            )
+            #expect(Int(try #require(reader.dictionary).id) == meta["dictionary_id"] as? Int)
+            let metadata = try #require(meta["metadata"] as? [String: String])
+            #expect(metadata[ArchiveDictionary.metadataKey] == reader.manifest.metadata[ArchiveDictionary.metadataKey])
+            #expect(
+                try ValidVector.frameCodecs(bytes, password: password).joined()
+                    .contains(Int(CompressionCodec.dictionaryZstd.rawValue)),
+                "\(name) has no codec-4 frame"
             )
         }
         // Spec §14: a chained vector gives its depth and base, and the kinds of every entry's records.

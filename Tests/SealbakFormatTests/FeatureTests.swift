@@ -46,7 +46,7 @@ import Testing
     /// Spec §3.4 rule 2: a bit this reader does not implement is a newer sealbak's (class `version`), named in the
     /// message, also when bit 0 is set beside it; it is checked before flags = 0 and before the later fields.
     @Test func unknownFeatureBitsAreVersionErrorsNamingTheBit() {
-        for (flags, bit) in [(UInt16(0x0004), 2), (0x8001, 15), (0x0006, 2), (0x8002, 15), (0xFFFF, 2)] {
+        for (flags, bit) in [(UInt16(0x0008), 3), (0x8001, 15), (0x000E, 3), (0x8002, 15), (0xFFFF, 3)] {
             var b = Self.header(.shuffle).encoded()
             b[12] = UInt8(flags & 0xFF)
             b[13] = UInt8(flags >> 8)
@@ -82,14 +82,15 @@ import Testing
 
     /// A writer cannot encode a feature it does not implement: `validate` parses what it would write.
     @Test func validateRefusesUnknownFeatures() {
-        #expect(throws: FormatError.self) { try Self.header(FormatFeatures(rawValue: 4)).validate() }
+        #expect(throws: FormatError.self) { try Self.header(FormatFeatures(rawValue: 8)).validate() }
         #expect(throws: Never.self) { try Self.header(.shuffle).validate() }
     }
 
     @Test func featureNames() {
         #expect(FormatFeatures.shuffle.names == ["shuffle"])
         #expect(FormatFeatures.chained.names == ["chained"])
-        #expect(FormatFeatures(rawValue: 0x8007).names == ["shuffle", "chained", "bit 2", "bit 15"])
+        #expect(FormatFeatures.dictionary.names == ["dictionary"])
+        #expect(FormatFeatures(rawValue: 0x800F).names == ["shuffle", "chained", "dictionary", "bit 3", "bit 15"])
         #expect(FormatFeatures().description == "none")
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import SealbakArchive
+import SealbakCompression
 import SealbakFormat
 import SealbakIO
 
@@ -76,6 +77,9 @@ package final class PackJob {
         package var skipUnreadable = false
         /// Told the name of each entry as its data starts (progress displays).
         package var onEntry: (@Sendable (String) -> Void)?
+        /// Train a zstd dictionary on samples of the plan's small files when they hold enough bytes
+        /// (`WriteOptions.dictionary`); `pack --no-dictionary` turns it off.
+        package var trainDictionary = false
         package init() {}
     }
 
@@ -204,6 +208,13 @@ package final class PackJob {
             // Probes and snapshots: databases are counted in the snapshot their dump will use.
             try prepare(log: log)
             add = progress(knownBytes)
+            var options = options
+            if self.options.trainDictionary && options.dictionary == nil {
+                options.dictionary = dictionary(for: options)
+                if let d = options.dictionary {
+                    log.info("compressing small files with a \(d.count / 1024) KiB dictionary trained on them")
+                }
+            }
             writer = try ArchiveWriter(manifest: manifest, passwords: slots, recipients: recipients, options: options) {
                 bytes in
                 try out.write(bytes)
@@ -296,6 +307,29 @@ package final class PackJob {
             if let state = fileReader?.unchangedState { writer.noteFileState(state) }
         }
         return outcome
+    }
+
+    /// Small files (smaller than a frame) hold at least this many bytes before a dictionary is trained: below it, the
+    /// dictionary (64 KiB, stored in the archive) would cost about what it saves.
+    static let dictionaryMinimumBytes: UInt64 = 4 << 20
+
+    /// A dictionary trained on the plan's small regular files that zstd compresses (not those of the shuffle codec),
+    /// or nil when they are too few or hold too few bytes (`dictionaryMinimumBytes`).
+    private func dictionary(for options: WriteOptions) -> [UInt8]? {
+        guard case .zstd = options.compression else { return nil }
+        let frameSize = UInt64(1) << UInt64(options.frameSizeLog2)
+        let entries = manifest.entries
+        var paths: [String] = []
+        var bytes: UInt64 = 0
+        for (i, source) in plan.sources.enumerated() {
+            guard case .file(let path) = source, let state = plan.listed[i], state.size > 0, state.size < frameSize,
+                i < entries.count, entries[i].kind == .file, !options.shuffle.selects(entries[i])
+            else { continue }
+            paths.append(path)
+            bytes += state.size
+        }
+        guard bytes >= Self.dictionaryMinimumBytes else { return nil }
+        return ZstdDictionary.train(samples: ArchiveDictionary.samples(of: paths))
     }
 
     private func failed(_ si: Int, _ error: any Error, log: EngineLog) throws {
