@@ -39,20 +39,31 @@ package enum ArchiveDictionary {
         return encode(bytes) == text ? bytes : nil
     }
 
-    /// Samples of the small files among `files` to train a dictionary on (`ZstdDictionary.train`): up to `count`
-    /// files, evenly spaced, at most `perFile` bytes from the start of each. Files that cannot be read are skipped.
-    package static func samples(of files: [String], count: Int = 2048, perFile: Int = 4096) -> [[UInt8]] {
+    /// Samples of the small files among `files` to train a dictionary on (`ZstdDictionary.train(joined:sizes:)`): up
+    /// to `count` files, evenly spaced, at most `perFile` bytes from the start of each, read back to back into one
+    /// buffer (one allocation, returned to the system when dropped, so the pack that follows does not keep it).
+    /// Files that cannot be read are skipped.
+    package static func samples(
+        of files: [String],
+        count: Int = 2048,
+        perFile: Int = 4096
+    ) -> (joined: [UInt8], sizes: [Int]) {
         let picked = min(count, files.count)
-        var out: [[UInt8]] = []
-        for k in 0..<picked {
-            let fd = open(files[k * files.count / picked], O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
-            if fd >= 0 {
-                var buffer = [UInt8](repeating: 0, count: perFile)
-                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, perFile) }
+        var sizes: [Int] = []
+        var filled = 0
+        let joined = [UInt8](unsafeUninitializedCapacity: picked * perFile) { buffer, initialized in
+            for k in 0..<picked {
+                let fd = open(files[k * files.count / picked], O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+                guard fd >= 0 else { continue }
+                let n = read(fd, buffer.baseAddress! + filled, perFile)
                 close(fd)
-                if n > 0 { out.append(Array(buffer[0..<n])) }
+                if n > 0 {
+                    sizes.append(n)
+                    filled += n
+                }
             }
+            initialized = filled
         }
-        return out
+        return (joined, sizes)
     }
 }

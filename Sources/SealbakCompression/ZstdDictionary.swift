@@ -69,12 +69,12 @@ package final class ZstdDictionary: Sendable, Hashable {
     /// Trains a dictionary of at most `capacity` bytes on `samples` (FastCover with fixed parameters: tens of
     /// milliseconds for a few MiB of samples); nil when they are too few or too small to train on.
     package static func train(samples: [[UInt8]], capacity: Int = 64 << 10) -> [UInt8]? {
-        let total = samples.reduce(0) { $0 + $1.count }
-        guard samples.count >= 16, total >= capacity else { return nil }
-        var joined: [UInt8] = []
-        joined.reserveCapacity(total)
-        for s in samples { joined += s }
-        let sizes = samples.map { Int($0.count) }
+        train(joined: Array(samples.joined()), sizes: samples.map(\.count), capacity: capacity)
+    }
+
+    /// Trains on samples stored back to back in `joined`, `sizes` giving their lengths in order.
+    package static func train(joined: [UInt8], sizes: [Int], capacity: Int = 64 << 10) -> [UInt8]? {
+        guard sizes.count >= 16, joined.count >= capacity, sizes.reduce(0, +) == joined.count else { return nil }
         var dictionary = [UInt8](repeating: 0, count: capacity)
         var params = ZDICT_fastCover_params_t()
         params.k = 200

@@ -329,7 +329,8 @@ package final class PackJob {
             bytes += state.size
         }
         guard bytes >= Self.dictionaryMinimumBytes else { return nil }
-        return ZstdDictionary.train(samples: ArchiveDictionary.samples(of: paths))
+        let samples = ArchiveDictionary.samples(of: paths)
+        return ZstdDictionary.train(joined: samples.joined, sizes: samples.sizes)
     }
 
     private func failed(_ si: Int, _ error: any Error, log: EngineLog) throws {
