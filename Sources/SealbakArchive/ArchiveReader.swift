@@ -339,24 +339,14 @@ package final class ArchiveReader {
         let d = decompressor
         let isTrailer = streamID == FormatV1.trailerStreamID
         try walker.walk(.sequential, context: context, isTrailer: isTrailer) { frame in
-            let raw: [UInt8]
-            do throws(FormatError) {
-                raw = try codec.open(
-                    key: key,
-                    streamID: streamID,
-                    frameIndex: frame.index,
-                    isLast: frame.isLast,
-                    ciphertext: frame.ciphertext,
-                    decompressor: d
-                )
-            } catch {
-                // A failing trailer frame is a trailer failure (Spec §9), whatever stage rejected it.
-                throw SealbakError.format(
-                    FormatError(isTrailer ? .trailer : error.errorClass, error.message, offset: frame.offset),
-                    archive: name,
-                    context: context
-                )
-            }
+            let raw = try codec.open(
+                frame,
+                key: key,
+                streamID: streamID,
+                decompressor: d,
+                archive: name,
+                context: context
+            )
             try deliver(raw, frame.isLast)
         }
     }
@@ -481,22 +471,14 @@ package final class ArchiveReader {
             length: footer.trailerLength
         )
         try walker.walk(extent, context: "the trailer", isTrailer: true) { frame in
-            do throws(FormatError) {
-                bytes += try codec.open(
-                    key: key,
-                    streamID: FormatV1.trailerStreamID,
-                    frameIndex: frame.index,
-                    isLast: frame.isLast,
-                    ciphertext: frame.ciphertext,
-                    decompressor: d
-                )
-            } catch {
-                throw SealbakError.format(
-                    FormatError(.trailer, error.message, offset: frame.offset),
-                    archive: name,
-                    context: "the trailer"
-                )
-            }
+            bytes += try codec.open(
+                frame,
+                key: key,
+                streamID: FormatV1.trailerStreamID,
+                decompressor: d,
+                archive: name,
+                context: "the trailer"
+            )
         }
         let t = try parseTrailer(bytes)
         try checkLayout(t, trailerOffset: footer.trailerOffset)
@@ -622,22 +604,14 @@ extension ArchiveReader {
         let name = self.name
         let d = decompressor
         try walker.walk(extent, context: "the index stream") { frame in
-            do throws(FormatError) {
-                bytes += try codec.open(
-                    key: key,
-                    streamID: FormatV1.indexStreamID,
-                    frameIndex: frame.index,
-                    isLast: frame.isLast,
-                    ciphertext: frame.ciphertext,
-                    decompressor: d
-                )
-            } catch {
-                throw SealbakError.format(
-                    FormatError(error.errorClass, error.message, offset: frame.offset),
-                    archive: name,
-                    context: "the index stream"
-                )
-            }
+            bytes += try codec.open(
+                frame,
+                key: key,
+                streamID: FormatV1.indexStreamID,
+                decompressor: d,
+                archive: name,
+                context: "the index stream"
+            )
             if UInt64(bytes.count) > FormatV1.maxIndexPlaintext {
                 throw SealbakError.format(
                     FormatError(.payload, "the index stream exceeds its size limit", offset: frame.offset),
@@ -923,8 +897,8 @@ extension InputFile {
 }
 
 extension FrameCodec {
-    /// Opens a frame the walker read, on a pipeline worker; a failure names the archive, the stream and the frame's
-    /// offset.
+    /// Opens a frame the walker read; a failure names the archive, the stream and the frame's offset. A failing
+    /// trailer frame is a trailer failure (Spec §9), whatever stage rejected it.
     fileprivate func open(
         _ frame: FrameWalker.Frame,
         key: SecureBytes,
@@ -944,7 +918,11 @@ extension FrameCodec {
             )
         } catch {
             throw SealbakError.format(
-                FormatError(error.errorClass, error.message, offset: frame.offset),
+                FormatError(
+                    streamID == FormatV1.trailerStreamID ? .trailer : error.errorClass,
+                    error.message,
+                    offset: frame.offset
+                ),
                 archive: archive,
                 context: context
             )
