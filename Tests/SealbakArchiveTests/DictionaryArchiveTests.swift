@@ -125,42 +125,14 @@ import Testing
     }
 
     @Test func rekeyKeyChangesAndConsolidateKeepTheDictionary() throws {
-        let dir = NSTemporaryDirectory() + "sealbak-dictionary-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         let entries = Self.entries()
         let bytes = try TestArchive.build(entries, options: Self.options(seed: "rekey"))
-        let path = dir + "/a.sbk"
-        let rotated = dir + "/b.sbk"
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
-        let output = try AtomicOutput(path: rotated, overwrite: false)
-        _ = try Rekey.run(
-            path: path,
-            in: .local,
-            current: .password(Passphrase(string: "password")),
-            newPassword: Passphrase(string: "new"),
-            kdf: TestArchive.cheapKDF,
-            output: output
-        )
-        try output.commit()
-        let out = try [UInt8](Data(contentsOf: URL(fileURLWithPath: rotated)))
+        let (out, _, edited) = try ShuffleArchiveTests.rotateThenAddPassword(bytes)
         #expect(try ShuffleArchiveTests.header(out).features == .dictionary)
         #expect(try ShuffleArchiveTests.codecs(out, password: "new") == ShuffleArchiveTests.codecs(bytes))
         #expect(try TestReader.readAll(out, password: "new").data == entries.map(\.data))
 
-        let u = try KeyEditing.unlock(
-            path: rotated,
-            in: .local,
-            secret: .password(Passphrase(string: "new")),
-            limits: .default
-        )
-        _ = try KeyEditing.addPassword(
-            u,
-            passphrase: Passphrase(string: "second"),
-            label: "second",
-            kdf: TestArchive.cheapKDF
-        )
-        let edited = try [UInt8](Data(contentsOf: URL(fileURLWithPath: rotated)))
+        #expect(try ShuffleArchiveTests.header(edited).features == .dictionary)
         #expect(try TestReader.readAll(edited, password: "second").data == entries.map(\.data))
 
         let reader = try ArchiveReader(

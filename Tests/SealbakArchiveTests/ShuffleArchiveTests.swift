@@ -139,21 +139,15 @@ import Testing
 
     /// Spec §11.3: rotation re-encrypts the codec-3 envelopes as they are and keeps version and flags; a header-only
     /// key change keeps them too.
-    @Test func rekeyAndKeyChangesKeepTheFeature() throws {
-        let dir = NSTemporaryDirectory() + "sealbak-shuffle-\(UUID().uuidString)"
+    /// Rotates `bytes` (password "password") to the password "new", then adds the password "second" to the rotated
+    /// archive (a header-only change): the archive after each step, and how many frames the rotation moved.
+    static func rotateThenAddPassword(_ bytes: [UInt8]) throws -> (rotated: [UInt8], frames: Int, edited: [UInt8]) {
+        let dir = NSTemporaryDirectory() + "sealbak-rotate-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let entries = [
-            TestEntry(.file, "vectors/emb.npy", TestArchive.gaussianFloats(3 * Self.fs / 4 + 1)),
-            TestEntry(.file, "notes.txt", TestArchive.text(6000)),
-        ]
-        let bytes = try TestArchive.build(entries, options: TestArchive.options(shuffle: .vectorFiles))
         let path = dir + "/a.sbk"
         let rotated = dir + "/b.sbk"
         try Data(bytes).write(to: URL(fileURLWithPath: path))
-        let before = try Self.codecs(bytes)
-        #expect(before[0].contains(Int(CompressionCodec.shuffledZstd.rawValue)))
-
         let output = try AtomicOutput(path: rotated, overwrite: false)
         let summary = try Rekey.run(
             path: path,
@@ -164,17 +158,7 @@ import Testing
             output: output
         )
         try output.commit()
-        #expect(summary.frames > 0)
         let out = try [UInt8](Data(contentsOf: URL(fileURLWithPath: rotated)))
-        let h = try Self.header(out)
-        let oldID = try Self.header(bytes).archiveID
-        #expect(h.version == 2 && h.features == .shuffle && h.archiveID != oldID)
-        #expect(try Self.codecs(out, password: "new") == before)
-        let back = try TestReader.readAll(out, password: "new")
-        #expect(back.data == entries.map(\.data))
-        #expect(try TestReader.failureClass(out, password: "password") == .key)
-
-        // A header-only change (key add) rewrites the slots and keeps version and flags.
         let u = try KeyEditing.unlock(
             path: rotated,
             in: .local,
@@ -188,6 +172,29 @@ import Testing
             kdf: TestArchive.cheapKDF
         )
         let edited = try [UInt8](Data(contentsOf: URL(fileURLWithPath: rotated)))
+        return (out, summary.frames, edited)
+    }
+
+    @Test func rekeyAndKeyChangesKeepTheFeature() throws {
+        let entries = [
+            TestEntry(.file, "vectors/emb.npy", TestArchive.gaussianFloats(3 * Self.fs / 4 + 1)),
+            TestEntry(.file, "notes.txt", TestArchive.text(6000)),
+        ]
+        let bytes = try TestArchive.build(entries, options: TestArchive.options(shuffle: .vectorFiles))
+        let before = try Self.codecs(bytes)
+        #expect(before[0].contains(Int(CompressionCodec.shuffledZstd.rawValue)))
+
+        let (out, frames, edited) = try Self.rotateThenAddPassword(bytes)
+        #expect(frames > 0)
+        let h = try Self.header(out)
+        let oldID = try Self.header(bytes).archiveID
+        #expect(h.version == 2 && h.features == .shuffle && h.archiveID != oldID)
+        #expect(try Self.codecs(out, password: "new") == before)
+        let back = try TestReader.readAll(out, password: "new")
+        #expect(back.data == entries.map(\.data))
+        #expect(try TestReader.failureClass(out, password: "password") == .key)
+
+        // A header-only change (key add) rewrites the slots and keeps version and flags.
         #expect(try Self.header(edited).features == .shuffle && edited[8] == 2)
         #expect(try TestReader.readAll(edited, password: "second").data == entries.map(\.data))
     }
