@@ -6,6 +6,14 @@ import Testing
 @Suite struct CLITests {
     static let password = "pässwörd-\(UUID().uuidString)"
 
+    /// The format version and feature names `inspect --json` reports for the archive at `path` (Spec §3.4).
+    static func formatVersion(_ path: String) throws -> (Int, [String]) {
+        let r = try run(["inspect", path, "--json"])
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        let archive = json["archive"] as! [String: Any]
+        return (archive["format_version"] as! Int, archive["features"] as! [String])
+    }
+
     /// Runs `sealbak ARGS` with the password in SEALBAK_PASSWORD (unless `env` overrides it); the password must not
     /// appear in the output. `stdin` names a file whose content is the standard input.
     @discardableResult

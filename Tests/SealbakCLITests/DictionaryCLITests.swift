@@ -30,20 +30,14 @@ import Testing
         }
         #expect(total > 4 << 20)
 
-        func features(_ path: String) throws -> (Int, [String]) {
-            let r = try CLITests.run(["inspect", path, "--json"])
-            let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
-            let archive = json["archive"] as! [String: Any]
-            return (archive["format_version"] as! Int, archive["features"] as! [String])
-        }
         let with = dir + "/with.sbk"
         let without = dir + "/without.sbk"
         let packed = try CLITests.run(["pack", with, docs, "--insecure-test-kdf"])
         #expect(packed.status == 0, "\(packed.stderr)")
         #expect(packed.stderr.contains("compressing small files with a 64 KiB dictionary"), "\(packed.stderr)")
         #expect(try CLITests.run(["pack", without, docs, "--no-dictionary", "--insecure-test-kdf"]).status == 0)
-        #expect(try features(with) == (2, ["dictionary"]))
-        #expect(try features(without) == (1, []))
+        #expect(try CLITests.formatVersion(with) == (2, ["dictionary"]))
+        #expect(try CLITests.formatVersion(without) == (1, []))
         #expect(try CLITests.run(["inspect", with]).stdout.contains("format version 2 (features: dictionary)"))
         let sizes = try [with, without].map { try FileManager.default.attributesOfItem(atPath: $0)[.size] as! Int }
         #expect(Double(sizes[0]) < 0.9 * Double(sizes[1]), "with \(sizes[0]) bytes, without \(sizes[1])")
@@ -67,7 +61,7 @@ import Testing
         }
         let small = dir + "/small.sbk"
         #expect(try CLITests.run(["pack", small, few, "--insecure-test-kdf"]).status == 0)
-        #expect(try features(small) == (1, []))
+        #expect(try CLITests.formatVersion(small) == (1, []))
 
         let plan = dir + "/sealbak.yaml"
         try
@@ -76,6 +70,6 @@ import Testing
         let planned = dir + "/plan.sbk"
         let r = try CLITests.run(["pack", planned, "--plan", plan])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(try features(planned) == (1, []))
+        #expect(try CLITests.formatVersion(planned) == (1, []))
     }
 }

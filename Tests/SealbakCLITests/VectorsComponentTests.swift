@@ -72,12 +72,6 @@ import Testing
         try npy.write(to: URL(fileURLWithPath: emb + "/docs.npy"))
         try Data("notes\n".utf8).write(to: URL(fileURLWithPath: dir + "/notes.txt"))
 
-        func version(_ path: String) throws -> (Int, [String]) {
-            let r = try CLITests.run(["inspect", path, "--json"])
-            let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
-            let archive = json["archive"] as! [String: Any]
-            return (archive["format_version"] as! Int, archive["features"] as! [String])
-        }
         let shuffled = dir + "/s.sbk"
         let plain = dir + "/p.sbk"
         let text = dir + "/t.sbk"
@@ -85,9 +79,9 @@ import Testing
         #expect(try CLITests.run(["pack", shuffled, "--vectors", emb, "--insecure-test-kdf"]).status == 0)
         #expect(try CLITests.run(["pack", plain, "--vectors", emb, "--no-shuffle", "--insecure-test-kdf"]).status == 0)
         #expect(try CLITests.run(["pack", text, dir + "/notes.txt", "--insecure-test-kdf"]).status == 0)
-        #expect(try version(shuffled) == (2, ["shuffle"]))
-        #expect(try version(plain) == (1, []))
-        #expect(try version(text) == (1, []))
+        #expect(try CLITests.formatVersion(shuffled) == (2, ["shuffle"]))
+        #expect(try CLITests.formatVersion(plain) == (1, []))
+        #expect(try CLITests.formatVersion(text) == (1, []))
         #expect(try CLITests.run(["inspect", shuffled]).stdout.contains("format version 2 (features: shuffle)"))
         let sizes = try [shuffled, plain].map { try FileManager.default.attributesOfItem(atPath: $0)[.size] as! Int }
         #expect(Double(sizes[0]) < 0.95 * Double(sizes[1]), "shuffled \(sizes[0]) bytes, --no-shuffle \(sizes[1])")
@@ -102,6 +96,6 @@ import Testing
             .write(toFile: plan, atomically: true, encoding: .utf8)
         let r = try CLITests.run(["pack", planned, "--plan", plan])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(try version(planned) == (1, []))
+        #expect(try CLITests.formatVersion(planned) == (1, []))
     }
 }
