@@ -10,6 +10,9 @@ import SealbakSync
 package struct ReadOptions: Sendable {
     package var limits = KDFLimits.default
     package var threads = ProcessInfo.processInfo.activeProcessorCount
+    /// Chained archives: chunk records of the index held in memory before the table moves to a scratch file in
+    /// TMPDIR (`ChunkTables`); tests lower it to exercise the scratch files.
+    package var chunkTableMemoryRecords = ChunkTables.memoryRecords
     package init() {}
 
     var maxInFlight: Int { max(2, 4 * max(1, threads)) }
@@ -226,13 +229,14 @@ package final class ArchiveReader {
         }
 
         if isChained {
-            let bytes = try readSmallStream(
-                streamID: FormatV1.indexStreamID,
-                context: "the index stream",
-                cap: FormatV1.maxIndexPlaintext,
-                errorClass: .payload
+            var loader = ChunkIndexReader(
+                expectedEntryCount: manifest.entries.count,
+                memoryRecords: options.chunkTableMemoryRecords
             )
-            chunkIndex = try parseChunkIndex(bytes)
+            try readStreamSequential(streamID: FormatV1.indexStreamID, context: "the index stream") { raw, _ in
+                try indexStep { try loader.feed(raw) }
+            }
+            chunkIndex = try indexStep { try loader.finish() }
         }
         let trailerOffset = input.position - bodyStart
         let trailer = try readTrailerSequential()
@@ -380,10 +384,9 @@ package final class ArchiveReader {
         return bytes
     }
 
-    private func parseChunkIndex(_ bytes: [UInt8]) throws -> ChunkIndex {
-        do throws(FormatError) {
-            return try ChunkIndex.parse(bytes, expectedEntryCount: manifest.entries.count)
-        } catch {
+    /// Runs a step of reading the index stream; a format error names the archive and the place in the plaintext.
+    private func indexStep<T>(_ step: () throws -> T) throws -> T {
+        do { return try step() } catch let error as FormatError {
             throw SealbakError.format(error.inPlaintext("index stream"), archive: name, context: "the index stream")
         }
     }
@@ -599,12 +602,15 @@ extension ArchiveReader {
         let start = t.streamsEnd
         let extent = FrameWalker.Extent.range(offset: bodyStart + start, length: t.trailerOffset - start)
         input.willRead(bodyStart + start..<bodyStart + t.trailerOffset)
-        var bytes: [UInt8] = []
+        var loader = ChunkIndexReader(
+            expectedEntryCount: manifest.entries.count,
+            memoryRecords: options.chunkTableMemoryRecords
+        )
         let key = master.streamKey(FormatV1.indexStreamID)
         let name = self.name
         let d = decompressor
         try walker.walk(extent, context: "the index stream") { frame in
-            bytes += try codec.open(
+            let raw = try codec.open(
                 frame,
                 key: key,
                 streamID: FormatV1.indexStreamID,
@@ -612,14 +618,9 @@ extension ArchiveReader {
                 archive: name,
                 context: "the index stream"
             )
-            if UInt64(bytes.count) > FormatV1.maxIndexPlaintext {
-                throw SealbakError.format(
-                    FormatError(.payload, "the index stream exceeds its size limit", offset: frame.offset),
-                    archive: name
-                )
-            }
+            try indexStep { try loader.feed(raw) }
         }
-        let index = try parseChunkIndex(bytes)
+        let index = try indexStep { try loader.finish() }
         chunkIndex = index
         return index
     }

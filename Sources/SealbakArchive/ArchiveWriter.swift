@@ -25,6 +25,10 @@ package struct WriteOptions: Sendable {
     /// smaller than a frame with it (codec 4, Spec §6.2); entries compressed with the shuffle codec keep it.
     package var dictionary: [UInt8]?
 
+    /// Chained archives: chunk records a table holds in memory before it moves to a scratch file in TMPDIR
+    /// (`ChunkTables`); tests lower it to exercise the scratch files.
+    package var chunkTableMemoryRecords = ChunkTables.memoryRecords
+
     package init() {}
 
     /// Frames in flight: enough to keep every worker busy while one slow frame holds up ordered delivery,
@@ -89,11 +93,13 @@ package final class ArchiveWriter {
     private var results: [(size: UInt64, sha256: [UInt8])] = []
     /// Chained archives: each entry's content size and SHA-256, and every chunk with its place (Spec §14.3).
     private var contentResults: [(size: UInt64, sha256: [UInt8])] = []
-    private var chunks: [(id: [UInt8], location: ChunkLocation)] = []
+    /// Chained archives: every chunk placed, and the files' chunk ids (in memory while small, else in TMPDIR).
+    private let chainChunks: ChainChunkLog?
     private var referencedBytes: UInt64 = 0
     private let chunkScratch = ChunkScratch()
-    /// Chained archives, per file entry: its chunk ids in order (32 bytes each), for the next chain state.
-    private var entryChunkIDs: [Int: [UInt8]] = [:]
+    /// Chained archives, per file entry: where its chunk ids are in `chainChunks.ids` (bytes), for the next chain
+    /// state.
+    private var entryChunkIDs: [Int: Range<UInt64>] = [:]
     /// Chained archives: the state each file had while it was read, for those that may be recorded.
     private var fileStates: [Int: FileState] = [:]
     private var unchangedFiles = 0
@@ -144,6 +150,7 @@ package final class ArchiveWriter {
         }
         self.sink = sink
         self.options = options
+        chainChunks = options.chain.map { _ in ChainChunkLog(memoryRecords: options.chunkTableMemoryRecords) }
         var manifest = manifest
         if let chain = options.chain {
             manifest.metadata[ChainMetadata.chunkKeyName] = ChainMetadata.hex(chain.chunkKey)
@@ -271,7 +278,8 @@ package final class ArchiveWriter {
             throw SealbakError(.internalError, "more entries written than the manifest lists")
         }
         let entry = manifest.entries[index]
-        if let chain = options.chain, entry.kind == .file || entry.kind == .stream {
+        if let chain = options.chain, let log = chainChunks, entry.kind == .file || entry.kind == .stream {
+            let idsStart = log.ids.count
             let (r, producer) = try withoutActuallyEscaping(read) { read in
                 // The producer lives only for this call.
                 let producer = RecordProducer(
@@ -280,7 +288,9 @@ package final class ArchiveWriter {
                     archiveID: header.archiveID,
                     entry: UInt32(index),
                     threads: options.threads,
-                    scratch: chunkScratch
+                    scratch: chunkScratch,
+                    log: log,
+                    keepIDs: entry.kind == .file
                 )
                 let r = try writeStream(
                     slot: index + 1,
@@ -288,18 +298,12 @@ package final class ArchiveWriter {
                     compression: entryCompression[index],
                     read: { try producer.read(into: &$0) }
                 )
-                return (r, (producer.contentSize, producer.contentSHA256, producer.chunks, producer.referencedBytes))
+                return (r, (producer.contentSize, producer.contentSHA256, producer.referencedBytes))
             }
             results.append(r)
             contentResults.append((producer.0, producer.1))
-            if entry.kind == .file {
-                var ids: [UInt8] = []
-                ids.reserveCapacity(producer.2.count * ChunkIndex.chunkIDByteCount)
-                for c in producer.2 { ids += c.id }
-                entryChunkIDs[index] = ids
-            }
-            chunks += producer.2
-            referencedBytes += producer.3
+            if entry.kind == .file { entryChunkIDs[index] = idsStart..<log.ids.count }
+            referencedBytes += producer.2
             return
         }
         let r = try writeStream(
@@ -321,24 +325,24 @@ package final class ArchiveWriter {
     /// for anything else; the caller then reads the file with `writeEntry`.
     package func writeUnchangedEntry(_ state: FileState) throws -> Bool {
         let index = results.count
-        guard let chain = options.chain, let table = chain.baseIndex, index < manifest.entries.count else {
+        guard let chain = options.chain, let log = chainChunks, let table = chain.baseIndex,
+            index < manifest.entries.count
+        else {
             return false
         }
         let entry = manifest.entries[index]
         guard entry.kind == .file, let record = chain.files[entry.name], record.state == state else { return false }
         var records: [UInt8] = []
         records.reserveCapacity(record.chunks.count * ChunkRecords.referenceByteCount)
-        var ids: [UInt8] = []
-        ids.reserveCapacity(record.chunks.count * ChunkIndex.chunkIDByteCount)
         var list: [(id: [UInt8], location: ChunkLocation)] = []
         list.reserveCapacity(record.chunks.count)
         var total: UInt64 = 0
         for c in record.chunks {
             guard Int(c) < table.chunkCount else { return false }
-            let id = table.chunkID(at: Int(c))
-            let location = table.location(at: Int(c))
+            let bytes = try table.table.records(Int(c)..<Int(c) + 1)
+            let id = Array(bytes[0..<ChunkIndex.chunkIDByteCount])
+            let location = ChunkTable.location(in: bytes, at: 0)
             ChunkRecords.appendReference(ChunkReference(location, chunkID: id), to: &records)
-            ids += id
             list.append((id, location))
             total += UInt64(location.length)
         }
@@ -351,9 +355,10 @@ package final class ArchiveWriter {
         )
         results.append(r)
         contentResults.append((state.size, record.sha256))
-        chunks += list
+        let idsStart = log.ids.count
+        for (id, location) in list { try log.add(id: id, location: location, keepID: true) }
         referencedBytes += state.size
-        entryChunkIDs[index] = ids
+        entryChunkIDs[index] = idsStart..<log.ids.count
         fileStates[index] = state
         unchangedFiles += 1
         return true
@@ -384,42 +389,36 @@ package final class ArchiveWriter {
         }
         var indexLength: UInt64 = 0
         var chainIndex: ChunkIndex?
-        if options.chain != nil {
+        if let log = chainChunks {
+            let builder = ChunkTableBuilder(memoryRecords: options.chunkTableMemoryRecords, purpose: "the chunk index")
+            try log.sorter.finish(into: builder)
             let index = ChunkIndex(
                 entries: contentResults.map { LogicalEntry(size: $0.size, sha256: $0.sha256) },
-                chunks: chunks
+                table: try builder.finish()
             )
             chainIndex = index
-            for (i, state) in fileStates.sorted(by: { $0.key < $1.key }) {
-                guard let ids = entryChunkIDs[i] else { continue }
-                var positions: [UInt32] = []
-                positions.reserveCapacity(ids.count / ChunkIndex.chunkIDByteCount)
-                var at = 0
-                while at < ids.count, let p = index.index(of: Array(ids[at..<at + ChunkIndex.chunkIDByteCount])) {
-                    positions.append(UInt32(p))
-                    at += ChunkIndex.chunkIDByteCount
-                }
-                guard at == ids.count else { continue }
-                chainFiles.append(
-                    ChainFileRecord(
-                        name: manifest.entries[i].name,
-                        state: state,
-                        sha256: contentResults[i].sha256,
-                        chunks: positions
-                    )
-                )
-            }
+            try log.ids.flush()
+            chainFiles = try fileRecords(index: index, ids: log.ids)
             entryChunkIDs = [:]
             fileStates = [:]
-            var bytes = index.encoded()
-            chunks = []
+            // The index stream: its head, then the table's records a piece at a time.
+            var piece = index.head()
+            var used = 0
+            var nextRecord = 0
             _ = try writeStream(
                 slot: manifest.entries.count + 1,
                 streamID: FormatV1.indexStreamID,
-                compression: options.compression,
-                bytes: bytes
-            )
-            bytes = []
+                compression: options.compression
+            ) { out in
+                if used == piece.count {
+                    guard nextRecord < index.chunkCount else { return }
+                    let n = min(16_384, index.chunkCount - nextRecord)
+                    piece = try index.table.records(nextRecord..<nextRecord + n)
+                    nextRecord += n
+                    used = 0
+                }
+                used += out.appendPrefix(of: piece.span.extracting(used...))
+            }
         }
         try pipeline.finish()
         finished = true
@@ -466,6 +465,39 @@ package final class ArchiveWriter {
             chainFiles: chainFiles,
             unchangedFiles: unchangedFiles
         )
+    }
+
+    /// The chain state's file table (Spec §14.8): each recorded file with its chunks' positions in `index`, read
+    /// back from the ids kept while it was written. A file whose chunks the index does not all hold is left out.
+    private func fileRecords(index: ChunkIndex, ids: SpillBuffer) throws -> [ChainFileRecord] {
+        var files: [ChainFileRecord] = []
+        let size = UInt64(ChunkIndex.chunkIDByteCount)
+        for (i, state) in fileStates.sorted(by: { $0.key < $1.key }) {
+            guard let range = entryChunkIDs[i] else { continue }
+            let count = Int((range.upperBound - range.lowerBound) / size)
+            var positions: [UInt32] = []
+            positions.reserveCapacity(count)
+            var at = range.lowerBound
+            lookup: while at < range.upperBound {
+                let n = min(UInt64(1 << 20), range.upperBound - at)
+                let piece = try ids.read(at: at, count: Int(n))
+                for k in stride(from: 0, to: piece.count, by: Int(size)) {
+                    guard let p = try index.index(of: Array(piece[k..<k + Int(size)])) else { break lookup }
+                    positions.append(UInt32(p))
+                }
+                at += n
+            }
+            guard positions.count == count else { continue }
+            files.append(
+                ChainFileRecord(
+                    name: manifest.entries[i].name,
+                    state: state,
+                    sha256: contentResults[i].sha256,
+                    chunks: positions
+                )
+            )
+        }
+        return files
     }
 
     /// Waits for in-flight frames after an error so no worker outlives the writer.

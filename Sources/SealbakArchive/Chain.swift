@@ -183,8 +183,10 @@ final class RecordProducer {
     private var streamOffset: UInt64 = 0
     private let content = SHA256Hasher()
     private(set) var contentSize: UInt64 = 0
-    /// Every chunk of this entry with where it is stored (Spec §14.3).
-    private(set) var chunks: [(id: [UInt8], location: ChunkLocation)] = []
+    /// Where every chunk of this entry goes as it is placed (Spec §14.3).
+    private let log: ChainChunkLog
+    /// Whether the entry's chunk ids are kept in order too (files, for the chain state).
+    private let keepIDs: Bool
     private(set) var referencedBytes: UInt64 = 0
 
     /// The identities of one block: each hashing task computes its slice's, then stores them under the lock at once
@@ -206,8 +208,12 @@ final class RecordProducer {
         archiveID: [UInt8],
         entry: UInt32,
         threads: Int,
-        scratch: ChunkScratch
+        scratch: ChunkScratch,
+        log: ChainChunkLog,
+        keepIDs: Bool
     ) {
+        self.log = log
+        self.keepIDs = keepIDs
         self.source = source
         self.context = context
         self.archiveID = archiveID
@@ -245,7 +251,7 @@ final class RecordProducer {
         group.wait()
         var done = block
         done.ids = ids.values
-        writeRecords(done)
+        try writeRecords(done)
         return true
     }
 
@@ -331,30 +337,26 @@ final class RecordProducer {
         hashing.append((block, group, ids))
     }
 
-    private func writeRecords(_ block: Block) {
+    private func writeRecords(_ block: Block) throws {
         let raw = UnsafeRawBufferPointer(scratch.buffers[block.buffer])
         contentSize += UInt64(block.end)
         for (i, c) in block.cuts.enumerated() {
             let id = block.ids[i]
-            if let location = context.baseIndex?.location(of: id), Int(location.length) == c.length {
+            if let location = try context.baseIndex?.location(of: id), Int(location.length) == c.length {
                 ChunkRecords.appendReference(ChunkReference(location, chunkID: id), to: &pending)
-                chunks.append((id, location))
+                try log.add(id: id, location: location, keepID: keepIDs)
                 referencedBytes += UInt64(c.length)
             } else {
                 ChunkRecords.appendLiteralHeader(length: c.length, to: &pending)
                 let contentOffset = streamOffset + UInt64(pending.count)
                 pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[c.start..<c.start + c.length]))
-                chunks.append(
-                    (
-                        id,
-                        ChunkLocation(
-                            archiveID: archiveID,
-                            entry: entry,
-                            offset: contentOffset,
-                            length: UInt32(c.length)
-                        )
-                    )
+                let location = ChunkLocation(
+                    archiveID: archiveID,
+                    entry: entry,
+                    offset: contentOffset,
+                    length: UInt32(c.length)
                 )
+                try log.add(id: id, location: location, keepID: keepIDs)
             }
         }
     }
@@ -533,11 +535,12 @@ package final class ChainResolver {
     /// it names (Spec §14.2). That archive's writer computed the id from those bytes when it stored them, and its
     /// index stream is authenticated; the bytes themselves are authenticated by its frames, and the entry's content
     /// by its SHA-256 in the index stream.
-    func tableAgrees(_ ref: ChunkReference) -> Bool {
-        guard let base = byID[ref.archiveID], let table = base.chunkIndex, let at = table.index(of: ref.chunkID) else {
+    func tableAgrees(_ ref: ChunkReference) throws -> Bool {
+        guard let base = byID[ref.archiveID], let table = base.chunkIndex, let at = try table.index(of: ref.chunkID)
+        else {
             return false
         }
-        let place = table.location(at: at)
+        let place = try table.location(at: at)
         return place.archiveID == ref.archiveID && place.entry == ref.entry && place.offset == ref.offset
             && place.length == ref.length
     }
@@ -660,7 +663,7 @@ package final class ChainedEntrySink: EntrySink {
                 case .reference(let ref):
                     let recordOffset = parser.consumed - UInt64(ChunkRecords.referenceByteCount)
                     try resolver.append(ref, in: index, at: recordOffset, to: &batch)
-                    guard resolver.tableAgrees(ref) else { throw resolver.mismatch(in: index, at: recordOffset) }
+                    guard try resolver.tableAgrees(ref) else { throw resolver.mismatch(in: index, at: recordOffset) }
                 }
             }
             if batch.isEmpty { continue }

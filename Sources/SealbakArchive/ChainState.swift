@@ -63,7 +63,14 @@ package struct ChainState {
         self.files = files
     }
 
-    package func encoded() -> [UInt8] {
+    /// Calls `body` with the state file's bytes in order, in pieces of at most about 1 MiB, the last one the SHA-256
+    /// of all before it.
+    package func encode(_ body: ([UInt8]) throws -> Void) throws {
+        let hasher = SHA256Hasher()
+        func emit(_ bytes: [UInt8]) throws {
+            hasher.update(bytes)
+            try body(bytes)
+        }
         var w = ByteWriter()
         w.write(bytes: Self.magic)
         w.write(bytes: archiveID)
@@ -73,9 +80,11 @@ package struct ChainState {
         let text = Array(parameters.text.utf8)
         w.write(UInt16(text.count))
         w.write(bytes: text)
-        let indexBytes = index.encoded()
-        w.write(UInt64(indexBytes.count))
-        w.write(bytes: indexBytes)
+        let head = index.head()
+        w.write(UInt64(head.count) + UInt64(index.chunkCount) * UInt64(ChunkIndex.chunkByteCount))
+        try emit(w.bytes)
+        try index.encode(emit)
+        w = ByteWriter()
         w.write(UInt32(files.count))
         for f in files {
             let name = Array(f.name.utf8)
@@ -91,71 +100,125 @@ package struct ChainState {
             w.write(bytes: f.sha256)
             w.write(UInt32(f.chunks.count))
             for c in f.chunks { w.write(c) }
+            if w.bytes.count >= 1 << 20 {
+                try emit(w.bytes)
+                w = ByteWriter()
+            }
         }
-        var out = w.bytes
-        out += SHA256Hasher.hash(out)
+        try emit(w.bytes)
+        try body(hasher.finalize())
+    }
+
+    /// The whole state file.
+    package func encoded() throws -> [UInt8] {
+        var out: [UInt8] = []
+        try encode { out += $0 }
         return out
     }
 
     /// Parses a chain state file's bytes; nil when they are not one (damaged, truncated, another file).
-    package static func parse(_ bytes: [UInt8], expectedEntryCount: Int? = nil) -> ChainState? {
+    package static func parse(
+        _ bytes: [UInt8],
+        expectedEntryCount: Int? = nil,
+        memoryRecords: Int = ChunkTables.memoryRecords
+    ) -> ChainState? {
+        parse(size: bytes.count, expectedEntryCount: expectedEntryCount, memoryRecords: memoryRecords) { at, n in
+            Array(bytes[at..<at + n])
+        }
+    }
+
+    /// Reads the state file at `path`, a piece at a time (its chunk table goes to a scratch file when large); nil
+    /// when it does not exist or is not a chain state.
+    package static func load(path: String, memoryRecords: Int = ChunkTables.memoryRecords) -> ChainState? {
+        guard let input = try? InputFile(path: path), let size = input.size, size <= UInt64(Int.max) else {
+            return nil
+        }
+        return parse(size: Int(size), expectedEntryCount: nil, memoryRecords: memoryRecords) { at, n in
+            let bytes = try input.read(at: UInt64(at), count: n)
+            guard bytes.count == n else { throw SealbakError(.io, "\(path) changed while it was read") }
+            return bytes
+        }
+    }
+
+    /// Reads a state file of `size` bytes through `read(offset, count)`, checking its SHA-256 over everything read.
+    private static func parse(
+        size: Int,
+        expectedEntryCount: Int?,
+        memoryRecords: Int,
+        read: @escaping (Int, Int) throws -> [UInt8]
+    ) -> ChainState? {
         let fixed = 8 + 16 + 32 + 2 + 32 + 2
-        guard bytes.count >= fixed + 32 else { return nil }
-        let version1 = Array(bytes[0..<8]) == magicVersion1
-        guard version1 || Array(bytes[0..<8]) == magic else { return nil }
-        let body = Array(bytes[0..<(bytes.count - 32)])
-        guard Sodium.constantTimeEqual(SHA256Hasher.hash(body), Array(bytes[(bytes.count - 32)...])) else { return nil }
+        guard size >= fixed + 32 else { return nil }
         var key: [UInt8] = []
         defer { wipe(&key) }
-        do throws(FormatError) {
-            var r = ByteReader(body, errorClass: .payload)
-            _ = try r.readBytes(8, "magic")
-            let id = try r.readBytes(16, "archive id")
-            let hash = try r.readBytes(32, "trailer hash")
+        do {
+            var c = StateCursor(end: size - 32, read: read)
+            let magic = try c.take(8)
+            let version1 = magic == magicVersion1
+            guard version1 || magic == Self.magic else { return nil }
+            let id = try c.take(16)
+            let hash = try c.take(32)
+            var r = ByteReader(try c.take(2), errorClass: .payload)
             let depth = try r.readUInt16("depth")
-            key = try r.readBytes(32, "chunk key")
+            key = try c.take(32)
+            r = ByteReader(try c.take(2), errorClass: .payload)
             let n = try r.readUInt16("parameters length")
-            guard let parameters = ChunkerParameters(text: try r.readUTF8(Int(n), "parameters", errorClass: .payload))
+            guard let text = String(validating: try c.take(Int(n)), as: UTF8.self),
+                let parameters = ChunkerParameters(text: text)
             else { return nil }
-            let indexLength = version1 ? UInt64(r.remaining) : try r.readUInt64("index length")
-            guard indexLength <= UInt64(r.remaining) else { return nil }
-            let indexBytes = try r.readBytes(Int(indexLength), "index")
-            guard indexBytes.count >= 4 else { return nil }
-            let entryCount =
-                Int(indexBytes[0]) | Int(indexBytes[1]) << 8 | Int(indexBytes[2]) << 16 | Int(indexBytes[3]) << 24
-            let index = try ChunkIndex.parse(indexBytes, expectedEntryCount: expectedEntryCount ?? entryCount)
+            var indexLength = UInt64(c.left)
+            if !version1 { indexLength = try c.uint64() }
+            guard indexLength >= 4, indexLength <= UInt64(c.left) else { return nil }
+            var left = Int(indexLength)
+            var piece = try c.take(min(left, 1 << 20))
+            left -= piece.count
+            var declared = 0
+            for k in 0..<4 { declared |= Int(piece[k]) << (8 * k) }
+            var reader = ChunkIndexReader(
+                expectedEntryCount: expectedEntryCount ?? declared,
+                memoryRecords: memoryRecords
+            )
+            while true {
+                try reader.feed(piece)
+                if left == 0 { break }
+                piece = try c.take(min(left, 1 << 20))
+                left -= piece.count
+            }
+            let index = try reader.finish()
             var files: [ChainFileRecord] = []
             if !version1 {
-                let count = try r.readUInt32("file count")
+                let count = try c.uint32()
                 for _ in 0..<count {
-                    let nameLength = try r.readUInt16("name length")
-                    let name = try r.readUTF8(Int(nameLength), "name", errorClass: .payload)
+                    let nameLength = Int(try c.uint16())
+                    guard let name = String(validating: try c.take(nameLength), as: UTF8.self) else { return nil }
                     var st = FileState()
-                    st.size = try r.readUInt64("size")
-                    st.mtimeSeconds = try r.readInt64("mtime")
-                    st.mtimeNanoseconds = Int64(try r.readUInt32("mtime ns"))
-                    st.ctimeSeconds = try r.readInt64("ctime")
-                    st.ctimeNanoseconds = Int64(try r.readUInt32("ctime ns"))
-                    st.inode = try r.readUInt64("inode")
-                    st.device = try r.readUInt64("device")
-                    let sha = try r.readBytes(32, "sha256")
-                    let chunkCount = try r.readUInt32("chunk count")
-                    guard Int(chunkCount) * 4 <= r.remaining else { return nil }
+                    st.size = try c.uint64()
+                    st.mtimeSeconds = Int64(bitPattern: try c.uint64())
+                    st.mtimeNanoseconds = Int64(try c.uint32())
+                    st.ctimeSeconds = Int64(bitPattern: try c.uint64())
+                    st.ctimeNanoseconds = Int64(try c.uint32())
+                    st.inode = try c.uint64()
+                    st.device = try c.uint64()
+                    let sha = try c.take(32)
+                    let chunkCount = Int(try c.uint32())
+                    guard chunkCount * 4 <= c.left else { return nil }
+                    let raw = try c.take(chunkCount * 4)
                     var chunks: [UInt32] = []
-                    chunks.reserveCapacity(Int(chunkCount))
-                    var total: UInt64 = 0
-                    for _ in 0..<chunkCount {
-                        let c = try r.readUInt32("chunk")
-                        guard Int(c) < index.chunkCount else { return nil }
-                        total += UInt64(index.location(at: Int(c)).length)
-                        chunks.append(c)
+                    chunks.reserveCapacity(chunkCount)
+                    for k in stride(from: 0, to: raw.count, by: 4) {
+                        var p: UInt32 = 0
+                        for b in 0..<4 { p |= UInt32(raw[k + b]) << (8 * UInt32(b)) }
+                        guard Int(p) < index.chunkCount else { return nil }
+                        chunks.append(p)
                     }
-                    // A record whose chunks do not add up to its size is not one this writer wrote.
-                    guard total == st.size else { return nil }
+                    // Whether the chunks add up to the size is checked where the record is used (the table may be
+                    // paged: checking here would read a page per chunk).
                     files.append(ChainFileRecord(name: name, state: st, sha256: sha, chunks: chunks))
                 }
             }
-            try r.expectEnd("chain state", errorClass: .payload)
+            guard c.left == 0, Sodium.constantTimeEqual(c.hasher.finalize(), try read(size - 32, 32)) else {
+                return nil
+            }
             return ChainState(
                 archiveID: id,
                 trailerSHA256: hash,
@@ -170,22 +233,63 @@ package struct ChainState {
         }
     }
 
-    /// Reads the state file at `path`; nil when it does not exist or is not a chain state.
-    package static func load(path: String) -> ChainState? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        return parse([UInt8](data))
-    }
-
     /// Writes the state to `path` atomically, readable by its owner only.
     package func save(path: String) throws {
         let out = try AtomicOutput(path: path, overwrite: true, mode: 0o600)
         do {
-            try out.write(encoded())
+            try encode { try out.write($0.span.bytes) }
             try out.commit()
         } catch {
             out.abandon()
             throw error
         }
+    }
+}
+
+/// Reads a chain state file front to back in pieces of up to 1 MiB, hashing every byte it hands out.
+private struct StateCursor {
+    let end: Int
+    let read: (Int, Int) throws -> [UInt8]
+    let hasher = SHA256Hasher()
+    private var buffer: [UInt8] = []
+    private var used = 0
+    /// The file offset of `buffer`'s end.
+    private var offset = 0
+
+    init(end: Int, read: @escaping (Int, Int) throws -> [UInt8]) {
+        self.end = end
+        self.read = read
+    }
+
+    /// Bytes not yet taken before the final hash.
+    var left: Int { end - offset + (buffer.count - used) }
+
+    struct Short: Error {}
+
+    mutating func take(_ n: Int) throws -> [UInt8] {
+        guard n >= 0, n <= left else { throw Short() }
+        if buffer.count - used < n {
+            buffer = Array(buffer[used...])
+            used = 0
+            let more = min(end - offset, max(n - buffer.count, 1 << 20))
+            buffer += try read(offset, more)
+            offset += more
+        }
+        let out = Array(buffer[used..<used + n])
+        used += n
+        hasher.update(out)
+        return out
+    }
+
+    mutating func uint16() throws -> UInt16 { UInt16(truncatingIfNeeded: try le(2)) }
+    mutating func uint32() throws -> UInt32 { UInt32(truncatingIfNeeded: try le(4)) }
+    mutating func uint64() throws -> UInt64 { try le(8) }
+
+    private mutating func le(_ n: Int) throws -> UInt64 {
+        let bytes = try take(n)
+        var v: UInt64 = 0
+        for k in 0..<n { v |= UInt64(bytes[k]) << (8 * UInt64(k)) }
+        return v
     }
 }
 

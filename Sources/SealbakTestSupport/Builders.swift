@@ -198,9 +198,11 @@ package struct TestChain: Sendable {
     }
 
     /// Attaches this chain to `reader` when it is chained (a root needs no base), opening bases with `secret`.
-    package func attach(to reader: ArchiveReader, secret: ArchiveSecret) throws {
+    package func attach(to reader: ArchiveReader, secret: ArchiveSecret, options: ReadOptions = ReadOptions()) throws {
         guard reader.isChained else { return }
-        try reader.attachChain(catalog: catalog) { _, input in try ArchiveReader(input: input, secret: secret) }
+        try reader.attachChain(catalog: catalog) { _, input in
+            try ArchiveReader(input: input, secret: secret, options: options)
+        }
     }
 }
 

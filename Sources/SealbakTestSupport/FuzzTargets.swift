@@ -286,20 +286,32 @@ package enum FuzzTargets {
         }
     }
 
-    /// Chunk index parser (`ChunkIndex`). The expected entry count is the one the input declares, so that the
-    /// fuzzer gets past it. Whatever parses re-encodes to the input, and every id is found where it is.
+    /// Chunk index parser (`ChunkIndex`, `ChunkIndexParser`). The expected entry count is the one the input
+    /// declares, so that the fuzzer gets past it. Whatever parses re-encodes to the input, and every id is found
+    /// where it is. Fed in two pieces without its length known in advance (as frames arrive), the parser accepts
+    /// exactly what the whole parse accepts, with the same entries and records.
     package static func chunkIndex(_ data: [UInt8]) {
         guard data.count >= 4 else {
             precondition((try? ChunkIndex.parse(data, expectedEntryCount: 0)) == nil)
             return
         }
         let declared = Int(data[0]) | Int(data[1]) << 8 | Int(data[2]) << 16 | Int(data[3]) << 24
-        guard let index = try? ChunkIndex.parse(data, expectedEntryCount: declared) else { return }
-        precondition(index.encoded() == data, "chunk index parse/encode is not canonical")
-        precondition(index.entries.count == declared)
+        let whole = try? ChunkIndex.parse(data, expectedEntryCount: declared)
+        let split = Int(data[data.count - 1]) * data.count / 256
+        var parser = ChunkIndexParser(expectedEntryCount: declared)
+        let pieces = try? { () throws(FormatError) -> ([UInt8], [LogicalEntry]) in
+            let first = try parser.feed(Array(data[..<split]))
+            let second = try parser.feed(Array(data[split...]))
+            return (first + second, try parser.finish())
+        }()
+        precondition((whole == nil) == (pieces == nil), "split parsing accepts differently from whole parsing")
+        guard let index = whole, let pieces else { return }
+        precondition(try! index.encoded() == data, "chunk index parse/encode is not canonical")
+        precondition(index.entries.count == declared && pieces.1 == index.entries)
+        precondition(try! index.table.records(0..<index.chunkCount) == pieces.0)
         for i in 0..<index.chunkCount {
-            precondition(index.index(of: index.chunkID(at: i)) == i)
-            precondition(index.location(of: index.chunkID(at: i)) == index.location(at: i))
+            precondition(try! index.index(of: index.chunkID(at: i)) == i)
+            precondition(try! index.location(of: index.chunkID(at: i)) == index.location(at: i))
         }
     }
 
@@ -330,7 +342,7 @@ package enum FuzzTargets {
             ChunkIndex(entries: [], chunks: []),
             ChunkIndex(entries: [LogicalEntry(size: 16384, sha256: [UInt8](repeating: 7, count: 32))], chunks: chunks),
         ]
-        return ["chunkrecords": records, "chunkindex": indexes.map { $0.encoded() }]
+        return ["chunkrecords": records, "chunkindex": indexes.map { try! $0.encoded() }]
     }
 
     /// Seed inputs per target, derived from the valid test vectors.
