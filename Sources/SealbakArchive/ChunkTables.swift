@@ -16,9 +16,15 @@ import SealbakIO
 
 /// Limits of the chunk tables kept in memory.
 package enum ChunkTables {
-    /// Records a table holds in memory before it moves to a scratch file: 4 MiB, the chunks of 1 GiB of data at
-    /// the standard chunk size. The writer's options can lower it (tests).
-    package static let memoryRecords = 65_536
+    /// Records a table holds in memory before it moves to a scratch file: 1 MiB, the chunks of 256 MiB of data at
+    /// the standard chunk size. A larger limit measured no faster (a paged lookup is one 4 KiB read from the page
+    /// cache) and left the peak memory of a pack growing with the data (glibc kept the large buffers' pages). The
+    /// writer's and reader's options can lower it (tests).
+    package static let memoryRecords = 16_384
+    /// Records the sorter of a new archive's chunks sorts in memory at a time (2 MiB).
+    package static let runRecords = 32_768
+    /// The memory all the runs' read buffers share while they are merged.
+    package static let mergeBufferBytes = 4 << 20
 }
 
 /// Bytes appended in order and read back by offset: in memory up to `memoryLimit` bytes, then all of them in a
@@ -107,10 +113,7 @@ final class ChunkSorter {
     /// The sorted runs written so far, as record ranges of `spill`.
     private var runs: [Range<Int>] = []
     private var spilledRecords = 0
-    /// Records read per run at a time while merging.
-    static let mergeBufferRecords = 512
-
-    init(runRecords: Int = ChunkTables.memoryRecords) {
+    init(runRecords: Int = ChunkTables.runRecords) {
         self.runRecords = max(2, runRecords)
         // Runs are written in pieces anyway; the buffer only holds one piece.
         spill = SpillBuffer(memoryLimit: 0, purpose: "sorting the chunk index")
@@ -168,11 +171,13 @@ final class ChunkSorter {
     /// earlier run wins (runs are in the order their records were given).
     private func merge(into builder: ChunkTableBuilder) throws {
         let size = ChunkTable.recordByteCount
+        // Records read per run at a time: the runs share `mergeBufferBytes` (at the largest index, 512 runs of 8 KiB).
+        let perRun = max(16, min(512, ChunkTables.mergeBufferBytes / size / runs.count))
         var buffers = [[UInt8]](repeating: [], count: runs.count)
         var positions = [Int](repeating: 0, count: runs.count)  // within the buffer, in records
         var next = runs.map(\.lowerBound)  // the next record of the run to read into its buffer
         func refill(_ r: Int) throws -> Bool {
-            let n = min(Self.mergeBufferRecords, runs[r].upperBound - next[r])
+            let n = min(perRun, runs[r].upperBound - next[r])
             if n == 0 { return false }
             buffers[r] = try spill.read(at: UInt64(next[r] * size), count: n * size)
             next[r] += n
@@ -259,7 +264,7 @@ final class ChainChunkLog {
     let ids: SpillBuffer
 
     init(memoryRecords: Int) {
-        sorter = ChunkSorter(runRecords: memoryRecords)
+        sorter = ChunkSorter(runRecords: min(memoryRecords, ChunkTables.runRecords))
         ids = SpillBuffer(memoryLimit: memoryRecords * ChunkTable.idByteCount, purpose: "the chunk ids of files")
     }
 
