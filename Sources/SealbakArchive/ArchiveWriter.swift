@@ -31,11 +31,12 @@ package struct WriteOptions: Sendable {
 
     package init() {}
 
-    /// Frames in flight: enough to keep every worker busy while one slow frame holds up ordered delivery,
-    /// and at most ~64 MiB of plaintext (8 per thread measured ~10% faster than 4 on 2 cores).
+    /// Frames in flight: enough to keep every worker busy while one slow frame holds up ordered delivery, and at
+    /// most ~64 MiB of plaintext. Since the pipeline has its own writer thread, 4 per thread packs as fast as 8 did
+    /// (4 interleaved pairs on the codec data set: 1.92-2.07 s against 1.94-2.12 s) with 10 MiB less peak memory.
     var maxInFlight: Int {
         let frameSize = 1 << Int(frameSizeLog2)
-        return max(2, min(8 * max(1, threads), (64 << 20) / frameSize))
+        return max(2, min(4 * max(1, threads), (64 << 20) / frameSize))
     }
 }
 
