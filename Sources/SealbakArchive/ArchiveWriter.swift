@@ -67,7 +67,7 @@ package struct WriteSummary: Sendable {
     /// Chained archives: the index stream written (for the writer's chain state, Spec §14.8).
     package var chainIndex: ChunkIndex?
     /// Chained archives: the files whose state the next archive may compare with (the chain state's file table).
-    package var chainFiles: [ChainFileRecord] = []
+    package var chainFiles: ChainFileTable = .empty
     /// Chained archives: files found unchanged since the base (by the chain state's file table), not read.
     package var unchangedFiles = 0
 }
@@ -104,7 +104,7 @@ package final class ArchiveWriter {
     /// Chained archives: the state each file had while it was read, for those that may be recorded.
     private var fileStates: [Int: FileState] = [:]
     private var unchangedFiles = 0
-    private var chainFiles: [ChainFileRecord] = []
+    private var chainFiles: ChainFileTable = .empty
     /// When this writer started (nanoseconds since the epoch): files changed less than a second before are never
     /// recorded as unchanged, since a change within the file system's timestamp granularity could not be told apart.
     private let startedNanoseconds: Int64 = {
@@ -332,7 +332,9 @@ package final class ArchiveWriter {
             return false
         }
         let entry = manifest.entries[index]
-        guard entry.kind == .file, let record = chain.files[entry.name], record.state == state else { return false }
+        guard entry.kind == .file, let record = try chain.files.record(named: entry.name),
+            record.state == state
+        else { return false }
         var records: [UInt8] = []
         records.reserveCapacity(record.chunks.count * ChunkRecords.referenceByteCount)
         var list: [(id: [UInt8], location: ChunkLocation)] = []
@@ -470,8 +472,8 @@ package final class ArchiveWriter {
 
     /// The chain state's file table (Spec §14.8): each recorded file with its chunks' positions in `index`, read
     /// back from the ids kept while it was written. A file whose chunks the index does not all hold is left out.
-    private func fileRecords(index: ChunkIndex, ids: SpillBuffer) throws -> [ChainFileRecord] {
-        var files: [ChainFileRecord] = []
+    private func fileRecords(index: ChunkIndex, ids: SpillBuffer) throws -> ChainFileTable {
+        let files = ChainFileTable.Builder()
         let size = UInt64(ChunkIndex.chunkIDByteCount)
         for (i, state) in fileStates.sorted(by: { $0.key < $1.key }) {
             guard let range = entryChunkIDs[i] else { continue }
@@ -489,7 +491,7 @@ package final class ArchiveWriter {
                 at += n
             }
             guard positions.count == count else { continue }
-            files.append(
+            try files.append(
                 ChainFileRecord(
                     name: manifest.entries[i].name,
                     state: state,
@@ -498,7 +500,7 @@ package final class ArchiveWriter {
                 )
             )
         }
-        return files
+        return try files.finish()
     }
 
     /// Waits for in-flight frames after an error so no worker outlives the writer.

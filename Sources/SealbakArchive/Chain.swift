@@ -83,7 +83,7 @@ package struct ChainWriteContext: Sendable {
     package var baseIndex: ChunkIndex?
     /// The base's files as its writer read them, by entry name (from a chain state; positions are in `baseIndex`).
     /// Empty: every file is read.
-    package var files: [String: ChainFileRecord]
+    package var files: ChainFileTable
     /// HMAC-SHA-256 under the chunk key: a chunk's identity (Spec §14.4).
     let chunkIdentity: KeyedSHA256
 
@@ -92,16 +92,14 @@ package struct ChainWriteContext: Sendable {
         chunkKey: SecureBytes,
         parameters: ChunkerParameters,
         baseIndex: ChunkIndex?,
-        files: [ChainFileRecord] = []
+        files: ChainFileTable = .empty
     ) {
         self.base = base
         self.chunkKey = chunkKey
         chunkIdentity = KeyedSHA256(key: chunkKey)
         self.parameters = parameters
         self.baseIndex = baseIndex
-        var byName: [String: ChainFileRecord] = [:]
-        for f in files { byName[f.name] = f }
-        self.files = byName
+        self.files = files
     }
 
     /// The first archive of a new chain: a fresh chunk key, every chunk a literal.

@@ -23,6 +23,176 @@ package struct ChainFileRecord: Sendable, Equatable {
     }
 }
 
+/// The chain state's file table: the files the next archive may refer to without reading them, by name, in the
+/// state file's encoding (per file: LE16(name length), the name, LE64 size, LE64 mtime seconds, LE32 mtime
+/// nanoseconds, LE64 ctime seconds, LE32 ctime nanoseconds, LE64 inode, LE64 device, the content's SHA-256[32],
+/// LE32(chunk count), LE32 chunk table positions). Only the names stay in memory, with where each record is; the
+/// records (4 bytes per chunk) are in memory while they take at most 1 MiB, else in a scratch file.
+package final class ChainFileTable: Sendable, Equatable {
+    private enum Storage: Sendable {
+        case memory([UInt8])
+        case file(ScratchFile)
+    }
+
+    private struct Place: Sendable {
+        var offset: UInt64
+        var length: Int
+    }
+
+    private let storage: Storage
+    private let places: [String: Place]
+    package let count: Int
+    /// The records' bytes (after the count).
+    private let byteCount: UInt64
+
+    private init(storage: Storage, places: [String: Place], count: Int, byteCount: UInt64) {
+        self.storage = storage
+        self.places = places
+        self.count = count
+        self.byteCount = byteCount
+    }
+
+    package static let empty = ChainFileTable([])
+
+    /// A table of `records`, in memory (of several records with the same name the last one is found by name).
+    package convenience init(_ records: [ChainFileRecord]) {
+        var bytes: [UInt8] = []
+        var places: [String: Place] = [:]
+        for r in records {
+            let encoded = Self.encode(r)
+            places[r.name] = Place(offset: UInt64(bytes.count), length: encoded.count)
+            bytes += encoded
+        }
+        self.init(storage: .memory(bytes), places: places, count: records.count, byteCount: UInt64(bytes.count))
+    }
+
+    package static func == (a: ChainFileTable, b: ChainFileTable) -> Bool {
+        a.count == b.count && (try? a.records()) == (try? b.records())
+    }
+
+    package var isEmpty: Bool { count == 0 }
+
+    /// Whether the records are in a scratch file.
+    package var isPaged: Bool {
+        if case .file = storage { return true }
+        return false
+    }
+
+    private func bytes(at offset: UInt64, count n: Int) throws -> [UInt8] {
+        switch storage {
+        case .memory(let bytes): return Array(bytes[Int(offset)..<Int(offset) + n])
+        case .file(let file): return try file.read(at: offset, count: n)
+        }
+    }
+
+    /// The record of the file named `name`, or nil.
+    package func record(named name: String) throws -> ChainFileRecord? {
+        guard let place = places[name] else { return nil }
+        return Self.decode(try bytes(at: place.offset, count: place.length))
+    }
+
+    /// Every record, in order (for tests and small tables).
+    package func records() throws -> [ChainFileRecord] {
+        let all = try bytes(at: 0, count: Int(byteCount))
+        var out: [ChainFileRecord] = []
+        var at = 0
+        while at < all.count {
+            let length = Self.length(of: all, at: at)
+            out.append(Self.decode(Array(all[at..<at + length])))
+            at += length
+        }
+        return out
+    }
+
+    /// The table as the state file holds it: LE32(count), then the records, in pieces of at most 1 MiB.
+    func encode(_ body: ([UInt8]) throws -> Void) throws {
+        var w = ByteWriter()
+        w.write(UInt32(count))
+        try body(w.bytes)
+        var at: UInt64 = 0
+        while at < byteCount {
+            let n = Int(min(UInt64(1 << 20), byteCount - at))
+            try body(try bytes(at: at, count: n))
+            at += UInt64(n)
+        }
+    }
+
+    static func encode(_ f: ChainFileRecord) -> [UInt8] {
+        var w = ByteWriter()
+        let name = Array(f.name.utf8)
+        w.write(UInt16(name.count))
+        w.write(bytes: name)
+        w.write(f.state.size)
+        w.write(f.state.mtimeSeconds)
+        w.write(UInt32(truncatingIfNeeded: f.state.mtimeNanoseconds))
+        w.write(f.state.ctimeSeconds)
+        w.write(UInt32(truncatingIfNeeded: f.state.ctimeNanoseconds))
+        w.write(f.state.inode)
+        w.write(f.state.device)
+        w.write(bytes: f.sha256)
+        w.write(UInt32(f.chunks.count))
+        for c in f.chunks { w.write(c) }
+        return w.bytes
+    }
+
+    /// The length of the record at `at` of `bytes` (one this table encoded).
+    private static func length(of bytes: [UInt8], at: Int) -> Int {
+        let nameLength = Int(bytes[at]) | Int(bytes[at + 1]) << 8
+        let countAt = at + 2 + nameLength + 8 + 8 + 4 + 8 + 4 + 8 + 8 + 32
+        var count = 0
+        for k in 0..<4 { count |= Int(bytes[countAt + k]) << (8 * k) }
+        return countAt + 4 + 4 * count - at
+    }
+
+    /// A record this table encoded.
+    private static func decode(_ bytes: [UInt8]) -> ChainFileRecord {
+        var r = ByteReader(bytes, errorClass: .payload)
+        // The bytes were encoded by `encode` (from a checked state file or the writer): reading cannot fail.
+        do throws(FormatError) {
+            let name = try r.readUTF8(Int(try r.readUInt16("name length")), "name", errorClass: .payload)
+            var st = FileState()
+            st.size = try r.readUInt64("size")
+            st.mtimeSeconds = try r.readInt64("mtime")
+            st.mtimeNanoseconds = Int64(try r.readUInt32("mtime ns"))
+            st.ctimeSeconds = try r.readInt64("ctime")
+            st.ctimeNanoseconds = Int64(try r.readUInt32("ctime ns"))
+            st.inode = try r.readUInt64("inode")
+            st.device = try r.readUInt64("device")
+            let sha = try r.readBytes(32, "sha256")
+            let n = try r.readUInt32("chunk count")
+            var chunks: [UInt32] = []
+            chunks.reserveCapacity(Int(n))
+            for _ in 0..<n { chunks.append(try r.readUInt32("chunk")) }
+            return ChainFileRecord(name: name, state: st, sha256: sha, chunks: chunks)
+        } catch {
+            preconditionFailure("a file table record this table encoded does not decode: \(error)")
+        }
+    }
+
+    /// Collects records in order, moving them to a scratch file once they take more than 1 MiB.
+    final class Builder {
+        private let spill = SpillBuffer(
+            memoryLimit: ChunkTables.memoryRecords * ChunkTable.recordByteCount,
+            purpose: "the chain state's file table"
+        )
+        private var places: [String: Place] = [:]
+        private var count = 0
+
+        func append(_ record: ChainFileRecord) throws {
+            let encoded = ChainFileTable.encode(record)
+            places[record.name] = Place(offset: spill.count, length: encoded.count)
+            try spill.append(encoded)
+            count += 1
+        }
+
+        func finish() throws -> ChainFileTable {
+            try spill.flush()
+            let storage: Storage = spill.file.map { .file($0) } ?? .memory(spill.inMemory ?? [])
+            return ChainFileTable(storage: storage, places: places, count: count, byteCount: spill.count)
+        }
+    }
+}
+
 /// What the writer of the next archive of a chain needs from the archive it just wrote (Spec §14.6, §14.8), kept by
 /// the writer in a local file so that a writer that cannot open its archives (packed for recipients only) can still
 /// pack incrementally. It holds no data key: the chunk key only makes chunk identities unguessable, the chunk table
@@ -43,7 +213,7 @@ package struct ChainState {
     package var chunkKey: SecureBytes
     package var parameters: ChunkerParameters
     package var index: ChunkIndex
-    package var files: [ChainFileRecord]
+    package var files: ChainFileTable
 
     package init(
         archiveID: [UInt8],
@@ -52,7 +222,7 @@ package struct ChainState {
         chunkKey: SecureBytes,
         parameters: ChunkerParameters,
         index: ChunkIndex,
-        files: [ChainFileRecord] = []
+        files: ChainFileTable = .empty
     ) {
         self.archiveID = archiveID
         self.trailerSHA256 = trailerSHA256
@@ -84,28 +254,7 @@ package struct ChainState {
         w.write(UInt64(head.count) + UInt64(index.chunkCount) * UInt64(ChunkIndex.chunkByteCount))
         try emit(w.bytes)
         try index.encode(emit)
-        w = ByteWriter()
-        w.write(UInt32(files.count))
-        for f in files {
-            let name = Array(f.name.utf8)
-            w.write(UInt16(name.count))
-            w.write(bytes: name)
-            w.write(f.state.size)
-            w.write(f.state.mtimeSeconds)
-            w.write(UInt32(truncatingIfNeeded: f.state.mtimeNanoseconds))
-            w.write(f.state.ctimeSeconds)
-            w.write(UInt32(truncatingIfNeeded: f.state.ctimeNanoseconds))
-            w.write(f.state.inode)
-            w.write(f.state.device)
-            w.write(bytes: f.sha256)
-            w.write(UInt32(f.chunks.count))
-            for c in f.chunks { w.write(c) }
-            if w.bytes.count >= 1 << 20 {
-                try emit(w.bytes)
-                w = ByteWriter()
-            }
-        }
-        try emit(w.bytes)
+        try files.encode(emit)
         try body(hasher.finalize())
     }
 
@@ -185,7 +334,7 @@ package struct ChainState {
                 left -= piece.count
             }
             let index = try reader.finish()
-            var files: [ChainFileRecord] = []
+            let files = ChainFileTable.Builder()
             if !version1 {
                 let count = try c.uint32()
                 for _ in 0..<count {
@@ -213,7 +362,7 @@ package struct ChainState {
                     }
                     // Whether the chunks add up to the size is checked where the record is used (the table may be
                     // paged: checking here would read a page per chunk).
-                    files.append(ChainFileRecord(name: name, state: st, sha256: sha, chunks: chunks))
+                    try files.append(ChainFileRecord(name: name, state: st, sha256: sha, chunks: chunks))
                 }
             }
             guard c.left == 0, Sodium.constantTimeEqual(c.hasher.finalize(), try read(size - 32, 32)) else {
@@ -226,7 +375,7 @@ package struct ChainState {
                 chunkKey: SecureBytes(count: 32) { $0.copyBytes(from: key) },
                 parameters: parameters,
                 index: index,
-                files: files
+                files: try files.finish()
             )
         } catch {
             return nil

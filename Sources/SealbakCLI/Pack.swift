@@ -378,7 +378,7 @@ struct Pack: ParsableCommand {
                     let context = try ChainWriteContext.continuing(from: state, base: storage.locations.input(base))
                 {
                     options.chain = context
-                    if reread { options.chain?.files = [:] }
+                    if reread { options.chain?.files = .empty }
                 } else {
                     let reader = try password.withSecret(limits: KDFLimits.default) { secret in
                         if case .password(let p) = secret { basePassphrase = p }

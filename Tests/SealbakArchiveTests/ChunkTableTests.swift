@@ -98,8 +98,8 @@ import Testing
         }
     }
 
-    /// A chain state whose chunk table is larger than the memory limit is read into a paged table, equal to the one
-    /// written.
+    /// A chain state whose chunk table and file table are larger than their memory limits is read into scratch files,
+    /// equal to the state written.
     @Test func aLargeChainStateIsReadIntoAPagedTable() throws {
         let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -114,12 +114,23 @@ import Testing
             chunkKey: SecureBytes(count: 32) { $0.initializeMemory(as: UInt8.self, repeating: 1) },
             parameters: .standard,
             index: index,
-            files: [ChainFileRecord(name: "f", state: st, sha256: Array(0..<32), chunks: [0, 400, 3])]
+            files: ChainFileTable(
+                (0..<3000).map { n in
+                    ChainFileRecord(
+                        name: "f\(n)",
+                        state: st,
+                        sha256: Array(0..<32),
+                        chunks: (0..<100).map { UInt32((n + $0) % 400) }
+                    )
+                }
+            )
         )
         let path = dir + "/state"
         try state.save(path: path)
         let loaded = try #require(ChainState.load(path: path, memoryRecords: 32))
-        #expect(loaded.index.table.isPaged)
+        #expect(loaded.index.table.isPaged && loaded.files.isPaged)
+        #expect(try loaded.files.record(named: "f2999")?.chunks == (0..<100).map { UInt32((2999 + $0) % 400) })
+        #expect(try loaded.files.record(named: "f3000") == nil)
         #expect(loaded.index == index && loaded.files == state.files && loaded.depth == 3)
         #expect(try loaded.encoded() == state.encoded())
     }
