@@ -473,7 +473,7 @@ package final class ArchiveWriter {
     /// The chain state's file table (Spec §14.8): each recorded file with its chunks' positions in `index`, read
     /// back from the ids kept while it was written. A file whose chunks the index does not all hold is left out.
     private func fileRecords(index: ChunkIndex, ids: SpillBuffer) throws -> ChainFileTable {
-        let files = ChainFileTable.Builder()
+        let files = ChainFileTable.Builder(memoryRecords: options.chunkTableMemoryRecords)
         let size = UInt64(ChunkIndex.chunkIDByteCount)
         for (i, state) in fileStates.sorted(by: { $0.key < $1.key }) {
             guard let range = entryChunkIDs[i] else { continue }

@@ -27,7 +27,7 @@ package struct ChainFileRecord: Sendable, Equatable {
 /// state file's encoding (per file: LE16(name length), the name, LE64 size, LE64 mtime seconds, LE32 mtime
 /// nanoseconds, LE64 ctime seconds, LE32 ctime nanoseconds, LE64 inode, LE64 device, the content's SHA-256[32],
 /// LE32(chunk count), LE32 chunk table positions). Only the names stay in memory, with where each record is; the
-/// records (4 bytes per chunk) are in memory while they take at most 1 MiB, else in a scratch file.
+/// records (4 bytes per chunk) are in memory while they take at most 4 MiB (`ChunkTables`), else in a scratch file.
 package final class ChainFileTable: Sendable, Equatable {
     private enum Storage: Sendable {
         case memory([UInt8])
@@ -169,12 +169,18 @@ package final class ChainFileTable: Sendable, Equatable {
         }
     }
 
-    /// Collects records in order, moving them to a scratch file once they take more than 1 MiB.
+    /// Collects records in order, moving them to a scratch file once they take more than a chunk table may hold in
+    /// memory (`memoryRecords` × 64 bytes).
     final class Builder {
-        private let spill = SpillBuffer(
-            memoryLimit: ChunkTables.memoryRecords * ChunkTable.recordByteCount,
-            purpose: "the chain state's file table"
-        )
+        private let spill: SpillBuffer
+
+        init(memoryRecords: Int = ChunkTables.memoryRecords) {
+            spill = SpillBuffer(
+                memoryLimit: memoryRecords * ChunkTable.recordByteCount,
+                purpose: "the chain state's file table"
+            )
+        }
+
         private var places: [String: Place] = [:]
         private var count = 0
 
@@ -334,7 +340,7 @@ package struct ChainState {
                 left -= piece.count
             }
             let index = try reader.finish()
-            let files = ChainFileTable.Builder()
+            let files = ChainFileTable.Builder(memoryRecords: memoryRecords)
             if !version1 {
                 let count = try c.uint32()
                 for _ in 0..<count {
