@@ -9,8 +9,9 @@ import Foundation
 /// Written in order by one owner (`append`), read at any offset from any thread (`read`, which is `pread(2)`).
 package final class ScratchFile: Sendable {
     private let fd: Int32
-    /// The directory it is in, for messages.
+    /// The directory it is in, and what it holds, for messages.
     package let directory: String
+    private let purpose: String
 
     /// - Parameters:
     ///   - purpose: what it holds, for the error message.
@@ -19,13 +20,12 @@ package final class ScratchFile: Sendable {
         let env = ProcessInfo.processInfo.environment["TMPDIR"] ?? ""
         let dir = directory ?? (env.isEmpty ? "/tmp" : env)
         self.directory = dir
+        self.purpose = purpose
         var d = sealbak_open_tmpfile(dir, 0o600)
         if d < 0 {
             var template = Array("\(dir)/.sealbak-scratch-\(getpid())-XXXXXX".utf8CString)
             d = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-            if d < 0 {
-                throw SealbakError.io("cannot create a temporary file for \(purpose) in", path: dir, errno: errno)
-            }
+            if d < 0 { throw Self.failure("cannot create a temporary file for \(purpose) in", dir, errno) }
             template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         }
         fd = d
@@ -41,7 +41,7 @@ package final class ScratchFile: Sendable {
                 let n = pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset) + off_t(done))
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw SealbakError.io("cannot write a temporary file in", path: directory, errno: errno)
+                    throw Self.failure("cannot write the temporary file for \(purpose) in", directory, errno)
                 }
                 done += n
             }
@@ -56,13 +56,20 @@ package final class ScratchFile: Sendable {
             let at = offset + UInt64(done)
             let n = try fillBytes(&bytes, from: done) { (out: inout OutputSpan<UInt8>) throws(SealbakError) in
                 let n = out.appendRead(from: fd, at: at)
-                if n < 0 { throw SealbakError.io("cannot read a temporary file in", path: directory, errno: errno) }
+                if n < 0 { throw Self.failure("cannot read the temporary file for \(purpose) in", directory, errno) }
             }
             if n == 0 {
-                throw SealbakError(.io, "a temporary file in \(directory) ended early: was it truncated?")
+                throw SealbakError(.io, "the temporary file for \(purpose) in \(directory) ended early")
             }
             done += n
         }
         return bytes
+    }
+
+    /// An I/O error that says where temporary files go and how to move them.
+    private static func failure(_ what: String, _ directory: String, _ e: Int32) -> SealbakError {
+        var error = SealbakError.io(what, path: directory, errno: e)
+        error.message += " (temporary files go to TMPDIR, else /tmp: set TMPDIR to use another file system)"
+        return error
     }
 }

@@ -147,6 +147,13 @@ import Testing
         #expect(try file.read(at: 200_000, count: 3) == [1, 2, 3])
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
         #expect(throws: SealbakError.self) { try file.read(at: 200_000, count: 4) }
+        // A directory that cannot hold it: the message names it and says how to use another one.
+        do {
+            _ = try ScratchFile(purpose: "a test", directory: dir + "/missing")
+            Issue.record("a scratch file was made in a missing directory")
+        } catch let e as SealbakError {
+            #expect(e.message.contains(dir + "/missing") && e.message.contains("set TMPDIR"), "\(e.message)")
+        }
     }
 
     /// A chain written and read with tables of at most 16 records in memory (every table, run and id list goes
