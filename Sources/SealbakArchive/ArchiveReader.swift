@@ -29,7 +29,7 @@ package final class ArchiveReader {
     /// The unlocked master key (for key rotation, which re-encrypts under a new one).
     package var masterKey: MasterKey { master }
     private var codec: FrameCodec
-    private let options: ReadOptions
+    package let options: ReadOptions
     /// The decompressor of the reader's own thread (sequential reads); pipeline workers have their own.
     private let decompressor = FrameDecompressor()
     private let name: String
@@ -593,7 +593,9 @@ extension ArchiveReader {
     /// Reads the index stream of a chained archive through the trailer (seekable input): it occupies the body offsets
     /// from the end of the last entry stream to the trailer (Spec §14.3).
     @discardableResult
-    package func loadChunkIndex() throws -> ChunkIndex {
+    ///
+    /// - Parameter memoryRecords: records of its table kept in memory (default: the reader's options).
+    package func loadChunkIndex(memoryRecords: Int? = nil) throws -> ChunkIndex {
         if let chunkIndex { return chunkIndex }
         guard isChained else {
             throw SealbakError(.internalError, "\(name) is not a chained archive; it has no index stream")
@@ -604,7 +606,7 @@ extension ArchiveReader {
         input.willRead(bodyStart + start..<bodyStart + t.trailerOffset)
         var loader = ChunkIndexReader(
             expectedEntryCount: manifest.entries.count,
-            memoryRecords: options.chunkTableMemoryRecords
+            memoryRecords: memoryRecords ?? options.chunkTableMemoryRecords
         )
         let key = master.streamKey(FormatV1.indexStreamID)
         let name = self.name

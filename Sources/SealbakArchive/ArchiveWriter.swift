@@ -335,31 +335,38 @@ package final class ArchiveWriter {
         guard entry.kind == .file, let record = try chain.files.record(named: entry.name),
             record.state == state
         else { return false }
-        var records: [UInt8] = []
-        records.reserveCapacity(record.chunks.count * ChunkRecords.referenceByteCount)
-        var list: [(id: [UInt8], location: ChunkLocation)] = []
-        list.reserveCapacity(record.chunks.count)
+        // First the record is checked against the table (its chunks add up to the file's size), then its references
+        // are written as the stream takes them, a piece at a time: memory does not grow with the file.
         var total: UInt64 = 0
         for c in record.chunks {
             guard Int(c) < table.chunkCount else { return false }
-            let bytes = try table.table.records(Int(c)..<Int(c) + 1)
-            let id = Array(bytes[0..<ChunkIndex.chunkIDByteCount])
-            let location = ChunkTable.location(in: bytes, at: 0)
-            ChunkRecords.appendReference(ChunkReference(location, chunkID: id), to: &records)
-            list.append((id, location))
-            total += UInt64(location.length)
+            total += UInt64(try table.location(at: Int(c)).length)
         }
         guard total == state.size else { return false }
-        let r = try writeStream(
-            slot: index + 1,
-            streamID: UInt32(index),
-            compression: entryCompression[index],
-            bytes: records
-        )
+        let idsStart = log.ids.count
+        var pending: [UInt8] = []
+        var used = 0
+        var next = 0
+        let r = try writeStream(slot: index + 1, streamID: UInt32(index), compression: entryCompression[index]) {
+            out in
+            if used == pending.count {
+                guard next < record.chunks.count else { return }
+                pending.removeAll(keepingCapacity: true)
+                used = 0
+                let end = min(next + 4096, record.chunks.count)
+                for c in record.chunks[next..<end] {
+                    let bytes = try table.table.records(Int(c)..<Int(c) + 1)
+                    let id = Array(bytes[0..<ChunkIndex.chunkIDByteCount])
+                    let location = ChunkTable.location(in: bytes, at: 0)
+                    ChunkRecords.appendReference(ChunkReference(location, chunkID: id), to: &pending)
+                    try log.add(id: id, location: location, keepID: true)
+                }
+                next = end
+            }
+            used += out.appendPrefix(of: pending.span.extracting(used...))
+        }
         results.append(r)
         contentResults.append((state.size, record.sha256))
-        let idsStart = log.ids.count
-        for (id, location) in list { try log.add(id: id, location: location, keepID: true) }
         referencedBytes += state.size
         entryChunkIDs[index] = idsStart..<log.ids.count
         fileStates[index] = state
@@ -400,6 +407,15 @@ package final class ArchiveWriter {
                 table: try builder.finish()
             )
             chainIndex = index
+            let indexBytes = UInt64(index.head().count) + UInt64(index.chunkCount) * UInt64(ChunkIndex.chunkByteCount)
+            if indexBytes > FormatV1.maxIndexPlaintext {
+                throw SealbakError(
+                    .usage,
+                    "this chained archive would list \(index.chunkCount) chunks, more than its index stream may hold "
+                        + "(\(FormatV1.maxIndexPlaintext) bytes, Spec §14.3; about 256 GiB of distinct data). Pack "
+                        + "this data without --chained and --base, or split it into several archives"
+                )
+            }
             try log.ids.flush()
             chainFiles = try fileRecords(index: index, ids: log.ids)
             entryChunkIDs = [:]

@@ -483,7 +483,13 @@ package final class ChainResolver {
                         + "name?"
                 )
             }
-            try base.loadChunkIndex()
+            // The chain's tables share one memory budget, so a deep chain does not hold a table in memory per link.
+            try base.loadChunkIndex(
+                memoryRecords: min(
+                    base.options.chunkTableMemoryRecords,
+                    ChunkTables.chainMemoryRecords / max(1, Int(head.header.base?.depth ?? 1))
+                )
+            )
             bases.append((name, base))
             byID[base.header.archiveID] = base
             current = base

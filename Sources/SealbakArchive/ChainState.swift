@@ -272,23 +272,28 @@ package struct ChainState {
     }
 
     /// Parses a chain state file's bytes; nil when they are not one (damaged, truncated, another file).
+    ///
+    /// - Throws: only when a scratch file for a large table fails (`SealbakError`, code `io`).
     package static func parse(
         _ bytes: [UInt8],
         expectedEntryCount: Int? = nil,
         memoryRecords: Int = ChunkTables.memoryRecords
-    ) -> ChainState? {
-        parse(size: bytes.count, expectedEntryCount: expectedEntryCount, memoryRecords: memoryRecords) { at, n in
+    ) throws -> ChainState? {
+        try parse(size: bytes.count, expectedEntryCount: expectedEntryCount, memoryRecords: memoryRecords) { at, n in
             Array(bytes[at..<at + n])
         }
     }
 
     /// Reads the state file at `path`, a piece at a time (its chunk table goes to a scratch file when large); nil
     /// when it does not exist or is not a chain state.
-    package static func load(path: String, memoryRecords: Int = ChunkTables.memoryRecords) -> ChainState? {
+    ///
+    /// - Throws: when the file cannot be read, or a scratch file for a large table fails (`SealbakError`): the
+    ///   caller says so rather than taking the state for missing.
+    package static func load(path: String, memoryRecords: Int = ChunkTables.memoryRecords) throws -> ChainState? {
         guard let input = try? InputFile(path: path), let size = input.size, size <= UInt64(Int.max) else {
             return nil
         }
-        return parse(size: Int(size), expectedEntryCount: nil, memoryRecords: memoryRecords) { at, n in
+        return try parse(size: Int(size), expectedEntryCount: nil, memoryRecords: memoryRecords) { at, n in
             let bytes = try input.read(at: UInt64(at), count: n)
             guard bytes.count == n else { throw SealbakError(.io, "\(path) changed while it was read") }
             return bytes
@@ -301,7 +306,7 @@ package struct ChainState {
         expectedEntryCount: Int?,
         memoryRecords: Int,
         read: @escaping (Int, Int) throws -> [UInt8]
-    ) -> ChainState? {
+    ) throws -> ChainState? {
         let fixed = 8 + 16 + 32 + 2 + 32 + 2
         guard size >= fixed + 32 else { return nil }
         var key: [UInt8] = []
@@ -383,6 +388,8 @@ package struct ChainState {
                 index: index,
                 files: try files.finish()
             )
+        } catch let error as SealbakError {
+            throw error
         } catch {
             return nil
         }

@@ -21,6 +21,8 @@ package enum ChunkTables {
     /// on the 800 MB benchmark data set, a limit of 1 MiB made the incremental pack 0.25 s slower). The writer's
     /// and reader's options can lower it (tests).
     package static let memoryRecords = 65_536
+    /// Records all the bases' tables of a chain being read keep in memory together (16 MiB): each base gets its share.
+    package static let chainMemoryRecords = 4 * memoryRecords
     /// Records the sorter of a new archive's chunks sorts in memory at a time (2 MiB).
     package static let runRecords = 32_768
     /// The memory all the runs' read buffers share while they are merged.

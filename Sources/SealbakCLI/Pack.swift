@@ -374,7 +374,7 @@ struct Pack: ParsableCommand {
         var basePassphrase: Passphrase?
         if let base {
             do {
-                if let path = chainState, let state = ChainState.load(path: path),
+                if let path = chainState, let state = try ChainState.load(path: path),
                     let context = try ChainWriteContext.continuing(from: state, base: storage.locations.input(base))
                 {
                     options.chain = context

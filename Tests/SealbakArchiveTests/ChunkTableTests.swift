@@ -127,7 +127,7 @@ import Testing
         )
         let path = dir + "/state"
         try state.save(path: path)
-        let loaded = try #require(ChainState.load(path: path, memoryRecords: 32))
+        let loaded = try #require(try ChainState.load(path: path, memoryRecords: 32))
         #expect(loaded.index.table.isPaged && loaded.files.isPaged)
         #expect(try loaded.files.record(named: "f2999")?.chunks == (0..<100).map { UInt32((2999 + $0) % 400) })
         #expect(try loaded.files.record(named: "f3000") == nil)
@@ -151,8 +151,11 @@ import Testing
         do {
             _ = try ScratchFile(purpose: "a test", directory: dir + "/missing")
             Issue.record("a scratch file was made in a missing directory")
-        } catch let e as SealbakError {
-            #expect(e.message.contains(dir + "/missing") && e.message.contains("set TMPDIR"), "\(e.message)")
+        } catch {
+            #expect(
+                error.message.contains(dir + "/missing") && error.message.contains("set TMPDIR"),
+                "\(error.message)"
+            )
         }
     }
 
