@@ -128,6 +128,7 @@ final class ChunkSorter {
 
     /// The current run, sorted by id, each id once (the record given first).
     private func sortedRun() -> [UInt8] {
+        if run.isEmpty { return [] }
         let size = ChunkTable.recordByteCount
         let n = run.count / size
         let sorted: [UInt8] = run.withUnsafeBufferPointer { all in
