@@ -1,6 +1,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
@@ -145,5 +148,14 @@ int sealbak_start_writeback_range(int fd, long long offset, long long length) {
     (void)length;
     errno = ENOSYS;
     return -1;
+#endif
+}
+
+int sealbak_limit_malloc_arenas(int count) {
+#ifdef __GLIBC__
+    return mallopt(M_ARENA_MAX, count);
+#else
+    (void)count;
+    return 0;
 #endif
 }

@@ -10,6 +10,8 @@ int sealbak_syncfs(int fd);
 /* open(dir, O_TMPFILE | O_RDWR, mode): an unnamed file in dir that vanishes if never linked. -1 + errno on failure
    (EOPNOTSUPP/EISDIR/EINVAL when the file system has no O_TMPFILE: callers fall back to a named temp file). */
 int sealbak_open_tmpfile(const char *dir, unsigned int mode);
+/// glibc's mallopt(M_ARENA_MAX, count): at most `count` malloc arenas (no-op elsewhere).
+int sealbak_limit_malloc_arenas(int count);
 
 /* Gives the unnamed file fd the name path (linkat through /proc/self/fd). Fails with EEXIST if path exists. */
 int sealbak_link_tmpfile(int fd, const char *path);
