@@ -33,7 +33,7 @@ struct Sealbak: ParsableCommand {
         _ = setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &noCore)
         // Two malloc arenas, not glibc's 8 per core: buffers are allocated on one thread and freed on another (frames,
         // chunk lists), and with an arena per thread the freed pages stayed with the process. Measured on a 16 GiB
-        // chain's verify: peak RSS 108 MiB with the default, 83 MiB with 2, 77 MiB with 1, all in 8.5 s. The
+        // chain's verify: peak RSS 105 MiB with the default, 81 MiB with 2, 76 MiB with 1, all in 8.5 s. The
         // environment's MALLOC_ARENA_MAX wins when set.
         if getenv("MALLOC_ARENA_MAX") == nil { _ = sealbak_limit_malloc_arenas(2) }
         Interrupts.install()
