@@ -592,9 +592,9 @@ package final class ArchiveReader {
 extension ArchiveReader {
     /// Reads the index stream of a chained archive through the trailer (seekable input): it occupies the body offsets
     /// from the end of the last entry stream to the trailer (Spec §14.3).
-    @discardableResult
     ///
     /// - Parameter memoryRecords: records of its table kept in memory (default: the reader's options).
+    @discardableResult
     package func loadChunkIndex(memoryRecords: Int? = nil) throws -> ChunkIndex {
         if let chunkIndex { return chunkIndex }
         guard isChained else {

@@ -336,34 +336,43 @@ package final class ArchiveWriter {
             record.state == state
         else { return false }
         // First the record is checked against the table (its chunks add up to the file's size), then its references
-        // are written as the stream takes them, a piece at a time: memory does not grow with the file.
+        // are written as the stream takes them, 4,096 at a time: memory does not grow with the file. The table
+        // records of a file of one piece, the usual case, are read once and kept for the writing.
+        let piece = 4096
+        func records(_ k: Int) throws -> [UInt8] {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(min(piece, record.chunks.count - k) * ChunkTable.recordByteCount)
+            for c in record.chunks[k..<min(k + piece, record.chunks.count)] {
+                bytes += try table.table.records(Int(c)..<Int(c) + 1)
+            }
+            return bytes
+        }
+        guard record.chunks.allSatisfy({ Int($0) < table.chunkCount }) else { return false }
         var total: UInt64 = 0
-        for c in record.chunks {
-            guard Int(c) < table.chunkCount else { return false }
-            total += UInt64(try table.location(at: Int(c)).length)
+        var kept: [UInt8]?
+        for k in stride(from: 0, to: record.chunks.count, by: piece) {
+            let bytes = try records(k)
+            for at in stride(from: 0, to: bytes.count, by: ChunkTable.recordByteCount) {
+                total += UInt64(ChunkTable.location(in: bytes, at: at).length)
+            }
+            if record.chunks.count <= piece { kept = bytes }
         }
         guard total == state.size else { return false }
         let idsStart = log.ids.count
-        var pending: [UInt8] = []
-        var used = 0
         var next = 0
         let r = try writeStream(slot: index + 1, streamID: UInt32(index), compression: entryCompression[index]) {
-            out in
-            if used == pending.count {
-                guard next < record.chunks.count else { return }
-                pending.removeAll(keepingCapacity: true)
-                used = 0
-                let end = min(next + 4096, record.chunks.count)
-                for c in record.chunks[next..<end] {
-                    let bytes = try table.table.records(Int(c)..<Int(c) + 1)
-                    let id = Array(bytes[0..<ChunkIndex.chunkIDByteCount])
-                    let location = ChunkTable.location(in: bytes, at: 0)
-                    ChunkRecords.appendReference(ChunkReference(location, chunkID: id), to: &pending)
-                    try log.add(id: id, location: location, keepID: true)
-                }
-                next = end
+            guard next < record.chunks.count else { return nil }
+            let bytes = try kept ?? records(next)
+            next += piece
+            var references: [UInt8] = []
+            references.reserveCapacity(bytes.count / ChunkTable.recordByteCount * ChunkRecords.referenceByteCount)
+            for at in stride(from: 0, to: bytes.count, by: ChunkTable.recordByteCount) {
+                let id = Array(bytes[at..<at + ChunkIndex.chunkIDByteCount])
+                let location = ChunkTable.location(in: bytes, at: at)
+                ChunkRecords.appendReference(ChunkReference(location, chunkID: id), to: &references)
+                try log.add(id: id, location: location, keepID: true)
             }
-            used += out.appendPrefix(of: pending.span.extracting(used...))
+            return references
         }
         results.append(r)
         contentResults.append((state.size, record.sha256))
@@ -421,22 +430,21 @@ package final class ArchiveWriter {
             entryChunkIDs = [:]
             fileStates = [:]
             // The index stream: its head, then the table's records a piece at a time.
-            var piece = index.head()
-            var used = 0
+            var head: [UInt8]? = index.head()
             var nextRecord = 0
             _ = try writeStream(
                 slot: manifest.entries.count + 1,
                 streamID: FormatV1.indexStreamID,
                 compression: options.compression
-            ) { out in
-                if used == piece.count {
-                    guard nextRecord < index.chunkCount else { return }
-                    let n = min(16_384, index.chunkCount - nextRecord)
-                    piece = try index.table.records(nextRecord..<nextRecord + n)
-                    nextRecord += n
-                    used = 0
+            ) {
+                if let piece = head {
+                    head = nil
+                    return piece
                 }
-                used += out.appendPrefix(of: piece.span.extracting(used...))
+                guard nextRecord < index.chunkCount else { return nil }
+                let n = min(16_384, index.chunkCount - nextRecord)
+                defer { nextRecord += n }
+                return try index.table.records(nextRecord..<nextRecord + n)
             }
         }
         try pipeline.finish()
@@ -534,6 +542,25 @@ package final class ArchiveWriter {
         var offset = 0
         return try writeStream(slot: slot, streamID: streamID, compression: compression) { out in
             offset += out.appendPrefix(of: bytes.span.extracting(offset...))
+        }
+    }
+
+    /// Writes a stream whose content `next` gives a piece at a time (nil at the end).
+    private func writeStream(
+        slot: Int,
+        streamID: UInt32,
+        compression: CompressionAlgorithm,
+        pieces next: () throws -> [UInt8]?
+    ) throws -> (size: UInt64, sha256: [UInt8]) {
+        var piece: [UInt8] = []
+        var used = 0
+        return try writeStream(slot: slot, streamID: streamID, compression: compression) { out in
+            while used == piece.count {
+                guard let p = try next() else { return }
+                piece = p
+                used = 0
+            }
+            used += out.appendPrefix(of: piece.span.extracting(used...))
         }
     }
 

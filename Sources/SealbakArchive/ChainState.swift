@@ -135,10 +135,13 @@ package final class ChainFileTable: Sendable, Equatable {
         return w.bytes
     }
 
+    /// The bytes of a record after its name: size, times, inode, device, SHA-256 and the chunk count.
+    static let fixedByteCount = 8 + 8 + 4 + 8 + 4 + 8 + 8 + 32 + 4
+
     /// The length of the record at `at` of `bytes` (one this table encoded).
     private static func length(of bytes: [UInt8], at: Int) -> Int {
         let nameLength = Int(bytes[at]) | Int(bytes[at + 1]) << 8
-        let countAt = at + 2 + nameLength + 8 + 8 + 4 + 8 + 4 + 8 + 8 + 32
+        let countAt = at + 2 + nameLength + fixedByteCount - 4
         var count = 0
         for k in 0..<4 { count |= Int(bytes[countAt + k]) << (8 * k) }
         return countAt + 4 + 4 * count - at
@@ -185,8 +188,12 @@ package final class ChainFileTable: Sendable, Equatable {
         private var count = 0
 
         func append(_ record: ChainFileRecord) throws {
-            let encoded = ChainFileTable.encode(record)
-            places[record.name] = Place(offset: spill.count, length: encoded.count)
+            try append(encoded: ChainFileTable.encode(record), name: record.name)
+        }
+
+        /// Appends a record already in the table's encoding.
+        func append(encoded: [UInt8], name: String) throws {
+            places[name] = Place(offset: spill.count, length: encoded.count)
             try spill.append(encoded)
             count += 1
         }
@@ -349,31 +356,23 @@ package struct ChainState {
             if !version1 {
                 let count = try c.uint32()
                 for _ in 0..<count {
-                    let nameLength = Int(try c.uint16())
-                    guard let name = String(validating: try c.take(nameLength), as: UTF8.self) else { return nil }
-                    var st = FileState()
-                    st.size = try c.uint64()
-                    st.mtimeSeconds = Int64(bitPattern: try c.uint64())
-                    st.mtimeNanoseconds = Int64(try c.uint32())
-                    st.ctimeSeconds = Int64(bitPattern: try c.uint64())
-                    st.ctimeNanoseconds = Int64(try c.uint32())
-                    st.inode = try c.uint64()
-                    st.device = try c.uint64()
-                    let sha = try c.take(32)
-                    let chunkCount = Int(try c.uint32())
-                    guard chunkCount * 4 <= c.left else { return nil }
-                    let raw = try c.take(chunkCount * 4)
-                    var chunks: [UInt32] = []
-                    chunks.reserveCapacity(chunkCount)
-                    for k in stride(from: 0, to: raw.count, by: 4) {
-                        var p: UInt32 = 0
-                        for b in 0..<4 { p |= UInt32(raw[k + b]) << (8 * UInt32(b)) }
-                        guard Int(p) < index.chunkCount else { return nil }
-                        chunks.append(p)
-                    }
-                    // Whether the chunks add up to the size is checked where the record is used (the table may be
+                    // A record as the table keeps it: checked (a UTF-8 name, positions inside the chunk table), not
+                    // decoded. Whether its chunks add up to its size is checked where it is used (the table may be
                     // paged: checking here would read a page per chunk).
-                    try files.append(ChainFileRecord(name: name, state: st, sha256: sha, chunks: chunks))
+                    let head = try c.take(2)
+                    let nameLength = Int(head[0]) | Int(head[1]) << 8
+                    let fixed = try c.take(nameLength + ChainFileTable.fixedByteCount)
+                    guard let name = String(validating: fixed[0..<nameLength], as: UTF8.self) else { return nil }
+                    var chunkCount = 0
+                    for k in 0..<4 { chunkCount |= Int(fixed[fixed.count - 4 + k]) << (8 * k) }
+                    guard chunkCount * 4 <= c.left else { return nil }
+                    let positions = try c.take(chunkCount * 4)
+                    for k in stride(from: 0, to: positions.count, by: 4) {
+                        var p = 0
+                        for b in 0..<4 { p |= Int(positions[k + b]) << (8 * b) }
+                        guard p < index.chunkCount else { return nil }
+                    }
+                    try files.append(encoded: head + fixed + positions, name: name)
                 }
             }
             guard c.left == 0, Sodium.constantTimeEqual(c.hasher.finalize(), try read(size - 32, 32)) else {
@@ -443,7 +442,6 @@ private struct StateCursor {
         return out
     }
 
-    mutating func uint16() throws -> UInt16 { UInt16(truncatingIfNeeded: try le(2)) }
     mutating func uint32() throws -> UInt32 { UInt32(truncatingIfNeeded: try le(4)) }
     mutating func uint64() throws -> UInt64 { try le(8) }
 

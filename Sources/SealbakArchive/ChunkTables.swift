@@ -96,9 +96,8 @@ final class ChunkTableBuilder {
     }
 
     func finish() throws -> ChunkTable {
-        if let records = spill.inMemory { return ChunkTable(records: records) }
+        guard let file = spill.file else { return ChunkTable(records: spill.inMemory ?? []) }
         try spill.flush()
-        guard let file = spill.file else { return ChunkTable(records: []) }
         let size = UInt64(ChunkTable.recordByteCount)
         return ChunkTable(count: count, pageIDs: pageIDs) { first, n in
             try file.read(at: UInt64(first) * size, count: n * Int(size))
@@ -128,25 +127,7 @@ final class ChunkSorter {
 
     /// The current run, sorted by id, each id once (the record given first).
     private func sortedRun() -> [UInt8] {
-        if run.isEmpty { return [] }
-        let size = ChunkTable.recordByteCount
-        let n = run.count / size
-        let sorted: [UInt8] = run.withUnsafeBufferPointer { all in
-            let base = all.baseAddress!
-            let order = (0..<n).sorted { a, b in
-                let c = ChunkTable.compare(base + a * size, base + b * size)
-                return c != 0 ? c < 0 : a < b
-            }
-            var out: [UInt8] = []
-            out.reserveCapacity(run.count)
-            var last = -1
-            for i in order {
-                if last >= 0 && ChunkTable.compare(base + last * size, base + i * size) == 0 { continue }
-                last = i
-                out += all[i * size..<(i + 1) * size]
-            }
-            return out
-        }
+        let sorted = ChunkTable.sortedUnique(run)
         run.removeAll(keepingCapacity: true)
         return sorted
     }

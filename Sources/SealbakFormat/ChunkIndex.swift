@@ -143,6 +143,29 @@ package final class ChunkTable: Sendable {
         }
     }
 
+    /// `records` (whole 64-byte records in the order given) sorted by id, each id once: of records with the same id,
+    /// the one given first (Spec §14.3).
+    package static func sortedUnique(_ records: [UInt8]) -> [UInt8] {
+        if records.isEmpty { return [] }
+        let size = recordByteCount
+        return records.withUnsafeBufferPointer { all in
+            let base = all.baseAddress!
+            let order = (0..<records.count / size).sorted { a, b in
+                let c = compare(base + a * size, base + b * size)
+                return c != 0 ? c < 0 : a < b
+            }
+            var out: [UInt8] = []
+            out.reserveCapacity(records.count)
+            var last = -1
+            for i in order {
+                if last >= 0 && compare(base + last * size, base + i * size) == 0 { continue }
+                last = i
+                out += all[i * size..<(i + 1) * size]
+            }
+            return out
+        }
+    }
+
     /// Binary search for the 32-byte `id` among `count` ids placed `stride` bytes apart in `bytes`: its position if
     /// present, and where it would be inserted.
     private static func search(
@@ -212,7 +235,11 @@ package struct ChunkTableChecker: Sendable {
                     offset: here + 60
                 )
             }
-            previous = Array(id)
+            if count == 0 {
+                previous = Array(id)
+            } else {
+                previous.replaceSubrange(0..<ChunkTable.idByteCount, with: id)
+            }
             count += 1
             at += ChunkTable.recordByteCount
         }
@@ -315,7 +342,9 @@ package struct ChunkIndexParser: Sendable {
             case .records(let left):
                 let whole = UInt64(available / ChunkTable.recordByteCount)
                 if whole == 0 && (left > 0 || available == 0) { break loop }
-                if left == 0 { throw wrongCount(follow: UInt64(checker.count * 64 + available)) }
+                if left == 0 {
+                    throw wrongCount(follow: UInt64(checker.count * ChunkTable.recordByteCount + available))
+                }
                 let n = Int(min(whole, left))
                 let range = at..<at + n * ChunkTable.recordByteCount
                 try checker.check(pending[range], offset: pendingOffset + UInt64(at))
@@ -404,19 +433,10 @@ package struct ChunkIndex: Sendable, Equatable {
     ///
     /// - Precondition: 32-byte chunk ids, 16-byte archive ids, 32-byte hashes, lengths in 1...2^24.
     package init(entries: [LogicalEntry], chunks: [(id: [UInt8], location: ChunkLocation)]) {
-        let order = chunks.indices.sorted { a, b in
-            chunks[a].id == chunks[b].id ? a < b : chunks[a].id.lexicographicallyPrecedes(chunks[b].id)
-        }
         var records: [UInt8] = []
         records.reserveCapacity(chunks.count * Self.chunkByteCount)
-        var previous: [UInt8]?
-        for i in order {
-            let (id, location) = chunks[i]
-            if id == previous { continue }
-            previous = id
-            Self.appendRecord(id: id, location: location, to: &records)
-        }
-        self.init(entries: entries, table: ChunkTable(records: records))
+        for (id, location) in chunks { Self.appendRecord(id: id, location: location, to: &records) }
+        self.init(entries: entries, table: ChunkTable(records: ChunkTable.sortedUnique(records)))
     }
 
     /// Appends one chunk record (Spec §14.3) to `out`.
