@@ -432,11 +432,15 @@ extension ProgressTap {
 }
 
 func formatTime(_ unix: Int64) -> String {
-    let f = DateFormatter()
-    f.locale = Locale(identifier: "en_US_POSIX")
-    f.timeZone = TimeZone(identifier: "UTC")
-    f.dateFormat = "yyyy-MM-dd HH:mm:ss'Z'"
-    return f.string(from: Date(timeIntervalSince1970: TimeInterval(unix)))
+    // gmtime_r, not a DateFormatter: `list` formats a time per entry, and making a formatter for each took 77% of
+    // listing 7,600 entries (1.2 s).
+    var t = time_t(unix)
+    var tm = tm()
+    guard gmtime_r(&t, &tm) != nil else { return "?" }
+    func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+    let year = Int(tm.tm_year) + 1900
+    let y = year >= 0 && year < 1000 ? String(repeating: "0", count: 4 - "\(year)".count) + "\(year)" : "\(year)"
+    return "\(y)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday)) \(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec))Z"
 }
 
 enum CipherChoice: String, ExpressibleByArgument, CaseIterable {
