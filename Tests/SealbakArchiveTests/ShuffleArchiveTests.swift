@@ -199,6 +199,41 @@ import Testing
         #expect(try TestReader.readAll(edited, password: "second").data == entries.map(\.data))
     }
 
+    /// The byte-level `isVectorFile` agrees with the rule as written on `String`s, over names built from the parts
+    /// that matter (case, extensions, folders, digits) and a few non-ASCII ones.
+    @Test func vectorFileNamesAgreeWithTheStringRule() {
+        func reference(_ name: String) -> Bool {
+            let components = name.split(separator: "/", omittingEmptySubsequences: false)
+            guard let base = components.last?.lowercased() else { return false }
+            for ext in [".npy", ".fvecs", ".ivecs", ".f32"] where base.hasSuffix(ext) && base.count > ext.count {
+                return true
+            }
+            if base == "data_level0.bin" { return true }
+            guard components.dropLast().contains(where: { $0 == "vector_storage" || $0.hasPrefix("vector_storage-") })
+            else { return false }
+            if base == "matrix.dat" { return true }
+            guard base.hasPrefix("chunk_") && base.hasSuffix(".mmap") else { return false }
+            let digits = base.dropFirst("chunk_".count).dropLast(".mmap".count)
+            return !digits.isEmpty && digits.allSatisfy { $0.isASCII && $0.isNumber }
+        }
+        let folders = [
+            "", "a/", "vector_storage/", "vector_storage-x/", "vector_storagex/", "Vector_Storage/", "/", "é/",
+        ]
+        let bases = [
+            "e.npy", "E.NPY", ".npy", "x.fvecs", "x.IVECS", "x.f32", "x.F32", "data_level0.bin", "DATA_LEVEL0.BIN",
+            "xdata_level0.bin", "matrix.dat", "MATRIX.DAT", "chunk_1.mmap", "CHUNK_12.MMAP", "chunk_.mmap",
+            "chunk_a.mmap", "chunk.mmap", "chunk_1.mmapx", "ü.npy", "", "npy", "x.np",
+        ]
+        for f in folders {
+            for g in folders {
+                for b in bases {
+                    let name = f + g + b
+                    #expect(ShuffleSelection.isVectorFile(name) == reference(name), "\(name)")
+                }
+            }
+        }
+    }
+
     /// Which names `pack` shuffles (ShuffleSelection.isVectorFile).
     @Test func vectorFileNames() {
         for name in [
