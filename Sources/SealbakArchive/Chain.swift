@@ -36,7 +36,7 @@ package enum ChainMetadata {
     }
 
     static func hex(_ key: SecureBytes) -> String {
-        key.withUnsafeBytes { b in b.map { String(format: "%02x", $0) }.joined() }
+        key.withUnsafeBytes { SealbakIO.hex($0) }
     }
 
     private static func hexBytes(_ s: String) -> [UInt8]? {
@@ -874,5 +874,3 @@ final class OrderedWorker: Sendable {
         }
     }
 }
-
-private func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }

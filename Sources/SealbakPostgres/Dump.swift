@@ -145,7 +145,7 @@ package final class DumpStream {
                 throw SealbakError(
                     .toolFailed,
                     "pg_dump for \(component) did not write a custom-format dump (it starts with "
-                        + "\(head.map { String(format: "%02x", $0) }.joined()))"
+                        + "\(hex(head)))"
                 )
             }
             bytes += UInt64(n)

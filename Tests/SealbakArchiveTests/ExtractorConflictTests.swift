@@ -104,6 +104,14 @@ import Testing
         #expect(displayName(bytes: [0x61, 0xFF, 0xC3]) == "a\\xff\\xc3")
     }
 
+    /// `hex` (the move plan's names, ids in messages) writes every byte value as `%02x` does.
+    @Test func hexWritesEveryByteAsPrintfDoes() {
+        let all = (0...255).map { UInt8($0) }
+        #expect(hex(all) == all.map { String(format: "%02x", $0) }.joined())
+        #expect(hex([UInt8]()) == "")
+        #expect(hex(all[250...]) == "fafbfcfdfeff")
+    }
+
     @Test func staleLeftoversAreFoundOnlyWhenTheirProcessIsGone() throws {
         let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

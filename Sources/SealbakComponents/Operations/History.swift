@@ -71,7 +71,7 @@ package struct RunRecord: Codable, Sendable, Equatable {
 
     package static func newID() -> String {
         let bytes = (0..<6).map { _ in UInt8.random(in: 0...255) }
-        return bytes.map { String(format: "%02x", $0) }.joined()
+        return hex(bytes)
     }
 
     package func jsonLine() -> [UInt8] {
