@@ -36,7 +36,7 @@ package struct Metadata: Hashable, Sendable, Sequence {
                 if let newValue { pairs[i].value = newValue } else { pairs.remove(at: i) }
             } else if let newValue {
                 pairs.append((key, newValue))
-                pairs.sort { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+                pairs.sort { $0.key.utf8Precedes($1.key) }
             }
         }
     }

@@ -229,7 +229,7 @@ package final class Extractor: EntrySink {
         unlinkat(stagingFD, "plan", 0)
         fsync(stagingFD)
         Faults.point("unpack: plan removed")
-        skippedSymlinks = skippedSymlinks.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        skippedSymlinks = skippedSymlinks.sorted { $0.utf8Precedes($1) }
         interruptToken.map(Interrupts.unregister)
         interruptToken = nil
         try? FileManager.default.removeItem(atPath: root + "/" + stagingName)
@@ -367,8 +367,9 @@ package final class Extractor: EntrySink {
         force: Bool
     ) throws(SealbakError) -> [TargetItem] {
         let slash = UInt8(ascii: "/")
-        let keys = Dictionary(uniqueKeysWithValues: selected.map { ($0, Array(manifest.entries[$0].name.utf8)) })
-        let order = selected.sorted { keys[$0]!.lexicographicallyPrecedes(keys[$1]!) }
+        let order = selected.map { (index: $0, name: Array(manifest.entries[$0].name.utf8)) }.sorted {
+            $0.name.bytesPrecede($1.name)
+        }
         var implied = Set<[UInt8]>()
         /// What each directory on the way is: true = exists as a directory, false = missing (will be created).
         var directories: [[UInt8]: Bool] = [:]
@@ -392,12 +393,11 @@ package final class Extractor: EntrySink {
                 errno: errno
             )
         }
-        for i in order {
-            if manifest.entries[i].kind == .directory { listed.insert(Array(manifest.entries[i].name.utf8)) }
+        for (i, name) in order where manifest.entries[i].kind == .directory {
+            listed.insert(name)
         }
-        for i in order {
+        for (i, name) in order {
             let e = manifest.entries[i]
-            let name = keys[i]!
             // Every directory on the way: must be a real directory or missing (then it is created first).
             var parentMissing = false
             for (k, b) in name.enumerated() where b == slash {
@@ -455,7 +455,7 @@ package final class Extractor: EntrySink {
             items.append(TargetItem(name: e.name, entry: i, exists: existing != nil))
         }
         // Parents first: implied directories were appended when first met, so sort everything by bytes.
-        return items.map { (Array($0.name.utf8), $0) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }.map(\.1)
+        return items.map { (Array($0.name.utf8), $0) }.sorted { $0.0.bytesPrecede($1.0) }.map(\.1)
     }
 
     // MARK: - What killed unpacks left

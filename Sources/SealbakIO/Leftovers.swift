@@ -1,4 +1,5 @@
 import Foundation
+import SealbakFormat
 
 #if canImport(Glibc)
 import Glibc
@@ -18,7 +19,7 @@ package enum Leftovers {
             guard name.hasPrefix(prefix), let pid = pid(of: name, prefix: prefix) else { return false }
             guard pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { return false }
             return !isLocked(dir + "/" + name)
-        }.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        }.sorted { $0.utf8Precedes($1) }
     }
 
     /// Removes what `stale(prefix:in:)` finds (folders with everything in them, never following a symlink);

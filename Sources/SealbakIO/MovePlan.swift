@@ -1,5 +1,6 @@
 import CSealbakShims
 import Foundation
+import SealbakFormat
 
 #if canImport(Glibc)
 import Glibc
@@ -229,7 +230,7 @@ final class Mover {
     }
 
     private func syncTouched() throws(SealbakError) {
-        for key in touched.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+        for key in touched.sorted(by: { $0.bytesPrecede($1) }) {
             let fd =
                 key.isEmpty
                 ? rootFD : (try? directory(key.split(separator: UInt8(ascii: "/")).map { Array($0) }, key: key)) ?? -1

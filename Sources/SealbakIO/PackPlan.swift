@@ -187,7 +187,7 @@ package struct PackPlan: Sendable {
                 children.append(s)
             }
             closedir(dir)
-            children.sort { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+            children.sort { $0.utf8Precedes($1) }
             for child in children {
                 let childRel = rel.isEmpty ? child : rel + "/" + child
                 if let filter {

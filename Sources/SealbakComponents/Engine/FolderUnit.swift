@@ -203,9 +203,7 @@ package final class FolderUnit: RestoreUnit {
         let dir = rel.isEmpty ? target : target + "/" + rel
         try filter?.enter(directory: rel, fsPath: dir)
         let names =
-            (try? FileManager.default.contentsOfDirectory(atPath: dir))?.sorted {
-                Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8))
-            } ?? []
+            (try? FileManager.default.contentsOfDirectory(atPath: dir))?.sorted { $0.utf8Precedes($1) } ?? []
         for n in names {
             let childRel = rel.isEmpty ? n : rel + "/" + n
             var st = stat()
