@@ -91,10 +91,13 @@ struct HistoryCommand: ParsableCommand {
                     if r.kind == .drill, let d = r.details {
                         tail += (tail.isEmpty ? "" : "; ") + d.joined(separator: "; ")
                     }
+                    let kind = r.kind.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)
+                    let status = r.status.rawValue.uppercased().padding(toLength: 11, withPad: " ", startingAt: 0)
+                    let tookColumn = took.padding(toLength: 7, withPad: " ", startingAt: 0)
+                    let sizeColumn = size.padding(toLength: 10, withPad: " ", startingAt: 0)
                     print(
-                        "\(RunClock.iso(r.start))  "
-                            + "\(r.kind.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0))  "
-                            + "\(r.status.rawValue.uppercased().padding(toLength: 11, withPad: " ", startingAt: 0))  \(took.padding(toLength: 7, withPad: " ", startingAt: 0))  \(size.padding(toLength: 10, withPad: " ", startingAt: 0))  \(displayMessage(tail))"
+                        "\(RunClock.iso(r.start))  \(kind)  \(status)  \(tookColumn)  \(sizeColumn)  "
+                            + displayMessage(tail)
                     )
                 }
             }

@@ -109,10 +109,12 @@ struct List: ParsableCommand {
                             + "out, from \(m["component.source"] ?? "?")"
                     )
                 case "qdrant":
+                    let collections =
+                        m["qdrant.collections"].map { $0.split(separator: ",").joined(separator: ", ") } ?? "?"
+                    let bytes = formatBytes(UInt64(m["qdrant.bytes"] ?? "") ?? 0)
                     show(
                         "  qdrant \(name): \(m["component.status"] ?? "?"), \(m["qdrant.layout"] ?? "?"), "
-                            + "collections "
-                            + "\(m["qdrant.collections"].map { $0.split(separator: ",").joined(separator: ", ") } ?? "?"), \(formatBytes(UInt64(m["qdrant.bytes"] ?? "") ?? 0)), from \(m["component.source"] ?? "?")"
+                            + "collections \(collections), \(bytes), from \(m["component.source"] ?? "?")"
                     )
                 case "chroma":
                     show(

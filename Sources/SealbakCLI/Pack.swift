@@ -59,7 +59,8 @@ struct Pack: ParsableCommand {
         name: .long,
         help: ArgumentHelp(
             "Pack incrementally: store only what PREVIOUS (a file or s3:// object of the same chain) and its bases "
-                + "do not hold, and refer to the rest (Spec §14). PREVIOUS opens with the same password (or --identity).",
+                + "do not hold, and refer to the rest (Spec §14). PREVIOUS opens with the same password "
+                + "(or --identity).",
             valueName: "PREVIOUS"
         )
     )
@@ -294,10 +295,8 @@ struct Pack: ParsableCommand {
             }
             let incomplete = outcome.incomplete
             if !incomplete.isEmpty {
-                printError(
-                    "sealbak: the archive is INCOMPLETE: "
-                        + "\(incomplete.map { "\($0.name) \($0.status.rawValue) (\($0.reason ?? ""))" }.joined(separator: "; "))"
-                )
+                let listed = incomplete.map { "\($0.name) \($0.status.rawValue) (\($0.reason ?? ""))" }
+                printError("sealbak: the archive is INCOMPLETE: \(listed.joined(separator: "; "))")
                 throw ExitCode(ExitStatus.skippedComponents)
             }
             if let unreadable = outcome.unreadable, !unreadable.isEmpty {

@@ -376,12 +376,13 @@ struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Delete the archives a retention policy does not keep, in a folder or under s3://BUCKET/PREFIX.",
         discussion: """
-            Each archive's time is the timestamp in its name (e.g. app-2026-11-21T030000.123Z.sbk, as pack NAME-{now}.sbk \
-            writes), else the creation time in its header. Kept: everything within --keep-within of the newest archive \
-            (restic's rule), the N newest (--keep-last), and the newest archive of each of the last N days, ISO weeks, \
-            months and years that have one. The newest archive is always kept, and so is an archive under S3 Object Lock \
-            until its date; files that are not sealbak archives are never deleted. Prints only what it deletes (nothing \
-            when nothing is deleted); --verbose or --dry-run print every decision with its reasons.
+            Each archive's time is the timestamp in its name (e.g. app-2026-11-21T030000.123Z.sbk, as pack \
+            NAME-{now}.sbk writes), else the creation time in its header. Kept: everything within --keep-within of the \
+            newest archive (restic's rule), the N newest (--keep-last), and the newest archive of each of the last N \
+            days, ISO weeks, months and years that have one. The newest archive is always kept, and so is an archive \
+            under S3 Object Lock until its date; files that are not sealbak archives are never deleted. Prints only \
+            what it deletes (nothing when nothing is deleted); --verbose or --dry-run print every decision with its \
+            reasons.
 
             Examples:
               sealbak prune /srv/backups/app --keep-within 7d --keep-daily 14 --keep-monthly 12
@@ -559,9 +560,10 @@ struct Prune: ParsableCommand {
                         state.lockedUntil.map {
                             "\(state.lockMode ?? "") object lock until \(formatTime(Int64($0.timeIntervalSince1970)))"
                         } ?? ""
+                    let reasons = [until, state.legalHold ? "legal hold" : ""].filter { !$0.isEmpty }
                     say(
                         "locked  \(item.name)  \(when)  \(formatBytes(item.size)): "
-                            + "\([until, state.legalHold ? "legal hold" : ""].filter { !$0.isEmpty }.joined(separator: ", ")); kept"
+                            + "\(reasons.joined(separator: ", ")); kept"
                     )
                     continue
                 }

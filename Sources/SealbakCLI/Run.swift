@@ -186,9 +186,9 @@ final class RunLog: Sendable {
         let size = r.size.map { " (\(formatBytes($0)))" } ?? ""
         switch r.status {
         case .ok:
-            return
-                "run "
-                + "ok\(took):\(archive)\(size)\(r.verified == true ? ", verified" : "")\(r.deleted.map { ", retention deleted \($0.count)" } ?? "")"
+            let verified = r.verified == true ? ", verified" : ""
+            let deleted = r.deleted.map { ", retention deleted \($0.count)" } ?? ""
+            return "run ok\(took):\(archive)\(size)\(verified)\(deleted)"
         case .warnings:
             return
                 "run completed WITH WARNINGS\(took) (exit \(r.exitCode ?? 0)):\(archive)\(size): "

@@ -16,7 +16,8 @@ struct Sealbak: ParsableCommand {
             5 truncated archive, 6 unsupported (newer format, cipher or KDF cost), 7 target exists, 8 I/O error,
             9 not found, 10 wrong identity, 11 component unavailable, 12 pg_dump/pg_restore failed,
             13 restore does not match the archive, 14 object storage refused the credentials, 15/16 written with skipped
-            components / changed files, 17 another run of the plan is in progress, 18 status: unhealthy. See docs/exit-codes.md.
+            components / changed files, 17 another run of the plan is in progress, 18 status: unhealthy. \
+            See docs/exit-codes.md.
             """,
         version: sealbakVersion,
         subcommands: [

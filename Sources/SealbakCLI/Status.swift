@@ -95,10 +95,9 @@ struct StatusCommand: ParsableCommand {
             } else if report.healthy {
                 if !quiet {
                     let s = report.lastSuccess
-                    print(
-                        "OK: \(ops.planName): last successful run "
-                            + "\(s.flatMap(\.end).map(RunClock.iso) ?? "-")\(s?.size.map { ", \(formatBytes($0))" } ?? ""), \(s?.archive ?? "")"
-                    )
+                    let end = s.flatMap(\.end).map(RunClock.iso) ?? "-"
+                    let size = s?.size.map { ", \(formatBytes($0))" } ?? ""
+                    print("OK: \(ops.planName): last successful run \(end)\(size), \(s?.archive ?? "")")
                 }
             } else {
                 unhealthy = true

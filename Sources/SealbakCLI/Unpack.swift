@@ -142,9 +142,9 @@ struct Verify: ParsableCommand {
             + "s3:// prefix; writes nothing.",
         discussion: """
             Given a folder or s3://BUCKET/PREFIX/ (ending in /), every sealbak archive there is verified and a summary \
-            printed; the exit code is the worst result (0 all intact, 15 some incomplete, else the first failure's code). \
-            With --plan, the plan's password-file/identity open the archives, each result is recorded in the plan's run \
-            history, and --not-verified-since skips archives verified (by verify or by run) since then.
+            printed; the exit code is the worst result (0 all intact, 15 some incomplete, else the first failure's \
+            code). With --plan, the plan's password-file/identity open the archives, each result is recorded in the \
+            plan's run history, and --not-verified-since skips archives verified (by verify or by run) since then.
 
             Examples:
               sealbak verify backup.sbk

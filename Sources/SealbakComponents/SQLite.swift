@@ -271,10 +271,11 @@ package enum SQLiteComponent {
             }
             let copy = try SQLiteDatabase.immutable(copyPath, what: "the copy of \(path)")
             if let (count, first) = try copy.integrityProblem() {
+                let problems = count >= 100 ? "100 or more problems" : count == 1 ? "1 problem" : "\(count) problems"
                 throw SealbakError(
                     .corrupt,
-                    "\(path) fails SQLite's integrity check "
-                        + "(\(count >= 100 ? "100 or more problems" : count == 1 ? "1 problem" : "\(count) problems")); the first: \(first). It was not packed: repair it (sqlite3 \(path) \".recover\") or restore an older backup"
+                    "\(path) fails SQLite's integrity check (\(problems)); the first: \(first). It was not packed: "
+                        + "repair it (sqlite3 \(path) \".recover\") or restore an older backup"
                 )
             }
             facts = try copy.facts()

@@ -109,8 +109,8 @@ package final class AtomicOutput {
         if anonymous {
             if overwrite {
                 // Name it beside the target, then rename over the target (atomic replacement).
-                let temp =
-                    "\(splitPath(path).dir)/.\(splitPath(path).base).sealbak-tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+                let (dir, base) = splitPath(path)
+                let temp = "\(dir)/.\(base).sealbak-tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
                 if sealbak_link_tmpfile(fd, temp) != 0 {
                     throw SealbakError.io("cannot create", path: temp, errno: errno)
                 }

@@ -503,7 +503,8 @@ package final class Extractor: EntrySink {
                 let n = try mover.forward(plan)
                 lines.append(
                     "finished an unpack into \(displayName(root)) that was killed after every entry had verified "
-                        + "(\(n) of \(plan.steps.count) moves were left); \(displayName(root)) now holds the whole unpack"
+                        + "(\(n) of \(plan.steps.count) moves were left); "
+                        + "\(displayName(root)) now holds the whole unpack"
                 )
             }
             mover.closeAll()

@@ -67,7 +67,8 @@ package struct MySQLFacts: Codable, Sendable, Equatable {
         }
         let tables = try c.query(
             """
-            SELECT t.TABLE_NAME, COALESCE(t.ENGINE, ''), COALESCE(e.TRANSACTIONS, 'NO'), COALESCE(t.DATA_LENGTH, 0) + COALESCE(t.INDEX_LENGTH, 0)
+            SELECT t.TABLE_NAME, COALESCE(t.ENGINE, ''), COALESCE(e.TRANSACTIONS, 'NO'),
+                   COALESCE(t.DATA_LENGTH, 0) + COALESCE(t.INDEX_LENGTH, 0)
             FROM information_schema.TABLES t LEFT JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE
             WHERE t.TABLE_SCHEMA = \(lit) AND t.TABLE_TYPE = 'BASE TABLE' ORDER BY t.TABLE_NAME
             """

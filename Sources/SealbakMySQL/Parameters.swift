@@ -72,7 +72,10 @@ package struct MySQLParameters: Sendable {
 
     /// `mysql://user@host:port/db` for messages and the manifest; never the password.
     package var display: String {
-        "mysql://\(user.map { $0 + "@" } ?? "")\(host.contains(":") ? "[\(host)]" : host):\(port)/\(database ?? "")\(socket.map { "?socket=" + $0 } ?? "")"
+        let userPart = user.map { $0 + "@" } ?? ""
+        let hostPart = host.contains(":") ? "[\(host)]" : host
+        let socketPart = socket.map { "?socket=" + $0 } ?? ""
+        return "mysql://\(userPart)\(hostPart):\(port)/\(database ?? "")\(socketPart)"
     }
 
     /// `user@host:port/db`, as errors name a connection.

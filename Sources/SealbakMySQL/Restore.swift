@@ -36,10 +36,9 @@ package struct MySQLRestorePlan: Sendable {
             "component \(component.name): database \(facts.database) from \(component.source), \(facts.flavour) "
                 + "\(facts.serverVersion), \(facts.charset)/\(facts.collation)"
         )
-        lines.append(
-            "  target: \(target.display) (\(targetServer)), "
-                + "\(targetExists ? "database exists with \(targetObjects) object(s)\(targetObjects > 0 ? ", will be replaced after the restored copy verifies" : ", will be filled")" : "database will be created")"
-        )
+        let fate = targetObjects > 0 ? ", will be replaced after the restored copy verifies" : ", will be filled"
+        let state = targetExists ? "database exists with \(targetObjects) object(s)\(fate)" : "database will be created"
+        lines.append("  target: \(target.display) (\(targetServer)), \(state)")
         lines.append("  tool: \(tool.path) (\(tool.versionText))")
         let rows =
             counts.map { "\($0.totalRows) row(s) counted in the dump" } ?? "row counts in the archive's counts entry"
@@ -233,9 +232,10 @@ package final class MySQLRestorer {
         let suffix = hex(SystemRandom().bytes(4))
         let temp = shortened(targetDatabase) + "_sbk_new_" + suffix
         let staged = MySQLStaged(restorer: self, plan: plan, admin: m, temp: temp, suffix: suffix, log: log)
+        let collation = facts.collation.isEmpty ? "" : " COLLATE \(quoteMySQLLiteral(facts.collation))"
         try m.query(
             "CREATE DATABASE \(quoteMySQLIdentifier(temp)) CHARACTER SET "
-                + "\(quoteMySQLLiteral(facts.charset))\(facts.collation.isEmpty ? "" : " COLLATE \(quoteMySQLLiteral(facts.collation))")"
+                + "\(quoteMySQLLiteral(facts.charset))\(collation)"
         )
         staged.created = true
         log("restoring \(component.name) into \(temp) with \(plan.tool.path)")
@@ -504,9 +504,10 @@ package final class MySQLStaged {
 
     private func createDatabase(_ name: String) throws(SealbakError) {
         let f = plan.facts
+        let collation = f.collation.isEmpty ? "" : " COLLATE \(quoteMySQLLiteral(f.collation))"
         try admin.query(
             "CREATE DATABASE \(quoteMySQLIdentifier(name)) CHARACTER SET "
-                + "\(quoteMySQLLiteral(f.charset))\(f.collation.isEmpty ? "" : " COLLATE \(quoteMySQLLiteral(f.collation))")"
+                + "\(quoteMySQLLiteral(f.charset))\(collation)"
         )
     }
 

@@ -96,7 +96,8 @@ package struct DatabaseFacts: Codable, Sendable, Equatable {
             SELECT n.nspname, c.relname, pg_total_relation_size(c.oid), has_table_privilege(c.oid, 'SELECT')
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind = 'r' AND \(userSchemaFilter)
-              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                              AND d.deptype = 'e')
             ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"
             """
         )
@@ -137,13 +138,15 @@ package struct DatabaseFacts: Codable, Sendable, Equatable {
         let indexes = try c.query(
             """
             SELECT n.nspname, t.relname, i.relname, am.amname,
-                   coalesce((SELECT string_agg(a.attname, chr(31) ORDER BY k.ord) FROM unnest(x.indkey) WITH ORDINALITY k(attnum, ord)
+                   coalesce((SELECT string_agg(a.attname, chr(31) ORDER BY k.ord)
+                             FROM unnest(x.indkey) WITH ORDINALITY k(attnum, ord)
                              JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum WHERE k.attnum > 0), ''),
                    coalesce(array_to_string(i.reloptions, chr(31)), ''), pg_relation_size(i.oid)
             FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
                  JOIN pg_namespace n ON n.oid = t.relnamespace JOIN pg_am am ON am.oid = i.relam
             WHERE t.relkind = 'r' AND \(userSchemaFilter)
-              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = t.oid AND d.deptype = 'e')
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = t.oid
+                              AND d.deptype = 'e')
             ORDER BY n.nspname COLLATE "C", t.relname COLLATE "C", i.relname COLLATE "C"
             """
         ).map { r in

@@ -57,10 +57,9 @@ package struct RestorePlan: Sendable {
             "component \(component.name): database \(facts.database) from \(component.source), PostgreSQL "
                 + "\(facts.serverVersion), \(facts.encoding)"
         )
-        lines.append(
-            "  target: \(target.display) (PostgreSQL \(targetServerVersion)), "
-                + "\(targetExists ? "database exists with \(targetObjects) object(s)\(targetObjects > 0 ? ", will be replaced after the restored copy verifies" : ", will be replaced")" : "database will be created")"
-        )
+        let fate = targetObjects > 0 ? ", will be replaced after the restored copy verifies" : ", will be replaced"
+        let state = targetExists ? "database exists with \(targetObjects) object(s)\(fate)" : "database will be created"
+        lines.append("  target: \(target.display) (PostgreSQL \(targetServerVersion)), \(state)")
         lines.append("  tool: \(restoreTool.path) (\(restoreTool.versionText))")
         for e in facts.requiredExtensions {
             let avail = availableExtensions[e.name].map { "available \($0)" } ?? "NOT AVAILABLE"
@@ -74,7 +73,8 @@ package struct RestorePlan: Sendable {
         }
         lines.append(
             "  \(facts.tables.count) table(s), \(facts.totalRows) row(s), "
-                + "\(formatBytes(UInt64(max(0, facts.totalBytes)))) on the source; \(facts.largeObjects) large object(s)"
+                + "\(formatBytes(UInt64(max(0, facts.totalBytes)))) on the source; "
+                + "\(facts.largeObjects) large object(s)"
         )
         for t in facts.tables {
             lines.append("    \(t.display): \(t.rows) row(s), \(formatBytes(UInt64(max(0, t.bytes))))")
@@ -469,8 +469,10 @@ package final class PostgresRestorer {
                 """
                 SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                          WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND \(DatabaseFacts.userSchemaFilter))
-                     + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE \(DatabaseFacts.userSchemaFilter)
-                       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'))
+                     + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                         WHERE \(DatabaseFacts.userSchemaFilter)
+                       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                                       AND d.objid = p.oid AND d.deptype = 'e'))
                      + (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql')
                      + (SELECT count(*) FROM pg_largeobject_metadata)
                 """
@@ -808,7 +810,8 @@ package final class PostgresRestorer {
         let present = Set(
             try c.query(
                 """
-                SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'
+                SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.relkind = 'r'
                 """
             ).map { ($0[0] ?? "") + "\u{0}" + ($0[1] ?? "") }
         )

@@ -77,7 +77,8 @@ package struct ServerLimits: Sendable, Equatable {
         for r in try c.query(
             """
             SELECT name, setting, coalesce(max_val, '') FROM pg_settings
-            WHERE name IN ('maintenance_work_mem', 'max_parallel_maintenance_workers', 'max_parallel_workers', 'max_worker_processes')
+            WHERE name IN ('maintenance_work_mem', 'max_parallel_maintenance_workers', 'max_parallel_workers',
+                           'max_worker_processes')
             """
         ) { v[r[0] ?? ""] = (r[1] ?? "", r[2] ?? "") }
         func int(_ k: String) -> Int64 { Int64(v[k]?.0 ?? "") ?? 0 }

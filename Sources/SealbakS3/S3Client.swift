@@ -931,7 +931,8 @@ package final class S3Client: Sendable {
         }
         let xml =
             "<Retention "
-            + "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>\(mode)</Mode><RetainUntilDate>\(until)</RetainUntilDate></Retention>"
+            + "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>\(mode)</Mode>"
+            + "<RetainUntilDate>\(until)</RetainUntilDate></Retention>"
         var call = Call(
             method: "PUT",
             bucket: loc.bucket,

@@ -118,10 +118,11 @@ final class S3Upload: ArchiveOutput {
             interruptToken = Interrupts.register { try? client.abortMultipartUpload(target, uploadID: id) }
         }
         guard nextPart <= 10_000 else {
+            let uniformNote = client.settings.usesUniformParts ? " (uniform parts)" : ""
             throw SealbakError(
                 .usage,
                 "\(location): more than 10,000 parts of "
-                    + "\(formatBytes(UInt64(client.settings.partSize)))\(client.settings.usesUniformParts ? " (uniform parts)" : ""); give a larger --s3-part-size"
+                    + "\(formatBytes(UInt64(client.settings.partSize)))\(uniformNote); give a larger --s3-part-size"
             )
         }
         slots.wait()

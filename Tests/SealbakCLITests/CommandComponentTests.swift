@@ -93,7 +93,8 @@ import Testing
               add(k); add(t); add(tostring(redis.call('PTTL', k) > 0))
               if t == 'string' then add(redis.call('GET', k))
               elseif t == 'list' then for _, v in ipairs(redis.call('LRANGE', k, 0, -1)) do add(v) end
-              elseif t == 'set' then local m = redis.call('SMEMBERS', k); table.sort(m); for _, v in ipairs(m) do add(v) end
+              elseif t == 'set' then
+                local m = redis.call('SMEMBERS', k); table.sort(m); for _, v in ipairs(m) do add(v) end
               elseif t == 'zset' then for _, v in ipairs(redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')) do add(v) end
               elseif t == 'hash' then
                 local f = redis.call('HKEYS', k); table.sort(f)
@@ -214,6 +215,7 @@ import Testing
     @Test func aFailingDumpFailsThePackNamingTheComponentAndItsStderrAndLeavesNoArchive() throws {
         let dir = try Proc.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
+        let failingDump = "printf 'partial dump bytes'; echo 'neo4j-admin: database is in use' >&2; exit 1"
         let plan = try Self.writePlan(
             dir,
             """
@@ -221,7 +223,7 @@ import Testing
             components:
               - name: graph
                 kind: command
-                dump: \(Self.argv("sh", "-c", "printf 'partial dump bytes'; echo 'neo4j-admin: database is in use' >&2; exit 1"))
+                dump: \(Self.argv("sh", "-c", failingDump))
                 restore: \(Self.argv("sh", "-c", "cat > /dev/null"))
             """
         )
@@ -504,6 +506,11 @@ import Testing
         let archive = dir + "/a.sbk"
         let m = dir + "/markers"
         try FileManager.default.createDirectory(atPath: m, withIntermediateDirectories: true)
+        let beforeRestore = Self.q(
+            "test -f '\(live)/guide.md' && ! test -f '\(live)/faq.md' && touch '\(m)/before-restore'"
+        )
+        let stampDump = Self.argv("sh", "-c", "touch \"$0/dumped\"; echo stamp", m)
+        let stampRestore = Self.argv("sh", "-c", "cat > /dev/null")
         func plan(beforePack: String) throws -> String {
             try Self.writePlan(
                 dir,
@@ -513,12 +520,12 @@ import Testing
                   before-pack: \(beforePack)
                   after-pack: \(Self.q("test -s '\(archive)' && touch '\(m)/after-pack'"))
                   before-restore:
-                    - \(Self.q("test -f '\(live)/guide.md' && ! test -f '\(live)/faq.md' && touch '\(m)/before-restore'"))
+                    - \(beforeRestore)
                   after-restore:
                     - \(Self.argv("sh", "-c", "test -f \"$0/faq.md\" && touch \"$1/after-restore\"", live, m))
                 components:
                   - {name: kb, kind: docs, path: \(Self.q(src)), restore: {path: \(Self.q(live))}}
-                  - {name: stamp, kind: command, dump: \(Self.argv("sh", "-c", "touch \"$0/dumped\"; echo stamp", m)), restore: \(Self.argv("sh", "-c", "cat > /dev/null"))}
+                  - {name: stamp, kind: command, dump: \(stampDump), restore: \(stampRestore)}
                 """
             )
         }

@@ -64,9 +64,10 @@ import Testing
         #expect(try CLITests.formatVersion(small) == (1, []))
 
         let plan = dir + "/sealbak.yaml"
-        try
-            "version: 1\ncomponents:\n  - {name: docs, kind: docs, path: \(docs)}\npack: {dictionary: false, kdf-memory: 8, kdf-passes: 1}\n"
-            .write(toFile: plan, atomically: true, encoding: .utf8)
+        let yaml =
+            "version: 1\ncomponents:\n  - {name: docs, kind: docs, path: \(docs)}\n"
+            + "pack: {dictionary: false, kdf-memory: 8, kdf-passes: 1}\n"
+        try yaml.write(toFile: plan, atomically: true, encoding: .utf8)
         let planned = dir + "/plan.sbk"
         let r = try CLITests.run(["pack", planned, "--plan", plan])
         #expect(r.status == 0, "\(r.stderr)")

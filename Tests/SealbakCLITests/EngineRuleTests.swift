@@ -367,9 +367,10 @@ import Testing
                 }
                 n += 1
             }
+            let counts = "old \(outcomes["old"] ?? 0), new \(outcomes["new"] ?? 0), mixed \(outcomes["MIXED"] ?? 0)"
             print(
                 "rule 2 kill test (keep-replaced \(keep), relative targets \(relative)): \(n - 1) kill points; "
-                    + "outcomes old \(outcomes["old"] ?? 0), new \(outcomes["new"] ?? 0), mixed \(outcomes["MIXED"] ?? 0)"
+                    + "outcomes \(counts)"
             )
             #expect(n > 5 && n < 200)
             #expect(

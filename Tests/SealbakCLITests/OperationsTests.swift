@@ -491,7 +491,8 @@ import Testing
 
             notify:
               - {on: [failure, warning], webhook: "http://127.0.0.1:\(port)/hook?token=secret-token"}
-              - {on: [success, failure], command: "cat >> \(s.dir)/notified; echo \\" $SEALBAK_EVENT $SEALBAK_EXIT_CODE\\" >> \(s.dir)/notified"}
+              - {on: [success, failure], command: "cat >> \(s.dir)/notified; \
+            echo \\" $SEALBAK_EVENT $SEALBAK_EXIT_CODE\\" >> \(s.dir)/notified"}
             """
         try text.write(toFile: s.plan, atomically: true, encoding: .utf8)
         #expect(try Self.bare(["run", "--plan", s.plan]).status == 0)

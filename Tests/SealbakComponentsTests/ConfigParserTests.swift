@@ -106,7 +106,8 @@ import Testing
 
     @Test func urlPasswordsAreFoundUnderAnyKeyInEveryFormat() {
         let env = ConfigParser.check(
-            "DATABASE=postgresql://u:p@h/db\nPLAIN=https://example.org/a:b@c\nREDIS=redis://:pw@h:6379\nUSER_ONLY=https://u@h\n",
+            "DATABASE=postgresql://u:p@h/db\nPLAIN=https://example.org/a:b@c\n"
+                + "REDIS=redis://:pw@h:6379\nUSER_ONLY=https://u@h\n",
             as: .env
         )
         #expect(env.credentialKeys == ["DATABASE", "REDIS"])

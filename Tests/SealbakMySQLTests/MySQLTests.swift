@@ -105,21 +105,28 @@ func createAppDatabase(_ s: MyServer, _ db: String, rows: Int = 2000) throws {
         db,
         """
         CREATE TABLE users (id INT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(100) NOT NULL, bio TEXT) ENGINE=InnoDB;
-        CREATE TABLE documents (id BIGINT PRIMARY KEY AUTO_INCREMENT, user_id INT NOT NULL, title VARCHAR(200), body MEDIUMTEXT,
-          meta JSON, raw BLOB, FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE) ENGINE=InnoDB;
-        CREATE TABLE audit (id INT PRIMARY KEY AUTO_INCREMENT, doc_id BIGINT, at TIMESTAMP DEFAULT CURRENT_TIMESTAMP) ENGINE=InnoDB;
+        CREATE TABLE documents (id BIGINT PRIMARY KEY AUTO_INCREMENT, user_id INT NOT NULL, title VARCHAR(200),
+          body MEDIUMTEXT, meta JSON, raw BLOB,
+          FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE) ENGINE=InnoDB;
+        CREATE TABLE audit (id INT PRIMARY KEY AUTO_INCREMENT, doc_id BIGINT, at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)
+          ENGINE=InnoDB;
         CREATE TABLE `odd ``name`` (x)` (k VARCHAR(20) PRIMARY KEY, v INT) ENGINE=InnoDB;
         CREATE TABLE cache (k VARCHAR(20) PRIMARY KEY, v TEXT) ENGINE=MyISAM;
-        INSERT INTO users (name, bio) SELECT CONCAT('user ', seq), CONCAT('héllo 😀🚀 wörld ),( \\'quoted\\' ', seq, ' \\\\ back') FROM seq_1_to_50;
+        INSERT INTO users (name, bio)
+          SELECT CONCAT('user ', seq), CONCAT('héllo 😀🚀 wörld ),( \\'quoted\\' ', seq, ' \\\\ back') FROM seq_1_to_50;
         INSERT INTO documents (user_id, title, body, meta, raw)
           SELECT 1 + seq % 50, CONCAT('doc ', seq, ' 📄'), REPEAT(CONCAT('lorem ', seq, ' ),(;\\n'), 20),
-                 JSON_OBJECT('i', seq, 'tags', JSON_ARRAY('a', seq % 7), 'emoji', '🙂'), UNHEX(CONCAT(MD5(seq), '00FF2829273B'))
+                 JSON_OBJECT('i', seq, 'tags', JSON_ARRAY('a', seq % 7), 'emoji', '🙂'),
+                 UNHEX(CONCAT(MD5(seq), '00FF2829273B'))
           FROM seq_1_to_\(rows);
         INSERT INTO `odd ``name`` (x)` SELECT CONCAT('k', seq), seq FROM seq_1_to_37;
         INSERT INTO cache SELECT CONCAT('c', seq), 'cached' FROM seq_1_to_5;
-        CREATE VIEW recent AS SELECT d.id, d.title, u.name FROM documents d JOIN users u ON u.id = d.user_id WHERE d.id > 10;
-        CREATE TRIGGER documents_audit AFTER INSERT ON documents FOR EACH ROW INSERT INTO audit (doc_id) VALUES (NEW.id);
-        CREATE FUNCTION title_of(i BIGINT) RETURNS VARCHAR(200) DETERMINISTIC READS SQL DATA RETURN (SELECT title FROM documents WHERE id = i);
+        CREATE VIEW recent AS SELECT d.id, d.title, u.name FROM documents d JOIN users u ON u.id = d.user_id \
+        WHERE d.id > 10;
+        CREATE TRIGGER documents_audit AFTER INSERT ON documents FOR EACH ROW \
+        INSERT INTO audit (doc_id) VALUES (NEW.id);
+        CREATE FUNCTION title_of(i BIGINT) RETURNS VARCHAR(200) DETERMINISTIC READS SQL DATA \
+        RETURN (SELECT title FROM documents WHERE id = i);
         """
     )
 }

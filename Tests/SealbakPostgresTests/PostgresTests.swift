@@ -86,7 +86,8 @@ func contentDigest(_ s: Server, _ db: String) throws -> [String: String] {
         db,
         """
         SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+        WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname NOT LIKE 'pg_toast%'
         ORDER BY 1
         """
     ).split(separator: "\n").map(String.init)
@@ -131,9 +132,11 @@ func createAppDatabase(_ s: Server, _ db: String, rows: Int = 1500, vector: Bool
         """
         \(vector ? "CREATE EXTENSION vector;" : "")
         CREATE SCHEMA app; CREATE SCHEMA audit;
-        CREATE TABLE app.documents (id bigserial PRIMARY KEY, title text NOT NULL, body text, meta jsonb, raw bytea\(embedding));
+        CREATE TABLE app.documents (id bigserial PRIMARY KEY, title text NOT NULL, body text, meta jsonb,
+          raw bytea\(embedding));
         INSERT INTO app.documents (title, body, meta, raw\(vector ? ", embedding" : ""))
-          SELECT 'doc ' || i, repeat('lorem ipsum ' || i, 20), jsonb_build_object('i', i, 'tags', jsonb_build_array('a', i % 7)),
+          SELECT 'doc ' || i, repeat('lorem ipsum ' || i, 20),
+                 jsonb_build_object('i', i, 'tags', jsonb_build_array('a', i % 7)),
                  decode(md5(i::text), 'hex')\(embeddingValue)
           FROM generate_series(1, \(rows)) i;
         \(vector ? "CREATE INDEX documents_embedding ON app.documents USING hnsw (embedding vector_l2_ops);" : "")
@@ -141,7 +144,8 @@ func createAppDatabase(_ s: Server, _ db: String, rows: Int = 1500, vector: Bool
         CREATE TABLE public."Mixed Case ""quoted""\" (k text PRIMARY KEY, v int);
         INSERT INTO public."Mixed Case ""quoted""\" SELECT 'k' || i, i FROM generate_series(1, 37) i;
         CREATE VIEW app.recent AS SELECT id, title FROM app.documents WHERE id > 10;
-        CREATE FUNCTION app.title_of(bigint) RETURNS text LANGUAGE sql AS 'SELECT title FROM app.documents WHERE id = $1';
+        CREATE FUNCTION app.title_of(bigint) RETURNS text LANGUAGE sql
+          AS 'SELECT title FROM app.documents WHERE id = $1';
         SELECT lo_from_bytea(0, convert_to(repeat('large object one ', 1000), 'UTF8'));
         SELECT lo_from_bytea(0, '\\x00010203ff'::bytea);
         """

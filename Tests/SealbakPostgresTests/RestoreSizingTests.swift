@@ -341,9 +341,12 @@ struct RestoreSizingServerTests {
             """
             CREATE EXTENSION vector;
             CREATE TABLE items (id int PRIMARY KEY, embedding vector(384));
-            INSERT INTO items SELECT i, (SELECT array_agg(sin(i * j + 0.5)::real) FROM generate_series(1, 384) j)::vector FROM generate_series(1, 3000) i;
+            INSERT INTO items
+              SELECT i, (SELECT array_agg(sin(i * j + 0.5)::real) FROM generate_series(1, 384) j)::vector
+              FROM generate_series(1, 3000) i;
             CREATE INDEX items_embedding_idx ON items USING hnsw (embedding vector_cosine_ops);
-            CREATE FUNCTION session_memory(int) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT current_setting('maintenance_work_mem') $$;
+            CREATE FUNCTION session_memory(int) RETURNS text LANGUAGE sql IMMUTABLE
+              AS $$ SELECT current_setting('maintenance_work_mem') $$;
             CREATE TABLE probe (id int);
             INSERT INTO probe SELECT generate_series(1, 50);
             CREATE INDEX probe_idx ON probe (session_memory(id));

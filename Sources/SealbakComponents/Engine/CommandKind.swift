@@ -251,10 +251,12 @@ package final class CommandUnit: RestoreUnit {
         if let check {
             let c = try check.run(input: nil, what: "the check of \(name)")
             guard c.status.succeeded else {
+                let reason = c.timedOut ? "timed out" : "\(c.status)"
+                let detail = c.errorText.isEmpty ? "" : ": " + c.errorText
                 throw SealbakError(
                     .restoreMismatch,
-                    "the check of \(name), \(check.display), failed "
-                        + "(\(c.timedOut ? "timed out" : "\(c.status)"))\(c.errorText.isEmpty ? "" : ": " + c.errorText); \(name) could not be undone (its restore command ran)"
+                    "the check of \(name), \(check.display), failed (\(reason))\(detail); \(name) could not be undone "
+                        + "(its restore command ran)"
                 )
             }
             log.info("\(name): check \(check.display) passed")

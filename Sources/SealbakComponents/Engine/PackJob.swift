@@ -441,10 +441,11 @@ package enum Hook {
         log.info("\(when) hook: \(h.display)")
         let r = try h.run(input: nil, what: "the \(when) hook")
         guard r.status.succeeded else {
+            let reason = r.timedOut ? "timed out after \(Int(h.timeoutSeconds)) s" : "\(r.status)"
+            let detail = r.errorText.isEmpty ? "" : ": " + r.errorText
             throw SealbakError(
                 .toolFailed,
-                "the \(when) hook \(h.display) failed "
-                    + "(\(r.timedOut ? "timed out after \(Int(h.timeoutSeconds)) s" : "\(r.status)"))\(r.errorText.isEmpty ? "" : ": " + r.errorText)"
+                "the \(when) hook \(h.display) failed (\(reason))\(detail)"
             )
         }
     }

@@ -122,15 +122,12 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
                     )
                 }
             }
-            lines.append(
-                "  target: \(displayName(target)) (exists: will be "
-                    + "replaced\(sideText)\(options.keepReplaced ? "; the old database is kept as \(base).sbk-replaced-…" : ""))"
-            )
+            let keptText = options.keepReplaced ? "; the old database is kept as \(base).sbk-replaced-…" : ""
+            lines.append("  target: \(displayName(target)) (exists: will be replaced\(sideText)\(keptText))")
         } else {
-            lines.append(
-                "  target: \(displayName(target)) (will be "
-                    + "created\(sides.isEmpty ? "" : "; the stray \(sides.map { base + $0 }.joined(separator: ", ")) of a missing database move aside"))"
-            )
+            let strays = sides.map { base + $0 }.joined(separator: ", ")
+            let strayText = sides.isEmpty ? "" : "; the stray \(strays) of a missing database move aside"
+            lines.append("  target: \(displayName(target)) (will be created\(strayText))")
         }
         if let held = SQLiteLocks.holder(target) {
             guard options.ignoreLocks else { throw SQLiteLocks.refusal(target, held, name: name) }
@@ -363,10 +360,8 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
                     as: kept,
                     targetExisted: journal.targetExisted
                 )
-                lines.append(
-                    "  the replaced database is kept as "
-                        + "\(displayName(kept))\(Self.sideSuffixes.contains { Self.exists(kept + $0) } ? " (with its side files)" : "")"
-                )
+                let sideText = Self.sideSuffixes.contains { Self.exists(kept + $0) } ? " (with its side files)" : ""
+                lines.append("  the replaced database is kept as \(displayName(kept))\(sideText)")
             } catch {
                 log.warning(
                     "could not keep the replaced \(name) as \(kept) (\(error.message)); it is left in \(staging)"
@@ -376,10 +371,8 @@ package final class SQLiteUnit: RestoreUnit, JournaledUnit {
                 return lines
             }
         } else if replaced {
-            lines.append(
-                "  the previous database was "
-                    + "replaced\(Self.sideSuffixes.contains { Self.exists(aside($0)) } ? " (its side files with it)" : "")"
-            )
+            let sideText = Self.sideSuffixes.contains { Self.exists(aside($0)) } ? " (its side files with it)" : ""
+            lines.append("  the previous database was replaced\(sideText)")
         }
         journal.phase = "done"
         try? writeJournal()

@@ -88,17 +88,16 @@ package struct HealthReport: Sendable {
 
     /// node_exporter textfile collector format (one gauge per line, labelled with the plan).
     package func prometheusText() -> String {
-        let label =
-            "{plan=\"\(plan.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\"}"
+        let escaped = plan.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        let label = "{plan=\"\(escaped)\"}"
         var lines: [String] = []
         func gauge(_ name: String, _ help: String, _ value: Double?) {
             guard let value else { return }
             lines.append("# HELP \(name) \(help)")
             lines.append("# TYPE \(name) gauge")
-            lines.append(
-                "\(name)\(label) "
-                    + "\(value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(format: "%.3f", value))"
-            )
+            let number =
+                value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(format: "%.3f", value)
+            lines.append("\(name)\(label) \(number)")
         }
         gauge("sealbak_last_success_timestamp_seconds", "End of the last successful run (Unix time).", lastSuccess?.end)
         gauge("sealbak_last_run_timestamp_seconds", "Start of the last run (Unix time).", lastRun?.start)

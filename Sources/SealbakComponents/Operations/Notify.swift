@@ -42,10 +42,9 @@ extension Operations {
                         log.info("notified: \(command.display)")
                         continue
                     }
-                    problems.append(
-                        "the notify command \(command.display) failed "
-                            + "(\(r.timedOut ? "timed out" : "\(r.status)"))\(r.errorText.isEmpty ? "" : ": " + r.errorText)"
-                    )
+                    let reason = r.timedOut ? "timed out" : "\(r.status)"
+                    let detail = r.errorText.isEmpty ? "" : ": " + r.errorText
+                    problems.append("the notify command \(command.display) failed (\(reason))\(detail)")
                 } catch {
                     problems.append("the notify command \(command.display) could not run: \(error.message)")
                 }
