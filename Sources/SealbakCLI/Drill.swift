@@ -10,18 +10,16 @@ struct DrillCommand: ParsableCommand {
             "Restore drill: restore the plan's newest archive into scratch targets, run every check, record the "
             + "result, remove the scratch targets.",
         discussion: """
-            PostgreSQL and MySQL components are restored into NAME_sbk_drill_ID databases on their usual servers (the \\
-            role needs CREATEDB), folders and files under STATE-DIR/drill-ID (or --scratch). The plan's checks \
-            run as in a \\
-            real restore; its restore hooks and health check do not (they act on the live application), and command \\
-            components are left out. Scratch targets are removed also when the drill fails, and those of a killed \
-            drill \\
-            by the next one. The result is in sealbak history.
+            PostgreSQL and MySQL components are restored into NAME_sbk_drill_ID databases on their usual servers \
+            (the role needs CREATEDB), folders and files under STATE-DIR/drill-ID (or --scratch). The plan's \
+            checks run as in a real restore; its restore hooks and health check do not (they act on the live \
+            application), and command components are left out. Scratch targets are removed also when the drill \
+            fails, and those of a killed drill by the next one. The result is in sealbak history.
 
             Examples:
               sealbak drill --plan /etc/sealbak/app.yaml
-              sealbak drill --plan /etc/sealbak/app.yaml --archive \
-            /srv/backups/app/app-2026-11-01T020000.000Z.sbk --json
+              sealbak drill --plan /etc/sealbak/app.yaml --json \\
+                --archive /srv/backups/app/app-2026-11-01T020000.000Z.sbk
             """
     )
 
