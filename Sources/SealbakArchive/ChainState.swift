@@ -188,13 +188,13 @@ package final class ChainFileTable: Sendable, Equatable {
         private var count = 0
 
         func append(_ record: ChainFileRecord) throws {
-            try append(encoded: ChainFileTable.encode(record), name: record.name)
+            try append(encoded: [ChainFileTable.encode(record)[...]], name: record.name)
         }
 
-        /// Appends a record already in the table's encoding.
-        func append(encoded: [UInt8], name: String) throws {
-            places[name] = Place(offset: spill.count, length: encoded.count)
-            try spill.append(encoded)
+        /// Appends a record already in the table's encoding, given in consecutive pieces.
+        func append(encoded pieces: [ArraySlice<UInt8>], name: String) throws {
+            places[name] = Place(offset: spill.count, length: pieces.reduce(0) { $0 + $1.count })
+            for piece in pieces { try spill.append(piece) }
             count += 1
         }
 
@@ -359,20 +359,24 @@ package struct ChainState {
                     // A record as the table keeps it: checked (a UTF-8 name, positions inside the chunk table), not
                     // decoded. Whether its chunks add up to its size is checked where it is used (the table may be
                     // paged: checking here would read a page per chunk).
-                    let head = try c.take(2)
-                    let nameLength = Int(head[0]) | Int(head[1]) << 8
-                    let fixed = try c.take(nameLength + ChainFileTable.fixedByteCount)
-                    guard let name = String(validating: fixed[0..<nameLength], as: UTF8.self) else { return nil }
+                    // Slices of the cursor's buffer, not copies: a state holds a record per file.
+                    let head = try c.slice(2)
+                    let nameLength = Int(head[head.startIndex]) | Int(head[head.startIndex + 1]) << 8
+                    let fixed = try c.slice(nameLength + ChainFileTable.fixedByteCount)
+                    let nameEnd = fixed.startIndex + nameLength
+                    guard let name = String(validating: fixed[fixed.startIndex..<nameEnd], as: UTF8.self) else {
+                        return nil
+                    }
                     var chunkCount = 0
-                    for k in 0..<4 { chunkCount |= Int(fixed[fixed.count - 4 + k]) << (8 * k) }
+                    for k in 0..<4 { chunkCount |= Int(fixed[fixed.endIndex - 4 + k]) << (8 * k) }
                     guard chunkCount * 4 <= c.left else { return nil }
-                    let positions = try c.take(chunkCount * 4)
-                    for k in stride(from: 0, to: positions.count, by: 4) {
+                    let positions = try c.slice(chunkCount * 4)
+                    for k in stride(from: positions.startIndex, to: positions.endIndex, by: 4) {
                         var p = 0
                         for b in 0..<4 { p |= Int(positions[k + b]) << (8 * b) }
                         guard p < index.chunkCount else { return nil }
                     }
-                    try files.append(encoded: head + fixed + positions, name: name)
+                    try files.append(encoded: [head, fixed, positions], name: name)
                 }
             }
             guard c.left == 0, Sodium.constantTimeEqual(c.hasher.finalize(), try read(size - 32, 32)) else {
@@ -427,19 +431,23 @@ private struct StateCursor {
 
     struct Short: Error {}
 
-    mutating func take(_ n: Int) throws -> [UInt8] {
+    mutating func take(_ n: Int) throws -> [UInt8] { Array(try slice(n)) }
+
+    /// The next `n` bytes, as a slice of the buffer. Every byte is hashed as it is read from the file: the caller
+    /// checks at the end that every byte read was taken (`left == 0`).
+    mutating func slice(_ n: Int) throws -> ArraySlice<UInt8> {
         guard n >= 0, n <= left else { throw Short() }
         if buffer.count - used < n {
             buffer = Array(buffer[used...])
             used = 0
             let more = min(end - offset, max(n - buffer.count, 1 << 20))
-            buffer += try read(offset, more)
+            let bytes = try read(offset, more)
+            hasher.update(bytes)
+            buffer += bytes
             offset += more
         }
-        let out = Array(buffer[used..<used + n])
-        used += n
-        hasher.update(out)
-        return out
+        defer { used += n }
+        return buffer[used..<used + n]
     }
 
     mutating func uint32() throws -> UInt32 { UInt32(truncatingIfNeeded: try le(4)) }
