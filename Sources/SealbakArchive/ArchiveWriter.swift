@@ -324,6 +324,9 @@ package final class ArchiveWriter {
     /// (size, modification and change times, inode, device): writes its records as references to where the base
     /// chain stores its chunks, without reading the file, and returns true. Returns false, having written nothing,
     /// for anything else; the caller then reads the file with `writeEntry`.
+    /// Unchanged files of at most this many chunks have their references stored, not compressed.
+    static let storedReferenceChunks = 16
+
     package func writeUnchangedEntry(_ state: FileState) throws -> Bool {
         let index = results.count
         guard let chain = options.chain, let log = chainChunks, let table = chain.baseIndex,
@@ -360,7 +363,11 @@ package final class ArchiveWriter {
         guard total == state.size else { return false }
         let idsStart = log.ids.count
         var next = 0
-        let r = try writeStream(slot: index + 1, streamID: UInt32(index), compression: entryCompression[index]) {
+        // The references of a small file are stored: a chunk id is 32 random bytes, so zstd saves nothing there, and
+        // setting up a compression per unchanged file cost more than the rest of referring to it. A file of many
+        // chunks is compressed (its references repeat the base's archive id).
+        let compression = record.chunks.count <= Self.storedReferenceChunks ? .stored : entryCompression[index]
+        let r = try writeStream(slot: index + 1, streamID: UInt32(index), compression: compression) {
             guard next < record.chunks.count else { return nil }
             let bytes = try kept ?? records(next)
             next += piece
