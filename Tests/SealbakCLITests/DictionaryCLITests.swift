@@ -6,10 +6,8 @@ import Testing
 /// format version 2 with the feature `dictionary`, a smaller archive, the same files restored; `--no-dictionary` and
 /// a plan's `dictionary: false` write version 1.
 @Suite struct DictionaryCLITests {
-    @Test func smallFilesShareADictionaryUnlessTurnedOff() throws {
-        let dir = try Proc.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let docs = dir + "/docs"
+    /// 700 notes of 5,000-8,000 bytes of words (4.5 MiB): enough small-file bytes for a dictionary.
+    private static func writeNotes(to docs: String) throws -> Int {
         try FileManager.default.createDirectory(atPath: docs, withIntermediateDirectories: true)
         let words = [
             "retrieval", "augmented", "generation", "embedding", "vector", "chunk", "document", "the", "of", "and",
@@ -28,7 +26,14 @@ import Testing
             try text.write(toFile: docs + "/note-\(i).md", atomically: false, encoding: .utf8)
             total += text.utf8.count
         }
-        #expect(total > 4 << 20)
+        return total
+    }
+
+    @Test func smallFilesShareADictionaryUnlessTurnedOff() throws {
+        let dir = try Proc.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let docs = dir + "/docs"
+        #expect(try Self.writeNotes(to: docs) > 4 << 20)
 
         let with = dir + "/with.sbk"
         let without = dir + "/without.sbk"
@@ -72,5 +77,37 @@ import Testing
         let r = try CLITests.run(["pack", planned, "--plan", plan])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try CLITests.formatVersion(planned) == (1, []))
+    }
+
+    /// A chained pack leaves the files it refers to (unchanged since the chain recorded them) out of the dictionary's
+    /// training: with every note unchanged there is nothing to train on, and the incremental archive has no
+    /// dictionary, while its root has one; both restore the notes.
+    @Test func anIncrementalPackTrainsOnlyOnChangedFiles() throws {
+        let dir = try Proc.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let docs = dir + "/docs"
+        #expect(try Self.writeNotes(to: docs) > 4 << 20)
+        // Files changed less than a second before a pack are never recorded as unchanged.
+        Thread.sleep(forTimeInterval: 1.2)
+        let state = dir + "/chain-state"
+        var r = try CLITests.run(
+            ["pack", dir + "/n1.sbk", docs, "--chained", "--chain-state", state, "--insecure-test-kdf"]
+        )
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try CLITests.formatVersion(dir + "/n1.sbk").1.contains("dictionary"))
+        r = try CLITests.run(
+            ["pack", dir + "/n2.sbk", docs, "--base", dir + "/n1.sbk", "--chain-state", state, "--insecure-test-kdf"]
+        )
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!r.stderr.contains("dictionary"), "\(r.stderr)")
+        #expect(!(try CLITests.formatVersion(dir + "/n2.sbk").1.contains("dictionary")))
+        r = try CLITests.run(["unpack", dir + "/n2.sbk", "--to", dir + "/out", "--chain-from", dir])
+        #expect(r.status == 0, "\(r.stderr)")
+        for i in [0, 699] {
+            #expect(
+                FileManager.default.contents(atPath: dir + "/out/docs/note-\(i).md")
+                    == FileManager.default.contents(atPath: docs + "/note-\(i).md")
+            )
+        }
     }
 }
