@@ -59,13 +59,16 @@ package enum ShuffleSelection: String, Sendable, Hashable, CaseIterable {
         let slash = UInt8(ascii: "/")
         let baseStart = (name.lastIndex(of: slash) ?? -1) + 1
         let base = name[baseStart...]
+        /// Whether `bytes` equal `lowercase` (lowercase ASCII), ignoring ASCII case.
+        func equalIgnoringCase(_ bytes: some Collection<UInt8>, _ lowercase: String.UTF8View) -> Bool {
+            bytes.count == lowercase.count
+                && zip(bytes, lowercase).allSatisfy { b, c in (b >= 0x41 && b <= 0x5A ? b | 0x20 : b) == c }
+        }
         /// Whether `base` ends with `suffix` (lowercase ASCII), ignoring ASCII case.
         func baseEnds(with suffix: String, exact: Bool = false) -> Bool {
             let s = suffix.utf8
             guard base.count >= s.count, !exact || base.count == s.count else { return false }
-            return zip(base.suffix(s.count), s).allSatisfy { b, c in
-                (b >= 0x41 && b <= 0x5A ? b | 0x20 : b) == c
-            }
+            return equalIgnoringCase(base.suffix(s.count), s)
         }
         for ext in [".npy", ".fvecs", ".ivecs", ".f32"] where base.count > ext.utf8.count && baseEnds(with: ext) {
             return true
@@ -88,7 +91,7 @@ package enum ShuffleSelection: String, Sendable, Hashable, CaseIterable {
         if baseEnds(with: "matrix.dat", exact: true) { return true }
         let prefix = "chunk_".utf8
         guard base.count > prefix.count + ".mmap".utf8.count, baseEnds(with: ".mmap"),
-            zip(base.prefix(prefix.count), prefix).allSatisfy({ b, c in (b >= 0x41 && b <= 0x5A ? b | 0x20 : b) == c })
+            equalIgnoringCase(base.prefix(prefix.count), prefix)
         else { return false }
         let digits = base.dropFirst(prefix.count).dropLast(".mmap".utf8.count)
         return digits.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
